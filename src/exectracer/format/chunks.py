@@ -1,0 +1,58 @@
+"""The container: a file header, then a stream of self-checking chunks.
+
+Layout (all integers little-endian)::
+
+    file header  = MAGIC (8 bytes) | version u16 | flags u16
+    chunk        = header (24 bytes) | payload (length bytes)
+    chunk header = b"XTCK" | kind u8 | codec u8 | reserved u16
+                 | seq u32 | length u32 | raw_length u32 | crc32 u32
+
+``crc32`` covers the first 20 header bytes and the payload, so a damaged
+length is caught as surely as a damaged payload. ``raw_length`` is the
+payload's size once decompressed; readers refuse sizes over
+``MAX_CHUNK_BYTES`` before allocating anything.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import zlib
+
+MAGIC = b"\x89XTRACE\n"
+FORMAT_VERSION = 1
+FILE_HEADER = struct.Struct("<8sHH")
+CHUNK_MAGIC = b"XTCK"
+CHUNK_HEADER = struct.Struct("<4sBBHIIII")
+MAX_CHUNK_BYTES = 64 << 20
+
+
+class ChunkKind(enum.IntEnum):
+    """What a chunk's payload holds."""
+
+    METADATA = 1  # JSON object: the trace's metadata
+    STRINGS = 2  # JSON [first_id, [str, ...]]: new interned strings
+    STACKS = 3  # JSON {"frames": [[id, func, file, line]], "stacks": [[id, [frame, ...]]]}
+    EVENTS = 4  # byte-planar int64 rows (code, ts, g), see encode_event_rows
+    END = 5  # JSON object: written by a clean stop (totals)
+
+
+class Codec(enum.IntEnum):
+    """How a payload is stored."""
+
+    RAW = 0
+    ZLIB = 1
+
+
+def file_header() -> bytes:
+    """The bytes every trace file starts with."""
+    return FILE_HEADER.pack(MAGIC, FORMAT_VERSION, 0)
+
+
+def make_chunk(kind: ChunkKind, seq: int, raw: bytes, level: int = 1) -> bytes:
+    """Frame ``raw`` as a chunk, compressing it with zlib at ``level``."""
+    payload = zlib.compress(raw, level) if level else raw
+    codec = Codec.ZLIB if level else Codec.RAW
+    head = CHUNK_HEADER.pack(CHUNK_MAGIC, kind, codec, 0, seq & 0xFFFFFFFF, len(payload), len(raw), 0)
+    crc = zlib.crc32(payload, zlib.crc32(head[:20]))
+    return head[:20] + crc.to_bytes(4, "little") + payload

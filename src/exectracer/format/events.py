@@ -1,0 +1,132 @@
+"""The event vocabulary shared by the recorder and the reader.
+
+Every event is three integers: ``(code, ts, g)``.
+
+* ``code`` packs the event kind in its low 8 bits and one signed argument
+  above them: ``code = kind | (arg << 8)``.
+* ``ts`` is a nanosecond timestamp from ``time.perf_counter_ns`` (Linux:
+  ``CLOCK_MONOTONIC``).
+* ``g`` names what the event is about: a goroutine id (threads and asyncio
+  tasks share one id space), a loop id for ``LOOP_*`` and ``CALLBACK_*``
+  events, a user task id for ``USER_TASK_*`` definitions, or 0 for the
+  process.
+
+docs/format.md describes each kind; this module is the single source of the
+numbers.
+"""
+
+from __future__ import annotations
+
+import enum
+
+ARG_SHIFT = 8
+KIND_MASK = 0xFF
+
+
+class Kind(enum.IntEnum):
+    """Event kinds (the low byte of an event's code)."""
+
+    # threads: g = thread goroutine id
+    THREAD_CREATE = 10  # arg: creating goroutine (0 unknown)
+    THREAD_START = 11  # arg: native (OS) thread id
+    THREAD_END = 12
+    THREAD_NAME = 13  # arg: string id
+    THREAD_FUNC = 14  # arg: stack id of the thread's target
+    THREAD_IDENT = 15  # arg: threading.get_ident() value
+
+    # event loops: g = loop id
+    LOOP_START = 20  # arg: goroutine id of the thread running the loop
+    LOOP_STOP = 21
+    LOOP_IDLE_BEGIN = 22  # the loop blocks in its selector
+    LOOP_IDLE_END = 23  # arg: number of ready I/O events
+    LOOP_CLASS = 24  # arg: string id of the loop's class
+
+    # asyncio tasks: g = task goroutine id
+    TASK_CREATE = 30  # arg: creating goroutine (0 unknown)
+    TASK_LOOP = 31  # arg: loop id
+    TASK_FUNC = 32  # arg: stack id of the coroutine's entry (one frame)
+    TASK_NAME = 33  # arg: string id, or -N for asyncio's default "Task-N"
+    TASK_READY = 34  # arg: waker, see pack_waker
+    TASK_STEP = 35  # a step starts
+    TASK_SUSPEND = 36  # arg: stack_id << 4 | Category; the step ended waiting
+    TASK_DONE = 37  # arg: Outcome; the step ended the task
+    TASK_EAGER = 38  # the task's first step ran eagerly inside create_task
+
+    # plain callbacks a loop runs: g = loop id
+    CALLBACK_BEGIN = 40  # arg: string id of the function << 3 | CallbackSource
+    CALLBACK_END = 41
+
+    # garbage collector: g = goroutine that ran the collection
+    GC_START = 50  # arg: generation
+    GC_END = 51  # arg: objects collected
+    GC_UNCOLLECTABLE = 52  # arg: uncollectable objects found (after GC_END)
+    HEAP_BLOCKS = 53  # g = 0, arg: sys.getallocatedblocks()
+    HEAP_RSS = 54  # g = 0, arg: resident set size in bytes
+
+    # user annotations: g = goroutine, unless stated
+    USER_TASK_BEGIN = 60  # arg: user task id
+    USER_TASK_END = 61  # arg: user task id
+    USER_TASK_NAME = 62  # g = user task id, arg: string id
+    USER_TASK_PARENT = 63  # g = user task id, arg: parent user task id
+    REGION_BEGIN = 64  # arg: string id of the region name
+    REGION_END = 65  # arg: string id of the region name
+    REGION_TASK = 66  # arg: user task id of the region that just began
+    LOG_CATEGORY = 67  # arg: string id (precedes LOG_MESSAGE)
+    LOG_MESSAGE = 68  # arg: string id
+    LOG_TASK = 69  # arg: user task id of the log record just made
+
+    # the tracer itself: g = 0
+    EVENTS_LOST = 70  # arg: number of events dropped (buffer limit)
+
+
+class Category(enum.IntEnum):
+    """Why a goroutine waits (the low 4 bits of a TASK_SUSPEND argument)."""
+
+    OTHER = 0
+    NETWORK = 1
+    SYNC = 2
+    SLEEP = 3
+    SYSCALL = 4
+    YIELD = 5  # a bare yield (asyncio.sleep(0)): still runnable
+
+
+class Outcome(enum.IntEnum):
+    """How an asyncio task ended."""
+
+    RETURNED = 0
+    RAISED = 1
+    CANCELLED = 2
+
+
+class Waker(enum.IntEnum):
+    """What made a task ready (the low 3 bits of a TASK_READY argument)."""
+
+    UNKNOWN = 0
+    TASK = 1  # id: goroutine id of the waking task
+    THREAD = 2  # id: goroutine id of the waking thread
+    IO = 3  # id: string id of the I/O callback that ran
+    TIMER = 4  # id: string id of the timer callback that ran
+    CALLBACK = 5  # id: string id of the plain callback that ran
+
+
+class CallbackSource(enum.IntEnum):
+    """How a plain loop callback got scheduled."""
+
+    SOON = 0
+    TIMER = 1
+    IO = 2
+
+
+WAKER_SHIFT = 3
+CATEGORY_SHIFT = 4
+CALLBACK_SHIFT = 3
+
+
+def pack(kind: int, arg: int = 0) -> int:
+    """Combine a kind and its argument into an event code."""
+    return kind | (arg << ARG_SHIFT)
+
+
+def pack_waker(source: int, ident: int) -> int:
+    """The TASK_READY argument for a waker of type ``source``."""
+    return source | (ident << WAKER_SHIFT)

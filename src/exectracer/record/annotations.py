@@ -1,0 +1,147 @@
+"""User annotations, like Go's ``runtime/trace``: tasks, regions and logs.
+
+Each checks one module global first, so it costs next to nothing while
+tracing is off.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import itertools
+import time
+from typing import Any, Callable, TypeVar
+
+from ..format.events import Kind, pack
+from . import recorder as _recorder
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_user_task: contextvars.ContextVar[int] = contextvars.ContextVar("exectracer_user_task", default=0)
+_next_task_id = itertools.count(1).__next__
+
+
+class task:
+    """A logical operation that may span tasks and threads (Go's ``trace.NewTask``).
+
+    Use as ``with exectracer.task("checkout"):`` or call ``end()`` yourself.
+    The task becomes the current one in this context (``contextvars``), so
+    tasks created inside it, and tasks nested in it, name it as their parent.
+    """
+
+    __slots__ = ("name", "id", "parent_id", "_token", "_ended")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.parent_id = _user_task.get()
+        self._ended = False
+        self._token: contextvars.Token | None = None
+        rec = _recorder._current
+        if rec is None:
+            self.id = 0
+            return
+        self.id = _next_task_id()
+        ts = time.perf_counter_ns()
+        g = rec.registry.current_g()
+        sid = rec.interner.string(str(name))
+        rec.events.extend(
+            (
+                pack(Kind.USER_TASK_NAME, sid), ts, self.id,
+                pack(Kind.USER_TASK_PARENT, self.parent_id), ts, self.id,
+                pack(Kind.USER_TASK_BEGIN, self.id), ts, g,
+            )
+        )
+        self._token = _user_task.set(self.id)
+
+    def end(self) -> None:
+        """Mark the task finished (once; later calls do nothing)."""
+        if self._ended:
+            return
+        self._ended = True
+        if self._token is not None:
+            try:
+                _user_task.reset(self._token)
+            except ValueError:  # ended from another context
+                pass
+        rec = _recorder._current
+        if rec is not None and self.id:
+            rec.events.extend((pack(Kind.USER_TASK_END, self.id), time.perf_counter_ns(), rec.registry.current_g()))
+
+    def __enter__(self) -> "task":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.end()
+
+
+class region:
+    """A timed span within one thread or asyncio task (Go's ``trace.WithRegion``).
+
+    A context manager (``with``/``async with``) and a decorator for sync and async functions.
+    """
+
+    __slots__ = ("name", "_g", "_sid")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._g = 0
+        self._sid = 0
+
+    def __enter__(self) -> "region":
+        rec = _recorder._current
+        if rec is not None:
+            ts = time.perf_counter_ns()
+            self._g = g = rec.registry.current_g()
+            self._sid = sid = rec.interner.string(str(self.name))
+            out = [pack(Kind.REGION_BEGIN, sid), ts, g]
+            parent = _user_task.get()
+            if parent:
+                out += (pack(Kind.REGION_TASK, parent), ts, g)
+            rec.events.extend(out)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        rec = _recorder._current
+        if rec is not None and self._g:
+            rec.events.extend((pack(Kind.REGION_END, self._sid), time.perf_counter_ns(), self._g))
+        self._g = 0
+
+    async def __aenter__(self) -> "region":
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__()
+
+    def __call__(self, func: F) -> F:
+        name = self.name
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with region(name):
+                    return await func(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with region(name):
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def log(category: str, message: str) -> None:
+    """Record a message under a category, in the current goroutine and user task."""
+    rec = _recorder._current
+    if rec is None:
+        return
+    ts = time.perf_counter_ns()
+    g = rec.registry.current_g()
+    intern = rec.interner.string
+    out = [pack(Kind.LOG_CATEGORY, intern(str(category))), ts, g, pack(Kind.LOG_MESSAGE, intern(str(message))), ts, g]
+    parent = _user_task.get()
+    if parent:
+        out += (pack(Kind.LOG_TASK, parent), ts, g)
+    rec.events.extend(out)

@@ -1,0 +1,382 @@
+"""Hooks into asyncio's pure-Python scheduler: steps, wake-ups, callbacks, idle time.
+
+Patched at class level, so loops created before tracing started are covered:
+
+* ``Handle._run``: every callback a loop runs. A task's step (its callback is
+  bound to the task) is recorded as TASK_STEP and then TASK_SUSPEND (with
+  the await chain and why) or TASK_DONE; anything else as CALLBACK_BEGIN/END.
+* ``BaseEventLoop._call_soon``: a task's step or wake-up being scheduled is
+  TASK_READY, naming what was running at that moment (the waker).
+* ``BaseEventLoop.create_task``: TASK_CREATE with the creating goroutine, and
+  eager first steps (3.12+).
+* ``BaseEventLoop.run_forever`` / ``close``: LOOP_START / LOOP_STOP.
+* ``BaseSelectorEventLoop._process_events`` and the selectors' ``select``:
+  which handles I/O readiness queued, and LOOP_IDLE_BEGIN/END around blocking selects.
+* ``BaseEventLoop.run_in_executor``: marks futures whose wait is a ``syscall``.
+
+Every hook swallows its own errors: the program never sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.base_events
+import asyncio.events
+import asyncio.selector_events
+import asyncio.tasks
+import functools
+import selectors
+import time
+import weakref
+from types import BuiltinFunctionType, CoroutineType, FunctionType, GeneratorType, MethodType
+from typing import Any, Callable
+
+from ..format.events import (
+    CALLBACK_SHIFT,
+    CallbackSource,
+    Category,
+    Kind,
+    Outcome,
+    Waker,
+    pack,
+    pack_waker,
+)
+from .await_chain import AwaitChains, report_callback_error
+from .interner import Interner, function_name
+from .patcher import Patcher
+from .registry import Registry
+
+_get_running_loop = asyncio.events._get_running_loop
+
+
+def _task_classes() -> tuple[type, ...]:
+    return tuple({asyncio.Task, asyncio.tasks._PyTask})
+
+
+class CallbackNames:
+    """String ids for the functions behind loop callbacks, cached per function."""
+
+    def __init__(self, interner: Interner) -> None:
+        self._interner = interner
+        self._cache: dict[Any, int] = {}
+
+    def name_id(self, cb: Any) -> int:
+        """The string id of ``module.qualname`` of a callback."""
+        kind = type(cb)
+        if kind is MethodType:
+            key = cb.__func__
+        elif kind is FunctionType:
+            key = cb.__code__
+        elif kind is functools.partial:
+            return self.name_id(cb.func)
+        else:
+            key = (kind, getattr(cb, "__qualname__", None) or getattr(cb, "__name__", None) or kind.__qualname__)
+        sid = self._cache.get(key)
+        if sid is None:
+            sid = self._cache[key] = self._interner.string(self._describe(cb))
+        return sid
+
+    @staticmethod
+    def _describe(cb: Any) -> str:
+        func = getattr(cb, "__func__", cb)
+        code = getattr(func, "__code__", None)
+        if code is not None:
+            return function_name(code, getattr(func, "__module__", None))
+        if isinstance(cb, BuiltinFunctionType) and cb.__self__ is not None and not isinstance(cb.__self__, type(asyncio)):
+            owner = type(cb.__self__)
+            return f"{owner.__module__}.{owner.__qualname__}.{cb.__name__}"
+        name = getattr(cb, "__qualname__", None) or getattr(cb, "__name__", None) or type(cb).__qualname__
+        module = getattr(cb, "__module__", None)
+        return f"{module}.{name}" if module else name
+
+
+def install(patcher: Patcher, events: list[int], registry: Registry, interner: Interner, warn: Callable[[str], None]) -> None:
+    """Patch asyncio for one recording; ``patcher.restore()`` undoes it all."""
+    emit = events.extend
+    clock = time.perf_counter_ns
+    local = registry.local
+    tasks = registry.tasks
+    loops = registry.loops
+    task_g = registry.task_g
+    loop_id = registry.loop_id
+    chains = AwaitChains(interner)
+    names = CallbackNames(interner)
+    executor_futures: weakref.WeakSet = weakref.WeakSet()
+
+    task_classes = _task_classes()
+    is_task_type: dict[type, bool] = {}
+    step_callback_types = {BuiltinFunctionType, MethodType}
+    wrapper_type = _step_wrapper_type()  # the C task schedules its steps through it
+    if wrapper_type is not None:
+        step_callback_types.add(wrapper_type)
+    TimerHandle = asyncio.events.TimerHandle
+
+    STEP = int(Kind.TASK_STEP)
+    READY = int(Kind.TASK_READY)
+    DONE = int(Kind.TASK_DONE)
+    CB_BEGIN = int(Kind.CALLBACK_BEGIN)
+    CB_END = int(Kind.CALLBACK_END)
+    SHIFT = 8
+    TASK_WAKER = int(Waker.TASK)
+    CAT_MASK = 0xF << SHIFT
+    SYSCALL_BITS = int(Category.SYSCALL) << SHIFT
+
+    cache_get = chains.cache.get
+    define_chain = chains.define
+    CoroType = CoroutineType
+    GenType = GeneratorType
+
+    def after_step(task: Any, g: int) -> None:
+        """Record how a step ended: suspended (and why), yielded or done."""
+        try:
+            waiter = task._fut_waiter
+            coro = task._coro
+            if waiter is None and task.done():
+                if task.cancelled():
+                    outcome = Outcome.CANCELLED
+                elif task.exception() is not None:
+                    outcome = Outcome.RAISED
+                else:
+                    outcome = Outcome.RETURNED
+                emit((DONE | outcome << SHIFT, clock(), g))
+                tasks.pop(id(task), None)
+                return
+            # the await chain's key: code ids and offsets, outermost first
+            key = [id(type(waiter))]
+            append = key.append
+            c = coro
+            while True:
+                kind = type(c)
+                if kind is CoroType:
+                    f = c.cr_frame
+                    c = c.cr_await
+                elif kind is GenType:
+                    f = c.gi_frame
+                    c = c.gi_yieldfrom
+                else:
+                    break
+                if f is None:
+                    break
+                append(id(f.f_code))
+                append(f.f_lasti)
+            tkey = tuple(key)
+            code = cache_get(tkey) or define_chain(tkey, coro, waiter)
+            if waiter is not None and not code & CAT_MASK and waiter in executor_futures:
+                code |= SYSCALL_BITS
+            emit((code, clock(), g))
+        except Exception:
+            pass
+
+    orig_run = asyncio.events.Handle._run
+
+    def handle_run(handle: Any) -> None:
+        """Replaces ``Handle._run``: runs the callback as asyncio does, and records it."""
+        cb = handle._callback
+        if type(cb) in step_callback_types:
+            task = cb.__self__
+            known = is_task_type.get(type(task))
+            if known is None:
+                known = is_task_type[type(task)] = isinstance(task, task_classes)
+            if known:
+                g = tasks.get(id(task)) or task_g(task)
+                prev = local.cur
+                local.cur = TASK_WAKER | g << 3
+                emit((STEP, clock(), g))
+                try:
+                    handle._context.run(cb, *handle._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    report_callback_error(handle, exc)
+                finally:
+                    local.cur = prev
+                after_step(task, g)
+                return
+        try:
+            loop = handle._loop
+            lid = loops.get(id(loop)) or loop_id(loop)
+            sid = names.name_id(cb)
+            if type(handle) is TimerHandle:
+                source = CallbackSource.TIMER
+                waker = pack_waker(Waker.TIMER, sid)
+            elif id(handle) in local.io:
+                source = CallbackSource.IO
+                waker = pack_waker(Waker.IO, sid)
+            else:
+                source = CallbackSource.SOON
+                waker = pack_waker(Waker.CALLBACK, sid)
+        except Exception:
+            orig_run(handle)
+            return
+        prev = local.cur
+        local.cur = waker
+        emit((CB_BEGIN | (sid << CALLBACK_SHIFT | source) << SHIFT, clock(), lid))
+        try:
+            handle._context.run(cb, *handle._args)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            report_callback_error(handle, exc)
+        finally:
+            local.cur = prev
+            emit((CB_END, clock(), lid))
+
+    patcher.replace(asyncio.events.Handle, "_run", handle_run)
+
+    Handle = asyncio.events.Handle
+
+    def call_soon(loop: Any, callback: Any, args: Any, context: Any) -> Any:
+        """Replaces ``BaseEventLoop._call_soon``: queues the handle as asyncio does, and records wake-ups."""
+        handle = Handle(callback, args, loop, context)
+        if handle._source_traceback:
+            del handle._source_traceback[-1]
+        loop._ready.append(handle)
+        if type(callback) in step_callback_types:
+            try:
+                task = callback.__self__
+                known = is_task_type.get(type(task))
+                if known is None:
+                    known = is_task_type[type(task)] = isinstance(task, task_classes)
+                if known:
+                    g = tasks.get(id(task)) or task_g(task)
+                    emit((READY | (local.cur or pack_waker(Waker.THREAD, registry.thread_g())) << SHIFT, clock(), g))
+            except Exception:
+                pass
+        return handle
+
+    patcher.replace(asyncio.base_events.BaseEventLoop, "_call_soon", call_soon)
+
+    orig_create_task = asyncio.base_events.BaseEventLoop.create_task
+
+    def create_task(loop: Any, coro: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            ts = clock()
+            prev_creating = local.creating
+            local.creating = (coro, registry.current_g(), ts)
+        except Exception:
+            return orig_create_task(loop, coro, *args, **kwargs)
+        try:
+            task = orig_create_task(loop, coro, *args, **kwargs)
+        finally:
+            local.creating = prev_creating
+        try:
+            g = tasks.get(id(task)) or task_g(task, registry.current_g(), ts)
+            if task.done() or task._fut_waiter is not None:  # its first step ran eagerly
+                emit((Kind.TASK_EAGER, ts, g, STEP, ts, g))
+                after_step(task, g)
+        except Exception:
+            pass
+        return task
+
+    patcher.replace(asyncio.base_events.BaseEventLoop, "create_task", create_task)
+
+    orig_run_forever = asyncio.base_events.BaseEventLoop.run_forever
+
+    def run_forever(loop: Any) -> None:
+        try:
+            lid = loop_id(loop)
+            emit((pack(Kind.LOOP_START, registry.thread_g()), clock(), lid))
+        except Exception:
+            lid = 0
+        try:
+            orig_run_forever(loop)
+        finally:
+            if lid:
+                emit((Kind.LOOP_STOP, clock(), lid))
+
+    patcher.replace(asyncio.base_events.BaseEventLoop, "run_forever", run_forever)
+
+    orig_close = asyncio.base_events.BaseEventLoop.close
+
+    def close(loop: Any) -> None:
+        orig_close(loop)
+        registry.forget_loop(loop)
+
+    patcher.replace(asyncio.base_events.BaseEventLoop, "close", close)
+
+    orig_process_events = asyncio.selector_events.BaseSelectorEventLoop._process_events
+
+    def process_events(loop: Any, event_list: Any) -> None:
+        if event_list:
+            try:
+                io = set()
+                for key, _mask in event_list:
+                    data = key.data
+                    if type(data) is tuple:
+                        for handle in data:
+                            if handle is not None:
+                                io.add(id(handle))
+                local.io = io
+            except Exception:
+                pass
+        orig_process_events(loop, event_list)
+
+    patcher.replace(asyncio.selector_events.BaseSelectorEventLoop, "_process_events", process_events)
+
+    def wrap_select(orig_select: Callable) -> Callable:
+        def select(selector: Any, timeout: float | None = None) -> Any:
+            if timeout is not None and timeout <= 0:
+                return orig_select(selector, timeout)
+            loop = _get_running_loop()
+            if loop is None or getattr(loop, "_selector", None) is not selector:
+                return orig_select(selector, timeout)
+            lid = loops.get(id(loop)) or loop_id(loop)
+            emit((Kind.LOOP_IDLE_BEGIN, clock(), lid))
+            ready = []
+            try:
+                ready = orig_select(selector, timeout)
+            finally:
+                emit((Kind.LOOP_IDLE_END | len(ready) << SHIFT, clock(), lid))
+            return ready
+
+        return select
+
+    for cls_name in ("SelectSelector", "PollSelector", "EpollSelector", "DevpollSelector", "KqueueSelector"):
+        cls = getattr(selectors, cls_name, None)
+        if cls is not None and "select" in vars(cls):
+            patcher.replace(cls, "select", wrap_select(vars(cls)["select"]))
+
+    orig_run_in_executor = asyncio.base_events.BaseEventLoop.run_in_executor
+
+    def run_in_executor(loop: Any, executor: Any, func: Any, *args: Any) -> Any:
+        fut = orig_run_in_executor(loop, executor, func, *args)
+        try:
+            executor_futures.add(fut)
+        except Exception:
+            pass
+        return fut
+
+    patcher.replace(asyncio.base_events.BaseEventLoop, "run_in_executor", run_in_executor)
+
+    running = _get_running_loop()
+    if running is not None and not isinstance(running, asyncio.base_events.BaseEventLoop):
+        warn(f"the running event loop ({type(running).__module__}.{type(running).__qualname__}) cannot be hooked; "
+             "its tasks are not traced (threads, GC and annotations still are)")
+
+
+@functools.lru_cache(maxsize=None)
+def _step_wrapper_type() -> type | None:
+    """The private type the C Task wraps its steps in (None without the C accelerator)."""
+    seen: list[type] = []
+    loop = asyncio.SelectorEventLoop()
+    try:
+        orig = loop._call_soon
+
+        def spy(callback: Any, args: Any, context: Any) -> Any:
+            seen.append(type(callback))
+            return orig(callback, args, context)
+
+        loop._call_soon = spy  # type: ignore[method-assign]
+
+        async def nothing() -> None:
+            return None
+
+        task = asyncio.Task(nothing(), loop=loop)
+        loop.run_until_complete(task)
+    finally:
+        loop.close()
+    for kind in seen:
+        if kind.__name__ == "TaskStepMethWrapper":
+            return kind
+    return None
+

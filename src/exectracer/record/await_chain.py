@@ -1,0 +1,143 @@
+"""Why a suspended asyncio task waits: its await chain, as a stack and a category.
+
+The hot path builds a cheap key from the chain (code object ids and
+instruction offsets, innermost last) and looks it up; only a chain never
+seen before is turned into frames, interned and classified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.base_events
+import asyncio.locks
+import asyncio.queues
+import asyncio.selector_events
+import asyncio.streams
+import asyncio.subprocess
+import asyncio.tasks
+from asyncio import format_helpers
+from types import CodeType, CoroutineType, FrameType, GeneratorType
+from typing import Any, Iterator
+
+from ..format.events import CATEGORY_SHIFT, Category, Kind, pack
+from .interner import Interner
+
+# Functions whose frame in an await chain tells the category, checked from
+# the innermost frame outwards; the first match wins.
+_CATEGORY_FUNCTIONS: dict[Category, list[tuple[Any, tuple[str, ...]]]] = {
+    Category.NETWORK: [
+        (asyncio.streams.StreamReader, ("_wait_for_data", "read", "readline", "readuntil", "readexactly")),
+        (asyncio.streams.FlowControlMixin, ("_drain_helper",)),
+        (asyncio.streams.StreamWriter, ("drain", "wait_closed", "start_tls")),
+        (
+            asyncio.selector_events.BaseSelectorEventLoop,
+            ("sock_recv", "sock_recv_into", "sock_recvfrom", "sock_recvfrom_into", "sock_sendall", "sock_sendto", "sock_connect", "sock_accept"),
+        ),
+        (asyncio.base_events.BaseEventLoop, ("getaddrinfo", "getnameinfo", "create_connection", "create_datagram_endpoint", "sock_sendfile", "start_tls")),
+        (asyncio.base_events.Server, ("serve_forever", "wait_closed")),
+    ],
+    Category.SYNC: [
+        (asyncio.locks.Lock, ("acquire",)),
+        (asyncio.locks.Event, ("wait",)),
+        (asyncio.locks.Condition, ("wait", "wait_for")),
+        (asyncio.locks.Semaphore, ("acquire",)),
+        (getattr(asyncio.locks, "Barrier", None), ("wait", "_block", "_wait")),
+        (asyncio.queues.Queue, ("get", "put", "join")),
+        (asyncio.tasks, ("wait", "_wait", "wait_for", "as_completed", "_wait_for_one", "gather", "shield")),
+        (getattr(asyncio, "TaskGroup", None), ("__aexit__", "_aexit")),
+    ],
+    Category.SLEEP: [(asyncio.tasks, ("sleep",))],
+    Category.SYSCALL: [
+        (asyncio.subprocess.Process, ("wait", "communicate", "_feed_stdin", "_read_stream", "_noop")),
+        (asyncio.threads if hasattr(asyncio, "threads") else None, ("to_thread",)),
+        (asyncio.base_events.BaseEventLoop, ("subprocess_exec", "subprocess_shell", "_make_subprocess_transport")),
+        (asyncio.base_events.BaseEventLoop, ("shutdown_default_executor",)),
+    ],
+}
+
+# Futures whose type alone tells the category when no frame does.
+_SYNC_FUTURE_TYPES = (asyncio.Task, getattr(asyncio.tasks, "_PyTask", asyncio.Task), asyncio.tasks._GatheringFuture)
+
+
+def _codes_by_category() -> dict[int, tuple[Category, CodeType]]:
+    table: dict[int, tuple[Category, CodeType]] = {}
+    for category, entries in _CATEGORY_FUNCTIONS.items():
+        for owner, names in entries:
+            if owner is None:
+                continue
+            for name in names:
+                func = getattr(owner, name, None)
+                func = getattr(func, "__func__", func)
+                code = getattr(func, "__code__", None)
+                if code is not None:
+                    table.setdefault(id(code), (category, code))
+    return table
+
+
+def chain_frames(coro: Any) -> Iterator[FrameType]:
+    """The frames of an await chain, outermost first."""
+    while coro is not None:
+        kind = type(coro)
+        if kind is CoroutineType:
+            frame, coro = coro.cr_frame, coro.cr_await
+        elif kind is GeneratorType:
+            frame, coro = coro.gi_frame, coro.gi_yieldfrom
+        else:
+            frame = getattr(coro, "ag_frame", None)
+            coro = getattr(coro, "ag_await", None)
+        if frame is None:
+            return
+        yield frame
+
+
+class AwaitChains:
+    """Maps an await chain's key to a ready-made TASK_SUSPEND event code (``cache``)."""
+
+    def __init__(self, interner: Interner) -> None:
+        self._interner = interner
+        self._codes = _codes_by_category()
+        self.cache: dict[tuple, int] = {}
+        self._keep_types: dict[int, type] = {}
+
+    def define(self, key: tuple, coro: Any, waiter: Any) -> int:
+        """Intern and classify the chain behind a new ``key``; return its TASK_SUSPEND code.
+
+        ``key`` is built by the hook: ``id(type(waiter))``, then ``id(code)``
+        and ``f_lasti`` of each frame, outermost first. The cache keeps the
+        code objects and types alive, so their ids stay unique.
+        """
+        frames = list(chain_frames(coro))
+        interner = self._interner
+        frame_ids = tuple(interner.frame_of(f) for f in reversed(frames))
+        stack = interner.stack(frame_ids)
+        category = self.categorize(frames, waiter)
+        self._keep_types[id(type(waiter))] = type(waiter)
+        code = pack(Kind.TASK_SUSPEND, (stack << CATEGORY_SHIFT) | category)
+        self.cache[key] = code
+        return code
+
+    def categorize(self, frames: list[FrameType], waiter: Any) -> Category:
+        """The category of a wait, from its frames (innermost wins) and the awaited future."""
+        if waiter is None:
+            return Category.YIELD
+        for frame in reversed(frames):
+            hit = self._codes.get(id(frame.f_code))
+            if hit is not None and hit[1] is frame.f_code:
+                return hit[0]
+        if isinstance(waiter, _SYNC_FUTURE_TYPES):
+            return Category.SYNC
+        return Category.OTHER
+
+
+
+def report_callback_error(handle: Any, exc: BaseException) -> None:
+    """Hand an exception from a callback to the loop's handler, as ``Handle._run`` does."""
+    loop = handle._loop
+    try:
+        source = format_helpers._format_callback_source(handle._callback, handle._args, debug=loop.get_debug())
+    except TypeError:  # before 3.12 there is no ``debug`` argument
+        source = format_helpers._format_callback_source(handle._callback, handle._args)
+    context = {"message": f"Exception in callback {source}", "exception": exc, "handle": handle}
+    if handle._source_traceback:
+        context["source_traceback"] = handle._source_traceback
+    loop.call_exception_handler(context)

@@ -1,0 +1,245 @@
+"""Start and stop a recording: the public ``start``/``stop``/``trace`` API."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import platform
+import socket
+import sys
+import threading
+import time
+import warnings
+from typing import Any, BinaryIO, Iterator
+
+from .. import __version__
+from ..format.chunks import FORMAT_VERSION
+from . import asyncio_hooks, gc_hooks, thread_hooks
+from .gc_hooks import HeapProbe
+from .interner import Interner
+from .patcher import Patcher
+from .registry import Registry
+from .writer import Writer, open_sink
+
+
+class TracingError(RuntimeError):
+    """Tracing cannot be started or stopped as asked."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Recording options (keyword arguments of ``start``)."""
+
+    flush_interval: float = 1.0  # seconds between flushes to the file, at most
+    chunk_events: int = 65536  # events per chunk, at most
+    max_pending_bytes: int = 64 << 20  # encoded bytes waiting for the disk before chunks are dropped
+    compression: int = 1  # zlib level, 0 for none
+    asyncio: bool = True  # record event loops and tasks
+    threads: bool = True  # record thread lifecycles
+    gc: bool = True  # record garbage collections
+    heap_interval: float = 1.0  # seconds between heap samples (besides one at each collection)
+
+    def __post_init__(self) -> None:
+        if not self.flush_interval > 0:
+            raise ValueError("flush_interval must be a positive number of seconds")
+        if self.chunk_events < 1:
+            raise ValueError("chunk_events must be at least 1")
+        if self.max_pending_bytes < 1:
+            raise ValueError("max_pending_bytes must be at least 1")
+        if not 0 <= self.compression <= 9:
+            raise ValueError("compression must be a zlib level from 0 to 9")
+        if not self.heap_interval > 0:
+            raise ValueError("heap_interval must be a positive number of seconds")
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> "Options":
+        """Build options, naming unknown keywords in the error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"unknown tracing option(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**kwargs)
+
+
+class Recorder:
+    """One recording: the shared event list, the hooks and the writer."""
+
+    def __init__(self, dest: "str | os.PathLike[str] | BinaryIO", options: Options) -> None:
+        self.options = options
+        self.dest_name = os.fspath(dest) if isinstance(dest, (str, os.PathLike)) else getattr(dest, "name", repr(dest))
+        self.events: list[int] = []
+        self.interner = Interner()
+        self.active = False
+        self.warnings: list[str] = []
+        self._patcher = Patcher()
+        self._remove_gc = None
+        self._heap = HeapProbe()
+        self._last_heap = 0.0
+        self._sink, self._owns_sink = open_sink(dest)
+        self.writer = Writer(
+            self._sink,
+            self.events,
+            self.interner,
+            flush_interval=options.flush_interval,
+            chunk_events=options.chunk_events,
+            max_pending_bytes=options.max_pending_bytes,
+            compression=options.compression,
+            on_tick=self._tick,
+        )
+        self.registry = Registry(self.events, self.interner, self.writer.thread_idents)
+        self.pid = os.getpid()
+
+    def start(self) -> None:
+        """Write the header, start the writer and install the hooks."""
+        self.writer.start(self._metadata())
+        self.active = True
+        for thread in threading.enumerate():
+            if thread.ident is not None:
+                self.registry.adopt_thread(thread, thread.ident, created=False)
+        opts = self.options
+        try:
+            if opts.threads:
+                thread_hooks.install(self._patcher, self.events, self.registry, lambda: self.active)
+            if opts.asyncio:
+                asyncio_hooks.install(self._patcher, self.events, self.registry, self.interner, self.warn)
+            if opts.gc:
+                self._remove_gc = gc_hooks.install(self.events, self.registry, self._heap)
+        except BaseException:
+            self._unhook()
+            self.writer.stop({"clean": False})
+            raise
+        self.events.extend(self._heap.events(0, time.perf_counter_ns()))
+
+    def stop(self) -> dict:
+        """Remove the hooks, write what is left and close; return the totals."""
+        self.active = False
+        self._unhook()
+        self.events.extend(self._heap.events(0, time.perf_counter_ns()))
+        self.writer.stop({"clean": True, "stop_ns": time.perf_counter_ns(), "warnings": self.warnings})
+        self._heap.close()
+        if self._owns_sink:
+            self._sink.close()
+        if self.writer.write_error:
+            warnings.warn(f"exectracer: the trace {self.dest_name} is incomplete: {self.writer.write_error}", RuntimeWarning, stacklevel=3)
+        return {"events": self.writer.events_written, "events_lost": self.writer.events_lost, "bytes": self.writer.bytes_written}
+
+    def abandon_after_fork(self) -> None:
+        """In a forked child: stop recording without touching the parent's file."""
+        self.active = False
+        self._unhook()
+        self.writer.abandon()
+
+    def warn(self, message: str) -> None:
+        """Warn once per message, and keep it for the trace's END record."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+            warnings.warn(f"exectracer: {message}", RuntimeWarning, stacklevel=4)
+
+    def _unhook(self) -> None:
+        self._patcher.restore()
+        if self._remove_gc is not None:
+            self._remove_gc()
+            self._remove_gc = None
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if self.active and now - self._last_heap >= self.options.heap_interval:
+            self._last_heap = now
+            self.events.extend(self._heap.events(0, time.perf_counter_ns()))
+
+    def _metadata(self) -> dict:
+        clock = time.get_clock_info("perf_counter")
+        gil = getattr(sys, "_is_gil_enabled", None)
+        return {
+            "format_version": FORMAT_VERSION,
+            "tracer": "exectracer",
+            "tracer_version": __version__,
+            "python": {
+                "version": platform.python_version(),
+                "implementation": platform.python_implementation(),
+                "executable": sys.executable,
+                "gil": gil() if gil is not None else True,
+            },
+            "platform": platform.platform(),
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "argv": list(sys.argv),
+            "start_wall_ns": time.time_ns(),
+            "start_ns": time.perf_counter_ns(),
+            "clock": {"name": "perf_counter", "implementation": clock.implementation, "resolution": clock.resolution, "monotonic": clock.monotonic},
+            "options": dataclasses.asdict(self.options),
+            "exact": ["asyncio tasks and callbacks (selector and proactor loops)", "thread lifecycles", "garbage collections"],
+            "estimated": [],
+        }
+
+
+_lock = threading.Lock()
+_current: Recorder | None = None
+
+
+def start(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) -> None:
+    """Start tracing the whole process into ``dest`` (a path or a binary file object).
+
+    Options are the fields of :class:`Options`. Raises :class:`TracingError`
+    if tracing is already running.
+    """
+    global _current
+    opts = Options.from_kwargs(options)
+    with _lock:
+        if _current is not None:
+            raise TracingError(f"tracing is already running (into {_current.dest_name}); call exectracer.stop() first")
+        recorder = Recorder(dest, opts)
+        recorder.start()
+        _current = recorder
+    _register_fork_handler()
+
+
+def stop() -> dict:
+    """Stop tracing, flush everything to the destination and return the totals."""
+    global _current
+    with _lock:
+        recorder = _current
+        if recorder is None:
+            raise TracingError("tracing is not running")
+        _current = None
+    return recorder.stop()
+
+
+def is_tracing() -> bool:
+    """Whether a recording is running in this process."""
+    return _current is not None
+
+
+def current() -> Recorder | None:
+    """The running recorder, if any (for annotations and integrations)."""
+    return _current
+
+
+@contextlib.contextmanager
+def trace(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) -> Iterator[None]:
+    """Trace the body of a ``with`` block into ``dest``."""
+    start(dest, **options)
+    try:
+        yield
+    finally:
+        stop()
+
+
+_fork_handler_registered = False
+
+
+def _register_fork_handler() -> None:
+    global _fork_handler_registered
+    if not _fork_handler_registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_handler_registered = True
+
+
+def _after_fork_in_child() -> None:
+    """A forked child does not trace and never writes into the parent's trace."""
+    global _current, _lock
+    _lock = threading.Lock()
+    recorder, _current = _current, None
+    if recorder is not None:
+        recorder.abandon_after_fork()

@@ -1,0 +1,159 @@
+"""Ids for what events are about: goroutines (threads and tasks) and event loops.
+
+Assigning an id also emits the events that describe the newcomer, so the
+trace defines every goroutine before (or at the same time as) it is used.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from types import CoroutineType, GeneratorType
+from typing import Any
+
+from ..format.events import WAKER_SHIFT, Kind, Waker, pack
+from .interner import Interner
+
+_DEFAULT_TASK_NAME = "Task-"
+
+
+class ThreadState(threading.local):
+    """What the calling thread is doing, as the hooks need it.
+
+    ``cur``: the waker code of the task step or callback it runs (0: none);
+    ``io``: ids of the handles its loop's last select made ready;
+    ``creating``: (coroutine, parent goroutine, time) while create_task runs.
+    """
+
+    cur = 0
+    io: frozenset | set = frozenset()
+    creating: tuple | None = None
+
+
+class Registry:
+    """Goroutine and loop ids, shared by every hook of one recording."""
+
+    def __init__(self, events: list[int], interner: Interner, own_threads: set[int]) -> None:
+        self._emit = events.extend
+        self._interner = interner
+        self._own = own_threads
+        self._next_g = itertools.count(1).__next__
+        self._next_loop = itertools.count(1).__next__
+        self.threads: dict[int, int] = {}  # threading ident -> g
+        self.tasks: dict[int, int] = {}  # id(task) -> g
+        self.loops: dict[int, int] = {}  # id(loop) -> loop id
+        self._loop_refs: dict[int, Any] = {}  # keeps id(loop) unique while known
+        self.local = ThreadState()
+
+    # -- threads -------------------------------------------------------------
+
+    def new_g(self) -> int:
+        """A fresh goroutine id."""
+        return self._next_g()
+
+    def thread_g(self) -> int:
+        """The goroutine id of the calling thread (0 for the tracer's own threads)."""
+        ident = threading.get_ident()
+        g = self.threads.get(ident)
+        if g is None:
+            g = self.adopt_thread(threading.current_thread(), ident, created=False)
+        return g
+
+    def adopt_thread(self, thread: threading.Thread, ident: int, created: bool, g: int | None = None) -> int:
+        """Register a running thread; emit its start (``created``: we saw it begin)."""
+        if ident in self._own:
+            return 0
+        if g is None:
+            g = self._next_g()
+        self.threads[ident] = g
+        ts = time.perf_counter_ns()
+        native = getattr(thread, "native_id", None) or 0
+        self._emit((pack(Kind.THREAD_START, native), ts, g, pack(Kind.THREAD_IDENT, ident), ts, g))
+        self.thread_name(g, thread.name, ts)
+        target = getattr(thread, "_target", None)
+        code = getattr(target, "__code__", None) or getattr(getattr(target, "__func__", None), "__code__", None)
+        if code is None and type(thread).run is not threading.Thread.run:
+            code = type(thread).run.__code__
+        if code is not None:
+            module = getattr(target, "__module__", None) or type(thread).__module__
+            frame = self._interner.frame(code, code.co_firstlineno, module)
+            self._emit((pack(Kind.THREAD_FUNC, self._interner.stack((frame,))), ts, g))
+        return g
+
+    def thread_name(self, g: int, name: str, ts: int | None = None) -> None:
+        """Record a thread's (new) name."""
+        self._emit((pack(Kind.THREAD_NAME, self._interner.string(str(name))), ts or time.perf_counter_ns(), g))
+
+    # -- loops ---------------------------------------------------------------
+
+    def loop_id(self, loop: Any) -> int:
+        """The id of an event loop, registering it (as started now) if new."""
+        lid = self.loops.get(id(loop))
+        if lid is None:
+            lid = self._next_loop()
+            self.loops[id(loop)] = lid
+            self._loop_refs[id(loop)] = loop
+            ts = time.perf_counter_ns()
+            name = self._interner.string(f"{type(loop).__module__}.{type(loop).__qualname__}")
+            self._emit((pack(Kind.LOOP_CLASS, name), ts, lid))
+            if loop.is_running():
+                self._emit((pack(Kind.LOOP_START, self.thread_g()), ts, lid))
+        return lid
+
+    def forget_loop(self, loop: Any) -> None:
+        """Drop a closed loop so its id can't be confused with a later object's."""
+        self.loops.pop(id(loop), None)
+        self._loop_refs.pop(id(loop), None)
+
+    # -- tasks ---------------------------------------------------------------
+
+    def current_g(self) -> int:
+        """The goroutine the caller runs in: the running task's if any, else the thread's."""
+        cur = self.local.cur
+        if cur & 7 == Waker.TASK:
+            return cur >> WAKER_SHIFT
+        return self.thread_g()
+
+    def task_g(self, task: Any, parent: int = 0, ts: int | None = None) -> int:
+        """The goroutine id of ``task``, registering it (with its description) if new."""
+        g = self.tasks.get(id(task))
+        if g is None:
+            creating = self.local.creating
+            if not parent and creating is not None and _coro_of(task) is creating[0]:
+                _coro, parent, ts = creating  # seen from inside create_task, before it returned
+            g = self._next_g()
+            self.tasks[id(task)] = g
+            self.describe_task(task, g, parent, ts or time.perf_counter_ns())
+        return g
+
+    def describe_task(self, task: Any, g: int, parent: int, ts: int) -> None:
+        """Emit TASK_CREATE and the events that describe a task."""
+        interner = self._interner
+        out = [pack(Kind.TASK_CREATE, parent), ts, g]
+        loop = getattr(task, "_loop", None)
+        if loop is not None:
+            out += (pack(Kind.TASK_LOOP, self.loop_id(loop)), ts, g)
+        coro = _coro_of(task)
+        frame = getattr(coro, "cr_frame", None) if type(coro) is CoroutineType else getattr(coro, "gi_frame", None) if type(coro) is GeneratorType else None
+        code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+        if code is not None:
+            module = frame.f_globals.get("__name__") if frame is not None else None
+            fid = interner.frame(code, code.co_firstlineno, module)
+            out += (pack(Kind.TASK_FUNC, interner.stack((fid,))), ts, g)
+        name = task.get_name()
+        suffix = name[len(_DEFAULT_TASK_NAME) :] if name.startswith(_DEFAULT_TASK_NAME) else ""
+        if suffix.isdigit() and suffix[0] != "0" and len(suffix) < 18:
+            out += (pack(Kind.TASK_NAME, -int(suffix)), ts, g)
+        else:
+            out += (pack(Kind.TASK_NAME, interner.string(name)), ts, g)
+        self._emit(out)
+
+    def forget_task(self, task: Any) -> None:
+        """Drop a finished task's id mapping."""
+        self.tasks.pop(id(task), None)
+
+
+def _coro_of(task: Any) -> Any:
+    get_coro = getattr(task, "get_coro", None)
+    return get_coro() if get_coro is not None else None

@@ -1,0 +1,61 @@
+"""Thread lifecycle: created (and by whom), started, ended, renamed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from ..format.events import Kind, pack
+from .patcher import Patcher
+from .registry import Registry
+
+_G_ATTR = "_exectracer_g"
+
+
+def install(patcher: Patcher, events: list[int], registry: Registry, active: Any) -> None:
+    """Patch ``threading.Thread``; ``active()`` tells whether the recording still runs."""
+    emit = events.extend
+    clock = time.perf_counter_ns
+
+    orig_start = threading.Thread.start
+
+    def start(thread: threading.Thread) -> None:
+        try:
+            g = registry.new_g()
+            setattr(thread, _G_ATTR, g)
+            emit((pack(Kind.THREAD_CREATE, registry.current_g()), clock(), g))
+        except Exception:
+            pass
+        orig_start(thread)
+
+    orig_bootstrap = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
+
+    def bootstrap_inner(thread: threading.Thread) -> None:
+        g = 0
+        try:
+            if active():
+                g = registry.adopt_thread(thread, threading.get_ident(), created=True, g=getattr(thread, _G_ATTR, None))
+        except Exception:
+            pass
+        try:
+            orig_bootstrap(thread)
+        finally:
+            if g and active():
+                emit((Kind.THREAD_END, clock(), g))
+                registry.threads.pop(threading.get_ident(), None)
+
+    name_property = threading.Thread.name
+
+    def set_name(thread: threading.Thread, value: str) -> None:
+        name_property.fset(thread, value)
+        try:
+            g = registry.threads.get(thread.ident) if thread.ident is not None else getattr(thread, _G_ATTR, None)
+            if g and active():
+                registry.thread_name(g, thread.name)
+        except Exception:
+            pass
+
+    patcher.replace(threading.Thread, "start", start)
+    patcher.replace(threading.Thread, "_bootstrap_inner", bootstrap_inner)
+    patcher.replace(threading.Thread, "name", property(name_property.fget, set_name, doc=name_property.__doc__))

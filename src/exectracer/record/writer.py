@@ -1,0 +1,191 @@
+"""The background writer: turns the shared event list into chunks and writes them.
+
+Two threads keep the traced program away from the disk:
+
+* the *collector* wakes every ``poll`` seconds, and when a chunk's worth of
+  events has piled up (or ``flush_interval`` has passed) it takes them from
+  the shared list, together with the definitions made before them, and
+  encodes them into chunks (zlib runs without the GIL);
+* the *I/O thread* writes finished chunks to the sink and flushes it.
+
+Memory stays bounded: the shared list is drained at least every ``poll``
+seconds, and if the sink falls behind by more than ``max_pending_bytes``
+new chunks are dropped and counted as lost (an ``EVENTS_LOST`` event says
+how many events went missing).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import threading
+import time
+from typing import BinaryIO, Callable
+
+from ..format.chunks import ChunkKind, file_header
+from ..format.encoder import COLUMNS, events_chunk, json_chunk
+from ..format.events import Kind, pack
+from .interner import Interner, take_all
+
+
+class Writer:
+    """Drains ``events`` into chunks on ``sink`` from two background threads."""
+
+    def __init__(
+        self,
+        sink: BinaryIO,
+        events: list[int],
+        interner: Interner,
+        *,
+        flush_interval: float,
+        chunk_events: int,
+        max_pending_bytes: int,
+        compression: int,
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
+        self._sink = sink
+        self._events = events
+        self._interner = interner
+        self._flush_interval = flush_interval
+        self._chunk_ints = chunk_events * COLUMNS
+        self._max_pending = max_pending_bytes
+        self._level = compression
+        self._on_tick = on_tick
+        self._poll = min(0.05, flush_interval)
+        self._seq = 0
+        self._pending: collections.deque[bytes] = collections.deque()
+        self._pending_bytes = 0
+        self._wake_io = threading.Event()
+        self._stopping = threading.Event()
+        self._io_done = threading.Event()
+        self.events_written = 0
+        self.events_lost = 0
+        self._lost_reported = 0
+        self.bytes_written = 0
+        self.write_error: str | None = None
+        self.thread_idents: set[int] = set()
+        self._collector = threading.Thread(target=self._collect_loop, name="exectracer-collector", daemon=True)
+        self._io = threading.Thread(target=self._io_loop, name="exectracer-io", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, metadata: dict) -> None:
+        """Write the file header and metadata, then start both threads."""
+        self._enqueue(file_header() + json_chunk(ChunkKind.METADATA, self._next_seq(), metadata, self._level), force=True)
+        for thread in (self._io, self._collector):
+            thread.start()
+            self.thread_idents.add(thread.ident)
+
+    def stop(self, summary: dict) -> None:
+        """Write what is left and an END chunk; wait for the I/O thread."""
+        self._stopping.set()
+        self._collector.join()
+        self._collect(final=True)
+        summary = dict(summary, events=self.events_written, events_lost=self.events_lost)
+        self._enqueue(json_chunk(ChunkKind.END, self._next_seq(), summary, self._level), force=True)
+        self._io_done.set()
+        self._wake_io.set()
+        self._io.join()
+
+    def abandon(self) -> None:
+        """Forget everything without writing (used in a forked child)."""
+        self._pending.clear()
+        del self._events[:]
+
+    # -- collector ---------------------------------------------------------
+
+    def _collect_loop(self) -> None:
+        last = time.monotonic()
+        while not self._stopping.wait(self._poll):
+            now = time.monotonic()
+            if self._on_tick is not None:
+                self._on_tick()
+            if len(self._events) >= self._chunk_ints or now - last >= self._flush_interval:
+                self._collect(final=False)
+                last = now
+
+    def _collect(self, final: bool) -> None:
+        try:
+            events = take_all(self._events)  # before the definitions they refer to
+            self._enqueue(self._definitions(), force=True)
+            lost = self.events_lost - self._lost_reported
+            if lost:
+                events[:0] = (pack(Kind.EVENTS_LOST, lost), time.perf_counter_ns(), 0)
+            for start in range(0, len(events), self._chunk_ints):
+                piece = events[start : start + self._chunk_ints]
+                n_events = len(piece) // COLUMNS
+                if self._enqueue(events_chunk(self._next_seq(), piece, self._level), force=final):
+                    self.events_written += n_events
+                    if start == 0:
+                        self._lost_reported += lost
+                else:
+                    self.events_lost += n_events
+        except Exception as exc:  # never let the writer die silently
+            self.write_error = f"{type(exc).__name__}: {exc}"
+
+    def _definitions(self) -> bytes:
+        strings, frames, stacks = self._interner.take_new()
+        parts = []
+        if strings:
+            parts.append(json_chunk(ChunkKind.STRINGS, self._next_seq(), strings, self._level))
+        if frames or stacks:
+            parts.append(json_chunk(ChunkKind.STACKS, self._next_seq(), {"frames": frames, "stacks": stacks}, self._level))
+        return b"".join(parts)
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    # -- I/O ---------------------------------------------------------------
+
+    def _enqueue(self, data: bytes, force: bool) -> bool:
+        if not data:
+            return True
+        if not force and self._pending_bytes + len(data) > self._max_pending:
+            return False
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        self._wake_io.set()
+        return True
+
+    def _io_loop(self) -> None:
+        while True:
+            self._wake_io.wait()
+            self._wake_io.clear()
+            while self._pending:
+                data = self._pending.popleft()
+                self._write(data)
+                self._pending_bytes -= len(data)
+            if self._io_done.is_set() and not self._pending:
+                self._flush()
+                return
+
+    def _write(self, data: bytes) -> None:
+        if self.write_error is not None:
+            return
+        try:
+            self._sink.write(data)
+            self._flush()
+            self.bytes_written += len(data)
+        except (OSError, ValueError) as exc:
+            self.write_error = f"{type(exc).__name__}: {exc}"
+            print(f"exectracer: cannot write the trace: {self.write_error}", file=sys.stderr)
+
+    def _flush(self) -> None:
+        flush = getattr(self._sink, "flush", None)
+        if flush is not None:
+            try:
+                flush()
+            except (OSError, ValueError):
+                pass
+
+
+def open_sink(dest: "str | os.PathLike[str] | BinaryIO") -> tuple[BinaryIO, bool]:
+    """A writable binary sink for ``dest`` and whether we opened it ourselves."""
+    if isinstance(dest, (str, os.PathLike)):
+        # unbuffered: a forked child holds no unwritten bytes of ours
+        return open(dest, "wb", buffering=0), True
+    if not hasattr(dest, "write"):
+        raise TypeError(f"trace destination must be a path or a binary file object, not {type(dest).__name__}")
+    return dest, False
