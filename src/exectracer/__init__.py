@@ -21,21 +21,21 @@ from .record.annotations import log, region, task
 from .record.recorder import Options, TracingError, is_tracing, start, stop, trace
 
 if TYPE_CHECKING:
-    from .trace import Trace, TraceFormatError
+    from .reader import Trace, TraceFormatError
 
 
 def load(path: Any, **kwargs: Any) -> "Trace":
-    """Read a trace file into a :class:`exectracer.trace.Trace` (needs NumPy)."""
-    from .trace import load as _load
+    """Read a trace file into a :class:`exectracer.reader.Trace` (needs NumPy)."""
+    from .reader import load as _load
 
     return _load(path, **kwargs)
 
 
 def __getattr__(name: str) -> Any:
     if name in ("Trace", "TraceFormatError"):
-        from . import trace as _trace
+        from . import reader
 
-        return getattr(_trace, name)
+        return getattr(reader, name)
     raise AttributeError(f"module 'exectracer' has no attribute {name!r}")
 
 

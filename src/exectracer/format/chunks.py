@@ -31,9 +31,9 @@ class ChunkKind(enum.IntEnum):
     """What a chunk's payload holds."""
 
     METADATA = 1  # JSON object: the trace's metadata
-    STRINGS = 2  # JSON [first_id, [str, ...]]: new interned strings
+    STRINGS = 2  # JSON [[id, str], ...]: new interned strings
     STACKS = 3  # JSON {"frames": [[id, func, file, line]], "stacks": [[id, [frame, ...]]]}
-    EVENTS = 4  # byte-planar int64 rows (code, ts, g), see encode_event_rows
+    EVENTS = 4  # column-major int64 rows (code, ts, g), see encoder.encode_event_rows
     END = 5  # JSON object: written by a clean stop (totals)
 
 

@@ -53,6 +53,15 @@ def _task_classes() -> tuple[type, ...]:
     return tuple({asyncio.Task, asyncio.tasks._PyTask})
 
 
+class _ReadyHandle(asyncio.events.Handle):
+    """A Handle that remembers when it was queued (``_xt_ts``) and by whom (``_xt_waker``)."""
+
+    __slots__ = ("_xt_ts", "_xt_waker")
+
+
+_ReadyHandle.__name__ = _ReadyHandle.__qualname__ = "Handle"  # reprs stay as asyncio's
+
+
 class CallbackNames:
     """String ids for the functions behind loop callbacks, cached per function."""
 
@@ -90,8 +99,14 @@ class CallbackNames:
         return f"{module}.{name}" if module else name
 
 
-def install(patcher: Patcher, events: list[int], registry: Registry, interner: Interner, warn: Callable[[str], None]) -> None:
-    """Patch asyncio for one recording; ``patcher.restore()`` undoes it all."""
+def install(
+    patcher: Patcher, events: list[int], registry: Registry, interner: Interner, warn: Callable[[str], None]
+) -> Callable[[], None]:
+    """Patch asyncio for one recording; ``patcher.restore()`` undoes it all.
+
+    Returns a function to call just before stopping: it records the tasks
+    that are ready but have not run yet.
+    """
     emit = events.extend
     clock = time.perf_counter_ns
     local = registry.local
@@ -125,47 +140,39 @@ def install(patcher: Patcher, events: list[int], registry: Registry, interner: I
     define_chain = chains.define
     CoroType = CoroutineType
     GenType = GeneratorType
+    ReadyHandle = _ReadyHandle
 
-    def after_step(task: Any, g: int) -> None:
-        """Record how a step ended: suspended (and why), yielded or done."""
-        try:
-            waiter = task._fut_waiter
-            coro = task._coro
-            if waiter is None and task.done():
-                if task.cancelled():
-                    outcome = Outcome.CANCELLED
-                elif task.exception() is not None:
-                    outcome = Outcome.RAISED
-                else:
-                    outcome = Outcome.RETURNED
-                emit((DONE | outcome << SHIFT, clock(), g))
-                tasks.pop(id(task), None)
-                return
-            # the await chain's key: code ids and offsets, outermost first
-            key = [id(type(waiter))]
-            append = key.append
-            c = coro
-            while True:
-                kind = type(c)
-                if kind is CoroType:
-                    f = c.cr_frame
-                    c = c.cr_await
-                elif kind is GenType:
-                    f = c.gi_frame
-                    c = c.gi_yieldfrom
-                else:
-                    break
+    def end_code(task: Any) -> int:
+        """The event code for a step that left ``task`` waiting, yielding or done."""
+        waiter = task._fut_waiter
+        if waiter is None and task.done():
+            tasks.pop(id(task), None)
+            if task.cancelled():
+                return DONE | Outcome.CANCELLED << SHIFT
+            # ``_exception``, not ``exception()``: that would mark it retrieved
+            return DONE | (Outcome.RETURNED if task._exception is None else Outcome.RAISED) << SHIFT
+        # the await chain's key: the awaited future's type, then the code id
+        # and offset of each frame, outermost first, as nested tuples
+        coro = task._coro
+        key = type(waiter)
+        c = coro
+        while True:
+            kind = type(c)
+            if kind is CoroType:
+                key = (key, id(c.cr_code), c.cr_frame.f_lasti)
+                c = c.cr_await
+            elif kind is GenType:
+                f = c.gi_frame
                 if f is None:
                     break
-                append(id(f.f_code))
-                append(f.f_lasti)
-            tkey = tuple(key)
-            code = cache_get(tkey) or define_chain(tkey, coro, waiter)
-            if waiter is not None and not code & CAT_MASK and waiter in executor_futures:
-                code |= SYSCALL_BITS
-            emit((code, clock(), g))
-        except Exception:
-            pass
+                key = (key, id(f.f_code), f.f_lasti)
+                c = c.gi_yieldfrom
+            else:
+                break
+        code = cache_get(key) or define_chain(key, coro, waiter)
+        if waiter is not None and not code & CAT_MASK and waiter in executor_futures:
+            code |= SYSCALL_BITS
+        return code
 
     orig_run = asyncio.events.Handle._run
 
@@ -181,7 +188,7 @@ def install(patcher: Patcher, events: list[int], registry: Registry, interner: I
                 g = tasks.get(id(task)) or task_g(task)
                 prev = local.cur
                 local.cur = TASK_WAKER | g << 3
-                emit((STEP, clock(), g))
+                start = clock()
                 try:
                     handle._context.run(cb, *handle._args)
                 except (SystemExit, KeyboardInterrupt):
@@ -190,7 +197,14 @@ def install(patcher: Patcher, events: list[int], registry: Registry, interner: I
                     report_callback_error(handle, exc)
                 finally:
                     local.cur = prev
-                after_step(task, g)
+                    # one append per step: ready (if known), step start, step end
+                    try:
+                        if type(handle) is ReadyHandle:
+                            emit((READY | handle._xt_waker << SHIFT, handle._xt_ts, g, STEP, start, g, end_code(task), clock(), g))
+                        else:
+                            emit((STEP, start, g, end_code(task), clock(), g))
+                    except Exception:
+                        pass
                 return
         try:
             loop = handle._loop
@@ -223,26 +237,25 @@ def install(patcher: Patcher, events: list[int], registry: Registry, interner: I
 
     patcher.replace(asyncio.events.Handle, "_run", handle_run)
 
-    Handle = asyncio.events.Handle
-
     def call_soon(loop: Any, callback: Any, args: Any, context: Any) -> Any:
-        """Replaces ``BaseEventLoop._call_soon``: queues the handle as asyncio does, and records wake-ups."""
-        handle = Handle(callback, args, loop, context)
+        """Replaces ``BaseEventLoop._call_soon``: queues the handle as asyncio does.
+
+        The handle also remembers when it was queued and by whom, so that the
+        step it runs can be recorded as TASK_READY then TASK_STEP.
+        """
+        handle = ReadyHandle(callback, args, loop, context)
+        handle._xt_ts = clock()
+        handle._xt_waker = local.cur or thread_waker()
         if handle._source_traceback:
             del handle._source_traceback[-1]
         loop._ready.append(handle)
-        if type(callback) in step_callback_types:
-            try:
-                task = callback.__self__
-                known = is_task_type.get(type(task))
-                if known is None:
-                    known = is_task_type[type(task)] = isinstance(task, task_classes)
-                if known:
-                    g = tasks.get(id(task)) or task_g(task)
-                    emit((READY | (local.cur or pack_waker(Waker.THREAD, registry.thread_g())) << SHIFT, clock(), g))
-            except Exception:
-                pass
         return handle
+
+    def thread_waker() -> int:
+        try:
+            return pack_waker(Waker.THREAD, registry.thread_g())
+        except Exception:
+            return 0
 
     patcher.replace(asyncio.base_events.BaseEventLoop, "_call_soon", call_soon)
 
@@ -262,13 +275,26 @@ def install(patcher: Patcher, events: list[int], registry: Registry, interner: I
         try:
             g = tasks.get(id(task)) or task_g(task, registry.current_g(), ts)
             if task.done() or task._fut_waiter is not None:  # its first step ran eagerly
-                emit((Kind.TASK_EAGER, ts, g, STEP, ts, g))
-                after_step(task, g)
+                emit((Kind.TASK_EAGER, ts, g, STEP, ts, g, end_code(task), clock(), g))
         except Exception:
             pass
         return task
 
     patcher.replace(asyncio.base_events.BaseEventLoop, "create_task", create_task)
+
+    orig_set_task_name = getattr(asyncio.tasks, "_set_task_name", None)
+    if orig_set_task_name is not None:  # before 3.12, create_task(name=...) names the task afterwards
+
+        def set_task_name(task: Any, name: Any) -> None:
+            orig_set_task_name(task, name)
+            try:
+                g = tasks.get(id(task))
+                if g and name is not None:
+                    registry.task_name(g, task.get_name())
+            except Exception:
+                pass
+
+        patcher.replace(asyncio.tasks, "_set_task_name", set_task_name)
 
     orig_run_forever = asyncio.base_events.BaseEventLoop.run_forever
 
@@ -348,35 +374,72 @@ def install(patcher: Patcher, events: list[int], registry: Registry, interner: I
 
     patcher.replace(asyncio.base_events.BaseEventLoop, "run_in_executor", run_in_executor)
 
-    running = _get_running_loop()
-    if running is not None and not isinstance(running, asyncio.base_events.BaseEventLoop):
-        warn(f"the running event loop ({type(running).__module__}.{type(running).__qualname__}) cannot be hooked; "
-             "its tasks are not traced (threads, GC and annotations still are)")
+    warned: set[type] = set()
+
+    def check_loop(loop: Any) -> None:
+        """Warn once per loop class that these hooks cannot see (uvloop, for example)."""
+        kind = type(loop)
+        if loop is not None and kind not in warned and not isinstance(loop, asyncio.base_events.BaseEventLoop):
+            warned.add(kind)
+            warn(f"event loops of type {kind.__module__}.{kind.__qualname__} cannot be hooked; "
+                 "their tasks and callbacks are not traced (threads, GC and annotations still are)")
+
+    orig_set_event_loop = asyncio.events.set_event_loop
+
+    def set_event_loop(loop: Any) -> None:
+        orig_set_event_loop(loop)
+        check_loop(loop)
+
+    patcher.replace(asyncio.events, "set_event_loop", set_event_loop)
+    patcher.replace(asyncio, "set_event_loop", set_event_loop)
+    runner = getattr(asyncio, "Runner", None)
+    if runner is not None and hasattr(runner, "_lazy_init"):
+        orig_lazy_init = runner._lazy_init
+
+        def lazy_init(self: Any) -> None:
+            orig_lazy_init(self)
+            check_loop(self._loop)
+
+        patcher.replace(runner, "_lazy_init", lazy_init)
+    check_loop(_get_running_loop())
+
+    def record_still_ready() -> None:
+        for loop in registry.known_loops():
+            for handle in list(getattr(loop, "_ready", ())):
+                cb = handle._callback
+                if type(handle) is ReadyHandle and not handle._cancelled and type(cb) in step_callback_types:
+                    task = cb.__self__
+                    g = tasks.get(id(task))
+                    if g:
+                        emit((READY | handle._xt_waker << SHIFT, handle._xt_ts, g))
+
+    return record_still_ready
 
 
 @functools.lru_cache(maxsize=None)
 def _step_wrapper_type() -> type | None:
-    """The private type the C Task wraps its steps in (None without the C accelerator)."""
+    """The private type the C Task wraps its steps in (None without the C accelerator).
+
+    Found by creating a task on a fresh loop that never runs, so this works
+    even while another loop runs in the calling thread.
+    """
     seen: list[type] = []
     loop = asyncio.SelectorEventLoop()
+
+    def spy(callback: Any, args: Any, context: Any) -> Any:
+        seen.append(type(callback))
+        return asyncio.events.Handle(callback, args, loop, context)
+
+    loop._call_soon = spy  # type: ignore[method-assign]
+
+    async def nothing() -> None:
+        return None
+
+    coro = nothing()
     try:
-        orig = loop._call_soon
-
-        def spy(callback: Any, args: Any, context: Any) -> Any:
-            seen.append(type(callback))
-            return orig(callback, args, context)
-
-        loop._call_soon = spy  # type: ignore[method-assign]
-
-        async def nothing() -> None:
-            return None
-
-        task = asyncio.Task(nothing(), loop=loop)
-        loop.run_until_complete(task)
+        task = asyncio.Task(coro, loop=loop)
+        task._log_destroy_pending = False
     finally:
+        coro.close()
         loop.close()
-    for kind in seen:
-        if kind.__name__ == "TaskStepMethWrapper":
-            return kind
-    return None
-
+    return next((kind for kind in seen if kind.__name__ == "TaskStepMethWrapper"), None)

@@ -31,7 +31,10 @@ _CATEGORY_FUNCTIONS: dict[Category, list[tuple[Any, tuple[str, ...]]]] = {
         (asyncio.streams.StreamWriter, ("drain", "wait_closed", "start_tls")),
         (
             asyncio.selector_events.BaseSelectorEventLoop,
-            ("sock_recv", "sock_recv_into", "sock_recvfrom", "sock_recvfrom_into", "sock_sendall", "sock_sendto", "sock_connect", "sock_accept"),
+            (
+                "sock_recv", "sock_recv_into", "sock_recvfrom", "sock_recvfrom_into",
+                "sock_sendall", "sock_sendto", "sock_connect", "sock_accept", "_accept_connection2",
+            ),
         ),
         (asyncio.base_events.BaseEventLoop, ("getaddrinfo", "getnameinfo", "create_connection", "create_datagram_endpoint", "sock_sendfile", "start_tls")),
         (asyncio.base_events.Server, ("serve_forever", "wait_closed")),

@@ -74,6 +74,7 @@ class Recorder:
         self.warnings: list[str] = []
         self._patcher = Patcher()
         self._remove_gc = None
+        self._before_stop = None
         self._heap = HeapProbe()
         self._last_heap = 0.0
         self._sink, self._owns_sink = open_sink(dest)
@@ -102,7 +103,7 @@ class Recorder:
             if opts.threads:
                 thread_hooks.install(self._patcher, self.events, self.registry, lambda: self.active)
             if opts.asyncio:
-                asyncio_hooks.install(self._patcher, self.events, self.registry, self.interner, self.warn)
+                self._before_stop = asyncio_hooks.install(self._patcher, self.events, self.registry, self.interner, self.warn)
             if opts.gc:
                 self._remove_gc = gc_hooks.install(self.events, self.registry, self._heap)
         except BaseException:
@@ -113,6 +114,11 @@ class Recorder:
 
     def stop(self) -> dict:
         """Remove the hooks, write what is left and close; return the totals."""
+        if self._before_stop is not None:
+            try:
+                self._before_stop()
+            except Exception:
+                pass
         self.active = False
         self._unhook()
         self.events.extend(self._heap.events(0, time.perf_counter_ns()))
@@ -165,6 +171,7 @@ class Recorder:
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
             "argv": list(sys.argv),
+            "cwd": os.getcwd(),
             "start_wall_ns": time.time_ns(),
             "start_ns": time.perf_counter_ns(),
             "clock": {"name": "perf_counter", "implementation": clock.implementation, "resolution": clock.resolution, "monotonic": clock.monotonic},

@@ -68,7 +68,7 @@ class Registry:
             g = self._next_g()
         self.threads[ident] = g
         ts = time.perf_counter_ns()
-        native = getattr(thread, "native_id", None) or 0
+        native = threading.get_native_id() if ident == threading.get_ident() else getattr(thread, "native_id", None) or 0
         self._emit((pack(Kind.THREAD_START, native), ts, g, pack(Kind.THREAD_IDENT, ident), ts, g))
         self.thread_name(g, thread.name, ts)
         target = getattr(thread, "_target", None)
@@ -101,6 +101,10 @@ class Registry:
                 self._emit((pack(Kind.LOOP_START, self.thread_g()), ts, lid))
         return lid
 
+    def known_loops(self) -> list[Any]:
+        """The event loops seen so far and not closed."""
+        return list(self._loop_refs.values())
+
     def forget_loop(self, loop: Any) -> None:
         """Drop a closed loop so its id can't be confused with a later object's."""
         self.loops.pop(id(loop), None)
@@ -127,6 +131,10 @@ class Registry:
             self.describe_task(task, g, parent, ts or time.perf_counter_ns())
         return g
 
+    def task_name(self, g: int, name: str) -> None:
+        """Record a task's (new) name."""
+        self._emit(_task_name_event(self._interner, g, name, time.perf_counter_ns()))
+
     def describe_task(self, task: Any, g: int, parent: int, ts: int) -> None:
         """Emit TASK_CREATE and the events that describe a task."""
         interner = self._interner
@@ -141,12 +149,7 @@ class Registry:
             module = frame.f_globals.get("__name__") if frame is not None else None
             fid = interner.frame(code, code.co_firstlineno, module)
             out += (pack(Kind.TASK_FUNC, interner.stack((fid,))), ts, g)
-        name = task.get_name()
-        suffix = name[len(_DEFAULT_TASK_NAME) :] if name.startswith(_DEFAULT_TASK_NAME) else ""
-        if suffix.isdigit() and suffix[0] != "0" and len(suffix) < 18:
-            out += (pack(Kind.TASK_NAME, -int(suffix)), ts, g)
-        else:
-            out += (pack(Kind.TASK_NAME, interner.string(name)), ts, g)
+        out += _task_name_event(interner, g, task.get_name(), ts)
         self._emit(out)
 
     def forget_task(self, task: Any) -> None:
@@ -157,3 +160,12 @@ class Registry:
 def _coro_of(task: Any) -> Any:
     get_coro = getattr(task, "get_coro", None)
     return get_coro() if get_coro is not None else None
+
+
+def _task_name_event(interner: Interner, g: int, name: str, ts: int) -> tuple[int, int, int]:
+    """TASK_NAME for ``name``; asyncio's default "Task-N" is stored as -N."""
+    name = str(name)
+    suffix = name[len(_DEFAULT_TASK_NAME) :] if name.startswith(_DEFAULT_TASK_NAME) else ""
+    if suffix.isdigit() and suffix.isascii() and suffix[0] != "0" and len(suffix) < 18:
+        return (pack(Kind.TASK_NAME, -int(suffix)), ts, g)
+    return (pack(Kind.TASK_NAME, interner.string(name)), ts, g)

@@ -17,6 +17,7 @@ how many events went missing).
 from __future__ import annotations
 
 import collections
+import io
 import os
 import sys
 import threading
@@ -54,7 +55,8 @@ class Writer:
         self._on_tick = on_tick
         self._poll = min(0.05, flush_interval)
         self._seq = 0
-        self._pending: collections.deque[bytes] = collections.deque()
+        # (chunk bytes, or a function making them; events in them)
+        self._pending: collections.deque[tuple[bytes | Callable[[], bytes], int]] = collections.deque()
         self._pending_bytes = 0
         self._wake_io = threading.Event()
         self._stopping = threading.Event()
@@ -82,8 +84,12 @@ class Writer:
         self._stopping.set()
         self._collector.join()
         self._collect(final=True)
-        summary = dict(summary, events=self.events_written, events_lost=self.events_lost)
-        self._enqueue(json_chunk(ChunkKind.END, self._next_seq(), summary, self._level), force=True)
+
+        def end_chunk() -> bytes:  # built by the I/O thread once everything before it is written
+            totals = dict(summary, events=self.events_written, events_lost=self.events_lost)
+            return json_chunk(ChunkKind.END, self._next_seq(), totals, self._level)
+
+        self._pending.append((end_chunk, 0))
         self._io_done.set()
         self._wake_io.set()
         self._io.join()
@@ -115,8 +121,7 @@ class Writer:
             for start in range(0, len(events), self._chunk_ints):
                 piece = events[start : start + self._chunk_ints]
                 n_events = len(piece) // COLUMNS
-                if self._enqueue(events_chunk(self._next_seq(), piece, self._level), force=final):
-                    self.events_written += n_events
+                if self._enqueue(events_chunk(self._next_seq(), piece, self._level), force=final, events=n_events):
                     if start == 0:
                         self._lost_reported += lost
                 else:
@@ -139,12 +144,12 @@ class Writer:
 
     # -- I/O ---------------------------------------------------------------
 
-    def _enqueue(self, data: bytes, force: bool) -> bool:
+    def _enqueue(self, data: bytes, force: bool, events: int = 0) -> bool:
         if not data:
             return True
         if not force and self._pending_bytes + len(data) > self._max_pending:
             return False
-        self._pending.append(data)
+        self._pending.append((data, events))
         self._pending_bytes += len(data)
         self._wake_io.set()
         return True
@@ -154,23 +159,35 @@ class Writer:
             self._wake_io.wait()
             self._wake_io.clear()
             while self._pending:
-                data = self._pending.popleft()
-                self._write(data)
+                data, events = self._pending.popleft()
+                if callable(data):
+                    data = data()
+                if self._write(data):
+                    self.events_written += events
+                else:
+                    self.events_lost += events
                 self._pending_bytes -= len(data)
             if self._io_done.is_set() and not self._pending:
                 self._flush()
                 return
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes) -> bool:
         if self.write_error is not None:
-            return
+            return False
         try:
-            self._sink.write(data)
+            view = memoryview(data)
+            while view:
+                written = self._sink.write(view)
+                if written is None:
+                    raise OSError("the trace destination is non-blocking and not ready")
+                view = view[written:]
             self._flush()
-            self.bytes_written += len(data)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # any failure of the sink ends writing, never the program
             self.write_error = f"{type(exc).__name__}: {exc}"
             print(f"exectracer: cannot write the trace: {self.write_error}", file=sys.stderr)
+            return False
+        self.bytes_written += len(data)
+        return True
 
     def _flush(self) -> None:
         flush = getattr(self._sink, "flush", None)
@@ -186,6 +203,6 @@ def open_sink(dest: "str | os.PathLike[str] | BinaryIO") -> tuple[BinaryIO, bool
     if isinstance(dest, (str, os.PathLike)):
         # unbuffered: a forked child holds no unwritten bytes of ours
         return open(dest, "wb", buffering=0), True
-    if not hasattr(dest, "write"):
+    if not hasattr(dest, "write") or isinstance(dest, io.TextIOBase):
         raise TypeError(f"trace destination must be a path or a binary file object, not {type(dest).__name__}")
     return dest, False

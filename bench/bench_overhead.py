@@ -1,0 +1,64 @@
+"""Recording overhead on the scheduling-heavy asyncio workload.
+
+Runs ``workload_async.py`` as a fresh process, alternating untraced and
+traced runs, and prints medians, the traced/untraced wall-time ratio and
+the trace size per recorded event::
+
+    python bench/bench_overhead.py --runs 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORKLOAD = HERE / "workload_async.py"
+
+
+def run_once(extra: list[str]) -> float:
+    """Wall time of one whole workload process, in seconds."""
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, str(WORKLOAD), *extra], check=True, env=env, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def events_in(path: str) -> int:
+    """Events recorded in a trace (read with exectracer.load)."""
+    sys.path.insert(0, str(HERE.parent / "src"))
+    import exectracer
+
+    return exectracer.load(path).event_count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="runs of each kind (at least 5)")
+    parser.add_argument("--rounds", type=int, default=1500)
+    parser.add_argument("--messages", type=int, default=600)
+    args = parser.parse_args()
+    work = ["--rounds", str(args.rounds), "--messages", str(args.messages)]
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = os.path.join(tmp, "bench.xtrace")
+        plain, traced = [], []
+        for i in range(args.runs):
+            plain.append(run_once(work))
+            traced.append(run_once(work + ["--trace", trace]))
+            print(f"run {i + 1}: untraced {plain[-1]:.3f} s, traced {traced[-1]:.3f} s", flush=True)
+        size = os.path.getsize(trace)
+        events = events_in(trace)
+    p, t = statistics.median(plain), statistics.median(traced)
+    print(f"python {sys.version.split()[0]}, {args.runs} runs of each, alternating")
+    print(f"untraced median {p:.3f} s, traced median {t:.3f} s, ratio {t / p:.3f}")
+    print(f"trace: {events} events, {size} bytes, {size / events:.2f} bytes/event")
+
+
+if __name__ == "__main__":
+    main()

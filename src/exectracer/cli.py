@@ -1,0 +1,137 @@
+"""The ``exectracer`` command: trace a program (``run``) or the bundled example (``demo``).
+
+Commands only parse and check their arguments and return a job; :func:`main`
+runs it once click is done, so the recording leaves click out and the
+program's ``SystemExit`` and ``KeyboardInterrupt`` reach the interpreter
+untouched.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from typing import Callable, NoReturn, Sequence
+
+import click
+
+from . import __version__, runner
+from .record.recorder import stop
+
+Job = Callable[[], int]
+POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="exectracer", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Record what a Python program's threads and asyncio tasks do, and why they wait."""
+
+
+@cli.command(context_settings={"allow_interspersed_args": False})
+@click.option("-o", "--output", metavar="PATH", help="Trace file to write.  [default: SCRIPT's or MODULE's name + .xtrace]")
+@click.option("--flush-interval", type=POSITIVE_SECONDS, default=1.0, show_default=True, metavar="SECONDS",
+              help="Write recorded events to the file at least this often.")
+@click.option("--no-asyncio", is_flag=True, help="Do not record event loops and asyncio tasks.")
+@click.option("--no-gc", is_flag=True, help="Do not record garbage collections.")
+@click.option("--no-threads", is_flag=True, help="Do not record thread lifecycles.")
+@click.option("-m", "module", is_flag=True, help="Run a library module as a script, like python -m.")
+@click.argument("target", metavar="SCRIPT | -m MODULE")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run(output: str | None, flush_interval: float, no_asyncio: bool, no_gc: bool, no_threads: bool,
+        module: bool, target: str, args: tuple[str, ...]) -> Job:
+    """Run a Python script, or a module with -m, and trace all of it.
+
+    Everything after SCRIPT or MODULE goes to the program, which sees the
+    sys.argv, sys.path[0] and __name__ that python would give it, and exits
+    with the same status.
+    """
+    try:
+        program = runner.prepare(target, args, module=module)
+    except runner.RunError as exc:
+        raise click.UsageError(str(exc)) from None
+    if output is None:
+        output = f"{target if module else _stem(target)}.xtrace"
+    elif not module and os.path.exists(output) and os.path.samefile(output, target):
+        raise click.BadParameter("the trace would overwrite the script", param_hint="'-o'")
+    options = {"flush_interval": flush_interval, "asyncio": not no_asyncio, "gc": not no_gc, "threads": not no_threads}
+    return functools.partial(runner.run, program, output, options, functools.partial(_report_run, output))
+
+
+@cli.command()
+@click.option("-o", "--output", default="exectracer-demo.xtrace", show_default=True, metavar="PATH",
+              help="Trace file to write.")
+@click.option("--seconds", type=POSITIVE_SECONDS, default=2.0, show_default=True, help="How long the service runs.")
+def demo(output: str, seconds: float) -> Job:
+    """Trace the bundled example: an asyncio TCP service and its clients."""
+    return functools.partial(_run_demo, output, seconds)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``exectracer`` and ``python -m exectracer``; exits with the status."""
+    args = list(sys.argv[1:] if argv is None else argv) or ["--help"]
+    try:
+        job = cli.main(args, standalone_mode=False)
+        status = job() if callable(job) else job
+    except click.ClickException as exc:
+        hint = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f" (try '{exc.ctx.command_path} --help')"
+        _fail(exc.format_message() + hint, exc.exit_code)
+    except runner.RunError as exc:
+        _fail(str(exc), 2)
+    except click.Abort:  # Ctrl-C while click was parsing
+        _fail("interrupted", 130)
+    sys.exit(status)
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    click.echo(f"exectracer: error: {message}", err=True)
+    sys.exit(status)
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(os.path.normpath(path)))[0] or "trace"
+
+
+def _report_run(output: str, stats: dict, seconds: float) -> None:
+    lost = f", {stats['events_lost']:,} lost" if stats["events_lost"] else ""
+    message = f"exectracer: {stats['events']:,} events{lost} ({_size(stats['bytes'])}, {seconds:.1f} s) written to {output}"
+    try:
+        click.echo(message, err=True)
+    except (OSError, ValueError):  # the program closed stderr
+        pass
+
+
+def _run_demo(output: str, seconds: float) -> int:
+    from .examples import service
+
+    runner.start_tracing(output)
+    began = time.perf_counter()
+    try:
+        served = service.main(seconds)
+    finally:
+        stats = stop()
+    took = time.perf_counter() - began
+    lost = f" ({stats['events_lost']:,} lost)" if stats["events_lost"] else ""
+    click.echo(
+        f"Traced the example service for {took:.1f} s: {served.requests:,} requests from {served.clients} clients, "
+        f"{served.collections} forced garbage collection{'' if served.collections == 1 else 's'}.\n"
+        f"  trace:   {output}\n"
+        f"  events:  {stats['events']:,}{lost}\n"
+        f"  size:    {_size(stats['bytes'])}\n"
+        "Next:\n"
+        f"  load it:             python -c \"import exectracer; print(exectracer.load({output!r}))\"\n"
+        "  trace your program:  exectracer run your_script.py [args...]\n"
+        "  the example's code:  " + service.__file__
+    )
+    return 0
+
+
+def _size(n: int) -> str:
+    if n < 1000:
+        return f"{n} bytes"
+    if n < 1_000_000:
+        return f"{n / 1e3:.1f} kB"
+    return f"{n / 1e6:.1f} MB"

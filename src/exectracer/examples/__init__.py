@@ -1,0 +1,1 @@
+"""Example programs to trace (``exectracer demo`` runs ``service``)."""

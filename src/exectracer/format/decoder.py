@@ -1,0 +1,417 @@
+"""Read the chunked trace format: validate, recover from damage, decode payloads.
+
+The reader never trusts a size it has not checked: a chunk header must pass
+its crc32 before anything it says is used, sizes over ``MAX_CHUNK_BYTES``
+are refused before allocating, and zlib output is capped at the declared
+``raw_length``. After a damaged chunk the reader resynchronises on the next
+``XTCK`` whose header and crc validate; a file that ends inside a chunk is a
+truncated tail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import mmap
+import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple, Union
+
+import numpy as np
+
+from .chunks import CHUNK_HEADER, CHUNK_MAGIC, FILE_HEADER, FORMAT_VERSION, MAGIC, MAX_CHUNK_BYTES, ChunkKind, Codec
+from .encoder import COLUMNS
+
+HEADER_BYTES = CHUNK_HEADER.size
+ROW_BYTES = COLUMNS * 8  # one event: code, ts, g as int64
+MAX_ZLIB_RATIO = 1032  # deflate never expands a byte of input to more than this
+DECODE_THREADS = 4  # EVENTS chunks inflated at once
+RESYNC_BUDGET = 8  # crc bytes spent checking resync candidates, per byte of file
+_KINDS = frozenset(int(k) for k in ChunkKind)
+_CODECS = frozenset(int(c) for c in Codec)
+
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
+
+
+class TraceFormatError(ValueError):
+    """The input is not a readable exectracer trace."""
+
+
+class ChunkError(ValueError):
+    """One chunk's payload cannot be decoded."""
+
+
+class Problem(NamedTuple):
+    """Damage found at byte ``offset`` of the file."""
+
+    offset: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"at byte {self.offset}: {self.reason}"
+
+
+class Chunk(NamedTuple):
+    """A chunk whose header and crc validated; its payload follows the header."""
+
+    offset: int
+    kind: int
+    codec: int
+    seq: int
+    length: int
+    raw_length: int
+
+    @property
+    def end(self) -> int:
+        """The offset just past the payload."""
+        return self.offset + HEADER_BYTES + self.length
+
+
+class Frame(NamedTuple):
+    """One frame of a stack: ``module.qualname``, file and line."""
+
+    function: str
+    file: str
+    line: int
+
+
+UNKNOWN_FRAME = Frame("?", "?", 0)
+
+
+@dataclasses.dataclass
+class Scan:
+    """The valid chunks of a file and the damage between them."""
+
+    version: int
+    chunks: list[Chunk]
+    problems: list[Problem]
+    truncated_bytes: int = 0
+
+
+@dataclasses.dataclass
+class Decoded:
+    """Everything a trace file holds, decoded; events in time order."""
+
+    version: int
+    metadata: dict[str, Any]
+    summary: dict[str, Any] | None
+    strings: dict[int, str]
+    stacks: dict[int, list[Frame]]
+    code: np.ndarray
+    ts: np.ndarray
+    g: np.ndarray
+    problems: list[Problem]
+    chunks_skipped: int
+    truncated_bytes: int
+    seq_gaps: list[tuple[int, int]]
+
+
+# -- scanning ----------------------------------------------------------------
+
+
+def read_version(data: Any) -> int:
+    """Check the file header and return its format version."""
+    size = len(data)
+    if size == 0:
+        raise TraceFormatError("empty file: not an exectracer trace")
+    head = bytes(data[: FILE_HEADER.size])
+    if not MAGIC.startswith(head[: len(MAGIC)]):
+        raise TraceFormatError(f"not an exectracer trace (it starts with {head[:8]!r}, expected {MAGIC!r})")
+    if size < FILE_HEADER.size:
+        raise TraceFormatError(f"truncated file header ({size} of {FILE_HEADER.size} bytes): nothing readable")
+    _magic, version, _flags = FILE_HEADER.unpack(head)
+    if version != FORMAT_VERSION:
+        hint = "written by a newer exectracer; upgrade to read it" if version > FORMAT_VERSION else "not supported"
+        raise TraceFormatError(f"unknown trace format version {version} (this reader knows version {FORMAT_VERSION}): {hint}")
+    return version
+
+
+def check_header(view: memoryview, offset: int) -> Chunk | str:
+    """The chunk whose header starts at ``offset``, or why the header is invalid.
+
+    Only fields that need no payload are checked here; :meth:`Scanner.read` does the rest.
+    """
+    magic, kind, codec, reserved, seq, length, raw_length, _crc = CHUNK_HEADER.unpack_from(view, offset)
+    if magic != CHUNK_MAGIC:
+        return "bad chunk magic"
+    if kind not in _KINDS or codec not in _CODECS or reserved:
+        return f"bad chunk header (kind {kind}, codec {codec})"
+    if length > MAX_CHUNK_BYTES or raw_length > MAX_CHUNK_BYTES:
+        return f"chunk size over the {MAX_CHUNK_BYTES}-byte limit (length {length}, raw_length {raw_length})"
+    if codec == Codec.RAW and length != raw_length:
+        return f"impossible lengths for an uncompressed chunk ({length} != {raw_length})"
+    if codec == Codec.ZLIB and raw_length > length * MAX_ZLIB_RATIO + 1024:
+        return f"impossible compression ratio ({length} bytes cannot inflate to {raw_length})"
+    return Chunk(offset, kind, codec, seq, length, raw_length)
+
+
+def crc_ok(view: memoryview, chunk: Chunk) -> bool:
+    """Whether the chunk's crc32 matches its first 20 header bytes and payload."""
+    start = chunk.offset
+    stored = int.from_bytes(view[start + 20 : start + HEADER_BYTES], "little")
+    return zlib.crc32(view[start + HEADER_BYTES : chunk.end], zlib.crc32(view[start : start + 20])) == stored
+
+
+class Scanner:
+    """Walks a file chunk by chunk, resynchronising after damage."""
+
+    def __init__(self, data: Any, view: memoryview) -> None:
+        self.data = data  # has .find (bytes or mmap)
+        self.view = view
+        self.size = len(view)
+        self.budget = RESYNC_BUDGET * self.size + MAX_CHUNK_BYTES
+
+    def run(self, version: int) -> Scan:
+        """All valid chunks after the file header, and the problems found."""
+        scan = Scan(version, [], [])
+        offset = FILE_HEADER.size
+        while offset < self.size:
+            found = self.read(offset)
+            if isinstance(found, Chunk):
+                scan.chunks.append(found)
+                offset = found.end
+                continue
+            resume = self.resync(offset + 1)
+            if resume is None and found == "torn":
+                scan.truncated_bytes = self.size - offset
+            elif resume is None:
+                scan.problems.append(Problem(offset, f"{found}; no valid chunk follows ({self.size - offset} bytes unreadable)"))
+            else:
+                reason = "chunk runs past the end of the file" if found == "torn" else found
+                scan.problems.append(Problem(offset, f"{reason}; skipped {resume - offset} bytes"))
+            offset = self.size if resume is None else resume
+        return scan
+
+    def read(self, offset: int) -> Chunk | str:
+        """The valid chunk at ``offset``, ``"torn"`` if the file ends inside it, or what is wrong."""
+        left = self.size - offset
+        if left < HEADER_BYTES:
+            tail = bytes(self.view[offset : offset + 4])
+            return "torn" if CHUNK_MAGIC.startswith(tail) else "bad chunk magic"
+        found = check_header(self.view, offset)
+        if isinstance(found, str):
+            return found
+        if found.end > self.size:
+            return "torn"
+        return found if crc_ok(self.view, found) else f"bad crc32 (chunk seq {found.seq}, kind {_kind_name(found.kind)})"
+
+    def resync(self, start: int) -> int | None:
+        """The offset of the next valid chunk at or after ``start``."""
+        while self.budget > 0:
+            offset = self.data.find(CHUNK_MAGIC, start)
+            if offset < 0 or self.size - offset < HEADER_BYTES:
+                return None
+            found = check_header(self.view, offset)
+            if isinstance(found, Chunk) and found.end <= self.size:
+                self.budget -= found.length
+                if crc_ok(self.view, found):
+                    return offset
+            start = offset + 1
+        return None
+
+
+def _kind_name(kind: int) -> str:
+    return ChunkKind(kind).name if kind in _KINDS else str(kind)
+
+
+# -- payloads ----------------------------------------------------------------
+
+
+def payload(view: memoryview, chunk: Chunk) -> bytes:
+    """A chunk's decompressed payload, never larger than its ``raw_length``."""
+    data = view[chunk.offset + HEADER_BYTES : chunk.end]
+    if chunk.codec == Codec.RAW:
+        return bytes(data)
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(data, chunk.raw_length + 1)  # one byte more tells a bomb
+    except zlib.error as exc:
+        raise ChunkError(f"bad zlib data: {exc}") from None
+    if len(raw) > chunk.raw_length:
+        raise ChunkError(f"payload inflates to more than its raw_length of {chunk.raw_length} bytes; refused")
+    if not inflater.eof or len(raw) != chunk.raw_length:
+        raise ChunkError(f"payload inflates to {len(raw)} bytes, not its raw_length of {chunk.raw_length}")
+    return raw
+
+
+def json_payload(raw: bytes, kind: type) -> Any:
+    """A JSON payload, checked to be a ``kind`` (dict or list)."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ChunkError(f"bad JSON: {exc}") from None
+    if not isinstance(value, kind):
+        raise ChunkError(f"JSON payload is a {type(value).__name__}, not a {kind.__name__}")
+    return value
+
+
+def add_strings(strings: dict[int, str], raw: bytes) -> None:
+    """Add a STRINGS payload (``[[id, text], ...]``) to ``strings``."""
+    try:
+        new = dict(json_payload(raw, list))
+    except (TypeError, ValueError) as exc:
+        raise ChunkError(f"bad STRINGS payload: {exc}") from None
+    if not all(type(sid) is int and type(text) is str for sid, text in new.items()):
+        raise ChunkError("bad STRINGS payload: ids must be integers and texts strings")
+    strings.update(new)
+
+
+def add_stacks(frames: dict[int, tuple], stacks: dict[int, list[int]], raw: bytes) -> None:
+    """Add a STACKS payload's frames and stacks (ids still unresolved)."""
+    value = json_payload(raw, dict)
+    try:
+        new_frames = {fid: (func, file, line) for fid, func, file, line in value.get("frames", ())}
+        new_stacks = {sid: list(ids) for sid, ids in value.get("stacks", ())}
+    except (TypeError, ValueError) as exc:
+        raise ChunkError(f"bad STACKS payload: {exc}") from None
+    numbers = [*new_frames, *(v for f in new_frames.values() for v in f), *new_stacks, *(v for ids in new_stacks.values() for v in ids)]
+    if not all(type(v) is int for v in numbers):
+        raise ChunkError("bad STACKS payload: ids and lines must be integers")
+    frames.update(new_frames)
+    stacks.update(new_stacks)
+
+
+def resolve_stacks(frames: dict[int, tuple], stacks: dict[int, list[int]], strings: dict[int, str]) -> dict[int, list[Frame]]:
+    """Stacks as lists of :class:`Frame`, innermost first; stack 0 is empty."""
+    by_id = {fid: Frame(strings.get(func, "?"), strings.get(file, "?"), line) for fid, (func, file, line) in frames.items()}
+    resolved = {sid: [by_id.get(fid, UNKNOWN_FRAME) for fid in ids] for sid, ids in stacks.items()}
+    resolved[0] = []
+    return resolved
+
+
+class EventColumns:
+    """The ``code``/``ts``/``g`` columns of all EVENTS chunks, decoded in parallel.
+
+    Each chunk owns a slice of preallocated columns (sized from the validated
+    ``raw_length`` fields); zlib and NumPy copies release the GIL, so worker
+    threads inflate and place chunks side by side.
+    """
+
+    def __init__(self, view: memoryview, chunks: list[Chunk]) -> None:
+        self.view = view
+        self.chunks = chunks
+        sizes = [c.raw_length // ROW_BYTES for c in chunks]
+        self.starts = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))).tolist()
+        self.columns = [np.empty(self.starts[-1], "<i8") for _ in range(COLUMNS)]
+
+    def fill(self) -> list[Problem]:
+        """Decode every chunk into its slice; return the chunks that could not be."""
+        workers = min(DECODE_THREADS, len(self.chunks), os.cpu_count() or 1)
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                errors = list(pool.map(self._fill_one, range(len(self.chunks))))
+        else:
+            errors = [self._fill_one(i) for i in range(len(self.chunks))]
+        failed = [(i, e) for i, e in enumerate(errors) if e is not None]
+        if failed:
+            keep = np.ones(len(self.columns[0]), dtype=bool)
+            for i, _ in failed:
+                keep[self.starts[i] : self.starts[i + 1]] = False
+            self.columns = [col[keep] for col in self.columns]
+        return [Problem(self.chunks[i].offset, f"EVENTS chunk seq {self.chunks[i].seq}: {e}") for i, e in failed]
+
+    def _fill_one(self, index: int) -> str | None:
+        """Place one column-major payload (``n`` codes, ``n`` ts, ``n`` g, little-endian int64)."""
+        try:
+            raw = payload(self.view, self.chunks[index])
+        except ChunkError as exc:
+            return str(exc)
+        if len(raw) % ROW_BYTES:
+            return f"payload of {len(raw)} bytes is not a whole number of {ROW_BYTES}-byte events"
+        source = np.frombuffer(raw, "<i8").reshape(COLUMNS, -1)
+        lo, hi = self.starts[index], self.starts[index + 1]
+        for dest, column in zip(self.columns, source, strict=True):
+            dest[lo:hi] = column
+        return None
+
+    def sorted_by_time(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(code, ts, g)`` as native int64, stably sorted by ``ts``."""
+        code, ts, g = (col.astype(np.int64, copy=False) for col in self.columns)
+        self.columns = []  # let the unsorted columns go as they are replaced
+        if len(ts) > 1 and np.any(ts[1:] < ts[:-1]):
+            order = np.argsort(ts, kind="stable")
+            ts = ts[order]
+            code = code[order]
+            g = g[order]
+        return code, ts, g
+
+
+# -- the whole file ----------------------------------------------------------
+
+
+def seq_gaps(seqs: list[int]) -> list[tuple[int, int]]:
+    """Ranges ``(first, last)`` of chunk sequence numbers missing from 1 to the highest seen."""
+    if not seqs:
+        return []
+    have = np.unique(np.asarray(seqs, dtype=np.int64))
+    have = np.concatenate(([0], have))
+    gap = np.flatnonzero(np.diff(have) > 1)
+    return [(int(have[i]) + 1, int(have[i + 1]) - 1) for i in gap]
+
+
+def decode(data: Any) -> Decoded:
+    """Decode a whole trace held in ``data`` (bytes-like, or an mmap)."""
+    version = read_version(data)
+    with memoryview(data) as view:
+        scan = Scanner(data, view).run(version)
+        if not scan.chunks:
+            detail = "; ".join(str(p) for p in scan.problems) or f"the file ends after {len(view)} bytes"
+            raise TraceFormatError(f"nothing readable in the trace ({detail})")
+        return _decode_chunks(view, scan)
+
+
+def _decode_chunks(view: memoryview, scan: Scan) -> Decoded:
+    events = EventColumns(view, [c for c in scan.chunks if c.kind == ChunkKind.EVENTS])
+    metadata: dict[str, Any] = {}
+    summary: dict[str, Any] | None = None
+    strings: dict[int, str] = {}
+    frames: dict[int, tuple] = {}
+    stacks: dict[int, list[int]] = {}
+    problems = scan.problems + events.fill()
+    skipped = len(problems)
+    for chunk in scan.chunks:
+        if chunk.kind == ChunkKind.EVENTS:
+            continue
+        try:
+            raw = payload(view, chunk)
+            if chunk.kind == ChunkKind.STRINGS:
+                add_strings(strings, raw)
+            elif chunk.kind == ChunkKind.STACKS:
+                add_stacks(frames, stacks, raw)
+            elif chunk.kind == ChunkKind.METADATA:
+                metadata = json_payload(raw, dict)
+            else:
+                summary = json_payload(raw, dict)
+        except ChunkError as exc:
+            problems.append(Problem(chunk.offset, f"{_kind_name(chunk.kind)} chunk seq {chunk.seq}: {exc}"))
+            skipped += 1
+    strings[0] = "?"
+    code, ts, g = events.sorted_by_time()
+    return Decoded(
+        version=scan.version,
+        metadata=metadata,
+        summary=summary,
+        strings=strings,
+        stacks=resolve_stacks(frames, stacks, strings),
+        code=code,
+        ts=ts,
+        g=g,
+        problems=sorted(problems),
+        chunks_skipped=skipped,
+        truncated_bytes=scan.truncated_bytes,
+        seq_gaps=seq_gaps([c.seq for c in scan.chunks]),
+    )
+
+
+def read(source: Source) -> Decoded:
+    """Decode a trace from a path (memory-mapped) or from bytes."""
+    if isinstance(source, memoryview):
+        source = source.tobytes()
+    if isinstance(source, (bytes, bytearray)):
+        return decode(source)
+    with open(source, "rb") as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            raise TraceFormatError("empty file: not an exectracer trace")
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            return decode(mapped)

@@ -1,0 +1,500 @@
+"""Load a trace file and look at it: events as NumPy columns, and tables built from them.
+
+(Not ``exectracer.trace``: that name is the recording context manager.)
+
+::
+
+    trace = exectracer.load("out.xtrace")
+    trace.events.ts, trace.events.kind      # NumPy columns, in time order
+    trace.tasks, trace.threads, trace.loops # who ran
+    trace.lost                              # what the trace does not hold
+
+Tables other than ``events`` are built on first use, with NumPy masks over
+the events, so loading stays fast however large the trace is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+import warnings
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from .format import decoder
+from .format.decoder import Frame, Problem, TraceFormatError
+from .format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, Outcome
+
+__all__ = ["Frame", "Lost", "Loop", "Problem", "Table", "Task", "Thread", "Trace", "TraceFormatError", "TraceWarning", "UserTask", "load"]
+
+_DEFAULT_TASK_PREFIX = "Task-"
+
+
+class TraceWarning(UserWarning):
+    """A trace was loaded, but part of it was damaged or missing."""
+
+
+class Table:
+    """Equal-length NumPy columns, read as attributes (``t.ts``) or by name (``t["ts"]``).
+
+    Indexing with anything else (a mask, a slice, indices) selects rows and
+    returns a new table.
+    """
+
+    def __init__(self, **columns: np.ndarray) -> None:
+        self._columns = columns
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The column names."""
+        return tuple(self._columns)
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self.__dict__["_columns"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return self._columns[key]
+        return Table(**{name: col[key] for name, col in self._columns.items()})
+
+    def __len__(self) -> int:
+        return len(next(iter(self._columns.values()), ()))
+
+    def __repr__(self) -> str:
+        return f"<Table of {len(self)} rows: {', '.join(self._columns)}>"
+
+    def to_dataframe(self) -> Any:
+        """The table as a pandas DataFrame (needs pandas)."""
+        return _pandas().DataFrame(self._columns, copy=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Thread:
+    """An OS thread seen by the trace (``id`` is its goroutine id)."""
+
+    id: int
+    name: str
+    start_function: str | None  # module.qualname of its target (or run method)
+    file: str | None
+    line: int | None
+    parent_id: int | None  # goroutine that started it; None if it ran before tracing began
+    native_id: int | None
+    ident: int | None  # threading.get_ident()
+    created_ns: int | None
+    started_ns: int | None
+    ended_ns: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """An asyncio task (``id`` is its goroutine id)."""
+
+    id: int
+    name: str
+    start_function: str | None  # module.qualname of its coroutine
+    file: str | None
+    line: int | None
+    parent_id: int | None  # goroutine that created it, if known
+    loop_id: int | None
+    created_ns: int | None
+    ended_ns: int | None
+    outcome: Outcome | None  # None while it had not finished
+    eager: bool  # its first step ran inside create_task
+
+
+@dataclasses.dataclass(frozen=True)
+class Loop:
+    """An asyncio event loop."""
+
+    id: int
+    class_name: str
+    thread_id: int | None  # goroutine id of the thread that last ran it
+    started_ns: int | None  # first LOOP_START
+    stopped_ns: int | None  # last LOOP_STOP
+
+
+@dataclasses.dataclass(frozen=True)
+class UserTask:
+    """A task made with ``exectracer.task``."""
+
+    id: int
+    name: str
+    parent_id: int | None
+    g: int | None  # goroutine that began it
+    begin_ns: int | None
+    end_ns: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Lost:
+    """What the trace does not hold, and why."""
+
+    events_lost: int  # dropped by the recorder (its buffer limit)
+    chunks_skipped: int  # damaged chunks the reader skipped
+    truncated_bytes: int  # bytes of an incomplete last chunk
+    seq_gaps: tuple[tuple[int, int], ...]  # (first, last) missing chunk sequence numbers
+    clean_end: bool  # the END chunk is present: the recording was stopped cleanly
+    problems: tuple[Problem, ...]
+
+    @property
+    def chunks_missing(self) -> int:
+        """How many chunk sequence numbers are missing."""
+        return sum(last - first + 1 for first, last in self.seq_gaps)
+
+    @property
+    def complete(self) -> bool:
+        """Whether nothing at all is missing."""
+        return self.clean_end and not (self.events_lost or self.chunks_skipped or self.truncated_bytes or self.seq_gaps)
+
+
+class Trace:
+    """A loaded trace. Use :func:`load` to make one."""
+
+    def __init__(self, decoded: decoder.Decoded, name: str = "<trace>") -> None:
+        self.name = name
+        self.version = decoded.version
+        self.metadata: dict[str, Any] = decoded.metadata
+        self.summary: dict[str, Any] | None = decoded.summary  # the END chunk, if the recording stopped cleanly
+        self.strings: dict[int, str] = decoded.strings
+        self.stacks: dict[int, list[Frame]] = decoded.stacks
+        kind = decoded.code.astype(np.uint8)
+        arg = np.right_shift(decoded.code, ARG_SHIFT, out=decoded.code)  # reuses the code column
+        self.events = Table(kind=kind, arg=arg, ts=decoded.ts, g=decoded.g)
+        totals = _ints((decoded.summary or {}).get("events_lost"))
+        self.lost = Lost(
+            events_lost=max([int(arg[kind == Kind.EVENTS_LOST].sum()), *totals]),
+            chunks_skipped=decoded.chunks_skipped,
+            truncated_bytes=decoded.truncated_bytes,
+            seq_gaps=tuple(decoded.seq_gaps),
+            clean_end=decoded.summary is not None,
+            problems=tuple(decoded.problems),
+        )
+
+    def __repr__(self) -> str:
+        return f"<Trace {self.name}: {self.event_count} events, {self.duration_ns / 1e9:.3f}s>"
+
+    @property
+    def event_count(self) -> int:
+        """The number of events."""
+        return len(self.events)
+
+    @property
+    def start_ns(self) -> int:
+        """When the recording started (``perf_counter_ns``): metadata ``start_ns`` or the first event."""
+        ts = self.events.ts
+        return min(_ints(self.metadata.get("start_ns"), ts[0] if len(ts) else None), default=0)
+
+    @property
+    def end_ns(self) -> int:
+        """When the recording stopped: END ``stop_ns`` or the last event."""
+        ts = self.events.ts
+        return max(_ints((self.summary or {}).get("stop_ns"), ts[-1] if len(ts) else None), default=self.start_ns)
+
+    @property
+    def duration_ns(self) -> int:
+        """How long the recording ran, in nanoseconds."""
+        return self.end_ns - self.start_ns
+
+    def string(self, sid: int) -> str:
+        """The interned string ``sid`` (``"?"`` if the trace does not define it)."""
+        return self.strings.get(int(sid), "?")
+
+    def frame(self, stack_id: int) -> Frame | None:
+        """The innermost frame of a stack, if it has any."""
+        frames = self.stacks.get(int(stack_id))
+        return frames[0] if frames else None
+
+    def task_name(self, arg: int) -> str:
+        """The name a TASK_NAME argument stands for."""
+        return f"{_DEFAULT_TASK_PREFIX}{-arg}" if arg < 0 else self.string(arg)
+
+    # -- tables ------------------------------------------------------------------
+
+    @functools.cached_property
+    def threads(self) -> list[Thread]:
+        """Every thread, by id."""
+        ev = self._select(Kind.THREAD_CREATE, Kind.THREAD_START, Kind.THREAD_END, Kind.THREAD_NAME, Kind.THREAD_FUNC, Kind.THREAD_IDENT)
+        created, started, ended = (_first(ev, k) for k in (Kind.THREAD_CREATE, Kind.THREAD_START, Kind.THREAD_END))
+        names, funcs, idents = (_last(ev, k) for k in (Kind.THREAD_NAME, Kind.THREAD_FUNC, Kind.THREAD_IDENT))
+        threads = []
+        for g in sorted(created.keys() | started.keys()):
+            func = self.frame(funcs[g][0]) if g in funcs else None
+            threads.append(
+                Thread(
+                    id=g,
+                    name=self.string(names[g][0]) if g in names else "?",
+                    start_function=func.function if func else None,
+                    file=func.file if func else None,
+                    line=func.line if func else None,
+                    parent_id=created[g][0] or None if g in created else None,
+                    native_id=started[g][0] or None if g in started else None,
+                    ident=idents[g][0] if g in idents else None,
+                    created_ns=created[g][1] if g in created else None,
+                    started_ns=started[g][1] if g in started else None,
+                    ended_ns=ended[g][1] if g in ended else None,
+                )
+            )
+        return threads
+
+    @functools.cached_property
+    def tasks(self) -> list[Task]:
+        """Every asyncio task, by id."""
+        ev = self._select(Kind.TASK_CREATE, Kind.TASK_LOOP, Kind.TASK_FUNC, Kind.TASK_NAME, Kind.TASK_DONE, Kind.TASK_EAGER)
+        created, loops, funcs, done, eager = (_first(ev, k) for k in (Kind.TASK_CREATE, Kind.TASK_LOOP, Kind.TASK_FUNC, Kind.TASK_DONE, Kind.TASK_EAGER))
+        names = _last(ev, Kind.TASK_NAME)
+        tasks = []
+        for g in sorted(created.keys() | names.keys() | done.keys()):
+            func = self.frame(funcs[g][0]) if g in funcs else None
+            outcome = done[g][0] if g in done else None
+            tasks.append(
+                Task(
+                    id=g,
+                    name=self.task_name(names[g][0]) if g in names else "?",
+                    start_function=func.function if func else None,
+                    file=func.file if func else None,
+                    line=func.line if func else None,
+                    parent_id=created[g][0] or None if g in created else None,
+                    loop_id=loops[g][0] if g in loops else None,
+                    created_ns=created[g][1] if g in created else None,
+                    ended_ns=done[g][1] if g in done else None,
+                    outcome=Outcome(outcome) if outcome in _OUTCOMES else None,
+                    eager=g in eager,
+                )
+            )
+        return tasks
+
+    @functools.cached_property
+    def loops(self) -> list[Loop]:
+        """Every event loop, by id."""
+        ev = self._select(Kind.LOOP_CLASS, Kind.LOOP_START, Kind.LOOP_STOP)
+        classes, starts = _first(ev, Kind.LOOP_CLASS), _first(ev, Kind.LOOP_START)
+        last_start, stops = _last(ev, Kind.LOOP_START), _last(ev, Kind.LOOP_STOP)
+        return [
+            Loop(
+                id=lid,
+                class_name=self.string(classes[lid][0]) if lid in classes else "?",
+                thread_id=last_start[lid][0] or None if lid in last_start else None,
+                started_ns=starts[lid][1] if lid in starts else None,
+                stopped_ns=stops[lid][1] if lid in stops else None,
+            )
+            for lid in sorted(classes.keys() | starts.keys())
+        ]
+
+    @functools.cached_property
+    def user_tasks(self) -> list[UserTask]:
+        """Tasks made with ``exectracer.task``, by id."""
+        ev = self._select(Kind.USER_TASK_NAME, Kind.USER_TASK_PARENT, Kind.USER_TASK_BEGIN, Kind.USER_TASK_END)
+        names, parents = _first(ev, Kind.USER_TASK_NAME), _first(ev, Kind.USER_TASK_PARENT)
+        begins, ends = _first(ev, Kind.USER_TASK_BEGIN, by="arg"), _first(ev, Kind.USER_TASK_END, by="arg")
+        return [
+            UserTask(
+                id=tid,
+                name=self.string(names[tid][0]) if tid in names else "?",
+                parent_id=parents[tid][0] or None if tid in parents else None,
+                g=begins[tid][0] if tid in begins else None,
+                begin_ns=begins[tid][1] if tid in begins else None,
+                end_ns=ends[tid][1] if tid in ends else None,
+            )
+            for tid in sorted(names.keys() | begins.keys())
+        ]
+
+    @functools.cached_property
+    def regions(self) -> Table:
+        """Regions (``exectracer.region``): ``g``, ``name``, ``task`` (user task id, 0 for none),
+        ``begin_ns`` and ``end_ns`` (-1 if the region had not ended), ordered by begin."""
+        ev = self.events
+        where = np.flatnonzero(_kinds_mask(ev.kind, Kind.REGION_BEGIN, Kind.REGION_END))
+        opens = ev.kind[where] == Kind.REGION_BEGIN
+        begin, end = match_spans(ev.g[where], opens)
+        begin, end = where[begin], np.where(end >= 0, where[end], -1)
+        return Table(
+            g=ev.g[begin],
+            name=self._strings_of(ev.arg[begin]),
+            task=self._follower(begin, Kind.REGION_TASK),
+            begin_ns=ev.ts[begin],
+            end_ns=np.where(end >= 0, ev.ts[end], -1),
+        )
+
+    @functools.cached_property
+    def logs(self) -> Table:
+        """Log records (``exectracer.log``): ``ts``, ``g``, ``category``, ``message``, ``task`` (0 for none)."""
+        ev = self.events
+        at = np.flatnonzero(ev.kind == Kind.LOG_MESSAGE)
+        before = np.maximum(at - 1, 0)
+        has_category = (ev.kind[before] == Kind.LOG_CATEGORY) & (ev.g[before] == ev.g[at]) & (at > 0)
+        return Table(
+            ts=ev.ts[at],
+            g=ev.g[at],
+            category=self._strings_of(np.where(has_category, ev.arg[before], 0)),
+            message=self._strings_of(ev.arg[at]),
+            task=self._follower(at, Kind.LOG_TASK),
+        )
+
+    def suspend_reasons(self) -> Table:
+        """TASK_SUSPEND events unpacked: ``ts``, ``g``, ``stack`` id and ``category``."""
+        sel = self._of(Kind.TASK_SUSPEND)
+        return Table(ts=sel.ts, g=sel.g, stack=sel.arg >> CATEGORY_SHIFT, category=(sel.arg & 0xF).astype(np.uint8))
+
+    def to_dataframe(self) -> Any:
+        """The events as a pandas DataFrame (``ts``, ``g``, ``kind``, ``event`` name, ``arg``); needs pandas."""
+        pd = _pandas()
+        ev = self.events
+        used = np.flatnonzero(np.bincount(ev.kind, minlength=256))
+        lut = np.zeros(256, dtype=np.int16)
+        lut[used] = np.arange(len(used))
+        event = pd.Categorical.from_codes(lut[ev.kind], categories=[_kind_name(k) for k in used.tolist()])
+        return pd.DataFrame({"ts": ev.ts, "g": ev.g, "kind": ev.kind, "event": event, "arg": ev.arg})
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _of(self, kind: Kind) -> Table:
+        return self.events[self.events.kind == kind]
+
+    def _select(self, *kinds: Kind) -> Table:
+        return self.events[_kinds_mask(self.events.kind, *kinds)]
+
+    def _strings_of(self, ids: np.ndarray) -> np.ndarray:
+        """An object array of the strings that ``ids`` name."""
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        table = np.array([self.string(i) for i in uniq.tolist()], dtype=object)
+        return table[inverse.reshape(-1)]
+
+    def _follower(self, at: np.ndarray, kind: Kind) -> np.ndarray:
+        """The arg of a ``kind`` event right after each event in ``at`` (same g and ts), else 0."""
+        ev = self.events
+        nxt = np.minimum(at + 1, max(len(ev) - 1, 0))
+        ok = (ev.kind[nxt] == kind) & (ev.g[nxt] == ev.g[at]) & (ev.ts[nxt] == ev.ts[at]) & (nxt != at)
+        return np.where(ok, ev.arg[nxt], 0)
+
+
+_OUTCOMES = frozenset(int(o) for o in Outcome)
+_KIND_NAMES = {int(k): k.name for k in Kind}
+
+
+def _kind_name(kind: int) -> str:
+    return _KIND_NAMES.get(kind, f"KIND_{kind}")
+
+
+def _ints(*values: Any) -> list[int]:
+    return [int(v) for v in values if isinstance(v, (int, np.integer)) and not isinstance(v, bool)]
+
+
+def _kinds_mask(kind: np.ndarray, *kinds: Kind) -> np.ndarray:
+    lut = np.zeros(256, dtype=bool)
+    lut[list(kinds)] = True
+    return lut[kind]
+
+
+def _pairs(ev: Table, kind: Kind, by: str) -> tuple[list[int], list[tuple[int, int]]]:
+    sel = ev.kind == kind
+    keys = ev[by][sel].tolist()
+    other = "g" if by == "arg" else "arg"
+    return keys, list(zip(ev[other][sel].tolist(), ev.ts[sel].tolist(), strict=True))
+
+
+def _first(ev: Table, kind: Kind, by: str = "g") -> dict[int, tuple[int, int]]:
+    """``key -> (value, ts)`` of the first ``kind`` event per key (``by`` g, value arg, or the reverse)."""
+    keys, values = _pairs(ev, kind, by)
+    return dict(zip(reversed(keys), reversed(values), strict=True))
+
+
+def _last(ev: Table, kind: Kind, by: str = "g") -> dict[int, tuple[int, int]]:
+    """Like :func:`_first`, for the last event per key."""
+    keys, values = _pairs(ev, kind, by)
+    return dict(zip(keys, values, strict=True))
+
+
+def match_spans(g: np.ndarray, opens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pair nested begin/end events per goroutine, as a stack would.
+
+    ``g`` and ``opens`` describe begin (True) and end (False) events in time
+    order. Returns the indices of the begins and, for each, its end's index
+    or -1. An end with nothing open is ignored.
+    """
+    n = len(g)
+    if n == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    order = np.argsort(g, kind="stable")
+    gs, step = g[order], np.where(opens[order], 1, -1)
+    first = np.ones(n, dtype=bool)
+    first[1:] = gs[1:] != gs[:-1]
+    group = np.cumsum(first) - 1
+    total = np.cumsum(step)
+    depth = total - (total - step)[first][group]  # running sum within each goroutine
+    spread = 2 * n + 1  # offsets keep each goroutine's minimum from leaking into the next
+    low = np.minimum.accumulate(depth - group * spread) + group * spread
+    clamped = depth - np.minimum(low, 0)  # depth after each event; unmatched ends leave it at 0
+    before = np.zeros(n, dtype=np.int64)
+    before[1:] = clamped[:-1]
+    before[first] = 0
+    level = np.where(step > 0, clamped, before)
+    key = np.lexsort((np.arange(n), level, group))
+    is_begin = step[key] > 0
+    pair = np.zeros(n, dtype=bool)
+    pair[:-1] = is_begin[:-1] & ~is_begin[1:] & (group[key][1:] == group[key][:-1]) & (level[key][1:] == level[key][:-1])
+    begins = key[is_begin]
+    ends = np.where(pair[is_begin], np.append(key[1:], -1)[is_begin], -1)
+    keep = np.argsort(order[begins], kind="stable")
+    return order[begins][keep], np.where(ends >= 0, order[np.maximum(ends, 0)], -1)[keep]
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError("to_dataframe() needs pandas: pip install pandas") from None
+    return pandas
+
+
+def _describe(d: decoder.Decoded) -> list[str]:
+    """What was wrong with the file, for the warning or the error."""
+    out = []
+    if d.problems:
+        out.append(f"{d.chunks_skipped} damaged chunk(s) skipped (" + "; ".join(map(str, d.problems)) + ")")
+    if d.truncated_bytes:
+        out.append(f"truncated: the last {d.truncated_bytes} bytes are an incomplete chunk")
+    if d.seq_gaps:
+        gaps = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in d.seq_gaps)
+        out.append(f"chunk(s) missing from the sequence: {gaps}")
+    if not d.metadata:
+        out.append("no metadata")
+    if d.summary is None:
+        out.append("no END chunk: the recording did not stop cleanly")
+    return out
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside exectracer."""
+    frame: FrameType | None = sys._getframe(2)
+    level = 2
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "exectracer":
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def load(path: str | os.PathLike[str] | bytes, *, strict: bool = False) -> Trace:
+    """Read a trace file (or its bytes).
+
+    Raises :class:`TraceFormatError` for input that is not a readable trace.
+    Damage the reader can recover from (corrupt chunks, a truncated tail,
+    missing chunks, no END chunk) is reported with a :class:`TraceWarning`,
+    or raised as a :class:`TraceFormatError` when ``strict`` is true.
+    """
+    name = "<bytes>" if isinstance(path, (bytes, bytearray, memoryview)) else os.fspath(path)
+    try:
+        decoded = decoder.read(path)
+    except TraceFormatError as exc:
+        raise TraceFormatError(f"{name}: {exc}") from None
+    issues = _describe(decoded)
+    if issues and strict:
+        raise TraceFormatError(f"{name}: " + "; ".join(issues))
+    if issues:
+        warnings.warn(f"{name}: loaded what was readable: " + "; ".join(issues), TraceWarning, stacklevel=_caller_level())
+    return Trace(decoded, str(name))

@@ -1,0 +1,163 @@
+"""Run a program under the tracer the way ``python script.py`` or ``python -m module`` would.
+
+The program sees the same ``sys.argv``, ``sys.path[0]`` and ``__name__`` as
+without the tracer, and ends with the same exit status: ``SystemExit`` and
+``KeyboardInterrupt`` reach the interpreter as usual, an uncaught exception is
+printed by ``sys.excepthook`` (without the tracer's frames) and exits with 1.
+The trace is finished before that, once the program's non-daemon threads are
+done, as the interpreter waits for them before it exits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.machinery
+import importlib.util
+import os
+import runpy
+import sys
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+from .record.recorder import is_tracing, start, stop
+
+Report = Callable[[dict, float], None]
+
+
+class RunError(Exception):
+    """Nothing was run: the program cannot be found or the trace cannot be written."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """A script (file, directory or zip) or a module to run as ``__main__``."""
+
+    target: str
+    module: bool
+
+    def execute(self) -> None:
+        """Run the program in this process; its exceptions propagate."""
+        if self.module:
+            runpy.run_module(self.target, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(self.target, run_name="__main__")
+
+
+def prepare(target: str, args: Sequence[str], *, module: bool) -> Program:
+    """Set ``sys.argv`` and ``sys.path[0]`` as ``python`` would for this program.
+
+    A module is looked up now, before tracing starts, which imports its parent
+    packages (``python -m`` imports them first too). Raises :class:`RunError`
+    if there is nothing to run.
+    """
+    if module:
+        _set_path0(os.getcwd())
+        origin = _find_module(target)
+        sys.argv = [origin, *args]
+    else:
+        if not os.path.exists(target):
+            raise RunError(f"cannot open {target!r}: no such file or directory")
+        # a directory or zip archive is put on sys.path by runpy itself
+        _set_path0(os.path.dirname(os.path.realpath(target)) if os.path.isfile(target) else None)
+        sys.argv = [target, *args]
+    return Program(target, module)
+
+
+def run(program: Program, output: str, options: dict[str, Any], report: Report) -> int:
+    """Trace ``program`` into ``output`` and return its exit status.
+
+    ``report(stats, seconds)`` gets the totals of ``exectracer.stop()`` once
+    the trace is finished. ``SystemExit`` and ``KeyboardInterrupt`` propagate
+    after that, the latter with its traceback already printed. Raises
+    :class:`RunError` if the trace cannot be written.
+    """
+    start_tracing(output, **options)
+    began = time.perf_counter()
+    try:
+        error = _run_main(program)
+        _wait_for_threads()
+    finally:
+        if is_tracing():
+            report(stop(), time.perf_counter() - began)
+    if isinstance(error, KeyboardInterrupt):
+        # printed already: let the interpreter exit as it does on Ctrl-C, quietly
+        sys.excepthook = lambda *exc_info: None
+        raise error
+    if isinstance(error, SystemExit):
+        raise error
+    return 1 if error is not None else 0
+
+
+def start_tracing(output: str, **options: Any) -> None:
+    """``exectracer.start(output, **options)``, raising :class:`RunError` if ``output`` cannot be written."""
+    try:
+        start(output, **options)
+    except OSError as exc:
+        raise RunError(f"cannot write the trace to {output!r}: {exc.strerror or exc}") from None
+
+
+def _run_main(program: Program) -> BaseException | None:
+    """Run the program; print an uncaught exception as the interpreter would and return it."""
+    try:
+        program.execute()
+    except SystemExit as exc:
+        return exc
+    except BaseException as exc:
+        _print_uncaught(exc)
+        return exc
+    return None
+
+
+def _print_uncaught(exc: BaseException) -> None:
+    """Call ``sys.excepthook`` for ``exc``, its traceback starting in the program."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_globals.get("__name__") in (__name__, "runpy"):
+        tb = tb.tb_next
+    exc.__traceback__ = tb
+    try:
+        sys.excepthook(type(exc), exc, tb)
+    except Exception:
+        sys.__excepthook__(type(exc), exc, tb)
+
+
+def _wait_for_threads() -> None:
+    """Wait for non-daemon threads as the interpreter does at exit (``threading._shutdown``).
+
+    That also runs ``threading._register_atexit`` callbacks, which let idle
+    ``concurrent.futures`` workers finish; the interpreter's own later call
+    then has nothing left to do.
+    """
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]
+    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, as Python does
+        pass
+
+
+def _set_path0(entry: str | None) -> None:
+    """Replace the tracer's ``sys.path[0]`` with the program's (remove it for None)."""
+    if getattr(sys.flags, "safe_path", False):  # python -P: no such entry was added
+        return
+    if entry is None:
+        del sys.path[0]
+    else:
+        sys.path[0] = entry
+
+
+def _find_module(name: str) -> str:
+    """The file ``python -m name`` would run (a package's ``__main__``)."""
+    spec = _find_spec(name)
+    if spec is None:
+        raise RunError(f"no module named {name!r}")
+    if spec.submodule_search_locations is not None:
+        spec = _find_spec(f"{name}.__main__")
+        if spec is None:
+            raise RunError(f"{name!r} is a package without a __main__ module; it cannot be run with -m")
+    return spec.origin or name
+
+
+def _find_spec(name: str) -> importlib.machinery.ModuleSpec | None:
+    try:
+        return importlib.util.find_spec(name)
+    except Exception as exc:  # ImportError, ValueError for a bad name, or a parent package failing
+        raise RunError(f"cannot find module {name!r} ({type(exc).__name__}: {exc})") from None

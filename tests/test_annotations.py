@@ -1,0 +1,78 @@
+"""User tasks, regions and logs (Go's trace.NewTask / WithRegion / Log)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+import exectracer
+from exectracer.format.events import Kind
+
+pytestmark = pytest.mark.recorder
+
+
+def test_annotations_do_nothing_while_tracing_is_off():
+    with exectracer.task("t") as t:
+        with exectracer.region("r"):
+            exectracer.log("cat", "msg")
+    assert t.id == 0
+
+
+def test_tasks_follow_awaits_create_task_and_threads(record):
+    seen = {}
+
+    async def step(name):
+        with exectracer.region(name):
+            await asyncio.sleep(0.005)
+        exectracer.log("step", f"{name} done")
+
+    async def handle_request():
+        with exectracer.task("request") as req:
+            seen["request"] = req.id
+            with exectracer.task("db") as db:
+                seen["db"] = db.id
+                await asyncio.create_task(step("query"))
+            await asyncio.to_thread(lambda: exectracer.log("thread", "in a worker"))
+
+    rec = record(lambda: asyncio.run(handle_request()))
+    user = {t.id: t for t in rec.trace.user_tasks}
+    assert user[seen["request"]].name == "request"
+    assert user[seen["db"]].parent_id == seen["request"]
+    assert user[seen["db"]].begin_ns < user[seen["db"]].end_ns
+    # the region ran in a child asyncio task but still belongs to the db task
+    (begin,) = rec.of(Kind.REGION_BEGIN)
+    region_task = rec.of(Kind.REGION_TASK)
+    assert int(rec.arg[region_task[0]]) == seen["db"]
+    child = [t for t in rec.trace.tasks if (t.start_function or "").endswith("<locals>.step")][0]
+    assert int(rec.g[begin]) == child.id
+    messages = [rec.trace.strings[int(a)] for a in rec.arg[rec.of(Kind.LOG_MESSAGE)]]
+    assert messages == ["query done", "in a worker"]
+    log_tasks = [int(a) for a in rec.arg[rec.of(Kind.LOG_TASK)]]
+    assert log_tasks == [seen["db"], seen["request"]]
+
+
+def test_region_as_decorator_sync_and_async(record):
+    @exectracer.region("sync-work")
+    def work(x):
+        return x * 2
+
+    @exectracer.region("async-work")
+    async def awork(x):
+        await asyncio.sleep(0)
+        return x + 1
+
+    def run():
+        assert work(2) == 4
+        assert asyncio.run(awork(1)) == 2
+        t = threading.Thread(target=work, args=(3,))
+        t.start()
+        t.join()
+
+    rec = record(run)
+    names = [rec.trace.strings[int(a)] for a in rec.arg[rec.of(Kind.REGION_BEGIN)]]
+    assert sorted(names) == ["async-work", "sync-work", "sync-work"]
+    assert len(rec.of(Kind.REGION_END)) == 3
+    goroutines = {int(g) for g in rec.g[rec.of(Kind.REGION_BEGIN)]}
+    assert len(goroutines) == 3  # main thread, the asyncio task, the other thread

@@ -1,0 +1,360 @@
+"""The trace container as the reader sees it: hand-built chunk streams, intact and damaged."""
+
+from __future__ import annotations
+
+import json
+import struct
+import tracemalloc
+import warnings
+import zlib
+
+import numpy as np
+import pytest
+
+import exectracer
+from exectracer.format import decoder
+from exectracer.format.chunks import CHUNK_HEADER, CHUNK_MAGIC, FILE_HEADER, FORMAT_VERSION, MAGIC, MAX_CHUNK_BYTES, ChunkKind, Codec, file_header, make_chunk
+from exectracer.format.encoder import events_chunk, json_chunk
+from exectracer.format.events import Kind, pack
+from exectracer.reader import TraceFormatError, TraceWarning
+
+pytestmark = pytest.mark.recorder
+
+EVENTS_A = [pack(Kind.THREAD_START, 77), 100, 1, pack(Kind.THREAD_NAME, 1), 100, 1, pack(Kind.TASK_NAME, -5), 300, 2]
+EVENTS_B = [pack(Kind.TASK_CREATE, 1), 200, 2, pack(Kind.TASK_FUNC, 1), 200, 2, pack(Kind.TASK_SUSPEND, 1 << 4 | 1), 400, 2]
+STRINGS = [[1, "MainThread"], [2, "mod.work"], [3, "/src/mod.py"]]
+STACKS = {"frames": [[1, 2, 3, 10]], "stacks": [[1, [1]]]}
+
+
+def stream_chunks(level: int = 1) -> list[bytes]:
+    """A small, complete trace as its list of chunks (the file header excluded)."""
+    return [
+        json_chunk(ChunkKind.METADATA, 1, {"format_version": FORMAT_VERSION, "start_ns": 50}, level),
+        json_chunk(ChunkKind.STRINGS, 2, STRINGS, level),
+        json_chunk(ChunkKind.STACKS, 3, STACKS, level),
+        events_chunk(4, EVENTS_A, level),
+        events_chunk(5, EVENTS_B, level),
+        json_chunk(ChunkKind.END, 6, {"clean": True, "stop_ns": 500, "events": 6, "events_lost": 0}, level),
+    ]
+
+
+def build(chunks: list[bytes]) -> bytes:
+    return file_header() + b"".join(chunks)
+
+
+def offsets(chunks: list[bytes]) -> list[int]:
+    """Where each chunk starts in the built file."""
+    return list(np.cumsum([FILE_HEADER.size] + [len(c) for c in chunks[:-1]]))
+
+
+def load_quietly(data: bytes, **kwargs: object) -> exectracer.Trace:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TraceWarning)
+        return exectracer.load(data, **kwargs)
+
+
+def raw_chunk(kind: int, seq: int, payload: bytes, raw_length: int, codec: int = Codec.ZLIB) -> bytes:
+    """A chunk with any header values and a valid crc."""
+    head = CHUNK_HEADER.pack(CHUNK_MAGIC, kind, codec, 0, seq, len(payload), raw_length, 0)[:20]
+    return head + zlib.crc32(payload, zlib.crc32(head)).to_bytes(4, "little") + payload
+
+
+@pytest.mark.parametrize("level", [0, 1, 9])
+def test_intact_stream_decodes_sorted(level: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trace = exectracer.load(build(stream_chunks(level)))
+    ev = trace.events
+    assert trace.event_count == 6
+    assert ev.ts.tolist() == [100, 100, 200, 200, 300, 400]  # chunk B's events sorted in among A's
+    assert ev.kind.tolist() == [Kind.THREAD_START, Kind.THREAD_NAME, Kind.TASK_CREATE, Kind.TASK_FUNC, Kind.TASK_NAME, Kind.TASK_SUSPEND]
+    assert ev.arg.tolist() == [77, 1, 1, 1, -5, 1 << 4 | 1]
+    assert ev.g.tolist() == [1, 1, 2, 2, 2, 2]
+    assert ev.kind.dtype == np.uint8 and ev.arg.dtype == ev.ts.dtype == ev.g.dtype == np.int64
+    assert trace.strings == {0: "?", 1: "MainThread", 2: "mod.work", 3: "/src/mod.py"}
+    assert trace.stacks == {0: [], 1: [decoder.Frame("mod.work", "/src/mod.py", 10)]}
+    assert trace.metadata["format_version"] == FORMAT_VERSION
+    assert trace.lost.complete and trace.lost.clean_end
+    assert (trace.start_ns, trace.end_ns, trace.duration_ns) == (50, 500, 450)
+    assert trace.tasks[0].name == "Task-5" and trace.tasks[0].start_function == "mod.work"
+
+
+def test_stable_sort_keeps_file_order_of_equal_timestamps() -> None:
+    flat = []
+    for i in range(50):
+        flat += [pack(Kind.LOG_MESSAGE, i), 1000 - (i // 10), 1]
+    trace = load_quietly(build([events_chunk(1, flat)]))
+    assert np.all(np.diff(trace.events.ts) >= 0)
+    for ts in np.unique(trace.events.ts):
+        args = trace.events.arg[trace.events.ts == ts]
+        assert np.all(np.diff(args) > 0)
+
+
+# -- files that are not traces ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty file"),
+        (b"hello, world\n" * 10, "not an exectracer trace"),
+        (bytes(range(256)) * 4, "not an exectracer trace"),
+        (b"XTCK" + bytes(40), "not an exectracer trace"),
+        (MAGIC[:5], "truncated file header"),
+        (file_header(), "nothing readable"),
+        (file_header() + b"\x00" * 100, "nothing readable"),
+        (FILE_HEADER.pack(MAGIC, FORMAT_VERSION + 1, 0) + stream_chunks()[0], f"unknown trace format version {FORMAT_VERSION + 1}"),
+        (FILE_HEADER.pack(MAGIC, 0, 0) + stream_chunks()[0], "unknown trace format version 0"),
+    ],
+)
+def test_not_a_trace(data: bytes, message: str) -> None:
+    with pytest.raises(TraceFormatError, match=message):
+        exectracer.load(data)
+
+
+def test_future_version_says_upgrade() -> None:
+    with pytest.raises(TraceFormatError, match="newer exectracer"):
+        exectracer.load(FILE_HEADER.pack(MAGIC, 99, 0) + b"".join(stream_chunks()))
+
+
+def test_error_names_the_file(tmp_path) -> None:
+    path = tmp_path / "empty.xtrace"
+    path.write_bytes(b"")
+    with pytest.raises(TraceFormatError, match="empty.xtrace: empty file"):
+        exectracer.load(path)
+    path.write_bytes(b"garbage" * 100)
+    with pytest.raises(TraceFormatError, match="empty.xtrace: not an exectracer trace"):
+        exectracer.load(str(path))
+
+
+def test_trace_format_error_is_a_value_error() -> None:
+    assert issubclass(exectracer.TraceFormatError, ValueError)
+
+
+# -- damage inside a trace ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("index", range(6))
+@pytest.mark.parametrize("where", ["magic", "header", "length", "crc", "payload"])
+def test_flipped_byte_skips_one_chunk(index: int, where: str) -> None:
+    chunks = stream_chunks()
+    start = offsets(chunks)[index]
+    position = start + {"magic": 1, "header": 10, "length": 13, "crc": 21, "payload": CHUNK_HEADER.size + 3}[where]
+    data = bytearray(build(chunks))
+    data[position] ^= 0x40
+    if index == 5 and where == "length":  # the last chunk now seems to run past the end: a torn tail
+        assert load_quietly(bytes(data)).lost.truncated_bytes == len(chunks[5])
+        return
+    with pytest.warns(TraceWarning, match=f"at byte {start}: ") as caught:
+        trace = exectracer.load(bytes(data))
+    assert "1 damaged chunk(s) skipped" in str(caught[0].message)
+    assert trace.lost.chunks_skipped == 1
+    assert [p.offset for p in trace.lost.problems] == [start]
+    expected = {3: 3, 4: 3}.get(index, 0)  # events lost with an EVENTS chunk
+    assert trace.event_count == 6 - expected
+    assert trace.lost.seq_gaps == (() if index == 5 else ((index + 1, index + 1),))  # END is the highest seq
+    assert trace.lost.clean_end == (index != 5)
+
+
+def test_strict_refuses_damage() -> None:
+    data = bytearray(build(stream_chunks()))
+    data[offsets(stream_chunks())[3] + 30] ^= 1
+    with pytest.raises(TraceFormatError, match="damaged chunk"):
+        exectracer.load(bytes(data), strict=True)
+
+
+def test_garbage_between_chunks_is_skipped() -> None:
+    chunks = stream_chunks()
+    junk = b"XTCK" + b"\xff" * 37 + b"XTCK\x04\x01" + bytes(30)  # two false chunk starts
+    data = build(chunks[:3] + [junk] + chunks[3:])
+    with pytest.warns(TraceWarning, match=f"at byte {offsets(chunks)[3]}: .*skipped {len(junk)} bytes"):
+        trace = exectracer.load(data)
+    assert trace.event_count == 6
+    assert trace.lost.seq_gaps == ()
+
+
+def test_resync_ignores_false_magic_inside_a_damaged_payload() -> None:
+    chunks = stream_chunks()
+    fake = make_chunk(ChunkKind.STRINGS, 2, json.dumps([[9, "XTCK" * 20]]).encode(), level=0)
+    damaged = bytearray(fake)
+    damaged[-2] ^= 1
+    data = build([chunks[0], bytes(damaged)] + chunks[2:])
+    trace = load_quietly(data)
+    assert trace.event_count == 6
+    assert [p.offset for p in trace.lost.problems] == [offsets(chunks)[1]]
+
+
+def test_truncated_at_every_offset() -> None:
+    chunks = stream_chunks()
+    data = build(chunks)
+    bounds = offsets(chunks) + [len(data)]
+    events_after = {bounds[4]: 3, bounds[5]: 6, bounds[6]: 6}  # complete chunks -> events
+    first_chunk_end = bounds[1]
+    for cut in range(len(data)):
+        if cut < first_chunk_end:
+            with pytest.raises(TraceFormatError):
+                exectracer.load(data[:cut])
+            continue
+        last = max(b for b in bounds if b <= cut)
+        with pytest.warns(TraceWarning) as caught:
+            trace = exectracer.load(data[:cut])
+        message = str(caught[0].message)
+        assert trace.lost.truncated_bytes == cut - last
+        assert ("truncated" in message) == (cut != last)
+        assert "no END chunk" in message
+        assert trace.event_count == max([n for b, n in events_after.items() if b <= cut], default=0)
+        assert not trace.lost.problems
+        with pytest.raises(TraceFormatError):
+            exectracer.load(data[:cut], strict=True)
+
+
+def test_missing_chunks_are_reported() -> None:
+    chunks = stream_chunks()
+    with pytest.warns(TraceWarning, match="missing from the sequence: 3, 5"):
+        trace = exectracer.load(build(chunks[:2] + [chunks[3]] + [chunks[5]]))
+    assert trace.lost.seq_gaps == ((3, 3), (5, 5))
+    assert trace.lost.chunks_missing == 2
+    assert trace.stacks == {0: []}
+
+
+def test_events_lost_counts_reports_and_totals() -> None:
+    chunks = stream_chunks()
+    lost = events_chunk(5, [pack(Kind.EVENTS_LOST, 1000), 450, 0])
+    end = json_chunk(ChunkKind.END, 6, {"clean": True, "events_lost": 1500})
+    trace = load_quietly(build(chunks[:4] + [lost, end]))
+    assert trace.lost.events_lost == 1500
+    assert not trace.lost.complete
+
+
+# -- sizes the reader must refuse ------------------------------------------------------
+
+
+def peak_allocation(func) -> int:
+    tracemalloc.start()
+    try:
+        func()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("length", [0xFFFFFFFF, MAX_CHUNK_BYTES + 1, MAX_CHUNK_BYTES // 2])
+def test_huge_length_field_allocates_nothing(length: int) -> None:
+    chunks = stream_chunks()
+    head = bytearray(chunks[3][: CHUNK_HEADER.size])
+    struct.pack_into("<I", head, 12, length)
+    data = build(chunks[:3] + [bytes(head) + chunks[3][CHUNK_HEADER.size :]] + chunks[4:])
+    peak = peak_allocation(lambda: load_quietly(data))
+    assert peak < 4 << 20
+    trace = load_quietly(data)
+    assert trace.event_count == 3 and trace.lost.chunks_skipped == 1
+
+
+def test_huge_raw_length_with_valid_crc_is_refused() -> None:
+    chunk = raw_chunk(ChunkKind.EVENTS, 4, zlib.compress(b"\0" * 24), raw_length=MAX_CHUNK_BYTES + 24)
+    data = build(stream_chunks()[:3] + [chunk])
+    with pytest.warns(TraceWarning, match="over the .*-byte limit"):
+        peak = peak_allocation(lambda: exectracer.load(data))
+    assert peak < 4 << 20
+
+
+def test_impossible_compression_ratio_is_refused() -> None:
+    chunk = raw_chunk(ChunkKind.EVENTS, 4, zlib.compress(b"\0" * 24), raw_length=MAX_CHUNK_BYTES - 8)
+    with pytest.warns(TraceWarning, match="impossible compression ratio"):
+        peak = peak_allocation(lambda: exectracer.load(build(stream_chunks()[:3] + [chunk])))
+    assert peak < 4 << 20
+
+
+def test_zlib_bomb_is_refused_without_inflating_it() -> None:
+    bomb = zlib.compress(b"\0" * (48 << 20), 9)  # 48 MiB of zeros in ~50 KiB
+    chunk = raw_chunk(ChunkKind.EVENTS, 4, bomb, raw_length=24 * 1000)
+    data = build(stream_chunks()[:3] + [chunk] + stream_chunks()[4:])
+    with pytest.warns(TraceWarning, match="inflates to more than its raw_length"):
+        peak = peak_allocation(lambda: exectracer.load(data))
+    assert peak < 4 << 20
+    assert load_quietly(data).event_count == 3
+
+
+def test_payload_shorter_than_raw_length_is_refused() -> None:
+    chunk = raw_chunk(ChunkKind.EVENTS, 4, zlib.compress(b"\0" * 48), raw_length=72)
+    with pytest.warns(TraceWarning, match="inflates to 48 bytes, not its raw_length of 72"):
+        exectracer.load(build(stream_chunks()[:3] + [chunk]))
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "message"),
+    [
+        (ChunkKind.EVENTS, b"\0" * 25, "not a whole number of 24-byte events"),
+        (ChunkKind.STRINGS, b"[[1, ", "bad JSON"),
+        (ChunkKind.STRINGS, b'{"a": 1}', "not a list"),
+        (ChunkKind.STRINGS, b"[[1, 2, 3]]", "bad STRINGS payload"),
+        (ChunkKind.STACKS, b'{"frames": [[1]]}', "bad STACKS payload"),
+        (ChunkKind.METADATA, b"[]", "not a dict"),
+    ],
+)
+def test_bad_payload_with_valid_crc_is_skipped(kind: ChunkKind, payload: bytes, message: str) -> None:
+    chunks = stream_chunks()
+    bad = make_chunk(kind, 7, payload, level=1)
+    with pytest.warns(TraceWarning, match=message):
+        trace = exectracer.load(build(chunks[:5] + [bad] + chunks[5:]))
+    assert trace.event_count == 6
+    assert trace.lost.chunks_skipped == 1
+
+
+def test_bad_zlib_data_is_skipped() -> None:
+    chunk = raw_chunk(ChunkKind.EVENTS, 4, b"not zlib at all", raw_length=24)
+    with pytest.warns(TraceWarning, match="bad zlib data"):
+        exectracer.load(build(stream_chunks()[:3] + [chunk]))
+
+
+def test_unknown_chunk_kind_is_damage() -> None:
+    chunks = stream_chunks()
+    odd = raw_chunk(42, 4, b"{}", raw_length=2, codec=Codec.RAW)
+    with pytest.warns(TraceWarning, match="bad chunk header"):
+        trace = exectracer.load(build(chunks[:3] + [odd] + chunks[3:]))
+    assert trace.event_count == 6
+
+
+def test_trailing_garbage_is_reported() -> None:
+    data = build(stream_chunks()) + b"\x00garbage" * 10
+    with pytest.warns(TraceWarning, match="no valid chunk follows"):
+        trace = exectracer.load(data)
+    assert trace.event_count == 6
+
+
+# -- properties ----------------------------------------------------------------------
+
+
+try:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - hypothesis is optional
+    given = None
+
+if given is not None:
+    int64 = st.integers(-(1 << 63), (1 << 63) - 1)
+
+    @given(st.lists(st.lists(st.tuples(int64, int64, int64), max_size=40), min_size=1, max_size=5), st.sampled_from([0, 1]))
+    @settings(max_examples=60, deadline=None)
+    def test_any_events_round_trip(pieces: list[list[tuple[int, int, int]]], level: int) -> None:
+        chunks = [events_chunk(i + 1, [v for row in rows for v in row], level) for i, rows in enumerate(pieces)]
+        decoded = decoder.read(build(chunks))
+        rows = [row for rows in pieces for row in rows]
+        expected = sorted(rows, key=lambda r: r[1])  # stable: file order among equal ts
+        assert list(zip(decoded.code.tolist(), decoded.ts.tolist(), decoded.g.tolist(), strict=True)) == expected
+
+    @given(st.data())
+    @settings(max_examples=150, deadline=None)
+    def test_random_damage_never_escapes(data: st.DataObject) -> None:
+        original = build(stream_chunks())
+        damaged = bytearray(original)
+        for _ in range(data.draw(st.integers(1, 6))):
+            position = data.draw(st.integers(0, len(damaged) - 1))
+            damaged[position] = data.draw(st.integers(0, 255))
+        cut = data.draw(st.integers(0, len(damaged)))
+        try:
+            trace = load_quietly(bytes(damaged[:cut]))
+        except TraceFormatError:
+            return
+        assert trace.event_count <= 6
+        assert np.all(np.diff(trace.events.ts) >= 0)

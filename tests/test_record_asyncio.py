@@ -1,0 +1,272 @@
+"""asyncio tasks, wake-ups, callbacks and idle time, recorded from real loops and sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from exectracer.format.events import Category, Kind, Outcome, Waker
+
+pytestmark = pytest.mark.recorder
+
+
+def functions(stack) -> list[str]:
+    return [frame.function for frame in stack]
+
+
+def test_stream_read_is_a_network_wait_with_its_await_chain(record):
+    async def serve(reader, writer):
+        await asyncio.sleep(0.2)
+        writer.write(b"hello")
+        await writer.drain()
+        writer.close()
+
+    async def fetch(port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        data = await reader.read(100)
+        writer.close()
+        return data
+
+    async def main():
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        assert await asyncio.create_task(fetch(port)) == b"hello"
+        server.close()
+        await server.wait_closed()
+
+    rec = record(lambda: asyncio.run(main()))
+    task = rec.task("test_stream_read_is_a_network_wait_with_its_await_chain.<locals>.fetch")
+    waits = [(ts, cat, stack, i) for ts, cat, stack, i in rec.suspensions(task.id) if "fetch" in functions(stack)[-1]]
+    long_waits = []
+    for ts, cat, stack, _ in waits:
+        ready_ts, waker, _ = rec.ready_after(task.id, ts)
+        long_waits.append((ready_ts - ts, cat, stack, waker))
+    duration, cat, stack, waker = max(long_waits, key=lambda w: w[0])
+    assert 0.15e9 < duration < 1.0e9
+    assert cat == Category.NETWORK
+    names = functions(stack)
+    assert names[0].endswith("StreamReader._wait_for_data")
+    assert "asyncio.streams.StreamReader.read" in names
+    assert names[-1].endswith("fetch")
+    assert stack[-1].file == __file__
+    assert waker == Waker.IO
+    assert task.outcome == Outcome.RETURNED
+
+
+def test_lock_wait_is_sync_and_names_the_holder_as_waker(record):
+    async def holder(lock, held):
+        async with lock:
+            held.set()
+            await asyncio.sleep(0.05)
+
+    async def waiter(lock, held):
+        await held.wait()
+        async with lock:
+            pass
+
+    async def main():
+        lock, held = asyncio.Lock(), asyncio.Event()
+        await asyncio.gather(holder(lock, held), waiter(lock, held))
+
+    rec = record(lambda: asyncio.run(main()))
+    hold = rec.task("holder")
+    wait = rec.task("waiter")
+    lock_waits = [(ts, stack) for ts, cat, stack, _ in rec.suspensions(wait.id) if cat == Category.SYNC and any("Lock.acquire" in f for f in functions(stack))]
+    assert len(lock_waits) == 1
+    ts, stack = lock_waits[0]
+    ready_ts, waker, waker_id = rec.ready_after(wait.id, ts)
+    assert waker == Waker.TASK and waker_id == hold.id
+    assert 0.03e9 < ready_ts - ts < 1e9
+
+
+def test_sleep_timer_executor_and_subprocess_categories(record):
+    async def main():
+        await asyncio.sleep(0.01)
+        await asyncio.get_running_loop().run_in_executor(None, time.sleep, 0.01)
+        await asyncio.to_thread(time.sleep, 0.01)
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(0.05)")
+        await proc.wait()
+
+    rec = record(lambda: asyncio.run(main()))
+    task = rec.task("test_sleep_timer_executor_and_subprocess_categories.<locals>.main")
+    waits = rec.suspensions(task.id)
+    by_line = {}
+    for ts, cat, stack, _ in waits:
+        by_line.setdefault(stack[-1].line, set()).add(cat)
+    first = main.__code__.co_firstlineno  # the body's lines follow in order
+    assert by_line[first + 1] == {Category.SLEEP}
+    assert by_line[first + 2] == {Category.SYSCALL}  # run_in_executor
+    assert by_line[first + 3] == {Category.SYSCALL}  # to_thread
+    assert by_line[first + 5] == {Category.SYSCALL}  # Process.wait
+    sleep_ts = next(ts for ts, cat, _, _ in waits if cat == Category.SLEEP)
+    assert rec.ready_after(task.id, sleep_ts)[1] == Waker.TIMER
+
+
+def test_tasks_created_with_parent_name_and_outcomes(record):
+    async def child(n):
+        await asyncio.sleep(0)
+        if n == 1:
+            raise ValueError("boom")
+        if n == 2:
+            await asyncio.sleep(10)
+        return n
+
+    async def main():
+        ok = asyncio.create_task(child(0), name="ok-child")
+        bad = asyncio.create_task(child(1))
+        slow = asyncio.create_task(child(2))
+        await asyncio.sleep(0.01)
+        slow.cancel()
+        await asyncio.gather(ok, bad, slow, return_exceptions=True)
+
+    rec = record(lambda: asyncio.run(main()))
+    main_task = rec.task("test_tasks_created_with_parent_name_and_outcomes.<locals>.main")
+    children = [t for t in rec.trace.tasks if (t.start_function or "").endswith("<locals>.child")]
+    assert len(children) == 3
+    assert all(t.parent_id == main_task.id for t in children)
+    assert {t.name for t in children} >= {"ok-child"}
+    assert all(t.name.startswith("Task-") for t in children if t.name != "ok-child")
+    assert sorted(t.outcome for t in children) == sorted([Outcome.RETURNED, Outcome.RAISED, Outcome.CANCELLED])
+    steps = rec.of(Kind.TASK_STEP, main_task.id)
+    ends = len(rec.of(Kind.TASK_SUSPEND, main_task.id)) + len(rec.of(Kind.TASK_DONE, main_task.id))
+    assert len(steps) == ends >= 2
+
+
+def test_callbacks_and_idle_time_are_loop_work(record):
+    def tick(box):
+        box.append(time.perf_counter())
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        box = []
+        loop.call_soon(tick, box)
+        loop.call_later(0.05, tick, box)
+        await asyncio.sleep(0.1)
+        assert len(box) == 2
+
+    rec = record(lambda: asyncio.run(main()))
+    names = [rec.trace.strings[int(a) >> 3] for a in rec.arg[rec.of(Kind.CALLBACK_BEGIN)]]
+    assert sum(name.endswith("<locals>.tick") for name in names) == 2
+    assert len(rec.of(Kind.CALLBACK_END)) == len(rec.of(Kind.CALLBACK_BEGIN))
+    idle_begin, idle_end = rec.of(Kind.LOOP_IDLE_BEGIN), rec.of(Kind.LOOP_IDLE_END)
+    assert len(idle_begin) == len(idle_end) >= 1
+    idle = (rec.ts[idle_end] - rec.ts[idle_begin]).sum()
+    assert idle > 0.05e9
+
+
+def test_loop_created_before_start_and_tasks_started_earlier(tmp_path):
+    import exectracer
+
+    from conftest import Recorded
+
+    loop = asyncio.new_event_loop()
+    path = tmp_path / "early.xtrace"
+
+    async def long_lived(started):
+        started.set()
+        for _ in range(3):
+            await asyncio.sleep(0.01)
+
+    async def main():
+        started = asyncio.Event()
+        task = asyncio.create_task(long_lived(started))
+        await started.wait()
+        exectracer.start(path)
+        await task
+        exectracer.stop()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    rec = Recorded(path)
+    task = rec.task("long_lived")
+    assert task.parent_id in (None, 0)
+    assert len(rec.of(Kind.TASK_STEP, task.id)) >= 3
+    assert task.outcome == Outcome.RETURNED
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks arrived in 3.12")
+def test_eager_tasks_are_recorded(record):
+    async def quick():
+        return 1
+
+    async def waits():
+        await asyncio.sleep(0.01)
+
+    async def main():
+        asyncio.get_running_loop().set_task_factory(asyncio.eager_task_factory)
+        t1 = asyncio.create_task(quick())
+        t2 = asyncio.create_task(waits())
+        assert t1.done()
+        await t2
+
+    rec = record(lambda: asyncio.run(main()))
+    quick_task = rec.task("<locals>.quick")
+    waits_task = rec.task("<locals>.waits")
+    assert quick_task.eager and waits_task.eager
+    assert quick_task.outcome == Outcome.RETURNED
+    assert len(rec.of(Kind.TASK_STEP, waits_task.id)) == 2
+
+
+def test_threadsafe_wakeup_names_the_thread(record):
+    import threading
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        def worker():
+            time.sleep(0.02)
+            loop.call_soon_threadsafe(fut.set_result, 1)
+
+        thread = threading.Thread(target=worker, name="poker")
+        thread.start()
+        await fut
+        thread.join()
+
+    rec = record(lambda: asyncio.run(main()))
+    task = rec.task("test_threadsafe_wakeup_names_the_thread.<locals>.main")
+    (ts, cat, stack, _), *_ = [s for s in rec.suspensions(task.id) if s[1] == Category.OTHER]
+    _, waker, waker_id = rec.ready_after(task.id, ts)
+    # the future's result is set by a loop callback that the thread scheduled
+    assert waker == Waker.CALLBACK
+    poker = [t for t in rec.trace.threads if t.name == "poker"]
+    assert len(poker) == 1 and poker[0].start_function.endswith("<locals>.worker")
+
+
+def test_echo_over_loopback_many_connections(record):
+    async def echo(reader, writer):
+        while line := await reader.readline():
+            writer.write(line)
+            await writer.drain()
+        writer.close()
+
+    async def client(port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for i in range(20):
+            writer.write(b"%d\n" % i)
+            assert await reader.readline() == b"%d\n" % i
+        writer.close()
+        await writer.wait_closed()
+
+    async def main():
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        await asyncio.gather(*(client(port) for _ in range(10)))
+        server.close()
+        await server.wait_closed()
+
+    rec = record(lambda: asyncio.run(main()))
+    clients = [t for t in rec.trace.tasks if (t.start_function or "").endswith("<locals>.client")]
+    assert len(clients) == 10
+    for t in clients:
+        cats = [cat for _, cat, stack, _ in rec.suspensions(t.id) if functions(stack)[-1].endswith("client")]
+        assert cats.count(Category.NETWORK) >= 20
+    assert socket  # sockets were real: the server bound a loopback port
+    assert subprocess

@@ -1,0 +1,266 @@
+"""The traced program never notices the tracer: errors, restoring, fork, SIGKILL, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import io
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+import exectracer
+from exectracer.format.events import Kind
+from exectracer.record import asyncio_hooks, await_chain, interner
+
+pytestmark = pytest.mark.recorder
+SRC = str(Path(exectracer.__file__).resolve().parent.parent)
+
+
+def patchable_state() -> dict:
+    """Every attribute the recorder may replace, and gc.callbacks."""
+    import asyncio.base_events as be
+    import asyncio.events as ev
+    import asyncio.selector_events as se
+
+    owners = {
+        "Handle": (ev.Handle, ["_run"]),
+        "BaseEventLoop": (be.BaseEventLoop, ["_call_soon", "create_task", "run_forever", "close", "run_in_executor"]),
+        "BaseSelectorEventLoop": (se.BaseSelectorEventLoop, ["_process_events"]),
+        "Thread": (threading.Thread, ["start", "_bootstrap_inner", "name"]),
+        "asyncio.events": (ev, ["set_event_loop"]),
+        "asyncio": (asyncio, ["set_event_loop"]),
+    }
+    if hasattr(asyncio, "Runner"):
+        owners["Runner"] = (asyncio.Runner, ["_lazy_init"])
+    for name in ("SelectSelector", "PollSelector", "EpollSelector", "DevpollSelector", "KqueueSelector"):
+        if hasattr(selectors, name):
+            owners[name] = (getattr(selectors, name), ["select"])
+    state = {}
+    for label, (owner, attrs) in owners.items():
+        for attr in attrs:
+            state[f"{label}.{attr}"] = (vars(owner).get(attr, "<inherited>"), attr in vars(owner))
+    state["gc.callbacks"] = list(gc.callbacks)
+    return state
+
+
+def test_stop_restores_every_patched_attribute(tmp_path):
+    before = patchable_state()
+    exectracer.start(tmp_path / "t.xtrace")
+    during = patchable_state()
+    asyncio.run(asyncio.sleep(0))
+    exectracer.stop()
+    after = patchable_state()
+    assert after == before
+    changed = [k for k in before if before[k] != during[k]]
+    assert "Handle._run" in changed and "gc.callbacks" in changed and "Thread.start" in changed
+
+
+def test_starting_twice_and_bad_options_are_clear_errors(tmp_path):
+    with pytest.raises(exectracer.TracingError, match="not running"):
+        exectracer.stop()
+    with pytest.raises(TypeError, match="unknown tracing option.*flush_intervall"):
+        exectracer.start(tmp_path / "a.xtrace", flush_intervall=1)
+    with pytest.raises(ValueError, match="flush_interval"):
+        exectracer.start(tmp_path / "a.xtrace", flush_interval=0)
+    with pytest.raises(TypeError, match="path or a binary file"):
+        exectracer.start(12.5)
+    assert not exectracer.is_tracing()
+    with exectracer.trace(tmp_path / "a.xtrace"):
+        assert exectracer.is_tracing()
+        with pytest.raises(exectracer.TracingError, match="already running"):
+            exectracer.start(tmp_path / "b.xtrace")
+    assert not exectracer.is_tracing()
+
+
+def test_errors_inside_hooks_never_reach_the_program(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("hook failure")
+
+    monkeypatch.setattr(await_chain.AwaitChains, "define", broken)
+    monkeypatch.setattr(asyncio_hooks.CallbackNames, "name_id", broken)
+    monkeypatch.setattr(interner.Interner, "frame", broken)
+
+    async def main():
+        results = []
+        loop = asyncio.get_running_loop()
+        loop.call_soon(results.append, 1)
+        await asyncio.sleep(0.01)
+        results.append(await asyncio.gather(asyncio.sleep(0, 2), asyncio.sleep(0.001, 3)))
+        t = threading.Thread(target=results.append, args=(4,))
+        t.start()
+        t.join()
+        return results
+
+    with exectracer.trace(tmp_path / "t.xtrace"):
+        assert asyncio.run(main()) == [1, [2, 3], 4]
+
+
+def test_callback_exceptions_still_reach_the_loop_handler(tmp_path):
+    seen = []
+
+    def fail():
+        raise KeyError("from a callback")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: seen.append(context))
+        loop.call_soon(fail)
+        await asyncio.sleep(0.01)
+
+    with exectracer.trace(tmp_path / "t.xtrace"):
+        asyncio.run(main())
+    assert len(seen) == 1
+    assert isinstance(seen[0]["exception"], KeyError)
+    assert "fail" in seen[0]["message"]
+
+
+def test_trace_into_a_binary_file_object(tmp_path):
+    buffer = io.BytesIO()
+    with exectracer.trace(buffer):
+        asyncio.run(asyncio.sleep(0.001))
+    path = tmp_path / "copy.xtrace"
+    path.write_bytes(buffer.getvalue())
+    trace = exectracer.load(path)
+    assert trace.event_count > 0 and trace.lost.clean_end
+
+
+def test_failing_sink_warns_at_stop_and_the_program_goes_on():
+    class Broken(io.RawIOBase):
+        def writable(self):
+            return True
+
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exectracer.start(Broken())
+        assert asyncio.run(asyncio.sleep(0.001, "fine")) == "fine"
+        exectracer.stop()
+    assert any("No space left" in str(w.message) for w in caught)
+
+
+def test_slow_sink_drops_chunks_and_counts_them(tmp_path):
+    class Slow(io.RawIOBase):
+        def __init__(self):
+            self.data = bytearray()
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            time.sleep(0.3)
+            self.data += data
+            return len(data)
+
+    async def busy():
+        for _ in range(20000):
+            await asyncio.sleep(0)
+
+    sink = Slow()
+    exectracer.start(sink, flush_interval=0.05, max_pending_bytes=2000, chunk_events=512)
+    asyncio.run(busy())
+    totals = exectracer.stop()
+    assert totals["events_lost"] > 0
+    path = tmp_path / "slow.xtrace"
+    path.write_bytes(bytes(sink.data))
+    trace = exectracer.load(path)
+    assert trace.lost.events_lost == totals["events_lost"]
+    assert trace.event_count == totals["events"]
+
+
+def run_child(code: str, *args: str, **kwargs) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=SRC)
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=env, **kwargs)
+
+
+def test_sigkilled_program_leaves_a_readable_trace(tmp_path):
+    path = tmp_path / "killed.xtrace"
+    child = run_child(
+        """
+        import asyncio, sys, exectracer
+        exectracer.start(sys.argv[1], flush_interval=0.1)
+        async def spin():
+            while True:
+                await asyncio.sleep(0.001)
+        print("ready", flush=True)
+        asyncio.run(spin())
+        """,
+        str(path),
+        stdout=subprocess.PIPE,
+    )
+    assert child.stdout.readline().strip() == b"ready"
+    time.sleep(0.8)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    trace = exectracer.load(path)
+    assert trace.event_count > 100
+    assert not trace.lost.clean_end
+    assert len(trace.tasks) >= 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_forked_child_stops_tracing_and_leaves_the_parent_file_alone(tmp_path):
+    path = tmp_path / "parent.xtrace"
+    child = run_child(
+        """
+        import asyncio, os, sys, exectracer
+        async def in_parent():
+            await asyncio.sleep(0.01)
+        async def in_child():
+            await asyncio.sleep(0.01)
+        exectracer.start(sys.argv[1], flush_interval=0.05)
+        asyncio.run(in_parent())
+        pid = os.fork()
+        if pid == 0:
+            ok = not exectracer.is_tracing()
+            asyncio.run(in_child())
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        asyncio.run(in_parent())
+        exectracer.stop()
+        sys.exit(os.waitstatus_to_exitcode(status))
+        """,
+        str(path),
+    )
+    assert child.wait(timeout=60) == 0
+    trace = exectracer.load(path, strict=True)
+    functions = [t.start_function or "" for t in trace.tasks]
+    assert sum(f.endswith("in_parent") for f in functions) == 2
+    assert not any(f.endswith("in_child") for f in functions)
+    assert trace.lost.clean_end
+
+
+def test_uvloop_is_reported_once_and_the_rest_is_recorded(tmp_path):
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main():
+        with exectracer.region("inside uvloop"):
+            await asyncio.sleep(0.001)
+        gc.collect()
+
+    path = tmp_path / "uv.xtrace"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with exectracer.trace(path):
+            for _ in range(2):
+                if hasattr(uvloop, "run"):
+                    uvloop.run(main())
+                else:  # pragma: no cover - old uvloop
+                    uvloop.install()
+                    asyncio.run(main())
+    messages = [str(w.message) for w in caught if "cannot be hooked" in str(w.message)]
+    assert len(messages) == 1 and "uvloop" in messages[0]
+    trace = exectracer.load(path)
+    kinds = set(trace.events.kind.tolist())
+    assert Kind.REGION_BEGIN in kinds and Kind.GC_START in kinds

@@ -1,0 +1,95 @@
+"""Thread lifecycles and garbage collections, from real threads and real collections."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+
+import pytest
+
+from exectracer.format.events import Kind
+
+pytestmark = pytest.mark.recorder
+
+
+def test_thread_created_started_renamed_ended(record):
+    def work():
+        time.sleep(0.01)
+        threading.current_thread().name = "renamed-worker"
+
+    def run():
+        t = threading.Thread(target=work, name="worker")
+        t.start()
+        t.join()
+
+    rec = record(run)
+    (thread,) = [t for t in rec.trace.threads if t.start_function and t.start_function.endswith("<locals>.work")]
+    main = [t for t in rec.trace.threads if t.name == "MainThread"][0]
+    assert thread.parent_id == main.id
+    assert thread.name == "renamed-worker"
+    assert thread.native_id and thread.native_id != main.native_id
+    assert thread.created_ns <= thread.started_ns < thread.ended_ns
+    names = [rec.trace.strings[int(a)] for a in rec.arg[rec.of(Kind.THREAD_NAME, thread.id)]]
+    assert names == ["worker", "renamed-worker"]
+
+
+def test_thread_subclass_run_is_its_start_function(record):
+    class Worker(threading.Thread):
+        def run(self):
+            time.sleep(0.001)
+
+    def run():
+        w = Worker()
+        w.start()
+        w.join()
+
+    rec = record(run)
+    assert any((t.start_function or "").endswith("Worker.run") for t in rec.trace.threads)
+
+
+def test_tracer_threads_are_not_in_the_trace(record):
+    rec = record(lambda: time.sleep(0.15), flush_interval=0.05)
+    names = {t.name for t in rec.trace.threads}
+    assert not any(name.startswith("exectracer") for name in names)
+    assert "MainThread" in names
+
+
+def test_gc_collect_is_recorded_with_generation_and_heap(record):
+    class Node:
+        def __init__(self):
+            self.me = self
+
+    def run():
+        gc.disable()  # keep the cycles for the explicit collection
+        try:
+            for _ in range(1000):
+                Node()
+            gc.collect()
+            gc.collect(1)
+        finally:
+            gc.enable()
+
+    rec = record(run)
+    starts, ends = rec.of(Kind.GC_START), rec.of(Kind.GC_END)
+    assert len(starts) == len(ends) >= 2
+    generations = [int(rec.arg[i]) for i in starts]
+    assert 2 in generations and 1 in generations
+    full = starts[generations.index(2)]
+    end = ends[ends > full][0]
+    assert int(rec.arg[end]) >= 1000  # the cycles were collected
+    assert rec.ts[end] >= rec.ts[full]
+    blocks = rec.arg[rec.of(Kind.HEAP_BLOCKS)]
+    rss = rec.arg[rec.of(Kind.HEAP_RSS)]
+    assert len(blocks) >= len(ends) and blocks.min() > 0 and rss.min() > 0
+
+
+def test_heap_sampled_at_least_once_a_second(record):
+    gc.disable()
+    try:
+        rec = record(lambda: time.sleep(1.3), flush_interval=0.2)
+    finally:
+        gc.enable()
+    times = rec.ts[rec.of(Kind.HEAP_BLOCKS)]
+    assert len(times) >= 3
+    assert (times[1:] - times[:-1]).max() < 1.2e9
