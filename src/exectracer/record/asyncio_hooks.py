@@ -90,7 +90,7 @@ class CallbackNames:
         func = getattr(cb, "__func__", cb)
         code = getattr(func, "__code__", None)
         if code is not None:
-            return function_name(code, getattr(func, "__module__", None))
+            return function_name(code, getattr(func, "__module__", None), getattr(func, "__qualname__", None))
         if isinstance(cb, BuiltinFunctionType) and cb.__self__ is not None and not isinstance(cb.__self__, type(asyncio)):
             owner = type(cb.__self__)
             return f"{owner.__module__}.{owner.__qualname__}.{cb.__name__}"
@@ -273,7 +273,7 @@ def install(
         finally:
             local.creating = prev_creating
         try:
-            g = tasks.get(id(task)) or task_g(task, registry.current_g(), ts)
+            g = tasks.get(id(task)) or task_g(task, registry.current_g(), ts, coro)
             if task.done() or task._fut_waiter is not None:  # its first step ran eagerly
                 emit((Kind.TASK_EAGER, ts, g, STEP, ts, g, end_code(task), clock(), g))
         except Exception:

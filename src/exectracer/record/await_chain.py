@@ -77,20 +77,20 @@ def _codes_by_category() -> dict[int, tuple[Category, CodeType]]:
     return table
 
 
-def chain_frames(coro: Any) -> Iterator[FrameType]:
-    """The frames of an await chain, outermost first."""
+def chain_frames(coro: Any) -> Iterator[tuple[FrameType, str | None]]:
+    """The frames of an await chain, outermost first, each with its function's qualified name."""
     while coro is not None:
         kind = type(coro)
         if kind is CoroutineType:
-            frame, coro = coro.cr_frame, coro.cr_await
+            frame, nxt = coro.cr_frame, coro.cr_await
         elif kind is GeneratorType:
-            frame, coro = coro.gi_frame, coro.gi_yieldfrom
+            frame, nxt = coro.gi_frame, coro.gi_yieldfrom
         else:
-            frame = getattr(coro, "ag_frame", None)
-            coro = getattr(coro, "ag_await", None)
+            frame, nxt = getattr(coro, "ag_frame", None), getattr(coro, "ag_await", None)
         if frame is None:
             return
-        yield frame
+        yield frame, getattr(coro, "__qualname__", None)
+        coro = nxt
 
 
 class AwaitChains:
@@ -109,11 +109,11 @@ class AwaitChains:
         and ``f_lasti`` of each frame, outermost first. The cache keeps the
         code objects and types alive, so their ids stay unique.
         """
-        frames = list(chain_frames(coro))
+        chain = list(chain_frames(coro))
         interner = self._interner
-        frame_ids = tuple(interner.frame_of(f) for f in reversed(frames))
+        frame_ids = tuple(interner.frame_of(frame, qualname) for frame, qualname in reversed(chain))
         stack = interner.stack(frame_ids)
-        category = self.categorize(frames, waiter)
+        category = self.categorize([frame for frame, _ in chain], waiter)
         self._keep_types[id(type(waiter))] = type(waiter)
         code = pack(Kind.TASK_SUSPEND, (stack << CATEGORY_SHIFT) | category)
         self.cache[key] = code

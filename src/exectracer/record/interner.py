@@ -10,9 +10,9 @@ MAX_STRINGS = 1 << 20  # past this, new strings all map to id 0
 UNKNOWN = 0  # string id 0 is "?" and stack id 0 is the empty stack
 
 
-def function_name(code: CodeType, module: str | None) -> str:
-    """``module.qualname`` for a code object."""
-    qual = getattr(code, "co_qualname", code.co_name)
+def function_name(code: CodeType, module: str | None, qualname: str | None = None) -> str:
+    """``module.qualname`` for a code object (``qualname`` given, or from the code on 3.11+)."""
+    qual = qualname or getattr(code, "co_qualname", code.co_name)
     return f"{module}.{qual}" if module else qual
 
 
@@ -60,15 +60,18 @@ class Interner:
         self.new_strings.append((sid, text))
         return sid
 
-    def frame(self, code: CodeType, line: int, module: str | None) -> int:
-        """The id of one frame: a function (by code object) at a line."""
+    def frame(self, code: CodeType, line: int, module: str | None, qualname: str | None = None) -> int:
+        """The id of one frame: a function (by code object) at a line.
+
+        ``qualname`` matters before 3.11, where code objects lack ``co_qualname``.
+        """
         key = (id(code), line)
         fid = self._frames.get(key)
         if fid is None:
             self._keep_codes[id(code)] = code  # keeps id(code) unique while interned
             fid = self._next_frame()
             self._frames[key] = fid
-            self.new_frames.append((fid, self.string(function_name(code, module)), self.string(code.co_filename), line))
+            self.new_frames.append((fid, self.string(function_name(code, module, qualname)), self.string(code.co_filename), line))
         return fid
 
     def stack(self, frames: tuple[int, ...]) -> int:
@@ -80,9 +83,9 @@ class Interner:
             self.new_stacks.append((sid, frames))
         return sid
 
-    def frame_of(self, frame: FrameType, line: int | None = None) -> int:
-        """The id of a live frame at its current (or given) line."""
-        return self.frame(frame.f_code, frame.f_lineno if line is None else line, frame.f_globals.get("__name__"))
+    def frame_of(self, frame: FrameType, qualname: str | None = None) -> int:
+        """The id of a live frame at its current line."""
+        return self.frame(frame.f_code, frame.f_lineno, frame.f_globals.get("__name__"), qualname)
 
     def take_new(self) -> tuple[list, list, list]:
         """Hand over the definitions made since the last call (oldest first)."""

@@ -77,7 +77,8 @@ class Registry:
             code = type(thread).run.__code__
         if code is not None:
             module = getattr(target, "__module__", None) or type(thread).__module__
-            frame = self._interner.frame(code, code.co_firstlineno, module)
+            qualname = getattr(target, "__qualname__", None) if target is not None else type(thread).run.__qualname__
+            frame = self._interner.frame(code, code.co_firstlineno, module, qualname)
             self._emit((pack(Kind.THREAD_FUNC, self._interner.stack((frame,))), ts, g))
         return g
 
@@ -119,35 +120,36 @@ class Registry:
             return cur >> WAKER_SHIFT
         return self.thread_g()
 
-    def task_g(self, task: Any, parent: int = 0, ts: int | None = None) -> int:
+    def task_g(self, task: Any, parent: int = 0, ts: int | None = None, coro: Any = None) -> int:
         """The goroutine id of ``task``, registering it (with its description) if new."""
         g = self.tasks.get(id(task))
         if g is None:
             creating = self.local.creating
-            if not parent and creating is not None and _coro_of(task) is creating[0]:
-                _coro, parent, ts = creating  # seen from inside create_task, before it returned
+            if creating is not None and not parent and not task.done() and _coro_of(task) is creating[0]:
+                coro, parent, ts = creating  # seen from inside create_task, before it returned
             g = self._next_g()
             self.tasks[id(task)] = g
-            self.describe_task(task, g, parent, ts or time.perf_counter_ns())
+            self.describe_task(task, g, parent, ts or time.perf_counter_ns(), coro)
         return g
 
     def task_name(self, g: int, name: str) -> None:
         """Record a task's (new) name."""
         self._emit(_task_name_event(self._interner, g, name, time.perf_counter_ns()))
 
-    def describe_task(self, task: Any, g: int, parent: int, ts: int) -> None:
-        """Emit TASK_CREATE and the events that describe a task."""
+    def describe_task(self, task: Any, g: int, parent: int, ts: int, coro: Any = None) -> None:
+        """Emit TASK_CREATE and the events that describe a task (``coro``: its coroutine, if known)."""
         interner = self._interner
         out = [pack(Kind.TASK_CREATE, parent), ts, g]
         loop = getattr(task, "_loop", None)
         if loop is not None:
             out += (pack(Kind.TASK_LOOP, self.loop_id(loop)), ts, g)
-        coro = _coro_of(task)
+        if coro is None and not task.done():  # get_coro() of a finished eager task crashes 3.12.1
+            coro = _coro_of(task)
         frame = getattr(coro, "cr_frame", None) if type(coro) is CoroutineType else getattr(coro, "gi_frame", None) if type(coro) is GeneratorType else None
         code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
         if code is not None:
             module = frame.f_globals.get("__name__") if frame is not None else None
-            fid = interner.frame(code, code.co_firstlineno, module)
+            fid = interner.frame(code, code.co_firstlineno, module, getattr(coro, "__qualname__", None))
             out += (pack(Kind.TASK_FUNC, interner.stack((fid,))), ts, g)
         out += _task_name_event(interner, g, task.get_name(), ts)
         self._emit(out)
