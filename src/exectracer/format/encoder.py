@@ -11,25 +11,27 @@ from .chunks import ChunkKind, make_chunk
 COLUMNS = 3  # code, ts, g
 
 
-def encode_event_rows(flat: list[int]) -> bytes:
-    """Column-major layout of a flat ``[code, ts, g, code, ts, g, ...]`` list.
+def encode_event_rows(rows: "array[int] | list[int]") -> bytes:
+    """Column-major layout of flat rows ``[code, ts, g, code, ts, g, ...]``.
 
     The payload holds every row's ``code``, then every ``ts``, then every
     ``g``, each a little-endian int64. Columns of similar values compress far
     better than interleaved rows, and the transposition runs in C.
     """
-    rows = array("q", flat)
+    if not isinstance(rows, array) or rows.typecode != "q":
+        rows = array("q", rows)
     n = len(rows) // COLUMNS
     if n == 0:
         return b""
     if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
+        rows = array("q", rows)
         rows.byteswap()
     return memoryview(rows).cast("B").cast("q", [n, COLUMNS]).tobytes("F")
 
 
-def events_chunk(seq: int, flat: list[int], level: int = 1) -> bytes:
-    """An EVENTS chunk for a flat event list."""
-    return make_chunk(ChunkKind.EVENTS, seq, encode_event_rows(flat), level)
+def events_chunk(seq: int, rows: "array[int] | list[int]", level: int = 1) -> bytes:
+    """An EVENTS chunk for flat rows (a list of ints or an int64 array)."""
+    return make_chunk(ChunkKind.EVENTS, seq, encode_event_rows(rows), level)
 
 
 def json_chunk(kind: ChunkKind, seq: int, value: object, level: int = 1) -> bytes:

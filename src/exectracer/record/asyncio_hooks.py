@@ -143,36 +143,14 @@ def install(
     ReadyHandle = _ReadyHandle
 
     def end_code(task: Any) -> int:
-        """The event code for a step that left ``task`` waiting, yielding or done."""
-        waiter = task._fut_waiter
-        if waiter is None and task.done():
+        """The event code for a step that left ``task`` done, or runnable after a bare yield."""
+        if task.done():
             tasks.pop(id(task), None)
             if task.cancelled():
                 return DONE | Outcome.CANCELLED << SHIFT
             # ``_exception``, not ``exception()``: that would mark it retrieved
             return DONE | (Outcome.RETURNED if task._exception is None else Outcome.RAISED) << SHIFT
-        # the await chain's key: the awaited future's type, then the code id
-        # and offset of each frame, outermost first, as nested tuples
-        coro = task._coro
-        key = type(waiter)
-        c = coro
-        while True:
-            kind = type(c)
-            if kind is CoroType:
-                key = (key, id(c.cr_code), c.cr_frame.f_lasti)
-                c = c.cr_await
-            elif kind is GenType:
-                f = c.gi_frame
-                if f is None:
-                    break
-                key = (key, id(f.f_code), f.f_lasti)
-                c = c.gi_yieldfrom
-            else:
-                break
-        code = cache_get(key) or define_chain(key, coro, waiter)
-        if waiter is not None and not code & CAT_MASK and waiter in executor_futures:
-            code |= SYSCALL_BITS
-        return code
+        return chains.code_for(task._coro, None)
 
     orig_run = asyncio.events.Handle._run
 
@@ -197,14 +175,38 @@ def install(
                     report_callback_error(handle, exc)
                 finally:
                     local.cur = prev
-                    # one append per step: ready (if known), step start, step end
-                    try:
-                        if type(handle) is ReadyHandle:
-                            emit((READY | handle._xt_waker << SHIFT, handle._xt_ts, g, STEP, start, g, end_code(task), clock(), g))
-                        else:
-                            emit((STEP, start, g, end_code(task), clock(), g))
-                    except Exception:
-                        pass
+                # one append per step: ready (if known), step start, step end
+                try:
+                    waiter = task._fut_waiter
+                    if waiter is None:
+                        code = end_code(task)
+                    else:  # suspended: the common case, inlined
+                        # the await chain's key: the awaited future's type, then
+                        # the code id and offset of each frame, outermost first
+                        c = coro = task._coro
+                        key = type(waiter)
+                        while True:
+                            kind = type(c)
+                            if kind is CoroType:
+                                key = (key, id(c.cr_code), c.cr_frame.f_lasti)
+                                c = c.cr_await
+                            elif kind is GenType:
+                                f = c.gi_frame
+                                if f is None:
+                                    break
+                                key = (key, id(f.f_code), f.f_lasti)
+                                c = c.gi_yieldfrom
+                            else:
+                                break
+                        code = cache_get(key) or define_chain(key, coro, waiter)
+                        if not code & CAT_MASK and waiter in executor_futures:
+                            code |= SYSCALL_BITS
+                    if type(handle) is ReadyHandle:
+                        emit((READY | handle._xt_waker << SHIFT, handle._xt_ts, g, STEP, start, g, code, clock(), g))
+                    else:
+                        emit((STEP, start, g, code, clock(), g))
+                except Exception:
+                    pass
                 return
         try:
             loop = handle._loop
@@ -275,7 +277,8 @@ def install(
         try:
             g = tasks.get(id(task)) or task_g(task, registry.current_g(), ts, coro)
             if task.done() or task._fut_waiter is not None:  # its first step ran eagerly
-                emit((Kind.TASK_EAGER, ts, g, STEP, ts, g, end_code(task), clock(), g))
+                code = end_code(task) if task._fut_waiter is None else chains.code_for(coro, task._fut_waiter)
+                emit((Kind.TASK_EAGER, ts, g, STEP, ts, g, code, clock(), g))
         except Exception:
             pass
         return task

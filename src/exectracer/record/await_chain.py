@@ -85,8 +85,8 @@ def chain_frames(coro: Any) -> Iterator[tuple[FrameType, str | None]]:
             frame, nxt = coro.cr_frame, coro.cr_await
         elif kind is GeneratorType:
             frame, nxt = coro.gi_frame, coro.gi_yieldfrom
-        else:
-            frame, nxt = getattr(coro, "ag_frame", None), getattr(coro, "ag_await", None)
+        else:  # a Future's iterator, an async generator's asend object, ...
+            return
         if frame is None:
             return
         yield frame, getattr(coro, "__qualname__", None)
@@ -99,22 +99,27 @@ class AwaitChains:
     def __init__(self, interner: Interner) -> None:
         self._interner = interner
         self._codes = _codes_by_category()
-        self.cache: dict[tuple, int] = {}
-        self._keep_types: dict[int, type] = {}
+        self.cache: dict[Any, int] = {}
 
-    def define(self, key: tuple, coro: Any, waiter: Any) -> int:
+    def code_for(self, coro: Any, waiter: Any) -> int:
+        """The TASK_SUSPEND code for a task's chain (the hot path inlines the same key)."""
+        key: Any = type(waiter)
+        for frame, _ in chain_frames(coro):
+            key = (key, id(frame.f_code), frame.f_lasti)
+        return self.cache.get(key) or self.define(key, coro, waiter)
+
+    def define(self, key: Any, coro: Any, waiter: Any) -> int:
         """Intern and classify the chain behind a new ``key``; return its TASK_SUSPEND code.
 
-        ``key`` is built by the hook: ``id(type(waiter))``, then ``id(code)``
-        and ``f_lasti`` of each frame, outermost first. The cache keeps the
-        code objects and types alive, so their ids stay unique.
+        ``key`` nests, from the inside out: ``type(waiter)``, then for each
+        frame of the chain, outermost first, ``(key, id(code), f_lasti)``.
+        The interner keeps the code objects alive, so their ids stay unique.
         """
         chain = list(chain_frames(coro))
         interner = self._interner
         frame_ids = tuple(interner.frame_of(frame, qualname) for frame, qualname in reversed(chain))
         stack = interner.stack(frame_ids)
         category = self.categorize([frame for frame, _ in chain], waiter)
-        self._keep_types[id(type(waiter))] = type(waiter)
         code = pack(Kind.TASK_SUSPEND, (stack << CATEGORY_SHIFT) | category)
         self.cache[key] = code
         return code

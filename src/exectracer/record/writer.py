@@ -17,6 +17,7 @@ how many events went missing).
 from __future__ import annotations
 
 import collections
+from array import array
 import io
 import os
 import sys
@@ -53,7 +54,8 @@ class Writer:
         self._max_pending = max_pending_bytes
         self._level = compression
         self._on_tick = on_tick
-        self._poll = min(0.05, flush_interval)
+        self._poll = min(0.02, flush_interval)
+        self._staged = array("q")
         self._seq = 0
         # (chunk bytes, or a function making them; events in them)
         self._pending: collections.deque[tuple[bytes | Callable[[], bytes], int]] = collections.deque()
@@ -107,17 +109,27 @@ class Writer:
             now = time.monotonic()
             if self._on_tick is not None:
                 self._on_tick()
-            if len(self._events) >= self._chunk_ints or now - last >= self._flush_interval:
+            self._stage()
+            if len(self._staged) >= self._chunk_ints or now - last >= self._flush_interval:
                 self._collect(final=False)
                 last = now
 
+    def _stage(self) -> None:
+        """Move events from the shared list into a compact int64 array.
+
+        Done every ``poll``: the list of Python ints stays short (cache-friendly
+        for the traced program) and the array holds 8 bytes per integer.
+        """
+        self._staged.fromlist(take_all(self._events))
+
     def _collect(self, final: bool) -> None:
         try:
-            events = take_all(self._events)  # before the definitions they refer to
+            self._stage()  # events before the definitions they refer to
+            events, self._staged = self._staged, array("q")
             self._enqueue(self._definitions(), force=True)
             lost = self.events_lost - self._lost_reported
             if lost:
-                events[:0] = (pack(Kind.EVENTS_LOST, lost), time.perf_counter_ns(), 0)
+                events[:0] = array("q", (pack(Kind.EVENTS_LOST, lost), time.perf_counter_ns(), 0))
             for start in range(0, len(events), self._chunk_ints):
                 piece = events[start : start + self._chunk_ints]
                 n_events = len(piece) // COLUMNS
