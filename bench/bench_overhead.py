@@ -5,6 +5,10 @@ traced runs, and prints medians, the traced/untraced wall-time ratio and
 the trace size per recorded event::
 
     python bench/bench_overhead.py --runs 7
+
+``--warm`` instead alternates the two inside one process after a warm-up
+run, which leaves out start-up and first-run costs: the ratio of the
+scheduling work alone.
 """
 
 from __future__ import annotations
@@ -30,6 +34,29 @@ def run_once(extra: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def warm_ratio(runs: int, rounds: int, messages: int) -> None:
+    """Alternate untraced and traced runs in this process; print the medians."""
+    sys.path[:0] = [str(HERE), str(HERE.parent / "src")]
+    import exectracer
+    import workload_async
+
+    workload_async.run(rounds, messages)  # warm-up
+    plain, traced = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(runs):
+            t0 = time.perf_counter()
+            workload_async.run(rounds, messages)
+            plain.append(time.perf_counter() - t0)
+            with exectracer.trace(os.path.join(tmp, "warm.xtrace")):
+                t0 = time.perf_counter()
+                workload_async.run(rounds, messages)
+                traced.append(time.perf_counter() - t0)
+            print(f"run {i + 1}: untraced {plain[-1]:.3f} s, traced {traced[-1]:.3f} s", flush=True)
+    p, t = statistics.median(plain), statistics.median(traced)
+    print(f"python {sys.version.split()[0]}, warm process, {runs} runs of each, alternating")
+    print(f"untraced median {p:.3f} s, traced median {t:.3f} s, ratio {t / p:.3f}")
+
+
 def events_in(path: str) -> int:
     """Events recorded in a trace (read with exectracer.load)."""
     sys.path.insert(0, str(HERE.parent / "src"))
@@ -43,7 +70,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="runs of each kind (at least 5)")
     parser.add_argument("--rounds", type=int, default=1500)
     parser.add_argument("--messages", type=int, default=600)
+    parser.add_argument("--warm", action="store_true", help="measure inside one warmed-up process")
     args = parser.parse_args()
+    if args.warm:
+        warm_ratio(args.runs, args.rounds, args.messages)
+        return
     work = ["--rounds", str(args.rounds), "--messages", str(args.messages)]
     with tempfile.TemporaryDirectory() as tmp:
         trace = os.path.join(tmp, "bench.xtrace")

@@ -264,3 +264,23 @@ def test_uvloop_is_reported_once_and_the_rest_is_recorded(tmp_path):
     trace = exectracer.load(path)
     kinds = set(trace.events.kind.tolist())
     assert Kind.REGION_BEGIN in kinds and Kind.GC_START in kinds
+
+
+def test_unretrieved_task_exceptions_are_still_reported(tmp_path):
+    reports = []
+
+    async def fails():
+        raise LookupError("nobody awaits me")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: reports.append(context["message"]))
+        task = asyncio.create_task(fails())
+        await asyncio.sleep(0.01)
+        assert task.done()
+        del task
+        gc.collect()
+
+    with exectracer.trace(tmp_path / "t.xtrace"):
+        asyncio.run(main())
+    assert reports == ["Task exception was never retrieved"]
