@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 from ..format.events import (
     CALLBACK_SHIFT,
+    WAKER_SHIFT,
     CallbackSource,
     Category,
     Kind,
@@ -67,7 +68,7 @@ class CallbackNames:
 
     def __init__(self, interner: Interner) -> None:
         self._interner = interner
-        self._cache: dict[Any, int] = {}
+        self.cache: dict[Any, int] = {}  # keyed by a method's function, a function's code, or (type, name)
 
     def name_id(self, cb: Any) -> int:
         """The string id of ``module.qualname`` of a callback."""
@@ -80,9 +81,9 @@ class CallbackNames:
             return self.name_id(cb.func)
         else:
             key = (kind, getattr(cb, "__qualname__", None) or getattr(cb, "__name__", None) or kind.__qualname__)
-        sid = self._cache.get(key)
+        sid = self.cache.get(key)
         if sid is None:
-            sid = self._cache[key] = self._interner.string(self._describe(cb))
+            sid = self.cache[key] = self._interner.string(self._describe(cb))
         return sid
 
     @staticmethod
@@ -116,6 +117,7 @@ def install(
     loop_id = registry.loop_id
     chains = AwaitChains(interner)
     names = CallbackNames(interner)
+    name_cache = names.cache
     executor_futures: weakref.WeakSet = weakref.WeakSet()
 
     task_classes = _task_classes()
@@ -133,6 +135,8 @@ def install(
     CB_END = int(Kind.CALLBACK_END)
     SHIFT = 8
     TASK_WAKER = int(Waker.TASK)
+    WAKER_TIMER, WAKER_IO, WAKER_CALLBACK = int(Waker.TIMER), int(Waker.IO), int(Waker.CALLBACK)
+    SOURCE_TIMER, SOURCE_IO, SOURCE_SOON = int(CallbackSource.TIMER), int(CallbackSource.IO), int(CallbackSource.SOON)
     CAT_MASK = 0xF << SHIFT
     SYSCALL_BITS = int(Category.SYSCALL) << SHIFT
 
@@ -211,21 +215,21 @@ def install(
         try:
             loop = handle._loop
             lid = loops.get(id(loop)) or loop_id(loop)
-            sid = names.name_id(cb)
+            kind = type(cb)
+            sid = name_cache.get(cb.__func__ if kind is MethodType else cb.__code__ if kind is FunctionType else None)
+            if sid is None:
+                sid = names.name_id(cb)
             if type(handle) is TimerHandle:
-                source = CallbackSource.TIMER
-                waker = pack_waker(Waker.TIMER, sid)
+                source, waker = SOURCE_TIMER, WAKER_TIMER
             elif id(handle) in local.io:
-                source = CallbackSource.IO
-                waker = pack_waker(Waker.IO, sid)
+                source, waker = SOURCE_IO, WAKER_IO
             else:
-                source = CallbackSource.SOON
-                waker = pack_waker(Waker.CALLBACK, sid)
+                source, waker = SOURCE_SOON, WAKER_CALLBACK
         except Exception:
             orig_run(handle)
             return
         prev = local.cur
-        local.cur = waker
+        local.cur = sid << WAKER_SHIFT | waker
         emit((CB_BEGIN | (sid << CALLBACK_SHIFT | source) << SHIFT, clock(), lid))
         try:
             handle._context.run(cb, *handle._args)
