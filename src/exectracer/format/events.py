@@ -33,6 +33,10 @@ class Kind(enum.IntEnum):
     THREAD_NAME = 13  # arg: string id
     THREAD_FUNC = 14  # arg: stack id of the thread's target
     THREAD_IDENT = 15  # arg: threading.get_ident() value
+    THREAD_BLOCK = 16  # arg: stack_id << 4 | Category; ts: when the wait began
+    THREAD_UNBLOCK = 17  # arg: goroutine that released it (0 unknown); ts: when the wait ended
+    THREAD_SAMPLE = 18  # arg: stack_id << 4 | ThreadState; from the sampler
+    THREAD_SYSCALL = 19  # arg: the syscall the sampled thread sleeps in (right after THREAD_SAMPLE)
 
     # event loops: g = loop id
     LOOP_START = 20  # arg: goroutine id of the thread running the loop
@@ -88,6 +92,17 @@ class Category(enum.IntEnum):
     SLEEP = 3
     SYSCALL = 4
     YIELD = 5  # a bare yield (asyncio.sleep(0)): still runnable
+
+
+class ThreadState(enum.IntEnum):
+    """What the OS said a sampled thread was doing (the low 4 bits of THREAD_SAMPLE)."""
+
+    UNKNOWN = 0
+    RUNNING = 1  # on a CPU or runnable (R)
+    SLEEPING = 2  # interruptible wait (S)
+    DISK = 3  # uninterruptible wait (D)
+    STOPPED = 4  # stopped or traced (T, t)
+    OTHER = 5
 
 
 class Outcome(enum.IntEnum):

@@ -15,7 +15,8 @@ from typing import Any, BinaryIO, Iterator
 
 from .. import __version__
 from ..format.chunks import FORMAT_VERSION
-from . import asyncio_hooks, gc_hooks, thread_hooks
+from . import asyncio_hooks, gc_hooks, thread_hooks, wait_hooks
+from .blocking import Waits
 from .gc_hooks import HeapProbe
 from .interner import Interner
 from .patcher import Patcher
@@ -39,6 +40,9 @@ class Options:
     threads: bool = True  # record thread lifecycles
     gc: bool = True  # record garbage collections
     heap_interval: float = 1.0  # seconds between heap samples (besides one at each collection)
+    thread_waits: bool = True  # record what threads wait on (locks, sockets, sleeps, syscalls)
+    block_threshold: float = 20e-6  # seconds: shorter waits are not recorded
+    sample_interval: float = 0.01  # seconds between stack and state samples of every thread; 0: off
 
     def __post_init__(self) -> None:
         if not self.flush_interval > 0:
@@ -51,6 +55,10 @@ class Options:
             raise ValueError("compression must be a zlib level from 0 to 9")
         if not self.heap_interval > 0:
             raise ValueError("heap_interval must be a positive number of seconds")
+        if not self.block_threshold >= 0:
+            raise ValueError("block_threshold must be a number of seconds, 0 or more")
+        if not self.sample_interval >= 0:
+            raise ValueError("sample_interval must be a number of seconds, 0 (off) or more")
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> "Options":
@@ -89,6 +97,7 @@ class Recorder:
             on_tick=self._tick,
         )
         self.registry = Registry(self.events, self.interner, self.writer.thread_idents)
+        self.waits: Waits | None = None
         self.pid = os.getpid()
 
     def start(self) -> None:
@@ -106,6 +115,9 @@ class Recorder:
                 self._before_stop = asyncio_hooks.install(self._patcher, self.events, self.registry, self.interner, self.warn)
             if opts.gc:
                 self._remove_gc = gc_hooks.install(self.events, self.registry, self._heap)
+            if opts.thread_waits:
+                self.waits = Waits(self.events, self.registry, self.interner, int(opts.block_threshold * 1e9))
+                wait_hooks.install(self._patcher, self.waits)
         except BaseException:
             self._unhook()
             self.writer.stop({"clean": False})

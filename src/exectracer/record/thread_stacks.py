@@ -1,0 +1,60 @@
+"""Stacks of running threads (from live frames), interned with a cheap cache key."""
+
+from __future__ import annotations
+
+from types import FrameType
+
+from .interner import Interner
+
+MAX_DEPTH = 128  # frames kept, innermost first; deeper ones are cut
+
+
+class FrameStacks:
+    """Maps a live frame's call stack to a stack id.
+
+    The cache key is the code id and instruction offset of each frame,
+    innermost first; only a stack never seen before is interned frame by
+    frame. The interner keeps the code objects alive, so the ids stay unique.
+    """
+
+    def __init__(self, interner: Interner) -> None:
+        self._interner = interner
+        self.cache: dict[tuple, int] = {}
+
+    def of(self, frame: FrameType | None) -> int:
+        """The stack id of ``frame`` and its callers (0 for no frame)."""
+        key = []
+        append = key.append
+        f = frame
+        depth = 0
+        while f is not None and depth < MAX_DEPTH:
+            append(id(f.f_code))
+            append(f.f_lasti)
+            f = f.f_back
+            depth += 1
+        tkey = tuple(key)
+        sid = self.cache.get(tkey)
+        if sid is None:
+            sid = self._define(tkey, frame)
+        return sid
+
+    def _define(self, key: tuple, frame: FrameType | None) -> int:
+        interner = self._interner
+        frames = []
+        f = frame
+        while f is not None and len(frames) < MAX_DEPTH:
+            frames.append(interner.frame_of(f, _qualname(f)))
+            f = f.f_back
+        sid = interner.stack(tuple(frames))
+        self.cache[key] = sid
+        return sid
+
+
+def _qualname(frame: FrameType) -> str | None:
+    """The function's qualified name where the code object lacks it (before 3.11)."""
+    if hasattr(frame.f_code, "co_qualname"):
+        return None
+    self_obj = frame.f_locals.get("self") if frame.f_code.co_argcount else None
+    if self_obj is not None and hasattr(type(self_obj), frame.f_code.co_name):
+        return f"{type(self_obj).__qualname__}.{frame.f_code.co_name}"
+    return None
