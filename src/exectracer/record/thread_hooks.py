@@ -10,7 +10,7 @@ from ..format.events import Kind, pack
 from .patcher import Patcher
 from .registry import Registry
 
-_G_ATTR = "_exectracer_g"
+THREAD_G_ATTR = "_exectracer_g"  # a Thread's goroutine id, set when it is started
 
 
 def install(patcher: Patcher, events: list[int], registry: Registry, active: Any) -> None:
@@ -23,7 +23,7 @@ def install(patcher: Patcher, events: list[int], registry: Registry, active: Any
     def start(thread: threading.Thread) -> None:
         try:
             g = registry.new_g()
-            setattr(thread, _G_ATTR, g)
+            setattr(thread, THREAD_G_ATTR, g)
             emit((pack(Kind.THREAD_CREATE, registry.current_g()), clock(), g))
         except Exception:
             pass
@@ -35,7 +35,7 @@ def install(patcher: Patcher, events: list[int], registry: Registry, active: Any
         g = 0
         try:
             if active():
-                g = registry.adopt_thread(thread, threading.get_ident(), created=True, g=getattr(thread, _G_ATTR, None))
+                g = registry.adopt_thread(thread, threading.get_ident(), created=True, g=getattr(thread, THREAD_G_ATTR, None))
         except Exception:
             pass
         try:
@@ -50,7 +50,7 @@ def install(patcher: Patcher, events: list[int], registry: Registry, active: Any
     def set_name(thread: threading.Thread, value: str) -> None:
         name_property.fset(thread, value)
         try:
-            g = registry.threads.get(thread.ident) if thread.ident is not None else getattr(thread, _G_ATTR, None)
+            g = registry.threads.get(thread.ident) if thread.ident is not None else getattr(thread, THREAD_G_ATTR, None)
             if g and active():
                 registry.thread_name(g, thread.name)
         except Exception:

@@ -1,0 +1,155 @@
+"""Waits on threading's synchronisation: locks, conditions (and so events,
+semaphores, barriers, queues, futures) and joins.
+
+``threading.Lock`` and ``threading.RLock`` are replaced while tracing by
+classes that wrap a real lock. A free lock is taken with one non-blocking
+attempt and nothing is recorded; only a contended acquire is timed. A
+release that finds waiters notes who released, so the woken waiter's
+THREAD_UNBLOCK names its waker. Locks created before ``start()`` are not
+these classes: the sampler still sees threads waiting on them.
+"""
+
+from __future__ import annotations
+
+import _thread
+import sys
+import threading
+import time
+import weakref
+from typing import Any
+
+from ..format.events import Category
+from . import recorder as _recorder
+from .blocking import Waits
+from .patcher import Patcher
+from .thread_hooks import THREAD_G_ATTR
+
+SYNC = int(Category.SYNC)
+_allocate_lock = _thread.allocate_lock
+_RealRLock: Any = getattr(threading, "_CRLock", None) or threading._PyRLock  # type: ignore[attr-defined]
+_clock = time.perf_counter_ns
+_getframe = sys._getframe
+
+
+def _current_g() -> int:
+    rec = _recorder._current
+    return rec.registry.current_g() if rec is not None else 0
+
+
+def _acquire_contended(owner: "Lock | RLock", blocking: bool, timeout: float) -> bool:
+    """Block on ``owner``'s lock, then record the wait if it was long enough."""
+    start = _clock()
+    owner._waiters += 1
+    try:
+        return owner._lock.acquire(blocking, timeout)
+    finally:
+        owner._waiters -= 1
+        end = _clock()
+        rec = _recorder._current
+        if rec is not None and rec.waits is not None and end - start >= rec.waits.threshold_ns:
+            rec.waits.record(start, end, SYNC, _getframe(2), owner._releaser)
+
+
+class Lock:
+    """``threading.Lock`` while tracing: a real lock whose contended acquires are recorded."""
+
+    __slots__ = ("_lock", "_waiters", "_releaser", "__weakref__")
+
+    def __init__(self) -> None:
+        self._lock = _allocate_lock()
+        self._waiters = 0  # threads blocked in acquire (best effort: not atomic)
+        self._releaser = 0  # goroutine that last released it while others waited
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Acquire the lock, like ``_thread.lock.acquire``."""
+        if not blocking:
+            return self._lock.acquire(blocking, timeout)  # same result and errors as the real lock
+        if self._lock.acquire(False):
+            return True
+        return _acquire_contended(self, blocking, timeout)
+
+    __enter__ = acquire
+
+    def release(self) -> None:
+        """Release the lock, noting the releaser if anyone waits for it."""
+        if self._waiters:
+            self._releaser = _current_g()
+        self._lock.release()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._waiters:
+            self._releaser = _current_g()
+        self._lock.release()
+
+    def locked(self) -> bool:
+        """Whether the lock is held."""
+        return self._lock.locked()
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()
+        self._waiters = 0
+
+    def __repr__(self) -> str:
+        return f"<{'locked' if self._lock.locked() else 'unlocked'} {type(self).__module__}.{type(self).__qualname__} object at {id(self):#x}>"
+
+
+class RLock(Lock):
+    """``threading.RLock`` while tracing: a real reentrant lock whose contended acquires are recorded."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        self._lock = _RealRLock()
+        self._waiters = 0
+        self._releaser = 0
+
+    def __getattr__(self, name: str) -> Any:
+        # _is_owned, _release_save, _acquire_restore (used by Condition), _recursion_count, ...
+        return getattr(self._lock, name)
+
+    def __repr__(self) -> str:
+        return repr(self._lock).replace(type(self._lock).__qualname__, f"{type(self).__module__}.{type(self).__qualname__}", 1)
+
+
+def install(patcher: Patcher, waits: Waits) -> None:
+    """Replace threading's lock factories and time Condition.wait and Thread.join."""
+    notifiers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # condition -> last notifier
+    patcher.replace(threading, "Lock", Lock)
+    patcher.replace(threading, "RLock", RLock)
+
+    orig_wait = threading.Condition.wait
+
+    def wait(cond: threading.Condition, timeout: float | None = None) -> bool:
+        start = _clock()
+        try:
+            return orig_wait(cond, timeout)
+        finally:
+            end = _clock()
+            if end - start >= waits.threshold_ns:
+                waits.record(start, end, SYNC, _getframe(1), notifiers.get(cond, 0))
+
+    orig_notify = threading.Condition.notify
+
+    def notify(cond: threading.Condition, n: int = 1) -> None:
+        if cond._waiters:  # type: ignore[attr-defined]
+            try:
+                notifiers[cond] = _current_g()
+            except TypeError:  # not weak-referenceable: a subclass with __slots__
+                pass
+        orig_notify(cond, n)
+
+    orig_join = threading.Thread.join
+
+    def join(thread: threading.Thread, timeout: float | None = None) -> None:
+        start = _clock()
+        try:
+            orig_join(thread, timeout)
+        finally:
+            end = _clock()
+            if end - start >= waits.threshold_ns:
+                waker = 0 if thread.is_alive() else getattr(thread, THREAD_G_ATTR, 0)  # it ended: it released us
+                waits.record(start, end, SYNC, _getframe(1), waker)
+
+    patcher.replace(threading.Condition, "wait", wait)
+    patcher.replace(threading.Condition, "notify", notify)
+    patcher.replace(threading.Thread, "join", join)

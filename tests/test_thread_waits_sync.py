@@ -1,0 +1,164 @@
+"""Threads waiting on locks, conditions, events, queues and joins, with real threads."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+import exectracer
+from exectracer.format.events import CATEGORY_SHIFT, Category, Kind
+
+pytestmark = pytest.mark.recorder
+
+
+def waits(rec, category=None):
+    """(g, start, end, stack, waker) of each recorded thread wait."""
+    blocks, unblocks = rec.of(Kind.THREAD_BLOCK), rec.of(Kind.THREAD_UNBLOCK)
+    out = []
+    pending = defaultdict(list)
+    for i in np.sort(np.concatenate([blocks, unblocks])):
+        g = int(rec.g[i])
+        if rec.kind[i] == Kind.THREAD_BLOCK:
+            pending[g].append(i)
+        else:
+            b = pending[g].pop()
+            arg = int(rec.arg[b])
+            if category is None or arg & 15 == category:
+                out.append((g, int(rec.ts[b]), int(rec.ts[i]), rec.trace.stacks[arg >> CATEGORY_SHIFT], int(rec.arg[i])))
+    return out
+
+
+class MetricsClient:
+    """Serializes sends behind one lock, like a naive metrics client."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.sent = 0
+
+    def send(self, value):
+        with self._lock:
+            time.sleep(0.002)  # the "network write", done while holding the lock
+            self.sent += value
+
+
+def test_metrics_client_lock_waits_exceed_wall_time(record):
+    client_box = {}
+    duration = {}
+
+    def run():
+        client = client_box["client"] = MetricsClient()
+
+        def worker():
+            deadline = time.perf_counter() + 0.6
+            while time.perf_counter() < deadline:
+                sum(range(200))  # a little CPU work between sends
+                client.send(1)
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=worker, name=f"worker-{i}") for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        duration["wall"] = time.perf_counter() - t0
+
+    rec = record(run)
+    sync = waits(rec, Category.SYNC)
+    workers = {t.id for t in rec.trace.threads if t.name.startswith("worker-")}
+    lock_waits = [w for w in sync if w[0] in workers and w[3][0].function.endswith("MetricsClient.send")]
+    total = sum(end - start for _, start, end, _, _ in lock_waits) / 1e9
+    assert total > 3 * duration["wall"], (total, duration)
+    send_line = MetricsClient.send.__code__.co_firstlineno + 1
+    assert all(stack[0].line == send_line for _, _, _, stack, _ in lock_waits)
+    wakers = [waker for g, _, _, _, waker in lock_waits]
+    assert sum(1 for g, *_, waker in lock_waits if waker in workers and waker != g) > 0.9 * len(wakers)
+
+
+def test_event_queue_and_join_waits_name_their_wakers(record):
+    names = {}
+
+    def run():
+        event = threading.Event()
+        q = queue.Queue()
+
+        def setter():
+            time.sleep(0.1)
+            event.set()
+
+        def producer():
+            time.sleep(0.1)
+            q.put("item")
+
+        def sleeper():
+            time.sleep(0.05)
+
+        for target in (setter, producer, sleeper):
+            names[target.__name__] = threading.Thread(target=target, name=target.__name__)
+        names["setter"].start()
+        assert event.wait(5)
+        names["producer"].start()
+        assert q.get(timeout=5) == "item"
+        names["sleeper"].start()
+        names["sleeper"].join()
+        names["setter"].join()
+        names["producer"].join()
+
+    rec = record(run)
+    g_of = {t.name: t.id for t in rec.trace.threads}
+    main = g_of["MainThread"]
+    main_waits = [w for w in waits(rec, Category.SYNC) if w[0] == main]
+
+    def find(function_suffix):
+        found = [w for w in main_waits if any(f.function.endswith(function_suffix) for f in w[3])]
+        assert found, (function_suffix, [[f.function for f in w[3]] for w in main_waits])
+        return max(found, key=lambda w: w[2] - w[1])
+
+    event_wait = find("Event.wait")
+    assert 0.07e9 < event_wait[2] - event_wait[1] < 2e9 and event_wait[4] == g_of["setter"]
+    get_wait = find("Queue.get")
+    assert 0.07e9 < get_wait[2] - get_wait[1] < 2e9 and get_wait[4] == g_of["producer"]
+    # a wait's innermost frame is the one that made the blocking call: here, join's caller
+    (join_wait,) = [w for w in main_waits if w[3][0].function.endswith("<locals>.run") and w[2] - w[1] > 0.03e9 and w[4] == g_of["sleeper"]]
+    assert join_wait[3][0].line == run.__code__.co_firstlineno + 22
+
+
+def test_free_locks_record_nothing_and_locks_work_after_stop(tmp_path):
+    path = tmp_path / "t.xtrace"
+    with exectracer.trace(path):
+        lock, rlock = threading.Lock(), threading.RLock()
+        for _ in range(1000):
+            with lock:
+                pass
+            with rlock:
+                with rlock:
+                    pass
+        cond = threading.Condition(rlock)
+        with cond:
+            assert not cond.wait(0.001)
+    trace = exectracer.load(path)
+    blocks = trace.events.arg[trace.events.kind == Kind.THREAD_BLOCK]
+    functions = [trace.stacks[int(a) >> CATEGORY_SHIFT][0].function for a in blocks]
+    # only the 1 ms timed-out Condition.wait, at the line that called it
+    assert functions == ["test_thread_waits_sync.test_free_locks_record_nothing_and_locks_work_after_stop"]
+    # the objects made while tracing still work once it stopped
+    with lock:
+        assert lock.locked()
+    assert not lock.locked()
+    assert lock.acquire(False) and not lock.acquire(False)
+    lock.release()
+    with pytest.raises(RuntimeError):
+        rlock.release()
+    with pytest.raises(ValueError):
+        lock.acquire(False, 1)
+
+
+def test_lock_factories_are_restored(tmp_path):
+    before = threading.Lock, threading.RLock, threading.Condition.wait, threading.Thread.join
+    with exectracer.trace(tmp_path / "t.xtrace"):
+        assert threading.Lock is not before[0]
+    assert (threading.Lock, threading.RLock, threading.Condition.wait, threading.Thread.join) == before
