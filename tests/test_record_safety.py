@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures.thread
 import gc
 import io
 import os
@@ -36,7 +37,10 @@ def patchable_state() -> dict:
         "Handle": (ev.Handle, ["_run"]),
         "BaseEventLoop": (be.BaseEventLoop, ["_call_soon", "create_task", "run_forever", "close", "run_in_executor"]),
         "BaseSelectorEventLoop": (se.BaseSelectorEventLoop, ["_process_events"]),
-        "Thread": (threading.Thread, ["start", "_bootstrap_inner", "name"]),
+        "Thread": (threading.Thread, ["start", "_bootstrap_inner", "name", "join"]),
+        "threading": (threading, ["Lock", "RLock"]),
+        "Condition": (threading.Condition, ["wait", "notify"]),
+        "WorkItem": (concurrent.futures.thread._WorkItem, ["__init__", "run"]),
         "asyncio.events": (ev, ["set_event_loop"]),
         "asyncio": (asyncio, ["set_event_loop"]),
     }
@@ -62,7 +66,8 @@ def test_stop_restores_every_patched_attribute(tmp_path):
     after = patchable_state()
     assert after == before
     changed = [k for k in before if before[k] != during[k]]
-    assert "Handle._run" in changed and "gc.callbacks" in changed and "Thread.start" in changed
+    for name in ("Handle._run", "gc.callbacks", "Thread.start", "threading.Lock", "Condition.wait", "WorkItem.run"):
+        assert name in changed
 
 
 def test_starting_twice_and_bad_options_are_clear_errors(tmp_path):

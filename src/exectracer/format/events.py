@@ -82,6 +82,14 @@ class Kind(enum.IntEnum):
     # the tracer itself: g = 0
     EVENTS_LOST = 70  # arg: number of events dropped (buffer limit)
 
+    # thread pools (concurrent.futures.ThreadPoolExecutor, asyncio's default executor)
+    POOL_SUBMIT = 80  # g = submitting goroutine, arg: work item id
+    POOL_WORK_BEGIN = 81  # g = worker thread, arg: work item id
+    POOL_WORK_END = 82  # g = worker thread, arg: work item id
+
+    # estimates: g = thread (0: the sampler's own probe), ts = when it got the GIL back
+    GIL_WAIT = 85  # arg: nanoseconds the thread waited for the GIL (estimated)
+
 
 class Category(enum.IntEnum):
     """Why a goroutine waits (the low 4 bits of a TASK_SUSPEND argument)."""

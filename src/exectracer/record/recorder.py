@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Iterator
 
 from .. import __version__
 from ..format.chunks import FORMAT_VERSION
-from . import asyncio_hooks, gc_hooks, thread_hooks, wait_hooks
+from . import asyncio_hooks, gc_hooks, pool_hooks, thread_hooks, wait_hooks
 from .blocking import Waits
 from .gc_hooks import HeapProbe
 from .interner import Interner
@@ -118,6 +118,8 @@ class Recorder:
             if opts.thread_waits:
                 self.waits = Waits(self.events, self.registry, self.interner, int(opts.block_threshold * 1e9))
                 wait_hooks.install(self._patcher, self.waits)
+            if opts.threads:
+                pool_hooks.install(self._patcher, self.events, self.registry)
         except BaseException:
             self._unhook()
             self.writer.stop({"clean": False})
@@ -188,8 +190,16 @@ class Recorder:
             "start_ns": time.perf_counter_ns(),
             "clock": {"name": "perf_counter", "implementation": clock.implementation, "resolution": clock.resolution, "monotonic": clock.monotonic},
             "options": dataclasses.asdict(self.options),
-            "exact": ["asyncio tasks and callbacks (selector and proactor loops)", "thread lifecycles", "garbage collections"],
-            "estimated": [],
+            "exact": [
+                "asyncio tasks and callbacks (loops derived from asyncio.BaseEventLoop)",
+                "thread lifecycles",
+                "thread waits on locks, conditions and joins made or started while tracing",
+                "thread waits in hooked blocking calls (sockets, select, sleep, subprocess, os)",
+                "thread pool work items",
+                "garbage collections",
+            ],
+            "sampled": ["thread stacks and OS states (THREAD_SAMPLE), which also show waits no hook saw"],
+            "estimated": ["GIL waits (GIL_WAIT)"],
         }
 
 

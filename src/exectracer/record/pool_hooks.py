@@ -1,0 +1,57 @@
+"""Thread pools: when work is submitted, and when a worker picks it up and finishes it.
+
+``concurrent.futures.thread._WorkItem`` is the unit every ThreadPoolExecutor
+queues (asyncio's ``run_in_executor`` and ``to_thread`` included). Its
+constructor runs in the submitting thread or task (POOL_SUBMIT), its ``run``
+in the worker (POOL_WORK_BEGIN/END): the gap is the work's queueing time.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures.thread as cf_thread
+import itertools
+import time
+from typing import Any
+
+from ..format.events import Kind, pack
+from .patcher import Patcher
+from .registry import Registry
+
+_ID_ATTR = "_exectracer_work_id"
+
+
+def install(patcher: Patcher, events: list[int], registry: Registry) -> None:
+    """Patch the work item class; ``patcher.restore()`` undoes it."""
+    emit = events.extend
+    clock = time.perf_counter_ns
+    next_id = itertools.count(1).__next__
+    work_item = cf_thread._WorkItem
+    orig_init = work_item.__init__
+    orig_run = work_item.run
+
+    def init(item: Any, *args: Any, **kwargs: Any) -> None:
+        orig_init(item, *args, **kwargs)
+        try:
+            wid = next_id()
+            setattr(item, _ID_ATTR, wid)
+            emit((pack(Kind.POOL_SUBMIT, wid), clock(), registry.current_g()))
+        except Exception:
+            pass
+
+    def run(item: Any) -> None:
+        wid = getattr(item, _ID_ATTR, 0)
+        g = 0
+        if wid:
+            try:
+                g = registry.thread_g()
+                emit((pack(Kind.POOL_WORK_BEGIN, wid), clock(), g))
+            except Exception:
+                g = 0
+        try:
+            orig_run(item)
+        finally:
+            if g:
+                emit((pack(Kind.POOL_WORK_END, wid), clock(), g))
+
+    patcher.replace(work_item, "__init__", init)
+    patcher.replace(work_item, "run", run)

@@ -1,0 +1,54 @@
+"""Thread pool work: submission, queueing and the worker that ran it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from exectracer.format.events import Kind
+
+pytestmark = pytest.mark.recorder
+
+
+def work_items(rec):
+    """work id -> {"submit": (ts, g), "begin": (ts, g), "end": (ts, g)}"""
+    items = {}
+    for kind, name in ((Kind.POOL_SUBMIT, "submit"), (Kind.POOL_WORK_BEGIN, "begin"), (Kind.POOL_WORK_END, "end")):
+        for i in rec.of(kind):
+            items.setdefault(int(rec.arg[i]), {})[name] = (int(rec.ts[i]), int(rec.g[i]))
+    return items
+
+
+def test_queued_job_shows_its_queueing_time(record):
+    def run():
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(time.sleep, 0.1)
+            second = pool.submit(sum, [1, 2, 3])  # waits behind the first
+            assert second.result() == 6 and first.result() is None
+
+    rec = record(run)
+    items = work_items(rec)
+    assert len(items) == 2
+    first, second = (items[k] for k in sorted(items))
+    main = [t.id for t in rec.trace.threads if t.name == "MainThread"][0]
+    assert first["submit"][1] == second["submit"][1] == main
+    queued = second["begin"][0] - second["submit"][0]
+    assert 0.08e9 < queued < 2e9
+    assert second["begin"][0] >= first["end"][0]
+    worker = [t for t in rec.trace.threads if t.id == second["begin"][1]][0]
+    assert worker.name.startswith("ThreadPoolExecutor")
+
+
+def test_run_in_executor_work_is_submitted_by_the_awaiting_task(record):
+    async def main():
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, time.sleep, 0.05)
+
+    rec = record(lambda: asyncio.run(main()))
+    (item,) = work_items(rec).values()
+    task = [t for t in rec.trace.tasks if (t.start_function or "").endswith("<locals>.main")][0]
+    assert item["submit"][1] == task.id
+    assert item["end"][0] - item["begin"][0] >= 0.04e9
