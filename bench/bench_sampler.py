@@ -3,7 +3,9 @@
 Starts ``--threads`` threads blocked in various waits (``time.sleep`` in a
 loop, ``Event.wait``, ``socket.recv``) plus ``--busy`` busy-looping ones,
 runs the sampler on its own (no other hooks, no writer) for ``--seconds``
-and prints the sampler thread's CPU time as a share of one core::
+and prints the sampler thread's CPU time as a share of one core, and the
+sampling rate reached (with busy threads the sampler waits for the GIL at
+each tick, so it samples less often than asked)::
 
     python bench/bench_sampler.py --threads 50 --busy 4 --seconds 5
 """

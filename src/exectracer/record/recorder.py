@@ -18,9 +18,12 @@ from ..format.chunks import FORMAT_VERSION
 from . import asyncio_hooks, gc_hooks, pool_hooks, thread_hooks, wait_hooks
 from .blocking import Waits
 from .gc_hooks import HeapProbe
+from .gil import GilLateness
 from .interner import Interner
 from .patcher import Patcher
 from .registry import Registry
+from .sampler import Sampler
+from .thread_stacks import FrameStacks
 from .writer import Writer, open_sink
 
 
@@ -98,16 +101,22 @@ class Recorder:
         )
         self.registry = Registry(self.events, self.interner, self.writer.thread_idents)
         self.waits: Waits | None = None
+        self.gil = GilLateness(self.events)
+        self.sampler: Sampler | None = None
         self.pid = os.getpid()
 
     def start(self) -> None:
         """Write the header, start the writer and install the hooks."""
         self.writer.start(self._metadata())
+        opts = self.options
+        if opts.sample_interval > 0:  # before any thread is adopted or hooked: it is one of ours
+            stacks = FrameStacks(self.interner)
+            self.sampler = Sampler(self.events, self.registry, stacks, opts.sample_interval, self.writer.thread_idents, self.gil)
+            self.sampler.start()
         self.active = True
         for thread in threading.enumerate():
             if thread.ident is not None:
                 self.registry.adopt_thread(thread, thread.ident, created=False)
-        opts = self.options
         try:
             if opts.threads:
                 thread_hooks.install(self._patcher, self.events, self.registry, lambda: self.active)
@@ -122,6 +131,7 @@ class Recorder:
                 pool_hooks.install(self._patcher, self.events, self.registry)
         except BaseException:
             self._unhook()
+            self._stop_sampler()
             self.writer.stop({"clean": False})
             raise
         self.events.extend(self._heap.events(0, time.perf_counter_ns()))
@@ -135,6 +145,7 @@ class Recorder:
                 pass
         self.active = False
         self._unhook()
+        self._stop_sampler()
         self.events.extend(self._heap.events(0, time.perf_counter_ns()))
         self.writer.stop({"clean": True, "stop_ns": time.perf_counter_ns(), "warnings": self.warnings})
         self._heap.close()
@@ -148,6 +159,7 @@ class Recorder:
         """In a forked child: stop recording without touching the parent's file."""
         self.active = False
         self._unhook()
+        self._stop_sampler()
         self.writer.abandon()
 
     def warn(self, message: str) -> None:
@@ -155,6 +167,11 @@ class Recorder:
         if message not in self.warnings:
             self.warnings.append(message)
             warnings.warn(f"exectracer: {message}", RuntimeWarning, stacklevel=4)
+
+    def _stop_sampler(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+            self.sampler = None
 
     def _unhook(self) -> None:
         self._patcher.restore()

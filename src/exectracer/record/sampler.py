@@ -8,18 +8,25 @@ in a syscall, a THREAD_SYSCALL. On Linux the state and syscall come from
 the thread's top frame moved. Failures never leave the sampler: a thread whose
 ``/proc`` files cannot be read is sampled without its state, and a thread whose
 sample fails otherwise is no longer sampled.
+
+The sampler holds the GIL while it reads, so a thread that was running Python
+code is usually seen waiting for the GIL (SLEEPING, in a futex) at its current line;
+RUNNING means running without the GIL (C code that released it) or runnable.
 """
 
 from __future__ import annotations
 
 import _thread
+import gc
 import os
 import sys
 import threading
 import time
 from types import FrameType
+from typing import Callable
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, ThreadState
+from .gil import GilLateness
 from .registry import Registry
 from .thread_stacks import FrameStacks
 
@@ -31,14 +38,18 @@ TASKS = "/proc/self/task"
 _RESUMABLE = 0x20 | 0x80 | 0x200
 _STATES = {ord(c): int(s) for c, s in (("R", ThreadState.RUNNING), ("S", ThreadState.SLEEPING), ("D", ThreadState.DISK), ("T", ThreadState.STOPPED), ("t", ThreadState.STOPPED))}
 _OTHER = int(ThreadState.OTHER)
+_RUNNING = int(ThreadState.RUNNING)
 _WAITING = (int(ThreadState.SLEEPING), int(ThreadState.DISK))
-_pread = os.pread  # bound before any hook could wrap os functions
+# On 3.11, sys._current_frames() makes frame objects while it holds the runtime
+# lock; a collection they start can clear a threading.local, which takes that
+# lock again: a deadlock (CPython gh-106883). Collections wait while it runs.
+_GC_DEADLOCK = (3, 11) <= sys.version_info < (3, 12)
 
 
 class _Thread:
-    """What the sampler keeps per thread: its files and its last stack."""
+    """What the sampler keeps per thread: its ``/proc`` files, its last stack and its last wait."""
 
-    __slots__ = ("g", "stat", "syscall", "frame", "lasti", "stack", "failed")
+    __slots__ = ("g", "stat", "syscall", "frame", "lasti", "stack", "failed", "line", "state", "nr")
 
     def __init__(self, g: int, native_id: int | None, proc: bool) -> None:
         self.g = g
@@ -47,10 +58,42 @@ class _Thread:
         self.lasti = -1
         self.stack = 0
         self.failed = False
+        self.line = b""  # the syscall file when last read with the thread waiting
+        self.state = self.nr = 0
         if proc and native_id:
             self.stat = _open(f"{TASKS}/{native_id}/stat")
             if self.stat >= 0:
                 self.syscall = _open(f"{TASKS}/{native_id}/syscall")
+
+    def os_state(self, read: Callable[[int], bytes]) -> tuple[int, int]:
+        """Its ThreadState and the syscall it waits in (-1: none); UNKNOWN, files closed, if unreadable.
+
+        The syscall file (number, arguments, stack and instruction pointers)
+        is read first: "running" needs nothing more, and the very same wait
+        as at the previous sample keeps its state without reading ``stat``.
+        """
+        try:
+            if self.syscall >= 0:
+                try:
+                    line = read(self.syscall)
+                except OSError:  # refused: go on with stat alone
+                    os.close(self.syscall)
+                    self.syscall = -1
+                    return self.os_state(read)
+                if line.startswith(b"running"):
+                    return _RUNNING, -1
+                if line == self.line:
+                    return self.state, self.nr
+            data = read(self.stat)
+            state = _STATES.get(data[data.rindex(b")") + 2], _OTHER)
+            if state not in _WAITING or self.syscall < 0:
+                self.line = b""
+                return state, -1
+            self.line, self.state, self.nr = line, state, int(line.split(b" ", 1)[0])
+            return state, self.nr
+        except (OSError, ValueError, IndexError):  # the thread ended, or /proc says something unexpected
+            self.close()
+            return 0, -1
 
     def close(self) -> None:
         """Close its files and forget its frame."""
@@ -67,13 +110,23 @@ class _Thread:
 class Sampler:
     """Samples every known thread's stack and state each ``interval`` seconds from a daemon thread."""
 
-    def __init__(self, events: list[int], registry: Registry, stacks: FrameStacks, interval: float, own_threads: set[int]) -> None:
+    def __init__(
+        self,
+        events: list[int],
+        registry: Registry,
+        stacks: FrameStacks,
+        interval: float,
+        own_threads: set[int],
+        gil: GilLateness | None = None,
+    ) -> None:
         self._emit = events.extend
+        self._gil = gil  # told how late each tick resumes: the GIL wait probe
         self._registry = registry
         self._stacks = stacks
         self._interval = interval
         self._own = own_threads
         self._proc = os.path.isdir(TASKS)
+        self._read = _reader()
         self._threads: dict[int, _Thread] = {}  # threading ident -> state
         self._stop = _thread.allocate_lock()  # held while running; released by stop()
         self._thread = threading.Thread(target=self._run, name="exectracer-sampler", daemon=True)
@@ -82,7 +135,7 @@ class Sampler:
         """Start sampling (the sampler's thread joins ``own_threads``)."""
         self._stop.acquire()
         self._thread.start()
-        self._own.add(self._thread.ident)
+        self._own.add(self._thread.ident)  # type: ignore[arg-type]  # set by start()
 
     def stop(self) -> None:
         """Stop sampling, wait for the thread and close every file."""
@@ -95,27 +148,27 @@ class Sampler:
         self._threads.clear()
 
     def _run(self) -> None:
-        interval = self._interval
-        due = time.monotonic()
-        while True:
-            due += interval
-            delay = due - time.monotonic()
-            if delay < 0:  # fell behind: skip the ticks missed
-                due -= delay
-                delay = 0
-            if self._stop.acquire(timeout=delay):
-                return
-            try:
+        clock = time.perf_counter_ns
+        interval = int(self._interval * 1e9)
+        due = clock()
+        try:
+            while True:
+                due = max(due + interval, clock())  # fell behind: skip the ticks missed
+                if self._stop.acquire(timeout=min(max(due - clock(), 0) / 1e9, threading.TIMEOUT_MAX)):
+                    return
+                if self._gil is not None:
+                    self._gil.observe(0, due, clock())
                 self._sample()
-            except Exception:  # never raise; stop sampling instead
-                return
+        except Exception:  # never raise; stop sampling instead
+            pass
 
     def _sample(self) -> None:
-        frames = sys._current_frames()
+        frames = _current_frames()
         ts = time.perf_counter_ns()
         own = self._own
         states = self._threads
         stacks_of = self._stacks.of
+        read = self._read
         native_ids = None
         out: list[int] = []
         seen = 0
@@ -142,14 +195,10 @@ class Sampler:
                     stack = state.stack = stacks_of(frame)
                     state.lasti = lasti
                     state.frame = None if frame.f_code.co_flags & _RESUMABLE else frame
-                os_state = 0
-                if state.stat >= 0:
-                    os_state = _read_state(state)
+                os_state, nr = state.os_state(read) if state.stat >= 0 else (0, -1)
                 out += (SAMPLE | (stack << CATEGORY_SHIFT | os_state) << ARG_SHIFT, ts, g)
-                if os_state in _WAITING and state.syscall >= 0:
-                    nr = _read_syscall(state)
-                    if nr >= 0:
-                        out += (SYSCALL | nr << ARG_SHIFT, ts, g)
+                if nr >= 0:
+                    out += (SYSCALL | nr << ARG_SHIFT, ts, g)
             except Exception:
                 state.close()
                 state.failed = True
@@ -160,6 +209,17 @@ class Sampler:
                 states.pop(ident).close()
 
 
+def _current_frames() -> dict[int, FrameType]:
+    """``sys._current_frames()``, with the garbage collector paused where it could deadlock."""
+    if _GC_DEADLOCK and gc.isenabled():
+        gc.disable()
+        try:
+            return sys._current_frames()
+        finally:
+            gc.enable()
+    return sys._current_frames()
+
+
 def _open(path: str) -> int:
     try:
         return os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -167,22 +227,30 @@ def _open(path: str) -> int:
         return -1
 
 
-def _read_state(state: _Thread) -> int:
-    """The thread's ThreadState from its stat file; UNKNOWN (files closed) if unreadable."""
-    try:
-        data = _pread(state.stat, 256, 0)
-        return _STATES.get(data[data.rindex(b")") + 2], _OTHER)
-    except (OSError, ValueError, IndexError):  # ended, or /proc refuses
-        state.close()
-        return 0
+def _reader() -> Callable[[int], bytes]:
+    """Read the start of a ``/proc`` file by fd, keeping the GIL where ctypes allows.
 
+    A ``/proc`` read takes microseconds, but a thread that releases the GIL
+    while others run Python waits a switch interval (5 ms) or more to get it
+    back, so with busy threads ``os.pread`` would cut the sampling rate tenfold.
+    """
+    if getattr(sys, "_is_gil_enabled", lambda: True)():
+        try:
+            import ctypes
 
-def _read_syscall(state: _Thread) -> int:
-    """The number of the syscall the thread waits in, or -1 (running, none, or unreadable)."""
-    try:
-        field = _pread(state.syscall, 64, 0).split(b" ", 1)[0]
-        return int(field) if field[:1].isdigit() else -1
-    except (OSError, ValueError):
-        os.close(state.syscall)
-        state.syscall = -1
-        return -1
+            fn = ctypes.PyDLL(None, use_errno=True).pread  # PyDLL: the call keeps the GIL
+            fn.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long)
+            fn.restype = ctypes.c_ssize_t
+            buf = ctypes.create_string_buffer(256)
+
+            def read(fd: int) -> bytes:
+                n = fn(fd, buf, 256, 0)
+                if n < 0:
+                    raise OSError(ctypes.get_errno(), "cannot read /proc")
+                return buf.raw[:n]
+
+            return read
+        except Exception:  # no ctypes, or no pread in the process's symbols
+            pass
+    pread = os.pread  # bound now, before any hook could wrap it
+    return lambda fd: pread(fd, 256, 0)

@@ -1,0 +1,43 @@
+"""GIL wait estimates: how late a thread runs Python again after a timed sleep.
+
+A thread that sleeps until ``t`` wakes in the OS shortly after ``t``, then
+must take the GIL before its next bytecode. The delay past ``t`` is the OS's
+wake-up latency plus the GIL wait; the smallest delay seen so far stands for
+the OS part, and the rest is recorded as a GIL_WAIT estimate. On a build
+without a GIL nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..format.events import Kind, pack
+
+GIL_WAIT = int(Kind.GIL_WAIT)
+MIN_REPORTED_NS = 20_000  # shorter estimates are noise
+
+
+def gil_enabled() -> bool:
+    """Whether this interpreter has a GIL (free-threaded builds may not)."""
+    check = getattr(sys, "_is_gil_enabled", None)
+    return check() if check is not None else True
+
+
+class GilLateness:
+    """Turns sleep lateness into GIL_WAIT events."""
+
+    def __init__(self, events: list[int]) -> None:
+        self._emit = events.extend
+        self._floor: int | None = None  # the smallest lateness seen: the OS's own delay
+        self.enabled = gil_enabled()
+
+    def observe(self, g: int, due_ns: int, resumed_ns: int) -> None:
+        """A thread due to wake at ``due_ns`` ran Python again at ``resumed_ns``."""
+        if not self.enabled:
+            return
+        late = max(resumed_ns - due_ns, 0)
+        if self._floor is None or late < self._floor:
+            self._floor = late
+        excess = late - self._floor
+        if excess >= MIN_REPORTED_NS:
+            self._emit((pack(GIL_WAIT, excess), resumed_ns, g))

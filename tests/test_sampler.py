@@ -1,0 +1,331 @@
+"""The stack and state sampler, with real threads, read back through the trace format."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import platform
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from conftest import Recorded
+from exectracer.format.chunks import ChunkKind, file_header
+from exectracer.format.encoder import events_chunk, json_chunk
+from exectracer.format.events import CATEGORY_SHIFT, Kind, ThreadState
+from exectracer.record import sampler as sampler_module
+from exectracer.record.interner import Interner
+from exectracer.record.registry import Registry
+from exectracer.record.sampler import Sampler
+from exectracer.record.thread_stacks import FrameStacks
+
+pytestmark = pytest.mark.recorder
+
+LINUX = os.path.isdir("/proc/self/task")
+FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98, "riscv64": 98, "i686": 240, "armv7l": 240, "ppc64le": 221, "s390x": 238}.get(platform.machine().lower())
+
+
+class Session:
+    """A sampler on its own: events, interner, registry and the threads it knows."""
+
+    def __init__(self, interval: float = 0.005, stacks: type[FrameStacks] = FrameStacks) -> None:
+        self.events: list[int] = []
+        self.interner = Interner()
+        self.own: set[int] = set()
+        self.registry = Registry(self.events, self.interner, self.own)
+        self.sampler = Sampler(self.events, self.registry, stacks(self.interner), interval, self.own)
+
+    def adopt(self, *threads: threading.Thread) -> list[int]:
+        """Make the threads known to the registry; their goroutine ids."""
+        return [self.registry.adopt_thread(t, t.ident, created=False) for t in threads]
+
+    def load(self, tmp_path: Path) -> Recorded:
+        """Write what was recorded as a trace file and read it back."""
+        strings, frames, stacks = self.interner.take_new()
+        data = b"".join(
+            (
+                file_header(),
+                json_chunk(ChunkKind.METADATA, 1, {"format_version": 1}),
+                json_chunk(ChunkKind.STRINGS, 2, strings),
+                json_chunk(ChunkKind.STACKS, 3, {"frames": frames, "stacks": stacks}),
+                events_chunk(4, self.events),
+                json_chunk(ChunkKind.END, 5, {"clean": True}),
+            )
+        )
+        path = tmp_path / "sampled.xtrace"
+        path.write_bytes(data)
+        return Recorded(path)
+
+
+def samples(rec: Recorded, g: int) -> list[tuple[int, list, int | None]]:
+    """(state, stack frames, syscall or None) of each THREAD_SAMPLE of ``g``, in order."""
+    out = []
+    kinds, args = rec.kind, rec.arg
+    for i in rec.of(Kind.THREAD_SAMPLE, g):
+        arg = int(args[i])
+        nr = int(args[i + 1]) if i + 1 < len(kinds) and kinds[i + 1] == Kind.THREAD_SYSCALL and rec.g[i + 1] == g else None
+        out.append((arg & ((1 << CATEGORY_SHIFT) - 1), rec.trace.stacks.get(arg >> CATEGORY_SHIFT, []), nr))
+    return out
+
+
+def spin_in_python(done: threading.Event) -> None:
+    x = 0
+    while not done.is_set():
+        x += 1
+
+
+def spin_in_c(done: threading.Event) -> None:
+    data = bytes(1 << 24)
+    while not done.is_set():
+        hashlib.sha256(data).digest()  # releases the GIL
+
+
+def run_threads(session: Session, targets: list, seconds: float, wake: Callable[[], object] = lambda: None) -> list[int]:
+    """Run one thread per target (each gets ``done``) under the sampler; their goroutine ids.
+
+    After ``seconds``, the sampler stops, ``done`` is set and ``wake()`` is called.
+    """
+    done = threading.Event()
+    threads = [threading.Thread(target=t, args=(done,)) for t in targets]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)  # let them reach their loop or wait
+    gs = session.adopt(*threads)
+    session.sampler.start()
+    try:
+        time.sleep(seconds)
+    finally:
+        session.sampler.stop()
+        done.set()
+        wake()
+        for t in threads:
+            t.join()
+    return gs
+
+
+def test_busy_threads_are_sampled_where_they_run(tmp_path):
+    session = Session()
+    (g,) = run_threads(session, [spin_in_python], 0.5)
+    rec = session.load(tmp_path)
+    got = samples(rec, g)
+    assert len(got) >= 20
+    assert all(any(f.function.endswith("spin_in_python") for f in frames) for _, frames, _ in got)
+    if LINUX:  # running Python, or waiting for the GIL the sampler holds
+        assert all(state == ThreadState.RUNNING or (state == ThreadState.SLEEPING and nr is not None) for state, _, nr in got)
+
+
+@pytest.mark.skipif(not LINUX, reason="needs /proc")
+def test_threads_running_without_the_gil_are_mostly_running(tmp_path):
+    session = Session()
+    (g,) = run_threads(session, [spin_in_c], 0.5)
+    rec = session.load(tmp_path)
+    got = samples(rec, g)
+    assert len(got) >= 20
+    assert all(any(f.function.endswith("spin_in_c") for f in frames) for _, frames, _ in got)
+    states = collections.Counter(state for state, _, _ in got)
+    assert states[ThreadState.RUNNING] > 0.7 * len(got), states
+
+
+def test_blocked_threads_show_sleeping_in_their_syscall(tmp_path):
+    session = Session()
+    a, b = socket.socketpair()
+
+    def wait_event(done: threading.Event) -> None:
+        done.wait()
+
+    def wait_recv(done: threading.Event) -> None:
+        a.recv(1)
+
+    with a, b:
+        g_event, g_recv = run_threads(session, [wait_event, wait_recv], 0.3, wake=lambda: b.send(b"x"))
+    rec = session.load(tmp_path)
+
+    for g, name in ((g_event, "wait_event"), (g_recv, "wait_recv")):
+        got = samples(rec, g)
+        assert len(got) >= 10
+        assert all(frames and any(f.function.endswith(name) for f in frames) for _, frames, _ in got)
+        if not LINUX:
+            assert {state for state, _, _ in got} == {ThreadState.UNKNOWN}
+            continue
+        assert all(state == ThreadState.SLEEPING for state, _, _ in got), got
+        assert all(nr is not None for _, _, nr in got)
+    if LINUX and FUTEX is not None:
+        assert {nr for _, _, nr in samples(rec, g_event)} == {FUTEX}
+
+
+def test_unchanged_stacks_are_not_walked_again(tmp_path):
+    walked = collections.Counter()
+
+    class Counting(FrameStacks):
+        def of(self, frame):
+            walked[frame.f_code.co_name] += 1
+            return super().of(frame)
+
+    session = Session(interval=0.002, stacks=Counting)
+
+    def blocked(done: threading.Event) -> None:
+        done.wait()
+
+    (g,) = run_threads(session, [blocked], 0.3)
+    rec = session.load(tmp_path)
+    assert len(samples(rec, g)) >= 30
+    assert walked["wait"] <= 2  # threading.Event.wait's frame: walked once, then reused
+
+
+def test_only_known_threads_are_sampled_and_sampling_stops(tmp_path):
+    session = Session()
+    done = threading.Event()
+    known = threading.Thread(target=done.wait)
+    unknown = threading.Thread(target=done.wait)
+    mine = threading.Thread(target=done.wait)
+    for t in (known, unknown, mine):
+        t.start()
+    (g_known,) = session.adopt(known)
+    session.registry.threads[mine.ident] = g_mine = session.registry.new_g()  # known, but the tracer's own
+    session.own.add(mine.ident)
+    try:
+        session.sampler.start()
+        sampling = {t.ident for t in threading.enumerate() if t.name == "exectracer-sampler"}
+        assert len(sampling) == 1 and sampling < session.own
+        time.sleep(0.2)
+        session.sampler.stop()
+        n = len(session.events)
+        time.sleep(0.05)
+        assert len(session.events) == n
+    finally:
+        done.set()
+        for t in (known, unknown, mine):
+            t.join()
+    rec = session.load(tmp_path)
+    sampled = set(rec.g[rec.of(Kind.THREAD_SAMPLE)].tolist())
+    assert sampled == {g_known}
+    assert g_mine not in sampled
+
+
+@pytest.mark.skipif(not LINUX, reason="needs /proc")
+def test_files_are_closed_when_threads_end_and_at_stop():
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    session = Session(interval=0.002)
+    done, end_early = threading.Event(), threading.Event()
+    long_lived = threading.Thread(target=done.wait)
+    short_lived = threading.Thread(target=end_early.wait)
+    for t in (long_lived, short_lived):
+        t.start()
+    session.adopt(long_lived, short_lived)
+    try:
+        session.sampler.start()
+        time.sleep(0.05)
+        assert open_fds() == before + 4  # stat and syscall of each thread
+        end_early.set()
+        short_lived.join()  # still in the registry (no thread hooks here), gone from the process
+        time.sleep(0.05)
+        assert open_fds() == before + 2
+    finally:
+        session.sampler.stop()
+        done.set()
+        long_lived.join()
+    assert open_fds() == before
+
+
+def test_failures_stop_only_the_thread_that_failed(tmp_path, monkeypatch):
+    hooked = []
+    monkeypatch.setattr(threading, "excepthook", hooked.append)
+
+    class Failing(FrameStacks):
+        def of(self, frame):
+            f = frame
+            while f is not None:
+                if f.f_code.co_name == "victim":
+                    raise RuntimeError("boom")
+                f = f.f_back
+            return super().of(frame)
+
+    session = Session(stacks=Failing)
+
+    def victim(done: threading.Event) -> None:
+        while not done.wait(0.0005):
+            pass
+
+    def bystander(done: threading.Event) -> None:
+        done.wait()
+
+    g_victim, g_bystander = run_threads(session, [victim, bystander], 0.3)
+    rec = session.load(tmp_path)
+    assert len(samples(rec, g_bystander)) >= 20
+    assert samples(rec, g_victim) == []
+    assert hooked == []
+
+
+def test_without_proc_states_are_unknown(tmp_path, monkeypatch):
+    monkeypatch.setattr(sampler_module, "TASKS", str(tmp_path / "no-proc"))
+    session = Session()
+
+    def blocked(done: threading.Event) -> None:
+        done.wait()
+
+    (g,) = run_threads(session, [blocked], 0.2)
+    rec = session.load(tmp_path)
+    got = samples(rec, g)
+    assert len(got) >= 10
+    assert {state for state, _, _ in got} == {ThreadState.UNKNOWN}
+    assert len(rec.of(Kind.THREAD_SYSCALL)) == 0
+
+
+CHURN = """
+import gc, sys, threading, time
+from exectracer.record.interner import Interner
+from exectracer.record.registry import Registry
+from exectracer.record.sampler import Sampler
+from exectracer.record.thread_stacks import FrameStacks
+
+gc.set_threshold(5)  # collect often, also inside sys._current_frames()
+done = threading.Event()
+
+def churn():  # cyclic garbage holding threading.local objects
+    while not done.is_set():
+        for _ in range(200):
+            loc = threading.local()
+            loc.me = [loc]
+        time.sleep(0)
+
+def calls():  # new frames for sys._current_frames() to materialize
+    def f(n):
+        return f(n - 1) if n else 0
+    while not done.is_set():
+        f(30)
+
+threads = [threading.Thread(target=t) for t in (churn, churn, calls, calls)]
+for t in threads:
+    t.start()
+events = []
+interner = Interner()
+own = set()
+registry = Registry(events, interner, own)
+sampler = Sampler(events, registry, FrameStacks(interner), 0.001, own)
+sampler.start()
+for t in threading.enumerate():
+    registry.adopt_thread(t, t.ident, created=False)
+time.sleep(1)
+sampler.stop()
+done.set()
+for t in threads:
+    t.join()
+print("ok", gc.isenabled())
+"""
+
+
+def test_no_deadlock_when_a_collection_clears_thread_locals():
+    """CPython gh-106883: on 3.11, a collection inside sys._current_frames() could hang the process."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent / "src"))
+    done = subprocess.run([sys.executable, "-c", CHURN], env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["ok", "True"], done.stderr
