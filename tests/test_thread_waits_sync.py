@@ -162,3 +162,39 @@ def test_lock_factories_are_restored(tmp_path):
     with exectracer.trace(tmp_path / "t.xtrace"):
         assert threading.Lock is not before[0]
     assert (threading.Lock, threading.RLock, threading.Condition.wait, threading.Thread.join) == before
+
+
+def test_lock_made_before_start_is_seen_by_sampling(tmp_path):
+    from conftest import Recorded
+
+    early = threading.Lock()  # a real _thread.lock: no hook sees its waits
+    held = threading.Event()
+
+    def holder():
+        with early:
+            held.set()
+            time.sleep(0.3)
+
+    def blocked():
+        held.wait()
+        with early:
+            pass
+
+    path = tmp_path / "t.xtrace"
+    with exectracer.trace(path, sample_interval=0.005):
+        threads = [threading.Thread(target=holder, name="holder"), threading.Thread(target=blocked, name="blocked")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    rec = Recorded(path)
+    g = [t.id for t in rec.trace.threads if t.name == "blocked"][0]
+    samples = rec.of(Kind.THREAD_SAMPLE, g)
+    line = blocked.__code__.co_firstlineno + 2
+    waiting = [
+        i for i in samples
+        if int(rec.arg[i]) & 15 == 2  # SLEEPING
+        and rec.trace.stacks[int(rec.arg[i]) >> CATEGORY_SHIFT][0].line == line
+    ]
+    assert len(waiting) >= 10  # about 0.3 s at 200 Hz, seen even though no hook could
+    assert not any(rec.trace.stacks[int(rec.arg[i]) >> CATEGORY_SHIFT][0].line == line for i in rec.of(Kind.THREAD_BLOCK, g))
