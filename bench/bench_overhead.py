@@ -26,11 +26,11 @@ HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "workload_async.py"
 
 
-def run_once(extra: list[str]) -> float:
-    """Wall time of one whole workload process, in seconds."""
+def run_once(extra: list[str], script: Path = WORKLOAD) -> float:
+    """Wall time of one whole workload process (``script`` with ``extra`` arguments), in seconds."""
     env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(WORKLOAD), *extra], check=True, env=env, stderr=subprocess.DEVNULL)
+    subprocess.run([sys.executable, str(script), *extra], check=True, env=env, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
 

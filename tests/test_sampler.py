@@ -44,7 +44,7 @@ class Session:
 
     def adopt(self, *threads: threading.Thread) -> list[int]:
         """Make the threads known to the registry; their goroutine ids."""
-        return [self.registry.adopt_thread(t, t.ident, created=False) for t in threads]
+        return [self.registry.adopt_thread(t, t.ident) for t in threads]
 
     def load(self, tmp_path: Path) -> Recorded:
         """Write what was recorded as a trace file and read it back."""
@@ -314,7 +314,7 @@ registry = Registry(events, interner, own)
 sampler = Sampler(events, registry, FrameStacks(interner), 0.001, own)
 sampler.start()
 for t in threading.enumerate():
-    registry.adopt_thread(t, t.ident, created=False)
+    registry.adopt_thread(t, t.ident)
 time.sleep(1)
 sampler.stop()
 done.set()

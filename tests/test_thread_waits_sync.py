@@ -123,7 +123,7 @@ def test_event_queue_and_join_waits_name_their_wakers(record):
     get_wait = find("Queue.get")
     assert 0.07e9 < get_wait[2] - get_wait[1] < 2e9 and get_wait[4] == g_of["producer"]
     # a wait's innermost frame is the one that made the blocking call: here, join's caller
-    (join_wait,) = [w for w in main_waits if w[3][0].function.endswith("<locals>.run") and w[2] - w[1] > 0.03e9 and w[4] == g_of["sleeper"]]
+    (join_wait,) = [w for w in main_waits if w[3][0].function.endswith(".run") and w[2] - w[1] > 0.03e9 and w[4] == g_of["sleeper"]]
     assert join_wait[3][0].line == run.__code__.co_firstlineno + 22
 
 

@@ -45,17 +45,21 @@ class Waits:
             pass
 
 
-def current_waits() -> Waits | None:
-    """The running recording's wait recorder, if it records thread waits."""
-    rec = _recorder._current
-    return rec.waits if rec is not None else None
+Skip = Callable[[tuple], bool]  # given a long call's arguments: whether it was no wait of the thread
+Waker = Callable[[tuple], int]  # given a long call's arguments: the goroutine that ended the wait
+Due = Callable[[tuple], int]  # given a sleep's arguments: nanoseconds it was asked to last
+OUTER_DEPTH = 8  # frames searched for an enclosing timed call
 
 
-def timed(func: Callable, category: Category) -> Callable:
+def timed(func: Callable, category: Category, skip: Skip | None = None, waker: Waker | None = None, due: Due | None = None) -> Callable:
     """Wrap ``func`` so that calls taking at least the threshold are recorded as waits.
 
-    The wrapper looks up the running recording at each call, so an object
-    that keeps a wrapped method after ``stop()`` just calls through.
+    A call made inside another timed call (``os.waitpid`` in ``Popen.wait``)
+    is left to the outer one, which records the whole wait. ``skip``,
+    ``waker`` and ``due`` are consulted only for calls that long: ``due``
+    feeds the GIL estimate (how late a sleep came back). The wrapper looks
+    up the running recording at each call, so an object that keeps a wrapped
+    method after ``stop()`` just calls through.
     """
     clock = time.perf_counter_ns
     cat = int(category)
@@ -70,6 +74,31 @@ def timed(func: Callable, category: Category) -> Callable:
             end = clock()
             rec = _recorder._current
             if rec is not None and rec.waits is not None and end - start >= rec.waits.threshold_ns:
-                rec.waits.record(start, end, cat, getframe(1))
+                _record_call(rec, start, end, cat, getframe(1), args, skip, waker, due)
 
     return wrapper
+
+
+_TIMED_CODE = timed(len, Category.OTHER).__code__  # shared by every wrapper timed() makes
+
+
+def inside_timed_call(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside a call that a timed wrapper already times."""
+    for _ in range(OUTER_DEPTH):
+        if frame is None:
+            return False
+        if frame.f_code is _TIMED_CODE:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _record_call(rec: Any, start: int, end: int, cat: int, frame: FrameType, args: tuple, skip: Skip | None, waker: Waker | None, due: Due | None) -> None:
+    try:
+        if (skip is not None and skip(args)) or inside_timed_call(frame):
+            return
+        rec.waits.record(start, end, cat, frame, waker(args) if waker is not None else 0)
+        if due is not None:
+            rec.gil.observe(rec.registry.thread_g(), start + due(args), end)
+    except Exception:
+        pass

@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Iterator
 
 from .. import __version__
 from ..format.chunks import FORMAT_VERSION
-from . import asyncio_hooks, gc_hooks, pool_hooks, thread_hooks, wait_hooks
+from . import asyncio_hooks, gc_hooks, io_waits, pool_hooks, sync_waits, thread_hooks
 from .blocking import Waits
 from .gc_hooks import HeapProbe
 from .gil import GilLateness
@@ -116,7 +116,7 @@ class Recorder:
         self.active = True
         for thread in threading.enumerate():
             if thread.ident is not None:
-                self.registry.adopt_thread(thread, thread.ident, created=False)
+                self.registry.adopt_thread(thread, thread.ident)
         try:
             if opts.threads:
                 thread_hooks.install(self._patcher, self.events, self.registry, lambda: self.active)
@@ -126,7 +126,8 @@ class Recorder:
                 self._remove_gc = gc_hooks.install(self.events, self.registry, self._heap)
             if opts.thread_waits:
                 self.waits = Waits(self.events, self.registry, self.interner, int(opts.block_threshold * 1e9))
-                wait_hooks.install(self._patcher, self.waits)
+                sync_waits.install(self._patcher)
+                io_waits.install(self._patcher)  # after the asyncio hooks: it wraps their select
             if opts.threads:
                 pool_hooks.install(self._patcher, self.events, self.registry)
         except BaseException:

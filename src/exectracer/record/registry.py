@@ -18,7 +18,7 @@ from .interner import Interner
 _DEFAULT_TASK_NAME = "Task-"
 
 
-class ThreadState(threading.local):
+class HookState(threading.local):
     """What the calling thread is doing, as the hooks need it.
 
     ``cur``: the waker code of the task step or callback it runs (0: none);
@@ -44,7 +44,7 @@ class Registry:
         self.tasks: dict[int, int] = {}  # id(task) -> g
         self.loops: dict[int, int] = {}  # id(loop) -> loop id
         self._loop_refs: dict[int, Any] = {}  # keeps id(loop) unique while known
-        self.local = ThreadState()
+        self.local = HookState()
 
     # -- threads -------------------------------------------------------------
 
@@ -57,11 +57,17 @@ class Registry:
         ident = threading.get_ident()
         g = self.threads.get(ident)
         if g is None:
-            g = self.adopt_thread(threading.current_thread(), ident, created=False)
+            # not threading.current_thread(): for a thread threading does not
+            # know, that would register a dummy Thread the program could see
+            thread = threading._active.get(ident)  # type: ignore[attr-defined]
+            g = self.adopt_thread(thread, ident)
         return g
 
-    def adopt_thread(self, thread: threading.Thread, ident: int, created: bool, g: int | None = None) -> int:
-        """Register a running thread; emit its start (``created``: we saw it begin)."""
+    def adopt_thread(self, thread: threading.Thread | None, ident: int, g: int | None = None) -> int:
+        """Register a running thread and emit its start (``g``: an id given when it was created).
+
+        ``thread`` is None for a thread that ``threading`` does not know.
+        """
         if ident in self._own:
             return 0
         if g is None:
@@ -70,7 +76,9 @@ class Registry:
         ts = time.perf_counter_ns()
         native = threading.get_native_id() if ident == threading.get_ident() else getattr(thread, "native_id", None) or 0
         self._emit((pack(Kind.THREAD_START, native), ts, g, pack(Kind.THREAD_IDENT, ident), ts, g))
-        self.thread_name(g, thread.name, ts)
+        self.thread_name(g, thread.name if thread is not None else f"thread-{ident}", ts)
+        if thread is None:
+            return g
         target = getattr(thread, "_target", None)
         code = getattr(target, "__code__", None) or getattr(getattr(target, "__func__", None), "__code__", None)
         if code is None and type(thread).run is not threading.Thread.run:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..format.events import Category
 from . import recorder as _recorder
-from .blocking import Waits
+from .blocking import inside_timed_call, timed
 from .patcher import Patcher
 from .thread_hooks import THREAD_G_ATTR
 
@@ -47,7 +47,9 @@ def _acquire_contended(owner: "Lock | RLock", blocking: bool, timeout: float) ->
         end = _clock()
         rec = _recorder._current
         if rec is not None and rec.waits is not None and end - start >= rec.waits.threshold_ns:
-            rec.waits.record(start, end, SYNC, _getframe(2), owner._releaser)
+            frame = _getframe(2)
+            if not inside_timed_call(frame):  # e.g. Condition.wait taking its lock back
+                rec.waits.record(start, end, SYNC, frame, owner._releaser)
 
 
 class Lock:
@@ -111,23 +113,11 @@ class RLock(Lock):
         return repr(self._lock).replace(type(self._lock).__qualname__, f"{type(self).__module__}.{type(self).__qualname__}", 1)
 
 
-def install(patcher: Patcher, waits: Waits) -> None:
-    """Replace threading's lock factories and time Condition.wait and Thread.join."""
+def install(patcher: Patcher) -> None:
+    """Replace threading's lock factories; time Condition.wait and Thread.join."""
     notifiers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # condition -> last notifier
     patcher.replace(threading, "Lock", Lock)
     patcher.replace(threading, "RLock", RLock)
-
-    orig_wait = threading.Condition.wait
-
-    def wait(cond: threading.Condition, timeout: float | None = None) -> bool:
-        start = _clock()
-        try:
-            return orig_wait(cond, timeout)
-        finally:
-            end = _clock()
-            if end - start >= waits.threshold_ns:
-                waits.record(start, end, SYNC, _getframe(1), notifiers.get(cond, 0))
-
     orig_notify = threading.Condition.notify
 
     def notify(cond: threading.Condition, n: int = 1) -> None:
@@ -138,18 +128,15 @@ def install(patcher: Patcher, waits: Waits) -> None:
                 pass
         orig_notify(cond, n)
 
-    orig_join = threading.Thread.join
+    def notifier(args: tuple) -> int:
+        return notifiers.get(args[0], 0)
 
-    def join(thread: threading.Thread, timeout: float | None = None) -> None:
-        start = _clock()
-        try:
-            orig_join(thread, timeout)
-        finally:
-            end = _clock()
-            if end - start >= waits.threshold_ns:
-                waker = 0 if thread.is_alive() else getattr(thread, THREAD_G_ATTR, 0)  # it ended: it released us
-                waits.record(start, end, SYNC, _getframe(1), waker)
-
-    patcher.replace(threading.Condition, "wait", wait)
+    patcher.replace(threading.Condition, "wait", timed(threading.Condition.wait, Category.SYNC, waker=notifier))
     patcher.replace(threading.Condition, "notify", notify)
-    patcher.replace(threading.Thread, "join", join)
+    patcher.replace(threading.Thread, "join", timed(threading.Thread.join, Category.SYNC, waker=_joined))
+
+
+def _joined(args: tuple) -> int:
+    """The joined thread, if it ended: it is what released the joiner."""
+    thread = args[0]
+    return 0 if thread.is_alive() else getattr(thread, THREAD_G_ATTR, 0)

@@ -35,7 +35,7 @@ def install(patcher: Patcher, events: list[int], registry: Registry, active: Any
         g = 0
         try:
             if active():
-                g = registry.adopt_thread(thread, threading.get_ident(), created=True, g=getattr(thread, THREAD_G_ATTR, None))
+                g = registry.adopt_thread(thread, threading.get_ident(), g=getattr(thread, THREAD_G_ATTR, None))
         except Exception:
             pass
         try:

@@ -1,0 +1,102 @@
+"""Thread waits on I/O: sockets, SSL, select and selectors, sleeps, subprocesses, syscalls.
+
+Module functions and class attributes are replaced by wrappers that time
+each call, like ``blocking.timed``: a call that took at least the
+threshold is a THREAD_BLOCK/THREAD_UNBLOCK pair with the caller's stack.
+Two rules keep the pairs apart and the categories right:
+
+* a call made inside another wrapped call (``os.waitpid`` in
+  ``Popen.wait``, ``select`` in ``socket.sendfile``, ``SSLSocket.read`` in
+  ``recv``) is left to the outer one, which records the whole wait;
+* a call on a non-blocking socket never waits (asyncio's), and the running
+  event loop's own selector is loop idle time (the asyncio hooks record it).
+
+Both are checked only for calls that took at least the threshold.
+Bindings made before ``start()`` (``from time import sleep``, a saved
+``sock.recv``) keep the original; ``select.poll()`` and ``select.epoll()``
+objects are C types that cannot be patched (``selectors`` can).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import selectors
+import signal
+import socket
+import subprocess
+import time
+from typing import Any
+
+from ..format.events import Category
+from .blocking import Due, Skip, timed
+from .patcher import Patcher
+
+try:
+    import ssl
+except ImportError:  # pragma: no cover - Python built without OpenSSL
+    ssl = None  # type: ignore[assignment]
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+SOCKET_METHODS = (
+    "connect", "connect_ex", "accept", "recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg",
+    "recvmsg_into", "send", "sendall", "sendto", "sendmsg", "sendfile",
+)
+SSL_METHODS = ("read", "write", "recv", "recv_into", "send", "sendall", "do_handshake", "unwrap")
+SELECTOR_CLASSES = ("SelectSelector", "_PollLikeSelector", "EpollSelector", "DevpollSelector", "KqueueSelector")
+OS_FUNCTIONS = ("read", "write", "waitpid", "wait", "wait3", "wait4", "waitid")
+SIGNAL_FUNCTIONS = ("sigwaitinfo", "sigtimedwait", "pause")
+FCNTL_FUNCTIONS = ("flock", "lockf")
+
+
+_get_running_loop = asyncio.events._get_running_loop
+
+
+def install(patcher: Patcher) -> None:
+    """Wrap the I/O calls threads wait in; ``patcher.restore()`` undoes it.
+
+    Install after the asyncio hooks: the selectors' ``select`` wrapped here
+    is the one they installed.
+    """
+
+    def patch(owner: Any, names: tuple[str, ...], category: Category, skip: Skip | None = None, due: Due | None = None) -> None:
+        for name in names:
+            func = getattr(owner, name, None)
+            if func is not None:
+                patcher.replace(owner, name, timed(func, category, skip, due=due))
+
+    patch(socket.socket, SOCKET_METHODS, Category.NETWORK, _nonblocking)
+    patch(socket, ("getaddrinfo",), Category.NETWORK)  # DNS; create_connection and asyncio's resolver use it
+    if ssl is not None:
+        patch(ssl.SSLSocket, SSL_METHODS, Category.NETWORK, _nonblocking)
+    patch(select, ("select",), Category.NETWORK)
+    for name in SELECTOR_CLASSES:
+        cls = getattr(selectors, name, None)
+        if cls is not None and "select" in vars(cls):
+            patch(cls, ("select",), Category.NETWORK, _loop_selector)
+    patch(time, ("sleep",), Category.SLEEP, due=_sleep_ns)
+    patch(subprocess.Popen, ("wait", "communicate"), Category.SYSCALL)
+    patch(os, OS_FUNCTIONS, Category.SYSCALL)
+    patch(signal, SIGNAL_FUNCTIONS, Category.SYSCALL)
+    if fcntl is not None:
+        patch(fcntl, FCNTL_FUNCTIONS, Category.SYSCALL)
+
+
+def _sleep_ns(args: tuple) -> int:
+    """How long ``time.sleep(secs)`` was asked to last."""
+    return int(args[0] * 1e9)
+
+
+def _nonblocking(args: tuple) -> bool:
+    """A call on a non-blocking socket returns at once: time spent in it is not a wait."""
+    return args[0].gettimeout() == 0.0
+
+
+def _loop_selector(args: tuple) -> bool:
+    """The selector is the running event loop's own: its waits are loop idle time."""
+    loop = _get_running_loop()
+    return loop is not None and getattr(loop, "_selector", None) is args[0]
