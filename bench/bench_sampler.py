@@ -90,7 +90,7 @@ def main() -> None:
     sampler = Sampler(events, registry, FrameStacks(interner), args.interval, own)
     sampler.start()
     for thread in threading.enumerate():
-        registry.adopt_thread(thread, thread.ident, created=False)
+        registry.adopt_thread(thread, thread.ident)
     sampling = next(t for t in threading.enumerate() if t.ident in own)
     del events[:]
 
