@@ -65,6 +65,20 @@ def events_in(path: str) -> int:
     return exectracer.load(path).event_count
 
 
+def compare_processes(work: list[str], script: Path, runs: int) -> tuple[float, float, int, int]:
+    """Alternate untraced and traced runs of ``script``; the medians, events and bytes of a trace."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = os.path.join(tmp, "bench.xtrace")
+        plain, traced = [], []
+        for i in range(runs):
+            plain.append(run_once(work, script))
+            traced.append(run_once([*work, "--trace", trace], script))
+            print(f"run {i + 1}: untraced {plain[-1]:.3f} s, traced {traced[-1]:.3f} s", flush=True)
+        size = os.path.getsize(trace)
+        events = events_in(trace)
+    return statistics.median(plain), statistics.median(traced), events, size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="runs of each kind (at least 5)")
@@ -76,20 +90,10 @@ def main() -> None:
         warm_ratio(args.runs, args.rounds, args.messages)
         return
     work = ["--rounds", str(args.rounds), "--messages", str(args.messages)]
-    with tempfile.TemporaryDirectory() as tmp:
-        trace = os.path.join(tmp, "bench.xtrace")
-        plain, traced = [], []
-        for i in range(args.runs):
-            plain.append(run_once(work))
-            traced.append(run_once(work + ["--trace", trace]))
-            print(f"run {i + 1}: untraced {plain[-1]:.3f} s, traced {traced[-1]:.3f} s", flush=True)
-        size = os.path.getsize(trace)
-        events = events_in(trace)
-    p, t = statistics.median(plain), statistics.median(traced)
+    p, t, events, size = compare_processes(work, WORKLOAD, args.runs)
     print(f"python {sys.version.split()[0]}, {args.runs} runs of each, alternating")
     print(f"untraced median {p:.3f} s, traced median {t:.3f} s, ratio {t / p:.3f}")
     print(f"trace: {events} events, {size} bytes, {size / events:.2f} bytes/event")
-
 
 if __name__ == "__main__":
     main()

@@ -16,16 +16,13 @@ record it).
 from __future__ import annotations
 
 import argparse
-import os
 import selectors
 import socket
-import statistics
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
-from bench_overhead import events_in, run_once
+from bench_overhead import compare_processes
 
 WORKERS = 8
 MESSAGE = b"x" * 64
@@ -106,16 +103,7 @@ def main() -> None:
         return
     script = Path(__file__).resolve()
     work = ["--workload", "--rounds", str(args.rounds), "--work", str(args.work)]
-    with tempfile.TemporaryDirectory() as tmp:
-        trace = os.path.join(tmp, "threads.xtrace")
-        plain, traced = [], []
-        for i in range(args.runs):
-            plain.append(run_once(work, script))
-            traced.append(run_once([*work, "--trace", trace], script))
-            print(f"run {i + 1}: untraced {plain[-1]:.3f} s, traced {traced[-1]:.3f} s", flush=True)
-        size = os.path.getsize(trace)
-        events = events_in(trace)
-    p, t = statistics.median(plain), statistics.median(traced)
+    p, t, events, size = compare_processes(work, script, args.runs)
     print(f"python {sys.version.split()[0]}, {WORKERS} workers x {args.rounds} requests (work {args.work}), {args.runs} runs of each, alternating")
     print(f"untraced median {p:.3f} s, traced median {t:.3f} s, ratio {t / p:.3f}")
     print(f"trace: {events} events, {size} bytes")
