@@ -36,11 +36,14 @@ def cli() -> None:
 @click.option("--no-asyncio", is_flag=True, help="Do not record event loops and asyncio tasks.")
 @click.option("--no-gc", is_flag=True, help="Do not record garbage collections.")
 @click.option("--no-threads", is_flag=True, help="Do not record thread lifecycles.")
+@click.option("--no-thread-waits", is_flag=True, help="Do not record what threads wait on.")
+@click.option("--sample-interval", type=click.FloatRange(min=0), default=0.01, show_default=True, metavar="SECONDS",
+              help="Sample every thread's stack and state this often; 0 turns sampling off.")
 @click.option("-m", "module", is_flag=True, help="Run a library module as a script, like python -m.")
 @click.argument("target", metavar="SCRIPT | -m MODULE")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(output: str | None, flush_interval: float, no_asyncio: bool, no_gc: bool, no_threads: bool,
-        module: bool, target: str, args: tuple[str, ...]) -> Job:
+        no_thread_waits: bool, sample_interval: float, module: bool, target: str, args: tuple[str, ...]) -> Job:
     """Run a Python script, or a module with -m, and trace all of it.
 
     Everything after SCRIPT or MODULE goes to the program, which sees the
@@ -55,7 +58,14 @@ def run(output: str | None, flush_interval: float, no_asyncio: bool, no_gc: bool
         output = f"{target if module else _stem(target)}.xtrace"
     elif not module and os.path.exists(output) and os.path.samefile(output, target):
         raise click.BadParameter("the trace would overwrite the script", param_hint="'-o'")
-    options = {"flush_interval": flush_interval, "asyncio": not no_asyncio, "gc": not no_gc, "threads": not no_threads}
+    options = {
+        "flush_interval": flush_interval,
+        "asyncio": not no_asyncio,
+        "gc": not no_gc,
+        "threads": not no_threads,
+        "thread_waits": not no_thread_waits,
+        "sample_interval": sample_interval,
+    }
     return functools.partial(runner.run, program, output, options, functools.partial(_report_run, output))
 
 

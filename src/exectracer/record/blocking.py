@@ -46,12 +46,12 @@ class Waits:
 
 
 Skip = Callable[[tuple], bool]  # given a long call's arguments: whether it was no wait of the thread
-Waker = Callable[[tuple], int]  # given a long call's arguments: the goroutine that ended the wait
+WakerOf = Callable[[tuple], int]  # given a long call's arguments: the goroutine that ended the wait
 Due = Callable[[tuple], int]  # given a sleep's arguments: nanoseconds it was asked to last
 OUTER_DEPTH = 8  # frames searched for an enclosing timed call
 
 
-def timed(func: Callable, category: Category, skip: Skip | None = None, waker: Waker | None = None, due: Due | None = None) -> Callable:
+def timed(func: Callable, category: Category, skip: Skip | None = None, waker: WakerOf | None = None, due: Due | None = None) -> Callable:
     """Wrap ``func`` so that calls taking at least the threshold are recorded as waits.
 
     A call made inside another timed call (``os.waitpid`` in ``Popen.wait``)
@@ -93,7 +93,7 @@ def inside_timed_call(frame: FrameType | None) -> bool:
     return False
 
 
-def _record_call(rec: Any, start: int, end: int, cat: int, frame: FrameType, args: tuple, skip: Skip | None, waker: Waker | None, due: Due | None) -> None:
+def _record_call(rec: Any, start: int, end: int, cat: int, frame: FrameType, args: tuple, skip: Skip | None, waker: WakerOf | None, due: Due | None) -> None:
     try:
         if (skip is not None and skip(args)) or inside_timed_call(frame):
             return
