@@ -24,6 +24,7 @@ import asyncio.base_events
 import asyncio.events
 import asyncio.selector_events
 import asyncio.tasks
+from asyncio import format_helpers
 import functools
 import selectors
 import time
@@ -42,7 +43,7 @@ from ..format.events import (
     pack,
     pack_waker,
 )
-from .await_chain import AwaitChains, report_callback_error
+from .await_chain import AwaitChains
 from .interner import Interner, function_name
 from .patcher import Patcher
 from .registry import Registry
@@ -421,6 +422,19 @@ def install(
                         emit((READY | handle._xt_waker << SHIFT, handle._xt_ts, g))
 
     return record_still_ready
+
+
+def report_callback_error(handle: Any, exc: BaseException) -> None:
+    """Hand an exception from a callback to the loop's handler, as ``Handle._run`` does."""
+    loop = handle._loop
+    try:
+        source = format_helpers._format_callback_source(handle._callback, handle._args, debug=loop.get_debug())
+    except TypeError:  # before 3.12 there is no ``debug`` argument
+        source = format_helpers._format_callback_source(handle._callback, handle._args)
+    context = {"message": f"Exception in callback {source}", "exception": exc, "handle": handle}
+    if handle._source_traceback:
+        context["source_traceback"] = handle._source_traceback
+    loop.call_exception_handler(context)
 
 
 @functools.lru_cache(maxsize=None)

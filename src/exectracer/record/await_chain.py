@@ -15,7 +15,6 @@ import asyncio.selector_events
 import asyncio.streams
 import asyncio.subprocess
 import asyncio.tasks
-from asyncio import format_helpers
 from types import CodeType, CoroutineType, FrameType, GeneratorType
 from typing import Any, Iterator
 
@@ -137,15 +136,3 @@ class AwaitChains:
         return Category.OTHER
 
 
-
-def report_callback_error(handle: Any, exc: BaseException) -> None:
-    """Hand an exception from a callback to the loop's handler, as ``Handle._run`` does."""
-    loop = handle._loop
-    try:
-        source = format_helpers._format_callback_source(handle._callback, handle._args, debug=loop.get_debug())
-    except TypeError:  # before 3.12 there is no ``debug`` argument
-        source = format_helpers._format_callback_source(handle._callback, handle._args)
-    context = {"message": f"Exception in callback {source}", "exception": exc, "handle": handle}
-    if handle._source_traceback:
-        context["source_traceback"] = handle._source_traceback
-    loop.call_exception_handler(context)
