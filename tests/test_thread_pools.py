@@ -52,3 +52,5 @@ def test_run_in_executor_work_is_submitted_by_the_awaiting_task(record):
     task = [t for t in rec.trace.tasks if (t.start_function or "").endswith("<locals>.main")][0]
     assert item["submit"][1] == task.id
     assert item["end"][0] - item["begin"][0] >= 0.04e9
+    (link,) = rec.of(Kind.TASK_AWAITS_WORK, task.id)
+    assert int(rec.arg[link]) == next(iter(work_items(rec)))

@@ -55,6 +55,7 @@ class Kind(enum.IntEnum):
     TASK_SUSPEND = 36  # arg: stack_id << 4 | Category; the step ended waiting
     TASK_DONE = 37  # arg: Outcome; the step ended the task
     TASK_EAGER = 38  # the task's first step ran eagerly inside create_task
+    TASK_AWAITS_WORK = 39  # arg: thread pool work item id its executor wait is for
 
     # plain callbacks a loop runs: g = loop id
     CALLBACK_BEGIN = 40  # arg: string id of the function << 3 | CallbackSource

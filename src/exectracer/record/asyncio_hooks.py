@@ -373,9 +373,13 @@ def install(
     orig_run_in_executor = asyncio.base_events.BaseEventLoop.run_in_executor
 
     def run_in_executor(loop: Any, executor: Any, func: Any, *args: Any) -> Any:
+        local.last_work = 0
         fut = orig_run_in_executor(loop, executor, func, *args)
         try:
             executor_futures.add(fut)
+            cur = local.cur
+            if local.last_work and cur & 7 == TASK_WAKER:  # a task submitted it, to a thread pool we see
+                emit((pack(Kind.TASK_AWAITS_WORK, local.last_work), clock(), cur >> WAKER_SHIFT))
         except Exception:
             pass
         return fut

@@ -34,6 +34,7 @@ def install(patcher: Patcher, events: list[int], registry: Registry) -> None:
         try:
             wid = next_id()
             setattr(item, _ID_ATTR, wid)
+            registry.local.last_work = wid
             emit((pack(Kind.POOL_SUBMIT, wid), clock(), registry.current_g()))
         except Exception:
             pass

@@ -23,10 +23,12 @@ class HookState(threading.local):
 
     ``cur``: the waker code of the task step or callback it runs (0: none);
     ``io``: ids of the handles its loop's last select made ready;
-    ``creating``: (coroutine, parent goroutine, time) while create_task runs.
+    ``creating``: (coroutine, parent goroutine, time) while create_task runs;
+    ``last_work``: the id of the last thread pool work item it submitted.
     """
 
     cur = 0
+    last_work = 0
     io: frozenset | set = frozenset()
     creating: tuple | None = None
 
