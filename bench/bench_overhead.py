@@ -95,5 +95,6 @@ def main() -> None:
     print(f"untraced median {p:.3f} s, traced median {t:.3f} s, ratio {t / p:.3f}")
     print(f"trace: {events} events, {size} bytes, {size / events:.2f} bytes/event")
 
+
 if __name__ == "__main__":
     main()

@@ -42,6 +42,23 @@ class Recorded:
             out.append((int(self.ts[i]), arg & ((1 << CATEGORY_SHIFT) - 1), self.trace.stacks[arg >> CATEGORY_SHIFT], int(i)))
         return out
 
+    def thread_waits(self, category: int | None = None) -> list[tuple[int, int, int, list, int]]:
+        """(g, start, end, stack, waker) of each THREAD_BLOCK/UNBLOCK pair, checking that none nests."""
+        open_block: dict[int, int] = {}
+        out = []
+        for i in np.flatnonzero((self.kind == Kind.THREAD_BLOCK) | (self.kind == Kind.THREAD_UNBLOCK)):
+            g = int(self.g[i])
+            if self.kind[i] == Kind.THREAD_BLOCK:
+                assert g not in open_block, "nested waits"
+                open_block[g] = i
+                continue
+            b = open_block.pop(g)
+            arg = int(self.arg[b])
+            if category is None or arg & ((1 << CATEGORY_SHIFT) - 1) == category:
+                out.append((g, int(self.ts[b]), int(self.ts[i]), self.trace.stacks[arg >> CATEGORY_SHIFT], int(self.arg[i])))
+        assert not open_block
+        return out
+
     def ready_after(self, g: int, ts: int) -> tuple[int, int, int]:
         """(ts, waker type, waker id) of the first TASK_READY of ``g`` at or after ``ts``."""
         for i in self.of(Kind.TASK_READY, g):

@@ -16,32 +16,13 @@ import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 
 import exectracer
-from exectracer.format.events import CATEGORY_SHIFT, Category, Kind
+from exectracer.format.events import Category, Kind
 from exectracer.record import io_waits
 
 pytestmark = pytest.mark.recorder
-
-
-def waits(rec, category=None):
-    """(g, start, end, stack) of each recorded thread wait, checking that a thread's waits never nest."""
-    open_block = {}
-    out = []
-    for i in np.flatnonzero((rec.kind == Kind.THREAD_BLOCK) | (rec.kind == Kind.THREAD_UNBLOCK)):
-        g = int(rec.g[i])
-        if rec.kind[i] == Kind.THREAD_BLOCK:
-            assert g not in open_block, "nested waits"
-            open_block[g] = i
-            continue
-        b = open_block.pop(g)
-        arg = int(rec.arg[b])
-        if category is None or arg & 15 == category:
-            out.append((g, int(rec.ts[b]), int(rec.ts[i]), rec.trace.stacks[arg >> CATEGORY_SHIFT]))
-    assert not open_block
-    return out
 
 
 def g_of(rec, name):
@@ -80,8 +61,8 @@ def test_recv_waits_are_network_at_the_calling_line(record):
 
     with client, server:
         rec = record(run)
-    (wait,) = [w for w in waits(rec, Category.NETWORK) if w[0] == g_of(rec, "reader")]
-    _, start, end, stack = wait
+    (wait,) = [w for w in rec.thread_waits(Category.NETWORK) if w[0] == g_of(rec, "reader")]
+    _, start, end, stack, _ = wait
     assert 0.15e9 < end - start < 1.5e9
     assert stack[0].function.endswith(".reader") and stack[0].line == where["line"]
 
@@ -113,7 +94,7 @@ def test_waits_go_to_the_thread_that_waited(record):
     for client, server in pairs.values():
         client.close()
         server.close()
-    network = waits(rec, Category.NETWORK)
+    network = rec.thread_waits(Category.NETWORK)
     for name, delay in delays.items():
         (wait,) = [w for w in network if w[0] == g_of(rec, name)]
         assert delay * 0.7e9 < wait[2] - wait[1] < delay * 1e9 + 0.5e9, name
@@ -129,7 +110,7 @@ def test_sleep_is_a_sleep_wait(record):
         time.sleep(0.1)
 
     rec = record(run)
-    (wait,) = [w for w in waits(rec, Category.SLEEP) if w[0] == g_of(rec, "MainThread")]
+    (wait,) = [w for w in rec.thread_waits(Category.SLEEP) if w[0] == g_of(rec, "MainThread")]
     assert 0.09e9 < wait[2] - wait[1] < 1e9
     assert wait[3][0].line == where["line"]
 
@@ -139,13 +120,13 @@ def test_subprocess_run_is_one_syscall_wait_not_nested_ones(record):
         subprocess.run([sys.executable, "-c", "import time; time.sleep(0.1)"], check=True, capture_output=True)
 
     rec = record(run)
-    syscall = waits(rec, Category.SYSCALL)  # waits() also checks that none nests in another
+    syscall = rec.thread_waits(Category.SYSCALL)  # waits() also checks that none nests in another
     long = [w for w in syscall if w[2] - w[1] > 0.09e9]
     assert len(long) == 1
     stack = long[0][3]
     assert stack[0].function == "subprocess.run"  # communicate() was called there
     assert any(f.file == __file__ and f.function.endswith(".run") for f in stack)
-    assert not waits(rec, Category.NETWORK)  # communicate's selector is part of its wait
+    assert not rec.thread_waits(Category.NETWORK)  # communicate's selector is part of its wait
 
 
 @pytest.mark.parametrize("how", ["selector", "select.select"])
@@ -173,7 +154,7 @@ def test_select_in_a_thread_is_a_network_wait(record, how):
 
     with client, server:
         rec = record(run)
-    (wait,) = [w for w in waits(rec, Category.NETWORK) if w[0] == g_of(rec, "waiter")]
+    (wait,) = [w for w in rec.thread_waits(Category.NETWORK) if w[0] == g_of(rec, "waiter")]
     assert 0.1e9 < wait[2] - wait[1] < 1.5e9
     assert wait[3][0].function.endswith(".waiter") and wait[3][0].line == where["line"]
 
@@ -211,7 +192,7 @@ def test_ready_recvs_and_asyncio_sockets_are_not_waits(record):
 
     with client, server:
         rec = record(run)
-    network = waits(rec, Category.NETWORK)
+    network = rec.thread_waits(Category.NETWORK)
     # asyncio's calls are never waits; a ready recv is not either, but one that gives up the GIL
     # may rarely get it back late from a busy thread (the tracer's writer, say)
     assert all(stack[0].line == where["line"] for _, _, _, stack in network)
@@ -236,7 +217,7 @@ def test_exceptions_propagate_unchanged_and_the_wait_is_recorded(record):
     (exc,) = caught
     assert type(exc) is socket.timeout and str(exc) == "timed out"
     assert exc.__traceback__.tb_next is not None  # raised below the caller, in the wrapper
-    (wait,) = waits(rec, Category.NETWORK)
+    (wait,) = rec.thread_waits(Category.NETWORK)
     assert 0.12e9 < wait[2] - wait[1] < 1.5e9
 
 
@@ -271,7 +252,7 @@ def test_ssl_reads_are_one_wait_at_the_callers_line(record, tmp_path):
         t.join()
 
     rec = record(run)
-    main = [w for w in waits(rec, Category.NETWORK) if w[0] == g_of(rec, "MainThread")]
+    main = [w for w in rec.thread_waits(Category.NETWORK) if w[0] == g_of(rec, "MainThread")]
     (late,) = [w for w in main if w[2] - w[1] > 0.1e9]
     assert late[3][0].line == where["line"] and late[3][0].function.endswith(".run")
 

@@ -5,32 +5,13 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import defaultdict
 
-import numpy as np
 import pytest
 
 import exectracer
 from exectracer.format.events import CATEGORY_SHIFT, Category, Kind
 
 pytestmark = pytest.mark.recorder
-
-
-def waits(rec, category=None):
-    """(g, start, end, stack, waker) of each recorded thread wait."""
-    blocks, unblocks = rec.of(Kind.THREAD_BLOCK), rec.of(Kind.THREAD_UNBLOCK)
-    out = []
-    pending = defaultdict(list)
-    for i in np.sort(np.concatenate([blocks, unblocks])):
-        g = int(rec.g[i])
-        if rec.kind[i] == Kind.THREAD_BLOCK:
-            pending[g].append(i)
-        else:
-            b = pending[g].pop()
-            arg = int(rec.arg[b])
-            if category is None or arg & 15 == category:
-                out.append((g, int(rec.ts[b]), int(rec.ts[i]), rec.trace.stacks[arg >> CATEGORY_SHIFT], int(rec.arg[i])))
-    return out
 
 
 class MetricsClient:
@@ -68,7 +49,7 @@ def test_metrics_client_lock_waits_exceed_wall_time(record):
         duration["wall"] = time.perf_counter() - t0
 
     rec = record(run)
-    sync = waits(rec, Category.SYNC)
+    sync = rec.thread_waits(Category.SYNC)
     workers = {t.id for t in rec.trace.threads if t.name.startswith("worker-")}
     lock_waits = [w for w in sync if w[0] in workers and w[3][0].function.endswith("MetricsClient.send")]
     total = sum(end - start for _, start, end, _, _ in lock_waits) / 1e9
@@ -111,7 +92,7 @@ def test_event_queue_and_join_waits_name_their_wakers(record):
     rec = record(run)
     g_of = {t.name: t.id for t in rec.trace.threads}
     main = g_of["MainThread"]
-    main_waits = [w for w in waits(rec, Category.SYNC) if w[0] == main]
+    main_waits = [w for w in rec.thread_waits(Category.SYNC) if w[0] == main]
 
     def find(function_suffix):
         found = [w for w in main_waits if any(f.function.endswith(function_suffix) for f in w[3])]
