@@ -17,7 +17,6 @@ from typing import Any, Callable
 
 from ..format.events import CATEGORY_SHIFT, Category, Kind, pack
 from . import recorder as _recorder
-from .interner import Interner
 from .registry import Registry
 from .thread_stacks import FrameStacks
 
@@ -28,10 +27,10 @@ UNBLOCK = int(Kind.THREAD_UNBLOCK)
 class Waits:
     """Records thread waits for one recording."""
 
-    def __init__(self, events: list[int], registry: Registry, interner: Interner, threshold_ns: int) -> None:
+    def __init__(self, events: list[int], registry: Registry, stacks: FrameStacks, threshold_ns: int) -> None:
         self._emit = events.extend
         self._registry = registry
-        self.stacks = FrameStacks(interner)
+        self._stacks = stacks
         self.threshold_ns = threshold_ns
 
     def record(self, start: int, end: int, category: int, frame: FrameType | None, waker: int = 0) -> None:
@@ -39,7 +38,7 @@ class Waits:
         try:
             g = self._registry.thread_g()
             if g:
-                code = pack(BLOCK, self.stacks.of(frame) << CATEGORY_SHIFT | category)
+                code = pack(BLOCK, self._stacks.of(frame) << CATEGORY_SHIFT | category)
                 self._emit((code, start, g, pack(UNBLOCK, waker), end, g))
         except Exception:
             pass

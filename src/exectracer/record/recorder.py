@@ -100,6 +100,7 @@ class Recorder:
             on_tick=self._tick,
         )
         self.registry = Registry(self.events, self.interner, self.writer.thread_idents)
+        self.stacks = FrameStacks(self.interner)  # thread stacks, shared by the sampler and the wait hooks
         self.waits: Waits | None = None
         self.gil = GilLateness(self.events)
         self.sampler: Sampler | None = None
@@ -110,8 +111,7 @@ class Recorder:
         self.writer.start(self._metadata())
         opts = self.options
         if opts.sample_interval > 0:  # before any thread is adopted or hooked: it is one of ours
-            stacks = FrameStacks(self.interner)
-            self.sampler = Sampler(self.events, self.registry, stacks, opts.sample_interval, self.writer.thread_idents, self.gil)
+            self.sampler = Sampler(self.events, self.registry, self.stacks, opts.sample_interval, self.writer.thread_idents, self.gil)
             self.sampler.start()
         self.active = True
         for thread in threading.enumerate():
@@ -125,7 +125,7 @@ class Recorder:
             if opts.gc:
                 self._remove_gc = gc_hooks.install(self.events, self.registry, self._heap)
             if opts.thread_waits:
-                self.waits = Waits(self.events, self.registry, self.interner, int(opts.block_threshold * 1e9))
+                self.waits = Waits(self.events, self.registry, self.stacks, int(opts.block_threshold * 1e9))
                 sync_waits.install(self._patcher)
                 io_waits.install(self._patcher)  # after the asyncio hooks: it wraps their select
             if opts.threads:

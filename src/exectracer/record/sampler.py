@@ -26,7 +26,7 @@ from types import FrameType
 from typing import Callable
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, ThreadState
-from .gil import GilLateness
+from .gil import GilLateness, gil_enabled
 from .registry import Registry
 from .thread_stacks import FrameStacks
 
@@ -234,7 +234,7 @@ def _reader() -> Callable[[int], bytes]:
     while others run Python waits a switch interval (5 ms) or more to get it
     back, so with busy threads ``os.pread`` would cut the sampling rate tenfold.
     """
-    if getattr(sys, "_is_gil_enabled", lambda: True)():
+    if gil_enabled():
         try:
             import ctypes
 

@@ -172,13 +172,14 @@ class Writer:
             self._wake_io.clear()
             while self._pending:
                 data, events = self._pending.popleft()
-                if callable(data):
+                if callable(data):  # the END chunk: never counted as pending
                     data = data()
+                else:
+                    self._pending_bytes -= len(data)
                 if self._write(data):
                     self.events_written += events
                 else:
                     self.events_lost += events
-                self._pending_bytes -= len(data)
             if self._io_done.is_set() and not self._pending:
                 self._flush()
                 return
