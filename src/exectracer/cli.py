@@ -1,4 +1,4 @@
-"""The ``exectracer`` command: trace a program (``run``) or the bundled example (``demo``).
+"""The ``exectracer`` command: trace a program (``run``, ``demo``), then read the trace (``summary``, ``pprof``).
 
 Commands only parse and check their arguments and return a job; :func:`main`
 runs it once click is done, so the recording leaves click out and the
@@ -12,12 +12,15 @@ import functools
 import os
 import sys
 import time
-from typing import Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 import click
 
 from . import __version__, runner
 from .record.recorder import stop
+
+if TYPE_CHECKING:
+    from .reader import Trace
 
 Job = Callable[[], int]
 POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
@@ -145,3 +148,117 @@ def _size(n: int) -> str:
     if n < 1_000_000:
         return f"{n / 1e3:.1f} kB"
     return f"{n / 1e6:.1f} MB"
+
+
+# -- reading traces -----------------------------------------------------------
+
+PROFILE_HELP = {
+    "net": "time blocked on the network",
+    "sync": "time blocked on locks, events, queues and joins",
+    "syscall": "time blocked in subprocesses, executors and OS calls",
+    "sleep": "time blocked in sleeps",
+    "sched": "time runnable but not running (ready queue, GIL)",
+    "gil": "threads' estimated GIL waits",
+    "cpu": "stack samples of threads on a CPU",
+}
+
+
+class Duration(click.ParamType):
+    """A duration: a number of seconds, or a number with a unit (ns, us, ms, s)."""
+
+    name = "duration"
+    UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        unit = next((u for u in sorted(self.UNITS, key=len, reverse=True) if text.endswith(u)), "s")
+        number = text[: len(text) - len(unit)] if text.endswith(unit) else text
+        try:
+            ns = float(number) * self.UNITS[unit]
+        except ValueError:
+            self.fail(f"{value!r} is not a duration (examples: 1.5, 250ms, 40us)", param, ctx)
+        if not ns >= 0 or ns > 1e19:
+            self.fail(f"{value!r} is not a duration between 0 and 10^10 s", param, ctx)
+        return int(ns)
+
+
+@cli.command()
+@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the report.")
+def summary(trace_path: str, as_json: bool) -> Job:
+    """Summarize a trace: where each group of goroutines spent its time, GC, scheduler latency, MMU, top waits."""
+    return functools.partial(_summary, trace_path, as_json)
+
+
+@cli.command()
+@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.option("-t", "--type", "kind", required=True, type=click.Choice(list(PROFILE_HELP)),
+              help="Which profile: " + "; ".join(f"{k}: {v}" for k, v in PROFILE_HELP.items()) + ".")
+@click.option("-o", "--output", metavar="FILE", help="pprof file to write.  [default: TRACE's name + .TYPE.pb.gz]")
+@click.option("--start", "start", type=Duration(), help="Only from this time on (seconds from the trace's start, or with a unit: 250ms).")
+@click.option("--end", "end", type=Duration(), help="Only up to this time (seconds from the trace's start, or with a unit).")
+@click.option("--group", metavar="FUNCTION", help="Only goroutines started with this function (module.qualname, as summary shows).")
+@click.option("--region", metavar="NAME", help="Only time inside user regions of this name.")
+def pprof(trace_path: str, kind: str, output: str | None, start: int | None, end: int | None, group: str | None, region: str | None) -> Job:
+    """Write a profile of a trace in pprof format, for `go tool pprof` and other pprof viewers."""
+    if output is None:
+        output = f"{_stem(trace_path)}.{kind}.pb.gz"
+    return functools.partial(_pprof, trace_path, kind, output, start, end, group, region)
+
+
+def _load(path: str) -> "Trace":
+    """Load a trace for a command: a progress bar on a terminal if it takes a while, warnings as one line."""
+    import warnings
+
+    from tqdm import tqdm
+
+    from .reader import TraceFormatError, TraceWarning, load
+
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise click.FileError(path, exc.strerror) from None
+    with tqdm(total=size, unit="B", unit_scale=True, desc="reading trace", delay=1.0, leave=False, disable=None) as bar:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TraceWarning)
+            try:
+                trace = load(path, progress=bar.update)
+            except TraceFormatError as exc:
+                raise click.ClickException(str(exc)) from None
+            except OSError as exc:
+                raise click.FileError(path, exc.strerror) from None
+    for warning in caught:
+        click.echo(f"exectracer: warning: {warning.message}", err=True)
+    return trace
+
+
+def _summary(path: str, as_json: bool) -> int:
+    import json
+
+    from .report import render
+
+    trace = _load(path)
+    doc = trace.analysis.summary()
+    click.echo(json.dumps(doc, indent=1) if as_json else render(doc, path))
+    return 0
+
+
+def _pprof(path: str, kind: str, output: str, start: int | None, end: int | None, group: str | None, region: str | None) -> int:
+    from .export import pprof as pprof_file
+    from .report import duration, printable
+
+    trace = _load(path)
+    try:
+        prof = trace.analysis.profile(kind, start_ns=start, end_ns=end, group=group, region=region)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        pprof_file.write(prof, output, comment=f"exectracer {kind} profile of {os.path.basename(path)}")
+    except OSError as exc:
+        raise click.FileError(output, exc.strerror) from None
+    count, total = prof.total(0), prof.total()
+    what = "samples" if kind == "cpu" else "waits"
+    click.echo(f"Wrote the {kind} profile ({count:,} {what}, {duration(total)}) to {printable(output)}.\n  see it:  go tool pprof -top {printable(output)}")
+    return 0

@@ -21,7 +21,7 @@ import os
 import sys
 import warnings
 from types import FrameType
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -337,6 +337,13 @@ class Trace:
             task=self._follower(at, Kind.LOG_TASK),
         )
 
+    @functools.cached_property
+    def analysis(self) -> Any:
+        """The trace's analyses (:class:`exectracer.analysis.Analysis`): summary, profiles, states, MMU."""
+        from .analysis import Analysis
+
+        return Analysis(self)
+
     def suspend_reasons(self) -> Table:
         """TASK_SUSPEND events unpacked: ``ts``, ``g``, ``stack`` id and ``category``."""
         sel = self._of(Kind.TASK_SUSPEND)
@@ -479,17 +486,19 @@ def _caller_level() -> int:
     return level
 
 
-def load(path: str | os.PathLike[str] | bytes, *, strict: bool = False) -> Trace:
+def load(path: str | os.PathLike[str] | bytes, *, strict: bool = False, progress: Callable[[int], None] | None = None) -> Trace:
     """Read a trace file (or its bytes).
 
     Raises :class:`TraceFormatError` for input that is not a readable trace.
     Damage the reader can recover from (corrupt chunks, a truncated tail,
     missing chunks, no END chunk) is reported with a :class:`TraceWarning`,
     or raised as a :class:`TraceFormatError` when ``strict`` is true.
+    ``progress``, if given, is called with the number of bytes decoded as
+    the events are read.
     """
     name = "<bytes>" if isinstance(path, (bytes, bytearray, memoryview)) else os.fspath(path)
     try:
-        decoded = decoder.read(path)
+        decoded = decoder.read(path, progress)
     except TraceFormatError as exc:
         raise TraceFormatError(f"{name}: {exc}") from None
     issues = _describe(decoded)

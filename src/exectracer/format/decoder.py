@@ -10,13 +10,14 @@ truncated tail.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import mmap
 import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple, Union
+from typing import Any, Callable, NamedTuple, Union
 
 import numpy as np
 
@@ -32,6 +33,7 @@ _KINDS = frozenset(int(k) for k in ChunkKind)
 _CODECS = frozenset(int(c) for c in Codec)
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
+Progress = Callable[[int], None]  # told how many more bytes of the file were decoded
 
 
 class TraceFormatError(ValueError):
@@ -295,14 +297,16 @@ class EventColumns:
         self.starts = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))).tolist()
         self.columns = [np.empty(self.starts[-1], "<i8") for _ in range(COLUMNS)]
 
-    def fill(self) -> list[Problem]:
+    def fill(self, progress: Progress | None = None) -> list[Problem]:
         """Decode every chunk into its slice; return the chunks that could not be."""
         workers = min(DECODE_THREADS, len(self.chunks), os.cpu_count() or 1)
-        if workers > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                errors = list(pool.map(self._fill_one, range(len(self.chunks))))
-        else:
-            errors = [self._fill_one(i) for i in range(len(self.chunks))]
+        errors = []
+        with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+            results = (pool.map if pool is not None else map)(self._fill_one, range(len(self.chunks)))
+            for chunk, error in zip(self.chunks, results):
+                errors.append(error)
+                if progress is not None:
+                    progress(HEADER_BYTES + chunk.length)
         failed = [(i, e) for i, e in enumerate(errors) if e is not None]
         if failed:
             keep = np.ones(len(self.columns[0]), dtype=bool)
@@ -350,25 +354,25 @@ def seq_gaps(seqs: list[int]) -> list[tuple[int, int]]:
     return [(int(have[i]) + 1, int(have[i + 1]) - 1) for i in gap]
 
 
-def decode(data: Any) -> Decoded:
-    """Decode a whole trace held in ``data`` (bytes-like, or an mmap)."""
+def decode(data: Any, progress: Progress | None = None) -> Decoded:
+    """Decode a whole trace held in ``data`` (bytes-like, or an mmap); ``progress`` is told the bytes of each EVENTS chunk done."""
     version = read_version(data)
     with memoryview(data) as view:
         scan = Scanner(data, view).run(version)
         if not scan.chunks:
             detail = "; ".join(str(p) for p in scan.problems) or f"the file ends after {len(view)} bytes"
             raise TraceFormatError(f"nothing readable in the trace ({detail})")
-        return _decode_chunks(view, scan)
+        return _decode_chunks(view, scan, progress)
 
 
-def _decode_chunks(view: memoryview, scan: Scan) -> Decoded:
+def _decode_chunks(view: memoryview, scan: Scan, progress: Progress | None) -> Decoded:
     events = EventColumns(view, [c for c in scan.chunks if c.kind == ChunkKind.EVENTS])
     metadata: dict[str, Any] = {}
     summary: dict[str, Any] | None = None
     strings: dict[int, str] = {}
     frames: dict[int, tuple] = {}
     stacks: dict[int, list[int]] = {}
-    problems = scan.problems + events.fill()
+    problems = scan.problems + events.fill(progress)
     skipped = len(problems)
     for chunk in scan.chunks:
         if chunk.kind == ChunkKind.EVENTS:
@@ -404,14 +408,14 @@ def _decode_chunks(view: memoryview, scan: Scan) -> Decoded:
     )
 
 
-def read(source: Source) -> Decoded:
-    """Decode a trace from a path (memory-mapped) or from bytes."""
+def read(source: Source, progress: Progress | None = None) -> Decoded:
+    """Decode a trace from a path (memory-mapped) or from bytes (``progress``: see :func:`decode`)."""
     if isinstance(source, memoryview):
         source = source.tobytes()
     if isinstance(source, (bytes, bytearray)):
-        return decode(source)
+        return decode(source, progress)
     with open(source, "rb") as file:
         if os.fstat(file.fileno()).st_size == 0:
             raise TraceFormatError("empty file: not an exectracer trace")
         with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return decode(mapped)
+            return decode(mapped, progress)

@@ -1,0 +1,62 @@
+"""Analyses of a loaded trace: goroutine states, summary, profiles, GC and MMU.
+
+::
+
+    trace = exectracer.load("out.xtrace")
+    a = trace.analysis
+    a.summary()                  # dict, as ``exectracer summary --json`` prints
+    a.profile("net")             # Profile: values per stack, .top(), pprof export
+    a.states                     # StateIntervals: every goroutine's states as arrays
+    a.mmu([5_000_000])           # MMU points for any window lengths (ns)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+from ..reader import Trace
+from .gc import Collections
+from .goroutines import Goroutine, Goroutines
+from .mmu import DEFAULT_WINDOWS_NS, MMUPoint, Window, mmu
+from .profiles import PROFILE_TYPES, Profile, Selection, TopEntry, profile
+from .states import State, StateIntervals
+from .summary import summarize
+
+__all__ = ["Analysis", "Collections", "Goroutine", "Goroutines", "MMUPoint", "PROFILE_TYPES", "Profile", "Selection", "State", "StateIntervals", "TopEntry", "Window"]
+
+
+class Analysis:
+    """The analyses of one trace; each part is computed on first use and kept."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+
+    @functools.cached_property
+    def goroutines(self) -> Goroutines:
+        """Every thread and task, with dense indices."""
+        return Goroutines(self.trace)
+
+    @functools.cached_property
+    def states(self) -> StateIntervals:
+        """Every goroutine's state intervals."""
+        return StateIntervals(self.trace, self.goroutines)
+
+    @functools.cached_property
+    def collections(self) -> Collections:
+        """The garbage collections."""
+        return Collections(self.trace)
+
+    def summary(self, windows_ns: Iterable[int] = DEFAULT_WINDOWS_NS) -> dict[str, Any]:
+        """The summary document (see docs/analysis.md)."""
+        return summarize(self.trace, self.states, self.collections, tuple(windows_ns))
+
+    def profile(self, type: str, *, start_ns: int | None = None, end_ns: int | None = None, group: str | None = None, region: str | None = None) -> Profile:
+        """A profile (``net``, ``sync``, ``syscall``, ``sleep``, ``sched``, ``gil`` or ``cpu``),
+        optionally limited to a span (ns from the trace's start), a group (start function) or a user region."""
+        return profile(self.trace, self.states, type, Selection(start_ns, end_ns, group, region))
+
+    def mmu(self, windows_ns: Iterable[int] = DEFAULT_WINDOWS_NS) -> list[MMUPoint]:
+        """The minimum mutator utilization for each window length (ns), with the worst windows."""
+        return mmu(self.collections.busy, self.trace.start_ns, self.trace.end_ns, tuple(windows_ns))

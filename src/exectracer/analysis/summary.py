@@ -1,0 +1,186 @@
+"""The summary of a trace as one JSON-ready dict (``exectracer summary --json``).
+
+Times are nanoseconds; timestamps are relative to the trace's start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..reader import Trace
+from .gc import Collections
+from .mmu import DEFAULT_WINDOWS_NS, mmu
+from .states import BLOCKED, LOOP_IDLE_STACK, STATE_NAMES, State, StateIntervals
+
+TOP_WAITS = 10
+_SLOTS = len(State)
+
+
+def summarize(trace: Trace, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS) -> dict[str, Any]:
+    """Everything ``exectracer summary`` reports, as plain data."""
+    times = _time_per_goroutine(states, collections)
+    goroutines = [_goroutine(trace, g, times[g.index]) for g in states.goroutines.list]
+    return {
+        "trace": _trace_info(trace),
+        "goroutines": goroutines,
+        "groups": _groups(goroutines),
+        "gc": collections.stats(),
+        "scheduler_latency_ns": latency_stats(states.duration[states.state == State.RUNNABLE]),
+        "mmu": [
+            {
+                "window_ns": p.window_ns,
+                "utilization": p.utilization,
+                "worst": [{"start_ns": w.start_ns - trace.start_ns, "end_ns": w.end_ns - trace.start_ns, "utilization": w.utilization} for w in p.worst],
+            }
+            for p in mmu(collections.busy, trace.start_ns, trace.end_ns, windows_ns)
+        ],
+        "user_tasks": _user_task_latency(trace),
+        "user_regions": _region_latency(trace),
+        "top_waits": top_waits(trace, states),
+    }
+
+
+def latency_stats(durations: np.ndarray) -> dict[str, int]:
+    """Count, median, 90th and 99th percentile and maximum (observed values, not interpolated)."""
+    if len(durations) == 0:
+        return {"count": 0, "p50": 0, "p90": 0, "p99": 0, "max": 0}
+    p50, p90, p99 = np.percentile(durations, (50, 90, 99), method="inverted_cdf")
+    return {"count": int(len(durations)), "p50": int(p50), "p90": int(p90), "p99": int(p99), "max": int(durations.max())}
+
+
+def top_waits(trace: Trace, states: StateIntervals, n: int = TOP_WAITS) -> list[dict[str, Any]]:
+    """The ``n`` code locations where goroutines spent the most time blocked, by category."""
+    blocked = np.flatnonzero((states.state >= State.NETWORK) & (states.stack != LOOP_IDLE_STACK))
+    key = states.state[blocked].astype(np.int64) << 32 | (states.stack[blocked].astype(np.int64) & 0xFFFFFFFF)
+    uniq, inverse = np.unique(key, return_inverse=True)
+    total = np.bincount(inverse.reshape(-1), weights=states.duration[blocked], minlength=len(uniq))
+    count = np.bincount(inverse.reshape(-1), minlength=len(uniq))
+    out = []
+    for i in np.argsort(-total, kind="stable")[:n].tolist():
+        state, stack = int(uniq[i]) >> 32, int(np.uint32(int(uniq[i]) & 0xFFFFFFFF).astype(np.int32))
+        frame = trace.frame(int(stack)) if stack >= 0 else None
+        out.append(
+            {
+                "category": STATE_NAMES[State(state)],
+                "function": frame.function if frame else None,
+                "file": frame.file if frame else None,
+                "line": frame.line if frame else None,
+                "count": int(count[i]),
+                "total_ns": int(round(total[i])),
+            }
+        )
+    return out
+
+
+def _trace_info(trace: Trace) -> dict[str, Any]:
+    python = trace.metadata.get("python") if isinstance(trace.metadata.get("python"), dict) else {}
+    lost = trace.lost
+    return {
+        "format_version": trace.version,
+        "python": " ".join(str(python[k]) for k in ("implementation", "version") if k in python) or None,
+        "pid": trace.metadata.get("pid"),
+        "duration_ns": trace.duration_ns,
+        "events": trace.event_count,
+        "lost": {
+            "events": lost.events_lost,
+            "chunks_skipped": lost.chunks_skipped,
+            "chunks_missing": lost.chunks_missing,
+            "truncated_bytes": lost.truncated_bytes,
+            "clean_end": lost.clean_end,
+        },
+    }
+
+
+def _time_per_goroutine(states: StateIntervals, collections: Collections) -> np.ndarray:
+    """Nanoseconds per goroutine and state, plus a last column for time in garbage collection.
+
+    GC time overlaps: it is the part of running and runnable time during
+    which a collection ran (CPython stops every thread for it).
+    """
+    n = len(states.goroutines)
+    duration = states.duration
+    slot = states.gi.astype(np.int64) * (_SLOTS + 1) + states.state
+    times = np.bincount(slot, weights=duration, minlength=n * (_SLOTS + 1))
+    if len(collections.busy):
+        active = np.flatnonzero(states.state <= State.RUNNABLE)
+        active = active[collections.busy.overlaps(states.start[active], states.end[active])]
+        in_gc = collections.busy.covered(states.start[active], states.end[active])
+        times += np.bincount(states.gi[active].astype(np.int64) * (_SLOTS + 1) + _SLOTS, weights=in_gc, minlength=n * (_SLOTS + 1))
+    return np.rint(times).astype(np.int64).reshape(n, _SLOTS + 1)
+
+
+def _time_ns(row: np.ndarray) -> dict[str, Any]:
+    return {
+        "running": int(row[State.RUNNING]),
+        "runnable": int(row[State.RUNNABLE]),
+        "gc": int(row[_SLOTS]),
+        "blocked": {STATE_NAMES[s]: int(row[s]) for s in BLOCKED},
+    }
+
+
+def _goroutine(trace: Trace, g: Any, row: np.ndarray) -> dict[str, Any]:
+    def rel(ts: int | None) -> int | None:
+        return ts - trace.start_ns if ts is not None else None
+
+    return {
+        "id": g.id,
+        "kind": g.kind,
+        "name": g.name,
+        "start_function": g.start_function,
+        "parent_id": g.parent_id,
+        "created_ns": rel(g.created_ns),
+        "ended_ns": rel(g.ended_ns),
+        "time_ns": _time_ns(row),
+    }
+
+
+def _groups(goroutines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Goroutines with the same start function and kind, summed; the largest total first."""
+    groups: dict[tuple, dict[str, Any]] = {}
+    for g in goroutines:
+        key = (g["start_function"], g["kind"])
+        group = groups.get(key)
+        if group is None:
+            groups[key] = {"start_function": g["start_function"], "kind": g["kind"], "count": 1, "time_ns": _copy_times(g["time_ns"])}
+            continue
+        group["count"] += 1
+        _add_times(group["time_ns"], g["time_ns"])
+    return sorted(groups.values(), key=lambda grp: (-total_time(grp["time_ns"]), str(grp["start_function"])))
+
+
+def total_time(time_ns: dict[str, Any]) -> int:
+    """Running, runnable and blocked time (GC overlaps them, so it is not added)."""
+    return time_ns["running"] + time_ns["runnable"] + sum(time_ns["blocked"].values())
+
+
+def _copy_times(t: dict[str, Any]) -> dict[str, Any]:
+    return {**t, "blocked": dict(t["blocked"])}
+
+
+def _add_times(into: dict[str, Any], t: dict[str, Any]) -> None:
+    for key in ("running", "runnable", "gc"):
+        into[key] += t[key]
+    for key, value in t["blocked"].items():
+        into["blocked"][key] += value
+
+
+def _user_task_latency(trace: Trace) -> list[dict[str, Any]]:
+    done: dict[str, list[int]] = {}
+    for t in trace.user_tasks:
+        if t.begin_ns is not None and t.end_ns is not None:
+            done.setdefault(t.name, []).append(t.end_ns - t.begin_ns)
+    return [_named_latency(name, np.array(d, dtype=np.int64)) for name, d in sorted(done.items())]
+
+
+def _region_latency(trace: Trace) -> list[dict[str, Any]]:
+    regions = trace.regions
+    ended = regions.end_ns >= 0
+    names, durations = regions.name[ended], (regions.end_ns - regions.begin_ns)[ended]
+    return [_named_latency(name, durations[names == name]) for name in sorted(set(names.tolist()))]
+
+
+def _named_latency(name: str, durations: np.ndarray) -> dict[str, Any]:
+    stats = latency_stats(durations)
+    return {"name": name, "count": stats["count"], **{f"{k}_ns": stats[k] for k in ("p50", "p90", "p99", "max")}}

@@ -1,0 +1,293 @@
+"""The state model, summary, profiles and MMU on hand-built traces with known answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import exectracer
+from exectracer.analysis.goroutines import group_order
+from exectracer.analysis.ranges import RangeSet
+from exectracer.format.events import Category, Kind, Outcome, Waker
+from exectracer.reader import TraceWarning
+
+from tracebuilder import TraceBuilder
+
+MAIN, TASK, WORKER, POOL = 1, 2, 3, 4
+LOOP = 1
+END = 10_000
+
+
+def model_trace() -> TraceBuilder:
+    """A loop thread, one task through every state, a worker thread and a pool worker.
+
+    Expected per-state times are spelled out in the tests below.
+    """
+    b = TraceBuilder()
+    b.thread(MAIN, 0, None, "MainThread")
+    b.event(Kind.LOOP_START, 0, LOOP, MAIN)
+    b.task(TASK, 90, "app.handler", parent=MAIN)
+    recv = b.stack(("app.read_backend", "app.py", 20), ("app.handler", "app.py", 10))
+    lock = b.stack(("app.update", "app.py", 30), ("app.handler", "app.py", 11))
+    b.ready(100, TASK, Waker.TASK, MAIN)
+    b.event(Kind.TASK_STEP, 150, TASK)
+    b.wait(Kind.TASK_SUSPEND, 200, TASK, Category.NETWORK, recv)
+    b.ready(500, TASK, Waker.IO, 0)
+    b.event(Kind.TASK_STEP, 520, TASK)
+    b.event(Kind.GC_START, 560, TASK, 2)
+    b.event(Kind.GC_END, 580, TASK, 7)
+    b.wait(Kind.TASK_SUSPEND, 600, TASK, Category.SYNC, lock)
+    b.ready(900, TASK, Waker.TASK, MAIN)
+    b.event(Kind.TASK_STEP, 950, TASK)
+    b.ready(980, TASK, Waker.TASK, TASK)  # queued inside the step: a bare yield
+    b.wait(Kind.TASK_SUSPEND, 1000, TASK, Category.YIELD, lock)
+    b.event(Kind.TASK_STEP, 1100, TASK)
+    b.event(Kind.TASK_DONE, 1200, TASK, Outcome.RETURNED)
+    # the loop's thread idles in its selector
+    b.event(Kind.LOOP_IDLE_BEGIN, 1300, LOOP)
+    b.event(Kind.LOOP_IDLE_END, 1800, LOOP, 1)
+    # a worker thread: created, started, sleeps (the GIL comes back late), waits on a lock
+    sleep = b.stack(("app.pause", "app.py", 40), ("app.work", "app.py", 41))
+    held = b.stack(("app.take", "app.py", 50), ("app.work", "app.py", 51))
+    b.thread(WORKER, 10, "app.work", "worker", created=0)
+    b.wait(Kind.THREAD_BLOCK, 100, WORKER, Category.SLEEP, sleep)
+    b.event(Kind.THREAD_UNBLOCK, 400, WORKER, 0)
+    b.event(Kind.GIL_WAIT, 400, WORKER, 50)
+    b.wait(Kind.THREAD_BLOCK, 500, WORKER, Category.SYNC, held)
+    b.event(Kind.THREAD_UNBLOCK, 700, WORKER, MAIN)
+    b.event(Kind.THREAD_END, 1000, WORKER)
+    # a pool worker: runs two work items and waits for work in between
+    b.thread(POOL, 2000, "concurrent.futures.thread._worker", "pool-0")
+    b.event(Kind.POOL_WORK_BEGIN, 2000, POOL, 1)
+    b.event(Kind.POOL_WORK_END, 2500, POOL, 1)
+    b.event(Kind.POOL_WORK_BEGIN, 4000, POOL, 2)
+    b.event(Kind.POOL_WORK_END, 4500, POOL, 2)
+    return b
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> exectracer.Trace:
+    return exectracer.load(model_trace().write(tmp_path / "model.xtrace", stop_ns=END), strict=True)
+
+
+def by_id(doc: dict, gid: int) -> dict:
+    return next(g for g in doc["goroutines"] if g["id"] == gid)
+
+
+def test_task_goes_through_every_state(model: exectracer.Trace) -> None:
+    t = by_id(model.analysis.summary(), TASK)
+    assert t["kind"] == "task" and t["start_function"] == "app.handler" and t["parent_id"] == MAIN
+    assert t["created_ns"] == 90 and t["ended_ns"] == 1200
+    times = t["time_ns"]
+    assert times["running"] == 50 + 80 + 50 + 100
+    assert times["runnable"] == 50 + 20 + 50 + 100  # the yield: runnable from the step's end, not from the wake-up inside it
+    assert times["blocked"] == {"network": 300, "sync": 300, "sleep": 0, "syscall": 0, "other": 0}
+    assert times["gc"] == 20
+
+
+def test_thread_states_with_gil_estimate(model: exectracer.Trace) -> None:
+    w = by_id(model.analysis.summary(), WORKER)["time_ns"]
+    assert w["runnable"] == 10 + 50  # created to started, then the GIL wait at the end of the sleep
+    assert w["blocked"]["sleep"] == 250
+    assert w["blocked"]["sync"] == 200
+    assert w["running"] == 90 + 100 + 300
+
+
+def test_loop_thread_idle_is_a_network_wait(model: exectracer.Trace) -> None:
+    m = by_id(model.analysis.summary(), MAIN)["time_ns"]
+    assert m["blocked"]["network"] == 500
+    assert m["running"] == END - 500
+    assert m["gc"] == 20  # the collection ran while the thread ran the task
+
+
+def test_pool_worker_waits_for_work(model: exectracer.Trace) -> None:
+    p = by_id(model.analysis.summary(), POOL)["time_ns"]
+    assert p["running"] == 500 + 500
+    assert p["blocked"]["sync"] == 1500 + (END - 4500)
+
+
+def test_state_intervals_cover_each_goroutine_without_gaps(model: exectracer.Trace) -> None:
+    s = model.analysis.states
+    table = s.table()
+    for g in (MAIN, TASK, WORKER, POOL):
+        rows = table.g == g
+        start, end = table.start_ns[rows], table.end_ns[rows]
+        assert np.all(start[1:] == end[:-1]), g
+        assert np.all(end > start)
+    task = table.g == TASK
+    assert list(table.state[task]) == ["runnable", "running", "network", "runnable", "running", "sync", "runnable", "running", "runnable", "running"]
+
+
+def test_wakers_and_resume_stacks(model: exectracer.Trace) -> None:
+    s = model.analysis.states
+    rows = np.flatnonzero(s.goroutines.ids[s.gi] == TASK)
+    network = rows[s.state[rows] == 2][0]
+    assert s.waker[network] & 7 == Waker.IO
+    frames = model.stacks[int(s.stack[network])]
+    assert frames[0].function == "app.read_backend"
+    resumed = rows[(s.state[rows] == 1) & (s.start[rows] == 500)][0]
+    assert model.stacks[int(s.stack[resumed])][0].function == "app.read_backend"
+    worker_sync = np.flatnonzero((s.goroutines.ids[s.gi] == WORKER) & (s.state == 3))[0]
+    assert s.waker[worker_sync] == Waker.THREAD | MAIN << 3
+
+
+def test_gc_stats_and_mmu(tmp_path: Path) -> None:
+    b = TraceBuilder()
+    b.thread(MAIN, 0, None, "MainThread")
+    ms = 1_000_000
+    for start, gen, length in ((100 * ms, 0, 1 * ms), (400 * ms, 2, 8 * ms), (700 * ms, 1, 2 * ms)):
+        b.event(Kind.GC_START, start, MAIN, gen).event(Kind.GC_END, start + length, MAIN, 5)
+    trace = exectracer.load(b.write(tmp_path / "gc.xtrace", stop_ns=1000 * ms))
+    doc = trace.analysis.summary()
+    assert doc["gc"]["collections"] == 3 and doc["gc"]["total_ns"] == 11 * ms and doc["gc"]["max_ns"] == 8 * ms
+    assert doc["gc"]["by_generation"]["2"] == {"collections": 1, "total_ns": 8 * ms, "max_ns": 8 * ms}
+    mmu = {p["window_ns"]: p for p in doc["mmu"]}
+    assert mmu[1 * ms]["utilization"] == 0.0
+    assert mmu[10 * ms]["utilization"] == pytest.approx(0.2)
+    assert mmu[100 * ms]["utilization"] == pytest.approx(0.92)
+    assert mmu[1000 * ms]["utilization"] == pytest.approx(1 - 0.011)
+    worst = mmu[10 * ms]["worst"][0]
+    assert worst["start_ns"] <= 400 * ms and worst["end_ns"] >= 408 * ms
+    points = trace.analysis.mmu([5 * ms, 2 * ms])
+    assert [p.utilization for p in points] == [0.0, 0.0]
+    assert len(trace.analysis.mmu([200 * ms])[0].worst) >= 2  # disjoint windows around different collections
+    assert by_id(doc, MAIN)["time_ns"]["gc"] == 11 * ms
+
+
+def test_no_gc_means_full_utilization(model: exectracer.Trace, tmp_path: Path) -> None:
+    b = TraceBuilder()
+    b.thread(MAIN, 0, None, "MainThread")
+    trace = exectracer.load(b.write(tmp_path / "nogc.xtrace", stop_ns=END))
+    assert all(p["utilization"] == 1.0 and p["worst"] == [] for p in trace.analysis.summary()["mmu"])
+
+
+def test_scheduler_latency_and_user_latency(tmp_path: Path) -> None:
+    b = TraceBuilder()
+    b.thread(MAIN, 0, None, "MainThread")
+    for i, wait in enumerate((10, 20, 30, 40, 1000)):
+        g = 10 + i
+        b.task(g, 100, "app.t")
+        b.ready(100, g).event(Kind.TASK_STEP, 100 + wait, g).event(Kind.TASK_DONE, 2000, g)
+    name, other = b.string("checkout"), b.string("render")
+    b.event(Kind.USER_TASK_NAME, 0, 1, name).event(Kind.USER_TASK_BEGIN, 100, MAIN, 1).event(Kind.USER_TASK_END, 600, MAIN, 1)
+    b.event(Kind.USER_TASK_NAME, 0, 2, name).event(Kind.USER_TASK_BEGIN, 200, MAIN, 2).event(Kind.USER_TASK_END, 400, MAIN, 2)
+    b.event(Kind.REGION_BEGIN, 300, MAIN, other).event(Kind.REGION_END, 350, MAIN, other)
+    doc = exectracer.load(b.write(tmp_path / "lat.xtrace", stop_ns=3000)).analysis.summary()
+    assert doc["scheduler_latency_ns"] == {"count": 5, "p50": 30, "p90": 1000, "p99": 1000, "max": 1000}
+    assert doc["user_tasks"] == [{"name": "checkout", "count": 2, "p50_ns": 200, "p90_ns": 500, "p99_ns": 500, "max_ns": 500}]
+    assert doc["user_regions"] == [{"name": "render", "count": 1, "p50_ns": 50, "p90_ns": 50, "p99_ns": 50, "max_ns": 50}]
+    (group,) = [grp for grp in doc["groups"] if grp["start_function"] == "app.t"]
+    assert group["count"] == 5 and group["time_ns"]["runnable"] == 1100
+
+
+def test_summary_document_shape(model: exectracer.Trace) -> None:
+    doc = model.analysis.summary()
+    assert set(doc) >= {"trace", "goroutines", "groups", "gc", "scheduler_latency_ns", "mmu", "user_tasks", "user_regions"}
+    assert set(doc["trace"]) >= {"format_version", "python", "pid", "duration_ns", "events", "lost"}
+    assert doc["trace"]["python"] == "CPython 3.x" and doc["trace"]["duration_ns"] == END
+    for g in doc["goroutines"]:
+        assert set(g) >= {"id", "kind", "name", "start_function", "parent_id", "created_ns", "ended_ns", "time_ns"}
+        assert set(g["time_ns"]) == {"running", "runnable", "gc", "blocked"}
+        assert set(g["time_ns"]["blocked"]) == {"network", "sync", "sleep", "syscall", "other"}
+    assert [p["window_ns"] for p in doc["mmu"]][:4] == [1_000_000, 10_000_000, 100_000_000, 1_000_000_000]
+    assert set(doc["gc"]["by_generation"]) == {"0", "1", "2"}
+
+
+def test_blocking_profiles(model: exectracer.Trace) -> None:
+    a = model.analysis
+    net = a.profile("net")
+    assert net.sample_types == (("contentions", "count"), ("delay", "nanoseconds"))
+    assert net.values.tolist() == [[1, 300]]
+    assert net.stack_frames(int(net.stacks[0]))[0].function == "app.read_backend"
+    sync = {net.stack_frames(int(sid))[0].function: v for sid, v in zip(a.profile("sync").stacks.tolist(), a.profile("sync").values.tolist())}
+    assert sync["app.update"] == [1, 300] and sync["app.take"] == [1, 200]
+    assert sync["concurrent.futures.thread._worker"] == [2, 1500 + END - 4500]
+    assert a.profile("sleep").total() == 250
+    assert a.profile("syscall").total() == 0
+
+
+def test_sched_and_gil_profiles_use_the_resume_point(model: exectracer.Trace) -> None:
+    a = model.analysis
+    sched = a.profile("sched")
+    per_function = {}
+    for sid, (count, delay) in zip(sched.stacks.tolist(), sched.values.tolist()):
+        per_function[sched.stack_frames(sid)[0].function] = per_function.get(sched.stack_frames(sid)[0].function, 0) + delay
+    assert per_function["app.read_backend"] == 20
+    assert per_function["app.update"] == 50 + 100
+    assert per_function["app.handler"] == 50  # the first step: its entry point
+    assert per_function["app.pause"] == 50
+    assert per_function["app.work"] == 10  # the thread's start
+    gil = a.profile("gil")
+    assert gil.values.tolist() == [[1, 50]] and gil.stack_frames(int(gil.stacks[0]))[0].function == "app.pause"
+
+
+def test_profile_selections(model: exectracer.Trace, tmp_path: Path) -> None:
+    a = model.analysis
+    assert a.profile("net", start_ns=300, end_ns=450).total() == 150
+    assert a.profile("sync", group="app.work").total() == 200
+    assert a.profile("net", group="app.work").total() == 0
+    with pytest.raises(ValueError, match="empty time range"):
+        a.profile("net", start_ns=500, end_ns=400)
+    with pytest.raises(ValueError, match="unknown profile type"):
+        a.profile("disk")
+    b = model_trace()
+    region = b.string("fetch")
+    b.event(Kind.REGION_BEGIN, 250, TASK, region).event(Kind.REGION_END, 400, TASK, region)
+    trace = exectracer.load(b.write(tmp_path / "region.xtrace", stop_ns=END))
+    assert trace.analysis.profile("net", region="fetch").total() == 150
+    assert trace.analysis.profile("sync", region="fetch").total() == 0
+
+
+def test_cpu_profile_from_samples(tmp_path: Path) -> None:
+    b = TraceBuilder(sample_interval=0.005)
+    b.thread(MAIN, 0, None, "MainThread")
+    hot = b.stack(("app.hot", "app.py", 5), ("app.main", "app.py", 1))
+    idle = b.stack(("app.idle", "app.py", 9))
+    for i in range(10):
+        b.event(Kind.THREAD_SAMPLE, 100 + i, MAIN, hot << 4 | 1)  # running
+    for i in range(5):
+        b.event(Kind.THREAD_SAMPLE, 200 + i, MAIN, idle << 4 | 2)  # sleeping: not CPU
+    cpu = exectracer.load(b.write(tmp_path / "cpu.xtrace", stop_ns=1000)).analysis.profile("cpu")
+    assert cpu.sample_types == (("samples", "count"), ("cpu", "nanoseconds"))
+    assert cpu.values.tolist() == [[10, 10 * 5_000_000]] and cpu.period_ns == 5_000_000
+    top = cpu.top()
+    assert [(e.function, e.flat, e.cum) for e in top] == [("app.hot", 50_000_000, 50_000_000)]
+
+
+def test_torn_tail_still_analyses(tmp_path: Path) -> None:
+    builder = model_trace()
+    last_chunk = 4  # the pool worker's work items, added last
+    path = builder.write(tmp_path / "torn.xtrace", stop_ns=None, truncate=20, chunk_events=(len(builder.rows) // 3) - last_chunk)
+    with pytest.warns(TraceWarning, match="truncated"):
+        trace = exectracer.load(path)
+    doc = trace.analysis.summary()
+    assert doc["trace"]["lost"]["clean_end"] is False and doc["trace"]["lost"]["truncated_bytes"] > 0
+    assert by_id(doc, TASK)["time_ns"]["blocked"]["network"] == 300
+    assert by_id(doc, WORKER)["time_ns"]["blocked"]["sync"] == 200
+    assert by_id(doc, POOL)["time_ns"]["blocked"]["sync"] == 0  # its work items were in the torn chunk
+    assert doc["trace"]["duration_ns"] == 2000  # up to the last event read
+
+
+def test_unknown_goroutines_and_empty_trace(tmp_path: Path) -> None:
+    b = TraceBuilder()
+    b.event(Kind.TASK_STEP, 10, 99).event(Kind.TASK_SUSPEND, 20, 99)  # never created: seen anyway
+    b.event(Kind.HEAP_RSS, 30, 0, 1)
+    doc = exectracer.load(b.write(tmp_path / "odd.xtrace", stop_ns=100)).analysis.summary()
+    assert [g["id"] for g in doc["goroutines"]] == []  # steps of a task the trace never names are skipped
+    assert doc["scheduler_latency_ns"]["count"] == 0
+
+
+def test_group_order_is_stable_for_many_goroutines() -> None:
+    rng = np.random.default_rng(1)
+    for groups in (5, 70_000):
+        index = rng.integers(0, groups, 50_000)
+        order = group_order(index, groups)
+        assert np.array_equal(order, np.argsort(index, kind="stable"))
+
+
+def test_range_set_union_and_coverage() -> None:
+    r = RangeSet(np.array([10, 15, 40, 50]), np.array([20, 30, 45, 50]))
+    assert r.starts.tolist() == [10, 40] and r.ends.tolist() == [30, 45] and r.total == 25
+    assert r.covered(np.array([0, 12, 25, 31]), np.array([100, 13, 42, 39])).tolist() == [25, 1, 7, 0]
