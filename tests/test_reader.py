@@ -307,6 +307,18 @@ def test_to_dataframe(trace: Trace) -> None:
     assert len(trace.regions.to_dataframe()) == len(trace.regions)
 
 
+def test_to_polars_dataframe(trace: Trace) -> None:
+    pl = pytest.importorskip("polars")
+    frame = trace.to_dataframe("polars")
+    assert isinstance(frame, pl.DataFrame) and frame.height == trace.event_count
+    assert frame.columns == ["ts", "g", "kind", "event", "arg"]
+    assert (frame["event"] == "TASK_STEP").sum() == (trace.events.kind == Kind.TASK_STEP).sum()
+    regions = trace.regions.to_dataframe("polars")
+    assert regions.height == len(trace.regions) and regions["name"].to_list() == trace.regions.name.tolist()
+    with pytest.raises(ValueError, match="pandas, polars"):
+        trace.to_dataframe("arrow")
+
+
 def test_to_dataframe_without_pandas(trace: Trace, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pandas", None)
     with pytest.raises(ImportError, match="pip install pandas"):

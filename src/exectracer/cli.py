@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f" (try '{exc.ctx.command_path} --help')"
-        _fail(exc.format_message() + hint, exc.exit_code)
+        _fail(" ".join(exc.format_message().split()) + hint, exc.exit_code)  # click lists choices on several lines
     except runner.RunError as exc:
         _fail(str(exc), 2)
     except click.Abort:  # Ctrl-C while click was parsing

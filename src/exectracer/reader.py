@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import os
 import sys
 import warnings
@@ -70,9 +71,11 @@ class Table:
     def __repr__(self) -> str:
         return f"<Table of {len(self)} rows: {', '.join(self._columns)}>"
 
-    def to_dataframe(self) -> Any:
-        """The table as a pandas DataFrame (needs pandas)."""
-        return _pandas().DataFrame(self._columns, copy=False)
+    def to_dataframe(self, library: str = "pandas") -> Any:
+        """The table as a DataFrame of ``library`` (``"pandas"`` or ``"polars"``, which must be installed)."""
+        if library == "polars":
+            return _dataframe_library("polars").DataFrame({name: _polars_column(col) for name, col in self._columns.items()})
+        return _dataframe_library(library).DataFrame(self._columns, copy=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,15 +352,20 @@ class Trace:
         sel = self._of(Kind.TASK_SUSPEND)
         return Table(ts=sel.ts, g=sel.g, stack=sel.arg >> CATEGORY_SHIFT, category=(sel.arg & 0xF).astype(np.uint8))
 
-    def to_dataframe(self) -> Any:
-        """The events as a pandas DataFrame (``ts``, ``g``, ``kind``, ``event`` name, ``arg``); needs pandas."""
-        pd = _pandas()
+    def to_dataframe(self, library: str = "pandas") -> Any:
+        """The events as a DataFrame (``ts``, ``g``, ``kind``, ``event`` name, ``arg``) of
+        ``library``: ``"pandas"`` or ``"polars"``, which must be installed."""
+        frames = _dataframe_library(library)
         ev = self.events
         used = np.flatnonzero(np.bincount(ev.kind, minlength=256))
         lut = np.zeros(256, dtype=np.int16)
         lut[used] = np.arange(len(used))
-        event = pd.Categorical.from_codes(lut[ev.kind], categories=[_kind_name(k) for k in used.tolist()])
-        return pd.DataFrame({"ts": ev.ts, "g": ev.g, "kind": ev.kind, "event": event, "arg": ev.arg})
+        names = [_kind_name(k) for k in used.tolist()]
+        if library == "polars":
+            event = frames.Series("event", names, dtype=frames.Enum(names)).gather(lut[ev.kind])
+        else:
+            event = frames.Categorical.from_codes(lut[ev.kind], categories=names)
+        return frames.DataFrame({"ts": ev.ts, "g": ev.g, "kind": ev.kind, "event": event, "arg": ev.arg})
 
     # -- helpers -----------------------------------------------------------------
 
@@ -452,12 +460,21 @@ def match_spans(g: np.ndarray, opens: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return order[begins][keep], np.where(ends >= 0, order[np.maximum(ends, 0)], -1)[keep]
 
 
-def _pandas() -> Any:
+DATAFRAME_LIBRARIES = ("pandas", "polars")
+
+
+def _dataframe_library(name: str) -> Any:
+    if name not in DATAFRAME_LIBRARIES:
+        raise ValueError(f"library must be one of {', '.join(DATAFRAME_LIBRARIES)}, not {name!r}")
     try:
-        import pandas
+        return importlib.import_module(name)
     except ImportError:
-        raise ImportError("to_dataframe() needs pandas: pip install pandas") from None
-    return pandas
+        raise ImportError(f"to_dataframe(library={name!r}) needs {name}: pip install {name}") from None
+
+
+def _polars_column(column: np.ndarray) -> Any:
+    """Object columns (strings) as lists, which polars types itself; numbers as they are."""
+    return column.tolist() if column.dtype == object else column
 
 
 def _describe(d: decoder.Decoded) -> list[str]:

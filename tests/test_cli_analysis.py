@@ -1,0 +1,112 @@
+"""``exectracer summary`` and ``exectracer pprof``, run for real in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_analysis import END, TASK, model_trace
+
+from exectracer.format.events import Kind
+
+CLI = [sys.executable, "-m", "exectracer"]
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def model_path(tmp_path: Path) -> Path:
+    return model_trace().write(tmp_path / "model.xtrace", stop_ns=END)
+
+
+def test_summary_report(model_path: Path) -> None:
+    result = run("summary", str(model_path), cwd=model_path.parent)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for text in ("Goroutines by start function", "app.handler", "concurrent.futures.thread._worker", "Scheduler latency", "Minimum mutator utilization", "Top waits", "app.read_backend"):
+        assert text in out
+    assert result.stderr == ""
+
+
+def test_summary_json(model_path: Path) -> None:
+    result = run("summary", "--json", str(model_path), cwd=model_path.parent)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    task = next(g for g in doc["goroutines"] if g["id"] == TASK)
+    assert task["time_ns"]["blocked"]["network"] == 300
+    assert doc["trace"]["events"] > 0 and doc["trace"]["duration_ns"] == END
+
+
+def test_untrusted_names_are_escaped_in_the_report(tmp_path: Path) -> None:
+    b = model_trace()
+    b.task(50, 10, "evil\x1b[31mred\x07")
+    result = run("summary", str(b.write(tmp_path / "evil.xtrace", stop_ns=END)), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\\x1b[31mred\\x07" in result.stdout
+
+
+def test_pprof_writes_a_profile_go_reads(model_path: Path) -> None:
+    result = run("pprof", "--type", "net", str(model_path), cwd=model_path.parent)
+    assert result.returncode == 0, result.stderr
+    out = model_path.parent / "model.net.pb.gz"
+    assert "Wrote the net profile (1 waits, 300ns)" in result.stdout
+    go = shutil.which("go")
+    assert go, "Go is needed for `go tool pprof`"
+    top = subprocess.run([go, "tool", "pprof", "-top", "-lines", str(out)], capture_output=True, text=True, timeout=120)
+    assert top.returncode == 0, top.stderr
+    assert "app.read_backend app.py:20" in top.stdout
+
+
+def test_pprof_selections(model_path: Path) -> None:
+    out = model_path.parent / "sel.pb.gz"
+    result = run("pprof", "-t", "net", "--start", "300ns", "--end", "450ns", "-o", str(out), str(model_path), cwd=model_path.parent)
+    assert result.returncode == 0, result.stderr
+    assert "150ns" in result.stdout
+    result = run("pprof", "-t", "sync", "--group", "app.work", "-o", str(out), str(model_path), cwd=model_path.parent)
+    assert "(1 waits, 200ns)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["pprof", "-t", "disk", "{trace}"], "'disk' is not one of"),
+        (["pprof", "-t", "net", "--start", "soon", "{trace}"], "'soon' is not a duration"),
+        (["pprof", "-t", "net", "--start", "2s", "--end", "1s", "{trace}"], "empty time range"),
+        (["pprof", "{trace}"], "Missing option '-t' / '--type'"),
+        (["summary", "{dir}/missing.xtrace"], "No such file or directory"),
+        (["summary", "{dir}/empty.xtrace"], "empty file: not an exectracer trace"),
+        (["summary", "{dir}/garbage.xtrace"], "not an exectracer trace"),
+        (["summary", "{dir}/headeronly.xtrace"], "nothing readable in the trace"),
+    ],
+)
+def test_bad_input_is_one_clear_line(model_path: Path, args: list[str], message: str) -> None:
+    d = model_path.parent
+    (d / "empty.xtrace").write_bytes(b"")
+    (d / "garbage.xtrace").write_bytes(b"GIF89a" + bytes(range(256)) * 4)
+    (d / "headeronly.xtrace").write_bytes(model_path.read_bytes()[:16])
+    result = run(*(a.format(trace=model_path, dir=d) for a in args), cwd=d)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_damaged_trace_is_summarized_with_a_warning(tmp_path: Path) -> None:
+    builder = model_trace()
+    builder.event(Kind.THREAD_END, END - 1, 99)
+    data = builder.data(stop_ns=None, chunk_events=10)
+    damaged = bytearray(data)
+    damaged[len(damaged) // 2] ^= 0xFF  # corrupt one chunk in the middle
+    path = tmp_path / "damaged.xtrace"
+    path.write_bytes(bytes(damaged[:-7]))  # and tear the tail
+    result = run("summary", "--json", str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "warning:" in result.stderr and "damaged chunk" in result.stderr and "truncated" in result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["trace"]["lost"]["chunks_skipped"] >= 1 and doc["trace"]["lost"]["truncated_bytes"] > 0
