@@ -15,7 +15,7 @@ from exectracer.reader import TraceWarning
 
 from tracebuilder import TraceBuilder
 
-MAIN, TASK, WORKER, POOL = 1, 2, 3, 4
+MAIN, TASK, WORKER, POOL, SPAWNER = 1, 2, 3, 4, 5
 LOOP = 1
 END = 10_000
 
@@ -58,6 +58,13 @@ def model_trace() -> TraceBuilder:
     b.wait(Kind.THREAD_BLOCK, 500, WORKER, Category.SYNC, held)
     b.event(Kind.THREAD_UNBLOCK, 700, WORKER, MAIN)
     b.event(Kind.THREAD_END, 1000, WORKER)
+    # a task that waits on a subprocess, then on something unclassified
+    b.task(SPAWNER, 2000, "app.spawn")
+    b.ready(2000, SPAWNER).event(Kind.TASK_STEP, 2010, SPAWNER)
+    b.wait(Kind.TASK_SUSPEND, 2020, SPAWNER, Category.SYSCALL, b.stack(("asyncio.subprocess.Process.wait", "subprocess.py", 9)))
+    b.ready(2100, SPAWNER).event(Kind.TASK_STEP, 2110, SPAWNER)
+    b.wait(Kind.TASK_SUSPEND, 2120, SPAWNER, Category.OTHER, b.stack(("app.custom_future", "app.py", 60)))
+    b.ready(2200, SPAWNER).event(Kind.TASK_STEP, 2210, SPAWNER).event(Kind.TASK_DONE, 2220, SPAWNER, Outcome.RAISED)
     # a pool worker: runs two work items and waits for work in between
     b.thread(POOL, 2000, "concurrent.futures.thread._worker", "pool-0")
     b.event(Kind.POOL_WORK_BEGIN, 2000, POOL, 1)
@@ -87,6 +94,13 @@ def test_task_goes_through_every_state(model: exectracer.Trace) -> None:
     assert times["gc"] == 20
 
 
+def test_syscall_and_other_waits(model: exectracer.Trace) -> None:
+    times = by_id(model.analysis.summary(), SPAWNER)["time_ns"]
+    assert times["blocked"] == {"network": 0, "sync": 0, "sleep": 0, "syscall": 80, "other": 80}
+    assert times["running"] == 30 and times["runnable"] == 30
+    assert model.analysis.profile("syscall").top(1)[0].function == "asyncio.subprocess.Process.wait"
+
+
 def test_thread_states_with_gil_estimate(model: exectracer.Trace) -> None:
     w = by_id(model.analysis.summary(), WORKER)["time_ns"]
     assert w["runnable"] == 10 + 50  # created to started, then the GIL wait at the end of the sleep
@@ -111,7 +125,7 @@ def test_pool_worker_waits_for_work(model: exectracer.Trace) -> None:
 def test_state_intervals_cover_each_goroutine_without_gaps(model: exectracer.Trace) -> None:
     s = model.analysis.states
     table = s.table()
-    for g in (MAIN, TASK, WORKER, POOL):
+    for g in (MAIN, TASK, WORKER, POOL, SPAWNER):
         rows = table.g == g
         start, end = table.start_ns[rows], table.end_ns[rows]
         assert np.all(start[1:] == end[:-1]), g
@@ -205,7 +219,7 @@ def test_blocking_profiles(model: exectracer.Trace) -> None:
     assert sync["app.update"] == [1, 300] and sync["app.take"] == [1, 200]
     assert sync["concurrent.futures.thread._worker"] == [2, 1500 + END - 4500]
     assert a.profile("sleep").total() == 250
-    assert a.profile("syscall").total() == 0
+    assert a.profile("syscall").total() == 80
 
 
 def test_sched_and_gil_profiles_use_the_resume_point(model: exectracer.Trace) -> None:
@@ -267,7 +281,7 @@ def test_torn_tail_still_analyses(tmp_path: Path) -> None:
     assert by_id(doc, TASK)["time_ns"]["blocked"]["network"] == 300
     assert by_id(doc, WORKER)["time_ns"]["blocked"]["sync"] == 200
     assert by_id(doc, POOL)["time_ns"]["blocked"]["sync"] == 0  # its work items were in the torn chunk
-    assert doc["trace"]["duration_ns"] == 2000  # up to the last event read
+    assert doc["trace"]["duration_ns"] == 2220  # up to the last event read
 
 
 def test_unknown_goroutines_and_empty_trace(tmp_path: Path) -> None:

@@ -234,12 +234,23 @@ def _load(path: str) -> "Trace":
     return trace
 
 
+def _analyse(trace: "Trace", *parts: str) -> None:
+    """Compute the named parts of ``trace.analysis``, with a progress bar on a terminal if that takes a while."""
+    from tqdm import tqdm
+
+    with tqdm(total=len(parts), desc="analysing", delay=1.0, leave=False, disable=None) as bar:
+        for part in parts:
+            getattr(trace.analysis, part)
+            bar.update()
+
+
 def _summary(path: str, as_json: bool) -> int:
     import json
 
     from .report import render
 
     trace = _load(path)
+    _analyse(trace, "states", "collections")
     doc = trace.analysis.summary()
     click.echo(json.dumps(doc, indent=1) if as_json else render(doc, path))
     return 0
@@ -250,6 +261,7 @@ def _pprof(path: str, kind: str, output: str, start: int | None, end: int | None
     from .report import duration, printable
 
     trace = _load(path)
+    _analyse(trace, "states")
     try:
         prof = trace.analysis.profile(kind, start_ns=start, end_ns=end, group=group, region=region)
     except ValueError as exc:

@@ -29,8 +29,8 @@ class Goroutine:
     name: str
     start_function: str | None
     parent_id: int | None
-    created_ns: int | None  # absolute perf_counter_ns
-    ended_ns: int | None
+    created_ns: int | None  # absolute perf_counter_ns; None if created before the trace began
+    ended_ns: int | None  # None if still running when it ended
     func_stack: int  # stack id of the coroutine or thread target, -1 if unknown
 
 
@@ -40,7 +40,7 @@ class Goroutines:
     def __init__(self, trace: Trace) -> None:
         funcs = _func_stacks(trace)
         items = [
-            (t.id, "thread", t.name, t.start_function, t.parent_id, t.created_ns if t.created_ns is not None else t.started_ns, t.ended_ns)
+            (t.id, "thread", t.name, t.start_function, t.parent_id, t.created_ns, t.ended_ns)
             for t in trace.threads
         ] + [(t.id, "task", t.name, t.start_function, t.parent_id, t.created_ns, t.ended_ns) for t in trace.tasks]
         items.sort()
