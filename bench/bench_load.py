@@ -44,6 +44,16 @@ def record(path: Path, rounds: int, messages: int) -> float:
     return time.perf_counter() - t0
 
 
+def workload_trace(args: argparse.Namespace, tmp: str) -> Path:
+    """``args.trace``, else a new recording of the workload (``args.rounds``, ``args.messages``) in ``tmp``."""
+    if args.trace is not None:
+        return args.trace
+    path = Path(tmp) / "workload.xtrace"
+    seconds = record(path, args.rounds, args.messages)
+    print(f"recorded workload_async.py --rounds {args.rounds} --messages {args.messages} in {seconds:.1f} s")
+    return path
+
+
 def cold_load(path: Path) -> tuple[float, int]:
     """Seconds for one load in a fresh interpreter, and the event count."""
     out = subprocess.run([sys.executable, "-c", COLD, str(path)], check=True, env=env(), capture_output=True, text=True).stdout
@@ -80,11 +90,7 @@ def main() -> None:
     runs = max(args.runs, 5)
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.trace
-        if path is None:
-            path = Path(tmp) / "workload.xtrace"
-            seconds = record(path, args.rounds, args.messages)
-            print(f"recorded workload_async.py --rounds {args.rounds} --messages {args.messages} in {seconds:.1f} s")
+        path = workload_trace(args, tmp)
         cold = [cold_load(path) for _ in range(runs)]
         events = cold[0][1]
         size = path.stat().st_size

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_load import env, record
+from bench_load import env, workload_trace
 
 SUMMARY = [sys.executable, "-m", "exectracer", "summary", "--json"]
 BASELINE = [sys.executable, "-c", "import exectracer.cli, exectracer.analysis, exectracer.export.pprof"]
@@ -76,11 +76,7 @@ def main() -> None:
     runs = max(args.runs, 3)
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.trace
-        if path is None:
-            path = Path(tmp) / "workload.xtrace"
-            seconds = record(path, args.rounds, args.messages)
-            print(f"recorded workload_async.py --rounds {args.rounds} --messages {args.messages} in {seconds:.1f} s")
+        path = workload_trace(args, tmp)
         output = Path(tmp) / "summary.json"
         _, base_rss = measure(BASELINE, output)
         results = [measure([*SUMMARY, str(path)], output) for _ in range(runs)]

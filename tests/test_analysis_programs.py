@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import exectracer
 from exectracer.analysis import PROFILE_TYPES
 from exectracer.export import pprof
 
@@ -63,14 +64,17 @@ async def proxy_scenario() -> None:
         await asyncio.sleep(SLOW_BACKEND + 0.2)
 
 
-@pytest.fixture(scope="module")
-def proxy_trace(tmp_path_factory: pytest.TempPathFactory):
-    import exectracer
-
-    path = tmp_path_factory.mktemp("proxy") / "proxy.xtrace"
+def traced_run(tmp_path_factory: pytest.TempPathFactory, scenario) -> exectracer.Trace:
+    """Run ``scenario()`` with asyncio under the tracer; the loaded trace."""
+    path = tmp_path_factory.mktemp(scenario.__name__) / "trace.xtrace"
     with exectracer.trace(path):
-        asyncio.run(proxy_scenario())
+        asyncio.run(scenario())
     return exectracer.load(path, strict=True)
+
+
+@pytest.fixture(scope="module")
+def proxy_trace(tmp_path_factory: pytest.TempPathFactory) -> exectracer.Trace:
+    return traced_run(tmp_path_factory, proxy_scenario)
 
 
 def test_handler_blocked_on_backend_after_client_left(proxy_trace) -> None:
@@ -129,13 +133,8 @@ async def gc_scenario() -> None:
 
 
 @pytest.fixture(scope="module")
-def gc_trace(tmp_path_factory: pytest.TempPathFactory):
-    import exectracer
-
-    path = tmp_path_factory.mktemp("gc") / "gc.xtrace"
-    with exectracer.trace(path):
-        asyncio.run(gc_scenario())
-    return exectracer.load(path, strict=True)
+def gc_trace(tmp_path_factory: pytest.TempPathFactory) -> exectracer.Trace:
+    return traced_run(tmp_path_factory, gc_scenario)
 
 
 def test_full_collections_delay_ready_tasks(gc_trace) -> None:
