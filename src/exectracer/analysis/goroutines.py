@@ -30,7 +30,7 @@ class Goroutine:
     start_function: str | None
     parent_id: int | None
     created_ns: int | None  # absolute perf_counter_ns; None if created before the trace began
-    ended_ns: int | None  # None if still running when it ended
+    ended_ns: int | None  # None if it had not ended when the trace did
     func_stack: int  # stack id of the coroutine or thread target, -1 if unknown
 
 

@@ -38,11 +38,11 @@ class MMUPoint:
 
 
 def mmu(gc_busy: RangeSet, trace_start: int, trace_end: int, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS, worst: int = WORST_WINDOWS) -> list[MMUPoint]:
-    """The MMU curve at each window length in ``windows_ns``.
+    """The MMU curve at each window length in ``windows_ns``; ``gc_busy`` is when collections ran.
 
-    ``gc_busy`` is the time collections ran. A window longer than the trace is the whole trace. The worst window's
-    collection time is largest where one of its edges meets a collection's
-    edge, so only those placements are tried.
+    A window longer than the trace is the whole trace. A window's collection
+    time is largest where one of its edges meets a collection's edge, so
+    only those placements are tried.
     """
     starts, ends = gc_busy.starts, gc_busy.ends
     duration = max(trace_end - trace_start, 1)

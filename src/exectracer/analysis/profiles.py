@@ -31,6 +31,7 @@ BLOCKING_TYPES = {"net": State.NETWORK, "sync": State.SYNC, "syscall": State.SYS
 PROFILE_TYPES = (*BLOCKING_TYPES, "sched", "gil", "cpu")
 WAIT_SAMPLE_TYPES = (("contentions", "count"), ("delay", "nanoseconds"))
 CPU_SAMPLE_TYPES = (("samples", "count"), ("cpu", "nanoseconds"))
+UNKNOWN = Frame("[unknown]", "?", 0)  # a stack the trace does not define
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Profile:
     sample_types: tuple[tuple[str, str], ...]
     stacks: np.ndarray  # stack ids, -1 for unknown
     values: np.ndarray  # shape (len(stacks), len(sample_types)), int64
-    frames: Mapping[int, list[Frame]]
+    frames: Mapping[int, list[Frame]] = dataclasses.field(repr=False)
     start_ns: int  # the span covered, relative to the trace's start
     end_ns: int
     wall_start_ns: int  # wall-clock time of the span's start
@@ -78,8 +79,6 @@ class Profile:
         ranked = sorted(flat, key=lambda f: (-flat[f], f))[:n]
         return [TopEntry(f.function, f.file, f.line, flat[f], cum[f]) for f in ranked]
 
-
-UNKNOWN = Frame("[unknown]", "?", 0)
 
 
 @dataclasses.dataclass(frozen=True)

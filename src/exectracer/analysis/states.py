@@ -238,7 +238,7 @@ def _without_repeats(t: _Transitions) -> _Transitions:
     keep[1:] |= t.gi[1:] != t.gi[:-1]
     if keep.all():
         return t
-    return _Transitions(t.gi[keep], t.ts[keep], t.state[keep], t.stack[keep], t.waker[keep], t.kind[keep])
+    return _Transitions(*(_compress(col, keep) for col in (t.gi, t.ts, t.state, t.stack, t.waker, t.kind)))
 
 
 def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines) -> tuple[np.ndarray, ...]:
@@ -264,6 +264,11 @@ def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines) -> tuple
     t.waker[blocked] = t.waker[blocked + 1]
     t.waker[(t.state >= State.NETWORK) & last] = 0
     keep = (t.state != State.ENDED) & (end > t.ts)
-    if keep.all():
-        return t.gi, t.state, t.ts, end, stack, t.waker
-    return t.gi[keep], t.state[keep], t.ts[keep], end[keep], stack[keep], t.waker[keep]
+    return tuple(_compress(col, keep) for col in (t.gi, t.state, t.ts, end, stack, t.waker))
+
+
+def _compress(column: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``column[keep]``, written over the start of ``column`` (one column's worth of scratch at a time)."""
+    kept = column[keep]
+    column[: len(kept)] = kept
+    return column[: len(kept)]
