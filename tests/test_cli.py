@@ -186,7 +186,7 @@ def test_usage_errors_are_one_clear_line(tmp_path: Path, args: list[str]) -> Non
 
 
 def test_demo_writes_a_trace(tmp_path: Path) -> None:
-    result = run_cli("demo", "-o", "demo.xtrace", "--seconds", "0.6", cwd=tmp_path)
+    result = run_cli("demo", "-o", "demo.xtrace", "--seconds", "0.6", "--no-view", cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert "demo.xtrace" in result.stdout and "events" in result.stdout

@@ -76,9 +76,12 @@ def run(output: str | None, flush_interval: float, no_asyncio: bool, no_gc: bool
 @click.option("-o", "--output", default="exectracer-demo.xtrace", show_default=True, metavar="PATH",
               help="Trace file to write.")
 @click.option("--seconds", type=POSITIVE_SECONDS, default=2.0, show_default=True, help="How long the service runs.")
-def demo(output: str, seconds: float) -> Job:
-    """Trace the bundled example: an asyncio TCP service and its clients."""
-    return functools.partial(_run_demo, output, seconds)
+@click.option("--no-view", is_flag=True, help="Only write the trace; do not open it in the viewer.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port of the viewer; 0 picks a free one.")
+@click.option("--no-browser", is_flag=True, help="Serve the viewer without opening a browser.")
+def demo(output: str, seconds: float, no_view: bool, port: int, no_browser: bool) -> Job:
+    """Trace the bundled example (an asyncio TCP service and its clients) and open it in the viewer."""
+    return functools.partial(_run_demo, output, seconds, None if no_view else (port, not no_browser))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -117,7 +120,8 @@ def _report_run(output: str, stats: dict, seconds: float) -> None:
         pass
 
 
-def _run_demo(output: str, seconds: float) -> int:
+def _run_demo(output: str, seconds: float, viewer: tuple[int, bool] | None) -> int:
+    """Trace the example service; then serve the viewer on it (``viewer``: port, open a browser) unless None."""
     from .examples import service
 
     runner.start_tracing(output)
@@ -135,10 +139,13 @@ def _run_demo(output: str, seconds: float) -> int:
         f"  events:  {stats['events']:,}{lost}\n"
         f"  size:    {_size(stats['bytes'])}\n"
         "Next:\n"
-        f"  load it:             python -c \"import exectracer; print(exectracer.load({output!r}))\"\n"
+        f"  view it:             exectracer view {output}\n"
+        f"  summarize it:        exectracer summary {output}\n"
         "  trace your program:  exectracer run your_script.py [args...]\n"
         "  the example's code:  " + service.__file__
     )
+    if viewer is not None:
+        return _view(output, "127.0.0.1", *viewer)
     return 0
 
 
@@ -206,6 +213,39 @@ def pprof(trace_path: str, kind: str, output: str | None, start: int | None, end
     if output is None:
         output = f"{_stem(trace_path)}.{kind}.pb.gz"
     return functools.partial(_pprof, trace_path, kind, output, start, end, group, region)
+
+
+@cli.command()
+@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on (other machines can reach anything but loopback).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port to serve on; 0 picks a free one.")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser; just print the URL.")
+def view(trace_path: str, host: str, port: int, no_browser: bool) -> Job:
+    """Open a trace in the browser: timeline, goroutines, profiles, MMU, latencies, logs."""
+    return functools.partial(_view, trace_path, host, port, not no_browser)
+
+
+def _view(path: str, host: str, port: int, browser: bool) -> int:
+    from .web.server import ViewerServer
+
+    trace = _load(path)
+    _analyse(trace, "states", "collections")
+    try:
+        server = ViewerServer(trace, host, port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+    click.echo(f"exectracer viewer for {path}: {server.url}  (Ctrl-C stops it)", err=True)
+    if browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("exectracer viewer stopped", err=True)
+    finally:
+        server.server_close()
+    return 0
 
 
 def _load(path: str) -> "Trace":

@@ -1,0 +1,118 @@
+"""What the timeline's lanes hold, indexed for window queries.
+
+* a goroutine lane: the goroutine's state intervals (a slice of the shared
+  :class:`StateIntervals`, which keeps each goroutine's rows together);
+* a loop lane: the task steps, callbacks and idle time of one event loop;
+* the GC strip and the heap graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..analysis import Analysis
+from ..analysis.states import State
+from ..format.events import CALLBACK_SHIFT, Kind
+from ..reader import match_spans
+from .lod import Window, merge, thin_points, visible
+
+STEP, CALLBACK, IDLE = 0, 1, 2
+LOOP_WHAT = 3
+
+
+class LoopLane:
+    """One loop's spans, in time order: ``what`` (step, callback, idle), ``g`` (the task, or -1), ``label`` (string id, or 0)."""
+
+    def __init__(self, starts: np.ndarray, ends: np.ndarray, what: np.ndarray, g: np.ndarray, label: np.ndarray) -> None:
+        order = np.argsort(starts, kind="stable")
+        self.start, self.end, self.what, self.g, self.label = (col[order] for col in (starts, ends, what, g, label))
+        self.sorted_end = np.maximum.accumulate(self.end) if len(self.end) else self.end  # nested steps (eager tasks) end early
+
+
+class Lanes:
+    """Every lane of one trace, ready for window queries."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.analysis = analysis
+        trace = analysis.trace
+        states = analysis.states
+        self.states = states
+        n = len(analysis.goroutines)
+        bounds = np.searchsorted(states.gi, np.arange(n + 1)) if n else np.zeros(1, dtype=np.int64)
+        self._rows = bounds  # goroutine index i owns rows bounds[i]:bounds[i+1]
+        self.loops = _loop_lanes(analysis)
+        gc = analysis.collections.table
+        self.gc = (gc.start, gc.end, gc.generation)
+        ev = trace.events
+        blocks, rss = ev.kind == Kind.HEAP_BLOCKS, ev.kind == Kind.HEAP_RSS
+        self.heap = (ev.ts[blocks], ev.arg[blocks], ev.arg[rss]) if blocks.sum() == rss.sum() else (ev.ts[blocks], ev.arg[blocks], np.zeros(int(blocks.sum()), dtype=np.int64))
+
+    def rows_of(self, gi: int) -> slice:
+        """The rows of goroutine index ``gi`` in the state intervals."""
+        return slice(int(self._rows[gi]), int(self._rows[gi + 1]))
+
+    def goroutine(self, gi: int, window: Window) -> dict:
+        s = self.states
+        rows = self.rows_of(gi)
+        part = visible(s.start[rows], s.end[rows], window)
+        lo, hi = rows.start + part.start, rows.start + part.stop
+        start, end, state, count = merge(s.start[lo:hi], s.end[lo:hi], s.state[lo:hi].astype(np.int64), window, len(State))
+        return {"start": start, "end": end, "state": state, "count": count}
+
+    def loop(self, loop_id: int, window: Window) -> dict:
+        lane = self.loops[loop_id]
+        part = visible(lane.start, lane.sorted_end, window)
+        start, end, what, g, label = (col[part] for col in (lane.start, lane.end, lane.what, lane.g, lane.label))
+        m_start, m_end, m_what, count = merge(start, end, what.astype(np.int64), window, LOOP_WHAT)
+        exact = np.isin(m_start, start) & (count == 1)
+        at = np.minimum(np.searchsorted(start, m_start), max(len(start) - 1, 0))
+        names = self.analysis.trace.string
+        labels = [names(int(label[i])) if ok else f"{c} spans" for i, ok, c in zip(at.tolist(), exact.tolist(), count.tolist())]
+        return {"start": m_start, "end": m_end, "what": m_what, "g": np.where(exact, g[at] if len(g) else -1, -1), "label": labels}
+
+    def gc_strip(self, window: Window) -> dict:
+        start, end, generation = self.gc
+        part = visible(start, end, window)
+        m_start, m_end, m_gen, _ = merge(start[part], end[part], generation[part].astype(np.int64).clip(0, 2), window, 3)
+        return {"start": m_start, "end": m_end, "generation": m_gen}
+
+    def heap_graph(self, window: Window) -> dict:
+        ts, blocks, rss = self.heap
+        rows = thin_points(ts, window)
+        return {"ts": ts[rows], "blocks": blocks[rows], "rss": rss[rows]}
+
+
+def _loop_lanes(analysis: Analysis) -> dict[int, LoopLane]:
+    """Each loop's task steps (its tasks' running intervals), callbacks and idle spans."""
+    trace = analysis.trace
+    states = analysis.states
+    ev = trace.events
+    task_loop = {t.id: t.loop_id for t in trace.tasks if t.loop_id is not None}
+    ids = analysis.goroutines.ids
+    loop_of_g = np.array([task_loop.get(int(g), -1) for g in ids.tolist()], dtype=np.int64)
+    running = np.flatnonzero(states.state == State.RUNNING)
+    step_loop = loop_of_g[states.gi[running]] if len(ids) else np.zeros(0, np.int64)
+    lanes = {}
+    for loop in trace.loops:
+        steps = running[step_loop == loop.id]
+        cb_start, cb_end, cb_label = _spans(trace, loop.id, Kind.CALLBACK_BEGIN, Kind.CALLBACK_END)
+        idle_start, idle_end, _ = _spans(trace, loop.id, Kind.LOOP_IDLE_BEGIN, Kind.LOOP_IDLE_END)
+        lanes[loop.id] = LoopLane(
+            np.concatenate((states.start[steps], cb_start, idle_start)),
+            np.concatenate((states.end[steps], cb_end, idle_end)),
+            np.concatenate((np.full(len(steps), STEP), np.full(len(cb_start), CALLBACK), np.full(len(idle_start), IDLE))).astype(np.int8),
+            np.concatenate((ids[states.gi[steps]], np.full(len(cb_start) + len(idle_start), -1))),
+            np.concatenate((np.zeros(len(steps), np.int64), cb_label >> CALLBACK_SHIFT, np.zeros(len(idle_start), np.int64))),
+        )
+    return lanes
+
+
+def _spans(trace, loop_id: int, begin: Kind, end: Kind) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Begin/end pairs of one loop (unfinished ones end with the trace); start, end and the begin's argument."""
+    ev = trace.events
+    rows = np.flatnonzero(((ev.kind == begin) | (ev.kind == end)) & (ev.g == loop_id))
+    opens = ev.kind[rows] == begin
+    b, e = match_spans(np.zeros(len(rows), dtype=np.int64), opens)
+    starts = ev.ts[rows[b]]
+    ends = np.where(e >= 0, ev.ts[rows[np.maximum(e, 0)]], trace.end_ns)
+    return starts, ends, ev.arg[rows[b]]

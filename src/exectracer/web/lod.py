@@ -1,0 +1,76 @@
+"""Level of detail: spans of a time window, merged where narrower than a pixel.
+
+A lane's answer then holds O(width) spans however many the window contains,
+so the browser never holds more than it can draw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """A time window (absolute ns) drawn ``width`` pixels wide."""
+
+    start: int
+    end: int
+    width: int
+
+    @property
+    def pixel_ns(self) -> float:
+        """Nanoseconds per pixel."""
+        return (self.end - self.start) / self.width
+
+
+def visible(starts: np.ndarray, ends: np.ndarray, window: Window) -> slice:
+    """The rows of time-ordered, non-overlapping spans that meet ``window``."""
+    lo = int(np.searchsorted(ends, window.start, side="right"))
+    hi = int(np.searchsorted(starts, window.end, side="left"))
+    return slice(lo, max(lo, hi))
+
+
+def merge(starts: np.ndarray, ends: np.ndarray, value: np.ndarray, window: Window, values: int) -> tuple[np.ndarray, ...]:
+    """Spans at least a pixel wide as they are; narrower ones merged per pixel.
+
+    ``value`` is a small category (``0..values-1``, a state say); a merged
+    span takes the value that covers most of its pixel. Returns start, end,
+    value and count (how many spans each one stands for), in time order.
+    """
+    pixel = window.pixel_ns
+    seen = np.minimum(ends, window.end) - np.maximum(starts, window.start)
+    wide = seen >= pixel
+    narrow = ~wide
+    if not narrow.any():
+        return starts, ends, value, np.ones(len(starts), dtype=np.int64)
+    px = np.clip(((np.maximum(starts[narrow], window.start) - window.start) / pixel).astype(np.int64), 0, window.width - 1)
+    cells = np.bincount(px * values + value[narrow], weights=seen[narrow], minlength=window.width * values).reshape(window.width, values)
+    counts = np.bincount(px, minlength=window.width)
+    used = np.flatnonzero(counts)
+    m_start = window.start + np.floor(used * pixel).astype(np.int64)
+    m_end = window.start + np.ceil((used + 1) * pixel).astype(np.int64)
+    out_start = np.concatenate((starts[wide], m_start))
+    order = np.argsort(out_start, kind="stable")
+    return (
+        out_start[order],
+        np.concatenate((ends[wide], m_end))[order],
+        np.concatenate((value[wide], cells[used].argmax(axis=1)))[order],
+        np.concatenate((np.ones(int(wide.sum()), dtype=np.int64), counts[used]))[order],
+    )
+
+
+def thin_points(ts: np.ndarray, window: Window) -> np.ndarray:
+    """Indices of at most about two points per pixel (each pixel's first and last) within ``window``."""
+    lo, hi = np.searchsorted(ts, [window.start, window.end])
+    lo, hi = max(int(lo) - 1, 0), min(int(hi) + 1, len(ts))
+    rows = np.arange(lo, hi)
+    if len(rows) <= 2 * window.width:
+        return rows
+    px = ((ts[rows] - window.start) / window.pixel_ns).astype(np.int64)
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = px[1:] != px[:-1]
+    last = np.ones(len(rows), dtype=bool)
+    last[:-1] = first[1:]
+    return rows[first | last]

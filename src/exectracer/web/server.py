@@ -1,0 +1,148 @@
+"""The viewer's HTTP server: the page and its assets, and the JSON API over one trace.
+
+Binds to loopback unless told otherwise. Static files come only from the
+package's ``static`` folder; a malformed request gets a 4xx answer and the
+server keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import threading
+import urllib.parse
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..reader import Trace
+from .api import BadRequest, Download, NotFound, ViewerAPI
+
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_URL = 8192
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class ViewerServer(ThreadingHTTPServer):
+    """Serves one trace's viewer until :meth:`shutdown`."""
+
+    daemon_threads = True
+
+    def __init__(self, trace: Trace, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.api = ViewerAPI(trace)
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        """Where the viewer is (an IPv6 host in brackets)."""
+        host, port = self.server_address[:2]
+        shown = f"[{host}]" if ":" in str(host) else host
+        return f"http://{shown}:{port}/"
+
+    def serve_in_thread(self) -> threading.Thread:
+        """Serve from a daemon thread (tests, notebooks); stop with ``shutdown()``."""
+        thread = threading.Thread(target=self.serve_forever, name="exectracer-viewer", daemon=True)
+        thread.start()
+        return thread
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ViewerServer
+    protocol_version = "HTTP/1.1"
+    server_version = "exectracer-viewer"
+    sys_version = ""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        try:
+            self._route()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception as exc:  # never let one request stop the server
+            self._json({"error": f"internal error: {type(exc).__name__}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._json({"error": "use GET"}, HTTPStatus.METHOD_NOT_ALLOWED)
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD  # noqa: N815
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the terminal shows the URL only
+        pass
+
+    def _route(self) -> None:
+        if len(self.path) > MAX_URL:
+            self._json({"error": "request URL too long"}, HTTPStatus.REQUEST_URI_TOO_LONG)
+            return
+        url = urllib.parse.urlsplit(self.path)
+        path = urllib.parse.unquote(url.path)
+        if path in ("/", "/index.html"):
+            self._file(STATIC / "index.html")
+            return
+        if path.startswith("/static/"):
+            self._static(path[len("/static/") :])
+            return
+        handler = self.server.api.routes.get(path)
+        if handler is None:
+            self._json({"error": f"no such page: {path[:200]}"}, HTTPStatus.NOT_FOUND)
+            return
+        try:
+            params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True, strict_parsing=False, max_num_fields=100))
+            result = handler(params)
+        except (BadRequest, ValueError) as exc:
+            self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
+            return
+        except NotFound as exc:
+            self._json({"error": str(exc)}, HTTPStatus.NOT_FOUND)
+            return
+        if isinstance(result, Download):
+            self._send(result.data, "application/octet-stream", extra={"Content-Disposition": f'attachment; filename="{result.filename}"'})
+        else:
+            self._json(result)
+
+    def _static(self, relative: str) -> None:
+        target = (STATIC / relative).resolve()
+        if STATIC not in target.parents or not target.is_file():
+            self._json({"error": "no such file"}, HTTPStatus.NOT_FOUND)
+            return
+        self._file(target)
+
+    def _file(self, path: Path) -> None:
+        if not path.is_file():
+            self._json({"error": "the viewer's page is missing from the package"}, HTTPStatus.NOT_FOUND)
+            return
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if path.suffix == ".js":
+            kind = "text/javascript"
+        self._send(path.read_bytes(), f"{kind}; charset=utf-8" if kind.startswith("text/") else kind)
+
+    def _json(self, value: Any, status: HTTPStatus = HTTPStatus.OK) -> None:
+        body = json.dumps(value, separators=(",", ":"), default=_plain, allow_nan=False).encode()
+        self._send(body, "application/json", status)
+
+    def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in {**SECURITY_HEADERS, **(extra or {})}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+def _plain(value: Any) -> Any:
+    """JSON for NumPy values that slipped through."""
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
