@@ -56,24 +56,28 @@ class Lanes:
         rows = self.rows_of(gi)
         part = visible(s.start[rows], s.end[rows], window)
         lo, hi = rows.start + part.start, rows.start + part.stop
-        start, end, state, count = merge(s.start[lo:hi], s.end[lo:hi], s.state[lo:hi].astype(np.int64), window, len(State))
+        start, end, state, count, _ = merge(s.start[lo:hi], s.end[lo:hi], s.state[lo:hi].astype(np.int64), window, len(State))
         return {"start": start, "end": end, "state": state, "count": count}
 
     def loop(self, loop_id: int, window: Window) -> dict:
         lane = self.loops[loop_id]
         part = visible(lane.start, lane.sorted_end, window)
         start, end, what, g, label = (col[part] for col in (lane.start, lane.end, lane.what, lane.g, lane.label))
-        m_start, m_end, m_what, count = merge(start, end, what.astype(np.int64), window, LOOP_WHAT)
-        exact = np.isin(m_start, start) & (count == 1)
-        at = np.minimum(np.searchsorted(start, m_start), max(len(start) - 1, 0))
-        names = self.analysis.trace.string
-        labels = [names(int(label[i])) if ok else f"{c} spans" for i, ok, c in zip(at.tolist(), exact.tolist(), count.tolist())]
-        return {"start": m_start, "end": m_end, "what": m_what, "g": np.where(exact, g[at] if len(g) else -1, -1), "label": labels}
+        m_start, m_end, m_what, count, rep = merge(start, end, what.astype(np.int64), window, LOOP_WHAT)
+        single = count == 1
+        labels = [self._loop_label(int(what[i]), int(g[i]), int(label[i])) if one else f"{c} spans" for i, one, c in zip(rep.tolist(), single.tolist(), count.tolist())]
+        return {"start": m_start, "end": m_end, "what": m_what, "g": np.where(single, g[rep], -1), "label": labels}
+
+    def _loop_label(self, what: int, g: int, label: int) -> str:
+        if what == STEP:
+            task = self.analysis.goroutines.get(g)
+            return task.name if task else f"task {g}"
+        return self.analysis.trace.string(label) if what == CALLBACK else "idle"
 
     def gc_strip(self, window: Window) -> dict:
         start, end, generation = self.gc
         part = visible(start, end, window)
-        m_start, m_end, m_gen, _ = merge(start[part], end[part], generation[part].astype(np.int64).clip(0, 2), window, 3)
+        m_start, m_end, m_gen, _, _ = merge(start[part], end[part], generation[part].astype(np.int64).clip(0, 2), window, 3)
         return {"start": m_start, "end": m_end, "generation": m_gen}
 
     def heap_graph(self, window: Window) -> dict:

@@ -35,29 +35,32 @@ def visible(starts: np.ndarray, ends: np.ndarray, window: Window) -> slice:
 def merge(starts: np.ndarray, ends: np.ndarray, value: np.ndarray, window: Window, values: int) -> tuple[np.ndarray, ...]:
     """Spans at least a pixel wide as they are; narrower ones merged per pixel.
 
-    ``value`` is a small category (``0..values-1``, a state say); a merged
-    span takes the value that covers most of its pixel. Returns start, end,
-    value and count (how many spans each one stands for), in time order.
+    ``starts`` are in time order; ``value`` is a small category
+    (``0..values-1``, a state say): a merged span takes the value that covers
+    most of its pixel. Returns start, end, value, count (how many spans each
+    stands for) and the row of one span it stands for, in time order.
     """
     pixel = window.pixel_ns
     seen = np.minimum(ends, window.end) - np.maximum(starts, window.start)
-    wide = seen >= pixel
-    narrow = ~wide
-    if not narrow.any():
-        return starts, ends, value, np.ones(len(starts), dtype=np.int64)
+    wide = np.flatnonzero(seen >= pixel)
+    if len(wide) == len(starts):
+        return starts, ends, value, np.ones(len(starts), dtype=np.int64), wide
+    narrow = np.flatnonzero(seen < pixel)
     px = np.clip(((np.maximum(starts[narrow], window.start) - window.start) / pixel).astype(np.int64), 0, window.width - 1)
     cells = np.bincount(px * values + value[narrow], weights=seen[narrow], minlength=window.width * values).reshape(window.width, values)
-    counts = np.bincount(px, minlength=window.width)
-    used = np.flatnonzero(counts)
+    last = np.ones(len(px), dtype=bool)  # px never decreases: each pixel's narrow spans are one run
+    last[:-1] = px[1:] != px[:-1]
+    used, rep = px[last], narrow[last]
+    counts = np.diff(np.concatenate(([0], np.flatnonzero(last) + 1)))
     m_start = window.start + np.floor(used * pixel).astype(np.int64)
-    m_end = window.start + np.ceil((used + 1) * pixel).astype(np.int64)
     out_start = np.concatenate((starts[wide], m_start))
     order = np.argsort(out_start, kind="stable")
     return (
         out_start[order],
-        np.concatenate((ends[wide], m_end))[order],
+        np.concatenate((ends[wide], window.start + np.ceil((used + 1) * pixel).astype(np.int64)))[order],
         np.concatenate((value[wide], cells[used].argmax(axis=1)))[order],
-        np.concatenate((np.ones(int(wide.sum()), dtype=np.int64), counts[used]))[order],
+        np.concatenate((np.ones(len(wide), dtype=np.int64), counts))[order],
+        np.concatenate((wide, rep))[order],
     )
 
 
