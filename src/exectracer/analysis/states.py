@@ -143,11 +143,10 @@ def _transitions(trace: Trace, goroutines: Goroutines) -> _Transitions:
     if not known.all():
         rows, gi = rows[known], gi[known]
     del known
-    order = group_order(gi, len(goroutines))
-    rows, gi = rows[order], gi[order]
-    del order
-    kind, arg = ev.kind[rows], ev.arg[rows]
-    t = _Transitions(gi, ev.ts[rows], _STATE_OF_KIND[kind], np.full(len(rows), NO_STACK, dtype=np.int32), np.zeros(len(rows), dtype=np.int64), kind)
+    rows = rows[group_order(gi, len(goroutines))]
+    gi = np.repeat(np.arange(len(goroutines), dtype=np.int32), np.bincount(gi, minlength=len(goroutines)))  # gi in that order
+    kind, arg, ts = ev.kind[rows], ev.arg[rows], ev.ts[rows]
+    t = _Transitions(gi, ts, _STATE_OF_KIND[kind], np.full(len(rows), NO_STACK, dtype=np.int32), np.zeros(len(rows), dtype=np.int64), kind)
     del rows
     waits = np.flatnonzero(t.state == _WAIT)
     t.state[waits] = _STATE_OF_CATEGORY[arg[waits] & 0xF]
