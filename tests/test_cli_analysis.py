@@ -110,3 +110,41 @@ def test_damaged_trace_is_summarized_with_a_warning(tmp_path: Path) -> None:
     assert "warning:" in result.stderr and "damaged chunk" in result.stderr and "truncated" in result.stderr
     doc = json.loads(result.stdout)
     assert doc["trace"]["lost"]["chunks_skipped"] >= 1 and doc["trace"]["lost"]["truncated_bytes"] > 0
+
+
+def start_viewer(trace: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """``exectracer view`` in a subprocess; returns it and the URL it printed."""
+    proc = subprocess.Popen([*CLI, "view", str(trace), "--no-browser", *args], stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    assert "exectracer viewer for" in line, line
+    return proc, line.split(": ", 1)[1].split()[0]
+
+
+def test_view_serves_until_ctrl_c(model_path: Path) -> None:
+    import signal
+    import urllib.request
+
+    proc, url = start_viewer(model_path)
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url + "api/info", timeout=30) as resp:
+            assert json.load(resp)["duration_ns"] == END
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            assert b"<html" in resp.read().lower()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "viewer stopped" in err and "Traceback" not in err
+
+
+def test_view_reports_a_busy_port(model_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("view", str(model_path), "--no-browser", "--port", str(port), cwd=model_path.parent)
+    assert result.returncode == 1
+    assert f"cannot serve on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
