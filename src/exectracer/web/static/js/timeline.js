@@ -42,6 +42,7 @@ export class Timeline {
     this.rowIndex = new Map();
     this.data = new Map(); // lane key -> {start, end, width, cols}
     this.inflight = 0;
+    this.background = false;
     this.again = false;
     this.fetchQueued = false;
     this.error = null;
@@ -260,8 +261,9 @@ export class Timeline {
 
   // ---- fetching ----
 
-  neededKeys() {
-    const [first, last] = this.visibleRows(OVERSCAN);
+  // Lane keys of the pinned strip and of the visible rows, with `extra` rows beyond each edge.
+  neededKeys(extra = 0) {
+    const [first, last] = this.visibleRows(extra);
     const keys = ["gc"];
     if (this.hasHeap) keys.push("heap");
     for (let i = first; i <= last; i++) {
@@ -289,28 +291,42 @@ export class Timeline {
     }, 0);
   }
 
+  // Ask for the spans of the lanes whose last answer is for another window. The visible lanes go first, one
+  // request at a time (a frame waits for them); the lanes just out of view follow in the background, without
+  // holding up the next visible request.
   fetch() {
     if (this.destroyed || !this.cssW) return;
-    if (this.inflight) {
-      this.again = true;
-      return;
-    }
     const req = this.request();
-    const keys = this.neededKeys().filter((k) => !this.fresh(k, req));
-    if (!keys.length) {
-      this.requestDraw();
+    const visible = this.neededKeys(0).filter((k) => !this.fresh(k, req));
+    if (visible.length) {
+      if (this.inflight) {
+        this.again = true;
+        return;
+      }
+      this.send(visible, req, false);
       return;
     }
+    if (this.inflight || this.background) return;
+    const nearby = this.neededKeys(OVERSCAN).filter((k) => !this.fresh(k, req));
+    if (nearby.length) this.send(nearby, req, true);
+    else this.requestDraw();
+  }
+
+  send(keys, req, background) {
+    const began = performance.now();
     const batches = [];
     for (let i = 0; i < keys.length; i += BATCH) batches.push(keys.slice(i, i + BATCH));
-    this.inflight = batches.length;
+    let left = batches.length;
+    if (background) this.background = true;
+    else this.inflight = left;
     for (const batch of batches) {
       this.stats.requests++;
       api.spans(batch, req.start, req.end, req.width)
         .then((answer) => {
           if (this.destroyed) return;
-          for (const [key, cols] of Object.entries(answer.lanes || {})) {
-            this.data.set(key, { start: req.start, end: req.end, width: req.width, cols });
+          const lanes = answer.lanes || {};
+          for (const key of batch) {
+            this.data.set(key, { start: req.start, end: req.end, width: req.width, cols: lanes[key] || {} });
           }
           this.error = null;
         })
@@ -319,24 +335,23 @@ export class Timeline {
         })
         .finally(() => {
           if (this.destroyed) return;
-          this.inflight--;
-          if (this.inflight === 0) {
-            this.evict();
-            this.requestDraw();
-            const now = this.request();
-            const moved = now.start !== req.start || now.end !== req.end || now.width !== req.width;
-            if ((this.again || moved) && !this.error) {
-              this.again = false;
-              this.scheduleFetch();
-            }
+          if (--left > 0) return;
+          if (background) this.background = false;
+          else {
+            this.inflight = 0;
+            this.stats.lastFetchMs = performance.now() - began;
           }
+          this.evict();
+          this.requestDraw();
+          this.again = false;
+          if (!this.error) this.scheduleFetch(); // a newer view, or the lanes just out of view
         });
     }
   }
 
   evict() {
     if (this.data.size <= KEEP) return;
-    const keep = new Set(this.neededKeys());
+    const keep = new Set(this.neededKeys(OVERSCAN));
     for (const key of this.data.keys()) {
       if (!keep.has(key)) this.data.delete(key);
       if (this.data.size <= KEEP / 2) break;
@@ -555,6 +570,7 @@ export class Timeline {
     const ctx = this.ctx;
     const W = this.cssW, H = this.cssH;
     if (!W) return;
+    const began = performance.now();
     ctx.save();
     ctx.fillStyle = "#fff";
     ctx.fillRect(0, 0, W, H);
@@ -568,13 +584,14 @@ export class Timeline {
     ctx.restore();
     this.status.textContent = this.error || "";
     this.status.hidden = !this.error;
+    this.stats.lastDrawMs = performance.now() - began;
     this.noteSettled();
   }
 
   noteSettled() {
     if (!this.pendingSettle) return;
     const req = this.request();
-    if (this.neededKeys().every((k) => this.fresh(k, req))) {
+    if (this.neededKeys(0).every((k) => this.fresh(k, req))) {
       this.pendingSettle = false;
       const now = performance.now();
       const ms = now - this.stats.viewChangedAt;
@@ -666,22 +683,26 @@ export class Timeline {
     const ctx = this.ctx;
     const heap = this.data.get("heap");
     const top = y + 3, h = HEAP_H - 6;
-    let label = "Heap";
+    let label = "";
     if (heap && heap.cols.ts && heap.cols.ts.length) {
       const { ts, blocks, rss } = heap.cols;
-      let maxB = 0, maxR = 0;
+      let maxB = 0, maxR = 0, minB = Infinity, minR = Infinity;
       for (let i = 0; i < ts.length; i++) {
         maxB = Math.max(maxB, blocks[i] || 0);
-        if (rss) maxR = Math.max(maxR, rss[i] || 0);
+        minB = Math.min(minB, blocks[i] || 0);
+        if (rss && rss[i]) { maxR = Math.max(maxR, rss[i]); minR = Math.min(minR, rss[i]); }
       }
-      const series = (values, max, color, fill) => {
+      // each series spans the lane from a little under its smallest value to its largest, so changes show
+      const floor = (lo, hi) => Math.max(0, lo - Math.max((hi - lo) * 0.25, hi * 0.02));
+      const series = (values, lo, max, color, fill) => {
         if (!(max > 0)) return;
+        const base = floor(lo, max);
         ctx.beginPath();
         let started = false;
         for (let i = 0; i < ts.length; i++) {
           if (values[i] === null || values[i] === undefined) continue;
           const x = Math.max(LABEL_W, Math.min(this.cssW, this.xOf(ts[i])));
-          const yy = top + h - (values[i] / max) * h;
+          const yy = top + h - ((values[i] - base) / (max - base || 1)) * h;
           if (!started) { ctx.moveTo(x, fill ? top + h : yy); if (fill) ctx.lineTo(x, yy); started = true; } else ctx.lineTo(x, yy);
           if (i + 1 < ts.length) {
             const xn = Math.max(LABEL_W, Math.min(this.cssW, this.xOf(ts[i + 1])));
@@ -707,13 +728,14 @@ export class Timeline {
       ctx.beginPath();
       ctx.rect(LABEL_W, y, this.cssW - LABEL_W, HEAP_H);
       ctx.clip();
-      series(blocks, maxB, HEAP_COLORS.blocks, true);
-      if (rss) series(rss, maxR, HEAP_COLORS.rss, false);
+      series(blocks, minB, maxB, HEAP_COLORS.blocks, true);
+      if (rss && maxR > 0) series(rss, minR, maxR, HEAP_COLORS.rss, false);
       ctx.restore();
-      label = `Heap ≤ ${fmtCount(maxB)} blocks`;
-      if (maxR > 0) label += `, ${fmtBytes(maxR)}`;
+      label = `${fmtCount(minB)}–${fmtCount(maxB)} blocks`;
+      if (maxR > 0) label += `, RSS ≤ ${fmtBytes(maxR)}`;
     }
-    this.laneLabel(label, y, HEAP_H, FONT);
+    this.laneLabel("Heap", y, HEAP_H / 2, BOLD);
+    if (label) this.laneLabel(label, y + HEAP_H / 2 - 4, HEAP_H / 2, FONT);
   }
 
   laneLabel(text, y, h, font) {
@@ -784,13 +806,29 @@ export class Timeline {
   drawStates(c, y, h) {
     const ctx = this.ctx;
     const n = c.start ? c.start.length : 0;
-    for (let s = 0; s < this.states.length; s++) {
-      ctx.fillStyle = stateColor(this.states[s]);
-      for (let i = 0; i < n; i++) {
-        if (c.state[i] !== s) continue;
-        const px = this.pixels(c.start[i], c.end[i]);
-        if (px) ctx.fillRect(px[0], y, px[1], h);
+    // Adjacent spans of one state that meet on screen become one rectangle; rectangles are drawn by state.
+    const runs = this.states.map(() => []);
+    let state = -1, x0 = 0, x1 = 0;
+    const flush = () => { if (state >= 0 && runs[state]) runs[state].push(x0, x1 - x0); };
+    for (let i = 0; i < n; i++) {
+      const px = this.pixels(c.start[i], c.end[i]);
+      if (!px) continue;
+      const s = c.state[i];
+      if (s === state && px[0] <= x1) {
+        x1 = Math.max(x1, px[0] + px[1]);
+        continue;
       }
+      flush();
+      state = s;
+      x0 = px[0];
+      x1 = px[0] + px[1];
+    }
+    flush();
+    for (let s = 0; s < runs.length; s++) {
+      const r = runs[s];
+      if (!r.length) continue;
+      ctx.fillStyle = stateColor(this.states[s]);
+      for (let j = 0; j < r.length; j += 2) ctx.fillRect(r[j], y, r[j + 1], h);
     }
   }
 
