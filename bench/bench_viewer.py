@@ -166,13 +166,20 @@ def large_trace(args: argparse.Namespace, tmp: str, playwright) -> dict:
         navigate(by_goroutine)
         for _ in range(5):
             by_goroutine.scroll(600)
+        # a fresh page straight into the goroutine arrangement: every visible lane at once
+        page.goto("about:blank")
+        t0 = time.perf_counter()
+        page.goto(viewer.url + "#/timeline?view=goroutines")
+        wait_settled(page, 1, timeout=120)
+        goroutine_paint = time.perf_counter() - t0
+        goroutine_lanes = page.evaluate("window.exectracer.page.timeline.neededKeys(0).length")
         peak = vm(viewer.pid, "VmHWM")
     finally:
         viewer.stop()
         browser.close()
     return {
         "events": events, "size": size, "startup": started, "first_paint": first_paint, "nav_to_paint": nav_to_paint,
-        "lanes": lanes, "by_thread": by_thread, "by_goroutine": by_goroutine, "peak": peak, "rss_ready": rss_ready,
+        "lanes": lanes, "goroutine_paint": goroutine_paint, "goroutine_lanes": goroutine_lanes, "by_thread": by_thread, "by_goroutine": by_goroutine, "peak": peak, "rss_ready": rss_ready,
     }
 
 
@@ -228,6 +235,7 @@ def main() -> None:
             print(f"trace: {big['events']:,} events, {big['size'] / 1e6:.1f} MB")
             print(f"server start-up (load + analysis) until it reports ready: {big['startup']:.2f} s")
             print(f"first timeline paint after ready: {big['first_paint']:.2f} s  (navigation to paint {big['nav_to_paint']:.2f} s, {big['lanes']} lanes)")
+            print(f"a new page opened by goroutine: navigation to paint {big['goroutine_paint']:.2f} s ({big['goroutine_lanes']} lanes)")
             for name in ("by_thread", "by_goroutine"):
                 steps: Steps = big[name]
                 print(f"{name.replace('_', ' ')}: " + summarize("all", steps.all()))

@@ -413,3 +413,27 @@ def test_strings_from_the_trace_stay_text(page_without_csp, api) -> None:
 
     # nothing the trace said became markup
     assert page.evaluate("document.querySelectorAll('img, script:not([type=module]), b').length") == 0
+
+
+def test_a_damaged_trace_shows_a_warning(browser, recorded, tmp_path) -> None:
+    """A trace cut short: the viewer still opens it, and says what was lost on every page and on the info page."""
+    cut = tmp_path / "cut.xtrace"
+    data = recorded[0].read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    damaged = Viewer(cut)
+    try:
+        context, page = open_context(browser, damaged)
+        open_page(page, "#/timeline")
+        wait_settled(page)
+        banner = page.locator("#banner")
+        assert banner.is_visible() and "truncated" in banner.inner_text()
+        banner.locator("a").click()
+        wait_until(page, "() => window.exectracer.route === 'info' && window.exectracer.ready")
+        warning = page.locator(".warning-box")
+        assert warning.is_visible()
+        assert "truncated" in warning.inner_text() and "did not stop cleanly" in warning.inner_text()
+        assert "no: the recording stopped abruptly" in page.locator("#page").inner_text()
+        context.close()
+        assert page.problems == [], page.problems
+    finally:
+        damaged.stop()

@@ -117,11 +117,11 @@ def record_program(directory: Path) -> tuple[Path, Path]:
 class Viewer:
     """``exectracer view TRACE --no-browser --port 0`` in a subprocess, until :meth:`stop`."""
 
-    def __init__(self, trace: Path, timeout: float = 120.0) -> None:
+    def __init__(self, trace: Path, timeout: float = 120.0, cwd: Path | None = None) -> None:
         self.began = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "exectracer", "view", str(trace), "--no-browser", "--port", "0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd,
         )
         lines: queue.Queue[str | None] = queue.Queue()
 
@@ -191,24 +191,44 @@ def wait_settled(page, at_least: int = 1, timeout: float = 30.0) -> int:
 
 
 def screenshot(out: Path, seconds: float = 1.0) -> None:
-    """Record the demo, open its timeline in headless Chromium and save a screenshot."""
+    """Record the demo, open its timeline by goroutine in headless Chromium, click a handler's wait for the
+    metrics lock (the panel shows its stack and waker) and save a screenshot."""
+    import json
+    import urllib.parse
+    import urllib.request
+
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp) / "demo.xtrace"
         subprocess.run([sys.executable, "-m", "exectracer", "demo", "--no-view", "--seconds", str(seconds), "-o", str(trace)],
                        check=True, capture_output=True, timeout=120)
-        viewer = Viewer(trace)
+        viewer = Viewer(Path(trace.name), cwd=trace.parent)
+
+        def api(path: str, **params) -> dict:
+            with urllib.request.urlopen(f"{viewer.url}api/{path}?{urllib.parse.urlencode(params)}", timeout=30) as r:
+                return json.load(r)
+
         try:
+            info, lanes = api("info"), api("lanes")
+            handlers = [g for g, f in zip(lanes["goroutines"]["id"], lanes["goroutines"]["function"])
+                        if f >= 0 and lanes["functions"][f].endswith("Server.handle")]
+            lane = api("spans", lanes=f"g:{handlers[0]}", start=0, end=info["duration_ns"], width=10000)["lanes"][f"g:{handlers[0]}"]
+            sync = info["states"].index("sync")
+            waits = [(s, e) for s, e, st, n in zip(lane["start"], lane["end"], lane["state"], lane["count"]) if st == sync and n == 1]
+            start, end = max(waits, key=lambda w: w[1] - w[0])
             with sync_playwright() as p:
                 browser = launch(p)
                 page = browser.new_page(viewport={"width": 1400, "height": 820})
-                page.goto(viewer.url + "#/timeline?view=threads")
+                page.goto(viewer.url + f"#/timeline?view=goroutines&start={max(0, start - 12 * (end - start))}&end={end + 8 * (end - start)}")
                 wait_settled(page)
-                # open the first group of tasks too, so the picture shows both arrangements' content
+                point = page.evaluate(f"window.exectracer.page.timeline.pointFor('g:{handlers[0]}', {(start + end) // 2})")
+                page.mouse.click(point["x"], point["y"])
+                page.locator("aside.panel .waker").wait_for()
                 settled = page.evaluate("window.exectracer.page.timeline.stats.settled")
-                page.evaluate("window.exectracer.page.setArrangement('goroutines')")
-                wait_settled(page, settled + 1)
+                wait_settled(page, settled)
+                page.mouse.move(5, 5)  # no tooltip in the picture
+                time.sleep(0.3)  # the panel's width settles the canvas size; let the last frame draw
                 out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(out))
                 browser.close()

@@ -66,7 +66,7 @@ async function header() {
     document.title = `${info.name || "trace"} – exectracer`;
     const lost = info.lost || {};
     const problems = [...(info.warnings || [])];
-    if (lost.events) problems.push(`${fmtCount(lost.events)} events were lost while recording.`);
+    if (!problems.length && lost.events) problems.push(`${fmtCount(lost.events)} events were lost while recording.`);
     if (problems.length) {
       const banner = document.getElementById("banner");
       clear(banner).append(

@@ -8,9 +8,13 @@ function kv(rows) {
   return el("table", { class: "kv" }, rows.map(([k, v]) => el("tr", null, el("th", null, k), el("td", null, v))));
 }
 
+// A metadata value: lists as lines, objects as "key: value" lines, the rest as text.
 function show(v) {
   if (v === null || v === undefined) return "–";
-  if (typeof v === "object") return JSON.stringify(v);
+  if (Array.isArray(v)) return el("ul", { class: "plain" }, v.map((x) => el("li", null, typeof x === "object" ? JSON.stringify(x) : String(x))));
+  if (typeof v === "object") {
+    return el("ul", { class: "plain" }, Object.entries(v).map(([k, x]) => el("li", null, el("span", { class: "note" }, `${k}: `), typeof x === "object" && x !== null ? JSON.stringify(x) : String(x))));
+  }
   return String(v);
 }
 
