@@ -51,6 +51,7 @@ export const UI = {
   text: "#1d2329",
   mutedText: "#5f6b76",
   laneAlt: "#f7f8fa",
+  bar: "#5f7d95", // histograms: a neutral colour, not a state's
   groupHeader: "#eef1f5",
 };
 

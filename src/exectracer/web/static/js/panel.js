@@ -127,7 +127,7 @@ export class Panel {
     body.append(el("table", { class: "kv" },
       row("loop", String(d.loop)),
       row("what", swatch(LOOP_COLORS[what]), " ", LOOP_LABELS[what]),
-      row("label", el("span", { class: "gname" }, d.label || "")),
+      d.label && what !== 2 ? row(what === 0 ? "task" : "callback", el("span", { class: "gname" }, d.label)) : null,
       row("start", fmtTime(d.start)),
       row("duration", fmtDur(d.end - d.start)),
     ));

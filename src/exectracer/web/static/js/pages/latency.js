@@ -2,7 +2,7 @@
 // their instances (the slowest first) with links to the timeline.
 
 import { api } from "../api.js";
-import { STATE_COLORS } from "../colors.js";
+import { UI } from "../colors.js";
 import { el, clear } from "../dom.js";
 import { fmtCount, fmtDur, fmtTime } from "../format.js";
 import { svg } from "../chart.js";
@@ -38,7 +38,7 @@ function card(r, what) {
     const x = M.left + i * bw;
     const bar = svg("rect", {
       x: x + 1, y: BH - M.bottom - h, width: Math.max(1, bw - 2), height: Math.max(b.count ? 1 : 0, h),
-      fill: STATE_COLORS.network, class: "bucket", tabindex: 0, "data-index": i,
+      fill: UI.bar, class: "bucket", tabindex: 0, "data-index": i,
       onclick: () => choose(i), onkeydown: (e) => { if (e.key === "Enter") choose(i); },
     }, svg("title", null, `${fmtDur(b.lo_ns)} – ${fmtDur(b.hi_ns)}: ${fmtCount(b.count)}`));
     // a full-height hit area so short bars are easy to click

@@ -211,6 +211,9 @@ class TimelinePage {
   }
 
   selectRange(range) {
+    this.selection = null;
+    this.timeline.setSelected(null);
+    this.timeline.setArrow(null);
     this.timeline.setRange(range);
     if (range) this.panel.showRange(range, this.states);
     else this.closePanel();
