@@ -20,6 +20,7 @@ RGB = {  # js/colors.js
     "network": (0x3B, 0x7D, 0xD8),
     "sync": (0xD9, 0x48, 0x7D),
     "sleep": (0x9A, 0x9A, 0x9A),
+    "gc0": (0xF9, 0xB4, 0x6B),
     "gc1": (0xF0, 0x7C, 0x1A),
     "gc2": (0xB8, 0x55, 0x09),
 }
@@ -246,6 +247,38 @@ def test_click_a_blocked_span_shows_its_stack_and_waker(page, api, recorded) -> 
     wait_until(page, "() => document.querySelector('aside.panel .gname') && document.querySelector('aside.panel .gname').textContent === 'setter'")
     s, e = view(page)
     assert s <= end <= e
+
+
+def test_click_an_event_loop_step_and_a_collection(page, api) -> None:
+    info, lanes = api("info"), api("lanes")
+    loop = lanes["loops"][0]["id"]
+    waiter = api.goroutine("waiter")
+    # the waiter task's step once the event is set: exact on the loop lane at 100 ns per pixel
+    woken = longest(api, waiter, "sync")[1]
+    lane = api("spans", lanes=f"loop:{loop}", start=woken, end=woken + 1_000_000, width=10000)["lanes"][f"loop:{loop}"]
+    steps = [(s, e) for s, e, w, g in zip(lane["start"], lane["end"], lane["what"], lane["g"]) if w == 0 and g == waiter]
+    assert steps, "no step of the waiter task on the loop"
+    start, end = steps[0]
+    open_page(page, f"#/timeline?view=threads&start={start - (end - start)}&end={end + (end - start)}")
+    wait_settled(page)
+    click_lane(page, f"loop:{loop}", (start + end) / 2)
+    panel = page.locator("aside.panel")
+    panel.locator(".gname").wait_for()
+    assert "task step" in panel.inner_text() and panel.locator(".gname").inner_text() == "waiter"
+    panel.locator("a", has_text=f"show task g{waiter}").click()  # its lane, in the goroutine arrangement
+    wait_until(page, f"() => window.exectracer.page.timeline.highlightKey === 'g:{waiter}'")
+    assert timeline(page, "t.layout.rows.some(r => r.type === 'group')")
+
+    gc = api("spans", lanes="gc", start=0, end=info["duration_ns"], width=10000)["lanes"]["gc"]
+    i = max(range(len(gc["start"])), key=lambda i: gc["end"][i] - gc["start"][i])
+    s, e = gc["start"][i], gc["end"][i]
+    open_page(page, f"#/timeline?start={s - (e - s)}&end={e + (e - s)}")
+    wait_settled(page)
+    point = timeline(page, f"t.pointFor('gc', {(s + e) / 2})")
+    assert pixel(page, point["x"], point["y"]) == RGB[f"gc{gc['generation'][i]}"]
+    page.mouse.click(point["x"], point["y"])
+    panel.locator("h2", has_text="Garbage collection").wait_for()
+    assert panel.locator("table.kv tr").first.inner_text().split() == ["generation", str(gc["generation"][i])]
 
 
 def test_select_a_range(page) -> None:

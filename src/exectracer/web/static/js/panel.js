@@ -109,7 +109,7 @@ export class Panel {
     return d;
   }
 
-  async showLoopSpan(sel) {
+  async showLoopSpan(sel, model) {
     const { body, live } = this.frame("Event loop");
     body.append(loading());
     let d;
@@ -124,10 +124,11 @@ export class Panel {
     // /api/span names it ("step", "callback", "idle"); /api/spans numbers it
     const named = ["step", "callback", "idle"].indexOf(d.what);
     const what = named >= 0 ? named : Math.min(2, Math.max(0, d.what | 0));
+    const task = model && d.g !== null && d.g !== undefined && d.g >= 0 ? model.goroutine(d.g) : null;
     body.append(el("table", { class: "kv" },
       row("loop", String(d.loop)),
       row("what", swatch(LOOP_COLORS[what]), " ", LOOP_LABELS[what]),
-      d.label && what !== 2 ? row(what === 0 ? "task" : "callback", el("span", { class: "gname" }, d.label)) : null,
+      what === 2 ? null : row(what === 0 ? "task" : "callback", el("span", { class: "gname" }, d.label || (task ? task.name : "") || "?")),
       row("start", fmtTime(d.start)),
       row("duration", fmtDur(d.end - d.start)),
     ));

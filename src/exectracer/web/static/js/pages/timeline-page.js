@@ -196,7 +196,7 @@ class TimelinePage {
     } else if (sel.kind === "loop" && sel.merged) {
       this.panel.showMerged(sel, () => this.timeline.setView(sel.start - (sel.end - sel.start) * 2, sel.end + (sel.end - sel.start) * 2));
     } else if (sel.kind === "loop") {
-      const d = await this.panel.showLoopSpan(sel);
+      const d = await this.panel.showLoopSpan(sel, this.model);
       if (d && this.selection === sel) this.timeline.setSelected({ key: sel.key, start: d.start, end: d.end });
     } else {
       const d = await this.panel.showGoroutineSpan(sel, this.model);
