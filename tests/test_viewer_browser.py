@@ -470,3 +470,22 @@ def test_a_damaged_trace_shows_a_warning(browser, recorded, tmp_path) -> None:
         assert page.problems == [], page.problems
     finally:
         damaged.stop()
+
+
+def test_times_are_shown_with_units(page) -> None:
+    """The page's formatting of durations, ruler ticks and typed times (js/format.js), run in the browser."""
+    open_page(page, "#/info")
+    got = page.evaluate("""async () => {
+        const f = await import(new URL("static/js/format.js", location.href).href);
+        return {
+            durations: [0, 999, 1500, 25_300_000, 2_000_000_000].map(f.fmtDur),
+            ticks: [[1_200_000_000, 100_000_000, 1_500_000_000], [350_000, 50_000, 400_000], [1_002_500_000, 500_000, 1_010_000_000]]
+                .map(([t, step, extent]) => f.fmtTick(t, step, extent)),
+            steps: [0.7, 3, 120, 4_000].map(f.niceStep),
+            parsed: ["1.5s", "250ms", "40us", "40µs", "100ns", "2", "soon"].map(f.parseTime),
+        };
+    }""")
+    assert got["durations"] == ["0", "999 ns", "1.50 µs", "25.3 ms", "2.00 s"]
+    assert got["ticks"] == ["1.2 s", "350 µs", "1.0025 s"]
+    assert got["steps"] == [1, 5, 200, 5000]
+    assert got["parsed"] == [1_500_000_000, 250_000_000, 40_000, 40_000, 100, 2_000_000_000, None]

@@ -2,7 +2,7 @@
 
 import { api } from "../api.js";
 import { PROFILE_COLORS } from "../colors.js";
-import { el } from "../dom.js";
+import { el, swatch } from "../dom.js";
 import { fmtCount, fmtPct, fmtTime, fmtValue } from "../format.js";
 import { FlameGraph } from "../flamegraph.js";
 import { href, timelineHref } from "../router.js";
@@ -73,6 +73,9 @@ export async function mount(root, route) {
   const search = el("input", { type: "search", placeholder: "highlight function or file", class: "search", "aria-label": "highlight frames" });
   const crumbs = el("span", { class: "note crumbs" });
   root.append(el("h2", null, "Flame graph"), el("div", { class: "toolbar" }, search, crumbs, el("span", { class: "hint" }, "click a frame to zoom into it, click it again to zoom out")));
+  root.append(el("div", { class: "legend" },
+    el("span", { class: "legend-item" }, swatch(PROFILE_COLORS[type]), `frames: shades of the ${type} colour (as on the timeline); width: share of the total; outermost frame on top`),
+    el("span", { class: "legend-item" }, swatch("#e040fb"), "highlighted")));
   const holder = el("div", { class: "flame-holder" });
   root.append(holder);
   const flame = new FlameGraph(holder, prof.tree, {
