@@ -52,16 +52,32 @@ def merge(starts: np.ndarray, ends: np.ndarray, value: np.ndarray, window: Windo
     last[:-1] = px[1:] != px[:-1]
     used, rep = px[last], narrow[last]
     counts = np.diff(np.concatenate(([0], np.flatnonzero(last) + 1)))
-    m_start = window.start + np.floor(used * pixel).astype(np.int64)
+    m_start, m_end, m_value, counts, rep = _runs(
+        window.start + np.floor(used * pixel).astype(np.int64),
+        window.start + np.ceil((used + 1) * pixel).astype(np.int64),
+        cells[used].argmax(axis=1),
+        counts,
+        rep,
+    )
     out_start = np.concatenate((starts[wide], m_start))
     order = np.argsort(out_start, kind="stable")
     return (
         out_start[order],
-        np.concatenate((ends[wide], window.start + np.ceil((used + 1) * pixel).astype(np.int64)))[order],
-        np.concatenate((value[wide], cells[used].argmax(axis=1)))[order],
+        np.concatenate((ends[wide], m_end))[order],
+        np.concatenate((value[wide], m_value))[order],
         np.concatenate((np.ones(len(wide), dtype=np.int64), counts))[order],
         np.concatenate((wide, rep))[order],
     )
+
+
+def _runs(starts: np.ndarray, ends: np.ndarray, value: np.ndarray, count: np.ndarray, rep: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Merged pixels that touch and share a value, joined into one span (a zoomed-out lane is mostly such runs)."""
+    joins = np.zeros(len(starts), dtype=bool)
+    joins[1:] = (starts[1:] <= ends[:-1]) & (value[1:] == value[:-1])
+    first = np.flatnonzero(~joins)
+    if len(first) == len(starts):
+        return starts, ends, value, count, rep
+    return starts[first], np.maximum.reduceat(ends, first), value[first], np.add.reduceat(count, first), rep[first]
 
 
 def thin_points(ts: np.ndarray, window: Window) -> np.ndarray:
