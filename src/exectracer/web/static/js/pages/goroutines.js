@@ -73,6 +73,10 @@ async function group(root, params, states) {
       PROFILES.map((t, i) => [i ? " · " : "", el("a", { href: href(`profile/${t}`, { group: fn || null }) }, t)])),
     stateLegend(states),
   );
+  if (!rows.length) {
+    root.append(el("p", { class: "empty" }, "No goroutine of this trace has that start function and kind."));
+    return {};
+  }
   root.append(sortableTable([
     { key: "id", label: "g", numeric: true, render: (r) => el("a", { href: href("timeline", { g: r.id }), title: "focus on it in the timeline" }, `g${r.id}`) },
     { key: "name", label: "name", render: (r) => el("span", { class: "gname" }, r.name || "") },

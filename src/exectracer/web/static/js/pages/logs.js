@@ -11,7 +11,7 @@ export async function mount(root, route) {
   const q = el("input", { type: "search", class: "search", placeholder: "search category or message", "aria-label": "search the log", value: route.params.get("q") || "" });
   const out = el("div", { class: "log-results" });
   root.append(el("h1", null, "Log"), el("p", { class: "note" }, "Records of exectracer.log(category, message)."), el("div", { class: "toolbar" }, q), out);
-  let offset = Number(route.params.get("offset")) || 0;
+  let offset = Math.max(0, Math.floor(Number(route.params.get("offset")) || 0));
   let timer = null, token = 0;
 
   async function load() {

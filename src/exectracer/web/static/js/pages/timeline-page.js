@@ -93,8 +93,12 @@ class TimelinePage {
     const sel = /^(-?\d+)@(-?\d+)$/.exec(params.get("sel") || "");
     if (view === "threads" || view === "goroutines") this.arrangement = view;
     else if (first && sel && this.model.goroutine(Number(sel[1]))?.kind === "task") this.arrangement = "goroutines";
-    const start = params.has("start") ? Number(params.get("start")) : 0;
-    const end = params.has("end") ? Number(params.get("end")) : this.timeline.duration;
+    const number = (name, fallback) => {
+      const v = params.has(name) ? Number(params.get(name)) : NaN;
+      return Number.isFinite(v) ? v : fallback;
+    };
+    let start = number("start", 0), end = number("end", this.timeline.duration);
+    if (!(end > start)) [start, end] = [0, this.timeline.duration];
     if (g !== null && Number.isFinite(g) && this.model.has(g)) await this.setFocus(g, { hash: false });
     else {
       this.focus = null;
