@@ -11,10 +11,10 @@ export function stateLegend(states) {
   return el("div", { class: "legend" }, states.map((s) => item(stateColor(s), STATE_LABELS[s] || s)));
 }
 
-export function timelineLegend(states, heap) {
+export function timelineLegend(states, heap, loops = true) {
   return el("div", { class: "legend", "aria-label": "legend" },
     el("span", { class: "legend-group" }, el("b", null, "Goroutines & threads"), states.map((s) => item(stateColor(s), STATE_LABELS[s] || s))),
-    el("span", { class: "legend-group" }, el("b", null, "Event loops"), LOOP_LABELS.map((l, i) => item(LOOP_COLORS[i], l))),
+    loops ? el("span", { class: "legend-group" }, el("b", null, "Event loops"), LOOP_LABELS.map((l, i) => item(LOOP_COLORS[i], l))) : null,
     el("span", { class: "legend-group" }, el("b", null, "GC"), GC_COLORS.map((c, i) => item(c, `gen ${i}`))),
     heap ? el("span", { class: "legend-group" }, el("b", null, "Heap"), item(HEAP_COLORS.blocks, "allocated blocks"), item(HEAP_COLORS.rss, "RSS")) : null,
   );

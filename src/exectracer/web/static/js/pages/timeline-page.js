@@ -43,7 +43,7 @@ class TimelinePage {
       el("span", { class: "hint" }, "wheel/W/S zoom · drag/A/D pan · shift-drag or drag the ruler: select a range · click a span"),
     );
     const body = el("div", { class: "timeline-body" });
-    root.append(toolbar, this.focusBar, timelineLegend(this.states, !!meta.heap), body);
+    root.append(toolbar, this.focusBar, timelineLegend(this.states, !!meta.heap, (meta.loops || []).length > 0), body);
     const main = el("div", { class: "timeline-main" });
     body.append(main);
     this.panel = new Panel(body, {
