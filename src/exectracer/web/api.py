@@ -166,7 +166,8 @@ class ViewerAPI:
             return {"start": self._rel(cols["start"]), "end": self._rel(cols["end"]), "what": cols["what"].tolist(), "g": cols["g"].tolist(), "label": cols["label"]}
         raise BadRequest(f"unknown lane {key!r}: use g:<id>, loop:<id>, gc or heap")
 
-    def span(self, p: Params) -> dict:
+    def span(self, p: Params) -> dict | None:
+        """The interval of a goroutine (or the loop span) at a time; None if there is none."""
         if "loop" in p:
             return self._loop_span(p)
         gi = self._goroutine_index(p)
@@ -175,7 +176,7 @@ class ViewerAPI:
         rows = self.lanes.rows_of(gi)
         i = rows.start + int(np.searchsorted(s.start[rows], t, side="right")) - 1
         if i < rows.start or s.end[i] <= t:
-            raise NotFound("no interval of that goroutine at that time")
+            return None
         g = self.analysis.goroutines.list[gi]
         state = State(int(s.state[i]))
         stack_id = int(s.stack[i])
@@ -193,7 +194,7 @@ class ViewerAPI:
             **self._annotations(g.id, t),
         }
 
-    def _loop_span(self, p: Params) -> dict:
+    def _loop_span(self, p: Params) -> dict | None:
         loop = _int(p, "loop")
         lane = self.lanes.loops.get(loop)
         if lane is None:
@@ -201,13 +202,13 @@ class ViewerAPI:
         t = self._abs(_int(p, "t"))
         inside = np.flatnonzero((lane.start <= t) & (lane.end > t))
         if len(inside) == 0:
-            raise NotFound("the loop ran nothing at that time")
+            return None
         i = int(inside[-1])  # the innermost (an eager task's step inside its creator's)
         return {
             "loop": loop,
-            "what": ("step", "callback", "idle")[int(lane.what[i])],
+            "what": int(lane.what[i]),
             "g": int(lane.g[i]),
-            "label": self.trace.string(int(lane.label[i])) if lane.label[i] else "",
+            "label": self.lanes.loop_label(int(lane.what[i]), int(lane.g[i]), int(lane.label[i])),
             "start": int(lane.start[i]) - self.trace.start_ns,
             "end": int(lane.end[i]) - self.trace.start_ns,
         }
@@ -356,10 +357,11 @@ class ViewerAPI:
         if query:
             rows = np.array([i for i, (c, m) in enumerate(zip(logs.category.tolist(), logs.message.tolist())) if query in c.lower() or query in m.lower()], dtype=np.int64)
         page = rows[offset : offset + limit]
+        tasks = {u.id: u.name for u in self.trace.user_tasks}
         return {
             "total": int(len(rows)),
             "records": [
-                {"ts": int(logs.ts[i]) - self.trace.start_ns, "g": int(logs.g[i]), "category": logs.category[i], "message": logs.message[i], "task": int(logs.task[i])}
+                {"ts": int(logs.ts[i]) - self.trace.start_ns, "g": int(logs.g[i]), "category": logs.category[i], "message": logs.message[i], "task": int(logs.task[i]), "task_name": tasks.get(int(logs.task[i]))}
                 for i in page.tolist()
             ],
         }

@@ -65,10 +65,11 @@ class Lanes:
         start, end, what, g, label = (col[part] for col in (lane.start, lane.end, lane.what, lane.g, lane.label))
         m_start, m_end, m_what, count, rep = merge(start, end, what.astype(np.int64), window, LOOP_WHAT)
         single = count == 1
-        labels = [self._loop_label(int(what[i]), int(g[i]), int(label[i])) if one else f"{c} spans" for i, one, c in zip(rep.tolist(), single.tolist(), count.tolist())]
+        labels = [self.loop_label(int(what[i]), int(g[i]), int(label[i])) if one else f"{c} spans" for i, one, c in zip(rep.tolist(), single.tolist(), count.tolist())]
         return {"start": m_start, "end": m_end, "what": m_what, "g": np.where(single, g[rep], -1), "label": labels}
 
-    def _loop_label(self, what: int, g: int, label: int) -> str:
+    def loop_label(self, what: int, g: int, label: int) -> str:
+        """What a loop span shows: the task's name, the callback's function, or idle."""
         if what == STEP:
             task = self.analysis.goroutines.get(g)
             return task.name if task else f"task {g}"

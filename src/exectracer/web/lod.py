@@ -37,8 +37,9 @@ def merge(starts: np.ndarray, ends: np.ndarray, value: np.ndarray, window: Windo
 
     ``starts`` are in time order; ``value`` is a small category
     (``0..values-1``, a state say): a merged span takes the value that covers
-    most of its pixel. Returns start, end, value, count (how many spans each
-    stands for) and the row of one span it stands for, in time order.
+    most of its pixels. Returns start, end, value, count (how many spans each
+    stands for: 1 is a span as it is) and the row of one span it stands for,
+    in time order.
     """
     pixel = window.pixel_ns
     seen = np.minimum(ends, window.end) - np.maximum(starts, window.start)
@@ -52,10 +53,11 @@ def merge(starts: np.ndarray, ends: np.ndarray, value: np.ndarray, window: Windo
     last[:-1] = px[1:] != px[:-1]
     used, rep = px[last], narrow[last]
     counts = np.diff(np.concatenate(([0], np.flatnonzero(last) + 1)))
+    single = counts == 1  # a pixel with one narrow span shows that span as it is
     m_start, m_end, m_value, counts, rep = _runs(
-        window.start + np.floor(used * pixel).astype(np.int64),
-        window.start + np.ceil((used + 1) * pixel).astype(np.int64),
-        cells[used].argmax(axis=1),
+        np.where(single, starts[rep], window.start + np.floor(used * pixel).astype(np.int64)),
+        np.where(single, ends[rep], window.start + np.ceil((used + 1) * pixel).astype(np.int64)),
+        np.where(single, value[rep], cells[used].argmax(axis=1)),
         counts,
         rep,
     )

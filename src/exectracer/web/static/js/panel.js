@@ -57,6 +57,10 @@ export class Panel {
     }
     if (!live()) return null;
     clear(body);
+    if (d === null) {
+      body.append(el("p", null, "This goroutine did not exist at that time."));
+      return null;
+    }
     const state = d.state;
     const g = model ? model.goroutine(d.g) : null;
     const table = el("table", { class: "kv" },
@@ -121,9 +125,11 @@ export class Panel {
     }
     if (!live()) return null;
     clear(body);
-    // /api/span names it ("step", "callback", "idle"); /api/spans numbers it
-    const named = ["step", "callback", "idle"].indexOf(d.what);
-    const what = named >= 0 ? named : Math.min(2, Math.max(0, d.what | 0));
+    if (d === null) {
+      body.append(el("p", null, "The loop ran nothing at that time."));
+      return null;
+    }
+    const what = Math.min(2, Math.max(0, d.what | 0));
     const task = model && d.g !== null && d.g !== undefined && d.g >= 0 ? model.goroutine(d.g) : null;
     body.append(el("table", { class: "kv" },
       row("loop", String(d.loop)),

@@ -36,7 +36,7 @@ export async function mount(root, route) {
         el("td", null, r.g !== null && r.g !== undefined ? `g${r.g}` : "–"),
         el("td", { class: "category" }, r.category || ""),
         el("td", { class: "message" }, r.message || ""),
-        el("td", null, !r.task ? "–" : typeof r.task === "object" ? `${r.task.name ?? ""} #${r.task.id ?? ""}` : `#${r.task}`))))));
+        el("td", null, r.task ? `${r.task_name ?? ""} #${r.task}` : "–"))))));
     const pager = el("p", { class: "pager" });
     if (offset > 0) pager.append(el("button", { onclick: () => { offset = Math.max(0, offset - LIMIT); load(); } }, "← previous"), " ");
     if (offset + records.length < d.total) pager.append(el("button", { onclick: () => { offset += LIMIT; load(); } }, "next →"));
