@@ -10,8 +10,11 @@ Reading::
 
     trace = exectracer.load("out.xtrace")
 
-Live (standard library only): ``exectracer.FlightRecorder`` keeps the last
-seconds in memory.
+Live: ``exectracer.serve_debug()``,
+``exectracer.asgi.TraceMiddleware``, ``exectracer.wsgi.TraceMiddleware``,
+``exectracer.aiohttp.add_debug_routes`` serve ``/debug/pprof/trace``;
+``exectracer.FlightRecorder`` keeps the last seconds in memory (all
+standard library but the aiohttp routes).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from .record.annotations import log, region, task
 from .record.recorder import Options, TracingError, is_tracing, start, stop, trace
 
 if TYPE_CHECKING:
+    from .live.debug_server import serve_debug
     from .live.flight import FlightRecorder
     from .reader import Trace, TraceFormatError
 
@@ -32,6 +36,7 @@ _LAZY = {  # name -> module, imported on first use
     "Trace": "reader",
     "TraceFormatError": "reader",
     "FlightRecorder": "live.flight",
+    "serve_debug": "live.debug_server",
 }
 
 
@@ -59,6 +64,7 @@ __all__ = [
     "load",
     "log",
     "region",
+    "serve_debug",
     "start",
     "stop",
     "task",

@@ -1,5 +1,7 @@
 """The ``exectracer`` command: trace a program (``run``) or the bundled example (``demo``).
 
+``capture`` fetches a trace from a running service's ``/debug/pprof/trace``.
+
 Commands only parse and check their arguments and return a job; :func:`main`
 runs it once click is done, so the recording leaves click out and the
 program's ``SystemExit`` and ``KeyboardInterrupt`` reach the interpreter
@@ -99,6 +101,67 @@ def run(output: str | None, flush_interval: float, no_asyncio: bool, no_gc: bool
 def demo(output: str, seconds: float) -> Job:
     """Trace the bundled example: an asyncio TCP service and its clients."""
     return functools.partial(_run_demo, output, seconds)
+
+
+@cli.command()
+@click.argument("url")
+@click.option("--seconds", type=POSITIVE_SECONDS, default=5.0, show_default=True, help="How long to trace the service.")
+@click.option("--flight", is_flag=True, help="Fetch the service's flight recorder snapshot instead of tracing it now.")
+@click.option("-o", "--output", metavar="PATH", help="Trace file to write.  [default: the name the service suggests]")
+@click.option("--token", envvar="EXECTRACER_TOKEN", metavar="TOKEN",
+              help="The service's token (better given in the EXECTRACER_TOKEN environment variable).")
+def capture(url: str, seconds: float, flight: bool, output: str | None, token: str | None) -> Job:
+    """Fetch a trace of a running service from its debug endpoint and summarize it.
+
+    URL is the service (host:port, or a URL); without a path it asks
+    /debug/pprof/trace?seconds=N, or /debug/pprof/flight with --flight.
+    """
+    return functools.partial(_capture, url, None if flight else seconds, output, token)
+
+
+def _capture(url: str, seconds: float | None, output: str | None, token: str | None) -> int:
+    from .live.client import FetchError, fetch
+
+    if seconds is not None:
+        click.echo(f"exectracer: tracing the service for {seconds:g} s...", err=True)
+    try:
+        fetched = fetch(url, seconds, token)
+    except FetchError as exc:
+        raise click.ClickException(str(exc)) from None
+    path = output or fetched.file_name or "capture.xtrace"
+    partial = f"{path}.part"
+    try:
+        with open(partial, "wb") as out:
+            out.write(fetched.data)
+        os.replace(partial, path)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+    click.echo(_describe_trace(path, len(fetched.data)))
+    return 0
+
+
+def _describe_trace(path: str, size: int) -> str:
+    """One line about a trace file: events, time span, threads and tasks, what it lacks."""
+    import warnings
+
+    from .reader import TraceFormatError, TraceWarning, load
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TraceWarning)
+            trace = load(path)
+    except TraceFormatError as exc:
+        raise click.ClickException(f"the service sent something that is not a trace ({exc})") from None
+    lost = trace.lost
+    missing = [f"{lost.events_lost:,} events lost"] if lost.events_lost else []
+    if not lost.clean_end:
+        missing.append("cut short (no END chunk)")
+    if lost.chunks_skipped or lost.truncated_bytes or lost.seq_gaps:
+        missing.append("damaged")
+    return (
+        f"{path}: {trace.event_count:,} events over {trace.duration_ns / 1e9:.2f} s, "
+        f"{len(trace.threads)} threads, {len(trace.tasks)} tasks, {', '.join(missing) or 'nothing lost'} ({_size(size)})"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
