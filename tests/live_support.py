@@ -6,6 +6,7 @@ import dataclasses
 import http.client
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -81,35 +82,26 @@ class Load:
         conn.close()
 
 
-def start_example(framework: str, *args: str) -> tuple[subprocess.Popen, str]:
-    """``python -m exectracer.examples.web FRAMEWORK --port 0 ARGS``: the process and its URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "exectracer.examples.web", framework, "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    line = proc.stdout.readline()
-    if not line.startswith("listening on "):
-        proc.kill()
-        raise AssertionError(f"{framework} example did not start: {line!r} {proc.stderr.read()}")
-    return proc, line.split()[-1]
-
-
-def stop_example(proc: subprocess.Popen) -> str:
-    """Stop an example server; its stderr."""
-    proc.terminate()
-    try:
-        _, err = proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-    return err
-
-
 def running_example(framework: str, *args: str) -> Iterator[str]:
-    """A generator fixture body: the URL of a running example server, stopped afterwards."""
-    proc, url = start_example(framework, *args)
-    try:
-        yield url
-    finally:
-        err = stop_example(proc)
-        assert "Traceback" not in err, err
+    """The URL of ``python -m exectracer.examples.web FRAMEWORK --port 0 ARGS``, stopped when the generator ends.
+
+    Its stderr goes to a file (a pipe nobody reads could fill up and stall
+    it), checked for tracebacks at the end.
+    """
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "exectracer.examples.web", framework, "--port", "0", *args],
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            line = proc.stdout.readline()
+            assert line.startswith("listening on "), f"{framework} example did not start: {line!r}"
+            yield line.split()[-1]
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            finally:
+                proc.kill()
+                proc.stdout.close()
+            err.seek(0)
+            errors = err.read()
+        assert "Traceback" not in errors, errors

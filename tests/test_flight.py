@@ -114,7 +114,7 @@ def test_snapshot_holds_at_least_min_age_up_to_now(flight_recorder, tmp_path):
     assert numbers[0] > 0  # older events were dropped
     mark_ts = trace.logs.ts
     assert trace.end_ns - trace.metadata["start_ns"] >= 1.0e9
-    assert mark_ts[-1] - mark_ts[0] >= 1.0e9 - 0.05e9  # marks every ~20 ms over at least min_age
+    assert mark_ts[-1] - mark_ts[0] >= 1.0e9 - 0.15e9  # marks every ~20 ms over (about) min_age
     assert trace.duration_ns < 2.3e9  # and not the whole run
 
 
