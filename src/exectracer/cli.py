@@ -160,7 +160,7 @@ def _describe_trace(path: str, size: int) -> str:
         missing.append("damaged")
     return (
         f"{path}: {trace.event_count:,} events over {trace.duration_ns / 1e9:.2f} s, "
-        f"{len(trace.threads)} threads, {len(trace.tasks)} tasks, {', '.join(missing) or 'nothing lost'} ({_size(size)})"
+        f"{len(trace.threads):,} threads, {len(trace.tasks):,} tasks, {', '.join(missing) or 'nothing lost'} ({_size(size)})"
     )
 
 

@@ -126,11 +126,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flight", action="store_true", help="run a flight recorder")
     parser.add_argument("--flight-min-age", type=float, default=10.0)
     parser.add_argument("--flight-max-bytes", type=int, default=10 << 20)
+    parser.add_argument("--sample-interval", type=float, help="recording option for captures and the flight recorder")
     parser.add_argument("--threads", type=int, default=4, help="waitress worker threads (flask)")
     args = parser.parse_args(argv)
-    settings = None if args.no_middleware else {"token": args.token, "max_seconds": args.max_seconds}
+    options = {} if args.sample_interval is None else {"sample_interval": args.sample_interval}
+    settings = None if args.no_middleware else {"token": args.token, "max_seconds": args.max_seconds, "options": options}
     if args.flight:
-        exectracer.FlightRecorder(args.flight_max_bytes, args.flight_min_age).start()
+        exectracer.FlightRecorder(args.flight_max_bytes, args.flight_min_age, **options).start()
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     print(f"listening on http://{f'[{host}]' if ':' in host else host}:{port}", flush=True)
