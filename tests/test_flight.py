@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -22,15 +23,20 @@ from exectracer.live import flight as flight_module
 pytestmark = pytest.mark.recorder
 
 
-def churn(seconds: float, tasks: int = 20) -> None:
-    """Many tiny asyncio task steps (three events each) for ``seconds``."""
+def churn(seconds: float, tasks: int = 20, watch: Callable[[], None] | None = None) -> None:
+    """Many tiny asyncio task steps (three events each) for ``seconds``; ``watch()`` every 5 ms."""
 
     async def spin() -> None:
         while time.perf_counter() < deadline:
             await asyncio.sleep(0)
 
+    async def watching() -> None:
+        while time.perf_counter() < deadline:
+            watch()
+            await asyncio.sleep(0.005)
+
     async def main() -> None:
-        await asyncio.gather(*(spin() for _ in range(tasks)))
+        await asyncio.gather(*(spin() for _ in range(tasks)), *([watching()] if watch else []))
 
     deadline = time.perf_counter() + seconds
     asyncio.run(main())
@@ -69,26 +75,14 @@ def flight_recorder():
 def test_memory_stays_under_max_bytes_through_a_long_run(flight_recorder, tmp_path):
     max_bytes = 256 << 10
     recorder = flight_recorder(max_bytes=max_bytes, min_age=0.2, flush_interval=0.1).start()
-    held = []
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(0.005):
-            held.append(recorder.buffered_bytes)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        churn(3.0)
-    finally:
-        done.set()
-        watcher.join()
+    held: list[int] = []
+    churn(3.0, watch=lambda: held.append(recorder.buffered_bytes))
     size = recorder.snapshot(tmp_path / "snap.xtrace")
     recorder.stop()
 
     trace = exectracer.load(tmp_path / "snap.xtrace", strict=True)
     dropped = trace.metadata["flight_recorder"]["dropped"]
-    assert len(held) > 20 and max(held) <= max_bytes
+    assert len(held) > 100 and max(held) <= max_bytes
     assert dropped["events"] > 5 * trace.event_count  # the run made far more than the ring kept
     assert size == (tmp_path / "snap.xtrace").stat().st_size <= max_bytes + 4096  # header, metadata and END
     assert trace.lost.complete
