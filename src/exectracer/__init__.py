@@ -9,19 +9,35 @@ Recording (standard library only)::
 Reading::
 
     trace = exectracer.load("out.xtrace")
+
+Live: ``exectracer.serve_debug()``,
+``exectracer.asgi.TraceMiddleware``, ``exectracer.wsgi.TraceMiddleware``,
+``exectracer.aiohttp.add_debug_routes`` serve ``/debug/pprof/trace``;
+``exectracer.FlightRecorder`` keeps the last seconds in memory (all
+standard library but the aiohttp routes).
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from .record.annotations import log, region, task
 from .record.recorder import Options, TracingError, is_tracing, start, stop, trace
 
 if TYPE_CHECKING:
+    from .live.debug_server import serve_debug
+    from .live.flight import FlightRecorder
     from .reader import Trace, TraceFormatError
+
+_LAZY = {  # name -> module, imported on first use
+    "Trace": "reader",
+    "TraceFormatError": "reader",
+    "FlightRecorder": "live.flight",
+    "serve_debug": "live.debug_server",
+}
 
 
 def load(path: Any, **kwargs: Any) -> "Trace":
@@ -32,14 +48,14 @@ def load(path: Any, **kwargs: Any) -> "Trace":
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Trace", "TraceFormatError"):
-        from . import reader
-
-        return getattr(reader, name)
-    raise AttributeError(f"module 'exectracer' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'exectracer' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
 __all__ = [
+    "FlightRecorder",
     "Options",
     "Trace",
     "TraceFormatError",
@@ -48,6 +64,7 @@ __all__ = [
     "load",
     "log",
     "region",
+    "serve_debug",
     "start",
     "stop",
     "task",

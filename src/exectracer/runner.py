@@ -18,8 +18,10 @@ import runpy
 import sys
 import threading
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
+from .live.flight import FlightRecorder
+from .live.naming import trace_file_name
 from .record.recorder import is_tracing, start, stop
 
 Report = Callable[[dict, float], None]
@@ -64,22 +66,71 @@ def prepare(target: str, args: Sequence[str], *, module: bool) -> Program:
     return Program(target, module)
 
 
-def run(program: Program, output: str, options: dict[str, Any], report: Report) -> int:
-    """Trace ``program`` into ``output`` and return its exit status.
+class Recording(Protocol):
+    """How a program is recorded: started before it runs, finished once it and its threads are done."""
 
-    ``report(stats, seconds)`` gets the totals of ``exectracer.stop()`` once
-    the trace is finished. ``SystemExit`` and ``KeyboardInterrupt`` propagate
-    after that, the latter with its traceback already printed. Raises
-    :class:`RunError` if the trace cannot be written.
+    def start(self) -> None:
+        """Start recording; raises :class:`RunError` if it cannot."""
+
+    def finish(self, error: BaseException | None) -> None:
+        """Stop recording; ``error`` is what the program raised, if anything."""
+
+
+class FileRecording:
+    """The whole program into a trace file; ``report(stats, seconds)`` gets the totals at the end."""
+
+    def __init__(self, output: str, options: dict[str, Any], report: Report) -> None:
+        self._output, self._options, self._report = output, options, report
+        self._began = 0.0
+
+    def start(self) -> None:
+        start_tracing(self._output, **self._options)
+        self._began = time.perf_counter()
+
+    def finish(self, error: BaseException | None) -> None:
+        if is_tracing():
+            self._report(stop(), time.perf_counter() - self._began)
+
+
+class FlightRecording:
+    """The program under a flight recorder: a snapshot into ``directory`` on ``signum`` and
+    when the program ends with an uncaught exception; ``report(snapshot path or None)`` at the end."""
+
+    def __init__(self, flight: FlightRecorder, directory: str, signum: int, report: Callable[[str | None], None]) -> None:
+        self._flight, self._directory, self._signum, self._report = flight, directory, signum, report
+
+    def start(self) -> None:
+        self._flight.start()
+        self._flight.snapshot_on_signal(self._signum, self._directory)
+
+    def finish(self, error: BaseException | None) -> None:
+        path = None
+        if error is not None and not isinstance(error, SystemExit) and self._flight.recording:
+            path = os.path.join(self._directory, trace_file_name("flight", "exception"))
+            try:
+                self._flight.snapshot(path)
+            except OSError as exc:
+                print(f"exectracer: cannot write the flight recorder snapshot {path}: {exc}", file=sys.stderr)
+                path = None
+        self._flight.stop()
+        self._report(path)
+
+
+def run(program: Program, recording: Recording) -> int:
+    """Run ``program`` under ``recording`` and return its exit status.
+
+    The recording is finished once the program's threads are done.
+    ``SystemExit`` and ``KeyboardInterrupt`` propagate after that, the
+    latter with its traceback already printed. Raises :class:`RunError` if
+    the recording cannot start.
     """
-    start_tracing(output, **options)
-    began = time.perf_counter()
+    recording.start()
+    error: BaseException | None = None
     try:
         error = _run_main(program)
         _wait_for_threads()
     finally:
-        if is_tracing():
-            report(stop(), time.perf_counter() - began)
+        recording.finish(error)
     if isinstance(error, KeyboardInterrupt):
         # printed already: let the interpreter exit as it does on Ctrl-C, quietly
         sys.excepthook = lambda *exc_info: None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
+from typing import Iterator
 
 MAGIC = b"\x89XTRACE\n"
 FORMAT_VERSION = 1
@@ -56,3 +57,36 @@ def make_chunk(kind: ChunkKind, seq: int, raw: bytes, level: int = 1) -> bytes:
     head = CHUNK_HEADER.pack(CHUNK_MAGIC, kind, codec, 0, seq & 0xFFFFFFFF, len(payload), len(raw), 0)
     crc = zlib.crc32(payload, zlib.crc32(head[:20]))
     return head[:20] + crc.to_bytes(4, "little") + payload
+
+
+def split_chunks(data: "bytes | memoryview") -> Iterator[tuple[int, memoryview]]:
+    """The ``(kind, chunk)`` pairs in ``data``: whole chunks as the writer makes them, after an optional file header.
+
+    For data this process made, not for reading files (the decoder checks
+    everything; this trusts the lengths).
+    """
+    view = memoryview(data)
+    offset = FILE_HEADER.size if view[: len(MAGIC)] == MAGIC else 0
+    while offset < len(view):
+        _, kind, _, _, _, length, _, _ = CHUNK_HEADER.unpack_from(view, offset)
+        end = offset + CHUNK_HEADER.size + length
+        yield kind, view[offset:end]
+        offset = end
+
+
+def renumbered_header(chunk: "bytes | memoryview", seq: int) -> bytes:
+    """The header of ``chunk`` with sequence number ``seq`` and its crc32 recomputed.
+
+    The payload is unchanged: write this header, then ``chunk[24:]``.
+    """
+    head = bytearray(chunk[:20])
+    struct.pack_into("<I", head, 8, seq & 0xFFFFFFFF)
+    crc = zlib.crc32(chunk[CHUNK_HEADER.size :], zlib.crc32(head))
+    return bytes(head) + crc.to_bytes(4, "little")
+
+
+def chunk_payload(chunk: "bytes | memoryview") -> bytes:
+    """The decoded payload of a chunk this process made."""
+    _, _, codec, _, _, _, _, _ = CHUNK_HEADER.unpack_from(chunk)
+    payload = bytes(chunk[CHUNK_HEADER.size :])
+    return zlib.decompress(payload) if codec == Codec.ZLIB else payload

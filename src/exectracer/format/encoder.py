@@ -38,3 +38,13 @@ def json_chunk(kind: ChunkKind, seq: int, value: object, level: int = 1) -> byte
     """A chunk holding ``value`` as compact UTF-8 JSON."""
     raw = json.dumps(value, separators=(",", ":"), ).encode("ascii")
     return make_chunk(kind, seq, raw, level)
+
+
+def decode_event_rows(raw: bytes) -> "tuple[array[int], array[int], array[int]]":
+    """The ``code``, ``ts`` and ``g`` columns of an EVENTS payload: the inverse of :func:`encode_event_rows`."""
+    values = array("q")
+    values.frombytes(raw)
+    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
+        values.byteswap()
+    n = len(values) // COLUMNS
+    return values[:n], values[n : 2 * n], values[2 * n :]

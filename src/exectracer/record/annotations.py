@@ -6,6 +6,7 @@ tracing is off.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -115,21 +116,26 @@ class region:
 
     def __call__(self, func: F) -> F:
         name = self.name
-        if inspect.iscoroutinefunction(func):
+        return run_within(func, lambda: region(name))
 
-            @functools.wraps(func)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with region(name):
-                    return await func(*args, **kwargs)
 
-            return async_wrapper  # type: ignore[return-value]
+def run_within(func: F, context: Callable[[], contextlib.AbstractContextManager]) -> F:
+    """``func`` (sync or async) made to run each call inside a new ``context()``."""
+    if inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with region(name):
-                return func(*args, **kwargs)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with context():
+                return await func(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return async_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with context():
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def log(category: str, message: str) -> None:

@@ -231,6 +231,16 @@ def start(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) -> None:
     Options are the fields of :class:`Options`. Raises :class:`TracingError`
     if tracing is already running.
     """
+    start_recorder(dest, **options)
+
+
+def stop() -> dict:
+    """Stop tracing, flush everything to the destination and return the totals."""
+    return stop_recorder()
+
+
+def start_recorder(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) -> Recorder:
+    """``start()``, returning the new recording (for integrations that must stop exactly it)."""
     global _current
     opts = Options.from_kwargs(options)
     with _lock:
@@ -240,17 +250,18 @@ def start(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) -> None:
         recorder.start()
         _current = recorder
     _register_fork_handler()
+    return recorder
 
 
-def stop() -> dict:
-    """Stop tracing, flush everything to the destination and return the totals."""
+def stop_recorder(recorder: Recorder | None = None) -> dict:
+    """Stop the running recording, only if it is ``recorder`` when one is given; return its totals."""
     global _current
     with _lock:
-        recorder = _current
-        if recorder is None:
-            raise TracingError("tracing is not running")
+        running = _current
+        if running is None or (recorder is not None and running is not recorder):
+            raise TracingError("tracing is not running" if recorder is None else "this recording is not running")
         _current = None
-    return recorder.stop()
+    return running.stop()
 
 
 def is_tracing() -> bool:

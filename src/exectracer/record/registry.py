@@ -18,6 +18,10 @@ from .interner import Interner
 _DEFAULT_TASK_NAME = "Task-"
 
 
+class TracerThread(threading.Thread):
+    """A thread of the tracer itself (a debug server's, a snapshot writer's): never recorded."""
+
+
 class HookState(threading.local):
     """What the calling thread is doing, as the hooks need it.
 
@@ -42,7 +46,7 @@ class Registry:
         self._own = own_threads
         self._next_g = itertools.count(1).__next__
         self._next_loop = itertools.count(1).__next__
-        self.threads: dict[int, int] = {}  # threading ident -> g
+        self.threads: dict[int, int] = {}  # threading ident -> g (0: a TracerThread)
         self.tasks: dict[int, int] = {}  # id(task) -> g
         self.loops: dict[int, int] = {}  # id(loop) -> loop id
         self._loop_refs: dict[int, Any] = {}  # keeps id(loop) unique while known
@@ -71,6 +75,9 @@ class Registry:
         ``thread`` is None for a thread that ``threading`` does not know.
         """
         if ident in self._own:
+            return 0
+        if isinstance(thread, TracerThread):
+            self.threads[ident] = 0  # remembered: it may call hooks before threading lists it
             return 0
         if g is None:
             g = self._next_g()

@@ -175,7 +175,7 @@ class Sampler:
         threads = self._registry.threads.copy()
         for ident, g in threads.items():
             frame = frames.get(ident)
-            if frame is None or ident in own:
+            if frame is None or not g or ident in own:
                 continue
             seen += 1
             state = states.get(ident)

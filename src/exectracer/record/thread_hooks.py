@@ -8,7 +8,7 @@ from typing import Any
 
 from ..format.events import Kind, pack
 from .patcher import Patcher
-from .registry import Registry
+from .registry import Registry, TracerThread
 
 THREAD_G_ATTR = "_exectracer_g"  # a Thread's goroutine id, set when it is started
 
@@ -21,12 +21,13 @@ def install(patcher: Patcher, events: list[int], registry: Registry, active: Any
     orig_start = threading.Thread.start
 
     def start(thread: threading.Thread) -> None:
-        try:
-            g = registry.new_g()
-            setattr(thread, THREAD_G_ATTR, g)
-            emit((pack(Kind.THREAD_CREATE, registry.current_g()), clock(), g))
-        except Exception:
-            pass
+        if not isinstance(thread, TracerThread):
+            try:
+                g = registry.new_g()
+                setattr(thread, THREAD_G_ATTR, g)
+                emit((pack(Kind.THREAD_CREATE, registry.current_g()), clock(), g))
+            except Exception:
+                pass
         orig_start(thread)
 
     orig_bootstrap = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
@@ -43,6 +44,7 @@ def install(patcher: Patcher, events: list[int], registry: Registry, active: Any
         finally:
             if g and active():
                 emit((Kind.THREAD_END, clock(), g))
+            if active():
                 registry.threads.pop(threading.get_ident(), None)
 
     name_property = threading.Thread.name

@@ -8,6 +8,10 @@ Two threads keep the traced program away from the disk:
   encodes them into chunks (zlib runs without the GIL);
 * the *I/O thread* writes finished chunks to the sink and flushes it.
 
+``flush()`` asks the collector to take everything recorded so far at its
+next wake-up and waits until the I/O thread has written it (a flight
+recorder's snapshot needs the newest events).
+
 Memory stays bounded: the shared list is drained at least every ``poll``
 seconds, and if the sink falls behind by more than ``max_pending_bytes``
 new chunks are dropped and counted as lost (an ``EVENTS_LOST`` event says
@@ -17,6 +21,7 @@ how many events went missing).
 from __future__ import annotations
 
 import collections
+import functools
 from array import array
 import io
 import os
@@ -60,6 +65,7 @@ class Writer:
         # (chunk bytes, or a function making them; events in them)
         self._pending: collections.deque[tuple[bytes | Callable[[], bytes], int]] = collections.deque()
         self._pending_bytes = 0
+        self._flush_requests: list[threading.Event] = []
         self._wake_io = threading.Event()
         self._stopping = threading.Event()
         self._io_done = threading.Event()
@@ -92,9 +98,18 @@ class Writer:
             return json_chunk(ChunkKind.END, self._next_seq(), totals, self._level)
 
         self._pending.append((end_chunk, 0))
+        self._confirm_flushes(take_all(self._flush_requests))
         self._io_done.set()
         self._wake_io.set()
         self._io.join()
+
+    def flush(self, timeout: float) -> bool:
+        """Write everything recorded so far to the sink; False if that took over ``timeout`` seconds or writing stopped."""
+        if self._stopping.is_set():
+            return False
+        done = threading.Event()
+        self._flush_requests.append(done)
+        return done.wait(timeout)
 
     def abandon(self) -> None:
         """Forget everything without writing (used in a forked child)."""
@@ -110,9 +125,17 @@ class Writer:
             if self._on_tick is not None:
                 self._on_tick()
             self._stage()
-            if len(self._staged) >= self._chunk_ints or now - last >= self._flush_interval:
+            flushes = take_all(self._flush_requests)
+            if flushes or len(self._staged) >= self._chunk_ints or now - last >= self._flush_interval:
                 self._collect(final=False)
                 last = now
+            self._confirm_flushes(flushes)
+
+    def _confirm_flushes(self, flushes: list[threading.Event]) -> None:
+        """Have the I/O thread set each of ``flushes`` once what is pending now is written."""
+        if flushes:
+            self._pending.append((functools.partial(_confirm, flushes), 0))
+            self._wake_io.set()
 
     def _stage(self) -> None:
         """Move events from the shared list into a compact int64 array.
@@ -172,7 +195,7 @@ class Writer:
             self._wake_io.clear()
             while self._pending:
                 data, events = self._pending.popleft()
-                if callable(data):  # the END chunk: never counted as pending
+                if callable(data):  # the END chunk or a flush confirmation: never counted as pending
                     data = data()
                 else:
                     self._pending_bytes -= len(data)
@@ -209,6 +232,13 @@ class Writer:
                 flush()
             except (OSError, ValueError):
                 pass
+
+
+def _confirm(flushes: list[threading.Event]) -> bytes:
+    """A pending entry that writes nothing: everything queued before it is written."""
+    for done in flushes:
+        done.set()
+    return b""
 
 
 def open_sink(dest: "str | os.PathLike[str] | BinaryIO") -> tuple[BinaryIO, bool]:

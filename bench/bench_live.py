@@ -1,0 +1,120 @@
+"""What live capture costs a web service: the example apps under load, without and with exectracer.
+
+For each framework (Starlette under uvicorn with one worker, Flask under
+waitress), four conditions, each a fresh server process loaded by
+``live_load.py`` in another process on loopback (fixed concurrency, 2 s
+warm-up, 5 s measured):
+
+* ``untraced``: the application alone;
+* ``idle``: with the debug endpoints installed, unused;
+* ``capture``: the endpoints serving a 5 s ``/debug/pprof/trace`` during the window;
+* ``flight``: the endpoints and a flight recorder running (10 MiB,
+  ``--flight-min-age`` seconds so that old chunks are dropped in the window).
+
+The conditions alternate within each round (their order rotates from round
+to round); requests per second and p99 latency are medians over the rounds,
+and each is given as a ratio to ``untraced``. A run whose server died is
+counted (``died``) and left out of the medians::
+
+    python bench/bench_live.py --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CONDITIONS = ("untraced", "idle", "capture", "flight")
+FRAMEWORKS = {"starlette": "Starlette + uvicorn (1 worker, asyncio loop, h11)", "flask": "Flask + waitress (4 threads)"}
+
+
+def measure(framework: str, condition: str, args: argparse.Namespace) -> dict:
+    """Start the example server for ``condition``, load it from another process, stop it; the load's figures."""
+    server_args = {
+        "untraced": ["--no-middleware"],
+        "idle": [],
+        "capture": [],
+        "flight": ["--flight", "--flight-min-age", str(args.flight_min_age)],
+    }[condition]
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "exectracer.examples.web", framework, "--port", "0", *server_args],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,  # waitress warns of queued requests
+    )
+    try:
+        line = server.stdout.readline()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"{framework} did not start: {line!r}")
+        load = [sys.executable, str(HERE / "live_load.py"), line.split()[-1] + "/work", "--concurrency", str(args.concurrency),
+                "--warmup", str(args.warmup), "--seconds", str(args.seconds)]
+        if condition == "capture":
+            load += ["--capture", str(args.seconds)]
+        result = subprocess.run(load, capture_output=True, text=True, timeout=120)
+        if server.poll() is not None:  # the server died: say so, and leave the run out of the medians
+            return {"died": server.returncode}
+        if result.returncode != 0:
+            raise RuntimeError(f"{framework} {condition}: the load failed: {result.stderr.strip()[-2000:]}")
+        return json.loads(result.stdout)
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+def run_framework(framework: str, args: argparse.Namespace, died: list[str]) -> dict[str, list[dict]]:
+    """Figures per condition over the rounds; conditions whose server died are appended to ``died``."""
+    results: dict[str, list[dict]] = {c: [] for c in CONDITIONS}
+    for round_ in range(args.rounds):
+        order = CONDITIONS[round_ % len(CONDITIONS):] + CONDITIONS[: round_ % len(CONDITIONS)]
+        for condition in order:
+            figures = measure(framework, condition, args)
+            if "died" in figures:
+                print(f"{framework} round {round_ + 1} {condition:9} the server died (status {figures['died']})", flush=True)
+                died.append(condition)
+                continue
+            results[condition].append(figures)
+            print(f"{framework} round {round_ + 1} {condition:9} {figures['rps']:8.1f} req/s  p99 {figures['p99_ms']:6.2f} ms"
+                  + (f"  trace {figures['capture_bytes']:,} bytes" if figures["capture_bytes"] else "")
+                  + (f"  {figures['errors']} failed requests ({figures['first_error']})" if figures["errors"] else ""), flush=True)
+    return results
+
+
+def report(framework: str, results: dict[str, list[dict]], died: list[str]) -> None:
+    base_rps = statistics.median(r["rps"] for r in results["untraced"])
+    base_p99 = statistics.median(r["p99_ms"] for r in results["untraced"])
+    print(f"\n{FRAMEWORKS[framework]}: medians over the rounds")
+    print(f"{'condition':10} {'runs':>4} {'req/s':>9} {'ratio':>6} {'p99 ms':>8} {'ratio':>6} {'died':>5}")
+    for condition in CONDITIONS:
+        if not results[condition]:
+            print(f"{condition:10} {0:4} {'-':>9} {'-':>6} {'-':>8} {'-':>6} {died.count(condition):5}")
+            continue
+        rps = statistics.median(r["rps"] for r in results[condition])
+        p99 = statistics.median(r["p99_ms"] for r in results[condition])
+        print(f"{condition:10} {len(results[condition]):4} {rps:9.1f} {rps / base_rps:6.3f} {p99:8.2f} {p99 / base_p99:6.3f}"
+              f" {died.count(condition):5}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the four conditions, per framework")
+    parser.add_argument("--frameworks", nargs="+", choices=list(FRAMEWORKS), default=list(FRAMEWORKS))
+    parser.add_argument("--concurrency", type=int, default=8, help="client connections")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured window (and capture length)")
+    parser.add_argument("--flight-min-age", type=float, default=2.0)
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, concurrency {args.concurrency}, "
+          f"{args.warmup:g} s warm-up, {args.seconds:g} s measured", flush=True)
+    died: dict[str, list[str]] = {framework: [] for framework in args.frameworks}
+    results = {framework: run_framework(framework, args, died[framework]) for framework in args.frameworks}
+    for framework, figures in results.items():
+        report(framework, figures, died[framework])
+
+
+if __name__ == "__main__":
+    main()

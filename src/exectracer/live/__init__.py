@@ -1,0 +1,1 @@
+"""Tracing running services: the ``/debug/pprof/trace`` endpoint and the flight recorder (standard library only)."""

@@ -1,0 +1,131 @@
+"""What a flight recorder's window must restate about the time before it.
+
+Threads, tasks, loops and user tasks are described once, when they first
+appear (THREAD_START and THREAD_NAME, TASK_CREATE and TASK_NAME, ...), and
+regions are opened once. When the ring drops old EVENTS chunks, the
+descriptions of those still alive go with them, so a snapshot would show
+goroutines without names. :class:`LiveDescriptions` reads each dropped chunk,
+keeps the describing events of what is still alive (and forgets what ended),
+and gives them back to be written at the start of a snapshot, like a
+recording that started at the window's start: threads already running,
+tasks first seen then.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from typing import Any
+
+from ..format.events import KIND_MASK, Kind, pack
+
+MAX_ENTRIES = 16384  # per table (threads, tasks, loops, user tasks, goroutines with open regions): the oldest go first
+MAX_OPEN_REGIONS = 64  # per goroutine
+
+# the describing kinds of each table, in the order a snapshot writes them
+THREAD_KINDS = (Kind.THREAD_START, Kind.THREAD_IDENT, Kind.THREAD_NAME, Kind.THREAD_FUNC)
+TASK_KINDS = (Kind.TASK_CREATE, Kind.TASK_LOOP, Kind.TASK_FUNC, Kind.TASK_NAME)
+LOOP_KINDS = (Kind.LOOP_CLASS, Kind.LOOP_START)
+USER_TASK_KINDS = (Kind.USER_TASK_NAME, Kind.USER_TASK_PARENT)
+ENDINGS = (Kind.THREAD_END, Kind.TASK_DONE, Kind.LOOP_STOP, Kind.USER_TASK_BEGIN, Kind.USER_TASK_END)
+REGION_KINDS = (Kind.REGION_BEGIN, Kind.REGION_TASK, Kind.REGION_END)
+
+_LOW_BYTE = 0 if sys.byteorder == "little" else 7  # where an int64's low byte (the kind) is
+# bytes.translate table: 1 for a kind this module reads, 0 for the others
+_WANTED = bytes(1 if k in {*THREAD_KINDS, *TASK_KINDS, *LOOP_KINDS, *USER_TASK_KINDS, *ENDINGS, *REGION_KINDS} else 0 for k in range(256))
+
+
+class LiveDescriptions:
+    """The describing events of what was alive when the ring's oldest kept chunk began."""
+
+    def __init__(self) -> None:
+        self._threads: dict[int, dict[int, int]] = {}  # g -> {kind: arg}
+        self._tasks: dict[int, dict[int, int]] = {}  # g -> {kind: arg}
+        self._loops: dict[int, dict[int, int]] = {}  # loop id -> {kind: arg}
+        self._user_tasks: dict[int, dict[int, int]] = {}  # user task id -> {kind: arg}, and the goroutine that began it
+        self._regions: dict[int, list[list[int]]] = {}  # g -> open regions, outermost first: [name, user task]
+
+    def absorb(self, codes: "array[int]", gs: "array[int]") -> None:
+        """Take in the events of a dropped chunk (its ``code`` and ``g`` columns, in file order)."""
+        marks = codes.tobytes()[_LOW_BYTE::8].translate(_WANTED)  # each event's kind, 1 if wanted
+        i = marks.find(1)
+        while i >= 0:
+            code = codes[i]
+            self._absorb_one(code & KIND_MASK, code >> 8, gs[i])
+            i = marks.find(1, i + 1)
+
+    def rows(self, ts: int) -> "array[int]":
+        """The describing events, all at ``ts``, as flat ``code, ts, g`` rows: loops, threads, tasks, user tasks, regions."""
+        out = array("q")
+        for table, kinds in ((self._loops, LOOP_KINDS), (self._threads, THREAD_KINDS), (self._tasks, TASK_KINDS)):
+            for ident, described in table.items():
+                for kind in kinds:
+                    if kind in described:
+                        out.extend((pack(kind, described[kind]), ts, ident))
+        for uid, described in self._user_tasks.items():
+            for kind in USER_TASK_KINDS:
+                if kind in described:
+                    out.extend((pack(kind, described[kind]), ts, uid))
+            if Kind.USER_TASK_BEGIN in described:
+                out.extend((pack(Kind.USER_TASK_BEGIN, uid), ts, described[Kind.USER_TASK_BEGIN]))
+        for g, regions in self._regions.items():
+            for name, user_task in regions:
+                out.extend((pack(Kind.REGION_BEGIN, name), ts, g))
+                if user_task:
+                    out.extend((pack(Kind.REGION_TASK, user_task), ts, g))
+        return out
+
+    @property
+    def count(self) -> int:
+        """How many events :meth:`rows` would give."""
+        described = sum(len(d) for table in (self._threads, self._tasks, self._loops, self._user_tasks) for d in table.values())
+        return described + sum(len(r) + sum(1 for _, task in r if task) for r in self._regions.values())
+
+    def _absorb_one(self, kind: int, arg: int, g: int) -> None:
+        if kind in THREAD_KINDS:
+            _entry(self._threads, g)[kind] = arg
+        elif kind in TASK_KINDS:
+            _entry(self._tasks, g)[kind] = arg
+        elif kind in LOOP_KINDS:
+            _entry(self._loops, g)[kind] = arg
+        elif kind in USER_TASK_KINDS:
+            _entry(self._user_tasks, g)[kind] = arg
+        elif kind == Kind.USER_TASK_BEGIN:
+            _entry(self._user_tasks, arg)[kind] = g
+        elif kind == Kind.USER_TASK_END:
+            self._user_tasks.pop(arg, None)
+        elif kind == Kind.THREAD_END:
+            self._threads.pop(g, None)
+            self._regions.pop(g, None)
+        elif kind == Kind.TASK_DONE:
+            self._tasks.pop(g, None)
+            self._regions.pop(g, None)
+        elif kind == Kind.LOOP_STOP:
+            self._loops.get(g, {}).pop(Kind.LOOP_START, None)
+        else:
+            self._absorb_region(kind, arg, g)
+
+    def _absorb_region(self, kind: int, arg: int, g: int) -> None:
+        regions = self._regions.get(g)
+        if kind == Kind.REGION_BEGIN:
+            if regions is None:
+                regions = _entry(self._regions, g, [])
+            if len(regions) < MAX_OPEN_REGIONS:
+                regions.append([arg, 0])
+        elif regions:
+            if kind == Kind.REGION_TASK:
+                regions[-1][1] = arg
+            else:  # REGION_END closes the innermost open region
+                regions.pop()
+                if not regions:
+                    del self._regions[g]
+
+
+def _entry(table: dict, key: int, new: Any = None) -> Any:
+    """``table[key]``, added (as ``new``, or an empty dict) if missing; the oldest entry goes past MAX_ENTRIES."""
+    found = table.get(key)
+    if found is None:
+        if len(table) >= MAX_ENTRIES:
+            del table[next(iter(table))]
+        found = table[key] = {} if new is None else new
+    return found

@@ -1,0 +1,233 @@
+"""The debug endpoints through ``serve_debug``, on real loopback sockets, and ``exectracer capture``.
+
+``serve_debug`` runs in the test process, so captures trace this process:
+its worker threads are the "service".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import exectracer
+from live_support import get
+
+TRACE = "/debug/pprof/trace"
+FLIGHT = "/debug/pprof/flight"
+
+
+@pytest.fixture
+def workers():
+    """Three threads doing short regions of work until the test ends."""
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            with exectracer.region("work"):
+                sum(range(2000))
+            time.sleep(0.001)
+
+    threads = [threading.Thread(target=work, name=f"worker-{i}") for i in range(3)]
+    for thread in threads:
+        thread.start()
+    yield threads
+    stop.set()
+    for thread in threads:
+        thread.join()
+
+
+@pytest.fixture
+def serve():
+    """Starts debug servers on free loopback ports and closes them at the end."""
+    servers = []
+
+    def start(**settings) -> exectracer.live.debug_server.DebugServer:
+        servers.append(exectracer.serve_debug(port=0, **settings))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+    assert not exectracer.is_tracing()
+
+
+def test_capture_while_serving(serve, workers):
+    server = serve()
+    assert server.host == "127.0.0.1" and server.url == f"http://127.0.0.1:{server.port}"
+
+    reply = get(f"{server.url}{TRACE}?seconds=0.5")
+
+    assert reply.status == 200, reply.text
+    assert reply.headers["content-type"] == "application/octet-stream"
+    assert re.fullmatch(rf'attachment; filename="trace-{os.getpid()}-\d{{8}}T\d{{6}}\.\d{{6}}Z\.xtrace"', reply.headers["content-disposition"])
+    assert reply.headers["x-exectracer-seconds"] == "0.5" and "x-exectracer-capped" not in reply.headers
+    assert int(reply.headers["content-length"]) == len(reply.body)
+    trace = exectracer.load(reply.body, strict=True)
+    assert 0.5e9 <= trace.duration_ns < 2e9
+    threads = {t.id: t.name for t in trace.threads}
+    assert {"worker-0", "worker-1", "worker-2"} <= set(threads.values())
+    assert not [name for name in threads.values() if name.startswith("exectracer")]  # the server's threads are ours
+    work_g = set(trace.regions.g[trace.regions.name == "work"].tolist())
+    assert {threads[g] for g in work_g} == {"worker-0", "worker-1", "worker-2"}
+
+
+def test_one_capture_at_a_time(serve, workers, tmp_path):
+    server = serve()
+    first = {}
+    capture = threading.Thread(target=lambda: first.update(reply=get(f"{server.url}{TRACE}?seconds=1")))
+    capture.start()
+    deadline = time.monotonic() + 10
+    while not exectracer.is_tracing() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    second = get(f"{server.url}{TRACE}?seconds=0.1")
+    capture.join()
+
+    assert second.status == 409 and "a trace capture is already running" in second.text
+    assert first["reply"].status == 200
+    exectracer.load(first["reply"].body, strict=True)
+    with exectracer.trace(tmp_path / "mine.xtrace"):
+        other = get(f"{server.url}{TRACE}?seconds=0.1")
+        assert exectracer.is_tracing()  # the refused capture left the running trace alone
+    assert other.status == 409 and "tracing is already running" in other.text
+    assert get(f"{server.url}{TRACE}?seconds=0.05").status == 200  # free again
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("seconds=-1", "seconds must be a positive number, not '-1'"),
+        ("seconds=0", "seconds must be a positive number"),
+        ("seconds=abc", "seconds must be a number, not 'abc'"),
+        ("seconds=", "seconds must be a number"),
+        ("seconds=nan", "positive number"),
+        ("seconds=inf", "positive number"),
+        ("seconds=1&seconds=2", "give seconds once"),
+        ("&".join(f"p{i}=1" for i in range(20)), "too many query parameters"),
+    ],
+)
+def test_bad_parameters_get_400(serve, query, message):
+    reply = get(f"{serve().url}{TRACE}?{query}")
+    assert reply.status == 400
+    assert reply.headers["content-type"] == "text/plain; charset=utf-8"
+    assert reply.text.startswith("400 Bad Request: ") and message in reply.text
+    assert not exectracer.is_tracing()
+
+
+def test_long_captures_are_capped_and_the_default_is_one_second(serve):
+    server = serve(max_seconds=0.3)
+    began = time.perf_counter()
+    capped = get(f"{server.url}{TRACE}?seconds=1e9")
+    took = time.perf_counter() - began
+    default = get(f"{serve().url}{TRACE}")
+
+    assert capped.status == 200 and 0.3 <= took < 5
+    assert capped.headers["x-exectracer-seconds"] == "0.3" and "maximum" in capped.headers["x-exectracer-capped"]
+    assert 0.3e9 <= exectracer.load(capped.body, strict=True).duration_ns < 2e9
+    assert default.status == 200 and default.headers["x-exectracer-seconds"] == "1.0"
+    assert exectracer.load(default.body, strict=True).duration_ns >= 1e9
+
+
+def test_token_and_client_allow_list(serve):
+    url = serve(token="s3cret").url + TRACE + "?seconds=0.05"
+    missing, wrong, right = get(url), get(url, token="guess"), get(url, token="s3cret")
+    lower = get(url, headers={"Authorization": "bearer s3cret"})
+
+    assert missing.status == wrong.status == 401
+    assert missing.headers["www-authenticate"] == 'Bearer realm="exectracer"'
+    assert "Authorization: Bearer <token>" in wrong.text
+    assert right.status == lower.status == 200
+    refused = get(serve(allow=["10.0.0.0/8", "::1"], token="s3cret").url + TRACE, token="s3cret")
+    assert refused.status == 403 and "client address 127.0.0.1 is not allowed" in refused.text
+    assert get(serve(allow=["127.0.0.0/8"]).url + TRACE + "?seconds=0.05").status == 200
+    with pytest.raises(ValueError):
+        exectracer.serve_debug(port=0, allow=["not an address"])
+
+
+def test_methods_unknown_paths_and_malformed_requests(serve, capfd):
+    server = serve()
+    post = get(server.url + TRACE, method="POST")
+    assert post.status == 405 and post.headers["allow"] == "GET"
+    assert get(server.url + "/debug/pprof/").status == 404
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"NONSENSE\r\n\r\n")
+        answer = b"".join(iter(lambda: sock.recv(1000), b""))  # until the server closes
+    assert answer.startswith(b"HTTP/1.1 400 ") and answer.endswith(b"\r\n\r\n400 Bad request syntax ('NONSENSE').\n")
+    assert "Traceback" not in capfd.readouterr().err
+    assert not exectracer.is_tracing()
+
+
+def test_flight_endpoint(serve, workers):
+    server = serve()
+    off = get(server.url + FLIGHT)
+    assert off.status == 404 and "no flight recorder is running" in off.text
+    assert get(serve(flight_path=None).url + FLIGHT).status == 404
+
+    with exectracer.FlightRecorder(max_bytes=4 << 20, min_age=5):
+        time.sleep(0.3)
+        busy = get(server.url + TRACE + "?seconds=0.1")
+        snapshot = get(server.url + FLIGHT)
+
+    assert busy.status == 409 and "flight recorder" in busy.text
+    assert snapshot.status == 200
+    assert re.fullmatch(rf'attachment; filename="flight-{os.getpid()}-.*\.xtrace"', snapshot.headers["content-disposition"])
+    trace = exectracer.load(snapshot.body, strict=True)
+    assert {"worker-0", "worker-1", "worker-2"} <= {t.name for t in trace.threads}
+    assert trace.duration_ns >= 0.3e9
+
+
+def test_serve_debug_warns_off_loopback_without_a_token():
+    with pytest.warns(RuntimeWarning, match="without a token"):
+        exectracer.serve_debug(host="0.0.0.0", port=0).close()
+
+
+def run_capture(*args: str, env: dict | None = None, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "exectracer", "capture", *args], capture_output=True, text=True,
+                          timeout=60, cwd=cwd, env={**os.environ, **(env or {})})
+
+
+def test_capture_command(serve, workers, tmp_path):
+    server = serve(token="s3cret")
+    host_port = f"127.0.0.1:{server.port}"
+
+    done = run_capture(host_port, "--seconds", "0.3", "-o", "out.xtrace", env={"EXECTRACER_TOKEN": "s3cret"}, cwd=tmp_path)
+    named = run_capture(server.url + TRACE + "?seconds=9", "--seconds", "0.2", "--token", "s3cret", cwd=tmp_path)
+    refused = run_capture(host_port, "--seconds", "0.1", "--token", "guess", cwd=tmp_path)
+    no_flight = run_capture(server.url, "--flight", "--token", "s3cret", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"out\.xtrace: [\d,]+ events over 0\.\d\d s, \d+ threads, \d+ tasks, nothing lost \([\d.]+ kB\)\n", done.stdout)
+    trace = exectracer.load(tmp_path / "out.xtrace", strict=True)
+    assert {"worker-0", "worker-1", "worker-2"} <= {t.name for t in trace.threads}
+    assert named.returncode == 0, named.stderr
+    (saved,) = tmp_path.glob("trace-*.xtrace")  # the name the server suggested
+    assert named.stdout.startswith(f"{saved.name}: ")
+    assert exectracer.load(saved, strict=True).duration_ns < 1e9  # --seconds won over the URL's
+    assert refused.returncode == 1 and "answered 401 Unauthorized" in refused.stderr
+    assert no_flight.returncode == 1 and "404 Not Found: no flight recorder" in no_flight.stderr
+    server.close()
+    gone = run_capture(host_port, "--seconds", "0.1", cwd=tmp_path)
+    assert gone.returncode == 1 and "cannot fetch" in gone.stderr and not list(tmp_path.glob("*.part"))
+
+
+def test_the_recording_side_imports_only_the_standard_library():
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import exectracer, exectracer.asgi, exectracer.wsgi\n"
+        "exectracer.serve_debug, exectracer.FlightRecorder\n"
+        "import exectracer.live.capture, exectracer.live.endpoint, exectracer.live.flight\n"
+        "added = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "print(sorted(added - set(sys.stdlib_module_names) - {'exectracer'}))\n"
+    )
+    result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
