@@ -22,7 +22,6 @@ import os
 import sys
 import threading
 import time
-from types import FrameType
 from typing import Callable
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, ThreadState
@@ -40,22 +39,23 @@ _STATES = {ord(c): int(s) for c, s in (("R", ThreadState.RUNNING), ("S", ThreadS
 _OTHER = int(ThreadState.OTHER)
 _RUNNING = int(ThreadState.RUNNING)
 _WAITING = (int(ThreadState.SLEEPING), int(ThreadState.DISK))
-# On 3.11, sys._current_frames() makes frame objects while it holds the runtime
-# lock; a collection they start can clear a threading.local, which takes that
-# lock again: a deadlock (CPython gh-106883). Collections wait while it runs.
-_GC_DEADLOCK = (3, 11) <= sys.version_info < (3, 12)
+# On 3.11, collections wait while other threads' frames are walked: one started by
+# the frame objects sys._current_frames() makes can deadlock (CPython gh-106883),
+# and one whose finalizers run Python code mid-walk lets other threads move.
+# Frame objects of other threads are never kept between ticks: on 3.11 under
+# load, keeping them went with segfaults in f_back.
+_PAUSE_GC = (3, 11) <= sys.version_info < (3, 12)
 
 
 class _Thread:
     """What the sampler keeps per thread: its ``/proc`` files, its last stack and its last wait."""
 
-    __slots__ = ("g", "stat", "syscall", "frame", "lasti", "stack", "failed", "line", "state", "nr")
+    __slots__ = ("g", "stat", "syscall", "top", "stack", "failed", "line", "state", "nr")
 
     def __init__(self, g: int, native_id: int | None, proc: bool) -> None:
         self.g = g
         self.stat = self.syscall = -1
-        self.frame: FrameType | None = None
-        self.lasti = -1
+        self.top: tuple[int, int, int] | None = None  # id of the top frame, of its code, and its offset
         self.stack = 0
         self.failed = False
         self.line = b""  # the syscall file when last read with the thread waiting
@@ -96,7 +96,7 @@ class _Thread:
             return 0, -1
 
     def close(self) -> None:
-        """Close its files and forget its frame."""
+        """Close its files and forget its stack."""
         for fd in (self.stat, self.syscall):
             if fd >= 0:
                 try:
@@ -104,7 +104,7 @@ class _Thread:
                 except OSError:
                     pass
         self.stat = self.syscall = -1
-        self.frame = None
+        self.top = None
 
 
 class Sampler:
@@ -163,38 +163,14 @@ class Sampler:
             pass
 
     def _sample(self) -> None:
-        frames = _current_frames()
-        ts = time.perf_counter_ns()
-        own = self._own
-        states = self._threads
-        stacks_of = self._stacks.of
-        read = self._read
-        native_ids = None
-        out: list[int] = []
-        seen = 0
         threads = self._registry.threads.copy()
-        for ident, g in threads.items():
-            frame = frames.get(ident)
-            if frame is None or not g or ident in own:
-                continue
-            seen += 1
-            state = states.get(ident)
-            if state is None or state.g != g:
-                if state is not None:
-                    state.close()
-                if native_ids is None:
-                    native_ids = {t.ident: t.native_id for t in threading.enumerate()}
-                state = states[ident] = _Thread(g, native_ids.get(ident), self._proc)
-            if state.failed:
-                continue
+        ts, stacks, alive = self._walk(threads)
+        states = self._threads
+        read = self._read
+        out: list[int] = []
+        for ident, g, stack in stacks:
+            state = states[ident]
             try:
-                lasti = frame.f_lasti
-                if frame is state.frame and lasti == state.lasti:
-                    stack = state.stack
-                else:
-                    stack = state.stack = stacks_of(frame)
-                    state.lasti = lasti
-                    state.frame = None if frame.f_code.co_flags & _RESUMABLE else frame
                 os_state, nr = state.os_state(read) if state.stat >= 0 else (0, -1)
                 out += (SAMPLE | (stack << CATEGORY_SHIFT | os_state) << ARG_SHIFT, ts, g)
                 if nr >= 0:
@@ -204,20 +180,55 @@ class Sampler:
                 state.failed = True
         if out:
             self._emit(out)
-        if len(states) > seen:  # threads ended, or their idents were reused
-            for ident in [i for i, s in states.items() if i not in frames or threads.get(i) != s.g]:
-                states.pop(ident).close()
+        for ident in [i for i, st in states.items() if i not in alive or threads.get(i) != st.g]:  # ended, or ident reused
+            states.pop(ident).close()
 
+    def _walk(self, threads: dict[int, int]) -> tuple[int, list[tuple[int, int, int]], set[int]]:
+        """The time, ``(ident, g, stack id)`` of each thread to sample, and the idents of all live threads.
 
-def _current_frames() -> dict[int, FrameType]:
-    """``sys._current_frames()``, with the garbage collector paused where it could deadlock."""
-    if _GC_DEADLOCK and gc.isenabled():
-        gc.disable()
+        No frame object is kept once the walk is done (see ``_PAUSE_GC``).
+        """
+        own = self._own
+        states = self._threads
+        stacks_of = self._stacks.of
+        native_ids = None
+        out = []
+        paused = _PAUSE_GC and gc.isenabled()
+        if paused:
+            gc.disable()
         try:
-            return sys._current_frames()
+            frames = sys._current_frames()
+            ts = time.perf_counter_ns()
+            for ident, g in threads.items():
+                frame = frames.get(ident)
+                if frame is None or not g or ident in own:
+                    continue
+                state = states.get(ident)
+                if state is None or state.g != g:
+                    if state is not None:
+                        state.close()
+                    if native_ids is None:
+                        native_ids = {t.ident: t.native_id for t in threading.enumerate()}
+                    state = states[ident] = _Thread(g, native_ids.get(ident), self._proc)
+                if state.failed:
+                    continue
+                try:
+                    code = frame.f_code
+                    top = (id(frame), id(code), frame.f_lasti)
+                    if top != state.top:
+                        state.stack = stacks_of(frame)
+                        # the same live frame at the same offset has the same callers, unless it can be resumed from elsewhere
+                        state.top = None if code.co_flags & _RESUMABLE else top
+                    out.append((ident, g, state.stack))
+                except Exception:
+                    state.close()
+                    state.failed = True
+            alive = set(frames)
+            del frames, frame
         finally:
-            gc.enable()
-    return sys._current_frames()
+            if paused:
+                gc.enable()
+        return ts, out, alive
 
 
 def _open(path: str) -> int:
