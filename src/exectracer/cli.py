@@ -349,7 +349,10 @@ def _load(path: str) -> "Trace":
 
     from tqdm import tqdm
 
+    from .allocator import keep_freed_memory
     from .reader import TraceFormatError, TraceWarning, load
+
+    keep_freed_memory()
 
     try:
         size = os.path.getsize(path)
