@@ -5,8 +5,9 @@ many times. glibc serves each with a fresh ``mmap`` and returns it on free,
 so every new array faults its pages in again; on the machines measured that
 first touch was about a third of ``exectracer summary``'s time. Serving them
 from the heap and keeping freed memory there lets later arrays reuse pages
-already touched. Only the CLI calls this: a library must not change its host
-process's allocator.
+already touched. Only the CLI's one-shot commands (``summary``, ``pprof``)
+call this: a library must not change its host process's allocator, and the
+long-running viewer gives memory back.
 """
 
 from __future__ import annotations

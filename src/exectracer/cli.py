@@ -349,10 +349,7 @@ def _load(path: str) -> "Trace":
 
     from tqdm import tqdm
 
-    from .allocator import keep_freed_memory
     from .reader import TraceFormatError, TraceWarning, load
-
-    keep_freed_memory()
 
     try:
         size = os.path.getsize(path)
@@ -385,8 +382,10 @@ def _analyse(trace: "Trace", *parts: str) -> None:
 def _summary(path: str, as_json: bool) -> int:
     import json
 
+    from .allocator import keep_freed_memory
     from .report import render
 
+    keep_freed_memory()  # a short-lived command: faster, and the memory goes back at exit
     trace = _load(path)
     _analyse(trace, "states", "collections")
     doc = trace.analysis.summary()
@@ -395,9 +394,11 @@ def _summary(path: str, as_json: bool) -> int:
 
 
 def _pprof(path: str, kind: str, output: str, start: int | None, end: int | None, group: str | None, region: str | None) -> int:
+    from .allocator import keep_freed_memory
     from .export import pprof as pprof_file
     from .report import duration, printable
 
+    keep_freed_memory()
     trace = _load(path)
     _analyse(trace, "states")
     try:

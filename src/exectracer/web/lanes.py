@@ -8,13 +8,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..analysis import Analysis
 from ..analysis.states import State
 from ..format.events import CALLBACK_SHIFT, Kind
 from ..reader import match_spans
-from .lod import Window, merge, thin_points, visible
+from .lod import SpanIndex, Window, merge, thin_points, visible
 
 STEP, CALLBACK, IDLE = 0, 1, 2
 LOOP_WHAT = 3
@@ -26,7 +28,7 @@ class LoopLane:
     def __init__(self, starts: np.ndarray, ends: np.ndarray, what: np.ndarray, g: np.ndarray, label: np.ndarray) -> None:
         order = np.argsort(starts, kind="stable")
         self.start, self.end, self.what, self.g, self.label = (col[order] for col in (starts, ends, what, g, label))
-        self.sorted_end = np.maximum.accumulate(self.end) if len(self.end) else self.end  # nested steps (eager tasks) end early
+        self.index = SpanIndex(self.start, self.end, self.what, LOOP_WHAT)
 
 
 class Lanes:
@@ -46,6 +48,8 @@ class Lanes:
         ev = trace.events
         blocks, rss = ev.kind == Kind.HEAP_BLOCKS, ev.kind == Kind.HEAP_RSS
         self.heap = (ev.ts[blocks], ev.arg[blocks], ev.arg[rss]) if blocks.sum() == rss.sum() else (ev.ts[blocks], ev.arg[blocks], np.zeros(int(blocks.sum()), dtype=np.int64))
+        self._indexes: dict[int, SpanIndex] = {}  # goroutine lanes with many intervals
+        self._index_lock = threading.Lock()
 
     def rows_of(self, gi: int) -> slice:
         """The rows of goroutine index ``gi`` in the state intervals."""
@@ -54,17 +58,27 @@ class Lanes:
     def goroutine(self, gi: int, window: Window) -> dict:
         s = self.states
         rows = self.rows_of(gi)
-        part = visible(s.start[rows], s.end[rows], window)
-        lo, hi = rows.start + part.start, rows.start + part.stop
-        start, end, state, count, _ = merge(s.start[lo:hi], s.end[lo:hi], s.state[lo:hi].astype(np.int64), window, len(State))
+        if rows.stop - rows.start >= SpanIndex.MIN_SPANS:
+            start, end, state, count, _ = self._index_of(gi, rows).query(window)
+        else:
+            part = visible(s.start[rows], s.end[rows], window)
+            lo, hi = rows.start + part.start, rows.start + part.stop
+            start, end, state, count, _ = merge(s.start[lo:hi], s.end[lo:hi], s.state[lo:hi].astype(np.int64), window, len(State))
         return {"start": start, "end": end, "state": state, "count": count}
+
+    def _index_of(self, gi: int, rows: slice) -> SpanIndex:
+        with self._index_lock:  # requests come on several threads
+            index = self._indexes.get(gi)
+            if index is None:
+                s = self.states
+                index = self._indexes[gi] = SpanIndex(s.start[rows], s.end[rows], s.state[rows], len(State))
+            return index
 
     def loop(self, loop_id: int, window: Window) -> dict:
         lane = self.loops[loop_id]
-        part = visible(lane.start, lane.sorted_end, window)
-        start, end, what, g, label = (col[part] for col in (lane.start, lane.end, lane.what, lane.g, lane.label))
-        m_start, m_end, m_what, count, rep = merge(start, end, what.astype(np.int64), window, LOOP_WHAT)
+        m_start, m_end, m_what, count, rep = lane.index.query(window)
         single = count == 1
+        what, g, label = lane.what, lane.g, lane.label
         labels = [self.loop_label(int(what[i]), int(g[i]), int(label[i])) if one else f"{c} spans" for i, one, c in zip(rep.tolist(), single.tolist(), count.tolist())]
         return {"start": m_start, "end": m_end, "what": m_what, "g": np.where(single, g[rep], -1), "label": labels}
 
