@@ -150,13 +150,9 @@ class DebugEndpoints:
 
     def respond(self, request: DebugRequest) -> DebugResponse:
         """Answer ``request`` (one of :attr:`paths`), blocking the calling thread while a capture runs."""
-        job = self._accept(request)
+        job = self._begin(request)
         if isinstance(job, DebugResponse):
             return job
-        try:
-            job.begin()
-        except CaptureBusy as exc:
-            return DebugResponse.error(409, str(exc))
         try:
             time.sleep(job.seconds)
         finally:
@@ -165,6 +161,18 @@ class DebugEndpoints:
 
     async def respond_async(self, request: DebugRequest) -> DebugResponse:
         """Answer ``request`` without blocking the event loop; the capture ends even if the request is cancelled."""
+        job = self._begin(request)
+        if isinstance(job, DebugResponse):
+            return job
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(job.seconds)
+        finally:
+            finished = loop.run_in_executor(None, job.finish)  # stop() waits for the writer: not on the loop
+        return await asyncio.shield(finished)
+
+    def _begin(self, request: DebugRequest) -> "_Job | DebugResponse":
+        """The started job ``request`` asks for, or the error that refuses it (409 while another capture runs)."""
         job = self._accept(request)
         if isinstance(job, DebugResponse):
             return job
@@ -172,12 +180,7 @@ class DebugEndpoints:
             job.begin()
         except CaptureBusy as exc:
             return DebugResponse.error(409, str(exc))
-        loop = asyncio.get_running_loop()
-        try:
-            await asyncio.sleep(job.seconds)
-        finally:
-            finished = loop.run_in_executor(None, job.finish)  # stop() waits for the writer: not on the loop
-        return await asyncio.shield(finished)
+        return job
 
     def _accept(self, request: DebugRequest) -> "_Job | DebugResponse":
         """The job ``request`` asks for, or the error that refuses it."""

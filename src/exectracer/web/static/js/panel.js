@@ -45,12 +45,14 @@ export class Panel {
     return { body, live: () => t === this.token };
   }
 
-  async showGoroutineSpan(sel, model) {
-    const { body, live } = this.frame("Span");
+  // Opens the panel and fetches what it shows: {d, body}, or null when the fetch failed,
+  // another selection replaced this one, or there was nothing (the panel says so).
+  async fetchInto(title, fetch, nothing) {
+    const { body, live } = this.frame(title);
     body.append(loading());
     let d;
     try {
-      d = await api.span(sel.g, sel.t);
+      d = await fetch();
     } catch (err) {
       if (live()) clear(body).append(errorBox(err));
       return null;
@@ -58,9 +60,16 @@ export class Panel {
     if (!live()) return null;
     clear(body);
     if (d === null) {
-      body.append(el("p", null, "This goroutine did not exist at that time."));
+      body.append(el("p", null, nothing));
       return null;
     }
+    return { d, body };
+  }
+
+  async showGoroutineSpan(sel, model) {
+    const got = await this.fetchInto("Span", () => api.span(sel.g, sel.t), "This goroutine did not exist at that time.");
+    if (got === null) return null;
+    const { d, body } = got;
     const state = d.state;
     const g = model ? model.goroutine(d.g) : null;
     const table = el("table", { class: "kv" },
@@ -114,21 +123,9 @@ export class Panel {
   }
 
   async showLoopSpan(sel, model) {
-    const { body, live } = this.frame("Event loop");
-    body.append(loading());
-    let d;
-    try {
-      d = await api.loopSpan(sel.loop, sel.t);
-    } catch (err) {
-      if (live()) clear(body).append(errorBox(err));
-      return null;
-    }
-    if (!live()) return null;
-    clear(body);
-    if (d === null) {
-      body.append(el("p", null, "The loop ran nothing at that time."));
-      return null;
-    }
+    const got = await this.fetchInto("Event loop", () => api.loopSpan(sel.loop, sel.t), "The loop ran nothing at that time.");
+    if (got === null) return null;
+    const { d, body } = got;
     const what = Math.min(2, Math.max(0, d.what | 0));
     const task = model && d.g !== null && d.g !== undefined && d.g >= 0 ? model.goroutine(d.g) : null;
     body.append(el("table", { class: "kv" },
