@@ -205,6 +205,7 @@ def test_capture_command(serve, workers, tmp_path):
 
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"out\.xtrace: [\d,]+ events over 0\.\d\d s, \d+ threads, \d+ tasks, nothing lost \([\d.]+ kB\)\n", done.stdout)
+    assert "exectracer view out.xtrace" in done.stderr
     trace = exectracer.load(tmp_path / "out.xtrace", strict=True)
     assert {"worker-0", "worker-1", "worker-2"} <= {t.name for t in trace.threads}
     assert named.returncode == 0, named.stderr

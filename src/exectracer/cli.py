@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import signal
 import sys
 import time
@@ -143,6 +144,7 @@ def _capture(url: str, seconds: float | None, output: str | None, token: str | N
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
     click.echo(_describe_trace(path, len(fetched.data)))
+    click.echo(f"  view it: exectracer view {shlex.quote(path)}", err=True)
     return 0
 
 
