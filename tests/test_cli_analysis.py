@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,17 @@ def test_view_reports_a_busy_port(model_path: Path) -> None:
         result = run("view", str(model_path), "--no-browser", "--port", str(port), cwd=model_path.parent)
     assert result.returncode == 1
     assert f"cannot serve on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_while_reading_a_trace_is_one_line(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    fifo = tmp_path / "slow.xtrace"
+    os.mkfifo(fifo)  # reading it blocks until a writer comes: the command is still reading when interrupted
+    proc = subprocess.Popen([*CLI, "summary", str(fifo)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip() == "exectracer: error: interrupted"

@@ -123,7 +123,7 @@ def capture(url: str, seconds: float, flight: bool, output: str | None, token: s
     URL is the service (host:port, or a URL); without a path it asks
     /debug/pprof/trace?seconds=N, or /debug/pprof/flight with --flight.
     """
-    return functools.partial(_capture, url, None if flight else seconds, output, token)
+    return _interruptible(functools.partial(_capture, url, None if flight else seconds, output, token))
 
 
 def _capture(url: str, seconds: float | None, output: str | None, token: str | None) -> int:
@@ -188,6 +188,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.Abort:  # Ctrl-C while click was parsing
         _fail("interrupted", 130)
     sys.exit(status)
+
+
+def _interruptible(job: Job) -> Job:
+    """``job``, ending with one line and status 130 on Ctrl-C (for commands that run no user program)."""
+
+    def run() -> int:
+        try:
+            return job()
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+    return run
 
 
 def _fail(message: str, status: int) -> NoReturn:
@@ -293,7 +305,7 @@ class Duration(click.ParamType):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the report.")
 def summary(trace_path: str, as_json: bool) -> Job:
     """Summarize a trace: where each group of goroutines spent its time, GC, scheduler latency, MMU, top waits."""
-    return functools.partial(_summary, trace_path, as_json)
+    return _interruptible(functools.partial(_summary, trace_path, as_json))
 
 
 @cli.command()
@@ -309,7 +321,7 @@ def pprof(trace_path: str, kind: str, output: str | None, start: int | None, end
     """Write a profile of a trace in pprof format, for `go tool pprof` and other pprof viewers."""
     if output is None:
         output = f"{_stem(trace_path)}.{kind}.pb.gz"
-    return functools.partial(_pprof, trace_path, kind, output, start, end, group, region)
+    return _interruptible(functools.partial(_pprof, trace_path, kind, output, start, end, group, region))
 
 
 @cli.command()
@@ -319,7 +331,7 @@ def pprof(trace_path: str, kind: str, output: str | None, start: int | None, end
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; just print the URL.")
 def view(trace_path: str, host: str, port: int, no_browser: bool) -> Job:
     """Open a trace in the browser: timeline, goroutines, profiles, MMU, latencies, logs."""
-    return functools.partial(_view, trace_path, host, port, not no_browser)
+    return _interruptible(functools.partial(_view, trace_path, host, port, not no_browser))
 
 
 def _view(path: str, host: str, port: int, browser: bool) -> int:
