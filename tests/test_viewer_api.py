@@ -7,7 +7,6 @@ import json
 import socket
 import threading
 import urllib.parse
-from pathlib import Path
 
 import numpy as np
 import pytest

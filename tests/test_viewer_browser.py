@@ -4,7 +4,6 @@ recorded trace. Every test fails on any JavaScript console error, page error or 
 from __future__ import annotations
 
 import json
-import re
 import urllib.parse
 import urllib.request
 from pathlib import Path

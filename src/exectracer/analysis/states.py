@@ -32,7 +32,7 @@ import enum
 
 import numpy as np
 
-from ..format.events import CATEGORY_SHIFT, Category, Kind, Waker, pack_waker
+from ..format.events import CATEGORY_SHIFT, Category, Kind, Waker
 from ..reader import Table, Trace
 from .goroutines import Goroutines, group_order
 

@@ -15,7 +15,7 @@ import numpy as np
 from ..analysis import Analysis
 from ..analysis.states import State
 from ..format.events import CALLBACK_SHIFT, Kind
-from ..reader import match_spans
+from ..reader import Trace, match_spans
 from .lod import SpanIndex, Window, merge, thin_points, visible
 
 STEP, CALLBACK, IDLE = 0, 1, 2
@@ -105,7 +105,6 @@ def _loop_lanes(analysis: Analysis) -> dict[int, LoopLane]:
     """Each loop's task steps (its tasks' running intervals), callbacks and idle spans."""
     trace = analysis.trace
     states = analysis.states
-    ev = trace.events
     task_loop = {t.id: t.loop_id for t in trace.tasks if t.loop_id is not None}
     ids = analysis.goroutines.ids
     loop_of_g = np.array([task_loop.get(int(g), -1) for g in ids.tolist()], dtype=np.int64)
@@ -126,7 +125,7 @@ def _loop_lanes(analysis: Analysis) -> dict[int, LoopLane]:
     return lanes
 
 
-def _spans(trace, loop_id: int, begin: Kind, end: Kind) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _spans(trace: Trace, loop_id: int, begin: Kind, end: Kind) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Begin/end pairs of one loop (unfinished ones end with the trace); start, end and the begin's argument."""
     ev = trace.events
     rows = np.flatnonzero(((ev.kind == begin) | (ev.kind == end)) & (ev.g == loop_id))
