@@ -432,3 +432,10 @@ def test_forked_child_never_writes_to_the_trace(tmp_path: Path) -> None:
         trace = exectracer.load(path, strict=True)
     assert trace.logs.message.tolist() == ["before fork", "after fork"]
     assert len(trace.regions) == 0
+
+
+def test_loading_while_tracing_with_a_fast_sampler(recorded: tuple[Path, dict], tmp_path: Path) -> None:
+    # the sampler can hold the loader's frames for an instant; the file must close anyway
+    with exectracer.trace(tmp_path / "outer.xtrace", sample_interval=0.001):
+        for _ in range(300):
+            assert exectracer.load(recorded[0]).event_count > 0

@@ -221,15 +221,20 @@ def _kind_name(kind: int) -> str:
 
 
 def payload(view: memoryview, chunk: Chunk) -> bytes:
-    """A chunk's decompressed payload, never larger than its ``raw_length``."""
-    data = view[chunk.offset + HEADER_BYTES : chunk.end]
-    if chunk.codec == Codec.RAW:
-        return bytes(data)
-    inflater = zlib.decompressobj()
-    try:
-        raw = inflater.decompress(data, chunk.raw_length + 1)  # one byte more tells a bomb
-    except zlib.error as exc:
-        raise ChunkError(f"bad zlib data: {exc}") from None
+    """A chunk's decompressed payload, never larger than its ``raw_length``.
+
+    The slice of the file is released on the way out, even if something
+    (a sampling profiler, a traceback) keeps this frame alive: a slice still
+    exported would stop the memory-mapped file from closing.
+    """
+    with view[chunk.offset + HEADER_BYTES : chunk.end] as data:
+        if chunk.codec == Codec.RAW:
+            return bytes(data)
+        inflater = zlib.decompressobj()
+        try:
+            raw = inflater.decompress(data, chunk.raw_length + 1)  # one byte more tells a bomb
+        except zlib.error as exc:
+            raise ChunkError(f"bad zlib data: {exc}") from None
     if len(raw) > chunk.raw_length:
         raise ChunkError(f"payload inflates to more than its raw_length of {chunk.raw_length} bytes; refused")
     if not inflater.eof or len(raw) != chunk.raw_length:
