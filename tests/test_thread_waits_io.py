@@ -195,7 +195,7 @@ def test_ready_recvs_and_asyncio_sockets_are_not_waits(record):
     network = rec.thread_waits(Category.NETWORK)
     # asyncio's calls are never waits; a ready recv is not either, but one that gives up the GIL
     # may rarely get it back late from a busy thread (the tracer's writer, say)
-    assert all(stack[0].line == where["line"] for _, _, _, stack in network), [stack[0] for _, _, _, stack in network]
+    assert all(stack[0].line == where["line"] for _, _, _, stack, _ in network), [stack[0] for _, _, _, stack, _ in network]
     assert len(network) <= 2
     assert len(rec.of(Kind.LOOP_IDLE_BEGIN)) >= 50
 
