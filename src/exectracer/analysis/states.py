@@ -29,6 +29,7 @@ THREAD_END          ended
 from __future__ import annotations
 
 import enum
+import functools
 
 import numpy as np
 
@@ -107,9 +108,9 @@ class StateIntervals:
     def __len__(self) -> int:
         return len(self.gi)
 
-    @property
+    @functools.cached_property
     def duration(self) -> np.ndarray:
-        """``end - start`` of each interval."""
+        """``end - start`` of each interval (computed once; do not modify)."""
         return self.end - self.start
 
     def table(self) -> Table:
