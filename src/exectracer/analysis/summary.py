@@ -5,11 +5,11 @@ Times are nanoseconds; timestamps are relative to the trace's start.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
-from ..reader import Trace
+from ..reader import Table, Trace
 from .gc import Collections
 from .mmu import DEFAULT_WINDOWS_NS, mmu
 from .states import BLOCKED, LOOP_IDLE_STACK, STATE_NAMES, State, StateIntervals
@@ -36,8 +36,8 @@ def summarize(trace: Trace, states: StateIntervals, collections: Collections, wi
             }
             for p in mmu(collections.busy, trace.start_ns, trace.end_ns, windows_ns)
         ],
-        "user_tasks": _user_task_latency(trace),
-        "user_regions": _region_latency(trace),
+        "user_tasks": [_named_latency(name, spans.end - spans.begin) for name, spans in by_name(finished(trace, "tasks"))],
+        "user_regions": [_named_latency(name, spans.end - spans.begin) for name, spans in by_name(finished(trace, "regions"))],
         "top_waits": top_waits(trace, states),
     }
 
@@ -166,19 +166,26 @@ def _add_times(into: dict[str, Any], t: dict[str, Any]) -> None:
         into["blocked"][key] += value
 
 
-def _user_task_latency(trace: Trace) -> list[dict[str, Any]]:
-    done: dict[str, list[int]] = {}
-    for t in trace.user_tasks:
-        if t.begin_ns is not None and t.end_ns is not None:
-            done.setdefault(t.name, []).append(t.end_ns - t.begin_ns)
-    return [_named_latency(name, np.array(d, dtype=np.int64)) for name, d in sorted(done.items())]
-
-
-def _region_latency(trace: Trace) -> list[dict[str, Any]]:
+def finished(trace: Trace, what: str) -> Table:
+    """User tasks (``what="tasks"``) or regions (``"regions"``) that ended in the trace:
+    ``name``, ``g`` (the goroutine that began it), ``begin``, ``end`` (absolute ns)."""
+    if what == "tasks":
+        done = [u for u in trace.user_tasks if u.begin_ns is not None and u.end_ns is not None]
+        return Table(
+            name=np.array([u.name for u in done], dtype=object),
+            g=np.array([u.g or 0 for u in done], dtype=np.int64),
+            begin=np.array([u.begin_ns for u in done], dtype=np.int64),
+            end=np.array([u.end_ns for u in done], dtype=np.int64),
+        )
     regions = trace.regions
     ended = regions.end_ns >= 0
-    names, durations = regions.name[ended], (regions.end_ns - regions.begin_ns)[ended]
-    return [_named_latency(name, durations[names == name]) for name in sorted(set(names.tolist()))]
+    return Table(name=regions.name[ended], g=regions.g[ended], begin=regions.begin_ns[ended], end=regions.end_ns[ended])
+
+
+def by_name(spans: Table) -> Iterator[tuple[str, Table]]:
+    """The rows of each name, names in order."""
+    for name in sorted(set(spans.name.tolist())):
+        yield name, spans[spans.name == name]
 
 
 def _named_latency(name: str, durations: np.ndarray) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..analysis import PROFILE_TYPES, Analysis, Profile
 from ..analysis.states import BLOCKED, LOOP_IDLE_STACK, STATE_NAMES, State
-from ..analysis.summary import latency_stats
+from ..analysis.summary import by_name, finished, latency_stats
 from ..export import pprof
 from ..format.events import WAKER_SHIFT, Waker
 from ..reader import Trace
@@ -309,23 +309,9 @@ class ViewerAPI:
 
     def latency(self, p: Params) -> list:
         what = p.get("what", "")
-        if what == "tasks":
-            items = [(u.name, u.g or 0, u.begin_ns, u.end_ns) for u in self.trace.user_tasks if u.begin_ns is not None and u.end_ns is not None]
-            names = np.array([i[0] for i in items], dtype=object)
-            g = np.array([i[1] for i in items], dtype=np.int64)
-            begin = np.array([i[2] for i in items], dtype=np.int64)
-            end = np.array([i[3] for i in items], dtype=np.int64)
-        elif what == "regions":
-            r = self.trace.regions
-            done = r.end_ns >= 0
-            names, g, begin, end = r.name[done], r.g[done], r.begin_ns[done], r.end_ns[done]
-        else:
+        if what not in ("tasks", "regions"):
             raise BadRequest("what must be tasks or regions")
-        out = []
-        for name in sorted(set(names.tolist())):
-            mine = names == name
-            out.append(self._histogram(name, g[mine], begin[mine], end[mine]))
-        return out
+        return [self._histogram(name, spans.g, spans.begin, spans.end) for name, spans in by_name(finished(self.trace, what))]
 
     def _histogram(self, name: str, g: np.ndarray, begin: np.ndarray, end: np.ndarray) -> dict:
         duration = end - begin
