@@ -11,7 +11,9 @@ Patched at class level, so loops created before tracing started are covered:
   eager first steps (3.12+).
 * ``BaseEventLoop.run_forever`` / ``close``: LOOP_START / LOOP_STOP.
 * ``BaseSelectorEventLoop._process_events`` and the selectors' ``select``:
-  which handles I/O readiness queued, and LOOP_IDLE_BEGIN/END around blocking selects.
+  which handles I/O readiness queued, and LOOP_IDLE_BEGIN/END around blocking selects;
+  a busy loop's ``select(0)`` also gives way to the tracer's threads when
+  they are due (see ``handoff``).
 * ``BaseEventLoop.run_in_executor``: marks futures whose wait is a ``syscall``.
 
 Every hook swallows its own errors: the program never sees them.
@@ -44,6 +46,7 @@ from ..format.events import (
     pack_waker,
 )
 from .await_chain import AwaitChains
+from .handoff import GilHandoff
 from .interner import Interner, function_name
 from .patcher import Patcher
 from .registry import Registry
@@ -102,7 +105,12 @@ class CallbackNames:
 
 
 def install(
-    patcher: Patcher, events: list[int], registry: Registry, interner: Interner, warn: Callable[[str], None]
+    patcher: Patcher,
+    events: list[int],
+    registry: Registry,
+    interner: Interner,
+    warn: Callable[[str], None],
+    handoff: GilHandoff,
 ) -> Callable[[], None]:
     """Patch asyncio for one recording; ``patcher.restore()`` undoes it all.
 
@@ -350,6 +358,11 @@ def install(
     def wrap_select(orig_select: Callable) -> Callable:
         def select(selector: Any, timeout: float | None = None) -> Any:
             if timeout is not None and timeout <= 0:
+                if clock() >= handoff.due:
+                    try:
+                        handoff.give_way()
+                    except Exception:
+                        pass
                 return orig_select(selector, timeout)
             loop = _get_running_loop()
             if loop is None or getattr(loop, "_selector", None) is not selector:

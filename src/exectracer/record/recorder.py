@@ -19,6 +19,7 @@ from . import asyncio_hooks, gc_hooks, io_waits, pool_hooks, sync_waits, thread_
 from .blocking import Waits
 from .gc_hooks import HeapProbe
 from .gil import GilLateness
+from .handoff import GilHandoff
 from .interner import Interner
 from .patcher import Patcher
 from .registry import Registry
@@ -89,6 +90,7 @@ class Recorder:
         self._heap = HeapProbe()
         self._last_heap = 0.0
         self._sink, self._owns_sink = open_sink(dest)
+        self.handoff = GilHandoff()  # when the threads below want the GIL from a busy loop
         self.writer = Writer(
             self._sink,
             self.events,
@@ -98,6 +100,7 @@ class Recorder:
             max_pending_bytes=options.max_pending_bytes,
             compression=options.compression,
             on_tick=self._tick,
+            handoff=self.handoff,
         )
         self.registry = Registry(self.events, self.interner, self.writer.thread_idents)
         self.stacks = FrameStacks(self.interner)  # thread stacks, shared by the sampler and the wait hooks
@@ -111,7 +114,7 @@ class Recorder:
         self.writer.start(self._metadata())
         opts = self.options
         if opts.sample_interval > 0:  # before any thread is adopted or hooked: it is one of ours
-            self.sampler = Sampler(self.events, self.registry, self.stacks, opts.sample_interval, self.writer.thread_idents, self.gil)
+            self.sampler = Sampler(self.events, self.registry, self.stacks, opts.sample_interval, self.writer.thread_idents, self.gil, self.handoff)
             self.sampler.start()
         self.active = True
         for thread in threading.enumerate():
@@ -121,7 +124,7 @@ class Recorder:
             if opts.threads:
                 thread_hooks.install(self._patcher, self.events, self.registry, lambda: self.active)
             if opts.asyncio:
-                self._before_stop = asyncio_hooks.install(self._patcher, self.events, self.registry, self.interner, self.warn)
+                self._before_stop = asyncio_hooks.install(self._patcher, self.events, self.registry, self.interner, self.warn, self.handoff)
             if opts.gc:
                 self._remove_gc = gc_hooks.install(self.events, self.registry, self._heap)
             if opts.thread_waits:

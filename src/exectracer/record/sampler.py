@@ -26,6 +26,7 @@ from typing import Callable
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, ThreadState
 from .gil import GilLateness, gil_enabled
+from .handoff import NEVER, SAMPLER, GilHandoff
 from .registry import Registry
 from .thread_stacks import FrameStacks
 
@@ -118,9 +119,11 @@ class Sampler:
         interval: float,
         own_threads: set[int],
         gil: GilLateness | None = None,
+        handoff: GilHandoff | None = None,
     ) -> None:
         self._emit = events.extend
         self._gil = gil  # told how late each tick resumes: the GIL wait probe
+        self._handoff = handoff or GilHandoff()  # told when each tick is due
         self._registry = registry
         self._stacks = stacks
         self._interval = interval
@@ -150,17 +153,22 @@ class Sampler:
     def _run(self) -> None:
         clock = time.perf_counter_ns
         interval = int(self._interval * 1e9)
+        handoff = self._handoff
         due = clock()
         try:
             while True:
                 due = max(due + interval, clock())  # fell behind: skip the ticks missed
+                handoff.plan(SAMPLER, due)
                 if self._stop.acquire(timeout=min(max(due - clock(), 0) / 1e9, threading.TIMEOUT_MAX)):
                     return
                 if self._gil is not None:
                     self._gil.observe(0, due, clock())
                 self._sample()
+                handoff.finished(SAMPLER)
         except Exception:  # never raise; stop sampling instead
             pass
+        finally:
+            handoff.plan(SAMPLER, NEVER)
 
     def _sample(self) -> None:
         threads = self._registry.threads.copy()

@@ -2,17 +2,22 @@
 
 Two threads keep the traced program away from the disk:
 
-* the *collector* wakes every ``poll`` seconds, and when a chunk's worth of
-  events has piled up (or ``flush_interval`` has passed) it takes them from
-  the shared list, together with the definitions made before them, and
-  encodes them into chunks (zlib runs without the GIL);
+* the *collector* wakes every ``POLL`` seconds (sooner for ``flush()`` and
+  ``stop()``), and when a chunk's worth of events has piled up (or
+  ``flush_interval`` has passed) it takes them from the shared list, together
+  with the definitions made before them, and encodes them into chunks (zlib
+  runs without the GIL);
 * the *I/O thread* writes finished chunks to the sink and flushes it.
 
-``flush()`` asks the collector to take everything recorded so far at its
-next wake-up and waits until the I/O thread has written it (a flight
-recorder's snapshot needs the newest events).
+``flush()`` wakes the collector to take everything recorded so far and
+waits until the I/O thread has written it (a flight recorder's snapshot
+needs the newest events).
 
-Memory stays bounded: the shared list is drained at least every ``poll``
+Both threads tell the recording's ``GilHandoff`` when they will want the GIL,
+so that a busy event loop hands it over instead of fighting for it (see
+``handoff``).
+
+Memory stays bounded: the shared list is drained at least every ``POLL``
 seconds, and if the sink falls behind by more than ``max_pending_bytes``
 new chunks are dropped and counted as lost (an ``EVENTS_LOST`` event says
 how many events went missing).
@@ -33,7 +38,10 @@ from typing import BinaryIO, Callable
 from ..format.chunks import ChunkKind, file_header
 from ..format.encoder import COLUMNS, events_chunk, json_chunk
 from ..format.events import Kind, pack
+from .handoff import COLLECTOR, NEVER, WRITER, GilHandoff
 from .interner import Interner, take_all
+
+POLL = 0.02  # seconds between the collector's wake-ups, at most
 
 
 class Writer:
@@ -50,6 +58,7 @@ class Writer:
         max_pending_bytes: int,
         compression: int,
         on_tick: Callable[[], None] | None = None,
+        handoff: GilHandoff | None = None,
     ) -> None:
         self._sink = sink
         self._events = events
@@ -59,7 +68,9 @@ class Writer:
         self._max_pending = max_pending_bytes
         self._level = compression
         self._on_tick = on_tick
-        self._poll = min(0.02, flush_interval)
+        self._handoff = handoff or GilHandoff()
+        self._encode_ns = 0  # how long the last chunk took to encode: when the collector wants the GIL back
+        self._poll = min(POLL, flush_interval)
         self._staged = array("q")
         self._seq = 0
         # (chunk bytes, or a function making them; events in them)
@@ -67,6 +78,7 @@ class Writer:
         self._pending_bytes = 0
         self._flush_requests: list[threading.Event] = []
         self._wake_io = threading.Event()
+        self._wake_collector = threading.Event()
         self._stopping = threading.Event()
         self._io_done = threading.Event()
         self.events_written = 0
@@ -90,6 +102,7 @@ class Writer:
     def stop(self, summary: dict) -> None:
         """Write what is left and an END chunk; wait for the I/O thread."""
         self._stopping.set()
+        self._wake_collector.set()
         self._collector.join()
         self._collect(final=True)
 
@@ -109,6 +122,7 @@ class Writer:
             return False
         done = threading.Event()
         self._flush_requests.append(done)
+        self._wake_collector.set()
         return done.wait(timeout)
 
     def abandon(self) -> None:
@@ -119,17 +133,27 @@ class Writer:
     # -- collector ---------------------------------------------------------
 
     def _collect_loop(self) -> None:
+        handoff = self._handoff
         last = time.monotonic()
-        while not self._stopping.wait(self._poll):
-            now = time.monotonic()
-            if self._on_tick is not None:
-                self._on_tick()
-            self._stage()
-            flushes = take_all(self._flush_requests)
-            if flushes or len(self._staged) >= self._chunk_ints or now - last >= self._flush_interval:
-                self._collect(final=False)
-                last = now
-            self._confirm_flushes(flushes)
+        try:
+            while True:
+                handoff.plan(COLLECTOR, time.perf_counter_ns() + int(self._poll * 1e9))
+                self._wake_collector.wait(self._poll)
+                self._wake_collector.clear()
+                if self._stopping.is_set():
+                    return
+                now = time.monotonic()
+                if self._on_tick is not None:
+                    self._on_tick()
+                self._stage()
+                flushes = take_all(self._flush_requests)
+                if flushes or len(self._staged) >= self._chunk_ints or now - last >= self._flush_interval:
+                    self._collect(final=False)
+                    last = now
+                self._confirm_flushes(flushes)
+                handoff.finished(COLLECTOR)
+        finally:
+            handoff.plan(COLLECTOR, NEVER)
 
     def _confirm_flushes(self, flushes: list[threading.Event]) -> None:
         """Have the I/O thread set each of ``flushes`` once what is pending now is written."""
@@ -156,13 +180,21 @@ class Writer:
             for start in range(0, len(events), self._chunk_ints):
                 piece = events[start : start + self._chunk_ints]
                 n_events = len(piece) // COLUMNS
-                if self._enqueue(events_chunk(self._next_seq(), piece, self._level), force=final, events=n_events):
+                if self._enqueue(self._encode(piece), force=final, events=n_events):
                     if start == 0:
                         self._lost_reported += lost
                 else:
                     self.events_lost += n_events
         except Exception as exc:  # never let the writer die silently
             self.write_error = f"{type(exc).__name__}: {exc}"
+
+    def _encode(self, piece: "array[int]") -> bytes:
+        """An EVENTS chunk of ``piece``; zlib lets go of the GIL, so plan when it will be wanted back."""
+        start = time.perf_counter_ns()
+        self._handoff.plan(COLLECTOR, start + self._encode_ns)
+        chunk = events_chunk(self._next_seq(), piece, self._level)
+        self._encode_ns = time.perf_counter_ns() - start
+        return chunk
 
     def _definitions(self) -> bytes:
         strings, frames, stacks = self._interner.take_new()
@@ -186,13 +218,22 @@ class Writer:
             return False
         self._pending.append((data, events))
         self._pending_bytes += len(data)
+        if not self._wake_io.is_set():  # the I/O thread will want the GIL as soon as it wakes
+            self._handoff.plan(WRITER, time.perf_counter_ns())
         self._wake_io.set()
         return True
 
     def _io_loop(self) -> None:
+        try:
+            self._write_pending()
+        finally:
+            self._handoff.plan(WRITER, NEVER)
+
+    def _write_pending(self) -> None:
         while True:
             self._wake_io.wait()
             self._wake_io.clear()
+            self._handoff.finished(WRITER)  # it has the GIL: a sink that blocks must not hold the program up
             while self._pending:
                 data, events = self._pending.popleft()
                 if callable(data):  # the END chunk or a flush confirmation: never counted as pending
