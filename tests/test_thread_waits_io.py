@@ -38,6 +38,23 @@ def connected_pair():
     return client, server
 
 
+def network_wait_of(record, target, name, delay):
+    """Run ``target(client)`` in a thread called ``name`` while the peer sends after ``delay`` s; that thread's one network wait."""
+    client, server = connected_pair()
+
+    def run():
+        t = threading.Thread(target=target, args=(client,), name=name)
+        t.start()
+        time.sleep(delay)
+        server.sendall(b"late")
+        t.join()
+
+    with client, server:
+        rec = record(run)
+    (wait,) = [w for w in rec.thread_waits(Category.NETWORK) if w[0] == g_of(rec, name)]
+    return wait
+
+
 def here():
     """The caller's line number."""
     return sys._getframe(1).f_lineno
@@ -50,18 +67,7 @@ def test_recv_waits_are_network_at_the_calling_line(record):
         where["line"] = here() + 1
         assert sock.recv(100) == b"late"
 
-    client, server = connected_pair()
-
-    def run():
-        t = threading.Thread(target=reader, args=(client,), name="reader")
-        t.start()
-        time.sleep(0.2)
-        server.sendall(b"late")
-        t.join()
-
-    with client, server:
-        rec = record(run)
-    (wait,) = [w for w in rec.thread_waits(Category.NETWORK) if w[0] == g_of(rec, "reader")]
+    wait = network_wait_of(record, reader, "reader", 0.2)
     _, start, end, stack, _ = wait
     assert 0.15e9 < end - start < 1.5e9
     assert stack[0].function.endswith(".reader") and stack[0].line == where["line"]
@@ -143,18 +149,7 @@ def test_select_in_a_thread_is_a_network_wait(record, how):
             where["line"] = here() + 1
             assert select.select([sock], [], [], 5)[0]
 
-    client, server = connected_pair()
-
-    def run():
-        t = threading.Thread(target=waiter, args=(client,), name="waiter")
-        t.start()
-        time.sleep(0.15)
-        server.sendall(b"ready")
-        t.join()
-
-    with client, server:
-        rec = record(run)
-    (wait,) = [w for w in rec.thread_waits(Category.NETWORK) if w[0] == g_of(rec, "waiter")]
+    wait = network_wait_of(record, waiter, "waiter", 0.15)
     assert 0.1e9 < wait[2] - wait[1] < 1.5e9
     assert wait[3][0].function.endswith(".waiter") and wait[3][0].line == where["line"]
 

@@ -45,7 +45,7 @@ class GilHandoff:
         """Tracer thread ``slot`` will want the GIL at ``due_ns`` (NEVER: not before it says so)."""
         if self._enabled:
             self._dues[slot] = due_ns
-            self.due = max(min(self._dues), self._not_before)
+            self._update_due()
 
     def finished(self, slot: int) -> None:
         """Tracer thread ``slot`` is done with the GIL for now: let a waiting thread go on."""
@@ -69,4 +69,8 @@ class GilHandoff:
         # the thread was late or is still at work: don't stall the program for the tracer again soon
         self._not_before = time.perf_counter_ns() + self._backoff
         self._backoff = min(2 * self._backoff, MAX_BACKOFF_NS)
+        self._update_due()
+
+    def _update_due(self) -> None:
+        # kept as one attribute: the busy loop reads it at every select(0)
         self.due = max(min(self._dues), self._not_before)
