@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 
 import exectracer
+from exectracer.analysis import states
 from exectracer.analysis.goroutines import group_order
 from exectracer.analysis.ranges import RangeSet
+from exectracer.analysis.states import StateIntervals
 from exectracer.format.events import Category, Kind, Outcome, Waker
 from exectracer.reader import TraceWarning
 
 from tracebuilder import TraceBuilder
 
 MAIN, TASK, WORKER, POOL, SPAWNER = 1, 2, 3, 4, 5
-LOOP = 1
+LOOP = 9  # a loop id that is no goroutine's: its idle events belong to the thread running it
 END = 10_000
 
 
@@ -132,6 +134,18 @@ def test_state_intervals_cover_each_goroutine_without_gaps(model: exectracer.Tra
         assert np.all(end > start)
     task = table.g == TASK
     assert list(table.state[task]) == ["runnable", "running", "network", "runnable", "running", "sync", "runnable", "running", "runnable", "running"]
+
+
+def test_state_model_in_two_halves_matches_one(model: exectracer.Trace, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = StateIntervals(model)
+    monkeypatch.setattr(states, "WORKERS", 2)
+    monkeypatch.setattr(states, "MIN_PART_ROWS", 1)
+    rows, gi = states._grouped_rows(model, whole.goroutines)
+    first, second = states._halves(gi)
+    assert first.stop == second.start and gi[first.stop - 1] != gi[second.start]
+    halves = StateIntervals(model)
+    for column in ("gi", "state", "start", "end", "stack", "waker"):
+        assert np.array_equal(getattr(halves, column), getattr(whole, column)), column
 
 
 def test_wakers_and_resume_stacks(model: exectracer.Trace) -> None:
@@ -305,3 +319,33 @@ def test_range_set_union_and_coverage() -> None:
     r = RangeSet(np.array([10, 15, 40, 50]), np.array([20, 30, 45, 50]))
     assert r.starts.tolist() == [10, 40] and r.ends.tolist() == [30, 45] and r.total == 25
     assert r.covered(np.array([0, 12, 25, 31]), np.array([100, 13, 42, 39])).tolist() == [25, 1, 7, 0]
+
+
+def test_range_set_may_overlap_never_misses_and_rarely_errs() -> None:
+    rng = np.random.default_rng(7)
+    starts = np.sort(rng.integers(1_000_000, 9_000_000, 40))
+    r = RangeSet(starts, starts + rng.integers(1, 5_000, 40))
+    a = rng.integers(0, 10_000_000, 200_000)
+    b = a + rng.integers(0, 20_000, len(a))
+    exact = r.covered(a, b) > 0
+    maybe = r.may_overlap(a, b)
+    assert exact.any() and np.all(maybe[exact])
+    assert (maybe & ~exact).sum() < 0.05 * len(a)
+    assert not r.may_overlap(np.array([0, 9_900_000, 5]), np.array([999_999, 10_000_000, 5])).any()  # before, after, empty
+    assert not RangeSet(np.empty(0, np.int64), np.empty(0, np.int64)).may_overlap(a, b).any()
+
+
+@pytest.mark.parametrize("dropped", [0, 1, 300, states.MAX_PACK_MOVES + 1])
+@pytest.mark.parametrize("to_end", [False, True])
+def test_pack_moves_kept_rows_to_one_side(dropped: int, to_end: bool) -> None:
+    rng = np.random.default_rng(dropped)
+    n = 20_000
+    keep = np.ones(n, dtype=bool)
+    keep[rng.choice(n, dropped, replace=False)] = False
+    keep[:3] = keep[-3:] = dropped == 0  # runs at both edges are dropped too
+    a, b = rng.integers(0, 1 << 40, n), rng.integers(0, 100, n).astype(np.int8)
+    want = a[keep], b[keep]
+    packed = states._pack((a, b), keep, to_end)
+    assert [p.tolist() for p in packed] == [w.tolist() for w in want]
+    offset = (packed[0].__array_interface__["data"][0] - a.__array_interface__["data"][0]) // a.itemsize
+    assert offset == (len(a) - len(want[0]) if to_end else 0)  # in place, at the chosen side

@@ -60,16 +60,16 @@ class Goroutines:
     def index_of(self, g: np.ndarray) -> np.ndarray:
         """Dense indices of goroutine ids ``g``; -1 for ids the trace does not name."""
         if len(self.ids) == 0:
-            return np.full(len(g), -1, dtype=np.int64)
+            return np.full(len(g), -1, dtype=np.int32)
         top = int(self.ids[-1])
         if top < MAX_LOOKUP_ID:
-            lut = np.full(top + 2, -1, dtype=np.int64)
-            lut[self.ids] = np.arange(len(self.ids))
+            lut = np.full(top + 2, -1, dtype=np.int32)
+            lut[self.ids] = np.arange(len(self.ids), dtype=np.int32)
             if len(g) and (g.min() < 0 or g.max() > top):
                 g = np.clip(g, -1, top + 1)  # -1 and top + 1 map to -1
             return lut[g]
         pos = np.minimum(np.searchsorted(self.ids, g), len(self.ids) - 1)
-        return np.where(self.ids[pos] == g, pos, -1)
+        return np.where(self.ids[pos] == g, pos, -1).astype(np.int32)
 
 
 def _func_stacks(trace: Trace) -> dict[int, int]:

@@ -26,6 +26,7 @@ from ..reader import Trace
 from .goroutines import Goroutines
 from .ranges import RangeSet
 from .states import LOOP_IDLE_STACK, NO_STACK, State, StateIntervals
+from .sums import sums_by_key
 
 BLOCKING_TYPES = {"net": State.NETWORK, "sync": State.SYNC, "syscall": State.SYSCALL, "sleep": State.SLEEP}
 PROFILE_TYPES = (*BLOCKING_TYPES, "sched", "gil", "cpu")
@@ -121,11 +122,8 @@ def profile(trace: Trace, states: StateIntervals, type: str, selection: Selectio
         rows.values[:, -1] = _inside_regions(trace, goroutines, rows, selection.region, points=type == "cpu")
         rows = rows.take(rows.values[:, -1] > 0)
     stacks = _known_stacks(trace, goroutines, rows.gi, rows.stack)
-    uniq, inverse = np.unique(stacks, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    summed = np.zeros((len(uniq), len(sample_types)), dtype=np.int64)
-    for col in range(len(sample_types)):
-        summed[:, col] = np.rint(np.bincount(inverse, weights=rows.values[:, col], minlength=len(uniq)))
+    uniq, _, sums = sums_by_key(stacks, [rows.values[:, col] for col in range(len(sample_types))])
+    summed = np.rint(np.stack(sums, axis=1)).astype(np.int64).reshape(len(uniq), len(sample_types))
     wall = int(trace.metadata.get("start_wall_ns", 0) or 0)
     return Profile(
         type=type,

@@ -36,6 +36,7 @@ import numpy as np
 from ..format.events import CATEGORY_SHIFT, Category, Kind, Waker
 from ..reader import Table, Trace
 from .goroutines import Goroutines, group_order
+from .parallel import WORKERS, run_all
 
 
 class State(enum.IntEnum):
@@ -55,6 +56,8 @@ BLOCKED = (State.NETWORK, State.SYNC, State.SLEEP, State.SYSCALL, State.OTHER)
 STATE_NAMES = {s: s.name.lower() for s in State}
 NO_STACK = -1
 LOOP_IDLE_STACK = -2  # the stack of a loop's thread idle in its selector: no code of its own waits there
+MIN_PART_ROWS = 1 << 20  # fewer transitions per half are not worth a thread
+MAX_PACK_MOVES = 4096  # dropping more rows than this copies whole columns
 
 _WAIT = 100  # marks kinds whose state comes from their category
 _STATE_OF_KIND = np.full(256, -1, dtype=np.int8)
@@ -102,16 +105,17 @@ class StateIntervals:
 
     def __init__(self, trace: Trace, goroutines: Goroutines | None = None) -> None:
         self.goroutines = goroutines if goroutines is not None else Goroutines(trace)
-        t = _transitions(trace, self.goroutines)
-        self.gi, self.state, self.start, self.end, self.stack, self.waker = _intervals(t, trace.end_ns, self.goroutines)
+        t = _gathered(trace, self.goroutines)
+        halves = _halves(t.gi)
+        # the first of two halves packs its intervals against the cut and the second from it: together one slice
+        done = run_all([functools.partial(_part_intervals, t.part(rows), trace.end_ns, self.goroutines, i == 0 and len(halves) == 2) for i, rows in enumerate(halves)])
+        cut = halves[0].stop
+        first = cut - len(done[0][0]) if len(halves) == 2 else 0
+        last = cut + len(done[-1][0]) if len(halves) == 2 else len(done[0][0])
+        self.gi, self.state, self.start, self.end, self.stack, self.waker = (c[first:last] for c in (t.gi, t.state, t.ts, t.arg, t.stack, t.waker))
 
     def __len__(self) -> int:
         return len(self.gi)
-
-    @functools.cached_property
-    def duration(self) -> np.ndarray:
-        """``end - start`` of each interval (computed once; do not modify)."""
-        return self.end - self.start
 
     def table(self) -> Table:
         """The intervals as a :class:`Table` with goroutine ids (``g``) and state names."""
@@ -127,28 +131,84 @@ class StateIntervals:
 
 
 class _Transitions:
-    """Transitions grouped by goroutine, in time order within one (``kind`` is the event's)."""
+    """Transitions grouped by goroutine, in time order within one.
 
-    def __init__(self, gi: np.ndarray, ts: np.ndarray, state: np.ndarray, stack: np.ndarray, waker: np.ndarray, kind: np.ndarray) -> None:
-        self.gi, self.ts, self.state, self.stack, self.waker, self.kind = gi, ts, state, stack, waker, kind
+    ``kind`` and ``arg`` are the event's; once the states are assigned,
+    ``arg``'s memory holds the intervals' ends.
+    """
+
+    def __init__(self, gi: np.ndarray, ts: np.ndarray, state: np.ndarray, stack: np.ndarray, waker: np.ndarray, kind: np.ndarray, arg: np.ndarray) -> None:
+        self.gi, self.ts, self.state, self.stack, self.waker, self.kind, self.arg = gi, ts, state, stack, waker, kind, arg
+
+    def __len__(self) -> int:
+        return len(self.gi)
+
+    def part(self, rows: slice) -> _Transitions:
+        """The transitions at ``rows``, sharing memory with these."""
+        return _Transitions(*(column[rows] for column in (self.gi, self.ts, self.state, self.stack, self.waker, self.kind, self.arg)))
 
 
-def _transitions(trace: Trace, goroutines: Goroutines) -> _Transitions:
-    """Gather the events that change a goroutine's state, grouped by goroutine, and give each its state."""
+def _grouped_rows(trace: Trace, goroutines: Goroutines) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the events that change a goroutine's state, grouped by goroutine (time order within one), and each one's goroutine index."""
     ev = trace.events
-    rows = np.flatnonzero(_STATE_OF_KIND[ev.kind] >= 0)
-    g = _loop_events_to_threads(trace, rows, ev.g[rows])
-    gi = goroutines.index_of(g).astype(np.int32)
-    del g
-    known = gi >= 0
-    if not known.all():
-        rows, gi = rows[known], gi[known]
-    del known
-    rows = rows[group_order(gi, len(goroutines))]
-    gi = np.repeat(np.arange(len(goroutines), dtype=np.int32), np.bincount(gi, minlength=len(goroutines)))  # gi in that order
-    kind, arg, ts = ev.kind[rows], ev.arg[rows], ev.ts[rows]
-    t = _Transitions(gi, ts, _STATE_OF_KIND[kind], np.full(len(rows), NO_STACK, dtype=np.int32), np.zeros(len(rows), dtype=np.int64), kind)
-    del rows
+    n = len(goroutines)
+    gi = goroutines.index_of(ev.g)
+    idle, threads = _idle_loop_threads(trace)
+    gi[idle] = goroutines.index_of(threads)
+    gi[(gi < 0) | (_STATE_OF_KIND[ev.kind] < 0)] = n  # not a transition of a goroutine the trace names: a last group, left out
+    counts = np.bincount(gi, minlength=n + 1)
+    rows = group_order(gi, n + 1)[: len(gi) - counts[n]]
+    return rows, np.repeat(np.arange(n, dtype=np.int32), counts[:n])
+
+
+def _idle_loop_threads(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the LOOP_IDLE events (whose g is a loop), and the thread that ran the loop at each."""
+    ev = trace.events
+    idle = np.flatnonzero((ev.kind == Kind.LOOP_IDLE_BEGIN) | (ev.kind == Kind.LOOP_IDLE_END))
+    thread = np.zeros(len(idle), dtype=np.int64)
+    if len(idle) == 0:
+        return idle, thread
+    starts = np.flatnonzero(ev.kind == Kind.LOOP_START)
+    ts, loops = ev.ts[idle], ev.g[idle]
+    for loop in np.unique(loops).tolist():
+        mine = loops == loop
+        at = starts[ev.g[starts] == loop]
+        before = np.searchsorted(ev.ts[at], ts[mine], side="right") - 1
+        thread[mine] = np.where(before >= 0, ev.arg[at][np.maximum(before, 0)], 0)
+    return idle, thread
+
+
+def _gathered(trace: Trace, goroutines: Goroutines) -> _Transitions:
+    """The transitions, grouped: their events' kind, time and argument, and room for their states."""
+    ev = trace.events
+    rows, gi = _grouped_rows(trace, goroutines)
+    n = len(rows)
+    kind, ts, arg = np.empty(n, dtype=np.uint8), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
+    run_all([functools.partial(np.take, column, rows, out=out, mode="clip") for column, out in ((ev.ts, ts), (ev.arg, arg), (ev.kind, kind))])
+    del rows  # before the room for the states, which may reuse its memory
+    return _Transitions(gi, ts, np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int64), kind, arg)
+
+
+def _halves(gi: np.ndarray) -> list[slice]:
+    """Grouped rows in two slices of about equal size, each holding whole goroutines (one slice if that is not worth a thread)."""
+    if WORKERS == 1 or len(gi) < 2 * MIN_PART_ROWS:
+        return [slice(0, len(gi))]
+    cut = int(np.searchsorted(gi, gi[len(gi) // 2]))  # where the goroutine in the middle begins
+    return [slice(0, cut), slice(cut, len(gi))] if cut > 0 else [slice(0, len(gi))]
+
+
+def _part_intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: bool) -> tuple[np.ndarray, ...]:
+    """The intervals of the goroutines in ``t``, packed at the start of its columns (at their end if ``to_end``)."""
+    _assign_states(t, goroutines)
+    return _intervals(_without_repeats(t, to_end), trace_end, goroutines, to_end)
+
+
+def _assign_states(t: _Transitions, goroutines: Goroutines) -> None:
+    """Fill in each transition's state, stack and waker from its event."""
+    kind, arg = t.kind, t.arg
+    np.take(_STATE_OF_KIND, kind, out=t.state, mode="clip")  # unbuffered; every kind is an index of the table
+    t.stack.fill(NO_STACK)
+    t.waker.fill(0)
     waits = np.flatnonzero(t.state == _WAIT)
     t.state[waits] = _STATE_OF_CATEGORY[arg[waits] & 0xF]
     t.stack[waits] = arg[waits] >> CATEGORY_SHIFT
@@ -157,35 +217,14 @@ def _transitions(trace: Trace, goroutines: Goroutines) -> _Transitions:
     ready = np.flatnonzero(kind == Kind.TASK_READY)
     t.waker[ready] = arg[ready]
     del ready
-    _pack_thread_wakers(t, arg, goroutines)
-    _place_gil_waits(t, arg)
-    del arg
+    _pack_thread_wakers(t, goroutines)
+    _place_gil_waits(t)
     _fold_ready_into_step(t)
-    return _without_repeats(t)
 
 
-def _loop_events_to_threads(trace: Trace, rows: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """``g`` of the events at ``rows``, where LOOP_IDLE events (whose g is a loop) get the thread that ran the loop then."""
-    ev = trace.events
-    kind = ev.kind[rows]
-    idle = np.flatnonzero((kind == Kind.LOOP_IDLE_BEGIN) | (kind == Kind.LOOP_IDLE_END))
-    if len(idle) == 0:
-        return g
-    starts = np.flatnonzero(ev.kind == Kind.LOOP_START)
-    ts = ev.ts[rows[idle]]
-    thread = np.zeros(len(idle), dtype=np.int64)
-    loops = g[idle]
-    for loop in np.unique(loops).tolist():
-        mine = loops == loop
-        at = starts[ev.g[starts] == loop]
-        before = np.searchsorted(ev.ts[at], ts[mine], side="right") - 1
-        thread[mine] = np.where(before >= 0, ev.arg[at][np.maximum(before, 0)], 0)
-    g[idle] = thread
-    return g
-
-
-def _pack_thread_wakers(t: _Transitions, arg: np.ndarray, goroutines: Goroutines) -> None:
+def _pack_thread_wakers(t: _Transitions, goroutines: Goroutines) -> None:
     """A THREAD_UNBLOCK names the goroutine that released it; pack it like a TASK_READY waker."""
+    arg = t.arg
     unblock = np.flatnonzero((t.kind == Kind.THREAD_UNBLOCK) & (arg > 0))
     if len(unblock) == 0:
         return
@@ -195,13 +234,14 @@ def _pack_thread_wakers(t: _Transitions, arg: np.ndarray, goroutines: Goroutines
     t.waker[unblock] = np.where(is_task, Waker.TASK, Waker.THREAD) | (who << 3)
 
 
-def _place_gil_waits(t: _Transitions, arg: np.ndarray) -> None:
+def _place_gil_waits(t: _Transitions) -> None:
     """A GIL_WAIT right after its thread's THREAD_UNBLOCK: the thread was runnable for the last ``arg`` ns of the wait.
 
     The unblock moves back to the estimated start of the GIL wait and
     becomes the runnable transition (it keeps the waker that ended the
     wait); the GIL_WAIT is the return to running.
     """
+    arg = t.arg
     gil = np.flatnonzero(t.kind == Kind.GIL_WAIT)
     gil = gil[(gil >= 2) & (arg[gil] > 0)]
     if len(gil) == 0:
@@ -230,23 +270,25 @@ def _fold_ready_into_step(t: _Transitions) -> None:
     t.state[inside] = State.RUNNING
 
 
-def _without_repeats(t: _Transitions) -> _Transitions:
-    """Drop a transition into the state the goroutine is already in."""
+def _without_repeats(t: _Transitions, to_end: bool) -> _Transitions:
+    """Drop a transition into the state the goroutine is already in (packing the rest as :func:`_part_intervals` says)."""
     n = len(t.gi)
     keep = np.ones(n, dtype=bool)
     np.not_equal(t.state[1:], t.state[:-1], out=keep[1:])
     keep[1:] |= t.gi[1:] != t.gi[:-1]
     if keep.all():
         return t
-    return _Transitions(*(_compress(col, keep) for col in (t.gi, t.ts, t.state, t.stack, t.waker, t.kind)))
+    packed = _pack((t.gi, t.ts, t.state, t.stack, t.waker, t.kind), keep, to_end)
+    kept = len(packed[0])
+    return _Transitions(*packed, t.arg[n - kept :] if to_end else t.arg[:kept])  # room for the ends
 
 
-def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines) -> tuple[np.ndarray, ...]:
+def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: bool) -> tuple[np.ndarray, ...]:
     """Intervals between consecutive transitions of one goroutine; the last one runs to the trace's end."""
     n = len(t.gi)
     last = np.ones(n, dtype=bool)  # the goroutine's last transition
     np.not_equal(t.gi[:-1], t.gi[1:], out=last[:-1])
-    end = np.empty(n, dtype=np.int64)
+    end = t.arg  # the arguments are no longer needed
     end[:-1] = t.ts[1:]
     end[last] = trace_end
     np.maximum(end, t.ts, out=end)
@@ -260,15 +302,37 @@ def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines) -> tuple
     unknown = np.flatnonzero((stack == NO_STACK) & (t.state != State.RUNNING))
     stack[unknown] = entry[t.gi[unknown]]
     # blocked: what ended the wait (runnable keeps what made it ready)
-    blocked = np.flatnonzero((t.state >= State.NETWORK) & ~last)
-    t.waker[blocked] = t.waker[blocked + 1]
-    t.waker[(t.state >= State.NETWORK) & last] = 0
+    blocked = t.state >= State.NETWORK
+    np.copyto(t.waker[:-1], t.waker[1:], where=blocked[:-1] & ~last[:-1])
+    t.waker[blocked & last] = 0
     keep = (t.state != State.ENDED) & (end > t.ts)
-    return tuple(_compress(col, keep) for col in (t.gi, t.state, t.ts, end, stack, t.waker))
+    return tuple(_pack((t.gi, t.state, t.ts, end, stack, t.waker), keep, to_end))
 
 
-def _compress(column: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """``column[keep]``, written over the start of ``column`` (one column's worth of scratch at a time)."""
-    kept = column[keep]
-    column[: len(kept)] = kept
-    return column[: len(kept)]
+def _pack(columns: tuple[np.ndarray, ...], keep: np.ndarray, to_end: bool) -> list[np.ndarray]:
+    """Each column's rows where ``keep`` is true, moved in place to the column's start (its end if ``to_end``)."""
+    dropped = np.flatnonzero(~keep)
+    n = len(keep)
+    at = slice(len(dropped), n) if to_end else slice(0, n - len(dropped))
+    if len(dropped) == 0:
+        return [column[at] for column in columns]
+    if len(dropped) > MAX_PACK_MOVES:
+        for column in columns:
+            column[at] = column[keep]  # one column's worth of scratch at a time
+        return [column[at] for column in columns]
+    moves = _pack_moves(dropped, n, to_end)
+    for column in columns:
+        for src, dst, length in moves:
+            column[dst : dst + length] = column[src : src + length]
+    return [column[at] for column in columns]
+
+
+def _pack_moves(dropped: np.ndarray, n: int, to_end: bool) -> list[tuple[int, int, int]]:
+    """``(source, destination, length)`` of the runs of rows between ``dropped`` ones, moved to close the gaps,
+    in an order that never overwrites a row still to move."""
+    starts = np.concatenate(([0], dropped + 1))
+    lengths = np.concatenate((dropped, [n])) - starts
+    runs = np.arange(len(starts))
+    dst = starts + (len(dropped) - runs if to_end else -runs)  # a run moves by the number of dropped rows on its side
+    moves = [(s, d, length) for s, d, length in zip(starts.tolist(), dst.tolist(), lengths.tolist()) if length and s != d]
+    return moves[::-1] if to_end else moves

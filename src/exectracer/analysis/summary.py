@@ -5,6 +5,7 @@ Times are nanoseconds; timestamps are relative to the trace's start.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterator
 
 import numpy as np
@@ -12,22 +13,31 @@ import numpy as np
 from ..reader import Table, Trace
 from .gc import Collections
 from .mmu import DEFAULT_WINDOWS_NS, mmu
+from .parallel import run_all
 from .states import BLOCKED, LOOP_IDLE_STACK, STATE_NAMES, State, StateIntervals
+from .sums import sums_by_key
 
 TOP_WAITS = 10
+BLOCK_ROWS = 1 << 18
 _SLOTS = len(State)
 
 
 def summarize(trace: Trace, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS) -> dict[str, Any]:
     """Everything ``exectracer summary`` reports, as plain data."""
-    times = _time_per_goroutine(states, collections)
+    times, latency, waits = run_all(
+        [
+            functools.partial(_time_per_goroutine, states, collections),
+            lambda: latency_stats(_durations_in(states, State.RUNNABLE)),
+            functools.partial(top_waits, trace, states),
+        ]
+    )
     goroutines = [_goroutine(trace, g, times[g.index]) for g in states.goroutines.list]
     return {
         "trace": _trace_info(trace),
         "goroutines": goroutines,
         "groups": _groups(goroutines),
         "gc": collections.stats(),
-        "scheduler_latency_ns": latency_stats(states.duration[states.state == State.RUNNABLE]),
+        "scheduler_latency_ns": latency,
         "mmu": [
             {
                 "window_ns": p.window_ns,
@@ -38,7 +48,7 @@ def summarize(trace: Trace, states: StateIntervals, collections: Collections, wi
         ],
         "user_tasks": [_named_latency(name, spans.end - spans.begin) for name, spans in by_name(finished(trace, "tasks"))],
         "user_regions": [_named_latency(name, spans.end - spans.begin) for name, spans in by_name(finished(trace, "regions"))],
-        "top_waits": top_waits(trace, states),
+        "top_waits": waits,
     }
 
 
@@ -52,14 +62,19 @@ def latency_stats(durations: np.ndarray) -> dict[str, int]:
 
 def top_waits(trace: Trace, states: StateIntervals, n: int = TOP_WAITS) -> list[dict[str, Any]]:
     """The ``n`` code locations where goroutines spent the most time blocked, by category."""
-    blocked = np.flatnonzero((states.state >= State.NETWORK) & (states.stack != LOOP_IDLE_STACK))
-    key = states.state[blocked].astype(np.int64) << 32 | (states.stack[blocked].astype(np.int64) & 0xFFFFFFFF)
-    uniq, inverse = np.unique(key, return_inverse=True)
-    total = np.bincount(inverse.reshape(-1), weights=states.duration[blocked], minlength=len(uniq))
-    count = np.bincount(inverse.reshape(-1), minlength=len(uniq))
+    blocks = []
+    for rows in _blocks(len(states)):
+        state, stack = states.state[rows], states.stack[rows]
+        blocked = np.flatnonzero((state >= State.NETWORK) & (stack != LOOP_IDLE_STACK))
+        key = (stack[blocked].astype(np.int64) + 1) * _SLOTS + state[blocked]  # unknown stacks (-1) count from 0
+        keys, count, (total,) = sums_by_key(key, [states.end[rows][blocked] - states.start[rows][blocked]])
+        blocks.append((keys, count, total))
+    keys, count, total = (np.concatenate(column) for column in zip(*blocks)) if blocks else (np.zeros(0, np.int64),) * 3
+    keys, _, (count, total) = sums_by_key(keys, [count, total])
     out = []
     for i in np.argsort(-total, kind="stable")[:n].tolist():
-        state, stack = int(uniq[i]) >> 32, int(np.uint32(int(uniq[i]) & 0xFFFFFFFF).astype(np.int32))
+        stack, state = divmod(int(keys[i]), _SLOTS)
+        stack -= 1
         frame = trace.frame(int(stack)) if stack >= 0 else None
         out.append(
             {
@@ -99,16 +114,31 @@ def _time_per_goroutine(states: StateIntervals, collections: Collections) -> np.
     GC time overlaps: it is the part of running and runnable time during
     which a collection ran (CPython stops every thread for it).
     """
-    n = len(states.goroutines)
-    duration = states.duration
-    slot = states.gi.astype(np.int64) * (_SLOTS + 1) + states.state
-    times = np.bincount(slot, weights=duration, minlength=n * (_SLOTS + 1))
-    if len(collections.busy):
-        active = np.flatnonzero(states.state <= State.RUNNABLE)
-        active = active[collections.busy.overlaps(states.start[active], states.end[active])]
-        in_gc = collections.busy.covered(states.start[active], states.end[active])
-        times += np.bincount(states.gi[active].astype(np.int64) * (_SLOTS + 1) + _SLOTS, weights=in_gc, minlength=n * (_SLOTS + 1))
-    return np.rint(times).astype(np.int64).reshape(n, _SLOTS + 1)
+    width = _SLOTS + 1
+    size = len(states.goroutines) * width
+    times = np.zeros(size)
+    busy = collections.busy
+    for rows in _blocks(len(states)):
+        gi, state, start, end = states.gi[rows], states.state[rows], states.start[rows], states.end[rows]
+        slot = gi.astype(np.int64) * width
+        times += np.bincount(slot + state, weights=end - start, minlength=size)
+        if len(busy):
+            active = np.flatnonzero((state <= State.RUNNABLE) & busy.may_overlap(start, end))
+            in_gc = busy.covered(start[active], end[active])
+            times += np.bincount(slot[active] + _SLOTS, weights=in_gc, minlength=size)
+    return np.rint(times).astype(np.int64).reshape(-1, width)
+
+
+def _durations_in(states: StateIntervals, state: State) -> np.ndarray:
+    """How long each interval in ``state`` lasted."""
+    blocks = [(states.end[rows] - states.start[rows])[states.state[rows] == state] for rows in _blocks(len(states))]
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
+
+
+def _blocks(n: int) -> Iterator[slice]:
+    """Slices of ``BLOCK_ROWS`` rows covering ``0..n``: temporaries for one block stay in the CPU's cache."""
+    for at in range(0, n, BLOCK_ROWS):
+        yield slice(at, min(at + BLOCK_ROWS, n))
 
 
 def _time_ns(row: np.ndarray) -> dict[str, Any]:
