@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import exectracer
-from exectracer.analysis import states
+from exectracer.analysis import parallel, states
 from exectracer.analysis.goroutines import group_order
 from exectracer.analysis.ranges import RangeSet
 from exectracer.analysis.states import StateIntervals
@@ -349,3 +350,20 @@ def test_pack_moves_kept_rows_to_one_side(dropped: int, to_end: bool) -> None:
     assert [p.tolist() for p in packed] == [w.tolist() for w in want]
     offset = (packed[0].__array_interface__["data"][0] - a.__array_interface__["data"][0]) // a.itemsize
     assert offset == (len(a) - len(want[0]) if to_end else 0)  # in place, at the chosen side
+
+
+def test_run_all_keeps_order_and_hands_on_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "WORKERS", 2)
+    assert parallel.run_all([lambda: 1, lambda: 2, lambda: 3]) == [1, 2, 3]
+    with pytest.raises(ZeroDivisionError):
+        parallel.run_all([lambda: 1, lambda: 1 // 0])
+
+
+def test_analysis_threads_stay_out_of_a_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "WORKERS", 2)
+    path = tmp_path / "t.xtrace"
+    with exectracer.trace(path):
+        threads = parallel.run_all([threading.current_thread, threading.current_thread])
+    assert threads[1] is not threading.current_thread()
+    names = [t.name for t in exectracer.load(path).threads]
+    assert names and not [n for n in names if n.startswith("exectracer")]

@@ -6,25 +6,41 @@ working on separate arrays run side by side.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from ..record.registry import TracerThread
 
 T = TypeVar("T")
 WORKERS = max(1, min(os.cpu_count() or 1, 8))
 
 
 def run_all(calls: Sequence[Callable[[], T]]) -> list[T]:
-    """Results of ``calls``, run at the same time (the first in this thread), in order."""
+    """Results of ``calls``, run at the same time (the first in this thread), in order.
+
+    The helper threads are the tracer's own: a trace recorded in this
+    process leaves them out.
+    """
     if len(calls) <= 1 or WORKERS == 1:
         return [call() for call in calls]
-    futures = [_pool().submit(call) for call in calls[1:]]
-    first = calls[0]()
-    return [first, *(future.result() for future in futures)]
+    results: list[Any] = [None] * len(calls)
+    errors: list[BaseException] = []
 
+    def run(i: int) -> None:
+        try:
+            results[i] = calls[i]()
+        except BaseException as exc:  # handed to the caller below
+            errors.append(exc)
 
-@functools.cache
-def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(WORKERS - 1, thread_name_prefix="exectracer-analysis")
+    threads = [TracerThread(target=run, args=(i,), name="exectracer-analysis", daemon=True) for i in range(1, len(calls))]
+    for thread in threads:
+        thread.start()
+    try:
+        results[0] = calls[0]()
+    finally:
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+    return results
