@@ -63,6 +63,8 @@ class Table:
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             return self._columns[key]
+        if isinstance(key, np.ndarray) and key.dtype == bool and len(self._columns) > 1:
+            key = np.flatnonzero(key)  # the mask is read once, not once per column
         return Table(**{name: col[key] for name, col in self._columns.items()})
 
     def __len__(self) -> int:
