@@ -11,10 +11,7 @@ slowed the loop by 30 %, and the sampler got 21 of its 113 ticks.
 So the tracer's threads say when they will next want the GIL (``plan``),
 and a busy loop that reaches that time blocks briefly (``give_way``) until
 the thread has done its work (``finished``) or ``MAX_WAIT_S`` has passed:
-one clean hand-over instead of a long fight. The loop gives way only once
-the thread is ``GRACE_NS`` late: a loop that is busy but not saturated
-(a web server under load) leaves the GIL free in a blocking ``select`` often
-enough, and then the hand-over would only add wake-ups to its latency.
+one clean hand-over instead of a long fight.
 """
 
 from __future__ import annotations
@@ -26,14 +23,13 @@ from .gil import gil_enabled
 
 NEVER = 1 << 62  # a due time that never comes
 MAX_WAIT_S = 0.002  # longest a busy thread blocks for the tracer's threads
-GRACE_NS = 1_000_000  # how late a tracer thread may be before a busy thread gives way
 BACKOFF_NS = 10_000_000  # after a wait that timed out, don't give way again this soon (doubling while they keep failing)
 MAX_BACKOFF_NS = 1_000_000_000
 SAMPLER, COLLECTOR, WRITER = range(3)  # the tracer's threads, one slot each
 
 
 class GilHandoff:
-    """When a busy thread should next give way to the tracer's threads (``due``, perf_counter ns), and the hand-over."""
+    """When the tracer's threads next need the GIL (``due``, perf_counter ns), and the hand-over."""
 
     def __init__(self) -> None:
         self.due = NEVER
@@ -77,5 +73,4 @@ class GilHandoff:
 
     def _update_due(self) -> None:
         # kept as one attribute: the busy loop reads it at every select(0)
-        earliest = min(self._dues)
-        self.due = max(earliest + GRACE_NS if earliest < NEVER else NEVER, self._not_before)
+        self.due = max(min(self._dues), self._not_before)
