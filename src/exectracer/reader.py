@@ -63,7 +63,7 @@ class Table:
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             return self._columns[key]
-        if isinstance(key, np.ndarray) and key.dtype == bool and len(self._columns) > 1:
+        if isinstance(key, np.ndarray) and key.dtype == bool and key.shape == (len(self),) and len(self._columns) > 1:
             key = np.flatnonzero(key)  # the mask is read once, not once per column
         return Table(**{name: col[key] for name, col in self._columns.items()})
 

@@ -123,7 +123,7 @@ def profile(trace: Trace, states: StateIntervals, type: str, selection: Selectio
         rows = rows.take(rows.values[:, -1] > 0)
     stacks = _known_stacks(trace, goroutines, rows.gi, rows.stack)
     uniq, _, sums = sums_by_key(stacks, [rows.values[:, col] for col in range(len(sample_types))])
-    summed = np.rint(np.stack(sums, axis=1)).astype(np.int64).reshape(len(uniq), len(sample_types))
+    summed = np.rint(np.stack(sums, axis=1)).astype(np.int64)
     wall = int(trace.metadata.get("start_wall_ns", 0) or 0)
     return Profile(
         type=type,

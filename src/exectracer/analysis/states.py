@@ -108,10 +108,9 @@ class StateIntervals:
         t = _gathered(trace, self.goroutines)
         halves = _halves(t.gi)
         # the first of two halves packs its intervals against the cut and the second from it: together one slice
-        done = run_all([functools.partial(_part_intervals, t.part(rows), trace.end_ns, self.goroutines, i == 0 and len(halves) == 2) for i, rows in enumerate(halves)])
+        kept = run_all([functools.partial(_part_intervals, t.part(rows), trace.end_ns, self.goroutines, i == 0 and len(halves) == 2) for i, rows in enumerate(halves)])
         cut = halves[0].stop
-        first = cut - len(done[0][0]) if len(halves) == 2 else 0
-        last = cut + len(done[-1][0]) if len(halves) == 2 else len(done[0][0])
+        first, last = (cut - kept[0], cut + kept[1]) if len(halves) == 2 else (0, kept[0])
         self.gi, self.state, self.start, self.end, self.stack, self.waker = (c[first:last] for c in (t.gi, t.state, t.ts, t.arg, t.stack, t.waker))
 
     def __len__(self) -> int:
@@ -139,9 +138,6 @@ class _Transitions:
 
     def __init__(self, gi: np.ndarray, ts: np.ndarray, state: np.ndarray, stack: np.ndarray, waker: np.ndarray, kind: np.ndarray, arg: np.ndarray) -> None:
         self.gi, self.ts, self.state, self.stack, self.waker, self.kind, self.arg = gi, ts, state, stack, waker, kind, arg
-
-    def __len__(self) -> int:
-        return len(self.gi)
 
     def part(self, rows: slice) -> _Transitions:
         """The transitions at ``rows``, sharing memory with these."""
@@ -197,10 +193,11 @@ def _halves(gi: np.ndarray) -> list[slice]:
     return [slice(0, cut), slice(cut, len(gi))] if cut > 0 else [slice(0, len(gi))]
 
 
-def _part_intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: bool) -> tuple[np.ndarray, ...]:
-    """The intervals of the goroutines in ``t``, packed at the start of its columns (at their end if ``to_end``)."""
+def _part_intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: bool) -> int:
+    """Turn the transitions of the goroutines in ``t`` into their intervals, packed at the start of its columns
+    (at their end if ``to_end``; ``ts`` holds the starts and ``arg`` the ends); return how many there are."""
     _assign_states(t, goroutines)
-    return _intervals(_without_repeats(t, to_end), trace_end, goroutines, to_end)
+    return len(_intervals(_without_repeats(t, to_end), trace_end, goroutines, to_end)[0])
 
 
 def _assign_states(t: _Transitions, goroutines: Goroutines) -> None:
