@@ -53,6 +53,15 @@ def load_quietly(data: bytes, **kwargs: object) -> exectracer.Trace:
         return exectracer.load(data, **kwargs)
 
 
+@pytest.fixture(params=["zlib", "isal"])
+def inflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each library the reader may inflate with: ISA-L where installed, else zlib."""
+    if request.param == "zlib":
+        monkeypatch.setattr(decoder, "inflate_lib", zlib)
+    elif decoder.inflate_lib is zlib:
+        pytest.skip("isal is not installed here")
+
+
 def raw_chunk(kind: int, seq: int, payload: bytes, raw_length: int, codec: int = Codec.ZLIB) -> bytes:
     """A chunk with any header values and a valid crc."""
     head = CHUNK_HEADER.pack(CHUNK_MAGIC, kind, codec, 0, seq, len(payload), raw_length, 0)[:20]
@@ -60,7 +69,7 @@ def raw_chunk(kind: int, seq: int, payload: bytes, raw_length: int, codec: int =
 
 
 @pytest.mark.parametrize("level", [0, 1, 9])
-def test_intact_stream_decodes_sorted(level: int) -> None:
+def test_intact_stream_decodes_sorted(level: int, inflater: None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         trace = exectracer.load(build(stream_chunks(level)))
@@ -265,7 +274,7 @@ def test_impossible_compression_ratio_is_refused() -> None:
     assert peak < 4 << 20
 
 
-def test_zlib_bomb_is_refused_without_inflating_it() -> None:
+def test_zlib_bomb_is_refused_without_inflating_it(inflater: None) -> None:
     bomb = zlib.compress(b"\0" * (48 << 20), 9)  # 48 MiB of zeros in ~50 KiB
     chunk = raw_chunk(ChunkKind.EVENTS, 4, bomb, raw_length=24 * 1000)
     data = build(stream_chunks()[:3] + [chunk] + stream_chunks()[4:])
@@ -275,7 +284,7 @@ def test_zlib_bomb_is_refused_without_inflating_it() -> None:
     assert load_quietly(data).event_count == 3
 
 
-def test_payload_shorter_than_raw_length_is_refused() -> None:
+def test_payload_shorter_than_raw_length_is_refused(inflater: None) -> None:
     chunk = raw_chunk(ChunkKind.EVENTS, 4, zlib.compress(b"\0" * 48), raw_length=72)
     with pytest.warns(TraceWarning, match="inflates to 48 bytes, not its raw_length of 72"):
         exectracer.load(build(stream_chunks()[:3] + [chunk]))
@@ -301,7 +310,7 @@ def test_bad_payload_with_valid_crc_is_skipped(kind: ChunkKind, payload: bytes, 
     assert trace.lost.chunks_skipped == 1
 
 
-def test_bad_zlib_data_is_skipped() -> None:
+def test_bad_zlib_data_is_skipped(inflater: None) -> None:
     chunk = raw_chunk(ChunkKind.EVENTS, 4, b"not zlib at all", raw_length=24)
     with pytest.warns(TraceWarning, match="bad zlib data"):
         exectracer.load(build(stream_chunks()[:3] + [chunk]))

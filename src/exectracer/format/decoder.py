@@ -24,6 +24,11 @@ import numpy as np
 from .chunks import CHUNK_HEADER, CHUNK_MAGIC, FILE_HEADER, FORMAT_VERSION, MAGIC, MAX_CHUNK_BYTES, ChunkKind, Codec
 from .encoder import COLUMNS
 
+try:  # ISA-L inflates the same zlib streams about twice as fast
+    from isal import isal_zlib as inflate_lib
+except ImportError:  # a platform without its wheels
+    inflate_lib = zlib  # type: ignore[assignment]
+
 HEADER_BYTES = CHUNK_HEADER.size
 ROW_BYTES = COLUMNS * 8  # one event: code, ts, g as int64
 MAX_ZLIB_RATIO = 1032  # deflate never expands a byte of input to more than this
@@ -230,10 +235,10 @@ def payload(view: memoryview, chunk: Chunk) -> bytes:
     with view[chunk.offset + HEADER_BYTES : chunk.end] as data:
         if chunk.codec == Codec.RAW:
             return bytes(data)
-        inflater = zlib.decompressobj()
+        inflater = inflate_lib.decompressobj()
         try:
             raw = inflater.decompress(data, chunk.raw_length + 1)  # one byte more tells a bomb
-        except zlib.error as exc:
+        except (zlib.error, inflate_lib.error) as exc:
             raise ChunkError(f"bad zlib data: {exc}") from None
     if len(raw) > chunk.raw_length:
         raise ChunkError(f"payload inflates to more than its raw_length of {chunk.raw_length} bytes; refused")
