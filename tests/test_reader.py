@@ -20,7 +20,7 @@ import pytest
 import exectracer
 from exectracer.format.chunks import FORMAT_VERSION
 from exectracer.format.events import WAKER_SHIFT, Category, Kind, Outcome, Waker
-from exectracer.reader import Trace, TraceFormatError, TraceWarning, match_spans
+from exectracer.reader import Trace, TraceFormatError, TraceWarning, kind_lookup, match_spans
 
 pytestmark = pytest.mark.recorder
 
@@ -439,3 +439,11 @@ def test_loading_while_tracing_with_a_fast_sampler(recorded: tuple[Path, dict], 
     with exectracer.trace(tmp_path / "outer.xtrace", sample_interval=0.001):
         for _ in range(300):
             assert exectracer.load(recorded[0]).event_count > 0
+
+
+def test_kind_lookup_matches_indexing() -> None:
+    rng = np.random.default_rng(3)
+    kind = rng.integers(0, 256, 10_000).astype(np.uint8)
+    for table in (rng.integers(-128, 128, 256).astype(np.int8), rng.random(256) < 0.5):
+        assert np.array_equal(kind_lookup(table, kind), table[kind])
+        assert np.array_equal(kind_lookup(table, kind[::3]), table[kind[::3]])  # a strided view

@@ -406,7 +406,16 @@ def _ints(*values: Any) -> list[int]:
 def _kinds_mask(kind: np.ndarray, *kinds: Kind) -> np.ndarray:
     lut = np.zeros(256, dtype=bool)
     lut[list(kinds)] = True
-    return lut[kind]
+    return kind_lookup(lut, kind)
+
+
+def kind_lookup(table: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """``table[kind]`` (read-only) for a column of uint8 kinds and a table of 256 one-byte values.
+
+    NumPy would first copy the index into 8-byte integers, 80 MB for 10 M
+    events; a byte translation needs none and runs several times faster.
+    """
+    return np.frombuffer(np.ascontiguousarray(kind, dtype=np.uint8).tobytes().translate(table.tobytes()), dtype=table.dtype)
 
 
 def _pairs(ev: Table, kind: Kind, by: str) -> tuple[list[int], list[tuple[int, int]]]:

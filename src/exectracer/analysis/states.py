@@ -34,7 +34,7 @@ import functools
 import numpy as np
 
 from ..format.events import CATEGORY_SHIFT, Category, Kind, Waker
-from ..reader import Table, Trace
+from ..reader import Table, Trace, kind_lookup
 from .goroutines import Goroutines, group_order
 from .parallel import WORKERS, run_all
 
@@ -151,7 +151,7 @@ def _grouped_rows(trace: Trace, goroutines: Goroutines) -> tuple[np.ndarray, np.
     gi = goroutines.index_of(ev.g)
     idle, threads = _idle_loop_threads(trace)
     gi[idle] = goroutines.index_of(threads)
-    gi[(gi < 0) | (_STATE_OF_KIND[ev.kind] < 0)] = n  # not a transition of a goroutine the trace names: a last group, left out
+    gi[(gi < 0) | (kind_lookup(_STATE_OF_KIND, ev.kind) < 0)] = n  # not a transition of a goroutine the trace names: a last group, left out
     counts = np.bincount(gi, minlength=n + 1)
     rows = group_order(gi, n + 1)[: len(gi) - counts[n]]
     return rows, np.repeat(np.arange(n, dtype=np.int32), counts[:n])
@@ -203,7 +203,7 @@ def _part_intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_
 def _assign_states(t: _Transitions, goroutines: Goroutines) -> None:
     """Fill in each transition's state, stack and waker from its event."""
     kind, arg = t.kind, t.arg
-    np.take(_STATE_OF_KIND, kind, out=t.state, mode="clip")  # unbuffered; every kind is an index of the table
+    t.state[:] = kind_lookup(_STATE_OF_KIND, kind)
     t.stack.fill(NO_STACK)
     t.waker.fill(0)
     waits = np.flatnonzero(t.state == _WAIT)
