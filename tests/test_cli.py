@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -10,9 +11,11 @@ import sysconfig
 import textwrap
 from pathlib import Path
 
+import click
 import pytest
 
 import exectracer
+from exectracer import cli as cli_module
 from exectracer.format.chunks import MAGIC
 from exectracer.format.events import Category, Kind
 
@@ -230,3 +233,14 @@ def test_version() -> None:
     result = run_cli("--version", cwd=Path.cwd(), entry="console script")
 
     assert result.returncode == 0 and result.stdout.strip() == f"exectracer {exectracer.__version__}"
+
+
+@pytest.mark.parametrize(("command", "blas_threads"), [("summary", "1"), ("view", "1"), ("run", None), ("demo", None)])
+def test_only_reading_commands_keep_blas_to_one_thread(command: str, blas_threads: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    monkeypatch.setattr(os, "environ", environ)  # a copy: the real environment is left alone
+    ctx = click.Context(cli_module.cli, info_name="exectracer")
+    ctx.invoked_subcommand = command
+    with ctx:
+        ctx.invoke(cli_module.cli.callback)
+    assert environ.get("OPENBLAS_NUM_THREADS") == blas_threads  # a traced program keeps its own settings

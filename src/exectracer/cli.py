@@ -31,10 +31,19 @@ POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
 SNAPSHOT_SIGNALS = [name for name in ("SIGUSR1", "SIGUSR2", "SIGHUP", "SIGQUIT") if hasattr(signal, name)]
 
 
+READING_COMMANDS = frozenset({"summary", "pprof", "view", "capture"})  # run no program of the user's
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="exectracer", message="%(prog)s %(version)s")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Record what a Python program's threads and asyncio tasks do, and why they wait."""
+    if ctx.invoked_subcommand in READING_COMMANDS:
+        # NumPy's OpenBLAS starts a thread per core that spins for a while,
+        # taking a core from the analysis, which never calls BLAS. Only here:
+        # a program run under the tracer keeps its own settings.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 @cli.command(context_settings={"allow_interspersed_args": False})
