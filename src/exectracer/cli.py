@@ -32,6 +32,7 @@ SNAPSHOT_SIGNALS = [name for name in ("SIGUSR1", "SIGUSR2", "SIGHUP", "SIGQUIT")
 
 
 READING_COMMANDS = frozenset({"summary", "pprof", "view", "capture"})  # run no program of the user's
+QUICK_EXIT_COMMANDS = frozenset({"summary", "pprof"})  # hold nothing that needs closing once they return
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -196,6 +197,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(str(exc), 2)
     except click.Abort:  # Ctrl-C while click was parsing
         _fail("interrupted", 130)
+    if argv is None and args[0] in QUICK_EXIT_COMMANDS:
+        # the whole process was this one command, and its output is written:
+        # skip tearing down hundreds of megabytes of arrays one by one
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a reader that went away, a closed stream
+                pass
+        os._exit(status)
     sys.exit(status)
 
 
