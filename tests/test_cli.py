@@ -244,3 +244,27 @@ def test_only_reading_commands_keep_blas_to_one_thread(command: str, blas_thread
     with ctx:
         ctx.invoke(cli_module.cli.callback)
     assert environ.get("OPENBLAS_NUM_THREADS") == blas_threads  # a traced program keeps its own settings
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal:
+        def __init__(self, tty: bool) -> None:
+            self.tty = tty
+
+        def isatty(self) -> bool:
+            return self.tty
+
+        def write(self, text: str) -> int:
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr(sys, "stderr", Terminal(False))
+    with cli_module._progress(total=3, desc="reading trace") as bar:
+        bar.update(2)
+    assert type(bar).__name__ == "_NoProgress"
+    monkeypatch.setattr(sys, "stderr", Terminal(True))
+    with cli_module._progress(total=3, desc="reading trace") as bar:
+        bar.update(2)
+        assert bar.n == 2  # tqdm's

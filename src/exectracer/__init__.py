@@ -24,19 +24,22 @@ __version__ = "0.1.0"
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .record.annotations import log, region, task
-from .record.recorder import Options, TracingError, is_tracing, start, stop, trace
-
 if TYPE_CHECKING:
     from .live.debug_server import serve_debug
     from .live.flight import FlightRecorder
     from .reader import Trace, TraceFormatError
+    from .record.annotations import log, region, task
+    from .record.recorder import Options, TracingError, is_tracing, start, stop, trace
 
-_LAZY = {  # name -> module, imported on first use
+# name -> module, imported on first use: a command that only reads traces
+# does not load the recorder (and asyncio), nor a traced program the reader
+_LAZY = {
     "Trace": "reader",
     "TraceFormatError": "reader",
     "FlightRecorder": "live.flight",
     "serve_debug": "live.debug_server",
+    **dict.fromkeys(("log", "region", "task"), "record.annotations"),
+    **dict.fromkeys(("Options", "TracingError", "is_tracing", "start", "stop", "trace"), "record.recorder"),
 }
 
 
@@ -51,7 +54,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'exectracer' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
+    value = globals()[name] = getattr(importlib.import_module(f".{module}", __name__), name)  # found directly from now on
+    return value
 
 
 __all__ = [

@@ -10,18 +10,18 @@ untouched.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
 import click
 
-from . import __version__, runner
-from .record.recorder import stop
+from . import __version__
 
 if TYPE_CHECKING:
     from .reader import Trace
@@ -80,6 +80,8 @@ def run(output: str | None, flush_interval: float, no_asyncio: bool, no_gc: bool
     sys.argv, sys.path[0] and __name__ that python would give it, and exits
     with the same status.
     """
+    from . import runner
+
     if flight and output is not None:
         raise click.UsageError("-o cannot be used with --flight: snapshots go into --flight-dir")
     try:
@@ -193,8 +195,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f" (try '{exc.ctx.command_path} --help')"
         _fail(" ".join(exc.format_message().split()) + hint, exc.exit_code)  # click lists choices on several lines
-    except runner.RunError as exc:
-        _fail(str(exc), 2)
     except click.Abort:  # Ctrl-C while click was parsing
         _fail("interrupted", 130)
     if argv is None and args[0] in QUICK_EXIT_COMMANDS:
@@ -250,7 +250,9 @@ def _report_flight(snapshot: str | None) -> None:
 
 def _run_demo(output: str, seconds: float, viewer: tuple[int, bool] | None) -> int:
     """Trace the example service; then serve the viewer on it (``viewer``: port, open a browser) unless None."""
+    from . import runner
     from .examples import service
+    from .record.recorder import stop
 
     runner.start_tracing(output)
     began = time.perf_counter()
@@ -380,15 +382,13 @@ def _load(path: str) -> "Trace":
     """Load a trace for a command: a progress bar on a terminal if it takes a while, warnings as one line."""
     import warnings
 
-    from tqdm import tqdm
-
     from .reader import TraceFormatError, TraceWarning, load
 
     try:
         size = os.path.getsize(path)
     except OSError as exc:
         raise click.FileError(path, exc.strerror) from None
-    with tqdm(total=size, unit="B", unit_scale=True, desc="reading trace", delay=1.0, leave=False, disable=None) as bar:
+    with _progress(total=size, unit="B", unit_scale=True, desc="reading trace") as bar:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TraceWarning)
             try:
@@ -404,12 +404,29 @@ def _load(path: str) -> "Trace":
 
 def _analyse(trace: "Trace", *parts: str) -> None:
     """Compute the named parts of ``trace.analysis``, with a progress bar on a terminal if that takes a while."""
-    from tqdm import tqdm
-
-    with tqdm(total=len(parts), desc="analysing", delay=1.0, leave=False, disable=None) as bar:
+    with _progress(total=len(parts), desc="analysing") as bar:
         for part in parts:
             getattr(trace.analysis, part)
             bar.update()
+
+
+def _progress(**bar: Any) -> Any:
+    """A tqdm progress bar that shows once the work has taken a second, on a terminal; elsewhere one that does nothing."""
+    if not sys.stderr.isatty():
+        return _NoProgress()
+    from tqdm import tqdm
+
+    return tqdm(delay=1.0, leave=False, **bar)
+
+
+class _NoProgress(contextlib.AbstractContextManager):
+    """A progress bar for no one to see (and no import of tqdm)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _summary(path: str, as_json: bool) -> int:

@@ -20,6 +20,8 @@ import threading
 import time
 from typing import Any, Callable, Protocol, Sequence
 
+import click
+
 from .live.flight import FlightRecorder
 from .live.naming import trace_file_name
 from .record.recorder import is_tracing, start, stop
@@ -27,8 +29,10 @@ from .record.recorder import is_tracing, start, stop
 Report = Callable[[dict, float], None]
 
 
-class RunError(Exception):
+class RunError(click.ClickException):
     """Nothing was run: the program cannot be found or the trace cannot be written."""
+
+    exit_code = 2
 
 
 @dataclasses.dataclass(frozen=True)
