@@ -207,13 +207,12 @@ def _assign_states(t: _Transitions, goroutines: Goroutines) -> None:
     t.stack.fill(NO_STACK)
     t.waker.fill(0)
     waits = np.flatnonzero(t.state == _WAIT)
-    t.state[waits] = _STATE_OF_CATEGORY[arg[waits] & 0xF]
-    t.stack[waits] = arg[waits] >> CATEGORY_SHIFT
-    del waits
+    why = arg[waits]
+    t.state[waits] = _STATE_OF_CATEGORY[why & 0xF]
+    t.stack[waits] = why >> CATEGORY_SHIFT
+    del waits, why
     t.stack[kind == Kind.LOOP_IDLE_BEGIN] = LOOP_IDLE_STACK
-    ready = np.flatnonzero(kind == Kind.TASK_READY)
-    t.waker[ready] = arg[ready]
-    del ready
+    np.copyto(t.waker, arg, where=kind == Kind.TASK_READY)
     _pack_thread_wakers(t, goroutines)
     _place_gil_waits(t)
     _fold_ready_into_step(t)
@@ -259,12 +258,14 @@ def _fold_ready_into_step(t: _Transitions) -> None:
     suspension becomes the runnable transition and the TASK_READY a repeat of
     running, which :func:`_without_repeats` drops.
     """
-    ready = np.flatnonzero(t.kind == Kind.TASK_READY)
-    ready = ready[(ready >= 1) & (ready < len(t.gi) - 1)]
-    inside = ready[(t.state[ready - 1] == State.RUNNING) & (t.kind[ready + 1] == Kind.TASK_SUSPEND) & (t.gi[ready - 1] == t.gi[ready]) & (t.gi[ready + 1] == t.gi[ready])]
-    t.state[inside + 1] = State.RUNNABLE
-    t.waker[inside + 1] = t.waker[inside]
-    t.state[inside] = State.RUNNING
+    kind, state, gi = t.kind, t.state, t.gi
+    if len(gi) < 3:
+        return
+    mid = slice(1, -1)  # a TASK_READY with a transition before and after it
+    inside = (kind[mid] == Kind.TASK_READY) & (state[:-2] == State.RUNNING) & (kind[2:] == Kind.TASK_SUSPEND) & (gi[:-2] == gi[mid]) & (gi[2:] == gi[mid])
+    np.putmask(state[2:], inside, State.RUNNABLE)
+    np.copyto(t.waker[2:], t.waker[mid], where=inside)
+    np.putmask(state[mid], inside, State.RUNNING)
 
 
 def _without_repeats(t: _Transitions, to_end: bool) -> _Transitions:
@@ -294,7 +295,7 @@ def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: 
     entry = goroutines.func_stack.astype(np.int32) if len(goroutines) else np.zeros(0, np.int32)
     runnable = np.flatnonzero((t.state == State.RUNNABLE) & (stack == NO_STACK))
     after_wait = runnable[(runnable >= 1) & ~last[runnable - 1]]
-    stack[after_wait] = np.where(stack[after_wait - 1] >= 0, stack[after_wait - 1], NO_STACK)
+    stack[after_wait] = np.maximum(stack[after_wait - 1], NO_STACK)  # a loop's idle (-2) is no place to resume
     # blocked (and runnable) with no stack: its entry point
     unknown = np.flatnonzero((stack == NO_STACK) & (t.state != State.RUNNING))
     stack[unknown] = entry[t.gi[unknown]]
