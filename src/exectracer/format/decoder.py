@@ -345,9 +345,13 @@ class EventColumns:
         self.columns = []  # let the unsorted columns go as they are replaced
         if len(ts) > 1 and np.any(ts[1:] < ts[:-1]):
             order = np.argsort(ts, kind="stable")
-            ts = ts[order]
-            code = code[order]
-            g = g[order]
+            spare = np.empty_like(ts)
+            placed = []
+            for column in (code, ts, g):  # each into the memory the one before it left
+                np.take(column, order, out=spare, mode="clip")  # "clip": no checks, no buffer; the order is valid
+                placed.append(spare)
+                spare = column
+            code, ts, g = placed
         return code, ts, g
 
 
