@@ -9,6 +9,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+import threading
 from pathlib import Path
 
 import click
@@ -264,7 +265,10 @@ def test_progress_bars_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> No
     with cli_module._progress(total=3, desc="reading trace") as bar:
         bar.update(2)
     assert type(bar).__name__ == "_NoProgress"
+    tqdm = pytest.importorskip("tqdm")
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)  # no monitor thread left behind for later tests to see
     monkeypatch.setattr(sys, "stderr", Terminal(True))
     with cli_module._progress(total=3, desc="reading trace") as bar:
         bar.update(2)
         assert bar.n == 2  # tqdm's
+    assert not [t.name for t in threading.enumerate() if t.name != "MainThread" and "monitor" in type(t).__name__.lower()]
