@@ -54,11 +54,11 @@ def load_quietly(data: bytes, **kwargs: object) -> exectracer.Trace:
 
 
 @pytest.fixture(params=["zlib", "isal"])
-def inflater(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each library the reader may inflate with: ISA-L where installed, else zlib."""
+def zlib_library(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each library the reader may inflate and check crcs with: ISA-L where installed, else zlib."""
     if request.param == "zlib":
-        monkeypatch.setattr(decoder, "inflate_lib", zlib)
-    elif decoder.inflate_lib is zlib:
+        monkeypatch.setattr(decoder, "fast_zlib", zlib)
+    elif decoder.fast_zlib is zlib:
         pytest.skip("isal is not installed here")
 
 
@@ -69,7 +69,7 @@ def raw_chunk(kind: int, seq: int, payload: bytes, raw_length: int, codec: int =
 
 
 @pytest.mark.parametrize("level", [0, 1, 9])
-def test_intact_stream_decodes_sorted(level: int, inflater: None) -> None:
+def test_intact_stream_decodes_sorted(level: int, zlib_library: None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         trace = exectracer.load(build(stream_chunks(level)))
@@ -145,7 +145,7 @@ def test_trace_format_error_is_a_value_error() -> None:
 
 @pytest.mark.parametrize("index", range(6))
 @pytest.mark.parametrize("where", ["magic", "header", "length", "crc", "payload"])
-def test_flipped_byte_skips_one_chunk(index: int, where: str) -> None:
+def test_flipped_byte_skips_one_chunk(index: int, where: str, zlib_library: None) -> None:
     chunks = stream_chunks()
     start = offsets(chunks)[index]
     position = start + {"magic": 1, "header": 10, "length": 13, "crc": 21, "payload": CHUNK_HEADER.size + 3}[where]
@@ -182,7 +182,7 @@ def test_garbage_between_chunks_is_skipped() -> None:
     assert trace.lost.seq_gaps == ()
 
 
-def test_resync_ignores_false_magic_inside_a_damaged_payload() -> None:
+def test_resync_ignores_false_magic_inside_a_damaged_payload(zlib_library: None) -> None:
     chunks = stream_chunks()
     fake = make_chunk(ChunkKind.STRINGS, 2, json.dumps([[9, "XTCK" * 20]]).encode(), level=0)
     damaged = bytearray(fake)
@@ -274,7 +274,7 @@ def test_impossible_compression_ratio_is_refused() -> None:
     assert peak < 4 << 20
 
 
-def test_zlib_bomb_is_refused_without_inflating_it(inflater: None) -> None:
+def test_zlib_bomb_is_refused_without_inflating_it(zlib_library: None) -> None:
     bomb = zlib.compress(b"\0" * (48 << 20), 9)  # 48 MiB of zeros in ~50 KiB
     chunk = raw_chunk(ChunkKind.EVENTS, 4, bomb, raw_length=24 * 1000)
     data = build(stream_chunks()[:3] + [chunk] + stream_chunks()[4:])
@@ -284,7 +284,7 @@ def test_zlib_bomb_is_refused_without_inflating_it(inflater: None) -> None:
     assert load_quietly(data).event_count == 3
 
 
-def test_payload_shorter_than_raw_length_is_refused(inflater: None) -> None:
+def test_payload_shorter_than_raw_length_is_refused(zlib_library: None) -> None:
     chunk = raw_chunk(ChunkKind.EVENTS, 4, zlib.compress(b"\0" * 48), raw_length=72)
     with pytest.warns(TraceWarning, match="inflates to 48 bytes, not its raw_length of 72"):
         exectracer.load(build(stream_chunks()[:3] + [chunk]))
@@ -310,7 +310,7 @@ def test_bad_payload_with_valid_crc_is_skipped(kind: ChunkKind, payload: bytes, 
     assert trace.lost.chunks_skipped == 1
 
 
-def test_bad_zlib_data_is_skipped(inflater: None) -> None:
+def test_bad_zlib_data_is_skipped(zlib_library: None) -> None:
     chunk = raw_chunk(ChunkKind.EVENTS, 4, b"not zlib at all", raw_length=24)
     with pytest.warns(TraceWarning, match="bad zlib data"):
         exectracer.load(build(stream_chunks()[:3] + [chunk]))

@@ -24,10 +24,10 @@ import numpy as np
 from .chunks import CHUNK_HEADER, CHUNK_MAGIC, FILE_HEADER, FORMAT_VERSION, MAGIC, MAX_CHUNK_BYTES, ChunkKind, Codec
 from .encoder import COLUMNS
 
-try:  # ISA-L inflates the same zlib streams about twice as fast
-    from isal import isal_zlib as inflate_lib
+try:  # ISA-L: zlib's API, inflating twice as fast and computing crc32 eight times as fast
+    from isal import isal_zlib as fast_zlib
 except ImportError:  # a platform without its wheels
-    inflate_lib = zlib  # type: ignore[assignment]
+    fast_zlib = zlib  # type: ignore[assignment]
 
 HEADER_BYTES = CHUNK_HEADER.size
 ROW_BYTES = COLUMNS * 8  # one event: code, ts, g as int64
@@ -157,7 +157,7 @@ def crc_ok(view: memoryview, chunk: Chunk) -> bool:
     """Whether the chunk's crc32 matches its first 20 header bytes and payload."""
     start = chunk.offset
     stored = int.from_bytes(view[start + 20 : start + HEADER_BYTES], "little")
-    return zlib.crc32(view[start + HEADER_BYTES : chunk.end], zlib.crc32(view[start : start + 20])) == stored
+    return fast_zlib.crc32(view[start + HEADER_BYTES : chunk.end], fast_zlib.crc32(view[start : start + 20])) == stored
 
 
 class Scanner:
@@ -235,10 +235,10 @@ def payload(view: memoryview, chunk: Chunk) -> bytes:
     with view[chunk.offset + HEADER_BYTES : chunk.end] as data:
         if chunk.codec == Codec.RAW:
             return bytes(data)
-        inflater = inflate_lib.decompressobj()
+        inflater = fast_zlib.decompressobj()
         try:
             raw = inflater.decompress(data, chunk.raw_length + 1)  # one byte more tells a bomb
-        except (zlib.error, inflate_lib.error) as exc:
+        except (zlib.error, fast_zlib.error) as exc:
             raise ChunkError(f"bad zlib data: {exc}") from None
     if len(raw) > chunk.raw_length:
         raise ChunkError(f"payload inflates to more than its raw_length of {chunk.raw_length} bytes; refused")
