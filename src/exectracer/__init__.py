@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from .record.annotations import log, region, task
     from .record.recorder import Options, TracingError, is_tracing, start, stop, trace
 
-# name -> module, imported on first use: a command that only reads traces
-# does not load the recorder (and asyncio), nor a traced program the reader
+# name -> module, imported on first use: reading a trace does not load the
+# recorder (nor asyncio), and recording does not load the reader (nor NumPy)
 _LAZY = {
     "Trace": "reader",
     "TraceFormatError": "reader",
