@@ -315,7 +315,7 @@ class Trace:
         """Regions (``exectracer.region``): ``g``, ``name``, ``task`` (user task id, 0 for none),
         ``begin_ns`` and ``end_ns`` (-1 if the region had not ended), ordered by begin."""
         ev = self.events
-        where = np.flatnonzero(_kinds_mask(ev.kind, Kind.REGION_BEGIN, Kind.REGION_END))
+        where = np.flatnonzero(kinds_mask(ev.kind, Kind.REGION_BEGIN, Kind.REGION_END))
         opens = ev.kind[where] == Kind.REGION_BEGIN
         begin, end = match_spans(ev.g[where], opens)
         begin, end = where[begin], np.where(end >= 0, where[end], -1)
@@ -375,7 +375,7 @@ class Trace:
         return self.events[self.events.kind == kind]
 
     def _select(self, *kinds: Kind) -> Table:
-        return self.events[_kinds_mask(self.events.kind, *kinds)]
+        return self.events[kinds_mask(self.events.kind, *kinds)]
 
     def _strings_of(self, ids: np.ndarray) -> np.ndarray:
         """An object array of the strings that ``ids`` name."""
@@ -403,7 +403,8 @@ def _ints(*values: Any) -> list[int]:
     return [int(v) for v in values if isinstance(v, (int, np.integer)) and not isinstance(v, bool)]
 
 
-def _kinds_mask(kind: np.ndarray, *kinds: Kind) -> np.ndarray:
+def kinds_mask(kind: np.ndarray, *kinds: Kind) -> np.ndarray:
+    """Which rows of a uint8 kind column are of one of ``kinds`` (read-only)."""
     lut = np.zeros(256, dtype=bool)
     lut[list(kinds)] = True
     return kind_lookup(lut, kind)

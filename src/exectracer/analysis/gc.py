@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..format.events import Kind
-from ..reader import Table, Trace
+from ..reader import Table, Trace, kinds_mask
 from .ranges import RangeSet
 
 GENERATIONS = (0, 1, 2)
@@ -22,7 +22,7 @@ class Collections:
 
     def __init__(self, trace: Trace) -> None:
         ev = trace.events
-        rows = np.flatnonzero((ev.kind == Kind.GC_START) | (ev.kind == Kind.GC_END))
+        rows = np.flatnonzero(kinds_mask(ev.kind, Kind.GC_START, Kind.GC_END))
         is_start = ev.kind[rows] == Kind.GC_START
         begins = np.flatnonzero(is_start)
         after = np.minimum(begins + 1, max(len(rows) - 1, 0))

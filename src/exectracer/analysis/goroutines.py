@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from ..format.events import Kind
-from ..reader import Trace
+from ..reader import Trace, kinds_mask
 
 MAX_LOOKUP_ID = 1 << 26  # ids above this (a damaged trace) fall back to np.unique
 RADIX = 1 << 16
@@ -75,7 +75,7 @@ class Goroutines:
 def _func_stacks(trace: Trace) -> dict[int, int]:
     """Goroutine id -> stack id of its coroutine or thread target."""
     ev = trace.events
-    sel = (ev.kind == Kind.TASK_FUNC) | (ev.kind == Kind.THREAD_FUNC)
+    sel = kinds_mask(ev.kind, Kind.TASK_FUNC, Kind.THREAD_FUNC)
     return dict(zip(ev.g[sel].tolist(), ev.arg[sel].tolist()))
 
 

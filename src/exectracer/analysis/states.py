@@ -34,7 +34,7 @@ import functools
 import numpy as np
 
 from ..format.events import CATEGORY_SHIFT, Category, Kind, Waker
-from ..reader import Table, Trace, kind_lookup
+from ..reader import Table, Trace, kind_lookup, kinds_mask
 from .goroutines import Goroutines, group_order
 from .parallel import WORKERS, run_all
 
@@ -160,7 +160,7 @@ def _grouped_rows(trace: Trace, goroutines: Goroutines) -> tuple[np.ndarray, np.
 def _idle_loop_threads(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
     """The rows of the LOOP_IDLE events (whose g is a loop), and the thread that ran the loop at each."""
     ev = trace.events
-    idle = np.flatnonzero((ev.kind == Kind.LOOP_IDLE_BEGIN) | (ev.kind == Kind.LOOP_IDLE_END))
+    idle = np.flatnonzero(kinds_mask(ev.kind, Kind.LOOP_IDLE_BEGIN, Kind.LOOP_IDLE_END))
     thread = np.zeros(len(idle), dtype=np.int64)
     if len(idle) == 0:
         return idle, thread

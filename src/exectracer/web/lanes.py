@@ -15,7 +15,7 @@ import numpy as np
 from ..analysis import Analysis
 from ..analysis.states import State
 from ..format.events import CALLBACK_SHIFT, Kind
-from ..reader import Trace, match_spans
+from ..reader import Trace, kinds_mask, match_spans
 from .lod import SpanIndex, Window, merge, thin_points, visible
 
 STEP, CALLBACK, IDLE = 0, 1, 2
@@ -128,7 +128,7 @@ def _loop_lanes(analysis: Analysis) -> dict[int, LoopLane]:
 def _spans(trace: Trace, loop_id: int, begin: Kind, end: Kind) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Begin/end pairs of one loop (unfinished ones end with the trace); start, end and the begin's argument."""
     ev = trace.events
-    rows = np.flatnonzero(((ev.kind == begin) | (ev.kind == end)) & (ev.g == loop_id))
+    rows = np.flatnonzero(kinds_mask(ev.kind, begin, end) & (ev.g == loop_id))
     opens = ev.kind[rows] == begin
     b, e = match_spans(np.zeros(len(rows), dtype=np.int64), opens)
     starts = ev.ts[rows[b]]
