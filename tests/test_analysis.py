@@ -13,6 +13,7 @@ from exectracer.analysis import parallel, states
 from exectracer.analysis.goroutines import group_order
 from exectracer.analysis.ranges import RangeSet
 from exectracer.analysis.states import StateIntervals
+from exectracer.analysis.summary import total_time
 from exectracer.format.events import Category, Kind, Outcome, Waker
 from exectracer.reader import TraceWarning
 
@@ -222,6 +223,21 @@ def test_summary_document_shape(model: exectracer.Trace) -> None:
         assert set(g["time_ns"]["blocked"]) == {"network", "sync", "sleep", "syscall", "other"}
     assert [p["window_ns"] for p in doc["mmu"]][:4] == [1_000_000, 10_000_000, 100_000_000, 1_000_000_000]
     assert set(doc["gc"]["by_generation"]) == {"0", "1", "2"}
+
+
+def flat(time_ns: dict) -> list[int]:
+    return [time_ns["running"], time_ns["runnable"], time_ns["gc"], *time_ns["blocked"].values()]
+
+
+def test_groups_sum_their_goroutines(model: exectracer.Trace) -> None:
+    doc = model.analysis.summary()
+    assert sum(grp["count"] for grp in doc["groups"]) == len(doc["goroutines"]) and len(doc["groups"]) > 2
+    for grp in doc["groups"]:
+        members = [g for g in doc["goroutines"] if (g["start_function"], g["kind"]) == (grp["start_function"], grp["kind"])]
+        assert grp["count"] == len(members)
+        assert flat(grp["time_ns"]) == [sum(column) for column in zip(*(flat(g["time_ns"]) for g in members))]
+    totals = [total_time(grp["time_ns"]) for grp in doc["groups"]]
+    assert totals == sorted(totals, reverse=True)
 
 
 def test_blocking_profiles(model: exectracer.Trace) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -42,6 +44,24 @@ def test_summary_json(model_path: Path) -> None:
     task = next(g for g in doc["goroutines"] if g["id"] == TASK)
     assert task["time_ns"]["blocked"]["network"] == 300
     assert doc["trace"]["events"] > 0 and doc["trace"]["duration_ns"] == END
+
+
+def test_summary_json_is_indented_only_on_a_terminal(model_path: Path) -> None:
+    piped = run("summary", "--json", str(model_path), cwd=model_path.parent)
+    assert piped.returncode == 0 and piped.stdout.count("\n") == 1
+    leader, follower = pty.openpty()
+    child = subprocess.Popen([*CLI, "summary", "--json", str(model_path)], stdout=follower, stderr=subprocess.DEVNULL, cwd=model_path.parent)
+    os.close(follower)
+    shown = b""
+    try:
+        while chunk := os.read(leader, 65536):
+            shown += chunk
+    except OSError:  # Linux: the terminal closed with the child
+        pass
+    finally:
+        os.close(leader)
+    assert child.wait(timeout=120) == 0
+    assert shown.count(b"\n") > 20 and json.loads(shown) == json.loads(piped.stdout)
 
 
 def test_untrusted_names_are_escaped_in_the_report(tmp_path: Path) -> None:

@@ -256,20 +256,20 @@ class Trace:
         names = _last(ev, Kind.TASK_NAME)
         tasks = []
         for g in sorted(created.keys() | names.keys() | done.keys()):
-            func = self.frame(funcs[g][0]) if g in funcs else None
-            outcome = done[g][0] if g in done else None
+            made, name, func_at, loop, end = created.get(g), names.get(g), funcs.get(g), loops.get(g), done.get(g)
+            func = self.frame(func_at[0]) if func_at else None
             tasks.append(
                 Task(
                     id=g,
-                    name=self.task_name(names[g][0]) if g in names else "?",
+                    name=self.task_name(name[0]) if name else "?",
                     start_function=func.function if func else None,
                     file=func.file if func else None,
                     line=func.line if func else None,
-                    parent_id=created[g][0] or None if g in created else None,
-                    loop_id=loops[g][0] if g in loops else None,
-                    created_ns=created[g][1] if g in created else None,
-                    ended_ns=done[g][1] if g in done else None,
-                    outcome=Outcome(outcome) if outcome in _OUTCOMES else None,
+                    parent_id=made[0] or None if made else None,
+                    loop_id=loop[0] if loop else None,
+                    created_ns=made[1] if made else None,
+                    ended_ns=end[1] if end else None,
+                    outcome=_OUTCOMES.get(end[0]) if end else None,
                     eager=g in eager,
                 )
             )
@@ -391,7 +391,7 @@ class Trace:
         return np.where(ok, ev.arg[nxt], 0)
 
 
-_OUTCOMES = frozenset(int(o) for o in Outcome)
+_OUTCOMES = {int(o): o for o in Outcome}
 _KIND_NAMES = {int(k): k.name for k in Kind}
 
 

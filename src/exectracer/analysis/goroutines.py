@@ -57,19 +57,23 @@ class Goroutines:
         """The goroutine with id ``gid``, if the trace names it."""
         return self._by_id.get(int(gid))
 
-    def index_of(self, g: np.ndarray) -> np.ndarray:
-        """Dense indices of goroutine ids ``g``; -1 for ids the trace does not name."""
+    def index_of(self, g: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Dense indices of goroutine ids ``g``; -1 for ids the trace does not name. ``out``: int32 room for them."""
+        if out is None:
+            out = np.empty(len(g), dtype=np.int32)
         if len(self.ids) == 0:
-            return np.full(len(g), -1, dtype=np.int32)
+            out.fill(-1)
+            return out
         top = int(self.ids[-1])
         if top < MAX_LOOKUP_ID:
             lut = np.full(top + 2, -1, dtype=np.int32)
             lut[self.ids] = np.arange(len(self.ids), dtype=np.int32)
             if len(g) and (g.min() < 0 or g.max() > top):
                 g = np.clip(g, -1, top + 1)  # -1 and top + 1 map to -1
-            return lut[g]
+            return np.take(lut, g, out=out, mode="wrap")  # "wrap": -1 is the last entry
         pos = np.minimum(np.searchsorted(self.ids, g), len(self.ids) - 1)
-        return np.where(self.ids[pos] == g, pos, -1).astype(np.int32)
+        out[:] = np.where(self.ids[pos] == g, pos, -1)
+        return out
 
 
 def _func_stacks(trace: Trace) -> dict[int, int]:

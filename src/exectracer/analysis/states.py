@@ -35,6 +35,7 @@ import numpy as np
 
 from ..format.events import CATEGORY_SHIFT, Category, Kind, Waker
 from ..reader import Table, Trace, kind_lookup, kinds_mask
+from .blocks import blocks
 from .goroutines import Goroutines, group_order
 from .parallel import WORKERS, run_all
 
@@ -79,7 +80,7 @@ for _kind, _state in {
 }.items():
     _STATE_OF_KIND[_kind] = _state
 
-_STATE_OF_CATEGORY = np.full(16, State.OTHER, dtype=np.int8)
+_STATE_OF_CATEGORY = np.full(256, State.OTHER, dtype=np.int8)  # by the low four bits of a wait's argument
 for _cat, _state in {
     Category.OTHER: State.OTHER,
     Category.NETWORK: State.NETWORK,
@@ -146,32 +147,59 @@ class _Transitions:
 
 def _grouped_rows(trace: Trace, goroutines: Goroutines) -> tuple[np.ndarray, np.ndarray]:
     """The rows of the events that change a goroutine's state, grouped by goroutine (time order within one), and each one's goroutine index."""
-    ev = trace.events
     n = len(goroutines)
-    gi = goroutines.index_of(ev.g)
-    idle, threads = _idle_loop_threads(trace)
-    gi[idle] = goroutines.index_of(threads)
-    gi[(gi < 0) | (kind_lookup(_STATE_OF_KIND, ev.kind) < 0)] = n  # not a transition of a goroutine the trace names: a last group, left out
-    counts = np.bincount(gi, minlength=n + 1)
+    gi, counts = _goroutine_per_event(trace, goroutines)
     rows = group_order(gi, n + 1)[: len(gi) - counts[n]]
     return rows, np.repeat(np.arange(n, dtype=np.int32), counts[:n])
 
 
-def _idle_loop_threads(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of the LOOP_IDLE events (whose g is a loop), and the thread that ran the loop at each."""
+def _goroutine_per_event(trace: Trace, goroutines: Goroutines) -> tuple[np.ndarray, np.ndarray]:
+    """Each event's goroutine index, or ``n`` (a last group, left out) for an event that changes no state of a
+    goroutine the trace names; and how many events each group holds. Two halves of the events side by side."""
     ev = trace.events
-    idle = np.flatnonzero(kinds_mask(ev.kind, Kind.LOOP_IDLE_BEGIN, Kind.LOOP_IDLE_END))
-    thread = np.zeros(len(idle), dtype=np.int64)
-    if len(idle) == 0:
-        return idle, thread
+    gi = np.empty(len(ev), dtype=np.int32)
+    loops = _loop_starts(trace)
+    counts = run_all([functools.partial(_goroutine_per_event_in, trace, goroutines, loops, gi, rows) for rows in _event_halves(len(ev))])
+    return gi, np.sum(counts, axis=0)
+
+
+def _goroutine_per_event_in(trace: Trace, goroutines: Goroutines, loops: tuple[np.ndarray, ...], gi: np.ndarray, rows: slice) -> np.ndarray:
+    """:func:`_goroutine_per_event` for the events at ``rows``, written to ``gi[rows]``; the counts of their groups."""
+    ev = trace.events
+    n = len(goroutines)
+    mine = gi[rows]
+    goroutines.index_of(ev.g[rows], out=mine)
+    kind = ev.kind[rows]
+    idle = np.flatnonzero(kinds_mask(kind, Kind.LOOP_IDLE_BEGIN, Kind.LOOP_IDLE_END))
+    if len(idle):  # a loop is no goroutine: its idle time is its thread's
+        mine[idle] = goroutines.index_of(_thread_at(loops, ev.ts[rows][idle], ev.g[rows][idle]))
+    mine[(mine < 0) | (kind_lookup(_STATE_OF_KIND, kind) < 0)] = n
+    return np.bincount(mine, minlength=n + 1)
+
+
+def _loop_starts(trace: Trace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each LOOP_START's time, loop and thread: the thread a loop runs on from then on."""
+    ev = trace.events
     starts = np.flatnonzero(ev.kind == Kind.LOOP_START)
-    ts, loops = ev.ts[idle], ev.g[idle]
-    for loop in np.unique(loops).tolist():
-        mine = loops == loop
-        at = starts[ev.g[starts] == loop]
-        before = np.searchsorted(ev.ts[at], ts[mine], side="right") - 1
-        thread[mine] = np.where(before >= 0, ev.arg[at][np.maximum(before, 0)], 0)
-    return idle, thread
+    return ev.ts[starts], ev.g[starts], ev.arg[starts]
+
+
+def _thread_at(loops: tuple[np.ndarray, ...], ts: np.ndarray, loop: np.ndarray) -> np.ndarray:
+    """The thread that ran each ``loop`` at ``ts`` (0 if it had not started yet), from :func:`_loop_starts`."""
+    start_ts, start_loop, start_thread = loops
+    thread = np.zeros(len(ts), dtype=np.int64)
+    for one in np.unique(loop).tolist():
+        here, at = loop == one, start_loop == one
+        before = np.searchsorted(start_ts[at], ts[here], side="right") - 1
+        thread[here] = np.where(before >= 0, start_thread[at][np.maximum(before, 0)], 0)
+    return thread
+
+
+def _event_halves(n: int) -> list[slice]:
+    """``0..n`` in two halves, or whole if that is not worth a thread."""
+    if WORKERS == 1 or n < 2 * MIN_PART_ROWS:
+        return [slice(0, n)]
+    return [slice(0, n // 2), slice(n // 2, n)]
 
 
 def _gathered(trace: Trace, goroutines: Goroutines) -> _Transitions:
@@ -181,8 +209,8 @@ def _gathered(trace: Trace, goroutines: Goroutines) -> _Transitions:
     n = len(rows)
     kind, ts, arg = np.empty(n, dtype=np.uint8), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
     run_all([functools.partial(np.take, column, rows, out=out, mode="clip") for column, out in ((ev.ts, ts), (ev.arg, arg), (ev.kind, kind))])
-    del rows  # before the room for the states, which may reuse its memory
-    return _Transitions(gi, ts, np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int64), kind, arg)
+    waker = rows.astype(np.int64, copy=False)  # the rows' memory, already in use, holds the wakers
+    return _Transitions(gi, ts, np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int32), waker, kind, arg)
 
 
 def _halves(gi: np.ndarray) -> list[slice]:
@@ -202,20 +230,23 @@ def _part_intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_
 
 def _assign_states(t: _Transitions, goroutines: Goroutines) -> None:
     """Fill in each transition's state, stack and waker from its event."""
-    kind, arg = t.kind, t.arg
-    t.state[:] = kind_lookup(_STATE_OF_KIND, kind)
-    t.stack.fill(NO_STACK)
-    t.waker.fill(0)
-    waits = np.flatnonzero(t.state == _WAIT)
-    why = arg[waits]
-    t.state[waits] = _STATE_OF_CATEGORY[why & 0xF]
-    t.stack[waits] = why >> CATEGORY_SHIFT
-    del waits, why
-    t.stack[kind == Kind.LOOP_IDLE_BEGIN] = LOOP_IDLE_STACK
-    np.copyto(t.waker, arg, where=kind == Kind.TASK_READY)
+    for rows in blocks(len(t.kind)):
+        _assign_block(t.part(rows))
     _pack_thread_wakers(t, goroutines)
     _place_gil_waits(t)
     _fold_ready_into_step(t)
+
+
+def _assign_block(t: _Transitions) -> None:
+    """:func:`_assign_states` for one block, by whole-block expressions rather than gathers of the waits."""
+    kind, arg = t.kind, t.arg
+    state = kind_lookup(_STATE_OF_KIND, kind)
+    wait = state == _WAIT
+    t.state[:] = state
+    np.copyto(t.state, kind_lookup(_STATE_OF_CATEGORY, (arg & 0xF).astype(np.uint8)), where=wait)
+    t.stack[:] = np.where(wait, arg >> CATEGORY_SHIFT, NO_STACK)
+    t.stack[kind == Kind.LOOP_IDLE_BEGIN] = LOOP_IDLE_STACK
+    np.multiply(arg, kind == Kind.TASK_READY, out=t.waker)
 
 
 def _pack_thread_wakers(t: _Transitions, goroutines: Goroutines) -> None:
@@ -290,21 +321,23 @@ def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: 
     end[:-1] = t.ts[1:]
     end[last] = trace_end
     np.maximum(end, t.ts, out=end)
-    stack = t.stack
-    # runnable: where it resumes (the wait before), else its entry point
+    stack, state, waker = t.stack, t.state, t.waker
+    for rows in blocks(n - 1):  # a row and the one after it
+        now, after = rows, slice(rows.start + 1, rows.stop + 1)
+        # runnable after a wait: it resumes where it waited (a loop's idle, -2, is no place to resume)
+        resumes = (state[after] == State.RUNNABLE) & (stack[after] == NO_STACK) & ~last[now]
+        np.copyto(stack[after], np.maximum(stack[now], NO_STACK), where=resumes)
+        # blocked: what ended the wait (runnable keeps what made it ready)
+        np.copyto(waker[now], waker[after], where=(state[now] >= State.NETWORK) & ~last[now])
     entry = goroutines.func_stack.astype(np.int32) if len(goroutines) else np.zeros(0, np.int32)
-    runnable = np.flatnonzero((t.state == State.RUNNABLE) & (stack == NO_STACK))
-    after_wait = runnable[(runnable >= 1) & ~last[runnable - 1]]
-    stack[after_wait] = np.maximum(stack[after_wait - 1], NO_STACK)  # a loop's idle (-2) is no place to resume
-    # blocked (and runnable) with no stack: its entry point
-    unknown = np.flatnonzero((stack == NO_STACK) & (t.state != State.RUNNING))
-    stack[unknown] = entry[t.gi[unknown]]
-    # blocked: what ended the wait (runnable keeps what made it ready)
-    blocked = t.state >= State.NETWORK
-    np.copyto(t.waker[:-1], t.waker[1:], where=blocked[:-1] & ~last[:-1])
-    t.waker[blocked & last] = 0
-    keep = (t.state != State.ENDED) & (end > t.ts)
-    return tuple(_pack((t.gi, t.state, t.ts, end, stack, t.waker), keep, to_end))
+    keep = np.empty(n, dtype=bool)
+    for rows in blocks(n):
+        # blocked (and runnable) with no stack: its entry point
+        unknown = rows.start + np.flatnonzero((stack[rows] == NO_STACK) & (state[rows] != State.RUNNING))
+        stack[unknown] = entry[t.gi[unknown]]
+        waker[rows][(state[rows] >= State.NETWORK) & last[rows]] = 0
+        np.logical_and(state[rows] != State.ENDED, end[rows] > t.ts[rows], out=keep[rows])
+    return tuple(_pack((t.gi, state, t.ts, end, stack, waker), keep, to_end))
 
 
 def _pack(columns: tuple[np.ndarray, ...], keep: np.ndarray, to_end: bool) -> list[np.ndarray]:

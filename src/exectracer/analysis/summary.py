@@ -6,19 +6,20 @@ Times are nanoseconds; timestamps are relative to the trace's start.
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from ..reader import Table, Trace
+from .blocks import blocks
 from .gc import Collections
+from .goroutines import Goroutine
 from .mmu import DEFAULT_WINDOWS_NS, mmu
 from .parallel import run_all
 from .states import BLOCKED, LOOP_IDLE_STACK, STATE_NAMES, State, StateIntervals
 from .sums import sums_by_key
 
 TOP_WAITS = 10
-BLOCK_ROWS = 1 << 18
 _SLOTS = len(State)
 
 
@@ -31,11 +32,12 @@ def summarize(trace: Trace, states: StateIntervals, collections: Collections, wi
             functools.partial(top_waits, trace, states),
         ]
     )
-    goroutines = [_goroutine(trace, g, times[g.index]) for g in states.goroutines.list]
+    start = trace.start_ns
+    goroutines = [_goroutine(g, row, start) for g, row in zip(states.goroutines.list, times.tolist(), strict=True)]
     return {
         "trace": _trace_info(trace),
         "goroutines": goroutines,
-        "groups": _groups(goroutines),
+        "groups": _groups(goroutines, times),
         "gc": collections.stats(),
         "scheduler_latency_ns": latency,
         "mmu": [
@@ -62,14 +64,14 @@ def latency_stats(durations: np.ndarray) -> dict[str, int]:
 
 def top_waits(trace: Trace, states: StateIntervals, n: int = TOP_WAITS) -> list[dict[str, Any]]:
     """The ``n`` code locations where goroutines spent the most time blocked, by category."""
-    blocks = []
-    for rows in _blocks(len(states)):
+    parts = []
+    for rows in blocks(len(states)):
         state, stack = states.state[rows], states.stack[rows]
         blocked = np.flatnonzero((state >= State.NETWORK) & (stack != LOOP_IDLE_STACK))
         key = (stack[blocked].astype(np.int64) + 1) * _SLOTS + state[blocked]  # unknown stacks (-1) count from 0
         keys, count, (total,) = sums_by_key(key, [states.end[rows][blocked] - states.start[rows][blocked]])
-        blocks.append((keys, count, total))
-    keys, count, total = (np.concatenate(column) for column in zip(*blocks)) if blocks else (np.zeros(0, np.int64),) * 3
+        parts.append((keys, count, total))
+    keys, count, total = (np.concatenate(column) for column in zip(*parts)) if parts else (np.zeros(0, np.int64),) * 3
     keys, _, (count, total) = sums_by_key(keys, [count, total])
     out = []
     for i in np.argsort(-total, kind="stable")[:n].tolist():
@@ -118,7 +120,7 @@ def _time_per_goroutine(states: StateIntervals, collections: Collections) -> np.
     size = len(states.goroutines) * width
     times = np.zeros(size)
     busy = collections.busy
-    for rows in _blocks(len(states)):
+    for rows in blocks(len(states)):
         gi, state, start, end = states.gi[rows], states.state[rows], states.start[rows], states.end[rows]
         slot = gi.astype(np.int64) * width
         times += np.bincount(slot + state, weights=end - start, minlength=size)
@@ -131,28 +133,23 @@ def _time_per_goroutine(states: StateIntervals, collections: Collections) -> np.
 
 def _durations_in(states: StateIntervals, state: State) -> np.ndarray:
     """How long each interval in ``state`` lasted."""
-    blocks = [(states.end[rows] - states.start[rows])[states.state[rows] == state] for rows in _blocks(len(states))]
-    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int64)
+    parts = [(states.end[rows] - states.start[rows])[states.state[rows] == state] for rows in blocks(len(states))]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def _blocks(n: int) -> Iterator[slice]:
-    """Slices of ``BLOCK_ROWS`` rows covering ``0..n``: temporaries for one block stay in the CPU's cache."""
-    for at in range(0, n, BLOCK_ROWS):
-        yield slice(at, min(at + BLOCK_ROWS, n))
-
-
-def _time_ns(row: np.ndarray) -> dict[str, Any]:
+def _time_ns(row: list[int]) -> dict[str, Any]:
+    """One row of :func:`_time_per_goroutine`'s table (or a sum of rows) in the summary's shape."""
     return {
-        "running": int(row[State.RUNNING]),
-        "runnable": int(row[State.RUNNABLE]),
-        "gc": int(row[_SLOTS]),
-        "blocked": {STATE_NAMES[s]: int(row[s]) for s in BLOCKED},
+        "running": row[State.RUNNING],
+        "runnable": row[State.RUNNABLE],
+        "gc": row[_SLOTS],
+        "blocked": {STATE_NAMES[s]: row[s] for s in BLOCKED},
     }
 
 
-def _goroutine(trace: Trace, g: Any, row: np.ndarray) -> dict[str, Any]:
+def _goroutine(g: Goroutine, row: list[int], trace_start: int) -> dict[str, Any]:
     def rel(ts: int | None) -> int | None:
-        return ts - trace.start_ns if ts is not None else None
+        return ts - trace_start if ts is not None else None
 
     return {
         "id": g.id,
@@ -166,34 +163,23 @@ def _goroutine(trace: Trace, g: Any, row: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _groups(goroutines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Goroutines with the same start function and kind, summed; the largest total first."""
-    groups: dict[tuple, dict[str, Any]] = {}
-    for g in goroutines:
-        key = (g["start_function"], g["kind"])
-        group = groups.get(key)
-        if group is None:
-            groups[key] = {"start_function": g["start_function"], "kind": g["kind"], "count": 1, "time_ns": _copy_times(g["time_ns"])}
-            continue
-        group["count"] += 1
-        _add_times(group["time_ns"], g["time_ns"])
-    return sorted(groups.values(), key=lambda grp: (-total_time(grp["time_ns"]), str(grp["start_function"])))
+def _groups(goroutines: list[dict[str, Any]], times: np.ndarray) -> list[dict[str, Any]]:
+    """Goroutines with the same start function and kind, their ``times`` summed; the largest total first."""
+    keys: dict[tuple, int] = {}
+    group = np.array([keys.setdefault((g["start_function"], g["kind"]), len(keys)) for g in goroutines], dtype=np.intp)
+    sums = np.zeros((len(keys), times.shape[1]), dtype=np.int64)
+    np.add.at(sums, group, times)
+    counts = np.bincount(group, minlength=len(keys))
+    groups = [
+        {"start_function": function, "kind": kind, "count": count, "time_ns": _time_ns(row)}
+        for (function, kind), count, row in zip(keys, counts.tolist(), sums.tolist(), strict=True)
+    ]
+    return sorted(groups, key=lambda grp: (-total_time(grp["time_ns"]), str(grp["start_function"])))
 
 
 def total_time(time_ns: dict[str, Any]) -> int:
     """Running, runnable and blocked time (GC overlaps them, so it is not added)."""
     return time_ns["running"] + time_ns["runnable"] + sum(time_ns["blocked"].values())
-
-
-def _copy_times(t: dict[str, Any]) -> dict[str, Any]:
-    return {**t, "blocked": dict(t["blocked"])}
-
-
-def _add_times(into: dict[str, Any], t: dict[str, Any]) -> None:
-    for key in ("running", "runnable", "gc"):
-        into[key] += t[key]
-    for key, value in t["blocked"].items():
-        into["blocked"][key] += value
 
 
 def finished(trace: Trace, what: str) -> Table:
