@@ -430,10 +430,10 @@ class _NoProgress(contextlib.AbstractContextManager):
 
 
 def _summary(path: str, as_json: bool) -> int:
-    from .allocator import keep_freed_memory
+    from .allocator import prepare_for_trace
     from .report import render
 
-    keep_freed_memory()  # a short-lived command: faster, and the memory goes back at exit
+    prepare_for_trace(path)  # a short-lived command: faster, and the memory goes back at exit
     trace = _load(path)
     _analyse(trace, "states", "collections")
     doc = trace.analysis.summary()
@@ -449,11 +449,11 @@ def _json(doc: Any) -> str:
 
 
 def _pprof(path: str, kind: str, output: str, start: int | None, end: int | None, group: str | None, region: str | None) -> int:
-    from .allocator import keep_freed_memory
+    from .allocator import prepare_for_trace
     from .export import pprof as pprof_file
     from .report import duration, printable
 
-    keep_freed_memory()
+    prepare_for_trace(path)
     trace = _load(path)
     _analyse(trace, "states")
     try:
