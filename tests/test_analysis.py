@@ -138,11 +138,16 @@ def test_state_intervals_cover_each_goroutine_without_gaps(model: exectracer.Tra
     assert list(table.state[task]) == ["runnable", "running", "network", "runnable", "running", "sync", "runnable", "running", "runnable", "running"]
 
 
-def test_state_model_in_two_halves_matches_one(model: exectracer.Trace, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("max_merged_groups", [states.MAX_MERGED_GROUPS, 1])
+def test_state_model_in_two_halves_matches_one(model: exectracer.Trace, monkeypatch: pytest.MonkeyPatch, max_merged_groups: int) -> None:
     whole = StateIntervals(model)
+    single_rows, single_counts = states._grouped_rows(model, whole.goroutines)
     monkeypatch.setattr(states, "WORKERS", 2)
     monkeypatch.setattr(states, "MIN_PART_ROWS", 1)
-    rows, gi = states._grouped_rows(model, whole.goroutines)
+    monkeypatch.setattr(states, "MAX_MERGED_GROUPS", max_merged_groups)  # 1: the halves' indices sorted as one
+    rows, counts = states._grouped_rows(model, whole.goroutines)
+    assert np.array_equal(rows, single_rows) and np.array_equal(counts, single_counts)
+    gi = np.repeat(np.arange(len(counts)), counts)
     first, second = states._halves(gi)
     assert first.stop == second.start and gi[first.stop - 1] != gi[second.start]
     halves = StateIntervals(model)

@@ -59,6 +59,7 @@ NO_STACK = -1
 LOOP_IDLE_STACK = -2  # the stack of a loop's thread idle in its selector: no code of its own waits there
 MIN_PART_ROWS = 1 << 20  # fewer transitions per half are not worth a thread
 MAX_PACK_MOVES = 4096  # dropping more rows than this copies whole columns
+MAX_MERGED_GROUPS = 4096  # more goroutines: one sort of all events, not two sorts merged goroutine by goroutine
 
 _WAIT = 100  # marks kinds whose state comes from their category
 _STATE_OF_KIND = np.full(256, -1, dtype=np.int8)
@@ -80,7 +81,7 @@ for _kind, _state in {
 }.items():
     _STATE_OF_KIND[_kind] = _state
 
-_STATE_OF_CATEGORY = np.full(256, State.OTHER, dtype=np.int8)  # by the low four bits of a wait's argument
+_STATE_OF_CATEGORY = np.full(16, State.OTHER, dtype=np.int8)
 for _cat, _state in {
     Category.OTHER: State.OTHER,
     Category.NETWORK: State.NETWORK,
@@ -90,6 +91,7 @@ for _cat, _state in {
     Category.YIELD: State.RUNNABLE,
 }.items():
     _STATE_OF_CATEGORY[_cat] = _state
+_STATE_OF_WAIT_BYTE = _STATE_OF_CATEGORY[np.arange(256) & 0xF]  # by the low byte of a wait's argument
 
 
 class StateIntervals:
@@ -146,25 +148,29 @@ class _Transitions:
 
 
 def _grouped_rows(trace: Trace, goroutines: Goroutines) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of the events that change a goroutine's state, grouped by goroutine (time order within one), and each one's goroutine index."""
+    """The rows of the events that change a goroutine's state, grouped by goroutine (time order within one),
+    and how many of them each goroutine has.
+
+    Two halves of the events are worked on side by side. With few enough
+    goroutines each half is also grouped on its own and the two are merged
+    goroutine by goroutine; with more, one sort groups all events.
+    """
     n = len(goroutines)
-    gi, counts = _goroutine_per_event(trace, goroutines)
-    rows = group_order(gi, n + 1)[: len(gi) - counts[n]]
-    return rows, np.repeat(np.arange(n, dtype=np.int32), counts[:n])
-
-
-def _goroutine_per_event(trace: Trace, goroutines: Goroutines) -> tuple[np.ndarray, np.ndarray]:
-    """Each event's goroutine index, or ``n`` (a last group, left out) for an event that changes no state of a
-    goroutine the trace names; and how many events each group holds. Two halves of the events side by side."""
-    ev = trace.events
-    gi = np.empty(len(ev), dtype=np.int32)
+    gi = np.empty(len(trace.events), dtype=np.int32)
     loops = _loop_starts(trace)
-    counts = run_all([functools.partial(_goroutine_per_event_in, trace, goroutines, loops, gi, rows) for rows in _event_halves(len(ev))])
-    return gi, np.sum(counts, axis=0)
+    halves = _event_halves(len(gi))
+    merge = len(halves) == 2 and n <= MAX_MERGED_GROUPS
+    parts = run_all([functools.partial(_group_part, trace, goroutines, loops, gi, rows, merge) for rows in halves])
+    counts = np.sum([part_counts for part_counts, _ in parts], axis=0)
+    if merge:
+        return _merged(parts, halves[1].start, n), counts[:n]
+    return group_order(gi, n + 1)[: len(gi) - counts[n]], counts[:n]
 
 
-def _goroutine_per_event_in(trace: Trace, goroutines: Goroutines, loops: tuple[np.ndarray, ...], gi: np.ndarray, rows: slice) -> np.ndarray:
-    """:func:`_goroutine_per_event` for the events at ``rows``, written to ``gi[rows]``; the counts of their groups."""
+def _group_part(trace: Trace, goroutines: Goroutines, loops: tuple[np.ndarray, ...], gi: np.ndarray, rows: slice, group: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each event's goroutine index at ``rows``, written to ``gi[rows]``: ``n`` (a last group, left out) for an event
+    that changes no state of a goroutine the trace names. Returns how many events each group holds, and if
+    ``group``, the order (from ``rows.start``) that groups these events."""
     ev = trace.events
     n = len(goroutines)
     mine = gi[rows]
@@ -174,7 +180,22 @@ def _goroutine_per_event_in(trace: Trace, goroutines: Goroutines, loops: tuple[n
     if len(idle):  # a loop is no goroutine: its idle time is its thread's
         mine[idle] = goroutines.index_of(_thread_at(loops, ev.ts[rows][idle], ev.g[rows][idle]))
     mine[(mine < 0) | (kind_lookup(_STATE_OF_KIND, kind) < 0)] = n
-    return np.bincount(mine, minlength=n + 1)
+    return np.bincount(mine, minlength=n + 1), group_order(mine, n + 1) if group else None
+
+
+def _merged(parts: list[tuple[np.ndarray, np.ndarray | None]], offset: int, n: int) -> np.ndarray:
+    """The rows of the first ``n`` groups of two halves of the events, each grouped on its own (the second's rows
+    counted from ``offset``), as one grouping: per group, the first half's rows, then the second's."""
+    (counts_a, order_a), (counts_b, order_b) = parts
+    rows = np.empty(int(counts_a[:n].sum() + counts_b[:n].sum()), dtype=np.int64)
+    at = a = b = 0
+    for end_a, end_b in zip(np.cumsum(counts_a[:n]).tolist(), np.cumsum(counts_b[:n]).tolist()):
+        rows[at : at + end_a - a] = order_a[a:end_a]
+        at += end_a - a
+        np.add(order_b[b:end_b], offset, out=rows[at : at + end_b - b])
+        at += end_b - b
+        a, b = end_a, end_b
+    return rows
 
 
 def _loop_starts(trace: Trace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -203,12 +224,13 @@ def _event_halves(n: int) -> list[slice]:
 
 
 def _gathered(trace: Trace, goroutines: Goroutines) -> _Transitions:
-    """The transitions, grouped: their events' kind, time and argument, and room for their states."""
+    """The transitions, grouped: their goroutine, their events' kind, time and argument, and room for their states."""
     ev = trace.events
-    rows, gi = _grouped_rows(trace, goroutines)
+    rows, counts = _grouped_rows(trace, goroutines)
     n = len(rows)
     kind, ts, arg = np.empty(n, dtype=np.uint8), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
-    run_all([functools.partial(np.take, column, rows, out=out, mode="clip") for column, out in ((ev.ts, ts), (ev.arg, arg), (ev.kind, kind))])
+    calls = [functools.partial(np.take, column, rows, out=out, mode="clip") for column, out in ((ev.ts, ts), (ev.arg, arg), (ev.kind, kind))]
+    gi = run_all([functools.partial(np.repeat, np.arange(len(counts), dtype=np.int32), counts), *calls])[0]
     waker = rows.astype(np.int64, copy=False)  # the rows' memory, already in use, holds the wakers
     return _Transitions(gi, ts, np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int32), waker, kind, arg)
 
@@ -243,8 +265,9 @@ def _assign_block(t: _Transitions) -> None:
     state = kind_lookup(_STATE_OF_KIND, kind)
     wait = state == _WAIT
     t.state[:] = state
-    np.copyto(t.state, kind_lookup(_STATE_OF_CATEGORY, (arg & 0xF).astype(np.uint8)), where=wait)
-    t.stack[:] = np.where(wait, arg >> CATEGORY_SHIFT, NO_STACK)
+    np.putmask(t.state, wait, kind_lookup(_STATE_OF_WAIT_BYTE, arg.astype(np.uint8)))  # the low byte, wrapped around
+    t.stack[:] = arg >> CATEGORY_SHIFT
+    np.putmask(t.stack, ~wait, NO_STACK)
     t.stack[kind == Kind.LOOP_IDLE_BEGIN] = LOOP_IDLE_STACK
     np.multiply(arg, kind == Kind.TASK_READY, out=t.waker)
 
@@ -295,7 +318,7 @@ def _fold_ready_into_step(t: _Transitions) -> None:
     mid = slice(1, -1)  # a TASK_READY with a transition before and after it
     inside = (kind[mid] == Kind.TASK_READY) & (state[:-2] == State.RUNNING) & (kind[2:] == Kind.TASK_SUSPEND) & (gi[:-2] == gi[mid]) & (gi[2:] == gi[mid])
     np.putmask(state[2:], inside, State.RUNNABLE)
-    np.copyto(t.waker[2:], t.waker[mid], where=inside)
+    np.putmask(t.waker[2:], inside, t.waker[mid].copy())
     np.putmask(state[mid], inside, State.RUNNING)
 
 
@@ -326,9 +349,9 @@ def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: 
         now, after = rows, slice(rows.start + 1, rows.stop + 1)
         # runnable after a wait: it resumes where it waited (a loop's idle, -2, is no place to resume)
         resumes = (state[after] == State.RUNNABLE) & (stack[after] == NO_STACK) & ~last[now]
-        np.copyto(stack[after], np.maximum(stack[now], NO_STACK), where=resumes)
+        np.putmask(stack[after], resumes, np.maximum(stack[now], NO_STACK))
         # blocked: what ended the wait (runnable keeps what made it ready)
-        np.copyto(waker[now], waker[after], where=(state[now] >= State.NETWORK) & ~last[now])
+        np.putmask(waker[now], (state[now] >= State.NETWORK) & ~last[now], waker[after].copy())
     entry = goroutines.func_stack.astype(np.int32) if len(goroutines) else np.zeros(0, np.int32)
     keep = np.empty(n, dtype=bool)
     for rows in blocks(n):

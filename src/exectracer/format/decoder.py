@@ -33,6 +33,7 @@ HEADER_BYTES = CHUNK_HEADER.size
 ROW_BYTES = COLUMNS * 8  # one event: code, ts, g as int64
 MAX_ZLIB_RATIO = 1032  # deflate never expands a byte of input to more than this
 DECODE_THREADS = 4  # EVENTS chunks inflated at once
+SORT_CHECK_ROWS = 1 << 16
 RESYNC_BUDGET = 8  # crc bytes spent checking resync candidates, per byte of file
 _KINDS = frozenset(int(k) for k in ChunkKind)
 _CODECS = frozenset(int(c) for c in Codec)
@@ -343,16 +344,24 @@ class EventColumns:
         """``(code, ts, g)`` as native int64, stably sorted by ``ts``."""
         code, ts, g = (col.astype(np.int64, copy=False) for col in self.columns)
         self.columns = []  # let the unsorted columns go as they are replaced
-        if len(ts) > 1 and np.any(ts[1:] < ts[:-1]):
+        if not _in_order(ts):
             order = np.argsort(ts, kind="stable")
-            spare = np.empty_like(ts)
-            placed = []
-            for column in (code, ts, g):  # each into the memory the one before it left
-                np.take(column, order, out=spare, mode="clip")  # "clip": no checks, no buffer; the order is valid
-                placed.append(spare)
-                spare = column
-            code, ts, g = placed
+            # code and g side by side, then ts into the memory code leaves; "clip": no checks, no buffer (the order is valid)
+            with ThreadPoolExecutor(1) as pool:
+                g_sorted = pool.submit(np.take, g, order, out=np.empty_like(g), mode="clip")
+                code_sorted = np.take(code, order, out=np.empty_like(code), mode="clip")
+                ts = np.take(ts, order, out=code, mode="clip")
+                code, g = code_sorted, g_sorted.result()
         return code, ts, g
+
+
+def _in_order(ts: np.ndarray) -> bool:
+    """Whether ``ts`` never decreases; looked at block by block, so an unsorted column is told early."""
+    for start in range(0, len(ts) - 1, SORT_CHECK_ROWS):
+        stop = min(start + SORT_CHECK_ROWS, len(ts) - 1)
+        if np.any(ts[start + 1 : stop + 1] < ts[start:stop]):
+            return False
+    return True
 
 
 # -- the whole file ----------------------------------------------------------
