@@ -7,6 +7,7 @@ import struct
 import tracemalloc
 import warnings
 import zlib
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -350,6 +351,19 @@ if given is not None:
         decoded = decoder.read(build(chunks))
         rows = [row for rows in pieces for row in rows]
         expected = sorted(rows, key=lambda r: r[1])  # stable: file order among equal ts
+        assert list(zip(decoded.code.tolist(), decoded.ts.tolist(), decoded.g.tolist(), strict=True)) == expected
+
+    @given(
+        st.lists(st.lists(st.tuples(int64, st.integers(0, 20), int64), max_size=40), min_size=1, max_size=6),
+        st.sampled_from([1e-12, 1 << 62]),
+    )
+    @settings(max_examples=80, deadline=None)
+    def test_chunks_merged_by_time_as_one_stable_sort(pieces: list[list[tuple[int, int, int]]], merge_budget: float) -> None:
+        # few distinct times: many ties between chunks. 1e-12: merging may move any number of rows; 2**62: none (all sorted at once)
+        chunks = [events_chunk(i + 1, [v for row in rows for v in row], 1) for i, rows in enumerate(pieces)]
+        with mock.patch.object(decoder, "MERGE_BUDGET", merge_budget):
+            decoded = decoder.read(build(chunks))
+        expected = sorted((row for rows in pieces for row in rows), key=lambda r: r[1])
         assert list(zip(decoded.code.tolist(), decoded.ts.tolist(), decoded.g.tolist(), strict=True)) == expected
 
     @given(st.data())
