@@ -279,3 +279,24 @@ def test_stop_restores_every_patched_attribute(tmp_path):
     assert all(a[0] is b[0] and a[1] is b[1] for a, b in zip(after, before, strict=True))
     assert all(d is not b[0] for d, b in zip(during, before, strict=True))
     assert "recv" not in vars(socket.socket)  # inherited from _socket.socket again
+
+
+def test_calls_on_non_blocking_sockets_are_never_waits(record) -> None:
+    client, server = connected_pair()
+    blocking_lines = []
+
+    def run():
+        server.sendall(b"x" * 10)
+        blocking_lines.append(here() - 1)
+        time.sleep(0.05)
+        client.recv(5)  # data ready
+        blocking_lines.append(here() - 1)
+        client.setblocking(False)
+        client.recv(5)  # data ready
+        with pytest.raises(BlockingIOError):
+            client.recv(5)  # nothing left: it would block, so it returns at once
+
+    with client, server:
+        rec = record(run, block_threshold=0)  # every timed call counts, however short
+    waits = [w for w in rec.thread_waits(Category.NETWORK) if w[3] and w[3][0].file == __file__]
+    assert [w[3][0].line for w in waits] == blocking_lines

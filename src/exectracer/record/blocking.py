@@ -16,7 +16,6 @@ from types import FrameType
 from typing import Any, Callable
 
 from ..format.events import CATEGORY_SHIFT, Category, Kind, pack
-from . import recorder as _recorder
 from .registry import Registry
 from .thread_stacks import FrameStacks
 
@@ -50,15 +49,17 @@ Due = Callable[[tuple], int]  # given a sleep's arguments: nanoseconds it was as
 OUTER_DEPTH = 8  # frames searched for an enclosing timed call
 
 
-def timed(func: Callable, category: Category, skip: Skip | None = None, waker: WakerOf | None = None, due: Due | None = None) -> Callable:
+def timed(func: Callable, category: Category, skip: Skip | None = None, waker: WakerOf | None = None, due: Due | None = None, *, socket_method: bool = False) -> Callable:
     """Wrap ``func`` so that calls taking at least the threshold are recorded as waits.
 
     A call made inside another timed call (``os.waitpid`` in ``Popen.wait``)
     is left to the outer one, which records the whole wait. ``skip``,
     ``waker`` and ``due`` are consulted only for calls that long: ``due``
-    feeds the GIL estimate (how late a sleep came back). The wrapper looks
-    up the running recording at each call, so an object that keeps a wrapped
-    method after ``stop()`` just calls through.
+    feeds the GIL estimate (how late a sleep came back). With
+    ``socket_method``, a call on a non-blocking socket (``timeout`` 0, as an
+    event loop's are) is passed through untimed: it never waits. The wrapper
+    looks up the running recording at each call, so an object that keeps a
+    wrapped method after ``stop()`` just calls through.
     """
     clock = time.perf_counter_ns
     cat = int(category)
@@ -66,6 +67,8 @@ def timed(func: Callable, category: Category, skip: Skip | None = None, waker: W
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if socket_method and args[0].timeout == 0.0:
+            return func(*args, **kwargs)
         start = clock()
         try:
             return func(*args, **kwargs)
@@ -101,3 +104,8 @@ def _record_call(rec: Any, start: int, end: int, cat: int, frame: FrameType, arg
             rec.gil.observe(rec.registry.thread_g(), start + due(args), end)
     except Exception:
         pass
+
+
+# Last: the recorder imports the hook modules, which import this one, so whichever is imported
+# first, the recorder must find this module's names already defined.
+from . import recorder as _recorder  # noqa: E402

@@ -11,7 +11,9 @@ Two rules keep the pairs apart and the categories right:
 * a call on a non-blocking socket never waits (asyncio's), and the running
   event loop's own selector is loop idle time (the asyncio hooks record it).
 
-Both are checked only for calls that took at least the threshold.
+A socket's timeout is looked at first, so an event loop's socket calls pass
+through untimed; the other checks are made only for calls that took at
+least the threshold.
 Bindings made before ``start()`` (``from time import sleep``, a saved
 ``sock.recv``) keep the original; ``select.poll()`` and ``select.epoll()``
 objects are C types that cannot be patched (``selectors`` can).
@@ -63,16 +65,16 @@ def install(patcher: Patcher) -> None:
     is the one they installed.
     """
 
-    def patch(owner: Any, names: tuple[str, ...], category: Category, skip: Skip | None = None, due: Due | None = None) -> None:
+    def patch(owner: Any, names: tuple[str, ...], category: Category, skip: Skip | None = None, due: Due | None = None, socket_method: bool = False) -> None:
         for name in names:
             func = getattr(owner, name, None)
             if func is not None:
-                patcher.replace(owner, name, timed(func, category, skip, due=due))
+                patcher.replace(owner, name, timed(func, category, skip, due=due, socket_method=socket_method))
 
-    patch(socket.socket, SOCKET_METHODS, Category.NETWORK, _nonblocking)
+    patch(socket.socket, SOCKET_METHODS, Category.NETWORK, socket_method=True)
     patch(socket, ("getaddrinfo",), Category.NETWORK)  # DNS; create_connection and asyncio's resolver use it
     if ssl is not None:
-        patch(ssl.SSLSocket, SSL_METHODS, Category.NETWORK, _nonblocking)
+        patch(ssl.SSLSocket, SSL_METHODS, Category.NETWORK, socket_method=True)
     patch(select, ("select",), Category.NETWORK)
     for name in SELECTOR_CLASSES:
         cls = getattr(selectors, name, None)
@@ -89,11 +91,6 @@ def install(patcher: Patcher) -> None:
 def _sleep_ns(args: tuple) -> int:
     """How long ``time.sleep(secs)`` was asked to last."""
     return int(args[0] * 1e9)
-
-
-def _nonblocking(args: tuple) -> bool:
-    """A call on a non-blocking socket returns at once: time spent in it is not a wait."""
-    return args[0].gettimeout() == 0.0
 
 
 def _loop_selector(args: tuple) -> bool:
