@@ -279,8 +279,9 @@ def install(
     def create_task(loop: Any, coro: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             ts = clock()
+            parent = registry.current_g()
             prev_creating = local.creating
-            local.creating = (coro, registry.current_g(), ts)
+            local.creating = (coro, parent, ts)
         except Exception:
             return orig_create_task(loop, coro, *args, **kwargs)
         try:
@@ -288,7 +289,7 @@ def install(
         finally:
             local.creating = prev_creating
         try:
-            g = tasks.get(id(task)) or task_g(task, registry.current_g(), ts, coro)
+            g = tasks.get(id(task)) or task_g(task, parent, ts, coro)
             if task.done() or task._fut_waiter is not None:  # its first step ran eagerly
                 code = end_code(task) if task._fut_waiter is None else chains.code_for(coro, task._fut_waiter)
                 emit((Kind.TASK_EAGER, ts, g, STEP, ts, g, code, clock(), g))

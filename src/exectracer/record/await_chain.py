@@ -101,9 +101,19 @@ class AwaitChains:
         self.cache: dict[Any, int] = {}
 
     def code_for(self, coro: Any, waiter: Any) -> int:
-        """The TASK_SUSPEND code for a task's chain (the hot path inlines the same key)."""
+        """The TASK_SUSPEND code for a task's chain (the hot path in the asyncio hooks inlines the same key)."""
         key: Any = type(waiter)
-        for frame, _ in chain_frames(coro):
+        c = coro
+        while True:  # chain_frames() without a generator's cost: this runs at bare yields, once per task at start
+            kind = type(c)
+            if kind is CoroutineType:
+                frame, c = c.cr_frame, c.cr_await
+            elif kind is GeneratorType:
+                frame, c = c.gi_frame, c.gi_yieldfrom
+            else:
+                break
+            if frame is None:
+                break
             key = (key, id(frame.f_code), frame.f_lasti)
         return self.cache.get(key) or self.define(key, coro, waiter)
 

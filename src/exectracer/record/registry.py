@@ -50,6 +50,7 @@ class Registry:
         self.tasks: dict[int, int] = {}  # id(task) -> g
         self.loops: dict[int, int] = {}  # id(loop) -> loop id
         self._loop_refs: dict[int, Any] = {}  # keeps id(loop) unique while known
+        self._task_funcs: dict[int, int] = {}  # id(code) of a coroutine -> its TASK_FUNC code (the interner keeps the code)
         self.local = HookState()
 
     # -- threads -------------------------------------------------------------
@@ -162,14 +163,20 @@ class Registry:
             out += (pack(Kind.TASK_LOOP, self.loop_id(loop)), ts, g)
         if coro is None and not task.done():  # get_coro() of a finished eager task crashes 3.12.1
             coro = _coro_of(task)
-        frame = getattr(coro, "cr_frame", None) if type(coro) is CoroutineType else getattr(coro, "gi_frame", None) if type(coro) is GeneratorType else None
         code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
         if code is not None:
-            module = frame.f_globals.get("__name__") if frame is not None else None
-            fid = interner.frame(code, code.co_firstlineno, module, getattr(coro, "__qualname__", None))
-            out += (pack(Kind.TASK_FUNC, interner.stack((fid,))), ts, g)
+            func = self._task_funcs.get(id(code))
+            if func is None:
+                func = self._task_funcs[id(code)] = pack(Kind.TASK_FUNC, interner.stack((self._entry_frame(coro, code),)))
+            out += (func, ts, g)
         out += _task_name_event(interner, g, task.get_name(), ts)
         self._emit(out)
+
+    def _entry_frame(self, coro: Any, code: Any) -> int:
+        """The frame id of a coroutine's (or generator's) function, at its first line."""
+        frame = getattr(coro, "cr_frame", None) if type(coro) is CoroutineType else getattr(coro, "gi_frame", None) if type(coro) is GeneratorType else None
+        module = frame.f_globals.get("__name__") if frame is not None else None
+        return self._interner.frame(code, code.co_firstlineno, module, getattr(coro, "__qualname__", None))
 
     def forget_task(self, task: Any) -> None:
         """Drop a finished task's id mapping."""
