@@ -35,7 +35,7 @@ def faults_of_a_new_array(how: str) -> int:
 
 def test_an_array_made_after_the_heap_was_touched_faults_in_no_pages() -> None:
     fresh, touched = faults_of_a_new_array("fresh"), faults_of_a_new_array("pretouch")
-    assert fresh >= 100  # 48 MB of new pages: 12 288 of 4 KB, or fewer larger ones
+    assert fresh >= 20  # 48 MB of new pages: 12 288 of 4 KB, 24 of 2 MB
     assert touched < fresh // 10
 
 
