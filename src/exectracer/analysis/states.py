@@ -237,9 +237,10 @@ def _gathered(trace: Trace, goroutines: Goroutines) -> _Transitions:
 
 def _halves(gi: np.ndarray) -> list[slice]:
     """Grouped rows in two slices of about equal size, each holding whole goroutines (one slice if that is not worth a thread)."""
-    if WORKERS == 1 or len(gi) < 2 * MIN_PART_ROWS:
-        return [slice(0, len(gi))]
-    cut = int(np.searchsorted(gi, gi[len(gi) // 2]))  # where the goroutine in the middle begins
+    halves = _event_halves(len(gi))
+    if len(halves) == 1:
+        return halves
+    cut = int(np.searchsorted(gi, gi[halves[1].start]))  # where the goroutine in the middle begins
     return [slice(0, cut), slice(cut, len(gi))] if cut > 0 else [slice(0, len(gi))]
 
 

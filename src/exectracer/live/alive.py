@@ -60,9 +60,7 @@ class LiveDescriptions:
         kinds = codes.tobytes()[_LOW_BYTE::8]
         last_done = {gs[i]: i for i in _positions(kinds.translate(_TASK_DONE))}
         tasks = self._tasks
-        find = kinds.translate(_WANTED).find
-        i = -1
-        while (i := find(1, i + 1)) >= 0:  # each event this reads: a loop, not _positions(), on this hot path
+        for i in _positions(kinds.translate(_WANTED)):
             code = codes[i]
             kind = code & KIND_MASK
             if kind in _OF_TASK:
