@@ -381,3 +381,18 @@ if given is not None:
             return
         assert trace.event_count <= 6
         assert np.all(np.diff(trace.events.ts) >= 0)
+
+
+@pytest.mark.parametrize("typecode", ["q", "Q", "l", "L"])
+def test_events_of_any_64_bit_array_encode_as_int64(typecode: str) -> None:
+    from array import array
+
+    from exectracer.format.encoder import decode_event_rows, encode_event_rows
+
+    if array(typecode).itemsize != 8:
+        pytest.skip(f"{typecode!r} is not 64 bits here")
+    signed = [pack(Kind.TASK_NAME, -5), 100, 1, (1 << 63) - 1, 200, 2, 0, 300, 3]
+    rows = array(typecode, [v & ((1 << 64) - 1) for v in signed]) if typecode in "QL" else array(typecode, signed)
+    assert encode_event_rows(rows) == encode_event_rows(signed)
+    codes, ts, g = decode_event_rows(encode_event_rows(rows))
+    assert list(codes) == signed[0::3] and list(ts) == [100, 200, 300] and list(g) == [1, 2, 3]

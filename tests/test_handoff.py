@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import Recorded
-from exectracer.format.events import Kind
+from exectracer.format.events import CATEGORY_SHIFT, Kind
 from exectracer.record import handoff as handoff_module
 from exectracer.record.handoff import COLLECTOR, NEVER, SAMPLER, WRITER, GilHandoff
 
@@ -100,3 +100,49 @@ def test_a_busy_event_loop_does_not_starve_the_sampler(record: Callable[..., Rec
     assert len(busy) >= 50, f"{len(busy)} samples of the busy loop's thread"
     gaps = np.diff(busy)
     assert np.median(gaps) < 20_000_000
+
+
+def _loop_samples(rec: Recorded) -> tuple[int, np.ndarray]:
+    """The event loop thread's goroutine and the indices of its THREAD_SAMPLEs."""
+    loop_thread = int(rec.arg[rec.of(Kind.LOOP_START)[0]])
+    return loop_thread, rec.of(Kind.THREAD_SAMPLE, loop_thread)
+
+
+def test_a_busy_loop_takes_the_samples_itself_then_hands_them_back(record: Callable[..., Recorded]) -> None:
+    """Busy, the loop samples at its select(0); idle or stuck in one long step, the sampler's thread samples again."""
+    from exectracer.record import recorder
+
+    seen_inline: list[bool] = []
+    marks: dict[str, int] = {}
+
+    async def program() -> None:
+        handoff = recorder.current().handoff
+
+        async def watch() -> None:
+            while "busy_end" not in marks:
+                seen_inline.append(handoff.inline_sampler is not None)
+                await asyncio.sleep(0)
+
+        watcher = asyncio.create_task(watch())
+        await _ping_pong(0.6)
+        marks["busy_end"] = time.perf_counter_ns()
+        await watcher
+        await asyncio.sleep(0.3)  # idle in select
+        marks["idle_end"] = time.perf_counter_ns()
+        deadline = time.perf_counter() + 0.3
+        while time.perf_counter() < deadline:  # one long step: no select at all
+            pass
+        marks["stuck_end"] = time.perf_counter_ns()
+
+    rec = record(lambda: asyncio.run(program()), sample_interval=0.01)
+    assert sum(seen_inline) > 0.5 * len(seen_inline), "while busy, the loop took the samples"
+    _, indices = _loop_samples(rec)
+    ts = rec.ts[indices]
+    idle = ts[(ts > marks["busy_end"]) & (ts <= marks["idle_end"])]
+    stuck = ts[(ts > marks["idle_end"]) & (ts <= marks["stuck_end"])]
+    # 100 Hz: about 30 samples in each phase; the one long step loses the first few to the watchdog
+    assert len(idle) >= 15, f"{len(idle)} samples while the loop was idle"
+    assert len(stuck) >= 10, f"{len(stuck)} samples while the loop ran one long step"
+    for i in indices:  # a sample the loop took of itself shows the loop, not the sampler
+        frames = rec.trace.stacks.get(int(rec.arg[i]) >> CATEGORY_SHIFT, [])
+        assert not any(f.function.endswith(("sample_inline", "_walk", "_sample")) for f in frames)

@@ -289,3 +289,20 @@ def test_unretrieved_task_exceptions_are_still_reported(tmp_path):
     with exectracer.trace(tmp_path / "t.xtrace"):
         asyncio.run(main())
     assert reports == ["Task exception was never retrieved"]
+
+
+def test_a_negative_value_recorded_keeps_its_int64_bits(tmp_path):
+    """The writer stages events as unsigned integers; one given negative is still written as itself."""
+    from exectracer.format.encoder import decode_event_rows
+    from exectracer.format.chunks import CHUNK_HEADER, ChunkKind, split_chunks
+    from exectracer.record import recorder
+
+    buf = io.BytesIO()
+    with exectracer.trace(buf, compression=0):
+        recorder.current().events.extend((int(Kind.LOOP_STOP), -12345, 1 << 40))
+    rows = []
+    for kind, chunk in split_chunks(buf.getvalue()):
+        if kind == ChunkKind.EVENTS:
+            codes, ts, g = decode_event_rows(bytes(chunk[CHUNK_HEADER.size :]))
+            rows += zip(codes, ts, g)
+    assert (int(Kind.LOOP_STOP), -12345, 1 << 40) in rows

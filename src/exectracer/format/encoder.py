@@ -18,19 +18,19 @@ def encode_event_rows(rows: "array[int] | list[int]") -> bytes:
     ``g``, each a little-endian int64. Columns of similar values compress far
     better than interleaved rows, and the transposition runs in C.
     """
-    if not isinstance(rows, array) or rows.typecode != "q":
+    if not isinstance(rows, array) or rows.itemsize != 8:
         rows = array("q", rows)
     n = len(rows) // COLUMNS
     if n == 0:
         return b""
     if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
-        rows = array("q", rows)
+        rows = array(rows.typecode, rows)
         rows.byteswap()
     return memoryview(rows).cast("B").cast("q", [n, COLUMNS]).tobytes("F")
 
 
 def events_chunk(seq: int, rows: "array[int] | list[int]", level: int = 1) -> bytes:
-    """An EVENTS chunk for flat rows (a list of ints or an int64 array)."""
+    """An EVENTS chunk for flat rows (a list of ints, or an array of 64-bit integers, signed or not)."""
     return make_chunk(ChunkKind.EVENTS, seq, encode_event_rows(rows), level)
 
 

@@ -21,6 +21,7 @@ import enum
 
 ARG_SHIFT = 8
 KIND_MASK = 0xFF
+MASK64 = (1 << 64) - 1  # an event's values are 64 bits; ``value & MASK64`` are a negative value's bits, unsigned
 
 
 class Kind(enum.IntEnum):

@@ -13,7 +13,8 @@ Patched at class level, so loops created before tracing started are covered:
 * ``BaseSelectorEventLoop._process_events`` and the selectors' ``select``:
   which handles I/O readiness queued, and LOOP_IDLE_BEGIN/END around blocking selects;
   a busy loop's ``select(0)`` also gives way to the tracer's threads when
-  they are due (see ``handoff``).
+  they are due, or takes the due sample itself (see ``handoff``); a
+  blocking one hands the sampler's ticks back.
 * ``BaseEventLoop.run_in_executor``: marks futures whose wait is a ``syscall``.
 
 Every hook swallows its own errors: the program never sees them.
@@ -46,7 +47,7 @@ from ..format.events import (
     pack_waker,
 )
 from .await_chain import AwaitChains
-from .handoff import GilHandoff
+from .handoff import NEVER, GilHandoff
 from .interner import Interner, function_name
 from .patcher import Patcher
 from .registry import Registry
@@ -369,7 +370,13 @@ def install(
             if loop is None or getattr(loop, "_selector", None) is not selector:
                 return orig_select(selector, timeout)
             lid = loops.get(id(loop)) or loop_id(loop)
-            emit((Kind.LOOP_IDLE_BEGIN, clock(), lid))
+            now = clock()
+            if handoff.inline_sampler is not None:
+                try:
+                    handoff.going_idle(now + timeout * 1e9 if timeout is not None else NEVER)
+                except Exception:
+                    pass
+            emit((Kind.LOOP_IDLE_BEGIN, now, lid))
             ready = []
             try:
                 ready = orig_select(selector, timeout)

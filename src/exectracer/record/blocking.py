@@ -12,12 +12,13 @@ from __future__ import annotations
 import functools
 import sys
 import time
+from threading import get_ident
 from types import FrameType
 from typing import Any, Callable
 
-from ..format.events import CATEGORY_SHIFT, Category, Kind, pack
+from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Category, Kind
 from .registry import Registry
-from .thread_stacks import FrameStacks
+from .thread_stacks import FrameStacks, stack_key
 
 BLOCK = int(Kind.THREAD_BLOCK)
 UNBLOCK = int(Kind.THREAD_UNBLOCK)
@@ -28,25 +29,36 @@ class Waits:
 
     def __init__(self, events: list[int], registry: Registry, stacks: FrameStacks, threshold_ns: int) -> None:
         self._emit = events.extend
-        self._registry = registry
+        self._threads = registry.threads
+        self._thread_g = registry.thread_g
         self._stacks = stacks
         self.threshold_ns = threshold_ns
 
-    def record(self, start: int, end: int, category: int, frame: FrameType | None, waker: int = 0) -> None:
-        """Record that the calling thread waited from ``start`` to ``end`` (ns) at ``frame``."""
+    def record(self, start: int, end: int, category: int, frame: FrameType | None, waker: int = 0) -> bool:
+        """Record that the calling thread waited from ``start`` to ``end`` (ns) at ``frame``.
+
+        A wait within a timed call (``os.waitpid`` in ``Popen.wait``, a lock
+        taken back in ``Condition.wait``) is left to that call, which records
+        the whole wait: then it returns False.
+        """
         try:
-            g = self._registry.thread_g()
+            key = stack_key(frame)
+            if _TIMED_CODE_ID in key:  # the key holds the code id of each frame
+                return False
+            g = self._threads.get(get_ident())
+            if g is None:
+                g = self._thread_g()
             if g:
-                code = pack(BLOCK, self._stacks.of(frame) << CATEGORY_SHIFT | category)
-                self._emit((code, start, g, pack(UNBLOCK, waker), end, g))
+                code = BLOCK | (self._stacks.of_key(key, frame) << CATEGORY_SHIFT | category) << ARG_SHIFT
+                self._emit((code, start, g, UNBLOCK | waker << ARG_SHIFT, end, g))
+            return True
         except Exception:
-            pass
+            return False
 
 
 Skip = Callable[[tuple], bool]  # given a long call's arguments: whether it was no wait of the thread
 WakerOf = Callable[[tuple], int]  # given a long call's arguments: the goroutine that ended the wait
 Due = Callable[[tuple], int]  # given a sleep's arguments: nanoseconds it was asked to last
-OUTER_DEPTH = 8  # frames searched for an enclosing timed call
 
 
 def timed(func: Callable, category: Category, skip: Skip | None = None, waker: WakerOf | None = None, due: Due | None = None, *, socket_method: bool = False) -> Callable:
@@ -81,26 +93,14 @@ def timed(func: Callable, category: Category, skip: Skip | None = None, waker: W
     return wrapper
 
 
-_TIMED_CODE = timed(len, Category.OTHER).__code__  # shared by every wrapper timed() makes
-
-
-def inside_timed_call(frame: FrameType | None) -> bool:
-    """Whether ``frame`` runs inside a call that a timed wrapper already times."""
-    for _ in range(OUTER_DEPTH):
-        if frame is None:
-            return False
-        if frame.f_code is _TIMED_CODE:
-            return True
-        frame = frame.f_back
-    return False
+_TIMED_CODE_ID = id(timed(len, Category.OTHER).__code__)  # the code every wrapper timed() makes shares
 
 
 def _record_call(rec: Any, start: int, end: int, cat: int, frame: FrameType, args: tuple, skip: Skip | None, waker: WakerOf | None, due: Due | None) -> None:
     try:
-        if (skip is not None and skip(args)) or inside_timed_call(frame):
+        if skip is not None and skip(args):
             return
-        rec.waits.record(start, end, cat, frame, waker(args) if waker is not None else 0)
-        if due is not None:
+        if rec.waits.record(start, end, cat, frame, waker(args) if waker is not None else 0) and due is not None:
             rec.gil.observe(rec.registry.thread_g(), start + due(args), end)
     except Exception:
         pass

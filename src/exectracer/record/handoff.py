@@ -12,12 +12,20 @@ So the tracer's threads say when they will next want the GIL (``plan``),
 and a busy loop that reaches that time blocks briefly (``give_way``) until
 the thread has done its work (``finished``) or ``MAX_WAIT_S`` has passed:
 one clean hand-over instead of a long fight.
+
+Even a clean hand-over costs the loop two thread wake-ups (about 200 µs
+here), a hundred times a second for the sampler. So once a busy loop has
+waited for a sample, the sampler hands its ticks to the loop
+(``inline_sampler``): the loop takes each due sample itself, holding the
+GIL it already has, and the sampler's thread sleeps until the loop goes
+idle (``going_idle``) or stops taking them.
 """
 
 from __future__ import annotations
 
 import _thread
 import time
+from typing import Protocol
 
 from .gil import gil_enabled
 
@@ -26,6 +34,16 @@ MAX_WAIT_S = 0.002  # longest a busy thread blocks for the tracer's threads
 BACKOFF_NS = 10_000_000  # after a wait that timed out, don't give way again this soon (doubling while they keep failing)
 MAX_BACKOFF_NS = 1_000_000_000
 SAMPLER, COLLECTOR, WRITER = range(3)  # the tracer's threads, one slot each
+
+
+class InlineSampler(Protocol):
+    """What a busy loop calls to take the sampler's ticks itself."""
+
+    def sample_inline(self) -> None:
+        """Take the due sample on the calling thread (planning the next one)."""
+
+    def wake(self) -> None:
+        """Take the ticks back: the loop will not be there to take them."""
 
 
 class GilHandoff:
@@ -40,6 +58,7 @@ class GilHandoff:
         self._released = _thread.allocate_lock()
         self._released.acquire()  # held: released by ``finished`` for a thread in ``give_way``
         self._enabled = gil_enabled()
+        self.inline_sampler: InlineSampler | None = None  # set while a busy loop takes the samples
 
     def plan(self, slot: int, due_ns: int) -> None:
         """Tracer thread ``slot`` will want the GIL at ``due_ns`` (NEVER: not before it says so)."""
@@ -47,17 +66,31 @@ class GilHandoff:
             self._dues[slot] = due_ns
             self._update_due()
 
-    def finished(self, slot: int) -> None:
-        """Tracer thread ``slot`` is done with the GIL for now: let a waiting thread go on."""
+    def finished(self, slot: int) -> bool:
+        """Tracer thread ``slot`` is done with the GIL for now: let a waiting thread go on.
+
+        Returns whether a busy thread was waiting for it.
+        """
         self.plan(slot, NEVER)
-        if self._waiting and self._released.locked():
+        waiting = self._waiting > 0
+        if waiting and self._released.locked():
             try:
                 self._released.release()
             except RuntimeError:  # released meanwhile by another slot
                 pass
+        return waiting
 
     def give_way(self) -> None:
-        """Called by a busy thread once ``due`` has passed: block until a tracer thread is done, briefly."""
+        """Called by a busy thread once ``due`` has passed: block until a tracer thread is done, briefly.
+
+        A due sample is taken on the calling thread if the sampler handed its
+        ticks over; then it blocks only if another tracer thread is due too.
+        """
+        sampler = self.inline_sampler
+        if sampler is not None and self._dues[SAMPLER] <= time.perf_counter_ns():
+            sampler.sample_inline()
+            if self.due > time.perf_counter_ns():
+                return
         self._waiting += 1
         try:
             came = self._released.acquire(True, MAX_WAIT_S)
@@ -70,6 +103,13 @@ class GilHandoff:
         self._not_before = time.perf_counter_ns() + self._backoff
         self._backoff = min(2 * self._backoff, MAX_BACKOFF_NS)
         self._update_due()
+
+    def going_idle(self, until_ns: float) -> None:
+        """A busy loop is about to block until ``until_ns`` (at most): the sampler's thread takes its ticks back if one falls due before."""
+        sampler = self.inline_sampler
+        if sampler is not None and until_ns >= self._dues[SAMPLER]:
+            self.inline_sampler = None
+            sampler.wake()
 
     def _update_due(self) -> None:
         # kept as one attribute: the busy loop reads it at every select(0)

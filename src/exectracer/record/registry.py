@@ -12,7 +12,7 @@ import time
 from types import CoroutineType, GeneratorType
 from typing import Any
 
-from ..format.events import WAKER_SHIFT, Kind, Waker, pack
+from ..format.events import MASK64, WAKER_SHIFT, Kind, Waker, pack
 from .interner import Interner
 
 _DEFAULT_TASK_NAME = "Task-"
@@ -189,9 +189,13 @@ def _coro_of(task: Any) -> Any:
 
 
 def _task_name_event(interner: Interner, g: int, name: str, ts: int) -> tuple[int, int, int]:
-    """TASK_NAME for ``name``; asyncio's default "Task-N" is stored as -N."""
+    """TASK_NAME for ``name``; asyncio's default "Task-N" is stored as -N.
+
+    The code is given as its 64 bits unsigned: the writer stages events as
+    unsigned integers (see ``writer.STAGED``), and the file holds the same bits.
+    """
     name = str(name)
     suffix = name[len(_DEFAULT_TASK_NAME) :] if name.startswith(_DEFAULT_TASK_NAME) else ""
     if suffix.isdigit() and suffix.isascii() and suffix[0] != "0" and len(suffix) < 18:
-        return (pack(Kind.TASK_NAME, -int(suffix)), ts, g)
+        return (pack(Kind.TASK_NAME, -int(suffix)) & MASK64, ts, g)
     return (pack(Kind.TASK_NAME, interner.string(name)), ts, g)

@@ -22,6 +22,7 @@ import os
 import sys
 import threading
 import time
+from types import FrameType
 from typing import Callable
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, ThreadState
@@ -46,6 +47,7 @@ _WAITING = (int(ThreadState.SLEEPING), int(ThreadState.DISK))
 # Frame objects of other threads are never kept between ticks: on 3.11 under
 # load, keeping them went with segfaults in f_back.
 _PAUSE_GC = (3, 11) <= sys.version_info < (3, 12)
+WATCHDOG_TICKS = 3  # while a busy loop takes the samples, the thread checks on it this many ticks late
 
 
 class _Thread:
@@ -126,53 +128,104 @@ class Sampler:
         self._handoff = handoff or GilHandoff()  # told when each tick is due
         self._registry = registry
         self._stacks = stacks
-        self._interval = interval
+        self._interval_ns = int(interval * 1e9)
         self._own = own_threads
         self._proc = os.path.isdir(TASKS)
         self._read = _reader()
         self._threads: dict[int, _Thread] = {}  # threading ident -> state
-        self._stop = _thread.allocate_lock()  # held while running; released by stop()
+        self._wake = _thread.allocate_lock()  # held while the thread sleeps; released to wake it
+        self._stopping = False
+        self._busy = _thread.allocate_lock()  # held while a sample is taken, by either thread
+        self._due = NEVER  # perf_counter ns of the next sample
+        self._last_inline = 0  # when a busy loop last took a sample
         self._thread = threading.Thread(target=self._run, name="exectracer-sampler", daemon=True)
 
     def start(self) -> None:
         """Start sampling (the sampler's thread joins ``own_threads``)."""
-        self._stop.acquire()
+        self._wake.acquire()
         self._thread.start()
         self._own.add(self._thread.ident)  # type: ignore[arg-type]  # set by start()
 
     def stop(self) -> None:
         """Stop sampling, wait for the thread and close every file."""
-        if self._stop.locked():
-            self._stop.release()
+        self._stopping = True
+        if self._handoff.inline_sampler is self:
+            self._handoff.inline_sampler = None
+        self.wake()
         if self._thread.ident is not None:
             self._thread.join()
-        for state in self._threads.values():
-            state.close()
-        self._threads.clear()
+        with self._busy:  # a busy loop may be taking a sample
+            for state in self._threads.values():
+                state.close()
+            self._threads.clear()
+
+    def wake(self) -> None:
+        """Wake the sampler's thread (to stop, or to take its ticks back from a loop going idle)."""
+        try:
+            self._wake.release()
+        except RuntimeError:  # already woken
+            pass
+
+    def sample_inline(self) -> None:
+        """Take the due sample on a busy event loop's thread, which holds the GIL already.
+
+        The loop's own stack is the one that called ``GilHandoff.give_way``
+        (its ``select``), as when the sampler's thread samples a loop waiting
+        for it. Does nothing while the sampler's thread is sampling.
+        """
+        if self._stopping or not self._busy.acquire(False):
+            return
+        try:
+            now = time.perf_counter_ns()
+            self._sample(sys._getframe(2))
+            self._due = max(self._due + self._interval_ns, now)
+            self._last_inline = now
+            self._handoff.plan(SAMPLER, self._due)
+        except Exception:  # never raise into the loop: the sampler's thread takes the ticks back
+            self._handoff.inline_sampler = None
+            self.wake()
+        finally:
+            self._busy.release()
 
     def _run(self) -> None:
         clock = time.perf_counter_ns
-        interval = int(self._interval * 1e9)
+        interval = self._interval_ns
         handoff = self._handoff
-        due = clock()
+        self._due = clock() + interval
         try:
             while True:
-                due = max(due + interval, clock())  # fell behind: skip the ticks missed
-                handoff.plan(SAMPLER, due)
-                if self._stop.acquire(timeout=min(max(due - clock(), 0) / 1e9, threading.TIMEOUT_MAX)):
+                handoff.plan(SAMPLER, self._due)
+                inline = handoff.inline_sampler is self
+                wait = self._due - clock() + (WATCHDOG_TICKS * interval if inline else 0)
+                woken = self._wake.acquire(True, min(max(wait, 0) / 1e9, threading.TIMEOUT_MAX))
+                if self._stopping:
                     return
+                now = clock()
+                if inline and handoff.inline_sampler is self:
+                    if not woken and now - self._last_inline < 2 * interval:
+                        continue  # the loop is taking the samples
+                    handoff.inline_sampler = None  # it stopped taking them
+                if now < self._due:
+                    continue  # woken early (the loop went idle): sample when due
                 if self._gil is not None:
-                    self._gil.observe(0, due, clock())
-                self._sample()
-                handoff.finished(SAMPLER)
+                    self._gil.observe(0, self._due, now)
+                with self._busy:
+                    self._sample()
+                    self._due = max(self._due + interval, clock())  # fell behind: skip the ticks missed
+                if handoff.finished(SAMPLER):  # a busy loop waited for this sample: let it take the next ones
+                    self._last_inline = clock()
+                    handoff.inline_sampler = self
         except Exception:  # never raise; stop sampling instead
             pass
         finally:
+            if handoff.inline_sampler is self:
+                handoff.inline_sampler = None
             handoff.plan(SAMPLER, NEVER)
 
-    def _sample(self) -> None:
+    def _sample(self, own_frame: FrameType | None = None) -> None:
+        """One sample of every thread; ``own_frame`` stands for the calling thread's stack."""
         threads = self._registry.threads.copy()
-        ts, stacks, alive = self._walk(threads)
+        ts, stacks, alive = self._walk(threads, own_frame)
         states = self._threads
         read = self._read
         out: list[int] = []
@@ -191,7 +244,7 @@ class Sampler:
         for ident in [i for i, st in states.items() if i not in alive or threads.get(i) != st.g]:  # ended, or ident reused
             states.pop(ident).close()
 
-    def _walk(self, threads: dict[int, int]) -> tuple[int, list[tuple[int, int, int]], set[int]]:
+    def _walk(self, threads: dict[int, int], own_frame: FrameType | None) -> tuple[int, list[tuple[int, int, int]], set[int]]:
         """The time, ``(ident, g, stack id)`` of each thread to sample, and the idents of all live threads.
 
         No frame object is kept once the walk is done (see ``_PAUSE_GC``).
@@ -206,6 +259,8 @@ class Sampler:
             gc.disable()
         try:
             frames = sys._current_frames()
+            if own_frame is not None:
+                frames[threading.get_ident()] = own_frame
             ts = time.perf_counter_ns()
             for ident, g in threads.items():
                 frame = frames.get(ident)
@@ -232,7 +287,7 @@ class Sampler:
                     state.close()
                     state.failed = True
             alive = set(frames)
-            del frames, frame
+            del frames, frame, own_frame
         finally:
             if paused:
                 gc.enable()

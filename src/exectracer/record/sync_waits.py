@@ -20,7 +20,7 @@ from typing import Any
 
 from ..format.events import Category
 from . import recorder as _recorder
-from .blocking import inside_timed_call, timed
+from .blocking import timed
 from .patcher import Patcher
 from .thread_hooks import THREAD_G_ATTR
 
@@ -47,9 +47,7 @@ def _acquire_contended(owner: "Lock | RLock", blocking: bool, timeout: float) ->
         end = _clock()
         rec = _recorder._current
         if rec is not None and rec.waits is not None and end - start >= rec.waits.threshold_ns:
-            frame = _getframe(2)
-            if not inside_timed_call(frame):  # e.g. Condition.wait taking its lock back
-                rec.waits.record(start, end, SYNC, frame, owner._releaser)
+            rec.waits.record(start, end, SYNC, _getframe(2), owner._releaser)  # not within Condition.wait: it records the wait
 
 
 class Lock:

@@ -23,19 +23,13 @@ class FrameStacks:
 
     def of(self, frame: FrameType | None) -> int:
         """The stack id of ``frame`` and its callers (0 for no frame)."""
-        key = []
-        append = key.append
-        f = frame
-        depth = 0
-        while f is not None and depth < MAX_DEPTH:
-            append(id(f.f_code))
-            append(f.f_lasti)
-            f = f.f_back
-            depth += 1
-        tkey = tuple(key)
-        sid = self.cache.get(tkey)
+        return self.of_key(stack_key(frame), frame)
+
+    def of_key(self, key: tuple, frame: FrameType | None) -> int:
+        """The stack id of ``frame``, whose ``stack_key`` is ``key``."""
+        sid = self.cache.get(key)
         if sid is None:
-            sid = self._define(tkey, frame)
+            sid = self._define(key, frame)
         return sid
 
     def _define(self, key: tuple, frame: FrameType | None) -> int:
@@ -48,6 +42,24 @@ class FrameStacks:
         sid = interner.stack(tuple(frames))
         self.cache[key] = sid
         return sid
+
+
+_DEPTHS = range(MAX_DEPTH)
+
+
+def stack_key(frame: FrameType | None) -> tuple:
+    """The code id and instruction offset of each frame from ``frame`` outwards, flattened."""
+    key: list[int] = []
+    append = key.append
+    f = frame
+    if f is not None:
+        for _ in _DEPTHS:
+            append(id(f.f_code))
+            append(f.f_lasti)
+            f = f.f_back
+            if f is None:
+                break
+    return tuple(key)
 
 
 def _qualname(frame: FrameType) -> str | None:

@@ -37,11 +37,15 @@ from typing import BinaryIO, Callable
 
 from ..format.chunks import ChunkKind, file_header
 from ..format.encoder import COLUMNS, events_chunk, json_chunk
-from ..format.events import Kind, pack
+from ..format.events import MASK64, Kind, pack
 from .handoff import COLLECTOR, NEVER, WRITER, GilHandoff
 from .interner import Interner, take_all
 
 POLL = 0.02  # seconds between the collector's wake-ups, at most
+# Events are staged as unsigned 64-bit integers (the same bits as int64 for the
+# non-negative values recorded): from Python ints, C's unsigned long is the
+# fastest conversion, two to five times faster than ``q``.
+STAGED = next(code for code in "LQ" if array(code).itemsize == 8)
 
 
 class Writer:
@@ -71,7 +75,7 @@ class Writer:
         self._handoff = handoff or GilHandoff()
         self._encode_ns = 0  # how long the last chunk took to encode: when the collector wants the GIL back
         self._poll = min(POLL, flush_interval)
-        self._staged = array("q")
+        self._staged = array(STAGED)
         self._seq = 0
         # (chunk bytes, or a function making them; events in them)
         self._pending: collections.deque[tuple[bytes | Callable[[], bytes], int]] = collections.deque()
@@ -162,21 +166,25 @@ class Writer:
             self._wake_io.set()
 
     def _stage(self) -> None:
-        """Move events from the shared list into a compact int64 array.
+        """Move events from the shared list into a compact 64-bit array.
 
         Done every ``poll``: the list of Python ints stays short (cache-friendly
         for the traced program) and the array holds 8 bytes per integer.
         """
-        self._staged.fromlist(take_all(self._events))
+        events = take_all(self._events)
+        try:
+            self._staged.fromlist(events)
+        except OverflowError:  # a negative value (the hooks give them as their bits, unsigned): keep its int64 bits
+            self._staged.fromlist([v & MASK64 for v in events])
 
     def _collect(self, final: bool) -> None:
         try:
             self._stage()  # events before the definitions they refer to
-            events, self._staged = self._staged, array("q")
+            events, self._staged = self._staged, array(STAGED)
             self._enqueue(self._definitions(), force=True)
             lost = self.events_lost - self._lost_reported
             if lost:
-                events[:0] = array("q", (pack(Kind.EVENTS_LOST, lost), time.perf_counter_ns(), 0))
+                events[:0] = array(STAGED, (pack(Kind.EVENTS_LOST, lost), time.perf_counter_ns(), 0))
             for start in range(0, len(events), self._chunk_ints):
                 piece = events[start : start + self._chunk_ints]
                 n_events = len(piece) // COLUMNS
