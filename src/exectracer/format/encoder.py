@@ -20,13 +20,23 @@ def encode_event_rows(rows: "array[int] | list[int]") -> bytes:
     """
     if not isinstance(rows, array) or rows.itemsize != 8:
         rows = array("q", rows)
-    n = len(rows) // COLUMNS
-    if n == 0:
-        return b""
+    if len(rows) % COLUMNS:
+        raise ValueError(f"event rows hold {COLUMNS} integers each, not {len(rows)} in all")
+    return encode_event_columns(rows[0::COLUMNS], rows[1::COLUMNS], rows[2::COLUMNS])
+
+
+def encode_event_columns(codes: "array[int] | memoryview", ts: "array[int] | memoryview", gs: "array[int] | memoryview") -> bytes:
+    """The EVENTS payload of three equally long columns of 64-bit integers (arrays or memoryviews of them)."""
+    columns = (codes, ts, gs)
     if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
-        rows = array(rows.typecode, rows)
-        rows.byteswap()
-    return memoryview(rows).cast("B").cast("q", [n, COLUMNS]).tobytes("F")
+        columns = tuple(_swapped(column) for column in columns)
+    return b"".join(columns)
+
+
+def _swapped(column: "array[int] | memoryview") -> "array[int]":  # pragma: no cover - big-endian hosts
+    out = array("q", bytes(column))
+    out.byteswap()
+    return out
 
 
 def events_chunk(seq: int, rows: "array[int] | list[int]", level: int = 1) -> bytes:

@@ -66,12 +66,13 @@ class GilHandoff:
             self._dues[slot] = due_ns
             self._update_due()
 
-    def finished(self, slot: int) -> bool:
+    def finished(self, slot: int, next_due: int = NEVER) -> bool:
         """Tracer thread ``slot`` is done with the GIL for now: let a waiting thread go on.
 
-        Returns whether a busy thread was waiting for it.
+        ``next_due``: when it will want the GIL again. Returns whether a busy
+        thread was waiting for it.
         """
-        self.plan(slot, NEVER)
+        self.plan(slot, next_due)
         waiting = self._waiting > 0
         if waiting and self._released.locked():
             try:

@@ -35,8 +35,8 @@ import threading
 import time
 from typing import BinaryIO, Callable
 
-from ..format.chunks import ChunkKind, file_header
-from ..format.encoder import COLUMNS, events_chunk, json_chunk
+from ..format.chunks import ChunkKind, file_header, make_chunk
+from ..format.encoder import COLUMNS, encode_event_columns, json_chunk
 from ..format.events import MASK64, Kind, pack
 from .handoff import COLLECTOR, NEVER, WRITER, GilHandoff
 from .interner import Interner, take_all
@@ -68,14 +68,14 @@ class Writer:
         self._events = events
         self._interner = interner
         self._flush_interval = flush_interval
-        self._chunk_ints = chunk_events * COLUMNS
+        self._chunk_events = chunk_events
         self._max_pending = max_pending_bytes
         self._level = compression
         self._on_tick = on_tick
         self._handoff = handoff or GilHandoff()
-        self._encode_ns = 0  # how long the last chunk took to encode: when the collector wants the GIL back
+        self._compress_ns_per_byte = 0.0  # as the last chunk took: when the collector will want the GIL back
         self._poll = min(POLL, flush_interval)
-        self._staged = array(STAGED)
+        self._columns = _new_columns()  # staged events: code, ts and g
         self._seq = 0
         # (chunk bytes, or a function making them; events in them)
         self._pending: collections.deque[tuple[bytes | Callable[[], bytes], int]] = collections.deque()
@@ -151,7 +151,7 @@ class Writer:
                     self._on_tick()
                 self._stage()
                 flushes = take_all(self._flush_requests)
-                if flushes or len(self._staged) >= self._chunk_ints or now - last >= self._flush_interval:
+                if flushes or len(self._columns[0]) >= self._chunk_events or now - last >= self._flush_interval:
                     self._collect(final=False)
                     last = now
                 self._confirm_flushes(flushes)
@@ -166,42 +166,55 @@ class Writer:
             self._wake_io.set()
 
     def _stage(self) -> None:
-        """Move events from the shared list into a compact 64-bit array.
+        """Move events from the shared list into three compact 64-bit columns (code, ts, g).
 
         Done every ``poll``: the list of Python ints stays short (cache-friendly
-        for the traced program) and the array holds 8 bytes per integer.
+        for the traced program), each column holds 8 bytes per integer, and
+        chunks need no transposition (their payload is column-major).
         """
         events = take_all(self._events)
-        try:
-            self._staged.fromlist(events)
-        except OverflowError:  # a negative value (the hooks give them as their bits, unsigned): keep its int64 bits
-            self._staged.fromlist([v & MASK64 for v in events])
+        for column, values in zip(self._columns, (events[0::COLUMNS], events[1::COLUMNS], events[2::COLUMNS])):
+            try:
+                column.fromlist(values)
+            except OverflowError:  # a negative value (the hooks give them as their bits, unsigned): keep its int64 bits
+                column.fromlist([v & MASK64 for v in values])
 
     def _collect(self, final: bool) -> None:
         try:
             self._stage()  # events before the definitions they refer to
-            events, self._staged = self._staged, array(STAGED)
+            columns, self._columns = self._columns, _new_columns()
             self._enqueue(self._definitions(), force=True)
             lost = self.events_lost - self._lost_reported
             if lost:
-                events[:0] = array(STAGED, (pack(Kind.EVENTS_LOST, lost), time.perf_counter_ns(), 0))
-            for start in range(0, len(events), self._chunk_ints):
-                piece = events[start : start + self._chunk_ints]
-                n_events = len(piece) // COLUMNS
-                if self._enqueue(self._encode(piece), force=final, events=n_events):
+                for column, value in zip(columns, (pack(Kind.EVENTS_LOST, lost), time.perf_counter_ns(), 0)):
+                    column.insert(0, value)
+            n = len(columns[0])
+            views = [memoryview(column) for column in columns]
+            for start in range(0, n, self._chunk_events):
+                end = min(start + self._chunk_events, n)
+                if self._enqueue(self._encode([view[start:end] for view in views]), force=final, events=end - start):
                     if start == 0:
                         self._lost_reported += lost
                 else:
-                    self.events_lost += n_events
+                    self.events_lost += end - start
+            for view in views:
+                view.release()
         except Exception as exc:  # never let the writer die silently
             self.write_error = f"{type(exc).__name__}: {exc}"
 
-    def _encode(self, piece: "array[int]") -> bytes:
-        """An EVENTS chunk of ``piece``; zlib lets go of the GIL, so plan when it will be wanted back."""
+    def _encode(self, columns: "list[memoryview]") -> bytes:
+        """An EVENTS chunk of the events in ``columns``.
+
+        zlib lets go of the GIL: a busy loop waiting for the collector goes
+        on meanwhile, and gives way again when the compression should be done.
+        """
+        raw = encode_event_columns(*columns)
         start = time.perf_counter_ns()
-        self._handoff.plan(COLLECTOR, start + self._encode_ns)
-        chunk = events_chunk(self._next_seq(), piece, self._level)
-        self._encode_ns = time.perf_counter_ns() - start
+        if self._level:
+            self._handoff.finished(COLLECTOR, start + int(self._compress_ns_per_byte * len(raw) * 1.25))
+        chunk = make_chunk(ChunkKind.EVENTS, self._next_seq(), raw, self._level)
+        if raw:
+            self._compress_ns_per_byte = (time.perf_counter_ns() - start) / len(raw)
         return chunk
 
     def _definitions(self) -> bytes:
@@ -281,6 +294,10 @@ class Writer:
                 flush()
             except (OSError, ValueError):
                 pass
+
+
+def _new_columns() -> "tuple[array[int], array[int], array[int]]":
+    return array(STAGED), array(STAGED), array(STAGED)
 
 
 def _confirm(flushes: list[threading.Event]) -> bytes:
