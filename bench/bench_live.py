@@ -11,8 +11,9 @@ warm-up, 5 s measured):
 * ``flight``: the endpoints and a flight recorder running (10 MiB,
   ``--flight-min-age`` seconds so that old chunks are dropped in the window).
 
-The conditions alternate within each round (their order rotates from round
-to round); requests per second and p99 latency are medians over the rounds,
+Servers start through ``warm_allocator.py``, so that every condition starts
+from the same allocator state. The conditions alternate within each round
+(their order rotates from round to round); requests per second and p99 latency are medians over the rounds,
 and each is given as a ratio to ``untraced``. A run whose server died is
 counted (``died``) and left out of the medians::
 
@@ -44,7 +45,7 @@ def measure(framework: str, condition: str, args: argparse.Namespace) -> dict:
     }[condition]
     env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     server = subprocess.Popen(
-        [sys.executable, "-m", "exectracer.examples.web", framework, "--port", "0", *server_args],
+        [sys.executable, str(HERE / "warm_allocator.py"), "-m", "exectracer.examples.web", framework, "--port", "0", *server_args],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,  # waitress warns of queued requests
     )
     try:

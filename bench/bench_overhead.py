@@ -2,7 +2,9 @@
 
 Runs ``workload_async.py`` as a fresh process, alternating untraced and
 traced runs, and prints medians, the traced/untraced wall-time ratio and
-the trace size per recorded event::
+the trace size per recorded event. Each process starts through
+``warm_allocator.py`` (see there why: without it, the untraced run pays
+page faults that the tracer happens to spare the traced one)::
 
     python bench/bench_overhead.py --runs 7
 
@@ -27,10 +29,14 @@ WORKLOAD = HERE / "workload_async.py"
 
 
 def run_once(extra: list[str], script: Path = WORKLOAD) -> float:
-    """Wall time of one whole workload process (``script`` with ``extra`` arguments), in seconds."""
+    """Wall time of one whole workload process (``script`` with ``extra`` arguments), in seconds.
+
+    The process starts through ``warm_allocator.py``, so that the untraced
+    and the traced run start from the same allocator state.
+    """
     env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(script), *extra], check=True, env=env, stderr=subprocess.DEVNULL)
+    subprocess.run([sys.executable, str(HERE / "warm_allocator.py"), str(script), *extra], check=True, env=env, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
 

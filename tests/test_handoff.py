@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from typing import Callable
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import Recorded
-from exectracer.format.events import CATEGORY_SHIFT, Kind
+from exectracer.format.events import CATEGORY_SHIFT, Kind, ThreadState
 from exectracer.record import handoff as handoff_module
 from exectracer.record.handoff import COLLECTOR, NEVER, SAMPLER, WRITER, GilHandoff
 
@@ -138,6 +139,10 @@ def test_a_busy_loop_takes_the_samples_itself_then_hands_them_back(record: Calla
     assert sum(seen_inline) > 0.5 * len(seen_inline), "while busy, the loop took the samples"
     _, indices = _loop_samples(rec)
     ts = rec.ts[indices]
+    busy = indices[ts <= marks["busy_end"]]
+    if os.path.isdir("/proc/self/task"):  # taken on the loop's thread, the sample says running
+        running = np.count_nonzero((rec.arg[busy] & ((1 << CATEGORY_SHIFT) - 1)) == ThreadState.RUNNING)
+        assert running > 0.5 * len(busy), f"{running} of {len(busy)} samples of the busy loop say running"
     idle = ts[(ts > marks["busy_end"]) & (ts <= marks["idle_end"])]
     stuck = ts[(ts > marks["idle_end"]) & (ts <= marks["stuck_end"])]
     # 100 Hz: about 30 samples in each phase; the one long step loses the first few to the watchdog

@@ -229,10 +229,14 @@ class Sampler:
         states = self._threads
         read = self._read
         out: list[int] = []
+        me = threading.get_ident() if own_frame is not None else 0
         for ident, g, stack in stacks:
             state = states[ident]
             try:
-                os_state, nr = state.os_state(read) if state.stat >= 0 else (0, -1)
+                if ident == me:  # the calling thread: running, here
+                    os_state, nr = _RUNNING, -1
+                else:
+                    os_state, nr = state.os_state(read) if state.stat >= 0 else (0, -1)
                 out += (SAMPLE | (stack << CATEGORY_SHIFT | os_state) << ARG_SHIFT, ts, g)
                 if nr >= 0:
                     out += (SYSCALL | nr << ARG_SHIFT, ts, g)
