@@ -246,6 +246,29 @@ def test_forked_child_stops_tracing_and_leaves_the_parent_file_alone(tmp_path):
     assert trace.lost.clean_end
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_fork_while_a_loop_takes_a_sample_does_not_hang_the_child(tmp_path):
+    """Forked while another thread holds the sampler's lock (a busy loop sampling itself), the child still stops tracing."""
+    child = run_child(
+        """
+        import os, sys, exectracer
+        from exectracer.record import recorder
+        exectracer.start(sys.argv[1])
+        busy = recorder.current().sampler._busy
+        busy.acquire()  # as a loop thread does for the length of a sample
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if not exectracer.is_tracing() else 3)
+        busy.release()
+        _, status = os.waitpid(pid, 0)
+        exectracer.stop()
+        sys.exit(os.waitstatus_to_exitcode(status))
+        """,
+        str(tmp_path / "parent.xtrace"),
+    )
+    assert child.wait(timeout=60) == 0
+
+
 def test_uvloop_is_reported_once_and_the_rest_is_recorded(tmp_path):
     uvloop = pytest.importorskip("uvloop")
 

@@ -163,7 +163,9 @@ class Recorder:
         """In a forked child: stop recording without touching the parent's file."""
         self.active = False
         self._unhook()
-        self._stop_sampler()
+        if self.sampler is not None:
+            self.sampler.abandon_after_fork()
+            self.sampler = None
         self.writer.abandon()
 
     def warn(self, message: str) -> None:

@@ -159,6 +159,11 @@ class Sampler:
                 state.close()
             self._threads.clear()
 
+    def abandon_after_fork(self) -> None:
+        """In a forked child: stop without waiting on anything the parent's threads held at the fork."""
+        self._busy = _thread.allocate_lock()  # the parent's loop may have been sampling
+        self.stop()
+
     def wake(self) -> None:
         """Wake the sampler's thread (to stop, or to take its ticks back from a loop going idle)."""
         try:
