@@ -270,3 +270,37 @@ def test_echo_over_loopback_many_connections(record):
         assert cats.count(Category.NETWORK) >= 20
     assert socket  # sockets were real: the server bound a loopback port
     assert subprocess
+
+
+def test_suspension_lines_in_one_await_and_many_await_coroutines(record):
+    """A coroutine with one suspension point is keyed without its frame; each suspension still has its own line."""
+    import inspect
+
+    async def once(fut):
+        await fut  # the only suspension point
+
+    async def twice(first, second):
+        await once(first)  # line A
+        await once(second)  # line B
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        for _ in range(3):  # again and again: the second time on, the chains come from the cache
+            first, second = loop.create_future(), loop.create_future()
+            task = asyncio.create_task(twice(first, second))
+            for fut in (first, second):
+                await asyncio.sleep(0.001)
+                fut.set_result(None)
+            await task
+
+    rec = record(lambda: asyncio.run(main()))
+    source, start = inspect.getsourcelines(twice)
+    line_a = start + next(i for i, text in enumerate(source) if "line A" in text)
+    line_b = start + next(i for i, text in enumerate(source) if "line B" in text)
+    once_line = inspect.getsourcelines(once)[1] + 1
+    seen = []
+    for task in [t for t in rec.trace.tasks if (t.start_function or "").endswith("twice")]:
+        for _, _, stack, _ in rec.suspensions(task.id):
+            if stack and stack[0].function.endswith("once"):
+                seen.append((stack[0].line, stack[1].line))
+    assert seen == [(once_line, line_a), (once_line, line_b)] * 3

@@ -152,6 +152,7 @@ def install(
 
     cache_get = chains.cache.get
     define_chain = chains.define
+    one_await = chains.one_await
     CoroType = CoroutineType
     GenType = GeneratorType
     ReadyHandle = _ReadyHandle
@@ -197,12 +198,14 @@ def install(
                     else:  # suspended: the common case, inlined
                         # the await chain's key: the awaited future's type, then
                         # the code id and offset of each frame, outermost first
+                        # (0 for a code with one suspension point: no frame object needed)
                         c = coro = task._coro
                         key = type(waiter)
                         while True:
                             kind = type(c)
                             if kind is CoroType:
-                                key = (key, id(c.cr_code), c.cr_frame.f_lasti)
+                                cid = id(c.cr_code)
+                                key = (key, cid, 0 if cid in one_await else c.cr_frame.f_lasti)
                                 c = c.cr_await
                             elif kind is GenType:
                                 f = c.gi_frame

@@ -15,6 +15,8 @@ import asyncio.selector_events
 import asyncio.streams
 import asyncio.subprocess
 import asyncio.tasks
+import dis
+import inspect
 from types import CodeType, CoroutineType, FrameType, GeneratorType
 from typing import Any, Iterator
 
@@ -76,6 +78,11 @@ def _codes_by_category() -> dict[int, tuple[Category, CodeType]]:
     return table
 
 
+def _suspension_points(code: CodeType) -> int:
+    """How many places a coroutine's code can suspend at (each ``await``, ``async for``, ``async with`` part)."""
+    return sum(1 for instruction in dis.get_instructions(code) if instruction.opname in ("YIELD_VALUE", "YIELD_FROM"))
+
+
 def chain_frames(coro: Any) -> Iterator[tuple[FrameType, str | None]]:
     """The frames of an await chain, outermost first, each with its function's qualified name."""
     while coro is not None:
@@ -99,14 +106,23 @@ class AwaitChains:
         self._interner = interner
         self._codes = _codes_by_category()
         self.cache: dict[Any, int] = {}
+        # ids of interned coroutine codes with one suspension point: their
+        # offset is known without the frame object (made on first access)
+        self.one_await: set[int] = set()
 
     def code_for(self, coro: Any, waiter: Any) -> int:
         """The TASK_SUSPEND code for a task's chain (the hot path in the asyncio hooks inlines the same key)."""
         key: Any = type(waiter)
         c = coro
+        one_await = self.one_await
         while True:  # chain_frames() without a generator's cost: this runs at bare yields, once per task at start
             kind = type(c)
             if kind is CoroutineType:
+                cid = id(c.cr_code)
+                if cid in one_await:
+                    key = (key, cid, 0)
+                    c = c.cr_await
+                    continue
                 frame, c = c.cr_frame, c.cr_await
             elif kind is GeneratorType:
                 frame, c = c.gi_frame, c.gi_yieldfrom
@@ -121,12 +137,17 @@ class AwaitChains:
         """Intern and classify the chain behind a new ``key``; return its TASK_SUSPEND code.
 
         ``key`` nests, from the inside out: ``type(waiter)``, then for each
-        frame of the chain, outermost first, ``(key, id(code), f_lasti)``.
-        The interner keeps the code objects alive, so their ids stay unique.
+        frame of the chain, outermost first, ``(key, id(code), f_lasti)``,
+        with 0 for ``f_lasti`` if the code is in ``one_await``. The interner
+        keeps the code objects alive, so their ids stay unique.
         """
         chain = list(chain_frames(coro))
         interner = self._interner
         frame_ids = tuple(interner.frame_of(frame, qualname) for frame, qualname in reversed(chain))
+        for frame, _ in chain:  # interned now: their ids stay unique
+            code = frame.f_code
+            if code.co_flags & inspect.CO_COROUTINE and _suspension_points(code) == 1:
+                self.one_await.add(id(code))
         stack = interner.stack(frame_ids)
         category = self.categorize([frame for frame, _ in chain], waiter)
         code = pack(Kind.TASK_SUSPEND, (stack << CATEGORY_SHIFT) | category)
