@@ -111,7 +111,11 @@ class _Thread:
 
 
 class Sampler:
-    """Samples every known thread's stack and state each ``interval`` seconds from a daemon thread."""
+    """Samples every known thread's stack and state each ``interval`` seconds.
+
+    From a daemon thread, or, while a busy event loop takes the ticks
+    (``sample_inline``, see ``handoff``), from the loop's own thread.
+    """
 
     def __init__(
         self,
