@@ -147,6 +147,8 @@ def install(
     TASK_WAKER = int(Waker.TASK)
     WAKER_TIMER, WAKER_IO, WAKER_CALLBACK = int(Waker.TIMER), int(Waker.IO), int(Waker.CALLBACK)
     SOURCE_TIMER, SOURCE_IO, SOURCE_SOON = int(CallbackSource.TIMER), int(CallbackSource.IO), int(CallbackSource.SOON)
+    DONE_CANCELLED, DONE_RETURNED, DONE_RAISED = (DONE | int(outcome) << SHIFT for outcome in (Outcome.CANCELLED, Outcome.RETURNED, Outcome.RAISED))
+    IDLE_BEGIN, IDLE_END = int(Kind.LOOP_IDLE_BEGIN), int(Kind.LOOP_IDLE_END)
     CAT_MASK = 0xF << SHIFT
     SYSCALL_BITS = int(Category.SYSCALL) << SHIFT
 
@@ -162,9 +164,9 @@ def install(
         if task.done():
             tasks.pop(id(task), None)
             if task.cancelled():
-                return DONE | Outcome.CANCELLED << SHIFT
+                return DONE_CANCELLED
             # ``_exception``, not ``exception()``: that would mark it retrieved
-            return DONE | (Outcome.RETURNED if task._exception is None else Outcome.RAISED) << SHIFT
+            return DONE_RETURNED if task._exception is None else DONE_RAISED
         return chains.code_for(task._coro, None)
 
     orig_run = asyncio.events.Handle._run
@@ -379,12 +381,12 @@ def install(
                     handoff.going_idle(now + timeout * 1e9 if timeout is not None else NEVER)
                 except Exception:
                     pass
-            emit((Kind.LOOP_IDLE_BEGIN, now, lid))
+            emit((IDLE_BEGIN, now, lid))
             ready = []
             try:
                 ready = orig_select(selector, timeout)
             finally:
-                emit((Kind.LOOP_IDLE_END | len(ready) << SHIFT, clock(), lid))
+                emit((IDLE_END | len(ready) << SHIFT, clock(), lid))
             return ready
 
         return select

@@ -12,10 +12,13 @@ import time
 from types import CoroutineType, GeneratorType
 from typing import Any
 
-from ..format.events import MASK64, WAKER_SHIFT, Kind, Waker, pack
+from ..format.events import ARG_SHIFT, MASK64, WAKER_SHIFT, Kind, Waker, pack
 from .interner import Interner
 
 _DEFAULT_TASK_NAME = "Task-"
+_DEFAULT_PREFIX_LEN = len(_DEFAULT_TASK_NAME)
+_TASK_CREATE, _TASK_LOOP, _TASK_NAME = int(Kind.TASK_CREATE), int(Kind.TASK_LOOP), int(Kind.TASK_NAME)
+_TASK_WAKER = int(Waker.TASK)
 
 
 class TracerThread(threading.Thread):
@@ -134,7 +137,7 @@ class Registry:
     def current_g(self) -> int:
         """The goroutine the caller runs in: the running task's if any, else the thread's."""
         cur = self.local.cur
-        if cur & 7 == Waker.TASK:
+        if cur & 7 == _TASK_WAKER:
             return cur >> WAKER_SHIFT
         return self.thread_g()
 
@@ -156,20 +159,19 @@ class Registry:
 
     def describe_task(self, task: Any, g: int, parent: int, ts: int, coro: Any = None) -> None:
         """Emit TASK_CREATE and the events that describe a task (``coro``: its coroutine, if known)."""
-        interner = self._interner
-        out = [pack(Kind.TASK_CREATE, parent), ts, g]
+        out = [_TASK_CREATE | parent << ARG_SHIFT, ts, g]
         loop = getattr(task, "_loop", None)
         if loop is not None:
-            out += (pack(Kind.TASK_LOOP, self.loop_id(loop)), ts, g)
+            out += (_TASK_LOOP | (self.loops.get(id(loop)) or self.loop_id(loop)) << ARG_SHIFT, ts, g)
         if coro is None and not task.done():  # get_coro() of a finished eager task crashes 3.12.1
             coro = _coro_of(task)
         code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
         if code is not None:
             func = self._task_funcs.get(id(code))
             if func is None:
-                func = self._task_funcs[id(code)] = pack(Kind.TASK_FUNC, interner.stack((self._entry_frame(coro, code),)))
+                func = self._task_funcs[id(code)] = pack(Kind.TASK_FUNC, self._interner.stack((self._entry_frame(coro, code),)))
             out += (func, ts, g)
-        out += _task_name_event(interner, g, task.get_name(), ts)
+        out += _task_name_event(self._interner, g, task.get_name(), ts)
         self._emit(out)
 
     def _entry_frame(self, coro: Any, code: Any) -> int:
@@ -194,8 +196,10 @@ def _task_name_event(interner: Interner, g: int, name: str, ts: int) -> tuple[in
     The code is given as its 64 bits unsigned: the writer stages events as
     unsigned integers (see ``writer.STAGED``), and the file holds the same bits.
     """
-    name = str(name)
-    suffix = name[len(_DEFAULT_TASK_NAME) :] if name.startswith(_DEFAULT_TASK_NAME) else ""
-    if suffix.isdigit() and suffix.isascii() and suffix[0] != "0" and len(suffix) < 18:
-        return (pack(Kind.TASK_NAME, -int(suffix)) & MASK64, ts, g)
-    return (pack(Kind.TASK_NAME, interner.string(name)), ts, g)
+    if type(name) is not str:
+        name = str(name)
+    if name.startswith(_DEFAULT_TASK_NAME):
+        suffix = name[_DEFAULT_PREFIX_LEN:]
+        if suffix.isdigit() and suffix.isascii() and len(suffix) < 18 and suffix[0] != "0":
+            return (_TASK_NAME | -int(suffix) << ARG_SHIFT) & MASK64, ts, g
+    return _TASK_NAME | interner.string(name) << ARG_SHIFT, ts, g
