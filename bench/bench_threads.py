@@ -4,8 +4,9 @@ Eight worker threads each send requests to a loopback echo server (one
 server thread on a selector) while holding a shared ``threading.Lock``
 (created after tracing starts, so the handoffs are recorded), wait for the
 echo, then do some pure-Python work (``--work``). Runs the workload as
-fresh processes, alternating untraced and traced (default options), and
-prints the medians and the traced/untraced wall-time ratio::
+fresh processes (started through ``warm_allocator.py``, like
+``bench_overhead.py``'s), alternating untraced and traced (default
+options), and prints the medians and the traced/untraced wall-time ratio::
 
     python bench/bench_threads.py --runs 7
 
