@@ -304,3 +304,40 @@ def test_suspension_lines_in_one_await_and_many_await_coroutines(record):
             if stack and stack[0].function.endswith("once"):
                 seen.append((stack[0].line, stack[1].line))
     assert seen == [(once_line, line_a), (once_line, line_b)] * 3
+
+
+def test_handles_queued_while_tracing_are_asyncio_handles(record):
+    """The ``_call_soon`` hook fills handles itself where asyncio would give the same handle; debug mode still gets its tracebacks."""
+    import contextvars
+
+    from exectracer.record import asyncio_hooks
+
+    var = contextvars.ContextVar("var", default="unset")
+    seen = {}
+
+    def callback(label):
+        seen[label] = var.get()
+
+    async def main(debug):
+        loop = asyncio.get_running_loop()
+        loop.set_debug(debug)
+        assert asyncio_hooks._builds_handles_like_asyncio(type(loop)._call_soon)
+        context = contextvars.copy_context()
+        context.run(var.set, "given")
+        given = loop.call_soon(callback, f"given-{debug}", context=context)
+        copied = loop.call_soon(callback, f"copied-{debug}")
+        cancelled = loop.call_soon(callback, f"cancelled-{debug}")
+        cancelled.cancel()
+        for handle in (given, copied):
+            assert type(handle).__name__ == "Handle" and not handle.cancelled()
+            assert (handle._source_traceback is not None) == debug
+        assert cancelled.cancelled() and "cancelled" in repr(cancelled)
+        await asyncio.sleep(0.01)
+
+    def program():
+        var.set("outer")
+        asyncio.run(main(False))
+        asyncio.run(main(True))
+
+    record(program)
+    assert seen == {"given-False": "given", "copied-False": "outer", "given-True": "given", "copied-True": "outer"}

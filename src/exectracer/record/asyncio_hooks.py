@@ -28,6 +28,7 @@ import asyncio.events
 import asyncio.selector_events
 import asyncio.tasks
 from asyncio import format_helpers
+import contextvars
 import functools
 import selectors
 import time
@@ -66,6 +67,33 @@ class _ReadyHandle(asyncio.events.Handle):
 
 
 _ReadyHandle.__name__ = _ReadyHandle.__qualname__ = "Handle"  # reprs stay as asyncio's
+
+
+class _QuietLoop:
+    """Just what ``Handle.__init__`` and the ``_call_soon`` hook ask of a loop (not in debug mode)."""
+
+    _debug = False
+
+    def __init__(self) -> None:
+        self._ready: list = []
+
+    def get_debug(self) -> bool:
+        return False
+
+
+def _builds_handles_like_asyncio(call_soon: Callable[..., Any]) -> bool:
+    """Whether ``call_soon``, filling a handle's fields itself, makes the same handle as ``Handle.__init__`` on this Python.
+
+    Checked once, field by field, when the hooks are installed: on a Python
+    whose ``Handle`` changed, the hook goes back to calling ``Handle.__init__``.
+    """
+    try:
+        loop, context = _QuietLoop(), contextvars.copy_context()
+        ours, theirs = call_soon(loop, print, (1,), context), _ReadyHandle(print, (1,), loop, context)
+        names = {name for cls in asyncio.events.Handle.__mro__ for name in getattr(cls, "__slots__", ())} - {"__weakref__", "__dict__"}
+        return bool(names) and all(getattr(ours, name) is getattr(theirs, name) for name in names)
+    except Exception:
+        return False
 
 
 class CallbackNames:
@@ -158,6 +186,8 @@ def install(
     CoroType = CoroutineType
     GenType = GeneratorType
     ReadyHandle = _ReadyHandle
+    new_handle = object.__new__
+    fill_directly = True  # until the check below says otherwise
 
     def end_code(task: Any) -> int:
         """The event code for a step that left ``task`` done, or runnable after a bare yield."""
@@ -264,11 +294,22 @@ def install(
         The handle also remembers when it was queued and by whom, so that the
         step it runs can be recorded as TASK_READY then TASK_STEP.
         """
-        handle = ReadyHandle(callback, args, loop, context)
+        # Handle.__init__'s work without its call (a loop's get_debug() returns its _debug)
+        if fill_directly and context is not None and not loop._debug:
+            handle = new_handle(ReadyHandle)
+            handle._context = context
+            handle._loop = loop
+            handle._callback = callback
+            handle._args = args
+            handle._cancelled = False
+            handle._repr = None
+            handle._source_traceback = None
+        else:
+            handle = ReadyHandle(callback, args, loop, context)
+            if handle._source_traceback:
+                del handle._source_traceback[-1]
         handle._xt_ts = clock()
         handle._xt_waker = local.cur or thread_waker()
-        if handle._source_traceback:
-            del handle._source_traceback[-1]
         loop._ready.append(handle)
         return handle
 
@@ -278,6 +319,7 @@ def install(
         except Exception:
             return 0
 
+    fill_directly = _builds_handles_like_asyncio(call_soon)
     patcher.replace(asyncio.base_events.BaseEventLoop, "_call_soon", call_soon)
 
     orig_create_task = asyncio.base_events.BaseEventLoop.create_task
