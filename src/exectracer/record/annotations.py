@@ -14,13 +14,24 @@ import itertools
 import time
 from typing import Any, Callable, TypeVar
 
-from ..format.events import Kind, pack
+from ..format.events import ARG_SHIFT, Kind
 from . import recorder as _recorder
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _user_task: contextvars.ContextVar[int] = contextvars.ContextVar("exectracer_user_task", default=0)
 _next_task_id = itertools.count(1).__next__
+# event kinds as plain ints: an IntEnum member costs a lookup at each use
+_USER_TASK_NAME = int(Kind.USER_TASK_NAME)
+_USER_TASK_PARENT = int(Kind.USER_TASK_PARENT)
+_USER_TASK_BEGIN = int(Kind.USER_TASK_BEGIN)
+_USER_TASK_END = int(Kind.USER_TASK_END)
+_REGION_BEGIN = int(Kind.REGION_BEGIN)
+_REGION_TASK = int(Kind.REGION_TASK)
+_REGION_END = int(Kind.REGION_END)
+_LOG_CATEGORY = int(Kind.LOG_CATEGORY)
+_LOG_MESSAGE = int(Kind.LOG_MESSAGE)
+_LOG_TASK = int(Kind.LOG_TASK)
 
 
 class task:
@@ -48,9 +59,9 @@ class task:
         sid = rec.interner.string(str(name))
         rec.events.extend(
             (
-                pack(Kind.USER_TASK_NAME, sid), ts, self.id,
-                pack(Kind.USER_TASK_PARENT, self.parent_id), ts, self.id,
-                pack(Kind.USER_TASK_BEGIN, self.id), ts, g,
+                _USER_TASK_NAME | sid << ARG_SHIFT, ts, self.id,
+                _USER_TASK_PARENT | self.parent_id << ARG_SHIFT, ts, self.id,
+                _USER_TASK_BEGIN | self.id << ARG_SHIFT, ts, g,
             )
         )
         self._token = _user_task.set(self.id)
@@ -67,7 +78,7 @@ class task:
                 pass
         rec = _recorder._current
         if rec is not None and self.id:
-            rec.events.extend((pack(Kind.USER_TASK_END, self.id), time.perf_counter_ns(), rec.registry.current_g()))
+            rec.events.extend((_USER_TASK_END | self.id << ARG_SHIFT, time.perf_counter_ns(), rec.registry.current_g()))
 
     def __enter__(self) -> "task":
         return self
@@ -95,17 +106,17 @@ class region:
             ts = time.perf_counter_ns()
             self._g = g = rec.registry.current_g()
             self._sid = sid = rec.interner.string(str(self.name))
-            out = [pack(Kind.REGION_BEGIN, sid), ts, g]
+            out = [_REGION_BEGIN | sid << ARG_SHIFT, ts, g]
             parent = _user_task.get()
             if parent:
-                out += (pack(Kind.REGION_TASK, parent), ts, g)
+                out += (_REGION_TASK | parent << ARG_SHIFT, ts, g)
             rec.events.extend(out)
         return self
 
     def __exit__(self, *exc: object) -> None:
         rec = _recorder._current
         if rec is not None and self._g:
-            rec.events.extend((pack(Kind.REGION_END, self._sid), time.perf_counter_ns(), self._g))
+            rec.events.extend((_REGION_END | self._sid << ARG_SHIFT, time.perf_counter_ns(), self._g))
         self._g = 0
 
     async def __aenter__(self) -> "region":
@@ -146,8 +157,8 @@ def log(category: str, message: str) -> None:
     ts = time.perf_counter_ns()
     g = rec.registry.current_g()
     intern = rec.interner.string
-    out = [pack(Kind.LOG_CATEGORY, intern(str(category))), ts, g, pack(Kind.LOG_MESSAGE, intern(str(message))), ts, g]
+    out = [_LOG_CATEGORY | intern(str(category)) << ARG_SHIFT, ts, g, _LOG_MESSAGE | intern(str(message)) << ARG_SHIFT, ts, g]
     parent = _user_task.get()
     if parent:
-        out += (pack(Kind.LOG_TASK, parent), ts, g)
+        out += (_LOG_TASK | parent << ARG_SHIFT, ts, g)
     rec.events.extend(out)

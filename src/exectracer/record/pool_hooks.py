@@ -13,7 +13,7 @@ import itertools
 import time
 from typing import Any
 
-from ..format.events import Kind, pack
+from ..format.events import ARG_SHIFT, Kind
 from .patcher import Patcher
 from .registry import Registry
 
@@ -28,6 +28,7 @@ def install(patcher: Patcher, events: list[int], registry: Registry) -> None:
     work_item = cf_thread._WorkItem
     orig_init = work_item.__init__
     orig_run = work_item.run
+    SUBMIT, BEGIN, END = int(Kind.POOL_SUBMIT), int(Kind.POOL_WORK_BEGIN), int(Kind.POOL_WORK_END)
 
     def init(item: Any, *args: Any, **kwargs: Any) -> None:
         orig_init(item, *args, **kwargs)
@@ -35,7 +36,7 @@ def install(patcher: Patcher, events: list[int], registry: Registry) -> None:
             wid = next_id()
             setattr(item, _ID_ATTR, wid)
             registry.local.last_work = wid
-            emit((pack(Kind.POOL_SUBMIT, wid), clock(), registry.current_g()))
+            emit((SUBMIT | wid << ARG_SHIFT, clock(), registry.current_g()))
         except Exception:
             pass
 
@@ -45,14 +46,14 @@ def install(patcher: Patcher, events: list[int], registry: Registry) -> None:
         if wid:
             try:
                 g = registry.thread_g()
-                emit((pack(Kind.POOL_WORK_BEGIN, wid), clock(), g))
+                emit((BEGIN | wid << ARG_SHIFT, clock(), g))
             except Exception:
                 g = 0
         try:
             orig_run(item)
         finally:
             if g:
-                emit((pack(Kind.POOL_WORK_END, wid), clock(), g))
+                emit((END | wid << ARG_SHIFT, clock(), g))
 
     patcher.replace(work_item, "__init__", init)
     patcher.replace(work_item, "run", run)
