@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import runpy
 import sys
+from pathlib import Path
 
 BLOCK = 4 << 20  # larger than any buffer the benchmarks allocate
 
@@ -37,7 +38,7 @@ def main() -> None:
         runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
     else:
         sys.argv = sys.argv[1:]
-        sys.path[0] = str(__import__("pathlib").Path(sys.argv[0]).resolve().parent)
+        sys.path[0] = str(Path(sys.argv[0]).resolve().parent)
         runpy.run_path(sys.argv[0], run_name="__main__")
 
 

@@ -35,7 +35,6 @@ _LOW_BYTE = 0 if sys.byteorder == "little" else 7  # where an int64's low byte (
 # bytes.translate table: 1 for a kind this module reads, 0 for the others
 _WANTED = bytes(1 if k in {*THREAD_KINDS, *TASK_KINDS, *LOOP_KINDS, *USER_TASK_KINDS, *ENDINGS, *REGION_KINDS} else 0 for k in range(256))
 _TASK_DONE = bytes(1 if k == Kind.TASK_DONE else 0 for k in range(256))
-_DESCRIBE_TASK = frozenset(int(k) for k in TASK_KINDS)
 _OF_TASK = frozenset(int(k) for k in (*TASK_KINDS, Kind.TASK_DONE, *REGION_KINDS))  # kinds whose g may be a task
 
 
@@ -59,19 +58,11 @@ class LiveDescriptions:
         """
         kinds = codes.tobytes()[_LOW_BYTE::8]
         last_done = {gs[i]: i for i in _positions(kinds.translate(_TASK_DONE))}
-        tasks = self._tasks
         for i in _positions(kinds.translate(_WANTED)):
             code = codes[i]
             kind = code & KIND_MASK
-            if kind in _OF_TASK:
-                g = gs[i]
-                done_at = last_done.get(g, -1)
-                if i < done_at:
-                    continue
-                if i > done_at and kind in _DESCRIBE_TASK:
-                    found = tasks.get(g)
-                    (found if found is not None else _entry(tasks, g))[kind] = code >> 8
-                    continue
+            if kind in _OF_TASK and i < last_done.get(gs[i], -1):
+                continue
             self._absorb_one(kind, code >> 8, gs[i])
 
     def rows(self, ts: int) -> "array[int]":
