@@ -50,6 +50,7 @@ from ..format.events import (
 from .await_chain import AwaitChains
 from .handoff import NEVER, GilHandoff
 from .interner import Interner, function_name
+from .native import speedups
 from .patcher import Patcher
 from .registry import Registry
 
@@ -140,8 +141,13 @@ def install(
     interner: Interner,
     warn: Callable[[str], None],
     handoff: GilHandoff,
+    rows: Any = None,
 ) -> Callable[[], None]:
     """Patch asyncio for one recording; ``patcher.restore()`` undoes it all.
+
+    With ``rows`` (a ``_speedups.Rows`` the writer drains), task steps and
+    ``call_soon`` are hooked by the C versions of the hooks, which store
+    steps there; without, by the Python ones below.
 
     Returns a function to call just before stopping: it records the tasks
     that are ready but have not run yet.
@@ -257,6 +263,10 @@ def install(
                 except Exception:
                     pass
                 return
+        run_callback(handle, cb)
+
+    def run_callback(handle: Any, cb: Any) -> None:
+        """Runs a callback that is not a task's step, as asyncio does, recorded as CALLBACK_BEGIN/END."""
         try:
             loop = handle._loop
             lid = loops.get(id(loop)) or loop_id(loop)
@@ -286,6 +296,21 @@ def install(
             local.cur = prev
             emit((CB_END, clock(), lid))
 
+    native = speedups() if rows is not None else None
+    if native is not None:
+        handle_run = native.StepRunner(
+            fallback=handle_run, run_callback=run_callback, step_types=step_callback_types,
+            task_classes=task_classes, is_task_type=is_task_type, tasks=tasks, task_g=task_g, local=local,
+            rows=rows, events=events, one_await=one_await, chain_cache=chains.cache, define_chain=define_chain,
+            end_code=end_code, executor_futures=executor_futures, ready_type=ReadyHandle,
+            report_error=report_callback_error, clock=clock, code_for=chains.code_for, task_type=asyncio.Task,
+            step_wrapper_type=wrapper_type, loops=loops, loop_id=loop_id, name_cache=name_cache,
+            name_id=names.name_id, timer_type=TimerHandle, task_waker=TASK_WAKER, waker_shift=WAKER_SHIFT,
+            step=STEP, ready=READY, done=DONE, shift=SHIFT, cat_mask=CAT_MASK, syscall_bits=SYSCALL_BITS,
+            callback_begin=CB_BEGIN, callback_end=CB_END, callback_shift=CALLBACK_SHIFT, source_timer=SOURCE_TIMER,
+            source_io=SOURCE_IO, source_soon=SOURCE_SOON, waker_timer=WAKER_TIMER, waker_io=WAKER_IO,
+            waker_callback=WAKER_CALLBACK,
+        )
     patcher.replace(asyncio.events.Handle, "_run", handle_run)
 
     def call_soon(loop: Any, callback: Any, args: Any, context: Any) -> Any:
@@ -320,6 +345,13 @@ def install(
             return 0
 
     fill_directly = _builds_handles_like_asyncio(call_soon)
+    if native is not None:
+        slots = ("_context", "_loop", "_callback", "_args", "_cancelled", "_repr", "_source_traceback", "_xt_ts", "_xt_waker")
+        call_soon = native.ReadySoon(
+            fallback=call_soon, ready_type=ReadyHandle, slots=tuple(getattr(ReadyHandle, name) for name in slots),
+            local=local, thread_waker=thread_waker, clock=clock,
+        )
+        call_soon.fill_directly = fill_directly and _builds_handles_like_asyncio(call_soon)
     patcher.replace(asyncio.base_events.BaseEventLoop, "_call_soon", call_soon)
 
     orig_create_task = asyncio.base_events.BaseEventLoop.create_task

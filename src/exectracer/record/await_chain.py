@@ -139,8 +139,11 @@ class AwaitChains:
 
         ``key`` nests, from the inside out: ``type(waiter)``, then for each
         frame of the chain, outermost first, ``(key, id(code), f_lasti)``,
-        with 0 for ``f_lasti`` if the code is in ``one_await``. The interner
-        keeps the code objects alive, so their ids stay unique.
+        with 0 for ``f_lasti`` if the code is in ``one_await``. The C hook
+        (``_speedups``) makes the same key flat: ``(type(waiter), id(code),
+        f_lasti, ...)``, equal to the nested one for a single frame; a chain
+        seen by both is defined twice, to the same code. The interner keeps
+        the code objects alive, so their ids stay unique.
         """
         chain = list(chain_frames(coro))
         interner = self._interner

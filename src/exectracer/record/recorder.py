@@ -17,6 +17,7 @@ from .. import __version__
 from ..format.chunks import FORMAT_VERSION
 from . import asyncio_hooks, gc_hooks, io_waits, pool_hooks, sync_waits, thread_hooks
 from .blocking import Waits
+from .native import speedups
 from .gc_hooks import HeapProbe
 from .gil import GilLateness
 from .handoff import GilHandoff
@@ -81,6 +82,8 @@ class Recorder:
         self.options = options
         self.dest_name = os.fspath(dest) if isinstance(dest, (str, os.PathLike)) else getattr(dest, "name", repr(dest))
         self.events: list[int] = []
+        native = speedups()
+        self.rows = native.Rows() if native is not None and options.asyncio else None  # where the C hooks store task steps
         self.interner = Interner()
         self.active = False
         self.warnings: list[str] = []
@@ -95,6 +98,7 @@ class Recorder:
             self._sink,
             self.events,
             self.interner,
+            rows=self.rows,
             flush_interval=options.flush_interval,
             chunk_events=options.chunk_events,
             max_pending_bytes=options.max_pending_bytes,
@@ -124,7 +128,9 @@ class Recorder:
             if opts.threads:
                 thread_hooks.install(self._patcher, self.events, self.registry, lambda: self.active)
             if opts.asyncio:
-                self._before_stop = asyncio_hooks.install(self._patcher, self.events, self.registry, self.interner, self.warn, self.handoff)
+                self._before_stop = asyncio_hooks.install(
+                    self._patcher, self.events, self.registry, self.interner, self.warn, self.handoff, self.rows
+                )
             if opts.gc:
                 self._remove_gc = gc_hooks.install(self.events, self.registry, self._heap)
             if opts.thread_waits:
@@ -213,6 +219,7 @@ class Recorder:
             "start_ns": time.perf_counter_ns(),
             "clock": {"name": "perf_counter", "implementation": clock.implementation, "resolution": clock.resolution, "monotonic": clock.monotonic},
             "options": dataclasses.asdict(self.options),
+            "native_hooks": self.rows is not None,  # task steps and call_soon hooked in C (else in Python)
             "exact": [
                 "asyncio tasks and callbacks (loops derived from asyncio.BaseEventLoop)",
                 "thread lifecycles",

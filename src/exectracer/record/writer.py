@@ -33,7 +33,7 @@ import os
 import sys
 import threading
 import time
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 
 from ..format.chunks import ChunkKind, file_header, make_chunk
 from ..format.encoder import COLUMNS, encode_event_columns, json_chunk
@@ -57,6 +57,7 @@ class Writer:
         events: list[int],
         interner: Interner,
         *,
+        rows: Any = None,
         flush_interval: float,
         chunk_events: int,
         max_pending_bytes: int,
@@ -66,6 +67,7 @@ class Writer:
     ) -> None:
         self._sink = sink
         self._events = events
+        self._rows = rows  # a _speedups.Rows the C hooks store events in, or None
         self._interner = interner
         self._flush_interval = flush_interval
         self._chunk_events = chunk_events
@@ -133,6 +135,8 @@ class Writer:
         """Forget everything without writing (used in a forked child)."""
         self._pending.clear()
         del self._events[:]
+        if self._rows is not None:
+            self._rows.clear()
 
     # -- collector ---------------------------------------------------------
 
@@ -166,12 +170,17 @@ class Writer:
             self._wake_io.set()
 
     def _stage(self) -> None:
-        """Move events from the shared list into three compact 64-bit columns (code, ts, g).
+        """Move events from the shared list (and the C hooks' rows) into three compact 64-bit columns (code, ts, g).
 
         Done every ``poll``: the list of Python ints stays short (cache-friendly
         for the traced program), each column holds 8 bytes per integer, and
         chunks need no transposition (their payload is column-major).
         """
+        if self._rows is not None:  # before the list: a task's describing events are then never staged after its steps
+            *taken, lost = self._rows.take()
+            for column, values in zip(self._columns, taken):
+                column.frombytes(values)
+            self.events_lost += lost
         events = take_all(self._events)
         for column, values in zip(self._columns, (events[0::COLUMNS], events[1::COLUMNS], events[2::COLUMNS])):
             try:

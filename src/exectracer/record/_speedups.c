@@ -1,0 +1,1347 @@
+/* The hottest asyncio hooks in C: Handle._run and BaseEventLoop._call_soon.
+
+   Each mirrors the pure-Python hook in asyncio_hooks.py, which stays the
+   reference (and runs where this module is not built, or when
+   EXECTRACER_PURE_PYTHON is set); test_native_hooks checks that both record
+   the same events.
+
+   - Rows: events as three uint64 columns, stored without int objects; the
+     writer takes them at each poll.
+   - StepRunner replaces Handle._run. A task's step is run in its context and
+     stored as [TASK_READY,] TASK_STEP, then the suspension (its await
+     chain's code, from the chain cache) or the task's end; any other
+     callback as CALLBACK_BEGIN/END. New chains, tasks, loops and names are
+     defined by the Python side (define_chain, task_g, loop_id, name_id).
+   - ReadySoon replaces BaseEventLoop._call_soon. It fills a _ReadyHandle's
+     slots as Handle.__init__ does (when the loop is not in debug mode and a
+     context is given) and stamps it with when and by whom it was queued.
+
+   StepRunner and ReadySoon are method descriptors: `handle._run()` calls
+   them with the handle first, with no bound method made. Errors in the
+   recording are cleared, never raised into the program: an event that
+   cannot be recorded is lost, the callback still runs. Only public C API
+   is used (some of it outside the limited API: member descriptors, frames). */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>   /* PyFrame_Type (3.10) */
+#include <structmember.h>  /* T_OBJECT, T_OBJECT_EX, READONLY */
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+static PyObject *s_cur, *s_io, *s_dict, *s_debug, *s_ready, *s_append;
+static PyObject *empty_tuple, *zero;
+static PyTypeObject *deque_type;  /* collections.deque, a loop's _ready */
+static PyObject *deque_append;    /* its append method descriptor */
+
+/* time.perf_counter_ns(), without a call into Python where the clock is known */
+static int
+now_ns(PyObject *clock, uint64_t *out)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    (void)clock;
+    PyTime_t t;
+    if (PyTime_PerfCounterRaw(&t) < 0) {
+        return -1;
+    }
+    *out = (uint64_t)t;
+    return 0;
+#elif defined(__linux__)
+    /* perf_counter is CLOCK_MONOTONIC on Linux (3.10 to 3.12) */
+    (void)clock;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    *out = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return 0;
+#else
+    PyObject *value = PyObject_CallNoArgs(clock);
+    if (value == NULL) {
+        return -1;
+    }
+    *out = PyLong_AsUnsignedLongLongMask(value);
+    Py_DECREF(value);
+    return PyErr_Occurred() ? -1 : 0;
+#endif
+}
+
+/* ---------------------------------------------------------------------- Rows */
+
+/* Events as three columns of unsigned 64-bit integers (code, ts, g), as the
+   writer stages them: the C hooks store here, with no int objects made, and
+   the writer takes them at each poll. */
+typedef struct {
+    PyObject_HEAD
+    uint64_t *columns[3];
+    Py_ssize_t length, capacity;
+    unsigned long long lost;  /* events not stored for want of memory, since the last take */
+} Rows;
+
+#define ROWS_KEPT_CAPACITY 65536  /* rows of capacity kept after a take */
+
+static int
+rows_reserve(Rows *self, Py_ssize_t more)
+{
+    if (self->length + more <= self->capacity) {
+        return 0;
+    }
+    Py_ssize_t capacity = self->capacity ? self->capacity : 1024;
+    while (capacity < self->length + more) {
+        capacity *= 2;
+    }
+    for (int i = 0; i < 3; i++) {
+        uint64_t *grown = PyMem_Realloc(self->columns[i], (size_t)capacity * sizeof(uint64_t));
+        if (grown == NULL) {
+            return -1;
+        }
+        self->columns[i] = grown;
+    }
+    self->capacity = capacity;
+    return 0;
+}
+
+/* Store `n` events, each (code, ts, g), from `values` (3 * n of them).
+   Without the memory for them, they are counted as lost: this never raises. */
+static void
+rows_store(Rows *self, const uint64_t *values, int n)
+{
+    if (rows_reserve(self, n) < 0) {
+        self->lost += (unsigned long long)n;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        for (int c = 0; c < 3; c++) {
+            self->columns[c][self->length] = values[3 * i + c];
+        }
+        self->length++;
+    }
+}
+
+static void
+rows_free(Rows *self)
+{
+    for (int i = 0; i < 3; i++) {
+        PyMem_Free(self->columns[i]);
+        self->columns[i] = NULL;
+    }
+    self->length = self->capacity = 0;
+}
+
+static void
+rows_dealloc(Rows *self)
+{
+    rows_free(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+rows_take(Rows *self, PyObject *unused)
+{
+    (void)unused;
+    PyObject *taken = PyTuple_New(4);
+    PyObject *lost = taken == NULL ? NULL : PyLong_FromUnsignedLongLong(self->lost);
+    if (lost == NULL) {
+        Py_XDECREF(taken);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(taken, 3, lost);
+    for (int i = 0; taken != NULL && i < 3; i++) {
+        PyObject *column = PyBytes_FromStringAndSize((const char *)self->columns[i], self->length * (Py_ssize_t)sizeof(uint64_t));
+        if (column == NULL) {
+            Py_CLEAR(taken);
+            break;
+        }
+        PyTuple_SET_ITEM(taken, i, column);
+    }
+    if (taken != NULL) {
+        self->length = 0;
+        self->lost = 0;
+        if (self->capacity > ROWS_KEPT_CAPACITY) {  /* give back what a burst took */
+            rows_free(self);
+        }
+    }
+    return taken;
+}
+
+static PyObject *
+rows_clear(Rows *self, PyObject *unused)
+{
+    (void)unused;
+    rows_free(self);
+    Py_RETURN_NONE;
+}
+
+static Py_ssize_t
+rows_len(Rows *self)
+{
+    return self->length;
+}
+
+static PyMethodDef rows_methods[] = {
+    {"take", (PyCFunction)rows_take, METH_NOARGS,
+     "Remove and return the stored events as three bytes objects (code, ts and g columns, native uint64),\n"
+     "and how many events were lost since the last take (memory ran out)."},
+    {"clear", (PyCFunction)rows_clear, METH_NOARGS, "Forget the stored events."},
+    {NULL},
+};
+
+static PySequenceMethods rows_as_sequence = {.sq_length = (lenfunc)rows_len};
+
+static PyTypeObject RowsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "exectracer.record._speedups.Rows",
+    .tp_doc = "Rows()\n--\n\nEvents stored by the C hooks, as three uint64 columns, until the writer takes them.",
+    .tp_basicsize = sizeof(Rows),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)rows_dealloc,
+    .tp_methods = rows_methods,
+    .tp_as_sequence = &rows_as_sequence,
+};
+
+/* Append `n` events, each (code, ts, g), to the shared event list. The ints
+   are made first, so nothing between the appends runs Python code: no other
+   thread's event can land inside these. */
+static int
+append_events(PyObject *list, const uint64_t *values, int n)
+{
+    PyObject *items[9];
+    int i, made = 0, status = 0;
+    for (i = 0; i < 3 * n; i++) {
+        if ((items[i] = PyLong_FromUnsignedLongLong(values[i])) == NULL) {
+            status = -1;
+            break;
+        }
+        made++;
+    }
+    for (i = 0; status == 0 && i < 3 * n; i++) {
+        status = PyList_Append(list, items[i]);
+    }
+    for (i = 0; i < made; i++) {
+        Py_DECREF(items[i]);
+    }
+    return status;
+}
+
+static uint64_t
+as_u64(PyObject *value)
+{
+    return PyLong_AsUnsignedLongLongMask(value);
+}
+
+/* The offset of the object slot (a __slots__ entry, or a C type's T_OBJECT
+   member) that `descr` reads (and, if `writable`, writes), or -1;
+   `none_if_unset` says whether an unset slot reads as None (T_OBJECT)
+   rather than missing. */
+static Py_ssize_t
+slot_offset(PyObject *descr, int writable, int *none_if_unset)
+{
+    if (Py_TYPE(descr) != &PyMemberDescr_Type) {
+        return -1;
+    }
+    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+    if ((writable && member->flags & READONLY) || (member->type != T_OBJECT_EX && member->type != T_OBJECT)) {
+        return -1;
+    }
+    *none_if_unset = member->type == T_OBJECT;
+    return member->offset;
+}
+
+/* An attribute read through the data descriptor found once on a type, for
+   objects of exactly that type (else the usual lookup): no lookup by name,
+   and for an object slot, no call either. */
+typedef struct {
+    PyTypeObject *owner;
+    PyObject *descr;  /* NULL: always look up by name */
+    PyObject *name;
+    Py_ssize_t offset;  /* >= 0: the slot's offset */
+    int none_if_unset;
+} FastAttr;
+
+static int
+fast_attr_init(FastAttr *attr, PyObject *owner, const char *name)
+{
+    attr->owner = (PyTypeObject *)owner;
+    attr->descr = NULL;
+    attr->offset = -1;
+    if ((attr->name = PyUnicode_InternFromString(name)) == NULL) {
+        return -1;
+    }
+    if (owner == NULL || !PyType_Check(owner)) {
+        attr->owner = NULL;
+        return 0;
+    }
+    PyObject *descr = PyObject_GetAttr(owner, attr->name);
+    if (descr == NULL) {
+        PyErr_Clear();
+    }
+    else if (Py_TYPE(descr)->tp_descr_get != NULL && Py_TYPE(descr)->tp_descr_set != NULL) {
+        attr->descr = descr;  /* a data descriptor: an instance's __dict__ cannot shadow it */
+        attr->offset = slot_offset(descr, 0, &attr->none_if_unset);
+        Py_INCREF(owner);
+        return 0;
+    }
+    Py_XDECREF(descr);
+    attr->owner = NULL;
+    return 0;
+}
+
+static void
+fast_attr_clear(FastAttr *attr)
+{
+    if (attr->descr != NULL) {
+        Py_CLEAR(attr->descr);
+        Py_CLEAR(attr->owner);
+    }
+    Py_CLEAR(attr->name);
+}
+
+static PyObject *
+fast_get(FastAttr *attr, PyObject *obj)
+{
+    if (attr->descr != NULL && Py_TYPE(obj) == attr->owner) {
+        if (attr->offset >= 0) {
+            PyObject *value = *(PyObject **)((char *)obj + attr->offset);
+            if (value != NULL) {
+                return Py_NewRef(value);
+            }
+            if (attr->none_if_unset) {
+                Py_RETURN_NONE;
+            }
+            return PyObject_GetAttr(obj, attr->name);  /* raises as the slot does */
+        }
+        return Py_TYPE(attr->descr)->tp_descr_get(attr->descr, obj, (PyObject *)attr->owner);
+    }
+    return PyObject_GetAttr(obj, attr->name);
+}
+
+static FastAttr coro_code, coro_frame, coro_await, gen_frame, gen_yieldfrom, frame_code, frame_lasti;
+
+/* The hooks' thread-local state (a threading.local) keeps ``cur``, the
+   waker code of the running step, in each thread's own __dict__ of it. A
+   thread keeps the last such dict it used, with its threading.local, under
+   one key of its thread-state dict: reading and writing ``cur`` is then two
+   dict operations instead of threading.local's attribute protocol. One entry
+   a thread, replaced when another recording's state is used. */
+static PyObject *s_hook_state;
+
+static PyObject *
+hook_dict(PyObject *local)  /* borrowed */
+{
+    PyObject *tdict = PyThreadState_GetDict();
+    if (tdict == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "no thread state dict");
+        return NULL;
+    }
+    PyObject *entry = PyDict_GetItemWithError(tdict, s_hook_state);
+    if (entry != NULL && PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) == 2 && PyTuple_GET_ITEM(entry, 0) == local) {
+        return PyTuple_GET_ITEM(entry, 1);
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *ldict = PyObject_GetAttr(local, s_dict);
+    if (ldict == NULL) {
+        return NULL;
+    }
+    if (!PyDict_CheckExact(ldict)) {
+        Py_DECREF(ldict);
+        PyErr_SetString(PyExc_TypeError, "the hooks' thread-local state has no plain __dict__");
+        return NULL;
+    }
+    entry = PyTuple_Pack(2, local, ldict);
+    Py_DECREF(ldict);
+    if (entry == NULL || PyDict_SetItem(tdict, s_hook_state, entry) < 0) {
+        Py_XDECREF(entry);
+        return NULL;
+    }
+    Py_DECREF(entry);  /* tdict holds it, and so ldict */
+    return ldict;
+}
+
+/* ``cur`` in a thread's hook state dict (new reference); HookState.cur defaults to 0 */
+static PyObject *
+dict_cur(PyObject *ldict)
+{
+    PyObject *cur = PyDict_GetItemWithError(ldict, s_cur);
+    if (cur == NULL) {
+        return PyErr_Occurred() ? NULL : Py_NewRef(zero);
+    }
+    return Py_NewRef(cur);
+}
+
+/* Method descriptor plumbing shared by both types */
+static PyObject *
+bind(PyObject *self, PyObject *obj, PyObject *type)
+{
+    (void)type;
+    if (obj == NULL || obj == Py_None) {
+        return Py_NewRef(self);
+    }
+    return PyMethod_New(self, obj);
+}
+
+/* ---------------------------------------------------------------- StepRunner */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *fallback;        /* the Python hook: handle_run(handle) */
+    PyObject *run_callback;    /* the Python hook's branch for other callbacks: run_callback(handle, cb) */
+    PyObject *step_types;      /* set of callback types a task's step comes in */
+    PyObject *task_classes;    /* tuple of task classes */
+    PyObject *is_task_type;    /* dict: type -> bool, filled here */
+    PyObject *tasks;           /* dict: id(task) -> g */
+    PyObject *task_g;          /* task_g(task) -> g, registering it */
+    PyObject *local;           /* the hooks' thread-local state (``cur``) */
+    PyObject *rows;            /* Rows: where steps are recorded */
+    PyObject *events;          /* the shared event list: steps that end their task go there */
+    PyObject *one_await;       /* set: ids of codes with one suspension point */
+    PyObject *chain_cache;     /* dict: chain key -> event code */
+    PyObject *define_chain;    /* define_chain(key, coro, waiter) -> code */
+    PyObject *end_code;        /* end_code(task) -> code */
+    PyObject *executor_futures;
+    PyObject *ready_type;      /* _ReadyHandle */
+    PyObject *report_error;    /* report_callback_error(handle, exc) */
+    PyObject *clock;
+    PyObject *code_for;        /* code_for(coro, waiter) -> code: chains too deep for chain_key */
+    PyObject *loops;           /* dict: id(loop) -> loop id */
+    PyObject *loop_id;         /* loop_id(loop) -> loop id, registering it */
+    PyObject *name_cache;      /* dict: a callback's function (or code) -> string id of its name */
+    PyObject *name_id;         /* name_id(callback) -> string id, caching it */
+    PyObject *timer_type;      /* asyncio.TimerHandle */
+    FastAttr handle_callback, handle_context, handle_args, handle_loop, handle_waker, handle_queued, task_fut_waiter, task_coro, wrapper_self;
+    unsigned long long task_waker, waker_shift, step, ready, done, shift, cat_mask, syscall_bits;
+    unsigned long long callback_begin, callback_end, callback_shift, source_timer, source_io, source_soon,
+        waker_timer, waker_io, waker_callback;
+} StepRunner;
+
+#define STEP_RUNNER_OBJECTS(X) \
+    X(fallback) X(run_callback) X(step_types) X(task_classes) X(is_task_type) X(tasks) X(task_g) \
+    X(local) X(rows) X(events) X(one_await) X(chain_cache) X(define_chain) X(end_code) X(executor_futures) \
+    X(ready_type) X(report_error) X(clock) X(code_for) X(loops) X(loop_id) X(name_cache) X(name_id) X(timer_type)
+
+#define STEP_RUNNER_ATTRS(X) \
+    X(handle_callback) X(handle_context) X(handle_args) X(handle_loop) X(handle_waker) X(handle_queued) X(task_fut_waiter) X(task_coro) \
+    X(wrapper_self)
+
+static int
+step_runner_traverse(StepRunner *self, visitproc visit, void *arg)
+{
+#define VISIT(name) Py_VISIT(self->name);
+    STEP_RUNNER_OBJECTS(VISIT)
+#undef VISIT
+#define VISIT_ATTR(name) Py_VISIT(self->name.owner); Py_VISIT(self->name.descr);
+    STEP_RUNNER_ATTRS(VISIT_ATTR)
+#undef VISIT_ATTR
+    return 0;
+}
+
+static int
+step_runner_clear(StepRunner *self)
+{
+#define CLEAR(name) Py_CLEAR(self->name);
+    STEP_RUNNER_OBJECTS(CLEAR)
+#undef CLEAR
+#define CLEAR_ATTR(name) fast_attr_clear(&self->name);
+    STEP_RUNNER_ATTRS(CLEAR_ATTR)
+#undef CLEAR_ATTR
+    return 0;
+}
+
+static void
+step_runner_dealloc(StepRunner *self)
+{
+    PyObject_GC_UnTrack(self);
+    step_runner_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Whether `task` is an instance of a task class (cached per type); -1 on error */
+static int
+is_task(StepRunner *self, PyObject *task)
+{
+    PyObject *type = (PyObject *)Py_TYPE(task);
+    PyObject *known = PyDict_GetItemWithError(self->is_task_type, type);
+    if (known != NULL) {
+        return known == Py_True;
+    }
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    int result = PyObject_IsInstance(task, self->task_classes);
+    if (result < 0 || PyDict_SetItem(self->is_task_type, type, result ? Py_True : Py_False) < 0) {
+        return -1;
+    }
+    return result;
+}
+
+/* The goroutine id of `task`, registering it if new (new reference) */
+static PyObject *
+task_goroutine(StepRunner *self, PyObject *task)
+{
+    PyObject *key = PyLong_FromVoidPtr(task);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyObject *g = PyDict_GetItemWithError(self->tasks, key);
+    Py_DECREF(key);
+    if (g != NULL && PyObject_IsTrue(g) == 1) {
+        return Py_NewRef(g);
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyObject_CallOneArg(self->task_g, task);
+}
+
+/* handle._context.run(cb, *handle._args); on error, the exception is left set */
+static PyObject *
+run_in_context(StepRunner *self, PyObject *handle, PyObject *cb)
+{
+    PyObject *context = fast_get(&self->handle_context, handle);
+    if (context == NULL) {
+        return NULL;
+    }
+    PyObject *args = fast_get(&self->handle_args, handle);
+    PyObject *result = NULL;
+    if (args != NULL) {
+        if (!PyContext_CheckExact(context)) {
+            PyErr_SetString(PyExc_TypeError, "a handle's context is not a contextvars.Context");
+        }
+        else if (PyContext_Enter(context) == 0) {
+            result = PyObject_Call(cb, args, NULL);
+            if (PyContext_Exit(context) < 0) {
+                Py_CLEAR(result);
+            }
+        }
+        Py_DECREF(args);
+    }
+    Py_DECREF(context);
+    return result;
+}
+
+/* The exception being raised, normalized, as one object; the error indicator is cleared */
+static PyObject *
+take_exception(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}
+
+/* The instruction offset of `frame`, as its f_lasti attribute gives it */
+static PyObject *
+frame_offset(PyObject *frame)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    if (PyFrame_Check(frame)) {
+        return PyLong_FromLong(PyFrame_GetLasti((PyFrameObject *)frame));
+    }
+#endif
+    return fast_get(&frame_lasti, frame);
+}
+
+/* The code object id and offset of one level of an await chain, and the next level.
+   Returns 1 with all three set, 0 at the end of the chain, -1 on error. */
+static int
+chain_level(StepRunner *self, PyObject *c, PyObject **cid, PyObject **offset, PyObject **next)
+{
+    PyObject *code = NULL, *frame = NULL;
+    if (PyCoro_CheckExact(c)) {
+        if ((code = fast_get(&coro_code, c)) == NULL || (*cid = PyLong_FromVoidPtr(code)) == NULL) {
+            Py_XDECREF(code);
+            return -1;
+        }
+        Py_DECREF(code);
+        int single = PySet_Contains(self->one_await, *cid);
+        if (single == 1) {
+            *offset = Py_NewRef(zero);
+        }
+        else if (single == 0 && (frame = fast_get(&coro_frame, c)) != NULL) {
+            *offset = frame_offset(frame);
+            Py_DECREF(frame);
+        }
+        *next = *offset == NULL ? NULL : fast_get(&coro_await, c);
+    }
+    else if (PyGen_CheckExact(c)) {
+        if ((frame = fast_get(&gen_frame, c)) == NULL) {
+            return -1;
+        }
+        if (frame == Py_None) {
+            Py_DECREF(frame);
+            return 0;
+        }
+        if ((code = fast_get(&frame_code, frame)) != NULL) {
+            *cid = PyLong_FromVoidPtr(code);
+            Py_DECREF(code);
+        }
+        *offset = *cid == NULL ? NULL : frame_offset(frame);
+        *next = *offset == NULL ? NULL : fast_get(&gen_yieldfrom, c);
+        Py_DECREF(frame);
+    }
+    else {
+        return 0;
+    }
+    if (*next == NULL) {
+        Py_CLEAR(*cid);
+        Py_CLEAR(*offset);
+        return -1;
+    }
+    return 1;
+}
+
+#define MAX_CHAIN 64
+
+/* The key of the await chain of `coro` waiting on `waiter`: a flat tuple of
+   type(waiter), then the code id and offset of each level, outermost first
+   (0 for a coroutine code with one suspension point). NULL with no error set
+   for a chain deeper than MAX_CHAIN levels. */
+static PyObject *
+chain_key(StepRunner *self, PyObject *coro, PyObject *waiter)
+{
+    PyObject *parts[1 + 2 * MAX_CHAIN];
+    Py_ssize_t n = 0, i;
+    int status = 1;
+    parts[n++] = Py_NewRef((PyObject *)Py_TYPE(waiter));
+    PyObject *c = Py_NewRef(coro);
+    while (status == 1) {
+        PyObject *cid = NULL, *offset = NULL, *next = NULL;
+        status = chain_level(self, c, &cid, &offset, &next);
+        if (status == 1) {
+            if (n == 1 + 2 * MAX_CHAIN) {
+                Py_DECREF(cid);
+                Py_DECREF(offset);
+                Py_DECREF(next);
+                status = -2;
+                break;
+            }
+            parts[n++] = cid;
+            parts[n++] = offset;
+            Py_SETREF(c, next);
+        }
+    }
+    PyObject *key = status == 0 ? PyTuple_New(n) : NULL;
+    for (i = 0; i < n; i++) {
+        if (key != NULL) {
+            PyTuple_SET_ITEM(key, i, parts[i]);
+        }
+        else {
+            Py_DECREF(parts[i]);
+        }
+    }
+    Py_DECREF(c);
+    return key;
+}
+
+/* The event code for the end of a step of `task` (new reference) */
+static PyObject *
+end_of_step(StepRunner *self, PyObject *task)
+{
+    PyObject *waiter = fast_get(&self->task_fut_waiter, task);
+    if (waiter == NULL) {
+        return NULL;
+    }
+    if (waiter == Py_None) {
+        Py_DECREF(waiter);
+        return PyObject_CallOneArg(self->end_code, task);
+    }
+    PyObject *code = NULL, *coro = fast_get(&self->task_coro, task);
+    PyObject *key = coro == NULL ? NULL : chain_key(self, coro, waiter);
+    if (key != NULL) {
+        code = PyDict_GetItemWithError(self->chain_cache, key);
+        if (code != NULL && PyObject_IsTrue(code) == 1) {
+            Py_INCREF(code);
+        }
+        else if (!PyErr_Occurred()) {
+            code = PyObject_CallFunctionObjArgs(self->define_chain, key, coro, waiter, NULL);
+        }
+        else {
+            code = NULL;
+        }
+    }
+    else if (coro != NULL && !PyErr_Occurred()) {  /* deeper than chain_key goes */
+        code = PyObject_CallFunctionObjArgs(self->code_for, coro, waiter, NULL);
+    }
+    if (code != NULL && !(as_u64(code) & self->cat_mask)) {
+        int from_executor = PySequence_Contains(self->executor_futures, waiter);
+        if (from_executor < 0) {
+            Py_CLEAR(code);
+        }
+        else if (from_executor) {
+            Py_SETREF(code, PyLong_FromUnsignedLongLong(as_u64(code) | self->syscall_bits));
+        }
+    }
+    Py_XDECREF(key);
+    Py_XDECREF(coro);
+    Py_DECREF(waiter);
+    return code;
+}
+
+/* A step's events go to the rows, but those of a step that ended its task
+   go to the list, after the task's describing events: a flight recorder
+   reads a dropped chunk in file order and must see a task's end after its
+   creation. */
+static int
+store_step(StepRunner *self, const uint64_t *row, int n, uint64_t end_code)
+{
+    if ((end_code & 0xFF) == self->done) {
+        return append_events(self->events, row, n);
+    }
+    rows_store((Rows *)self->rows, row, n);
+    return 0;
+}
+
+/* Store the step's events: [ready,] step start, step end */
+static int
+record_step(StepRunner *self, PyObject *handle, PyObject *task, uint64_t g, uint64_t start)
+{
+    PyObject *code = end_of_step(self, task);
+    if (code == NULL) {
+        return -1;
+    }
+    uint64_t end, code_bits = as_u64(code);
+    Py_DECREF(code);
+    if (now_ns(self->clock, &end) < 0) {
+        return -1;
+    }
+    if ((PyObject *)Py_TYPE(handle) == self->ready_type) {
+        PyObject *waker = fast_get(&self->handle_waker, handle);
+        PyObject *queued = waker == NULL ? NULL : fast_get(&self->handle_queued, handle);
+        uint64_t row[9] = {0, 0, g, self->step, start, g, code_bits, end, g};
+        if (queued != NULL) {
+            row[0] = self->ready | as_u64(waker) << self->shift;
+            row[1] = as_u64(queued);
+        }
+        Py_XDECREF(waker);
+        Py_XDECREF(queued);
+        if (queued == NULL || PyErr_Occurred()) {
+            return -1;
+        }
+        return store_step(self, row, 3, code_bits);
+    }
+    uint64_t row[6] = {self->step, start, g, code_bits, end, g};
+    return store_step(self, row, 2, code_bits);
+}
+
+/* Put `prev` back as the thread's current waker (in `ldict`), keeping the exception being raised */
+static void
+restore_cur_raising(PyObject *ldict, PyObject *prev)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *exc = PyErr_GetRaisedException();
+    if (PyDict_SetItem(ldict, s_cur, prev) < 0) {
+        PyErr_Clear();
+    }
+    PyErr_SetRaisedException(exc);
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (PyDict_SetItem(ldict, s_cur, prev) < 0) {
+        PyErr_Clear();
+    }
+    PyErr_Restore(type, value, tb);
+#endif
+}
+
+/* A task's step: run it as Handle._run does, then record it */
+static PyObject *
+run_step(StepRunner *self, PyObject *handle, PyObject *cb, PyObject *task, PyObject *g)
+{
+    uint64_t gbits = as_u64(g), start = 0;
+    /* this thread's hook state, held: the step may start or stop recordings */
+    PyObject *ldict = Py_XNewRef(hook_dict(self->local));
+    PyObject *prev = ldict == NULL ? NULL : dict_cur(ldict);
+    PyObject *cur = prev == NULL ? NULL : PyLong_FromUnsignedLongLong(self->task_waker | gbits << self->waker_shift);
+    if (cur == NULL || PyDict_SetItem(ldict, s_cur, cur) < 0 || now_ns(self->clock, &start) < 0) {
+        Py_XDECREF(ldict);
+        Py_XDECREF(prev);
+        Py_XDECREF(cur);
+        PyErr_Clear();
+        return PyObject_CallOneArg(self->fallback, handle);
+    }
+    Py_DECREF(cur);
+
+    PyObject *result = run_in_context(self, handle, cb);
+    if (result == NULL && !PyErr_ExceptionMatches(PyExc_SystemExit) && !PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        PyObject *exc = take_exception();
+        result = PyObject_CallFunctionObjArgs(self->report_error, handle, exc, NULL);
+        Py_XDECREF(exc);
+    }
+    if (result == NULL) {  /* SystemExit, KeyboardInterrupt, or the loop's exception handler raised */
+        restore_cur_raising(ldict, prev);
+    }
+    else if (PyDict_SetItem(ldict, s_cur, prev) < 0) {
+        PyErr_Clear();
+    }
+    Py_DECREF(prev);
+    Py_DECREF(ldict);
+    if (result == NULL) {
+        return NULL;
+    }
+    Py_DECREF(result);
+    if (record_step(self, handle, task, gbits, start) < 0) {
+        PyErr_Clear();
+    }
+    Py_RETURN_NONE;
+}
+
+/* The value of `dict[PyLong(id(obj))]` as uint64, or (if missing or 0) of
+   make(obj); -1 on error */
+static int
+id_lookup(PyObject *dict, PyObject *obj, PyObject *make, uint64_t *out)
+{
+    PyObject *key = PyLong_FromVoidPtr(obj);
+    if (key == NULL) {
+        return -1;
+    }
+    PyObject *value = PyDict_GetItemWithError(dict, key);
+    Py_DECREF(key);
+    if (value != NULL && PyObject_IsTrue(value) == 1) {
+        *out = as_u64(value);
+        return 0;
+    }
+    if (PyErr_Occurred() || (value = PyObject_CallOneArg(make, obj)) == NULL) {
+        return -1;
+    }
+    *out = as_u64(value);
+    Py_DECREF(value);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* The string id of a callback's name, as CallbackNames.name_id gives it; -1 on error */
+static int
+callback_name(StepRunner *self, PyObject *cb, uint64_t *out)
+{
+    PyObject *key = NULL;  /* borrowed: the function of a method, the code of a function */
+    if (Py_TYPE(cb) == &PyMethod_Type) {
+        key = PyMethod_GET_FUNCTION(cb);
+    }
+    else if (Py_TYPE(cb) == &PyFunction_Type) {
+        key = PyFunction_GET_CODE(cb);
+    }
+    PyObject *sid = key == NULL ? NULL : PyDict_GetItemWithError(self->name_cache, key);
+    if (sid != NULL) {
+        *out = as_u64(sid);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    if (PyErr_Occurred() || (sid = PyObject_CallOneArg(self->name_id, cb)) == NULL) {
+        return -1;
+    }
+    *out = as_u64(sid);
+    Py_DECREF(sid);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* Which source queued `handle` and which waker that makes it, as the Python hook tells them */
+static int
+callback_source(StepRunner *self, PyObject *handle, PyObject *ldict, uint64_t *source, uint64_t *waker)
+{
+    if ((PyObject *)Py_TYPE(handle) == self->timer_type) {
+        *source = self->source_timer;
+        *waker = self->waker_timer;
+        return 0;
+    }
+    PyObject *io = PyDict_GetItemWithError(ldict, s_io);  /* HookState.io: empty unless set */
+    int from_io = 0;
+    if (io != NULL) {
+        PyObject *key = PyLong_FromVoidPtr(handle);
+        from_io = key == NULL ? -1 : PySequence_Contains(io, key);
+        Py_XDECREF(key);
+    }
+    else if (PyErr_Occurred()) {
+        return -1;
+    }
+    if (from_io < 0) {
+        return -1;
+    }
+    *source = from_io ? self->source_io : self->source_soon;
+    *waker = from_io ? self->waker_io : self->waker_callback;
+    return 0;
+}
+
+/* A callback that is not a task's step: run as Handle._run does, recorded as CALLBACK_BEGIN/END */
+static PyObject *
+run_callback(StepRunner *self, PyObject *handle, PyObject *cb)
+{
+    uint64_t lid = 0, sid = 0, source = 0, waker = 0, now = 0;
+    PyObject *loop = fast_get(&self->handle_loop, handle);
+    PyObject *ldict = Py_XNewRef(hook_dict(self->local));
+    int ok = loop != NULL && ldict != NULL && id_lookup(self->loops, loop, self->loop_id, &lid) == 0
+        && callback_name(self, cb, &sid) == 0 && callback_source(self, handle, ldict, &source, &waker) == 0;
+    Py_XDECREF(loop);
+    PyObject *prev = ok ? dict_cur(ldict) : NULL;
+    PyObject *cur = prev == NULL ? NULL : PyLong_FromUnsignedLongLong(sid << self->waker_shift | waker);
+    if (cur == NULL || PyDict_SetItem(ldict, s_cur, cur) < 0 || now_ns(self->clock, &now) < 0) {
+        Py_XDECREF(ldict);
+        Py_XDECREF(prev);
+        Py_XDECREF(cur);
+        PyErr_Clear();
+        return PyObject_CallFunctionObjArgs(self->run_callback, handle, cb, NULL);
+    }
+    Py_DECREF(cur);
+    uint64_t begin[3] = {self->callback_begin | (sid << self->callback_shift | source) << self->shift, now, lid};
+    rows_store((Rows *)self->rows, begin, 1);
+
+    PyObject *result = run_in_context(self, handle, cb);
+    if (result == NULL && !PyErr_ExceptionMatches(PyExc_SystemExit) && !PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        PyObject *exc = take_exception();
+        result = PyObject_CallFunctionObjArgs(self->report_error, handle, exc, NULL);
+        Py_XDECREF(exc);
+    }
+    if (result == NULL) {
+        restore_cur_raising(ldict, prev);
+    }
+    else if (PyDict_SetItem(ldict, s_cur, prev) < 0) {
+        PyErr_Clear();
+    }
+    Py_DECREF(prev);
+    Py_DECREF(ldict);
+    uint64_t end[3] = {self->callback_end, 0, lid};
+    if (now_ns(self->clock, &end[1]) == 0) {
+        rows_store((Rows *)self->rows, end, 1);
+    }
+    if (result == NULL) {
+        return NULL;
+    }
+    Py_DECREF(result);
+    Py_RETURN_NONE;
+}
+
+/* The object a step callback is bound to (its task, if it is a step) */
+static PyObject *
+callback_self(StepRunner *self, PyObject *cb)
+{
+    if (PyCFunction_Check(cb)) {  /* a task's wakeup */
+        PyObject *bound = PyCFunction_GET_SELF(cb);
+        return Py_NewRef(bound != NULL ? bound : Py_None);
+    }
+    if (Py_TYPE(cb) == &PyMethod_Type) {  /* the Python task's steps */
+        return Py_NewRef(PyMethod_GET_SELF(cb));
+    }
+    return fast_get(&self->wrapper_self, cb);
+}
+
+static PyObject *
+step_runner_call_handle(StepRunner *self, PyObject *handle)
+{
+    PyObject *cb = fast_get(&self->handle_callback, handle);
+    if (cb == NULL) {
+        PyErr_Clear();
+        return PyObject_CallOneArg(self->fallback, handle);
+    }
+    PyObject *result = NULL, *task = NULL, *g = NULL;
+    int known = 0;
+    int stepping = PySet_Contains(self->step_types, (PyObject *)Py_TYPE(cb));
+    if (stepping == 1) {
+        task = callback_self(self, cb);
+        known = task == NULL ? -1 : is_task(self, task);
+    }
+    if (known == 1) {
+        g = task_goroutine(self, task);
+    }
+    if (stepping < 0 || known < 0 || (known == 1 && g == NULL)) {
+        PyErr_Clear();
+        result = PyObject_CallOneArg(self->fallback, handle);
+    }
+    else if (known == 1) {
+        result = run_step(self, handle, cb, task, g);
+    }
+    else {
+        result = run_callback(self, handle, cb);
+    }
+    Py_XDECREF(g);
+    Py_XDECREF(task);
+    Py_DECREF(cb);
+    return result;
+}
+
+static PyObject *
+step_runner_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    StepRunner *runner = (StepRunner *)self;
+    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
+        return PyObject_Vectorcall(runner->fallback, args, nargsf, kwnames);
+    }
+    return step_runner_call_handle(runner, args[0]);
+}
+
+static PyObject *
+step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {
+        "fallback", "run_callback", "step_types", "task_classes", "is_task_type", "tasks", "task_g",
+        "local", "rows", "events", "one_await", "chain_cache", "define_chain", "end_code", "executor_futures",
+        "ready_type", "report_error", "clock", "code_for", "task_type", "step_wrapper_type",
+        "loops", "loop_id", "name_cache", "name_id", "timer_type",
+        "task_waker", "waker_shift", "step", "ready", "done", "shift", "cat_mask", "syscall_bits",
+        "callback_begin", "callback_end", "callback_shift", "source_timer", "source_io", "source_soon",
+        "waker_timer", "waker_io", "waker_callback", NULL};
+    PyObject *task_type = NULL, *wrapper_type = NULL;
+    StepRunner *self = (StepRunner *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = step_runner_vectorcall;
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwargs, "$O!OO!O!O!O!OOO!O!O!O!OOOO!OOOO!OO!OO!OO!KKKKKKKKKKKKKKKKK:StepRunner", names,
+            &PyFunction_Type, &self->fallback, &self->run_callback, &PySet_Type, &self->step_types,
+            &PyTuple_Type, &self->task_classes, &PyDict_Type, &self->is_task_type,
+            &PyDict_Type, &self->tasks, &self->task_g, &self->local, &RowsType, &self->rows, &PyList_Type, &self->events,
+            &PySet_Type, &self->one_await, &PyDict_Type, &self->chain_cache, &self->define_chain,
+            &self->end_code, &self->executor_futures, &PyType_Type, &self->ready_type,
+            &self->report_error, &self->clock, &self->code_for, &PyType_Type, &task_type, &wrapper_type,
+            &PyDict_Type, &self->loops, &self->loop_id, &PyDict_Type, &self->name_cache, &self->name_id,
+            &PyType_Type, &self->timer_type,
+            &self->task_waker, &self->waker_shift, &self->step, &self->ready, &self->done, &self->shift,
+            &self->cat_mask, &self->syscall_bits, &self->callback_begin, &self->callback_end,
+            &self->callback_shift, &self->source_timer, &self->source_io, &self->source_soon,
+            &self->waker_timer, &self->waker_io, &self->waker_callback)) {
+        /* the borrowed pointers are not ours yet */
+#define FORGET(name) self->name = NULL;
+        STEP_RUNNER_OBJECTS(FORGET)
+#undef FORGET
+        Py_DECREF(self);
+        return NULL;
+    }
+#define KEEP(name) Py_INCREF(self->name);
+    STEP_RUNNER_OBJECTS(KEEP)
+#undef KEEP
+    if (fast_attr_init(&self->handle_callback, self->ready_type, "_callback") < 0
+        || fast_attr_init(&self->handle_context, self->ready_type, "_context") < 0
+        || fast_attr_init(&self->handle_args, self->ready_type, "_args") < 0
+        || fast_attr_init(&self->handle_loop, self->ready_type, "_loop") < 0
+        || fast_attr_init(&self->handle_waker, self->ready_type, "_xt_waker") < 0
+        || fast_attr_init(&self->handle_queued, self->ready_type, "_xt_ts") < 0
+        || fast_attr_init(&self->task_fut_waiter, task_type, "_fut_waiter") < 0
+        || fast_attr_init(&self->task_coro, task_type, "_coro") < 0
+        || fast_attr_init(&self->wrapper_self, wrapper_type, "__self__") < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyTypeObject StepRunnerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "exectracer.record._speedups.StepRunner",
+    .tp_doc = "Handle._run for the recording: task steps in C, other callbacks through the Python hook.",
+    .tp_basicsize = sizeof(StepRunner),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_vectorcall_offset = offsetof(StepRunner, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = bind,
+    .tp_new = step_runner_new,
+    .tp_traverse = (traverseproc)step_runner_traverse,
+    .tp_clear = (inquiry)step_runner_clear,
+    .tp_dealloc = (destructor)step_runner_dealloc,
+};
+
+/* ----------------------------------------------------------------- ReadySoon */
+
+enum { SLOT_CONTEXT, SLOT_LOOP, SLOT_CALLBACK, SLOT_ARGS, SLOT_CANCELLED, SLOT_REPR,
+       SLOT_SOURCE_TRACEBACK, SLOT_XT_TS, SLOT_XT_WAKER, SLOT_COUNT };
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *fallback;        /* the Python hook: call_soon(loop, callback, args, context) */
+    PyObject *ready_type;      /* _ReadyHandle */
+    PyObject *slots;           /* tuple of the slot descriptors set below, in SLOT_* order */
+    Py_ssize_t offsets[SLOT_COUNT];     /* each slot's offset, or -1: set through its descriptor */
+    PyObject *local;
+    PyObject *thread_waker;    /* thread_waker() -> waker code of the calling thread */
+    PyObject *clock;
+    int fill_directly;
+} ReadySoon;
+
+
+#define READY_SOON_OBJECTS(X) X(fallback) X(ready_type) X(slots) X(local) X(thread_waker) X(clock)
+
+static int
+ready_soon_traverse(ReadySoon *self, visitproc visit, void *arg)
+{
+#define VISIT(name) Py_VISIT(self->name);
+    READY_SOON_OBJECTS(VISIT)
+#undef VISIT
+    return 0;
+}
+
+static int
+ready_soon_clear(ReadySoon *self)
+{
+#define CLEAR(name) Py_CLEAR(self->name);
+    READY_SOON_OBJECTS(CLEAR)
+#undef CLEAR
+    return 0;
+}
+
+static void
+ready_soon_dealloc(ReadySoon *self)
+{
+    PyObject_GC_UnTrack(self);
+    ready_soon_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+set_slot(ReadySoon *self, PyObject *handle, int slot, PyObject *value)
+{
+    if (self->offsets[slot] >= 0) {
+        Py_XSETREF(*(PyObject **)((char *)handle + self->offsets[slot]), Py_NewRef(value));
+        return 0;
+    }
+    PyObject *descr = PyTuple_GET_ITEM(self->slots, slot);
+    return Py_TYPE(descr)->tp_descr_set(descr, handle, value);
+}
+
+/* A _ReadyHandle as Handle(callback, args, loop, context) makes it in non-debug mode, stamped */
+static PyObject *
+new_ready_handle(ReadySoon *self, PyObject *loop, PyObject *callback, PyObject *args, PyObject *context)
+{
+    PyTypeObject *type = (PyTypeObject *)self->ready_type;
+    PyObject *handle = type->tp_new(type, empty_tuple, NULL);
+    if (handle == NULL) {
+        return NULL;
+    }
+    uint64_t now = 0;
+    PyObject *waker = NULL, *ts = NULL, *ldict = NULL;
+    int ok = set_slot(self, handle, SLOT_CONTEXT, context) == 0
+        && set_slot(self, handle, SLOT_LOOP, loop) == 0
+        && set_slot(self, handle, SLOT_CALLBACK, callback) == 0
+        && set_slot(self, handle, SLOT_ARGS, args) == 0
+        && set_slot(self, handle, SLOT_CANCELLED, Py_False) == 0
+        && set_slot(self, handle, SLOT_REPR, Py_None) == 0
+        && set_slot(self, handle, SLOT_SOURCE_TRACEBACK, Py_None) == 0
+        && now_ns(self->clock, &now) == 0
+        && (ts = PyLong_FromUnsignedLongLong(now)) != NULL
+        && set_slot(self, handle, SLOT_XT_TS, ts) == 0
+        && (ldict = hook_dict(self->local)) != NULL
+        && (waker = dict_cur(ldict)) != NULL;
+    if (ok && PyObject_IsTrue(waker) != 1) {
+        Py_SETREF(waker, PyObject_CallNoArgs(self->thread_waker));
+        ok = waker != NULL;
+    }
+    ok = ok && set_slot(self, handle, SLOT_XT_WAKER, waker) == 0;
+    Py_XDECREF(ts);
+    Py_XDECREF(waker);
+    if (!ok) {
+        Py_CLEAR(handle);
+    }
+    return handle;
+}
+
+static PyObject *
+ready_soon_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    ReadySoon *self = (ReadySoon *)obj;
+    if (!self->fill_directly || PyVectorcall_NARGS(nargsf) != 4 || kwnames != NULL || args[3] == Py_None) {
+        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    }
+    PyObject *loop = args[0];
+    PyObject *debug = PyObject_GetAttr(loop, s_debug);
+    if (debug != Py_False) {
+        Py_XDECREF(debug);
+        PyErr_Clear();
+        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    }
+    Py_DECREF(debug);
+    PyObject *handle = new_ready_handle(self, loop, args[1], args[2], args[3]);
+    if (handle == NULL) {
+        PyErr_Clear();
+        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    }
+    PyObject *ready = PyObject_GetAttr(loop, s_ready);
+    int status = -1;
+    if (ready != NULL && Py_TYPE(ready) == deque_type) {  /* asyncio's: append without a lookup */
+        PyObject *call[2] = {ready, handle};
+        PyObject *appended = PyObject_Vectorcall(deque_append, call, 2, NULL);
+        status = appended == NULL ? -1 : 0;
+        Py_XDECREF(appended);
+    }
+    else if (ready != NULL && PyList_CheckExact(ready)) {
+        status = PyList_Append(ready, handle);
+    }
+    else if (ready != NULL) {
+        PyObject *appended = PyObject_CallMethodOneArg(ready, s_append, handle);
+        status = appended == NULL ? -1 : 0;
+        Py_XDECREF(appended);
+    }
+    Py_XDECREF(ready);
+    if (status < 0) {  /* as asyncio would: the program sees why its loop cannot queue */
+        Py_DECREF(handle);
+        return NULL;
+    }
+    return handle;
+}
+
+static PyObject *
+ready_soon_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"fallback", "ready_type", "slots", "local", "thread_waker", "clock", NULL};
+    ReadySoon *self = (ReadySoon *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = ready_soon_vectorcall;
+    self->fill_directly = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!O!O!OOO:ReadySoon", names,
+                                     &PyFunction_Type, &self->fallback, &PyType_Type, &self->ready_type,
+                                     &PyTuple_Type, &self->slots, &self->local, &self->thread_waker,
+                                     &self->clock)) {
+#define FORGET(name) self->name = NULL;
+        READY_SOON_OBJECTS(FORGET)
+#undef FORGET
+        Py_DECREF(self);
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(self->slots) != SLOT_COUNT) {
+        PyErr_Format(PyExc_ValueError, "ReadySoon needs %d slot descriptors", SLOT_COUNT);
+    }
+    for (Py_ssize_t i = 0; !PyErr_Occurred() && i < PyTuple_GET_SIZE(self->slots); i++) {
+        PyObject *descr = PyTuple_GET_ITEM(self->slots, i);
+        int none_if_unset;
+        if (Py_TYPE(descr)->tp_descr_set == NULL) {
+            PyErr_SetString(PyExc_TypeError, "ReadySoon's slots must be data descriptors");
+        }
+        self->offsets[i] = slot_offset(descr, 1, &none_if_unset);
+    }
+#define KEEP(name) Py_INCREF(self->name);
+    READY_SOON_OBJECTS(KEEP)
+#undef KEEP
+    if (PyErr_Occurred()) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+ready_soon_get_fill_directly(ReadySoon *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(self->fill_directly);
+}
+
+static int
+ready_soon_set_fill_directly(ReadySoon *self, PyObject *value, void *closure)
+{
+    (void)closure;
+    int truth = value == NULL ? -1 : PyObject_IsTrue(value);
+    if (truth < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_TypeError, "cannot delete fill_directly");
+        }
+        return -1;
+    }
+    self->fill_directly = truth;
+    return 0;
+}
+
+static PyGetSetDef ready_soon_getset[] = {
+    {"fill_directly", (getter)ready_soon_get_fill_directly, (setter)ready_soon_set_fill_directly,
+     "Whether handles are filled here (else the Python hook makes them).", NULL},
+    {NULL},
+};
+
+static PyTypeObject ReadySoonType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "exectracer.record._speedups.ReadySoon",
+    .tp_doc = "BaseEventLoop._call_soon for the recording: queues a stamped handle.",
+    .tp_basicsize = sizeof(ReadySoon),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_vectorcall_offset = offsetof(ReadySoon, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = bind,
+    .tp_getset = ready_soon_getset,
+    .tp_new = ready_soon_new,
+    .tp_traverse = (traverseproc)ready_soon_traverse,
+    .tp_clear = (inquiry)ready_soon_clear,
+    .tp_dealloc = (destructor)ready_soon_dealloc,
+};
+
+/* -------------------------------------------------------------------- module */
+
+static PyObject *
+clock_ns(PyObject *module, PyObject *clock)
+{
+    (void)module;
+    uint64_t now;
+    if (now_ns(clock, &now) < 0) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong(now);
+}
+
+static PyMethodDef methods[] = {
+    {"clock_ns", clock_ns, METH_O, "The clock the hooks read (time.perf_counter_ns, passed in, where it is not read directly)."},
+    {NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "exectracer.record._speedups",
+    .m_doc = "The hottest asyncio hooks, in C (see asyncio_hooks for their Python reference).",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+static int
+intern_names(void)
+{
+#define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return -1;
+    INTERN(s_cur, "cur") INTERN(s_dict, "__dict__") INTERN(s_hook_state, "exectracer.hook_state")
+    INTERN(s_io, "io") INTERN(s_debug, "_debug") INTERN(s_ready, "_ready")
+    INTERN(s_append, "append")
+#undef INTERN
+    return 0;
+}
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    if (intern_names() < 0 || PyType_Ready(&RowsType) < 0 || PyType_Ready(&StepRunnerType) < 0
+        || PyType_Ready(&ReadySoonType) < 0) {
+        return NULL;
+    }
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (collections == NULL) {
+        return NULL;
+    }
+    deque_type = (PyTypeObject *)PyObject_GetAttrString(collections, "deque");
+    Py_DECREF(collections);
+    if (deque_type == NULL || (deque_append = PyObject_GetAttrString((PyObject *)deque_type, "append")) == NULL) {
+        return NULL;
+    }
+    if ((empty_tuple = PyTuple_New(0)) == NULL || (zero = PyLong_FromLong(0)) == NULL
+        || fast_attr_init(&coro_code, (PyObject *)&PyCoro_Type, "cr_code") < 0
+        || fast_attr_init(&coro_frame, (PyObject *)&PyCoro_Type, "cr_frame") < 0
+        || fast_attr_init(&coro_await, (PyObject *)&PyCoro_Type, "cr_await") < 0
+        || fast_attr_init(&gen_frame, (PyObject *)&PyGen_Type, "gi_frame") < 0
+        || fast_attr_init(&gen_yieldfrom, (PyObject *)&PyGen_Type, "gi_yieldfrom") < 0
+        || fast_attr_init(&frame_code, (PyObject *)&PyFrame_Type, "f_code") < 0
+        || fast_attr_init(&frame_lasti, (PyObject *)&PyFrame_Type, "f_lasti") < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(m, "Rows", (PyObject *)&RowsType) < 0
+        || PyModule_AddObjectRef(m, "StepRunner", (PyObject *)&StepRunnerType) < 0
+        || PyModule_AddObjectRef(m, "ReadySoon", (PyObject *)&ReadySoonType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

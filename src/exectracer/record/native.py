@@ -1,0 +1,26 @@
+"""The optional C versions of the hottest hooks, and the switch that turns them off.
+
+``_speedups`` (built from ``_speedups.c`` when the package is installed
+with a C compiler) holds the task-step and ``call_soon`` hooks and the
+columns they store events in. The Python hooks in ``asyncio_hooks`` do the
+same work and run wherever it is missing, or when the environment sets
+``EXECTRACER_PURE_PYTHON`` to a non-empty value.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+PURE_PYTHON_VARIABLE = "EXECTRACER_PURE_PYTHON"
+
+
+def speedups() -> ModuleType | None:
+    """The ``_speedups`` module, or None where it is not built or is switched off."""
+    if os.environ.get(PURE_PYTHON_VARIABLE):
+        return None
+    try:
+        from . import _speedups
+    except ImportError:
+        return None
+    return _speedups

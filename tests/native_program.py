@@ -1,0 +1,123 @@
+"""A deterministic asyncio program that goes through every path of the task-step and callback hooks.
+
+Traced twice by ``test_native_hooks``, with the C hooks and with the Python
+ones: both traces must tell the same story.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+import types
+
+DEPTH = 80  # deeper than the C hook's chain key goes (64 levels)
+
+
+async def ping_pong(rounds: int) -> None:
+    to_pong: asyncio.Queue = asyncio.Queue()
+    to_ping: asyncio.Queue = asyncio.Queue()
+
+    async def pong() -> None:
+        for _ in range(rounds):
+            await to_pong.get()
+            to_ping.put_nowait(None)
+
+    partner = asyncio.create_task(pong(), name="pong")
+    for _ in range(rounds):
+        to_pong.put_nowait(None)
+        await to_ping.get()
+    await partner
+
+
+async def contend(lock: asyncio.Lock) -> None:
+    async with lock:
+        await asyncio.sleep(0)  # a bare yield, holding the lock
+
+
+async def fail() -> None:
+    await asyncio.sleep(0.001)
+    raise ValueError("expected")
+
+
+async def nested(depth: int, event: asyncio.Event) -> None:
+    if depth:
+        await nested(depth - 1, event)
+    else:
+        await event.wait()
+
+
+@types.coroutine
+def legacy(fut: asyncio.Future):
+    """A generator-based coroutine: its level of the await chain is a generator."""
+    return (yield from fut)
+
+
+async def through_legacy() -> int:
+    fut = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(0.002, fut.set_result, 7)
+    return await legacy(fut)
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(await reader.readline())
+    await writer.drain()
+    writer.close()
+
+
+async def exchange() -> bytes:
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"hello\n")
+    await writer.drain()
+    line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+    return line
+
+
+def broken_callback() -> None:
+    raise RuntimeError("expected from a callback")
+
+
+async def main() -> None:
+    loop = asyncio.get_running_loop()
+    errors: list[str] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context["message"]))
+
+    await ping_pong(5)
+    lock = asyncio.Lock()
+    await asyncio.gather(*(asyncio.create_task(contend(lock), name=f"contender-{i}") for i in range(3)))
+    await asyncio.sleep(0.002)
+    results = await asyncio.gather(fail(), asyncio.sleep(0.001), return_exceptions=True)
+    assert isinstance(results[0], ValueError)
+
+    sleeper = asyncio.create_task(asyncio.sleep(10), name="cancelled")
+    await asyncio.sleep(0)
+    sleeper.cancel()
+    await asyncio.gather(sleeper, return_exceptions=True)
+
+    await loop.run_in_executor(None, time.sleep, 0.002)
+
+    done = asyncio.Event()
+    loop.call_soon(functools.partial(print, end=""))
+    loop.call_later(0.001, done.set)
+    loop.call_soon(broken_callback)
+    await done.wait()
+    assert len(errors) == 1 and errors[0].startswith("Exception in callback"), errors
+
+    event = asyncio.Event()
+    deep = asyncio.create_task(nested(DEPTH, event), name="deep")
+    await asyncio.sleep(0.001)
+    event.set()
+    await deep
+
+    assert await asyncio.create_task(through_legacy(), name="legacy") == 7
+    assert await asyncio.create_task(exchange(), name="exchange") == b"hello\n"
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,126 @@
+"""The C hooks (``_speedups``) against the Python ones they mirror, on real loops."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+import exectracer
+from exectracer.format.events import CALLBACK_SHIFT, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Outcome, Waker
+from exectracer.record import asyncio_hooks, native
+
+pytestmark = pytest.mark.recorder
+
+PROGRAM = Path(__file__).with_name("native_program.py")
+PURE = bool(os.environ.get(native.PURE_PYTHON_VARIABLE))
+
+
+def trace_program(tmp_path: Path, pure: bool) -> exectracer.Trace:
+    env = dict(os.environ)
+    env.pop(native.PURE_PYTHON_VARIABLE, None)
+    if pure:
+        env[native.PURE_PYTHON_VARIABLE] = "1"
+    path = tmp_path / f"{'pure' if pure else 'native'}.xtrace"
+    subprocess.run([sys.executable, "-m", "exectracer", "run", "-o", str(path), str(PROGRAM)], check=True, env=env, timeout=60)
+    return exectracer.load(path)
+
+
+def story(trace: exectracer.Trace) -> dict[str, list[tuple]]:
+    """Each named task's events, and each loop's callbacks, in time order, with ids resolved to names."""
+    names = {task.id: task.name for task in trace.tasks}
+    names.update({thread.id: f"thread {thread.name}" for thread in trace.threads})
+    kind, arg, g = (trace.events[c] for c in ("kind", "arg", "g"))
+    out: dict[str, list[tuple]] = defaultdict(list)
+    for k, a, who in zip(kind.tolist(), arg.tolist(), g.tolist()):
+        if k == Kind.TASK_SUSPEND:
+            frames = tuple(frame.function for frame in trace.stacks[a >> CATEGORY_SHIFT])
+            out[names[who]].append(("suspend", Category(a & ((1 << CATEGORY_SHIFT) - 1)).name, frames))
+        elif k == Kind.TASK_READY:
+            source, ident = Waker(a & ((1 << WAKER_SHIFT) - 1)), a >> WAKER_SHIFT
+            waker = names.get(ident) if source in (Waker.TASK, Waker.THREAD) else trace.strings.get(ident)
+            out[names[who]].append(("ready", source.name, waker))
+        elif k in (Kind.TASK_STEP, Kind.TASK_EAGER):
+            out[names[who]].append(("step",))
+        elif k == Kind.TASK_DONE:
+            out[names[who]].append(("done", Outcome(a).name))
+        elif k == Kind.CALLBACK_BEGIN:
+            out[f"loop {who}"].append(("callback", trace.strings[a >> CALLBACK_SHIFT], a & ((1 << CALLBACK_SHIFT) - 1)))
+        elif k == Kind.CALLBACK_END:
+            out[f"loop {who}"].append(("callback end",))
+    return dict(out)
+
+
+@pytest.mark.skipif(PURE, reason="the C hooks are switched off in this run")
+def test_the_c_hooks_are_built_and_used(tmp_path):
+    assert native.speedups() is not None, "exectracer.record._speedups is not built: install with a C compiler"
+    with exectracer.trace(tmp_path / "t.xtrace"):
+        assert type(asyncio.events.Handle._run).__name__ == "StepRunner"
+        assert type(asyncio.base_events.BaseEventLoop._call_soon).__name__ == "ReadySoon"
+    assert asyncio.events.Handle._run is asyncio_hooks.asyncio.events.Handle.__dict__["_run"]
+    assert type(asyncio.events.Handle._run).__name__ == "function"  # restored
+    assert exectracer.load(tmp_path / "t.xtrace").metadata["native_hooks"] is True
+
+
+@pytest.mark.skipif(PURE, reason="the C hooks are switched off in this run")
+def test_c_and_python_hooks_record_the_same_story(tmp_path):
+    c_story, python_story = story(trace_program(tmp_path, pure=False)), story(trace_program(tmp_path, pure=True))
+    assert c_story.keys() == python_story.keys()
+    for who in c_story:
+        assert c_story[who] == python_story[who], who
+    # the program reached every path it means to
+    deep = [event for event in c_story["deep"] if event[0] == "suspend"]
+    assert len(deep[0][2]) > 64 and deep[0][1] == "SYNC"
+    assert any(event[0] == "suspend" and "__main__.legacy" in event[2] for event in c_story["legacy"])
+    assert ("done", "CANCELLED") in c_story["cancelled"]
+    suspensions = [event for events in c_story.values() for event in events if event[0] == "suspend"]
+    assert ("suspend", "SYSCALL", ("__main__.main",)) in suspensions  # run_in_executor
+    assert any(event[0] == "suspend" and event[1] == "NETWORK" for event in c_story["exchange"])
+    assert any(event[0] == "suspend" and event[1] == "YIELD" for event in c_story["contender-0"])
+    assert ("ready", "TASK", "Task-2") in c_story["pong"]
+    callbacks = {event[1] for who, events in c_story.items() if who.startswith("loop") for event in events if event[0] == "callback"}
+    assert {"builtins.print", "__main__.broken_callback"} <= callbacks
+
+
+def test_a_callback_raising_systemexit_ends_the_loop_and_leaves_no_current_step(tmp_path):
+    def stop() -> None:
+        raise SystemExit(3)
+
+    async def main() -> None:
+        asyncio.get_running_loop().call_soon(stop)
+        await asyncio.sleep(1)
+
+    with exectracer.trace(tmp_path / "t.xtrace"):
+        loop = asyncio.new_event_loop()
+        with pytest.raises(SystemExit) as raised:
+            loop.run_until_complete(main())
+        assert raised.value.code == 3
+        from exectracer.record.recorder import _current
+
+        assert _current.registry.local.cur == 0
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+    trace = exectracer.load(tmp_path / "t.xtrace")
+    kinds = trace.events["kind"].tolist()
+    assert kinds.count(Kind.CALLBACK_BEGIN) == kinds.count(Kind.CALLBACK_END) > 0
+
+
+def test_a_step_raising_keyboardinterrupt_propagates_with_its_traceback(tmp_path):
+    async def interrupted() -> None:
+        await asyncio.sleep(0)
+        raise KeyboardInterrupt
+
+    with exectracer.trace(tmp_path / "t.xtrace"):
+        with pytest.raises(KeyboardInterrupt) as raised:
+            asyncio.run(interrupted())
+        from exectracer.record.recorder import _current
+
+        assert _current.registry.local.cur == 0
+    assert any(entry.name == "interrupted" for entry in raised.traceback)
