@@ -381,6 +381,185 @@ bind(PyObject *self, PyObject *obj, PyObject *type)
     return PyMethod_New(self, obj);
 }
 
+/* ------------------------------------------------------------- chain table */
+
+/* Known await chains by their raw key: the waiter's type, then each level's
+   code object and offset, as machine words (no objects made, no dict). The
+   code objects stay alive (the interner keeps every defined chain's), and
+   the waiter types are held by StepRunner.chain_types, so no address is
+   reused while its entry is here. A miss goes to the Python cache and
+   define_chain, with the same key as a flat tuple. */
+typedef struct {
+    uint64_t hash;
+    uint64_t code;
+    Py_ssize_t length;
+    uintptr_t *parts;  /* NULL: an empty slot */
+} ChainEntry;
+
+typedef struct {
+    ChainEntry *entries;
+    Py_ssize_t capacity;  /* a power of two, or 0 */
+    Py_ssize_t used;
+} ChainTable;
+
+/* Code objects known to have one suspension point (2) or more (1) */
+typedef struct {
+    uintptr_t *keys;
+    unsigned char *flags;
+    Py_ssize_t capacity, used;
+} CodeFlags;
+
+static uint64_t
+mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static uint64_t
+hash_parts(const uintptr_t *parts, Py_ssize_t n)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h = mix(h ^ (uint64_t)parts[i]) + (uint64_t)i;
+    }
+    return h;
+}
+
+static ChainEntry *
+chain_find(ChainTable *table, const uintptr_t *parts, Py_ssize_t n, uint64_t hash)
+{
+    if (table->capacity == 0) {
+        return NULL;
+    }
+    Py_ssize_t mask = table->capacity - 1;
+    for (Py_ssize_t i = (Py_ssize_t)(hash & (uint64_t)mask);; i = (i + 1) & mask) {
+        ChainEntry *entry = &table->entries[i];
+        if (entry->parts == NULL) {
+            return NULL;
+        }
+        if (entry->hash == hash && entry->length == n && memcmp(entry->parts, parts, (size_t)n * sizeof(uintptr_t)) == 0) {
+            return entry;
+        }
+    }
+}
+
+static void
+chain_place(ChainTable *table, ChainEntry entry)
+{
+    Py_ssize_t mask = table->capacity - 1;
+    Py_ssize_t i = (Py_ssize_t)(entry.hash & (uint64_t)mask);
+    while (table->entries[i].parts != NULL) {
+        i = (i + 1) & mask;
+    }
+    table->entries[i] = entry;
+    table->used++;
+}
+
+/* Remember a chain's code; on failure (memory) it is just not remembered */
+static void
+chain_insert(ChainTable *table, const uintptr_t *parts, Py_ssize_t n, uint64_t hash, uint64_t code)
+{
+    if ((table->used + 1) * 2 > table->capacity) {
+        Py_ssize_t capacity = table->capacity ? table->capacity * 2 : 256;
+        ChainEntry *old = table->entries;
+        Py_ssize_t old_capacity = table->capacity;
+        ChainEntry *entries = PyMem_Calloc((size_t)capacity, sizeof(ChainEntry));
+        if (entries == NULL) {
+            return;
+        }
+        table->entries = entries;
+        table->capacity = capacity;
+        table->used = 0;
+        for (Py_ssize_t i = 0; i < old_capacity; i++) {
+            if (old[i].parts != NULL) {
+                chain_place(table, old[i]);
+            }
+        }
+        PyMem_Free(old);
+    }
+    uintptr_t *copy = PyMem_Malloc((size_t)n * sizeof(uintptr_t));
+    if (copy == NULL) {
+        return;
+    }
+    memcpy(copy, parts, (size_t)n * sizeof(uintptr_t));
+    chain_place(table, (ChainEntry){hash, code, n, copy});
+}
+
+static void
+chain_table_free(ChainTable *table)
+{
+    for (Py_ssize_t i = 0; i < table->capacity; i++) {
+        PyMem_Free(table->entries[i].parts);
+    }
+    PyMem_Free(table->entries);
+    table->entries = NULL;
+    table->capacity = table->used = 0;
+}
+
+static unsigned char
+code_flag(CodeFlags *flags, uintptr_t code)
+{
+    if (flags->capacity == 0) {
+        return 0;
+    }
+    Py_ssize_t mask = flags->capacity - 1;
+    for (Py_ssize_t i = (Py_ssize_t)(mix(code) & (uint64_t)mask);; i = (i + 1) & mask) {
+        if (flags->keys[i] == code) {
+            return flags->flags[i];
+        }
+        if (flags->keys[i] == 0) {
+            return 0;
+        }
+    }
+}
+
+static void
+code_flag_set(CodeFlags *flags, uintptr_t code, unsigned char flag)
+{
+    if ((flags->used + 1) * 2 > flags->capacity) {
+        Py_ssize_t capacity = flags->capacity ? flags->capacity * 2 : 256, old_capacity = flags->capacity;
+        uintptr_t *keys = PyMem_Calloc((size_t)capacity, sizeof(uintptr_t)), *old_keys = flags->keys;
+        unsigned char *values = PyMem_Calloc((size_t)capacity, 1), *old_values = flags->flags;
+        if (keys == NULL || values == NULL) {
+            PyMem_Free(keys);
+            PyMem_Free(values);
+            return;
+        }
+        flags->keys = keys;
+        flags->flags = values;
+        flags->capacity = capacity;
+        flags->used = 0;
+        for (Py_ssize_t i = 0; i < old_capacity; i++) {
+            if (old_keys[i] != 0) {
+                code_flag_set(flags, old_keys[i], old_values[i]);
+            }
+        }
+        PyMem_Free(old_keys);
+        PyMem_Free(old_values);
+    }
+    Py_ssize_t mask = flags->capacity - 1;
+    Py_ssize_t i = (Py_ssize_t)(mix(code) & (uint64_t)mask);
+    while (flags->keys[i] != 0 && flags->keys[i] != code) {
+        i = (i + 1) & mask;
+    }
+    flags->used += flags->keys[i] == 0;
+    flags->keys[i] = code;
+    flags->flags[i] = flag;
+}
+
+static void
+code_flags_free(CodeFlags *flags)
+{
+    PyMem_Free(flags->keys);
+    PyMem_Free(flags->flags);
+    flags->keys = NULL;
+    flags->flags = NULL;
+    flags->capacity = flags->used = 0;
+}
+
 /* ---------------------------------------------------------------- StepRunner */
 
 typedef struct {
@@ -410,6 +589,10 @@ typedef struct {
     PyObject *name_cache;      /* dict: a callback's function (or code) -> string id of its name */
     PyObject *name_id;         /* name_id(callback) -> string id, caching it */
     PyObject *timer_type;      /* asyncio.TimerHandle */
+    PyObject *looked_at;       /* set: ids of codes AwaitChains has counted the suspension points of */
+    PyObject *chain_types;     /* set: the waiter types in the chain table's keys, kept alive */
+    ChainTable chains;
+    CodeFlags code_flags;
     FastAttr handle_callback, handle_context, handle_args, handle_loop, handle_waker, handle_queued, task_fut_waiter, task_coro, wrapper_self;
     unsigned long long task_waker, waker_shift, step, ready, done, shift, cat_mask, syscall_bits;
     unsigned long long callback_begin, callback_end, callback_shift, source_timer, source_io, source_soon,
@@ -419,7 +602,8 @@ typedef struct {
 #define STEP_RUNNER_OBJECTS(X) \
     X(fallback) X(run_callback) X(step_types) X(task_classes) X(is_task_type) X(tasks) X(task_g) \
     X(local) X(rows) X(events) X(one_await) X(chain_cache) X(define_chain) X(end_code) X(executor_futures) \
-    X(ready_type) X(report_error) X(clock) X(code_for) X(loops) X(loop_id) X(name_cache) X(name_id) X(timer_type)
+    X(ready_type) X(report_error) X(clock) X(code_for) X(loops) X(loop_id) X(name_cache) X(name_id) X(timer_type) \
+    X(looked_at)
 
 #define STEP_RUNNER_ATTRS(X) \
     X(handle_callback) X(handle_context) X(handle_args) X(handle_loop) X(handle_waker) X(handle_queued) X(task_fut_waiter) X(task_coro) \
@@ -431,6 +615,7 @@ step_runner_traverse(StepRunner *self, visitproc visit, void *arg)
 #define VISIT(name) Py_VISIT(self->name);
     STEP_RUNNER_OBJECTS(VISIT)
 #undef VISIT
+    Py_VISIT(self->chain_types);
 #define VISIT_ATTR(name) Py_VISIT(self->name.owner); Py_VISIT(self->name.descr);
     STEP_RUNNER_ATTRS(VISIT_ATTR)
 #undef VISIT_ATTR
@@ -443,6 +628,7 @@ step_runner_clear(StepRunner *self)
 #define CLEAR(name) Py_CLEAR(self->name);
     STEP_RUNNER_OBJECTS(CLEAR)
 #undef CLEAR
+    Py_CLEAR(self->chain_types);
 #define CLEAR_ATTR(name) fast_attr_clear(&self->name);
     STEP_RUNNER_ATTRS(CLEAR_ATTR)
 #undef CLEAR_ATTR
@@ -454,6 +640,8 @@ step_runner_dealloc(StepRunner *self)
 {
     PyObject_GC_UnTrack(self);
     step_runner_clear(self);
+    chain_table_free(&self->chains);
+    code_flags_free(&self->code_flags);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -540,152 +728,208 @@ take_exception(void)
 #endif
 }
 
-/* The instruction offset of `frame`, as its f_lasti attribute gives it */
-static PyObject *
-frame_offset(PyObject *frame)
+/* Whether a coroutine's code has one suspension point, as AwaitChains.one_await
+   says; remembered once AwaitChains has looked at the code. -1 on error. */
+static int
+one_suspension_point(StepRunner *self, PyObject *code)
+{
+    unsigned char flag = code_flag(&self->code_flags, (uintptr_t)code);
+    if (flag) {
+        return flag == 2;
+    }
+    PyObject *cid = PyLong_FromVoidPtr(code);
+    if (cid == NULL) {
+        return -1;
+    }
+    int single = PySet_Contains(self->one_await, cid);
+    int looked = single == 0 ? PySet_Contains(self->looked_at, cid) : 0;
+    Py_DECREF(cid);
+    if (single < 0 || looked < 0) {
+        return -1;
+    }
+    if (single || looked) {
+        code_flag_set(&self->code_flags, (uintptr_t)code, single ? 2 : 1);
+    }
+    return single;
+}
+
+/* f_lasti of a frame; -1 with an error set on failure */
+static long
+frame_lasti_of(PyObject *frame)
 {
 #if PY_VERSION_HEX >= 0x030B0000
     if (PyFrame_Check(frame)) {
-        return PyLong_FromLong(PyFrame_GetLasti((PyFrameObject *)frame));
+        return (long)PyFrame_GetLasti((PyFrameObject *)frame);
     }
 #endif
-    return fast_get(&frame_lasti, frame);
-}
-
-/* The code object id and offset of one level of an await chain, and the next level.
-   Returns 1 with all three set, 0 at the end of the chain, -1 on error. */
-static int
-chain_level(StepRunner *self, PyObject *c, PyObject **cid, PyObject **offset, PyObject **next)
-{
-    PyObject *code = NULL, *frame = NULL;
-    if (PyCoro_CheckExact(c)) {
-        if ((code = fast_get(&coro_code, c)) == NULL || (*cid = PyLong_FromVoidPtr(code)) == NULL) {
-            Py_XDECREF(code);
-            return -1;
-        }
-        Py_DECREF(code);
-        int single = PySet_Contains(self->one_await, *cid);
-        if (single == 1) {
-            *offset = Py_NewRef(zero);
-        }
-        else if (single == 0 && (frame = fast_get(&coro_frame, c)) != NULL) {
-            *offset = frame_offset(frame);
-            Py_DECREF(frame);
-        }
-        *next = *offset == NULL ? NULL : fast_get(&coro_await, c);
-    }
-    else if (PyGen_CheckExact(c)) {
-        if ((frame = fast_get(&gen_frame, c)) == NULL) {
-            return -1;
-        }
-        if (frame == Py_None) {
-            Py_DECREF(frame);
-            return 0;
-        }
-        if ((code = fast_get(&frame_code, frame)) != NULL) {
-            *cid = PyLong_FromVoidPtr(code);
-            Py_DECREF(code);
-        }
-        *offset = *cid == NULL ? NULL : frame_offset(frame);
-        *next = *offset == NULL ? NULL : fast_get(&gen_yieldfrom, c);
-        Py_DECREF(frame);
-    }
-    else {
-        return 0;
-    }
-    if (*next == NULL) {
-        Py_CLEAR(*cid);
-        Py_CLEAR(*offset);
+    PyObject *value = fast_get(&frame_lasti, frame);
+    if (value == NULL) {
         return -1;
     }
-    return 1;
+    long lasti = PyLong_AsLong(value);
+    Py_DECREF(value);
+    return lasti;
 }
 
 #define MAX_CHAIN 64
+#define MAX_PARTS (1 + 2 * MAX_CHAIN)
 
-/* The key of the await chain of `coro` waiting on `waiter`: a flat tuple of
-   type(waiter), then the code id and offset of each level, outermost first
-   (0 for a coroutine code with one suspension point). NULL with no error set
-   for a chain deeper than MAX_CHAIN levels. */
-static PyObject *
-chain_key(StepRunner *self, PyObject *coro, PyObject *waiter)
+/* The raw key of the await chain of `coro` waiting on `waiter`: type(waiter),
+   then the code object and offset of each level, outermost first (0 for a
+   coroutine code with one suspension point: no frame object made).
+   Returns 0, 1 for a chain deeper than MAX_CHAIN levels, -1 on error. */
+static int
+chain_parts(StepRunner *self, PyObject *coro, PyObject *waiter, uintptr_t *parts, Py_ssize_t *length)
 {
-    PyObject *parts[1 + 2 * MAX_CHAIN];
-    Py_ssize_t n = 0, i;
-    int status = 1;
-    parts[n++] = Py_NewRef((PyObject *)Py_TYPE(waiter));
+    Py_ssize_t n = 0;
+    int status = 0;
+    parts[n++] = (uintptr_t)Py_TYPE(waiter);
     PyObject *c = Py_NewRef(coro);
-    while (status == 1) {
-        PyObject *cid = NULL, *offset = NULL, *next = NULL;
-        status = chain_level(self, c, &cid, &offset, &next);
-        if (status == 1) {
-            if (n == 1 + 2 * MAX_CHAIN) {
-                Py_DECREF(cid);
-                Py_DECREF(offset);
-                Py_DECREF(next);
-                status = -2;
+    while (status == 0) {
+        PyObject *code = NULL, *frame = NULL, *next = NULL;
+        long offset = 0;
+        if (PyCoro_CheckExact(c)) {
+            int single = (code = fast_get(&coro_code, c)) == NULL ? -1 : one_suspension_point(self, code);
+            if (single == 0 && (frame = fast_get(&coro_frame, c)) == NULL) {
+                single = -1;
+            }
+            offset = single == 0 ? frame_lasti_of(frame) : 0;
+            if (single >= 0 && !(offset == -1 && PyErr_Occurred())) {
+                next = fast_get(&coro_await, c);
+            }
+        }
+        else if (PyGen_CheckExact(c)) {
+            if ((frame = fast_get(&gen_frame, c)) == Py_None) {
+                Py_DECREF(frame);
                 break;
             }
-            parts[n++] = cid;
-            parts[n++] = offset;
+            if (frame != NULL && (code = fast_get(&frame_code, frame)) != NULL) {
+                offset = frame_lasti_of(frame);
+                if (!(offset == -1 && PyErr_Occurred())) {
+                    next = fast_get(&gen_yieldfrom, c);
+                }
+            }
+        }
+        else {
+            break;
+        }
+        Py_XDECREF(frame);
+        Py_XDECREF(code);  /* its address stays valid: `c` holds the code */
+        if (next == NULL) {
+            status = -1;
+        }
+        else if (n == MAX_PARTS) {
+            Py_DECREF(next);
+            status = 1;
+        }
+        else {
+            parts[n++] = (uintptr_t)code;
+            parts[n++] = (uintptr_t)offset;
             Py_SETREF(c, next);
         }
     }
-    PyObject *key = status == 0 ? PyTuple_New(n) : NULL;
-    for (i = 0; i < n; i++) {
-        if (key != NULL) {
-            PyTuple_SET_ITEM(key, i, parts[i]);
-        }
-        else {
-            Py_DECREF(parts[i]);
-        }
-    }
     Py_DECREF(c);
+    *length = n;
+    return status;
+}
+
+/* The flat tuple key of a raw chain key, for the Python cache and define_chain */
+static PyObject *
+chain_key(const uintptr_t *parts, Py_ssize_t n)
+{
+    PyObject *key = PyTuple_New(n);
+    if (key == NULL) {
+        return NULL;
+    }
+    PyTuple_SET_ITEM(key, 0, Py_NewRef((PyObject *)parts[0]));
+    for (Py_ssize_t i = 1; i < n; i++) {
+        PyObject *item = i % 2 ? PyLong_FromVoidPtr((void *)parts[i]) : PyLong_FromLong((long)parts[i]);
+        if (item == NULL) {
+            Py_DECREF(key);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(key, i, item);
+    }
     return key;
 }
 
-/* The event code for the end of a step of `task` (new reference) */
-static PyObject *
-end_of_step(StepRunner *self, PyObject *task)
+/* The code of a chain the table does not know yet: from the Python cache or define_chain; remembered */
+static int
+define_code(StepRunner *self, const uintptr_t *parts, Py_ssize_t n, uint64_t hash, PyObject *coro, PyObject *waiter, uint64_t *out)
+{
+    PyObject *key = chain_key(parts, n);
+    if (key == NULL) {
+        return -1;
+    }
+    PyObject *code = PyDict_GetItemWithError(self->chain_cache, key);
+    if (code != NULL && PyObject_IsTrue(code) == 1) {
+        Py_INCREF(code);
+    }
+    else {
+        code = PyErr_Occurred() ? NULL : PyObject_CallFunctionObjArgs(self->define_chain, key, coro, waiter, NULL);
+    }
+    Py_DECREF(key);
+    if (code == NULL) {
+        return -1;
+    }
+    *out = as_u64(code);
+    Py_DECREF(code);
+    if (PyErr_Occurred() || PySet_Add(self->chain_types, (PyObject *)Py_TYPE(waiter)) < 0) {
+        return -1;
+    }
+    chain_insert(&self->chains, parts, n, hash, *out);
+    return 0;
+}
+
+/* The event code for the end of a step of `task`: its suspension, or its end; -1 on error */
+static int
+end_of_step(StepRunner *self, PyObject *task, uint64_t *out)
 {
     PyObject *waiter = fast_get(&self->task_fut_waiter, task);
     if (waiter == NULL) {
-        return NULL;
+        return -1;
     }
+    PyObject *code = NULL, *coro = NULL;
+    int status = -1;
     if (waiter == Py_None) {
-        Py_DECREF(waiter);
-        return PyObject_CallOneArg(self->end_code, task);
+        code = PyObject_CallOneArg(self->end_code, task);
     }
-    PyObject *code = NULL, *coro = fast_get(&self->task_coro, task);
-    PyObject *key = coro == NULL ? NULL : chain_key(self, coro, waiter);
-    if (key != NULL) {
-        code = PyDict_GetItemWithError(self->chain_cache, key);
-        if (code != NULL && PyObject_IsTrue(code) == 1) {
-            Py_INCREF(code);
+    else if ((coro = fast_get(&self->task_coro, task)) != NULL) {
+        uintptr_t parts[MAX_PARTS];
+        Py_ssize_t n = 0;
+        int walked = chain_parts(self, coro, waiter, parts, &n);
+        if (walked == 0) {
+            uint64_t hash = hash_parts(parts, n);
+            ChainEntry *known = chain_find(&self->chains, parts, n, hash);
+            if (known != NULL) {
+                *out = known->code;
+                status = 0;
+            }
+            else {
+                status = define_code(self, parts, n, hash, coro, waiter, out);
+            }
         }
-        else if (!PyErr_Occurred()) {
-            code = PyObject_CallFunctionObjArgs(self->define_chain, key, coro, waiter, NULL);
-        }
-        else {
-            code = NULL;
+        else if (walked == 1) {  /* deeper than the table's keys go */
+            code = PyObject_CallFunctionObjArgs(self->code_for, coro, waiter, NULL);
         }
     }
-    else if (coro != NULL && !PyErr_Occurred()) {  /* deeper than chain_key goes */
-        code = PyObject_CallFunctionObjArgs(self->code_for, coro, waiter, NULL);
+    if (code != NULL) {
+        *out = as_u64(code);
+        Py_DECREF(code);
+        status = PyErr_Occurred() ? -1 : 0;
     }
-    if (code != NULL && !(as_u64(code) & self->cat_mask)) {
+    if (status == 0 && waiter != Py_None && !(*out & self->cat_mask)) {
         int from_executor = PySequence_Contains(self->executor_futures, waiter);
         if (from_executor < 0) {
-            Py_CLEAR(code);
+            status = -1;
         }
         else if (from_executor) {
-            Py_SETREF(code, PyLong_FromUnsignedLongLong(as_u64(code) | self->syscall_bits));
+            *out |= self->syscall_bits;
         }
     }
-    Py_XDECREF(key);
     Py_XDECREF(coro);
     Py_DECREF(waiter);
-    return code;
+    return status;
 }
 
 /* A step's events go to the rows, but those of a step that ended its task
@@ -706,13 +950,8 @@ store_step(StepRunner *self, const uint64_t *row, int n, uint64_t end_code)
 static int
 record_step(StepRunner *self, PyObject *handle, PyObject *task, uint64_t g, uint64_t start)
 {
-    PyObject *code = end_of_step(self, task);
-    if (code == NULL) {
-        return -1;
-    }
-    uint64_t end, code_bits = as_u64(code);
-    Py_DECREF(code);
-    if (now_ns(self->clock, &end) < 0) {
+    uint64_t end = 0, code_bits = 0;
+    if (end_of_step(self, task, &code_bits) < 0 || now_ns(self->clock, &end) < 0) {
         return -1;
     }
     if ((PyObject *)Py_TYPE(handle) == self->ready_type) {
@@ -983,7 +1222,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         "fallback", "run_callback", "step_types", "task_classes", "is_task_type", "tasks", "task_g",
         "local", "rows", "events", "one_await", "chain_cache", "define_chain", "end_code", "executor_futures",
         "ready_type", "report_error", "clock", "code_for", "task_type", "step_wrapper_type",
-        "loops", "loop_id", "name_cache", "name_id", "timer_type",
+        "loops", "loop_id", "name_cache", "name_id", "timer_type", "looked_at",
         "task_waker", "waker_shift", "step", "ready", "done", "shift", "cat_mask", "syscall_bits",
         "callback_begin", "callback_end", "callback_shift", "source_timer", "source_io", "source_soon",
         "waker_timer", "waker_io", "waker_callback", NULL};
@@ -994,7 +1233,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->vectorcall = step_runner_vectorcall;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "$O!OO!O!O!O!OOO!O!O!O!OOOO!OOOO!OO!OO!OO!KKKKKKKKKKKKKKKKK:StepRunner", names,
+            args, kwargs, "$O!OO!O!O!O!OOO!O!O!O!OOOO!OOOO!OO!OO!OO!O!KKKKKKKKKKKKKKKKK:StepRunner", names,
             &PyFunction_Type, &self->fallback, &self->run_callback, &PySet_Type, &self->step_types,
             &PyTuple_Type, &self->task_classes, &PyDict_Type, &self->is_task_type,
             &PyDict_Type, &self->tasks, &self->task_g, &self->local, &RowsType, &self->rows, &PyList_Type, &self->events,
@@ -1002,7 +1241,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
             &self->end_code, &self->executor_futures, &PyType_Type, &self->ready_type,
             &self->report_error, &self->clock, &self->code_for, &PyType_Type, &task_type, &wrapper_type,
             &PyDict_Type, &self->loops, &self->loop_id, &PyDict_Type, &self->name_cache, &self->name_id,
-            &PyType_Type, &self->timer_type,
+            &PyType_Type, &self->timer_type, &PySet_Type, &self->looked_at,
             &self->task_waker, &self->waker_shift, &self->step, &self->ready, &self->done, &self->shift,
             &self->cat_mask, &self->syscall_bits, &self->callback_begin, &self->callback_end,
             &self->callback_shift, &self->source_timer, &self->source_io, &self->source_soon,
@@ -1017,7 +1256,8 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 #define KEEP(name) Py_INCREF(self->name);
     STEP_RUNNER_OBJECTS(KEEP)
 #undef KEEP
-    if (fast_attr_init(&self->handle_callback, self->ready_type, "_callback") < 0
+    if ((self->chain_types = PySet_New(NULL)) == NULL
+        || fast_attr_init(&self->handle_callback, self->ready_type, "_callback") < 0
         || fast_attr_init(&self->handle_context, self->ready_type, "_context") < 0
         || fast_attr_init(&self->handle_args, self->ready_type, "_args") < 0
         || fast_attr_init(&self->handle_loop, self->ready_type, "_loop") < 0

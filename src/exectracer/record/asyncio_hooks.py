@@ -305,7 +305,7 @@ def install(
             end_code=end_code, executor_futures=executor_futures, ready_type=ReadyHandle,
             report_error=report_callback_error, clock=clock, code_for=chains.code_for, task_type=asyncio.Task,
             step_wrapper_type=wrapper_type, loops=loops, loop_id=loop_id, name_cache=name_cache,
-            name_id=names.name_id, timer_type=TimerHandle, task_waker=TASK_WAKER, waker_shift=WAKER_SHIFT,
+            name_id=names.name_id, timer_type=TimerHandle, looked_at=chains.looked_at, task_waker=TASK_WAKER, waker_shift=WAKER_SHIFT,
             step=STEP, ready=READY, done=DONE, shift=SHIFT, cat_mask=CAT_MASK, syscall_bits=SYSCALL_BITS,
             callback_begin=CB_BEGIN, callback_end=CB_END, callback_shift=CALLBACK_SHIFT, source_timer=SOURCE_TIMER,
             source_io=SOURCE_IO, source_soon=SOURCE_SOON, waker_timer=WAKER_TIMER, waker_io=WAKER_IO,

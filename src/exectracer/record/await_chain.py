@@ -109,7 +109,7 @@ class AwaitChains:
         # ids of interned coroutine codes with one suspension point: their
         # offset is known without the frame object (made on first access)
         self.one_await: set[int] = set()
-        self._looked_at: set[int] = set()  # ids of interned codes whose suspension points were counted
+        self.looked_at: set[int] = set()  # ids of interned codes whose suspension points were counted
 
     def code_for(self, coro: Any, waiter: Any) -> int:
         """The TASK_SUSPEND code for a task's chain (the hot path in the asyncio hooks inlines the same key)."""
@@ -150,8 +150,8 @@ class AwaitChains:
         frame_ids = tuple(interner.frame_of(frame, qualname) for frame, qualname in reversed(chain))
         for frame, _ in chain:  # interned now: their ids stay unique
             code = frame.f_code
-            if id(code) not in self._looked_at:
-                self._looked_at.add(id(code))
+            if id(code) not in self.looked_at:
+                self.looked_at.add(id(code))
                 if code.co_flags & inspect.CO_COROUTINE and _suspension_points(code) == 1:
                     self.one_await.add(id(code))
         stack = interner.stack(frame_ids)
