@@ -30,7 +30,7 @@
 #include <stdint.h>
 #include <time.h>
 
-static PyObject *s_cur, *s_io, *s_dict, *s_debug, *s_ready, *s_append;
+static PyObject *s_cur, *s_io, *s_timeout, *s_dict, *s_debug, *s_ready, *s_append;
 static PyObject *empty_tuple, *zero;
 static PyTypeObject *deque_type;  /* collections.deque, a loop's _ready */
 static PyObject *deque_append;    /* its append method descriptor */
@@ -1510,6 +1510,108 @@ static PyTypeObject ReadySoonType = {
     .tp_dealloc = (destructor)ready_soon_dealloc,
 };
 
+/* --------------------------------------------------------- NonBlockingFirst */
+
+/* A socket method's wrapper: a call on a non-blocking socket (timeout 0, as
+   an event loop's are) never waits, so it goes straight to the method;
+   any other goes to the Python wrapper that times it (blocking.timed). */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *method;  /* the socket's method */
+    PyObject *timed;   /* the timing wrapper of it */
+} NonBlockingFirst;
+
+static int
+non_blocking_first_traverse(NonBlockingFirst *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->method);
+    Py_VISIT(self->timed);
+    return 0;
+}
+
+static int
+non_blocking_first_clear(NonBlockingFirst *self)
+{
+    Py_CLEAR(self->method);
+    Py_CLEAR(self->timed);
+    return 0;
+}
+
+static void
+non_blocking_first_dealloc(NonBlockingFirst *self)
+{
+    PyObject_GC_UnTrack(self);
+    non_blocking_first_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+non_blocking_first_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    NonBlockingFirst *self = (NonBlockingFirst *)obj;
+    if (PyVectorcall_NARGS(nargsf) >= 1) {
+        PyObject *timeout = PyObject_GetAttr(args[0], s_timeout);
+        int non_blocking = timeout != NULL && PyFloat_CheckExact(timeout) && PyFloat_AS_DOUBLE(timeout) == 0.0;
+        Py_XDECREF(timeout);
+        PyErr_Clear();
+        if (non_blocking) {
+            return PyObject_Vectorcall(self->method, args, nargsf, kwnames);
+        }
+    }
+    return PyObject_Vectorcall(self->timed, args, nargsf, kwnames);
+}
+
+static PyObject *
+non_blocking_first_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *method, *timed;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "NonBlockingFirst() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OO:NonBlockingFirst", &method, &timed)) {
+        return NULL;
+    }
+    NonBlockingFirst *self = (NonBlockingFirst *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = non_blocking_first_vectorcall;
+    self->method = Py_NewRef(method);
+    self->timed = Py_NewRef(timed);
+    return (PyObject *)self;
+}
+
+/* The wrapped method's name, doc and so on, as functools.wraps would copy them */
+static PyObject *
+non_blocking_first_getattro(NonBlockingFirst *self, PyObject *name)
+{
+    PyObject *found = PyObject_GenericGetAttr((PyObject *)self, name);
+    if (found == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        found = PyObject_GetAttr(self->timed, name);
+    }
+    return found;
+}
+
+static PyTypeObject NonBlockingFirstType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "exectracer.record._speedups.NonBlockingFirst",
+    .tp_doc = "NonBlockingFirst(method, timed)\n--\n\n"
+              "A socket method for the recording: calls on non-blocking sockets go straight to `method`, others to `timed`.",
+    .tp_basicsize = sizeof(NonBlockingFirst),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_vectorcall_offset = offsetof(NonBlockingFirst, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = bind,
+    .tp_getattro = (getattrofunc)non_blocking_first_getattro,
+    .tp_new = non_blocking_first_new,
+    .tp_traverse = (traverseproc)non_blocking_first_traverse,
+    .tp_clear = (inquiry)non_blocking_first_clear,
+    .tp_dealloc = (destructor)non_blocking_first_dealloc,
+};
+
 /* -------------------------------------------------------------------- module */
 
 static PyObject *
@@ -1541,7 +1643,7 @@ intern_names(void)
 {
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return -1;
     INTERN(s_cur, "cur") INTERN(s_dict, "__dict__") INTERN(s_hook_state, "exectracer.hook_state")
-    INTERN(s_io, "io") INTERN(s_debug, "_debug") INTERN(s_ready, "_ready")
+    INTERN(s_io, "io") INTERN(s_timeout, "timeout") INTERN(s_debug, "_debug") INTERN(s_ready, "_ready")
     INTERN(s_append, "append")
 #undef INTERN
     return 0;
@@ -1551,7 +1653,7 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (intern_names() < 0 || PyType_Ready(&RowsType) < 0 || PyType_Ready(&StepRunnerType) < 0
-        || PyType_Ready(&ReadySoonType) < 0) {
+        || PyType_Ready(&ReadySoonType) < 0 || PyType_Ready(&NonBlockingFirstType) < 0) {
         return NULL;
     }
     PyObject *collections = PyImport_ImportModule("collections");
@@ -1579,7 +1681,8 @@ PyInit__speedups(void)
     }
     if (PyModule_AddObjectRef(m, "Rows", (PyObject *)&RowsType) < 0
         || PyModule_AddObjectRef(m, "StepRunner", (PyObject *)&StepRunnerType) < 0
-        || PyModule_AddObjectRef(m, "ReadySoon", (PyObject *)&ReadySoonType) < 0) {
+        || PyModule_AddObjectRef(m, "ReadySoon", (PyObject *)&ReadySoonType) < 0
+        || PyModule_AddObjectRef(m, "NonBlockingFirst", (PyObject *)&NonBlockingFirstType) < 0) {
         Py_DECREF(m);
         return NULL;
     }
