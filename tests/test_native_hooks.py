@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 from pathlib import Path
 
@@ -124,3 +125,38 @@ def test_a_step_raising_keyboardinterrupt_propagates_with_its_traceback(tmp_path
 
         assert _current.registry.local.cur == 0
     assert any(entry.name == "interrupted" for entry in raised.traceback)
+
+
+def test_loops_in_two_threads_keep_their_own_current_step(tmp_path):
+    async def ping_pong(rounds: int) -> None:
+        there: asyncio.Queue = asyncio.Queue()
+        back: asyncio.Queue = asyncio.Queue()
+
+        async def pong() -> None:
+            for _ in range(rounds):
+                await there.get()
+                await asyncio.sleep(0)
+                back.put_nowait(None)
+
+        partner = asyncio.create_task(pong())
+        for _ in range(rounds):
+            there.put_nowait(None)
+            await back.get()
+        await partner
+
+    with exectracer.trace(tmp_path / "t.xtrace"):
+        threads = [threading.Thread(target=asyncio.run, args=(ping_pong(300),)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    trace = exectracer.load(tmp_path / "t.xtrace")
+    loop_of = {task.id: task.loop_id for task in trace.tasks}
+    assert len(set(loop_of.values())) == 2
+    kind, arg, g = (trace.events[c].tolist() for c in ("kind", "arg", "g"))
+    woken_by_tasks = 0
+    for k, a, who in zip(kind, arg, g):
+        if k == Kind.TASK_READY and a & ((1 << WAKER_SHIFT) - 1) == Waker.TASK:
+            assert loop_of[a >> WAKER_SHIFT] == loop_of[who]
+            woken_by_tasks += 1
+    assert woken_by_tasks >= 2 * 2 * 300

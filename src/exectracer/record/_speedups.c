@@ -31,7 +31,7 @@
 #include <time.h>
 
 static PyObject *s_cur, *s_io, *s_timeout, *s_dict, *s_debug, *s_ready, *s_append;
-static PyObject *empty_tuple, *zero;
+static PyObject *zero;
 static PyTypeObject *deque_type;  /* collections.deque, a loop's _ready */
 static PyObject *deque_append;    /* its append method descriptor */
 
@@ -317,46 +317,38 @@ fast_get(FastAttr *attr, PyObject *obj)
 
 static FastAttr coro_code, coro_frame, coro_await, gen_frame, gen_yieldfrom, frame_code, frame_lasti;
 
-/* The hooks' thread-local state (a threading.local) keeps ``cur``, the
-   waker code of the running step, in each thread's own __dict__ of it. A
-   thread keeps the last such dict it used, with its threading.local, under
-   one key of its thread-state dict: reading and writing ``cur`` is then two
-   dict operations instead of threading.local's attribute protocol. One entry
-   a thread, replaced when another recording's state is used. */
-static PyObject *s_hook_state;
+/* The hooks' thread-local state (a threading.local, HookState) keeps
+   ``cur``, the waker code of the running step, in each thread's own
+   __dict__ of it. Each hook object remembers the dict of the last thread
+   it ran in, by the thread state's id (never reused): reading and writing
+   ``cur`` is then two dict operations instead of threading.local's
+   attribute protocol. */
+typedef struct {
+    PyObject *local;
+    uint64_t thread;  /* PyThreadState_GetID of the thread whose dict is in `dict`; 0: none */
+    PyObject *dict;
+} HookState;
 
+/* The calling thread's dict of the hook state (borrowed) */
 static PyObject *
-hook_dict(PyObject *local)  /* borrowed */
+hook_dict(HookState *state)
 {
-    PyObject *tdict = PyThreadState_GetDict();
-    if (tdict == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "no thread state dict");
+    uint64_t thread = PyThreadState_GetID(PyThreadState_Get());
+    if (thread == state->thread && state->dict != NULL) {
+        return state->dict;
+    }
+    PyObject *dict = PyObject_GetAttr(state->local, s_dict);
+    if (dict == NULL) {
         return NULL;
     }
-    PyObject *entry = PyDict_GetItemWithError(tdict, s_hook_state);
-    if (entry != NULL && PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) == 2 && PyTuple_GET_ITEM(entry, 0) == local) {
-        return PyTuple_GET_ITEM(entry, 1);
-    }
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-    PyObject *ldict = PyObject_GetAttr(local, s_dict);
-    if (ldict == NULL) {
-        return NULL;
-    }
-    if (!PyDict_CheckExact(ldict)) {
-        Py_DECREF(ldict);
+    if (!PyDict_CheckExact(dict)) {
+        Py_DECREF(dict);
         PyErr_SetString(PyExc_TypeError, "the hooks' thread-local state has no plain __dict__");
         return NULL;
     }
-    entry = PyTuple_Pack(2, local, ldict);
-    Py_DECREF(ldict);
-    if (entry == NULL || PyDict_SetItem(tdict, s_hook_state, entry) < 0) {
-        Py_XDECREF(entry);
-        return NULL;
-    }
-    Py_DECREF(entry);  /* tdict holds it, and so ldict */
-    return ldict;
+    Py_XSETREF(state->dict, dict);
+    state->thread = thread;
+    return dict;
 }
 
 /* ``cur`` in a thread's hook state dict (new reference); HookState.cur defaults to 0 */
@@ -572,7 +564,7 @@ typedef struct {
     PyObject *is_task_type;    /* dict: type -> bool, filled here */
     PyObject *tasks;           /* dict: id(task) -> g */
     PyObject *task_g;          /* task_g(task) -> g, registering it */
-    PyObject *local;           /* the hooks' thread-local state (``cur``) */
+    HookState hook_state;      /* the hooks' thread-local state (``cur``, ``io``) */
     PyObject *rows;            /* Rows: where steps are recorded */
     PyObject *events;          /* the shared event list: steps that end their task go there */
     PyObject *one_await;       /* set: ids of codes with one suspension point */
@@ -601,7 +593,7 @@ typedef struct {
 
 #define STEP_RUNNER_OBJECTS(X) \
     X(fallback) X(run_callback) X(step_types) X(task_classes) X(is_task_type) X(tasks) X(task_g) \
-    X(local) X(rows) X(events) X(one_await) X(chain_cache) X(define_chain) X(end_code) X(executor_futures) \
+    X(hook_state.local) X(hook_state.dict) X(rows) X(events) X(one_await) X(chain_cache) X(define_chain) X(end_code) X(executor_futures) \
     X(ready_type) X(report_error) X(clock) X(code_for) X(loops) X(loop_id) X(name_cache) X(name_id) X(timer_type) \
     X(looked_at)
 
@@ -999,7 +991,7 @@ run_step(StepRunner *self, PyObject *handle, PyObject *cb, PyObject *task, PyObj
 {
     uint64_t gbits = as_u64(g), start = 0;
     /* this thread's hook state, held: the step may start or stop recordings */
-    PyObject *ldict = Py_XNewRef(hook_dict(self->local));
+    PyObject *ldict = Py_XNewRef(hook_dict(&self->hook_state));
     PyObject *prev = ldict == NULL ? NULL : dict_cur(ldict);
     PyObject *cur = prev == NULL ? NULL : PyLong_FromUnsignedLongLong(self->task_waker | gbits << self->waker_shift);
     if (cur == NULL || PyDict_SetItem(ldict, s_cur, cur) < 0 || now_ns(self->clock, &start) < 0) {
@@ -1115,7 +1107,7 @@ run_callback(StepRunner *self, PyObject *handle, PyObject *cb)
 {
     uint64_t lid = 0, sid = 0, source = 0, waker = 0, now = 0;
     PyObject *loop = fast_get(&self->handle_loop, handle);
-    PyObject *ldict = Py_XNewRef(hook_dict(self->local));
+    PyObject *ldict = Py_XNewRef(hook_dict(&self->hook_state));
     int ok = loop != NULL && ldict != NULL && id_lookup(self->loops, loop, self->loop_id, &lid) == 0
         && callback_name(self, cb, &sid) == 0 && callback_source(self, handle, ldict, &source, &waker) == 0;
     Py_XDECREF(loop);
@@ -1236,7 +1228,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
             args, kwargs, "$O!OO!O!O!O!OOO!O!O!O!OOOO!OOOO!OO!OO!OO!O!KKKKKKKKKKKKKKKKK:StepRunner", names,
             &PyFunction_Type, &self->fallback, &self->run_callback, &PySet_Type, &self->step_types,
             &PyTuple_Type, &self->task_classes, &PyDict_Type, &self->is_task_type,
-            &PyDict_Type, &self->tasks, &self->task_g, &self->local, &RowsType, &self->rows, &PyList_Type, &self->events,
+            &PyDict_Type, &self->tasks, &self->task_g, &self->hook_state.local, &RowsType, &self->rows, &PyList_Type, &self->events,
             &PySet_Type, &self->one_await, &PyDict_Type, &self->chain_cache, &self->define_chain,
             &self->end_code, &self->executor_futures, &PyType_Type, &self->ready_type,
             &self->report_error, &self->clock, &self->code_for, &PyType_Type, &task_type, &wrapper_type,
@@ -1253,7 +1245,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         Py_DECREF(self);
         return NULL;
     }
-#define KEEP(name) Py_INCREF(self->name);
+#define KEEP(name) Py_XINCREF(self->name);
     STEP_RUNNER_OBJECTS(KEEP)
 #undef KEEP
     if ((self->chain_types = PySet_New(NULL)) == NULL
@@ -1299,14 +1291,14 @@ typedef struct {
     PyObject *ready_type;      /* _ReadyHandle */
     PyObject *slots;           /* tuple of the slot descriptors set below, in SLOT_* order */
     Py_ssize_t offsets[SLOT_COUNT];     /* each slot's offset, or -1: set through its descriptor */
-    PyObject *local;
+    HookState hook_state;      /* the hooks' thread-local state (``cur``) */
     PyObject *thread_waker;    /* thread_waker() -> waker code of the calling thread */
     PyObject *clock;
     int fill_directly;
 } ReadySoon;
 
 
-#define READY_SOON_OBJECTS(X) X(fallback) X(ready_type) X(slots) X(local) X(thread_waker) X(clock)
+#define READY_SOON_OBJECTS(X) X(fallback) X(ready_type) X(slots) X(hook_state.local) X(hook_state.dict) X(thread_waker) X(clock)
 
 static int
 ready_soon_traverse(ReadySoon *self, visitproc visit, void *arg)
@@ -1350,7 +1342,7 @@ static PyObject *
 new_ready_handle(ReadySoon *self, PyObject *loop, PyObject *callback, PyObject *args, PyObject *context)
 {
     PyTypeObject *type = (PyTypeObject *)self->ready_type;
-    PyObject *handle = type->tp_new(type, empty_tuple, NULL);
+    PyObject *handle = type->tp_alloc(type, 0);  /* what object.__new__ does for it */
     if (handle == NULL) {
         return NULL;
     }
@@ -1366,7 +1358,7 @@ new_ready_handle(ReadySoon *self, PyObject *loop, PyObject *callback, PyObject *
         && now_ns(self->clock, &now) == 0
         && (ts = PyLong_FromUnsignedLongLong(now)) != NULL
         && set_slot(self, handle, SLOT_XT_TS, ts) == 0
-        && (ldict = hook_dict(self->local)) != NULL
+        && (ldict = hook_dict(&self->hook_state)) != NULL
         && (waker = dict_cur(ldict)) != NULL;
     if (ok && PyObject_IsTrue(waker) != 1) {
         Py_SETREF(waker, PyObject_CallNoArgs(self->thread_waker));
@@ -1437,7 +1429,7 @@ ready_soon_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->fill_directly = 1;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!O!O!OOO:ReadySoon", names,
                                      &PyFunction_Type, &self->fallback, &PyType_Type, &self->ready_type,
-                                     &PyTuple_Type, &self->slots, &self->local, &self->thread_waker,
+                                     &PyTuple_Type, &self->slots, &self->hook_state.local, &self->thread_waker,
                                      &self->clock)) {
 #define FORGET(name) self->name = NULL;
         READY_SOON_OBJECTS(FORGET)
@@ -1456,7 +1448,7 @@ ready_soon_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         }
         self->offsets[i] = slot_offset(descr, 1, &none_if_unset);
     }
-#define KEEP(name) Py_INCREF(self->name);
+#define KEEP(name) Py_XINCREF(self->name);
     READY_SOON_OBJECTS(KEEP)
 #undef KEEP
     if (PyErr_Occurred()) {
@@ -1642,7 +1634,7 @@ static int
 intern_names(void)
 {
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return -1;
-    INTERN(s_cur, "cur") INTERN(s_dict, "__dict__") INTERN(s_hook_state, "exectracer.hook_state")
+    INTERN(s_cur, "cur") INTERN(s_dict, "__dict__")
     INTERN(s_io, "io") INTERN(s_timeout, "timeout") INTERN(s_debug, "_debug") INTERN(s_ready, "_ready")
     INTERN(s_append, "append")
 #undef INTERN
@@ -1665,7 +1657,7 @@ PyInit__speedups(void)
     if (deque_type == NULL || (deque_append = PyObject_GetAttrString((PyObject *)deque_type, "append")) == NULL) {
         return NULL;
     }
-    if ((empty_tuple = PyTuple_New(0)) == NULL || (zero = PyLong_FromLong(0)) == NULL
+    if ((zero = PyLong_FromLong(0)) == NULL
         || fast_attr_init(&coro_code, (PyObject *)&PyCoro_Type, "cr_code") < 0
         || fast_attr_init(&coro_frame, (PyObject *)&PyCoro_Type, "cr_frame") < 0
         || fast_attr_init(&coro_await, (PyObject *)&PyCoro_Type, "cr_await") < 0
