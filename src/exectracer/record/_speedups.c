@@ -585,6 +585,8 @@ typedef struct {
     PyObject *chain_types;     /* set: the waiter types in the chain table's keys, kept alive */
     ChainTable chains;
     CodeFlags code_flags;
+    PyObject *last_task_type;  /* borrowed (is_task_type holds it): the type is_task saw last */
+    int last_is_task;
     FastAttr handle_callback, handle_context, handle_args, handle_loop, handle_waker, handle_queued, task_fut_waiter, task_coro, wrapper_self;
     unsigned long long task_waker, waker_shift, step, ready, done, shift, cat_mask, syscall_bits;
     unsigned long long callback_begin, callback_end, callback_shift, source_timer, source_io, source_soon,
@@ -642,9 +644,14 @@ static int
 is_task(StepRunner *self, PyObject *task)
 {
     PyObject *type = (PyObject *)Py_TYPE(task);
+    if (type == self->last_task_type) {  /* alive: a key of is_task_type */
+        return self->last_is_task;
+    }
     PyObject *known = PyDict_GetItemWithError(self->is_task_type, type);
     if (known != NULL) {
-        return known == Py_True;
+        self->last_task_type = type;
+        self->last_is_task = known == Py_True;
+        return self->last_is_task;
     }
     if (PyErr_Occurred()) {
         return -1;
