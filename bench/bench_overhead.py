@@ -8,6 +8,10 @@ page faults that the tracer happens to spare the traced one)::
 
     python bench/bench_overhead.py --runs 7
 
+``--python-hooks`` adds a third run to each round, traced with the Python
+versions of the hooks the C extension (``_speedups``) provides, as where
+it is not built.
+
 ``--warm`` instead alternates the two inside one process after a warm-up
 run, which leaves out start-up and first-run costs: the ratio of the
 scheduling work alone.
@@ -28,13 +32,18 @@ HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "workload_async.py"
 
 
-def run_once(extra: list[str], script: Path = WORKLOAD) -> float:
+def run_once(extra: list[str], script: Path = WORKLOAD, python_hooks: bool = False) -> float:
     """Wall time of one whole workload process (``script`` with ``extra`` arguments), in seconds.
 
     The process starts through ``warm_allocator.py``, so that the untraced
-    and the traced run start from the same allocator state.
+    and the traced run start from the same allocator state. With
+    ``python_hooks``, a traced process uses the Python versions of the hooks
+    that the C extension provides.
     """
     env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("EXECTRACER_PURE_PYTHON", None)
+    if python_hooks:
+        env["EXECTRACER_PURE_PYTHON"] = "1"
     t0 = time.perf_counter()
     subprocess.run([sys.executable, str(HERE / "warm_allocator.py"), str(script), *extra], check=True, env=env, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
@@ -71,15 +80,23 @@ def events_in(path: str) -> int:
     return exectracer.load(path).event_count
 
 
-def compare_processes(work: list[str], script: Path, runs: int) -> tuple[float, float, int, int]:
-    """Alternate untraced and traced runs of ``script``; the medians, events and bytes of a trace."""
+def compare_processes(work: list[str], script: Path, runs: int, python_hooks: list[float] | None = None) -> tuple[float, float, int, int]:
+    """Alternate untraced and traced runs of ``script``; the medians, events and bytes of a trace.
+
+    Given a ``python_hooks`` list, a third run in each round traces with the
+    Python hooks instead of the C ones, and its times are appended there.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         trace = os.path.join(tmp, "bench.xtrace")
         plain, traced = [], []
         for i in range(runs):
             plain.append(run_once(work, script))
             traced.append(run_once([*work, "--trace", trace], script))
-            print(f"run {i + 1}: untraced {plain[-1]:.3f} s, traced {traced[-1]:.3f} s", flush=True)
+            line = f"run {i + 1}: untraced {plain[-1]:.3f} s, traced {traced[-1]:.3f} s"
+            if python_hooks is not None:
+                python_hooks.append(run_once([*work, "--trace", os.path.join(tmp, "python.xtrace")], script, python_hooks=True))
+                line += f", traced with the Python hooks {python_hooks[-1]:.3f} s"
+            print(line, flush=True)
         size = os.path.getsize(trace)
         events = events_in(trace)
     return statistics.median(plain), statistics.median(traced), events, size
@@ -91,14 +108,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1500)
     parser.add_argument("--messages", type=int, default=600)
     parser.add_argument("--warm", action="store_true", help="measure inside one warmed-up process")
+    parser.add_argument("--python-hooks", action="store_true", help="also trace with the Python hooks (not the C ones), alternating")
     args = parser.parse_args()
     if args.warm:
         warm_ratio(args.runs, args.rounds, args.messages)
         return
     work = ["--rounds", str(args.rounds), "--messages", str(args.messages)]
-    p, t, events, size = compare_processes(work, WORKLOAD, args.runs)
+    python_hooks: list[float] | None = [] if args.python_hooks else None
+    p, t, events, size = compare_processes(work, WORKLOAD, args.runs, python_hooks)
     print(f"python {sys.version.split()[0]}, {args.runs} runs of each, alternating")
     print(f"untraced median {p:.3f} s, traced median {t:.3f} s, ratio {t / p:.3f}")
+    if python_hooks:
+        py = statistics.median(python_hooks)
+        print(f"traced with the Python hooks: median {py:.3f} s, ratio {py / p:.3f}")
     print(f"trace: {events} events, {size} bytes, {size / events:.2f} bytes/event")
 
 

@@ -11,6 +11,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import exectracer
 from exectracer.format.events import CALLBACK_SHIFT, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Outcome, Waker
@@ -160,3 +162,51 @@ def test_loops_in_two_threads_keep_their_own_current_step(tmp_path):
             assert loop_of[a >> WAKER_SHIFT] == loop_of[who]
             woken_by_tasks += 1
     assert woken_by_tasks >= 2 * 2 * 300
+
+
+speedups = native.speedups()
+needs_c = pytest.mark.skipif(speedups is None, reason="the C hooks are not built or are switched off")
+
+
+@needs_c
+@given(st.lists(st.tuples(st.sampled_from(["set", "get", "pop", "del", "in"]), st.integers(1, 600), st.integers(0, 2**64 - 1)), max_size=400))
+def test_task_ids_behaves_like_a_dict(operations):
+    ids, model = speedups.TaskIds(), {}
+    for op, slot, value in operations:
+        key = slot * 16  # addresses: aligned, never 0 or 1
+        if op == "set":
+            ids[key] = model[key] = value
+        elif op == "get":
+            assert ids.get(key) == model.get(key) and ids.get(key, -1) == model.get(key, -1)
+        elif op == "pop":
+            assert ids.pop(key, None) == model.pop(key, None)
+        elif op == "del":
+            if key in model:
+                del ids[key], model[key]
+            else:
+                with pytest.raises(KeyError):
+                    del ids[key]
+        else:
+            assert (key in ids) == (key in model)
+        assert len(ids) == len(model)
+    for key, value in model.items():
+        assert ids[key] == value
+
+
+@needs_c
+def test_task_ids_refuses_what_is_not_an_id():
+    ids = speedups.TaskIds()
+    for bad in ("x", 0, 1, -5, 1.5, 2**64):
+        with pytest.raises((TypeError, OverflowError)):
+            ids[bad] = 1
+    with pytest.raises(KeyError):
+        ids[16]
+    with pytest.raises(KeyError):
+        ids.pop(16)
+
+
+@needs_c
+def test_rows_start_empty_and_are_emptied_by_take():
+    rows = speedups.Rows()
+    assert len(rows) == 0
+    assert rows.take() == (b"", b"", b"", 0)

@@ -373,6 +373,263 @@ bind(PyObject *self, PyObject *obj, PyObject *type)
     return PyMethod_New(self, obj);
 }
 
+/* ------------------------------------------------------------------ TaskIds */
+
+/* The registry's map from id(task) to goroutine id, as a dict-like object
+   the C hooks read by address, with no int made: get, pop, [], in, len. */
+typedef struct {
+    PyObject_HEAD
+    uintptr_t *keys;   /* 0: empty; TOMBSTONE: removed */
+    uint64_t *values;
+    Py_ssize_t capacity, used, filled;  /* used: live keys; filled: live keys and tombstones */
+} TaskIds;
+
+#define TOMBSTONE ((uintptr_t)1)  /* no object lives at address 1 */
+
+static uint64_t mix(uint64_t h);
+
+/* The slot of `key`, or of the empty slot where it would go; -1 if the table is empty */
+static Py_ssize_t
+task_ids_slot(TaskIds *self, uintptr_t key, int for_insert)
+{
+    if (self->capacity == 0) {
+        return -1;
+    }
+    Py_ssize_t mask = self->capacity - 1, reuse = -1;
+    for (Py_ssize_t i = (Py_ssize_t)(mix(key) & (uint64_t)mask);; i = (i + 1) & mask) {
+        uintptr_t found = self->keys[i];
+        if (found == key) {
+            return i;
+        }
+        if (found == 0) {
+            return for_insert && reuse >= 0 ? reuse : i;
+        }
+        if (found == TOMBSTONE && reuse < 0) {
+            reuse = i;
+        }
+    }
+}
+
+static int
+task_ids_lookup(TaskIds *self, uintptr_t key, uint64_t *value)
+{
+    Py_ssize_t i = task_ids_slot(self, key, 0);
+    if (i < 0 || self->keys[i] != key) {
+        return 0;
+    }
+    *value = self->values[i];
+    return 1;
+}
+
+static int
+task_ids_resize(TaskIds *self, Py_ssize_t capacity)
+{
+    uintptr_t *keys = PyMem_Calloc((size_t)capacity, sizeof(uintptr_t)), *old_keys = self->keys;
+    uint64_t *values = PyMem_Calloc((size_t)capacity, sizeof(uint64_t)), *old_values = self->values;
+    if (keys == NULL || values == NULL) {
+        PyMem_Free(keys);
+        PyMem_Free(values);
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t old_capacity = self->capacity;
+    self->keys = keys;
+    self->values = values;
+    self->capacity = capacity;
+    self->used = self->filled = 0;
+    for (Py_ssize_t i = 0; i < old_capacity; i++) {
+        if (old_keys[i] > TOMBSTONE) {
+            Py_ssize_t j = task_ids_slot(self, old_keys[i], 1);
+            self->keys[j] = old_keys[i];
+            self->values[j] = old_values[i];
+            self->used++;
+            self->filled++;
+        }
+    }
+    PyMem_Free(old_keys);
+    PyMem_Free(old_values);
+    return 0;
+}
+
+static int
+task_ids_store(TaskIds *self, uintptr_t key, uint64_t value)
+{
+    if ((self->filled + 1) * 2 > self->capacity) {
+        Py_ssize_t capacity = self->capacity ? self->capacity : 256;
+        while ((self->used + 1) * 4 > capacity) {  /* room to grow without another resize soon */
+            capacity *= 2;
+        }
+        if (task_ids_resize(self, capacity) < 0) {
+            return -1;
+        }
+    }
+    Py_ssize_t i = task_ids_slot(self, key, 1);
+    if (self->keys[i] != key) {
+        self->filled += self->keys[i] == 0;
+        self->used++;
+        self->keys[i] = key;
+    }
+    self->values[i] = value;
+    return 0;
+}
+
+static int
+task_ids_remove(TaskIds *self, uintptr_t key, uint64_t *value)
+{
+    Py_ssize_t i = task_ids_slot(self, key, 0);
+    if (i < 0 || self->keys[i] != key) {
+        return 0;
+    }
+    *value = self->values[i];
+    self->keys[i] = TOMBSTONE;
+    self->used--;
+    return 1;
+}
+
+static int
+task_ids_key(PyObject *key, uintptr_t *out)
+{
+    unsigned long long address = PyLong_Check(key) ? PyLong_AsUnsignedLongLong(key) : 0;
+    if (address == (unsigned long long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (address <= TOMBSTONE || address > (unsigned long long)UINTPTR_MAX) {
+        PyErr_SetString(PyExc_TypeError, "TaskIds keys are ids of objects");
+        return -1;
+    }
+    *out = (uintptr_t)address;
+    return 0;
+}
+
+static PyObject *
+task_ids_get(TaskIds *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uintptr_t key;
+    uint64_t value;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "get(key, default=None)");
+        return NULL;
+    }
+    if (task_ids_key(args[0], &key) < 0) {
+        return NULL;
+    }
+    if (task_ids_lookup(self, key, &value)) {
+        return PyLong_FromUnsignedLongLong(value);
+    }
+    return Py_NewRef(nargs == 2 ? args[1] : Py_None);
+}
+
+static PyObject *
+task_ids_pop(TaskIds *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uintptr_t key;
+    uint64_t value;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "pop(key[, default])");
+        return NULL;
+    }
+    if (task_ids_key(args[0], &key) < 0) {
+        return NULL;
+    }
+    if (task_ids_remove(self, key, &value)) {
+        return PyLong_FromUnsignedLongLong(value);
+    }
+    if (nargs == 2) {
+        return Py_NewRef(args[1]);
+    }
+    PyErr_SetObject(PyExc_KeyError, args[0]);
+    return NULL;
+}
+
+static PyObject *
+task_ids_subscript(TaskIds *self, PyObject *key_object)
+{
+    uintptr_t key;
+    uint64_t value;
+    if (task_ids_key(key_object, &key) < 0) {
+        return NULL;
+    }
+    if (!task_ids_lookup(self, key, &value)) {
+        PyErr_SetObject(PyExc_KeyError, key_object);
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong(value);
+}
+
+static int
+task_ids_ass_subscript(TaskIds *self, PyObject *key_object, PyObject *value_object)
+{
+    uintptr_t key;
+    uint64_t value;
+    if (task_ids_key(key_object, &key) < 0) {
+        return -1;
+    }
+    if (value_object == NULL) {
+        if (!task_ids_remove(self, key, &value)) {
+            PyErr_SetObject(PyExc_KeyError, key_object);
+            return -1;
+        }
+        return 0;
+    }
+    value = PyLong_AsUnsignedLongLong(value_object);
+    if (value == (uint64_t)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return task_ids_store(self, key, value);
+}
+
+static int
+task_ids_contains(TaskIds *self, PyObject *key_object)
+{
+    uintptr_t key;
+    uint64_t value;
+    if (task_ids_key(key_object, &key) < 0) {
+        return -1;
+    }
+    return task_ids_lookup(self, key, &value);
+}
+
+static Py_ssize_t
+task_ids_len(TaskIds *self)
+{
+    return self->used;
+}
+
+static void
+task_ids_dealloc(TaskIds *self)
+{
+    PyMem_Free(self->keys);
+    PyMem_Free(self->values);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef task_ids_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))task_ids_get, METH_FASTCALL, "get(key, default=None): the goroutine id of the task with id `key`."},
+    {"pop", (PyCFunction)(void (*)(void))task_ids_pop, METH_FASTCALL, "pop(key[, default]): remove the task with id `key`; its goroutine id."},
+    {NULL},
+};
+
+static PyMappingMethods task_ids_as_mapping = {
+    .mp_length = (lenfunc)task_ids_len,
+    .mp_subscript = (binaryfunc)task_ids_subscript,
+    .mp_ass_subscript = (objobjargproc)task_ids_ass_subscript,
+};
+
+static PySequenceMethods task_ids_as_sequence = {.sq_contains = (objobjproc)task_ids_contains};
+
+static PyTypeObject TaskIdsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "exectracer.record._speedups.TaskIds",
+    .tp_doc = "TaskIds()\n--\n\nid(task) -> goroutine id, for the registry and the C hooks.",
+    .tp_basicsize = sizeof(TaskIds),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)task_ids_dealloc,
+    .tp_methods = task_ids_methods,
+    .tp_as_mapping = &task_ids_as_mapping,
+    .tp_as_sequence = &task_ids_as_sequence,
+};
+
 /* ------------------------------------------------------------- chain table */
 
 /* Known await chains by their raw key: the waiter's type, then each level's
@@ -562,7 +819,7 @@ typedef struct {
     PyObject *step_types;      /* set of callback types a task's step comes in */
     PyObject *task_classes;    /* tuple of task classes */
     PyObject *is_task_type;    /* dict: type -> bool, filled here */
-    PyObject *tasks;           /* dict: id(task) -> g */
+    PyObject *tasks;           /* TaskIds: id(task) -> g */
     PyObject *task_g;          /* task_g(task) -> g, registering it */
     HookState hook_state;      /* the hooks' thread-local state (``cur``, ``io``) */
     PyObject *rows;            /* Rows: where steps are recorded */
@@ -663,26 +920,22 @@ is_task(StepRunner *self, PyObject *task)
     return result;
 }
 
-/* The goroutine id of `task`, registering it if new (new reference) */
-static PyObject *
-task_goroutine(StepRunner *self, PyObject *task)
+/* The goroutine id of `task`, registering it if new; -1 on error */
+static int
+task_goroutine(StepRunner *self, PyObject *task, uint64_t *g)
 {
-    PyObject *key = PyLong_FromVoidPtr(task);
-    if (key == NULL) {
-        return NULL;
+    if (task_ids_lookup((TaskIds *)self->tasks, (uintptr_t)task, g) && *g != 0) {
+        return 0;
     }
-    PyObject *g = PyDict_GetItemWithError(self->tasks, key);
-    Py_DECREF(key);
-    if (g != NULL && PyObject_IsTrue(g) == 1) {
-        return Py_NewRef(g);
+    PyObject *value = PyObject_CallOneArg(self->task_g, task);
+    if (value == NULL) {
+        return -1;
     }
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-    return PyObject_CallOneArg(self->task_g, task);
+    *g = as_u64(value);
+    Py_DECREF(value);
+    return PyErr_Occurred() ? -1 : 0;
 }
 
-/* handle._context.run(cb, *handle._args); on error, the exception is left set */
 static PyObject *
 run_in_context(StepRunner *self, PyObject *handle, PyObject *cb)
 {
@@ -994,9 +1247,9 @@ restore_cur_raising(PyObject *ldict, PyObject *prev)
 
 /* A task's step: run it as Handle._run does, then record it */
 static PyObject *
-run_step(StepRunner *self, PyObject *handle, PyObject *cb, PyObject *task, PyObject *g)
+run_step(StepRunner *self, PyObject *handle, PyObject *cb, PyObject *task, uint64_t gbits)
 {
-    uint64_t gbits = as_u64(g), start = 0;
+    uint64_t start = 0;
     /* this thread's hook state, held: the step may start or stop recordings */
     PyObject *ldict = Py_XNewRef(hook_dict(&self->hook_state));
     PyObject *prev = ldict == NULL ? NULL : dict_cur(ldict);
@@ -1178,17 +1431,18 @@ step_runner_call_handle(StepRunner *self, PyObject *handle)
         PyErr_Clear();
         return PyObject_CallOneArg(self->fallback, handle);
     }
-    PyObject *result = NULL, *task = NULL, *g = NULL;
-    int known = 0;
+    PyObject *result = NULL, *task = NULL;
+    uint64_t g = 0;
+    int known = 0, registered = 0;
     int stepping = PySet_Contains(self->step_types, (PyObject *)Py_TYPE(cb));
     if (stepping == 1) {
         task = callback_self(self, cb);
         known = task == NULL ? -1 : is_task(self, task);
     }
     if (known == 1) {
-        g = task_goroutine(self, task);
+        registered = task_goroutine(self, task, &g);
     }
-    if (stepping < 0 || known < 0 || (known == 1 && g == NULL)) {
+    if (stepping < 0 || known < 0 || registered < 0) {
         PyErr_Clear();
         result = PyObject_CallOneArg(self->fallback, handle);
     }
@@ -1198,7 +1452,6 @@ step_runner_call_handle(StepRunner *self, PyObject *handle)
     else {
         result = run_callback(self, handle, cb);
     }
-    Py_XDECREF(g);
     Py_XDECREF(task);
     Py_DECREF(cb);
     return result;
@@ -1235,7 +1488,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
             args, kwargs, "$O!OO!O!O!O!OOO!O!O!O!OOOO!OOOO!OO!OO!OO!O!KKKKKKKKKKKKKKKKK:StepRunner", names,
             &PyFunction_Type, &self->fallback, &self->run_callback, &PySet_Type, &self->step_types,
             &PyTuple_Type, &self->task_classes, &PyDict_Type, &self->is_task_type,
-            &PyDict_Type, &self->tasks, &self->task_g, &self->hook_state.local, &RowsType, &self->rows, &PyList_Type, &self->events,
+            &TaskIdsType, &self->tasks, &self->task_g, &self->hook_state.local, &RowsType, &self->rows, &PyList_Type, &self->events,
             &PySet_Type, &self->one_await, &PyDict_Type, &self->chain_cache, &self->define_chain,
             &self->end_code, &self->executor_futures, &PyType_Type, &self->ready_type,
             &self->report_error, &self->clock, &self->code_for, &PyType_Type, &task_type, &wrapper_type,
@@ -1651,7 +1904,7 @@ intern_names(void)
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (intern_names() < 0 || PyType_Ready(&RowsType) < 0 || PyType_Ready(&StepRunnerType) < 0
+    if (intern_names() < 0 || PyType_Ready(&RowsType) < 0 || PyType_Ready(&TaskIdsType) < 0 || PyType_Ready(&StepRunnerType) < 0
         || PyType_Ready(&ReadySoonType) < 0 || PyType_Ready(&NonBlockingFirstType) < 0) {
         return NULL;
     }
@@ -1679,6 +1932,7 @@ PyInit__speedups(void)
         return NULL;
     }
     if (PyModule_AddObjectRef(m, "Rows", (PyObject *)&RowsType) < 0
+        || PyModule_AddObjectRef(m, "TaskIds", (PyObject *)&TaskIdsType) < 0
         || PyModule_AddObjectRef(m, "StepRunner", (PyObject *)&StepRunnerType) < 0
         || PyModule_AddObjectRef(m, "ReadySoon", (PyObject *)&ReadySoonType) < 0
         || PyModule_AddObjectRef(m, "NonBlockingFirst", (PyObject *)&NonBlockingFirstType) < 0) {

@@ -106,7 +106,7 @@ class Recorder:
             on_tick=self._tick,
             handoff=self.handoff,
         )
-        self.registry = Registry(self.events, self.interner, self.writer.thread_idents)
+        self.registry = Registry(self.events, self.interner, self.writer.thread_idents, native.TaskIds() if self.rows is not None else None)
         self.stacks = FrameStacks(self.interner)  # thread stacks, shared by the sampler and the wait hooks
         self.waits: Waits | None = None
         self.gil = GilLateness(self.events)

@@ -43,14 +43,15 @@ class HookState(threading.local):
 class Registry:
     """Goroutine and loop ids, shared by every hook of one recording."""
 
-    def __init__(self, events: list[int], interner: Interner, own_threads: set[int]) -> None:
+    def __init__(self, events: list[int], interner: Interner, own_threads: set[int], tasks: Any = None) -> None:
+        """``tasks``: the map to keep task ids in (the C hooks' ``TaskIds``; a dict by default)."""
         self._emit = events.extend
         self._interner = interner
         self._own = own_threads
         self._next_g = itertools.count(1).__next__
         self._next_loop = itertools.count(1).__next__
         self.threads: dict[int, int] = {}  # threading ident -> g (0: a TracerThread)
-        self.tasks: dict[int, int] = {}  # id(task) -> g
+        self.tasks: dict[int, int] = {} if tasks is None else tasks  # id(task) -> g
         self.loops: dict[int, int] = {}  # id(loop) -> loop id
         self._loop_refs: dict[int, Any] = {}  # keeps id(loop) unique while known
         self._task_funcs: dict[int, int] = {}  # id(code) of a coroutine -> its TASK_FUNC code (the interner keeps the code)
