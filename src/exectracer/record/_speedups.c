@@ -1042,10 +1042,15 @@ chain_parts(StepRunner *self, PyObject *coro, PyObject *waiter, uintptr_t *parts
         long offset = 0;
         if (PyCoro_CheckExact(c)) {
             int single = (code = fast_get(&coro_code, c)) == NULL ? -1 : one_suspension_point(self, code);
+#if PY_VERSION_HEX >= 0x030C0000
+            /* a suspended coroutine's offset, from its own interpreter frame: no frame object made */
+            offset = single == 0 ? PyUnstable_InterpreterFrame_GetLasti((struct _PyInterpreterFrame *)((PyCoroObject *)c)->cr_iframe) : 0;
+#else
             if (single == 0 && (frame = fast_get(&coro_frame, c)) == NULL) {
                 single = -1;
             }
             offset = single == 0 ? frame_lasti_of(frame) : 0;
+#endif
             if (single >= 0 && !(offset == -1 && PyErr_Occurred())) {
                 next = fast_get(&coro_await, c);
             }
