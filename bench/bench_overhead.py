@@ -20,6 +20,7 @@ scheduling work alone.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import statistics
 import subprocess
@@ -86,6 +87,9 @@ def compare_processes(work: list[str], script: Path, runs: int, python_hooks: li
     Given a ``python_hooks`` list, a third run in each round traces with the
     Python hooks instead of the C ones, and its times are appended there.
     """
+    # the traced processes import exectracer, the untraced ones only the standard library: both from
+    # bytecode files, as an installed package is (PYTHONDONTWRITEBYTECODE would have each compile it anew)
+    compileall.compile_dir(str(HERE.parent / "src" / "exectracer"), quiet=1)
     with tempfile.TemporaryDirectory() as tmp:
         trace = os.path.join(tmp, "bench.xtrace")
         plain, traced = [], []
