@@ -30,7 +30,7 @@
 #include <stdint.h>
 #include <time.h>
 
-static PyObject *s_cur, *s_io, *s_timeout, *s_dict, *s_debug, *s_ready, *s_append;
+static PyObject *s_io, *s_timeout, *s_dict, *s_debug, *s_ready, *s_append;
 static PyObject *zero;
 static PyTypeObject *deque_type;  /* collections.deque, a loop's _ready */
 static PyObject *deque_append;    /* its append method descriptor */
@@ -318,11 +318,11 @@ fast_get(FastAttr *attr, PyObject *obj)
 static FastAttr coro_code, coro_frame, coro_await, gen_frame, gen_yieldfrom, frame_code, frame_lasti;
 
 /* The hooks' thread-local state (a threading.local, HookState) keeps
-   ``cur``, the waker code of the running step, in each thread's own
-   __dict__ of it. Each hook object remembers the dict of the last thread
-   it ran in, by the thread state's id (never reused): reading and writing
-   ``cur`` is then two dict operations instead of threading.local's
-   attribute protocol. */
+   ``io`` (the ids of the handles the loop's last select made ready) in
+   each thread's own __dict__ of it. A hook object remembers the dict of the
+   last thread it ran in, by the thread state's id (never reused): reading
+   ``io`` is then one dict lookup instead of threading.local's attribute
+   protocol. */
 typedef struct {
     PyObject *local;
     uint64_t thread;  /* PyThreadState_GetID of the thread whose dict is in `dict`; 0: none */
@@ -351,15 +351,39 @@ hook_dict(HookState *state)
     return dict;
 }
 
-/* ``cur`` in a thread's hook state dict (new reference); HookState.cur defaults to 0 */
+/* HookState.cur while the C hooks run: the waker code of the step or
+   callback the calling thread runs (0: none), a C thread-local the hooks
+   read and write with no object made; Python reads and writes it through
+   the ``cur`` property of native.NativeHookState (current_waker and
+   set_current_waker below). */
+#if defined(_MSC_VER)
+static __declspec(thread) unsigned long long current_waker;
+#else
+static _Thread_local unsigned long long current_waker;
+#endif
+
 static PyObject *
-dict_cur(PyObject *ldict)
+get_current_waker(PyObject *module, PyObject *state)
 {
-    PyObject *cur = PyDict_GetItemWithError(ldict, s_cur);
-    if (cur == NULL) {
-        return PyErr_Occurred() ? NULL : Py_NewRef(zero);
+    (void)module;
+    (void)state;
+    return PyLong_FromUnsignedLongLong(current_waker);
+}
+
+static PyObject *
+set_current_waker(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "set_current_waker(state, value)");
+        return NULL;
     }
-    return Py_NewRef(cur);
+    unsigned long long value = PyLong_AsUnsignedLongLong(args[1]);
+    if (value == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    current_waker = value;
+    Py_RETURN_NONE;
 }
 
 /* Method descriptor plumbing shared by both types */
@@ -821,7 +845,7 @@ typedef struct {
     PyObject *is_task_type;    /* dict: type -> bool, filled here */
     PyObject *tasks;           /* TaskIds: id(task) -> g */
     PyObject *task_g;          /* task_g(task) -> g, registering it */
-    HookState hook_state;      /* the hooks' thread-local state (``cur``, ``io``) */
+    HookState hook_state;      /* the hooks' thread-local state (``io``) */
     PyObject *rows;            /* Rows: where steps are recorded */
     PyObject *events;          /* the shared event list: steps that end their task go there */
     PyObject *one_await;       /* set: ids of codes with one suspension point */
@@ -1230,59 +1254,24 @@ record_step(StepRunner *self, PyObject *handle, PyObject *task, uint64_t g, uint
     return store_step(self, row, 2, code_bits);
 }
 
-/* Put `prev` back as the thread's current waker (in `ldict`), keeping the exception being raised */
-static void
-restore_cur_raising(PyObject *ldict, PyObject *prev)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    PyObject *exc = PyErr_GetRaisedException();
-    if (PyDict_SetItem(ldict, s_cur, prev) < 0) {
-        PyErr_Clear();
-    }
-    PyErr_SetRaisedException(exc);
-#else
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    if (PyDict_SetItem(ldict, s_cur, prev) < 0) {
-        PyErr_Clear();
-    }
-    PyErr_Restore(type, value, tb);
-#endif
-}
-
 /* A task's step: run it as Handle._run does, then record it */
 static PyObject *
 run_step(StepRunner *self, PyObject *handle, PyObject *cb, PyObject *task, uint64_t gbits)
 {
-    uint64_t start = 0;
-    /* this thread's hook state, held: the step may start or stop recordings */
-    PyObject *ldict = Py_XNewRef(hook_dict(&self->hook_state));
-    PyObject *prev = ldict == NULL ? NULL : dict_cur(ldict);
-    PyObject *cur = prev == NULL ? NULL : PyLong_FromUnsignedLongLong(self->task_waker | gbits << self->waker_shift);
-    if (cur == NULL || PyDict_SetItem(ldict, s_cur, cur) < 0 || now_ns(self->clock, &start) < 0) {
-        Py_XDECREF(ldict);
-        Py_XDECREF(prev);
-        Py_XDECREF(cur);
+    uint64_t start = 0, prev = current_waker;
+    if (now_ns(self->clock, &start) < 0) {
         PyErr_Clear();
         return PyObject_CallOneArg(self->fallback, handle);
     }
-    Py_DECREF(cur);
-
+    current_waker = self->task_waker | gbits << self->waker_shift;
     PyObject *result = run_in_context(self, handle, cb);
     if (result == NULL && !PyErr_ExceptionMatches(PyExc_SystemExit) && !PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
         PyObject *exc = take_exception();
         result = PyObject_CallFunctionObjArgs(self->report_error, handle, exc, NULL);
         Py_XDECREF(exc);
     }
+    current_waker = prev;
     if (result == NULL) {  /* SystemExit, KeyboardInterrupt, or the loop's exception handler raised */
-        restore_cur_raising(ldict, prev);
-    }
-    else if (PyDict_SetItem(ldict, s_cur, prev) < 0) {
-        PyErr_Clear();
-    }
-    Py_DECREF(prev);
-    Py_DECREF(ldict);
-    if (result == NULL) {
         return NULL;
     }
     Py_DECREF(result);
@@ -1376,33 +1365,23 @@ run_callback(StepRunner *self, PyObject *handle, PyObject *cb)
     int ok = loop != NULL && ldict != NULL && id_lookup(self->loops, loop, self->loop_id, &lid) == 0
         && callback_name(self, cb, &sid) == 0 && callback_source(self, handle, ldict, &source, &waker) == 0;
     Py_XDECREF(loop);
-    PyObject *prev = ok ? dict_cur(ldict) : NULL;
-    PyObject *cur = prev == NULL ? NULL : PyLong_FromUnsignedLongLong(sid << self->waker_shift | waker);
-    if (cur == NULL || PyDict_SetItem(ldict, s_cur, cur) < 0 || now_ns(self->clock, &now) < 0) {
-        Py_XDECREF(ldict);
-        Py_XDECREF(prev);
-        Py_XDECREF(cur);
+    Py_XDECREF(ldict);
+    if (!ok || now_ns(self->clock, &now) < 0) {
         PyErr_Clear();
         return PyObject_CallFunctionObjArgs(self->run_callback, handle, cb, NULL);
     }
-    Py_DECREF(cur);
     uint64_t begin[3] = {self->callback_begin | (sid << self->callback_shift | source) << self->shift, now, lid};
     rows_store((Rows *)self->rows, begin, 1);
 
+    uint64_t prev = current_waker;
+    current_waker = sid << self->waker_shift | waker;
     PyObject *result = run_in_context(self, handle, cb);
     if (result == NULL && !PyErr_ExceptionMatches(PyExc_SystemExit) && !PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
         PyObject *exc = take_exception();
         result = PyObject_CallFunctionObjArgs(self->report_error, handle, exc, NULL);
         Py_XDECREF(exc);
     }
-    if (result == NULL) {
-        restore_cur_raising(ldict, prev);
-    }
-    else if (PyDict_SetItem(ldict, s_cur, prev) < 0) {
-        PyErr_Clear();
-    }
-    Py_DECREF(prev);
-    Py_DECREF(ldict);
+    current_waker = prev;
     uint64_t end[3] = {self->callback_end, 0, lid};
     if (now_ns(self->clock, &end[1]) == 0) {
         rows_store((Rows *)self->rows, end, 1);
@@ -1556,14 +1535,13 @@ typedef struct {
     PyObject *ready_type;      /* _ReadyHandle */
     PyObject *slots;           /* tuple of the slot descriptors set below, in SLOT_* order */
     Py_ssize_t offsets[SLOT_COUNT];     /* each slot's offset, or -1: set through its descriptor */
-    HookState hook_state;      /* the hooks' thread-local state (``cur``) */
     PyObject *thread_waker;    /* thread_waker() -> waker code of the calling thread */
     PyObject *clock;
     int fill_directly;
 } ReadySoon;
 
 
-#define READY_SOON_OBJECTS(X) X(fallback) X(ready_type) X(slots) X(hook_state.local) X(hook_state.dict) X(thread_waker) X(clock)
+#define READY_SOON_OBJECTS(X) X(fallback) X(ready_type) X(slots) X(thread_waker) X(clock)
 
 static int
 ready_soon_traverse(ReadySoon *self, visitproc visit, void *arg)
@@ -1612,7 +1590,7 @@ new_ready_handle(ReadySoon *self, PyObject *loop, PyObject *callback, PyObject *
         return NULL;
     }
     uint64_t now = 0;
-    PyObject *waker = NULL, *ts = NULL, *ldict = NULL;
+    PyObject *waker = NULL, *ts = NULL;
     int ok = set_slot(self, handle, SLOT_CONTEXT, context) == 0
         && set_slot(self, handle, SLOT_LOOP, loop) == 0
         && set_slot(self, handle, SLOT_CALLBACK, callback) == 0
@@ -1623,12 +1601,7 @@ new_ready_handle(ReadySoon *self, PyObject *loop, PyObject *callback, PyObject *
         && now_ns(self->clock, &now) == 0
         && (ts = PyLong_FromUnsignedLongLong(now)) != NULL
         && set_slot(self, handle, SLOT_XT_TS, ts) == 0
-        && (ldict = hook_dict(&self->hook_state)) != NULL
-        && (waker = dict_cur(ldict)) != NULL;
-    if (ok && PyObject_IsTrue(waker) != 1) {
-        Py_SETREF(waker, PyObject_CallNoArgs(self->thread_waker));
-        ok = waker != NULL;
-    }
+        && (waker = current_waker ? PyLong_FromUnsignedLongLong(current_waker) : PyObject_CallNoArgs(self->thread_waker)) != NULL;
     ok = ok && set_slot(self, handle, SLOT_XT_WAKER, waker) == 0;
     Py_XDECREF(ts);
     Py_XDECREF(waker);
@@ -1685,16 +1658,16 @@ ready_soon_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObj
 static PyObject *
 ready_soon_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"fallback", "ready_type", "slots", "local", "thread_waker", "clock", NULL};
+    static char *names[] = {"fallback", "ready_type", "slots", "thread_waker", "clock", NULL};
     ReadySoon *self = (ReadySoon *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
     }
     self->vectorcall = ready_soon_vectorcall;
     self->fill_directly = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!O!O!OOO:ReadySoon", names,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!O!O!OO:ReadySoon", names,
                                      &PyFunction_Type, &self->fallback, &PyType_Type, &self->ready_type,
-                                     &PyTuple_Type, &self->slots, &self->hook_state.local, &self->thread_waker,
+                                     &PyTuple_Type, &self->slots, &self->thread_waker,
                                      &self->clock)) {
 #define FORGET(name) self->name = NULL;
         READY_SOON_OBJECTS(FORGET)
@@ -1883,6 +1856,9 @@ clock_ns(PyObject *module, PyObject *clock)
 }
 
 static PyMethodDef methods[] = {
+    {"current_waker", get_current_waker, METH_O, "The calling thread's HookState.cur (the getter of a property: takes the state)."},
+    {"set_current_waker", (PyCFunction)(void (*)(void))set_current_waker, METH_FASTCALL,
+     "Set the calling thread's HookState.cur (the setter of a property: takes the state and the value)."},
     {"clock_ns", clock_ns, METH_O, "The clock the hooks read (time.perf_counter_ns, passed in, where it is not read directly)."},
     {NULL},
 };
@@ -1899,7 +1875,7 @@ static int
 intern_names(void)
 {
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return -1;
-    INTERN(s_cur, "cur") INTERN(s_dict, "__dict__")
+    INTERN(s_dict, "__dict__")
     INTERN(s_io, "io") INTERN(s_timeout, "timeout") INTERN(s_debug, "_debug") INTERN(s_ready, "_ready")
     INTERN(s_append, "append")
 #undef INTERN

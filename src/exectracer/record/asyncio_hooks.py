@@ -349,7 +349,7 @@ def install(
         slots = ("_context", "_loop", "_callback", "_args", "_cancelled", "_repr", "_source_traceback", "_xt_ts", "_xt_waker")
         call_soon = native.ReadySoon(
             fallback=call_soon, ready_type=ReadyHandle, slots=tuple(getattr(ReadyHandle, name) for name in slots),
-            local=local, thread_waker=thread_waker, clock=clock,
+            thread_waker=thread_waker, clock=clock,
         )
         call_soon.fill_directly = fill_directly and _builds_handles_like_asyncio(call_soon)
     patcher.replace(asyncio.base_events.BaseEventLoop, "_call_soon", call_soon)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
+from .registry import HookState
+
 PURE_PYTHON_VARIABLE = "EXECTRACER_PURE_PYTHON"
 
 
@@ -24,3 +26,12 @@ def speedups() -> ModuleType | None:
     except ImportError:
         return None
     return _speedups
+
+
+def hook_state(module: ModuleType) -> HookState:
+    """A HookState whose ``cur`` is the C hooks' thread-local (they set it around each step with no object made)."""
+
+    class NativeHookState(HookState):
+        cur = property(module.current_waker, module.set_current_waker, doc="the waker code of the running step (C thread-local)")
+
+    return NativeHookState()

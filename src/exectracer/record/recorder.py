@@ -16,7 +16,7 @@ from .. import __version__
 from ..format.chunks import FORMAT_VERSION
 from . import asyncio_hooks, gc_hooks, io_waits, pool_hooks, sync_waits, thread_hooks
 from .blocking import Waits
-from .native import speedups
+from .native import hook_state as native_hook_state, speedups
 from .gc_hooks import HeapProbe
 from .gil import GilLateness
 from .handoff import GilHandoff
@@ -105,7 +105,11 @@ class Recorder:
             on_tick=self._tick,
             handoff=self.handoff,
         )
-        self.registry = Registry(self.events, self.interner, self.writer.thread_idents, native.TaskIds() if self.rows is not None else None)
+        c_hooks = native is not None and self.rows is not None
+        self.registry = Registry(
+            self.events, self.interner, self.writer.thread_idents,
+            tasks=native.TaskIds() if c_hooks else None, local=native_hook_state(native) if c_hooks else None,
+        )
         self.stacks = FrameStacks(self.interner)  # thread stacks, shared by the sampler and the wait hooks
         self.waits: Waits | None = None
         self.gil = GilLateness(self.events)

@@ -43,8 +43,8 @@ class HookState(threading.local):
 class Registry:
     """Goroutine and loop ids, shared by every hook of one recording."""
 
-    def __init__(self, events: list[int], interner: Interner, own_threads: set[int], tasks: Any = None) -> None:
-        """``tasks``: the map to keep task ids in (the C hooks' ``TaskIds``; a dict by default)."""
+    def __init__(self, events: list[int], interner: Interner, own_threads: set[int], tasks: Any = None, local: HookState | None = None) -> None:
+        """``tasks`` and ``local``: the task id map and hook state the C hooks share (by default a dict and a HookState)."""
         self._emit = events.extend
         self._interner = interner
         self._own = own_threads
@@ -55,7 +55,7 @@ class Registry:
         self.loops: dict[int, int] = {}  # id(loop) -> loop id
         self._loop_refs: dict[int, Any] = {}  # keeps id(loop) unique while known
         self._task_funcs: dict[int, int] = {}  # id(code) of a coroutine -> its TASK_FUNC code (the interner keeps the code)
-        self.local = HookState()
+        self.local = HookState() if local is None else local
 
     # -- threads -------------------------------------------------------------
 
