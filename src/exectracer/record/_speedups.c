@@ -30,7 +30,7 @@
 #include <stdint.h>
 #include <time.h>
 
-static PyObject *s_io, *s_timeout, *s_dict, *s_debug, *s_ready, *s_append;
+static PyObject *s_io, *s_done, *s_timeout, *s_dict, *s_debug, *s_ready, *s_append;
 static PyObject *zero;
 static PyTypeObject *deque_type;  /* collections.deque, a loop's _ready */
 static PyObject *deque_append;    /* its append method descriptor */
@@ -1171,11 +1171,16 @@ end_of_step(StepRunner *self, PyObject *task, uint64_t *out)
         return -1;
     }
     PyObject *code = NULL, *coro = NULL;
-    int status = -1;
-    if (waiter == Py_None) {
+    int status = -1, done = 0;
+    if (waiter == Py_None) {  /* the task ended, or yielded bare (asyncio.sleep(0)) and is runnable */
+        PyObject *result = PyObject_CallMethodNoArgs(task, s_done);
+        done = result == NULL ? -1 : PyObject_IsTrue(result);
+        Py_XDECREF(result);
+    }
+    if (done == 1) {
         code = PyObject_CallOneArg(self->end_code, task);
     }
-    else if ((coro = fast_get(&self->task_coro, task)) != NULL) {
+    else if (done == 0 && (coro = fast_get(&self->task_coro, task)) != NULL) {
         uintptr_t parts[MAX_PARTS];
         Py_ssize_t n = 0;
         int walked = chain_parts(self, coro, waiter, parts, &n);
@@ -1876,7 +1881,7 @@ intern_names(void)
 {
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return -1;
     INTERN(s_dict, "__dict__")
-    INTERN(s_io, "io") INTERN(s_timeout, "timeout") INTERN(s_debug, "_debug") INTERN(s_ready, "_ready")
+    INTERN(s_io, "io") INTERN(s_done, "done") INTERN(s_timeout, "timeout") INTERN(s_debug, "_debug") INTERN(s_ready, "_ready")
     INTERN(s_append, "append")
 #undef INTERN
     return 0;
