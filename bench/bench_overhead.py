@@ -55,7 +55,9 @@ def warm_ratio(runs: int, rounds: int, messages: int) -> None:
     sys.path[:0] = [str(HERE), str(HERE.parent / "src")]
     import exectracer
     import workload_async
+    from warm_allocator import raise_mmap_threshold
 
+    raise_mmap_threshold()  # as the fresh processes do
     workload_async.run(rounds, messages)  # warm-up
     plain, traced = [], []
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,6 +18,8 @@ import exectracer
 from exectracer.format.events import CALLBACK_SHIFT, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Outcome, Waker
 from exectracer.record import asyncio_hooks, native
 
+import native_program
+
 pytestmark = pytest.mark.recorder
 
 PROGRAM = Path(__file__).with_name("native_program.py")
@@ -130,24 +132,8 @@ def test_a_step_raising_keyboardinterrupt_propagates_with_its_traceback(tmp_path
 
 
 def test_loops_in_two_threads_keep_their_own_current_step(tmp_path):
-    async def ping_pong(rounds: int) -> None:
-        there: asyncio.Queue = asyncio.Queue()
-        back: asyncio.Queue = asyncio.Queue()
-
-        async def pong() -> None:
-            for _ in range(rounds):
-                await there.get()
-                await asyncio.sleep(0)
-                back.put_nowait(None)
-
-        partner = asyncio.create_task(pong())
-        for _ in range(rounds):
-            there.put_nowait(None)
-            await back.get()
-        await partner
-
     with exectracer.trace(tmp_path / "t.xtrace"):
-        threads = [threading.Thread(target=asyncio.run, args=(ping_pong(300),)) for _ in range(2)]
+        threads = [threading.Thread(target=asyncio.run, args=(native_program.ping_pong(300),)) for _ in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:

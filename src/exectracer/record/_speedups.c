@@ -55,13 +55,20 @@ now_ns(PyObject *clock, uint64_t *out)
     *out = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     return 0;
 #else
+    /* the clock passed in; any exception being raised is kept aside meanwhile */
+    PyObject *type, *pending, *tb;
+    PyErr_Fetch(&type, &pending, &tb);
     PyObject *value = PyObject_CallNoArgs(clock);
-    if (value == NULL) {
-        return -1;
+    int status = value == NULL ? -1 : 0;
+    if (value != NULL) {
+        *out = PyLong_AsUnsignedLongLongMask(value);
+        status = PyErr_Occurred() ? -1 : 0;
+        Py_DECREF(value);
     }
-    *out = PyLong_AsUnsignedLongLongMask(value);
-    Py_DECREF(value);
-    return PyErr_Occurred() ? -1 : 0;
+    if (type != NULL) {
+        PyErr_Restore(type, pending, tb);
+    }
+    return status;
 #endif
 }
 
@@ -386,7 +393,7 @@ set_current_waker(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-/* Method descriptor plumbing shared by both types */
+/* Method descriptor plumbing shared by the hook types: bound like a function */
 static PyObject *
 bind(PyObject *self, PyObject *obj, PyObject *type)
 {
@@ -525,16 +532,23 @@ task_ids_key(PyObject *key, uintptr_t *out)
     return 0;
 }
 
+/* The key of a get or pop call, whose arguments are (key[, default]) */
+static int
+task_ids_call_key(PyObject *const *args, Py_ssize_t nargs, const char *usage, uintptr_t *key)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    return task_ids_key(args[0], key);
+}
+
 static PyObject *
 task_ids_get(TaskIds *self, PyObject *const *args, Py_ssize_t nargs)
 {
     uintptr_t key;
     uint64_t value;
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "get(key, default=None)");
-        return NULL;
-    }
-    if (task_ids_key(args[0], &key) < 0) {
+    if (task_ids_call_key(args, nargs, "get(key, default=None)", &key) < 0) {
         return NULL;
     }
     if (task_ids_lookup(self, key, &value)) {
@@ -548,11 +562,7 @@ task_ids_pop(TaskIds *self, PyObject *const *args, Py_ssize_t nargs)
 {
     uintptr_t key;
     uint64_t value;
-    if (nargs < 1 || nargs > 2) {
-        PyErr_SetString(PyExc_TypeError, "pop(key[, default])");
-        return NULL;
-    }
-    if (task_ids_key(args[0], &key) < 0) {
+    if (task_ids_call_key(args, nargs, "pop(key[, default])", &key) < 0) {
         return NULL;
     }
     if (task_ids_remove(self, key, &value)) {
