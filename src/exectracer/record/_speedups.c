@@ -30,6 +30,15 @@
 #include <stdint.h>
 #include <time.h>
 
+/* Keep the exception being raised aside while other code runs */
+#if PY_VERSION_HEX >= 0x030C0000
+#define SET_ERROR_ASIDE PyObject *aside = PyErr_GetRaisedException()
+#define PUT_ERROR_BACK PyErr_SetRaisedException(aside)
+#else
+#define SET_ERROR_ASIDE PyObject *aside_type, *aside_value, *aside_tb; PyErr_Fetch(&aside_type, &aside_value, &aside_tb)
+#define PUT_ERROR_BACK PyErr_Restore(aside_type, aside_value, aside_tb)
+#endif
+
 static PyObject *s_io, *s_done, *s_timeout, *s_dict, *s_debug, *s_ready, *s_append;
 static PyObject *zero;
 static PyTypeObject *deque_type;  /* collections.deque, a loop's _ready */
@@ -56,8 +65,7 @@ now_ns(PyObject *clock, uint64_t *out)
     return 0;
 #else
     /* the clock passed in; any exception being raised is kept aside meanwhile */
-    PyObject *type, *pending, *tb;
-    PyErr_Fetch(&type, &pending, &tb);
+    SET_ERROR_ASIDE;
     PyObject *value = PyObject_CallNoArgs(clock);
     int status = value == NULL ? -1 : 0;
     if (value != NULL) {
@@ -65,9 +73,8 @@ now_ns(PyObject *clock, uint64_t *out)
         status = PyErr_Occurred() ? -1 : 0;
         Py_DECREF(value);
     }
-    if (type != NULL) {
-        PyErr_Restore(type, pending, tb);
-    }
+    PyErr_Clear();
+    PUT_ERROR_BACK;
     return status;
 #endif
 }
@@ -1755,107 +1762,184 @@ static PyTypeObject ReadySoonType = {
     .tp_dealloc = (destructor)ready_soon_dealloc,
 };
 
-/* --------------------------------------------------------- NonBlockingFirst */
+/* -------------------------------------------------------------------- Timed */
 
-/* A socket method's wrapper: a call on a non-blocking socket (timeout 0, as
-   an event loop's are) never waits, so it goes straight to the method;
-   any other goes to the Python wrapper that times it (blocking.timed). */
+/* What blocking.timed makes, in C: a wrapper that times a call that may
+   block and hands a call that took the recording's threshold or more to
+   `record(start, end, frame, args)` (blocking._record_call's work), with the
+   caller's frame. A call on a non-blocking socket (timeout 0, as an event
+   loop's are) never waits: it goes straight through, untimed. So does a call
+   made inside another timed call of the same thread (os.waitpid in
+   Popen.wait): the outer one records the whole wait; in_timed_call() tells
+   the Python wait hooks so. */
+#if defined(_MSC_VER)
+static __declspec(thread) int timed_depth;
+#else
+static _Thread_local int timed_depth;
+#endif
+static uint64_t wait_threshold = UINT64_MAX;  /* ns; UINT64_MAX: no recording records waits */
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
-    PyObject *method;  /* the socket's method */
-    PyObject *timed;   /* the timing wrapper of it */
-} NonBlockingFirst;
+    PyObject *func;
+    PyObject *record;
+    PyObject *clock;
+    int socket_method;
+} Timed;
 
 static int
-non_blocking_first_traverse(NonBlockingFirst *self, visitproc visit, void *arg)
+timed_traverse(Timed *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->method);
-    Py_VISIT(self->timed);
+    Py_VISIT(self->func);
+    Py_VISIT(self->record);
+    Py_VISIT(self->clock);
     return 0;
 }
 
 static int
-non_blocking_first_clear(NonBlockingFirst *self)
+timed_clear(Timed *self)
 {
-    Py_CLEAR(self->method);
-    Py_CLEAR(self->timed);
+    Py_CLEAR(self->func);
+    Py_CLEAR(self->record);
+    Py_CLEAR(self->clock);
     return 0;
 }
 
 static void
-non_blocking_first_dealloc(NonBlockingFirst *self)
+timed_dealloc(Timed *self)
 {
     PyObject_GC_UnTrack(self);
-    non_blocking_first_clear(self);
+    timed_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static PyObject *
-non_blocking_first_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+static int
+non_blocking(PyObject *sock)
 {
-    NonBlockingFirst *self = (NonBlockingFirst *)obj;
-    if (PyVectorcall_NARGS(nargsf) >= 1) {
-        PyObject *timeout = PyObject_GetAttr(args[0], s_timeout);
-        int non_blocking = timeout != NULL && PyFloat_CheckExact(timeout) && PyFloat_AS_DOUBLE(timeout) == 0.0;
-        Py_XDECREF(timeout);
-        PyErr_Clear();
-        if (non_blocking) {
-            return PyObject_Vectorcall(self->method, args, nargsf, kwnames);
+    PyObject *timeout = PyObject_GetAttr(sock, s_timeout);
+    int result = timeout != NULL && PyFloat_CheckExact(timeout) && PyFloat_AS_DOUBLE(timeout) == 0.0;
+    Py_XDECREF(timeout);
+    PyErr_Clear();
+    return result;
+}
+
+/* Hand a long call to `record`, keeping any exception the call raised */
+static void
+record_wait(Timed *self, uint64_t start, uint64_t end, PyObject *const *args, Py_ssize_t nargs)
+{
+    SET_ERROR_ASIDE;
+    PyObject *frame = (PyObject *)PyEval_GetFrame();  /* the caller's: this wrapper has none */
+    PyObject *positional = PyTuple_New(nargs);
+    if (positional != NULL) {
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            PyTuple_SET_ITEM(positional, i, Py_NewRef(args[i]));
         }
+        PyObject *done = PyObject_CallFunction(self->record, "KKOO", (unsigned long long)start, (unsigned long long)end,
+                                               frame != NULL ? frame : Py_None, positional);
+        Py_XDECREF(done);
+        Py_DECREF(positional);
     }
-    return PyObject_Vectorcall(self->timed, args, nargsf, kwnames);
+    PyErr_Clear();
+    PUT_ERROR_BACK;
 }
 
 static PyObject *
-non_blocking_first_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+timed_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    PyObject *method, *timed;
-    if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
-        PyErr_SetString(PyExc_TypeError, "NonBlockingFirst() takes no keyword arguments");
+    Timed *self = (Timed *)obj;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    uint64_t start = 0, end = 0;
+    if (timed_depth > 0 || wait_threshold == UINT64_MAX || (self->socket_method && nargs >= 1 && non_blocking(args[0]))
+        || now_ns(self->clock, &start) < 0) {
+        PyErr_Clear();
+        return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
+    }
+    timed_depth++;
+    PyObject *result = PyObject_Vectorcall(self->func, args, nargsf, kwnames);
+    timed_depth--;
+    if (now_ns(self->clock, &end) == 0 && end - start >= wait_threshold) {
+        record_wait(self, start, end, args, nargs);
+    }
+    return result;
+}
+
+static PyObject *
+timed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"func", "record", "clock", "socket_method", NULL};
+    PyObject *func, *record, *clock;
+    int socket_method = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|p:Timed", names, &func, &record, &clock, &socket_method)) {
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "OO:NonBlockingFirst", &method, &timed)) {
-        return NULL;
-    }
-    NonBlockingFirst *self = (NonBlockingFirst *)type->tp_alloc(type, 0);
+    Timed *self = (Timed *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
     }
-    self->vectorcall = non_blocking_first_vectorcall;
-    self->method = Py_NewRef(method);
-    self->timed = Py_NewRef(timed);
+    self->vectorcall = timed_vectorcall;
+    self->func = Py_NewRef(func);
+    self->record = Py_NewRef(record);
+    self->clock = Py_NewRef(clock);
+    self->socket_method = socket_method;
     return (PyObject *)self;
 }
 
-/* The wrapped method's name, doc and so on, as functools.wraps would copy them */
+/* The wrapped function's name, doc and so on, as functools.wraps would copy them */
 static PyObject *
-non_blocking_first_getattro(NonBlockingFirst *self, PyObject *name)
+timed_getattro(Timed *self, PyObject *name)
 {
     PyObject *found = PyObject_GenericGetAttr((PyObject *)self, name);
     if (found == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
         PyErr_Clear();
-        found = PyObject_GetAttr(self->timed, name);
+        if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "__wrapped__") == 0) {
+            return Py_NewRef(self->func);
+        }
+        found = PyObject_GetAttr(self->func, name);
     }
     return found;
 }
 
-static PyTypeObject NonBlockingFirstType = {
+static PyTypeObject TimedType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "exectracer.record._speedups.NonBlockingFirst",
-    .tp_doc = "NonBlockingFirst(method, timed)\n--\n\n"
-              "A socket method for the recording: calls on non-blocking sockets go straight to `method`, others to `timed`.",
-    .tp_basicsize = sizeof(NonBlockingFirst),
+    .tp_name = "exectracer.record._speedups.Timed",
+    .tp_doc = "Timed(func, record, clock, socket_method=False)\n--\n\n"
+              "`func`, timed: a call that took the wait threshold or more goes to record(start, end, frame, args).",
+    .tp_basicsize = sizeof(Timed),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
-    .tp_vectorcall_offset = offsetof(NonBlockingFirst, vectorcall),
+    .tp_vectorcall_offset = offsetof(Timed, vectorcall),
     .tp_call = PyVectorcall_Call,
     .tp_descr_get = bind,
-    .tp_getattro = (getattrofunc)non_blocking_first_getattro,
-    .tp_new = non_blocking_first_new,
-    .tp_traverse = (traverseproc)non_blocking_first_traverse,
-    .tp_clear = (inquiry)non_blocking_first_clear,
-    .tp_dealloc = (destructor)non_blocking_first_dealloc,
+    .tp_getattro = (getattrofunc)timed_getattro,
+    .tp_new = timed_new,
+    .tp_traverse = (traverseproc)timed_traverse,
+    .tp_clear = (inquiry)timed_clear,
+    .tp_dealloc = (destructor)timed_dealloc,
 };
+
+static PyObject *
+set_wait_threshold(PyObject *module, PyObject *value)
+{
+    (void)module;
+    if (value == Py_None) {
+        wait_threshold = UINT64_MAX;
+        Py_RETURN_NONE;
+    }
+    unsigned long long ns = PyLong_AsUnsignedLongLong(value);
+    if (ns == (unsigned long long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    wait_threshold = ns;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+in_timed_call(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyBool_FromLong(timed_depth > 0);
+}
 
 /* -------------------------------------------------------------------- module */
 
@@ -1871,6 +1955,9 @@ clock_ns(PyObject *module, PyObject *clock)
 }
 
 static PyMethodDef methods[] = {
+    {"set_wait_threshold", set_wait_threshold, METH_O,
+     "Record the waits Timed wrappers see that last this many ns or more (None: none; the recording's thread_waits)."},
+    {"in_timed_call", in_timed_call, METH_NOARGS, "Whether the calling thread is inside a Timed call."},
     {"current_waker", get_current_waker, METH_O, "The calling thread's HookState.cur (the getter of a property: takes the state)."},
     {"set_current_waker", (PyCFunction)(void (*)(void))set_current_waker, METH_FASTCALL,
      "Set the calling thread's HookState.cur (the setter of a property: takes the state and the value)."},
@@ -1901,7 +1988,7 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (intern_names() < 0 || PyType_Ready(&RowsType) < 0 || PyType_Ready(&TaskIdsType) < 0 || PyType_Ready(&StepRunnerType) < 0
-        || PyType_Ready(&ReadySoonType) < 0 || PyType_Ready(&NonBlockingFirstType) < 0) {
+        || PyType_Ready(&ReadySoonType) < 0 || PyType_Ready(&TimedType) < 0) {
         return NULL;
     }
     PyObject *collections = PyImport_ImportModule("collections");
@@ -1931,7 +2018,7 @@ PyInit__speedups(void)
         || PyModule_AddObjectRef(m, "TaskIds", (PyObject *)&TaskIdsType) < 0
         || PyModule_AddObjectRef(m, "StepRunner", (PyObject *)&StepRunnerType) < 0
         || PyModule_AddObjectRef(m, "ReadySoon", (PyObject *)&ReadySoonType) < 0
-        || PyModule_AddObjectRef(m, "NonBlockingFirst", (PyObject *)&NonBlockingFirstType) < 0) {
+        || PyModule_AddObjectRef(m, "Timed", (PyObject *)&TimedType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Category, Kind
 from .registry import Registry
+from .native import speedups
 from .thread_stacks import FrameStacks, stack_key
 
 BLOCK = int(Kind.THREAD_BLOCK)
@@ -33,6 +34,14 @@ class Waits:
         self._thread_g = registry.thread_g
         self._stacks = stacks
         self.threshold_ns = threshold_ns
+        self._native = speedups()  # its Timed wrappers read the threshold there, and know when a call is inside one
+        if self._native is not None:
+            self._native.set_wait_threshold(threshold_ns)
+
+    def close(self) -> None:
+        """The recording ends: C wrappers kept by the program stop timing."""
+        if self._native is not None:
+            self._native.set_wait_threshold(None)
 
     def record(self, start: int, end: int, category: int, frame: FrameType | None, waker: int = 0) -> bool:
         """Record that the calling thread waited from ``start`` to ``end`` (ns) at ``frame``.
@@ -42,8 +51,10 @@ class Waits:
         the whole wait: then it returns False.
         """
         try:
+            if self._native is not None and self._native.in_timed_call():
+                return False
             key = stack_key(frame)
-            if _TIMED_CODE_ID in key:  # the key holds the code id of each frame
+            if _TIMED_CODE_ID in key:  # the key holds the code id of each frame (a Python timed wrapper's)
                 return False
             g = self._threads.get(get_ident())
             if g is None:
@@ -73,8 +84,22 @@ def timed(func: Callable, category: Category, skip: Skip | None = None, waker: W
     looks up the running recording at each call, so an object that keeps a
     wrapped method after ``stop()`` just calls through.
     """
-    clock = time.perf_counter_ns
     cat = int(category)
+    native = speedups()
+    if native is not None:  # the same in C: a short call costs two clock reads, not a Python call
+
+        def record(start: int, end: int, frame: FrameType | None, args: tuple) -> None:
+            rec = _recorder._current
+            if rec is not None and rec.waits is not None:
+                _record_call(rec, start, end, cat, frame, args, skip, waker, due)
+
+        return native.Timed(func, record, time.perf_counter_ns, socket_method)
+    return _python_timed(func, cat, skip, waker, due, socket_method)
+
+
+def _python_timed(func: Callable, cat: int, skip: Skip | None, waker: WakerOf | None, due: Due | None, socket_method: bool) -> Callable:
+    """``timed`` in Python: where the C extension is not built or is switched off."""
+    clock = time.perf_counter_ns
     getframe = sys._getframe
 
     @functools.wraps(func)
@@ -93,7 +118,7 @@ def timed(func: Callable, category: Category, skip: Skip | None = None, waker: W
     return wrapper
 
 
-_TIMED_CODE_ID = id(timed(len, Category.OTHER).__code__)  # the code every wrapper timed() makes shares
+_TIMED_CODE_ID = id(_python_timed(len, 0, None, None, None, False).__code__)  # the code every Python wrapper shares
 
 
 def _record_call(rec: Any, start: int, end: int, cat: int, frame: FrameType, args: tuple, skip: Skip | None, waker: WakerOf | None, due: Due | None) -> None:

@@ -11,8 +11,8 @@ Two rules keep the pairs apart and the categories right:
 * a call on a non-blocking socket never waits (asyncio's), and the running
   event loop's own selector is loop idle time (the asyncio hooks record it).
 
-A socket's timeout is looked at first (in C, where the ``_speedups``
-extension is built), so an event loop's socket calls pass through untimed; the other checks are made only for calls that took at
+A socket's timeout is looked at first, so an event loop's socket calls pass
+through untimed; the other checks are made only for calls that took at
 least the threshold.
 Bindings made before ``start()`` (``from time import sleep``, a saved
 ``sock.recv``) keep the original; ``select.poll()`` and ``select.epoll()``
@@ -33,7 +33,6 @@ from typing import Any
 
 from ..format.events import Category
 from .blocking import Due, Skip, timed
-from .native import speedups
 from .patcher import Patcher
 
 try:
@@ -66,16 +65,11 @@ def install(patcher: Patcher) -> None:
     is the one they installed.
     """
 
-    native = speedups()
-
     def patch(owner: Any, names: tuple[str, ...], category: Category, skip: Skip | None = None, due: Due | None = None, socket_method: bool = False) -> None:
         for name in names:
             func = getattr(owner, name, None)
             if func is not None:
-                wrapper = timed(func, category, skip, due=due, socket_method=socket_method)
-                if socket_method and native is not None:  # non-blocking sockets skip the Python wrapper
-                    wrapper = native.NonBlockingFirst(func, wrapper)
-                patcher.replace(owner, name, wrapper)
+                patcher.replace(owner, name, timed(func, category, skip, due=due, socket_method=socket_method))
 
     patch(socket.socket, SOCKET_METHODS, Category.NETWORK, socket_method=True)
     patch(socket, ("getaddrinfo",), Category.NETWORK)  # DNS; create_connection and asyncio's resolver use it

@@ -190,6 +190,8 @@ class Recorder:
 
     def _unhook(self) -> None:
         self._patcher.restore()
+        if self.waits is not None:
+            self.waits.close()
         if self._remove_gc is not None:
             self._remove_gc()
             self._remove_gc = None
