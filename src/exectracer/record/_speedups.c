@@ -1779,6 +1779,22 @@ static _Thread_local int timed_depth;
 #endif
 static uint64_t wait_threshold = UINT64_MAX;  /* ns; UINT64_MAX: no recording records waits */
 
+/* Where a long call of a Timed wrapper without skip, waker or due (socket
+   calls, select, os calls) is recorded, as blocking.Waits.record does it:
+   its stack found by the frames' raw key (code objects and offsets) in a
+   table, else through FrameStacks.of_key; the thread's goroutine from the
+   registry; a THREAD_BLOCK/UNBLOCK pair stored in the recording's Rows. Set
+   by Waits for its recording (set_wait_sink), cleared when it ends. */
+#define MAX_STACK 128  /* thread_stacks.MAX_DEPTH */
+static struct {
+    PyObject *rows;     /* Rows; NULL: no sink, waits go through `record` */
+    PyObject *threads;  /* dict: thread ident -> g */
+    PyObject *thread_g;
+    PyObject *of_key;
+    unsigned long long block, unblock, arg_shift, category_shift;
+    ChainTable stacks;
+} sink;
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
@@ -1786,6 +1802,7 @@ typedef struct {
     PyObject *record;
     PyObject *clock;
     int socket_method;
+    long category;  /* >= 0: the wait's category, and `record` has no more to add (no skip, waker or due) */
 } Timed;
 
 static int
@@ -1844,6 +1861,88 @@ record_wait(Timed *self, uint64_t start, uint64_t end, PyObject *const *args, Py
     PUT_ERROR_BACK;
 }
 
+/* The stack id of the calling thread's stack, from `frame` out (as FrameStacks.of gives it); -1 on error */
+static int
+wait_stack(PyObject *frame, uint64_t *sid)
+{
+    uintptr_t parts[2 * MAX_STACK];
+    Py_ssize_t n = 0;
+    PyFrameObject *f = (PyFrameObject *)Py_XNewRef(frame);
+    while (f != NULL && n < 2 * MAX_STACK) {
+        PyCodeObject *code = PyFrame_GetCode(f);
+        parts[n++] = (uintptr_t)code;  /* alive: the frame holds it */
+        Py_DECREF(code);
+        long lasti = frame_lasti_of((PyObject *)f);
+        if (lasti == -1 && PyErr_Occurred()) {
+            Py_DECREF(f);
+            return -1;
+        }
+        parts[n++] = (uintptr_t)lasti;
+        Py_SETREF(f, PyFrame_GetBack(f));
+    }
+    Py_XDECREF(f);
+    uint64_t hash = hash_parts(parts, n);
+    ChainEntry *known = chain_find(&sink.stacks, parts, n, hash);
+    if (known != NULL) {
+        *sid = known->code;
+        return 0;
+    }
+    PyObject *key = PyTuple_New(n);  /* thread_stacks.stack_key's */
+    for (Py_ssize_t i = 0; key != NULL && i < n; i++) {
+        PyObject *item = i % 2 ? PyLong_FromLong((long)parts[i]) : PyLong_FromVoidPtr((void *)parts[i]);
+        if (item == NULL) {
+            Py_CLEAR(key);
+            break;
+        }
+        PyTuple_SET_ITEM(key, i, item);
+    }
+    PyObject *value = key == NULL ? NULL : PyObject_CallFunctionObjArgs(sink.of_key, key, frame != NULL ? frame : Py_None, NULL);
+    Py_XDECREF(key);
+    if (value == NULL) {
+        return -1;
+    }
+    *sid = as_u64(value);
+    Py_DECREF(value);
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    chain_insert(&sink.stacks, parts, n, hash, *sid);  /* the interner now keeps those code objects */
+    return 0;
+}
+
+/* Record a long call's wait as Waits.record does (it is no timed call's inner one); -1 on error */
+static int
+record_wait_in_c(uint64_t start, uint64_t end, uint64_t category)
+{
+    SET_ERROR_ASIDE;
+    int status = -1;
+    uint64_t sid = 0, g = 0;
+    PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    PyObject *known = ident == NULL ? NULL : PyDict_GetItemWithError(sink.threads, ident);
+    Py_XDECREF(ident);
+    if (known == NULL && !PyErr_Occurred()) {
+        known = PyObject_CallNoArgs(sink.thread_g);
+    }
+    else {
+        Py_XINCREF(known);
+    }
+    if (known != NULL) {
+        g = as_u64(known);
+        Py_DECREF(known);
+        if (!PyErr_Occurred() && (g == 0 || wait_stack((PyObject *)PyEval_GetFrame(), &sid) == 0)) {
+            status = 0;
+        }
+    }
+    if (status == 0 && g != 0) {  /* 0: one of the tracer's own threads */
+        uint64_t row[6] = {sink.block | (sid << sink.category_shift | category) << sink.arg_shift, start, g,
+                           sink.unblock, end, g};
+        rows_store((Rows *)sink.rows, row, 2);
+    }
+    PyErr_Clear();
+    PUT_ERROR_BACK;
+    return status;
+}
+
 static PyObject *
 timed_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -1859,7 +1958,9 @@ timed_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *
     PyObject *result = PyObject_Vectorcall(self->func, args, nargsf, kwnames);
     timed_depth--;
     if (now_ns(self->clock, &end) == 0 && end - start >= wait_threshold) {
-        record_wait(self, start, end, args, nargs);
+        if (self->category < 0 || sink.rows == NULL || record_wait_in_c(start, end, (uint64_t)self->category) < 0) {
+            record_wait(self, start, end, args, nargs);
+        }
     }
     return result;
 }
@@ -1867,10 +1968,11 @@ timed_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *
 static PyObject *
 timed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"func", "record", "clock", "socket_method", NULL};
+    static char *names[] = {"func", "record", "clock", "socket_method", "category", NULL};
     PyObject *func, *record, *clock;
     int socket_method = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|p:Timed", names, &func, &record, &clock, &socket_method)) {
+    long category = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|pl:Timed", names, &func, &record, &clock, &socket_method, &category)) {
         return NULL;
     }
     Timed *self = (Timed *)type->tp_alloc(type, 0);
@@ -1882,6 +1984,7 @@ timed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->record = Py_NewRef(record);
     self->clock = Py_NewRef(clock);
     self->socket_method = socket_method;
+    self->category = category;
     return (PyObject *)self;
 }
 
@@ -1903,8 +2006,9 @@ timed_getattro(Timed *self, PyObject *name)
 static PyTypeObject TimedType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "exectracer.record._speedups.Timed",
-    .tp_doc = "Timed(func, record, clock, socket_method=False)\n--\n\n"
-              "`func`, timed: a call that took the wait threshold or more goes to record(start, end, frame, args).",
+    .tp_doc = "Timed(func, record, clock, socket_method=False, category=-1)\n--\n\n"
+              "`func`, timed: a call that took the wait threshold or more goes to record(start, end, frame, args),\n"
+              "or with a category (0 or more) is recorded in C where set_wait_sink has set where.",
     .tp_basicsize = sizeof(Timed),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_vectorcall_offset = offsetof(Timed, vectorcall),
@@ -1917,19 +2021,51 @@ static PyTypeObject TimedType = {
     .tp_dealloc = (destructor)timed_dealloc,
 };
 
+static void
+clear_sink(void)
+{
+    wait_threshold = UINT64_MAX;
+    Py_CLEAR(sink.rows);
+    Py_CLEAR(sink.threads);
+    Py_CLEAR(sink.thread_g);
+    Py_CLEAR(sink.of_key);
+    chain_table_free(&sink.stacks);
+}
+
 static PyObject *
-set_wait_threshold(PyObject *module, PyObject *value)
+set_wait_sink(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     (void)module;
-    if (value == Py_None) {
-        wait_threshold = UINT64_MAX;
-        Py_RETURN_NONE;
-    }
-    unsigned long long ns = PyLong_AsUnsignedLongLong(value);
-    if (ns == (unsigned long long)-1 && PyErr_Occurred()) {
+    static char *names[] = {"threshold", "rows", "threads", "thread_g", "of_key", "block", "unblock", "arg_shift", "category_shift", NULL};
+    unsigned long long threshold, block, unblock, arg_shift, category_shift;
+    PyObject *rows, *threads, *thread_g, *of_key;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$KOO!OOKKKK:set_wait_sink", names, &threshold, &rows, &PyDict_Type, &threads,
+                                     &thread_g, &of_key, &block, &unblock, &arg_shift, &category_shift)) {
         return NULL;
     }
-    wait_threshold = ns;
+    if (rows != Py_None && !PyObject_TypeCheck(rows, &RowsType)) {
+        PyErr_SetString(PyExc_TypeError, "rows must be a Rows or None");
+        return NULL;
+    }
+    clear_sink();
+    sink.rows = rows == Py_None ? NULL : Py_NewRef(rows);
+    sink.threads = Py_NewRef(threads);
+    sink.thread_g = Py_NewRef(thread_g);
+    sink.of_key = Py_NewRef(of_key);
+    sink.block = block;
+    sink.unblock = unblock;
+    sink.arg_shift = arg_shift;
+    sink.category_shift = category_shift;
+    wait_threshold = threshold;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+clear_wait_sink(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    clear_sink();
     Py_RETURN_NONE;
 }
 
@@ -1955,8 +2091,9 @@ clock_ns(PyObject *module, PyObject *clock)
 }
 
 static PyMethodDef methods[] = {
-    {"set_wait_threshold", set_wait_threshold, METH_O,
-     "Record the waits Timed wrappers see that last this many ns or more (None: none; the recording's thread_waits)."},
+    {"set_wait_sink", (PyCFunction)(void (*)(void))set_wait_sink, METH_VARARGS | METH_KEYWORDS,
+     "Record the waits Timed wrappers see that last `threshold` ns or more, there (Waits sets it for its recording)."},
+    {"clear_wait_sink", clear_wait_sink, METH_NOARGS, "No recording records waits any more."},
     {"in_timed_call", in_timed_call, METH_NOARGS, "Whether the calling thread is inside a Timed call."},
     {"current_waker", get_current_waker, METH_O, "The calling thread's HookState.cur (the getter of a property: takes the state)."},
     {"set_current_waker", (PyCFunction)(void (*)(void))set_current_waker, METH_FASTCALL,

@@ -28,20 +28,24 @@ UNBLOCK = int(Kind.THREAD_UNBLOCK)
 class Waits:
     """Records thread waits for one recording."""
 
-    def __init__(self, events: list[int], registry: Registry, stacks: FrameStacks, threshold_ns: int) -> None:
+    def __init__(self, events: list[int], registry: Registry, stacks: FrameStacks, threshold_ns: int, rows: Any = None) -> None:
+        """``rows``: the C hooks' columns, where their ``Timed`` wrappers record the waits they can themselves."""
         self._emit = events.extend
         self._threads = registry.threads
         self._thread_g = registry.thread_g
         self._stacks = stacks
         self.threshold_ns = threshold_ns
-        self._native = speedups()  # its Timed wrappers read the threshold there, and know when a call is inside one
+        self._native = speedups()  # its Timed wrappers record waits there, and know when a call is inside one
         if self._native is not None:
-            self._native.set_wait_threshold(threshold_ns)
+            self._native.set_wait_sink(
+                threshold=threshold_ns, rows=rows, threads=registry.threads, thread_g=registry.thread_g,
+                of_key=stacks.of_key, block=BLOCK, unblock=UNBLOCK, arg_shift=ARG_SHIFT, category_shift=CATEGORY_SHIFT,
+            )
 
     def close(self) -> None:
         """The recording ends: C wrappers kept by the program stop timing."""
         if self._native is not None:
-            self._native.set_wait_threshold(None)
+            self._native.clear_wait_sink()
 
     def record(self, start: int, end: int, category: int, frame: FrameType | None, waker: int = 0) -> bool:
         """Record that the calling thread waited from ``start`` to ``end`` (ns) at ``frame``.
@@ -93,7 +97,8 @@ def timed(func: Callable, category: Category, skip: Skip | None = None, waker: W
             if rec is not None and rec.waits is not None:
                 _record_call(rec, start, end, cat, frame, args, skip, waker, due)
 
-        return native.Timed(func, record, time.perf_counter_ns, socket_method)
+        simple = skip is None and waker is None and due is None  # then the wrapper can record the wait itself
+        return native.Timed(func, record, time.perf_counter_ns, socket_method, cat if simple else -1)
     return _python_timed(func, cat, skip, waker, due, socket_method)
 
 

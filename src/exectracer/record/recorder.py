@@ -82,7 +82,7 @@ class Recorder:
         self.dest_name = os.fspath(dest) if isinstance(dest, (str, os.PathLike)) else getattr(dest, "name", repr(dest))
         self.events: list[int] = []
         native = speedups()
-        self.rows = native.Rows() if native is not None and options.asyncio else None  # where the C hooks store task steps
+        self.rows = native.Rows() if native is not None else None  # where the C hooks store task steps and waits
         self.interner = Interner()
         self.active = False
         self.warnings: list[str] = []
@@ -137,7 +137,7 @@ class Recorder:
             if opts.gc:
                 self._remove_gc = gc_hooks.install(self.events, self.registry, self._heap)
             if opts.thread_waits:
-                self.waits = Waits(self.events, self.registry, self.stacks, int(opts.block_threshold * 1e9))
+                self.waits = Waits(self.events, self.registry, self.stacks, int(opts.block_threshold * 1e9), self.rows)
                 sync_waits.install(self._patcher)
                 io_waits.install(self._patcher)  # after the asyncio hooks: it wraps their select
             if opts.threads:
