@@ -26,16 +26,17 @@ import native_program
 pytestmark = pytest.mark.recorder
 
 PROGRAM = Path(__file__).with_name("native_program.py")
+THREADS_PROGRAM = Path(__file__).with_name("native_threads_program.py")
 PURE = bool(os.environ.get(native.PURE_PYTHON_VARIABLE))
 
 
-def trace_program(tmp_path: Path, pure: bool) -> exectracer.Trace:
+def trace_program(tmp_path: Path, pure: bool, program: Path = PROGRAM) -> exectracer.Trace:
     env = dict(os.environ)
     env.pop(native.PURE_PYTHON_VARIABLE, None)
     if pure:
         env[native.PURE_PYTHON_VARIABLE] = "1"
-    path = tmp_path / f"{'pure' if pure else 'native'}.xtrace"
-    subprocess.run([sys.executable, "-m", "exectracer", "run", "-o", str(path), str(PROGRAM)], check=True, env=env, timeout=60)
+    path = tmp_path / f"{program.stem}-{'pure' if pure else 'native'}.xtrace"
+    subprocess.run([sys.executable, "-m", "exectracer", "run", "-o", str(path), str(program)], check=True, env=env, timeout=60)
     return exectracer.load(path)
 
 
@@ -110,6 +111,36 @@ def test_c_and_python_hooks_record_the_same_story(tmp_path):
     assert ("ready", "TASK", "__main__.main#1") in c_story["pong"]
     callbacks = {event[1] for who, events in c_story.items() if who.startswith("loop") for event in events}
     assert {"builtins.print", "__main__.broken_callback"} <= callbacks
+
+
+def thread_waits(trace: exectracer.Trace) -> Counter:
+    """Each thread's waits: (thread, category, the stack's functions) as a multiset.
+
+    The main thread's are left out but for its sleep: whether a join or a
+    write lasts the 20 µs that makes it a wait depends on timing.
+    """
+    threads = {thread.id: thread.name for thread in trace.threads}
+    kind, arg, g = (trace.events[c].tolist() for c in ("kind", "arg", "g"))
+    return Counter(
+        (threads[who], Category(a & ((1 << CATEGORY_SHIFT) - 1)).name, tuple(frame.function for frame in trace.stacks[a >> CATEGORY_SHIFT]))
+        for k, a, who in zip(kind, arg, g)
+        if k == Kind.THREAD_BLOCK and (threads[who] != "MainThread" or a & ((1 << CATEGORY_SHIFT) - 1) == Category.SLEEP)
+    )
+
+
+@pytest.mark.skipif(PURE, reason="the C hooks are switched off in this run")
+def test_c_and_python_wait_hooks_record_the_same_waits(tmp_path):
+    c_waits = thread_waits(trace_program(tmp_path, False, THREADS_PROGRAM))
+    python_waits = thread_waits(trace_program(tmp_path, True, THREADS_PROGRAM))
+    assert c_waits == python_waits
+    waits = {(thread, category, stack[0]) for thread, category, stack in c_waits}
+    assert {
+        ("receiver", "NETWORK", "__main__.receive"),
+        ("selector", "NETWORK", "__main__.wait_readable"),
+        ("reader", "SYSCALL", "__main__.read_pipe"),
+        ("locker", "SYNC", "__main__.take"),
+        ("MainThread", "SLEEP", "__main__.main"),
+    } <= waits
 
 
 def test_a_callback_raising_systemexit_ends_the_loop_and_leaves_no_current_step(tmp_path):

@@ -1,0 +1,61 @@
+"""A deterministic threaded program whose waits go through every kind of thread wait hook.
+
+Traced twice by ``test_native_hooks``, with the C hooks and with the Python
+ones: both must record the same waits.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+import time
+
+
+def receive(sock: socket.socket) -> bytes:
+    return sock.recv(10)  # waits for the sender: recorded by the C wrapper itself
+
+
+def wait_readable(fd: int) -> None:
+    select.select([fd], [], [])  # also in C
+
+
+def read_pipe(fd: int) -> bytes:
+    return os.read(fd, 10)  # also in C
+
+
+def take(lock: threading.Lock) -> None:
+    with lock:  # a contended lock: the Python lock hook
+        pass
+
+
+def main() -> None:
+    left, right = socket.socketpair()
+    selected, to_select = os.pipe()
+    read, to_read = os.pipe()
+    lock = threading.Lock()
+    lock.acquire()
+    threads = [
+        threading.Thread(target=receive, args=(left,), name="receiver"),
+        threading.Thread(target=wait_readable, args=(selected,), name="selector"),
+        threading.Thread(target=read_pipe, args=(read,), name="reader"),
+        threading.Thread(target=take, args=(lock,), name="locker"),
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.05)  # a sleep: its GIL estimate makes it a Python-recorded wait
+    right.sendall(b"x")
+    os.write(to_select, b"y")
+    os.write(to_read, b"z")
+    lock.release()
+    for thread in threads:
+        thread.join()
+    for closing in (left, right):
+        closing.close()
+    for fd in (selected, to_select, read, to_read):
+        os.close(fd)
+
+
+if __name__ == "__main__":
+    main()
