@@ -145,9 +145,9 @@ def install(
 ) -> Callable[[], None]:
     """Patch asyncio for one recording; ``patcher.restore()`` undoes it all.
 
-    With ``rows`` (a ``_speedups.Rows`` the writer drains), task steps and
-    ``call_soon`` are hooked by the C versions of the hooks, which store
-    steps there; without, by the Python ones below.
+    With ``rows`` (a ``_speedups.Rows`` the writer drains), ``Handle._run``
+    and ``call_soon`` are hooked by the C versions of the hooks below, which
+    store steps and callbacks there; without, by the Python ones.
 
     Returns a function to call just before stopping: it records the tasks
     that are ready but have not run yet.
@@ -305,8 +305,8 @@ def install(
             end_code=end_code, executor_futures=executor_futures, ready_type=ReadyHandle,
             report_error=report_callback_error, clock=clock, code_for=chains.code_for, task_type=asyncio.Task,
             step_wrapper_type=wrapper_type, loops=loops, loop_id=loop_id, name_cache=name_cache,
-            name_id=names.name_id, timer_type=TimerHandle, looked_at=chains.looked_at, task_waker=TASK_WAKER, waker_shift=WAKER_SHIFT,
-            step=STEP, ready=READY, done=DONE, shift=SHIFT, cat_mask=CAT_MASK, syscall_bits=SYSCALL_BITS,
+            name_id=names.name_id, timer_type=TimerHandle, looked_at=chains.looked_at,
+            task_waker=TASK_WAKER, waker_shift=WAKER_SHIFT, step=STEP, ready=READY, done=DONE, shift=SHIFT, cat_mask=CAT_MASK, syscall_bits=SYSCALL_BITS,
             callback_begin=CB_BEGIN, callback_end=CB_END, callback_shift=CALLBACK_SHIFT, source_timer=SOURCE_TIMER,
             source_io=SOURCE_IO, source_soon=SOURCE_SOON, waker_timer=WAKER_TIMER, waker_io=WAKER_IO,
             waker_callback=WAKER_CALLBACK,

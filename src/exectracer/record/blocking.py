@@ -17,8 +17,8 @@ from types import FrameType
 from typing import Any, Callable
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Category, Kind
-from .registry import Registry
 from .native import speedups
+from .registry import Registry
 from .thread_stacks import FrameStacks, stack_key
 
 BLOCK = int(Kind.THREAD_BLOCK)

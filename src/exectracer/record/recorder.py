@@ -16,11 +16,11 @@ from .. import __version__
 from ..format.chunks import FORMAT_VERSION
 from . import asyncio_hooks, gc_hooks, io_waits, pool_hooks, sync_waits, thread_hooks
 from .blocking import Waits
-from .native import hook_state as native_hook_state, speedups
 from .gc_hooks import HeapProbe
 from .gil import GilLateness
 from .handoff import GilHandoff
 from .interner import Interner
+from .native import hook_state as native_hook_state, speedups
 from .patcher import Patcher
 from .registry import Registry
 from .sampler import Sampler
@@ -105,10 +105,9 @@ class Recorder:
             on_tick=self._tick,
             handoff=self.handoff,
         )
-        c_hooks = native is not None and self.rows is not None
-        self.registry = Registry(
+        self.registry = Registry(  # with the C hooks, the task ids and current step they share
             self.events, self.interner, self.writer.thread_idents,
-            tasks=native.TaskIds() if c_hooks else None, local=native_hook_state(native) if c_hooks else None,
+            tasks=native.TaskIds() if native is not None else None, local=native_hook_state(native) if native is not None else None,
         )
         self.stacks = FrameStacks(self.interner)  # thread stacks, shared by the sampler and the wait hooks
         self.waits: Waits | None = None
@@ -224,7 +223,7 @@ class Recorder:
             "start_ns": time.perf_counter_ns(),
             "clock": {"name": "perf_counter", "implementation": clock.implementation, "resolution": clock.resolution, "monotonic": clock.monotonic},
             "options": dataclasses.asdict(self.options),
-            "native_hooks": self.rows is not None,  # task steps and call_soon hooked in C (else in Python)
+            "native_hooks": self.rows is not None,  # the hottest hooks in C (else in Python)
             "exact": [
                 "asyncio tasks and callbacks (loops derived from asyncio.BaseEventLoop)",
                 "thread lifecycles",

@@ -176,7 +176,10 @@ class Writer:
         for the traced program), each column holds 8 bytes per integer, and
         chunks need no transposition (their payload is column-major).
         """
-        if self._rows is not None:  # before the list: a task's describing events are then never staged after its steps
+        # the rows before the list: a step is then never staged a poll before the events describing
+        # its task (readers sort by time; a task's end, which a flight recorder reads in file order
+        # after its creation, goes to the list)
+        if self._rows is not None:
             *taken, lost = self._rows.take()
             for column, values in zip(self._columns, taken):
                 column.frombytes(values)
