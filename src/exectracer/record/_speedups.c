@@ -856,7 +856,7 @@ typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *fallback;        /* the Python hook: handle_run(handle) */
-    PyObject *run_callback;    /* the Python hook's branch for other callbacks: run_callback(handle, cb) */
+    PyObject *run_callback;    /* the Python hook for other callbacks, where the C path cannot go on: run_callback(handle, cb) */
     PyObject *step_types;      /* set of callback types a task's step comes in */
     PyObject *task_classes;    /* tuple of task classes */
     PyObject *is_task_type;    /* dict: type -> bool, filled here */
@@ -1533,7 +1533,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static PyTypeObject StepRunnerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "exectracer.record._speedups.StepRunner",
-    .tp_doc = "Handle._run for the recording: task steps in C, other callbacks through the Python hook.",
+    .tp_doc = "Handle._run for the recording: runs a task step or another callback and records it.",
     .tp_basicsize = sizeof(StepRunner),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_vectorcall_offset = offsetof(StepRunner, vectorcall),
