@@ -1910,9 +1910,9 @@ wait_stack(PyObject *frame, uint64_t *sid)
     return 0;
 }
 
-/* Record a long call's wait as Waits.record does (it is no timed call's inner one); -1 on error */
+/* Record a wait at `frame` as Waits.record does (it is no timed call's inner one); -1 on error */
 static int
-record_wait_in_c(uint64_t start, uint64_t end, uint64_t category)
+record_wait_in_c(uint64_t start, uint64_t end, uint64_t category, PyObject *frame, uint64_t waker)
 {
     SET_ERROR_ASIDE;
     int status = -1;
@@ -1929,13 +1929,13 @@ record_wait_in_c(uint64_t start, uint64_t end, uint64_t category)
     if (known != NULL) {
         g = as_u64(known);
         Py_DECREF(known);
-        if (!PyErr_Occurred() && (g == 0 || wait_stack((PyObject *)PyEval_GetFrame(), &sid) == 0)) {
+        if (!PyErr_Occurred() && (g == 0 || wait_stack(frame, &sid) == 0)) {
             status = 0;
         }
     }
     if (status == 0 && g != 0) {  /* 0: one of the tracer's own threads */
         uint64_t row[6] = {sink.block | (sid << sink.category_shift | category) << sink.arg_shift, start, g,
-                           sink.unblock, end, g};
+                           sink.unblock | waker << sink.arg_shift, end, g};
         rows_store((Rows *)sink.rows, row, 2);
     }
     PyErr_Clear();
@@ -1958,7 +1958,8 @@ timed_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *
     PyObject *result = PyObject_Vectorcall(self->func, args, nargsf, kwnames);
     timed_depth--;
     if (now_ns(self->clock, &end) == 0 && end - start >= wait_threshold) {
-        if (self->category < 0 || sink.rows == NULL || record_wait_in_c(start, end, (uint64_t)self->category) < 0) {
+        if (self->category < 0 || sink.rows == NULL
+            || record_wait_in_c(start, end, (uint64_t)self->category, (PyObject *)PyEval_GetFrame(), 0) < 0) {
             record_wait(self, start, end, args, nargs);
         }
     }
@@ -2070,6 +2071,30 @@ clear_wait_sink(PyObject *module, PyObject *unused)
 }
 
 static PyObject *
+record_wait_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    unsigned long long start, end, category, waker;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "record_wait(start, end, category, frame, waker)");
+        return NULL;
+    }
+    start = PyLong_AsUnsignedLongLong(args[0]);
+    end = PyLong_AsUnsignedLongLong(args[1]);
+    category = PyLong_AsUnsignedLongLong(args[2]);
+    waker = PyLong_AsUnsignedLongLong(args[4]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *frame = args[3] == Py_None ? NULL : args[3];
+    if (frame != NULL && !PyFrame_Check(frame)) {
+        PyErr_SetString(PyExc_TypeError, "record_wait: frame must be a frame or None");
+        return NULL;
+    }
+    return PyBool_FromLong(sink.rows != NULL && record_wait_in_c(start, end, category, frame, waker) == 0);
+}
+
+static PyObject *
 in_timed_call(PyObject *module, PyObject *unused)
 {
     (void)module;
@@ -2095,6 +2120,8 @@ static PyMethodDef methods[] = {
      "Record the waits Timed wrappers see that last `threshold` ns or more, there (Waits sets it for its recording)."},
     {"clear_wait_sink", clear_wait_sink, METH_NOARGS, "No recording records waits any more."},
     {"in_timed_call", in_timed_call, METH_NOARGS, "Whether the calling thread is inside a Timed call."},
+    {"record_wait", (PyCFunction)(void (*)(void))record_wait_py, METH_FASTCALL,
+     "record_wait(start, end, category, frame, waker): record a thread's wait where set_wait_sink says; False if it cannot."},
     {"current_waker", get_current_waker, METH_O, "The calling thread's HookState.cur (the getter of a property: takes the state)."},
     {"set_current_waker", (PyCFunction)(void (*)(void))set_current_waker, METH_FASTCALL,
      "Set the calling thread's HookState.cur (the setter of a property: takes the state and the value)."},

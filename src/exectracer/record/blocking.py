@@ -55,8 +55,12 @@ class Waits:
         the whole wait: then it returns False.
         """
         try:
-            if self._native is not None and self._native.in_timed_call():
-                return False
+            native = self._native
+            if native is not None:
+                if native.in_timed_call():
+                    return False
+                if native.record_wait(start, end, category, frame, waker):  # in C, as the Timed wrappers do
+                    return True
             key = stack_key(frame)
             if _TIMED_CODE_ID in key:  # the key holds the code id of each frame (a Python timed wrapper's)
                 return False
