@@ -1,4 +1,4 @@
-"""Builds the optional C speedups of the asyncio hooks; without them, the same hooks run in Python."""
+"""Builds the optional C versions of the hottest recording hooks; without them, the same hooks run in Python."""
 
 import platform
 import sysconfig
