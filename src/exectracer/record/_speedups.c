@@ -40,7 +40,6 @@
 #endif
 
 static PyObject *s_io, *s_done, *s_timeout, *s_dict, *s_debug, *s_ready, *s_append;
-static PyObject *zero;
 static PyTypeObject *deque_type;  /* collections.deque, a loop's _ready */
 static PyObject *deque_append;    /* its append method descriptor */
 
@@ -411,31 +410,30 @@ bind(PyObject *self, PyObject *obj, PyObject *type)
     return PyMethod_New(self, obj);
 }
 
-/* ------------------------------------------------------------------ TaskIds */
+/* ------------------------------------------------------------------ PtrMap */
 
-/* The registry's map from id(task) to goroutine id, as a dict-like object
-   the C hooks read by address, with no int made: get, pop, [], in, len. */
+/* A map from object addresses to 64-bit values, by open addressing: the
+   registry's task ids (TaskIds below) and the await chains' code flags. */
 typedef struct {
-    PyObject_HEAD
     uintptr_t *keys;   /* 0: empty; TOMBSTONE: removed */
     uint64_t *values;
     Py_ssize_t capacity, used, filled;  /* used: live keys; filled: live keys and tombstones */
-} TaskIds;
+} PtrMap;
 
 #define TOMBSTONE ((uintptr_t)1)  /* no object lives at address 1 */
 
 static uint64_t mix(uint64_t h);
 
-/* The slot of `key`, or of the empty slot where it would go; -1 if the table is empty */
+/* The slot of `key`, or of the slot where it would go; -1 if the map is empty */
 static Py_ssize_t
-task_ids_slot(TaskIds *self, uintptr_t key, int for_insert)
+ptr_map_slot(PtrMap *map, uintptr_t key, int for_insert)
 {
-    if (self->capacity == 0) {
+    if (map->capacity == 0) {
         return -1;
     }
-    Py_ssize_t mask = self->capacity - 1, reuse = -1;
+    Py_ssize_t mask = map->capacity - 1, reuse = -1;
     for (Py_ssize_t i = (Py_ssize_t)(mix(key) & (uint64_t)mask);; i = (i + 1) & mask) {
-        uintptr_t found = self->keys[i];
+        uintptr_t found = map->keys[i];
         if (found == key) {
             return i;
         }
@@ -449,39 +447,39 @@ task_ids_slot(TaskIds *self, uintptr_t key, int for_insert)
 }
 
 static int
-task_ids_lookup(TaskIds *self, uintptr_t key, uint64_t *value)
+ptr_map_lookup(PtrMap *map, uintptr_t key, uint64_t *value)
 {
-    Py_ssize_t i = task_ids_slot(self, key, 0);
-    if (i < 0 || self->keys[i] != key) {
+    Py_ssize_t i = ptr_map_slot(map, key, 0);
+    if (i < 0 || map->keys[i] != key) {
         return 0;
     }
-    *value = self->values[i];
+    *value = map->values[i];
     return 1;
 }
 
 static int
-task_ids_resize(TaskIds *self, Py_ssize_t capacity)
+ptr_map_resize(PtrMap *map, Py_ssize_t capacity)
 {
-    uintptr_t *keys = PyMem_Calloc((size_t)capacity, sizeof(uintptr_t)), *old_keys = self->keys;
-    uint64_t *values = PyMem_Calloc((size_t)capacity, sizeof(uint64_t)), *old_values = self->values;
+    uintptr_t *keys = PyMem_Calloc((size_t)capacity, sizeof(uintptr_t)), *old_keys = map->keys;
+    uint64_t *values = PyMem_Calloc((size_t)capacity, sizeof(uint64_t)), *old_values = map->values;
     if (keys == NULL || values == NULL) {
         PyMem_Free(keys);
         PyMem_Free(values);
         PyErr_NoMemory();
         return -1;
     }
-    Py_ssize_t old_capacity = self->capacity;
-    self->keys = keys;
-    self->values = values;
-    self->capacity = capacity;
-    self->used = self->filled = 0;
+    Py_ssize_t old_capacity = map->capacity;
+    map->keys = keys;
+    map->values = values;
+    map->capacity = capacity;
+    map->used = map->filled = 0;
     for (Py_ssize_t i = 0; i < old_capacity; i++) {
         if (old_keys[i] > TOMBSTONE) {
-            Py_ssize_t j = task_ids_slot(self, old_keys[i], 1);
-            self->keys[j] = old_keys[i];
-            self->values[j] = old_values[i];
-            self->used++;
-            self->filled++;
+            Py_ssize_t j = ptr_map_slot(map, old_keys[i], 1);
+            map->keys[j] = old_keys[i];
+            map->values[j] = old_values[i];
+            map->used++;
+            map->filled++;
         }
     }
     PyMem_Free(old_keys);
@@ -489,40 +487,60 @@ task_ids_resize(TaskIds *self, Py_ssize_t capacity)
     return 0;
 }
 
+/* -1 (MemoryError set) if the map cannot grow */
 static int
-task_ids_store(TaskIds *self, uintptr_t key, uint64_t value)
+ptr_map_store(PtrMap *map, uintptr_t key, uint64_t value)
 {
-    if ((self->filled + 1) * 2 > self->capacity) {
-        Py_ssize_t capacity = self->capacity ? self->capacity : 256;
-        while ((self->used + 1) * 4 > capacity) {  /* room to grow without another resize soon */
+    if ((map->filled + 1) * 2 > map->capacity) {
+        Py_ssize_t capacity = map->capacity ? map->capacity : 256;
+        while ((map->used + 1) * 4 > capacity) {  /* room to grow without another resize soon */
             capacity *= 2;
         }
-        if (task_ids_resize(self, capacity) < 0) {
+        if (ptr_map_resize(map, capacity) < 0) {
             return -1;
         }
     }
-    Py_ssize_t i = task_ids_slot(self, key, 1);
-    if (self->keys[i] != key) {
-        self->filled += self->keys[i] == 0;
-        self->used++;
-        self->keys[i] = key;
+    Py_ssize_t i = ptr_map_slot(map, key, 1);
+    if (map->keys[i] != key) {
+        map->filled += map->keys[i] == 0;
+        map->used++;
+        map->keys[i] = key;
     }
-    self->values[i] = value;
+    map->values[i] = value;
     return 0;
 }
 
 static int
-task_ids_remove(TaskIds *self, uintptr_t key, uint64_t *value)
+ptr_map_remove(PtrMap *map, uintptr_t key, uint64_t *value)
 {
-    Py_ssize_t i = task_ids_slot(self, key, 0);
-    if (i < 0 || self->keys[i] != key) {
+    Py_ssize_t i = ptr_map_slot(map, key, 0);
+    if (i < 0 || map->keys[i] != key) {
         return 0;
     }
-    *value = self->values[i];
-    self->keys[i] = TOMBSTONE;
-    self->used--;
+    *value = map->values[i];
+    map->keys[i] = TOMBSTONE;
+    map->used--;
     return 1;
 }
+
+static void
+ptr_map_free(PtrMap *map)
+{
+    PyMem_Free(map->keys);
+    PyMem_Free(map->values);
+    map->keys = NULL;
+    map->values = NULL;
+    map->capacity = map->used = map->filled = 0;
+}
+
+/* ------------------------------------------------------------------ TaskIds */
+
+/* The registry's map from id(task) to goroutine id, as a dict-like object
+   the C hooks read by address, with no int made: get, pop, [], in, len. */
+typedef struct {
+    PyObject_HEAD
+    PtrMap map;
+} TaskIds;
 
 static int
 task_ids_key(PyObject *key, uintptr_t *out)
@@ -558,7 +576,7 @@ task_ids_get(TaskIds *self, PyObject *const *args, Py_ssize_t nargs)
     if (task_ids_call_key(args, nargs, "get(key, default=None)", &key) < 0) {
         return NULL;
     }
-    if (task_ids_lookup(self, key, &value)) {
+    if (ptr_map_lookup(&self->map, key, &value)) {
         return PyLong_FromUnsignedLongLong(value);
     }
     return Py_NewRef(nargs == 2 ? args[1] : Py_None);
@@ -572,7 +590,7 @@ task_ids_pop(TaskIds *self, PyObject *const *args, Py_ssize_t nargs)
     if (task_ids_call_key(args, nargs, "pop(key[, default])", &key) < 0) {
         return NULL;
     }
-    if (task_ids_remove(self, key, &value)) {
+    if (ptr_map_remove(&self->map, key, &value)) {
         return PyLong_FromUnsignedLongLong(value);
     }
     if (nargs == 2) {
@@ -590,7 +608,7 @@ task_ids_subscript(TaskIds *self, PyObject *key_object)
     if (task_ids_key(key_object, &key) < 0) {
         return NULL;
     }
-    if (!task_ids_lookup(self, key, &value)) {
+    if (!ptr_map_lookup(&self->map, key, &value)) {
         PyErr_SetObject(PyExc_KeyError, key_object);
         return NULL;
     }
@@ -606,7 +624,7 @@ task_ids_ass_subscript(TaskIds *self, PyObject *key_object, PyObject *value_obje
         return -1;
     }
     if (value_object == NULL) {
-        if (!task_ids_remove(self, key, &value)) {
+        if (!ptr_map_remove(&self->map, key, &value)) {
             PyErr_SetObject(PyExc_KeyError, key_object);
             return -1;
         }
@@ -616,7 +634,7 @@ task_ids_ass_subscript(TaskIds *self, PyObject *key_object, PyObject *value_obje
     if (value == (uint64_t)-1 && PyErr_Occurred()) {
         return -1;
     }
-    return task_ids_store(self, key, value);
+    return ptr_map_store(&self->map, key, value);
 }
 
 static int
@@ -627,20 +645,19 @@ task_ids_contains(TaskIds *self, PyObject *key_object)
     if (task_ids_key(key_object, &key) < 0) {
         return -1;
     }
-    return task_ids_lookup(self, key, &value);
+    return ptr_map_lookup(&self->map, key, &value);
 }
 
 static Py_ssize_t
 task_ids_len(TaskIds *self)
 {
-    return self->used;
+    return self->map.used;
 }
 
 static void
 task_ids_dealloc(TaskIds *self)
 {
-    PyMem_Free(self->keys);
-    PyMem_Free(self->values);
+    ptr_map_free(&self->map);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -691,13 +708,6 @@ typedef struct {
     Py_ssize_t capacity;  /* a power of two, or 0 */
     Py_ssize_t used;
 } ChainTable;
-
-/* Code objects known to have one suspension point (2) or more (1) */
-typedef struct {
-    uintptr_t *keys;
-    unsigned char *flags;
-    Py_ssize_t capacity, used;
-} CodeFlags;
 
 static uint64_t
 mix(uint64_t h)
@@ -789,67 +799,6 @@ chain_table_free(ChainTable *table)
     table->capacity = table->used = 0;
 }
 
-static unsigned char
-code_flag(CodeFlags *flags, uintptr_t code)
-{
-    if (flags->capacity == 0) {
-        return 0;
-    }
-    Py_ssize_t mask = flags->capacity - 1;
-    for (Py_ssize_t i = (Py_ssize_t)(mix(code) & (uint64_t)mask);; i = (i + 1) & mask) {
-        if (flags->keys[i] == code) {
-            return flags->flags[i];
-        }
-        if (flags->keys[i] == 0) {
-            return 0;
-        }
-    }
-}
-
-static void
-code_flag_set(CodeFlags *flags, uintptr_t code, unsigned char flag)
-{
-    if ((flags->used + 1) * 2 > flags->capacity) {
-        Py_ssize_t capacity = flags->capacity ? flags->capacity * 2 : 256, old_capacity = flags->capacity;
-        uintptr_t *keys = PyMem_Calloc((size_t)capacity, sizeof(uintptr_t)), *old_keys = flags->keys;
-        unsigned char *values = PyMem_Calloc((size_t)capacity, 1), *old_values = flags->flags;
-        if (keys == NULL || values == NULL) {
-            PyMem_Free(keys);
-            PyMem_Free(values);
-            return;
-        }
-        flags->keys = keys;
-        flags->flags = values;
-        flags->capacity = capacity;
-        flags->used = 0;
-        for (Py_ssize_t i = 0; i < old_capacity; i++) {
-            if (old_keys[i] != 0) {
-                code_flag_set(flags, old_keys[i], old_values[i]);
-            }
-        }
-        PyMem_Free(old_keys);
-        PyMem_Free(old_values);
-    }
-    Py_ssize_t mask = flags->capacity - 1;
-    Py_ssize_t i = (Py_ssize_t)(mix(code) & (uint64_t)mask);
-    while (flags->keys[i] != 0 && flags->keys[i] != code) {
-        i = (i + 1) & mask;
-    }
-    flags->used += flags->keys[i] == 0;
-    flags->keys[i] = code;
-    flags->flags[i] = flag;
-}
-
-static void
-code_flags_free(CodeFlags *flags)
-{
-    PyMem_Free(flags->keys);
-    PyMem_Free(flags->flags);
-    flags->keys = NULL;
-    flags->flags = NULL;
-    flags->capacity = flags->used = 0;
-}
-
 /* ---------------------------------------------------------------- StepRunner */
 
 typedef struct {
@@ -882,7 +831,7 @@ typedef struct {
     PyObject *looked_at;       /* set: ids of codes AwaitChains has counted the suspension points of */
     PyObject *chain_types;     /* set: the waiter types in the chain table's keys, kept alive */
     ChainTable chains;
-    CodeFlags code_flags;
+    PtrMap code_flags;         /* code object -> 2: one suspension point, 1: more */
     PyObject *last_task_type;  /* borrowed (is_task_type holds it): the type is_task saw last */
     int last_is_task;
     FastAttr handle_callback, handle_context, handle_args, handle_loop, handle_waker, handle_queued, task_fut_waiter, task_coro, wrapper_self;
@@ -933,7 +882,7 @@ step_runner_dealloc(StepRunner *self)
     PyObject_GC_UnTrack(self);
     step_runner_clear(self);
     chain_table_free(&self->chains);
-    code_flags_free(&self->code_flags);
+    ptr_map_free(&self->code_flags);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -965,7 +914,7 @@ is_task(StepRunner *self, PyObject *task)
 static int
 task_goroutine(StepRunner *self, PyObject *task, uint64_t *g)
 {
-    if (task_ids_lookup((TaskIds *)self->tasks, (uintptr_t)task, g) && *g != 0) {
+    if (ptr_map_lookup(&((TaskIds *)self->tasks)->map, (uintptr_t)task, g) && *g != 0) {
         return 0;
     }
     PyObject *value = PyObject_CallOneArg(self->task_g, task);
@@ -1026,8 +975,8 @@ take_exception(void)
 static int
 one_suspension_point(StepRunner *self, PyObject *code)
 {
-    unsigned char flag = code_flag(&self->code_flags, (uintptr_t)code);
-    if (flag) {
+    uint64_t flag;
+    if (ptr_map_lookup(&self->code_flags, (uintptr_t)code, &flag)) {
         return flag == 2;
     }
     PyObject *cid = PyLong_FromVoidPtr(code);
@@ -1040,8 +989,8 @@ one_suspension_point(StepRunner *self, PyObject *code)
     if (single < 0 || looked < 0) {
         return -1;
     }
-    if (single || looked) {
-        code_flag_set(&self->code_flags, (uintptr_t)code, single ? 2 : 1);
+    if ((single || looked) && ptr_map_store(&self->code_flags, (uintptr_t)code, single ? 2 : 1) < 0) {
+        PyErr_Clear();  /* not remembered: asked again next time */
     }
     return single;
 }
@@ -2164,8 +2113,7 @@ PyInit__speedups(void)
     if (deque_type == NULL || (deque_append = PyObject_GetAttrString((PyObject *)deque_type, "append")) == NULL) {
         return NULL;
     }
-    if ((zero = PyLong_FromLong(0)) == NULL
-        || fast_attr_init(&coro_code, (PyObject *)&PyCoro_Type, "cr_code") < 0
+    if (fast_attr_init(&coro_code, (PyObject *)&PyCoro_Type, "cr_code") < 0
         || fast_attr_init(&coro_frame, (PyObject *)&PyCoro_Type, "cr_frame") < 0
         || fast_attr_init(&coro_await, (PyObject *)&PyCoro_Type, "cr_await") < 0
         || fast_attr_init(&gen_frame, (PyObject *)&PyGen_Type, "gi_frame") < 0
