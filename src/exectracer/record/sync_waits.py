@@ -47,7 +47,7 @@ def _acquire_contended(owner: "Lock | RLock", blocking: bool, timeout: float) ->
         end = _clock()
         rec = _recorder._current
         if rec is not None and rec.waits is not None and end - start >= rec.waits.threshold_ns:
-            rec.waits.record(start, end, SYNC, _getframe(2), owner._releaser)  # not within Condition.wait: it records the wait
+            rec.waits.record(start, end, SYNC, _getframe(2), owner._releaser)  # (inside Condition.wait, left to it)
 
 
 class Lock:
