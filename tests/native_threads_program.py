@@ -6,6 +6,7 @@ ones: both must record the same waits.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import select
 import socket
@@ -26,21 +27,39 @@ def read_pipe(fd: int) -> bytes:
 
 
 def take(lock: threading.Lock) -> None:
-    with lock:  # a contended lock: the Python lock hook
+    with lock:  # a contended lock: the lock wrapper
         pass
+
+
+def take_again(rlock: threading.RLock) -> None:
+    with rlock:  # a contended reentrant lock, released by the main thread
+        pass
+
+
+def wait_notified(cond: threading.Condition) -> None:
+    with cond:
+        cond.wait()  # one wait, the Condition's: not its lock's too, taken back inside it
+
+
+async def release_in_task(lock: threading.Lock) -> None:
+    lock.release()  # the waiter's waker is this task, not the main thread
 
 
 def main() -> None:
     left, right = socket.socketpair()
     selected, to_select = os.pipe()
     read, to_read = os.pipe()
-    lock = threading.Lock()
-    lock.acquire()
+    lock, task_lock, rlock, cond = threading.Lock(), threading.Lock(), threading.RLock(), threading.Condition(threading.Lock())
+    for held in (lock, task_lock, rlock):
+        held.acquire()
     threads = [
         threading.Thread(target=receive, args=(left,), name="receiver"),
         threading.Thread(target=wait_readable, args=(selected,), name="selector"),
         threading.Thread(target=read_pipe, args=(read,), name="reader"),
         threading.Thread(target=take, args=(lock,), name="locker"),
+        threading.Thread(target=take, args=(task_lock,), name="task-locker"),
+        threading.Thread(target=take_again, args=(rlock,), name="rlocker"),
+        threading.Thread(target=wait_notified, args=(cond,), name="notified"),
     ]
     for thread in threads:
         thread.start()
@@ -49,6 +68,11 @@ def main() -> None:
     os.write(to_select, b"y")
     os.write(to_read, b"z")
     lock.release()
+    asyncio.run(release_in_task(task_lock))
+    rlock.release()
+    with cond:
+        cond.notify()
+        time.sleep(0.01)  # the waiter, woken, waits to take the lock back: still inside its Condition.wait
     for thread in threads:
         thread.join()
     for closing in (left, right):

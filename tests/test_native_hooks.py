@@ -114,18 +114,27 @@ def test_c_and_python_hooks_record_the_same_story(tmp_path):
 
 
 def thread_waits(trace: exectracer.Trace) -> Counter:
-    """Each thread's waits: (thread, category, the stack's functions) as a multiset.
+    """Each thread's waits: (thread, category, the stack's functions, the waker's name) as a multiset.
 
     The main thread's are left out but for its sleep: whether a join or a
     write lasts the 20 µs that makes it a wait depends on timing.
     """
-    threads = {thread.id: thread.name for thread in trace.threads}
-    kind, arg, g = (trace.events[c].tolist() for c in ("kind", "arg", "g"))
-    return Counter(
-        (threads[who], Category(a & ((1 << CATEGORY_SHIFT) - 1)).name, tuple(frame.function for frame in trace.stacks[a >> CATEGORY_SHIFT]))
-        for k, a, who in zip(kind, arg, g)
-        if k == Kind.THREAD_BLOCK and (threads[who] != "MainThread" or a & ((1 << CATEGORY_SHIFT) - 1) == Category.SLEEP)
-    )
+    names = {thread.id: thread.name for thread in trace.threads}
+    names.update({task.id: task.start_function for task in trace.tasks})
+    order = np.argsort(trace.events["ts"], kind="stable")
+    kind, arg, g = (trace.events[c][order].tolist() for c in ("kind", "arg", "g"))
+    blocked: dict[int, int] = {}  # thread -> its BLOCK's arg, until the UNBLOCK
+    waits: Counter = Counter()
+    for k, a, who in zip(kind, arg, g):
+        if k == Kind.THREAD_BLOCK:
+            blocked[who] = a
+        elif k == Kind.THREAD_UNBLOCK and who in blocked:
+            block = blocked.pop(who)
+            category = Category(block & ((1 << CATEGORY_SHIFT) - 1))
+            if names[who] != "MainThread" or category == Category.SLEEP:
+                stack = tuple(frame.function for frame in trace.stacks[block >> CATEGORY_SHIFT])
+                waits[names[who], category.name, stack, names.get(a)] += 1
+    return waits
 
 
 @pytest.mark.skipif(PURE, reason="the C hooks are switched off in this run")
@@ -133,14 +142,18 @@ def test_c_and_python_wait_hooks_record_the_same_waits(tmp_path):
     c_waits = thread_waits(trace_program(tmp_path, False, THREADS_PROGRAM))
     python_waits = thread_waits(trace_program(tmp_path, True, THREADS_PROGRAM))
     assert c_waits == python_waits
-    waits = {(thread, category, stack[0]) for thread, category, stack in c_waits}
+    waits = {(thread, category, stack[0], waker) for thread, category, stack, waker in c_waits}
     assert {
-        ("receiver", "NETWORK", "__main__.receive"),
-        ("selector", "NETWORK", "__main__.wait_readable"),
-        ("reader", "SYSCALL", "__main__.read_pipe"),
-        ("locker", "SYNC", "__main__.take"),
-        ("MainThread", "SLEEP", "__main__.main"),
+        ("receiver", "NETWORK", "__main__.receive", None),
+        ("selector", "NETWORK", "__main__.wait_readable", None),
+        ("reader", "SYSCALL", "__main__.read_pipe", None),
+        ("locker", "SYNC", "__main__.take", "MainThread"),
+        ("task-locker", "SYNC", "__main__.take", "__main__.release_in_task"),
+        ("rlocker", "SYNC", "__main__.take_again", "MainThread"),
+        ("notified", "SYNC", "__main__.wait_notified", "MainThread"),
+        ("MainThread", "SLEEP", "__main__.main", None),
     } <= waits
+    assert sum(1 for wait in c_waits if wait[0] == "notified") == 1  # its lock, taken back inside the wait, is no wait of its own
 
 
 def test_a_callback_raising_systemexit_ends_the_loop_and_leaves_no_current_step(tmp_path):

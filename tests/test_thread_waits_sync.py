@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -136,6 +137,9 @@ def test_free_locks_record_nothing_and_locks_work_after_stop(tmp_path):
         rlock.release()
     with pytest.raises(ValueError):
         lock.acquire(False, 1)
+    assert repr(lock).startswith("<unlocked exectracer.record.sync_waits.") and " object at 0x" in repr(lock)
+    assert repr(rlock).startswith("<unlocked exectracer.record.sync_waits.") and "count=0" in repr(rlock)
+    assert weakref.ref(lock)() is lock
 
 
 def test_lock_factories_are_restored(tmp_path):

@@ -1741,6 +1741,7 @@ static struct {
     PyObject *thread_g;
     PyObject *of_key;
     unsigned long long block, unblock, arg_shift, category_shift;
+    unsigned long long sync, task_waker, waker_shift;  /* Category.SYNC; how current_waker names a task */
     ChainTable stacks;
 } sink;
 
@@ -1859,13 +1860,11 @@ wait_stack(PyObject *frame, uint64_t *sid)
     return 0;
 }
 
-/* Record a wait at `frame` as Waits.record does (it is no timed call's inner one); -1 on error */
+/* The calling thread's goroutine, as Registry.thread_g gives it (0: one of
+   the tracer's own threads); -1 on error. The sink must be set. */
 static int
-record_wait_in_c(uint64_t start, uint64_t end, uint64_t category, PyObject *frame, uint64_t waker)
+caller_thread_g(uint64_t *g)
 {
-    SET_ERROR_ASIDE;
-    int status = -1;
-    uint64_t sid = 0, g = 0;
     PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
     PyObject *known = ident == NULL ? NULL : PyDict_GetItemWithError(sink.threads, ident);
     Py_XDECREF(ident);
@@ -1875,12 +1874,23 @@ record_wait_in_c(uint64_t start, uint64_t end, uint64_t category, PyObject *fram
     else {
         Py_XINCREF(known);
     }
-    if (known != NULL) {
-        g = as_u64(known);
-        Py_DECREF(known);
-        if (!PyErr_Occurred() && (g == 0 || wait_stack(frame, &sid) == 0)) {
-            status = 0;
-        }
+    if (known == NULL) {
+        return -1;
+    }
+    *g = as_u64(known);
+    Py_DECREF(known);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* Record a wait at `frame` as Waits.record does (it is no timed call's inner one); -1 on error */
+static int
+record_wait_in_c(uint64_t start, uint64_t end, uint64_t category, PyObject *frame, uint64_t waker)
+{
+    SET_ERROR_ASIDE;
+    int status = -1;
+    uint64_t sid = 0, g = 0;
+    if (caller_thread_g(&g) == 0 && (g == 0 || wait_stack(frame, &sid) == 0)) {
+        status = 0;
     }
     if (status == 0 && g != 0) {  /* 0: one of the tracer's own threads */
         uint64_t row[6] = {sink.block | (sid << sink.category_shift | category) << sink.arg_shift, start, g,
@@ -1986,11 +1996,13 @@ static PyObject *
 set_wait_sink(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     (void)module;
-    static char *names[] = {"threshold", "rows", "threads", "thread_g", "of_key", "block", "unblock", "arg_shift", "category_shift", NULL};
-    unsigned long long threshold, block, unblock, arg_shift, category_shift;
+    static char *names[] = {"threshold", "rows", "threads", "thread_g", "of_key", "block", "unblock", "arg_shift", "category_shift",
+                            "sync", "task_waker", "waker_shift", NULL};
+    unsigned long long threshold, block, unblock, arg_shift, category_shift, sync, task_waker, waker_shift;
     PyObject *rows, *threads, *thread_g, *of_key;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$KOO!OOKKKK:set_wait_sink", names, &threshold, &rows, &PyDict_Type, &threads,
-                                     &thread_g, &of_key, &block, &unblock, &arg_shift, &category_shift)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$KOO!OOKKKKKKK:set_wait_sink", names, &threshold, &rows, &PyDict_Type, &threads,
+                                     &thread_g, &of_key, &block, &unblock, &arg_shift, &category_shift, &sync, &task_waker,
+                                     &waker_shift)) {
         return NULL;
     }
     if (rows != Py_None && !PyObject_TypeCheck(rows, &RowsType)) {
@@ -2006,6 +2018,9 @@ set_wait_sink(PyObject *module, PyObject *args, PyObject *kwargs)
     sink.unblock = unblock;
     sink.arg_shift = arg_shift;
     sink.category_shift = category_shift;
+    sink.sync = sync;
+    sink.task_waker = task_waker;
+    sink.waker_shift = waker_shift;
     wait_threshold = threshold;
     Py_RETURN_NONE;
 }
@@ -2051,6 +2066,228 @@ in_timed_call(PyObject *module, PyObject *unused)
     return PyBool_FromLong(timed_depth > 0);
 }
 
+/* -------------------------------------------------------------- LockWrapper */
+
+/* What sync_waits' Lock and RLock are made of where this module is built: a
+   real lock (made by the subclass's `_make`: _thread.allocate_lock or
+   _thread.RLock) wrapped so that a free lock is taken with one non-blocking
+   attempt and nothing recorded. A contended acquire is timed and, if it
+   lasted the threshold or more, recorded as a sync wait at the caller's
+   frame where set_wait_sink says, unless it is inside a timed call (a lock
+   taken back in Condition.wait: that call records the whole wait). Its
+   waker is the goroutine that last released the lock while others waited.
+   Any other attribute is the real lock's (RLock's _is_owned,
+   _release_save, ... for Condition). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *lock;
+    PyObject *weakrefs;
+    Py_ssize_t waiters;  /* threads blocked in acquire: counted holding the GIL */
+    unsigned long long releaser;
+} LockWrapper;
+
+static PyObject *s_acquire, *s_release, *s_locked, *s_make, *s_at_fork_reinit;
+static PyObject *perf_clock;  /* time.perf_counter_ns, for now_ns where it reads no clock of its own */
+
+/* The goroutine that runs the caller: the running task's, else the thread's; 0 if unknown */
+static uint64_t
+caller_g(void)
+{
+    if (sink.threads == NULL) {
+        return 0;
+    }
+    if ((current_waker & 7) == sink.task_waker) {
+        return current_waker >> sink.waker_shift;
+    }
+    uint64_t g = 0;
+    if (caller_thread_g(&g) < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return g;
+}
+
+/* lock.<name>(*args, **kwargs) with the arguments of a vectorcall */
+static PyObject *
+call_lock(LockWrapper *self, PyObject *name, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs == 0 && kwnames == NULL) {
+        return PyObject_CallMethodNoArgs(self->lock, name);
+    }
+    PyObject *method = PyObject_GetAttr(self->lock, name);
+    if (method == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyObject_Vectorcall(method, args, nargs, kwnames);
+    Py_DECREF(method);
+    return result;
+}
+
+static PyObject *
+lock_contended(LockWrapper *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    uint64_t start = 0, end = 0;
+    int timed = now_ns(perf_clock, &start) == 0;
+    self->waiters++;
+    PyObject *got = call_lock(self, s_acquire, args, nargs, kwnames);
+    self->waiters--;
+    if (timed && now_ns(perf_clock, &end) == 0 && end - start >= wait_threshold && timed_depth == 0 && sink.rows != NULL) {
+        record_wait_in_c(start, end, sink.sync, (PyObject *)PyEval_GetFrame(), self->releaser);
+    }
+    PyErr_Clear();  /* a failed clock read: the call's own error is passed on */
+    return got;
+}
+
+static PyObject *
+lock_acquire(LockWrapper *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs >= 1) {
+        int blocking = PyObject_IsTrue(args[0]);
+        if (blocking < 0) {
+            return NULL;
+        }
+        if (!blocking) {  /* same result and errors as the real lock */
+            return call_lock(self, s_acquire, args, nargs, kwnames);
+        }
+    }
+    PyObject *attempt[2] = {self->lock, Py_False};
+    PyObject *got = PyObject_VectorcallMethod(s_acquire, attempt, 2, NULL);
+    if (got != Py_False) {
+        return got;  /* taken, or an error */
+    }
+    Py_DECREF(got);
+    return lock_contended(self, args, nargs, kwnames);
+}
+
+static PyObject *
+lock_enter(LockWrapper *self, PyObject *unused)
+{
+    (void)unused;
+    return lock_acquire(self, NULL, 0, NULL);
+}
+
+static PyObject *
+lock_release(LockWrapper *self, PyObject *unused)
+{
+    (void)unused;
+    if (self->waiters > 0) {
+        self->releaser = caller_g();
+    }
+    return PyObject_CallMethodNoArgs(self->lock, s_release);
+}
+
+static PyObject *
+lock_exit(LockWrapper *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)args;
+    (void)nargs;
+    return lock_release(self, NULL);
+}
+
+static PyObject *
+lock_locked(LockWrapper *self, PyObject *unused)
+{
+    (void)unused;
+    return PyObject_CallMethodNoArgs(self->lock, s_locked);
+}
+
+static PyObject *
+lock_at_fork_reinit(LockWrapper *self, PyObject *unused)
+{
+    (void)unused;
+    self->waiters = 0;
+    return PyObject_CallMethodNoArgs(self->lock, s_at_fork_reinit);
+}
+
+static PyObject *
+lock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *make = PyObject_GetAttr((PyObject *)type, s_make);
+    PyObject *lock = make == NULL ? NULL : PyObject_Call(make, args, kwargs);
+    Py_XDECREF(make);
+    if (lock == NULL) {
+        return NULL;
+    }
+    LockWrapper *self = (LockWrapper *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(lock);
+        return NULL;
+    }
+    self->lock = lock;
+    return (PyObject *)self;
+}
+
+static PyObject *
+lock_getattro(LockWrapper *self, PyObject *name)
+{
+    PyObject *found = PyObject_GenericGetAttr((PyObject *)self, name);
+    if (found == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        found = PyObject_GetAttr(self->lock, name);
+    }
+    return found;
+}
+
+static int
+lock_traverse(LockWrapper *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->lock);
+    return 0;
+}
+
+static int
+lock_clear(LockWrapper *self)
+{
+    Py_CLEAR(self->lock);
+    return 0;
+}
+
+/* (a Python subclass's dealloc calls this one, then lets go of its type) */
+static void
+lock_dealloc(LockWrapper *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakrefs != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    lock_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef lock_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))lock_acquire, METH_FASTCALL | METH_KEYWORDS,
+     "acquire(blocking=True, timeout=-1): acquire the lock, like the real lock's acquire."},
+    {"__enter__", (PyCFunction)lock_enter, METH_NOARGS, "Acquire the lock."},
+    {"release", (PyCFunction)lock_release, METH_NOARGS, "Release the lock, noting the releaser if anyone waits for it."},
+    {"__exit__", (PyCFunction)(void (*)(void))lock_exit, METH_FASTCALL, "Release the lock."},
+    {"locked", (PyCFunction)lock_locked, METH_NOARGS, "Whether the lock is held."},
+    {"_at_fork_reinit", (PyCFunction)lock_at_fork_reinit, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PyMemberDef lock_members[] = {
+    {"_lock", T_OBJECT_EX, offsetof(LockWrapper, lock), READONLY, "the real lock"},
+    {"_waiters", T_PYSSIZET, offsetof(LockWrapper, waiters), READONLY, "threads blocked in acquire"},
+    {"_releaser", T_ULONGLONG, offsetof(LockWrapper, releaser), READONLY, "the goroutine that last released it while others waited"},
+    {NULL},
+};
+
+static PyTypeObject LockWrapperType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "exectracer.record._speedups.LockWrapper",
+    .tp_doc = "A real lock, made by the subclass's _make(), whose contended acquires are recorded as sync waits.",
+    .tp_basicsize = sizeof(LockWrapper),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .tp_weaklistoffset = offsetof(LockWrapper, weakrefs),
+    .tp_getattro = (getattrofunc)lock_getattro,
+    .tp_methods = lock_methods,
+    .tp_members = lock_members,
+    .tp_new = lock_new,
+    .tp_traverse = (traverseproc)lock_traverse,
+    .tp_clear = (inquiry)lock_clear,
+    .tp_dealloc = (destructor)lock_dealloc,
+};
+
 /* -------------------------------------------------------------------- module */
 
 static PyObject *
@@ -2093,6 +2330,8 @@ intern_names(void)
     INTERN(s_dict, "__dict__")
     INTERN(s_io, "io") INTERN(s_done, "done") INTERN(s_timeout, "timeout") INTERN(s_debug, "_debug") INTERN(s_ready, "_ready")
     INTERN(s_append, "append")
+    INTERN(s_acquire, "acquire") INTERN(s_release, "release") INTERN(s_locked, "locked") INTERN(s_make, "_make")
+    INTERN(s_at_fork_reinit, "_at_fork_reinit")
 #undef INTERN
     return 0;
 }
@@ -2101,9 +2340,15 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (intern_names() < 0 || PyType_Ready(&RowsType) < 0 || PyType_Ready(&TaskIdsType) < 0 || PyType_Ready(&StepRunnerType) < 0
-        || PyType_Ready(&ReadySoonType) < 0 || PyType_Ready(&TimedType) < 0) {
+        || PyType_Ready(&ReadySoonType) < 0 || PyType_Ready(&TimedType) < 0 || PyType_Ready(&LockWrapperType) < 0) {
         return NULL;
     }
+    PyObject *time_module = PyImport_ImportModule("time");
+    if (time_module == NULL || (perf_clock = PyObject_GetAttrString(time_module, "perf_counter_ns")) == NULL) {
+        Py_XDECREF(time_module);
+        return NULL;
+    }
+    Py_DECREF(time_module);
     PyObject *collections = PyImport_ImportModule("collections");
     if (collections == NULL) {
         return NULL;
@@ -2130,7 +2375,8 @@ PyInit__speedups(void)
         || PyModule_AddObjectRef(m, "TaskIds", (PyObject *)&TaskIdsType) < 0
         || PyModule_AddObjectRef(m, "StepRunner", (PyObject *)&StepRunnerType) < 0
         || PyModule_AddObjectRef(m, "ReadySoon", (PyObject *)&ReadySoonType) < 0
-        || PyModule_AddObjectRef(m, "Timed", (PyObject *)&TimedType) < 0) {
+        || PyModule_AddObjectRef(m, "Timed", (PyObject *)&TimedType) < 0
+        || PyModule_AddObjectRef(m, "LockWrapper", (PyObject *)&LockWrapperType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

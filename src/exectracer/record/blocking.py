@@ -16,7 +16,7 @@ from threading import get_ident
 from types import FrameType
 from typing import Any, Callable
 
-from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Category, Kind
+from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Waker
 from .native import speedups
 from .registry import Registry
 from .thread_stacks import FrameStacks, stack_key
@@ -29,7 +29,7 @@ class Waits:
     """Records thread waits for one recording."""
 
     def __init__(self, events: list[int], registry: Registry, stacks: FrameStacks, threshold_ns: int, rows: Any = None) -> None:
-        """``rows``: the C hooks' columns, where their ``Timed`` wrappers record the waits they can themselves."""
+        """``rows``: the C hooks' columns, where their ``Timed`` wrappers and locks record the waits they can themselves."""
         self._emit = events.extend
         self._threads = registry.threads
         self._thread_g = registry.thread_g
@@ -40,6 +40,7 @@ class Waits:
             self._native.set_wait_sink(
                 threshold=threshold_ns, rows=rows, threads=registry.threads, thread_g=registry.thread_g,
                 of_key=stacks.of_key, block=BLOCK, unblock=UNBLOCK, arg_shift=ARG_SHIFT, category_shift=CATEGORY_SHIFT,
+                sync=int(Category.SYNC), task_waker=int(Waker.TASK), waker_shift=WAKER_SHIFT,  # for its lock wrapper
             )
 
     def close(self) -> None:

@@ -7,6 +7,10 @@ attempt and nothing is recorded; only a contended acquire is timed. A
 release that finds waiters notes who released, so the woken waiter's
 THREAD_UNBLOCK names its waker. Locks created before ``start()`` are not
 these classes: the sampler still sees threads waiting on them.
+
+Where the C extension is built the classes are ``NativeLock`` and
+``NativeRLock``, the same work done by ``_speedups.LockWrapper``; ``Lock``
+and ``RLock`` below are their Python reference.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from ..format.events import Category
 from . import recorder as _recorder
 from .blocking import timed
+from .native import speedups
 from .patcher import Patcher
 from .thread_hooks import THREAD_G_ATTR
 
@@ -90,7 +95,7 @@ class Lock:
         self._waiters = 0
 
     def __repr__(self) -> str:
-        return f"<{'locked' if self._lock.locked() else 'unlocked'} {type(self).__module__}.{type(self).__qualname__} object at {id(self):#x}>"
+        return _lock_repr(self)
 
 
 class RLock(Lock):
@@ -108,14 +113,49 @@ class RLock(Lock):
         return getattr(self._lock, name)
 
     def __repr__(self) -> str:
-        return repr(self._lock).replace(type(self._lock).__qualname__, f"{type(self).__module__}.{type(self).__qualname__}", 1)
+        return _rlock_repr(self)
+
+
+def _lock_repr(lock: Any) -> str:
+    return f"<{'locked' if lock._lock.locked() else 'unlocked'} {type(lock).__module__}.{type(lock).__qualname__} object at {id(lock):#x}>"
+
+
+def _rlock_repr(lock: Any) -> str:
+    real = type(lock._lock)
+    return repr(lock._lock).replace(f"{real.__module__}.{real.__qualname__}", f"{type(lock).__module__}.{type(lock).__qualname__}", 1)
+
+
+_native = speedups()
+if _native is not None:
+
+    class NativeLock(_native.LockWrapper):  # type: ignore[misc,name-defined]
+        """``threading.Lock`` while tracing, in C: a real lock whose contended acquires are recorded."""
+
+        __slots__ = ()
+        _make = staticmethod(_allocate_lock)
+        __repr__ = _lock_repr
+
+    class NativeRLock(_native.LockWrapper):  # type: ignore[misc,name-defined]
+        """``threading.RLock`` while tracing, in C: a real reentrant lock whose contended acquires are recorded."""
+
+        __slots__ = ()
+        _make = _RealRLock
+        __repr__ = _rlock_repr
+
+
+def lock_classes() -> tuple[type, type]:
+    """What replaces ``threading.Lock`` and ``threading.RLock``: the C-based classes where built, else the Python ones."""
+    if _native is not None and speedups() is not None:
+        return NativeLock, NativeRLock
+    return Lock, RLock
 
 
 def install(patcher: Patcher) -> None:
     """Replace threading's lock factories; time Condition.wait and Thread.join."""
     notifiers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # condition -> last notifier
-    patcher.replace(threading, "Lock", Lock)
-    patcher.replace(threading, "RLock", RLock)
+    lock, rlock = lock_classes()
+    patcher.replace(threading, "Lock", lock)
+    patcher.replace(threading, "RLock", rlock)
     orig_notify = threading.Condition.notify
 
     def notify(cond: threading.Condition, n: int = 1) -> None:
