@@ -2288,6 +2288,41 @@ static PyTypeObject LockWrapperType = {
     .tp_dealloc = (destructor)lock_dealloc,
 };
 
+/* --------------------------------------------------------------- /proc reads */
+
+#ifndef _WIN32
+#include <errno.h>
+#include <unistd.h>
+
+/* The start of a file by fd (the sampler's /proc files), read with the GIL
+   held on purpose: the read takes microseconds, and a thread that let go of
+   the GIL while others run Python would wait a switch interval or more to
+   get it back. */
+static PyObject *
+pread_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    char buf[256];
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "pread_start(fd)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (fd < 0 || fd > INT32_MAX) {
+        errno = EBADF;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    ssize_t got = pread((int)fd, buf, sizeof buf, 0);
+    if (got < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyBytes_FromStringAndSize(buf, got);
+}
+#endif
+
 /* -------------------------------------------------------------------- module */
 
 static PyObject *
@@ -2311,6 +2346,10 @@ static PyMethodDef methods[] = {
     {"current_waker", get_current_waker, METH_O, "The calling thread's HookState.cur (the getter of a property: takes the state)."},
     {"set_current_waker", (PyCFunction)(void (*)(void))set_current_waker, METH_FASTCALL,
      "Set the calling thread's HookState.cur (the setter of a property: takes the state and the value)."},
+#ifndef _WIN32
+    {"pread_start", (PyCFunction)(void (*)(void))pread_start, METH_FASTCALL,
+     "pread_start(fd): the first 256 bytes of the file at fd (from offset 0), read holding the GIL."},
+#endif
     {"clock_ns", clock_ns, METH_O, "The clock the hooks read (time.perf_counter_ns, passed in, where it is not read directly)."},
     {NULL},
 };

@@ -21,24 +21,20 @@ objects are C types that cannot be patched (``selectors`` can).
 
 from __future__ import annotations
 
-import asyncio
 import os
 import select
 import selectors
 import signal
 import socket
-import subprocess
+import sys
 import time
-from typing import Any
+from types import ModuleType
+from typing import Any, Callable
 
 from ..format.events import Category
 from .blocking import Due, Skip, timed
 from .patcher import Patcher
 
-try:
-    import ssl
-except ImportError:  # pragma: no cover - Python built without OpenSSL
-    ssl = None  # type: ignore[assignment]
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX
@@ -55,15 +51,50 @@ SIGNAL_FUNCTIONS = ("sigwaitinfo", "sigtimedwait", "pause")
 FCNTL_FUNCTIONS = ("flock", "lockf")
 
 
-_get_running_loop = asyncio.events._get_running_loop
-
-
 def install(patcher: Patcher) -> None:
     """Wrap the I/O calls threads wait in; ``patcher.restore()`` undoes it.
 
-    Install after the asyncio hooks: the selectors' ``select`` wrapped here
-    is the one they installed.
+    ``ssl`` and ``subprocess``, which a program may never import, have their
+    own functions below (``install_ssl``, ``install_subprocess``).
     """
+    patch = _patcher(patcher)
+    patch(socket.socket, SOCKET_METHODS, Category.NETWORK, socket_method=True)
+    patch(socket, ("getaddrinfo",), Category.NETWORK)  # DNS; create_connection and asyncio's resolver use it
+    patch(select, ("select",), Category.NETWORK)
+    install_selectors(patcher)
+    patch(time, ("sleep",), Category.SLEEP, due=_sleep_ns)
+    patch(os, OS_FUNCTIONS, Category.SYSCALL)
+    patch(signal, SIGNAL_FUNCTIONS, Category.SYSCALL)
+    if fcntl is not None:
+        patch(fcntl, FCNTL_FUNCTIONS, Category.SYSCALL)
+
+
+def install_selectors(patcher: Patcher) -> None:
+    """Wrap the selectors' ``select``: outermost, so that a wait's stack starts at its caller.
+
+    The asyncio hooks wrap them too (a loop's own selector is loop idle
+    time, never a thread wait: ``_loop_selector``). Hooked after this, as
+    when the program imports asyncio later, they are wrapped again: the
+    inner wrapper then passes its call straight through.
+    """
+    for name in SELECTOR_CLASSES:
+        cls = getattr(selectors, name, None)
+        if cls is not None and "select" in vars(cls):
+            _patcher(patcher)(cls, ("select",), Category.NETWORK, _loop_selector)
+
+
+def install_ssl(patcher: Patcher, ssl: ModuleType) -> None:
+    """Wrap the SSL socket calls threads wait in."""
+    _patcher(patcher)(ssl.SSLSocket, SSL_METHODS, Category.NETWORK, socket_method=True)
+
+
+def install_subprocess(patcher: Patcher, subprocess: ModuleType) -> None:
+    """Wrap the waits for a child process."""
+    _patcher(patcher)(subprocess.Popen, ("wait", "communicate"), Category.SYSCALL)
+
+
+def _patcher(patcher: Patcher) -> Callable[..., None]:
+    """A function that replaces ``owner``'s functions ``names`` by timed wrappers, through ``patcher``."""
 
     def patch(owner: Any, names: tuple[str, ...], category: Category, skip: Skip | None = None, due: Due | None = None, socket_method: bool = False) -> None:
         for name in names:
@@ -71,21 +102,7 @@ def install(patcher: Patcher) -> None:
             if func is not None:
                 patcher.replace(owner, name, timed(func, category, skip, due=due, socket_method=socket_method))
 
-    patch(socket.socket, SOCKET_METHODS, Category.NETWORK, socket_method=True)
-    patch(socket, ("getaddrinfo",), Category.NETWORK)  # DNS; create_connection and asyncio's resolver use it
-    if ssl is not None:
-        patch(ssl.SSLSocket, SSL_METHODS, Category.NETWORK, socket_method=True)
-    patch(select, ("select",), Category.NETWORK)
-    for name in SELECTOR_CLASSES:
-        cls = getattr(selectors, name, None)
-        if cls is not None and "select" in vars(cls):
-            patch(cls, ("select",), Category.NETWORK, _loop_selector)
-    patch(time, ("sleep",), Category.SLEEP, due=_sleep_ns)
-    patch(subprocess.Popen, ("wait", "communicate"), Category.SYSCALL)
-    patch(os, OS_FUNCTIONS, Category.SYSCALL)
-    patch(signal, SIGNAL_FUNCTIONS, Category.SYSCALL)
-    if fcntl is not None:
-        patch(fcntl, FCNTL_FUNCTIONS, Category.SYSCALL)
+    return patch
 
 
 def _sleep_ns(args: tuple) -> int:
@@ -95,5 +112,6 @@ def _sleep_ns(args: tuple) -> int:
 
 def _loop_selector(args: tuple) -> bool:
     """The selector is the running event loop's own: its waits are loop idle time."""
-    loop = _get_running_loop()
+    events = sys.modules.get("asyncio.events")  # not imported: no loop runs
+    loop = events._get_running_loop() if events is not None else None
     return loop is not None and getattr(loop, "_selector", None) is args[0]

@@ -8,9 +8,9 @@ in the worker (POOL_WORK_BEGIN/END): the gap is the work's queueing time.
 
 from __future__ import annotations
 
-import concurrent.futures.thread as cf_thread
 import itertools
 import time
+from types import ModuleType
 from typing import Any
 
 from ..format.events import ARG_SHIFT, Kind
@@ -20,8 +20,8 @@ from .registry import Registry
 _ID_ATTR = "_exectracer_work_id"
 
 
-def install(patcher: Patcher, events: list[int], registry: Registry) -> None:
-    """Patch the work item class; ``patcher.restore()`` undoes it."""
+def install(patcher: Patcher, events: list[int], registry: Registry, cf_thread: ModuleType) -> None:
+    """Patch the work item class of ``cf_thread`` (``concurrent.futures.thread``); ``patcher.restore()`` undoes it."""
     emit = events.extend
     clock = time.perf_counter_ns
     next_id = itertools.count(1).__next__

@@ -14,11 +14,12 @@ from typing import Any, BinaryIO, Iterator
 
 from .. import __version__
 from ..format.chunks import FORMAT_VERSION
-from . import asyncio_hooks, gc_hooks, io_waits, pool_hooks, sync_waits, thread_hooks
+from . import gc_hooks, io_waits, pool_hooks, sync_waits, thread_hooks
 from .blocking import Waits
 from .gc_hooks import HeapProbe
 from .gil import GilLateness
 from .handoff import GilHandoff
+from .imports import ImportHooks
 from .interner import Interner
 from .native import hook_state as native_hook_state, speedups
 from .patcher import Patcher
@@ -87,6 +88,7 @@ class Recorder:
         self.active = False
         self.warnings: list[str] = []
         self._patcher = Patcher()
+        self._imports = ImportHooks(self.warn)  # hooks for modules not imported yet (asyncio, ssl, ...)
         self._remove_gc = None
         self._before_stop = None
         self._heap = HeapProbe()
@@ -127,26 +129,37 @@ class Recorder:
             if thread.ident is not None:
                 self.registry.adopt_thread(thread, thread.ident)
         try:
-            if opts.threads:
-                thread_hooks.install(self._patcher, self.events, self.registry, lambda: self.active)
-            if opts.asyncio:
-                self._before_stop = asyncio_hooks.install(
-                    self._patcher, self.events, self.registry, self.interner, self.warn, self.handoff, self.rows
-                )
-            if opts.gc:
-                self._remove_gc = gc_hooks.install(self.events, self.registry, self._heap)
-            if opts.thread_waits:
-                self.waits = Waits(self.events, self.registry, self.stacks, int(opts.block_threshold * 1e9), self.rows)
-                sync_waits.install(self._patcher)
-                io_waits.install(self._patcher)  # after the asyncio hooks: it wraps their select
-            if opts.threads:
-                pool_hooks.install(self._patcher, self.events, self.registry)
+            self._install_hooks()
         except BaseException:
             self._unhook()
             self._stop_sampler()
             self.writer.stop({"clean": False})
             raise
         self.events.extend(self._heap.events(0, time.perf_counter_ns()))
+
+    def _install_hooks(self) -> None:
+        """Install the hooks the options ask for; those of modules not imported yet, once they are."""
+        opts, patcher, when_imported = self.options, self._patcher, self._imports.when_imported
+        if opts.asyncio:  # first if asyncio is imported: the thread-wait wrappers go around its hooks
+            when_imported("asyncio", self._install_asyncio)
+        if opts.threads:
+            thread_hooks.install(patcher, self.events, self.registry, lambda: self.active)
+            when_imported("concurrent.futures.thread", lambda module: pool_hooks.install(patcher, self.events, self.registry, module))
+        if opts.gc:
+            self._remove_gc = gc_hooks.install(self.events, self.registry, self._heap)
+        if opts.thread_waits:
+            self.waits = Waits(self.events, self.registry, self.stacks, int(opts.block_threshold * 1e9), self.rows)
+            sync_waits.install(patcher)
+            io_waits.install(patcher)
+            when_imported("ssl", lambda module: io_waits.install_ssl(patcher, module))
+            when_imported("subprocess", lambda module: io_waits.install_subprocess(patcher, module))
+
+    def _install_asyncio(self, module: object) -> None:
+        from . import asyncio_hooks  # imports asyncio: not before the program does
+
+        self._before_stop = asyncio_hooks.install(self._patcher, self.events, self.registry, self.interner, self.warn, self.handoff, self.rows)
+        if self.waits is not None:  # imported after start: the selectors' wait wrappers go around its hooks again
+            io_waits.install_selectors(self._patcher)
 
     def stop(self) -> dict:
         """Remove the hooks, write what is left and close; return the totals."""
@@ -188,6 +201,7 @@ class Recorder:
             self.sampler = None
 
     def _unhook(self) -> None:
+        self._imports.close()  # first: no hook is installed after the restore
         self._patcher.restore()
         if self.waits is not None:
             self.waits.close()

@@ -28,6 +28,7 @@ from typing import Callable
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, ThreadState
 from .gil import GilLateness, gil_enabled
 from .handoff import NEVER, SAMPLER, GilHandoff
+from .native import speedups
 from .registry import Registry
 from .thread_stacks import FrameStacks
 
@@ -315,12 +316,15 @@ def _open(path: str) -> int:
 
 
 def _reader() -> Callable[[int], bytes]:
-    """Read the start of a ``/proc`` file by fd, keeping the GIL where ctypes allows.
+    """Read the start of a ``/proc`` file by fd, keeping the GIL (in C, else where ctypes allows).
 
     A ``/proc`` read takes microseconds, but a thread that releases the GIL
     while others run Python waits a switch interval (5 ms) or more to get it
     back, so with busy threads ``os.pread`` would cut the sampling rate tenfold.
     """
+    native = speedups()
+    if native is not None and hasattr(native, "pread_start"):
+        return native.pread_start
     if gil_enabled():
         try:
             import ctypes

@@ -1,0 +1,78 @@
+"""Hooks for modules imported after tracing started (asyncio, ssl, subprocess, thread pools)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import exectracer
+from exectracer.format.events import CATEGORY_SHIFT, Category, Kind
+from exectracer.record.imports import ImportHooks
+
+pytestmark = pytest.mark.recorder
+
+PROGRAM = Path(__file__).with_name("late_imports_program.py")
+
+
+def test_modules_imported_after_start_are_hooked_then_restored(tmp_path):
+    path = tmp_path / "late.xtrace"
+    done = subprocess.run([sys.executable, str(PROGRAM), str(path)], capture_output=True, text=True, timeout=60, check=True)
+    report = json.loads(done.stdout)
+    assert report["imported_at_start"] == []  # starting did not import them
+    assert report["loader_restored"] and report["hooked"]
+    assert report["restored"] and report["finders_left"] == []
+    trace = exectracer.load(path)
+    assert {"__main__.main.<locals>.pooled", "asyncio.tasks.sleep"} <= {task.start_function for task in trace.tasks}
+    kinds = set(trace.events.kind.tolist())
+    assert {Kind.TASK_STEP, Kind.POOL_SUBMIT, Kind.POOL_WORK_BEGIN} <= kinds
+    names = {thread.id: thread.name for thread in trace.threads}
+    waits = [
+        (names.get(int(g)), Category(int(a) & ((1 << CATEGORY_SHIFT) - 1)), trace.stacks[int(a) >> CATEGORY_SHIFT][0].function)
+        for a, g in zip(trace.events.arg[trace.events.kind == Kind.THREAD_BLOCK], trace.events.g[trace.events.kind == Kind.THREAD_BLOCK])
+    ]
+    # the selector wrapped again around the asyncio hooks: the wait's innermost frame is its caller's
+    assert ("selecting", Category.NETWORK, "__main__.wait_in_selector") in waits
+    assert ("MainThread", Category.SYSCALL, "subprocess.run") in waits  # Popen.wait, hooked once subprocess came
+
+
+def test_a_failing_hook_warns_and_the_import_goes_on(tmp_path, monkeypatch):
+    (tmp_path / "late_a.py").write_text("VALUE = 1\n")
+    (tmp_path / "late_b.py").write_text("VALUE = 2\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    warned, seen = [], []
+
+    def broken(module: types.ModuleType) -> None:
+        raise RuntimeError("no")
+
+    hooks = ImportHooks(warned.append)
+    hooks.when_imported("late_a", broken)
+    hooks.when_imported("late_a", seen.append)
+    hooks.when_imported("late_b", seen.append)
+    try:
+        import late_a
+
+        assert late_a.VALUE == 1 and seen == [late_a]
+        assert warned == ["hooks for late_a not installed: RuntimeError: no"]
+        assert late_a.__spec__.loader is late_a.__loader__ and type(late_a.__loader__).__name__ == "SourceFileLoader"
+        assert hooks in sys.meta_path  # late_b still waited for
+        hooks.close()
+        assert hooks not in sys.meta_path
+        import late_b
+
+        assert late_b.VALUE == 2 and seen == [late_a]  # closed: nothing installed any more
+    finally:
+        hooks.close()
+        for name in ("late_a", "late_b"):
+            sys.modules.pop(name, None)
+
+
+def test_a_module_already_imported_is_hooked_at_once():
+    seen = []
+    hooks = ImportHooks(seen.append)
+    hooks.when_imported("json", seen.append)
+    assert seen == [json] and hooks not in sys.meta_path
