@@ -140,6 +140,15 @@ def test_free_locks_record_nothing_and_locks_work_after_stop(tmp_path):
     assert repr(lock).startswith("<unlocked exectracer.record.sync_waits.") and " object at 0x" in repr(lock)
     assert repr(rlock).startswith("<unlocked exectracer.record.sync_waits.") and "count=0" in repr(rlock)
     assert weakref.ref(lock)() is lock
+    # arguments are the real lock's, refused the same way even when the lock is free
+    with pytest.raises(TypeError):
+        lock.acquire(wait=True)
+    with pytest.raises(TypeError):
+        lock.acquire(True, 1, 2)
+    assert not lock.locked()
+    assert lock.acquire(blocking=True, timeout=1)
+    assert not lock.acquire(blocking=False) and not lock.acquire(timeout=0.01) and not lock.acquire(True, 0.01)
+    lock.release()
 
 
 def test_lock_factories_are_restored(tmp_path):

@@ -2141,8 +2141,23 @@ lock_contended(LockWrapper *self, PyObject *const *args, Py_ssize_t nargs, PyObj
 static PyObject *
 lock_acquire(LockWrapper *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    if (nargs >= 1) {
-        int blocking = PyObject_IsTrue(args[0]);
+    PyObject *blocking_arg = nargs >= 1 ? args[0] : NULL;
+    int refused = nargs > 2;  /* arguments the real lock refuses: let it say so */
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(name, "blocking") == 0) {
+            blocking_arg = args[nargs + i];
+        }
+        else if (PyUnicode_CompareWithASCIIString(name, "timeout") != 0) {
+            refused = 1;
+        }
+    }
+    if (refused) {
+        return call_lock(self, s_acquire, args, nargs, kwnames);
+    }
+    if (blocking_arg != NULL) {
+        int blocking = PyObject_IsTrue(blocking_arg);
         if (blocking < 0) {
             return NULL;
         }

@@ -61,6 +61,12 @@ class ImportHooks:
             _remove(self)
             self._changed.wait_for(lambda: self._running == 0, timeout)
 
+    def abandon_after_fork(self) -> None:
+        """In a forked child: close without the lock or the installs of the parent's other threads."""
+        self._changed = threading.Condition(threading.Lock())
+        self._running = 0
+        self.close()
+
     def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
         """The spec the other finders give a waited-for module, its loader wrapped; None for any other."""
         if fullname not in self._waiting:

@@ -183,6 +183,7 @@ class Recorder:
     def abandon_after_fork(self) -> None:
         """In a forked child: stop recording without touching the parent's file."""
         self.active = False
+        self._imports.abandon_after_fork()
         self._unhook()
         if self.sampler is not None:
             self.sampler.abandon_after_fork()
