@@ -148,6 +148,8 @@ def test_free_locks_record_nothing_and_locks_work_after_stop(tmp_path):
     assert not lock.locked()
     assert lock.acquire(blocking=True, timeout=1)
     assert not lock.acquire(blocking=False) and not lock.acquire(timeout=0.01) and not lock.acquire(True, 0.01)
+    with pytest.raises(OverflowError):  # the real lock's error, raised while the lock is held, reaches the caller
+        lock.acquire(True, 1e300)
     lock.release()
 
 

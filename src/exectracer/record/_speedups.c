@@ -2134,8 +2134,7 @@ lock_contended(LockWrapper *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     if (timed && now_ns(perf_clock, &end) == 0 && end - start >= wait_threshold && timed_depth == 0 && sink.rows != NULL) {
         record_wait_in_c(start, end, sink.sync, (PyObject *)PyEval_GetFrame(), self->releaser);
     }
-    PyErr_Clear();  /* a failed clock read: the call's own error is passed on */
-    return got;
+    return got;  /* with the call's own error, if any (the clock and the record keep it aside) */
 }
 
 static PyObject *
