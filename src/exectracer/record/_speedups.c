@@ -1948,19 +1948,26 @@ timed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
+/* A wrapper's own attribute `name`, else the wrapped object's (Timed's function, LockWrapper's lock) */
+static PyObject *
+own_or_wrapped_attr(PyObject *self, PyObject *name, PyObject *wrapped)
+{
+    PyObject *found = PyObject_GenericGetAttr(self, name);
+    if (found == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        found = PyObject_GetAttr(wrapped, name);
+    }
+    return found;
+}
+
 /* The wrapped function's name, doc and so on, as functools.wraps would copy them */
 static PyObject *
 timed_getattro(Timed *self, PyObject *name)
 {
-    PyObject *found = PyObject_GenericGetAttr((PyObject *)self, name);
-    if (found == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        PyErr_Clear();
-        if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "__wrapped__") == 0) {
-            return Py_NewRef(self->func);
-        }
-        found = PyObject_GetAttr(self->func, name);
+    if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "__wrapped__") == 0) {  /* no attribute of its own */
+        return Py_NewRef(self->func);
     }
-    return found;
+    return own_or_wrapped_attr((PyObject *)self, name, self->func);
 }
 
 static PyTypeObject TimedType = {
@@ -2234,12 +2241,7 @@ lock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static PyObject *
 lock_getattro(LockWrapper *self, PyObject *name)
 {
-    PyObject *found = PyObject_GenericGetAttr((PyObject *)self, name);
-    if (found == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        PyErr_Clear();
-        found = PyObject_GetAttr(self->lock, name);
-    }
-    return found;
+    return own_or_wrapped_attr((PyObject *)self, name, self->lock);
 }
 
 static int
