@@ -104,6 +104,10 @@ async def main() -> None:
 
     done = asyncio.Event()
     loop.call_soon(functools.partial(print, end=""))
+    seen: set = set()
+    for _ in range(2):  # builtin methods, named again from the C hooks' cache
+        loop.call_soon(seen.add, 1)
+        loop.call_soon(seen.discard, 1)
     loop.call_later(0.001, done.set)
     loop.call_soon(broken_callback)
     await done.wait()
@@ -117,6 +121,9 @@ async def main() -> None:
 
     assert await asyncio.create_task(through_legacy(), name="legacy") == 7
     assert await asyncio.create_task(exchange(), name="exchange") == b"hello\n"
+    # names close to asyncio's default "Task-N" that are not it: each is kept as the string it is
+    for name in ("Task-007", "Task-", "Task-12x", "Task-" + "9" * 18, "Task-\u0661", "T\u00e2sk-1"):
+        await loop.create_task(asyncio.sleep(0), name=name)  # named at creation, before 3.12 too
 
 
 if __name__ == "__main__":

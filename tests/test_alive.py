@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exectracer.format.events import Kind, pack
-from exectracer.live.alive import _WANTED, LiveDescriptions
+from exectracer.live.alive import _OF_TASK_TABLE, _WANTED, LiveDescriptions, _kept_positions
+from exectracer.record.native import speedups
 
 pytestmark = pytest.mark.recorder
 
@@ -43,3 +44,12 @@ def test_a_task_that_ends_in_the_chunk_leaves_nothing() -> None:
     chunk = [(Kind.TASK_CREATE, 0, 5), (Kind.TASK_NAME, 3, 5), (Kind.REGION_BEGIN, 4, 5), (Kind.TASK_DONE, 0, 5), (Kind.TASK_CREATE, 0, 6), (Kind.REGION_BEGIN, 4, 6)]
     alive = at_once([chunk])
     assert alive.rows(7).tolist() == [pack(Kind.TASK_CREATE, 0), 7, 6, pack(Kind.REGION_BEGIN, 4), 7, 6]
+
+
+@pytest.mark.skipif(speedups() is None, reason="the C extension is not built or is switched off")
+@given(st.lists(st.tuples(st.sampled_from(KINDS), st.integers(-(1 << 40), 1 << 40), st.integers(0, 6)), max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_the_c_positions_are_the_python_ones(chunk: list[tuple[Kind, int, int]]) -> None:
+    codes, gs = array("q", [pack(kind, arg) for kind, arg, _ in chunk]), array("q", [g for _, _, g in chunk])
+    got = speedups().kept_positions(codes, gs, _WANTED, _OF_TASK_TABLE, int(Kind.TASK_DONE))
+    assert got == _kept_positions(codes, gs)

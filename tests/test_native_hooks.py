@@ -65,6 +65,9 @@ def story(trace: exectracer.Trace) -> dict[str, Any]:
     order = np.argsort(trace.events["ts"], kind="stable")
     kind, arg, g = (trace.events[c][order].tolist() for c in ("kind", "arg", "g"))
     out: dict[str, Any] = defaultdict(list)
+    for task in trace.tasks:  # its description; a name is compared as it is unless asyncio's default made it
+        own_name = None if re.fullmatch(r"Task-[1-9]\d*", task.name) else task.name
+        out[names[task.id]].append(("task", own_name, task.start_function, task.line, names.get(task.parent_id), task.loop_id, task.eager))
     for k, a, who in zip(kind, arg, g):
         if k == Kind.TASK_SUSPEND:
             frames = tuple(frame.function for frame in trace.stacks[a >> CATEGORY_SHIFT])
@@ -110,7 +113,29 @@ def test_c_and_python_hooks_record_the_same_story(tmp_path):
     assert any(event[0] == "suspend" and event[1] == "YIELD" for event in c_story["contender-0"])
     assert ("ready", "TASK", "__main__.main#1") in c_story["pong"]
     callbacks = {event[1] for who, events in c_story.items() if who.startswith("loop") for event in events}
-    assert {"builtins.print", "__main__.broken_callback"} <= callbacks
+    assert {"builtins.print", "__main__.broken_callback", "builtins.set.add", "builtins.set.discard"} <= callbacks
+
+
+def test_tasks_keep_their_names_and_creators(tmp_path):
+    """Checked by name, which the story above leaves out for asyncio's default names (their numbers vary between runs)."""
+    made: list[str] = []
+
+    async def creator() -> None:
+        loop = asyncio.get_running_loop()
+        for name in (None, None, "Task-007", "mine"):
+            task = loop.create_task(asyncio.sleep(0), name=name)
+            made.append(task.get_name())
+            await task
+
+    async def main() -> None:
+        await asyncio.create_task(creator(), name="the creator")
+
+    with exectracer.trace(tmp_path / "t.xtrace"):
+        asyncio.run(main())
+    trace = exectracer.load(tmp_path / "t.xtrace")
+    by_id = {task.id: task for task in trace.tasks}
+    sleeps = {task.name: by_id[task.parent_id].name for task in trace.tasks if task.start_function == "asyncio.tasks.sleep"}
+    assert sleeps == {name: "the creator" for name in made}
 
 
 def thread_waits(trace: exectracer.Trace) -> Counter:

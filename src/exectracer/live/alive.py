@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..format.events import KIND_MASK, Kind, pack
+from ..record.native import speedups
 
 MAX_ENTRIES = 16384  # per table (threads, tasks, loops, user tasks, goroutines with open regions): the oldest go first
 MAX_OPEN_REGIONS = 64  # per goroutine
@@ -36,6 +37,7 @@ _LOW_BYTE = 0 if sys.byteorder == "little" else 7  # where an int64's low byte (
 _WANTED = bytes(1 if k in {*THREAD_KINDS, *TASK_KINDS, *LOOP_KINDS, *USER_TASK_KINDS, *ENDINGS, *REGION_KINDS} else 0 for k in range(256))
 _TASK_DONE = bytes(1 if k == Kind.TASK_DONE else 0 for k in range(256))
 _OF_TASK = frozenset(int(k) for k in (*TASK_KINDS, Kind.TASK_DONE, *REGION_KINDS))  # kinds whose g may be a task
+_OF_TASK_TABLE = bytes(1 if k in _OF_TASK else 0 for k in range(256))
 
 
 class LiveDescriptions:
@@ -56,14 +58,14 @@ class LiveDescriptions:
         since that end forgets them (and most tasks of a service begin and end
         in one chunk). Nor do they push older entries out of a full table.
         """
-        kinds = codes.tobytes()[_LOW_BYTE::8]
-        last_done = {gs[i]: i for i in _positions(kinds.translate(_TASK_DONE))}
-        for i in _positions(kinds.translate(_WANTED)):
+        native = speedups()
+        if native is not None:
+            positions = native.kept_positions(codes, gs, _WANTED, _OF_TASK_TABLE, int(Kind.TASK_DONE))
+        else:
+            positions = _kept_positions(codes, gs)
+        for i in positions:
             code = codes[i]
-            kind = code & KIND_MASK
-            if kind in _OF_TASK and i < last_done.get(gs[i], -1):
-                continue
-            self._absorb_one(kind, code >> 8, gs[i])
+            self._absorb_one(code & KIND_MASK, code >> 8, gs[i])
 
     def rows(self, ts: int) -> "array[int]":
         """The describing events, all at ``ts``, as flat ``code, ts, g`` rows: loops, threads, tasks, user tasks, regions."""
@@ -130,6 +132,13 @@ class LiveDescriptions:
                 regions.pop()
                 if not regions:
                     del self._regions[g]
+
+
+def _kept_positions(codes: "array[int]", gs: "array[int]") -> list[int]:
+    """The positions of the events ``absorb`` takes in (``_speedups.kept_positions`` in Python)."""
+    kinds = codes.tobytes()[_LOW_BYTE::8]
+    last_done = {gs[i]: i for i in _positions(kinds.translate(_TASK_DONE))}
+    return [i for i in _positions(kinds.translate(_WANTED)) if not (codes[i] & KIND_MASK in _OF_TASK and i < last_done.get(gs[i], -1))]
 
 
 def _positions(marks: bytes) -> Iterator[int]:

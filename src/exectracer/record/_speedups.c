@@ -28,6 +28,7 @@
 #include <structmember.h>  /* T_OBJECT, T_OBJECT_EX, READONLY */
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 /* Keep the exception being raised aside while other code runs */
@@ -40,6 +41,7 @@
 #endif
 
 static PyObject *s_io, *s_done, *s_timeout, *s_dict, *s_debug, *s_ready, *s_append;
+static PyObject *s_qualname, *s_creating, *s_loop, *s_cr_code, *s_gi_code, *s_get_name, *s_fut_waiter;
 static PyTypeObject *deque_type;  /* collections.deque, a loop's _ready */
 static PyObject *deque_append;    /* its append method descriptor */
 
@@ -240,6 +242,28 @@ static uint64_t
 as_u64(PyObject *value)
 {
     return PyLong_AsUnsignedLongLongMask(value);
+}
+
+/* The calling thread's goroutine, as Registry.thread_g gives it: looked up
+   in `threads` (ident -> g), else from thread_g(); -1 on error */
+static int
+thread_goroutine(PyObject *threads, PyObject *thread_g, uint64_t *g)
+{
+    PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    PyObject *known = ident == NULL ? NULL : PyDict_GetItemWithError(threads, ident);
+    Py_XDECREF(ident);
+    if (known == NULL && !PyErr_Occurred()) {
+        known = PyObject_CallNoArgs(thread_g);
+    }
+    else {
+        Py_XINCREF(known);
+    }
+    if (known == NULL) {
+        return -1;
+    }
+    *g = as_u64(known);
+    Py_DECREF(known);
+    return PyErr_Occurred() ? -1 : 0;
 }
 
 /* The offset of the object slot (a __slots__ entry, or a C type's T_OBJECT
@@ -1280,13 +1304,23 @@ static int
 callback_name(StepRunner *self, PyObject *cb, uint64_t *out)
 {
     PyObject *key = NULL;  /* borrowed: the function of a method, the code of a function */
+    PyObject *made = NULL;  /* (type, __qualname__) of a builtin, as CallbackNames keys it */
     if (Py_TYPE(cb) == &PyMethod_Type) {
         key = PyMethod_GET_FUNCTION(cb);
     }
     else if (Py_TYPE(cb) == &PyFunction_Type) {
         key = PyFunction_GET_CODE(cb);
     }
+    else if (PyCFunction_CheckExact(cb)) {
+        PyObject *qualname = PyObject_GetAttr(cb, s_qualname);
+        if (qualname != NULL && PyUnicode_Check(qualname) && PyUnicode_GET_LENGTH(qualname) > 0) {
+            key = made = PyTuple_Pack(2, (PyObject *)Py_TYPE(cb), qualname);
+        }
+        Py_XDECREF(qualname);
+        PyErr_Clear();  /* no key: the Python side names it */
+    }
     PyObject *sid = key == NULL ? NULL : PyDict_GetItemWithError(self->name_cache, key);
+    Py_XDECREF(made);
     if (sid != NULL) {
         *out = as_u64(sid);
         return PyErr_Occurred() ? -1 : 0;
@@ -1711,6 +1745,317 @@ static PyTypeObject ReadySoonType = {
     .tp_dealloc = (destructor)ready_soon_dealloc,
 };
 
+/* --------------------------------------------------------------- TaskCreator */
+
+/* BaseEventLoop.create_task for the recording, as the Python hook does it:
+   while the real create_task runs, the hook state's `creating` says which
+   coroutine is being made a task, by whom and when; then a new task is given
+   its goroutine id and described (TASK_CREATE, TASK_LOOP, TASK_FUNC,
+   TASK_NAME, stored in the rows), and an eager first step is recorded by the
+   Python side. What is new to the registry (a loop, a function, a name that
+   is not asyncio's default "Task-N") is defined by the Python side too. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *fallback;        /* the Python hook: create_task(loop, coro, *args, **kwargs) */
+    PyObject *create_task;     /* the real BaseEventLoop.create_task */
+    PyObject *tasks;           /* TaskIds: id(task) -> g */
+    HookState hook_state;      /* the hooks' thread-local state (``creating``) */
+    PyObject *threads;         /* dict: thread ident -> g */
+    PyObject *thread_g;        /* thread_g() -> the calling thread's g */
+    PyObject *new_g;           /* new_g() -> a fresh goroutine id */
+    PyObject *loops;           /* dict: id(loop) -> loop id */
+    PyObject *loop_id;         /* loop_id(loop) -> loop id, registering it */
+    PyObject *task_funcs;      /* dict: id(code) -> TASK_FUNC code */
+    PyObject *task_func;       /* task_func(coro, code) -> TASK_FUNC code, defining it */
+    PyObject *name_code;       /* name_code(name) -> TASK_NAME code */
+    PyObject *eager_step;      /* eager_step(task, coro, g, ts): records a first step that ran in create_task */
+    PyObject *rows;
+    PyObject *clock;
+    unsigned long long task_create, task_loop, task_name, arg_shift, task_waker, waker_shift;
+} TaskCreator;
+
+#define TASK_CREATOR_OBJECTS(X) \
+    X(fallback) X(create_task) X(tasks) X(hook_state.local) X(hook_state.dict) X(threads) X(thread_g) X(new_g) \
+    X(loops) X(loop_id) X(task_funcs) X(task_func) X(name_code) X(eager_step) X(rows) X(clock)
+
+static int
+task_creator_traverse(TaskCreator *self, visitproc visit, void *arg)
+{
+#define VISIT(name) Py_VISIT(self->name);
+    TASK_CREATOR_OBJECTS(VISIT)
+#undef VISIT
+    return 0;
+}
+
+static int
+task_creator_clear(TaskCreator *self)
+{
+#define CLEAR(name) Py_CLEAR(self->name);
+    TASK_CREATOR_OBJECTS(CLEAR)
+#undef CLEAR
+    return 0;
+}
+
+static void
+task_creator_dealloc(TaskCreator *self)
+{
+    PyObject_GC_UnTrack(self);
+    task_creator_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* getattr(obj, name, None) without the None: 1 and a new reference in *out,
+   0 and NULL if there is no such attribute, -1 on another error */
+static int
+optional_attr(PyObject *obj, PyObject *name, PyObject **out)
+{
+    *out = PyObject_GetAttr(obj, name);
+    if (*out != NULL) {
+        return 1;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        return -1;
+    }
+    PyErr_Clear();
+    return 0;
+}
+
+/* The goroutine the caller runs in, as Registry.current_g gives it; -1 on error */
+static int
+creator_parent(TaskCreator *self, uint64_t *g)
+{
+    if ((current_waker & 7) == self->task_waker) {
+        *g = current_waker >> self->waker_shift;
+        return 0;
+    }
+    return thread_goroutine(self->threads, self->thread_g, g);
+}
+
+/* Swap the calling thread's `creating` for `value` (new reference, or NULL for None); the old value in *prev */
+static int
+swap_creating(TaskCreator *self, PyObject *value, PyObject **prev)
+{
+    PyObject *dict = hook_dict(&self->hook_state);
+    if (dict == NULL) {
+        return -1;
+    }
+    PyObject *old = PyDict_GetItemWithError(dict, s_creating);
+    if (old == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    *prev = Py_XNewRef(old);
+    return PyDict_SetItem(dict, s_creating, value != NULL ? value : Py_None);
+}
+
+/* The TASK_NAME code of a task's name: asyncio's default "Task-N" as -N, as task_name_code does; -1 on error */
+static int
+name_code_of(TaskCreator *self, PyObject *task, uint64_t *out)
+{
+    PyObject *name = PyObject_CallMethodNoArgs(task, s_get_name);
+    if (name == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PyUnicode_CheckExact(name) && PyUnicode_IS_ASCII(name) ? PyUnicode_GET_LENGTH(name) : 0;
+    const char *text = n ? (const char *)PyUnicode_DATA(name) : NULL;
+    int plain = n > 5 && n < 5 + 18 && memcmp(text, "Task-", 5) == 0 && text[5] != '0';
+    int64_t number = 0;
+    for (Py_ssize_t i = 5; plain && i < n; i++) {
+        plain = text[i] >= '0' && text[i] <= '9';
+        number = number * 10 + (text[i] - '0');
+    }
+    if (plain) {
+        *out = self->task_name | (uint64_t)(-number) << self->arg_shift;
+        Py_DECREF(name);
+        return 0;
+    }
+    PyObject *code = PyObject_CallOneArg(self->name_code, name);
+    Py_DECREF(name);
+    if (code == NULL) {
+        return -1;
+    }
+    *out = as_u64(code);
+    Py_DECREF(code);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* The TASK_FUNC code of a coroutine's (or generator's) function, or 0 if it has none; -1 on error */
+static int
+func_code_of(TaskCreator *self, PyObject *coro, uint64_t *out)
+{
+    *out = 0;
+    PyObject *code = NULL;
+    if (optional_attr(coro, s_cr_code, &code) < 0) {
+        return -1;
+    }
+    if (code == NULL || code == Py_None) {
+        Py_XDECREF(code);
+        if (optional_attr(coro, s_gi_code, &code) < 0) {
+            return -1;
+        }
+    }
+    if (code == NULL || code == Py_None) {
+        Py_XDECREF(code);
+        return 0;
+    }
+    PyObject *key = PyLong_FromVoidPtr(code);
+    PyObject *known = key == NULL ? NULL : PyDict_GetItemWithError(self->task_funcs, key);
+    Py_XDECREF(key);
+    if (known != NULL) {
+        *out = as_u64(known);
+    }
+    else if (!PyErr_Occurred() && (known = PyObject_CallFunctionObjArgs(self->task_func, coro, code, NULL)) != NULL) {
+        *out = as_u64(known);
+        Py_DECREF(known);
+    }
+    Py_DECREF(code);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* Register a new task as goroutine `*g` and store the events describing it, as Registry.describe_task does; -1 on error */
+static int
+describe_new_task(TaskCreator *self, PyObject *task, PyObject *coro, uint64_t parent, uint64_t ts, uint64_t *g)
+{
+    PyObject *value = PyObject_CallNoArgs(self->new_g);
+    if (value == NULL) {
+        return -1;
+    }
+    *g = as_u64(value);
+    Py_DECREF(value);
+    if (PyErr_Occurred() || ptr_map_store(&((TaskIds *)self->tasks)->map, (uintptr_t)task, *g) < 0) {
+        return -1;
+    }
+    uint64_t row[12] = {self->task_create | parent << self->arg_shift, ts, *g};
+    int n = 1;
+    PyObject *loop = NULL;
+    if (optional_attr(task, s_loop, &loop) < 0) {
+        return -1;
+    }
+    uint64_t lid = 0, func = 0, name = 0;
+    int failed = loop != NULL && loop != Py_None && id_lookup(self->loops, loop, self->loop_id, &lid) < 0;
+    if (!failed && loop != NULL && loop != Py_None) {
+        row[3 * n] = self->task_loop | lid << self->arg_shift, row[3 * n + 1] = ts, row[3 * n + 2] = *g;
+        n++;
+    }
+    Py_XDECREF(loop);
+    if (failed || func_code_of(self, coro, &func) < 0) {
+        return -1;
+    }
+    if (func) {
+        row[3 * n] = func, row[3 * n + 1] = ts, row[3 * n + 2] = *g;
+        n++;
+    }
+    if (name_code_of(self, task, &name) < 0) {
+        return -1;
+    }
+    row[3 * n] = name, row[3 * n + 1] = ts, row[3 * n + 2] = *g;
+    n++;
+    rows_store((Rows *)self->rows, row, n);
+    return 0;
+}
+
+/* After the real create_task returned `task`: its id and description if new, and an eager first step; -1 on error */
+static int
+record_created(TaskCreator *self, PyObject *task, PyObject *coro, uint64_t parent, uint64_t ts)
+{
+    uint64_t g = 0;
+    if (!(ptr_map_lookup(&((TaskIds *)self->tasks)->map, (uintptr_t)task, &g) && g != 0)
+        && describe_new_task(self, task, coro, parent, ts, &g) < 0) {
+        return -1;
+    }
+    PyObject *done = PyObject_CallMethodNoArgs(task, s_done);
+    int eager = done == NULL ? -1 : PyObject_IsTrue(done);
+    Py_XDECREF(done);
+    if (eager == 0) {
+        PyObject *waiter = NULL;
+        eager = optional_attr(task, s_fut_waiter, &waiter) < 0 ? -1 : waiter != NULL && waiter != Py_None;
+        Py_XDECREF(waiter);
+    }
+    if (eager != 1) {
+        return eager;
+    }
+    PyObject *recorded = PyObject_CallFunction(self->eager_step, "OOKK", task, coro, (unsigned long long)g, (unsigned long long)ts);
+    Py_XDECREF(recorded);
+    return recorded == NULL ? -1 : 0;
+}
+
+static PyObject *
+task_creator_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    TaskCreator *self = (TaskCreator *)obj;
+    if (PyVectorcall_NARGS(nargsf) < 2) {
+        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    }
+    PyObject *coro = args[1];
+    uint64_t ts = 0, parent = 0;
+    PyObject *creating = NULL, *prev = NULL;
+    if (now_ns(self->clock, &ts) < 0 || creator_parent(self, &parent) < 0
+        || (creating = Py_BuildValue("(OKK)", coro, (unsigned long long)parent, (unsigned long long)ts)) == NULL
+        || swap_creating(self, creating, &prev) < 0) {
+        Py_XDECREF(creating);
+        Py_XDECREF(prev);
+        PyErr_Clear();
+        return PyObject_Vectorcall(self->create_task, args, nargsf, kwnames);
+    }
+    Py_DECREF(creating);
+    PyObject *task = PyObject_Vectorcall(self->create_task, args, nargsf, kwnames);
+    SET_ERROR_ASIDE;
+    PyObject *ours = NULL;
+    if (swap_creating(self, prev, &ours) < 0 || (task != NULL && record_created(self, task, coro, parent, ts) < 0)) {
+        PyErr_Clear();  /* the recording's error: the program gets its task */
+    }
+    Py_XDECREF(ours);
+    Py_XDECREF(prev);
+    PUT_ERROR_BACK;
+    return task;
+}
+
+static PyObject *
+task_creator_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {
+        "fallback", "create_task", "tasks", "local", "threads", "thread_g", "new_g", "loops", "loop_id",
+        "task_funcs", "task_func", "name_code", "eager_step", "rows", "clock",
+        "task_create", "task_loop", "task_name", "arg_shift", "task_waker", "waker_shift", NULL};
+    TaskCreator *self = (TaskCreator *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = task_creator_vectorcall;
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwargs, "$O!OO!OO!OOO!OO!OOOO!OKKKKKK:TaskCreator", names,
+            &PyFunction_Type, &self->fallback, &self->create_task, &TaskIdsType, &self->tasks, &self->hook_state.local,
+            &PyDict_Type, &self->threads, &self->thread_g, &self->new_g, &PyDict_Type, &self->loops, &self->loop_id,
+            &PyDict_Type, &self->task_funcs, &self->task_func, &self->name_code, &self->eager_step,
+            &RowsType, &self->rows, &self->clock,
+            &self->task_create, &self->task_loop, &self->task_name, &self->arg_shift, &self->task_waker, &self->waker_shift)) {
+#define FORGET(name) self->name = NULL;
+        TASK_CREATOR_OBJECTS(FORGET)
+#undef FORGET
+        Py_DECREF(self);
+        return NULL;
+    }
+#define KEEP(name) Py_XINCREF(self->name);
+    TASK_CREATOR_OBJECTS(KEEP)
+#undef KEEP
+    return (PyObject *)self;
+}
+
+static PyTypeObject TaskCreatorType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "exectracer.record._speedups.TaskCreator",
+    .tp_doc = "BaseEventLoop.create_task for the recording: makes the task, then registers and describes it.",
+    .tp_basicsize = sizeof(TaskCreator),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_vectorcall_offset = offsetof(TaskCreator, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = bind,
+    .tp_new = task_creator_new,
+    .tp_traverse = (traverseproc)task_creator_traverse,
+    .tp_clear = (inquiry)task_creator_clear,
+    .tp_dealloc = (destructor)task_creator_dealloc,
+};
+
 /* -------------------------------------------------------------------- Timed */
 
 /* What blocking.timed makes, in C: a wrapper that times a call that may
@@ -1865,21 +2210,7 @@ wait_stack(PyObject *frame, uint64_t *sid)
 static int
 caller_thread_g(uint64_t *g)
 {
-    PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
-    PyObject *known = ident == NULL ? NULL : PyDict_GetItemWithError(sink.threads, ident);
-    Py_XDECREF(ident);
-    if (known == NULL && !PyErr_Occurred()) {
-        known = PyObject_CallNoArgs(sink.thread_g);
-    }
-    else {
-        Py_XINCREF(known);
-    }
-    if (known == NULL) {
-        return -1;
-    }
-    *g = as_u64(known);
-    Py_DECREF(known);
-    return PyErr_Occurred() ? -1 : 0;
+    return thread_goroutine(sink.threads, sink.thread_g, g);
 }
 
 /* Record a wait at `frame` as Waits.record does (it is no timed call's inner one); -1 on error */
@@ -2304,6 +2635,95 @@ static PyTypeObject LockWrapperType = {
     .tp_dealloc = (destructor)lock_dealloc,
 };
 
+/* --------------------------------------------------------- flight ring drops */
+
+/* A 64-bit integer column (array('q') or 'Q'), as a buffer; -1 on error */
+static int
+int64_column(PyObject *obj, Py_buffer *view)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        return -1;
+    }
+    if (view->itemsize != 8 || view->format == NULL || (strcmp(view->format, "q") != 0 && strcmp(view->format, "Q") != 0)) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_TypeError, "columns of 64-bit integers expected");
+        return -1;
+    }
+    return 0;
+}
+
+/* kept_positions(codes, gs, wanted, of_task, done): what LiveDescriptions.absorb
+   takes in from a dropped chunk, as the positions of its events: those whose
+   kind is marked in `wanted` (a 256-byte table), except that an event whose
+   kind is marked in `of_task` is passed over if its goroutine has a later
+   event of kind `done` in the chunk (that end forgets it). */
+static PyObject *
+kept_positions(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *codes_obj, *gs_obj;
+    Py_buffer wanted, of_task, codes, gs;
+    int done;
+    if (!PyArg_ParseTuple(args, "OOy*y*i:kept_positions", &codes_obj, &gs_obj, &wanted, &of_task, &done)) {
+        return NULL;
+    }
+    PyObject *out = NULL;
+    int have_codes = 0, have_gs = 0;
+    PtrMap last_done = {0};
+    if (wanted.len != 256 || of_task.len != 256) {
+        PyErr_SetString(PyExc_ValueError, "wanted and of_task are 256-byte tables");
+        goto done;
+    }
+    if (int64_column(codes_obj, &codes) < 0) {
+        goto done;
+    }
+    have_codes = 1;
+    if (int64_column(gs_obj, &gs) < 0) {
+        goto done;
+    }
+    have_gs = 1;
+    Py_ssize_t n = codes.len / 8;
+    if (gs.len / 8 != n) {
+        PyErr_SetString(PyExc_ValueError, "codes and gs differ in length");
+        goto done;
+    }
+    const uint64_t *code = codes.buf, *g = gs.buf;
+    const unsigned char *want = wanted.buf, *task_kind = of_task.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {  /* each goroutine's last end; keys moved past PtrMap's reserved 0 and 1 */
+        if ((code[i] & 0xFF) == (uint64_t)done && ptr_map_store(&last_done, (uintptr_t)(g[i] + 2), (uint64_t)i) < 0) {
+            goto done;
+        }
+    }
+    if ((out = PyList_New(0)) == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned kind = (unsigned)(code[i] & 0xFF);
+        uint64_t end;
+        if (!want[kind] || (task_kind[kind] && ptr_map_lookup(&last_done, (uintptr_t)(g[i] + 2), &end) && (uint64_t)i < end)) {
+            continue;
+        }
+        PyObject *position = PyLong_FromSsize_t(i);
+        if (position == NULL || PyList_Append(out, position) < 0) {
+            Py_XDECREF(position);
+            Py_CLEAR(out);
+            goto done;
+        }
+        Py_DECREF(position);
+    }
+done:
+    ptr_map_free(&last_done);
+    if (have_codes) {
+        PyBuffer_Release(&codes);
+    }
+    if (have_gs) {
+        PyBuffer_Release(&gs);
+    }
+    PyBuffer_Release(&wanted);
+    PyBuffer_Release(&of_task);
+    return out;
+}
+
 /* --------------------------------------------------------------- /proc reads */
 
 #ifndef _WIN32
@@ -2366,6 +2786,8 @@ static PyMethodDef methods[] = {
     {"pread_start", (PyCFunction)(void (*)(void))pread_start, METH_FASTCALL,
      "pread_start(fd): the first 256 bytes of the file at fd (from offset 0), read holding the GIL."},
 #endif
+    {"kept_positions", kept_positions, METH_VARARGS,
+     "kept_positions(codes, gs, wanted, of_task, done): the positions of the events LiveDescriptions.absorb takes in."},
     {"clock_ns", clock_ns, METH_O, "The clock the hooks read (time.perf_counter_ns, passed in, where it is not read directly)."},
     {NULL},
 };
@@ -2385,6 +2807,8 @@ intern_names(void)
     INTERN(s_dict, "__dict__")
     INTERN(s_io, "io") INTERN(s_done, "done") INTERN(s_timeout, "timeout") INTERN(s_debug, "_debug") INTERN(s_ready, "_ready")
     INTERN(s_append, "append")
+    INTERN(s_qualname, "__qualname__") INTERN(s_creating, "creating") INTERN(s_loop, "_loop") INTERN(s_cr_code, "cr_code") INTERN(s_gi_code, "gi_code")
+    INTERN(s_get_name, "get_name") INTERN(s_fut_waiter, "_fut_waiter")
     INTERN(s_acquire, "acquire") INTERN(s_release, "release") INTERN(s_locked, "locked") INTERN(s_make, "_make")
     INTERN(s_at_fork_reinit, "_at_fork_reinit")
 #undef INTERN
@@ -2395,7 +2819,8 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (intern_names() < 0 || PyType_Ready(&RowsType) < 0 || PyType_Ready(&TaskIdsType) < 0 || PyType_Ready(&StepRunnerType) < 0
-        || PyType_Ready(&ReadySoonType) < 0 || PyType_Ready(&TimedType) < 0 || PyType_Ready(&LockWrapperType) < 0) {
+        || PyType_Ready(&ReadySoonType) < 0 || PyType_Ready(&TaskCreatorType) < 0 || PyType_Ready(&TimedType) < 0
+        || PyType_Ready(&LockWrapperType) < 0) {
         return NULL;
     }
     PyObject *time_module = PyImport_ImportModule("time");
@@ -2430,6 +2855,7 @@ PyInit__speedups(void)
         || PyModule_AddObjectRef(m, "TaskIds", (PyObject *)&TaskIdsType) < 0
         || PyModule_AddObjectRef(m, "StepRunner", (PyObject *)&StepRunnerType) < 0
         || PyModule_AddObjectRef(m, "ReadySoon", (PyObject *)&ReadySoonType) < 0
+        || PyModule_AddObjectRef(m, "TaskCreator", (PyObject *)&TaskCreatorType) < 0
         || PyModule_AddObjectRef(m, "Timed", (PyObject *)&TimedType) < 0
         || PyModule_AddObjectRef(m, "LockWrapper", (PyObject *)&LockWrapperType) < 0) {
         Py_DECREF(m);

@@ -7,8 +7,8 @@ Patched at class level, so loops created before tracing started are covered:
   the await chain and why) or TASK_DONE; anything else as CALLBACK_BEGIN/END.
 * ``BaseEventLoop._call_soon``: a task's step or wake-up being scheduled is
   TASK_READY, naming what was running at that moment (the waker).
-* ``BaseEventLoop.create_task``: TASK_CREATE with the creating goroutine, and
-  eager first steps (3.12+).
+* ``BaseEventLoop.create_task``: TASK_CREATE with the creating goroutine and
+  the events that describe the task, and eager first steps (3.12+).
 * ``BaseEventLoop.run_forever`` / ``close``: LOOP_START / LOOP_STOP.
 * ``BaseSelectorEventLoop._process_events`` and the selectors' ``select``:
   which handles I/O readiness queued, and LOOP_IDLE_BEGIN/END around blocking selects;
@@ -37,6 +37,7 @@ from types import BuiltinFunctionType, CoroutineType, FunctionType, GeneratorTyp
 from typing import Any, Callable
 
 from ..format.events import (
+    ARG_SHIFT,
     CALLBACK_SHIFT,
     WAKER_SHIFT,
     CallbackSource,
@@ -52,7 +53,7 @@ from .handoff import NEVER, GilHandoff
 from .interner import Interner, function_name
 from .native import speedups
 from .patcher import Patcher
-from .registry import Registry
+from .registry import Registry, task_name_code
 
 _get_running_loop = asyncio.events._get_running_loop
 
@@ -371,13 +372,25 @@ def install(
             local.creating = prev_creating
         try:
             g = tasks.get(id(task)) or task_g(task, parent, ts, coro)
-            if task.done() or task._fut_waiter is not None:  # its first step ran eagerly
-                code = end_code(task) if task._fut_waiter is None else chains.code_for(coro, task._fut_waiter)
-                emit((Kind.TASK_EAGER, ts, g, STEP, ts, g, code, clock(), g))
+            if task.done() or task._fut_waiter is not None:
+                eager_step(task, coro, g, ts)
         except Exception:
             pass
         return task
 
+    def eager_step(task: Any, coro: Any, g: int, ts: int) -> None:
+        """Record the first step of a task that ran inside ``create_task`` (an eager task)."""
+        code = end_code(task) if task._fut_waiter is None else chains.code_for(coro, task._fut_waiter)
+        emit((Kind.TASK_EAGER, ts, g, STEP, ts, g, code, clock(), g))
+
+    if native is not None:
+        create_task = native.TaskCreator(
+            fallback=create_task, create_task=orig_create_task, tasks=tasks, local=local, threads=registry.threads,
+            thread_g=registry.thread_g, new_g=registry.new_g, loops=loops, loop_id=loop_id, task_funcs=registry.task_funcs,
+            task_func=registry.task_func, name_code=functools.partial(task_name_code, interner), eager_step=eager_step,
+            rows=rows, clock=clock, task_create=int(Kind.TASK_CREATE), task_loop=int(Kind.TASK_LOOP),
+            task_name=int(Kind.TASK_NAME), arg_shift=ARG_SHIFT, task_waker=TASK_WAKER, waker_shift=WAKER_SHIFT,
+        )
     patcher.replace(asyncio.base_events.BaseEventLoop, "create_task", create_task)
 
     orig_set_task_name = getattr(asyncio.tasks, "_set_task_name", None)

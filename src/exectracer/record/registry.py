@@ -48,20 +48,16 @@ class Registry:
         self._emit = events.extend
         self._interner = interner
         self._own = own_threads
-        self._next_g = itertools.count(1).__next__
+        self.new_g = itertools.count(1).__next__  # a fresh goroutine id
         self._next_loop = itertools.count(1).__next__
         self.threads: dict[int, int] = {}  # threading ident -> g (0: a TracerThread)
         self.tasks: dict[int, int] = {} if tasks is None else tasks  # id(task) -> g
         self.loops: dict[int, int] = {}  # id(loop) -> loop id
         self._loop_refs: dict[int, Any] = {}  # keeps id(loop) unique while known
-        self._task_funcs: dict[int, int] = {}  # id(code) of a coroutine -> its TASK_FUNC code (the interner keeps the code)
+        self.task_funcs: dict[int, int] = {}  # id(code) of a coroutine -> its TASK_FUNC code (the interner keeps the code)
         self.local = HookState() if local is None else local
 
     # -- threads -------------------------------------------------------------
-
-    def new_g(self) -> int:
-        """A fresh goroutine id."""
-        return self._next_g()
 
     def thread_g(self) -> int:
         """The goroutine id of the calling thread (0 for the tracer's own threads)."""
@@ -85,7 +81,7 @@ class Registry:
             self.threads[ident] = 0  # remembered: it may call hooks before threading lists it
             return 0
         if g is None:
-            g = self._next_g()
+            g = self.new_g()
         self.threads[ident] = g
         ts = time.perf_counter_ns()
         native = threading.get_native_id() if ident == threading.get_ident() else getattr(thread, "native_id", None) or 0
@@ -149,14 +145,14 @@ class Registry:
             creating = self.local.creating
             if creating is not None and not parent and not task.done() and _coro_of(task) is creating[0]:
                 coro, parent, ts = creating  # seen from inside create_task, before it returned
-            g = self._next_g()
+            g = self.new_g()
             self.tasks[id(task)] = g
             self.describe_task(task, g, parent, ts or time.perf_counter_ns(), coro)
         return g
 
     def task_name(self, g: int, name: str) -> None:
         """Record a task's (new) name."""
-        self._emit(_task_name_event(self._interner, g, name, time.perf_counter_ns()))
+        self._emit((task_name_code(self._interner, name), time.perf_counter_ns(), g))
 
     def describe_task(self, task: Any, g: int, parent: int, ts: int, coro: Any = None) -> None:
         """Emit TASK_CREATE and the events that describe a task (``coro``: its coroutine, if known)."""
@@ -168,12 +164,16 @@ class Registry:
             coro = _coro_of(task)
         code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
         if code is not None:
-            func = self._task_funcs.get(id(code))
-            if func is None:
-                func = self._task_funcs[id(code)] = pack(Kind.TASK_FUNC, self._interner.stack((self._entry_frame(coro, code),)))
-            out += (func, ts, g)
-        out += _task_name_event(self._interner, g, task.get_name(), ts)
+            out += (self.task_funcs.get(id(code)) or self.task_func(coro, code), ts, g)
+        out += (task_name_code(self._interner, task.get_name()), ts, g)
         self._emit(out)
+
+    def task_func(self, coro: Any, code: Any) -> int:
+        """The TASK_FUNC code of a task whose coroutine (or generator) runs ``code``, defining it if new."""
+        func = self.task_funcs.get(id(code))
+        if func is None:
+            func = self.task_funcs[id(code)] = pack(Kind.TASK_FUNC, self._interner.stack((self._entry_frame(coro, code),)))
+        return func
 
     def _entry_frame(self, coro: Any, code: Any) -> int:
         """The frame id of a coroutine's (or generator's) function, at its first line."""
@@ -191,8 +191,8 @@ def _coro_of(task: Any) -> Any:
     return get_coro() if get_coro is not None else None
 
 
-def _task_name_event(interner: Interner, g: int, name: str, ts: int) -> tuple[int, int, int]:
-    """TASK_NAME for ``name``; asyncio's default "Task-N" is stored as -N.
+def task_name_code(interner: Interner, name: str) -> int:
+    """The TASK_NAME code for ``name``; asyncio's default "Task-N" is stored as -N.
 
     The code is given as its 64 bits unsigned: the writer stages events as
     unsigned integers (see ``writer.STAGED``), and the file holds the same bits.
@@ -202,5 +202,5 @@ def _task_name_event(interner: Interner, g: int, name: str, ts: int) -> tuple[in
     if name.startswith(_DEFAULT_TASK_NAME):
         suffix = name[_DEFAULT_PREFIX_LEN:]
         if suffix.isdigit() and suffix.isascii() and len(suffix) < 18 and suffix[0] != "0":
-            return (_TASK_NAME | -int(suffix) << ARG_SHIFT) & MASK64, ts, g
-    return _TASK_NAME | interner.string(name) << ARG_SHIFT, ts, g
+            return (_TASK_NAME | -int(suffix) << ARG_SHIFT) & MASK64
+    return _TASK_NAME | interner.string(name) << ARG_SHIFT
