@@ -1,4 +1,5 @@
-/* The hottest asyncio hooks in C: Handle._run and BaseEventLoop._call_soon.
+/* The hottest hooks in C: asyncio's Handle._run, BaseEventLoop._call_soon
+   and create_task, the selector loop's _process_events, thread waits.
 
    Each mirrors the pure-Python hook in asyncio_hooks.py, which stays the
    reference (and runs where this module is not built, or when
@@ -15,12 +16,21 @@
    - ReadySoon replaces BaseEventLoop._call_soon. It fills a _ReadyHandle's
      slots as Handle.__init__ does (when the loop is not in debug mode and a
      context is given) and stamps it with when and by whom it was queued.
+   - TaskCreator replaces BaseEventLoop.create_task: the task is made by
+     asyncio, then registered and described (what is new to the registry is
+     defined by the Python side).
+   - IoReady replaces BaseSelectorEventLoop._process_events: it notes which
+     handles the loop's last select made ready.
+   - Timed and LockWrapper: thread waits (see their sections), and
+     kept_positions: the events a flight recorder's dropped chunk still
+     describes.
 
-   StepRunner and ReadySoon are method descriptors: `handle._run()` calls
-   them with the handle first, with no bound method made. Errors in the
-   recording are cleared, never raised into the program: an event that
-   cannot be recorded is lost, the callback still runs. Only public C API
-   is used (some of it outside the limited API: member descriptors, frames). */
+   StepRunner, ReadySoon, TaskCreator and IoReady are method descriptors:
+   `handle._run()` calls them with the handle first, with no bound method
+   made. Errors in the recording are cleared, never raised into the
+   program: an event that cannot be recorded is lost, the callback still
+   runs. Only public C API is used (some of it outside the limited API:
+   member descriptors, frames). */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -41,7 +51,7 @@
 #endif
 
 static PyObject *s_io, *s_done, *s_timeout, *s_dict, *s_debug, *s_ready, *s_append;
-static PyObject *s_qualname, *s_creating, *s_loop, *s_cr_code, *s_gi_code, *s_get_name, *s_fut_waiter;
+static PyObject *s_cancelled, *s_exception, *s_data, *s_qualname, *s_creating, *s_loop, *s_cr_code, *s_gi_code, *s_get_name, *s_fut_waiter;
 static PyTypeObject *deque_type;  /* collections.deque, a loop's _ready */
 static PyObject *deque_append;    /* its append method descriptor */
 
@@ -841,7 +851,6 @@ typedef struct {
     PyObject *one_await;       /* set: ids of codes with one suspension point */
     PyObject *chain_cache;     /* dict: chain key -> event code */
     PyObject *define_chain;    /* define_chain(key, coro, waiter) -> code */
-    PyObject *end_code;        /* end_code(task) -> code */
     PyObject *executor_futures;
     PyObject *ready_type;      /* _ReadyHandle */
     PyObject *report_error;    /* report_callback_error(handle, exc) */
@@ -860,13 +869,14 @@ typedef struct {
     int last_is_task;
     FastAttr handle_callback, handle_context, handle_args, handle_loop, handle_waker, handle_queued, task_fut_waiter, task_coro, wrapper_self;
     unsigned long long task_waker, waker_shift, step, ready, done, shift, cat_mask, syscall_bits;
+    unsigned long long done_cancelled, done_returned, done_raised;
     unsigned long long callback_begin, callback_end, callback_shift, source_timer, source_io, source_soon,
         waker_timer, waker_io, waker_callback;
 } StepRunner;
 
 #define STEP_RUNNER_OBJECTS(X) \
     X(fallback) X(run_callback) X(step_types) X(task_classes) X(is_task_type) X(tasks) X(task_g) \
-    X(hook_state.local) X(hook_state.dict) X(rows) X(events) X(one_await) X(chain_cache) X(define_chain) X(end_code) X(executor_futures) \
+    X(hook_state.local) X(hook_state.dict) X(rows) X(events) X(one_await) X(chain_cache) X(define_chain) X(executor_futures) \
     X(ready_type) X(report_error) X(clock) X(code_for) X(loops) X(loop_id) X(name_cache) X(name_id) X(timer_type) \
     X(looked_at)
 
@@ -1153,6 +1163,28 @@ define_code(StepRunner *self, const uintptr_t *parts, Py_ssize_t n, uint64_t has
 }
 
 /* The event code for the end of a step of `task`: its suspension, or its end; -1 on error */
+/* The code of a step that left `task` done, as end_code gives it (and the task's id forgotten); -1 on error */
+static int
+done_code(StepRunner *self, PyObject *task, uint64_t *out)
+{
+    uint64_t g;
+    ptr_map_remove(&((TaskIds *)self->tasks)->map, (uintptr_t)task, &g);
+    PyObject *cancelled = PyObject_CallMethodNoArgs(task, s_cancelled);
+    int was_cancelled = cancelled == NULL ? -1 : PyObject_IsTrue(cancelled);
+    Py_XDECREF(cancelled);
+    if (was_cancelled != 0) {
+        *out = self->done_cancelled;
+        return was_cancelled < 0 ? -1 : 0;
+    }
+    PyObject *exc = PyObject_GetAttr(task, s_exception);  /* not exception(): that would mark it retrieved */
+    if (exc == NULL) {
+        return -1;
+    }
+    *out = exc == Py_None ? self->done_returned : self->done_raised;
+    Py_DECREF(exc);
+    return 0;
+}
+
 static int
 end_of_step(StepRunner *self, PyObject *task, uint64_t *out)
 {
@@ -1168,7 +1200,7 @@ end_of_step(StepRunner *self, PyObject *task, uint64_t *out)
         Py_XDECREF(result);
     }
     if (done == 1) {
-        code = PyObject_CallOneArg(self->end_code, task);
+        status = done_code(self, task, out);
     }
     else if (done == 0 && (coro = fast_get(&self->task_coro, task)) != NULL) {
         uintptr_t parts[MAX_PARTS];
@@ -1461,11 +1493,11 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {
         "fallback", "run_callback", "step_types", "task_classes", "is_task_type", "tasks", "task_g",
-        "local", "rows", "events", "one_await", "chain_cache", "define_chain", "end_code", "executor_futures",
+        "local", "rows", "events", "one_await", "chain_cache", "define_chain", "executor_futures",
         "ready_type", "report_error", "clock", "code_for", "task_type", "step_wrapper_type",
         "loops", "loop_id", "name_cache", "name_id", "timer_type", "looked_at",
         "task_waker", "waker_shift", "step", "ready", "done", "shift", "cat_mask", "syscall_bits",
-        "callback_begin", "callback_end", "callback_shift", "source_timer", "source_io", "source_soon",
+        "done_cancelled", "done_returned", "done_raised", "callback_begin", "callback_end", "callback_shift", "source_timer", "source_io", "source_soon",
         "waker_timer", "waker_io", "waker_callback", NULL};
     PyObject *task_type = NULL, *wrapper_type = NULL;
     StepRunner *self = (StepRunner *)type->tp_alloc(type, 0);
@@ -1474,17 +1506,18 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->vectorcall = step_runner_vectorcall;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "$O!OO!O!O!O!OOO!O!O!O!OOOO!OOOO!OO!OO!OO!O!KKKKKKKKKKKKKKKKK:StepRunner", names,
+            args, kwargs, "$O!OO!O!O!O!OOO!O!O!O!OOO!OOOO!OO!OO!OO!O!KKKKKKKKKKKKKKKKKKKK:StepRunner", names,
             &PyFunction_Type, &self->fallback, &self->run_callback, &PySet_Type, &self->step_types,
             &PyTuple_Type, &self->task_classes, &PyDict_Type, &self->is_task_type,
             &TaskIdsType, &self->tasks, &self->task_g, &self->hook_state.local, &RowsType, &self->rows, &PyList_Type, &self->events,
             &PySet_Type, &self->one_await, &PyDict_Type, &self->chain_cache, &self->define_chain,
-            &self->end_code, &self->executor_futures, &PyType_Type, &self->ready_type,
+            &self->executor_futures, &PyType_Type, &self->ready_type,
             &self->report_error, &self->clock, &self->code_for, &PyType_Type, &task_type, &wrapper_type,
             &PyDict_Type, &self->loops, &self->loop_id, &PyDict_Type, &self->name_cache, &self->name_id,
             &PyType_Type, &self->timer_type, &PySet_Type, &self->looked_at,
             &self->task_waker, &self->waker_shift, &self->step, &self->ready, &self->done, &self->shift,
-            &self->cat_mask, &self->syscall_bits, &self->callback_begin, &self->callback_end,
+            &self->cat_mask, &self->syscall_bits, &self->done_cancelled, &self->done_returned, &self->done_raised,
+            &self->callback_begin, &self->callback_end,
             &self->callback_shift, &self->source_timer, &self->source_io, &self->source_soon,
             &self->waker_timer, &self->waker_io, &self->waker_callback)) {
         /* the borrowed pointers are not ours yet */
@@ -2054,6 +2087,142 @@ static PyTypeObject TaskCreatorType = {
     .tp_traverse = (traverseproc)task_creator_traverse,
     .tp_clear = (inquiry)task_creator_clear,
     .tp_dealloc = (destructor)task_creator_dealloc,
+};
+
+/* -------------------------------------------------------------------- IoReady */
+
+/* BaseSelectorEventLoop._process_events for the recording, as the Python
+   hook does it: the ids of the handles the loop's last select made ready go
+   to the hook state's ``io`` (StepRunner reads it to tell I/O callbacks from
+   others), then asyncio's own runs. */
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *fallback;        /* the Python hook: process_events(loop, event_list) */
+    PyObject *process_events;  /* the real one */
+    HookState hook_state;
+} IoReady;
+
+#define IO_READY_OBJECTS(X) X(fallback) X(process_events) X(hook_state.local) X(hook_state.dict)
+
+static int
+io_ready_traverse(IoReady *self, visitproc visit, void *arg)
+{
+#define VISIT(name) Py_VISIT(self->name);
+    IO_READY_OBJECTS(VISIT)
+#undef VISIT
+    return 0;
+}
+
+static int
+io_ready_clear(IoReady *self)
+{
+#define CLEAR(name) Py_CLEAR(self->name);
+    IO_READY_OBJECTS(CLEAR)
+#undef CLEAR
+    return 0;
+}
+
+static void
+io_ready_dealloc(IoReady *self)
+{
+    PyObject_GC_UnTrack(self);
+    io_ready_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Add id(handle) to `io` for each handle of a ready key's data; -1 on error */
+static int
+note_key(PyObject *io, PyObject *item)
+{
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) {
+        PyErr_SetString(PyExc_TypeError, "selector events are (key, mask) pairs");
+        return -1;
+    }
+    PyObject *data = PyObject_GetAttr(PyTuple_GET_ITEM(item, 0), s_data);
+    if (data == NULL) {
+        return -1;
+    }
+    int status = 0;
+    if (PyTuple_CheckExact(data)) {
+        for (Py_ssize_t i = 0; status == 0 && i < PyTuple_GET_SIZE(data); i++) {
+            PyObject *handle = PyTuple_GET_ITEM(data, i);
+            PyObject *id = handle == Py_None ? NULL : PyLong_FromVoidPtr(handle);
+            status = handle == Py_None ? 0 : id == NULL ? -1 : PySet_Add(io, id);
+            Py_XDECREF(id);
+        }
+    }
+    Py_DECREF(data);
+    return status;
+}
+
+/* The hook state's io: the handles `events` made ready; -1 on error (io left as it was) */
+static int
+note_ready(IoReady *self, PyObject *events)
+{
+    PyObject *seq = PySequence_Fast(events, "selector events are a sequence");
+    PyObject *io = seq == NULL ? NULL : PySet_New(NULL);
+    int status = io == NULL ? -1 : 0;
+    for (Py_ssize_t i = 0; status == 0 && i < PySequence_Fast_GET_SIZE(seq); i++) {
+        status = note_key(io, PySequence_Fast_GET_ITEM(seq, i));
+    }
+    PyObject *dict = status == 0 ? hook_dict(&self->hook_state) : NULL;
+    status = dict == NULL ? -1 : PyDict_SetItem(dict, s_io, io);
+    Py_XDECREF(io);
+    Py_XDECREF(seq);
+    return status;
+}
+
+static PyObject *
+io_ready_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    IoReady *self = (IoReady *)obj;
+    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL) {
+        return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+    }
+    int any = PyObject_IsTrue(args[1]);
+    if (any < 0 || (any && note_ready(self, args[1]) < 0)) {
+        PyErr_Clear();
+    }
+    return PyObject_Vectorcall(self->process_events, args, nargsf, kwnames);
+}
+
+static PyObject *
+io_ready_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"fallback", "process_events", "local", NULL};
+    IoReady *self = (IoReady *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = io_ready_vectorcall;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!OO:IoReady", names, &PyFunction_Type, &self->fallback,
+                                     &self->process_events, &self->hook_state.local)) {
+#define FORGET(name) self->name = NULL;
+        IO_READY_OBJECTS(FORGET)
+#undef FORGET
+        Py_DECREF(self);
+        return NULL;
+    }
+#define KEEP(name) Py_XINCREF(self->name);
+    IO_READY_OBJECTS(KEEP)
+#undef KEEP
+    return (PyObject *)self;
+}
+
+static PyTypeObject IoReadyType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "exectracer.record._speedups.IoReady",
+    .tp_doc = "BaseSelectorEventLoop._process_events for the recording: notes which handles I/O made ready.",
+    .tp_basicsize = sizeof(IoReady),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_vectorcall_offset = offsetof(IoReady, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = bind,
+    .tp_new = io_ready_new,
+    .tp_traverse = (traverseproc)io_ready_traverse,
+    .tp_clear = (inquiry)io_ready_clear,
+    .tp_dealloc = (destructor)io_ready_dealloc,
 };
 
 /* -------------------------------------------------------------------- Timed */
@@ -2807,7 +2976,7 @@ intern_names(void)
     INTERN(s_dict, "__dict__")
     INTERN(s_io, "io") INTERN(s_done, "done") INTERN(s_timeout, "timeout") INTERN(s_debug, "_debug") INTERN(s_ready, "_ready")
     INTERN(s_append, "append")
-    INTERN(s_qualname, "__qualname__") INTERN(s_creating, "creating") INTERN(s_loop, "_loop") INTERN(s_cr_code, "cr_code") INTERN(s_gi_code, "gi_code")
+    INTERN(s_cancelled, "cancelled") INTERN(s_exception, "_exception") INTERN(s_data, "data") INTERN(s_qualname, "__qualname__") INTERN(s_creating, "creating") INTERN(s_loop, "_loop") INTERN(s_cr_code, "cr_code") INTERN(s_gi_code, "gi_code")
     INTERN(s_get_name, "get_name") INTERN(s_fut_waiter, "_fut_waiter")
     INTERN(s_acquire, "acquire") INTERN(s_release, "release") INTERN(s_locked, "locked") INTERN(s_make, "_make")
     INTERN(s_at_fork_reinit, "_at_fork_reinit")
@@ -2819,8 +2988,8 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (intern_names() < 0 || PyType_Ready(&RowsType) < 0 || PyType_Ready(&TaskIdsType) < 0 || PyType_Ready(&StepRunnerType) < 0
-        || PyType_Ready(&ReadySoonType) < 0 || PyType_Ready(&TaskCreatorType) < 0 || PyType_Ready(&TimedType) < 0
-        || PyType_Ready(&LockWrapperType) < 0) {
+        || PyType_Ready(&ReadySoonType) < 0 || PyType_Ready(&TaskCreatorType) < 0 || PyType_Ready(&IoReadyType) < 0
+        || PyType_Ready(&TimedType) < 0 || PyType_Ready(&LockWrapperType) < 0) {
         return NULL;
     }
     PyObject *time_module = PyImport_ImportModule("time");
@@ -2856,6 +3025,7 @@ PyInit__speedups(void)
         || PyModule_AddObjectRef(m, "StepRunner", (PyObject *)&StepRunnerType) < 0
         || PyModule_AddObjectRef(m, "ReadySoon", (PyObject *)&ReadySoonType) < 0
         || PyModule_AddObjectRef(m, "TaskCreator", (PyObject *)&TaskCreatorType) < 0
+        || PyModule_AddObjectRef(m, "IoReady", (PyObject *)&IoReadyType) < 0
         || PyModule_AddObjectRef(m, "Timed", (PyObject *)&TimedType) < 0
         || PyModule_AddObjectRef(m, "LockWrapper", (PyObject *)&LockWrapperType) < 0) {
         Py_DECREF(m);

@@ -303,12 +303,13 @@ def install(
             fallback=handle_run, run_callback=run_callback, step_types=step_callback_types,
             task_classes=task_classes, is_task_type=is_task_type, tasks=tasks, task_g=task_g, local=local,
             rows=rows, events=events, one_await=one_await, chain_cache=chains.cache, define_chain=define_chain,
-            end_code=end_code, executor_futures=executor_futures, ready_type=ReadyHandle,
+            executor_futures=executor_futures, ready_type=ReadyHandle,
             report_error=report_callback_error, clock=clock, code_for=chains.code_for, task_type=asyncio.Task,
             step_wrapper_type=wrapper_type, loops=loops, loop_id=loop_id, name_cache=name_cache,
             name_id=names.name_id, timer_type=TimerHandle, looked_at=chains.looked_at,
             task_waker=TASK_WAKER, waker_shift=WAKER_SHIFT, step=STEP, ready=READY, done=DONE, shift=SHIFT,
             cat_mask=CAT_MASK, syscall_bits=SYSCALL_BITS,
+            done_cancelled=DONE_CANCELLED, done_returned=DONE_RETURNED, done_raised=DONE_RAISED,
             callback_begin=CB_BEGIN, callback_end=CB_END, callback_shift=CALLBACK_SHIFT, source_timer=SOURCE_TIMER,
             source_io=SOURCE_IO, source_soon=SOURCE_SOON, waker_timer=WAKER_TIMER, waker_io=WAKER_IO,
             waker_callback=WAKER_CALLBACK,
@@ -448,6 +449,8 @@ def install(
                 pass
         orig_process_events(loop, event_list)
 
+    if native is not None:
+        process_events = native.IoReady(fallback=process_events, process_events=orig_process_events, local=local)
     patcher.replace(asyncio.selector_events.BaseSelectorEventLoop, "_process_events", process_events)
 
     def wrap_select(orig_select: Callable) -> Callable:
