@@ -47,9 +47,9 @@ def test_a_task_that_ends_in_the_chunk_leaves_nothing() -> None:
 
 
 @pytest.mark.skipif(speedups() is None, reason="the C extension is not built or is switched off")
-@given(st.lists(st.tuples(st.sampled_from(KINDS), st.integers(-(1 << 40), 1 << 40), st.integers(0, 6)), max_size=200))
+@given(st.lists(st.tuples(st.sampled_from(KINDS), st.integers(-(1 << 40), 1 << 40), st.integers(0, 6)), max_size=200), st.sets(st.integers(0, 6)))
 @settings(max_examples=300, deadline=None)
-def test_the_c_positions_are_the_python_ones(chunk: list[tuple[Kind, int, int]]) -> None:
+def test_the_c_positions_are_the_python_ones(chunk: list[tuple[Kind, int, int]], live: set[int]) -> None:
     codes, gs = array("q", [pack(kind, arg) for kind, arg, _ in chunk]), array("q", [g for _, _, g in chunk])
-    got = speedups().kept_positions(codes, gs, _WANTED, _OF_TASK_TABLE, int(Kind.TASK_DONE))
-    assert got == _kept_positions(codes, gs)
+    got = speedups().kept_positions(codes, gs, _WANTED, _OF_TASK_TABLE, int(Kind.TASK_DONE), live)
+    assert got == _kept_positions(codes, gs, live)

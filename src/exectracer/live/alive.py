@@ -58,11 +58,12 @@ class LiveDescriptions:
         since that end forgets them (and most tasks of a service begin and end
         in one chunk). Nor do they push older entries out of a full table.
         """
+        live = set(self._tasks).union(self._regions)  # what a TASK_DONE can forget
         native = speedups()
         if native is not None:
-            positions = native.kept_positions(codes, gs, _WANTED, _OF_TASK_TABLE, int(Kind.TASK_DONE))
+            positions = native.kept_positions(codes, gs, _WANTED, _OF_TASK_TABLE, int(Kind.TASK_DONE), live)
         else:
-            positions = _kept_positions(codes, gs)
+            positions = _kept_positions(codes, gs, live)
         for i in positions:
             code = codes[i]
             self._absorb_one(code & KIND_MASK, code >> 8, gs[i])
@@ -134,11 +135,17 @@ class LiveDescriptions:
                     del self._regions[g]
 
 
-def _kept_positions(codes: "array[int]", gs: "array[int]") -> list[int]:
-    """The positions of the events ``absorb`` takes in (``_speedups.kept_positions`` in Python)."""
+def _kept_positions(codes: "array[int]", gs: "array[int]", live: set[int]) -> list[int]:
+    """The positions of the events ``absorb`` takes in (``_speedups.kept_positions`` in Python).
+
+    ``live``: the goroutines a TASK_DONE can forget something of; another's end is passed over.
+    """
     kinds = codes.tobytes()[_LOW_BYTE::8]
     last_done = {gs[i]: i for i in _positions(kinds.translate(_TASK_DONE))}
-    return [i for i in _positions(kinds.translate(_WANTED)) if not (codes[i] & KIND_MASK in _OF_TASK and i < last_done.get(gs[i], -1))]
+    return [
+        i for i in _positions(kinds.translate(_WANTED))
+        if not (codes[i] & KIND_MASK in _OF_TASK and i < last_done.get(gs[i], -1)) and (kinds[i] != Kind.TASK_DONE or gs[i] in live)
+    ]
 
 
 def _positions(marks: bytes) -> Iterator[int]:

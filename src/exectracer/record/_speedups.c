@@ -2821,19 +2821,22 @@ int64_column(PyObject *obj, Py_buffer *view)
     return 0;
 }
 
-/* kept_positions(codes, gs, wanted, of_task, done): what LiveDescriptions.absorb
-   takes in from a dropped chunk, as the positions of its events: those whose
-   kind is marked in `wanted` (a 256-byte table), except that an event whose
-   kind is marked in `of_task` is passed over if its goroutine has a later
-   event of kind `done` in the chunk (that end forgets it). */
+/* kept_positions(codes, gs, wanted, of_task, done, live): what
+   LiveDescriptions.absorb takes in from a dropped chunk, as the positions of
+   its events: those whose kind is marked in `wanted` (a 256-byte table),
+   except that an event whose kind is marked in `of_task` is passed over if
+   its goroutine has a later event of kind `done` in the chunk (that end
+   forgets it), and so is an event of kind `done` whose goroutine is not in
+   the set `live` (it has nothing to forget). */
 static PyObject *
 kept_positions(PyObject *module, PyObject *args)
 {
     (void)module;
     PyObject *codes_obj, *gs_obj;
     Py_buffer wanted, of_task, codes, gs;
+    PyObject *live;
     int done;
-    if (!PyArg_ParseTuple(args, "OOy*y*i:kept_positions", &codes_obj, &gs_obj, &wanted, &of_task, &done)) {
+    if (!PyArg_ParseTuple(args, "OOy*y*iO!:kept_positions", &codes_obj, &gs_obj, &wanted, &of_task, &done, &PySet_Type, &live)) {
         return NULL;
     }
     PyObject *out = NULL;
@@ -2871,6 +2874,18 @@ kept_positions(PyObject *module, PyObject *args)
         uint64_t end;
         if (!want[kind] || (task_kind[kind] && ptr_map_lookup(&last_done, (uintptr_t)(g[i] + 2), &end) && (uint64_t)i < end)) {
             continue;
+        }
+        if (kind == (unsigned)done) {
+            PyObject *goroutine = PyLong_FromLongLong((long long)g[i]);
+            int known = goroutine == NULL ? -1 : PySet_Contains(live, goroutine);
+            Py_XDECREF(goroutine);
+            if (known < 0) {
+                Py_CLEAR(out);
+                goto done;
+            }
+            if (!known) {
+                continue;
+            }
         }
         PyObject *position = PyLong_FromSsize_t(i);
         if (position == NULL || PyList_Append(out, position) < 0) {
@@ -2956,7 +2971,7 @@ static PyMethodDef methods[] = {
      "pread_start(fd): the first 256 bytes of the file at fd (from offset 0), read holding the GIL."},
 #endif
     {"kept_positions", kept_positions, METH_VARARGS,
-     "kept_positions(codes, gs, wanted, of_task, done): the positions of the events LiveDescriptions.absorb takes in."},
+     "kept_positions(codes, gs, wanted, of_task, done, live): the positions of the events LiveDescriptions.absorb takes in."},
     {"clock_ns", clock_ns, METH_O, "The clock the hooks read (time.perf_counter_ns, passed in, where it is not read directly)."},
     {NULL},
 };
