@@ -56,7 +56,9 @@ class LiveDescriptions:
         The same as taking in each event in turn, faster: a task's describing
         and region events before its TASK_DONE in the chunk are passed over,
         since that end forgets them (and most tasks of a service begin and end
-        in one chunk). Nor do they push older entries out of a full table.
+        in one chunk); nor do they push older entries out of a full table. So
+        is a TASK_DONE with nothing to forget (its task began in the chunk).
+        The events to take in are found in C where the extension is built.
         """
         live = set(self._tasks).union(self._regions)  # what a TASK_DONE can forget
         native = speedups()
