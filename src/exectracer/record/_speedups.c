@@ -444,6 +444,50 @@ bind(PyObject *self, PyObject *obj, PyObject *type)
     return PyMethod_New(self, obj);
 }
 
+/* The object members of a hook type, listed by an X-macro (its *_OBJECTS):
+   what each one's traverse, clear, dealloc and constructor do with them */
+#define VISIT_MEMBER(name) Py_VISIT(self->name);
+#define CLEAR_MEMBER(name) Py_CLEAR(self->name);
+#define FORGET_MEMBER(name) self->name = NULL;  /* PyArg_Parse* left borrowed pointers: not ours yet */
+#define KEEP_MEMBER(name) Py_XINCREF(self->name);
+
+/* traverse, clear and dealloc of a hook type whose object members are all in OBJECTS */
+#define GC_FUNCTIONS(prefix, Type, OBJECTS)                              \
+    static int prefix##_traverse(Type *self, visitproc visit, void *arg) \
+    {                                                                    \
+        OBJECTS(VISIT_MEMBER)                                            \
+        return 0;                                                        \
+    }                                                                    \
+    static int prefix##_clear(Type *self)                                \
+    {                                                                    \
+        OBJECTS(CLEAR_MEMBER)                                            \
+        return 0;                                                        \
+    }                                                                    \
+    static void prefix##_dealloc(Type *self)                             \
+    {                                                                    \
+        PyObject_GC_UnTrack(self);                                       \
+        prefix##_clear(self);                                            \
+        Py_TYPE(self)->tp_free((PyObject *)self);                        \
+    }
+
+/* The type object of a hook type: a method descriptor with vectorcall, its
+   object members collected (GC_FUNCTIONS) */
+#define HOOK_TYPE(Type, prefix, doc)                                          \
+    static PyTypeObject Type##Type = {                                        \
+        PyVarObject_HEAD_INIT(NULL, 0)                                        \
+        .tp_name = "exectracer.record._speedups." #Type,                      \
+        .tp_doc = doc,                                                        \
+        .tp_basicsize = sizeof(Type),                                         \
+        .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR, \
+        .tp_vectorcall_offset = offsetof(Type, vectorcall),                   \
+        .tp_call = PyVectorcall_Call,                                         \
+        .tp_descr_get = bind,                                                 \
+        .tp_new = prefix##_new,                                               \
+        .tp_traverse = (traverseproc)prefix##_traverse,                       \
+        .tp_clear = (inquiry)prefix##_clear,                                  \
+        .tp_dealloc = (destructor)prefix##_dealloc,                           \
+    };
+
 /* ------------------------------------------------------------------ PtrMap */
 
 /* A map from object addresses to 64-bit values, by open addressing: the
@@ -887,9 +931,7 @@ typedef struct {
 static int
 step_runner_traverse(StepRunner *self, visitproc visit, void *arg)
 {
-#define VISIT(name) Py_VISIT(self->name);
-    STEP_RUNNER_OBJECTS(VISIT)
-#undef VISIT
+    STEP_RUNNER_OBJECTS(VISIT_MEMBER)
     Py_VISIT(self->chain_types);
 #define VISIT_ATTR(name) Py_VISIT(self->name.owner); Py_VISIT(self->name.descr);
     STEP_RUNNER_ATTRS(VISIT_ATTR)
@@ -900,9 +942,7 @@ step_runner_traverse(StepRunner *self, visitproc visit, void *arg)
 static int
 step_runner_clear(StepRunner *self)
 {
-#define CLEAR(name) Py_CLEAR(self->name);
-    STEP_RUNNER_OBJECTS(CLEAR)
-#undef CLEAR
+    STEP_RUNNER_OBJECTS(CLEAR_MEMBER)
     Py_CLEAR(self->chain_types);
 #define CLEAR_ATTR(name) fast_attr_clear(&self->name);
     STEP_RUNNER_ATTRS(CLEAR_ATTR)
@@ -1521,15 +1561,11 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
             &self->callback_shift, &self->source_timer, &self->source_io, &self->source_soon,
             &self->waker_timer, &self->waker_io, &self->waker_callback)) {
         /* the borrowed pointers are not ours yet */
-#define FORGET(name) self->name = NULL;
-        STEP_RUNNER_OBJECTS(FORGET)
-#undef FORGET
+        STEP_RUNNER_OBJECTS(FORGET_MEMBER)
         Py_DECREF(self);
         return NULL;
     }
-#define KEEP(name) Py_XINCREF(self->name);
-    STEP_RUNNER_OBJECTS(KEEP)
-#undef KEEP
+    STEP_RUNNER_OBJECTS(KEEP_MEMBER)
     if ((self->chain_types = PySet_New(NULL)) == NULL
         || fast_attr_init(&self->handle_callback, self->ready_type, "_callback") < 0
         || fast_attr_init(&self->handle_context, self->ready_type, "_context") < 0
@@ -1546,20 +1582,8 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
-static PyTypeObject StepRunnerType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "exectracer.record._speedups.StepRunner",
-    .tp_doc = "Handle._run for the recording: runs a task step or another callback and records it.",
-    .tp_basicsize = sizeof(StepRunner),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
-    .tp_vectorcall_offset = offsetof(StepRunner, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_descr_get = bind,
-    .tp_new = step_runner_new,
-    .tp_traverse = (traverseproc)step_runner_traverse,
-    .tp_clear = (inquiry)step_runner_clear,
-    .tp_dealloc = (destructor)step_runner_dealloc,
-};
+HOOK_TYPE(StepRunner, step_runner,
+          "Handle._run for the recording: runs a task step or another callback and records it.")
 
 /* ----------------------------------------------------------------- ReadySoon */
 
@@ -1581,31 +1605,7 @@ typedef struct {
 
 #define READY_SOON_OBJECTS(X) X(fallback) X(ready_type) X(slots) X(thread_waker) X(clock)
 
-static int
-ready_soon_traverse(ReadySoon *self, visitproc visit, void *arg)
-{
-#define VISIT(name) Py_VISIT(self->name);
-    READY_SOON_OBJECTS(VISIT)
-#undef VISIT
-    return 0;
-}
-
-static int
-ready_soon_clear(ReadySoon *self)
-{
-#define CLEAR(name) Py_CLEAR(self->name);
-    READY_SOON_OBJECTS(CLEAR)
-#undef CLEAR
-    return 0;
-}
-
-static void
-ready_soon_dealloc(ReadySoon *self)
-{
-    PyObject_GC_UnTrack(self);
-    ready_soon_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
+GC_FUNCTIONS(ready_soon, ReadySoon, READY_SOON_OBJECTS)
 
 static int
 set_slot(ReadySoon *self, PyObject *handle, int slot, PyObject *value)
@@ -1707,9 +1707,7 @@ ready_soon_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                                      &PyFunction_Type, &self->fallback, &PyType_Type, &self->ready_type,
                                      &PyTuple_Type, &self->slots, &self->thread_waker,
                                      &self->clock)) {
-#define FORGET(name) self->name = NULL;
-        READY_SOON_OBJECTS(FORGET)
-#undef FORGET
+        READY_SOON_OBJECTS(FORGET_MEMBER)
         Py_DECREF(self);
         return NULL;
     }
@@ -1724,9 +1722,7 @@ ready_soon_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         }
         self->offsets[i] = slot_offset(descr, 1, &none_if_unset);
     }
-#define KEEP(name) Py_XINCREF(self->name);
-    READY_SOON_OBJECTS(KEEP)
-#undef KEEP
+    READY_SOON_OBJECTS(KEEP_MEMBER)
     if (PyErr_Occurred()) {
         Py_DECREF(self);
         return NULL;
@@ -1812,31 +1808,7 @@ typedef struct {
     X(fallback) X(create_task) X(tasks) X(hook_state.local) X(hook_state.dict) X(threads) X(thread_g) X(new_g) \
     X(loops) X(loop_id) X(task_funcs) X(task_func) X(name_code) X(eager_step) X(rows) X(clock)
 
-static int
-task_creator_traverse(TaskCreator *self, visitproc visit, void *arg)
-{
-#define VISIT(name) Py_VISIT(self->name);
-    TASK_CREATOR_OBJECTS(VISIT)
-#undef VISIT
-    return 0;
-}
-
-static int
-task_creator_clear(TaskCreator *self)
-{
-#define CLEAR(name) Py_CLEAR(self->name);
-    TASK_CREATOR_OBJECTS(CLEAR)
-#undef CLEAR
-    return 0;
-}
-
-static void
-task_creator_dealloc(TaskCreator *self)
-{
-    PyObject_GC_UnTrack(self);
-    task_creator_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
+GC_FUNCTIONS(task_creator, TaskCreator, TASK_CREATOR_OBJECTS)
 
 /* getattr(obj, name, None) without the None: 1 and a new reference in *out,
    0 and NULL if there is no such attribute, -1 on another error */
@@ -2062,32 +2034,16 @@ task_creator_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
             &PyDict_Type, &self->task_funcs, &self->task_func, &self->name_code, &self->eager_step,
             &RowsType, &self->rows, &self->clock,
             &self->task_create, &self->task_loop, &self->task_name, &self->arg_shift, &self->task_waker, &self->waker_shift)) {
-#define FORGET(name) self->name = NULL;
-        TASK_CREATOR_OBJECTS(FORGET)
-#undef FORGET
+        TASK_CREATOR_OBJECTS(FORGET_MEMBER)
         Py_DECREF(self);
         return NULL;
     }
-#define KEEP(name) Py_XINCREF(self->name);
-    TASK_CREATOR_OBJECTS(KEEP)
-#undef KEEP
+    TASK_CREATOR_OBJECTS(KEEP_MEMBER)
     return (PyObject *)self;
 }
 
-static PyTypeObject TaskCreatorType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "exectracer.record._speedups.TaskCreator",
-    .tp_doc = "BaseEventLoop.create_task for the recording: makes the task, then registers and describes it.",
-    .tp_basicsize = sizeof(TaskCreator),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
-    .tp_vectorcall_offset = offsetof(TaskCreator, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_descr_get = bind,
-    .tp_new = task_creator_new,
-    .tp_traverse = (traverseproc)task_creator_traverse,
-    .tp_clear = (inquiry)task_creator_clear,
-    .tp_dealloc = (destructor)task_creator_dealloc,
-};
+HOOK_TYPE(TaskCreator, task_creator,
+          "BaseEventLoop.create_task for the recording: makes the task, then registers and describes it.")
 
 /* -------------------------------------------------------------------- IoReady */
 
@@ -2105,31 +2061,7 @@ typedef struct {
 
 #define IO_READY_OBJECTS(X) X(fallback) X(process_events) X(hook_state.local) X(hook_state.dict)
 
-static int
-io_ready_traverse(IoReady *self, visitproc visit, void *arg)
-{
-#define VISIT(name) Py_VISIT(self->name);
-    IO_READY_OBJECTS(VISIT)
-#undef VISIT
-    return 0;
-}
-
-static int
-io_ready_clear(IoReady *self)
-{
-#define CLEAR(name) Py_CLEAR(self->name);
-    IO_READY_OBJECTS(CLEAR)
-#undef CLEAR
-    return 0;
-}
-
-static void
-io_ready_dealloc(IoReady *self)
-{
-    PyObject_GC_UnTrack(self);
-    io_ready_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
+GC_FUNCTIONS(io_ready, IoReady, IO_READY_OBJECTS)
 
 /* Add id(handle) to `io` for each handle of a ready key's data; -1 on error */
 static int
@@ -2198,32 +2130,16 @@ io_ready_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->vectorcall = io_ready_vectorcall;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!OO:IoReady", names, &PyFunction_Type, &self->fallback,
                                      &self->process_events, &self->hook_state.local)) {
-#define FORGET(name) self->name = NULL;
-        IO_READY_OBJECTS(FORGET)
-#undef FORGET
+        IO_READY_OBJECTS(FORGET_MEMBER)
         Py_DECREF(self);
         return NULL;
     }
-#define KEEP(name) Py_XINCREF(self->name);
-    IO_READY_OBJECTS(KEEP)
-#undef KEEP
+    IO_READY_OBJECTS(KEEP_MEMBER)
     return (PyObject *)self;
 }
 
-static PyTypeObject IoReadyType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "exectracer.record._speedups.IoReady",
-    .tp_doc = "BaseSelectorEventLoop._process_events for the recording: notes which handles I/O made ready.",
-    .tp_basicsize = sizeof(IoReady),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
-    .tp_vectorcall_offset = offsetof(IoReady, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_descr_get = bind,
-    .tp_new = io_ready_new,
-    .tp_traverse = (traverseproc)io_ready_traverse,
-    .tp_clear = (inquiry)io_ready_clear,
-    .tp_dealloc = (destructor)io_ready_dealloc,
-};
+HOOK_TYPE(IoReady, io_ready,
+          "BaseSelectorEventLoop._process_events for the recording: notes which handles I/O made ready.")
 
 /* -------------------------------------------------------------------- Timed */
 
