@@ -1837,7 +1837,7 @@ creator_parent(TaskCreator *self, uint64_t *g)
     return thread_goroutine(self->threads, self->thread_g, g);
 }
 
-/* Swap the calling thread's `creating` for `value` (new reference, or NULL for None); the old value in *prev */
+/* Swap the calling thread's `creating` for `value` (borrowed; NULL for None); a new reference to the old value (or NULL) in *prev */
 static int
 swap_creating(TaskCreator *self, PyObject *value, PyObject **prev)
 {
