@@ -472,14 +472,14 @@ bind(PyObject *self, PyObject *obj, PyObject *type)
 
 /* The type object of a hook type: a method descriptor with vectorcall, its
    object members collected (GC_FUNCTIONS) */
-#define HOOK_TYPE(Type, prefix, doc)                                          \
-    static PyTypeObject Type##Type = {                                        \
+#define HOOK_TYPE(Name, prefix, doc)                                          \
+    static PyTypeObject Name##Type = {                                        \
         PyVarObject_HEAD_INIT(NULL, 0)                                        \
-        .tp_name = "exectracer.record._speedups." #Type,                      \
+        .tp_name = "exectracer.record._speedups." #Name,                      \
         .tp_doc = doc,                                                        \
-        .tp_basicsize = sizeof(Type),                                         \
+        .tp_basicsize = sizeof(Name),                                         \
         .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR, \
-        .tp_vectorcall_offset = offsetof(Type, vectorcall),                   \
+        .tp_vectorcall_offset = offsetof(Name, vectorcall),                   \
         .tp_call = PyVectorcall_Call,                                         \
         .tp_descr_get = bind,                                                 \
         .tp_new = prefix##_new,                                               \
