@@ -433,6 +433,19 @@ set_current_waker(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* The goroutine the caller runs in, as Registry.current_g gives it: the
+   running task's (current_waker names it as `task_waker`), else the
+   thread's; -1 on error */
+static int
+current_goroutine(unsigned long long task_waker, unsigned long long waker_shift, PyObject *threads, PyObject *thread_g, uint64_t *g)
+{
+    if ((current_waker & 7) == task_waker) {
+        *g = current_waker >> waker_shift;
+        return 0;
+    }
+    return thread_goroutine(threads, thread_g, g);
+}
+
 /* Method descriptor plumbing shared by the hook types: bound like a function */
 static PyObject *
 bind(PyObject *self, PyObject *obj, PyObject *type)
@@ -1202,7 +1215,6 @@ define_code(StepRunner *self, const uintptr_t *parts, Py_ssize_t n, uint64_t has
     return 0;
 }
 
-/* The event code for the end of a step of `task`: its suspension, or its end; -1 on error */
 /* The code of a step that left `task` done, as end_code gives it (and the task's id forgotten); -1 on error */
 static int
 done_code(StepRunner *self, PyObject *task, uint64_t *out)
@@ -1225,6 +1237,7 @@ done_code(StepRunner *self, PyObject *task, uint64_t *out)
     return 0;
 }
 
+/* The event code for the end of a step of `task`: its suspension, or its end; -1 on error */
 static int
 end_of_step(StepRunner *self, PyObject *task, uint64_t *out)
 {
@@ -1826,17 +1839,6 @@ optional_attr(PyObject *obj, PyObject *name, PyObject **out)
     return 0;
 }
 
-/* The goroutine the caller runs in, as Registry.current_g gives it; -1 on error */
-static int
-creator_parent(TaskCreator *self, uint64_t *g)
-{
-    if ((current_waker & 7) == self->task_waker) {
-        *g = current_waker >> self->waker_shift;
-        return 0;
-    }
-    return thread_goroutine(self->threads, self->thread_g, g);
-}
-
 /* Swap the calling thread's `creating` for `value` (borrowed; NULL for None); a new reference to the old value (or NULL) in *prev */
 static int
 swap_creating(TaskCreator *self, PyObject *value, PyObject **prev)
@@ -1994,7 +1996,7 @@ task_creator_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyO
     PyObject *coro = args[1];
     uint64_t ts = 0, parent = 0;
     PyObject *creating = NULL, *prev = NULL;
-    if (now_ns(self->clock, &ts) < 0 || creator_parent(self, &parent) < 0
+    if (now_ns(self->clock, &ts) < 0 || current_goroutine(self->task_waker, self->waker_shift, self->threads, self->thread_g, &parent) < 0
         || (creating = Py_BuildValue("(OKK)", coro, (unsigned long long)parent, (unsigned long long)ts)) == NULL
         || swap_creating(self, creating, &prev) < 0) {
         Py_XDECREF(creating);
@@ -2516,14 +2518,8 @@ static PyObject *perf_clock;  /* time.perf_counter_ns, for now_ns where it reads
 static uint64_t
 caller_g(void)
 {
-    if (sink.threads == NULL) {
-        return 0;
-    }
-    if ((current_waker & 7) == sink.task_waker) {
-        return current_waker >> sink.waker_shift;
-    }
     uint64_t g = 0;
-    if (caller_thread_g(&g) < 0) {
+    if (sink.threads != NULL && current_goroutine(sink.task_waker, sink.waker_shift, sink.threads, sink.thread_g, &g) < 0) {
         PyErr_Clear();
         return 0;
     }

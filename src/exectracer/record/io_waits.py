@@ -77,10 +77,11 @@ def install_selectors(patcher: Patcher) -> None:
     when the program imports asyncio later, they are wrapped again: the
     inner wrapper then passes its call straight through.
     """
+    patch = _patcher(patcher)
     for name in SELECTOR_CLASSES:
         cls = getattr(selectors, name, None)
         if cls is not None and "select" in vars(cls):
-            _patcher(patcher)(cls, ("select",), Category.NETWORK, _loop_selector)
+            patch(cls, ("select",), Category.NETWORK, _loop_selector)
 
 
 def install_ssl(patcher: Patcher, ssl: ModuleType) -> None:

@@ -177,8 +177,8 @@ class Writer:
         chunks need no transposition (their payload is column-major).
         """
         # the rows before the list: a step is then never staged a poll before the events describing
-        # its task (readers sort by time; a task's end, which a flight recorder reads in file order
-        # after its creation, goes to the list)
+        # its task, which go to the list when the Python side describes it (readers sort by time; a
+        # task's end, which a flight recorder reads in file order after its creation, goes to the list)
         if self._rows is not None:
             *taken, lost = self._rows.take()
             for column, values in zip(self._columns, taken):
