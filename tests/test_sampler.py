@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import math
 import os
 import platform
 import socket
@@ -20,7 +21,7 @@ from conftest import Recorded
 from exectracer.format.chunks import ChunkKind, file_header
 from exectracer.format.encoder import events_chunk, json_chunk
 from exectracer.format.events import CATEGORY_SHIFT, Kind, ThreadState
-from exectracer.record import sampler as sampler_module
+from exectracer.record import native, sampler as sampler_module
 from exectracer.record.interner import Interner
 from exectracer.record.registry import Registry
 from exectracer.record.sampler import Sampler
@@ -329,3 +330,55 @@ def test_no_deadlock_when_a_collection_clears_thread_locals():
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent / "src"))
     done = subprocess.run([sys.executable, "-c", CHURN], env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["ok", "True"], done.stderr
+
+
+WATCHES = [pytest.param(sampler_module._LockWatch, id="python")]
+if (_speedups := native.speedups()) is not None:
+    WATCHES.append(pytest.param(_speedups.Watch, id="c"))
+
+
+@pytest.mark.parametrize("make", WATCHES)
+def test_the_watch_sleeps_while_marks_come_and_wakes_when_they_stop(make) -> None:
+    """The sampler's thread, watching a busy loop that takes the samples, sleeps while the loop marks its watch."""
+    watch = make()
+    marking = threading.Event()
+    marking.set()
+
+    def loop() -> None:
+        while marking.is_set():
+            watch.mark()
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        t0 = time.perf_counter()
+        result: list[bool] = []
+        waiter = threading.Thread(target=lambda: result.append(watch.wait(math.inf, 0.01, 3)))
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive(), "woke while the marks kept coming"
+        stopped = time.perf_counter()
+        marking.clear()
+        waiter.join(5)
+        assert result == [False], "the marks stopped: the watch says so"
+        assert time.perf_counter() - stopped < 1.0
+        assert stopped - t0 >= 0.29
+    finally:
+        marking.clear()
+        thread.join()
+
+
+@pytest.mark.parametrize("make", WATCHES)
+def test_the_watch_wakes_on_wake_and_at_its_timeout(make) -> None:
+    watch = make()
+    t0 = time.perf_counter()
+    assert watch.wait(0.05, 0, 0) is False
+    assert time.perf_counter() - t0 >= 0.04
+    watch.wake()  # nobody waits: the next wait returns at once
+    t0 = time.perf_counter()
+    assert watch.wait(10.0, 0, 0) is True
+    threading.Timer(0.05, watch.wake).start()
+    assert watch.wait(math.inf, 0.01, 1000) is True  # woken, not stale
+    assert time.perf_counter() - t0 < 5.0
+    assert watch.wait(0.01, 0, 0) is False  # the wake was used up

@@ -6,8 +6,9 @@
    EXECTRACER_PURE_PYTHON is set); test_native_hooks checks that both record
    the same events.
 
-   - Rows: events as three uint64 columns, stored without int objects; the
-     writer takes them at each poll.
+   - Rows: a recording's events as three uint64 columns, stored by the C
+     hooks without int objects and by the Python hooks through `extend`;
+     the writer takes them at each poll.
    - StepRunner replaces Handle._run. A task's step is run in its context and
      stored as [TASK_READY,] TASK_STEP, then the suspension (its await
      chain's code, from the chain cache) or the task's end; any other
@@ -94,12 +95,17 @@ now_ns(PyObject *clock, uint64_t *out)
 
 /* Events as three columns of unsigned 64-bit integers (code, ts, g), as the
    writer stages them: the C hooks store here, with no int objects made, and
-   the writer takes them at each poll. */
+   the writer takes them once a chunk's worth is there. The writer's thread
+   waits for that in `wait`, without the GIL: the store that makes the count
+   lets it go. Everything but that wait runs holding the GIL. */
 typedef struct {
     PyObject_HEAD
     uint64_t *columns[3];
     Py_ssize_t length, capacity;
     unsigned long long lost;  /* events not stored for want of memory, since the last take */
+    Py_ssize_t wake_at;       /* the count a thread in `wait` waits for; 0: nobody waits */
+    int woken;                /* `wake` came while nobody waited: the next `wait` returns at once */
+    PyThread_type_lock ready; /* held, except to let the thread in `wait` go */
 } Rows;
 
 #define ROWS_KEPT_CAPACITY 65536  /* rows of capacity kept after a take */
@@ -125,6 +131,23 @@ rows_reserve(Rows *self, Py_ssize_t more)
     return 0;
 }
 
+/* Let the thread in `wait` go */
+static void
+rows_release_waiter(Rows *self)
+{
+    self->wake_at = 0;
+    PyThread_release_lock(self->ready);
+}
+
+/* After storing: let a waiter go once the count it waits for is there */
+static inline void
+rows_stored(Rows *self)
+{
+    if (self->wake_at != 0 && self->length >= self->wake_at) {
+        rows_release_waiter(self);
+    }
+}
+
 /* Store `n` events, each (code, ts, g), from `values` (3 * n of them).
    Without the memory for them, they are counted as lost: this never raises. */
 static void
@@ -140,6 +163,7 @@ rows_store(Rows *self, const uint64_t *values, int n)
         }
         self->length++;
     }
+    rows_stored(self);
 }
 
 static void
@@ -152,11 +176,89 @@ rows_free(Rows *self)
     self->length = self->capacity = 0;
 }
 
+static PyObject *
+rows_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "Rows() takes no arguments");
+        return NULL;
+    }
+    Rows *self = (Rows *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->ready = PyThread_allocate_lock();
+    if (self->ready == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    PyThread_acquire_lock(self->ready, NOWAIT_LOCK);
+    return (PyObject *)self;
+}
+
 static void
 rows_dealloc(Rows *self)
 {
     rows_free(self);
+    if (self->ready != NULL) {
+        PyThread_free_lock(self->ready);
+    }
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* `seconds` as a lock timeout */
+static PY_TIMEOUT_T
+micros(double seconds)
+{
+    double us = seconds > 0 ? seconds * 1e6 : 0;
+    return us < (double)PY_TIMEOUT_MAX ? (PY_TIMEOUT_T)us : PY_TIMEOUT_MAX;
+}
+
+/* rows.wait(count, timeout): block, without the GIL, until `count` events
+   are stored, `wake` is called or `timeout` seconds have passed */
+static PyObject *
+rows_wait(Rows *self, PyObject *args)
+{
+    Py_ssize_t count;
+    double timeout;
+    if (!PyArg_ParseTuple(args, "nd:wait", &count, &timeout)) {
+        return NULL;
+    }
+    if (self->wake_at != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "another thread is already waiting on these rows");
+        return NULL;
+    }
+    if (self->woken || self->length >= count || count <= 0) {
+        self->woken = 0;
+        Py_RETURN_TRUE;
+    }
+    PY_TIMEOUT_T wait_us = micros(timeout);
+    PyLockStatus status;
+    self->wake_at = count;
+    Py_BEGIN_ALLOW_THREADS
+    status = PyThread_acquire_lock_timed(self->ready, wait_us, 0);
+    Py_END_ALLOW_THREADS
+    if (status == PY_LOCK_ACQUIRED) {  /* let go by a store or `wake`: the lock is held again */
+        Py_RETURN_TRUE;
+    }
+    if (self->wake_at == 0) {  /* let go after the timeout, before the GIL came back: hold the lock again */
+        PyThread_acquire_lock(self->ready, NOWAIT_LOCK);
+    }
+    self->wake_at = 0;
+    Py_RETURN_FALSE;
+}
+
+static PyObject *
+rows_wake(Rows *self, PyObject *unused)
+{
+    (void)unused;
+    if (self->wake_at != 0) {
+        rows_release_waiter(self);
+    }
+    else {
+        self->woken = 1;
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -188,6 +290,42 @@ rows_take(Rows *self, PyObject *unused)
     return taken;
 }
 
+/* rows.extend(values): store the events in `values`, a sequence of ints,
+   three per event (code, ts, g); negative ints keep their 64 bits. The
+   Python hooks store here as the C hooks do, so that every event of a
+   recording is in one stream, in the order it was recorded. */
+static PyObject *
+rows_extend(Rows *self, PyObject *values)
+{
+    PyObject *seq = PySequence_Fast(values, "events must be a sequence of ints");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n % 3 != 0) {
+        Py_DECREF(seq);
+        return PyErr_Format(PyExc_ValueError, "events come in threes (code, ts, g), got %zd values", n);
+    }
+    if (rows_reserve(self, n / 3) < 0) {
+        self->lost += (unsigned long long)(n / 3);
+        Py_DECREF(seq);
+        Py_RETURN_NONE;
+    }
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {  /* written past `length`: kept only once all are converted */
+        uint64_t value = PyLong_AsUnsignedLongLongMask(items[i]);
+        if (value == (uint64_t)-1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        self->columns[i % 3][self->length + i / 3] = value;
+    }
+    self->length += n / 3;
+    rows_stored(self);
+    Py_DECREF(seq);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 rows_clear(Rows *self, PyObject *unused)
 {
@@ -206,6 +344,12 @@ static PyMethodDef rows_methods[] = {
     {"take", (PyCFunction)rows_take, METH_NOARGS,
      "Remove and return the stored events as three bytes objects (code, ts and g columns, native uint64),\n"
      "and how many events were lost since the last take (memory ran out)."},
+    {"extend", (PyCFunction)rows_extend, METH_O,
+     "Store the events in a sequence of ints, three per event (code, ts, g)."},
+    {"wait", (PyCFunction)rows_wait, METH_VARARGS,
+     "wait(count, timeout)\n--\n\nBlock, without the GIL, until `count` events are stored, `wake()` is called,\n"
+     "or `timeout` seconds have passed; whether it was not the timeout. One waiting thread at a time."},
+    {"wake", (PyCFunction)rows_wake, METH_NOARGS, "Let the thread in `wait` go now (or the next `wait` return at once)."},
     {"clear", (PyCFunction)rows_clear, METH_NOARGS, "Forget the stored events."},
     {NULL},
 };
@@ -215,38 +359,155 @@ static PySequenceMethods rows_as_sequence = {.sq_length = (lenfunc)rows_len};
 static PyTypeObject RowsType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "exectracer.record._speedups.Rows",
-    .tp_doc = "Rows()\n--\n\nEvents stored by the C hooks, as three uint64 columns, until the writer takes them.",
+    .tp_doc = "Rows()\n--\n\nA recording's events, as three uint64 columns, until the writer takes them.",
     .tp_basicsize = sizeof(Rows),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_new = PyType_GenericNew,
+    .tp_new = rows_new,
     .tp_dealloc = (destructor)rows_dealloc,
     .tp_methods = rows_methods,
     .tp_as_sequence = &rows_as_sequence,
 };
 
-/* Append `n` events, each (code, ts, g), to the shared event list. The ints
-   are made first, so nothing between the appends runs Python code: no other
-   thread's event can land inside these. */
-static int
-append_events(PyObject *list, const uint64_t *values, int n)
+/* --------------------------------------------------------------------- Watch */
+
+/* What the sampler's thread sleeps on while a busy event loop takes its
+   ticks: the loop marks it at each sample it takes, and the thread, without
+   the GIL, looks at the marks every `check_every` seconds, waking only when
+   they stop (or when woken, or at its timeout). So a loop that keeps
+   sampling is never asked for the GIL by the sampler's thread. */
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock;      /* held, except to let the waiting thread go */
+    int waiting;                  /* a thread is in `wait` */
+    int woken;                    /* `wake` came while nobody waited: the next `wait` returns at once */
+    volatile unsigned long marks; /* counted by `mark`; read without the GIL */
+} Watch;
+
+static PyObject *
+watch_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *items[9];
-    int i, made = 0, status = 0;
-    for (i = 0; i < 3 * n; i++) {
-        if ((items[i] = PyLong_FromUnsignedLongLong(values[i])) == NULL) {
-            status = -1;
+    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "Watch() takes no arguments");
+        return NULL;
+    }
+    Watch *self = (Watch *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->lock = PyThread_allocate_lock();
+    if (self->lock == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    PyThread_acquire_lock(self->lock, NOWAIT_LOCK);
+    return (PyObject *)self;
+}
+
+static void
+watch_dealloc(Watch *self)
+{
+    if (self->lock != NULL) {
+        PyThread_free_lock(self->lock);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* watch.wait(timeout, check_every, stale_checks) */
+static PyObject *
+watch_wait(Watch *self, PyObject *args)
+{
+    double timeout, check_every;
+    int stale_checks;
+    if (!PyArg_ParseTuple(args, "ddi:wait", &timeout, &check_every, &stale_checks)) {
+        return NULL;
+    }
+    if (self->waiting) {
+        PyErr_SetString(PyExc_RuntimeError, "another thread is already waiting on this watch");
+        return NULL;
+    }
+    if (self->woken) {
+        self->woken = 0;
+        Py_RETURN_TRUE;
+    }
+    PY_TIMEOUT_T remaining = micros(timeout), every = check_every > 0 ? micros(check_every) : 0;
+    if (every == 0) {
+        every = remaining;
+    }
+    PyLockStatus status = PY_LOCK_FAILURE;
+    self->waiting = 1;
+    Py_BEGIN_ALLOW_THREADS
+    unsigned long seen = self->marks;
+    int unchanged = 0;
+    while (remaining > 0) {
+        PY_TIMEOUT_T step = every < remaining ? every : remaining;
+        status = PyThread_acquire_lock_timed(self->lock, step, 0);
+        if (status == PY_LOCK_ACQUIRED) {
             break;
         }
-        made++;
+        remaining -= step;
+        if (check_every > 0) {
+            unsigned long now = self->marks;
+            unchanged = now == seen ? unchanged + 1 : 0;
+            seen = now;
+            if (unchanged >= stale_checks) {
+                break;
+            }
+        }
     }
-    for (i = 0; status == 0 && i < 3 * n; i++) {
-        status = PyList_Append(list, items[i]);
+    Py_END_ALLOW_THREADS
+    if (status == PY_LOCK_ACQUIRED) {  /* let go by `wake`, which also cleared `waiting` */
+        Py_RETURN_TRUE;
     }
-    for (i = 0; i < made; i++) {
-        Py_DECREF(items[i]);
+    if (!self->waiting) {  /* woken after the wait ended, before the GIL came back: hold the lock again */
+        PyThread_acquire_lock(self->lock, NOWAIT_LOCK);
+        Py_RETURN_TRUE;
     }
-    return status;
+    self->waiting = 0;
+    Py_RETURN_FALSE;
 }
+
+static PyObject *
+watch_wake(Watch *self, PyObject *unused)
+{
+    (void)unused;
+    if (self->waiting) {
+        self->waiting = 0;
+        PyThread_release_lock(self->lock);
+    }
+    else {
+        self->woken = 1;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+watch_mark(Watch *self, PyObject *unused)
+{
+    (void)unused;
+    self->marks++;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef watch_methods[] = {
+    {"wait", (PyCFunction)watch_wait, METH_VARARGS,
+     "wait(timeout, check_every, stale_checks)\n--\n\n"
+     "Sleep, without the GIL, until `wake()` (True), `timeout` seconds, or, with `check_every` > 0, until\n"
+     "`stale_checks` looks that many seconds apart saw no new `mark()` (False). One waiting thread at a time."},
+    {"wake", (PyCFunction)watch_wake, METH_NOARGS, "Let the thread in `wait` go now (or the next `wait` return at once)."},
+    {"mark", (PyCFunction)watch_mark, METH_NOARGS, "Note that the work watched for was done."},
+    {NULL},
+};
+
+static PyTypeObject WatchType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "exectracer.record._speedups.Watch",
+    .tp_doc = "Watch()\n--\n\nA sleep without the GIL that ends when woken, at a timeout, or when the marks stop.",
+    .tp_basicsize = sizeof(Watch),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = watch_new,
+    .tp_dealloc = (destructor)watch_dealloc,
+    .tp_methods = watch_methods,
+};
 
 static uint64_t
 as_u64(PyObject *value)
@@ -904,7 +1165,6 @@ typedef struct {
     PyObject *task_g;          /* task_g(task) -> g, registering it */
     HookState hook_state;      /* the hooks' thread-local state (``io``) */
     PyObject *rows;            /* Rows: where steps are recorded */
-    PyObject *events;          /* the shared event list: steps that end their task go there */
     PyObject *one_await;       /* set: ids of codes with one suspension point */
     PyObject *chain_cache;     /* dict: chain key -> event code */
     PyObject *define_chain;    /* define_chain(key, coro, waiter) -> code */
@@ -933,7 +1193,7 @@ typedef struct {
 
 #define STEP_RUNNER_OBJECTS(X) \
     X(fallback) X(run_callback) X(step_types) X(task_classes) X(is_task_type) X(tasks) X(task_g) \
-    X(hook_state.local) X(hook_state.dict) X(rows) X(events) X(one_await) X(chain_cache) X(define_chain) X(executor_futures) \
+    X(hook_state.local) X(hook_state.dict) X(rows) X(one_await) X(chain_cache) X(define_chain) X(executor_futures) \
     X(ready_type) X(report_error) X(clock) X(code_for) X(loops) X(loop_id) X(name_cache) X(name_id) X(timer_type) \
     X(looked_at)
 
@@ -1293,20 +1553,6 @@ end_of_step(StepRunner *self, PyObject *task, uint64_t *out)
     return status;
 }
 
-/* A step's events go to the rows, but those of a step that ended its task
-   go to the list, after the task's describing events: a flight recorder
-   reads a dropped chunk in file order and must see a task's end after its
-   creation. */
-static int
-store_step(StepRunner *self, const uint64_t *row, int n, uint64_t end_code)
-{
-    if ((end_code & 0xFF) == self->done) {
-        return append_events(self->events, row, n);
-    }
-    rows_store((Rows *)self->rows, row, n);
-    return 0;
-}
-
 /* Store the step's events: [ready,] step start, step end */
 static int
 record_step(StepRunner *self, PyObject *handle, PyObject *task, uint64_t g, uint64_t start)
@@ -1328,10 +1574,12 @@ record_step(StepRunner *self, PyObject *handle, PyObject *task, uint64_t g, uint
         if (queued == NULL || PyErr_Occurred()) {
             return -1;
         }
-        return store_step(self, row, 3, code_bits);
+        rows_store((Rows *)self->rows, row, 3);
+        return 0;
     }
     uint64_t row[6] = {self->step, start, g, code_bits, end, g};
-    return store_step(self, row, 2, code_bits);
+    rows_store((Rows *)self->rows, row, 2);
+    return 0;
 }
 
 /* A task's step: run it as Handle._run does, then record it */
@@ -1546,7 +1794,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {
         "fallback", "run_callback", "step_types", "task_classes", "is_task_type", "tasks", "task_g",
-        "local", "rows", "events", "one_await", "chain_cache", "define_chain", "executor_futures",
+        "local", "rows", "one_await", "chain_cache", "define_chain", "executor_futures",
         "ready_type", "report_error", "clock", "code_for", "task_type", "step_wrapper_type",
         "loops", "loop_id", "name_cache", "name_id", "timer_type", "looked_at",
         "task_waker", "waker_shift", "step", "ready", "done", "shift", "cat_mask", "syscall_bits",
@@ -1559,10 +1807,10 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->vectorcall = step_runner_vectorcall;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "$O!OO!O!O!O!OOO!O!O!O!OOO!OOOO!OO!OO!OO!O!KKKKKKKKKKKKKKKKKKKK:StepRunner", names,
+            args, kwargs, "$O!OO!O!O!O!OOO!O!O!OOO!OOOO!OO!OO!OO!O!KKKKKKKKKKKKKKKKKKKK:StepRunner", names,
             &PyFunction_Type, &self->fallback, &self->run_callback, &PySet_Type, &self->step_types,
             &PyTuple_Type, &self->task_classes, &PyDict_Type, &self->is_task_type,
-            &TaskIdsType, &self->tasks, &self->task_g, &self->hook_state.local, &RowsType, &self->rows, &PyList_Type, &self->events,
+            &TaskIdsType, &self->tasks, &self->task_g, &self->hook_state.local, &RowsType, &self->rows,
             &PySet_Type, &self->one_await, &PyDict_Type, &self->chain_cache, &self->define_chain,
             &self->executor_futures, &PyType_Type, &self->ready_type,
             &self->report_error, &self->clock, &self->code_for, &PyType_Type, &task_type, &wrapper_type,
@@ -2914,7 +3162,7 @@ intern_names(void)
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (intern_names() < 0 || PyType_Ready(&RowsType) < 0 || PyType_Ready(&TaskIdsType) < 0 || PyType_Ready(&StepRunnerType) < 0
+    if (intern_names() < 0 || PyType_Ready(&RowsType) < 0 || PyType_Ready(&WatchType) < 0 || PyType_Ready(&TaskIdsType) < 0 || PyType_Ready(&StepRunnerType) < 0
         || PyType_Ready(&ReadySoonType) < 0 || PyType_Ready(&TaskCreatorType) < 0 || PyType_Ready(&IoReadyType) < 0
         || PyType_Ready(&TimedType) < 0 || PyType_Ready(&LockWrapperType) < 0) {
         return NULL;
@@ -2948,6 +3196,7 @@ PyInit__speedups(void)
         return NULL;
     }
     if (PyModule_AddObjectRef(m, "Rows", (PyObject *)&RowsType) < 0
+        || PyModule_AddObjectRef(m, "Watch", (PyObject *)&WatchType) < 0
         || PyModule_AddObjectRef(m, "TaskIds", (PyObject *)&TaskIdsType) < 0
         || PyModule_AddObjectRef(m, "StepRunner", (PyObject *)&StepRunnerType) < 0
         || PyModule_AddObjectRef(m, "ReadySoon", (PyObject *)&ReadySoonType) < 0

@@ -54,6 +54,7 @@ from .interner import Interner, function_name
 from .native import speedups
 from .patcher import Patcher
 from .registry import Registry, task_name_code
+from .store import EventStore
 
 _get_running_loop = asyncio.events._get_running_loop
 
@@ -137,7 +138,7 @@ class CallbackNames:
 
 def install(
     patcher: Patcher,
-    events: list[int],
+    events: EventStore,
     registry: Registry,
     interner: Interner,
     warn: Callable[[str], None],
@@ -302,7 +303,7 @@ def install(
         handle_run = native.StepRunner(
             fallback=handle_run, run_callback=run_callback, step_types=step_callback_types,
             task_classes=task_classes, is_task_type=is_task_type, tasks=tasks, task_g=task_g, local=local,
-            rows=rows, events=events, one_await=one_await, chain_cache=chains.cache, define_chain=define_chain,
+            rows=rows, one_await=one_await, chain_cache=chains.cache, define_chain=define_chain,
             executor_futures=executor_futures, ready_type=ReadyHandle,
             report_error=report_callback_error, clock=clock, code_for=chains.code_for, task_type=asyncio.Task,
             step_wrapper_type=wrapper_type, loops=loops, loop_id=loop_id, name_cache=name_cache,

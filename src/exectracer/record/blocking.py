@@ -19,6 +19,7 @@ from typing import Any, Callable
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Waker
 from .native import speedups
 from .registry import Registry
+from .store import EventStore
 from .thread_stacks import FrameStacks, stack_key
 
 BLOCK = int(Kind.THREAD_BLOCK)
@@ -28,7 +29,7 @@ UNBLOCK = int(Kind.THREAD_UNBLOCK)
 class Waits:
     """Records thread waits for one recording."""
 
-    def __init__(self, events: list[int], registry: Registry, stacks: FrameStacks, threshold_ns: int, rows: Any = None) -> None:
+    def __init__(self, events: EventStore, registry: Registry, stacks: FrameStacks, threshold_ns: int, rows: Any = None) -> None:
         """``rows``: the C hooks' columns, where their ``Timed`` wrappers and locks record the waits they can themselves."""
         self._emit = events.extend
         self._threads = registry.threads

@@ -10,6 +10,7 @@ from typing import Callable
 
 from ..format.events import Kind, pack
 from .registry import Registry
+from .store import EventStore
 
 
 class HeapProbe:
@@ -42,7 +43,7 @@ class HeapProbe:
             self._statm = None
 
 
-def install(events: list[int], registry: Registry, heap: HeapProbe) -> Callable[[], None]:
+def install(events: EventStore, registry: Registry, heap: HeapProbe) -> Callable[[], None]:
     """Add a ``gc.callbacks`` entry; return the function that removes it."""
     emit = events.extend
     clock = time.perf_counter_ns

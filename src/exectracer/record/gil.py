@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from ..format.events import Kind, pack
+from .store import EventStore
 
 GIL_WAIT = int(Kind.GIL_WAIT)
 MIN_REPORTED_NS = 20_000  # shorter estimates are noise
@@ -26,7 +27,7 @@ def gil_enabled() -> bool:
 class GilLateness:
     """Turns sleep lateness into GIL_WAIT events."""
 
-    def __init__(self, events: list[int]) -> None:
+    def __init__(self, events: EventStore) -> None:
         self._emit = events.extend
         self._floor: int | None = None  # the smallest lateness seen: the OS's own delay
         self.enabled = gil_enabled()

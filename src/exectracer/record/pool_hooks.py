@@ -16,11 +16,12 @@ from typing import Any
 from ..format.events import ARG_SHIFT, Kind
 from .patcher import Patcher
 from .registry import Registry
+from .store import EventStore
 
 _ID_ATTR = "_exectracer_work_id"
 
 
-def install(patcher: Patcher, events: list[int], registry: Registry, cf_thread: ModuleType) -> None:
+def install(patcher: Patcher, events: EventStore, registry: Registry, cf_thread: ModuleType) -> None:
     """Patch the work item class of ``cf_thread`` (``concurrent.futures.thread``); ``patcher.restore()`` undoes it."""
     emit = events.extend
     clock = time.perf_counter_ns

@@ -25,6 +25,7 @@ from .native import hook_state as native_hook_state, speedups
 from .patcher import Patcher
 from .registry import Registry
 from .sampler import Sampler
+from .store import new_store
 from .thread_stacks import FrameStacks
 from .writer import Writer, open_sink
 
@@ -76,14 +77,14 @@ class Options:
 
 
 class Recorder:
-    """One recording: the shared event list, the hooks and the writer."""
+    """One recording: the event store, the hooks and the writer."""
 
     def __init__(self, dest: "str | os.PathLike[str] | BinaryIO", options: Options) -> None:
         self.options = options
         self.dest_name = os.fspath(dest) if isinstance(dest, (str, os.PathLike)) else getattr(dest, "name", repr(dest))
-        self.events: list[int] = []
         native = speedups()
-        self.rows = native.Rows() if native is not None else None  # where the C hooks store task steps and waits
+        self.events = new_store(native)
+        self.rows = self.events if native is not None else None  # the same store, for the C hooks (None: no C hooks)
         self.interner = Interner()
         self.active = False
         self.warnings: list[str] = []
@@ -92,19 +93,18 @@ class Recorder:
         self._remove_gc = None
         self._before_stop = None
         self._heap = HeapProbe()
-        self._last_heap = 0.0
         self._sink, self._owns_sink = open_sink(dest)
         self.handoff = GilHandoff()  # when the threads below want the GIL from a busy loop
         self.writer = Writer(
             self._sink,
             self.events,
             self.interner,
-            rows=self.rows,
             flush_interval=options.flush_interval,
             chunk_events=options.chunk_events,
             max_pending_bytes=options.max_pending_bytes,
             compression=options.compression,
             on_tick=self._tick,
+            tick_interval=options.heap_interval,
             handoff=self.handoff,
         )
         self.registry = Registry(  # with the C hooks, the task ids and current step they share
@@ -210,10 +210,8 @@ class Recorder:
             self._remove_gc()
             self._remove_gc = None
 
-    def _tick(self) -> None:
-        now = time.monotonic()
-        if self.active and now - self._last_heap >= self.options.heap_interval:
-            self._last_heap = now
+    def _tick(self) -> None:  # every heap_interval, from the writer's collector
+        if self.active:
             self.events.extend(self._heap.events(0, time.perf_counter_ns()))
 
     def _metadata(self) -> dict:

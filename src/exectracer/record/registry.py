@@ -14,6 +14,7 @@ from typing import Any
 
 from ..format.events import ARG_SHIFT, MASK64, WAKER_SHIFT, Kind, Waker, pack
 from .interner import Interner
+from .store import EventStore
 
 _DEFAULT_TASK_NAME = "Task-"
 _DEFAULT_PREFIX_LEN = len(_DEFAULT_TASK_NAME)
@@ -43,7 +44,7 @@ class HookState(threading.local):
 class Registry:
     """Goroutine and loop ids, shared by every hook of one recording."""
 
-    def __init__(self, events: list[int], interner: Interner, own_threads: set[int], tasks: Any = None, local: HookState | None = None) -> None:
+    def __init__(self, events: EventStore, interner: Interner, own_threads: set[int], tasks: Any = None, local: HookState | None = None) -> None:
         """``tasks`` and ``local``: the task id map and hook state the C hooks share (by default a dict and a HookState)."""
         self._emit = events.extend
         self._interner = interner

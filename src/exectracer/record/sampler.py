@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import _thread
 import gc
+import math
 import os
 import sys
 import threading
@@ -30,6 +31,7 @@ from .gil import GilLateness, gil_enabled
 from .handoff import NEVER, SAMPLER, GilHandoff
 from .native import speedups
 from .registry import Registry
+from .store import EventStore
 from .thread_stacks import FrameStacks
 
 SAMPLE = int(Kind.THREAD_SAMPLE)
@@ -48,7 +50,7 @@ _WAITING = (int(ThreadState.SLEEPING), int(ThreadState.DISK))
 # Frame objects of other threads are never kept between ticks: on 3.11 under
 # load, keeping them went with segfaults in f_back.
 _PAUSE_GC = (3, 11) <= sys.version_info < (3, 12)
-WATCHDOG_TICKS = 3  # while a busy loop takes the samples, the thread checks on it this many ticks late
+WATCHDOG_TICKS = 3  # while a busy loop takes the samples, the thread takes them back after this many ticks without one
 
 
 class _Thread:
@@ -111,6 +113,40 @@ class _Thread:
         self.top = None
 
 
+class _LockWatch:
+    """``_speedups.Watch`` in Python, for when the C module is not in use: each look at the marks takes the GIL."""
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()  # held: released to wake the waiting thread
+        self._marks = 0
+
+    def wait(self, timeout: float, check_every: float, stale_checks: int) -> bool:
+        """Sleep until ``wake`` (True), ``timeout``, or ``stale_checks`` looks ``check_every`` apart with no ``mark``."""
+        step = check_every * stale_checks if check_every > 0 else timeout  # one look per stale period: each takes the GIL
+        seen = self._marks
+        while timeout > 0:
+            if self._lock.acquire(True, min(step, timeout, threading.TIMEOUT_MAX)):
+                return True
+            timeout -= step
+            if check_every > 0:
+                if self._marks == seen:
+                    return False
+                seen = self._marks
+        return False
+
+    def wake(self) -> None:
+        """Let the waiting thread go (or the next ``wait`` return at once)."""
+        try:
+            self._lock.release()
+        except RuntimeError:  # already woken
+            pass
+
+    def mark(self) -> None:
+        """The work watched for was done."""
+        self._marks += 1
+
+
 class Sampler:
     """Samples every known thread's stack and state each ``interval`` seconds.
 
@@ -120,7 +156,7 @@ class Sampler:
 
     def __init__(
         self,
-        events: list[int],
+        events: EventStore,
         registry: Registry,
         stacks: FrameStacks,
         interval: float,
@@ -138,16 +174,15 @@ class Sampler:
         self._proc = os.path.isdir(TASKS)
         self._read = _reader()
         self._threads: dict[int, _Thread] = {}  # threading ident -> state
-        self._wake = _thread.allocate_lock()  # held while the thread sleeps; released to wake it
+        native = speedups()
+        self._watch = native.Watch() if native is not None else _LockWatch()  # what the thread sleeps on
         self._stopping = False
         self._busy = _thread.allocate_lock()  # held while a sample is taken, by either thread
         self._due = NEVER  # perf_counter ns of the next sample
-        self._last_inline = 0  # when a busy loop last took a sample
         self._thread = threading.Thread(target=self._run, name="exectracer-sampler", daemon=True)
 
     def start(self) -> None:
         """Start sampling (the sampler's thread joins ``own_threads``)."""
-        self._wake.acquire()
         self._thread.start()
         self._own.add(self._thread.ident)  # type: ignore[arg-type]  # set by start()
 
@@ -171,10 +206,7 @@ class Sampler:
 
     def wake(self) -> None:
         """Wake the sampler's thread (to stop, or to take its ticks back from a loop going idle)."""
-        try:
-            self._wake.release()
-        except RuntimeError:  # already woken
-            pass
+        self._watch.wake()
 
     def sample_inline(self) -> None:
         """Take the due sample on a busy event loop's thread, which holds the GIL already.
@@ -189,7 +221,7 @@ class Sampler:
             now = time.perf_counter_ns()
             self._sample(sys._getframe(2))
             self._due = max(self._due + self._interval_ns, now)
-            self._last_inline = now
+            self._watch.mark()
             self._handoff.plan(SAMPLER, self._due)
         except Exception:  # never raise into the loop: the sampler's thread takes the ticks back
             self._handoff.inline_sampler = None
@@ -205,16 +237,15 @@ class Sampler:
         try:
             while True:
                 handoff.plan(SAMPLER, self._due)
-                inline = handoff.inline_sampler is self
-                wait = self._due - clock() + (WATCHDOG_TICKS * interval if inline else 0)
-                woken = self._wake.acquire(True, min(max(wait, 0) / 1e9, threading.TIMEOUT_MAX))
+                if handoff.inline_sampler is self:  # sleep, without the GIL, until the loop stops taking them or goes idle
+                    self._watch.wait(math.inf, interval / 1e9, WATCHDOG_TICKS)
+                    if handoff.inline_sampler is self:
+                        handoff.inline_sampler = None  # it stopped taking them
+                else:
+                    self._watch.wait(max(self._due - clock(), 0) / 1e9, 0, 0)
                 if self._stopping:
                     return
                 now = clock()
-                if inline and handoff.inline_sampler is self:
-                    if not woken and now - self._last_inline < 2 * interval:
-                        continue  # the loop is taking the samples
-                    handoff.inline_sampler = None  # it stopped taking them
                 if now < self._due:
                     continue  # woken early (the loop went idle): sample when due
                 if self._gil is not None:
@@ -223,7 +254,6 @@ class Sampler:
                     self._sample()
                     self._due = max(self._due + interval, clock())  # fell behind: skip the ticks missed
                 if handoff.finished(SAMPLER):  # a busy loop waited for this sample: let it take the next ones
-                    self._last_inline = clock()
                     handoff.inline_sampler = self
         except Exception:  # never raise; stop sampling instead
             pass

@@ -9,11 +9,12 @@ from typing import Any
 from ..format.events import Kind, pack
 from .patcher import Patcher
 from .registry import Registry, TracerThread
+from .store import EventStore
 
 THREAD_G_ATTR = "_exectracer_g"  # a Thread's goroutine id, set when it is started
 
 
-def install(patcher: Patcher, events: list[int], registry: Registry, active: Any) -> None:
+def install(patcher: Patcher, events: EventStore, registry: Registry, active: Any) -> None:
     """Patch ``threading.Thread``; ``active()`` tells whether the recording still runs."""
     emit = events.extend
     clock = time.perf_counter_ns

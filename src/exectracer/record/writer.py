@@ -1,12 +1,14 @@
-"""The background writer: turns the shared event list into chunks and writes them.
+"""The background writer: turns the recording's event store into chunks and writes them.
 
 Two threads keep the traced program away from the disk:
 
-* the *collector* wakes every ``POLL`` seconds (sooner for ``flush()`` and
-  ``stop()``), and when a chunk's worth of events has piled up (or
-  ``flush_interval`` has passed) it takes them from the shared list, together
-  with the definitions made before them, and encodes them into chunks (zlib
-  runs without the GIL);
+* the *collector* wakes when a chunk's worth of events has piled up in the
+  event store, when ``flush_interval`` has passed, for ``flush()`` and
+  ``stop()``, and every ``tick_interval`` to call ``on_tick``; it takes the
+  events, together with the definitions made before them, and encodes them
+  into chunks (zlib runs without the GIL). It sleeps without the GIL, so a
+  busy program is not asked for it in between (a ``ListStore``, which
+  cannot count, is looked at every ``POLL`` seconds instead);
 * the *I/O thread* writes finished chunks to the sink and flushes it.
 
 ``flush()`` wakes the collector to take everything recorded so far and
@@ -17,8 +19,8 @@ Both threads tell the recording's ``GilHandoff`` when they will want the GIL,
 so that a busy event loop hands it over instead of fighting for it (see
 ``handoff``).
 
-Memory stays bounded: the shared list is drained at least every ``POLL``
-seconds, and if the sink falls behind by more than ``max_pending_bytes``
+Memory stays bounded: the event store is drained once it holds a chunk's
+worth of events, and if the sink falls behind by more than ``max_pending_bytes``
 new chunks are dropped and counted as lost (an ``EVENTS_LOST`` event says
 how many events went missing).
 """
@@ -29,23 +31,21 @@ import collections
 import functools
 from array import array
 import io
+import math
 import os
 import sys
 import threading
 import time
-from typing import Any, BinaryIO, Callable
+from typing import BinaryIO, Callable
 
 from ..format.chunks import ChunkKind, file_header, make_chunk
-from ..format.encoder import COLUMNS, encode_event_columns, json_chunk
-from ..format.events import MASK64, Kind, pack
+from ..format.encoder import encode_event_columns, json_chunk
+from ..format.events import Kind, pack
 from .handoff import COLLECTOR, NEVER, WRITER, GilHandoff
 from .interner import Interner, take_all
+from .store import STAGED, EventStore, ListStore
 
-POLL = 0.02  # seconds between the collector's wake-ups, at most
-# Events are staged as unsigned 64-bit integers (the same bits as int64 for the
-# non-negative values recorded): from Python ints, C's unsigned long is the
-# fastest conversion, two to five times faster than ``q``.
-STAGED = next(code for code in "LQ" if array(code).itemsize == 8)
+POLL = 0.02  # seconds between the collector's looks at a ListStore, at most: the list stays short
 
 
 class Writer:
@@ -54,29 +54,29 @@ class Writer:
     def __init__(
         self,
         sink: BinaryIO,
-        events: list[int],
+        events: EventStore,
         interner: Interner,
         *,
-        rows: Any = None,
         flush_interval: float,
         chunk_events: int,
         max_pending_bytes: int,
         compression: int,
         on_tick: Callable[[], None] | None = None,
+        tick_interval: float = 1.0,
         handoff: GilHandoff | None = None,
     ) -> None:
         self._sink = sink
         self._events = events
-        self._rows = rows  # a _speedups.Rows the C hooks store events in, or None
         self._interner = interner
         self._flush_interval = flush_interval
         self._chunk_events = chunk_events
         self._max_pending = max_pending_bytes
         self._level = compression
         self._on_tick = on_tick
+        self._tick_interval = tick_interval
         self._handoff = handoff or GilHandoff()
         self._compress_ns_per_byte = 0.0  # as the last chunk took: when the collector will want the GIL back
-        self._poll = min(POLL, flush_interval)
+        self._poll = POLL if isinstance(events, ListStore) else math.inf  # the longest sleep, besides the deadlines
         self._columns = _new_columns()  # staged events: code, ts and g
         self._seq = 0
         # (chunk bytes, or a function making them; events in them)
@@ -84,7 +84,6 @@ class Writer:
         self._pending_bytes = 0
         self._flush_requests: list[threading.Event] = []
         self._wake_io = threading.Event()
-        self._wake_collector = threading.Event()
         self._stopping = threading.Event()
         self._io_done = threading.Event()
         self.events_written = 0
@@ -108,7 +107,7 @@ class Writer:
     def stop(self, summary: dict) -> None:
         """Write what is left and an END chunk; wait for the I/O thread."""
         self._stopping.set()
-        self._wake_collector.set()
+        self._events.wake()
         self._collector.join()
         self._collect(final=True)
 
@@ -128,31 +127,32 @@ class Writer:
             return False
         done = threading.Event()
         self._flush_requests.append(done)
-        self._wake_collector.set()
+        self._events.wake()
         return done.wait(timeout)
 
     def abandon(self) -> None:
         """Forget everything without writing (used in a forked child)."""
         self._pending.clear()
-        del self._events[:]
-        if self._rows is not None:
-            self._rows.clear()
+        self._events.clear()
 
     # -- collector ---------------------------------------------------------
 
     def _collect_loop(self) -> None:
         handoff = self._handoff
-        last = time.monotonic()
+        last = last_tick = time.monotonic()
         try:
             while True:
-                handoff.plan(COLLECTOR, time.perf_counter_ns() + int(self._poll * 1e9))
-                self._wake_collector.wait(self._poll)
-                self._wake_collector.clear()
+                timeout = max(0.0, min(last + self._flush_interval, last_tick + self._tick_interval) - time.monotonic())
+                timeout = min(timeout, self._poll)
+                handoff.plan(COLLECTOR, time.perf_counter_ns() + int(timeout * 1e9))
+                self._events.wait(self._chunk_events - len(self._columns[0]), timeout)
                 if self._stopping.is_set():
                     return
                 now = time.monotonic()
-                if self._on_tick is not None:
-                    self._on_tick()
+                if now - last_tick >= self._tick_interval:
+                    last_tick = now
+                    if self._on_tick is not None:
+                        self._on_tick()
                 self._stage()
                 flushes = take_all(self._flush_requests)
                 if flushes or len(self._columns[0]) >= self._chunk_events or now - last >= self._flush_interval:
@@ -170,26 +170,15 @@ class Writer:
             self._wake_io.set()
 
     def _stage(self) -> None:
-        """Move events from the shared list (and the C hooks' rows) into three compact 64-bit columns (code, ts, g).
+        """Move events from the event store into three compact 64-bit columns (code, ts, g).
 
-        Done every ``poll``: the list of Python ints stays short (cache-friendly
-        for the traced program), each column holds 8 bytes per integer, and
-        chunks need no transposition (their payload is column-major).
+        Each column holds 8 bytes per integer, and chunks need no
+        transposition (their payload is column-major).
         """
-        # the rows before the list: a step is then never staged a poll before the events describing
-        # its task, which go to the list when the Python side describes it (readers sort by time; a
-        # task's end, which a flight recorder reads in file order after its creation, goes to the list)
-        if self._rows is not None:
-            *taken, lost = self._rows.take()
-            for column, values in zip(self._columns, taken):
-                column.frombytes(values)
-            self.events_lost += lost
-        events = take_all(self._events)
-        for column, values in zip(self._columns, (events[0::COLUMNS], events[1::COLUMNS], events[2::COLUMNS])):
-            try:
-                column.fromlist(values)
-            except OverflowError:  # a negative value (the hooks give them as their bits, unsigned): keep its int64 bits
-                column.fromlist([v & MASK64 for v in values])
+        *taken, lost = self._events.take()
+        for column, values in zip(self._columns, taken):
+            column.frombytes(values)
+        self.events_lost += lost
 
     def _collect(self, final: bool) -> None:
         try:

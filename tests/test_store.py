@@ -1,0 +1,115 @@
+"""The event store the hooks fill and the writer drains: the C Rows and the Python ListStore alike."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from array import array
+
+import pytest
+
+import exectracer
+from exectracer.format.chunks import ChunkKind, split_chunks
+from exectracer.format.events import MASK64, Kind
+from exectracer.record import native, recorder
+from exectracer.record.store import ListStore
+
+pytestmark = pytest.mark.recorder
+
+speedups = native.speedups()
+needs_rows = pytest.mark.skipif(speedups is None, reason="the C hooks are not built or are switched off")
+STORES = [pytest.param(ListStore, id="list")]
+if speedups is not None:
+    STORES.append(pytest.param(speedups.Rows, id="rows"))
+
+
+def columns(store) -> list[tuple[int, int, int]]:
+    """The events taken from ``store``, as (code, ts, g) rows of unsigned ints."""
+    *taken, lost = store.take()
+    assert lost == 0
+    codes, ts, gs = (array("Q", bytes(column)) for column in taken)
+    return list(zip(codes, ts, gs))
+
+
+@pytest.mark.parametrize("make", STORES)
+def test_events_come_out_in_the_order_they_went_in(make) -> None:
+    store = make()
+    store.extend((1, 10, 100))
+    store.extend([2, 20, 200, 3, 30, 300])
+    assert columns(store) == [(1, 10, 100), (2, 20, 200), (3, 30, 300)]
+    assert columns(store) == []  # taken once
+
+
+@pytest.mark.parametrize("make", STORES)
+def test_a_negative_value_keeps_its_64_bits(make) -> None:
+    store = make()
+    store.extend((int(Kind.LOOP_STOP), -12345, 1 << 63))
+    assert columns(store) == [(int(Kind.LOOP_STOP), -12345 & MASK64, 1 << 63)]
+
+
+@needs_rows
+def test_rows_refuse_what_is_not_whole_events() -> None:
+    rows = speedups.Rows()
+    with pytest.raises(ValueError, match="threes"):
+        rows.extend((1, 2))
+    with pytest.raises(TypeError):
+        rows.extend((1, 2, "3"))
+    with pytest.raises(TypeError):
+        rows.extend(5)
+    assert len(rows) == 0  # nothing half-stored
+    with pytest.raises(TypeError):
+        speedups.Rows(1)
+
+
+@needs_rows
+def test_rows_wait_ends_when_the_count_is_stored() -> None:
+    rows = speedups.Rows()
+    woke: list[float] = []
+
+    def waiter() -> None:
+        woke.append(rows.wait(3, 10.0))
+        woke.append(time.perf_counter())
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.05)
+    rows.extend((1, 1, 1, 2, 2, 2))
+    time.sleep(0.05)
+    assert not woke, "two of three: still waiting"
+    stored = time.perf_counter()
+    rows.extend((3, 3, 3))
+    thread.join(5)
+    assert woke[0] is True and woke[1] - stored < 1.0
+    assert len(rows) == 3
+
+
+@needs_rows
+def test_rows_wait_ends_on_wake_or_timeout() -> None:
+    rows = speedups.Rows()
+    t0 = time.perf_counter()
+    assert rows.wait(10, 0.05) is False
+    assert time.perf_counter() - t0 >= 0.04
+    rows.wake()  # nobody waits: the next wait returns at once
+    t0 = time.perf_counter()
+    assert rows.wait(10, 10.0) is True
+    assert time.perf_counter() - t0 < 1.0
+    threading.Timer(0.05, rows.wake).start()
+    t0 = time.perf_counter()
+    assert rows.wait(10, 10.0) is True
+    assert time.perf_counter() - t0 < 5.0
+    assert rows.wait(10, 0.01) is False  # the wake was used up
+
+
+def test_a_full_chunk_is_written_without_waiting_for_the_flush_interval() -> None:
+    """The collector sleeps until a chunk's worth of events is there, not until ``flush_interval``."""
+    buf = io.BytesIO()
+    with exectracer.trace(buf, flush_interval=60, heap_interval=60, chunk_events=1000, sample_interval=0, compression=0):
+        rec = recorder.current()
+        for i in range(1500):
+            rec.events.extend((int(Kind.LOG_CATEGORY), i, 0))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(kind == ChunkKind.EVENTS for kind, _ in split_chunks(buf.getvalue())):
+            time.sleep(0.01)
+        written = sum(kind == ChunkKind.EVENTS for kind, _ in split_chunks(buf.getvalue()))
+    assert written >= 1, "no chunk written 5 s after a chunk's worth of events, with a flush interval of 60 s"
