@@ -87,6 +87,9 @@ def renumbered_header(chunk: "bytes | memoryview", seq: int) -> bytes:
 
 def chunk_payload(chunk: "bytes | memoryview") -> bytes:
     """The decoded payload of a chunk this process made."""
-    _, _, codec, _, _, _, _, _ = CHUNK_HEADER.unpack_from(chunk)
-    payload = bytes(chunk[CHUNK_HEADER.size :])
-    return zlib.decompress(payload) if codec == Codec.ZLIB else payload
+    _, _, codec, _, _, _, raw_length, _ = CHUNK_HEADER.unpack_from(chunk)
+    payload = memoryview(chunk)[CHUNK_HEADER.size :]
+    if codec != Codec.ZLIB:
+        return bytes(payload)
+    # room for the whole payload and a byte more: zlib lets go of the GIL once, not once per block of a growing buffer
+    return zlib.decompress(payload, zlib.MAX_WBITS, raw_length + 1)
