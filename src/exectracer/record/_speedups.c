@@ -108,7 +108,7 @@ typedef struct {
     PyThread_type_lock ready; /* held, except to let the thread in `wait` go */
 } Rows;
 
-#define ROWS_KEPT_CAPACITY 65536  /* rows of capacity kept after a take */
+#define ROWS_KEPT_CAPACITY 65536  /* rows of capacity always kept after a take */
 
 static int
 rows_reserve(Rows *self, Py_ssize_t more)
@@ -281,11 +281,12 @@ rows_take(Rows *self, PyObject *unused)
         PyTuple_SET_ITEM(taken, i, column);
     }
     if (taken != NULL) {
-        self->length = 0;
-        self->lost = 0;
-        if (self->capacity > ROWS_KEPT_CAPACITY) {  /* give back what a burst took */
+        /* keep room for as many again (the hooks then write to pages already there), but give back what a burst took */
+        if (self->capacity > ROWS_KEPT_CAPACITY && self->capacity > 2 * self->length) {
             rows_free(self);
         }
+        self->length = 0;
+        self->lost = 0;
     }
     return taken;
 }
