@@ -91,6 +91,96 @@ now_ns(PyObject *clock, uint64_t *out)
 #endif
 }
 
+/* ------------------------------------------------------------------- Sleeper */
+
+/* A tracer thread's sleep without the GIL, which a thread holding the GIL
+   can end (Rows.wait, Watch.wait). Every field is read and written holding
+   the GIL; the lock is what the sleeping thread waits on. */
+typedef struct {
+    PyThread_type_lock lock; /* held, except to let the sleeping thread go */
+    int sleeping;            /* a thread sleeps (or is about to) */
+    int woken;               /* a wake came while nobody slept: the next sleep ends at once */
+} Sleeper;
+
+/* A no-argument constructor's check and its sleeper: 0, or -1 with an exception set */
+static int
+sleeper_init(Sleeper *sleeper, const char *type_name, PyObject *args, PyObject *kwargs)
+{
+    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no arguments", type_name);
+        return -1;
+    }
+    sleeper->lock = PyThread_allocate_lock();
+    if (sleeper->lock == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyThread_acquire_lock(sleeper->lock, NOWAIT_LOCK);
+    return 0;
+}
+
+static void
+sleeper_free(Sleeper *sleeper)
+{
+    if (sleeper->lock != NULL) {
+        PyThread_free_lock(sleeper->lock);
+        sleeper->lock = NULL;
+    }
+}
+
+/* End the sleep now, or the next one at once */
+static void
+sleeper_wake(Sleeper *sleeper)
+{
+    if (sleeper->sleeping) {
+        sleeper->sleeping = 0;
+        PyThread_release_lock(sleeper->lock);
+    }
+    else {
+        sleeper->woken = 1;
+    }
+}
+
+/* Before releasing the GIL to sleep: 1 if a wake already came (no sleep),
+   -1 with an exception if another thread sleeps, else 0 */
+static int
+sleeper_enter(Sleeper *sleeper)
+{
+    if (sleeper->sleeping) {
+        PyErr_SetString(PyExc_RuntimeError, "another thread already sleeps here");
+        return -1;
+    }
+    if (sleeper->woken) {
+        sleeper->woken = 0;
+        return 1;
+    }
+    sleeper->sleeping = 1;
+    return 0;
+}
+
+/* With the GIL back, `status` the last wait on the lock's: whether woken */
+static int
+sleeper_leave(Sleeper *sleeper, PyLockStatus status)
+{
+    if (status == PY_LOCK_ACQUIRED) {  /* let go by a wake, which cleared `sleeping`: the lock is held again */
+        return 1;
+    }
+    if (!sleeper->sleeping) {  /* woken after the last wait ended, before the GIL came back: hold the lock again */
+        PyThread_acquire_lock(sleeper->lock, NOWAIT_LOCK);
+        return 1;
+    }
+    sleeper->sleeping = 0;
+    return 0;
+}
+
+/* `seconds` as a lock timeout */
+static PY_TIMEOUT_T
+micros(double seconds)
+{
+    double us = seconds > 0 ? seconds * 1e6 : 0;
+    return us < (double)PY_TIMEOUT_MAX ? (PY_TIMEOUT_T)us : PY_TIMEOUT_MAX;
+}
+
 /* ---------------------------------------------------------------------- Rows */
 
 /* Events as three columns of unsigned 64-bit integers (code, ts, g), as the
@@ -103,9 +193,8 @@ typedef struct {
     uint64_t *columns[3];
     Py_ssize_t length, capacity;
     unsigned long long lost;  /* events not stored for want of memory, since the last take */
-    Py_ssize_t wake_at;       /* the count a thread in `wait` waits for; 0: nobody waits */
-    int woken;                /* `wake` came while nobody waited: the next `wait` returns at once */
-    PyThread_type_lock ready; /* held, except to let the thread in `wait` go */
+    Py_ssize_t wake_at;       /* the count the thread in `wait` waits for */
+    Sleeper ready;            /* the writer's thread in `wait` */
 } Rows;
 
 #define ROWS_KEPT_CAPACITY 65536  /* rows of capacity always kept after a take */
@@ -131,20 +220,12 @@ rows_reserve(Rows *self, Py_ssize_t more)
     return 0;
 }
 
-/* Let the thread in `wait` go */
-static void
-rows_release_waiter(Rows *self)
-{
-    self->wake_at = 0;
-    PyThread_release_lock(self->ready);
-}
-
 /* After storing: let a waiter go once the count it waits for is there */
 static inline void
 rows_stored(Rows *self)
 {
-    if (self->wake_at != 0 && self->length >= self->wake_at) {
-        rows_release_waiter(self);
+    if (self->ready.sleeping && self->length >= self->wake_at) {
+        sleeper_wake(&self->ready);
     }
 }
 
@@ -179,20 +260,10 @@ rows_free(Rows *self)
 static PyObject *
 rows_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
-        PyErr_SetString(PyExc_TypeError, "Rows() takes no arguments");
-        return NULL;
-    }
     Rows *self = (Rows *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        return NULL;
+    if (self != NULL && sleeper_init(&self->ready, "Rows", args, kwargs) < 0) {
+        Py_CLEAR(self);
     }
-    self->ready = PyThread_allocate_lock();
-    if (self->ready == NULL) {
-        Py_DECREF(self);
-        return PyErr_NoMemory();
-    }
-    PyThread_acquire_lock(self->ready, NOWAIT_LOCK);
     return (PyObject *)self;
 }
 
@@ -200,18 +271,8 @@ static void
 rows_dealloc(Rows *self)
 {
     rows_free(self);
-    if (self->ready != NULL) {
-        PyThread_free_lock(self->ready);
-    }
+    sleeper_free(&self->ready);
     Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-/* `seconds` as a lock timeout */
-static PY_TIMEOUT_T
-micros(double seconds)
-{
-    double us = seconds > 0 ? seconds * 1e6 : 0;
-    return us < (double)PY_TIMEOUT_MAX ? (PY_TIMEOUT_T)us : PY_TIMEOUT_MAX;
 }
 
 /* rows.wait(count, timeout): block, without the GIL, until `count` events
@@ -224,40 +285,27 @@ rows_wait(Rows *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "nd:wait", &count, &timeout)) {
         return NULL;
     }
-    if (self->wake_at != 0) {
-        PyErr_SetString(PyExc_RuntimeError, "another thread is already waiting on these rows");
-        return NULL;
-    }
-    if (self->woken || self->length >= count || count <= 0) {
-        self->woken = 0;
+    if (self->length >= count && !self->ready.sleeping) {
+        self->ready.woken = 0;
         Py_RETURN_TRUE;
     }
-    PY_TIMEOUT_T wait_us = micros(timeout);
-    PyLockStatus status;
+    int entered = sleeper_enter(&self->ready);
+    if (entered != 0) {
+        return entered < 0 ? NULL : Py_NewRef(Py_True);
+    }
     self->wake_at = count;
+    PyLockStatus status;
     Py_BEGIN_ALLOW_THREADS
-    status = PyThread_acquire_lock_timed(self->ready, wait_us, 0);
+    status = PyThread_acquire_lock_timed(self->ready.lock, micros(timeout), 0);
     Py_END_ALLOW_THREADS
-    if (status == PY_LOCK_ACQUIRED) {  /* let go by a store or `wake`: the lock is held again */
-        Py_RETURN_TRUE;
-    }
-    if (self->wake_at == 0) {  /* let go after the timeout, before the GIL came back: hold the lock again */
-        PyThread_acquire_lock(self->ready, NOWAIT_LOCK);
-    }
-    self->wake_at = 0;
-    Py_RETURN_FALSE;
+    return PyBool_FromLong(sleeper_leave(&self->ready, status));
 }
 
 static PyObject *
 rows_wake(Rows *self, PyObject *unused)
 {
     (void)unused;
-    if (self->wake_at != 0) {
-        rows_release_waiter(self);
-    }
-    else {
-        self->woken = 1;
-    }
+    sleeper_wake(&self->ready);
     Py_RETURN_NONE;
 }
 
@@ -378,38 +426,24 @@ static PyTypeObject RowsType = {
    sampling is never asked for the GIL by the sampler's thread. */
 typedef struct {
     PyObject_HEAD
-    PyThread_type_lock lock;      /* held, except to let the waiting thread go */
-    int waiting;                  /* a thread is in `wait` */
-    int woken;                    /* `wake` came while nobody waited: the next `wait` returns at once */
+    Sleeper sleeper;              /* the sampler's thread in `wait` */
     volatile unsigned long marks; /* counted by `mark`; read without the GIL */
 } Watch;
 
 static PyObject *
 watch_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    if (PyTuple_GET_SIZE(args) != 0 || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0)) {
-        PyErr_SetString(PyExc_TypeError, "Watch() takes no arguments");
-        return NULL;
-    }
     Watch *self = (Watch *)type->tp_alloc(type, 0);
-    if (self == NULL) {
-        return NULL;
+    if (self != NULL && sleeper_init(&self->sleeper, "Watch", args, kwargs) < 0) {
+        Py_CLEAR(self);
     }
-    self->lock = PyThread_allocate_lock();
-    if (self->lock == NULL) {
-        Py_DECREF(self);
-        return PyErr_NoMemory();
-    }
-    PyThread_acquire_lock(self->lock, NOWAIT_LOCK);
     return (PyObject *)self;
 }
 
 static void
 watch_dealloc(Watch *self)
 {
-    if (self->lock != NULL) {
-        PyThread_free_lock(self->lock);
-    }
+    sleeper_free(&self->sleeper);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -422,26 +456,18 @@ watch_wait(Watch *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "ddi:wait", &timeout, &check_every, &stale_checks)) {
         return NULL;
     }
-    if (self->waiting) {
-        PyErr_SetString(PyExc_RuntimeError, "another thread is already waiting on this watch");
-        return NULL;
+    int entered = sleeper_enter(&self->sleeper);
+    if (entered != 0) {
+        return entered < 0 ? NULL : Py_NewRef(Py_True);
     }
-    if (self->woken) {
-        self->woken = 0;
-        Py_RETURN_TRUE;
-    }
-    PY_TIMEOUT_T remaining = micros(timeout), every = check_every > 0 ? micros(check_every) : 0;
-    if (every == 0) {
-        every = remaining;
-    }
+    PY_TIMEOUT_T remaining = micros(timeout), every = check_every > 0 ? micros(check_every) : remaining;
     PyLockStatus status = PY_LOCK_FAILURE;
-    self->waiting = 1;
     Py_BEGIN_ALLOW_THREADS
     unsigned long seen = self->marks;
     int unchanged = 0;
     while (remaining > 0) {
         PY_TIMEOUT_T step = every < remaining ? every : remaining;
-        status = PyThread_acquire_lock_timed(self->lock, step, 0);
+        status = PyThread_acquire_lock_timed(self->sleeper.lock, step, 0);
         if (status == PY_LOCK_ACQUIRED) {
             break;
         }
@@ -456,28 +482,14 @@ watch_wait(Watch *self, PyObject *args)
         }
     }
     Py_END_ALLOW_THREADS
-    if (status == PY_LOCK_ACQUIRED) {  /* let go by `wake`, which also cleared `waiting` */
-        Py_RETURN_TRUE;
-    }
-    if (!self->waiting) {  /* woken after the wait ended, before the GIL came back: hold the lock again */
-        PyThread_acquire_lock(self->lock, NOWAIT_LOCK);
-        Py_RETURN_TRUE;
-    }
-    self->waiting = 0;
-    Py_RETURN_FALSE;
+    return PyBool_FromLong(sleeper_leave(&self->sleeper, status));
 }
 
 static PyObject *
 watch_wake(Watch *self, PyObject *unused)
 {
     (void)unused;
-    if (self->waiting) {
-        self->waiting = 0;
-        PyThread_release_lock(self->lock);
-    }
-    else {
-        self->woken = 1;
-    }
+    sleeper_wake(&self->sleeper);
     Py_RETURN_NONE;
 }
 
