@@ -5,8 +5,9 @@ store is a ``_speedups.Rows``: three columns of unsigned integers, filled by
 the C hooks directly and by the Python hooks through ``extend``, so no int
 objects are kept; the writer's thread sleeps without the GIL until a
 chunk's worth is there. Without it, a ``ListStore``: a list of ints the
-writer polls (often, so that it stays short). Both are filled while holding the GIL, so one call's events
-are never interleaved with another thread's.
+writer polls (often, so that it stays short). Both are filled while
+holding the GIL, so one call's events are never interleaved with another
+thread's.
 """
 
 from __future__ import annotations
