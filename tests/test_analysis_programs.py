@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import exectracer
@@ -137,6 +138,21 @@ def gc_trace(tmp_path_factory: pytest.TempPathFactory) -> exectracer.Trace:
     return traced_run(tmp_path_factory, gc_scenario)
 
 
+def _full_collections_ns(trace: exectracer.Trace, function_suffix: str) -> int:
+    """How long the full collections took while the goroutines started by a function ending in ``function_suffix`` lived."""
+    from exectracer.format.events import Kind
+
+    ids = [g["id"] for g in trace.analysis.summary()["goroutines"] if (g["start_function"] or "").endswith(function_suffix)]
+    ev = trace.events
+    theirs = ev.ts[np.isin(ev.g, ids)]
+    full = ev[(ev.kind == Kind.GC_START) & (ev.arg == 2) | (ev.kind == Kind.GC_END)]
+    total = 0
+    for start, end in zip(full[:-1], full[1:]):
+        if start.kind == Kind.GC_START and start.arg == 2 and end.kind == Kind.GC_END and theirs.min() <= start.ts <= theirs.max():
+            total += int(end.ts - start.ts)
+    return total
+
+
 def test_full_collections_delay_ready_tasks(gc_trace) -> None:
     doc = gc_trace.analysis.summary()
     full = doc["gc"]["by_generation"]["2"]
@@ -145,7 +161,9 @@ def test_full_collections_delay_ready_tasks(gc_trace) -> None:
     latency = doc["scheduler_latency_ns"]
     assert latency["max"] >= full["max_ns"] * 0.7  # ready tasks waited while the collector ran
     busy_group = next(g for g in doc["groups"] if (g["start_function"] or "").endswith(".busy"))
-    assert busy_group["time_ns"]["gc"] >= full["total_ns"] * 0.5 * 3  # each of the three was held up by most collections
+    # each of the three was held up by the full collections made while they ran (building the heap before
+    # them made some too, of a length that varies from run to run: 40 to 50 % of the whole)
+    assert busy_group["time_ns"]["gc"] >= _full_collections_ns(gc_trace, ".busy") * 0.9 * 3
     mmu = {p["window_ns"]: p for p in doc["mmu"]}
     assert mmu[10_000_000]["utilization"] < 0.05
     assert mmu[1_000_000_000]["utilization"] > 0.0
