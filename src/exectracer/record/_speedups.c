@@ -8,7 +8,9 @@
 
    - Rows: a recording's events as three uint64 columns, stored by the C
      hooks without int objects and by the Python hooks through `extend`;
-     the writer takes them at each poll.
+     the writer's thread sleeps without the GIL until a chunk's worth is
+     there. Watch: the sampler's thread sleeps likewise while a busy loop
+     takes its ticks (both sleeps are a Sleeper).
    - StepRunner replaces Handle._run. A task's step is run in its context and
      stored as [TASK_READY,] TASK_STEP, then the suspension (its await
      chain's code, from the chain cache) or the task's end; any other
