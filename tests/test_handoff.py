@@ -151,3 +151,26 @@ def test_a_busy_loop_takes_the_samples_itself_then_hands_them_back(record: Calla
     for i in indices:  # a sample the loop took of itself shows the loop, not the sampler
         frames = rec.trace.stacks.get(int(rec.arg[i]) >> CATEGORY_SHIFT, [])
         assert not any(f.function.endswith(("sample_inline", "_walk", "_sample")) for f in frames)
+
+
+def test_taking_the_ticks_back_from_a_stuck_loop_is_no_gil_wait(record: Callable[..., Recorded]) -> None:
+    """A busy loop that goes straight into one long step: the sampler's thread sees the samples stop and
+    takes the ticks back; that its sleep ended ticks after the due sample is no GIL wait of its own."""
+    marks: dict[str, int] = {}
+
+    async def program() -> None:
+        await _ping_pong(0.4)
+        marks["busy_end"] = time.perf_counter_ns()
+        deadline = time.perf_counter() + 0.3
+        while time.perf_counter() < deadline:  # one long step: no select at all
+            pass
+        marks["stuck_end"] = time.perf_counter_ns()
+
+    rec = record(lambda: asyncio.run(program()), sample_interval=0.01)
+    _, indices = _loop_samples(rec)
+    ts = rec.ts[indices]
+    assert np.count_nonzero((ts > marks["busy_end"]) & (ts <= marks["stuck_end"])) >= 10, "the stuck loop was sampled again"
+    probe = rec.of(Kind.GIL_WAIT, 0)
+    stuck = rec.arg[probe][(rec.ts[probe] > marks["busy_end"]) & (rec.ts[probe] <= marks["stuck_end"])]
+    # the GIL comes within the switch interval (5 ms) of asking; a wait counted from the due sample would be 20 ms or more
+    assert len(stuck) > 0 and stuck.max() < 15_000_000, f"GIL wait estimates while the loop was stuck: {sorted(stuck)[-3:]}"

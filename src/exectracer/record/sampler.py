@@ -237,18 +237,19 @@ class Sampler:
         try:
             while True:
                 handoff.plan(SAMPLER, self._due)
-                if handoff.inline_sampler is self:  # sleep, without the GIL, until the loop stops taking them or goes idle
+                slept_until_due = handoff.inline_sampler is not self
+                if slept_until_due:
+                    self._watch.wait(max(self._due - clock(), 0) / 1e9, 0, 0)
+                else:  # sleep, without the GIL, until the loop stops taking them or goes idle
                     self._watch.wait(math.inf, interval / 1e9, WATCHDOG_TICKS)
                     if handoff.inline_sampler is self:
                         handoff.inline_sampler = None  # it stopped taking them
-                else:
-                    self._watch.wait(max(self._due - clock(), 0) / 1e9, 0, 0)
                 if self._stopping:
                     return
                 now = clock()
                 if now < self._due:
                     continue  # woken early (the loop went idle): sample when due
-                if self._gil is not None:
+                if self._gil is not None and slept_until_due:  # how late this thread ran again: a GIL wait estimate
                     self._gil.observe(0, self._due, now)
                 with self._busy:
                     self._sample()
