@@ -103,6 +103,13 @@ def test_a_busy_event_loop_does_not_starve_the_sampler(record: Callable[..., Rec
     assert np.median(gaps) < 20_000_000
 
 
+def _one_long_step(seconds: float) -> None:
+    """Run Python for ``seconds`` without giving the loop back: no select at all."""
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        pass
+
+
 def _loop_samples(rec: Recorded) -> tuple[int, np.ndarray]:
     """The event loop thread's goroutine and the indices of its THREAD_SAMPLEs."""
     loop_thread = int(rec.arg[rec.of(Kind.LOOP_START)[0]])
@@ -130,9 +137,7 @@ def test_a_busy_loop_takes_the_samples_itself_then_hands_them_back(record: Calla
         await watcher
         await asyncio.sleep(0.3)  # idle in select
         marks["idle_end"] = time.perf_counter_ns()
-        deadline = time.perf_counter() + 0.3
-        while time.perf_counter() < deadline:  # one long step: no select at all
-            pass
+        _one_long_step(0.3)
         marks["stuck_end"] = time.perf_counter_ns()
 
     rec = record(lambda: asyncio.run(program()), sample_interval=0.01)
@@ -161,9 +166,7 @@ def test_taking_the_ticks_back_from_a_stuck_loop_is_no_gil_wait(record: Callable
     async def program() -> None:
         await _ping_pong(0.4)
         marks["busy_end"] = time.perf_counter_ns()
-        deadline = time.perf_counter() + 0.3
-        while time.perf_counter() < deadline:  # one long step: no select at all
-            pass
+        _one_long_step(0.3)
         marks["stuck_end"] = time.perf_counter_ns()
 
     rec = record(lambda: asyncio.run(program()), sample_interval=0.01)
