@@ -146,7 +146,7 @@ def _kept_positions(codes: "array[int]", gs: "array[int]", live: set[int]) -> li
     last_done = {gs[i]: i for i in _positions(kinds.translate(_TASK_DONE))}
     return [
         i for i in _positions(kinds.translate(_WANTED))
-        if not (codes[i] & KIND_MASK in _OF_TASK and i < last_done.get(gs[i], -1)) and (kinds[i] != Kind.TASK_DONE or gs[i] in live)
+        if not (kinds[i] in _OF_TASK and i < last_done.get(gs[i], -1)) and (kinds[i] != Kind.TASK_DONE or gs[i] in live)
     ]
 
 

@@ -1200,7 +1200,7 @@ typedef struct {
     PyObject *last_task_type;  /* borrowed (is_task_type holds it): the type is_task saw last */
     int last_is_task;
     FastAttr handle_callback, handle_context, handle_args, handle_loop, handle_waker, handle_queued, task_fut_waiter, task_coro, wrapper_self;
-    unsigned long long task_waker, waker_shift, step, ready, done, shift, cat_mask, syscall_bits;
+    unsigned long long task_waker, waker_shift, step, ready, shift, cat_mask, syscall_bits;
     unsigned long long done_cancelled, done_returned, done_raised;
     unsigned long long callback_begin, callback_end, callback_shift, source_timer, source_io, source_soon,
         waker_timer, waker_io, waker_callback;
@@ -1812,7 +1812,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         "local", "rows", "one_await", "chain_cache", "define_chain", "executor_futures",
         "ready_type", "report_error", "clock", "code_for", "task_type", "step_wrapper_type",
         "loops", "loop_id", "name_cache", "name_id", "timer_type", "looked_at",
-        "task_waker", "waker_shift", "step", "ready", "done", "shift", "cat_mask", "syscall_bits",
+        "task_waker", "waker_shift", "step", "ready", "shift", "cat_mask", "syscall_bits",
         "done_cancelled", "done_returned", "done_raised", "callback_begin", "callback_end", "callback_shift", "source_timer", "source_io", "source_soon",
         "waker_timer", "waker_io", "waker_callback", NULL};
     PyObject *task_type = NULL, *wrapper_type = NULL;
@@ -1822,7 +1822,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->vectorcall = step_runner_vectorcall;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "$O!OO!O!O!O!OOO!O!O!OOO!OOOO!OO!OO!OO!O!KKKKKKKKKKKKKKKKKKKK:StepRunner", names,
+            args, kwargs, "$O!OO!O!O!O!OOO!O!O!OOO!OOOO!OO!OO!OO!O!KKKKKKKKKKKKKKKKKKK:StepRunner", names,
             &PyFunction_Type, &self->fallback, &self->run_callback, &PySet_Type, &self->step_types,
             &PyTuple_Type, &self->task_classes, &PyDict_Type, &self->is_task_type,
             &TaskIdsType, &self->tasks, &self->task_g, &self->hook_state.local, &RowsType, &self->rows,
@@ -1831,7 +1831,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
             &self->report_error, &self->clock, &self->code_for, &PyType_Type, &task_type, &wrapper_type,
             &PyDict_Type, &self->loops, &self->loop_id, &PyDict_Type, &self->name_cache, &self->name_id,
             &PyType_Type, &self->timer_type, &PySet_Type, &self->looked_at,
-            &self->task_waker, &self->waker_shift, &self->step, &self->ready, &self->done, &self->shift,
+            &self->task_waker, &self->waker_shift, &self->step, &self->ready, &self->shift,
             &self->cat_mask, &self->syscall_bits, &self->done_cancelled, &self->done_returned, &self->done_raised,
             &self->callback_begin, &self->callback_end,
             &self->callback_shift, &self->source_timer, &self->source_io, &self->source_soon,

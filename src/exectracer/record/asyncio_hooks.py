@@ -308,7 +308,7 @@ def install(
             report_error=report_callback_error, clock=clock, code_for=chains.code_for, task_type=asyncio.Task,
             step_wrapper_type=wrapper_type, loops=loops, loop_id=loop_id, name_cache=name_cache,
             name_id=names.name_id, timer_type=TimerHandle, looked_at=chains.looked_at,
-            task_waker=TASK_WAKER, waker_shift=WAKER_SHIFT, step=STEP, ready=READY, done=DONE, shift=SHIFT,
+            task_waker=TASK_WAKER, waker_shift=WAKER_SHIFT, step=STEP, ready=READY, shift=SHIFT,
             cat_mask=CAT_MASK, syscall_bits=SYSCALL_BITS,
             done_cancelled=DONE_CANCELLED, done_returned=DONE_RETURNED, done_raised=DONE_RAISED,
             callback_begin=CB_BEGIN, callback_end=CB_END, callback_shift=CALLBACK_SHIFT, source_timer=SOURCE_TIMER,

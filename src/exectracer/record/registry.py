@@ -165,7 +165,7 @@ class Registry:
             coro = _coro_of(task)
         code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
         if code is not None:
-            out += (self.task_funcs.get(id(code)) or self.task_func(coro, code), ts, g)
+            out += (self.task_func(coro, code), ts, g)
         out += (task_name_code(self._interner, task.get_name()), ts, g)
         self._emit(out)
 
