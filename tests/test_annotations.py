@@ -9,6 +9,7 @@ import pytest
 
 import exectracer
 from exectracer.format.events import Kind
+from exectracer.record.interner import MAX_STRING
 
 pytestmark = pytest.mark.recorder
 
@@ -76,3 +77,44 @@ def test_region_as_decorator_sync_and_async(record):
     assert len(rec.of(Kind.REGION_END)) == 3
     goroutines = {int(g) for g in rec.g[rec.of(Kind.REGION_BEGIN)]}
     assert len(goroutines) == 3  # main thread, the asyncio task, the other thread
+
+
+class _Name:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        if self.text == "broken":
+            raise ValueError("no name")
+        return self.text
+
+
+def test_regions_record_their_names_as_text_and_never_raise(record):
+    long_name = "x" * (MAX_STRING + 10)
+
+    def run():
+        for name in (_Name("from str()"), long_name, long_name, _Name("broken")):
+            with exectracer.region(name):
+                pass
+
+    rec = record(run)
+    begins, ends = rec.of(Kind.REGION_BEGIN), rec.of(Kind.REGION_END)
+    names = [rec.trace.strings[int(a)] for a in rec.arg[begins]]
+    assert names == ["from str()", "x" * MAX_STRING, "x" * MAX_STRING]  # the broken name left out
+    assert rec.arg[begins[1]] == rec.arg[begins[2]], "a name cut to length is interned once"
+    assert list(rec.arg[ends]) == list(rec.arg[begins])
+
+
+def test_a_region_across_the_start_or_the_stop_records_no_half(tmp_path):
+    path = tmp_path / "t.xtrace"
+    before = exectracer.region("before")
+    before.__enter__()
+    exectracer.start(path)
+    before.__exit__(None, None, None)  # began untraced: no end either
+    after = exectracer.region("after")
+    after.__enter__()
+    exectracer.stop()
+    after.__exit__(None, None, None)  # no recording any more: nothing to store, nothing raised
+    trace = exectracer.load(path)
+    kinds = list(trace.events.kind)
+    assert kinds.count(Kind.REGION_BEGIN) == 1 and kinds.count(Kind.REGION_END) == 0

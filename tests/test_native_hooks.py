@@ -91,6 +91,7 @@ def test_the_c_hooks_are_built_and_used(tmp_path):
     with exectracer.trace(tmp_path / "t.xtrace"):
         assert type(asyncio.events.Handle._run).__name__ == "StepRunner"
         assert type(asyncio.base_events.BaseEventLoop._call_soon).__name__ == "ReadySoon"
+    assert native.speedups().Region in exectracer.region.__mro__  # regions enter and leave in C
     assert asyncio.events.Handle._run is asyncio_hooks.asyncio.events.Handle.__dict__["_run"]
     assert type(asyncio.events.Handle._run).__name__ == "function"  # restored
     assert exectracer.load(tmp_path / "t.xtrace").metadata["native_hooks"] is True

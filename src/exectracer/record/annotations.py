@@ -14,8 +14,9 @@ import itertools
 import time
 from typing import Any, Callable, TypeVar
 
-from ..format.events import ARG_SHIFT, Kind
+from ..format.events import ARG_SHIFT, WAKER_SHIFT, Kind, Waker
 from . import recorder as _recorder
+from .native import speedups
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,6 +33,7 @@ _REGION_END = int(Kind.REGION_END)
 _LOG_CATEGORY = int(Kind.LOG_CATEGORY)
 _LOG_MESSAGE = int(Kind.LOG_MESSAGE)
 _LOG_TASK = int(Kind.LOG_TASK)
+_TASK_WAKER = int(Waker.TASK)
 
 
 class task:
@@ -87,11 +89,8 @@ class task:
         self.end()
 
 
-class region:
-    """A timed span within one thread or asyncio task (Go's ``trace.WithRegion``).
-
-    A context manager (``with``/``async with``) and a decorator for sync and async functions.
-    """
+class _PythonRegion:
+    """``region``'s entering and leaving where the C hooks are not in use."""
 
     __slots__ = ("name", "_g", "_sid")
 
@@ -103,21 +102,39 @@ class region:
     def __enter__(self) -> "region":
         rec = _recorder._current
         if rec is not None:
-            ts = time.perf_counter_ns()
-            self._g = g = rec.registry.current_g()
-            self._sid = sid = rec.interner.string(str(self.name))
+            try:
+                ts = time.perf_counter_ns()
+                g = rec.registry.current_g()
+                sid = rec.interner.string(str(self.name))
+            except Exception:  # a name that cannot be made text: the region is left out
+                return self  # type: ignore[return-value]
             out = [_REGION_BEGIN | sid << ARG_SHIFT, ts, g]
             parent = _user_task.get()
             if parent:
                 out += (_REGION_TASK | parent << ARG_SHIFT, ts, g)
             rec.events.extend(out)
-        return self
+            self._g, self._sid = g, sid
+        return self  # type: ignore[return-value]
 
     def __exit__(self, *exc: object) -> None:
         rec = _recorder._current
         if rec is not None and self._g:
             rec.events.extend((_REGION_END | self._sid << ARG_SHIFT, time.perf_counter_ns(), self._g))
         self._g = 0
+
+
+_native = speedups()
+# with the C hooks, regions store their events in C too (Recorder tells it where: ``annotation_sink``)
+_RegionBase: Any = _native.Region if _native is not None else _PythonRegion
+
+
+class region(_RegionBase):
+    """A timed span within one thread or asyncio task (Go's ``trace.WithRegion``).
+
+    A context manager (``with``/``async with``) and a decorator for sync and async functions.
+    """
+
+    __slots__ = ()
 
     async def __aenter__(self) -> "region":
         return self.__enter__()
@@ -128,6 +145,22 @@ class region:
     def __call__(self, func: F) -> F:
         name = self.name
         return run_within(func, lambda: region(name))
+
+
+def annotation_sink(recorder: "_recorder.Recorder | None") -> None:
+    """Point the C regions at ``recorder``'s events (None: at nothing); nothing to do without the C hooks."""
+    if _native is None:
+        return
+    if recorder is None or recorder.rows is None:
+        _native.clear_annotation_sink()
+        return
+    registry = recorder.registry
+    _native.set_annotation_sink(
+        rows=recorder.rows, threads=registry.threads, thread_g=registry.thread_g,
+        strings=recorder.interner.strings, intern=recorder.interner.string, user_task=_user_task,
+        begin=_REGION_BEGIN, task=_REGION_TASK, end=_REGION_END, arg_shift=ARG_SHIFT,
+        task_waker=_TASK_WAKER, waker_shift=WAKER_SHIFT,
+    )
 
 
 def run_within(func: F, context: Callable[[], contextlib.AbstractContextManager]) -> F:

@@ -47,14 +47,20 @@ class Interner:
         self.new_frames: list[tuple[int, int, int, int]] = []
         self.new_stacks: list[tuple[int, tuple[int, ...]]] = []
 
+    @property
+    def strings(self) -> dict[str, int]:
+        """Every string interned so far and its id (the C regions look names up in it)."""
+        return self._strings
+
     def string(self, text: str) -> int:
-        """The id of ``text``."""
+        """The id of ``text`` (of its first ``MAX_STRING`` characters)."""
         sid = self._strings.get(text)
         if sid is not None:
             return sid
+        if len(text) > MAX_STRING:
+            return self.string(text[:MAX_STRING])
         if len(self._strings) >= MAX_STRINGS:
             return UNKNOWN
-        text = text[:MAX_STRING]
         sid = self._next_string()
         self._strings[text] = sid
         self.new_strings.append((sid, text))

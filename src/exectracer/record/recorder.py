@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, Iterator
 
 from .. import __version__
 from ..format.chunks import FORMAT_VERSION
-from . import gc_hooks, io_waits, pool_hooks, sync_waits, thread_hooks
+from . import annotations as _annotations, gc_hooks, io_waits, pool_hooks, sync_waits, thread_hooks
 from .blocking import Waits
 from .gc_hooks import HeapProbe
 from .gil import GilLateness
@@ -296,6 +296,7 @@ def start_recorder(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) ->
         recorder = Recorder(dest, opts)
         recorder.start()
         _current = recorder
+        _annotations.annotation_sink(recorder)
     _register_fork_handler()
     return recorder
 
@@ -308,6 +309,7 @@ def stop_recorder(recorder: Recorder | None = None) -> dict:
         if running is None or (recorder is not None and running is not recorder):
             raise TracingError("tracing is not running" if recorder is None else "this recording is not running")
         _current = None
+        _annotations.annotation_sink(None)
     return running.stop()
 
 
@@ -346,5 +348,6 @@ def _after_fork_in_child() -> None:
     global _current, _lock
     _lock = threading.Lock()
     recorder, _current = _current, None
+    _annotations.annotation_sink(None)
     if recorder is not None:
         recorder.abandon_after_fork()
