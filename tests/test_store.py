@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import threading
 import time
-from array import array
+import zlib
 
 import pytest
 
 import exectracer
 from exectracer.format.chunks import ChunkKind, split_chunks
+from exectracer.format.encoder import decode_event_rows
 from exectracer.format.events import MASK64, Kind
 from exectracer.record import native, recorder
 from exectracer.record.store import ListStore
@@ -24,12 +25,13 @@ if speedups is not None:
     STORES.append(pytest.param(speedups.Rows, id="rows"))
 
 
-def columns(store) -> list[tuple[int, int, int]]:
-    """The events taken from ``store``, as (code, ts, g) rows of unsigned ints."""
-    *taken, lost = store.take()
-    assert lost == 0
-    codes, ts, gs = (array("Q", bytes(column)) for column in taken)
-    return list(zip(codes, ts, gs))
+def columns(store, limit: int = 1 << 30) -> list[tuple[int, int, int]]:
+    """The events taken from ``store`` (``limit`` at most), as (code, ts, g) rows of unsigned ints."""
+    left_before = len(store)
+    payload, n, left, lost = store.take(limit)
+    assert lost == 0 and n + left == left_before and len(store) == left
+    codes, ts, gs = decode_event_rows(payload)
+    return [(c & MASK64, t & MASK64, g & MASK64) for c, t, g in zip(codes, ts, gs)]
 
 
 @pytest.mark.parametrize("make", STORES)
@@ -39,6 +41,17 @@ def test_events_come_out_in_the_order_they_went_in(make) -> None:
     store.extend([2, 20, 200, 3, 30, 300])
     assert columns(store) == [(1, 10, 100), (2, 20, 200), (3, 30, 300)]
     assert columns(store) == []  # taken once
+
+
+@pytest.mark.parametrize("make", STORES)
+def test_a_take_stops_at_its_limit_and_leaves_the_rest_in_order(make) -> None:
+    store = make()
+    store.extend([v for i in range(5) for v in (i, 10 * i, 100 * i)])
+    assert columns(store, 2) == [(0, 0, 0), (1, 10, 100)]
+    store.extend((5, 50, 500))
+    assert columns(store, 0) == []
+    assert columns(store, 3) == [(2, 20, 200), (3, 30, 300), (4, 40, 400)]
+    assert columns(store) == [(5, 50, 500)]
 
 
 @pytest.mark.parametrize("make", STORES)
@@ -113,3 +126,16 @@ def test_a_full_chunk_is_written_without_waiting_for_the_flush_interval() -> Non
             time.sleep(0.01)
         written = sum(kind == ChunkKind.EVENTS for kind, _ in split_chunks(buf.getvalue()))
     assert written >= 1, "no chunk written 5 s after a chunk's worth of events, with a flush interval of 60 s"
+
+
+def test_a_burst_of_several_chunks_comes_out_whole_and_in_order(tmp_path) -> None:
+    path = tmp_path / "burst.xtrace"
+    with exectracer.trace(path, flush_interval=60, heap_interval=60, chunk_events=1000, sample_interval=0):
+        rec = recorder.current()
+        rec.events.extend([v for i in range(3500) for v in (int(Kind.LOG_CATEGORY), i, 0)])  # one store: one take after it
+    data = path.read_bytes()
+    sizes = [len(decode_event_rows(zlib.decompress(bytes(chunk[24:])))[0]) for kind, chunk in split_chunks(data) if kind == ChunkKind.EVENTS]
+    assert max(sizes) <= 1000 and sum(sizes) >= 3500
+    trace = exectracer.load(path)
+    ts = trace.events.ts[trace.events.kind == Kind.LOG_CATEGORY]
+    assert list(ts) == list(range(3500))

@@ -195,8 +195,8 @@ def _coro_of(task: Any) -> Any:
 def task_name_code(interner: Interner, name: str) -> int:
     """The TASK_NAME code for ``name``; asyncio's default "Task-N" is stored as -N.
 
-    The code is given as its 64 bits unsigned: the writer stages events as
-    unsigned integers (see ``writer.STAGED``), and the file holds the same bits.
+    The code is given as its 64 bits unsigned: the event store takes events as
+    unsigned integers (see ``store.EventStore.take``), and the file holds the same bits.
     """
     if type(name) is not str:
         name = str(name)

@@ -17,13 +17,13 @@ from array import array
 from types import ModuleType
 from typing import Protocol, Sequence
 
+from ..format.encoder import encode_event_columns
 from ..format.events import MASK64
-from .interner import take_all
 
-# Events are staged as unsigned 64-bit integers (the same bits as int64 for the
-# non-negative values recorded): from Python ints, C's unsigned long is the
+# Each column is taken as unsigned 64-bit integers (the same bits as int64 for
+# the non-negative values recorded): from Python ints, C's unsigned long is the
 # fastest conversion, two to five times faster than ``q``.
-STAGED = next(code for code in "LQ" if array(code).itemsize == 8)
+_UNSIGNED = next(code for code in "LQ" if array(code).itemsize == 8)
 
 
 class EventStore(Protocol):
@@ -32,8 +32,16 @@ class EventStore(Protocol):
     def extend(self, values: Sequence[int], /) -> None:
         """Append the events in ``values`` (code, ts, g, code, ts, g, ...)."""
 
-    def take(self) -> tuple[bytes, bytes, bytes, int]:
-        """Remove the events stored: their code, ts and g columns (native unsigned 64-bit) and how many were lost."""
+    def __len__(self) -> int:
+        """How many events are stored."""
+
+    def take(self, limit: int, /) -> tuple[bytes, int, int, int]:
+        """Remove the first ``limit`` events (all, if fewer) as one EVENTS payload.
+
+        Returns the payload (every code, then every ts, then every g, each a
+        little-endian 64-bit integer), how many events it holds, how many
+        are left, and how many were lost since the last take.
+        """
 
     def wait(self, count: int, timeout: float, /) -> bool:
         """Block until ``count`` events are stored (a ``ListStore`` does not count), ``wake`` is called or ``timeout`` passes."""
@@ -45,23 +53,29 @@ class EventStore(Protocol):
         """Forget the events stored."""
 
 
-class ListStore(list):
+class ListStore:
     """The event store without the C module: a list of ints (three per event)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        self._values: list[int] = []
+        self.extend = self._values.extend  # the hooks call the list's own method
         self._woken = threading.Event()
 
-    def take(self) -> tuple[bytes, bytes, bytes, int]:
-        events = take_all(self)
+    def __len__(self) -> int:
+        return len(self._values) // 3
+
+    def take(self, limit: int, /) -> tuple[bytes, int, int, int]:
+        values = self._values
+        n = min(limit, len(values) // 3)
+        events = values[: 3 * n]
+        del values[: 3 * n]  # other threads only append: what they add stays
         columns = []
-        for values in (events[0::3], events[1::3], events[2::3]):
+        for column in (events[0::3], events[1::3], events[2::3]):
             try:
-                column = array(STAGED, values)
+                columns.append(array(_UNSIGNED, column))
             except OverflowError:  # a negative value (the hooks give them as their bits, unsigned): keep its int64 bits
-                column = array(STAGED, [v & MASK64 for v in values])
-            columns.append(column.tobytes())
-        return columns[0], columns[1], columns[2], 0
+                columns.append(array(_UNSIGNED, [v & MASK64 for v in column]))
+        return encode_event_columns(*columns), n, len(values) // 3, 0
 
     def wait(self, count: int, timeout: float, /) -> bool:
         woken = self._woken.wait(timeout)
@@ -70,6 +84,9 @@ class ListStore(list):
 
     def wake(self) -> None:
         self._woken.set()
+
+    def clear(self) -> None:
+        self._values.clear()
 
 
 def new_store(native: ModuleType | None) -> EventStore:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import collections
 import functools
-from array import array
 import io
 import math
 import os
@@ -39,11 +38,11 @@ import time
 from typing import BinaryIO, Callable
 
 from ..format.chunks import ChunkKind, file_header, make_chunk
-from ..format.encoder import encode_event_columns, json_chunk
+from ..format.encoder import events_chunk, json_chunk
 from ..format.events import Kind, pack
 from .handoff import COLLECTOR, NEVER, WRITER, GilHandoff
 from .interner import Interner, take_all
-from .store import STAGED, EventStore, ListStore
+from .store import EventStore, ListStore
 
 POLL = 0.02  # seconds between the collector's looks at a ListStore, at most: the list stays short
 
@@ -77,7 +76,6 @@ class Writer:
         self._handoff = handoff or GilHandoff()
         self._compress_ns_per_byte = 0.0  # as the last chunk took: when the collector will want the GIL back
         self._poll = POLL if isinstance(events, ListStore) else math.inf  # the longest sleep, besides the deadlines
-        self._columns = _new_columns()  # staged events: code, ts and g
         self._seq = 0
         # (chunk bytes, or a function making them; events in them)
         self._pending: collections.deque[tuple[bytes | Callable[[], bytes], int]] = collections.deque()
@@ -145,7 +143,7 @@ class Writer:
                 timeout = max(0.0, min(last + self._flush_interval, last_tick + self._tick_interval) - time.monotonic())
                 timeout = min(timeout, self._poll)
                 handoff.plan(COLLECTOR, time.perf_counter_ns() + int(timeout * 1e9))
-                self._events.wait(self._chunk_events - len(self._columns[0]), timeout)
+                self._events.wait(self._chunk_events, timeout)
                 if self._stopping.is_set():
                     return
                 now = time.monotonic()
@@ -153,9 +151,8 @@ class Writer:
                     last_tick = now
                     if self._on_tick is not None:
                         self._on_tick()
-                self._stage()
                 flushes = take_all(self._flush_requests)
-                if flushes or len(self._columns[0]) >= self._chunk_events or now - last >= self._flush_interval:
+                if flushes or len(self._events) >= self._chunk_events or now - last >= self._flush_interval:
                     self._collect(final=False)
                     last = now
                 self._confirm_flushes(flushes)
@@ -169,47 +166,37 @@ class Writer:
             self._pending.append((functools.partial(_confirm, flushes), 0))
             self._wake_io.set()
 
-    def _stage(self) -> None:
-        """Move events from the event store into three compact 64-bit columns (code, ts, g).
-
-        Each column holds 8 bytes per integer, and chunks need no
-        transposition (their payload is column-major).
-        """
-        *taken, lost = self._events.take()
-        for column, values in zip(self._columns, taken):
-            column.frombytes(values)
-        self.events_lost += lost
-
     def _collect(self, final: bool) -> None:
+        """Queue everything stored so far: the definitions it uses, then its events in chunks of ``chunk_events``."""
         try:
-            self._stage()  # events before the definitions they refer to
-            columns, self._columns = self._columns, _new_columns()
-            self._enqueue(self._definitions(), force=True)
-            lost = self.events_lost - self._lost_reported
-            if lost:
-                for column, value in zip(columns, (pack(Kind.EVENTS_LOST, lost), time.perf_counter_ns(), 0)):
-                    column.insert(0, value)
-            n = len(columns[0])
-            views = [memoryview(column) for column in columns]
-            for start in range(0, n, self._chunk_events):
-                end = min(start + self._chunk_events, n)
-                if self._enqueue(self._encode([view[start:end] for view in views]), force=final, events=end - start):
-                    if start == 0:
-                        self._lost_reported += lost
-                else:
-                    self.events_lost += end - start
-            for view in views:
-                view.release()
+            payload, n, remaining, lost = self._events.take(self._chunk_events)
+            self._enqueue(self._definitions(), force=True)  # taken after the first events: every definition they use is in
+            while True:
+                self._enqueue_events(payload, n, lost, final)
+                if not n or remaining <= 0:
+                    break
+                payload, n, _, lost = self._events.take(min(self._chunk_events, remaining))  # only what the definitions cover
+                remaining -= n
         except Exception as exc:  # never let the writer die silently
             self.write_error = f"{type(exc).__name__}: {exc}"
 
-    def _encode(self, columns: "list[memoryview]") -> bytes:
-        """An EVENTS chunk of the events in ``columns``.
+    def _enqueue_events(self, payload: bytes, n: int, lost: int, final: bool) -> None:
+        """Queue an EVENTS chunk of the ``n`` events in ``payload``, after an EVENTS_LOST event for any lost before them."""
+        self.events_lost += lost
+        unreported = self.events_lost - self._lost_reported
+        if unreported:
+            marker = events_chunk(self._next_seq(), [pack(Kind.EVENTS_LOST, unreported), time.perf_counter_ns(), 0], self._level)
+            if self._enqueue(marker, force=final, events=1):
+                self._lost_reported += unreported
+        if n and not self._enqueue(self._encode(payload), force=final, events=n):
+            self.events_lost += n
+
+    def _encode(self, raw: bytes) -> bytes:
+        """An EVENTS chunk of the payload ``raw``.
 
         zlib lets go of the GIL: a busy loop waiting for the collector goes
         on meanwhile, and gives way again when the compression should be done.
         """
-        raw = encode_event_columns(*columns)
         start = time.perf_counter_ns()
         if self._level:
             self._handoff.finished(COLLECTOR, start + int(self._compress_ns_per_byte * len(raw) * 1.25))
@@ -295,10 +282,6 @@ class Writer:
                 flush()
             except (OSError, ValueError):
                 pass
-
-
-def _new_columns() -> "tuple[array[int], array[int], array[int]]":
-    return array(STAGED), array(STAGED), array(STAGED)
 
 
 def _confirm(flushes: list[threading.Event]) -> bytes:
