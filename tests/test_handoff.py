@@ -14,6 +14,7 @@ import pytest
 from conftest import Recorded
 from exectracer.format.events import CATEGORY_SHIFT, Kind, ThreadState
 from exectracer.record import handoff as handoff_module
+from exectracer.record import sampler as sampler_module
 from exectracer.record.handoff import COLLECTOR, NEVER, SAMPLER, WRITER, GilHandoff
 
 pytestmark = pytest.mark.recorder
@@ -116,32 +117,35 @@ def _loop_samples(rec: Recorded) -> tuple[int, np.ndarray]:
     return loop_thread, rec.of(Kind.THREAD_SAMPLE, loop_thread)
 
 
-def test_a_busy_loop_takes_the_samples_itself_then_hands_them_back(record: Callable[..., Recorded]) -> None:
-    """Busy, the loop samples at its select(0); idle or stuck in one long step, the sampler's thread samples again."""
-    from exectracer.record import recorder
+@pytest.mark.parametrize("thread_waits", [False, True], ids=["give-way", "wait-hook"])
+def test_a_busy_loop_takes_the_samples_itself_then_hands_them_back(
+    record: Callable[..., Recorded], monkeypatch: pytest.MonkeyPatch, thread_waits: bool
+) -> None:
+    """Busy, the loop samples at its select(0) (as it gives way, or in the select's wait hook where thread
+    waits are recorded); idle or stuck in one long step, the sampler's thread samples again."""
+    takers: list[tuple[int, int]] = []  # (when, the thread that took the sample)
+    take = sampler_module.Sampler._sample
 
-    seen_inline: list[bool] = []
+    def logged(self: sampler_module.Sampler, *args: object) -> None:
+        takers.append((time.perf_counter_ns(), threading.get_ident()))
+        take(self, *args)
+
+    monkeypatch.setattr(sampler_module.Sampler, "_sample", logged)
     marks: dict[str, int] = {}
 
     async def program() -> None:
-        handoff = recorder.current().handoff
-
-        async def watch() -> None:
-            while "busy_end" not in marks:
-                seen_inline.append(handoff.inline_sampler is not None)
-                await asyncio.sleep(0)
-
-        watcher = asyncio.create_task(watch())
+        marks["loop_thread"] = threading.get_ident()
         await _ping_pong(0.6)
         marks["busy_end"] = time.perf_counter_ns()
-        await watcher
         await asyncio.sleep(0.3)  # idle in select
         marks["idle_end"] = time.perf_counter_ns()
         _one_long_step(0.3)
         marks["stuck_end"] = time.perf_counter_ns()
 
-    rec = record(lambda: asyncio.run(program()), sample_interval=0.01)
-    assert sum(seen_inline) > 0.5 * len(seen_inline), "while busy, the loop took the samples"
+    rec = record(lambda: asyncio.run(program()), sample_interval=0.01, thread_waits=thread_waits)
+    busy_takers = [ident for when, ident in takers if when <= marks["busy_end"]]
+    on_loop = busy_takers.count(marks["loop_thread"])
+    assert on_loop > 0.5 * len(busy_takers), f"while busy, the loop took {on_loop} of {len(busy_takers)} samples"
     _, indices = _loop_samples(rec)
     ts = rec.ts[indices]
     busy = indices[ts <= marks["busy_end"]]

@@ -382,3 +382,89 @@ def test_the_watch_wakes_on_wake_and_at_its_timeout(make) -> None:
     assert watch.wait(math.inf, 0.01, 1000) is True  # woken, not stale
     assert time.perf_counter() - t0 < 5.0
     assert watch.wait(0.01, 0, 0) is False  # the wake was used up
+
+
+@pytest.mark.skipif(native.speedups() is None, reason="the C hooks are not built or are switched off")
+def test_threads_in_hooked_calls_take_the_due_samples_themselves(record, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Busy threads passing through hooked calls take each due sample holding the GIL they have;
+    the sampler's thread takes the GIL only for ticks no hook took."""
+    takers: list[int] = []
+    take = Sampler._sample
+
+    def logged(self: Sampler, *args: object) -> None:
+        takers.append(threading.get_ident())
+        take(self, *args)
+
+    monkeypatch.setattr(Sampler, "_sample", logged)
+    workers: set[int] = set()
+
+    def ping_pong(seconds: float) -> None:
+        workers.add(threading.get_ident())
+        a, b = socket.socketpair()
+        deadline = time.perf_counter() + seconds
+        with a, b:
+            while time.perf_counter() < deadline:
+                a.sendall(b"x" * 64)
+                b.recv(64)
+                sum(range(200))  # some Python between the calls
+
+    def run() -> None:
+        threads = [threading.Thread(target=ping_pong, args=(0.6,)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    record(run, sample_interval=0.01)
+    by_workers = sum(ident in workers for ident in takers)
+    assert len(takers) >= 40, f"{len(takers)} samples in 0.6 s at 100 Hz"
+    assert by_workers > 0.7 * len(takers), f"the workers took {by_workers} of {len(takers)} samples"
+
+
+@pytest.mark.skipif(native.speedups() is None or not os.path.isdir("/proc/self/task"), reason="needs the C hooks and /proc")
+def test_threads_that_come_and_go_while_hooks_sample_get_their_files_opened_and_closed(record) -> None:
+    """A sample taken in a hook opens and closes no /proc file (that lets go of the GIL): a new
+    thread's files are opened, and an ended one's closed, by the sampler's thread at the next tick."""
+    from exectracer.record import recorder
+
+    stop = threading.Event()
+    seen: dict[str, object] = {}
+
+    def ping_pong() -> None:
+        a, b = socket.socketpair()
+        with a, b:
+            while not stop.is_set():
+                a.sendall(b"x" * 64)
+                b.recv(64)
+
+    def blocked(release: threading.Event) -> None:
+        seen["g"] = recorder.current().registry.thread_g()
+        release.wait()
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def run() -> None:
+        workers = [threading.Thread(target=ping_pong) for _ in range(2)]
+        for t in workers:
+            t.start()
+        time.sleep(0.1)
+        before = open_fds()
+        release = threading.Event()
+        newcomer = threading.Thread(target=blocked, args=(release,))
+        newcomer.start()
+        time.sleep(0.1)
+        seen["with"] = open_fds() - before
+        release.set()
+        newcomer.join()
+        time.sleep(0.1)
+        seen["after"] = open_fds() - before
+        stop.set()
+        for t in workers:
+            t.join()
+
+    rec = record(run, sample_interval=0.01)
+    assert seen["with"] == 2 and seen["after"] == 0, seen  # its stat and syscall files, then none
+    samples = rec.of(Kind.THREAD_SAMPLE, seen["g"])
+    states = rec.arg[samples] & ((1 << CATEGORY_SHIFT) - 1)
+    assert len(samples) >= 5 and (states == ThreadState.SLEEPING).sum() >= len(samples) - 1

@@ -473,13 +473,13 @@ watch_dealloc(Watch *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* watch.wait(timeout, check_every, stale_checks) */
+/* watch.wait(timeout, check_every, stale_checks, first_check=check_every) */
 static PyObject *
 watch_wait(Watch *self, PyObject *args)
 {
-    double timeout, check_every;
+    double timeout, check_every, first_check = -1;
     int stale_checks;
-    if (!PyArg_ParseTuple(args, "ddi:wait", &timeout, &check_every, &stale_checks)) {
+    if (!PyArg_ParseTuple(args, "ddi|d:wait", &timeout, &check_every, &stale_checks, &first_check)) {
         return NULL;
     }
     int entered = sleeper_enter(&self->sleeper);
@@ -487,12 +487,14 @@ watch_wait(Watch *self, PyObject *args)
         return entered < 0 ? NULL : Py_NewRef(Py_True);
     }
     PY_TIMEOUT_T remaining = micros(timeout), every = check_every > 0 ? micros(check_every) : remaining;
+    PY_TIMEOUT_T next = first_check >= 0 && check_every > 0 ? micros(first_check) : every;
     PyLockStatus status = PY_LOCK_FAILURE;
     Py_BEGIN_ALLOW_THREADS
     unsigned long seen = self->marks;
     int unchanged = 0;
     while (remaining > 0) {
-        PY_TIMEOUT_T step = every < remaining ? every : remaining;
+        PY_TIMEOUT_T step = next < remaining ? next : remaining;
+        next = every;
         status = PyThread_acquire_lock_timed(self->sleeper.lock, step, 0);
         if (status == PY_LOCK_ACQUIRED) {
             break;
@@ -529,9 +531,10 @@ watch_mark(Watch *self, PyObject *unused)
 
 static PyMethodDef watch_methods[] = {
     {"wait", (PyCFunction)watch_wait, METH_VARARGS,
-     "wait(timeout, check_every, stale_checks)\n--\n\n"
+     "wait(timeout, check_every, stale_checks, first_check=check_every)\n--\n\n"
      "Sleep, without the GIL, until `wake()` (True), `timeout` seconds, or, with `check_every` > 0, until\n"
-     "`stale_checks` looks that many seconds apart saw no new `mark()` (False). One waiting thread at a time."},
+     "`stale_checks` looks that many seconds apart (the first after `first_check` seconds) saw no new `mark()`\n"
+     "(False). One waiting thread at a time."},
     {"wake", (PyCFunction)watch_wake, METH_NOARGS, "Let the thread in `wait` go now (or the next `wait` return at once)."},
     {"mark", (PyCFunction)watch_mark, METH_NOARGS, "Note that the work watched for was done."},
     {NULL},
@@ -2471,6 +2474,7 @@ typedef struct {
     PyObject *record;
     PyObject *clock;
     int socket_method;
+    int samples;    /* takes the sampler's due sample (see sample_from_hook) */
     long category;  /* >= 0: the wait's category, and `record` has no more to add (no skip, waker or due) */
 } Timed;
 
@@ -2607,6 +2611,60 @@ record_wait_in_c(uint64_t start, uint64_t end, uint64_t category, PyObject *fram
     return status;
 }
 
+/* While a recording samples, the sampler's due sample may be taken by any
+   thread that reaches a Timed call made with `samples` (I/O, sleeps, system
+   calls) once it is due: that thread holds the GIL already and is about to
+   wait, so it takes the sample itself (the sampler's `sample_from_hook`), and
+   the sampler's thread need not take the GIL from a busy program. Not in the
+   waits on locks and conditions, which are entered holding a lock: the
+   sample would hold it longer. Set by the sampler (set_hook_sampler,
+   set_hook_sample_due); one sample at a time. */
+static PyObject *hook_sampler;                 /* called with no arguments; NULL: none */
+static uint64_t hook_sample_due = UINT64_MAX;  /* perf_counter ns */
+static int hook_sampling;                      /* a hook is taking a sample now */
+
+/* Take the due sample if `now` is past it; 1 if one was taken (the caller's clock reading is stale) */
+static int
+sample_from_hook(uint64_t now)
+{
+    if (now < hook_sample_due || hook_sampler == NULL || hook_sampling) {
+        return 0;
+    }
+    hook_sample_due = UINT64_MAX;  /* the sampler sets the next one */
+    hook_sampling = 1;
+    SET_ERROR_ASIDE;
+    PyObject *result = PyObject_CallNoArgs(hook_sampler);
+    Py_XDECREF(result);
+    PyErr_Clear();
+    PUT_ERROR_BACK;
+    hook_sampling = 0;
+    return 1;
+}
+
+static PyObject *
+set_hook_sampler(PyObject *module, PyObject *sampler)
+{
+    (void)module;
+    Py_CLEAR(hook_sampler);
+    hook_sample_due = UINT64_MAX;
+    if (sampler != Py_None) {
+        hook_sampler = Py_NewRef(sampler);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+set_hook_sample_due(PyObject *module, PyObject *due)
+{
+    (void)module;
+    uint64_t value = PyLong_AsUnsignedLongLongMask(due);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    hook_sample_due = value;
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 timed_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -2615,6 +2673,10 @@ timed_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *
     uint64_t start = 0, end = 0;
     if (timed_depth > 0 || wait_threshold == UINT64_MAX || (self->socket_method && nargs >= 1 && non_blocking(args[0]))
         || now_ns(self->clock, &start) < 0) {
+        PyErr_Clear();
+        return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
+    }
+    if (self->samples && sample_from_hook(start) && now_ns(self->clock, &start) < 0) {
         PyErr_Clear();
         return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
     }
@@ -2633,11 +2695,12 @@ timed_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *
 static PyObject *
 timed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"func", "record", "clock", "socket_method", "category", NULL};
+    static char *names[] = {"func", "record", "clock", "socket_method", "category", "samples", NULL};
     PyObject *func, *record, *clock;
-    int socket_method = 0;
+    int socket_method = 0, samples = 0;
     long category = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|pl:Timed", names, &func, &record, &clock, &socket_method, &category)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|plp:Timed", names, &func, &record, &clock, &socket_method, &category,
+                                     &samples)) {
         return NULL;
     }
     Timed *self = (Timed *)type->tp_alloc(type, 0);
@@ -2649,6 +2712,7 @@ timed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->record = Py_NewRef(record);
     self->clock = Py_NewRef(clock);
     self->socket_method = socket_method;
+    self->samples = samples;
     self->category = category;
     return (PyObject *)self;
 }
@@ -3358,6 +3422,9 @@ static PyMethodDef methods[] = {
 #endif
     {"kept_positions", kept_positions, METH_VARARGS,
      "kept_positions(codes, gs, wanted, of_task, done, live): the positions of the events LiveDescriptions.absorb takes in."},
+    {"set_hook_sampler", set_hook_sampler, METH_O,
+     "set_hook_sampler(func): Timed calls call func() once the due sample is (None: never)."},
+    {"set_hook_sample_due", set_hook_sample_due, METH_O, "set_hook_sample_due(ns): when the next sample is due (perf_counter ns)."},
     {"set_annotation_sink", (PyCFunction)(void (*)(void))set_annotation_sink, METH_VARARGS | METH_KEYWORDS,
      "Store the regions' events in `rows` (Recorder sets it as its recording starts)."},
     {"clear_annotation_sink", clear_annotation_sink, METH_NOARGS, "Regions record nothing any more."},

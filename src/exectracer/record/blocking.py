@@ -104,7 +104,9 @@ def timed(func: Callable, category: Category, skip: Skip | None = None, waker: W
                 _record_call(rec, start, end, cat, frame, args, skip, waker, due)
 
         simple = skip is None and waker is None and due is None  # then the wrapper can record the wait itself
-        return native.Timed(func, record, time.perf_counter_ns, socket_method, cat if simple else -1)
+        # a lock or condition wait is entered holding a lock: a sample taken there would hold it longer
+        samples = category != Category.SYNC
+        return native.Timed(func, record, time.perf_counter_ns, socket_method, cat if simple else -1, samples)
     return _python_timed(func, cat, skip, waker, due, socket_method)
 
 

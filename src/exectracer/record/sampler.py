@@ -176,19 +176,27 @@ class Sampler:
         self._threads: dict[int, _Thread] = {}  # threading ident -> state
         native = speedups()
         self._watch = native.Watch() if native is not None else _LockWatch()  # what the thread sleeps on
+        self._hooks = native  # whose Timed calls take due samples (None: only this thread and a busy loop)
+        # with the hooks, this thread waits that long past each due time for a hook to take the sample
+        self._grace = self._interval_ns // 2 if native is not None else 0
         self._stopping = False
         self._busy = _thread.allocate_lock()  # held while a sample is taken, by either thread
+        self._files_pending = False  # a hook's sample left a thread's /proc files to open or close
         self._due = NEVER  # perf_counter ns of the next sample
         self._thread = threading.Thread(target=self._run, name="exectracer-sampler", daemon=True)
 
     def start(self) -> None:
         """Start sampling (the sampler's thread joins ``own_threads``)."""
+        if self._hooks is not None:
+            self._hooks.set_hook_sampler(self.sample_from_hook)
         self._thread.start()
         self._own.add(self._thread.ident)  # type: ignore[arg-type]  # set by start()
 
     def stop(self) -> None:
         """Stop sampling, wait for the thread and close every file."""
         self._stopping = True
+        if self._hooks is not None:
+            self._hooks.set_hook_sampler(None)
         if self._handoff.inline_sampler is self:
             self._handoff.inline_sampler = None
         self.wake()
@@ -215,58 +223,94 @@ class Sampler:
         (its ``select``), as when the sampler's thread samples a loop waiting
         for it. Does nothing while the sampler's thread is sampling.
         """
+        self._sample_here(sys._getframe(2))
+
+    def sample_from_hook(self) -> None:
+        """Take the due sample on a thread about to make a hooked call (a Timed one), which holds the GIL.
+
+        Called from C: the thread's own stack starts at the caller of the
+        hooked function. Not on the tracer's own threads.
+        """
+        if self._files_pending or threading.get_ident() in self._own:
+            return  # this tick is left to the sampler's thread (the hooks wait for its next plan)
+        self._sample_here(sys._getframe(1), opens_files=False)
+
+    def _sample_here(self, own_frame: FrameType, opens_files: bool = True) -> None:
+        """Take the due sample on the calling thread (``own_frame``: its stack), then plan the next."""
         if self._stopping or not self._busy.acquire(False):
             return
         try:
             now = time.perf_counter_ns()
-            self._sample(sys._getframe(2))
-            self._due = max(self._due + self._interval_ns, now)
+            self._sample(own_frame, opens_files)
+            self._plan(max(self._due + self._interval_ns, now))
             self._watch.mark()
-            self._handoff.plan(SAMPLER, self._due)
-        except Exception:  # never raise into the loop: the sampler's thread takes the ticks back
+        except Exception:  # never raise into the program: the sampler's thread takes the ticks back
             self._handoff.inline_sampler = None
             self.wake()
         finally:
             self._busy.release()
 
+    def _plan(self, due: int) -> None:
+        """The next sample falls due at ``due`` (perf_counter ns): tell the hooks, and a busy loop when this thread will want the GIL."""
+        self._due = due
+        self._handoff.plan(SAMPLER, self._wants_gil(due))
+        if self._hooks is not None:
+            self._hooks.set_hook_sample_due(due)
+
+    def _wants_gil(self, due: int) -> int:
+        """When this thread will want the GIL for the sample due at ``due``."""
+        return due + self._grace if due < NEVER else NEVER
+
     def _run(self) -> None:
         clock = time.perf_counter_ns
         interval = self._interval_ns
         handoff = self._handoff
-        self._due = clock() + interval
+        grace = self._grace
+        self._plan(clock() + interval)
         try:
             while True:
-                handoff.plan(SAMPLER, self._due)
                 slept_until_due = handoff.inline_sampler is not self
-                if slept_until_due:
-                    self._watch.wait(max(self._due - clock(), 0) / 1e9, 0, 0)
-                else:  # sleep, without the GIL, until the loop stops taking them or goes idle
+                if not slept_until_due:  # sleep, without the GIL, until the loop stops taking them or goes idle
                     self._watch.wait(math.inf, interval / 1e9, WATCHDOG_TICKS)
                     if handoff.inline_sampler is self:
                         handoff.inline_sampler = None  # it stopped taking them
+                elif grace:  # sleep, without the GIL, until a tick passes that no hook took
+                    self._watch.wait(math.inf, interval / 1e9, 1, max(self._due + grace - clock(), 0) / 1e9)
+                else:
+                    self._watch.wait(max(self._due - clock(), 0) / 1e9, 0, 0)
                 if self._stopping:
                     return
                 now = clock()
                 if now < self._due:
                     continue  # woken early (the loop went idle): sample when due
                 if self._gil is not None and slept_until_due:  # how late this thread ran again: a GIL wait estimate
-                    self._gil.observe(0, self._due, now)
+                    self._gil.observe(0, self._due + grace, now)
                 with self._busy:
+                    if clock() < self._due:  # a hook took it meanwhile
+                        continue
                     self._sample()
-                    self._due = max(self._due + interval, clock())  # fell behind: skip the ticks missed
-                if handoff.finished(SAMPLER):  # a busy loop waited for this sample: let it take the next ones
+                    self._plan(max(self._due + interval, clock()))  # fell behind: skip the ticks missed
+                if handoff.finished(SAMPLER, self._wants_gil(self._due)):  # a busy loop waited for this sample: let it take the next ones
                     handoff.inline_sampler = self
         except Exception:  # never raise; stop sampling instead
             pass
         finally:
             if handoff.inline_sampler is self:
                 handoff.inline_sampler = None
-            handoff.plan(SAMPLER, NEVER)
+            self._plan(NEVER)
 
-    def _sample(self, own_frame: FrameType | None = None) -> None:
-        """One sample of every thread; ``own_frame`` stands for the calling thread's stack."""
+    def _sample(self, own_frame: FrameType | None = None, opens_files: bool = True) -> None:
+        """One sample of every thread; ``own_frame`` stands for the calling thread's stack.
+
+        Opening and closing a thread's ``/proc`` files lets go of the GIL:
+        without ``opens_files`` (a sample taken in a hook, whose thread may
+        hold a lock) a thread that needs it is left out, and the next tick
+        is left to the sampler's thread (``_files_pending``).
+        """
+        if opens_files:
+            self._files_pending = False
         threads = self._registry.threads.copy()
-        ts, stacks, alive = self._walk(threads, own_frame)
+        ts, stacks, alive = self._walk(threads, own_frame, opens_files)
         states = self._threads
         read = self._read
         out: list[int] = []
@@ -286,10 +330,14 @@ class Sampler:
                 state.failed = True
         if out:
             self._emit(out)
-        for ident in [i for i, st in states.items() if i not in alive or threads.get(i) != st.g]:  # ended, or ident reused
+        ended = [i for i, st in states.items() if i not in alive or threads.get(i) != st.g]  # or ident reused
+        if ended and not opens_files:
+            self._files_pending = True
+            return
+        for ident in ended:
             states.pop(ident).close()
 
-    def _walk(self, threads: dict[int, int], own_frame: FrameType | None) -> tuple[int, list[tuple[int, int, int]], set[int]]:
+    def _walk(self, threads: dict[int, int], own_frame: FrameType | None, opens_files: bool) -> tuple[int, list[tuple[int, int, int]], set[int]]:
         """The time, ``(ident, g, stack id)`` of each thread to sample, and the idents of all live threads.
 
         No frame object is kept once the walk is done (see ``_PAUSE_GC``).
@@ -313,6 +361,9 @@ class Sampler:
                     continue
                 state = states.get(ident)
                 if state is None or state.g != g:
+                    if not opens_files:
+                        self._files_pending = True
+                        continue
                     if state is not None:
                         state.close()
                     if native_ids is None:
