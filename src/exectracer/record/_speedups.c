@@ -557,6 +557,19 @@ as_u64(PyObject *value)
     return PyLong_AsUnsignedLongLongMask(value);
 }
 
+/* `value` (a new reference, or NULL after an error) as an unsigned 64-bit
+   integer at `out`, the reference given up; -1 on error */
+static int
+consume_u64(PyObject *value, uint64_t *out)
+{
+    if (value == NULL) {
+        return -1;
+    }
+    *out = as_u64(value);
+    Py_DECREF(value);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 /* The calling thread's goroutine, as Registry.thread_g gives it: looked up
    in `threads` (ident -> g), else from thread_g(); -1 on error */
 static int
@@ -571,12 +584,7 @@ thread_goroutine(PyObject *threads, PyObject *thread_g, uint64_t *g)
     else {
         Py_XINCREF(known);
     }
-    if (known == NULL) {
-        return -1;
-    }
-    *g = as_u64(known);
-    Py_DECREF(known);
-    return PyErr_Occurred() ? -1 : 0;
+    return consume_u64(known, g);
 }
 
 /* The offset of the object slot (a __slots__ entry, or a C type's T_OBJECT
@@ -1307,12 +1315,7 @@ task_goroutine(StepRunner *self, PyObject *task, uint64_t *g)
         return 0;
     }
     PyObject *value = PyObject_CallOneArg(self->task_g, task);
-    if (value == NULL) {
-        return -1;
-    }
-    *g = as_u64(value);
-    Py_DECREF(value);
-    return PyErr_Occurred() ? -1 : 0;
+    return consume_u64(value, g);
 }
 
 static PyObject *
@@ -1666,12 +1669,7 @@ id_lookup(PyObject *dict, PyObject *obj, PyObject *make, uint64_t *out)
         *out = as_u64(value);
         return 0;
     }
-    if (PyErr_Occurred() || (value = PyObject_CallOneArg(make, obj)) == NULL) {
-        return -1;
-    }
-    *out = as_u64(value);
-    Py_DECREF(value);
-    return PyErr_Occurred() ? -1 : 0;
+    return PyErr_Occurred() ? -1 : consume_u64(PyObject_CallOneArg(make, obj), out);
 }
 
 /* The string id of a callback's name, as CallbackNames.name_id gives it; -1 on error */
@@ -1700,12 +1698,7 @@ callback_name(StepRunner *self, PyObject *cb, uint64_t *out)
         *out = as_u64(sid);
         return PyErr_Occurred() ? -1 : 0;
     }
-    if (PyErr_Occurred() || (sid = PyObject_CallOneArg(self->name_id, cb)) == NULL) {
-        return -1;
-    }
-    *out = as_u64(sid);
-    Py_DECREF(sid);
-    return PyErr_Occurred() ? -1 : 0;
+    return PyErr_Occurred() ? -1 : consume_u64(PyObject_CallOneArg(self->name_id, cb), out);
 }
 
 /* Which source queued `handle` and which waker that makes it, as the Python hook tells them */
@@ -2168,12 +2161,7 @@ name_code_of(TaskCreator *self, PyObject *task, uint64_t *out)
     }
     PyObject *code = PyObject_CallOneArg(self->name_code, name);
     Py_DECREF(name);
-    if (code == NULL) {
-        return -1;
-    }
-    *out = as_u64(code);
-    Py_DECREF(code);
-    return PyErr_Occurred() ? -1 : 0;
+    return consume_u64(code, out);
 }
 
 /* The TASK_FUNC code of a coroutine's (or generator's) function, or 0 if it has none; -1 on error */
@@ -3231,12 +3219,7 @@ region_string_id(PyObject *name, uint64_t *sid)
         known = PyObject_CallOneArg(notes.intern, text);
     }
     Py_DECREF(text);
-    if (known == NULL) {
-        return -1;
-    }
-    *sid = as_u64(known);
-    Py_DECREF(known);
-    return PyErr_Occurred() ? -1 : 0;
+    return consume_u64(known, sid);
 }
 
 /* The current user task's id (0: none); -1 on error */

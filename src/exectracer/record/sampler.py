@@ -150,8 +150,11 @@ class _LockWatch:
 class Sampler:
     """Samples every known thread's stack and state each ``interval`` seconds.
 
-    From a daemon thread, or, while a busy event loop takes the ticks
-    (``sample_inline``, see ``handoff``), from the loop's own thread.
+    From a daemon thread; while a busy event loop takes the ticks
+    (``sample_inline``, see ``handoff``), from the loop's own thread; and,
+    with the C hooks, from any thread about to make a hooked I/O, sleep or
+    system call once a sample is due (``sample_from_hook``): the daemon
+    thread then takes the GIL only for the ticks no hook took.
     """
 
     def __init__(
