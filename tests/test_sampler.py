@@ -417,8 +417,8 @@ def test_threads_in_hooked_calls_take_the_due_samples_themselves(record, monkeyp
 
     record(run, sample_interval=0.01)
     by_workers = sum(ident in workers for ident in takers)
-    assert len(takers) >= 40, f"{len(takers)} samples in 0.6 s at 100 Hz"
-    assert by_workers > 0.7 * len(takers), f"the workers took {by_workers} of {len(takers)} samples"
+    assert len(takers) >= 30, f"{len(takers)} samples in 0.6 s at 100 Hz"
+    assert by_workers > 0.5 * len(takers), f"the workers took {by_workers} of {len(takers)} samples"
 
 
 @pytest.mark.skipif(native.speedups() is None or not os.path.isdir("/proc/self/task"), reason="needs the C hooks and /proc")
@@ -453,11 +453,11 @@ def test_threads_that_come_and_go_while_hooks_sample_get_their_files_opened_and_
         release = threading.Event()
         newcomer = threading.Thread(target=blocked, args=(release,))
         newcomer.start()
-        time.sleep(0.1)
+        time.sleep(0.2)
         seen["with"] = open_fds() - before
         release.set()
         newcomer.join()
-        time.sleep(0.1)
+        time.sleep(0.2)
         seen["after"] = open_fds() - before
         stop.set()
         for t in workers:
