@@ -396,3 +396,13 @@ def test_events_of_any_64_bit_array_encode_as_int64(typecode: str) -> None:
     assert encode_event_rows(rows) == encode_event_rows(signed)
     codes, ts, g = decode_event_rows(encode_event_rows(rows))
     assert list(codes) == signed[0::3] and list(ts) == [100, 200, 300] and list(g) == [1, 2, 3]
+
+
+def test_column_views_of_a_payload_read_as_its_decoded_columns() -> None:
+    from exectracer.format.encoder import decode_event_rows, encode_event_rows, event_column_views
+
+    signed = [pack(Kind.TASK_NAME, -5), 100, 1, (1 << 63) - 1, 200, 2, 0, 300, 3]
+    raw = encode_event_rows(signed)
+    views = event_column_views(raw)
+    assert [list(view) for view in views] == [list(column) for column in decode_event_rows(raw)]
+    assert [len(view) for view in views] == [3, 3, 3]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from array import array
+from typing import Sequence
 
 from .chunks import ChunkKind, make_chunk
 
@@ -48,6 +49,16 @@ def json_chunk(kind: ChunkKind, seq: int, value: object, level: int = 1) -> byte
     """A chunk holding ``value`` as compact UTF-8 JSON."""
     raw = json.dumps(value, separators=(",", ":"), ).encode("ascii")
     return make_chunk(kind, seq, raw, level)
+
+
+def event_column_views(raw: bytes) -> "tuple[Sequence[int], Sequence[int], Sequence[int]]":
+    """The ``code``, ``ts`` and ``g`` columns of an EVENTS payload as views of it, not copies
+    (copies on a big-endian host, where the bytes must be swapped)."""
+    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
+        return decode_event_rows(raw)
+    values = memoryview(raw).cast("q")
+    n = len(values) // COLUMNS
+    return values[:n], values[n : 2 * n], values[2 * n :]
 
 
 def decode_event_rows(raw: bytes) -> "tuple[array[int], array[int], array[int]]":

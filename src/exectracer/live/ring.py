@@ -10,7 +10,7 @@ import time
 from typing import BinaryIO, Callable
 
 from ..format.chunks import CHUNK_HEADER, ChunkKind, chunk_payload, file_header, renumbered_header, split_chunks
-from ..format.encoder import COLUMNS, decode_event_rows, events_chunk, json_chunk
+from ..format.encoder import COLUMNS, event_column_views, events_chunk, json_chunk
 from .alive import LiveDescriptions
 
 EVENT_BYTES = 8 * COLUMNS  # an event's size, raw
@@ -117,7 +117,7 @@ class ChunkRing:
 
     def _drop(self, arrival: int, chunk: bytes, n: int) -> None:
         """Forget an EVENTS chunk that arrived at ``arrival``, keeping what it describes that is still alive."""
-        codes, _, gs = decode_event_rows(chunk_payload(chunk))
+        codes, _, gs = event_column_views(chunk_payload(chunk))  # no copy of the columns, holding the GIL
         self._alive.absorb(codes, gs)
         self._alive_bytes = self._alive.count * EVENT_BYTES
         self._window_start_ns = arrival
