@@ -326,39 +326,27 @@ put_le64(char *out, const uint64_t *values, Py_ssize_t n)
 #endif
 }
 
-/* rows.take(limit): remove the first `limit` events (or all, if fewer) as
-   one EVENTS payload: every code, then every ts, then every g, each a
-   little-endian 64-bit integer. Returns (payload, events taken, events
-   left, events lost since the last take). */
+/* rows.take(): remove every stored event as one EVENTS payload: every
+   code, then every ts, then every g, each a little-endian 64-bit integer.
+   Returns (payload, events taken, events lost since the last take). */
 static PyObject *
-rows_take(Rows *self, PyObject *arg)
+rows_take(Rows *self, PyObject *unused)
 {
-    Py_ssize_t limit = PyLong_AsSsize_t(arg);
-    if (limit == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (limit < 0) {
-        PyErr_SetString(PyExc_ValueError, "take: the limit must be 0 or more");
-        return NULL;
-    }
-    Py_ssize_t n = limit < self->length ? limit : self->length;
-    Py_ssize_t left = self->length - n;
+    (void)unused;
+    Py_ssize_t n = self->length;
     PyObject *payload = PyBytes_FromStringAndSize(NULL, 3 * n * (Py_ssize_t)sizeof(uint64_t));
     if (payload == NULL) {
         return NULL;
     }
     for (int i = 0; i < 3; i++) {
         put_le64(PyBytes_AS_STRING(payload) + i * n * (Py_ssize_t)sizeof(uint64_t), self->columns[i], n);
-        if (left > 0) {
-            memmove(self->columns[i], self->columns[i] + n, (size_t)left * sizeof(uint64_t));
-        }
     }
-    PyObject *taken = Py_BuildValue("(NnnK)", payload, n, left, self->lost);
+    PyObject *taken = Py_BuildValue("(NnK)", payload, n, self->lost);
     if (taken != NULL) {
-        self->length = left;
+        self->length = 0;
         self->lost = 0;
         /* keep room for as many again (the hooks then write to pages already there), but give back what a burst took */
-        if (left == 0 && self->capacity > ROWS_KEPT_CAPACITY && self->capacity > 2 * n) {
+        if (self->capacity > ROWS_KEPT_CAPACITY && self->capacity > 2 * n) {
             rows_free(self);
         }
     }
@@ -416,9 +404,9 @@ rows_len(Rows *self)
 }
 
 static PyMethodDef rows_methods[] = {
-    {"take", (PyCFunction)rows_take, METH_O,
-     "take(limit): remove the first `limit` events as one EVENTS payload (code, ts and g columns, little-endian\n"
-     "64-bit); returns (payload, events taken, events left, events lost since the last take for want of memory)."},
+    {"take", (PyCFunction)rows_take, METH_NOARGS,
+     "Remove every stored event as one EVENTS payload (code, ts and g columns, little-endian 64-bit);\n"
+     "returns (payload, events taken, events lost since the last take for want of memory)."},
     {"extend", (PyCFunction)rows_extend, METH_O,
      "Store the events in a sequence of ints, three per event (code, ts, g)."},
     {"wait", (PyCFunction)rows_wait, METH_VARARGS,

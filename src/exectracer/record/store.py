@@ -35,12 +35,12 @@ class EventStore(Protocol):
     def __len__(self) -> int:
         """How many events are stored."""
 
-    def take(self, limit: int, /) -> tuple[bytes, int, int, int]:
-        """Remove the first ``limit`` events (all, if fewer) as one EVENTS payload.
+    def take(self) -> tuple[bytes, int, int]:
+        """Remove every stored event as one EVENTS payload.
 
         Returns the payload (every code, then every ts, then every g, each a
-        little-endian 64-bit integer), how many events it holds, how many
-        are left, and how many were lost since the last take.
+        little-endian 64-bit integer), how many events it holds, and how
+        many were lost since the last take.
         """
 
     def wait(self, count: int, timeout: float, /) -> bool:
@@ -64,9 +64,9 @@ class ListStore:
     def __len__(self) -> int:
         return len(self._values) // 3
 
-    def take(self, limit: int, /) -> tuple[bytes, int, int, int]:
+    def take(self) -> tuple[bytes, int, int]:
         values = self._values
-        n = min(limit, len(values) // 3)
+        n = len(values) // 3
         events = values[: 3 * n]
         del values[: 3 * n]  # other threads only append: what they add stays
         columns = []
@@ -75,7 +75,7 @@ class ListStore:
                 columns.append(array(_UNSIGNED, column))
             except OverflowError:  # a negative value (the hooks give them as their bits, unsigned): keep its int64 bits
                 columns.append(array(_UNSIGNED, [v & MASK64 for v in column]))
-        return encode_event_columns(*columns), n, len(values) // 3, 0
+        return encode_event_columns(*columns), n, 0
 
     def wait(self, count: int, timeout: float, /) -> bool:
         woken = self._woken.wait(timeout)

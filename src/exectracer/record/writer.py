@@ -38,7 +38,7 @@ import time
 from typing import BinaryIO, Callable
 
 from ..format.chunks import ChunkKind, file_header, make_chunk
-from ..format.encoder import events_chunk, json_chunk
+from ..format.encoder import encode_event_columns, event_column_views, events_chunk, json_chunk
 from ..format.events import Kind, pack
 from .handoff import COLLECTOR, NEVER, WRITER, GilHandoff
 from .interner import Interner, take_all
@@ -169,14 +169,17 @@ class Writer:
     def _collect(self, final: bool) -> None:
         """Queue everything stored so far: the definitions it uses, then its events in chunks of ``chunk_events``."""
         try:
-            payload, n, remaining, lost = self._events.take(self._chunk_events)
-            self._enqueue(self._definitions(), force=True)  # taken after the first events: every definition they use is in
-            while True:
+            payload, n, lost = self._events.take()
+            self._enqueue(self._definitions(), force=True)  # taken after the events: every definition they use is in
+            size = self._chunk_events
+            if n <= size:
                 self._enqueue_events(payload, n, lost, final)
-                if not n or remaining <= 0:
-                    break
-                payload, n, _, lost = self._events.take(min(self._chunk_events, remaining))  # only what the definitions cover
-                remaining -= n
+                return
+            columns = event_column_views(payload)  # a burst of several chunks' worth: cut
+            for start in range(0, n, size):
+                end = min(start + size, n)
+                part = encode_event_columns(*(column[start:end] for column in columns))
+                self._enqueue_events(part, end - start, lost if start == 0 else 0, final)
         except Exception as exc:  # never let the writer die silently
             self.write_error = f"{type(exc).__name__}: {exc}"
 
