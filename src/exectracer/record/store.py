@@ -4,8 +4,8 @@ Each event is three 64-bit integers (code, ts, g). With the C module the
 store is a ``_speedups.Rows``: three columns of unsigned integers, filled by
 the C hooks directly and by the Python hooks through ``extend``, so no int
 objects are kept; the writer's thread sleeps without the GIL until a
-chunk's worth is there. Without it, a ``ListStore``: a list of ints the
-writer polls (often, so that it stays short). Both are filled while
+chunk's worth is there. Without it, a ``ListStore``: a list of ints whose
+length the writer looks at every few milliseconds. Both are filled while
 holding the GIL, so one call's events are never interleaved with another
 thread's.
 """
@@ -19,6 +19,7 @@ from typing import Protocol, Sequence
 
 from ..format.encoder import encode_event_columns
 from ..format.events import MASK64
+from .interner import take_all
 
 # Each column is taken as unsigned 64-bit integers (the same bits as int64 for
 # the non-negative values recorded): from Python ints, C's unsigned long is the
@@ -65,17 +66,14 @@ class ListStore:
         return len(self._values) // 3
 
     def take(self) -> tuple[bytes, int, int]:
-        values = self._values
-        n = len(values) // 3
-        events = values[: 3 * n]
-        del values[: 3 * n]  # other threads only append: what they add stays
+        events = take_all(self._values)  # the hooks store whole events: a multiple of three
         columns = []
         for column in (events[0::3], events[1::3], events[2::3]):
             try:
                 columns.append(array(_UNSIGNED, column))
             except OverflowError:  # a negative value (the hooks give them as their bits, unsigned): keep its int64 bits
                 columns.append(array(_UNSIGNED, [v & MASK64 for v in column]))
-        return encode_event_columns(*columns), n, 0
+        return encode_event_columns(*columns), len(events) // 3, 0
 
     def wait(self, count: int, timeout: float, /) -> bool:
         woken = self._woken.wait(timeout)

@@ -44,7 +44,7 @@ from .handoff import COLLECTOR, NEVER, WRITER, GilHandoff
 from .interner import Interner, take_all
 from .store import EventStore, ListStore
 
-POLL = 0.02  # seconds between the collector's looks at a ListStore, at most: the list stays short
+POLL = 0.02  # seconds between the collector's looks at a ListStore's length, at most: it does not wake it at a chunk's worth
 
 
 class Writer:
