@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from exectracer.format.events import Kind
+from exectracer.format.events import KIND_MASK, Kind
+from exectracer.record.gc_hooks import HeapProbe
 
 pytestmark = pytest.mark.recorder
 
@@ -81,7 +82,23 @@ def test_gc_collect_is_recorded_with_generation_and_heap(record):
     assert rec.ts[end] >= rec.ts[full]
     blocks = rec.arg[rec.of(Kind.HEAP_BLOCKS)]
     rss = rec.arg[rec.of(Kind.HEAP_RSS)]
-    assert len(blocks) >= len(ends) and blocks.min() > 0 and rss.min() > 0
+    assert len(blocks) == len(rss) >= 2 and blocks.min() > 0 and rss.min() > 0  # at least at start and stop
+
+
+def test_heap_figures_keep_to_their_share_of_the_time():
+    probe = HeapProbe()
+    try:
+        now = time.perf_counter_ns()
+        first = probe.events(7, now)
+        assert [Kind(code & KIND_MASK) for code in first[0::3]] == [Kind.HEAP_BLOCKS, Kind.HEAP_RSS]
+        assert first[1::3] == (now, now) and first[2::3] == (7, 7)
+        # the next reading waits for 1 / MAX_HEAP_SHARE times what this one took
+        assert probe.next_ns > now
+        assert probe.events(7, now + 1) == ()
+        assert len(probe.events(7, now + 1, force=True)) == 6
+        assert len(probe.events(7, probe.next_ns)) == 6
+    finally:
+        probe.close()
 
 
 def test_heap_sampled_at_least_once_a_second(record):

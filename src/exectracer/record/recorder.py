@@ -135,7 +135,7 @@ class Recorder:
             self._stop_sampler()
             self.writer.stop({"clean": False})
             raise
-        self.events.extend(self._heap.events(0, time.perf_counter_ns()))
+        self.events.extend(self._heap.events(0, time.perf_counter_ns(), force=True))
 
     def _install_hooks(self) -> None:
         """Install the hooks the options ask for; those of modules not imported yet, once they are."""
@@ -171,7 +171,7 @@ class Recorder:
         self.active = False
         self._unhook()
         self._stop_sampler()
-        self.events.extend(self._heap.events(0, time.perf_counter_ns()))
+        self.events.extend(self._heap.events(0, time.perf_counter_ns(), force=True))
         self.writer.stop({"clean": True, "stop_ns": time.perf_counter_ns(), "warnings": self.warnings})
         self._heap.close()
         if self._owns_sink:

@@ -27,9 +27,10 @@ from types import FrameType
 from typing import Callable
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, ThreadState
-from .gil import GilLateness, gil_enabled
+from .gil import GilLateness
 from .handoff import NEVER, SAMPLER, GilHandoff
 from .native import speedups
+from .procfs import open_proc, start_reader
 from .registry import Registry
 from .store import EventStore
 from .thread_stacks import FrameStacks
@@ -67,9 +68,9 @@ class _Thread:
         self.line = b""  # the syscall file when last read with the thread waiting
         self.state = self.nr = 0
         if proc and native_id:
-            self.stat = _open(f"{TASKS}/{native_id}/stat")
+            self.stat = open_proc(f"{TASKS}/{native_id}/stat")
             if self.stat >= 0:
-                self.syscall = _open(f"{TASKS}/{native_id}/syscall")
+                self.syscall = open_proc(f"{TASKS}/{native_id}/syscall")
 
     def os_state(self, read: Callable[[int], bytes]) -> tuple[int, int]:
         """Its ThreadState and the syscall it waits in (-1: none); UNKNOWN, files closed, if unreadable.
@@ -175,7 +176,7 @@ class Sampler:
         self._interval_ns = int(interval * 1e9)
         self._own = own_threads
         self._proc = os.path.isdir(TASKS)
-        self._read = _reader()
+        self._read = start_reader()
         self._threads: dict[int, _Thread] = {}  # threading ident -> state
         native = speedups()
         self._watch = native.Watch() if native is not None else _LockWatch()  # what the thread sleeps on
@@ -391,42 +392,3 @@ class Sampler:
             if paused:
                 gc.enable()
         return ts, out, alive
-
-
-def _open(path: str) -> int:
-    try:
-        return os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return -1
-
-
-def _reader() -> Callable[[int], bytes]:
-    """Read the start of a ``/proc`` file by fd, keeping the GIL (in C, else where ctypes allows).
-
-    A ``/proc`` read takes microseconds, but a thread that releases the GIL
-    while others run Python waits a switch interval (5 ms) or more to get it
-    back, so with busy threads ``os.pread`` would cut the sampling rate tenfold.
-    """
-    native = speedups()
-    if native is not None and hasattr(native, "pread_start"):
-        return native.pread_start
-    if gil_enabled():
-        try:
-            import ctypes
-
-            fn = ctypes.PyDLL(None, use_errno=True).pread  # PyDLL: the call keeps the GIL
-            fn.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_long)
-            fn.restype = ctypes.c_ssize_t
-            buf = ctypes.create_string_buffer(256)
-
-            def read(fd: int) -> bytes:
-                n = fn(fd, buf, 256, 0)
-                if n < 0:
-                    raise OSError(ctypes.get_errno(), "cannot read /proc")
-                return buf.raw[:n]
-
-            return read
-        except Exception:  # no ctypes, or no pread in the process's symbols
-            pass
-    pread = os.pread  # bound now, before any hook could wrap it
-    return lambda fd: pread(fd, 256, 0)
