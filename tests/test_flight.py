@@ -88,6 +88,16 @@ def test_memory_stays_under_max_bytes_through_a_long_run(flight_recorder, tmp_pa
     assert trace.lost.complete
 
 
+def test_chunks_suit_the_ring_unless_told_otherwise(flight_recorder, tmp_path):
+    for options in ({}, {"chunk_events": 5000, "heap_interval": 0.5}):
+        recorder = flight_recorder(max_bytes=1 << 20, min_age=1.0, **options).start()
+        recorder.snapshot(tmp_path / "snap.xtrace")
+        recorder.stop()
+        chosen = exectracer.load(tmp_path / "snap.xtrace", strict=True).metadata["options"]
+        defaults = {"flush_interval": 5.0, "heap_interval": 5.0, "chunk_events": (1 << 20) // 64}  # a ring of 1 MiB holds several chunks
+        assert {k: chosen[k] for k in defaults} == {**defaults, **options}
+
+
 def test_snapshot_holds_at_least_min_age_up_to_now(flight_recorder, tmp_path):
     recorder = flight_recorder(max_bytes=32 << 20, min_age=1.0, flush_interval=0.1).start()
     began = time.perf_counter()

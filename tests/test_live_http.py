@@ -136,6 +136,15 @@ def test_long_captures_are_capped_and_the_default_is_one_second(serve):
     assert exectracer.load(default.body, strict=True).duration_ns >= 1e9
 
 
+def test_captures_make_few_chunks_unless_told_otherwise(serve):
+    default = exectracer.load(get(f"{serve().url}{TRACE}?seconds=0.05").body, strict=True)
+    told = exectracer.load(get(f"{serve(options={'flush_interval': 0.5}).url}{TRACE}?seconds=0.05").body, strict=True)
+
+    assert {k: default.metadata["options"][k] for k in ("flush_interval", "heap_interval", "chunk_events")} == {
+        "flush_interval": 5.0, "heap_interval": 5.0, "chunk_events": 1 << 18}
+    assert told.metadata["options"]["flush_interval"] == 0.5 and told.metadata["options"]["chunk_events"] == 1 << 18
+
+
 def test_token_and_client_allow_list(serve):
     url = serve(token="s3cret").url + TRACE + "?seconds=0.05"
     missing, wrong, right = get(url), get(url, token="guess"), get(url, token="s3cret")

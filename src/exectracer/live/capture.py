@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..record.recorder import Recorder, TracingError, start_recorder, stop_recorder
+from ..record.recorder import Recorder, TracingError, in_memory_defaults, start_recorder, stop_recorder
 
 _one_at_a_time = threading.Lock()
 
@@ -55,7 +55,7 @@ class Capture:
         if not _one_at_a_time.acquire(blocking=False):
             raise CaptureBusy("a trace capture is already running in this process; try again when it ends")
         try:
-            self._recorder = start_recorder(self._buffer, **self._options)
+            self._recorder = start_recorder(self._buffer, **{**in_memory_defaults(self._buffer.max_bytes), **self._options})
         except TracingError:
             _one_at_a_time.release()
             raise CaptureBusy(

@@ -120,7 +120,9 @@ class DebugEndpoints:
     the running flight recorder. ``token``: clients must send
     ``Authorization: Bearer <token>``. ``allow``: client addresses or
     networks (``"10.0.0.0/8"``) that may ask; others get 403. ``options``:
-    recording options for captures; ``max_bytes`` caps a capture's size.
+    recording options for captures (those not given suit a recording kept in
+    memory: ``flush_interval`` and ``heap_interval`` 5 s, chunks of 262 144
+    events); ``max_bytes`` caps a capture's size.
     """
 
     def __init__(

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any, BinaryIO, Callable
 
-from ..record.recorder import Options, Recorder, TracingError, current, start_recorder, stop_recorder
+from ..record.recorder import Options, Recorder, TracingError, current, in_memory_defaults, start_recorder, stop_recorder
 from ..record.writer import open_sink
 from .ring import ChunkRing
 from .triggers import SnapshotFiles, SnapshotIfSlow
@@ -35,8 +35,10 @@ def running() -> "FlightRecorder | None":
 class FlightRecorder:
     """Records the whole process into memory, keeping at least ``min_age`` seconds and at most ``max_bytes``.
 
-    ``options`` are recording options (see :class:`exectracer.Options`).
-    Use ``start()``/``stop()`` or ``with``; ``snapshot(dest)`` writes what
+    ``options`` are recording options (see :class:`exectracer.Options`);
+    those not given suit a recording kept in memory (``flush_interval`` and
+    ``heap_interval`` 5 s, chunks of up to 262 144 events, fewer for a small
+    ``max_bytes``). Use ``start()``/``stop()`` or ``with``; ``snapshot(dest)`` writes what
     is kept as a trace file. Only one recording (flight or not) runs at a
     time in a process.
     """
@@ -75,7 +77,7 @@ class FlightRecorder:
             if self._recorder is not None:
                 raise TracingError("this flight recorder is already started")
             ring = ChunkRing(self.max_bytes, self.min_age)
-            self._recorder = start_recorder(ring, **self._options)
+            self._recorder = start_recorder(ring, **{**in_memory_defaults(self.max_bytes), **self._options})
             self._ring = ring
             _running = self
         return self

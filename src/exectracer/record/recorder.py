@@ -76,6 +76,18 @@ class Options:
         return cls(**kwargs)
 
 
+def in_memory_defaults(max_bytes: int) -> dict[str, Any]:
+    """Option defaults for a recording kept in memory, ``max_bytes`` at most (a live capture, the flight recorder).
+
+    Nothing reads such a recording before it stops or a snapshot flushes it,
+    so chunks are made seldom: making one costs a busy program a few
+    hand-overs of the GIL whatever its size, and those set its tail latency
+    (see performance.md). A chunk's raw events stay within 3/8 of
+    ``max_bytes``, so that a ring of that size holds several chunks.
+    """
+    return {"flush_interval": 5.0, "heap_interval": 5.0, "chunk_events": max(1024, min(1 << 18, max_bytes // 64))}
+
+
 class Recorder:
     """One recording: the event store, the hooks and the writer."""
 
