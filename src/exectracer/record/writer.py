@@ -45,6 +45,14 @@ from .interner import Interner, take_all
 from .store import EventStore, ListStore
 
 POLL = 0.02  # seconds between the collector's looks at a ListStore's length, at most: it does not wake it at a chunk's worth
+# When the collector plans to want the GIL back after zlib: this many times the CPU time per
+# byte of the last large chunk (at first, a guess above zlib's speed at level 1 here, about
+# 5 ns per byte). Too early, a busy loop blocks for a collector still compressing (up to
+# handoff.MAX_WAIT_S); too late only keeps the collector waiting for the GIL a little longer.
+# CPU time, not wall time: that would count the wait for the GIL, and grow with each chunk.
+COMPRESS_MARGIN = 2.0
+FIRST_COMPRESS_NS_PER_BYTE = 10.0
+TIMED_COMPRESS_BYTES = 1 << 16  # smaller payloads say more of zlib's fixed costs than of its speed
 
 
 class Writer:
@@ -74,7 +82,7 @@ class Writer:
         self._on_tick = on_tick
         self._tick_interval = tick_interval
         self._handoff = handoff or GilHandoff()
-        self._compress_ns_per_byte = 0.0  # as the last chunk took: when the collector will want the GIL back
+        self._compress_ns_per_byte = FIRST_COMPRESS_NS_PER_BYTE  # see COMPRESS_MARGIN
         self._poll = POLL if isinstance(events, ListStore) else math.inf  # the longest sleep, besides the deadlines
         self._seq = 0
         # (chunk bytes, or a function making them; events in them)
@@ -200,12 +208,12 @@ class Writer:
         zlib lets go of the GIL: a busy loop waiting for the collector goes
         on meanwhile, and gives way again when the compression should be done.
         """
-        start = time.perf_counter_ns()
+        cpu = time.thread_time_ns()
         if self._level:
-            self._handoff.finished(COLLECTOR, start + int(self._compress_ns_per_byte * len(raw) * 1.25))
+            self._handoff.finished(COLLECTOR, time.perf_counter_ns() + int(self._compress_ns_per_byte * len(raw) * COMPRESS_MARGIN))
         chunk = make_chunk(ChunkKind.EVENTS, self._next_seq(), raw, self._level)
-        if raw:
-            self._compress_ns_per_byte = (time.perf_counter_ns() - start) / len(raw)
+        if len(raw) >= TIMED_COMPRESS_BYTES:
+            self._compress_ns_per_byte = (time.thread_time_ns() - cpu) / len(raw)
         return chunk
 
     def _definitions(self) -> bytes:
