@@ -20,11 +20,12 @@ MAX_HEAP_SHARE = 0.001  # of the time of the threads that read the heap figures,
 class HeapProbe:
     """Reads allocated blocks and, on Linux, the resident set size.
 
-    ``sys.getallocatedblocks()`` walks every pool of the heap holding the GIL:
-    about 1.5 ms in a web server's process here, taken after each collection
-    and every ``heap_interval`` by the writer's thread. So a reading is taken
-    only once the last one is ``1 / MAX_HEAP_SHARE`` times its cost ago. The
-    resident set size is read with the GIL kept (see ``procfs``).
+    Read at the end of each collection (on the collecting thread) and every
+    ``heap_interval`` (on the writer's thread). ``sys.getallocatedblocks()``
+    walks every pool of the heap holding the GIL, about 1.5 ms in a web
+    server's process here, so a reading is taken only once the last one is
+    ``1 / MAX_HEAP_SHARE`` times its cost ago. The resident set size is read
+    with the GIL kept (see ``procfs``).
     """
 
     def __init__(self) -> None:
