@@ -468,3 +468,19 @@ def test_threads_that_come_and_go_while_hooks_sample_get_their_files_opened_and_
     samples = rec.of(Kind.THREAD_SAMPLE, seen["g"])
     states = rec.arg[samples] & ((1 << CATEGORY_SHIFT) - 1)
     assert len(samples) >= 5 and (states == ThreadState.SLEEPING).sum() >= len(samples) - 1
+
+
+def test_frames_of_inherited_methods_are_named_by_their_defining_class():
+    # as the await chains name them, so that a frame is named alike whichever interns it first
+    class Base:
+        def where(self):
+            return sys._getframe()
+
+    class Child(Base):
+        pass
+
+    interner = Interner()
+    FrameStacks(interner).of(Child().where())
+    _, name_id, _, _ = interner.new_frames[0]  # innermost first
+    names = {sid: text for text, sid in interner.strings.items()}
+    assert names[name_id].endswith(".Base.where")

@@ -63,10 +63,21 @@ def stack_key(frame: FrameType | None) -> tuple:
 
 
 def _qualname(frame: FrameType) -> str | None:
-    """The function's qualified name where the code object lacks it (before 3.11)."""
-    if hasattr(frame.f_code, "co_qualname"):
+    """The function's qualified name where the code object lacks it (before 3.11).
+
+    That of the method of ``self``'s class or of the base class that defines
+    it: the name a coroutine's ``__qualname__`` gives the await chains, so
+    that a frame is named alike whichever of the two interns it first.
+    """
+    code = frame.f_code
+    if hasattr(code, "co_qualname"):
         return None
-    self_obj = frame.f_locals.get("self") if frame.f_code.co_argcount else None
-    if self_obj is not None and hasattr(type(self_obj), frame.f_code.co_name):
-        return f"{type(self_obj).__qualname__}.{frame.f_code.co_name}"
+    self_obj = frame.f_locals.get("self") if code.co_argcount else None
+    if self_obj is None:
+        return None
+    for cls in type(self_obj).__mro__:
+        func = cls.__dict__.get(code.co_name)
+        func = getattr(func, "__func__", func)
+        if getattr(func, "__code__", None) is code:
+            return func.__qualname__
     return None
