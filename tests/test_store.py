@@ -117,6 +117,19 @@ def test_a_full_chunk_is_written_without_waiting_for_the_flush_interval() -> Non
     assert written >= 1, "no chunk written 5 s after a chunk's worth of events, with a flush interval of 60 s"
 
 
+def test_the_collector_wakes_before_a_full_chunk_so_that_late_events_fit_in_it() -> None:
+    """At 7/8 of a chunk's worth: the events stored while the collector wakes need no chunk of their own."""
+    buf = io.BytesIO()
+    with exectracer.trace(buf, flush_interval=60, heap_interval=60, chunk_events=1000, sample_interval=0, compression=0):
+        rec = recorder.current()
+        rec.events.extend([v for i in range(900) for v in (int(Kind.LOG_CATEGORY), i, 0)])
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(kind == ChunkKind.EVENTS for kind, _ in split_chunks(buf.getvalue())):
+            pass  # no sleep: a traced sleep is a wait, whose events would fill the chunk
+        sizes = [len(decode_event_rows(bytes(chunk[24:]))[0]) for kind, chunk in split_chunks(buf.getvalue()) if kind == ChunkKind.EVENTS]
+    assert sizes and sizes[0] >= 900, "900 events of a 1000-event chunk were not written within 5 s, with a flush interval of 60 s"
+
+
 def test_a_burst_of_several_chunks_comes_out_whole_and_in_order(tmp_path) -> None:
     path = tmp_path / "burst.xtrace"
     with exectracer.trace(path, flush_interval=60, heap_interval=60, chunk_events=1000, sample_interval=0):

@@ -47,8 +47,12 @@ def events_chunk(seq: int, rows: "array[int] | list[int]", level: int = 1) -> by
 
 def json_chunk(kind: ChunkKind, seq: int, value: object, level: int = 1) -> bytes:
     """A chunk holding ``value`` as compact UTF-8 JSON."""
-    raw = json.dumps(value, separators=(",", ":"), ).encode("ascii")
-    return make_chunk(kind, seq, raw, level)
+    return make_chunk(kind, seq, json_payload(value), level)
+
+
+def json_payload(value: object) -> bytes:
+    """The payload of a JSON chunk holding ``value``, before compression."""
+    return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
 def event_column_views(raw: bytes) -> "tuple[Sequence[int], Sequence[int], Sequence[int]]":

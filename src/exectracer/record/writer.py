@@ -2,8 +2,8 @@
 
 Two threads keep the traced program away from the disk:
 
-* the *collector* wakes when a chunk's worth of events has piled up in the
-  event store, when ``flush_interval`` has passed, for ``flush()`` and
+* the *collector* wakes when nearly a chunk's worth of events (7/8) has
+  piled up in the event store, when ``flush_interval`` has passed, for ``flush()`` and
   ``stop()``, and every ``tick_interval`` to call ``on_tick``; it takes the
   events, together with the definitions made before them, and encodes them
   into chunks (zlib runs without the GIL). It sleeps without the GIL, so a
@@ -38,7 +38,7 @@ import time
 from typing import BinaryIO, Callable
 
 from ..format.chunks import ChunkKind, file_header, make_chunk
-from ..format.encoder import encode_event_columns, event_column_views, events_chunk, json_chunk
+from ..format.encoder import encode_event_columns, event_column_views, events_chunk, json_chunk, json_payload
 from ..format.events import Kind, pack
 from .handoff import COLLECTOR, NEVER, WRITER, GilHandoff
 from .interner import Interner, take_all
@@ -77,6 +77,9 @@ class Writer:
         self._interner = interner
         self._flush_interval = flush_interval
         self._chunk_events = chunk_events
+        # woken a little before a chunk's worth: the events stored while it wakes then fit
+        # in the chunk, not in a second one cut from a copy of the whole (the burst path)
+        self._wake_events = max(1, chunk_events - chunk_events // 8)
         self._max_pending = max_pending_bytes
         self._level = compression
         self._on_tick = on_tick
@@ -151,7 +154,7 @@ class Writer:
                 timeout = max(0.0, min(last + self._flush_interval, last_tick + self._tick_interval) - time.monotonic())
                 timeout = min(timeout, self._poll)
                 handoff.plan(COLLECTOR, time.perf_counter_ns() + int(timeout * 1e9))
-                self._events.wait(self._chunk_events, timeout)
+                self._events.wait(self._wake_events, timeout)
                 if self._stopping.is_set():
                     return
                 now = time.monotonic()
@@ -160,7 +163,7 @@ class Writer:
                     if self._on_tick is not None:
                         self._on_tick()
                 flushes = take_all(self._flush_requests)
-                if flushes or len(self._events) >= self._chunk_events or now - last >= self._flush_interval:
+                if flushes or len(self._events) >= self._wake_events or now - last >= self._flush_interval:
                     self._collect(final=False)
                     last = now
                 self._confirm_flushes(flushes)
@@ -199,19 +202,20 @@ class Writer:
             marker = events_chunk(self._next_seq(), [pack(Kind.EVENTS_LOST, unreported), time.perf_counter_ns(), 0], self._level)
             if self._enqueue(marker, force=final, events=1):
                 self._lost_reported += unreported
-        if n and not self._enqueue(self._encode(payload), force=final, events=n):
+        if n and not self._enqueue(self._seal(ChunkKind.EVENTS, payload), force=final, events=n):
             self.events_lost += n
 
-    def _encode(self, raw: bytes) -> bytes:
-        """An EVENTS chunk of the payload ``raw``.
+    def _seal(self, kind: ChunkKind, raw: bytes) -> bytes:
+        """A chunk of ``kind`` with the payload ``raw``.
 
         zlib lets go of the GIL: a busy loop waiting for the collector goes
-        on meanwhile, and gives way again when the compression should be done.
+        on meanwhile, and gives way again when the compression should be done
+        (else the collector would have to win the GIL back from it).
         """
         cpu = time.thread_time_ns()
         if self._level:
             self._handoff.finished(COLLECTOR, time.perf_counter_ns() + int(self._compress_ns_per_byte * len(raw) * COMPRESS_MARGIN))
-        chunk = make_chunk(ChunkKind.EVENTS, self._next_seq(), raw, self._level)
+        chunk = make_chunk(kind, self._next_seq(), raw, self._level)
         if len(raw) >= TIMED_COMPRESS_BYTES:
             self._compress_ns_per_byte = (time.thread_time_ns() - cpu) / len(raw)
         return chunk
@@ -220,9 +224,9 @@ class Writer:
         strings, frames, stacks = self._interner.take_new()
         parts = []
         if strings:
-            parts.append(json_chunk(ChunkKind.STRINGS, self._next_seq(), strings, self._level))
+            parts.append(self._seal(ChunkKind.STRINGS, json_payload(strings)))
         if frames or stacks:
-            parts.append(json_chunk(ChunkKind.STACKS, self._next_seq(), {"frames": frames, "stacks": stacks}, self._level))
+            parts.append(self._seal(ChunkKind.STACKS, json_payload({"frames": frames, "stacks": stacks})))
         return b"".join(parts)
 
     def _next_seq(self) -> int:
