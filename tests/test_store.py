@@ -51,6 +51,35 @@ def test_a_negative_value_keeps_its_64_bits(make) -> None:
 
 
 @needs_rows
+def test_events_stored_while_rows_hand_over_a_payload_are_kept() -> None:
+    """``take`` copies the payload without the GIL while other threads go on storing."""
+    rows = speedups.Rows()
+    stop = threading.Event()
+    stored = [0]
+
+    def store() -> None:
+        while not stop.is_set():
+            rows.extend([int(Kind.LOG_CATEGORY), stored[0], 7] * 1000)
+            stored[0] += 1
+
+    thread = threading.Thread(target=store)
+    thread.start()
+    taken = []
+    try:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            rows.extend([int(Kind.LOG_CATEGORY), -1, 7] * 50_000)  # a large payload: a long copy
+            taken.append(rows.take())
+    finally:
+        stop.set()
+        thread.join()
+    taken.append(rows.take())
+    gs = [g for payload, n, lost in taken for g in decode_event_rows(payload)[2]]
+    assert all(lost == 0 for _, _, lost in taken) and set(gs) == {7}
+    assert sum(n for _, n, _ in taken) == stored[0] * 1000 + (len(taken) - 1) * 50_000
+
+
+@needs_rows
 def test_rows_refuse_what_is_not_whole_events() -> None:
     rows = speedups.Rows()
     with pytest.raises(ValueError, match="threes"):

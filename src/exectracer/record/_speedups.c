@@ -189,7 +189,8 @@ micros(double seconds)
    writer stages them: the C hooks store here, with no int objects made, and
    the writer takes them once a chunk's worth is there. The writer's thread
    waits for that in `wait`, without the GIL: the store that makes the count
-   lets it go. Everything but that wait runs holding the GIL. */
+   lets it go. Everything but that wait and the copy `take` makes of the
+   columns it hands over runs holding the GIL. */
 typedef struct {
     PyObject_HEAD
     uint64_t *columns[3];
@@ -212,7 +213,7 @@ rows_reserve(Rows *self, Py_ssize_t more)
         capacity *= 2;
     }
     for (int i = 0; i < 3; i++) {
-        uint64_t *grown = PyMem_Realloc(self->columns[i], (size_t)capacity * sizeof(uint64_t));
+        uint64_t *grown = PyMem_RawRealloc(self->columns[i], (size_t)capacity * sizeof(uint64_t));
         if (grown == NULL) {
             return -1;
         }
@@ -253,7 +254,7 @@ static void
 rows_free(Rows *self)
 {
     for (int i = 0; i < 3; i++) {
-        PyMem_Free(self->columns[i]);
+        PyMem_RawFree(self->columns[i]);
         self->columns[i] = NULL;
     }
     self->length = self->capacity = 0;
@@ -328,7 +329,11 @@ put_le64(char *out, const uint64_t *values, Py_ssize_t n)
 
 /* rows.take(): remove every stored event as one EVENTS payload: every
    code, then every ts, then every g, each a little-endian 64-bit integer.
-   Returns (payload, events taken, events lost since the last take). */
+   Returns (payload, events taken, events lost since the last take).
+
+   The columns are handed over and the hooks store into new ones from then
+   on, so the copy into the payload is made without the GIL: the payload's
+   pages are new, and faulting in a chunk's megabytes took milliseconds. */
 static PyObject *
 rows_take(Rows *self, PyObject *unused)
 {
@@ -338,19 +343,30 @@ rows_take(Rows *self, PyObject *unused)
     if (payload == NULL) {
         return NULL;
     }
+    unsigned long long lost = self->lost;
+    uint64_t *taken[3] = {self->columns[0], self->columns[1], self->columns[2]};
+    /* as much room again (its pages come as the hooks write them), but not what a burst took */
+    Py_ssize_t capacity = self->capacity > ROWS_KEPT_CAPACITY && self->capacity > 2 * n ? 0 : self->capacity;
     for (int i = 0; i < 3; i++) {
-        put_le64(PyBytes_AS_STRING(payload) + i * n * (Py_ssize_t)sizeof(uint64_t), self->columns[i], n);
+        self->columns[i] = NULL;
     }
-    PyObject *taken = Py_BuildValue("(NnK)", payload, n, self->lost);
-    if (taken != NULL) {
-        self->length = 0;
-        self->lost = 0;
-        /* keep room for as many again (the hooks then write to pages already there), but give back what a burst took */
-        if (self->capacity > ROWS_KEPT_CAPACITY && self->capacity > 2 * n) {
-            rows_free(self);
-        }
+    self->length = self->capacity = 0;
+    self->lost = 0;
+    if (capacity > 0 && rows_reserve(self, capacity) < 0) {
+        rows_free(self);  /* the hooks grow them again as they store */
     }
-    return taken;
+    char *out = PyBytes_AS_STRING(payload);
+    Py_BEGIN_ALLOW_THREADS
+    for (int i = 0; i < 3; i++) {
+        put_le64(out + i * n * (Py_ssize_t)sizeof(uint64_t), taken[i], n);
+        PyMem_RawFree(taken[i]);
+    }
+    Py_END_ALLOW_THREADS
+    PyObject *result = Py_BuildValue("(NnK)", payload, n, lost);
+    if (result == NULL) {
+        self->lost += lost + (unsigned long long)n;
+    }
+    return result;
 }
 
 /* rows.extend(values): store the events in `values`, a sequence of ints,

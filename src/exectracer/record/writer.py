@@ -38,7 +38,7 @@ import time
 from typing import BinaryIO, Callable
 
 from ..format.chunks import ChunkKind, file_header, make_chunk
-from ..format.encoder import encode_event_columns, event_column_views, events_chunk, json_chunk, json_payload
+from ..format.encoder import COLUMNS, encode_event_columns, event_column_views, events_chunk, json_chunk, json_payload
 from ..format.events import Kind, pack
 from .handoff import COLLECTOR, NEVER, WRITER, GilHandoff
 from .interner import Interner, take_all
@@ -53,6 +53,9 @@ POLL = 0.02  # seconds between the collector's looks at a ListStore's length, at
 COMPRESS_MARGIN = 2.0
 FIRST_COMPRESS_NS_PER_BYTE = 10.0
 TIMED_COMPRESS_BYTES = 1 << 16  # smaller payloads say more of zlib's fixed costs than of its speed
+# The C event store copies what it hands over without the GIL (faulting in the payload's new pages):
+# about this many ns a byte here, then the collector wants the GIL back.
+TAKE_NS_PER_BYTE = 1.0
 
 
 class Writer:
@@ -180,6 +183,8 @@ class Writer:
     def _collect(self, final: bool) -> None:
         """Queue everything stored so far: the definitions it uses, then its events in chunks of ``chunk_events``."""
         try:
+            due = int(len(self._events) * 8 * COLUMNS * TAKE_NS_PER_BYTE * COMPRESS_MARGIN)
+            self._handoff.finished(COLLECTOR, time.perf_counter_ns() + due)
             payload, n, lost = self._events.take()
             self._enqueue(self._definitions(), force=True)  # taken after the events: every definition they use is in
             size = self._chunk_events
