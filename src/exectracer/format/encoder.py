@@ -10,6 +10,7 @@ from typing import Sequence
 from .chunks import ChunkKind, make_chunk
 
 COLUMNS = 3  # code, ts, g
+EVENT_BYTES = 8 * COLUMNS  # an event's size in an EVENTS payload, before compression
 
 
 def encode_event_rows(rows: "array[int] | list[int]") -> bytes:

@@ -10,10 +10,9 @@ import time
 from typing import BinaryIO, Callable
 
 from ..format.chunks import CHUNK_HEADER, ChunkKind, chunk_payload, file_header, renumbered_header, split_chunks
-from ..format.encoder import COLUMNS, event_column_views, events_chunk, json_chunk
+from ..format.encoder import COLUMNS, EVENT_BYTES, event_column_views, events_chunk, json_chunk
 from .alive import LiveDescriptions
 
-EVENT_BYTES = 8 * COLUMNS  # an event's size, raw
 MERGE_DEFINITIONS_AFTER = 64  # STRINGS and STACKS chunks kept before they are merged into one of each
 
 

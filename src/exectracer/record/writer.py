@@ -38,7 +38,7 @@ import time
 from typing import BinaryIO, Callable
 
 from ..format.chunks import ChunkKind, file_header, make_chunk
-from ..format.encoder import COLUMNS, encode_event_columns, event_column_views, events_chunk, json_chunk, json_payload
+from ..format.encoder import EVENT_BYTES, encode_event_columns, event_column_views, events_chunk, json_chunk, json_payload
 from ..format.events import Kind, pack
 from .handoff import COLLECTOR, NEVER, WRITER, GilHandoff
 from .interner import Interner, take_all
@@ -183,7 +183,7 @@ class Writer:
     def _collect(self, final: bool) -> None:
         """Queue everything stored so far: the definitions it uses, then its events in chunks of ``chunk_events``."""
         try:
-            due = int(len(self._events) * 8 * COLUMNS * TAKE_NS_PER_BYTE * COMPRESS_MARGIN)
+            due = int(len(self._events) * EVENT_BYTES * TAKE_NS_PER_BYTE * COMPRESS_MARGIN)
             self._handoff.finished(COLLECTOR, time.perf_counter_ns() + due)
             payload, n, lost = self._events.take()
             self._enqueue(self._definitions(), force=True)  # taken after the events: every definition they use is in
