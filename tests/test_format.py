@@ -311,6 +311,14 @@ def test_bad_payload_with_valid_crc_is_skipped(kind: ChunkKind, payload: bytes, 
     assert trace.lost.chunks_skipped == 1
 
 
+def test_a_frame_line_of_null_reads_as_0() -> None:
+    """Recorders before 0 stood for "no line" wrote null there: the chunk is read, not skipped."""
+    chunks = stream_chunks()
+    chunks[2] = json_chunk(ChunkKind.STACKS, 3, {"frames": [[1, 2, 3, None]], "stacks": [[1, [1]]]})
+    trace = exectracer.load(build(chunks), strict=True)
+    assert [(frame.function, frame.line) for frame in trace.stacks[1]] == [("mod.work", 0)]
+
+
 def test_bad_zlib_data_is_skipped(zlib_library: None) -> None:
     chunk = raw_chunk(ChunkKind.EVENTS, 4, b"not zlib at all", raw_length=24)
     with pytest.warns(TraceWarning, match="bad zlib data"):

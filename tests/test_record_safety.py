@@ -15,6 +15,7 @@ import textwrap
 import threading
 import time
 import warnings
+import types
 from pathlib import Path
 
 import pytest
@@ -329,3 +330,17 @@ def test_a_negative_value_recorded_keeps_its_int64_bits(tmp_path):
             codes, ts, g = decode_event_rows(bytes(chunk[CHUNK_HEADER.size :]))
             rows += zip(codes, ts, g)
     assert (int(Kind.LOOP_STOP), -12345, 1 << 40) in rows
+
+
+def test_a_frame_without_a_line_is_line_0(tmp_path):
+    """A frame whose code has no line table (f_lineno None) in a recorded wait's stack: the trace stays readable."""
+
+    def nap() -> None:
+        time.sleep(0.05)
+
+    no_lines = types.FunctionType(nap.__code__.replace(co_linetable=b""), globals())
+    with exectracer.trace(tmp_path / "t.xtrace"):
+        no_lines()
+    trace = exectracer.load(tmp_path / "t.xtrace", strict=True)
+    frames = [frame for stack in trace.stacks.values() for frame in stack if frame.function.endswith(".nap")]
+    assert frames and all(frame.line == 0 for frame in frames)

@@ -275,7 +275,8 @@ def add_stacks(frames: dict[int, tuple], stacks: dict[int, list[int]], raw: byte
     """Add a STACKS payload's frames and stacks (ids still unresolved)."""
     value = json_payload(raw, dict)
     try:
-        new_frames = {fid: (func, file, line) for fid, func, file, line in value.get("frames", ())}
+        # a line of null (unknown, written by recorders before 0 stood for it) is read as 0
+        new_frames = {fid: (func, file, 0 if line is None else line) for fid, func, file, line in value.get("frames", ())}
         new_stacks = {sid: list(ids) for sid, ids in value.get("stacks", ())}
     except (TypeError, ValueError) as exc:
         raise ChunkError(f"bad STACKS payload: {exc}") from None

@@ -90,8 +90,8 @@ class Interner:
         return sid
 
     def frame_of(self, frame: FrameType, qualname: str | None = None) -> int:
-        """The id of a live frame at its current line."""
-        return self.frame(frame.f_code, frame.f_lineno, frame.f_globals.get("__name__"), qualname)
+        """The id of a live frame at its current line (0 where its code says none)."""
+        return self.frame(frame.f_code, frame.f_lineno or 0, frame.f_globals.get("__name__"), qualname)
 
     def take_new(self) -> tuple[list, list, list]:
         """Hand over the definitions made since the last call (oldest first)."""
