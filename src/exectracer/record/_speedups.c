@@ -53,6 +53,7 @@
 #define PUT_ERROR_BACK PyErr_Restore(aside_type, aside_value, aside_tb)
 #endif
 
+static PyObject *s_asyncio_events, *s_get_running_loop, *s_selector;
 static PyObject *s_io, *s_done, *s_timeout, *s_dict, *s_debug, *s_ready, *s_append;
 static PyObject *s_cancelled, *s_exception, *s_data, *s_qualname, *s_creating, *s_loop, *s_cr_code, *s_gi_code, *s_get_name, *s_fut_waiter;
 static PyTypeObject *deque_type;  /* collections.deque, a loop's _ready */
@@ -2467,6 +2468,7 @@ typedef struct {
     PyObject *clock;
     int socket_method;
     int samples;    /* takes the sampler's due sample (see sample_from_hook) */
+    int loop_selector;  /* a selector's select: a wait of the running event loop's own selector is not recorded */
     long category;  /* >= 0: the wait's category, and `record` has no more to add (no skip, waker or due) */
 } Timed;
 
@@ -2503,6 +2505,27 @@ non_blocking(PyObject *sock)
     int result = timeout != NULL && PyFloat_CheckExact(timeout) && PyFloat_AS_DOUBLE(timeout) == 0.0;
     Py_XDECREF(timeout);
     PyErr_Clear();
+    return result;
+}
+
+/* Whether `selector` is the running asyncio loop's own (io_waits' loop_selector in Python): its waits
+   are the loop's idle time, which the asyncio hooks record. Keeps any exception the call raised. */
+static int
+running_loop_selector(PyObject *selector)
+{
+    SET_ERROR_ASIDE;
+    int result = 0;
+    PyObject *events = PyImport_GetModule(s_asyncio_events);  /* not imported: no loop runs */
+    PyObject *loop = events == NULL ? NULL : PyObject_CallMethodNoArgs(events, s_get_running_loop);
+    if (loop != NULL && loop != Py_None) {
+        PyObject *own = PyObject_GetAttr(loop, s_selector);
+        result = own == selector;
+        Py_XDECREF(own);
+    }
+    Py_XDECREF(loop);
+    Py_XDECREF(events);
+    PyErr_Clear();
+    PUT_ERROR_BACK;
     return result;
 }
 
@@ -2675,7 +2698,8 @@ timed_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *
     timed_depth++;
     PyObject *result = PyObject_Vectorcall(self->func, args, nargsf, kwnames);
     timed_depth--;
-    if (now_ns(self->clock, &end) == 0 && end - start >= wait_threshold) {
+    if (now_ns(self->clock, &end) == 0 && end - start >= wait_threshold
+        && !(self->loop_selector && nargs >= 1 && running_loop_selector(args[0]))) {
         if (self->category < 0 || sink.rows == NULL
             || record_wait_in_c(start, end, (uint64_t)self->category, (PyObject *)PyEval_GetFrame(), 0) < 0) {
             record_wait(self, start, end, args, nargs);
@@ -2687,12 +2711,12 @@ timed_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *
 static PyObject *
 timed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"func", "record", "clock", "socket_method", "category", "samples", NULL};
+    static char *names[] = {"func", "record", "clock", "socket_method", "category", "samples", "loop_selector", NULL};
     PyObject *func, *record, *clock;
-    int socket_method = 0, samples = 0;
+    int socket_method = 0, samples = 0, loop_selector = 0;
     long category = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|plp:Timed", names, &func, &record, &clock, &socket_method, &category,
-                                     &samples)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|plpp:Timed", names, &func, &record, &clock, &socket_method, &category,
+                                     &samples, &loop_selector)) {
         return NULL;
     }
     Timed *self = (Timed *)type->tp_alloc(type, 0);
@@ -2705,6 +2729,7 @@ timed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->clock = Py_NewRef(clock);
     self->socket_method = socket_method;
     self->samples = samples;
+    self->loop_selector = loop_selector;
     self->category = category;
     return (PyObject *)self;
 }
@@ -2734,9 +2759,10 @@ timed_getattro(Timed *self, PyObject *name)
 static PyTypeObject TimedType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "exectracer.record._speedups.Timed",
-    .tp_doc = "Timed(func, record, clock, socket_method=False, category=-1)\n--\n\n"
+    .tp_doc = "Timed(func, record, clock, socket_method=False, category=-1, samples=False, loop_selector=False)\n--\n\n"
               "`func`, timed: a call that took the wait threshold or more goes to record(start, end, frame, args),\n"
-              "or with a category (0 or more) is recorded in C where set_wait_sink has set where.",
+              "or with a category (0 or more) is recorded in C where set_wait_sink has set where.\n"
+              "With loop_selector, a call on the running asyncio loop's own selector is not recorded.",
     .tp_basicsize = sizeof(Timed),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_vectorcall_offset = offsetof(Timed, vectorcall),
@@ -3438,6 +3464,7 @@ intern_names(void)
     INTERN(s_get_name, "get_name") INTERN(s_fut_waiter, "_fut_waiter")
     INTERN(s_acquire, "acquire") INTERN(s_release, "release") INTERN(s_locked, "locked") INTERN(s_make, "_make")
     INTERN(s_at_fork_reinit, "_at_fork_reinit")
+    INTERN(s_asyncio_events, "asyncio.events") INTERN(s_get_running_loop, "_get_running_loop") INTERN(s_selector, "_selector")
 #undef INTERN
     return 0;
 }

@@ -77,20 +77,31 @@ class Waits:
             return False
 
 
-Skip = Callable[[tuple], bool]  # given a long call's arguments: whether it was no wait of the thread
+Skip = Callable[[tuple], bool]  # given a long call's arguments: whether it was no wait of the thread (loop_selector's)
 WakerOf = Callable[[tuple], int]  # given a long call's arguments: the goroutine that ended the wait
 Due = Callable[[tuple], int]  # given a sleep's arguments: nanoseconds it was asked to last
 
 
-def timed(func: Callable, category: Category, skip: Skip | None = None, waker: WakerOf | None = None, due: Due | None = None, *, socket_method: bool = False) -> Callable:
+def timed(
+    func: Callable,
+    category: Category,
+    waker: WakerOf | None = None,
+    due: Due | None = None,
+    *,
+    socket_method: bool = False,
+    loop_selector: bool = False,
+) -> Callable:
     """Wrap ``func`` so that calls taking at least the threshold are recorded as waits.
 
     A call made inside another timed call (``os.waitpid`` in ``Popen.wait``)
-    is left to the outer one, which records the whole wait. ``skip``,
-    ``waker`` and ``due`` are consulted only for calls that long: ``due``
+    is left to the outer one, which records the whole wait. ``waker`` and
+    ``due`` are consulted only for calls that long: ``due``
     feeds the GIL estimate (how late a sleep came back). With
     ``socket_method``, a call on a non-blocking socket (``timeout`` 0, as an
-    event loop's are) is passed through untimed: it never waits. The wrapper
+    event loop's are) is passed through untimed: it never waits. With
+    ``loop_selector`` (a selector's ``select``), a long call on the running
+    event loop's own selector is not recorded: that is the loop's idle
+    time, which the asyncio hooks record. The wrapper
     looks up the running recording at each call, so an object that keeps a
     wrapped method after ``stop()`` just calls through.
     """
@@ -101,13 +112,13 @@ def timed(func: Callable, category: Category, skip: Skip | None = None, waker: W
         def record(start: int, end: int, frame: FrameType | None, args: tuple) -> None:
             rec = _recorder._current
             if rec is not None and rec.waits is not None:
-                _record_call(rec, start, end, cat, frame, args, skip, waker, due)
+                _record_call(rec, start, end, cat, frame, args, None, waker, due)  # loop_selector is checked in C
 
-        simple = skip is None and waker is None and due is None  # then the wrapper can record the wait itself
+        simple = waker is None and due is None  # then the wrapper can record the wait itself
         # a lock or condition wait is entered holding a lock: a sample taken there would hold it longer
         samples = category != Category.SYNC
-        return native.Timed(func, record, time.perf_counter_ns, socket_method, cat if simple else -1, samples)
-    return _python_timed(func, cat, skip, waker, due, socket_method)
+        return native.Timed(func, record, time.perf_counter_ns, socket_method, cat if simple else -1, samples, loop_selector)
+    return _python_timed(func, cat, running_loop_selector if loop_selector else None, waker, due, socket_method)
 
 
 def _python_timed(func: Callable, cat: int, skip: Skip | None, waker: WakerOf | None, due: Due | None, socket_method: bool) -> Callable:
@@ -132,6 +143,13 @@ def _python_timed(func: Callable, cat: int, skip: Skip | None, waker: WakerOf | 
 
 
 _TIMED_CODE_ID = id(_python_timed(len, 0, None, None, None, False).__code__)  # the code every Python wrapper shares
+
+
+def running_loop_selector(args: tuple) -> bool:
+    """The selector (``args[0]``) is the running event loop's own: its waits are loop idle time."""
+    events = sys.modules.get("asyncio.events")  # not imported: no loop runs
+    loop = events._get_running_loop() if events is not None else None
+    return loop is not None and getattr(loop, "_selector", None) is args[0]
 
 
 def _record_call(rec: Any, start: int, end: int, cat: int, frame: FrameType, args: tuple, skip: Skip | None, waker: WakerOf | None, due: Due | None) -> None:

@@ -26,13 +26,12 @@ import select
 import selectors
 import signal
 import socket
-import sys
 import time
 from types import ModuleType
 from typing import Any, Callable
 
 from ..format.events import Category
-from .blocking import Due, Skip, timed
+from .blocking import Due, timed
 from .patcher import Patcher
 
 try:
@@ -73,7 +72,7 @@ def install_selectors(patcher: Patcher) -> None:
     """Wrap the selectors' ``select``: outermost, so that a wait's stack starts at its caller.
 
     The asyncio hooks wrap them too (a loop's own selector is loop idle
-    time, never a thread wait: ``_loop_selector``). Hooked after this, as
+    time, never a thread wait: ``loop_selector``). Hooked after this, as
     when the program imports asyncio later, they are wrapped again: the
     inner wrapper then passes its call straight through.
     """
@@ -81,7 +80,7 @@ def install_selectors(patcher: Patcher) -> None:
     for name in SELECTOR_CLASSES:
         cls = getattr(selectors, name, None)
         if cls is not None and "select" in vars(cls):
-            patch(cls, ("select",), Category.NETWORK, _loop_selector)
+            patch(cls, ("select",), Category.NETWORK, loop_selector=True)
 
 
 def install_ssl(patcher: Patcher, ssl: ModuleType) -> None:
@@ -97,11 +96,11 @@ def install_subprocess(patcher: Patcher, subprocess: ModuleType) -> None:
 def _patcher(patcher: Patcher) -> Callable[..., None]:
     """A function that replaces ``owner``'s functions ``names`` by timed wrappers, through ``patcher``."""
 
-    def patch(owner: Any, names: tuple[str, ...], category: Category, skip: Skip | None = None, due: Due | None = None, socket_method: bool = False) -> None:
+    def patch(owner: Any, names: tuple[str, ...], category: Category, due: Due | None = None, **how: bool) -> None:
         for name in names:
             func = getattr(owner, name, None)
             if func is not None:
-                patcher.replace(owner, name, timed(func, category, skip, due=due, socket_method=socket_method))
+                patcher.replace(owner, name, timed(func, category, due=due, **how))
 
     return patch
 
@@ -110,9 +109,3 @@ def _sleep_ns(args: tuple) -> int:
     """How long ``time.sleep(secs)`` was asked to last."""
     return int(args[0] * 1e9)
 
-
-def _loop_selector(args: tuple) -> bool:
-    """The selector is the running event loop's own: its waits are loop idle time."""
-    events = sys.modules.get("asyncio.events")  # not imported: no loop runs
-    loop = events._get_running_loop() if events is not None else None
-    return loop is not None and getattr(loop, "_selector", None) is args[0]
