@@ -1236,6 +1236,7 @@ typedef struct {
     PyObject *looked_at;       /* set: ids of codes AwaitChains has counted the suspension points of */
     PyObject *chain_types;     /* set: the waiter types in the chain table's keys, kept alive */
     ChainTable chains;
+    ChainTable builtin_names;  /* (method def, type of its self) of a builtin callback -> string id of its name */
     PtrMap code_flags;         /* code object -> 2: one suspension point, 1: more */
     PyObject *last_task_type;  /* borrowed (is_task_type holds it): the type is_task saw last */
     int last_is_task;
@@ -1284,6 +1285,7 @@ step_runner_dealloc(StepRunner *self)
     PyObject_GC_UnTrack(self);
     step_runner_clear(self);
     chain_table_free(&self->chains);
+    chain_table_free(&self->builtin_names);
     ptr_map_free(&self->code_flags);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -1677,12 +1679,32 @@ id_lookup(PyObject *dict, PyObject *obj, PyObject *make, uint64_t *out)
     return PyErr_Occurred() ? -1 : consume_u64(PyObject_CallOneArg(make, obj), out);
 }
 
+/* A builtin callback's name is its method def's and its self's type's (a
+   builtin method's __qualname__ is formatted anew at each look): those two
+   pointers key it in `builtin_names`, where the type cannot be freed and
+   its address reused (not a heap type); 0 parts otherwise */
+static Py_ssize_t
+builtin_name_parts(PyObject *cb, uintptr_t parts[2])
+{
+    PyObject *owner = PyCFunction_GET_SELF(cb);
+    PyTypeObject *type = owner != NULL ? Py_TYPE(owner) : NULL;
+    if (type != NULL && PyType_HasFeature(type, Py_TPFLAGS_HEAPTYPE)) {
+        return 0;
+    }
+    parts[0] = (uintptr_t)((PyCFunctionObject *)cb)->m_ml;
+    parts[1] = (uintptr_t)type;
+    return 2;
+}
+
 /* The string id of a callback's name, as CallbackNames.name_id gives it; -1 on error */
 static int
 callback_name(StepRunner *self, PyObject *cb, uint64_t *out)
 {
     PyObject *key = NULL;  /* borrowed: the function of a method, the code of a function */
     PyObject *made = NULL;  /* (type, __qualname__) of a builtin, as CallbackNames keys it */
+    uintptr_t parts[2];
+    Py_ssize_t n = 0;
+    uint64_t hash = 0;
     if (Py_TYPE(cb) == &PyMethod_Type) {
         key = PyMethod_GET_FUNCTION(cb);
     }
@@ -1690,6 +1712,14 @@ callback_name(StepRunner *self, PyObject *cb, uint64_t *out)
         key = PyFunction_GET_CODE(cb);
     }
     else if (PyCFunction_CheckExact(cb)) {
+        if ((n = builtin_name_parts(cb, parts)) > 0) {
+            hash = hash_parts(parts, n);
+            ChainEntry *known = chain_find(&self->builtin_names, parts, n, hash);
+            if (known != NULL) {
+                *out = known->code;
+                return 0;
+            }
+        }
         PyObject *qualname = PyObject_GetAttr(cb, s_qualname);
         if (qualname != NULL && PyUnicode_Check(qualname) && PyUnicode_GET_LENGTH(qualname) > 0) {
             key = made = PyTuple_Pack(2, (PyObject *)Py_TYPE(cb), qualname);
@@ -1701,9 +1731,17 @@ callback_name(StepRunner *self, PyObject *cb, uint64_t *out)
     Py_XDECREF(made);
     if (sid != NULL) {
         *out = as_u64(sid);
-        return PyErr_Occurred() ? -1 : 0;
     }
-    return PyErr_Occurred() ? -1 : consume_u64(PyObject_CallOneArg(self->name_id, cb), out);
+    else if (!PyErr_Occurred() && consume_u64(PyObject_CallOneArg(self->name_id, cb), out) < 0) {
+        return -1;
+    }
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    if (n > 0) {
+        chain_insert(&self->builtin_names, parts, n, hash, *out);
+    }
+    return 0;
 }
 
 /* Which source queued `handle` and which waker that makes it, as the Python hook tells them */
@@ -2253,6 +2291,9 @@ record_created(TaskCreator *self, PyObject *task, PyObject *coro, uint64_t paren
         && describe_new_task(self, task, coro, parent, ts, &g) < 0) {
         return -1;
     }
+#if PY_VERSION_HEX < 0x030C0000
+    return 0;  /* eager tasks came with 3.12 */
+#else
     PyObject *done = PyObject_CallMethodNoArgs(task, s_done);
     int eager = done == NULL ? -1 : PyObject_IsTrue(done);
     Py_XDECREF(done);
@@ -2267,6 +2308,7 @@ record_created(TaskCreator *self, PyObject *task, PyObject *coro, uint64_t paren
     PyObject *recorded = PyObject_CallFunction(self->eager_step, "OOKK", task, coro, (unsigned long long)g, (unsigned long long)ts);
     Py_XDECREF(recorded);
     return recorded == NULL ? -1 : 0;
+#endif
 }
 
 static PyObject *
