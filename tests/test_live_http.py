@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 import exectracer
+from exectracer.format.chunks import ChunkKind, split_chunks
+from exectracer.record.recorder import MAX_CHUNK_EVENTS
 from live_support import get
 
 TRACE = "/debug/pprof/trace"
@@ -141,8 +143,28 @@ def test_captures_make_few_chunks_unless_told_otherwise(serve):
     told = exectracer.load(get(f"{serve(options={'flush_interval': 0.5}).url}{TRACE}?seconds=0.05").body, strict=True)
 
     assert {k: default.metadata["options"][k] for k in ("flush_interval", "heap_interval", "chunk_events")} == {
-        "flush_interval": 5.0, "heap_interval": 5.0, "chunk_events": 1 << 18}
-    assert told.metadata["options"]["flush_interval"] == 0.5 and told.metadata["options"]["chunk_events"] == 1 << 18
+        "flush_interval": 5.0, "heap_interval": 5.0, "chunk_events": MAX_CHUNK_EVENTS}
+    assert told.metadata["options"]["flush_interval"] == 0.5 and told.metadata["options"]["chunk_events"] == MAX_CHUNK_EVENTS
+
+
+def test_a_capture_makes_its_chunks_once_it_ends(serve):
+    """300 000 events in a capture's window: one EVENTS chunk, made after it (262 144 a chunk made two)."""
+    server = serve()
+    replies = []
+    asking = threading.Thread(target=lambda: replies.append(get(f"{server.url}{TRACE}?seconds=1")))
+    asking.start()
+    deadline = time.monotonic() + 10
+    while not exectracer.is_tracing() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    for _ in range(150_000):  # two events each
+        with exectracer.region("many"):
+            pass
+    asking.join()
+
+    (reply,) = replies
+    events_chunks = [kind for kind, _ in split_chunks(reply.body) if kind == ChunkKind.EVENTS]
+    assert exectracer.load(reply.body, strict=True).event_count >= 300_000
+    assert len(events_chunks) == 1
 
 
 def test_token_and_client_allow_list(serve):

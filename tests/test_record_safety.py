@@ -78,6 +78,8 @@ def test_starting_twice_and_bad_options_are_clear_errors(tmp_path):
         exectracer.start(tmp_path / "a.xtrace", flush_intervall=1)
     with pytest.raises(ValueError, match="flush_interval"):
         exectracer.start(tmp_path / "a.xtrace", flush_interval=0)
+    with pytest.raises(ValueError, match="chunk_events must be from 1 to 2,796,202"):  # a larger chunk is unreadable
+        exectracer.start(tmp_path / "a.xtrace", chunk_events=3_000_000)
     with pytest.raises(TypeError, match="path or a binary file"):
         exectracer.start(12.5)
     assert not exectracer.is_tracing()

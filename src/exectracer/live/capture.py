@@ -43,10 +43,17 @@ class CaptureBuffer:
 
 
 class Capture:
-    """A recording of the whole process into memory: ``begin()``, then ``finish()`` for the trace's bytes."""
+    """A recording of the whole process into memory: ``begin()``, then ``finish()`` for the trace's bytes.
 
-    def __init__(self, options: dict[str, Any], max_bytes: int) -> None:
+    ``seconds``: how long it will run, if known. Its chunks are then made
+    (and compressed) once it ends, not while the program is being watched,
+    unless a chunk's worth of events piles up first (see
+    ``in_memory_defaults``).
+    """
+
+    def __init__(self, options: dict[str, Any], max_bytes: int, seconds: float | None = None) -> None:
         self._options = options
+        self._seconds = seconds
         self._buffer = CaptureBuffer(max_bytes)
         self._recorder: Recorder | None = None
 
@@ -55,7 +62,7 @@ class Capture:
         if not _one_at_a_time.acquire(blocking=False):
             raise CaptureBusy("a trace capture is already running in this process; try again when it ends")
         try:
-            self._recorder = start_recorder(self._buffer, **{**in_memory_defaults(self._buffer.max_bytes), **self._options})
+            self._recorder = start_recorder(self._buffer, **{**in_memory_defaults(self._buffer.max_bytes, self._seconds), **self._options})
         except TracingError:
             _one_at_a_time.release()
             raise CaptureBusy(

@@ -86,7 +86,7 @@ class _CaptureJob(_Job):
     def __init__(self, seconds: float, capped: bool, options: dict[str, Any], max_bytes: int) -> None:
         self.seconds = seconds
         self._capped = capped
-        self._capture = Capture(options, max_bytes)
+        self._capture = Capture(options, max_bytes, seconds)
 
     def begin(self) -> None:
         self._capture.begin()
@@ -121,8 +121,9 @@ class DebugEndpoints:
     ``Authorization: Bearer <token>``. ``allow``: client addresses or
     networks (``"10.0.0.0/8"``) that may ask; others get 403. ``options``:
     recording options for captures (those not given suit a recording kept in
-    memory: ``flush_interval`` and ``heap_interval`` 5 s, chunks of 262 144
-    events); ``max_bytes`` caps a capture's size.
+    memory: no chunk made before the capture ends, unless a chunk's worth of
+    events, up to 3/8 of ``max_bytes``, piles up first; ``heap_interval``
+    5 s); ``max_bytes`` caps a capture's size.
     """
 
     def __init__(

@@ -13,7 +13,8 @@ import warnings
 from typing import Any, BinaryIO, Iterator
 
 from .. import __version__
-from ..format.chunks import FORMAT_VERSION
+from ..format.chunks import FORMAT_VERSION, MAX_CHUNK_BYTES
+from ..format.encoder import EVENT_BYTES
 from . import annotations as _annotations, gc_hooks, io_waits, pool_hooks, sync_waits, thread_hooks
 from .blocking import Waits
 from .gc_hooks import HeapProbe
@@ -28,6 +29,9 @@ from .sampler import Sampler
 from .store import new_store
 from .thread_stacks import FrameStacks
 from .writer import Writer, open_sink
+
+
+MAX_CHUNK_EVENTS = MAX_CHUNK_BYTES // EVENT_BYTES  # the most events a chunk can hold: readers refuse larger payloads
 
 
 class TracingError(RuntimeError):
@@ -53,8 +57,8 @@ class Options:
     def __post_init__(self) -> None:
         if not self.flush_interval > 0:
             raise ValueError("flush_interval must be a positive number of seconds")
-        if self.chunk_events < 1:
-            raise ValueError("chunk_events must be at least 1")
+        if not 1 <= self.chunk_events <= MAX_CHUNK_EVENTS:
+            raise ValueError(f"chunk_events must be from 1 to {MAX_CHUNK_EVENTS:,} (a chunk's events are at most {MAX_CHUNK_BYTES >> 20} MiB)")
         if self.max_pending_bytes < 1:
             raise ValueError("max_pending_bytes must be at least 1")
         if not 0 <= self.compression <= 9:
@@ -76,16 +80,22 @@ class Options:
         return cls(**kwargs)
 
 
-def in_memory_defaults(max_bytes: int) -> dict[str, Any]:
+def in_memory_defaults(max_bytes: int, window: float | None = None) -> dict[str, Any]:
     """Option defaults for a recording kept in memory, ``max_bytes`` at most (a live capture, the flight recorder).
 
     Nothing reads such a recording before it stops or a snapshot flushes it,
     so chunks are made seldom: making one costs a busy program a few
-    hand-overs of the GIL whatever its size, and those set its tail latency
-    (see performance.md). A chunk's raw events stay within 3/8 of
-    ``max_bytes``, so that a ring of that size holds several chunks.
+    hand-overs of the GIL and its compression some CPU, and those set its
+    tail latency (see performance.md). A chunk's raw events stay within 3/8
+    of ``max_bytes``, so that a ring of that size holds several chunks.
+
+    ``window``: a recording of that many seconds at most (a capture), whose
+    chunks are best made once it ends: then no chunk is made during it,
+    unless a chunk's worth of events (up to ``MAX_CHUNK_EVENTS``) piles up first.
     """
-    return {"flush_interval": 5.0, "heap_interval": 5.0, "chunk_events": max(1024, min(1 << 18, max_bytes // 64))}
+    if window is None:
+        return {"flush_interval": 5.0, "heap_interval": 5.0, "chunk_events": max(1024, min(1 << 18, max_bytes // 64))}
+    return {"flush_interval": max(5.0, window + 1.0), "heap_interval": 5.0, "chunk_events": max(1024, min(MAX_CHUNK_EVENTS, max_bytes // 64))}
 
 
 class Recorder:
