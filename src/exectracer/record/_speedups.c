@@ -2511,7 +2511,7 @@ typedef struct {
     int socket_method;
     int samples;    /* takes the sampler's due sample (see sample_from_hook) */
     int loop_selector;  /* a selector's select: a wait of the running event loop's own selector is not recorded */
-    long category;  /* >= 0: the wait's category, and `record` has no more to add (no skip, waker or due) */
+    long category;  /* >= 0: the wait's category, and `record` has no more to add (no waker or due) */
 } Timed;
 
 static int
@@ -2550,7 +2550,7 @@ non_blocking(PyObject *sock)
     return result;
 }
 
-/* Whether `selector` is the running asyncio loop's own (io_waits' loop_selector in Python): its waits
+/* Whether `selector` is the running asyncio loop's own (blocking.running_loop_selector in Python): its waits
    are the loop's idle time, which the asyncio hooks record. Keeps any exception the call raised. */
 static int
 running_loop_selector(PyObject *selector)
