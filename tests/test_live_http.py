@@ -148,7 +148,7 @@ def test_captures_make_few_chunks_unless_told_otherwise(serve):
 
 
 def test_a_capture_makes_its_chunks_once_it_ends(serve):
-    """300 000 events in a capture's window: one EVENTS chunk, made after it (262 144 a chunk made two)."""
+    """300 000 events in a capture's window: one EVENTS chunk, made after it (chunks of 262 144 made three)."""
     server = serve()
     replies = []
     asking = threading.Thread(target=lambda: replies.append(get(f"{server.url}{TRACE}?seconds=1")))

@@ -14,8 +14,8 @@ import sys
 import textwrap
 import threading
 import time
-import warnings
 import types
+import warnings
 from pathlib import Path
 
 import pytest
