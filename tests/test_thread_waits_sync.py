@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
 import time
@@ -107,6 +108,26 @@ def test_event_queue_and_join_waits_name_their_wakers(record):
     # a wait's innermost frame is the one that made the blocking call: here, join's caller
     (join_wait,) = [w for w in main_waits if w[3][0].function.endswith(".run") and w[2] - w[1] > 0.03e9 and w[4] == g_of["sleeper"]]
     assert join_wait[3][0].line == run.__code__.co_firstlineno + 22
+
+
+def test_conditions_notifiers_are_forgotten_with_them(tmp_path):
+    """Bounded memory: the table of each condition's last notifier drops a condition once it is gone."""
+    with exectracer.trace(tmp_path / "t.xtrace"):
+        notify = threading.Condition.notify  # the recording's wrapper: its table is in its closure
+        notifiers = dict(zip(notify.__code__.co_freevars, (c.cell_contents for c in notify.__closure__)))["notifiers"]
+        for _ in range(20):
+            cond = threading.Condition()
+            waiter = threading.Thread(target=lambda c=cond: c.acquire() and c.wait(5) and c.release())
+            waiter.start()
+            while not cond._waiters:
+                time.sleep(0.001)
+            with cond:
+                cond.notify()
+            waiter.join()
+            assert len(notifiers) >= 1
+            del cond, waiter
+            gc.collect()
+        assert len(notifiers) == 0
 
 
 def test_free_locks_record_nothing_and_locks_work_after_stop(tmp_path):

@@ -2508,10 +2508,11 @@ typedef struct {
     PyObject *func;
     PyObject *record;
     PyObject *clock;
+    PyObject *wakers;  /* dict: a weak reference to the call's first argument -> the wait's waker (NULL: none) */
     int socket_method;
     int samples;    /* takes the sampler's due sample (see sample_from_hook) */
     int loop_selector;  /* a selector's select: a wait of the running event loop's own selector is not recorded */
-    long category;  /* >= 0: the wait's category, and `record` has no more to add (no waker or due) */
+    long category;  /* >= 0: the wait's category, and `record` has no more to add (no waker function or due; `wakers` is looked up in C) */
 } Timed;
 
 static int
@@ -2520,6 +2521,7 @@ timed_traverse(Timed *self, visitproc visit, void *arg)
     Py_VISIT(self->func);
     Py_VISIT(self->record);
     Py_VISIT(self->clock);
+    Py_VISIT(self->wakers);
     return 0;
 }
 
@@ -2529,6 +2531,7 @@ timed_clear(Timed *self)
     Py_CLEAR(self->func);
     Py_CLEAR(self->record);
     Py_CLEAR(self->clock);
+    Py_CLEAR(self->wakers);
     return 0;
 }
 
@@ -2569,6 +2572,27 @@ running_loop_selector(PyObject *selector)
     PyErr_Clear();
     PUT_ERROR_BACK;
     return result;
+}
+
+/* The waker a long call's `wakers` name for its first argument (a condition's last notifier), 0 if none.
+   Keeps any exception the call raised. */
+static uint64_t
+waker_of(Timed *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (self->wakers == NULL || nargs < 1) {
+        return 0;
+    }
+    SET_ERROR_ASIDE;
+    uint64_t waker = 0;
+    PyObject *ref = PyWeakref_NewRef(args[0], NULL);  /* equal to the key a notify stored: same referent */
+    PyObject *value = ref == NULL ? NULL : PyDict_GetItemWithError(self->wakers, ref);
+    if (value != NULL) {
+        waker = as_u64(value);
+    }
+    Py_XDECREF(ref);
+    PyErr_Clear();
+    PUT_ERROR_BACK;
+    return waker;
 }
 
 /* Hand a long call to `record`, keeping any exception the call raised */
@@ -2743,7 +2767,7 @@ timed_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *
     if (now_ns(self->clock, &end) == 0 && end - start >= wait_threshold
         && !(self->loop_selector && nargs >= 1 && running_loop_selector(args[0]))) {
         if (self->category < 0 || sink.rows == NULL
-            || record_wait_in_c(start, end, (uint64_t)self->category, (PyObject *)PyEval_GetFrame(), 0) < 0) {
+            || record_wait_in_c(start, end, (uint64_t)self->category, (PyObject *)PyEval_GetFrame(), waker_of(self, args, nargs)) < 0) {
             record_wait(self, start, end, args, nargs);
         }
     }
@@ -2753,12 +2777,16 @@ timed_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *
 static PyObject *
 timed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    static char *names[] = {"func", "record", "clock", "socket_method", "category", "samples", "loop_selector", NULL};
-    PyObject *func, *record, *clock;
+    static char *names[] = {"func", "record", "clock", "socket_method", "category", "samples", "loop_selector", "wakers", NULL};
+    PyObject *func, *record, *clock, *wakers = Py_None;
     int socket_method = 0, samples = 0, loop_selector = 0;
     long category = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|plpp:Timed", names, &func, &record, &clock, &socket_method, &category,
-                                     &samples, &loop_selector)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|plppO:Timed", names, &func, &record, &clock, &socket_method, &category,
+                                     &samples, &loop_selector, &wakers)) {
+        return NULL;
+    }
+    if (wakers != Py_None && !PyDict_Check(wakers)) {
+        PyErr_SetString(PyExc_TypeError, "Timed: wakers must be a dict or None");
         return NULL;
     }
     Timed *self = (Timed *)type->tp_alloc(type, 0);
@@ -2772,6 +2800,7 @@ timed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->socket_method = socket_method;
     self->samples = samples;
     self->loop_selector = loop_selector;
+    self->wakers = wakers != Py_None ? Py_NewRef(wakers) : NULL;
     self->category = category;
     return (PyObject *)self;
 }
@@ -2801,10 +2830,11 @@ timed_getattro(Timed *self, PyObject *name)
 static PyTypeObject TimedType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "exectracer.record._speedups.Timed",
-    .tp_doc = "Timed(func, record, clock, socket_method=False, category=-1, samples=False, loop_selector=False)\n--\n\n"
+    .tp_doc = "Timed(func, record, clock, socket_method=False, category=-1, samples=False, loop_selector=False, wakers=None)\n--\n\n"
               "`func`, timed: a call that took the wait threshold or more goes to record(start, end, frame, args),\n"
               "or with a category (0 or more) is recorded in C where set_wait_sink has set where.\n"
-              "With loop_selector, a call on the running asyncio loop's own selector is not recorded.",
+              "With loop_selector, a call on the running asyncio loop's own selector is not recorded.\n"
+              "With wakers (a dict keyed by weak references), the wait's waker is the value for the first argument.",
     .tp_basicsize = sizeof(Timed),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_vectorcall_offset = offsetof(Timed, vectorcall),

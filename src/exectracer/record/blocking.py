@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import sys
 import time
+import weakref
 from threading import get_ident
 from types import FrameType
 from typing import Any, Callable
@@ -80,6 +81,19 @@ class Waits:
 Skip = Callable[[tuple], bool]  # given a long call's arguments: whether it was no wait of the thread (loop_selector's)
 WakerOf = Callable[[tuple], int]  # given a long call's arguments: the goroutine that ended the wait
 Due = Callable[[tuple], int]  # given a sleep's arguments: nanoseconds it was asked to last
+Wakers = dict  # weakref.ref(an object a call waits on) -> the goroutine that last woke its waiters
+
+
+def _weak_lookup(wakers: Wakers) -> WakerOf:
+    """``wakers``' value for a call's first argument, as the C wrapper looks it up."""
+
+    def waker(args: tuple) -> int:
+        try:
+            return wakers.get(weakref.ref(args[0]), 0)
+        except TypeError:  # not weak-referenceable
+            return 0
+
+    return waker
 
 
 def timed(
@@ -90,6 +104,7 @@ def timed(
     *,
     socket_method: bool = False,
     loop_selector: bool = False,
+    wakers: Wakers | None = None,
 ) -> Callable:
     """Wrap ``func`` so that calls taking at least the threshold are recorded as waits.
 
@@ -101,11 +116,16 @@ def timed(
     event loop's are) is passed through untimed: it never waits. With
     ``loop_selector`` (a selector's ``select``), a long call on the running
     event loop's own selector is not recorded: that is the loop's idle
-    time, which the asyncio hooks record. The wrapper
+    time, which the asyncio hooks record. ``wakers`` (instead of ``waker``)
+    names the waker of a wait on the call's first argument, by a weak
+    reference to it (a condition's last notifier): in C, so that such a
+    wait is recorded without a Python call. The wrapper
     looks up the running recording at each call, so an object that keeps a
     wrapped method after ``stop()`` just calls through.
     """
     cat = int(category)
+    if wakers is not None and waker is None:
+        waker = _weak_lookup(wakers)
     native = speedups()
     if native is not None:  # the same in C: a short call costs two clock reads, not a Python call
 
@@ -114,10 +134,10 @@ def timed(
             if rec is not None and rec.waits is not None:
                 _record_call(rec, start, end, cat, frame, args, None, waker, due)  # loop_selector is checked in C
 
-        simple = waker is None and due is None  # then the wrapper can record the wait itself
+        simple = (waker is None or wakers is not None) and due is None  # then the wrapper can record the wait itself
         # a lock or condition wait is entered holding a lock: a sample taken there would hold it longer
         samples = category != Category.SYNC
-        return native.Timed(func, record, time.perf_counter_ns, socket_method, cat if simple else -1, samples, loop_selector)
+        return native.Timed(func, record, time.perf_counter_ns, socket_method, cat if simple else -1, samples, loop_selector, wakers)
     return _python_timed(func, cat, running_loop_selector if loop_selector else None, waker, due, socket_method)
 
 

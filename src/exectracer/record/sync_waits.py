@@ -24,7 +24,7 @@ from typing import Any
 
 from ..format.events import Category
 from . import recorder as _recorder
-from .blocking import timed
+from .blocking import Wakers, timed
 from .native import speedups
 from .patcher import Patcher
 from .thread_hooks import THREAD_G_ATTR
@@ -152,7 +152,11 @@ def lock_classes() -> tuple[type, type]:
 
 def install(patcher: Patcher) -> None:
     """Replace threading's lock factories; time Condition.wait and Thread.join."""
-    notifiers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # condition -> last notifier
+    notifiers: Wakers = {}  # weakref.ref(condition) -> its last notifier; gone with the condition
+
+    def forget(ref: weakref.ref) -> None:
+        notifiers.pop(ref, None)
+
     lock, rlock = lock_classes()
     patcher.replace(threading, "Lock", lock)
     patcher.replace(threading, "RLock", rlock)
@@ -161,15 +165,12 @@ def install(patcher: Patcher) -> None:
     def notify(cond: threading.Condition, n: int = 1) -> None:
         if cond._waiters:  # type: ignore[attr-defined]
             try:
-                notifiers[cond] = _current_g()
+                notifiers[weakref.ref(cond, forget)] = _current_g()  # a key already there keeps its own reference
             except TypeError:  # not weak-referenceable: a subclass with __slots__
                 pass
         orig_notify(cond, n)
 
-    def notifier(args: tuple) -> int:
-        return notifiers.get(args[0], 0)
-
-    patcher.replace(threading.Condition, "wait", timed(threading.Condition.wait, Category.SYNC, waker=notifier))
+    patcher.replace(threading.Condition, "wait", timed(threading.Condition.wait, Category.SYNC, wakers=notifiers))
     patcher.replace(threading.Condition, "notify", notify)
     patcher.replace(threading.Thread, "join", timed(threading.Thread.join, Category.SYNC, waker=_joined))
 
