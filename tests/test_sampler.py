@@ -12,11 +12,13 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
+import exectracer
 from conftest import Recorded
 from exectracer.format.chunks import ChunkKind, file_header
 from exectracer.format.encoder import events_chunk, json_chunk
@@ -484,3 +486,26 @@ def test_frames_of_inherited_methods_are_named_by_their_defining_class():
     _, name_id, _, _ = interner.new_frames[0]  # innermost first
     names = {sid: text for text, sid in interner.strings.items()}
     assert names[name_id].endswith(".Base.where")
+
+
+class _Holder:
+    def hold(self) -> bool:
+        """Sampled while a local holds an object, which then goes: it must be gone at once."""
+        held = _Big()
+        gone = weakref.ref(held)
+        deadline = time.monotonic() + 0.2
+        while time.monotonic() < deadline:  # sampled here, with a stack new to the recording
+            time.sleep(0.002)
+        del held  # no cycle: freed at once unless something else holds it
+        return gone() is None
+
+
+class _Big:
+    pass
+
+
+@pytest.mark.skipif(native.speedups() is None and sys.version_info < (3, 11), reason="the Python hooks read f_locals before 3.11")
+def test_sampling_keeps_no_local_alive(tmp_path):
+    """Before 3.11, naming a method's frame read its `self` through f_locals, and the frame then kept a copy of every local."""
+    with exectracer.trace(tmp_path / "t.xtrace", sample_interval=0.001):
+        assert _Holder().hold()

@@ -2900,6 +2900,23 @@ clear_wait_sink(PyObject *module, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+#if PY_VERSION_HEX < 0x030B0000
+/* A live frame's first local variable (None if unset), read without `f_locals`: on 3.10 that
+   copies every local into a dict the frame keeps, which would hold them alive after a `del` */
+static PyObject *
+first_local(PyObject *module, PyObject *frame)
+{
+    (void)module;
+    if (!PyFrame_Check(frame)) {
+        PyErr_SetString(PyExc_TypeError, "first_local: a frame is needed");
+        return NULL;
+    }
+    PyFrameObject *f = (PyFrameObject *)frame;
+    PyObject *value = f->f_code->co_nlocals > 0 ? f->f_localsplus[0] : NULL;
+    return Py_NewRef(value != NULL ? value : Py_None);
+}
+#endif
+
 static PyObject *
 record_wait_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -3496,6 +3513,9 @@ static PyMethodDef methods[] = {
      "Record the waits Timed wrappers see that last `threshold` ns or more, there (Waits sets it for its recording)."},
     {"clear_wait_sink", clear_wait_sink, METH_NOARGS, "No recording records waits any more."},
     {"in_timed_call", in_timed_call, METH_NOARGS, "Whether the calling thread is inside a Timed call."},
+#if PY_VERSION_HEX < 0x030B0000
+    {"first_local", (PyCFunction)first_local, METH_O, "first_local(frame): a live frame's first local variable, without f_locals (3.10)."},
+#endif
     {"record_wait", (PyCFunction)(void (*)(void))record_wait_py, METH_FASTCALL,
      "record_wait(start, end, category, frame, waker): record a thread's wait where set_wait_sink says; False if it cannot."},
     {"current_waker", get_current_waker, METH_O, "The calling thread's HookState.cur (the getter of a property: takes the state)."},

@@ -124,8 +124,9 @@ def timed(
     wrapped method after ``stop()`` just calls through.
     """
     cat = int(category)
+    simple = waker is None and due is None  # the C wrapper can then record the wait itself (it looks wakers up too)
     if wakers is not None and waker is None:
-        waker = _weak_lookup(wakers)
+        waker = _weak_lookup(wakers)  # for the Python wrapper, and for the C one's Python path
     native = speedups()
     if native is not None:  # the same in C: a short call costs two clock reads, not a Python call
 
@@ -134,7 +135,6 @@ def timed(
             if rec is not None and rec.waits is not None:
                 _record_call(rec, start, end, cat, frame, args, None, waker, due)  # loop_selector is checked in C
 
-        simple = (waker is None or wakers is not None) and due is None  # then the wrapper can record the wait itself
         # a lock or condition wait is entered holding a lock: a sample taken there would hold it longer
         samples = category != Category.SYNC
         return native.Timed(func, record, time.perf_counter_ns, socket_method, cat if simple else -1, samples, loop_selector, wakers)

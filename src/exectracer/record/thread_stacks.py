@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import FrameType
 
 from .interner import Interner
+from .native import speedups
 
 MAX_DEPTH = 128  # frames kept, innermost first; deeper ones are cut
 
@@ -47,6 +48,16 @@ class FrameStacks:
 _DEPTHS = range(MAX_DEPTH)
 
 
+def _first_local_of_frame_dict(frame: FrameType) -> object:
+    """The first local of ``frame`` through ``f_locals`` (which, before 3.11, the frame then keeps)."""
+    return frame.f_locals.get(frame.f_code.co_varnames[0])
+
+
+_native = speedups()
+# before 3.11, read without f_locals where the C module has it: see ``_qualname``
+_first_local = getattr(_native, "first_local", None) or _first_local_of_frame_dict
+
+
 def stack_key(frame: FrameType | None) -> tuple:
     """The code id and instruction offset of each frame from ``frame`` outwards, flattened."""
     key: list[int] = []
@@ -72,7 +83,7 @@ def _qualname(frame: FrameType) -> str | None:
     code = frame.f_code
     if hasattr(code, "co_qualname"):
         return None
-    self_obj = frame.f_locals.get("self") if code.co_argcount else None
+    self_obj = _first_local(frame) if code.co_argcount and code.co_varnames[0] == "self" else None
     if self_obj is None:
         return None
     for cls in type(self_obj).__mro__:
