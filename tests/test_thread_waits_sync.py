@@ -115,8 +115,10 @@ def test_conditions_notifiers_are_forgotten_with_them(tmp_path):
     with exectracer.trace(tmp_path / "t.xtrace"):
         notify = threading.Condition.notify  # the recording's wrapper: its table is in its closure
         notifiers = dict(zip(notify.__code__.co_freevars, (c.cell_contents for c in notify.__closure__)))["notifiers"]
+        made = []
         for _ in range(20):
             cond = threading.Condition()
+            made.append(weakref.ref(cond))
             waiter = threading.Thread(target=lambda c=cond: c.acquire() and c.wait(5) and c.release())
             waiter.start()
             while not cond._waiters:
@@ -124,10 +126,11 @@ def test_conditions_notifiers_are_forgotten_with_them(tmp_path):
             with cond:
                 cond.notify()
             waiter.join()
-            assert len(notifiers) >= 1
+            assert weakref.ref(cond) in notifiers
             del cond, waiter
             gc.collect()
-        assert len(notifiers) == 0
+        # other tests' threads may still wait on conditions of their own, which stay
+        assert all(ref() is None for ref in made) and all(key() is not None for key in notifiers)
 
 
 def test_free_locks_record_nothing_and_locks_work_after_stop(tmp_path):
