@@ -93,9 +93,8 @@ def in_memory_defaults(max_bytes: int, window: float | None = None) -> dict[str,
     chunks are best made once it ends: then no chunk is made during it,
     unless a chunk's worth of events (up to ``MAX_CHUNK_EVENTS``) piles up first.
     """
-    if window is None:
-        return {"flush_interval": 5.0, "heap_interval": 5.0, "chunk_events": max(1024, min(1 << 18, max_bytes // 64))}
-    return {"flush_interval": max(5.0, window + 1.0), "heap_interval": 5.0, "chunk_events": max(1024, min(MAX_CHUNK_EVENTS, max_bytes // 64))}
+    flush_interval, most_events = (5.0, 1 << 18) if window is None else (max(5.0, window + 1.0), MAX_CHUNK_EVENTS)
+    return {"flush_interval": flush_interval, "heap_interval": 5.0, "chunk_events": max(1024, min(most_events, max_bytes // 64))}
 
 
 class Recorder:

@@ -45,12 +45,13 @@ from .interner import Interner, take_all
 from .store import EventStore, ListStore
 
 POLL = 0.02  # seconds between the collector's looks at a ListStore's length, at most: it does not wake it at a chunk's worth
-# When the collector plans to want the GIL back after zlib: this many times the CPU time per
-# byte of the last large chunk (at first, a guess above zlib's speed at level 1 here, about
-# 5 ns per byte). Too early, a busy loop blocks for a collector still compressing (up to
-# handoff.MAX_WAIT_S); too late only keeps the collector waiting for the GIL a little longer.
-# CPU time, not wall time: that would count the wait for the GIL, and grow with each chunk.
-COMPRESS_MARGIN = 2.0
+# When the collector plans to want the GIL back after work done without it (a take's copy, zlib):
+# this many times the time that work should take. For zlib that is the CPU time per byte of the
+# last large chunk (at first, a guess above zlib's speed at level 1 here, about 5 ns per byte).
+# Too early, a busy loop blocks for a collector still at work (up to handoff.MAX_WAIT_S); too
+# late only keeps the collector waiting for the GIL a little longer. CPU time, not wall time:
+# that would count the wait for the GIL, and grow with each chunk.
+PLAN_MARGIN = 2.0
 FIRST_COMPRESS_NS_PER_BYTE = 10.0
 TIMED_COMPRESS_BYTES = 1 << 16  # smaller payloads say more of zlib's fixed costs than of its speed
 # The C event store copies what it hands over without the GIL (faulting in the payload's new pages):
@@ -88,7 +89,7 @@ class Writer:
         self._on_tick = on_tick
         self._tick_interval = tick_interval
         self._handoff = handoff or GilHandoff()
-        self._compress_ns_per_byte = FIRST_COMPRESS_NS_PER_BYTE  # see COMPRESS_MARGIN
+        self._compress_ns_per_byte = FIRST_COMPRESS_NS_PER_BYTE  # see PLAN_MARGIN
         self._poll = POLL if isinstance(events, ListStore) else math.inf  # the longest sleep, besides the deadlines
         self._seq = 0
         # (chunk bytes, or a function making them; events in them)
@@ -183,7 +184,7 @@ class Writer:
     def _collect(self, final: bool) -> None:
         """Queue everything stored so far: the definitions it uses, then its events in chunks of ``chunk_events``."""
         try:
-            due = int(len(self._events) * EVENT_BYTES * TAKE_NS_PER_BYTE * COMPRESS_MARGIN)
+            due = int(len(self._events) * EVENT_BYTES * TAKE_NS_PER_BYTE * PLAN_MARGIN)
             self._handoff.finished(COLLECTOR, time.perf_counter_ns() + due)
             payload, n, lost = self._events.take()
             self._enqueue(self._definitions(), force=True)  # taken after the events: every definition they use is in
@@ -219,7 +220,7 @@ class Writer:
         """
         cpu = time.thread_time_ns()
         if self._level:
-            self._handoff.finished(COLLECTOR, time.perf_counter_ns() + int(self._compress_ns_per_byte * len(raw) * COMPRESS_MARGIN))
+            self._handoff.finished(COLLECTOR, time.perf_counter_ns() + int(self._compress_ns_per_byte * len(raw) * PLAN_MARGIN))
         chunk = make_chunk(kind, self._next_seq(), raw, self._level)
         if len(raw) >= TIMED_COMPRESS_BYTES:
             self._compress_ns_per_byte = (time.thread_time_ns() - cpu) / len(raw)
