@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import gc
 import hashlib
 import math
 import os
@@ -332,6 +333,38 @@ def test_no_deadlock_when_a_collection_clears_thread_locals():
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent / "src"))
     done = subprocess.run([sys.executable, "-c", CHURN], env=env, capture_output=True, text=True, timeout=60)
     assert done.stdout.split() == ["ok", "True"], done.stderr
+
+
+@pytest.mark.skipif(sampler_module._PAUSE_GC and native.speedups() is None, reason="the Python twin leaves a moment where other threads see the collector off")
+def test_the_program_never_sees_the_collector_paused():
+    """On 3.11 the sampler holds collections off while it reads the frames: the program never sees it."""
+    session = Session(interval=0.0005)
+    wrong = collections.Counter()
+
+    def toggle(done: threading.Event) -> None:
+        while not done.is_set():
+            for want in (False, True):
+                (gc.enable if want else gc.disable)()
+                for _ in range(200):
+                    if gc.isenabled() != want:
+                        wrong[want] += 1
+                        (gc.enable if want else gc.disable)()
+
+    def deep(done: threading.Event, depth: int = 100) -> None:  # long stacks: long walks
+        if depth:
+            return deep(done, depth - 1)
+        while not done.is_set():
+            sum(range(50))
+
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # the GIL changes hands inside the sampler's walks
+    try:
+        run_threads(session, [toggle, deep, deep, deep], 0.5)
+    finally:
+        sys.setswitchinterval(switching)
+        gc.enable()
+    assert len(session.events) > 0
+    assert wrong == {}
 
 
 WATCHES = [pytest.param(sampler_module._LockWatch, id="python")]

@@ -2917,6 +2917,20 @@ first_local(PyObject *module, PyObject *frame)
 }
 #endif
 
+/* func() with the collector held off while it runs; func must be a C function that runs no Python
+   code, so the GIL stays with this thread throughout and no other thread ever sees the collector off */
+static PyObject *
+call_without_collections(PyObject *module, PyObject *func)
+{
+    (void)module;
+    int was_enabled = PyGC_Disable();
+    PyObject *result = PyObject_CallNoArgs(func);
+    if (was_enabled) {
+        PyGC_Enable();
+    }
+    return result;
+}
+
 static PyObject *
 record_wait_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -3516,6 +3530,8 @@ static PyMethodDef methods[] = {
 #if PY_VERSION_HEX < 0x030B0000
     {"first_local", (PyCFunction)first_local, METH_O, "first_local(frame): a live frame's first local variable, without f_locals (3.10)."},
 #endif
+    {"call_without_collections", call_without_collections, METH_O,
+     "call_without_collections(func): func() with the collector held off, unseen by other threads (func must run no Python code)."},
     {"record_wait", (PyCFunction)(void (*)(void))record_wait_py, METH_FASTCALL,
      "record_wait(start, end, category, frame, waker): record a thread's wait where set_wait_sink says; False if it cannot."},
     {"current_waker", get_current_waker, METH_O, "The calling thread's HookState.cur (the getter of a property: takes the state)."},

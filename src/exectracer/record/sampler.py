@@ -17,6 +17,7 @@ RUNNING means running without the GIL (C code that released it) or runnable.
 from __future__ import annotations
 
 import _thread
+import functools
 import gc
 import math
 import os
@@ -45,11 +46,10 @@ _STATES = {ord(c): int(s) for c, s in (("R", ThreadState.RUNNING), ("S", ThreadS
 _OTHER = int(ThreadState.OTHER)
 _RUNNING = int(ThreadState.RUNNING)
 _WAITING = (int(ThreadState.SLEEPING), int(ThreadState.DISK))
-# On 3.11, collections wait while other threads' frames are walked: one started by
-# the frame objects sys._current_frames() makes can deadlock (CPython gh-106883),
-# and one whose finalizers run Python code mid-walk lets other threads move.
-# Frame objects of other threads are never kept between ticks: on 3.11 under
-# load, keeping them went with segfaults in f_back.
+# On 3.11, collections wait while sys._current_frames() runs: one started by the
+# frame objects it makes can deadlock (CPython gh-106883). Frame objects of other
+# threads are never kept between ticks: on 3.11 under load, keeping them went
+# with segfaults in f_back.
 _PAUSE_GC = (3, 11) <= sys.version_info < (3, 12)
 WATCHDOG_TICKS = 3  # while a busy loop takes the samples, the thread takes them back after this many ticks without one
 
@@ -179,6 +179,7 @@ class Sampler:
         self._read = start_reader()
         self._threads: dict[int, _Thread] = {}  # threading ident -> state
         native = speedups()
+        self._current_frames = _frames_reader(native)
         self._watch = native.Watch() if native is not None else _LockWatch()  # what the thread sleeps on
         self._hooks = native  # whose Timed calls take due samples (None: only this thread and a busy loop)
         # with the hooks, this thread waits that long past each due time for a hook to take the sample
@@ -351,44 +352,62 @@ class Sampler:
         stacks_of = self._stacks.of
         native_ids = None
         out = []
-        paused = _PAUSE_GC and gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
-            frames = sys._current_frames()
-            if own_frame is not None:
-                frames[threading.get_ident()] = own_frame
-            ts = time.perf_counter_ns()
-            for ident, g in threads.items():
-                frame = frames.get(ident)
-                if frame is None or not g or ident in own:
+        frames = self._current_frames()
+        if own_frame is not None:
+            frames[threading.get_ident()] = own_frame
+        ts = time.perf_counter_ns()
+        for ident, g in threads.items():
+            frame = frames.get(ident)
+            if frame is None or not g or ident in own:
+                continue
+            state = states.get(ident)
+            if state is None or state.g != g:
+                if not opens_files:
+                    self._files_pending = True
                     continue
-                state = states.get(ident)
-                if state is None or state.g != g:
-                    if not opens_files:
-                        self._files_pending = True
-                        continue
-                    if state is not None:
-                        state.close()
-                    if native_ids is None:
-                        native_ids = {t.ident: t.native_id for t in threading.enumerate()}
-                    state = states[ident] = _Thread(g, native_ids.get(ident), self._proc)
-                if state.failed:
-                    continue
-                try:
-                    code = frame.f_code
-                    top = (id(frame), id(code), frame.f_lasti)
-                    if top != state.top:
-                        state.stack = stacks_of(frame)
-                        # the same live frame at the same offset has the same callers, unless it can be resumed from elsewhere
-                        state.top = None if code.co_flags & _RESUMABLE else top
-                    out.append((ident, g, state.stack))
-                except Exception:
+                if state is not None:
                     state.close()
-                    state.failed = True
-            alive = set(frames)
-            del frames, frame, own_frame
-        finally:
-            if paused:
-                gc.enable()
+                if native_ids is None:
+                    native_ids = {t.ident: t.native_id for t in threading.enumerate()}
+                state = states[ident] = _Thread(g, native_ids.get(ident), self._proc)
+            if state.failed:
+                continue
+            try:
+                code = frame.f_code
+                top = (id(frame), id(code), frame.f_lasti)
+                if top != state.top:
+                    state.stack = stacks_of(frame)
+                    # the same live frame at the same offset has the same callers, unless it can be resumed from elsewhere
+                    state.top = None if code.co_flags & _RESUMABLE else top
+                out.append((ident, g, state.stack))
+            except Exception:
+                state.close()
+                state.failed = True
+        alive = set(frames)
+        del frames, frame, own_frame
         return ts, out, alive
+
+
+def _frames_reader(native: object | None) -> Callable[[], dict[int, FrameType]]:
+    """``sys._current_frames``, or where it must run with collections held off (``_PAUSE_GC``), a call that does so."""
+    if not _PAUSE_GC:
+        return sys._current_frames
+    if native is not None:  # holds the GIL throughout: no other thread sees the collector off
+        return functools.partial(native.call_without_collections, sys._current_frames)  # type: ignore[attr-defined]
+    return _frames_without_collections
+
+
+def _frames_without_collections() -> dict[int, FrameType]:
+    """The Python twin of ``call_without_collections(sys._current_frames)``.
+
+    Another thread can run between the ``gc`` calls: for that moment it sees
+    the collector off, and a ``gc.disable()`` it makes then is undone.
+    """
+    paused = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        return sys._current_frames()
+    finally:
+        if paused:
+            gc.enable()
