@@ -286,3 +286,35 @@ def test_rows_start_empty_and_are_emptied_by_take():
     rows = speedups.Rows()
     assert len(rows) == 0
     assert rows.take() == (b"", 0, 0)
+
+
+SWITCHED_AFTER_IMPORT = """
+import os, sys
+import exectracer
+from exectracer.format.events import Kind
+late = exectracer.region("late")  # the recorder's side is in use: the switch is read
+if sys.argv[2]:
+    os.environ["EXECTRACER_PURE_PYTHON"] = "1"
+else:
+    os.environ.pop("EXECTRACER_PURE_PYTHON", None)
+with exectracer.trace(sys.argv[1]):
+    with late:
+        pass
+trace = exectracer.load(sys.argv[1])
+print(trace.metadata["native_hooks"], list(trace.events.kind).count(Kind.REGION_BEGIN))
+"""
+
+
+@pytest.mark.parametrize("pure_at_import", [False, True], ids=["c-then-pure", "pure-then-c"])
+def test_the_switch_is_read_once_when_the_recorder_is_first_used(tmp_path, pure_at_import):
+    """Regions' class is chosen as they are imported: a switch flipped later changes nothing, so no region is lost."""
+    if speedups is None and not pure_at_import:
+        pytest.skip("the C hooks are not built or are switched off")
+    env = dict(os.environ)
+    env.pop(native.PURE_PYTHON_VARIABLE, None)
+    if pure_at_import:
+        env[native.PURE_PYTHON_VARIABLE] = "1"
+    flip = "" if pure_at_import else "1"
+    done = subprocess.run([sys.executable, "-c", SWITCHED_AFTER_IMPORT, str(tmp_path / "t.xtrace"), flip], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(not pure_at_import), "1"]

@@ -5,7 +5,8 @@ with a C compiler) holds the task-step, callback and ``call_soon`` hooks,
 the thread-wait wrapper, and the columns they store events in. The Python
 hooks in ``asyncio_hooks`` and ``blocking`` do the same work and run
 wherever it is missing, or when the environment sets
-``EXECTRACER_PURE_PYTHON`` to a non-empty value.
+``EXECTRACER_PURE_PYTHON`` to a non-empty value when the recorder is first
+imported (the first ``exectracer.start``, ``trace``, ``region``, ...).
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from .registry import HookState
 PURE_PYTHON_VARIABLE = "EXECTRACER_PURE_PYTHON"
 
 
-def speedups() -> ModuleType | None:
-    """The ``_speedups`` module, or None where it is not built or is switched off."""
+def _load() -> ModuleType | None:
     if os.environ.get(PURE_PYTHON_VARIABLE):
         return None
     try:
@@ -27,6 +27,16 @@ def speedups() -> ModuleType | None:
     except ImportError:
         return None
     return _speedups
+
+
+# read once, as the recorder is first imported: the classes made then (regions,
+# locks) and every recording's hooks agree on which hooks run
+_SPEEDUPS = _load()
+
+
+def speedups() -> ModuleType | None:
+    """The ``_speedups`` module, or None where it is not built or was switched off when the recorder was imported."""
+    return _SPEEDUPS
 
 
 def hook_state(module: ModuleType) -> HookState:

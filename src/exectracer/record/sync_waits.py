@@ -145,7 +145,7 @@ if _native is not None:
 
 def lock_classes() -> tuple[type, type]:
     """What replaces ``threading.Lock`` and ``threading.RLock``: the C-based classes where built, else the Python ones."""
-    if _native is not None and speedups() is not None:
+    if _native is not None:
         return NativeLock, NativeRLock
     return Lock, RLock
 
