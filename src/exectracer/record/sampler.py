@@ -384,7 +384,7 @@ class Sampler:
                 state.close()
                 state.failed = True
         alive = set(frames)
-        del frames, frame, own_frame
+        frames = frame = own_frame = None  # no frame object outlives the walk (there is no `frame` if no thread is known)
         return ts, out, alive
 
 
