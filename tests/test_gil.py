@@ -23,8 +23,8 @@ def spin(seconds: float) -> None:
 
 
 def test_a_busy_thread_shows_as_gil_waits_of_others(record):
-    def run():
-        busy = [threading.Thread(target=spin, args=(0.6,)) for _ in range(2)]
+    def run():  # the sampler gets the GIL only some 20 times a second from two spinning threads
+        busy = [threading.Thread(target=spin, args=(1.5,)) for _ in range(2)]
         for t in busy:
             t.start()
         for t in busy:
