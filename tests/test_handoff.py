@@ -11,9 +11,11 @@ from typing import Callable
 import numpy as np
 import pytest
 
+import exectracer
 from conftest import Recorded
 from exectracer.format.events import CATEGORY_SHIFT, Kind, ThreadState
 from exectracer.record import handoff as handoff_module
+from exectracer.record import native, recorder
 from exectracer.record import sampler as sampler_module
 from exectracer.record.handoff import COLLECTOR, NEVER, SAMPLER, WRITER, GilHandoff
 
@@ -183,3 +185,28 @@ def test_taking_the_ticks_back_from_a_stuck_loop_is_no_gil_wait(record: Callable
     # the GIL comes within a few switch intervals (5 ms each, the writer's threads asking too);
     # a wait counted from the due sample would be two ticks (80 ms) or more
     assert len(stuck) > 0 and stuck.max() < 50_000_000, f"GIL wait estimates while the loop was stuck: {sorted(stuck)[-3:]}"
+
+
+@pytest.mark.skipif(native.speedups() is None, reason="the C event store wakes the collector by its count")
+def test_a_busy_event_loop_does_not_starve_the_collector(tmp_path) -> None:
+    """The store's count wakes the collector and tells the handoff, so the busy loop gives way: what is stored stays near a chunk."""
+    chunk = 8192
+    most = 0
+
+    async def busy(seconds: float) -> None:
+        nonlocal most
+        rows = recorder.current().events
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            await asyncio.gather(*[asyncio.sleep(0) for _ in range(50)])
+            most = max(most, len(rows))
+
+    exectracer.start(tmp_path / "t.xtrace", sample_interval=0, chunk_events=chunk)
+    try:
+        asyncio.run(busy(0.5))  # about a million events: a hundred chunks' worth
+    finally:
+        totals = exectracer.stop()
+    assert totals["events"] > 50 * chunk
+    # without telling the handoff, the collector waited for its planned time (the flush interval)
+    # while the events piled up: tens of chunks' worth
+    assert most <= 4 * chunk, f"{most} events stored at once ({most / chunk:.1f} chunks' worth)"

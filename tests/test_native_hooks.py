@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -318,3 +319,39 @@ def test_the_switch_is_read_once_when_the_recorder_is_first_used(tmp_path, pure_
     done = subprocess.run([sys.executable, "-c", SWITCHED_AFTER_IMPORT, str(tmp_path / "t.xtrace"), flip], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(not pure_at_import), "1"]
+
+
+@pytest.mark.skipif(not hasattr(speedups, "compress_whole"), reason="the C hooks are not built, or zlib is not a shared library here")
+def test_compress_whole_is_zlib_compress_without_the_gil():
+    import zlib
+
+    data = bytes(range(256)) * 4096 + os.urandom(1 << 16)
+    for level in (1, 6, 9):
+        assert speedups.compress_whole(data, level) == zlib.compress(data, level)
+    assert speedups.compress_whole(memoryview(data)[7:], 1) == zlib.compress(data[7:], 1)
+    assert speedups.compress_whole(b"", 1) == zlib.compress(b"", 1)
+    with pytest.raises(ValueError, match="level 12"):
+        speedups.compress_whole(data, 12)
+
+    stamps: list[float] = []
+    counting = threading.Event()
+    done = threading.Event()
+
+    def count() -> None:  # runs Python only while the other thread has let go of the GIL
+        counting.set()
+        while not done.is_set():
+            stamps.append(time.perf_counter())
+            for _ in range(1000):
+                pass
+
+    counter = threading.Thread(target=count)
+    big = os.urandom(1 << 20) * 48  # about 0.1 s of zlib at level 1
+    counter.start()
+    counting.wait()
+    start = time.perf_counter()
+    speedups.compress_whole(big, 1)
+    end = time.perf_counter()
+    done.set()
+    counter.join()
+    margin = (end - start) / 5
+    assert any(start + margin < t < end - margin for t in stamps), "the other thread ran Python while the data was compressed"

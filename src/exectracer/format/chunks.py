@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
-from typing import Iterator
+from typing import Callable, Iterator
 
 MAGIC = b"\x89XTRACE\n"
 FORMAT_VERSION = 1
@@ -50,9 +50,9 @@ def file_header() -> bytes:
     return FILE_HEADER.pack(MAGIC, FORMAT_VERSION, 0)
 
 
-def make_chunk(kind: ChunkKind, seq: int, raw: bytes, level: int = 1) -> bytes:
-    """Frame ``raw`` as a chunk, compressing it with zlib at ``level``."""
-    payload = zlib.compress(raw, level) if level else raw
+def make_chunk(kind: ChunkKind, seq: int, raw: bytes, level: int = 1, compress: Callable[[bytes, int], bytes] = zlib.compress) -> bytes:
+    """Frame ``raw`` as a chunk, compressing it with zlib at ``level`` (by ``compress``, which does what ``zlib.compress`` does)."""
+    payload = compress(raw, level) if level else raw
     codec = Codec.ZLIB if level else Codec.RAW
     head = CHUNK_HEADER.pack(CHUNK_MAGIC, kind, codec, 0, seq & 0xFFFFFFFF, len(payload), len(raw), 0)
     crc = zlib.crc32(payload, zlib.crc32(head[:20]))

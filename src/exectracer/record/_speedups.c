@@ -54,7 +54,7 @@
 #endif
 
 static PyObject *s_asyncio_events, *s_get_running_loop, *s_selector;
-static PyObject *s_io, *s_done, *s_timeout, *s_dict, *s_debug, *s_ready, *s_append;
+static PyObject *s_io, *s_done, *s_timeout, *s_dict, *s_debug, *s_ready, *s_append, *s_due;
 static PyObject *s_cancelled, *s_exception, *s_data, *s_qualname, *s_creating, *s_loop, *s_cr_code, *s_gi_code, *s_get_name, *s_fut_waiter;
 static PyTypeObject *deque_type;  /* collections.deque, a loop's _ready */
 static PyObject *deque_append;    /* its append method descriptor */
@@ -199,6 +199,7 @@ typedef struct {
     unsigned long long lost;  /* events not stored for want of memory, since the last take */
     Py_ssize_t wake_at;       /* the count the thread in `wait` waits for */
     Sleeper ready;            /* the writer's thread in `wait` */
+    PyObject *handoff;        /* the recording's GilHandoff, told when that thread wants the GIL (NULL: none) */
 } Rows;
 
 #define ROWS_KEPT_CAPACITY 65536  /* rows of capacity always kept after a take */
@@ -224,12 +225,32 @@ rows_reserve(Rows *self, Py_ssize_t more)
     return 0;
 }
 
+/* The waiting thread, woken by the count, wants the GIL now: a busy event loop
+   gives way once the handoff's `due` has passed (set here with no Python code
+   run), and the thread plans anew when it has the GIL. Without this it would
+   wait for its planned time, while the loop takes the GIL back at every
+   select(0) and the events pile up. */
+static void
+rows_hand_over(Rows *self)
+{
+    SET_ERROR_ASIDE;
+    PyObject *now = PyLong_FromLong(0);
+    if (now == NULL || PyObject_SetAttr(self->handoff, s_due, now) < 0) {
+        PyErr_Clear();
+    }
+    Py_XDECREF(now);
+    PUT_ERROR_BACK;
+}
+
 /* After storing: let a waiter go once the count it waits for is there */
 static inline void
 rows_stored(Rows *self)
 {
     if (self->ready.sleeping && self->length >= self->wake_at) {
         sleeper_wake(&self->ready);
+        if (self->handoff != NULL) {
+            rows_hand_over(self);
+        }
     }
 }
 
@@ -274,6 +295,7 @@ rows_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static void
 rows_dealloc(Rows *self)
 {
+    Py_CLEAR(self->handoff);
     rows_free(self);
     sleeper_free(&self->ready);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -303,6 +325,13 @@ rows_wait(Rows *self, PyObject *args)
     status = PyThread_acquire_lock_timed(self->ready.lock, micros(timeout), 0);
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(sleeper_leave(&self->ready, status));
+}
+
+static PyObject *
+rows_set_handoff(Rows *self, PyObject *handoff)
+{
+    Py_XSETREF(self->handoff, handoff == Py_None ? NULL : Py_NewRef(handoff));
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -430,6 +459,8 @@ static PyMethodDef rows_methods[] = {
      "wait(count, timeout)\n--\n\nBlock, without the GIL, until `count` events are stored, `wake()` is called,\n"
      "or `timeout` seconds have passed; whether it was not the timeout. One waiting thread at a time."},
     {"wake", (PyCFunction)rows_wake, METH_NOARGS, "Let the thread in `wait` go now (or the next `wait` return at once)."},
+    {"set_handoff", (PyCFunction)rows_set_handoff, METH_O,
+     "set_handoff(handoff): when the count wakes the thread in `wait`, set handoff.due to 0 (None: nothing to tell)."},
     {"clear", (PyCFunction)rows_clear, METH_NOARGS, "Forget the stored events."},
     {NULL},
 };
@@ -3509,6 +3540,79 @@ pread_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 #endif
 
+/* ------------------------------------------------------------ zlib in one go */
+
+#ifndef _WIN32
+#include <dlfcn.h>
+
+/* zlib.compress lets go of the GIL once per block of its growing output
+   buffer, and each time the collector must win the GIL back from a busy
+   program. compress2 does the whole chunk without the GIL, once. It is taken
+   from the libz the zlib module loaded (by name, so no zlib headers are
+   needed to build): the same library, the same output. Where that libz is not
+   a shared library of its own, compress_whole is not defined. */
+typedef int (*compress2_fn)(unsigned char *dest, unsigned long *dest_len, const unsigned char *source,
+                            unsigned long source_len, int level);
+typedef unsigned long (*compress_bound_fn)(unsigned long source_len);
+static compress2_fn z_compress2;
+static compress_bound_fn z_compress_bound;
+
+/* Find compress2 and compressBound in the libz already loaded; 1 if found */
+static int
+find_loaded_zlib(void)
+{
+    PyObject *zlib = PyImport_ImportModule("zlib");  /* loads its libz, if it links one */
+    if (zlib == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(zlib);
+    void *lib = dlopen("libz.so.1", RTLD_NOW | RTLD_NOLOAD);  /* only if loaded already; kept open */
+    if (lib == NULL) {
+        return 0;
+    }
+    z_compress2 = (compress2_fn)dlsym(lib, "compress2");
+    z_compress_bound = (compress_bound_fn)dlsym(lib, "compressBound");
+    return z_compress2 != NULL && z_compress_bound != NULL;
+}
+
+static PyObject *
+compress_whole(PyObject *module, PyObject *args)
+{
+    (void)module;
+    Py_buffer data;
+    int level;
+    if (!PyArg_ParseTuple(args, "y*i:compress_whole", &data, &level)) {
+        return NULL;
+    }
+    unsigned long size = z_compress_bound((unsigned long)data.len);
+    PyObject *out = (uint64_t)data.len > (uint64_t)ULONG_MAX || size > PY_SSIZE_T_MAX ? NULL
+                    : PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (out == NULL) {
+        PyBuffer_Release(&data);
+        return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+    }
+    int err;
+    Py_BEGIN_ALLOW_THREADS  /* `out` is ours alone, `data` is held by the buffer */
+    err = z_compress2((unsigned char *)PyBytes_AS_STRING(out), &size, data.buf, (unsigned long)data.len, level);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    if (err != 0) {  /* Z_OK */
+        Py_DECREF(out);
+        PyErr_Format(PyExc_ValueError, "zlib's compress2 failed (error %d; level %d)", err, level);
+        return NULL;
+    }
+    if (_PyBytes_Resize(&out, (Py_ssize_t)size) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+static PyMethodDef compress_whole_def = {
+    "compress_whole", compress_whole, METH_VARARGS,
+    "compress_whole(data, level): zlib.compress(data, level), letting go of the GIL once for the whole call."};
+#endif
+
 /* -------------------------------------------------------------------- module */
 
 static PyObject *
@@ -3567,7 +3671,7 @@ intern_names(void)
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return -1;
     INTERN(s_dict, "__dict__")
     INTERN(s_io, "io") INTERN(s_done, "done") INTERN(s_timeout, "timeout") INTERN(s_debug, "_debug") INTERN(s_ready, "_ready")
-    INTERN(s_append, "append")
+    INTERN(s_append, "append") INTERN(s_due, "due")
     INTERN(s_cancelled, "cancelled") INTERN(s_exception, "_exception") INTERN(s_data, "data") INTERN(s_qualname, "__qualname__") INTERN(s_creating, "creating") INTERN(s_loop, "_loop") INTERN(s_cr_code, "cr_code") INTERN(s_gi_code, "gi_code")
     INTERN(s_get_name, "get_name") INTERN(s_fut_waiter, "_fut_waiter")
     INTERN(s_acquire, "acquire") INTERN(s_release, "release") INTERN(s_locked, "locked") INTERN(s_make, "_make")
@@ -3626,5 +3730,15 @@ PyInit__speedups(void)
         Py_DECREF(m);
         return NULL;
     }
+#ifndef _WIN32
+    if (find_loaded_zlib()) {
+        PyObject *func = PyCFunction_NewEx(&compress_whole_def, NULL, NULL);
+        if (func == NULL || PyModule_AddObject(m, "compress_whole", func) < 0) {
+            Py_XDECREF(func);
+            Py_DECREF(m);
+            return NULL;
+        }
+    }
+#endif
     return m;
 }

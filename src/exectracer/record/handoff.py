@@ -11,7 +11,10 @@ slowed the loop by 30 %, and the sampler got 21 of its 113 ticks.
 So the tracer's threads say when they will next want the GIL (``plan``),
 and a busy loop that reaches that time blocks briefly (``give_way``) until
 the thread has done its work (``finished``) or ``MAX_WAIT_S`` has passed:
-one clean hand-over instead of a long fight.
+one clean hand-over instead of a long fight. The collector also wants the
+GIL as soon as the event store's count wakes it: the C store then sets
+``due`` to 0 itself (``Rows.set_handoff``), and the collector plans anew once
+it has the GIL.
 
 Even a clean hand-over costs the loop two thread wake-ups (about 200 µs
 here), a hundred times a second for the sampler. So once a busy loop has

@@ -6,7 +6,9 @@ Two threads keep the traced program away from the disk:
   piled up in the event store, when ``flush_interval`` has passed, for ``flush()`` and
   ``stop()``, and every ``tick_interval`` to call ``on_tick``; it takes the
   events, together with the definitions made before them, and encodes them
-  into chunks (zlib runs without the GIL). It sleeps without the GIL, so a
+  into chunks (zlib runs without the GIL; with the C extension, in one call a
+  chunk). The count that wakes it also tells the ``GilHandoff`` that it wants
+  the GIL now. It sleeps without the GIL, so a
   busy program is not asked for it in between (a ``ListStore``, which
   cannot count, is looked at every ``POLL`` seconds instead);
 * the *I/O thread* writes finished chunks to the sink and flushes it.
@@ -35,6 +37,7 @@ import os
 import sys
 import threading
 import time
+import zlib
 from typing import BinaryIO, Callable
 
 from ..format.chunks import ChunkKind, file_header, make_chunk
@@ -42,6 +45,7 @@ from ..format.encoder import EVENT_BYTES, encode_event_columns, event_column_vie
 from ..format.events import Kind, pack
 from .handoff import COLLECTOR, NEVER, WRITER, GilHandoff
 from .interner import Interner, take_all
+from .native import speedups
 from .store import EventStore, ListStore
 
 POLL = 0.02  # seconds between the collector's looks at a ListStore's length, at most: it does not wake it at a chunk's worth
@@ -86,9 +90,15 @@ class Writer:
         self._wake_events = max(1, chunk_events - chunk_events // 8)
         self._max_pending = max_pending_bytes
         self._level = compression
+        native = speedups()
+        # zlib in one call without the GIL where the C extension found it (else zlib.compress, which takes it back per block)
+        self._compress = getattr(native, "compress_whole", None) or zlib.compress
         self._on_tick = on_tick
         self._tick_interval = tick_interval
         self._handoff = handoff or GilHandoff()
+        self._set_handoff = getattr(events, "set_handoff", None)  # the C store tells the handoff when its count wakes the collector
+        if self._set_handoff is not None:
+            self._set_handoff(self._handoff)
         self._compress_ns_per_byte = FIRST_COMPRESS_NS_PER_BYTE  # see PLAN_MARGIN
         self._poll = POLL if isinstance(events, ListStore) else math.inf  # the longest sleep, besides the deadlines
         self._seq = 0
@@ -122,6 +132,7 @@ class Writer:
         self._stopping.set()
         self._events.wake()
         self._collector.join()
+        self._forget_handoff()
         self._collect(final=True)
 
         def end_chunk() -> bytes:  # built by the I/O thread once everything before it is written
@@ -145,8 +156,13 @@ class Writer:
 
     def abandon(self) -> None:
         """Forget everything without writing (used in a forked child)."""
+        self._forget_handoff()
         self._pending.clear()
         self._events.clear()
+
+    def _forget_handoff(self) -> None:
+        if self._set_handoff is not None:  # the store is not collected by the GC: no cycle through it must outlive the recording
+            self._set_handoff(None)
 
     # -- collector ---------------------------------------------------------
 
@@ -221,7 +237,7 @@ class Writer:
         cpu = time.thread_time_ns()
         if self._level:
             self._handoff.finished(COLLECTOR, time.perf_counter_ns() + int(self._compress_ns_per_byte * len(raw) * PLAN_MARGIN))
-        chunk = make_chunk(kind, self._next_seq(), raw, self._level)
+        chunk = make_chunk(kind, self._next_seq(), raw, self._level, self._compress)
         if len(raw) >= TIMED_COMPRESS_BYTES:
             self._compress_ns_per_byte = (time.thread_time_ns() - cpu) / len(raw)
         return chunk
