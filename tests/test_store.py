@@ -115,6 +115,34 @@ def test_rows_wait_ends_when_the_count_is_stored() -> None:
     assert len(rows) == 3
 
 
+
+@needs_rows
+def test_the_count_that_wakes_the_waiter_tells_the_handoff_until_it_takes() -> None:
+    class Handoff:
+        due = 99
+
+    handoff = Handoff()
+    rows = speedups.Rows()
+    rows.set_handoff(handoff)
+    thread = threading.Thread(target=rows.wait, args=(2, 10.0))
+    thread.start()
+    time.sleep(0.1)  # asleep in wait
+    rows.extend((1, 1, 1))
+    assert handoff.due == 99, "one of two: nobody wakes yet"
+    rows.extend((2, 2, 2))
+    thread.join(5)
+    assert handoff.due == 0, "the count woke the waiter: it wants the GIL now"
+    handoff.due = 99
+    rows.extend((3, 3, 3))
+    assert handoff.due == 99
+    rows.extend((4, 4, 4))
+    assert handoff.due == 0, "another count's worth and the events not taken: told again"
+    handoff.due = 99
+    rows.take()
+    rows.extend((5, 5, 5, 6, 6, 6, 7, 7, 7))
+    assert handoff.due == 99, "taken, and nobody waits: nothing to tell"
+    rows.set_handoff(None)
+
 @needs_rows
 def test_rows_wait_ends_on_wake_or_timeout() -> None:
     rows = speedups.Rows()

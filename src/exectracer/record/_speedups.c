@@ -200,6 +200,7 @@ typedef struct {
     Py_ssize_t wake_at;       /* the count the thread in `wait` waits for */
     Sleeper ready;            /* the writer's thread in `wait` */
     PyObject *handoff;        /* the recording's GilHandoff, told when that thread wants the GIL (NULL: none) */
+    Py_ssize_t ask_again_at;  /* woken by the count, not there yet: the count at which to tell the handoff again (0: none) */
 } Rows;
 
 #define ROWS_KEPT_CAPACITY 65536  /* rows of capacity always kept after a take */
@@ -242,7 +243,10 @@ rows_hand_over(Rows *self)
     PUT_ERROR_BACK;
 }
 
-/* After storing: let a waiter go once the count it waits for is there */
+/* After storing: let a waiter go once the count it waits for is there. If
+   it has not taken the events by another such count later (the loop gave way
+   for at most a moment, and the thread was not scheduled in time), the
+   handoff is told again. */
 static inline void
 rows_stored(Rows *self)
 {
@@ -250,7 +254,12 @@ rows_stored(Rows *self)
         sleeper_wake(&self->ready);
         if (self->handoff != NULL) {
             rows_hand_over(self);
+            self->ask_again_at = self->length + self->wake_at;
         }
+    }
+    else if (self->ask_again_at != 0 && self->length >= self->ask_again_at) {
+        rows_hand_over(self);
+        self->ask_again_at = self->length + self->wake_at;
     }
 }
 
@@ -320,6 +329,7 @@ rows_wait(Rows *self, PyObject *args)
         return entered < 0 ? NULL : Py_NewRef(Py_True);
     }
     self->wake_at = count;
+    self->ask_again_at = 0;
     PyLockStatus status;
     Py_BEGIN_ALLOW_THREADS
     status = PyThread_acquire_lock_timed(self->ready.lock, micros(timeout), 0);
@@ -331,6 +341,7 @@ static PyObject *
 rows_set_handoff(Rows *self, PyObject *handoff)
 {
     Py_XSETREF(self->handoff, handoff == Py_None ? NULL : Py_NewRef(handoff));
+    self->ask_again_at = 0;
     Py_RETURN_NONE;
 }
 
@@ -369,6 +380,7 @@ rows_take(Rows *self, PyObject *unused)
 {
     (void)unused;
     Py_ssize_t n = self->length;
+    self->ask_again_at = 0;
     PyObject *payload = PyBytes_FromStringAndSize(NULL, 3 * n * (Py_ssize_t)sizeof(uint64_t));
     if (payload == NULL) {
         return NULL;
@@ -440,6 +452,7 @@ rows_clear(Rows *self, PyObject *unused)
 {
     (void)unused;
     rows_free(self);
+    self->ask_again_at = 0;
     Py_RETURN_NONE;
 }
 
