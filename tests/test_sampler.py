@@ -213,7 +213,6 @@ def test_only_known_threads_are_sampled_and_sampling_stops(tmp_path):
     assert g_mine not in sampled
 
 
-
 def test_threads_made_known_after_the_start_are_sampled(tmp_path):
     """Ticks with no thread known yet sample nothing, and the sampler goes on."""
     session = Session(interval=0.002)
@@ -231,6 +230,7 @@ def test_threads_made_known_after_the_start_are_sampled(tmp_path):
         late.join()
     rec = session.load(tmp_path)
     assert len(samples(rec, g)) >= 5
+
 
 @pytest.mark.skipif(not LINUX, reason="needs /proc")
 def test_files_are_closed_when_threads_end_and_at_stop():
