@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 from bench_load import env, workload_trace  # noqa: E402
-from viewer_browser import Viewer, launch, wait_settled  # noqa: E402
+from support.viewer_browser import Viewer, launch, wait_settled  # noqa: E402
 
 MANY_TASKS = """
 import asyncio, sys

@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from test_analysis import END, TASK, model_trace
 
 from exectracer.format.events import Kind
+
+from support.model_trace import END, TASK, model_trace
 
 CLI = [sys.executable, "-m", "exectracer"]
 

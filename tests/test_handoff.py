@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 import exectracer
-from conftest import Recorded
 from exectracer.format.events import CATEGORY_SHIFT, Kind, ThreadState
 from exectracer.record import handoff as handoff_module
 from exectracer.record import native, recorder
 from exectracer.record import sampler as sampler_module
 from exectracer.record.handoff import COLLECTOR, NEVER, SAMPLER, WRITER, GilHandoff
+
+from support.recorded import Recorded
 
 pytestmark = pytest.mark.recorder
 

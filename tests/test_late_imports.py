@@ -16,7 +16,7 @@ from exectracer.record.imports import ImportHooks
 
 pytestmark = pytest.mark.recorder
 
-PROGRAM = Path(__file__).with_name("late_imports_program.py")
+PROGRAM = Path(__file__).parent / "programs" / "late_imports.py"
 
 
 def test_modules_imported_after_start_are_hooked_then_restored(tmp_path):

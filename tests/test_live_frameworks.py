@@ -12,7 +12,8 @@ import time
 import pytest
 
 import exectracer
-from live_support import Load, get, running_example
+
+from support.live import Load, get, running_example
 
 TRACE = "/debug/pprof/trace"
 FLIGHT = "/debug/pprof/flight"

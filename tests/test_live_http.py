@@ -20,7 +20,8 @@ import pytest
 import exectracer
 from exectracer.format.chunks import ChunkKind, split_chunks
 from exectracer.record.recorder import MAX_CHUNK_EVENTS
-from live_support import get
+
+from support.live import get
 
 TRACE = "/debug/pprof/trace"
 FLIGHT = "/debug/pprof/flight"

@@ -22,12 +22,12 @@ import exectracer
 from exectracer.format.events import CALLBACK_SHIFT, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Outcome, Waker
 from exectracer.record import asyncio_hooks, native
 
-import native_program
+from programs import native_asyncio
 
 pytestmark = pytest.mark.recorder
 
-PROGRAM = Path(__file__).with_name("native_program.py")
-THREADS_PROGRAM = Path(__file__).with_name("native_threads_program.py")
+PROGRAM = Path(__file__).parent / "programs" / "native_asyncio.py"
+THREADS_PROGRAM = Path(__file__).parent / "programs" / "native_threads.py"
 PURE = bool(os.environ.get(native.PURE_PYTHON_VARIABLE))
 
 
@@ -224,7 +224,7 @@ def test_a_step_raising_keyboardinterrupt_propagates_with_its_traceback(tmp_path
 
 def test_loops_in_two_threads_keep_their_own_current_step(tmp_path):
     with exectracer.trace(tmp_path / "t.xtrace"):
-        threads = [threading.Thread(target=asyncio.run, args=(native_program.ping_pong(300),)) for _ in range(2)]
+        threads = [threading.Thread(target=asyncio.run, args=(native_asyncio.ping_pong(300),)) for _ in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:

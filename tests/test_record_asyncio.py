@@ -162,7 +162,7 @@ def test_callbacks_and_idle_time_are_loop_work(record):
 def test_loop_created_before_start_and_tasks_started_earlier(tmp_path):
     import exectracer
 
-    from conftest import Recorded
+    from support.recorded import Recorded
 
     loop = asyncio.new_event_loop()
     path = tmp_path / "early.xtrace"

@@ -20,7 +20,6 @@ from typing import Callable
 import pytest
 
 import exectracer
-from conftest import Recorded
 from exectracer.format.chunks import ChunkKind, file_header
 from exectracer.format.encoder import events_chunk, json_chunk
 from exectracer.format.events import CATEGORY_SHIFT, Kind, ThreadState
@@ -29,6 +28,8 @@ from exectracer.record.interner import Interner
 from exectracer.record.registry import Registry
 from exectracer.record.sampler import Sampler
 from exectracer.record.thread_stacks import FrameStacks
+
+from support.recorded import Recorded
 
 pytestmark = pytest.mark.recorder
 

@@ -185,7 +185,7 @@ def test_lock_factories_are_restored(tmp_path):
 
 
 def test_lock_made_before_start_is_seen_by_sampling(tmp_path):
-    from conftest import Recorded
+    from support.recorded import Recorded
 
     early = threading.Lock()  # a real _thread.lock: no hook sees its waits
     held = threading.Event()

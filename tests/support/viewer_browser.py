@@ -4,7 +4,7 @@ Chromium is Debian's (``.ci/system-packages`` installs it); Playwright drives it
 and never downloads a browser. Run as a script to take the README's screenshot
 of the demo trace's timeline::
 
-    python tests/viewer_browser.py --screenshot docs/images/timeline.png
+    python tests/support/viewer_browser.py --screenshot docs/images/timeline.png
 """
 
 from __future__ import annotations
