@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
 import pytest
 
 from exectracer.format.events import Kind
 from exectracer.record.gil import gil_enabled
+from exectracer.record.sampler import Sampler
+
+from support.waiting import DEADLINE
 
 pytestmark = [
     pytest.mark.recorder,
@@ -16,15 +20,20 @@ pytestmark = [
 ]
 
 
-def spin(seconds: float) -> None:
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
+def spin(until: Callable[[], bool]) -> None:
+    deadline = time.perf_counter() + DEADLINE
+    while not until():
+        assert time.perf_counter() < deadline
         sum(range(100))
 
 
-def test_a_busy_thread_shows_as_gil_waits_of_others(record):
-    def run():  # the sampler gets the GIL only some 20 times a second from two spinning threads
-        busy = [threading.Thread(target=spin, args=(1.5,)) for _ in range(2)]
+def test_a_busy_thread_shows_as_gil_waits_of_others(record, monkeypatch: pytest.MonkeyPatch):
+    ticks = []  # the sampler's ticks: each waits for the GIL from the spinning threads
+    take = Sampler._sample
+    monkeypatch.setattr(Sampler, "_sample", lambda self, *args: (ticks.append(1), take(self, *args)))
+
+    def run():  # the sampler gets the GIL only some 20 times a second from two spinning threads: spin for 30 ticks
+        busy = [threading.Thread(target=spin, args=(lambda: len(ticks) >= 30,)) for _ in range(2)]
         for t in busy:
             t.start()
         for t in busy:

@@ -22,7 +22,7 @@ import pytest
 import exectracer
 from exectracer.format.chunks import ChunkKind, file_header
 from exectracer.format.encoder import events_chunk, json_chunk
-from exectracer.format.events import CATEGORY_SHIFT, Kind, ThreadState
+from exectracer.format.events import CATEGORY_SHIFT, KIND_MASK, Kind, ThreadState
 from exectracer.record import native, sampler as sampler_module
 from exectracer.record.interner import Interner
 from exectracer.record.registry import Registry
@@ -30,6 +30,7 @@ from exectracer.record.sampler import Sampler
 from exectracer.record.thread_stacks import FrameStacks
 
 from support.recorded import Recorded
+from support.waiting import DEADLINE, in_function, wait_for, wait_until_blocked
 
 pytestmark = pytest.mark.recorder
 
@@ -92,22 +93,38 @@ def spin_in_c(done: threading.Event) -> None:
         hashlib.sha256(data).digest()  # releases the GIL
 
 
-def run_threads(session: Session, targets: list, seconds: float, wake: Callable[[], object] = lambda: None) -> list[int]:
+def count_samples(session: Session, g: int) -> int:
+    """How many THREAD_SAMPLEs of ``g`` the session holds so far."""
+    events = session.events[:]  # a copy, taken holding the GIL: whole events only
+    return sum(1 for i in range(0, len(events), 3) if events[i] & KIND_MASK == Kind.THREAD_SAMPLE and events[i + 2] == g)
+
+
+def run_threads(session: Session, targets: list, at_least: int | list[int], wake: Callable[[], object] = lambda: None,
+                blocking: bool = False) -> list[int]:
     """Run one thread per target (each gets ``done``) under the sampler; their goroutine ids.
 
-    After ``seconds``, the sampler stops, ``done`` is set and ``wake()`` is called.
+    Sampling starts once each thread is in its target (``blocking``: asleep in a call there) and
+    goes on until each has been sampled ``at_least`` times (a list: one count per target), however
+    long that takes; then the sampler stops, ``done`` is set and ``wake()`` is called.
     """
     done = threading.Event()
     threads = [threading.Thread(target=t, args=(done,)) for t in targets]
+    counts = at_least if isinstance(at_least, list) else [at_least] * len(targets)
     for t in threads:
         t.start()
-    time.sleep(0.05)  # let them reach their loop or wait
-    gs = session.adopt(*threads)
-    session.sampler.start()
     try:
-        time.sleep(seconds)
+        for thread, target in zip(threads, targets):  # at their loop or wait
+            if blocking:
+                wait_until_blocked(thread, target.__name__)
+            else:
+                wait_for(lambda: in_function(thread, target.__name__), f"{thread.name} in {target.__name__}")
+        gs = session.adopt(*threads)
+        session.sampler.start()
+        try:
+            wait_for(lambda: all(count_samples(session, g) >= n for g, n in zip(gs, counts)), f"{counts} samples of the threads")
+        finally:
+            session.sampler.stop()
     finally:
-        session.sampler.stop()
         done.set()
         wake()
         for t in threads:
@@ -117,7 +134,7 @@ def run_threads(session: Session, targets: list, seconds: float, wake: Callable[
 
 def test_busy_threads_are_sampled_where_they_run(tmp_path):
     session = Session()
-    (g,) = run_threads(session, [spin_in_python], 0.5)
+    (g,) = run_threads(session, [spin_in_python], 20)
     rec = session.load(tmp_path)
     got = samples(rec, g)
     assert len(got) >= 20
@@ -129,7 +146,7 @@ def test_busy_threads_are_sampled_where_they_run(tmp_path):
 @pytest.mark.skipif(not LINUX, reason="needs /proc")
 def test_threads_running_without_the_gil_are_mostly_running(tmp_path):
     session = Session()
-    (g,) = run_threads(session, [spin_in_c], 0.5)
+    (g,) = run_threads(session, [spin_in_c], 20)
     rec = session.load(tmp_path)
     got = samples(rec, g)
     assert len(got) >= 20
@@ -149,7 +166,7 @@ def test_blocked_threads_show_sleeping_in_their_syscall(tmp_path):
         a.recv(1)
 
     with a, b:
-        g_event, g_recv = run_threads(session, [wait_event, wait_recv], 0.3, wake=lambda: b.send(b"x"))
+        g_event, g_recv = run_threads(session, [wait_event, wait_recv], 10, wake=lambda: b.send(b"x"), blocking=True)
     rec = session.load(tmp_path)
 
     for g, name in ((g_event, "wait_event"), (g_recv, "wait_recv")):
@@ -178,7 +195,7 @@ def test_unchanged_stacks_are_not_walked_again(tmp_path):
     def blocked(done: threading.Event) -> None:
         done.wait()
 
-    (g,) = run_threads(session, [blocked], 0.3)
+    (g,) = run_threads(session, [blocked], 30, blocking=True)
     rec = session.load(tmp_path)
     assert len(samples(rec, g)) >= 30
     assert walked["wait"] <= 2  # threading.Event.wait's frame: walked once, then reused
@@ -199,7 +216,7 @@ def test_only_known_threads_are_sampled_and_sampling_stops(tmp_path):
         session.sampler.start()
         sampling = {t.ident for t in threading.enumerate() if t.name == "exectracer-sampler"}
         assert len(sampling) == 1 and sampling < session.own
-        time.sleep(0.2)
+        wait_for(lambda: count_samples(session, g_known) >= 10, "samples of the known thread")
         session.sampler.stop()
         n = len(session.events)
         time.sleep(0.05)
@@ -217,14 +234,17 @@ def test_only_known_threads_are_sampled_and_sampling_stops(tmp_path):
 def test_threads_made_known_after_the_start_are_sampled(tmp_path):
     """Ticks with no thread known yet sample nothing, and the sampler goes on."""
     session = Session(interval=0.002)
+    ticks = []
+    take = session.sampler._sample
+    session.sampler._sample = lambda *args: (ticks.append(1), take(*args))
     done = threading.Event()
     late = threading.Thread(target=done.wait)
     late.start()
     try:
         session.sampler.start()
-        time.sleep(0.05)  # ticks with no thread known
+        wait_for(lambda: len(ticks) >= 5, "ticks with no thread known")
         (g,) = session.adopt(late)
-        time.sleep(0.1)
+        wait_for(lambda: count_samples(session, g) >= 5, "samples of the thread made known")
         session.sampler.stop()
     finally:
         done.set()
@@ -248,12 +268,10 @@ def test_files_are_closed_when_threads_end_and_at_stop():
     session.adopt(long_lived, short_lived)
     try:
         session.sampler.start()
-        time.sleep(0.05)
-        assert open_fds() == before + 4  # stat and syscall of each thread
+        wait_for(lambda: open_fds() == before + 4, "the stat and syscall files of each thread, opened at the first tick")
         end_early.set()
         short_lived.join()  # still in the registry (no thread hooks here), gone from the process
-        time.sleep(0.05)
-        assert open_fds() == before + 2
+        wait_for(lambda: open_fds() == before + 2, "the ended thread's files closed at a tick")
     finally:
         session.sampler.stop()
         done.set()
@@ -283,7 +301,7 @@ def test_failures_stop_only_the_thread_that_failed(tmp_path, monkeypatch):
     def bystander(done: threading.Event) -> None:
         done.wait()
 
-    g_victim, g_bystander = run_threads(session, [victim, bystander], 0.3)
+    g_victim, g_bystander = run_threads(session, [victim, bystander], [0, 20])
     rec = session.load(tmp_path)
     assert len(samples(rec, g_bystander)) >= 20
     assert samples(rec, g_victim) == []
@@ -297,7 +315,7 @@ def test_without_proc_states_are_unknown(tmp_path, monkeypatch):
     def blocked(done: threading.Event) -> None:
         done.wait()
 
-    (g,) = run_threads(session, [blocked], 0.2)
+    (g,) = run_threads(session, [blocked], 10, blocking=True)
     rec = session.load(tmp_path)
     got = samples(rec, g)
     assert len(got) >= 10
@@ -379,7 +397,7 @@ def test_the_program_never_sees_the_collector_paused():
     switching = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # the GIL changes hands inside the sampler's walks
     try:
-        run_threads(session, [toggle, deep, deep, deep], 0.5)
+        run_threads(session, [toggle, deep, deep, deep], [0, 300, 0, 0])  # some 300 walks: about half a second here
     finally:
         sys.setswitchinterval(switching)
         gc.enable()
@@ -398,10 +416,12 @@ def test_the_watch_sleeps_while_marks_come_and_wakes_when_they_stop(make) -> Non
     watch = make()
     marking = threading.Event()
     marking.set()
+    marked: list[float] = []
 
     def loop() -> None:
         while marking.is_set():
             watch.mark()
+            marked.append(time.perf_counter())
             time.sleep(0.002)
 
     thread = threading.Thread(target=loop)
@@ -409,16 +429,18 @@ def test_the_watch_sleeps_while_marks_come_and_wakes_when_they_stop(make) -> Non
     try:
         t0 = time.perf_counter()
         result: list[bool] = []
-        waiter = threading.Thread(target=lambda: result.append(watch.wait(math.inf, 0.01, 3)))
+        # stale once three looks 50 ms apart saw no new mark (the sampler's watch looks once a tick): marks
+        # 2 ms apart keep it asleep unless the marking thread itself gets no CPU for over 100 ms
+        waiter = threading.Thread(target=lambda: result.append(watch.wait(math.inf, 0.05, 3)))
         waiter.start()
-        waiter.join(0.3)
-        assert waiter.is_alive(), "woke while the marks kept coming"
+        waiter.join(0.6)
+        gaps = sorted(b - a for a, b in zip(marked, marked[1:]))[-3:]
+        assert waiter.is_alive(), f"woke while the marks kept coming (longest gaps between marks: {gaps} s)"
         stopped = time.perf_counter()
         marking.clear()
-        waiter.join(5)
+        waiter.join(DEADLINE)  # never woken otherwise: no timeout, and nothing calls wake()
         assert result == [False], "the marks stopped: the watch says so"
-        assert time.perf_counter() - stopped < 1.0
-        assert stopped - t0 >= 0.29
+        assert stopped - t0 >= 0.59
     finally:
         marking.clear()
         thread.join()
@@ -430,12 +452,12 @@ def test_the_watch_wakes_on_wake_and_at_its_timeout(make) -> None:
     t0 = time.perf_counter()
     assert watch.wait(0.05, 0, 0) is False
     assert time.perf_counter() - t0 >= 0.04
-    watch.wake()  # nobody waits: the next wait returns at once
+    watch.wake()  # nobody waits: the next wait returns at once (True: woken, not timed out)
     t0 = time.perf_counter()
-    assert watch.wait(10.0, 0, 0) is True
+    assert watch.wait(DEADLINE, 0, 0) is True
     threading.Timer(0.05, watch.wake).start()
-    assert watch.wait(math.inf, 0.01, 1000) is True  # woken, not stale
-    assert time.perf_counter() - t0 < 5.0
+    assert watch.wait(math.inf, 0.01, int(DEADLINE / 0.01)) is True  # woken, not stale (no mark for DEADLINE s)
+    assert time.perf_counter() - t0 < DEADLINE
     assert watch.wait(0.01, 0, 0) is False  # the wake was used up
 
 
@@ -458,7 +480,8 @@ def test_threads_in_hooked_calls_take_the_due_samples_themselves(record, monkeyp
         a, b = socket.socketpair()
         deadline = time.perf_counter() + seconds
         with a, b:
-            while time.perf_counter() < deadline:
+            while time.perf_counter() < deadline or len(takers) < 30:  # at least 0.6 s, and 30 samples
+                assert time.perf_counter() < deadline + DEADLINE, f"{len(takers)} samples"
                 a.sendall(b"x" * 64)
                 b.recv(64)
                 sum(range(200))  # some Python between the calls
@@ -472,18 +495,26 @@ def test_threads_in_hooked_calls_take_the_due_samples_themselves(record, monkeyp
 
     record(run, sample_interval=0.01)
     by_workers = sum(ident in workers for ident in takers)
-    assert len(takers) >= 30, f"{len(takers)} samples in 0.6 s at 100 Hz"
+    assert len(takers) >= 30
     assert by_workers > 0.5 * len(takers), f"the workers took {by_workers} of {len(takers)} samples"
 
 
 @pytest.mark.skipif(native.speedups() is None or not os.path.isdir("/proc/self/task"), reason="needs the C hooks and /proc")
-def test_threads_that_come_and_go_while_hooks_sample_get_their_files_opened_and_closed(record) -> None:
+def test_threads_that_come_and_go_while_hooks_sample_get_their_files_opened_and_closed(record, monkeypatch: pytest.MonkeyPatch) -> None:
     """A sample taken in a hook opens and closes no /proc file (that lets go of the GIL): a new
     thread's files are opened, and an ended one's closed, by the sampler's thread at the next tick."""
     from exectracer.record import recorder
 
     stop = threading.Event()
     seen: dict[str, object] = {}
+    taken: list[int] = []  # when each sample began
+    take = Sampler._sample
+
+    def logged(self: Sampler, *args: object) -> None:
+        taken.append(time.perf_counter_ns())
+        take(self, *args)
+
+    monkeypatch.setattr(Sampler, "_sample", logged)
 
     def ping_pong() -> None:
         a, b = socket.socketpair()
@@ -496,24 +527,34 @@ def test_threads_that_come_and_go_while_hooks_sample_get_their_files_opened_and_
         seen["g"] = recorder.current().registry.thread_g()
         release.wait()
 
-    def open_fds() -> int:
-        return len(os.listdir("/proc/self/fd"))
+    def proc_files(thread: threading.Thread) -> int:
+        """The sampler's open files of ``thread`` (its stat and syscall in /proc)."""
+        prefix = f"/proc/{os.getpid()}/task/{thread.native_id}/"
+        found = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                found += os.readlink(f"/proc/self/fd/{fd}").startswith(prefix)
+            except OSError:  # closed meanwhile
+                pass
+        return found
 
     def run() -> None:
         workers = [threading.Thread(target=ping_pong) for _ in range(2)]
         for t in workers:
             t.start()
-        time.sleep(0.1)
-        before = open_fds()
+        for t in workers:
+            wait_for(lambda: proc_files(t) == 2, "the files of a worker")
         release = threading.Event()
         newcomer = threading.Thread(target=blocked, args=(release,))
         newcomer.start()
-        time.sleep(0.2)
-        seen["with"] = open_fds() - before
+        wait_for(lambda: proc_files(newcomer) == 2, "the files of the newcomer")
+        seen["with"] = proc_files(newcomer)
+        opened = time.perf_counter_ns()
+        wait_for(lambda: sum(began > opened for began in taken) >= 5, "five samples of the newcomer")
         release.set()
         newcomer.join()
-        time.sleep(0.2)
-        seen["after"] = open_fds() - before
+        wait_for(lambda: proc_files(newcomer) == 0, "the newcomer's files closed")
+        seen["after"] = proc_files(newcomer)
         stop.set()
         for t in workers:
             t.join()

@@ -16,6 +16,8 @@ from exectracer.format.events import MASK64, Kind
 from exectracer.record import native, recorder
 from exectracer.record.store import ListStore
 
+from support.waiting import DEADLINE, wait_for, wait_until_blocked
+
 pytestmark = pytest.mark.recorder
 
 speedups = native.speedups()
@@ -99,19 +101,19 @@ def test_rows_wait_ends_when_the_count_is_stored() -> None:
     woke: list[float] = []
 
     def waiter() -> None:
-        woke.append(rows.wait(3, 10.0))
+        woke.append(rows.wait(3, DEADLINE))  # False: it timed out
         woke.append(time.perf_counter())
 
     thread = threading.Thread(target=waiter)
     thread.start()
-    time.sleep(0.05)
+    wait_until_blocked(thread, "waiter")
     rows.extend((1, 1, 1, 2, 2, 2))
     time.sleep(0.05)
     assert not woke, "two of three: still waiting"
     stored = time.perf_counter()
     rows.extend((3, 3, 3))
-    thread.join(5)
-    assert woke[0] is True and woke[1] - stored < 1.0
+    thread.join(DEADLINE)
+    assert woke[0] is True and woke[1] >= stored, "woken by the third, not by its timeout"
     assert len(rows) == 3
 
 
@@ -124,13 +126,14 @@ def test_the_count_that_wakes_the_waiter_tells_the_handoff_until_it_takes() -> N
     handoff = Handoff()
     rows = speedups.Rows()
     rows.set_handoff(handoff)
-    thread = threading.Thread(target=rows.wait, args=(2, 10.0))
+    thread = threading.Thread(target=rows.wait, args=(2, DEADLINE))
     thread.start()
-    time.sleep(0.1)  # asleep in wait
+    wait_until_blocked(thread, "run")  # asleep in wait (called by Thread.run)
     rows.extend((1, 1, 1))
     assert handoff.due == 99, "one of two: nobody wakes yet"
     rows.extend((2, 2, 2))
-    thread.join(5)
+    thread.join(DEADLINE)
+    assert not thread.is_alive()
     assert handoff.due == 0, "the count woke the waiter: it wants the GIL now"
     handoff.due = 99
     rows.extend((3, 3, 3))
@@ -149,42 +152,40 @@ def test_rows_wait_ends_on_wake_or_timeout() -> None:
     t0 = time.perf_counter()
     assert rows.wait(10, 0.05) is False
     assert time.perf_counter() - t0 >= 0.04
-    rows.wake()  # nobody waits: the next wait returns at once
+    rows.wake()  # nobody waits: the next wait returns at once, True (a timeout would be False, after DEADLINE s)
     t0 = time.perf_counter()
-    assert rows.wait(10, 10.0) is True
-    assert time.perf_counter() - t0 < 1.0
+    assert rows.wait(10, DEADLINE) is True
+    assert time.perf_counter() - t0 < DEADLINE
     threading.Timer(0.05, rows.wake).start()
     t0 = time.perf_counter()
-    assert rows.wait(10, 10.0) is True
-    assert time.perf_counter() - t0 < 5.0
+    assert rows.wait(10, DEADLINE) is True  # woken by the timer
+    assert 0.04 <= time.perf_counter() - t0 < DEADLINE
     assert rows.wait(10, 0.01) is False  # the wake was used up
 
 
 def test_a_full_chunk_is_written_without_waiting_for_the_flush_interval() -> None:
     """The collector sleeps until a chunk's worth of events is there, not until ``flush_interval``."""
     buf = io.BytesIO()
-    with exectracer.trace(buf, flush_interval=60, heap_interval=60, chunk_events=1000, sample_interval=0, compression=0):
+    with exectracer.trace(buf, flush_interval=2 * DEADLINE, heap_interval=2 * DEADLINE, chunk_events=1000, sample_interval=0, compression=0):
         rec = recorder.current()
         for i in range(1500):
             rec.events.extend((int(Kind.LOG_CATEGORY), i, 0))
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not any(kind == ChunkKind.EVENTS for kind, _ in split_chunks(buf.getvalue())):
-            time.sleep(0.01)
-        written = sum(kind == ChunkKind.EVENTS for kind, _ in split_chunks(buf.getvalue()))
-    assert written >= 1, "no chunk written 5 s after a chunk's worth of events, with a flush interval of 60 s"
+        # long before the flush interval (the deadline is well within it); the sleeps' own events are no matter
+        wait_for(lambda: any(kind == ChunkKind.EVENTS for kind, _ in split_chunks(buf.getvalue())),
+                 "a chunk, with a chunk's worth of events stored and a flush interval of 120 s", timeout=DEADLINE)
 
 
 def test_the_collector_wakes_before_a_full_chunk_so_that_late_events_fit_in_it() -> None:
     """At 7/8 of a chunk's worth: the events stored while the collector wakes need no chunk of their own."""
     buf = io.BytesIO()
-    with exectracer.trace(buf, flush_interval=60, heap_interval=60, chunk_events=1000, sample_interval=0, compression=0):
+    with exectracer.trace(buf, flush_interval=2 * DEADLINE, heap_interval=2 * DEADLINE, chunk_events=1000, sample_interval=0, compression=0):
         rec = recorder.current()
         rec.events.extend([v for i in range(900) for v in (int(Kind.LOG_CATEGORY), i, 0)])
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and not any(kind == ChunkKind.EVENTS for kind, _ in split_chunks(buf.getvalue())):
-            pass  # no sleep: a traced sleep is a wait, whose events would fill the chunk
+        # no sleep between looks: a traced sleep is a wait, whose events would fill the chunk
+        wait_for(lambda: any(kind == ChunkKind.EVENTS for kind, _ in split_chunks(buf.getvalue())),
+                 "a chunk, with 900 events of a 1000-event chunk stored and a flush interval of 120 s", timeout=DEADLINE, sleep=lambda _: None)
         sizes = [len(decode_event_rows(bytes(chunk[24:]))[0]) for kind, chunk in split_chunks(buf.getvalue()) if kind == ChunkKind.EVENTS]
-    assert sizes and sizes[0] >= 900, "900 events of a 1000-event chunk were not written within 5 s, with a flush interval of 60 s"
+    assert sizes[0] >= 900, "the 900 events came out in one chunk"
 
 
 def test_a_burst_of_several_chunks_comes_out_whole_and_in_order(tmp_path) -> None:
