@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,11 +24,17 @@ def work_items(rec):
 
 
 def test_queued_job_shows_its_queueing_time(record):
+    done = {}
+
     def run():
         with ThreadPoolExecutor(max_workers=1) as pool:
-            first = pool.submit(time.sleep, 0.1)
+            release = threading.Event()
+            first = pool.submit(release.wait)  # busy until released, however late the worker starts
             second = pool.submit(sum, [1, 2, 3])  # waits behind the first
-            assert second.result() == 6 and first.result() is None
+            time.sleep(0.1)
+            release.set()
+            assert second.result() == 6 and first.result() is True
+            done["ns"] = time.perf_counter_ns()
 
     rec = record(run)
     items = work_items(rec)
@@ -36,7 +43,7 @@ def test_queued_job_shows_its_queueing_time(record):
     main = [t.id for t in rec.trace.threads if t.name == "MainThread"][0]
     assert first["submit"][1] == second["submit"][1] == main
     queued = second["begin"][0] - second["submit"][0]
-    assert 0.08e9 < queued < 2e9
+    assert 0.1e9 <= queued and second["begin"][0] <= done["ns"]  # queued from before the sleep to after the release
     assert second["begin"][0] >= first["end"][0]
     worker = [t for t in rec.trace.threads if t.id == second["begin"][1]][0]
     assert worker.name.startswith("ThreadPoolExecutor")

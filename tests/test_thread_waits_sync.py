@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import queue
+import sys
 import threading
 import time
 import weakref
@@ -12,6 +13,9 @@ import pytest
 
 import exectracer
 from exectracer.format.events import CATEGORY_SHIFT, Category, Kind
+from exectracer.record.sampler import Sampler
+
+from support.waiting import DEADLINE, wait_for, wait_until_blocked
 
 pytestmark = pytest.mark.recorder
 
@@ -64,29 +68,38 @@ def test_metrics_client_lock_waits_exceed_wall_time(record):
 
 def test_event_queue_and_join_waits_name_their_wakers(record):
     names = {}
+    woke = {}  # when each thread woke the main thread
+    main = threading.current_thread()
 
     def run():
         event = threading.Event()
         q = queue.Queue()
 
         def setter():
+            wait_until_blocked(main, "wait")
             time.sleep(0.1)
+            woke["setter"] = time.perf_counter_ns()
             event.set()
 
         def producer():
+            wait_until_blocked(main, "get")
             time.sleep(0.1)
+            woke["producer"] = time.perf_counter_ns()
             q.put("item")
 
         def sleeper():
+            wait_until_blocked(main, "join")
             time.sleep(0.05)
+            woke["sleeper"] = time.perf_counter_ns()
 
         for target in (setter, producer, sleeper):
             names[target.__name__] = threading.Thread(target=target, name=target.__name__)
         names["setter"].start()
-        assert event.wait(5)
+        assert event.wait(DEADLINE)
         names["producer"].start()
-        assert q.get(timeout=5) == "item"
+        assert q.get(timeout=DEADLINE) == "item"
         names["sleeper"].start()
+        woke["join_line"] = sys._getframe().f_lineno + 1
         names["sleeper"].join()
         names["setter"].join()
         names["producer"].join()
@@ -101,13 +114,15 @@ def test_event_queue_and_join_waits_name_their_wakers(record):
         assert found, (function_suffix, [[f.function for f in w[3]] for w in main_waits])
         return max(found, key=lambda w: w[2] - w[1])
 
+    # each wait began before its waker's 0.1 s pause (the waker saw it blocked first) and ended after the wake-up
     event_wait = find("Event.wait")
-    assert 0.07e9 < event_wait[2] - event_wait[1] < 2e9 and event_wait[4] == g_of["setter"]
+    assert event_wait[1] <= woke["setter"] - 0.1e9 and woke["setter"] <= event_wait[2] and event_wait[4] == g_of["setter"]
     get_wait = find("Queue.get")
-    assert 0.07e9 < get_wait[2] - get_wait[1] < 2e9 and get_wait[4] == g_of["producer"]
+    assert get_wait[1] <= woke["producer"] - 0.1e9 and woke["producer"] <= get_wait[2] and get_wait[4] == g_of["producer"]
     # a wait's innermost frame is the one that made the blocking call: here, join's caller
     (join_wait,) = [w for w in main_waits if w[3][0].function.endswith(".run") and w[2] - w[1] > 0.03e9 and w[4] == g_of["sleeper"]]
-    assert join_wait[3][0].line == run.__code__.co_firstlineno + 22
+    assert join_wait[1] <= woke["sleeper"] - 0.05e9 and woke["sleeper"] <= join_wait[2]
+    assert join_wait[3][0].line == woke["join_line"]
 
 
 def test_conditions_notifiers_are_forgotten_with_them(tmp_path):
@@ -184,16 +199,21 @@ def test_lock_factories_are_restored(tmp_path):
     assert (threading.Lock, threading.RLock, threading.Condition.wait, threading.Thread.join) == before
 
 
-def test_lock_made_before_start_is_seen_by_sampling(tmp_path):
+def test_lock_made_before_start_is_seen_by_sampling(tmp_path, monkeypatch: pytest.MonkeyPatch):
     from support.recorded import Recorded
 
     early = threading.Lock()  # a real _thread.lock: no hook sees its waits
     held = threading.Event()
+    taken = []  # when each sample began
+    take = Sampler._sample
+    monkeypatch.setattr(Sampler, "_sample", lambda self, *args: (taken.append(time.perf_counter_ns()), take(self, *args)))
 
     def holder():
         with early:
             held.set()
-            time.sleep(0.3)
+            wait_until_blocked(threads[1], "blocked")
+            since = time.perf_counter_ns()
+            wait_for(lambda: sum(began > since for began in taken) >= 15, "15 samples of the blocked thread")
 
     def blocked():
         held.wait()
@@ -216,5 +236,5 @@ def test_lock_made_before_start_is_seen_by_sampling(tmp_path):
         if int(rec.arg[i]) & 15 == 2  # SLEEPING
         and rec.trace.stacks[int(rec.arg[i]) >> CATEGORY_SHIFT][0].line == line
     ]
-    assert len(waiting) >= 10  # about 0.3 s at 200 Hz, seen even though no hook could
+    assert len(waiting) >= 10  # held for 15 samples once it blocked: seen even though no hook could
     assert not any(rec.trace.stacks[int(rec.arg[i]) >> CATEGORY_SHIFT][0].line == line for i in rec.of(Kind.THREAD_BLOCK, g))
