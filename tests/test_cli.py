@@ -218,8 +218,10 @@ def test_example_service_main_reports_its_work() -> None:
     stats = service.main(0.6)
 
     assert stats.requests >= stats.clients
-    assert stats.collections == 1
-    assert stats.garbage >= 20_000
+    # one collection every GC_INTERVAL (0.5 s) while the clients run, each freeing the 20 000 nodes it made
+    # (a second one if the clients' last requests took long)
+    assert stats.collections >= 1
+    assert stats.garbage >= 20_000 * stats.collections
 
 
 @pytest.mark.parametrize("args", [["--help"], []])

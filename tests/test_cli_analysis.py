@@ -16,6 +16,7 @@ import pytest
 from exectracer.format.events import Kind
 
 from support.model_trace import END, TASK, model_trace
+from support.waiting import wait_for
 
 CLI = [sys.executable, "-m", "exectracer"]
 
@@ -177,10 +178,17 @@ def test_ctrl_c_while_reading_a_trace_is_one_line(tmp_path: Path) -> None:
     import signal
 
     fifo = tmp_path / "slow.xtrace"
-    os.mkfifo(fifo)  # reading it blocks until a writer comes: the command is still reading when interrupted
+    os.mkfifo(fifo)  # opening it blocks until a writer comes: the command is still reading when interrupted
     proc = subprocess.Popen([*CLI, "summary", str(fifo)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        wchan = Path(f"/proc/{proc.pid}/wchan")
+        if wchan.exists():  # Linux: where in the kernel it sleeps (a writer would let it go on, to an empty file)
+            wait_for(lambda: wchan.read_text() in ("wait_for_partner", "fifo_open"), "the command to open the trace", interval=0.05)
+        else:
+            time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, err
     assert err.strip() == "exectracer: error: interrupted"

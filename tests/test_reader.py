@@ -22,6 +22,8 @@ from exectracer.format.chunks import FORMAT_VERSION
 from exectracer.format.events import WAKER_SHIFT, Category, Kind, Outcome, Waker
 from exectracer.reader import Trace, TraceFormatError, TraceWarning, kind_lookup, match_spans
 
+from support.waiting import wait_for
+
 pytestmark = pytest.mark.recorder
 
 SRC = str(Path(__file__).resolve().parent.parent / "src")
@@ -389,9 +391,7 @@ def test_killed_process_leaves_a_readable_trace(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout.readline() == "ready\n"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and logs_in(path) <= 2000:  # the live file is readable too
-            time.sleep(0.05)
+        wait_for(lambda: logs_in(path) > 2000, "2000 log records in the file", interval=0.05)  # the live file is readable too
     finally:
         proc.kill()
         proc.wait(timeout=30)

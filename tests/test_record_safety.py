@@ -22,7 +22,10 @@ import pytest
 
 import exectracer
 from exectracer.format.events import Kind
+from exectracer.reader import TraceWarning
 from exectracer.record import asyncio_hooks, await_chain, interner
+
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.recorder
 SRC = str(Path(exectracer.__file__).resolve().parent.parent)
@@ -187,6 +190,16 @@ def test_slow_sink_drops_chunks_and_counts_them(tmp_path):
     assert trace.event_count == totals["events"]
 
 
+def events_in(path: Path) -> int:
+    """Events in a trace being written, 0 while it has none."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TraceWarning)
+        try:
+            return exectracer.load(path).event_count
+        except exectracer.TraceFormatError:
+            return 0
+
+
 def run_child(code: str, *args: str, **kwargs) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=SRC)
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=env, **kwargs)
@@ -208,9 +221,11 @@ def test_sigkilled_program_leaves_a_readable_trace(tmp_path):
         stdout=subprocess.PIPE,
     )
     assert child.stdout.readline().strip() == b"ready"
-    time.sleep(0.8)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    try:
+        wait_for(lambda: events_in(path) > 100, "100 events written by the child", interval=0.05)  # it is readable while written
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
     trace = exectracer.load(path)
     assert trace.event_count > 100
     assert not trace.lost.clean_end

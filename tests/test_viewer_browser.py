@@ -68,6 +68,7 @@ def api(viewer) -> Api:
 def open_context(browser, viewer, **options):
     """A browser page on the viewer that records console errors, page errors and dialogs in `page.problems`."""
     context = browser.new_context(viewport={"width": 1400, "height": 900}, **options)
+    context.set_default_timeout(60_000)  # for locators' waits: generous, on a busy machine too
     pg = context.new_page()
     problems: list[str] = []
     pg.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)

@@ -165,7 +165,7 @@ class Viewer:
                 self.process.wait()
 
 
-def wait_until(page, expression: str, arg=None, timeout: float = 30.0):
+def wait_until(page, expression: str, arg=None, timeout: float = 60.0):
     """Poll a JavaScript expression (a function of `arg`) until it is truthy; returns its value.
 
     Not ``page.wait_for_function``: that evaluates a string inside the page, which the viewer's
@@ -181,7 +181,7 @@ def wait_until(page, expression: str, arg=None, timeout: float = 30.0):
         time.sleep(0.01)
 
 
-def wait_settled(page, at_least: int = 1, timeout: float = 30.0) -> int:
+def wait_settled(page, at_least: int = 1, timeout: float = 60.0) -> int:
     """Wait until the timeline has drawn every visible lane from fresh server answers `at_least` times."""
     return wait_until(
         page,
