@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Callable
@@ -46,7 +47,38 @@ def test_a_busy_thread_shows_as_gil_waits_of_others(record, monkeypatch: pytest.
     assert "GIL waits (GIL_WAIT)" in rec.trace.metadata["estimated"]
 
 
+def waited_for_a_cpu() -> dict[str, int]:
+    """Nanoseconds each thread of this process has spent runnable, waiting for a CPU (empty where the OS does not say)."""
+    delays = {}
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return delays
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                delays[tid] = int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):  # ended meanwhile, or no scheduler statistics
+            pass
+    return delays
+
+
 def test_an_idle_process_has_almost_no_gil_waits(record):
-    rec = record(lambda: time.sleep(0.6))
-    waits = rec.arg[rec.of(Kind.GIL_WAIT)]
-    assert (waits > 1_000_000).sum() <= 2
+    idle = {}
+
+    def run():
+        idle["cpu"] = waited_for_a_cpu()
+        idle["start"] = time.perf_counter_ns()
+        time.sleep(0.6)
+        idle["end"] = time.perf_counter_ns()
+        after = waited_for_a_cpu()
+        idle["cpu"] = sum(after[tid] - before for tid, before in idle["cpu"].items() if tid in after)
+
+    rec = record(run)
+    probes = rec.of(Kind.GIL_WAIT)
+    waits = rec.arg[probes][(rec.ts[probes] >= idle["start"]) & (rec.ts[probes] <= idle["end"])]
+    long = waits[waits > 1_000_000]
+    # a couple at most; on a busy machine, more, but beyond their first millisecond no more in all than the
+    # process's threads waited for a CPU: the sampler's thread, or one holding the GIL, waited for the OS (the
+    # probe cannot tell that from a GIL wait; seen: 6.64 ms of estimates, 6.64 ms of waiting for a CPU)
+    assert len(long) <= 2 or (long - 1_000_000).sum() <= idle["cpu"], (sorted(long), idle["cpu"])
