@@ -19,7 +19,7 @@ from exectracer.record import sampler as sampler_module
 from exectracer.record.handoff import COLLECTOR, NEVER, SAMPLER, GilHandoff
 
 from support.recorded import Recorded
-from support.waiting import DEADLINE
+from support.waiting import DEADLINE, wait_for
 
 pytestmark = pytest.mark.recorder
 
@@ -44,6 +44,7 @@ def test_a_busy_thread_waits_until_the_tracer_thread_is_done(monkeypatch: pytest
     done_at: list[int] = []
 
     def tracer_thread() -> None:
+        wait_for(lambda: h._waiting, "the busy thread to give way")  # done before it came, it would wait in vain
         time.sleep(0.0005)
         done_at.append(time.perf_counter_ns())
         h.finished(SAMPLER)
