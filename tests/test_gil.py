@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Callable
@@ -13,6 +12,7 @@ from exectracer.format.events import Kind
 from exectracer.record.gil import gil_enabled
 from exectracer.record.sampler import Sampler
 
+from support.cpu import cpu_waits, waited_for_a_cpu
 from support.waiting import DEADLINE
 
 pytestmark = [
@@ -47,32 +47,15 @@ def test_a_busy_thread_shows_as_gil_waits_of_others(record, monkeypatch: pytest.
     assert "GIL waits (GIL_WAIT)" in rec.trace.metadata["estimated"]
 
 
-def waited_for_a_cpu() -> dict[str, int]:
-    """Nanoseconds each thread of this process has spent runnable, waiting for a CPU (empty where the OS does not say)."""
-    delays = {}
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
-        return delays
-    for tid in tasks:
-        try:
-            with open(f"/proc/self/task/{tid}/schedstat") as f:
-                delays[tid] = int(f.read().split()[1])
-        except (OSError, ValueError, IndexError):  # ended meanwhile, or no scheduler statistics
-            pass
-    return delays
-
-
 def test_an_idle_process_has_almost_no_gil_waits(record):
     idle = {}
 
     def run():
-        idle["cpu"] = waited_for_a_cpu()
+        before = cpu_waits()
         idle["start"] = time.perf_counter_ns()
         time.sleep(0.6)
         idle["end"] = time.perf_counter_ns()
-        after = waited_for_a_cpu()
-        idle["cpu"] = sum(after[tid] - before for tid, before in idle["cpu"].items() if tid in after)
+        idle["cpu"] = waited_for_a_cpu(before)
 
     rec = record(run)
     probes = rec.of(Kind.GIL_WAIT)

@@ -18,6 +18,7 @@ from exectracer.record import native, recorder
 from exectracer.record import sampler as sampler_module
 from exectracer.record.handoff import COLLECTOR, NEVER, SAMPLER, GilHandoff
 
+from support.cpu import cpu_waits, waited_for_a_cpu
 from support.recorded import Recorded
 from support.waiting import DEADLINE, wait_for
 
@@ -198,48 +199,55 @@ def test_a_busy_loop_takes_the_samples_itself_then_hands_them_back(
         assert not any(f.function.endswith(("sample_inline", "_walk", "_sample")) for f in frames)
 
 
-def test_taking_the_ticks_back_from_a_stuck_loop_is_no_gil_wait(record: Callable[..., Recorded], monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("thread_waits", [False, True], ids=["give-way", "wait-hook"])
+def test_taking_the_ticks_back_from_a_stuck_loop_is_no_gil_wait(
+    record: Callable[..., Recorded], monkeypatch: pytest.MonkeyPatch, thread_waits: bool
+) -> None:
     """A busy loop that goes straight into one long step: the sampler's thread sees the samples stop and
-    takes the ticks back; that its sleep ended ticks after the due sample is no GIL wait of its own."""
+    takes the ticks back; that its sleep ended ticks after the due sample is no GIL wait of its own.
+
+    Given way to, the loop holds the ticks and the sampler's thread sleeps on its watchdog, which wakes
+    ticks after the due sample; with the select's wait hook, the hook takes the samples while the
+    sampler's thread sleeps each tick until a hook should have taken it.
+    """
     takers = _logging_samples(monkeypatch)
-    marks: dict[str, int] = {}
+    marks: dict[str, object] = {}
     interval = 0.04  # long, so that a wait counted from the due sample stands far above any real GIL wait
 
     async def stuck_after_busy() -> None:
-        """Busy among the players, then stuck in one long step while the loop holds the ticks (no select between)."""
+        """Busy among the players, then stuck in one long step (no select between)."""
         handoff = recorder.current().handoff
         busy_until = time.perf_counter() + 0.4
         deadline = busy_until + DEADLINE
-        while time.perf_counter() < busy_until or handoff.inline_sampler is None:
+        while time.perf_counter() < busy_until or (not thread_waits and handoff.inline_sampler is None):
             assert time.perf_counter() < deadline, "the busy loop never took the ticks"
             await asyncio.sleep(0)
+        marks["cpu"] = cpu_waits()
         marks["busy_end"] = time.perf_counter_ns()
         _one_long_step(lambda: _taken_since(takers, marks["busy_end"]) >= 6)
         marks["stuck_end"] = time.perf_counter_ns()
+        marks["cpu"] = waited_for_a_cpu(marks["cpu"])
 
     async def program() -> None:
         await asyncio.gather(_ping_pong(0.4), stuck_after_busy())
 
-    rec = record(lambda: asyncio.run(program()), sample_interval=interval)
+    rec = record(lambda: asyncio.run(program()), sample_interval=interval, thread_waits=thread_waits)
     _, indices = _loop_samples(rec)
     ts = rec.ts[indices]
     stuck_samples = ts[(ts > marks["busy_end"]) & (ts <= marks["stuck_end"])]
     assert len(stuck_samples) >= 6, "the stuck loop was sampled again"
     probe = rec.of(Kind.GIL_WAIT, 0)
     probe_ts = rec.ts[probe]
-    # the first sample after the loop got stuck is the one that took the ticks back (nothing else samples a loop
-    # in one long step): its sleep was not due to end then, so no GIL wait estimate comes with it, while the ticks
-    # after it, each waiting for the GIL from the spinning loop, have theirs
-    took_back = stuck_samples[0]
-    assert not np.any((probe_ts > marks["busy_end"]) & (probe_ts <= took_back)), (
-        f"GIL wait estimates at the take-back: {rec.arg[probe][(probe_ts > marks['busy_end']) & (probe_ts <= took_back)]}")
-    later = probe[(probe_ts > took_back) & (probe_ts <= marks["stuck_end"])]
-    assert len(later) > 0, "the ticks after it estimate their GIL waits"
-    for p in later:  # each counted from when its own sleep was due to end, after the previous sample
-        after = np.searchsorted(ts, rec.ts[p])
-        if after == len(ts):  # the recording stopped before the sample came
-            continue
-        assert rec.arg[p] < ts[after] - ts[after - 1], f"a GIL wait of {rec.arg[p]} ns between samples {ts[after] - ts[after - 1]} ns apart"
+    stuck = rec.arg[probe][(probe_ts > marks["busy_end"]) & (probe_ts <= marks["stuck_end"])]
+    # the GIL comes within a few switch intervals (5 ms each, the writer's threads asking too), and later by as
+    # much as the OS kept the threads from a CPU; a wait counted from the due sample would be two ticks (80 ms) or more
+    assert len(stuck) > 0 and stuck.max() < 50_000_000 + marks["cpu"], f"GIL wait estimates while the loop was stuck: {sorted(stuck)[-3:]}, {marks['cpu']} ns waiting for a CPU"
+    if not thread_waits:
+        # the first sample after the loop got stuck is the one that took the ticks back (nothing else samples a
+        # loop in one long step): its sleep was not due to end then, so no GIL wait estimate comes with it
+        took_back = stuck_samples[0]
+        early = rec.arg[probe][(probe_ts > marks["busy_end"]) & (probe_ts <= took_back)]
+        assert len(early) == 0, f"GIL wait estimates at the take-back: {early}"
 
 
 @pytest.mark.skipif(native.speedups() is None, reason="the C event store wakes the collector by its count")

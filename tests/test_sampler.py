@@ -583,13 +583,12 @@ def test_frames_of_inherited_methods_are_named_by_their_defining_class():
 
 
 class _Holder:
-    def hold(self) -> bool:
+    def hold(self, taken: list[int]) -> bool:
         """Sampled while a local holds an object, which then goes: it must be gone at once."""
         held = _Big()
         gone = weakref.ref(held)
-        deadline = time.monotonic() + 0.2
-        while time.monotonic() < deadline:  # sampled here, with a stack new to the recording
-            time.sleep(0.002)
+        since = len(taken)
+        wait_for(lambda: len(taken) >= since + 5, "samples taken while the local holds it", interval=0.002)  # with a stack new to the recording
         del held  # no cycle: freed at once unless something else holds it
         return gone() is None
 
@@ -599,7 +598,10 @@ class _Big:
 
 
 @pytest.mark.skipif(native.speedups() is None and sys.version_info < (3, 11), reason="the Python hooks read f_locals before 3.11")
-def test_sampling_keeps_no_local_alive(tmp_path):
+def test_sampling_keeps_no_local_alive(tmp_path, monkeypatch: pytest.MonkeyPatch):
     """Before 3.11, naming a method's frame read its `self` through f_locals, and the frame then kept a copy of every local."""
+    taken: list[int] = []
+    take = Sampler._sample
+    monkeypatch.setattr(Sampler, "_sample", lambda self, *args: (take(self, *args), taken.append(1)))
     with exectracer.trace(tmp_path / "t.xtrace", sample_interval=0.001):
-        assert _Holder().hold()
+        assert _Holder().hold(taken)
