@@ -19,10 +19,10 @@ standard library but the aiohttp routes).
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from .version import __version__
 
 if TYPE_CHECKING:
     from .live.debug_server import serve_debug
@@ -59,6 +59,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "__version__",
     "FlightRecorder",
     "Options",
     "Trace",

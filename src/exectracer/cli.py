@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
 import click
 
-from . import __version__
+from .version import __version__
 
 if TYPE_CHECKING:
     from .reader import Trace

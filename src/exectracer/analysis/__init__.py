@@ -16,7 +16,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from ..reader import Trace
+from ..trace_data import TraceData
 from .gc import Collections
 from .goroutines import Goroutine, Goroutines
 from .mmu import DEFAULT_WINDOWS_NS, MMUPoint, Window, mmu
@@ -30,7 +30,7 @@ __all__ = ["Analysis", "Collections", "Goroutine", "Goroutines", "MMUPoint", "PR
 class Analysis:
     """The analyses of one trace; each part is computed on first use and kept."""
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(self, trace: TraceData) -> None:
         self.trace = trace
 
     @functools.cached_property

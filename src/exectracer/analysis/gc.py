@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..format.events import Kind
-from ..reader import Table, Trace, kinds_mask
+from ..table import Table, kinds_mask
+from ..trace_data import TraceData
 from .ranges import RangeSet
 
 GENERATIONS = (0, 1, 2)
@@ -20,7 +21,7 @@ class Collections:
     ``busy`` is the time some collection ran.
     """
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(self, trace: TraceData) -> None:
         ev = trace.events
         rows = np.flatnonzero(kinds_mask(ev.kind, Kind.GC_START, Kind.GC_END))
         is_start = ev.kind[rows] == Kind.GC_START

@@ -13,7 +13,8 @@ import dataclasses
 import numpy as np
 
 from ..format.events import Kind
-from ..reader import Trace, kinds_mask
+from ..table import kinds_mask
+from ..trace_data import TraceData
 
 MAX_LOOKUP_ID = 1 << 26  # ids above this (a damaged trace) fall back to np.unique
 RADIX = 1 << 16
@@ -37,7 +38,7 @@ class Goroutine:
 class Goroutines:
     """Every goroutine a trace names, with a dense index for each."""
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(self, trace: TraceData) -> None:
         funcs = _func_stacks(trace)
         items = [
             (t.id, "thread", t.name, t.start_function, t.parent_id, t.created_ns, t.ended_ns)
@@ -76,7 +77,7 @@ class Goroutines:
         return out
 
 
-def _func_stacks(trace: Trace) -> dict[int, int]:
+def _func_stacks(trace: TraceData) -> dict[int, int]:
     """Goroutine id -> stack id of its coroutine or thread target."""
     ev = trace.events
     sel = kinds_mask(ev.kind, Kind.TASK_FUNC, Kind.THREAD_FUNC)

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ..record.registry import TracerThread
+from ..tracer_thread import TracerThread
 
 T = TypeVar("T")
 WORKERS = max(1, min(os.cpu_count() or 1, 8))

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..format.decoder import Frame
 from ..format.events import CATEGORY_SHIFT, Kind, ThreadState
-from ..reader import Trace
+from ..trace_data import TraceData
 from .goroutines import Goroutines
 from .ranges import RangeSet
 from .states import LOOP_IDLE_STACK, NO_STACK, State, StateIntervals
@@ -105,7 +105,7 @@ class _Rows:
         return _Rows(self.gi[keep], self.start[keep], self.stack[keep], self.values[keep])
 
 
-def profile(trace: Trace, states: StateIntervals, type: str, selection: Selection = Selection()) -> Profile:
+def profile(trace: TraceData, states: StateIntervals, type: str, selection: Selection = Selection()) -> Profile:
     """Build the ``type`` profile (one of :data:`PROFILE_TYPES`) of ``trace``."""
     if type not in PROFILE_TYPES:
         raise ValueError(f"unknown profile type {type!r}: choose one of {', '.join(PROFILE_TYPES)}")
@@ -138,7 +138,7 @@ def profile(trace: Trace, states: StateIntervals, type: str, selection: Selectio
     )
 
 
-def _span(trace: Trace, selection: Selection) -> tuple[int, int]:
+def _span(trace: TraceData, selection: Selection) -> tuple[int, int]:
     """The selection's span in absolute ns, checked."""
     lo = trace.start_ns + (selection.start_ns or 0)
     hi = trace.start_ns + selection.end_ns if selection.end_ns is not None else trace.end_ns
@@ -165,14 +165,14 @@ def _waits(states: StateIntervals, type: str, lo: int, hi: int) -> _Rows:
     return _Rows(states.gi[rows], start, states.stack[rows].astype(np.int64), np.stack((np.ones_like(delay), delay), axis=1))
 
 
-def _sample_period(trace: Trace) -> int:
+def _sample_period(trace: TraceData) -> int:
     """The sampler's interval in ns (the recording's option)."""
     options = trace.metadata.get("options")
     interval = options.get("sample_interval") if isinstance(options, dict) else None
     return int(float(interval) * 1e9) if isinstance(interval, (int, float)) and interval > 0 else 10_000_000
 
 
-def _cpu_samples(trace: Trace, goroutines: Goroutines, lo: int, hi: int, period: int) -> _Rows:
+def _cpu_samples(trace: TraceData, goroutines: Goroutines, lo: int, hi: int, period: int) -> _Rows:
     """Samples of threads on a CPU within ``[lo, hi)``."""
     ev = trace.events
     rows = np.flatnonzero(ev.kind == Kind.THREAD_SAMPLE)
@@ -190,7 +190,7 @@ def _in_group(goroutines: Goroutines, gi: np.ndarray, group: str | None) -> np.n
     return members[gi]
 
 
-def _inside_regions(trace: Trace, goroutines: Goroutines, rows: _Rows, region: str, points: bool) -> np.ndarray:
+def _inside_regions(trace: TraceData, goroutines: Goroutines, rows: _Rows, region: str, points: bool) -> np.ndarray:
     """The time column, kept only inside ``region`` on the goroutine that opened it.
 
     A wait keeps its overlap with the regions; a sample (``points``) is kept
@@ -212,7 +212,7 @@ def _inside_regions(trace: Trace, goroutines: Goroutines, rows: _Rows, region: s
     return out
 
 
-def _known_stacks(trace: Trace, goroutines: Goroutines, gi: np.ndarray, stacks: np.ndarray) -> np.ndarray:
+def _known_stacks(trace: TraceData, goroutines: Goroutines, gi: np.ndarray, stacks: np.ndarray) -> np.ndarray:
     """Stacks the trace defines; others fall back to the goroutine's entry point, else -1."""
     defined = np.array(sorted(trace.stacks), dtype=np.int64)
     known = np.isin(stacks, defined)

@@ -34,7 +34,8 @@ import functools
 import numpy as np
 
 from ..format.events import CATEGORY_SHIFT, Category, Kind, Waker
-from ..reader import Table, Trace, kind_lookup, kinds_mask
+from ..table import Table, kind_lookup, kinds_mask
+from ..trace_data import TraceData
 from .blocks import blocks
 from .goroutines import Goroutines, group_order
 from .parallel import WORKERS, run_all
@@ -106,7 +107,7 @@ class StateIntervals:
     ready, packed like a TASK_READY argument; 0 unknown).
     """
 
-    def __init__(self, trace: Trace, goroutines: Goroutines | None = None) -> None:
+    def __init__(self, trace: TraceData, goroutines: Goroutines | None = None) -> None:
         self.goroutines = goroutines if goroutines is not None else Goroutines(trace)
         t = _gathered(trace, self.goroutines)
         halves = _halves(t.gi)
@@ -147,7 +148,7 @@ class _Transitions:
         return _Transitions(*(column[rows] for column in (self.gi, self.ts, self.state, self.stack, self.waker, self.kind, self.arg)))
 
 
-def _grouped_rows(trace: Trace, goroutines: Goroutines) -> tuple[np.ndarray, np.ndarray]:
+def _grouped_rows(trace: TraceData, goroutines: Goroutines) -> tuple[np.ndarray, np.ndarray]:
     """The rows of the events that change a goroutine's state, grouped by goroutine (time order within one),
     and how many of them each goroutine has.
 
@@ -167,7 +168,7 @@ def _grouped_rows(trace: Trace, goroutines: Goroutines) -> tuple[np.ndarray, np.
     return group_order(gi, n + 1)[: len(gi) - counts[n]], counts[:n]
 
 
-def _group_part(trace: Trace, goroutines: Goroutines, loops: tuple[np.ndarray, ...], gi: np.ndarray, rows: slice, group: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _group_part(trace: TraceData, goroutines: Goroutines, loops: tuple[np.ndarray, ...], gi: np.ndarray, rows: slice, group: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Each event's goroutine index at ``rows``, written to ``gi[rows]``: ``n`` (a last group, left out) for an event
     that changes no state of a goroutine the trace names. Returns how many events each group holds, and if
     ``group``, the order (from ``rows.start``) that groups these events."""
@@ -198,7 +199,7 @@ def _merged(parts: list[tuple[np.ndarray, np.ndarray | None]], offset: int, n: i
     return rows
 
 
-def _loop_starts(trace: Trace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _loop_starts(trace: TraceData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each LOOP_START's time, loop and thread: the thread a loop runs on from then on."""
     ev = trace.events
     starts = np.flatnonzero(ev.kind == Kind.LOOP_START)
@@ -223,7 +224,7 @@ def _event_halves(n: int) -> list[slice]:
     return [slice(0, n // 2), slice(n // 2, n)]
 
 
-def _gathered(trace: Trace, goroutines: Goroutines) -> _Transitions:
+def _gathered(trace: TraceData, goroutines: Goroutines) -> _Transitions:
     """The transitions, grouped: their goroutine, their events' kind, time and argument, and room for their states."""
     ev = trace.events
     rows, counts = _grouped_rows(trace, goroutines)

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from ..reader import Table, Trace
+from ..table import Table
+from ..trace_data import TraceData
 from .blocks import blocks
 from .gc import Collections
 from .goroutines import Goroutine
@@ -23,7 +24,7 @@ TOP_WAITS = 10
 _SLOTS = len(State)
 
 
-def summarize(trace: Trace, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS) -> dict[str, Any]:
+def summarize(trace: TraceData, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS) -> dict[str, Any]:
     """Everything ``exectracer summary`` reports, as plain data."""
     times, latency, waits = run_all(
         [
@@ -62,7 +63,7 @@ def latency_stats(durations: np.ndarray) -> dict[str, int]:
     return {"count": int(len(durations)), "p50": int(p50), "p90": int(p90), "p99": int(p99), "max": int(durations.max())}
 
 
-def top_waits(trace: Trace, states: StateIntervals, n: int = TOP_WAITS) -> list[dict[str, Any]]:
+def top_waits(trace: TraceData, states: StateIntervals, n: int = TOP_WAITS) -> list[dict[str, Any]]:
     """The ``n`` code locations where goroutines spent the most time blocked, by category."""
     parts = []
     for rows in blocks(len(states)):
@@ -91,7 +92,7 @@ def top_waits(trace: Trace, states: StateIntervals, n: int = TOP_WAITS) -> list[
     return out
 
 
-def _trace_info(trace: Trace) -> dict[str, Any]:
+def _trace_info(trace: TraceData) -> dict[str, Any]:
     python = trace.metadata.get("python") if isinstance(trace.metadata.get("python"), dict) else {}
     lost = trace.lost
     return {
@@ -182,7 +183,7 @@ def total_time(time_ns: dict[str, Any]) -> int:
     return time_ns["running"] + time_ns["runnable"] + sum(time_ns["blocked"].values())
 
 
-def finished(trace: Trace, what: str) -> Table:
+def finished(trace: TraceData, what: str) -> Table:
     """User tasks (``what="tasks"``) or regions (``"regions"``) that ended in the trace:
     ``name``, ``g`` (the goroutine that began it), ``begin``, ``end`` (absolute ns)."""
     if what == "tasks":

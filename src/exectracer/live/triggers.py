@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable, TypeVar
 
 from ..record.annotations import region, run_within
-from ..record.registry import TracerThread
+from ..tracer_thread import TracerThread
 from .naming import trace_file_name
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable, TypeVar
 
 from ..format.events import ARG_SHIFT, WAKER_SHIFT, Kind, Waker
-from . import recorder as _recorder
+from . import current as _current
 from .native import speedups
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,7 +51,7 @@ class task:
         self.parent_id = _user_task.get()
         self._ended = False
         self._token: contextvars.Token | None = None
-        rec = _recorder._current
+        rec = _current.recording
         if rec is None:
             self.id = 0
             return
@@ -78,7 +78,7 @@ class task:
                 _user_task.reset(self._token)
             except ValueError:  # ended from another context
                 pass
-        rec = _recorder._current
+        rec = _current.recording
         if rec is not None and self.id:
             rec.events.extend((_USER_TASK_END | self.id << ARG_SHIFT, time.perf_counter_ns(), rec.registry.current_g()))
 
@@ -100,7 +100,7 @@ class _PythonRegion:
         self._sid = 0
 
     def __enter__(self) -> "region":
-        rec = _recorder._current
+        rec = _current.recording
         if rec is not None:
             try:
                 ts = time.perf_counter_ns()
@@ -117,7 +117,7 @@ class _PythonRegion:
         return self  # type: ignore[return-value]
 
     def __exit__(self, *exc: object) -> None:
-        rec = _recorder._current
+        rec = _current.recording
         if rec is not None and self._g:
             rec.events.extend((_REGION_END | self._sid << ARG_SHIFT, time.perf_counter_ns(), self._g))
         self._g = 0
@@ -147,7 +147,7 @@ class region(_RegionBase):
         return run_within(func, lambda: region(name))
 
 
-def annotation_sink(recorder: "_recorder.Recorder | None") -> None:
+def annotation_sink(recorder: _current.Recording | None) -> None:
     """Point the C regions at ``recorder``'s events (None: at nothing); nothing to do without the C hooks."""
     if _native is None:
         return
@@ -184,7 +184,7 @@ def run_within(func: F, context: Callable[[], contextlib.AbstractContextManager]
 
 def log(category: str, message: str) -> None:
     """Record a message under a category, in the current goroutine and user task."""
-    rec = _recorder._current
+    rec = _current.recording
     if rec is None:
         return
     ts = time.perf_counter_ns()

@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any, Callable
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Waker
+from . import current as _current
 from .native import speedups
 from .registry import Registry
 from .store import EventStore
@@ -131,7 +132,7 @@ def timed(
     if native is not None:  # the same in C: a short call costs two clock reads, not a Python call
 
         def record(start: int, end: int, frame: FrameType | None, args: tuple) -> None:
-            rec = _recorder._current
+            rec = _current.recording
             if rec is not None and rec.waits is not None:
                 _record_call(rec, start, end, cat, frame, args, None, waker, due)  # loop_selector is checked in C
 
@@ -155,7 +156,7 @@ def _python_timed(func: Callable, cat: int, skip: Skip | None, waker: WakerOf | 
             return func(*args, **kwargs)
         finally:
             end = clock()
-            rec = _recorder._current
+            rec = _current.recording
             if rec is not None and rec.waits is not None and end - start >= rec.waits.threshold_ns:
                 _record_call(rec, start, end, cat, getframe(1), args, skip, waker, due)
 
@@ -172,16 +173,13 @@ def running_loop_selector(args: tuple) -> bool:
     return loop is not None and getattr(loop, "_selector", None) is args[0]
 
 
-def _record_call(rec: Any, start: int, end: int, cat: int, frame: FrameType, args: tuple, skip: Skip | None, waker: WakerOf | None, due: Due | None) -> None:
+def _record_call(rec: _current.Recording, start: int, end: int, cat: int, frame: FrameType, args: tuple, skip: Skip | None, waker: WakerOf | None, due: Due | None) -> None:
     try:
         if skip is not None and skip(args):
             return
-        if rec.waits.record(start, end, cat, frame, waker(args) if waker is not None else 0) and due is not None:
+        waits = rec.waits
+        if waits is not None and waits.record(start, end, cat, frame, waker(args) if waker is not None else 0) and due is not None:
             rec.gil.observe(rec.registry.thread_g(), start + due(args), end)
     except Exception:
         pass
 
-
-# Last: the recorder imports the hook modules, which import this one, so whichever is imported
-# first, the recorder must find this module's names already defined.
-from . import recorder as _recorder  # noqa: E402

@@ -12,10 +12,10 @@ import time
 import warnings
 from typing import Any, BinaryIO, Iterator
 
-from .. import __version__
+from ..version import __version__
 from ..format.chunks import FORMAT_VERSION, MAX_CHUNK_BYTES
 from ..format.encoder import EVENT_BYTES
-from . import annotations as _annotations, gc_hooks, io_waits, pool_hooks, sync_waits, thread_hooks
+from . import annotations as _annotations, current as _current, gc_hooks, io_waits, pool_hooks, sync_waits, thread_hooks
 from .blocking import Waits
 from .gc_hooks import HeapProbe
 from .gil import GilLateness
@@ -290,7 +290,6 @@ def _platform() -> str:
 
 
 _lock = threading.Lock()
-_current: Recorder | None = None
 
 
 def start(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) -> None:
@@ -309,14 +308,14 @@ def stop() -> dict:
 
 def start_recorder(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) -> Recorder:
     """``start()``, returning the new recording (for integrations that must stop exactly it)."""
-    global _current
     opts = Options.from_kwargs(options)
     with _lock:
-        if _current is not None:
-            raise TracingError(f"tracing is already running (into {_current.dest_name}); call exectracer.stop() first")
+        running = current()
+        if running is not None:
+            raise TracingError(f"tracing is already running (into {running.dest_name}); call exectracer.stop() first")
         recorder = Recorder(dest, opts)
         recorder.start()
-        _current = recorder
+        _current.recording = recorder
         _annotations.annotation_sink(recorder)
     _register_fork_handler()
     return recorder
@@ -324,24 +323,24 @@ def start_recorder(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) ->
 
 def stop_recorder(recorder: Recorder | None = None) -> dict:
     """Stop the running recording, only if it is ``recorder`` when one is given; return its totals."""
-    global _current
     with _lock:
-        running = _current
+        running = current()
         if running is None or (recorder is not None and running is not recorder):
             raise TracingError("tracing is not running" if recorder is None else "this recording is not running")
-        _current = None
+        _current.recording = None
         _annotations.annotation_sink(None)
     return running.stop()
 
 
 def is_tracing() -> bool:
     """Whether a recording is running in this process."""
-    return _current is not None
+    return _current.recording is not None
 
 
 def current() -> Recorder | None:
-    """The running recorder, if any (for annotations and integrations)."""
-    return _current
+    """The running recorder, if any (for integrations)."""
+    running = _current.recording
+    return running if isinstance(running, Recorder) else None
 
 
 @contextlib.contextmanager
@@ -366,9 +365,10 @@ def _register_fork_handler() -> None:
 
 def _after_fork_in_child() -> None:
     """A forked child does not trace and never writes into the parent's trace."""
-    global _current, _lock
+    global _lock
     _lock = threading.Lock()
-    recorder, _current = _current, None
+    recorder = current()
+    _current.recording = None
     _annotations.annotation_sink(None)
     if recorder is not None:
         recorder.abandon_after_fork()

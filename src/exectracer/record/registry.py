@@ -13,6 +13,7 @@ from types import CoroutineType, GeneratorType
 from typing import Any
 
 from ..format.events import ARG_SHIFT, MASK64, WAKER_SHIFT, Kind, Waker, pack
+from ..tracer_thread import TracerThread
 from .interner import Interner
 from .store import EventStore
 
@@ -20,10 +21,6 @@ _DEFAULT_TASK_NAME = "Task-"
 _DEFAULT_PREFIX_LEN = len(_DEFAULT_TASK_NAME)
 _TASK_CREATE, _TASK_LOOP, _TASK_NAME = int(Kind.TASK_CREATE), int(Kind.TASK_LOOP), int(Kind.TASK_NAME)
 _TASK_WAKER = int(Waker.TASK)
-
-
-class TracerThread(threading.Thread):
-    """A thread of the tracer itself (a debug server's, a snapshot writer's): never recorded."""
 
 
 class HookState(threading.local):

@@ -23,7 +23,7 @@ import weakref
 from typing import Any
 
 from ..format.events import Category
-from . import recorder as _recorder
+from . import current as _current
 from .blocking import Wakers, timed
 from .native import speedups
 from .patcher import Patcher
@@ -37,7 +37,7 @@ _getframe = sys._getframe
 
 
 def _current_g() -> int:
-    rec = _recorder._current
+    rec = _current.recording
     return rec.registry.current_g() if rec is not None else 0
 
 
@@ -50,7 +50,7 @@ def _acquire_contended(owner: "Lock | RLock", blocking: bool, timeout: float) ->
     finally:
         owner._waiters -= 1
         end = _clock()
-        rec = _recorder._current
+        rec = _current.recording
         if rec is not None and rec.waits is not None and end - start >= rec.waits.threshold_ns:
             rec.waits.record(start, end, SYNC, _getframe(2), owner._releaser)  # (inside Condition.wait, left to it)
 

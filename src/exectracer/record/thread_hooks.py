@@ -8,7 +8,8 @@ from typing import Any
 
 from ..format.events import Kind, pack
 from .patcher import Patcher
-from .registry import Registry, TracerThread
+from ..tracer_thread import TracerThread
+from .registry import Registry
 from .store import EventStore
 
 THREAD_G_ATTR = "_exectracer_g"  # a Thread's goroutine id, set when it is started

@@ -15,7 +15,8 @@ import numpy as np
 from ..analysis import Analysis
 from ..analysis.states import State
 from ..format.events import CALLBACK_SHIFT, Kind
-from ..reader import Trace, kinds_mask, match_spans
+from ..reader import Trace
+from ..table import kinds_mask, match_spans
 from .lod import SpanIndex, Window, merge, thin_points, visible
 
 STEP, CALLBACK, IDLE = 0, 1, 2
