@@ -113,6 +113,40 @@ def test_errors_inside_hooks_never_reach_the_program(tmp_path, monkeypatch):
         assert asyncio.run(main()) == [1, [2, 3], 4]
 
 
+class _FrozenThread(threading.Thread):
+    """A thread that refuses attributes its class does not define (as some frameworks' objects do)."""
+
+    def __setattr__(self, name, value):
+        if not hasattr(type(self), name) and name not in vars(threading.Thread()):
+            raise AttributeError(f"{type(self).__name__} is frozen: no attribute {name!r}")
+        super().__setattr__(name, value)
+
+
+def test_a_failing_hook_is_counted_and_every_reader_says_so(tmp_path):
+    from exectracer.web.api import ViewerAPI
+
+    done = []
+    path = tmp_path / "t.xtrace"
+    exectracer.start(path)
+    thread = _FrozenThread(target=done.append, args=(1,))
+    thread.start()  # the start hook cannot mark the thread: its creation is not recorded
+    thread.join()
+    totals = exectracer.stop()
+    assert done == [1]
+    assert totals["hook_errors"] == 1
+
+    trace = exectracer.load(path)
+    (error,) = trace.lost.hook_errors
+    assert (error.hook, error.count) == ("thread.start", 1)
+    assert error.first.startswith("AttributeError: _FrozenThread is frozen")
+    assert not trace.lost.complete
+    assert trace.analysis.summary()["trace"]["lost"]["hook_errors"] == 1
+    info = ViewerAPI(trace).info({})
+    assert any("thread.start failed 1 time" in warning for warning in info["warnings"])
+    report = subprocess.run([sys.executable, "-m", "exectracer", "summary", str(path)], capture_output=True, text=True, check=True).stdout
+    assert "WARNING: incomplete trace: 1 hook errors" in report
+
+
 def test_callback_exceptions_still_reach_the_loop_handler(tmp_path):
     seen = []
 

@@ -27,9 +27,9 @@ from .analysis import Analysis
 from .format import decoder
 from .format.decoder import Frame, Problem, TraceFormatError
 from .table import Table
-from .trace_data import Lost, Loop, Task, Thread, TraceData, UserTask
+from .trace_data import HookError, Lost, Loop, Task, Thread, TraceData, UserTask
 
-__all__ = ["Frame", "Lost", "Loop", "Problem", "Table", "Task", "Thread", "Trace", "TraceFormatError", "TraceWarning", "UserTask", "load"]
+__all__ = ["Frame", "HookError", "Lost", "Loop", "Problem", "Table", "Task", "Thread", "Trace", "TraceFormatError", "TraceWarning", "UserTask", "load"]
 
 
 class TraceWarning(UserWarning):

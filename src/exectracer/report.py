@@ -40,7 +40,7 @@ def render(doc: dict[str, Any], name: str) -> str:
 def _header(info: dict[str, Any], name: str) -> str:
     lost = info["lost"]
     problems = [f"{lost['events']:,} events lost"] if lost["events"] else []
-    problems += [f"{lost[k]:,} {k.replace('_', ' ')}" for k in ("chunks_skipped", "chunks_missing", "truncated_bytes") if lost[k]]
+    problems += [f"{lost[k]:,} {k.replace('_', ' ')}" for k in ("chunks_skipped", "chunks_missing", "truncated_bytes", "hook_errors") if lost.get(k)]
     if not lost["clean_end"]:
         problems.append("the recording did not stop cleanly")
     line = f"Trace {printable(name)}: {printable(info['python'])}, pid {info['pid']}, {duration(info['duration_ns'])}, {info['events']:,} events"

@@ -24,7 +24,7 @@ from .format.decoder import Frame, Problem
 from .format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, Outcome
 from .table import Table, dataframe_library, kinds_mask, match_spans
 
-__all__ = ["Lost", "Loop", "Task", "Thread", "TraceData", "UserTask"]
+__all__ = ["HookError", "Lost", "Loop", "Task", "Thread", "TraceData", "UserTask"]
 
 _DEFAULT_TASK_PREFIX = "Task-"
 
@@ -87,6 +87,15 @@ class UserTask:
 
 
 @dataclasses.dataclass(frozen=True)
+class HookError:
+    """A recording hook that failed while recording: the events it was making are missing."""
+
+    hook: str  # which hook, e.g. "asyncio.step" or "thread_wait"
+    count: int  # how many times it failed
+    first: str  # the first error, as "Type: message"
+
+
+@dataclasses.dataclass(frozen=True)
 class Lost:
     """What the trace does not hold, and why."""
 
@@ -96,6 +105,12 @@ class Lost:
     seq_gaps: tuple[tuple[int, int], ...]  # (first, last) missing chunk sequence numbers
     clean_end: bool  # the END chunk is present: the recording was stopped cleanly
     problems: tuple[Problem, ...]
+    hook_errors: tuple[HookError, ...] = ()  # hooks that failed while recording (their events are missing)
+
+    @property
+    def hook_error_count(self) -> int:
+        """How many times recording hooks failed."""
+        return sum(error.count for error in self.hook_errors)
 
     @property
     def chunks_missing(self) -> int:
@@ -105,7 +120,7 @@ class Lost:
     @property
     def complete(self) -> bool:
         """Whether nothing at all is missing."""
-        return self.clean_end and not (self.events_lost or self.chunks_skipped or self.truncated_bytes or self.seq_gaps)
+        return self.clean_end and not (self.events_lost or self.chunks_skipped or self.truncated_bytes or self.seq_gaps or self.hook_errors)
 
 
 class TraceData:
@@ -132,6 +147,7 @@ class TraceData:
             seq_gaps=tuple(decoded.seq_gaps),
             clean_end=decoded.summary is not None,
             problems=tuple(decoded.problems),
+            hook_errors=_hook_errors((decoded.summary or {}).get("hook_errors")),
         )
 
     def __repr__(self) -> str:
@@ -342,6 +358,19 @@ _KIND_NAMES = {int(k): k.name for k in Kind}
 
 def _kind_name(kind: int) -> str:
     return _KIND_NAMES.get(kind, f"KIND_{kind}")
+
+
+def _hook_errors(recorded: Any) -> tuple[HookError, ...]:
+    """The END record's ``hook_errors`` (``{hook: {"count": n, "first": text}}``); entries of another shape are left out."""
+    if not isinstance(recorded, dict):
+        return ()
+    errors = []
+    for hook, entry in recorded.items():
+        count = entry.get("count") if isinstance(entry, dict) else None
+        if isinstance(hook, str) and _ints(count) and count > 0:
+            first = entry.get("first")
+            errors.append(HookError(hook, int(count), first if isinstance(first, str) else "?"))
+    return tuple(errors)
 
 
 def _ints(*values: Any) -> list[int]:

@@ -107,6 +107,7 @@ def _trace_info(trace: TraceData) -> dict[str, Any]:
             "chunks_missing": lost.chunks_missing,
             "truncated_bytes": lost.truncated_bytes,
             "clean_end": lost.clean_end,
+            "hook_errors": lost.hook_error_count,
         },
     }
 

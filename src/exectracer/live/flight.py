@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any, BinaryIO, Callable
 
+from ..record import hook_errors
 from ..record.recorder import Options, Recorder, TracingError, current, in_memory_defaults, start_recorder, stop_recorder
 from ..record.writer import open_sink
 from .ring import ChunkRing
@@ -112,7 +113,7 @@ class FlightRecorder:
                 warnings.append(f"the newest events were not written within {FLUSH_TIMEOUT} s and are missing from this snapshot")
             sink, owned = open_sink(dest)
             try:
-                return ring.write_snapshot(sink, stop_ns=time.perf_counter_ns(), warnings=warnings)
+                return ring.write_snapshot(sink, stop_ns=time.perf_counter_ns(), warnings=warnings, hook_errors=hook_errors.counts())
             finally:
                 if owned:
                     sink.close()
@@ -130,7 +131,7 @@ class FlightRecorder:
             try:
                 files.request(directory, "signal")
             except Exception:  # never raise into the program
-                pass
+                hook_errors.caught("flight.signal")
 
         previous = signal.signal(signum, on_signal)
         self._uninstall.append(lambda: signal.signal(signum, previous if previous is not None else signal.SIG_DFL))

@@ -72,7 +72,7 @@ class ChunkRing:
                     self._metadata_bytes = len(chunk)
         return len(data)
 
-    def write_snapshot(self, out: BinaryIO, *, stop_ns: int, warnings: list[str]) -> int:
+    def write_snapshot(self, out: BinaryIO, *, stop_ns: int, warnings: list[str], hook_errors: dict[str, dict[str, int | str]] | None = None) -> int:
         """Write what is kept as a complete trace file to ``out``; return the bytes written."""
         with self._lock:
             if self._metadata is None:
@@ -89,7 +89,7 @@ class ChunkRing:
             pieces.append(events_chunk(seq(), restated, level))
         pieces += _renumbered([chunk for _, chunk, _ in kept], seq)
         events = sum(n for _, _, n in kept) + len(restated or ()) // COLUMNS
-        summary = {"clean": True, "stop_ns": stop_ns, "warnings": warnings, "events": events, "events_lost": 0}
+        summary = {"clean": True, "stop_ns": stop_ns, "warnings": warnings, "events": events, "events_lost": 0, "hook_errors": hook_errors or {}}
         pieces.append(json_chunk(ChunkKind.END, seq(), summary, level))
         return sum(_write_all(out, piece) for piece in pieces)
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, TypeVar
 
 from ..format.events import ARG_SHIFT, WAKER_SHIFT, Kind, Waker
 from . import current as _current
+from .hook_errors import caught
 from .native import speedups
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -107,6 +108,7 @@ class _PythonRegion:
                 g = rec.registry.current_g()
                 sid = rec.interner.string(str(self.name))
             except Exception:  # a name that cannot be made text: the region is left out
+                caught("region")
                 return self  # type: ignore[return-value]
             out = [_REGION_BEGIN | sid << ARG_SHIFT, ts, g]
             parent = _user_task.get()

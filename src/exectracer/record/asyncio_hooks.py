@@ -50,6 +50,7 @@ from ..format.events import (
 )
 from .await_chain import AwaitChains
 from .handoff import NEVER, GilHandoff
+from .hook_errors import caught
 from .interner import Interner, function_name
 from .native import speedups
 from .patcher import Patcher
@@ -263,7 +264,7 @@ def install(
                     else:
                         emit((STEP, start, g, code, clock(), g))
                 except Exception:
-                    pass
+                    caught("asyncio.step")
                 return
         run_callback(handle, cb)
 
@@ -283,6 +284,7 @@ def install(
             else:
                 source, waker = SOURCE_SOON, WAKER_CALLBACK
         except Exception:
+            caught("asyncio.callback")
             orig_run(handle)
             return
         prev = local.cur
@@ -346,6 +348,7 @@ def install(
         try:
             return pack_waker(Waker.THREAD, registry.thread_g())
         except Exception:
+            caught("asyncio.call_soon")
             return 0
 
     fill_directly = _builds_handles_like_asyncio(call_soon)
@@ -367,6 +370,7 @@ def install(
             prev_creating = local.creating
             local.creating = (coro, parent, ts)
         except Exception:
+            caught("asyncio.create_task")
             return orig_create_task(loop, coro, *args, **kwargs)
         try:
             task = orig_create_task(loop, coro, *args, **kwargs)
@@ -377,7 +381,7 @@ def install(
             if task.done() or task._fut_waiter is not None:
                 eager_step(task, coro, g, ts)
         except Exception:
-            pass
+            caught("asyncio.create_task")
         return task
 
     def eager_step(task: Any, coro: Any, g: int, ts: int) -> None:
@@ -405,7 +409,7 @@ def install(
                 if g and name is not None:
                     registry.task_name(g, task.get_name())
             except Exception:
-                pass
+                caught("asyncio.task_name")
 
         patcher.replace(asyncio.tasks, "_set_task_name", set_task_name)
 
@@ -416,6 +420,7 @@ def install(
             lid = loop_id(loop)
             emit((pack(Kind.LOOP_START, registry.thread_g()), clock(), lid))
         except Exception:
+            caught("asyncio.loop_start")
             lid = 0
         try:
             orig_run_forever(loop)
@@ -447,7 +452,7 @@ def install(
                                 io.add(id(handle))
                 local.io = io
             except Exception:
-                pass
+                caught("asyncio.process_events")
         orig_process_events(loop, event_list)
 
     if native is not None:
@@ -461,7 +466,7 @@ def install(
                     try:
                         handoff.give_way()
                     except Exception:
-                        pass
+                        caught("asyncio.select")
                 return orig_select(selector, timeout)
             loop = _get_running_loop()
             if loop is None or getattr(loop, "_selector", None) is not selector:
@@ -472,7 +477,7 @@ def install(
                 try:
                     handoff.going_idle(now + timeout * 1e9 if timeout is not None else NEVER)
                 except Exception:
-                    pass
+                    caught("asyncio.select")
             emit((IDLE_BEGIN, now, lid))
             ready = []
             try:
@@ -499,7 +504,7 @@ def install(
             if local.last_work and cur & 7 == TASK_WAKER:  # a task submitted it, to a thread pool we see
                 emit((pack(Kind.TASK_AWAITS_WORK, local.last_work), clock(), cur >> WAKER_SHIFT))
         except Exception:
-            pass
+            caught("asyncio.run_in_executor")
         return fut
 
     patcher.replace(asyncio.base_events.BaseEventLoop, "run_in_executor", run_in_executor)

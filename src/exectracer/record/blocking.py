@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Waker
 from . import current as _current
+from .hook_errors import caught
 from .native import speedups
 from .registry import Registry
 from .store import EventStore
@@ -76,6 +77,7 @@ class Waits:
                 self._emit((code, start, g, UNBLOCK | waker << ARG_SHIFT, end, g))
             return True
         except Exception:
+            caught("thread_wait")
             return False
 
 
@@ -181,5 +183,5 @@ def _record_call(rec: _current.Recording, start: int, end: int, cat: int, frame:
         if waits is not None and waits.record(start, end, cat, frame, waker(args) if waker is not None else 0) and due is not None:
             rec.gil.observe(rec.registry.thread_g(), start + due(args), end)
     except Exception:
-        pass
+        caught("thread_wait")
 

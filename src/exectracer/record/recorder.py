@@ -15,7 +15,7 @@ from typing import Any, BinaryIO, Iterator
 from ..version import __version__
 from ..format.chunks import FORMAT_VERSION, MAX_CHUNK_BYTES
 from ..format.encoder import EVENT_BYTES
-from . import annotations as _annotations, current as _current, gc_hooks, io_waits, pool_hooks, sync_waits, thread_hooks
+from . import annotations as _annotations, current as _current, gc_hooks, hook_errors, io_waits, pool_hooks, sync_waits, thread_hooks
 from .blocking import Waits
 from .gc_hooks import HeapProbe
 from .gil import GilLateness
@@ -140,6 +140,7 @@ class Recorder:
 
     def start(self) -> None:
         """Write the header, start the writer and install the hooks."""
+        hook_errors.reset()
         self.writer.start(self._metadata())
         opts = self.options
         if opts.sample_interval > 0:  # before any thread is adopted or hooked: it is one of ours
@@ -188,18 +189,24 @@ class Recorder:
             try:
                 self._before_stop()
             except Exception:
-                pass
+                hook_errors.caught("asyncio.before_stop")
         self.active = False
         self._unhook()
         self._stop_sampler()
         self.events.extend(self._heap.events(0, time.perf_counter_ns(), force=True))
-        self.writer.stop({"clean": True, "stop_ns": time.perf_counter_ns(), "warnings": self.warnings})
+        errors = hook_errors.take()
+        self.writer.stop({"clean": True, "stop_ns": time.perf_counter_ns(), "warnings": self.warnings, "hook_errors": errors})
         self._heap.close()
         if self._owns_sink:
             self._sink.close()
         if self.writer.write_error:
             warnings.warn(f"exectracer: the trace {self.dest_name} is incomplete: {self.writer.write_error}", RuntimeWarning, stacklevel=3)
-        return {"events": self.writer.events_written, "events_lost": self.writer.events_lost, "bytes": self.writer.bytes_written}
+        return {
+            "events": self.writer.events_written,
+            "events_lost": self.writer.events_lost,
+            "bytes": self.writer.bytes_written,
+            "hook_errors": sum(int(error["count"]) for error in errors.values()),
+        }
 
     def abandon_after_fork(self) -> None:
         """In a forked child: stop recording without touching the parent's file."""

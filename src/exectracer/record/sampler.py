@@ -30,6 +30,7 @@ from typing import Callable
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, ThreadState
 from .gil import GilLateness
 from .handoff import NEVER, SAMPLER, GilHandoff
+from .hook_errors import caught
 from .native import speedups
 from .procfs import open_proc, start_reader
 from .registry import Registry
@@ -250,6 +251,7 @@ class Sampler:
             self._plan(max(self._due + self._interval_ns, now))
             self._watch.mark()
         except Exception:  # never raise into the program: the sampler's thread takes the ticks back
+            caught("sampler.inline")
             self._handoff.inline_sampler = None
             self.wake()
         finally:
@@ -298,7 +300,7 @@ class Sampler:
                 if handoff.finished(SAMPLER, self._wants_gil(self._due)):  # a busy loop waited for this sample: let it take the next ones
                     handoff.inline_sampler = self
         except Exception:  # never raise; stop sampling instead
-            pass
+            caught("sampler.thread")
         finally:
             if handoff.inline_sampler is self:
                 handoff.inline_sampler = None
@@ -331,6 +333,7 @@ class Sampler:
                 if nr >= 0:
                     out += (SYSCALL | nr << ARG_SHIFT, ts, g)
             except Exception:
+                caught("sampler.states")
                 state.close()
                 state.failed = True
         if out:
@@ -381,6 +384,7 @@ class Sampler:
                     state.top = None if code.co_flags & _RESUMABLE else top
                 out.append((ident, g, state.stack))
             except Exception:
+                caught("sampler.stacks")
                 state.close()
                 state.failed = True
         alive = set(frames)

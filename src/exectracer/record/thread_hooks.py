@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from ..format.events import Kind, pack
+from .hook_errors import caught
 from .patcher import Patcher
 from ..tracer_thread import TracerThread
 from .registry import Registry
@@ -29,7 +30,7 @@ def install(patcher: Patcher, events: EventStore, registry: Registry, active: An
                 setattr(thread, THREAD_G_ATTR, g)
                 emit((pack(Kind.THREAD_CREATE, registry.current_g()), clock(), g))
             except Exception:
-                pass
+                caught("thread.start")
         orig_start(thread)
 
     orig_bootstrap = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
@@ -40,7 +41,7 @@ def install(patcher: Patcher, events: EventStore, registry: Registry, active: An
             if active():
                 g = registry.adopt_thread(thread, threading.get_ident(), g=getattr(thread, THREAD_G_ATTR, None))
         except Exception:
-            pass
+            caught("thread.run")
         try:
             orig_bootstrap(thread)
         finally:
@@ -58,7 +59,7 @@ def install(patcher: Patcher, events: EventStore, registry: Registry, active: An
             if g and active():
                 registry.thread_name(g, thread.name)
         except Exception:
-            pass
+            caught("thread.name")
 
     patcher.replace(threading.Thread, "start", start)
     patcher.replace(threading.Thread, "_bootstrap_inner", bootstrap_inner)
