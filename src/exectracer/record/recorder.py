@@ -86,7 +86,7 @@ def in_memory_defaults(max_bytes: int, window: float | None = None) -> dict[str,
     Nothing reads such a recording before it stops or a snapshot flushes it,
     so chunks are made seldom: making one costs a busy program a few
     hand-overs of the GIL and its compression some CPU, and those set its
-    tail latency (see performance.md). A chunk's raw events stay within 3/8
+    tail latency (see bench/LOG.md). A chunk's raw events stay within 3/8
     of ``max_bytes``, so that a ring of that size holds several chunks.
 
     ``window``: a recording of that many seconds at most (a capture), whose
