@@ -43,7 +43,7 @@ _LAZY = {
 }
 
 
-def load(path: Any, **kwargs: Any) -> "Trace":
+def load(path: Any, **kwargs: Any) -> Trace:
     """Read a trace file into a :class:`exectracer.reader.Trace` (needs NumPy)."""
     from .reader import load as _load
 
@@ -59,12 +59,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "__version__",
     "FlightRecorder",
     "Options",
     "Trace",
     "TraceFormatError",
     "TracingError",
+    "__version__",
     "is_tracing",
     "load",
     "log",

@@ -17,7 +17,8 @@ import shlex
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -378,7 +379,7 @@ def _view(path: str, host: str, port: int, browser: bool) -> int:
     return 0
 
 
-def _load(path: str) -> "Trace":
+def _load(path: str) -> Trace:
     """Load a trace for a command: a progress bar on a terminal if it takes a while, warnings as one line."""
     import warnings
 
@@ -402,7 +403,7 @@ def _load(path: str) -> "Trace":
     return trace
 
 
-def _analyse(trace: "Trace", *parts: str) -> None:
+def _analyse(trace: Trace, *parts: str) -> None:
     """Compute the named parts of ``trace.analysis``, with a progress bar on a terminal if that takes a while."""
     with _progress(total=len(parts), desc="analysing") as bar:
         for part in parts:

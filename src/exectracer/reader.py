@@ -20,16 +20,16 @@ import functools
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from types import FrameType
-from typing import Callable
 
 from .analysis import Analysis
 from .format import decoder
 from .format.decoder import Frame, Problem, TraceFormatError
 from .table import Table
-from .trace_data import HookError, Lost, Loop, Task, Thread, TraceData, UserTask
+from .trace_data import HookError, Loop, Lost, Task, Thread, TraceData, UserTask
 
-__all__ = ["Frame", "HookError", "Lost", "Loop", "Problem", "Table", "Task", "Thread", "Trace", "TraceFormatError", "TraceWarning", "UserTask", "load"]
+__all__ = ["Frame", "HookError", "Loop", "Lost", "Problem", "Table", "Task", "Thread", "Trace", "TraceFormatError", "TraceWarning", "UserTask", "load"]
 
 
 class TraceWarning(UserWarning):

@@ -24,7 +24,7 @@ from .format.decoder import Frame, Problem
 from .format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, Outcome
 from .table import Table, dataframe_library, kinds_mask, match_spans
 
-__all__ = ["HookError", "Lost", "Loop", "Task", "Thread", "TraceData", "UserTask"]
+__all__ = ["HookError", "Loop", "Lost", "Task", "Thread", "TraceData", "UserTask"]
 
 _DEFAULT_TASK_PREFIX = "Task-"
 

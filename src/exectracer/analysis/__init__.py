@@ -24,7 +24,7 @@ from .profiles import PROFILE_TYPES, Profile, Selection, TopEntry, profile
 from .states import State, StateIntervals
 from .summary import summarize
 
-__all__ = ["Analysis", "Collections", "Goroutine", "Goroutines", "MMUPoint", "PROFILE_TYPES", "Profile", "Selection", "State", "StateIntervals", "TopEntry", "Window"]
+__all__ = ["PROFILE_TYPES", "Analysis", "Collections", "Goroutine", "Goroutines", "MMUPoint", "Profile", "Selection", "State", "StateIntervals", "TopEntry", "Window"]
 
 
 class Analysis:

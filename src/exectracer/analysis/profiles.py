@@ -101,7 +101,7 @@ class _Rows:
     stack: np.ndarray
     values: np.ndarray  # one column per sample type; the last is the time
 
-    def take(self, keep: np.ndarray) -> "_Rows":
+    def take(self, keep: np.ndarray) -> _Rows:
         return _Rows(self.gi[keep], self.start[keep], self.stack[keep], self.values[keep])
 
 

@@ -22,7 +22,8 @@ import asyncio
 import json
 import socket
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import exectracer
 

@@ -50,7 +50,7 @@ class LiveDescriptions:
         self._user_tasks: dict[int, dict[int, int]] = {}  # user task id -> {kind: arg}, and the goroutine that began it
         self._regions: dict[int, list[list[int]]] = {}  # g -> open regions, outermost first: [name, user task]
 
-    def absorb(self, codes: "array[int] | memoryview", gs: "array[int] | memoryview") -> None:
+    def absorb(self, codes: array[int] | memoryview, gs: array[int] | memoryview) -> None:
         """Take in the events of a dropped chunk (its ``code`` and ``g`` columns, in file order).
 
         The same as taking in each event in turn, faster: a task's describing
@@ -70,7 +70,7 @@ class LiveDescriptions:
             code = codes[i]
             self._absorb_one(code & KIND_MASK, code >> 8, gs[i])
 
-    def rows(self, ts: int) -> "array[int]":
+    def rows(self, ts: int) -> array[int]:
         """The describing events, all at ``ts``, as flat ``code, ts, g`` rows: loops, threads, tasks, user tasks, regions."""
         out = array("q")
         for table, kinds in ((self._loops, LOOP_KINDS), (self._threads, THREAD_KINDS), (self._tasks, TASK_KINDS)):
@@ -137,7 +137,7 @@ class LiveDescriptions:
                     del self._regions[g]
 
 
-def _kept_positions(codes: "array[int] | memoryview", gs: "array[int] | memoryview", live: set[int]) -> list[int]:
+def _kept_positions(codes: array[int] | memoryview, gs: array[int] | memoryview, live: set[int]) -> list[int]:
     """The positions of the events ``absorb`` takes in (``_speedups.kept_positions`` in Python).
 
     ``live``: the goroutines a TASK_DONE can forget something of; another's end is passed over.

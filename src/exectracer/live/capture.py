@@ -32,7 +32,7 @@ class CaptureBuffer:
         self.max_bytes = max_bytes
         self._data = bytearray()
 
-    def write(self, data: "bytes | memoryview") -> int:
+    def write(self, data: bytes | memoryview) -> int:
         if len(self._data) + len(data) > self.max_bytes:
             raise OSError(f"the capture reached its limit of {self.max_bytes:,} bytes")
         self._data += data

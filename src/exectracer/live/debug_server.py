@@ -101,7 +101,7 @@ class DebugServer:
         self._server.server_close()
         self._thread.join()
 
-    def __enter__(self) -> "DebugServer":
+    def __enter__(self) -> DebugServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,10 +12,19 @@ import os
 import signal
 import threading
 import time
-from typing import Any, BinaryIO, Callable
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 from ..record import hook_errors
-from ..record.recorder import Options, Recorder, TracingError, current, in_memory_defaults, start_recorder, stop_recorder
+from ..record.recorder import (
+    Options,
+    Recorder,
+    TracingError,
+    current,
+    in_memory_defaults,
+    start_recorder,
+    stop_recorder,
+)
 from ..record.writer import open_sink
 from .ring import ChunkRing
 from .triggers import SnapshotFiles, SnapshotIfSlow
@@ -24,10 +33,10 @@ MIN_MAX_BYTES = 64 << 10
 FLUSH_TIMEOUT = 5.0  # seconds a snapshot waits for the newest events to be written
 
 _lock = threading.Lock()
-_running: "FlightRecorder | None" = None
+_running: FlightRecorder | None = None
 
 
-def running() -> "FlightRecorder | None":
+def running() -> FlightRecorder | None:
     """The flight recorder recording in this process, if any."""
     flight = _running
     return flight if flight is not None and flight.recording else None
@@ -71,7 +80,7 @@ class FlightRecorder:
         ring = self._ring
         return ring.nbytes if ring is not None else 0
 
-    def start(self) -> "FlightRecorder":
+    def start(self) -> FlightRecorder:
         """Start recording; raises :class:`exectracer.TracingError` if tracing already runs."""
         global _running
         with _lock:
@@ -102,7 +111,7 @@ class FlightRecorder:
                 pass
         self._ring = None
 
-    def snapshot(self, dest: "str | os.PathLike[str] | BinaryIO") -> int:
+    def snapshot(self, dest: str | os.PathLike[str] | BinaryIO) -> int:
         """Write what it holds, up to now, as a trace file into ``dest`` (a path or binary file); return its size."""
         with self._snapshot_lock:
             rec, ring = self._recorder, self._ring
@@ -148,7 +157,7 @@ class FlightRecorder:
         files = self._snapshot_files()
         return SnapshotIfSlow(lambda reason: files.request(directory, reason, cooldown), threshold, name)
 
-    def __enter__(self) -> "FlightRecorder":
+    def __enter__(self) -> FlightRecorder:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

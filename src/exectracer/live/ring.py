@@ -7,7 +7,8 @@ import itertools
 import json
 import threading
 import time
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import BinaryIO
 
 from ..format.chunks import CHUNK_HEADER, ChunkKind, chunk_payload, file_header, renumbered_header, split_chunks
 from ..format.encoder import COLUMNS, EVENT_BYTES, event_column_views, events_chunk, json_chunk
@@ -58,7 +59,7 @@ class ChunkRing:
         """The bytes held now."""
         return self._metadata_bytes + self._definitions_bytes + self._events_bytes + self._alive_bytes
 
-    def write(self, data: "bytes | memoryview") -> int:
+    def write(self, data: bytes | memoryview) -> int:
         """Take whole chunks from the writer."""
         now = time.perf_counter_ns()
         with self._lock:
@@ -157,7 +158,7 @@ def _renumbered(chunks: list[bytes], seq: Callable[[], int]) -> list[bytes | mem
     return out
 
 
-def _write_all(out: BinaryIO, data: "bytes | memoryview") -> int:
+def _write_all(out: BinaryIO, data: bytes | memoryview) -> int:
     view = memoryview(data)
     while view:
         written = out.write(view)

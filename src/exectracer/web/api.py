@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -114,7 +115,7 @@ class ViewerAPI:
         for g in sorted(gs.list, key=lambda g: (g.created_ns is not None, g.created_ns or 0, g.id)):
             groups.setdefault((g.start_function, g.kind), []).append(g.id)
         order = {(grp["start_function"], grp["kind"]): i for i, grp in enumerate(self.summary["groups"])}
-        rel = lambda ns: None if ns is None else ns - self.trace.start_ns  # noqa: E731
+        rel = lambda ns: None if ns is None else ns - self.trace.start_ns
         return {
             "loops": [{"id": lp.id, "class_name": lp.class_name, "thread_id": lp.thread_id} for lp in self.trace.loops],
             "threads": [g.id for g in gs.list if g.kind == "thread"],

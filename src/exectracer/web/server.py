@@ -60,7 +60,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "exectracer-viewer"
     sys_version = ""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         try:
             self._route()
         except (BrokenPipeError, ConnectionResetError):
@@ -68,10 +68,10 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # never let one request stop the server
             self._json({"error": f"internal error: {type(exc).__name__}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._json({"error": "use GET"}, HTTPStatus.METHOD_NOT_ALLOWED)
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD  # noqa: N815
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the terminal shows the URL only
         pass
