@@ -52,7 +52,7 @@ def _table(header: list[str], rows: list[list[str]], align: str) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = []
     for row in [header, *rows]:
-        cells = [cell.ljust(w) if a == "l" else cell.rjust(w) for cell, w, a in zip(row, widths, align)]
+        cells = [cell.ljust(w) if a == "l" else cell.rjust(w) for cell, w, a in zip(row, widths, align, strict=True)]
         lines.append("  " + "  ".join(cells).rstrip())
     return "\n".join(lines)
 

@@ -50,4 +50,4 @@ class Collections:
 
 
 def _totals(length: np.ndarray) -> dict:
-    return {"collections": int(len(length)), "total_ns": int(length.sum()), "max_ns": int(length.max()) if len(length) else 0}
+    return {"collections": len(length), "total_ns": int(length.sum()), "max_ns": int(length.max()) if len(length) else 0}

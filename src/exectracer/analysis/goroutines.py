@@ -81,7 +81,7 @@ def _func_stacks(trace: TraceData) -> dict[int, int]:
     """Goroutine id -> stack id of its coroutine or thread target."""
     ev = trace.events
     sel = kinds_mask(ev.kind, Kind.TASK_FUNC, Kind.THREAD_FUNC)
-    return dict(zip(ev.g[sel].tolist(), ev.arg[sel].tolist()))
+    return dict(zip(ev.g[sel].tolist(), ev.arg[sel].tolist(), strict=True))
 
 
 def group_order(index: np.ndarray, groups: int) -> np.ndarray:

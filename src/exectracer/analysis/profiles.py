@@ -72,7 +72,7 @@ class Profile:
         """The ``n`` functions with the most flat value."""
         flat: dict[Frame, int] = {}
         cum: dict[Frame, int] = {}
-        for sid, value in zip(self.stacks.tolist(), self.values[:, sample_type].tolist()):
+        for sid, value in zip(self.stacks.tolist(), self.values[:, sample_type].tolist(), strict=True):
             frames = self.stack_frames(sid)
             flat[frames[0]] = flat.get(frames[0], 0) + value
             for frame in set(frames):

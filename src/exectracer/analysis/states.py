@@ -190,7 +190,7 @@ def _merged(parts: list[tuple[np.ndarray, np.ndarray | None]], offset: int, n: i
     (counts_a, order_a), (counts_b, order_b) = parts
     rows = np.empty(int(counts_a[:n].sum() + counts_b[:n].sum()), dtype=np.int64)
     at = a = b = 0
-    for end_a, end_b in zip(np.cumsum(counts_a[:n]).tolist(), np.cumsum(counts_b[:n]).tolist()):
+    for end_a, end_b in zip(np.cumsum(counts_a[:n]).tolist(), np.cumsum(counts_b[:n]).tolist(), strict=True):
         rows[at : at + end_a - a] = order_a[a:end_a]
         at += end_a - a
         np.add(order_b[b:end_b], offset, out=rows[at : at + end_b - b])
@@ -390,5 +390,5 @@ def _pack_moves(dropped: np.ndarray, n: int, to_end: bool) -> list[tuple[int, in
     lengths = np.concatenate((dropped, [n])) - starts
     runs = np.arange(len(starts))
     dst = starts + (len(dropped) - runs if to_end else -runs)  # a run moves by the number of dropped rows on its side
-    moves = [(s, d, length) for s, d, length in zip(starts.tolist(), dst.tolist(), lengths.tolist()) if length and s != d]
+    moves = [(s, d, length) for s, d, length in zip(starts.tolist(), dst.tolist(), lengths.tolist(), strict=True) if length and s != d]
     return moves[::-1] if to_end else moves

@@ -6,6 +6,7 @@ Times are nanoseconds; timestamps are relative to the trace's start.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,7 @@ def latency_stats(durations: np.ndarray) -> dict[str, int]:
     if len(durations) == 0:
         return {"count": 0, "p50": 0, "p90": 0, "p99": 0, "max": 0}
     p50, p90, p99 = np.percentile(durations, (50, 90, 99), method="inverted_cdf")
-    return {"count": int(len(durations)), "p50": int(p50), "p90": int(p90), "p99": int(p99), "max": int(durations.max())}
+    return {"count": len(durations), "p50": int(p50), "p90": int(p90), "p99": int(p99), "max": int(durations.max())}
 
 
 def top_waits(trace: TraceData, states: StateIntervals, n: int = TOP_WAITS) -> list[dict[str, Any]]:
@@ -72,7 +73,7 @@ def top_waits(trace: TraceData, states: StateIntervals, n: int = TOP_WAITS) -> l
         key = (stack[blocked].astype(np.int64) + 1) * _SLOTS + state[blocked]  # unknown stacks (-1) count from 0
         keys, count, (total,) = sums_by_key(key, [states.end[rows][blocked] - states.start[rows][blocked]])
         parts.append((keys, count, total))
-    keys, count, total = (np.concatenate(column) for column in zip(*parts)) if parts else (np.zeros(0, np.int64),) * 3
+    keys, count, total = (np.concatenate(column) for column in zip(*parts, strict=True)) if parts else (np.zeros(0, np.int64),) * 3
     keys, _, (count, total) = sums_by_key(keys, [count, total])
     out = []
     for i in np.argsort(-total, kind="stable")[:n].tolist():
@@ -86,7 +87,7 @@ def top_waits(trace: TraceData, states: StateIntervals, n: int = TOP_WAITS) -> l
                 "file": frame.file if frame else None,
                 "line": frame.line if frame else None,
                 "count": int(count[i]),
-                "total_ns": int(round(total[i])),
+                "total_ns": round(float(total[i])),
             }
         )
     return out

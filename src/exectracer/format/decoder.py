@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import mmap
 import os
@@ -320,7 +321,7 @@ class EventColumns:
         errors = []
         with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
             results = (pool.map if pool is not None else map)(self._fill_one, range(len(self.chunks)))
-            for chunk, error in zip(self.chunks, results):
+            for chunk, error in zip(self.chunks, results, strict=True):
                 errors.append(error)
                 if progress is not None:
                     progress(HEADER_BYTES + chunk.length)
@@ -377,7 +378,7 @@ def _merge_sorted_runs(columns: tuple[np.ndarray, ...], starts: list[int]) -> bo
     """
     ts = columns[1]
     budget = len(ts) // MERGE_BUDGET
-    for start, end in zip(starts[1:-1], starts[2:]):
+    for start, end in itertools.pairwise(starts[1:]):
         if start == end or start == 0:  # an empty run, or nothing before it
             continue
         top = ts[start - 1]  # the latest of the rows before, which are in order

@@ -51,7 +51,7 @@ class ViewerAPI:
         self.analysis: Analysis = trace.analysis
         self.lanes = Lanes(self.analysis)
         self.summary = self.analysis.summary()
-        trace.regions, trace.logs  # computed before requests arrive on several threads
+        _ = trace.regions, trace.logs  # cached properties, computed now: before requests arrive on several threads
         self.routes: dict[str, Callable[[Params], Any]] = {
             "/api/info": self.info,
             "/api/lanes": self.lane_list,
@@ -115,7 +115,10 @@ class ViewerAPI:
         for g in sorted(gs.list, key=lambda g: (g.created_ns is not None, g.created_ns or 0, g.id)):
             groups.setdefault((g.start_function, g.kind), []).append(g.id)
         order = {(grp["start_function"], grp["kind"]): i for i, grp in enumerate(self.summary["groups"])}
-        rel = lambda ns: None if ns is None else ns - self.trace.start_ns
+
+        def rel(ns: int | None) -> int | None:
+            return None if ns is None else ns - self.trace.start_ns
+
         return {
             "loops": [{"id": lp.id, "class_name": lp.class_name, "thread_id": lp.thread_id} for lp in self.trace.loops],
             "threads": [g.id for g in gs.list if g.kind == "thread"],
@@ -255,7 +258,7 @@ class ViewerAPI:
             "start": window.start - self.trace.start_ns,
             "end": window.end - self.trace.start_ns,
             "totals": {name: int(totals[i]) for i, name in enumerate(STATES)},
-            "goroutines": int(len(np.unique(s.gi[inside]))),
+            "goroutines": len(np.unique(s.gi[inside])),
         }
 
     def summary_doc(self, p: Params) -> dict:
@@ -327,7 +330,7 @@ class ViewerAPI:
                 {
                     "lo_ns": int(edges[b]),
                     "hi_ns": int(edges[b + 1]),
-                    "count": int(len(rows)),
+                    "count": len(rows),
                     "instances": [{"g": int(g[i]), "start": int(begin[i]) - self.trace.start_ns, "end": int(end[i]) - self.trace.start_ns} for i in slowest.tolist()],
                 }
             )
@@ -342,11 +345,11 @@ class ViewerAPI:
         rows = np.arange(len(logs))
         query = p.get("q", "").lower()
         if query:
-            rows = np.array([i for i, (c, m) in enumerate(zip(logs.category.tolist(), logs.message.tolist())) if query in c.lower() or query in m.lower()], dtype=np.int64)
+            rows = np.array([i for i, (c, m) in enumerate(zip(logs.category.tolist(), logs.message.tolist(), strict=True)) if query in c.lower() or query in m.lower()], dtype=np.int64)
         page = rows[offset : offset + limit]
         tasks = {u.id: u.name for u in self.trace.user_tasks}
         return {
-            "total": int(len(rows)),
+            "total": len(rows),
             "records": [
                 {"ts": int(logs.ts[i]) - self.trace.start_ns, "g": int(logs.g[i]), "category": logs.category[i], "message": logs.message[i], "task": int(logs.task[i]), "task_name": tasks.get(int(logs.task[i]))}
                 for i in page.tolist()
@@ -399,7 +402,7 @@ def _log_edges(duration: np.ndarray) -> np.ndarray:
 def _flame_tree(prof: Profile) -> dict:
     """The profile as a tree, outermost frame at the root's children."""
     root: dict = {"name": "all", "file": "", "line": 0, "value": 0, "self": 0, "children": {}}
-    for sid, value in zip(prof.stacks.tolist(), prof.values[:, -1].tolist()):
+    for sid, value in zip(prof.stacks.tolist(), prof.values[:, -1].tolist(), strict=True):
         node = root
         node["value"] += value
         for frame in reversed(prof.stack_frames(sid)):

@@ -80,7 +80,7 @@ class Lanes:
         m_start, m_end, m_what, count, rep = lane.index.query(window)
         single = count == 1
         what, g, label = lane.what, lane.g, lane.label
-        labels = [self.loop_label(int(what[i]), int(g[i]), int(label[i])) if one else f"{c} spans" for i, one, c in zip(rep.tolist(), single.tolist(), count.tolist())]
+        labels = [self.loop_label(int(what[i]), int(g[i]), int(label[i])) if one else f"{c} spans" for i, one, c in zip(rep.tolist(), single.tolist(), count.tolist(), strict=True)]
         return {"start": m_start, "end": m_end, "what": m_what, "g": np.where(single, g[rep], -1), "label": labels}
 
     def loop_label(self, what: int, g: int, label: int) -> str:
