@@ -8,13 +8,19 @@ kind column through a 256-entry table without NumPy's index copies;
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .format.events import Kind
 
 __all__ = ["DATAFRAME_LIBRARIES", "Table", "dataframe_library", "kind_lookup", "kinds_mask", "match_spans"]
+
+Column = NDArray[Any]  # a table's column: numbers of any dtype, or objects (strings)
+Rows = slice | NDArray[np.bool_] | NDArray[np.integer[Any]] | Sequence[int]  # what selects rows: a slice, a mask, indices
+G = TypeVar("G", bound=np.generic)
 
 
 class Table:
@@ -24,7 +30,7 @@ class Table:
     returns a new table.
     """
 
-    def __init__(self, **columns: np.ndarray) -> None:
+    def __init__(self, **columns: Column) -> None:
         self._columns = columns
 
     @property
@@ -32,13 +38,20 @@ class Table:
         """The column names."""
         return tuple(self._columns)
 
-    def __getattr__(self, name: str) -> np.ndarray:
+    def __getattr__(self, name: str) -> Column:
+        columns: dict[str, Column] = self.__dict__["_columns"]  # not self._columns: that would recurse before __init__
         try:
-            return self.__dict__["_columns"][name]
+            return columns[name]
         except KeyError:
             raise AttributeError(name) from None
 
-    def __getitem__(self, key: Any) -> Any:
+    @overload
+    def __getitem__(self, key: str) -> Column: ...
+
+    @overload
+    def __getitem__(self, key: Rows) -> Table: ...
+
+    def __getitem__(self, key: str | Rows) -> Column | Table:
         if isinstance(key, str):
             return self._columns[key]
         if isinstance(key, np.ndarray) and key.dtype == bool and key.shape == (len(self),) and len(self._columns) > 1:
@@ -58,14 +71,14 @@ class Table:
         return dataframe_library(library).DataFrame(self._columns, copy=False)
 
 
-def kinds_mask(kind: np.ndarray, *kinds: Kind) -> np.ndarray:
+def kinds_mask(kind: NDArray[np.uint8], *kinds: Kind) -> NDArray[np.bool_]:
     """Which rows of a uint8 kind column are of one of ``kinds`` (read-only)."""
     lut = np.zeros(256, dtype=bool)
     lut[list(kinds)] = True
     return kind_lookup(lut, kind)
 
 
-def kind_lookup(table: np.ndarray, kind: np.ndarray) -> np.ndarray:
+def kind_lookup(table: NDArray[G], kind: NDArray[np.uint8]) -> NDArray[G]:
     """``table[kind]`` (read-only) for a column of uint8 kinds and a table of 256 one-byte values.
 
     NumPy would first copy the index into 8-byte integers, 80 MB for 10 M
@@ -75,7 +88,7 @@ def kind_lookup(table: np.ndarray, kind: np.ndarray) -> np.ndarray:
 
 
 
-def match_spans(g: np.ndarray, opens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def match_spans(g: NDArray[np.int64], opens: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """Pair nested begin/end events per goroutine, as a stack would.
 
     ``g`` and ``opens`` describe begin (True) and end (False) events in time
@@ -121,7 +134,7 @@ def dataframe_library(name: str) -> Any:
         raise ImportError(f"to_dataframe(library={name!r}) needs {name}: pip install {name}") from None
 
 
-def _polars_column(column: np.ndarray) -> Any:
+def _polars_column(column: Column) -> Any:
     """Object columns (strings) as lists, which polars types itself; numbers as they are."""
     return column.tolist() if column.dtype == object else column
 

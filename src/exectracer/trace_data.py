@@ -18,6 +18,7 @@ import functools
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .format import decoder
 from .format.decoder import Frame, Problem
@@ -333,18 +334,19 @@ class TraceData:
     # -- helpers -----------------------------------------------------------------
 
     def _of(self, kind: Kind) -> Table:
-        return self.events[self.events.kind == kind]
+        mask: NDArray[np.bool_] = self.events.kind == kind
+        return self.events[mask]
 
     def _select(self, *kinds: Kind) -> Table:
         return self.events[kinds_mask(self.events.kind, *kinds)]
 
-    def _strings_of(self, ids: np.ndarray) -> np.ndarray:
+    def _strings_of(self, ids: NDArray[np.int64]) -> NDArray[np.object_]:
         """An object array of the strings that ``ids`` name."""
         uniq, inverse = np.unique(ids, return_inverse=True)
         table = np.array([self.string(i) for i in uniq.tolist()], dtype=object)
         return table[inverse.reshape(-1)]
 
-    def _follower(self, at: np.ndarray, kind: Kind) -> np.ndarray:
+    def _follower(self, at: NDArray[np.intp], kind: Kind) -> NDArray[np.int64]:
         """The arg of a ``kind`` event right after each event in ``at`` (same g and ts), else 0."""
         ev = self.events
         nxt = np.minimum(at + 1, max(len(ev) - 1, 0))
@@ -366,10 +368,12 @@ def _hook_errors(recorded: Any) -> tuple[HookError, ...]:
         return ()
     errors = []
     for hook, entry in recorded.items():
-        count = entry.get("count") if isinstance(entry, dict) else None
-        if isinstance(hook, str) and _ints(count) and count > 0:
+        if not (isinstance(hook, str) and isinstance(entry, dict)):
+            continue
+        count = _ints(entry.get("count"))
+        if count and count[0] > 0:
             first = entry.get("first")
-            errors.append(HookError(hook, int(count), first if isinstance(first, str) else "?"))
+            errors.append(HookError(hook, count[0], first if isinstance(first, str) else "?"))
     return tuple(errors)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
+from numpy.typing import NDArray
 
 from ..format.events import Kind
 from ..table import Table, kinds_mask
@@ -10,6 +13,20 @@ from ..trace_data import TraceData
 from .ranges import RangeSet
 
 GENERATIONS = (0, 1, 2)
+
+
+class Totals(TypedDict):
+    """How many collections, their total and longest duration (ns)."""
+
+    collections: int
+    total_ns: int
+    max_ns: int
+
+
+class Stats(Totals):
+    """:class:`Totals` overall, and per generation (``"0"``, ``"1"``, ``"2"``)."""
+
+    by_generation: dict[str, Totals]
 
 
 class Collections:
@@ -41,7 +58,7 @@ class Collections:
     def __len__(self) -> int:
         return len(self.table)
 
-    def stats(self) -> dict:
+    def stats(self) -> Stats:
         """Counts, total and longest, overall and per generation."""
         t = self.table
         length = t.end - t.start
@@ -49,5 +66,5 @@ class Collections:
         return {**_totals(length), "by_generation": by_generation}
 
 
-def _totals(length: np.ndarray) -> dict:
+def _totals(length: NDArray[np.int64]) -> Totals:
     return {"collections": len(length), "total_ns": int(length.sum()), "max_ns": int(length.max()) if len(length) else 0}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..format.events import Kind
 from ..table import kinds_mask
@@ -58,7 +59,7 @@ class Goroutines:
         """The goroutine with id ``gid``, if the trace names it."""
         return self._by_id.get(int(gid))
 
-    def index_of(self, g: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def index_of(self, g: NDArray[np.int64], out: NDArray[np.int32] | None = None) -> NDArray[np.int32]:
         """Dense indices of goroutine ids ``g``; -1 for ids the trace does not name. ``out``: int32 room for them."""
         if out is None:
             out = np.empty(len(g), dtype=np.int32)
@@ -84,7 +85,7 @@ def _func_stacks(trace: TraceData) -> dict[int, int]:
     return dict(zip(ev.g[sel].tolist(), ev.arg[sel].tolist(), strict=True))
 
 
-def group_order(index: np.ndarray, groups: int) -> np.ndarray:
+def group_order(index: NDArray[np.int32], groups: int) -> NDArray[np.intp]:
     """A stable order that groups rows by ``index`` (values ``0..groups-1``), keeping row order within a group.
 
     A least-significant-digit radix sort on 16-bit digits: NumPy sorts

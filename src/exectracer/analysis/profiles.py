@@ -19,6 +19,7 @@ import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..format.decoder import Frame
 from ..format.events import CATEGORY_SHIFT, Kind, ThreadState
@@ -52,8 +53,8 @@ class Profile:
 
     type: str
     sample_types: tuple[tuple[str, str], ...]
-    stacks: np.ndarray  # stack ids, -1 for unknown
-    values: np.ndarray  # shape (len(stacks), len(sample_types)), int64
+    stacks: NDArray[np.int64]  # stack ids, -1 for unknown
+    values: NDArray[np.int64]  # shape (len(stacks), len(sample_types))
     frames: Mapping[int, list[Frame]] = dataclasses.field(repr=False)
     start_ns: int  # the span covered, relative to the trace's start
     end_ns: int
@@ -96,12 +97,12 @@ class Selection:
 class _Rows:
     """What a profile sums before grouping by stack: one row per wait or sample."""
 
-    gi: np.ndarray  # dense goroutine index
-    start: np.ndarray  # absolute ns: the wait's (clipped) start, or the sample's time
-    stack: np.ndarray
-    values: np.ndarray  # one column per sample type; the last is the time
+    gi: NDArray[np.int32]  # dense goroutine index
+    start: NDArray[np.int64]  # absolute ns: the wait's (clipped) start, or the sample's time
+    stack: NDArray[np.int64]
+    values: NDArray[np.int64]  # one column per sample type; the last is the time
 
-    def take(self, keep: np.ndarray) -> _Rows:
+    def take(self, keep: NDArray[np.bool_]) -> _Rows:
         return _Rows(self.gi[keep], self.start[keep], self.stack[keep], self.values[keep])
 
 
@@ -183,14 +184,14 @@ def _cpu_samples(trace: TraceData, goroutines: Goroutines, lo: int, hi: int, per
     return _Rows(gi, ev.ts[rows], ev.arg[rows] >> CATEGORY_SHIFT, values)
 
 
-def _in_group(goroutines: Goroutines, gi: np.ndarray, group: str | None) -> np.ndarray:
+def _in_group(goroutines: Goroutines, gi: NDArray[np.int32], group: str | None) -> NDArray[np.bool_]:
     if group is None:
         return np.ones(len(gi), dtype=bool)
     members = np.array([g.start_function == group for g in goroutines.list], dtype=bool)
     return members[gi]
 
 
-def _inside_regions(trace: TraceData, goroutines: Goroutines, rows: _Rows, region: str, points: bool) -> np.ndarray:
+def _inside_regions(trace: TraceData, goroutines: Goroutines, rows: _Rows, region: str, points: bool) -> NDArray[np.int64]:
     """The time column, kept only inside ``region`` on the goroutine that opened it.
 
     A wait keeps its overlap with the regions; a sample (``points``) is kept
@@ -212,7 +213,9 @@ def _inside_regions(trace: TraceData, goroutines: Goroutines, rows: _Rows, regio
     return out
 
 
-def _known_stacks(trace: TraceData, goroutines: Goroutines, gi: np.ndarray, stacks: np.ndarray) -> np.ndarray:
+def _known_stacks(
+    trace: TraceData, goroutines: Goroutines, gi: NDArray[np.int32], stacks: NDArray[np.int64]
+) -> NDArray[np.int64]:
     """Stacks the trace defines; others fall back to the goroutine's entry point, else -1."""
     defined = np.array(sorted(trace.stacks), dtype=np.int64)
     known = np.isin(stacks, defined)

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import enum
 import functools
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..format.events import CATEGORY_SHIFT, Category, Kind, Waker
 from ..table import Table, kind_lookup, kinds_mask
@@ -61,6 +63,8 @@ LOOP_IDLE_STACK = -2  # the stack of a loop's thread idle in its selector: no co
 MIN_PART_ROWS = 1 << 20  # fewer transitions per half are not worth a thread
 MAX_PACK_MOVES = 4096  # dropping more rows than this copies whole columns
 MAX_MERGED_GROUPS = 4096  # more goroutines: one sort of all events, not two sorts merged goroutine by goroutine
+
+LoopStarts = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]  # each LOOP_START's time, loop and thread
 
 _WAIT = 100  # marks kinds whose state comes from their category
 _STATE_OF_KIND = np.full(256, -1, dtype=np.int8)
@@ -115,7 +119,13 @@ class StateIntervals:
         kept = run_all([functools.partial(_part_intervals, t.part(rows), trace.end_ns, self.goroutines, i == 0 and len(halves) == 2) for i, rows in enumerate(halves)])
         cut = halves[0].stop
         first, last = (cut - kept[0], cut + kept[1]) if len(halves) == 2 else (0, kept[0])
-        self.gi, self.state, self.start, self.end, self.stack, self.waker = (c[first:last] for c in (t.gi, t.state, t.ts, t.arg, t.stack, t.waker))
+        rows = slice(first, last)
+        self.gi: NDArray[np.int32] = t.gi[rows]
+        self.state: NDArray[np.int8] = t.state[rows]
+        self.start: NDArray[np.int64] = t.ts[rows]
+        self.end: NDArray[np.int64] = t.arg[rows]
+        self.stack: NDArray[np.int32] = t.stack[rows]
+        self.waker: NDArray[np.int64] = t.waker[rows]
 
     def __len__(self) -> int:
         return len(self.gi)
@@ -140,15 +150,24 @@ class _Transitions:
     ``arg``'s memory holds the intervals' ends.
     """
 
-    def __init__(self, gi: np.ndarray, ts: np.ndarray, state: np.ndarray, stack: np.ndarray, waker: np.ndarray, kind: np.ndarray, arg: np.ndarray) -> None:
+    def __init__(
+        self,
+        gi: NDArray[np.int32],
+        ts: NDArray[np.int64],
+        state: NDArray[np.int8],
+        stack: NDArray[np.int32],
+        waker: NDArray[np.int64],
+        kind: NDArray[np.uint8],
+        arg: NDArray[np.int64],
+    ) -> None:
         self.gi, self.ts, self.state, self.stack, self.waker, self.kind, self.arg = gi, ts, state, stack, waker, kind, arg
 
     def part(self, rows: slice) -> _Transitions:
         """The transitions at ``rows``, sharing memory with these."""
-        return _Transitions(*(column[rows] for column in (self.gi, self.ts, self.state, self.stack, self.waker, self.kind, self.arg)))
+        return _Transitions(self.gi[rows], self.ts[rows], self.state[rows], self.stack[rows], self.waker[rows], self.kind[rows], self.arg[rows])
 
 
-def _grouped_rows(trace: TraceData, goroutines: Goroutines) -> tuple[np.ndarray, np.ndarray]:
+def _grouped_rows(trace: TraceData, goroutines: Goroutines) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """The rows of the events that change a goroutine's state, grouped by goroutine (time order within one),
     and how many of them each goroutine has.
 
@@ -168,7 +187,9 @@ def _grouped_rows(trace: TraceData, goroutines: Goroutines) -> tuple[np.ndarray,
     return group_order(gi, n + 1)[: len(gi) - counts[n]], counts[:n]
 
 
-def _group_part(trace: TraceData, goroutines: Goroutines, loops: tuple[np.ndarray, ...], gi: np.ndarray, rows: slice, group: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _group_part(
+    trace: TraceData, goroutines: Goroutines, loops: LoopStarts, gi: NDArray[np.int32], rows: slice, group: bool
+) -> tuple[NDArray[np.intp], NDArray[np.intp] | None]:
     """Each event's goroutine index at ``rows``, written to ``gi[rows]``: ``n`` (a last group, left out) for an event
     that changes no state of a goroutine the trace names. Returns how many events each group holds, and if
     ``group``, the order (from ``rows.start``) that groups these events."""
@@ -184,10 +205,11 @@ def _group_part(trace: TraceData, goroutines: Goroutines, loops: tuple[np.ndarra
     return np.bincount(mine, minlength=n + 1), group_order(mine, n + 1) if group else None
 
 
-def _merged(parts: list[tuple[np.ndarray, np.ndarray | None]], offset: int, n: int) -> np.ndarray:
+def _merged(parts: list[tuple[NDArray[np.intp], NDArray[np.intp] | None]], offset: int, n: int) -> NDArray[np.intp]:
     """The rows of the first ``n`` groups of two halves of the events, each grouped on its own (the second's rows
     counted from ``offset``), as one grouping: per group, the first half's rows, then the second's."""
     (counts_a, order_a), (counts_b, order_b) = parts
+    assert order_a is not None and order_b is not None, "each half was grouped (_group_part's group=True)"
     rows = np.empty(int(counts_a[:n].sum() + counts_b[:n].sum()), dtype=np.int64)
     at = a = b = 0
     for end_a, end_b in zip(np.cumsum(counts_a[:n]).tolist(), np.cumsum(counts_b[:n]).tolist(), strict=True):
@@ -199,14 +221,14 @@ def _merged(parts: list[tuple[np.ndarray, np.ndarray | None]], offset: int, n: i
     return rows
 
 
-def _loop_starts(trace: TraceData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _loop_starts(trace: TraceData) -> LoopStarts:
     """Each LOOP_START's time, loop and thread: the thread a loop runs on from then on."""
     ev = trace.events
     starts = np.flatnonzero(ev.kind == Kind.LOOP_START)
     return ev.ts[starts], ev.g[starts], ev.arg[starts]
 
 
-def _thread_at(loops: tuple[np.ndarray, ...], ts: np.ndarray, loop: np.ndarray) -> np.ndarray:
+def _thread_at(loops: LoopStarts, ts: NDArray[np.int64], loop: NDArray[np.int64]) -> NDArray[np.int64]:
     """The thread that ran each ``loop`` at ``ts`` (0 if it had not started yet), from :func:`_loop_starts`."""
     start_ts, start_loop, start_thread = loops
     thread = np.zeros(len(ts), dtype=np.int64)
@@ -236,7 +258,7 @@ def _gathered(trace: TraceData, goroutines: Goroutines) -> _Transitions:
     return _Transitions(gi, ts, np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int32), waker, kind, arg)
 
 
-def _halves(gi: np.ndarray) -> list[slice]:
+def _halves(gi: NDArray[np.int32]) -> list[slice]:
     """Grouped rows in two slices of about equal size, each holding whole goroutines (one slice if that is not worth a thread)."""
     halves = _event_halves(len(gi))
     if len(halves) == 1:
@@ -332,12 +354,12 @@ def _without_repeats(t: _Transitions, to_end: bool) -> _Transitions:
     keep[1:] |= t.gi[1:] != t.gi[:-1]
     if keep.all():
         return t
-    packed = _pack((t.gi, t.ts, t.state, t.stack, t.waker, t.kind), keep, to_end)
-    kept = len(packed[0])
-    return _Transitions(*packed, t.arg[n - kept :] if to_end else t.arg[:kept])  # room for the ends
+    gi, ts, state, stack, waker, kind = _pack((t.gi, t.ts, t.state, t.stack, t.waker, t.kind), keep, to_end)
+    kept = len(gi)
+    return _Transitions(gi, ts, state, stack, waker, kind, t.arg[n - kept :] if to_end else t.arg[:kept])  # room for the ends
 
 
-def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: bool) -> tuple[np.ndarray, ...]:
+def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: bool) -> tuple[NDArray[Any], ...]:
     """Intervals between consecutive transitions of one goroutine; the last one runs to the trace's end."""
     n = len(t.gi)
     last = np.ones(n, dtype=bool)  # the goroutine's last transition
@@ -365,8 +387,10 @@ def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: 
     return tuple(_pack((t.gi, state, t.ts, end, stack, waker), keep, to_end))
 
 
-def _pack(columns: tuple[np.ndarray, ...], keep: np.ndarray, to_end: bool) -> list[np.ndarray]:
-    """Each column's rows where ``keep`` is true, moved in place to the column's start (its end if ``to_end``)."""
+def _pack(columns: tuple[NDArray[Any], ...], keep: NDArray[np.bool_], to_end: bool) -> list[NDArray[Any]]:
+    """Each column's rows where ``keep`` is true, moved in place to the column's start (its end if ``to_end``).
+
+    The columns may be of any dtype each: each keeps its own."""
     dropped = np.flatnonzero(~keep)
     n = len(keep)
     at = slice(len(dropped), n) if to_end else slice(0, n - len(dropped))
@@ -383,7 +407,7 @@ def _pack(columns: tuple[np.ndarray, ...], keep: np.ndarray, to_end: bool) -> li
     return [column[at] for column in columns]
 
 
-def _pack_moves(dropped: np.ndarray, n: int, to_end: bool) -> list[tuple[int, int, int]]:
+def _pack_moves(dropped: NDArray[np.intp], n: int, to_end: bool) -> list[tuple[int, int, int]]:
     """``(source, destination, length)`` of the runs of rows between ``dropped`` ones, moved to close the gaps,
     in an order that never overwrites a row still to move."""
     starts = np.concatenate(([0], dropped + 1))
