@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import socket
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -141,4 +140,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

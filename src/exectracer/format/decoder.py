@@ -46,7 +46,7 @@ _KINDS = frozenset(int(k) for k in ChunkKind)
 _CODECS = frozenset(int(c) for c in Codec)
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
-Data = Union[bytes, bytearray, mmap.mmap]  # a whole file: what decode reads (it has .find)
+Data = bytes | bytearray | mmap.mmap  # a whole file: what decode reads (it has .find)
 FrameIds = tuple[int, int, int]  # a frame as a STACKS payload gives it: function and file string ids, line
 T = TypeVar("T")
 Progress = Callable[[int], None]  # told how many more bytes of the file were decoded

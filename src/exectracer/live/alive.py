@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from ..format.events import KIND_MASK, Kind, pack
 from ..record.native import speedups
@@ -38,6 +38,8 @@ _WANTED = bytes(1 if k in {*THREAD_KINDS, *TASK_KINDS, *LOOP_KINDS, *USER_TASK_K
 _TASK_DONE = bytes(1 if k == Kind.TASK_DONE else 0 for k in range(256))
 _OF_TASK = frozenset(int(k) for k in (*TASK_KINDS, Kind.TASK_DONE, *REGION_KINDS))  # kinds whose g may be a task
 _OF_TASK_TABLE = bytes(1 if k in _OF_TASK else 0 for k in range(256))
+
+V = TypeVar("V")
 
 
 class LiveDescriptions:
@@ -99,15 +101,15 @@ class LiveDescriptions:
 
     def _absorb_one(self, kind: int, arg: int, g: int) -> None:
         if kind in THREAD_KINDS:
-            _entry(self._threads, g)[kind] = arg
+            _entry(self._threads, g, dict)[kind] = arg
         elif kind in TASK_KINDS:
-            _entry(self._tasks, g)[kind] = arg
+            _entry(self._tasks, g, dict)[kind] = arg
         elif kind in LOOP_KINDS:
-            _entry(self._loops, g)[kind] = arg
+            _entry(self._loops, g, dict)[kind] = arg
         elif kind in USER_TASK_KINDS:
-            _entry(self._user_tasks, g)[kind] = arg
+            _entry(self._user_tasks, g, dict)[kind] = arg
         elif kind == Kind.USER_TASK_BEGIN:
-            _entry(self._user_tasks, arg)[kind] = g
+            _entry(self._user_tasks, arg, dict)[kind] = g
         elif kind == Kind.USER_TASK_END:
             self._user_tasks.pop(arg, None)
         elif kind == Kind.THREAD_END:
@@ -125,7 +127,7 @@ class LiveDescriptions:
         regions = self._regions.get(g)
         if kind == Kind.REGION_BEGIN:
             if regions is None:
-                regions = _entry(self._regions, g, [])
+                regions = _entry(self._regions, g, list)
             if len(regions) < MAX_OPEN_REGIONS:
                 regions.append([arg, 0])
         elif regions:
@@ -158,11 +160,11 @@ def _positions(marks: bytes) -> Iterator[int]:
         i = marks.find(1, i + 1)
 
 
-def _entry(table: dict, key: int, new: Any = None) -> Any:
-    """``table[key]``, added (as ``new``, or an empty dict) if missing; the oldest entry goes past MAX_ENTRIES."""
+def _entry(table: dict[int, V], key: int, new: Callable[[], V]) -> V:
+    """``table[key]``, added (as ``new()``) if missing; the oldest entry goes past MAX_ENTRIES."""
     found = table.get(key)
     if found is None:
         if len(table) >= MAX_ENTRIES:
             del table[next(iter(table))]
-        found = table[key] = {} if new is None else new
+        found = table[key] = new()
     return found

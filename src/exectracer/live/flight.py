@@ -66,7 +66,7 @@ class FlightRecorder:
         self._recorder: Recorder | None = None
         self._snapshot_lock = threading.Lock()
         self._files: SnapshotFiles | None = None
-        self._uninstall: list[Callable[[], None]] = []
+        self._uninstall: list[Callable[[], object]] = []  # undo what it installed (a signal handler: returns the old one)
 
     @property
     def recording(self) -> bool:
@@ -87,7 +87,9 @@ class FlightRecorder:
             if self._recorder is not None:
                 raise TracingError("this flight recorder is already started")
             ring = ChunkRing(self.max_bytes, self.min_age)
-            self._recorder = start_recorder(ring, **{**in_memory_defaults(self.max_bytes), **self._options})
+            # arg-type: record's start_recorder annotates its destination as a path or a BinaryIO, but takes any object
+            # with write(); a ChunkRing is one (until record/ types its destinations so, say with a Sink protocol)
+            self._recorder = start_recorder(ring, **{**in_memory_defaults(self.max_bytes), **self._options})  # type: ignore[arg-type]
             self._ring = ring
             _running = self
         return self

@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..format.chunks import CHUNK_HEADER, ChunkKind, chunk_payload, file_header, renumbered_header, split_chunks
 from ..format.encoder import COLUMNS, EVENT_BYTES, event_column_views, events_chunk, json_chunk
@@ -42,7 +42,7 @@ class ChunkRing:
         self.min_age = min_age
         self._min_age_ns = int(min_age * 1e9)
         self._lock = threading.Lock()
-        self._metadata: dict | None = None
+        self._metadata: dict[str, Any] | None = None
         self._metadata_bytes = 0
         self._definitions: list[bytes] = []
         self._definitions_bytes = 0
@@ -84,7 +84,7 @@ class ChunkRing:
             dropped = {"chunks": self.chunks_dropped, "events": self.events_dropped}
         level = metadata.get("options", {}).get("compression", 1)
         seq = itertools.count(1).__next__
-        pieces = [file_header(), json_chunk(ChunkKind.METADATA, seq(), self._window_metadata(metadata, start_ns, dropped), level)]
+        pieces: list[bytes | memoryview] = [file_header(), json_chunk(ChunkKind.METADATA, seq(), self._window_metadata(metadata, start_ns, dropped), level)]
         pieces += _renumbered(definitions, seq)
         if restated:
             pieces.append(events_chunk(seq(), restated, level))
@@ -94,7 +94,7 @@ class ChunkRing:
         pieces.append(json_chunk(ChunkKind.END, seq(), summary, level))
         return sum(_write_all(out, piece) for piece in pieces)
 
-    def _window_metadata(self, metadata: dict, start_ns: int | None, dropped: dict) -> dict:
+    def _window_metadata(self, metadata: dict[str, Any], start_ns: int | None, dropped: dict[str, int]) -> dict[str, Any]:
         """The recording's metadata, moved to the window's start, with what the flight recorder did."""
         flight = {"max_bytes": self.max_bytes, "min_age": self.min_age, "recording_start_ns": metadata.get("start_ns"), "dropped": dropped}
         if start_ns is None:
@@ -132,10 +132,10 @@ class ChunkRing:
             self._definitions_bytes = sum(map(len, self._definitions))
 
 
-def _merged(definitions: list[bytes], metadata: dict | None) -> list[bytes]:
+def _merged(definitions: list[bytes], metadata: dict[str, Any] | None) -> list[bytes]:
     """STRINGS and STACKS chunks merged into one of each (sequence numbers are set at snapshot time)."""
-    strings: list = []
-    stacks: dict[str, list] = {"frames": [], "stacks": []}
+    strings: list[list[int | str]] = []  # [id, text]
+    stacks: dict[str, list[list[Any]]] = {"frames": [], "stacks": []}  # [id, function, file, line]; [id, [frame, ...]]
     for chunk in definitions:
         value = json.loads(chunk_payload(chunk))
         if chunk[4] == ChunkKind.STRINGS:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..analysis import PROFILE_TYPES, Analysis, Profile
 from ..analysis.states import BLOCKED, LOOP_IDLE_STACK, STATE_NAMES, State
@@ -90,7 +91,7 @@ class ViewerAPI:
             raise NotFound(f"no goroutine {gid}")
         return gi
 
-    def _rel(self, values: np.ndarray) -> list:
+    def _rel(self, values: NDArray[np.integer[Any]]) -> list[int]:
         return (np.asarray(values, dtype=np.int64) - self.trace.start_ns).tolist()
 
     # -- endpoints -----------------------------------------------------------------
@@ -110,7 +111,7 @@ class ViewerAPI:
     def lane_list(self, p: Params) -> dict:
         gs = self.analysis.goroutines
         functions = sorted({g.start_function for g in gs.list if g.start_function is not None})
-        index = {f: i for i, f in enumerate(functions)}
+        index: dict[str | None, int] = {f: i for i, f in enumerate(functions)}  # None, no start function: not there
         groups: dict[tuple, list[int]] = {}
         for g in sorted(gs.list, key=lambda g: (g.created_ns is not None, g.created_ns or 0, g.id)):
             groups.setdefault((g.start_function, g.kind), []).append(g.id)
@@ -317,7 +318,7 @@ class ViewerAPI:
             raise BadRequest("what must be tasks or regions")
         return [self._histogram(name, spans.g, spans.begin, spans.end) for name, spans in by_name(finished(self.trace, what))]
 
-    def _histogram(self, name: str, g: np.ndarray, begin: np.ndarray, end: np.ndarray) -> dict:
+    def _histogram(self, name: str, g: NDArray[np.int64], begin: NDArray[np.int64], end: NDArray[np.int64]) -> dict[str, Any]:
         duration = end - begin
         stats = latency_stats(duration)
         edges = _log_edges(duration)
@@ -388,7 +389,7 @@ def _int(p: Params, name: str, default: int | None = None) -> int:
     return value
 
 
-def _log_edges(duration: np.ndarray) -> np.ndarray:
+def _log_edges(duration: NDArray[np.int64]) -> NDArray[np.int64]:
     """Bucket edges: four per factor of ten, from the shortest to the longest duration."""
     if len(duration) == 0:
         return np.array([0, 1], dtype=np.int64)

@@ -43,7 +43,7 @@ class ViewerServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         """Where the viewer is (an IPv6 host in brackets)."""
-        host, port = self.server_address[:2]
+        host, port = self.socket.getsockname()[:2]  # the bound address (what server_address holds), its host a str
         shown = f"[{host}]" if ":" in str(host) else host
         return f"http://{shown}:{port}/"
 
