@@ -181,7 +181,8 @@ def _describe_trace(path: str, size: int) -> str:
         missing.append("damaged")
     return (
         f"{path}: {trace.event_count:,} events over {trace.duration_ns / 1e9:.2f} s, "
-        f"{len(trace.threads):,} threads, {len(trace.tasks):,} tasks, {', '.join(missing) or 'nothing lost'} ({_size(size)})"
+        f"{len(trace.threads):,} threads, {len(trace.tasks):,} tasks, "
+        f"{', '.join(missing) or 'nothing lost'} ({_size(size)})"
     )
 
 
@@ -412,7 +413,8 @@ def _analyse(trace: Trace, *parts: str) -> None:
 
 
 def _progress(**bar: Any) -> Any:
-    """A tqdm progress bar that shows once the work has taken a second, on a terminal; elsewhere one that does nothing."""
+    """A tqdm progress bar that shows once the work has taken a second, on a terminal;
+    elsewhere one that does nothing."""
     if not sys.stderr.isatty():
         return _NoProgress()
     from tqdm import tqdm
@@ -443,7 +445,8 @@ def _summary(path: str, as_json: bool) -> int:
 
 
 def _json(doc: Any) -> str:
-    """``doc`` as JSON: indented for a terminal; compact for a pipe or a file (Python's C encoder writes only compact JSON, several times faster)."""
+    """``doc`` as JSON: indented for a terminal; compact for a pipe or a file
+    (Python's C encoder writes only compact JSON, several times faster)."""
     import json
 
     return json.dumps(doc, indent=1 if sys.stdout.isatty() else None)
@@ -467,5 +470,8 @@ def _pprof(path: str, kind: str, output: str, start: int | None, end: int | None
         raise click.FileError(output, exc.strerror) from None
     count, total = prof.total(0), prof.total()
     what = "samples" if kind == "cpu" else "waits"
-    click.echo(f"Wrote the {kind} profile ({count:,} {what}, {duration(total)}) to {printable(output)}.\n  see it:  go tool pprof -top {printable(output)}")
+    click.echo(
+        f"Wrote the {kind} profile ({count:,} {what}, {duration(total)}) to {printable(output)}.\n"
+        f"  see it:  go tool pprof -top {printable(output)}"
+    )
     return 0

@@ -363,7 +363,8 @@ def _kind_name(kind: int) -> str:
 
 
 def _hook_errors(recorded: Any) -> tuple[HookError, ...]:
-    """The END record's ``hook_errors`` (``{hook: {"count": n, "first": text}}``); entries of another shape are left out."""
+    """The END record's ``hook_errors`` (``{hook: {"count": n, "first": text}}``);
+    entries of another shape are left out."""
     if not isinstance(recorded, dict):
         return ()
     errors = []

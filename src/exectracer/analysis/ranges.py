@@ -45,7 +45,8 @@ class RangeSet:
 
     @functools.cached_property
     def _grid(self) -> tuple[int, int, int, NDArray[np.int32]]:
-        """:meth:`may_overlap`'s grid: its first and last instants, log2 of its cell width, and the marked cells before each cell."""
+        """:meth:`may_overlap`'s grid: its first and last instants, log2 of its cell width,
+        and the marked cells before each cell."""
         lo, hi = int(self.starts[0]), int(self.ends[-1])
         shift = max((hi - lo).bit_length() - GRID_BITS, 0)
         origin = lo - (1 << shift)  # cell 0 lies before the first range and is never marked,

@@ -259,7 +259,8 @@ def _gathered(trace: TraceData, goroutines: Goroutines) -> _Transitions:
 
 
 def _halves(gi: NDArray[np.int32]) -> list[slice]:
-    """Grouped rows in two slices of about equal size, each holding whole goroutines (one slice if that is not worth a thread)."""
+    """Grouped rows in two slices of about equal size, each holding whole goroutines
+    (one slice if that is not worth a thread)."""
     halves = _event_halves(len(gi))
     if len(halves) == 1:
         return halves
@@ -347,7 +348,8 @@ def _fold_ready_into_step(t: _Transitions) -> None:
 
 
 def _without_repeats(t: _Transitions, to_end: bool) -> _Transitions:
-    """Drop a transition into the state the goroutine is already in (packing the rest as :func:`_part_intervals` says)."""
+    """Drop a transition into the state the goroutine is already in
+    (packing the rest as :func:`_part_intervals` says)."""
     n = len(t.gi)
     keep = np.ones(n, dtype=bool)
     np.not_equal(t.state[1:], t.state[:-1], out=keep[1:])

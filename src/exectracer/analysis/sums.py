@@ -14,7 +14,8 @@ DENSE_KEYS = 1 << 22  # keys below this are counted in a table; larger or negati
 def sums_by_key(
     key: NDArray[np.int64], weights: Sequence[NDArray[Any]]
 ) -> tuple[NDArray[np.int64], NDArray[np.intp], list[NDArray[np.float64]]]:
-    """The distinct values of ``key`` in ascending order, how many rows have each, and each of ``weights`` summed over those rows."""
+    """The distinct values of ``key`` in ascending order, how many rows have each,
+    and each of ``weights`` summed over those rows."""
     if len(key) == 0 or key.min() < 0 or key.max() >= DENSE_KEYS:
         uniq, inverse = np.unique(key, return_inverse=True)
         inverse = inverse.reshape(-1)

@@ -51,7 +51,8 @@ def file_header() -> bytes:
 
 
 def make_chunk(kind: ChunkKind, seq: int, raw: bytes, level: int = 1, compress: Callable[[bytes, int], bytes] = zlib.compress) -> bytes:
-    """Frame ``raw`` as a chunk, compressing it with zlib at ``level`` (by ``compress``, which does what ``zlib.compress`` does)."""
+    """Frame ``raw`` as a chunk, compressing it with zlib at ``level``
+    (by ``compress``, which does what ``zlib.compress`` does)."""
     payload = compress(raw, level) if level else raw
     codec = Codec.ZLIB if level else Codec.RAW
     head = CHUNK_HEADER.pack(CHUNK_MAGIC, kind, codec, 0, seq & 0xFFFFFFFF, len(payload), len(raw), 0)

@@ -366,7 +366,8 @@ class EventColumns:
         self.columns = []  # let the unsorted columns go as they are replaced
         if not _merge_sorted_runs((code, ts, g), self.starts):
             order = np.argsort(ts, kind="stable")
-            # code and g side by side, then ts into the memory code leaves; "clip": no checks, no buffer (the order is valid)
+            # code and g side by side, then ts into the memory code leaves;
+            # "clip": no checks, no buffer (the order is valid)
             with ThreadPoolExecutor(1) as pool:
                 g_sorted = pool.submit(np.take, g, order, out=np.empty_like(g), mode="clip")
                 code_sorted = np.take(code, order, out=np.empty_like(code), mode="clip")
@@ -425,7 +426,8 @@ def seq_gaps(seqs: list[int]) -> list[tuple[int, int]]:
 
 
 def decode(data: Data, progress: Progress | None = None) -> Decoded:
-    """Decode a whole trace held in ``data`` (bytes-like, or an mmap); ``progress`` is told the bytes of each EVENTS chunk done."""
+    """Decode a whole trace held in ``data`` (bytes-like, or an mmap);
+    ``progress`` is told the bytes of each EVENTS chunk done."""
     version = read_version(data)
     with memoryview(data) as view:
         scan = Scanner(data, view).run(version)

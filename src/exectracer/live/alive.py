@@ -73,7 +73,8 @@ class LiveDescriptions:
             self._absorb_one(code & KIND_MASK, code >> 8, gs[i])
 
     def rows(self, ts: int) -> array[int]:
-        """The describing events, all at ``ts``, as flat ``code, ts, g`` rows: loops, threads, tasks, user tasks, regions."""
+        """The describing events, all at ``ts``, as flat ``code, ts, g`` rows:
+        loops, threads, tasks, user tasks, regions."""
         out = array("q")
         for table, kinds in ((self._loops, LOOP_KINDS), (self._threads, THREAD_KINDS), (self._tasks, TASK_KINDS)):
             for ident, described in table.items():

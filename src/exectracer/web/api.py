@@ -369,7 +369,11 @@ def _warnings(trace: Trace) -> list[str]:
         out.append(f"{lost.chunks_missing:,} chunks are missing from the sequence")
     if not lost.clean_end:
         out.append("the recording did not stop cleanly (no END chunk)")
-    out += [f"the recording hook {error.hook} failed {error.count:,} time(s), so some of its events are missing (first error: {error.first})" for error in lost.hook_errors]
+    out += [
+        f"the recording hook {error.hook} failed {error.count:,} time(s), so some of its events are missing "
+        f"(first error: {error.first})"
+        for error in lost.hook_errors
+    ]
     return out
 
 

@@ -25,7 +25,8 @@ LOOP_WHAT = 3
 
 
 class LoopLane:
-    """One loop's spans, in time order: ``what`` (step, callback, idle), ``g`` (the task, or -1), ``label`` (string id, or 0)."""
+    """One loop's spans, in time order: ``what`` (step, callback, idle), ``g`` (the task, or -1),
+    ``label`` (string id, or 0)."""
 
     def __init__(
         self, starts: NDArray[np.int64], ends: NDArray[np.int64], what: NDArray[np.int8], g: NDArray[np.int64], label: NDArray[np.int64]
