@@ -231,7 +231,7 @@ class DebugEndpoints:
         return seconds
 
 
-def _allowed(client: str | None, networks: list[Any]) -> bool:
+def _allowed(client: str | None, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
     try:
         address = ipaddress.ip_address((client or "").split("%", 1)[0])  # drop an IPv6 zone
     except ValueError:

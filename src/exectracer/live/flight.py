@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, BinaryIO
 
 from ..record import hook_errors
@@ -138,7 +139,7 @@ class FlightRecorder:
         """
         files = self._snapshot_files()
 
-        def on_signal(signo: int, frame: Any) -> None:
+        def on_signal(signo: int, frame: FrameType | None) -> None:
             try:
                 files.request(directory, "signal")
             except Exception:  # never raise into the program
