@@ -62,10 +62,8 @@ class Capture:
         if not _one_at_a_time.acquire(blocking=False):
             raise CaptureBusy("a trace capture is already running in this process; try again when it ends")
         try:
-            # arg-type: record's start_recorder annotates its destination as a path or a BinaryIO, but takes any object
-            # with write(); a CaptureBuffer is one (until record/ types its destinations so, say with a Sink protocol)
             self._recorder = start_recorder(
-                self._buffer,  # type: ignore[arg-type]
+                self._buffer,
                 **{**in_memory_defaults(self._buffer.max_bytes, self._seconds), **self._options},
             )
         except TracingError:

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, BinaryIO
+from typing import Any
 
 from ..record import hook_errors
 from ..record.recorder import (
@@ -26,7 +26,7 @@ from ..record.recorder import (
     start_recorder,
     stop_recorder,
 )
-from ..record.writer import open_sink
+from ..record.writer import Sink, open_sink
 from .ring import ChunkRing
 from .triggers import SnapshotFiles, SnapshotIfSlow
 
@@ -88,9 +88,7 @@ class FlightRecorder:
             if self._recorder is not None:
                 raise TracingError("this flight recorder is already started")
             ring = ChunkRing(self.max_bytes, self.min_age)
-            # arg-type: record's start_recorder annotates its destination as a path or a BinaryIO, but takes any object
-            # with write(); a ChunkRing is one (until record/ types its destinations so, say with a Sink protocol)
-            self._recorder = start_recorder(ring, **{**in_memory_defaults(self.max_bytes), **self._options})  # type: ignore[arg-type]
+            self._recorder = start_recorder(ring, **{**in_memory_defaults(self.max_bytes), **self._options})
             self._ring = ring
             _running = self
         return self
@@ -114,7 +112,7 @@ class FlightRecorder:
                 pass
         self._ring = None
 
-    def snapshot(self, dest: str | os.PathLike[str] | BinaryIO) -> int:
+    def snapshot(self, dest: str | os.PathLike[str] | Sink) -> int:
         """Write what it holds, up to now, as a trace file into ``dest`` (a path or binary file); return its size."""
         with self._snapshot_lock:
             rec, ring = self._recorder, self._ring
@@ -123,12 +121,12 @@ class FlightRecorder:
             warnings = list(rec.warnings)
             if not rec.writer.flush(FLUSH_TIMEOUT):
                 warnings.append(f"the newest events were not written within {FLUSH_TIMEOUT} s and are missing from this snapshot")
-            sink, owned = open_sink(dest)
+            sink, close = open_sink(dest)
             try:
                 return ring.write_snapshot(sink, stop_ns=time.perf_counter_ns(), warnings=warnings, hook_errors=hook_errors.counts())
             finally:
-                if owned:
-                    sink.close()
+                if close is not None:
+                    close()
 
     def snapshot_on_signal(self, signum: int = signal.SIGUSR2, directory: str = ".") -> None:
         """Write a snapshot into ``directory`` whenever the process gets ``signum``, until ``stop()``.

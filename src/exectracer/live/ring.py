@@ -8,10 +8,11 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any
 
 from ..format.chunks import CHUNK_HEADER, ChunkKind, chunk_payload, file_header, renumbered_header, split_chunks
 from ..format.encoder import COLUMNS, EVENT_BYTES, event_column_views, events_chunk, json_chunk
+from ..record.writer import Sink
 from .alive import LiveDescriptions
 
 MERGE_DEFINITIONS_AFTER = 64  # STRINGS and STACKS chunks kept before they are merged into one of each
@@ -73,7 +74,7 @@ class ChunkRing:
                     self._metadata_bytes = len(chunk)
         return len(data)
 
-    def write_snapshot(self, out: BinaryIO, *, stop_ns: int, warnings: list[str], hook_errors: dict[str, dict[str, int | str]] | None = None) -> int:
+    def write_snapshot(self, out: Sink, *, stop_ns: int, warnings: list[str], hook_errors: dict[str, dict[str, int | str]] | None = None) -> int:
         """Write what is kept as a complete trace file to ``out``; return the bytes written."""
         with self._lock:
             if self._metadata is None:
@@ -158,7 +159,7 @@ def _renumbered(chunks: list[bytes], seq: Callable[[], int]) -> list[bytes | mem
     return out
 
 
-def _write_all(out: BinaryIO, data: bytes | memoryview) -> int:
+def _write_all(out: Sink, data: bytes | memoryview) -> int:
     view = memoryview(data)
     while view:
         written = out.write(view)

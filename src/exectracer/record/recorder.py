@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, BinaryIO, Iterator
+from typing import Any, Callable, Iterator
 
 from ..version import __version__
 from ..format.chunks import FORMAT_VERSION, MAX_CHUNK_BYTES
@@ -28,7 +28,7 @@ from .registry import Registry
 from .sampler import Sampler
 from .store import new_store
 from .thread_stacks import FrameStacks
-from .writer import Writer, open_sink
+from .writer import Sink, Writer, open_sink
 
 
 MAX_CHUNK_EVENTS = MAX_CHUNK_BYTES // EVENT_BYTES  # the most events a chunk can hold: readers refuse larger payloads
@@ -100,7 +100,7 @@ def in_memory_defaults(max_bytes: int, window: float | None = None) -> dict[str,
 class Recorder:
     """One recording: the event store, the hooks and the writer."""
 
-    def __init__(self, dest: "str | os.PathLike[str] | BinaryIO", options: Options) -> None:
+    def __init__(self, dest: str | os.PathLike[str] | Sink, options: Options) -> None:
         self.options = options
         self.dest_name = os.fspath(dest) if isinstance(dest, (str, os.PathLike)) else getattr(dest, "name", repr(dest))
         native = speedups()
@@ -111,10 +111,10 @@ class Recorder:
         self.warnings: list[str] = []
         self._patcher = Patcher()
         self._imports = ImportHooks(self.warn)  # hooks for modules not imported yet (asyncio, ssl, ...)
-        self._remove_gc = None
-        self._before_stop = None
+        self._remove_gc: Callable[[], None] | None = None
+        self._before_stop: Callable[[], None] | None = None
         self._heap = HeapProbe()
-        self._sink, self._owns_sink = open_sink(dest)
+        self._sink, self._close_sink = open_sink(dest)
         self.handoff = GilHandoff()  # when the threads below want the GIL from a busy loop
         self.writer = Writer(
             self._sink,
@@ -197,8 +197,8 @@ class Recorder:
         errors = hook_errors.take()
         self.writer.stop({"clean": True, "stop_ns": time.perf_counter_ns(), "warnings": self.warnings, "hook_errors": errors})
         self._heap.close()
-        if self._owns_sink:
-            self._sink.close()
+        if self._close_sink is not None:
+            self._close_sink()
         if self.writer.write_error:
             warnings.warn(f"exectracer: the trace {self.dest_name} is incomplete: {self.writer.write_error}", RuntimeWarning, stacklevel=3)
         return {
@@ -299,7 +299,7 @@ def _platform() -> str:
 _lock = threading.Lock()
 
 
-def start(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) -> None:
+def start(dest: str | os.PathLike[str] | Sink, **options: Any) -> None:
     """Start tracing the whole process into ``dest`` (a path or a binary file object).
 
     Options are the fields of :class:`Options`. Raises :class:`TracingError`
@@ -313,7 +313,7 @@ def stop() -> dict:
     return stop_recorder()
 
 
-def start_recorder(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) -> Recorder:
+def start_recorder(dest: str | os.PathLike[str] | Sink, **options: Any) -> Recorder:
     """``start()``, returning the new recording (for integrations that must stop exactly it)."""
     opts = Options.from_kwargs(options)
     with _lock:
@@ -351,7 +351,7 @@ def current() -> Recorder | None:
 
 
 @contextlib.contextmanager
-def trace(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) -> Iterator[None]:
+def trace(dest: str | os.PathLike[str] | Sink, **options: Any) -> Iterator[None]:
     """Trace the body of a ``with`` block into ``dest``."""
     start(dest, **options)
     try:

@@ -123,14 +123,20 @@ class _LockWatch:
         self._lock.acquire()  # held: released to wake the waiting thread
         self._marks = 0
 
-    def wait(self, timeout: float, check_every: float, stale_checks: int) -> bool:
-        """Sleep until ``wake`` (True), ``timeout``, or ``stale_checks`` looks ``check_every`` apart with no ``mark``."""
+    def wait(self, timeout: float, check_every: float, stale_checks: int, first_check: float = -1.0) -> bool:
+        """Sleep until ``wake`` (True), ``timeout``, or ``stale_checks`` looks ``check_every`` apart with no ``mark``
+        (the first look after ``first_check`` seconds, if given, as ``Watch.wait``'s)."""
         step = check_every * stale_checks if check_every > 0 else timeout  # one look per stale period: each takes the GIL
+        if first_check >= 0 and check_every > 0:
+            step, later = first_check + check_every * (stale_checks - 1), step
+        else:
+            later = step
         seen = self._marks
         while timeout > 0:
             if self._lock.acquire(True, min(step, timeout, threading.TIMEOUT_MAX)):
                 return True
             timeout -= step
+            step = later
             if check_every > 0:
                 if self._marks == seen:
                     return False
@@ -388,7 +394,8 @@ class Sampler:
                 state.close()
                 state.failed = True
         alive = set(frames)
-        frames = frame = own_frame = None  # no frame object outlives the walk (there is no `frame` if no thread is known)
+        del frames  # no frame object outlives the walk
+        frame = own_frame = None  # (there is no `frame` if no thread is known)
         return ts, out, alive
 
 

@@ -91,7 +91,7 @@ class Lock:
         return self._lock.locked()
 
     def _at_fork_reinit(self) -> None:
-        self._lock._at_fork_reinit()
+        self._lock._at_fork_reinit()  # type: ignore[attr-defined]  # private: what threading's own locks do after a fork
         self._waiters = 0
 
     def __repr__(self) -> str:

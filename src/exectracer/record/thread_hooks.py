@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from ..format.events import Kind, pack
 from .hook_errors import caught
@@ -50,10 +51,11 @@ def install(patcher: Patcher, events: EventStore, registry: Registry, active: An
             if active():
                 registry.threads.pop(threading.get_ident(), None)
 
-    name_property = threading.Thread.name
+    name_property: property = vars(threading.Thread)["name"]
+    set_original_name = cast(Callable[[threading.Thread, str], None], name_property.fset)
 
     def set_name(thread: threading.Thread, value: str) -> None:
-        name_property.fset(thread, value)
+        set_original_name(thread, value)
         try:
             g = registry.threads.get(thread.ident) if thread.ident is not None else getattr(thread, THREAD_G_ATTR, None)
             if g and active():
