@@ -43,6 +43,8 @@
 
    The files, in the order to read them:
    - speedups.h      this header
+   - events.h        the event numbers, generated from format/events.py
+                     (tools/gen_events_header.py; do not edit)
    - module.c        the module: its functions and types as Python sees them,
                      the names it interns, its init
    - shared.c        what the hooks share: attribute fast paths (FastAttr),
@@ -67,6 +69,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
+
+#include "events.h"  /* XT_KIND_..., XT_WAKER_..., XT_ARG_SHIFT, ...: format/events.py's numbers */
 
 /* A symbol shared by the module's files, not exported from it */
 #if defined(__GNUC__) || defined(__clang__)
