@@ -21,13 +21,13 @@ int64_column(PyObject *obj, Py_buffer *view)
     return 0;
 }
 
-/* kept_positions(codes, gs, wanted, of_task, done, live): what
+/* kept_positions(codes, gs, wanted, of_task, live): what
    LiveDescriptions.absorb takes in from a dropped chunk, as the positions of
    its events: those whose kind is marked in `wanted` (a 256-byte table),
    except that an event whose kind is marked in `of_task` is passed over if
-   its goroutine has a later event of kind `done` in the chunk (that end
-   forgets it), and so is an event of kind `done` whose goroutine is not in
-   the set `live` (it has nothing to forget). */
+   its goroutine has a later TASK_DONE in the chunk (that end forgets it),
+   and so is a TASK_DONE whose goroutine is not in the set `live` (it has
+   nothing to forget). */
 PyObject *
 xt_kept_positions(PyObject *module, PyObject *args)
 {
@@ -35,8 +35,7 @@ xt_kept_positions(PyObject *module, PyObject *args)
     PyObject *codes_obj, *gs_obj;
     Py_buffer wanted, of_task, codes, gs;
     PyObject *live;
-    int done;
-    if (!PyArg_ParseTuple(args, "OOy*y*iO!:kept_positions", &codes_obj, &gs_obj, &wanted, &of_task, &done, &PySet_Type, &live)) {
+    if (!PyArg_ParseTuple(args, "OOy*y*O!:kept_positions", &codes_obj, &gs_obj, &wanted, &of_task, &PySet_Type, &live)) {
         return NULL;
     }
     PyObject *out = NULL;
@@ -62,7 +61,7 @@ xt_kept_positions(PyObject *module, PyObject *args)
     const uint64_t *code = codes.buf, *g = gs.buf;
     const unsigned char *want = wanted.buf, *task_kind = of_task.buf;
     for (Py_ssize_t i = 0; i < n; i++) {  /* each goroutine's last end; keys moved past PtrMap's reserved 0 and 1 */
-        if ((code[i] & 0xFF) == (uint64_t)done && xt_ptr_map_store(&last_done, (uintptr_t)(g[i] + 2), (uint64_t)i) < 0) {
+        if ((code[i] & XT_KIND_MASK) == XT_KIND_TASK_DONE && xt_ptr_map_store(&last_done, (uintptr_t)(g[i] + 2), (uint64_t)i) < 0) {
             goto done;
         }
     }
@@ -70,12 +69,12 @@ xt_kept_positions(PyObject *module, PyObject *args)
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned kind = (unsigned)(code[i] & 0xFF);
+        unsigned kind = (unsigned)(code[i] & XT_KIND_MASK);
         uint64_t end;
         if (!want[kind] || (task_kind[kind] && xt_ptr_map_lookup(&last_done, (uintptr_t)(g[i] + 2), &end) && (uint64_t)i < end)) {
             continue;
         }
-        if (kind == (unsigned)done) {
+        if (kind == XT_KIND_TASK_DONE) {
             PyObject *goroutine = PyLong_FromLongLong((long long)g[i]);
             int known = goroutine == NULL ? -1 : PySet_Contains(live, goroutine);
             Py_XDECREF(goroutine);

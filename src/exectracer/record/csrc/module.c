@@ -77,7 +77,7 @@ static PyMethodDef methods[] = {
      "pread_start(fd): the first 256 bytes of the file at fd (from offset 0), read holding the GIL."},
 #endif
     {"kept_positions", xt_kept_positions, METH_VARARGS,
-     "kept_positions(codes, gs, wanted, of_task, done, live): the positions of the events LiveDescriptions.absorb takes in."},
+     "kept_positions(codes, gs, wanted, of_task, live): the positions of the events LiveDescriptions.absorb takes in."},
     {"set_hook_sampler", xt_set_hook_sampler, METH_O,
      "set_hook_sampler(func): Timed calls call func() once the due sample is (None: never)."},
     {"set_hook_sample_due", xt_set_hook_sample_due, METH_O, "set_hook_sample_due(ns): when the next sample is due (perf_counter ns)."},

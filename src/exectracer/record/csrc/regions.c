@@ -20,7 +20,6 @@ static struct {
     PyObject *strings;    /* the interner's dict: text -> string id */
     PyObject *intern;     /* Interner.string, for a text not in it yet */
     PyObject *user_task;  /* the ContextVar holding the current user task's id */
-    unsigned long long begin, task, end, arg_shift, task_waker, waker_shift;
 } notes;
 
 typedef struct {
@@ -87,9 +86,9 @@ region_enter(Region *self, PyObject *unused)
     (void)unused;
     uint64_t ts, g, sid, parent;
     if (notes.rows != NULL && xt_now_ns(xt_perf_clock, &ts) == 0
-        && xt_current_goroutine(notes.task_waker, notes.waker_shift, notes.threads, notes.thread_g, &g) == 0
+        && xt_current_goroutine(notes.threads, notes.thread_g, &g) == 0
         && region_string_id(self->name, &sid) == 0 && region_user_task(&parent) == 0) {
-        uint64_t row[6] = {notes.begin | sid << notes.arg_shift, ts, g, notes.task | parent << notes.arg_shift, ts, g};
+        uint64_t row[6] = {XT_KIND_REGION_BEGIN | sid << XT_ARG_SHIFT, ts, g, XT_KIND_REGION_TASK | parent << XT_ARG_SHIFT, ts, g};
         xt_rows_store((Rows *)notes.rows, row, parent ? 2 : 1);
         self->g = g;
         self->sid = sid;
@@ -105,7 +104,7 @@ region_exit(Region *self, PyObject *const *args, Py_ssize_t nargs)
     (void)nargs;
     uint64_t ts;
     if (notes.rows != NULL && self->g != 0 && xt_now_ns(xt_perf_clock, &ts) == 0) {
-        uint64_t row[3] = {notes.end | self->sid << notes.arg_shift, ts, self->g};
+        uint64_t row[3] = {XT_KIND_REGION_END | self->sid << XT_ARG_SHIFT, ts, self->g};
         xt_rows_store((Rows *)notes.rows, row, 1);
     }
     PyErr_Clear();
@@ -153,13 +152,10 @@ PyObject *
 xt_set_annotation_sink(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     (void)module;
-    static char *names[] = {"rows", "threads", "thread_g", "strings", "intern", "user_task", "begin", "task", "end", "arg_shift",
-                            "task_waker", "waker_shift", NULL};
+    static char *names[] = {"rows", "threads", "thread_g", "strings", "intern", "user_task", NULL};
     PyObject *rows, *threads, *thread_g, *strings, *intern, *user_task;
-    unsigned long long begin, task, end, arg_shift, task_waker, waker_shift;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!O!OO!OO!KKKKKK:set_annotation_sink", names, &xt_RowsType, &rows, &PyDict_Type,
-                                     &threads, &thread_g, &PyDict_Type, &strings, &intern, &PyContextVar_Type, &user_task, &begin,
-                                     &task, &end, &arg_shift, &task_waker, &waker_shift)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$O!O!OO!OO!:set_annotation_sink", names, &xt_RowsType, &rows, &PyDict_Type,
+                                     &threads, &thread_g, &PyDict_Type, &strings, &intern, &PyContextVar_Type, &user_task)) {
         return NULL;
     }
     clear_notes();
@@ -169,12 +165,6 @@ xt_set_annotation_sink(PyObject *module, PyObject *args, PyObject *kwargs)
     notes.strings = Py_NewRef(strings);
     notes.intern = Py_NewRef(intern);
     notes.user_task = Py_NewRef(user_task);
-    notes.begin = begin;
-    notes.task = task;
-    notes.end = end;
-    notes.arg_shift = arg_shift;
-    notes.task_waker = task_waker;
-    notes.waker_shift = waker_shift;
     Py_RETURN_NONE;
 }
 

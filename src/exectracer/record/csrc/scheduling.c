@@ -224,7 +224,6 @@ typedef struct {
     PyObject *eager_step;      /* eager_step(task, coro, g, ts): records a first step that ran in create_task */
     PyObject *rows;
     PyObject *clock;
-    unsigned long long task_create, task_loop, task_name, arg_shift, task_waker, waker_shift;
 } TaskCreator;
 
 #define TASK_CREATOR_OBJECTS(X) \
@@ -282,7 +281,7 @@ name_code_of(TaskCreator *self, PyObject *task, uint64_t *out)
         number = number * 10 + (text[i] - '0');
     }
     if (plain) {
-        *out = self->task_name | (uint64_t)(-number) << self->arg_shift;
+        *out = XT_KIND_TASK_NAME | (uint64_t)(-number) << XT_ARG_SHIFT;
         Py_DECREF(name);
         return 0;
     }
@@ -337,7 +336,7 @@ describe_new_task(TaskCreator *self, PyObject *task, PyObject *coro, uint64_t pa
     if (PyErr_Occurred() || xt_ptr_map_store(&((TaskIds *)self->tasks)->map, (uintptr_t)task, *g) < 0) {
         return -1;
     }
-    uint64_t row[12] = {self->task_create | parent << self->arg_shift, ts, *g};
+    uint64_t row[12] = {XT_KIND_TASK_CREATE | parent << XT_ARG_SHIFT, ts, *g};
     int n = 1;
     PyObject *loop = NULL;
     if (optional_attr(task, xt_s_loop, &loop) < 0) {
@@ -346,7 +345,7 @@ describe_new_task(TaskCreator *self, PyObject *task, PyObject *coro, uint64_t pa
     uint64_t lid = 0, func = 0, name = 0;
     int failed = loop != NULL && loop != Py_None && xt_id_lookup(self->loops, loop, self->loop_id, &lid) < 0;
     if (!failed && loop != NULL && loop != Py_None) {
-        row[3 * n] = self->task_loop | lid << self->arg_shift, row[3 * n + 1] = ts, row[3 * n + 2] = *g;
+        row[3 * n] = XT_KIND_TASK_LOOP | lid << XT_ARG_SHIFT, row[3 * n + 1] = ts, row[3 * n + 2] = *g;
         n++;
     }
     Py_XDECREF(loop);
@@ -405,7 +404,7 @@ task_creator_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyO
     PyObject *coro = args[1];
     uint64_t ts = 0, parent = 0;
     PyObject *creating = NULL, *prev = NULL;
-    if (xt_now_ns(self->clock, &ts) < 0 || xt_current_goroutine(self->task_waker, self->waker_shift, self->threads, self->thread_g, &parent) < 0
+    if (xt_now_ns(self->clock, &ts) < 0 || xt_current_goroutine(self->threads, self->thread_g, &parent) < 0
         || (creating = Py_BuildValue("(OKK)", coro, (unsigned long long)parent, (unsigned long long)ts)) == NULL
         || swap_creating(self, creating, &prev) < 0) {
         Py_XDECREF(creating);
@@ -431,20 +430,18 @@ task_creator_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {
         "fallback", "create_task", "tasks", "local", "threads", "thread_g", "new_g", "loops", "loop_id",
-        "task_funcs", "task_func", "name_code", "eager_step", "rows", "clock",
-        "task_create", "task_loop", "task_name", "arg_shift", "task_waker", "waker_shift", NULL};
+        "task_funcs", "task_func", "name_code", "eager_step", "rows", "clock", NULL};
     TaskCreator *self = (TaskCreator *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
     }
     self->vectorcall = task_creator_vectorcall;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "$O!OO!OO!OOO!OO!OOOO!OKKKKKK:TaskCreator", names,
+            args, kwargs, "$O!OO!OO!OOO!OO!OOOO!O:TaskCreator", names,
             &PyFunction_Type, &self->fallback, &self->create_task, &xt_TaskIdsType, &self->tasks, &self->hook_state.local,
             &PyDict_Type, &self->threads, &self->thread_g, &self->new_g, &PyDict_Type, &self->loops, &self->loop_id,
             &PyDict_Type, &self->task_funcs, &self->task_func, &self->name_code, &self->eager_step,
-            &xt_RowsType, &self->rows, &self->clock,
-            &self->task_create, &self->task_loop, &self->task_name, &self->arg_shift, &self->task_waker, &self->waker_shift)) {
+            &xt_RowsType, &self->rows, &self->clock)) {
         TASK_CREATOR_OBJECTS(FORGET_MEMBER)
         Py_DECREF(self);
         return NULL;

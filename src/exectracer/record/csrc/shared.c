@@ -173,13 +173,13 @@ xt_set_current_waker(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* The goroutine the caller runs in, as Registry.current_g gives it: the
-   running task's (xt_current_waker names it as `task_waker`), else the
+   running task's (xt_current_waker names it as a Waker.TASK), else the
    thread's; -1 on error */
 int
-xt_current_goroutine(unsigned long long task_waker, unsigned long long waker_shift, PyObject *threads, PyObject *thread_g, uint64_t *g)
+xt_current_goroutine(PyObject *threads, PyObject *thread_g, uint64_t *g)
 {
-    if ((xt_current_waker & 7) == task_waker) {
-        *g = xt_current_waker >> waker_shift;
+    if ((xt_current_waker & XT_LOW_BITS(XT_WAKER_SHIFT)) == XT_WAKER_TASK) {
+        *g = xt_current_waker >> XT_WAKER_SHIFT;
         return 0;
     }
     return xt_thread_goroutine(threads, thread_g, g);

@@ -72,6 +72,9 @@
 
 #include "events.h"  /* XT_KIND_..., XT_WAKER_..., XT_ARG_SHIFT, ...: format/events.py's numbers */
 
+/* The bits below a shift (what XT_WAKER_SHIFT leaves for the Waker, XT_CATEGORY_SHIFT for the Category) */
+#define XT_LOW_BITS(shift) ((1ULL << (shift)) - 1)
+
 /* A symbol shared by the module's files, not exported from it */
 #if defined(__GNUC__) || defined(__clang__)
 #define XT_INTERNAL __attribute__((visibility("hidden")))
@@ -257,8 +260,7 @@ XT_INTERNAL int xt_thread_goroutine(PyObject *threads, PyObject *thread_g, uint6
 XT_INTERNAL int xt_id_lookup(PyObject *dict, PyObject *obj, PyObject *make, uint64_t *out);
 
 /* The goroutine the caller runs in, as Registry.current_g gives it; -1 on error */
-XT_INTERNAL int xt_current_goroutine(unsigned long long task_waker, unsigned long long waker_shift, PyObject *threads,
-                                     PyObject *thread_g, uint64_t *g);
+XT_INTERNAL int xt_current_goroutine(PyObject *threads, PyObject *thread_g, uint64_t *g);
 
 /* The offset of the object slot `descr` reads (and, if `writable`, writes), or -1 */
 XT_INTERNAL Py_ssize_t xt_slot_offset(PyObject *descr, int writable, int *none_if_unset);

@@ -43,10 +43,6 @@ typedef struct {
     PyObject *last_task_type;  /* borrowed (is_task_type holds it): the type is_task saw last */
     int last_is_task;
     FastAttr handle_callback, handle_context, handle_args, handle_loop, handle_waker, handle_queued, task_fut_waiter, task_coro, wrapper_self;
-    unsigned long long task_waker, waker_shift, step, ready, shift, cat_mask, syscall_bits;
-    unsigned long long done_cancelled, done_returned, done_raised;
-    unsigned long long callback_begin, callback_end, callback_shift, source_timer, source_io, source_soon,
-        waker_timer, waker_io, waker_callback;
 } StepRunner;
 
 #define STEP_RUNNER_OBJECTS(X) \
@@ -321,14 +317,14 @@ done_code(StepRunner *self, PyObject *task, uint64_t *out)
     int was_cancelled = cancelled == NULL ? -1 : PyObject_IsTrue(cancelled);
     Py_XDECREF(cancelled);
     if (was_cancelled != 0) {
-        *out = self->done_cancelled;
+        *out = XT_KIND_TASK_DONE | XT_OUTCOME_CANCELLED << XT_ARG_SHIFT;
         return was_cancelled < 0 ? -1 : 0;
     }
     PyObject *exc = PyObject_GetAttr(task, xt_s_exception);  /* not exception(): that would mark it retrieved */
     if (exc == NULL) {
         return -1;
     }
-    *out = exc == Py_None ? self->done_returned : self->done_raised;
+    *out = XT_KIND_TASK_DONE | (exc == Py_None ? XT_OUTCOME_RETURNED : XT_OUTCOME_RAISED) << XT_ARG_SHIFT;
     Py_DECREF(exc);
     return 0;
 }
@@ -375,13 +371,13 @@ end_of_step(StepRunner *self, PyObject *task, uint64_t *out)
         Py_DECREF(code);
         status = PyErr_Occurred() ? -1 : 0;
     }
-    if (status == 0 && waiter != Py_None && !(*out & self->cat_mask)) {
+    if (status == 0 && waiter != Py_None && !(*out & XT_LOW_BITS(XT_CATEGORY_SHIFT) << XT_ARG_SHIFT)) {
         int from_executor = PySequence_Contains(self->executor_futures, waiter);
         if (from_executor < 0) {
             status = -1;
         }
         else if (from_executor) {
-            *out |= self->syscall_bits;
+            *out |= XT_CATEGORY_SYSCALL << XT_ARG_SHIFT;
         }
     }
     Py_XDECREF(coro);
@@ -400,9 +396,9 @@ record_step(StepRunner *self, PyObject *handle, PyObject *task, uint64_t g, uint
     if ((PyObject *)Py_TYPE(handle) == self->ready_type) {
         PyObject *waker = xt_fast_get(&self->handle_waker, handle);
         PyObject *queued = waker == NULL ? NULL : xt_fast_get(&self->handle_queued, handle);
-        uint64_t row[9] = {0, 0, g, self->step, start, g, code_bits, end, g};
+        uint64_t row[9] = {0, 0, g, XT_KIND_TASK_STEP, start, g, code_bits, end, g};
         if (queued != NULL) {
-            row[0] = self->ready | xt_as_u64(waker) << self->shift;
+            row[0] = XT_KIND_TASK_READY | xt_as_u64(waker) << XT_ARG_SHIFT;
             row[1] = xt_as_u64(queued);
         }
         Py_XDECREF(waker);
@@ -413,7 +409,7 @@ record_step(StepRunner *self, PyObject *handle, PyObject *task, uint64_t g, uint
         xt_rows_store((Rows *)self->rows, row, 3);
         return 0;
     }
-    uint64_t row[6] = {self->step, start, g, code_bits, end, g};
+    uint64_t row[6] = {XT_KIND_TASK_STEP, start, g, code_bits, end, g};
     xt_rows_store((Rows *)self->rows, row, 2);
     return 0;
 }
@@ -427,7 +423,7 @@ run_step(StepRunner *self, PyObject *handle, PyObject *cb, PyObject *task, uint6
         PyErr_Clear();
         return PyObject_CallOneArg(self->fallback, handle);
     }
-    xt_current_waker = self->task_waker | gbits << self->waker_shift;
+    xt_current_waker = XT_WAKER_TASK | gbits << XT_WAKER_SHIFT;
     PyObject *result = run_in_context(self, handle, cb);
     if (result == NULL && !PyErr_ExceptionMatches(PyExc_SystemExit) && !PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
         PyObject *exc = take_exception();
@@ -515,8 +511,8 @@ static int
 callback_source(StepRunner *self, PyObject *handle, PyObject *ldict, uint64_t *source, uint64_t *waker)
 {
     if ((PyObject *)Py_TYPE(handle) == self->timer_type) {
-        *source = self->source_timer;
-        *waker = self->waker_timer;
+        *source = XT_CALLBACK_SOURCE_TIMER;
+        *waker = XT_WAKER_TIMER;
         return 0;
     }
     PyObject *io = PyDict_GetItemWithError(ldict, xt_s_io);  /* HookState.io: empty unless set */
@@ -532,8 +528,8 @@ callback_source(StepRunner *self, PyObject *handle, PyObject *ldict, uint64_t *s
     if (from_io < 0) {
         return -1;
     }
-    *source = from_io ? self->source_io : self->source_soon;
-    *waker = from_io ? self->waker_io : self->waker_callback;
+    *source = from_io ? XT_CALLBACK_SOURCE_IO : XT_CALLBACK_SOURCE_SOON;
+    *waker = from_io ? XT_WAKER_IO : XT_WAKER_CALLBACK;
     return 0;
 }
 
@@ -552,11 +548,11 @@ run_callback(StepRunner *self, PyObject *handle, PyObject *cb)
         PyErr_Clear();
         return PyObject_CallFunctionObjArgs(self->run_callback, handle, cb, NULL);
     }
-    uint64_t begin[3] = {self->callback_begin | (sid << self->callback_shift | source) << self->shift, now, lid};
+    uint64_t begin[3] = {XT_KIND_CALLBACK_BEGIN | (sid << XT_CALLBACK_SHIFT | source) << XT_ARG_SHIFT, now, lid};
     xt_rows_store((Rows *)self->rows, begin, 1);
 
     uint64_t prev = xt_current_waker;
-    xt_current_waker = sid << self->waker_shift | waker;
+    xt_current_waker = sid << XT_WAKER_SHIFT | waker;
     PyObject *result = run_in_context(self, handle, cb);
     if (result == NULL && !PyErr_ExceptionMatches(PyExc_SystemExit) && !PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
         PyObject *exc = take_exception();
@@ -564,7 +560,7 @@ run_callback(StepRunner *self, PyObject *handle, PyObject *cb)
         Py_XDECREF(exc);
     }
     xt_current_waker = prev;
-    uint64_t end[3] = {self->callback_end, 0, lid};
+    uint64_t end[3] = {XT_KIND_CALLBACK_END, 0, lid};
     if (xt_now_ns(self->clock, &end[1]) == 0) {
         xt_rows_store((Rows *)self->rows, end, 1);
     }
@@ -640,10 +636,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         "fallback", "run_callback", "step_types", "task_classes", "is_task_type", "tasks", "task_g",
         "local", "rows", "one_await", "chain_cache", "define_chain", "executor_futures",
         "ready_type", "report_error", "clock", "code_for", "task_type", "step_wrapper_type",
-        "loops", "loop_id", "name_cache", "name_id", "timer_type", "looked_at",
-        "task_waker", "waker_shift", "step", "ready", "shift", "cat_mask", "syscall_bits",
-        "done_cancelled", "done_returned", "done_raised", "callback_begin", "callback_end", "callback_shift", "source_timer", "source_io", "source_soon",
-        "waker_timer", "waker_io", "waker_callback", NULL};
+        "loops", "loop_id", "name_cache", "name_id", "timer_type", "looked_at", NULL};
     PyObject *task_type = NULL, *wrapper_type = NULL;
     StepRunner *self = (StepRunner *)type->tp_alloc(type, 0);
     if (self == NULL) {
@@ -651,7 +644,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->vectorcall = step_runner_vectorcall;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "$O!OO!O!O!O!OOO!O!O!OOO!OOOO!OO!OO!OO!O!KKKKKKKKKKKKKKKKKKK:StepRunner", names,
+            args, kwargs, "$O!OO!O!O!O!OOO!O!O!OOO!OOOO!OO!OO!OO!O!:StepRunner", names,
             &PyFunction_Type, &self->fallback, &self->run_callback, &PySet_Type, &self->step_types,
             &PyTuple_Type, &self->task_classes, &PyDict_Type, &self->is_task_type,
             &xt_TaskIdsType, &self->tasks, &self->task_g, &self->hook_state.local, &xt_RowsType, &self->rows,
@@ -659,12 +652,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
             &self->executor_futures, &PyType_Type, &self->ready_type,
             &self->report_error, &self->clock, &self->code_for, &PyType_Type, &task_type, &wrapper_type,
             &PyDict_Type, &self->loops, &self->loop_id, &PyDict_Type, &self->name_cache, &self->name_id,
-            &PyType_Type, &self->timer_type, &PySet_Type, &self->looked_at,
-            &self->task_waker, &self->waker_shift, &self->step, &self->ready, &self->shift,
-            &self->cat_mask, &self->syscall_bits, &self->done_cancelled, &self->done_returned, &self->done_raised,
-            &self->callback_begin, &self->callback_end,
-            &self->callback_shift, &self->source_timer, &self->source_io, &self->source_soon,
-            &self->waker_timer, &self->waker_io, &self->waker_callback)) {
+            &PyType_Type, &self->timer_type, &PySet_Type, &self->looked_at)) {
         /* the borrowed pointers are not ours yet */
         STEP_RUNNER_OBJECTS(FORGET_MEMBER)
         Py_DECREF(self);

@@ -37,8 +37,6 @@ static struct {
     PyObject *threads;  /* dict: thread ident -> g */
     PyObject *thread_g;
     PyObject *of_key;
-    unsigned long long block, unblock, arg_shift, category_shift;
-    unsigned long long sync, task_waker, waker_shift;  /* Category.SYNC; how xt_current_waker names a task */
     ChainTable stacks;
 } sink;
 
@@ -223,8 +221,8 @@ record_wait_in_c(uint64_t start, uint64_t end, uint64_t category, PyObject *fram
         status = 0;
     }
     if (status == 0 && g != 0) {  /* 0: one of the tracer's own threads */
-        uint64_t row[6] = {sink.block | (sid << sink.category_shift | category) << sink.arg_shift, start, g,
-                           sink.unblock | waker << sink.arg_shift, end, g};
+        uint64_t row[6] = {XT_KIND_THREAD_BLOCK | (sid << XT_CATEGORY_SHIFT | category) << XT_ARG_SHIFT, start, g,
+                           XT_KIND_THREAD_UNBLOCK | waker << XT_ARG_SHIFT, end, g};
         xt_rows_store((Rows *)sink.rows, row, 2);
     }
     PyErr_Clear();
@@ -402,13 +400,11 @@ PyObject *
 xt_set_wait_sink(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     (void)module;
-    static char *names[] = {"threshold", "rows", "threads", "thread_g", "of_key", "block", "unblock", "arg_shift", "category_shift",
-                            "sync", "task_waker", "waker_shift", NULL};
-    unsigned long long threshold, block, unblock, arg_shift, category_shift, sync, task_waker, waker_shift;
+    static char *names[] = {"threshold", "rows", "threads", "thread_g", "of_key", NULL};
+    unsigned long long threshold;
     PyObject *rows, *threads, *thread_g, *of_key;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$KOO!OOKKKKKKK:set_wait_sink", names, &threshold, &rows, &PyDict_Type, &threads,
-                                     &thread_g, &of_key, &block, &unblock, &arg_shift, &category_shift, &sync, &task_waker,
-                                     &waker_shift)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$KOO!OO:set_wait_sink", names, &threshold, &rows, &PyDict_Type, &threads,
+                                     &thread_g, &of_key)) {
         return NULL;
     }
     if (rows != Py_None && !PyObject_TypeCheck(rows, &xt_RowsType)) {
@@ -420,13 +416,6 @@ xt_set_wait_sink(PyObject *module, PyObject *args, PyObject *kwargs)
     sink.threads = Py_NewRef(threads);
     sink.thread_g = Py_NewRef(thread_g);
     sink.of_key = Py_NewRef(of_key);
-    sink.block = block;
-    sink.unblock = unblock;
-    sink.arg_shift = arg_shift;
-    sink.category_shift = category_shift;
-    sink.sync = sync;
-    sink.task_waker = task_waker;
-    sink.waker_shift = waker_shift;
     wait_threshold = threshold;
     Py_RETURN_NONE;
 }
@@ -497,7 +486,7 @@ static uint64_t
 caller_g(void)
 {
     uint64_t g = 0;
-    if (sink.threads != NULL && xt_current_goroutine(sink.task_waker, sink.waker_shift, sink.threads, sink.thread_g, &g) < 0) {
+    if (sink.threads != NULL && xt_current_goroutine(sink.threads, sink.thread_g, &g) < 0) {
         PyErr_Clear();
         return 0;
     }
@@ -529,7 +518,7 @@ lock_contended(LockWrapper *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     PyObject *got = call_lock(self, xt_s_acquire, args, nargs, kwnames);
     self->waiters--;
     if (timed && xt_now_ns(xt_perf_clock, &end) == 0 && end - start >= wait_threshold && timed_depth == 0 && sink.rows != NULL) {
-        record_wait_in_c(start, end, sink.sync, (PyObject *)PyEval_GetFrame(), self->releaser);
+        record_wait_in_c(start, end, XT_CATEGORY_SYNC, (PyObject *)PyEval_GetFrame(), self->releaser);
     }
     return got;  /* with the call's own error, if any (the clock and the record keep it aside) */
 }
