@@ -10,7 +10,9 @@
    Each mirrors the pure-Python hook in asyncio_hooks.py, which stays the
    reference (and runs where this module is not built, or when
    EXECTRACER_PURE_PYTHON is set); test_native_hooks checks that both record
-   the same events.
+   the same events, and test_native_rules compares the rules both write
+   (await chain keys, task name codes, callback names, wait stacks,
+   kept_positions) on generated inputs.
 
    - Rows: a recording's events as three uint64 columns, stored by the C
      hooks without int objects and by the Python hooks through `extend`;
