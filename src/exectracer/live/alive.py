@@ -65,7 +65,7 @@ class LiveDescriptions:
         live = set(self._tasks).union(self._regions)  # what a TASK_DONE can forget
         native = speedups()
         if native is not None:
-            positions = native.kept_positions(codes, gs, _WANTED, _OF_TASK_TABLE, int(Kind.TASK_DONE), live)
+            positions = native.kept_positions(codes, gs, _WANTED, _OF_TASK_TABLE, live)
         else:
             positions = _kept_positions(codes, gs, live)
         for i in positions:

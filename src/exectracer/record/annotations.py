@@ -14,7 +14,7 @@ import itertools
 import time
 from typing import Any, Callable, TypeVar
 
-from ..format.events import ARG_SHIFT, WAKER_SHIFT, Kind, Waker
+from ..format.events import ARG_SHIFT, Kind
 from . import current as _current
 from .hook_errors import caught
 from .native import speedups
@@ -34,7 +34,6 @@ _REGION_END = int(Kind.REGION_END)
 _LOG_CATEGORY = int(Kind.LOG_CATEGORY)
 _LOG_MESSAGE = int(Kind.LOG_MESSAGE)
 _LOG_TASK = int(Kind.LOG_TASK)
-_TASK_WAKER = int(Waker.TASK)
 
 
 class task:
@@ -160,8 +159,6 @@ def annotation_sink(recorder: _current.Recording | None) -> None:
     _native.set_annotation_sink(
         rows=recorder.rows, threads=registry.threads, thread_g=registry.thread_g,
         strings=recorder.interner.strings, intern=recorder.interner.string, user_task=_user_task,
-        begin=_REGION_BEGIN, task=_REGION_TASK, end=_REGION_END, arg_shift=ARG_SHIFT,
-        task_waker=_TASK_WAKER, waker_shift=WAKER_SHIFT,
     )
 
 

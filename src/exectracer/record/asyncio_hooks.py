@@ -37,7 +37,6 @@ from types import BuiltinFunctionType, CoroutineType, FunctionType, GeneratorTyp
 from typing import Any, Callable
 
 from ..format.events import (
-    ARG_SHIFT,
     CALLBACK_SHIFT,
     WAKER_SHIFT,
     CallbackSource,
@@ -310,12 +309,6 @@ def install(
             report_error=report_callback_error, clock=clock, code_for=chains.code_for, task_type=asyncio.Task,
             step_wrapper_type=wrapper_type, loops=loops, loop_id=loop_id, name_cache=name_cache,
             name_id=names.name_id, timer_type=TimerHandle, looked_at=chains.looked_at,
-            task_waker=TASK_WAKER, waker_shift=WAKER_SHIFT, step=STEP, ready=READY, shift=SHIFT,
-            cat_mask=CAT_MASK, syscall_bits=SYSCALL_BITS,
-            done_cancelled=DONE_CANCELLED, done_returned=DONE_RETURNED, done_raised=DONE_RAISED,
-            callback_begin=CB_BEGIN, callback_end=CB_END, callback_shift=CALLBACK_SHIFT, source_timer=SOURCE_TIMER,
-            source_io=SOURCE_IO, source_soon=SOURCE_SOON, waker_timer=WAKER_TIMER, waker_io=WAKER_IO,
-            waker_callback=WAKER_CALLBACK,
         )
     patcher.replace(asyncio.events.Handle, "_run", handle_run)
 
@@ -394,8 +387,7 @@ def install(
             fallback=create_task, create_task=orig_create_task, tasks=tasks, local=local, threads=registry.threads,
             thread_g=registry.thread_g, new_g=registry.new_g, loops=loops, loop_id=loop_id, task_funcs=registry.task_funcs,
             task_func=registry.task_func, name_code=functools.partial(task_name_code, interner), eager_step=eager_step,
-            rows=rows, clock=clock, task_create=int(Kind.TASK_CREATE), task_loop=int(Kind.TASK_LOOP),
-            task_name=int(Kind.TASK_NAME), arg_shift=ARG_SHIFT, task_waker=TASK_WAKER, waker_shift=WAKER_SHIFT,
+            rows=rows, clock=clock,
         )
     patcher.replace(asyncio.base_events.BaseEventLoop, "create_task", create_task)
 

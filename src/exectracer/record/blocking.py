@@ -17,7 +17,7 @@ from threading import get_ident
 from types import FrameType
 from typing import Any, Callable
 
-from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Waker
+from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Category, Kind
 from . import current as _current
 from .hook_errors import caught
 from .native import speedups
@@ -42,9 +42,7 @@ class Waits:
         self._native = speedups()  # its Timed wrappers record waits there, and know when a call is inside one
         if self._native is not None:
             self._native.set_wait_sink(
-                threshold=threshold_ns, rows=rows, threads=registry.threads, thread_g=registry.thread_g,
-                of_key=stacks.of_key, block=BLOCK, unblock=UNBLOCK, arg_shift=ARG_SHIFT, category_shift=CATEGORY_SHIFT,
-                sync=int(Category.SYNC), task_waker=int(Waker.TASK), waker_shift=WAKER_SHIFT,  # for its lock wrapper
+                threshold=threshold_ns, rows=rows, threads=registry.threads, thread_g=registry.thread_g, of_key=stacks.of_key,
             )
 
     def close(self) -> None:
