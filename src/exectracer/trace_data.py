@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from .format import decoder
 from .format.decoder import Frame, Problem
-from .format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, Outcome
+from .format.events import ARG_SHIFT, CATEGORY_MASK, CATEGORY_SHIFT, Kind, Outcome
 from .table import Table, dataframe_library, kinds_mask, match_spans
 
 __all__ = ["HookError", "Loop", "Lost", "Task", "Thread", "TraceData", "UserTask"]
@@ -314,7 +314,7 @@ class TraceData:
     def suspend_reasons(self) -> Table:
         """TASK_SUSPEND events unpacked: ``ts``, ``g``, ``stack`` id and ``category``."""
         sel = self._of(Kind.TASK_SUSPEND)
-        return Table(ts=sel.ts, g=sel.g, stack=sel.arg >> CATEGORY_SHIFT, category=(sel.arg & 0xF).astype(np.uint8))
+        return Table(ts=sel.ts, g=sel.g, stack=sel.arg >> CATEGORY_SHIFT, category=(sel.arg & CATEGORY_MASK).astype(np.uint8))
 
     def to_dataframe(self, library: str = "pandas") -> Any:
         """The events as a DataFrame (``ts``, ``g``, ``kind``, ``event`` name, ``arg``) of

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..format.decoder import Frame
-from ..format.events import CATEGORY_SHIFT, Kind, ThreadState
+from ..format.events import CATEGORY_MASK, CATEGORY_SHIFT, Kind, ThreadState
 from ..trace_data import TraceData
 from .goroutines import Goroutines
 from .ranges import RangeSet
@@ -177,7 +177,7 @@ def _cpu_samples(trace: TraceData, goroutines: Goroutines, lo: int, hi: int, per
     """Samples of threads on a CPU within ``[lo, hi)``."""
     ev = trace.events
     rows = np.flatnonzero(ev.kind == Kind.THREAD_SAMPLE)
-    rows = rows[((ev.arg[rows] & 0xF) == ThreadState.RUNNING) & (ev.ts[rows] >= lo) & (ev.ts[rows] < hi)]
+    rows = rows[((ev.arg[rows] & CATEGORY_MASK) == ThreadState.RUNNING) & (ev.ts[rows] >= lo) & (ev.ts[rows] < hi)]
     gi = goroutines.index_of(ev.g[rows])
     rows, gi = rows[gi >= 0], gi[gi >= 0]
     values = np.stack((np.ones(len(rows), dtype=np.int64), np.full(len(rows), period, dtype=np.int64)), axis=1)

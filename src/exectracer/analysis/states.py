@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..format.events import CATEGORY_SHIFT, Category, Kind, Waker
+from ..format.events import CATEGORY_MASK, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Waker
 from ..table import Table, kind_lookup, kinds_mask
 from ..trace_data import TraceData
 from .blocks import blocks
@@ -96,7 +96,7 @@ for _cat, _state in {
     Category.YIELD: State.RUNNABLE,
 }.items():
     _STATE_OF_CATEGORY[_cat] = _state
-_STATE_OF_WAIT_BYTE = _STATE_OF_CATEGORY[np.arange(256) & 0xF]  # by the low byte of a wait's argument
+_STATE_OF_WAIT_BYTE = _STATE_OF_CATEGORY[np.arange(256) & CATEGORY_MASK]  # by the low byte of a wait's argument
 
 
 class StateIntervals:
@@ -306,7 +306,7 @@ def _pack_thread_wakers(t: _Transitions, goroutines: Goroutines) -> None:
     who = arg[unblock]
     gi = goroutines.index_of(who)
     is_task = np.where(gi >= 0, goroutines.is_task[np.maximum(gi, 0)], False)
-    t.waker[unblock] = np.where(is_task, Waker.TASK, Waker.THREAD) | (who << 3)
+    t.waker[unblock] = np.where(is_task, Waker.TASK, Waker.THREAD) | (who << WAKER_SHIFT)
 
 
 def _place_gil_waits(t: _Transitions) -> None:

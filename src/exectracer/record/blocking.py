@@ -173,7 +173,7 @@ def running_loop_selector(args: tuple) -> bool:
     return loop is not None and getattr(loop, "_selector", None) is args[0]
 
 
-def _record_call(rec: _current.Recording, start: int, end: int, cat: int, frame: FrameType, args: tuple, skip: Skip | None, waker: WakerOf | None, due: Due | None) -> None:
+def _record_call(rec: _current.Recording, start: int, end: int, cat: int, frame: FrameType | None, args: tuple, skip: Skip | None, waker: WakerOf | None, due: Due | None) -> None:
     try:
         if skip is not None and skip(args):
             return

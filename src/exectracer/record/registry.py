@@ -12,7 +12,7 @@ import time
 from types import CoroutineType, GeneratorType
 from typing import Any
 
-from ..format.events import ARG_SHIFT, MASK64, WAKER_SHIFT, Kind, Waker, pack
+from ..format.events import ARG_SHIFT, MASK64, WAKER_MASK, WAKER_SHIFT, Kind, Waker, pack
 from ..tracer_thread import TracerThread
 from .interner import Interner
 from .store import EventStore
@@ -132,7 +132,7 @@ class Registry:
     def current_g(self) -> int:
         """The goroutine the caller runs in: the running task's if any, else the thread's."""
         cur = self.local.cur
-        if cur & 7 == _TASK_WAKER:
+        if cur & WAKER_MASK == _TASK_WAKER:
             return cur >> WAKER_SHIFT
         return self.thread_g()
 

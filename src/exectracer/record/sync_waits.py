@@ -128,14 +128,14 @@ def _rlock_repr(lock: Any) -> str:
 _native = speedups()
 if _native is not None:
 
-    class NativeLock(_native.LockWrapper):  # type: ignore[misc,name-defined]
+    class NativeLock(_native.LockWrapper):  # type: ignore[name-defined]  # a base mypy cannot resolve: the module is loaded at run time
         """``threading.Lock`` while tracing, in C: a real lock whose contended acquires are recorded."""
 
         __slots__ = ()
         _make = staticmethod(_allocate_lock)
         __repr__ = _lock_repr
 
-    class NativeRLock(_native.LockWrapper):  # type: ignore[misc,name-defined]
+    class NativeRLock(_native.LockWrapper):  # type: ignore[name-defined]  # (as NativeLock)
         """``threading.RLock`` while tracing, in C: a real reentrant lock whose contended acquires are recorded."""
 
         __slots__ = ()

@@ -13,7 +13,7 @@ from ..analysis import PROFILE_TYPES, Analysis, Profile
 from ..analysis.states import BLOCKED, LOOP_IDLE_STACK, STATE_NAMES, State
 from ..analysis.summary import by_name, finished, latency_stats
 from ..export import pprof
-from ..format.events import WAKER_SHIFT, Waker
+from ..format.events import WAKER_MASK, WAKER_SHIFT, Waker
 from ..reader import Trace
 from .lanes import Lanes
 from .lod import Window
@@ -243,7 +243,7 @@ class ViewerAPI:
         gi = self._goroutine_index(p)
         gid = int(self.analysis.goroutines.ids[gi])
         s = self.lanes.states
-        by_goroutine = (s.waker & 7 == Waker.TASK) | (s.waker & 7 == Waker.THREAD)
+        by_goroutine = (s.waker & WAKER_MASK == Waker.TASK) | (s.waker & WAKER_MASK == Waker.THREAD)
         mine = s.waker[self.lanes.rows_of(gi)]
         woken_by = np.unique(mine[by_goroutine[self.lanes.rows_of(gi)]] >> WAKER_SHIFT)
         woke = np.unique(s.gi[by_goroutine & ((s.waker >> WAKER_SHIFT) == gid)])

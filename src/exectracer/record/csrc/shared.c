@@ -178,7 +178,7 @@ xt_set_current_waker(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 int
 xt_current_goroutine(PyObject *threads, PyObject *thread_g, uint64_t *g)
 {
-    if ((xt_current_waker & XT_LOW_BITS(XT_WAKER_SHIFT)) == XT_WAKER_TASK) {
+    if ((xt_current_waker & XT_WAKER_MASK) == XT_WAKER_TASK) {
         *g = xt_current_waker >> XT_WAKER_SHIFT;
         return 0;
     }

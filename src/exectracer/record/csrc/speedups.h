@@ -74,9 +74,6 @@
 
 #include "events.h"  /* XT_KIND_..., XT_WAKER_..., XT_ARG_SHIFT, ...: format/events.py's numbers */
 
-/* The bits below a shift (what XT_WAKER_SHIFT leaves for the Waker, XT_CATEGORY_SHIFT for the Category) */
-#define XT_LOW_BITS(shift) ((1ULL << (shift)) - 1)
-
 /* A symbol shared by the module's files, not exported from it */
 #if defined(__GNUC__) || defined(__clang__)
 #define XT_INTERNAL __attribute__((visibility("hidden")))

@@ -371,7 +371,7 @@ end_of_step(StepRunner *self, PyObject *task, uint64_t *out)
         Py_DECREF(code);
         status = PyErr_Occurred() ? -1 : 0;
     }
-    if (status == 0 && waiter != Py_None && !(*out & XT_LOW_BITS(XT_CATEGORY_SHIFT) << XT_ARG_SHIFT)) {
+    if (status == 0 && waiter != Py_None && !(*out & XT_CATEGORY_MASK << XT_ARG_SHIFT)) {
         int from_executor = PySequence_Contains(self->executor_futures, waiter);
         if (from_executor < 0) {
             status = -1;
