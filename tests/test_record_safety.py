@@ -109,8 +109,12 @@ def test_errors_inside_hooks_never_reach_the_program(tmp_path, monkeypatch):
         t.join()
         return results
 
-    with exectracer.trace(tmp_path / "t.xtrace"):
-        assert asyncio.run(main()) == [1, [2, 3], 4]
+    exectracer.start(tmp_path / "t.xtrace")
+    assert asyncio.run(main()) == [1, [2, 3], 4]
+    totals = exectracer.stop()
+    counted = {error.hook: error.count for error in exectracer.load(tmp_path / "t.xtrace").lost.hook_errors}
+    assert {"asyncio.step", "asyncio.callback", "asyncio.create_task"} <= counted.keys(), "every failing hook is counted"
+    assert totals["hook_errors"] == sum(counted.values())
 
 
 class _FrozenThread(threading.Thread):

@@ -1,7 +1,8 @@
 """Errors the hooks caught: never raised into the traced program, always counted.
 
 A hook that fails loses what it was recording and lets the program go on.
-It calls :func:`caught` from its ``except`` block, naming itself; the
+It calls :func:`caught` from its ``except`` block, naming itself (a C hook
+calls it through ``xt_hook_error``); the
 recording takes the counts when it stops (:func:`take`), writes them into
 the trace's END record (``hook_errors``) and returns their total from
 ``stop()``, so readers can say which events may be missing.
@@ -19,12 +20,16 @@ _counts: dict[str, int] = {}
 _first: dict[str, str] = {}
 
 
-def caught(where: str) -> None:
-    """Count the exception being handled, in the hook named ``where``. Never raises."""
+def caught(where: str, error: BaseException | None = None) -> None:
+    """Count ``error`` (by default the exception being handled) in the hook named ``where``. Never raises.
+
+    The C hooks call it too, with the error they caught (``xt_hook_error``).
+    """
     try:
         _counts[where] = _counts.get(where, 0) + 1
         if where not in _first:
-            error = sys.exc_info()[1]
+            if error is None:
+                error = sys.exc_info()[1]
             _first[where] = f"{type(error).__name__}: {error}"[:FIRST_ERROR_CHARS]
     except Exception:  # an exception whose text cannot be made: counted, not described
         _first.setdefault(where, "?")

@@ -93,7 +93,7 @@ region_enter(Region *self, PyObject *unused)
         self->g = g;
         self->sid = sid;
     }
-    PyErr_Clear();
+    xt_hook_error("region");
     return Py_NewRef(self);
 }
 
@@ -107,7 +107,7 @@ region_exit(Region *self, PyObject *const *args, Py_ssize_t nargs)
         uint64_t row[3] = {XT_KIND_REGION_END | self->sid << XT_ARG_SHIFT, ts, self->g};
         xt_rows_store((Rows *)notes.rows, row, 1);
     }
-    PyErr_Clear();
+    xt_hook_error("region");
     self->g = 0;
     Py_RETURN_NONE;
 }

@@ -149,7 +149,7 @@ rows_hand_over(Rows *self)
     SET_ERROR_ASIDE;
     PyObject *now = PyLong_FromLong(0);
     if (now == NULL || PyObject_SetAttr(self->handoff, xt_s_due, now) < 0) {
-        PyErr_Clear();
+        xt_hook_error("store.handoff");
     }
     Py_XDECREF(now);
     PUT_ERROR_BACK;

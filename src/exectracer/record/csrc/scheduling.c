@@ -89,7 +89,7 @@ ready_soon_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObj
     Py_DECREF(debug);
     PyObject *handle = new_ready_handle(self, loop, args[1], args[2], args[3]);
     if (handle == NULL) {
-        PyErr_Clear();
+        PyErr_Clear();  /* the Python hook takes over (and counts its own failure) */
         return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
     }
     PyObject *ready = PyObject_GetAttr(loop, xt_s_ready);
@@ -409,7 +409,7 @@ task_creator_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyO
         || swap_creating(self, creating, &prev) < 0) {
         Py_XDECREF(creating);
         Py_XDECREF(prev);
-        PyErr_Clear();
+        xt_hook_error("asyncio.create_task");
         return PyObject_Vectorcall(self->create_task, args, nargsf, kwnames);
     }
     Py_DECREF(creating);
@@ -417,7 +417,7 @@ task_creator_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyO
     SET_ERROR_ASIDE;
     PyObject *ours = NULL;
     if (swap_creating(self, prev, &ours) < 0 || (task != NULL && record_created(self, task, coro, parent, ts) < 0)) {
-        PyErr_Clear();  /* the recording's error: the program gets its task */
+        xt_hook_error("asyncio.create_task");  /* the recording's error: the program gets its task */
     }
     Py_XDECREF(ours);
     Py_XDECREF(prev);
@@ -522,7 +522,7 @@ io_ready_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObjec
     }
     int any = PyObject_IsTrue(args[1]);
     if (any < 0 || (any && note_ready(self, args[1]) < 0)) {
-        PyErr_Clear();
+        xt_hook_error("asyncio.process_events");
     }
     return PyObject_Vectorcall(self->process_events, args, nargsf, kwnames);
 }

@@ -185,6 +185,43 @@ xt_current_goroutine(PyObject *threads, PyObject *thread_g, uint64_t *g)
     return xt_thread_goroutine(threads, thread_g, g);
 }
 
+/* hook_errors.caught, found at the first error */
+static PyObject *hook_error_counter;
+
+/* A hook failed: the exception being raised (if any) is counted by
+   hook_errors.caught(where, error), then cleared. The program never sees
+   it, and the recording reports the count; an error while counting is
+   dropped too (never raised). */
+void
+xt_hook_error(const char *where)
+{
+    if (!PyErr_Occurred()) {
+        return;
+    }
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *error = PyErr_GetRaisedException();
+#else
+    PyObject *type, *error, *traceback;
+    PyErr_Fetch(&type, &error, &traceback);
+    PyErr_NormalizeException(&type, &error, &traceback);
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+#endif
+    if (hook_error_counter == NULL) {
+        PyObject *module = PyImport_ImportModule("exectracer.record.hook_errors");
+        if (module != NULL) {
+            hook_error_counter = PyObject_GetAttrString(module, "caught");
+            Py_DECREF(module);
+        }
+    }
+    if (hook_error_counter != NULL) {
+        PyObject *counted = PyObject_CallFunction(hook_error_counter, "sO", where, error != NULL ? error : Py_None);
+        Py_XDECREF(counted);
+    }
+    PyErr_Clear();
+    Py_XDECREF(error);
+}
+
 /* Method descriptor plumbing shared by the hook types: bound like a function */
 PyObject *
 xt_bind(PyObject *self, PyObject *obj, PyObject *type)

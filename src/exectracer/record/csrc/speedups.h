@@ -50,7 +50,8 @@
    - module.c        the module: its functions and types as Python sees them,
                      the names it interns, its init
    - shared.c        what the hooks share: attribute fast paths (FastAttr),
-                     the hooks' thread-local state, the current goroutine
+                     the hooks' thread-local state, the current goroutine,
+                     counting the errors they catch
    - rows.c          Sleeper, Rows (the event columns) and Watch
    - tables.c        PtrMap (address -> value), TaskIds, the chain table
    - step_runner.c   StepRunner: task steps, suspensions, callbacks
@@ -260,6 +261,10 @@ XT_INTERNAL int xt_id_lookup(PyObject *dict, PyObject *obj, PyObject *make, uint
 
 /* The goroutine the caller runs in, as Registry.current_g gives it; -1 on error */
 XT_INTERNAL int xt_current_goroutine(PyObject *threads, PyObject *thread_g, uint64_t *g);
+
+/* A hook failed: count the exception being raised, if any, under the hook's
+   name (hook_errors.caught, as the Python hooks do) and clear it */
+XT_INTERNAL void xt_hook_error(const char *where);
 
 /* The offset of the object slot `descr` reads (and, if `writable`, writes), or -1 */
 XT_INTERNAL Py_ssize_t xt_slot_offset(PyObject *descr, int writable, int *none_if_unset);

@@ -420,7 +420,7 @@ run_step(StepRunner *self, PyObject *handle, PyObject *cb, PyObject *task, uint6
 {
     uint64_t start = 0, prev = xt_current_waker;
     if (xt_now_ns(self->clock, &start) < 0) {
-        PyErr_Clear();
+        xt_hook_error("asyncio.step");
         return PyObject_CallOneArg(self->fallback, handle);
     }
     xt_current_waker = XT_WAKER_TASK | gbits << XT_WAKER_SHIFT;
@@ -436,7 +436,7 @@ run_step(StepRunner *self, PyObject *handle, PyObject *cb, PyObject *task, uint6
     }
     Py_DECREF(result);
     if (record_step(self, handle, task, gbits, start) < 0) {
-        PyErr_Clear();
+        xt_hook_error("asyncio.step");
     }
     Py_RETURN_NONE;
 }
@@ -545,7 +545,7 @@ run_callback(StepRunner *self, PyObject *handle, PyObject *cb)
     Py_XDECREF(loop);
     Py_XDECREF(ldict);
     if (!ok || xt_now_ns(self->clock, &now) < 0) {
-        PyErr_Clear();
+        PyErr_Clear();  /* the Python hook takes over (and counts its own failure) */
         return PyObject_CallFunctionObjArgs(self->run_callback, handle, cb, NULL);
     }
     uint64_t begin[3] = {XT_KIND_CALLBACK_BEGIN | (sid << XT_CALLBACK_SHIFT | source) << XT_ARG_SHIFT, now, lid};
@@ -590,7 +590,7 @@ step_runner_call_handle(StepRunner *self, PyObject *handle)
 {
     PyObject *cb = xt_fast_get(&self->handle_callback, handle);
     if (cb == NULL) {
-        PyErr_Clear();
+        PyErr_Clear();  /* the Python hook takes over (and counts its own failure) */
         return PyObject_CallOneArg(self->fallback, handle);
     }
     PyObject *result = NULL, *task = NULL;
@@ -605,7 +605,7 @@ step_runner_call_handle(StepRunner *self, PyObject *handle)
         registered = task_goroutine(self, task, &g);
     }
     if (stepping < 0 || known < 0 || registered < 0) {
-        PyErr_Clear();
+        PyErr_Clear();  /* the Python hook takes over (and counts its own failure) */
         result = PyObject_CallOneArg(self->fallback, handle);
     }
     else if (known == 1) {

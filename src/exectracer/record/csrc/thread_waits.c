@@ -149,7 +149,7 @@ record_wait(Timed *self, uint64_t start, uint64_t end, PyObject *const *args, Py
         Py_XDECREF(done);
         Py_DECREF(positional);
     }
-    PyErr_Clear();
+    xt_hook_error("thread_wait");
     PUT_ERROR_BACK;
 }
 
@@ -225,7 +225,7 @@ record_wait_in_c(uint64_t start, uint64_t end, uint64_t category, PyObject *fram
                            XT_KIND_THREAD_UNBLOCK | waker << XT_ARG_SHIFT, end, g};
         xt_rows_store((Rows *)sink.rows, row, 2);
     }
-    PyErr_Clear();
+    xt_hook_error("thread_wait");
     PUT_ERROR_BACK;
     return status;
 }
@@ -254,7 +254,7 @@ sample_from_hook(uint64_t now)
     SET_ERROR_ASIDE;
     PyObject *result = PyObject_CallNoArgs(hook_sampler);
     Py_XDECREF(result);
-    PyErr_Clear();
+    xt_hook_error("sampler.inline");
     PUT_ERROR_BACK;
     hook_sampling = 0;
     return 1;
@@ -292,11 +292,11 @@ timed_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *
     uint64_t start = 0, end = 0;
     if (timed_depth > 0 || wait_threshold == UINT64_MAX || (self->socket_method && nargs >= 1 && non_blocking(args[0]))
         || xt_now_ns(self->clock, &start) < 0) {
-        PyErr_Clear();
+        xt_hook_error("thread_wait");
         return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
     }
     if (self->samples && sample_from_hook(start) && xt_now_ns(self->clock, &start) < 0) {
-        PyErr_Clear();
+        xt_hook_error("thread_wait");
         return PyObject_Vectorcall(self->func, args, nargsf, kwnames);
     }
     timed_depth++;
@@ -487,7 +487,7 @@ caller_g(void)
 {
     uint64_t g = 0;
     if (sink.threads != NULL && xt_current_goroutine(sink.threads, sink.thread_g, &g) < 0) {
-        PyErr_Clear();
+        xt_hook_error("thread_wait.lock");
         return 0;
     }
     return g;
