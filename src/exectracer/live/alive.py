@@ -140,7 +140,7 @@ class LiveDescriptions:
                     del self._regions[g]
 
 
-def _kept_positions(codes: "array[int] | memoryview", gs: "array[int] | memoryview", live: set[int]) -> list[int]:
+def _kept_positions(codes: array[int] | memoryview, gs: array[int] | memoryview, live: set[int]) -> list[int]:
     """The positions of the events ``absorb`` takes in (``_speedups.kept_positions`` in Python).
 
     ``live``: the goroutines a TASK_DONE can forget something of; another's end is passed over.

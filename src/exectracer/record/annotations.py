@@ -12,7 +12,8 @@ import functools
 import inspect
 import itertools
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ..format.events import ARG_SHIFT, Kind
 from . import current as _current
@@ -44,7 +45,7 @@ class task:
     tasks created inside it, and tasks nested in it, name it as their parent.
     """
 
-    __slots__ = ("name", "id", "parent_id", "_token", "_ended")
+    __slots__ = ("_ended", "_token", "id", "name", "parent_id")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -82,7 +83,7 @@ class task:
         if rec is not None and self.id:
             rec.events.extend((_USER_TASK_END | self.id << ARG_SHIFT, time.perf_counter_ns(), rec.registry.current_g()))
 
-    def __enter__(self) -> "task":
+    def __enter__(self) -> task:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -92,14 +93,14 @@ class task:
 class _PythonRegion:
     """``region``'s entering and leaving where the C hooks are not in use."""
 
-    __slots__ = ("name", "_g", "_sid")
+    __slots__ = ("_g", "_sid", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._g = 0
         self._sid = 0
 
-    def __enter__(self) -> "region":
+    def __enter__(self) -> region:
         rec = _current.recording
         if rec is not None:
             try:
@@ -137,7 +138,7 @@ class region(_RegionBase):
 
     __slots__ = ()
 
-    async def __aenter__(self) -> "region":
+    async def __aenter__(self) -> region:
         return self.__enter__()
 
     async def __aexit__(self, *exc: object) -> None:

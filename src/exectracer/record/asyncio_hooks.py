@@ -27,14 +27,15 @@ import asyncio.base_events
 import asyncio.events
 import asyncio.selector_events
 import asyncio.tasks
-from asyncio import format_helpers
 import contextvars
 import functools
 import selectors
 import time
 import weakref
+from asyncio import format_helpers
+from collections.abc import Callable
 from types import BuiltinFunctionType, FunctionType, MethodType
-from typing import Any, Callable
+from typing import Any
 
 from ..format.events import (
     ARG_SHIFT,
@@ -585,7 +586,7 @@ def report_callback_error(handle: Any, exc: BaseException) -> None:
     loop.call_exception_handler(context)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _step_wrapper_type() -> type | None:
     """The private type the C Task wraps its steps in (None without the C accelerator).
 

@@ -17,8 +17,9 @@ import asyncio.subprocess
 import asyncio.tasks
 import dis
 import inspect
+from collections.abc import Iterator
 from types import CodeType, CoroutineType, FrameType, GeneratorType
-from typing import Any, Iterator
+from typing import Any
 
 from ..format.events import CATEGORY_SHIFT, Category, Kind, pack
 from .interner import Interner

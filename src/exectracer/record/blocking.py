@@ -13,9 +13,10 @@ import functools
 import sys
 import time
 import weakref
+from collections.abc import Callable
 from threading import get_ident
 from types import FrameType
-from typing import Any, Callable
+from typing import Any
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Category, Kind
 from . import current as _current

@@ -6,14 +6,13 @@ import gc
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..format.events import Kind, pack
 from .hook_errors import caught
 from .procfs import open_proc, start_reader
 from .registry import Registry
 from .store import EventStore
-
 
 MAX_HEAP_SHARE = 0.001  # of the time of the threads that read the heap figures, at most
 

@@ -27,8 +27,9 @@ import selectors
 import signal
 import socket
 import time
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from ..format.events import Category
 from .blocking import Due, timed

@@ -10,26 +10,29 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from ..version import __version__
 from ..format.chunks import FORMAT_VERSION, MAX_CHUNK_BYTES
 from ..format.encoder import EVENT_BYTES
-from . import annotations as _annotations, current as _current, gc_hooks, hook_errors, io_waits, pool_hooks, sync_waits, thread_hooks
+from ..version import __version__
+from . import annotations as _annotations
+from . import current as _current
+from . import gc_hooks, hook_errors, io_waits, pool_hooks, sync_waits, thread_hooks
 from .blocking import Waits
 from .gc_hooks import HeapProbe
 from .gil import GilLateness
 from .handoff import GilHandoff
 from .imports import ImportHooks
 from .interner import Interner
-from .native import hook_state as native_hook_state, speedups
+from .native import hook_state as native_hook_state
+from .native import speedups
 from .patcher import Patcher
 from .registry import Registry
 from .sampler import Sampler
 from .store import new_store
 from .thread_stacks import FrameStacks
 from .writer import Sink, Writer, open_sink
-
 
 MAX_CHUNK_EVENTS = MAX_CHUNK_BYTES // EVENT_BYTES  # the most events a chunk can hold: readers refuse larger payloads
 
@@ -71,7 +74,7 @@ class Options:
             raise ValueError("sample_interval must be a number of seconds, 0 (off) or more")
 
     @classmethod
-    def from_kwargs(cls, kwargs: dict[str, Any]) -> "Options":
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> Options:
         """Build options, naming unknown keywords in the error."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - known)

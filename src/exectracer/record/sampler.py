@@ -24,8 +24,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
-from typing import Callable
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, ThreadState
 from .gil import GilLateness
@@ -58,7 +58,7 @@ WATCHDOG_TICKS = 3  # while a busy loop takes the samples, the thread takes them
 class _Thread:
     """What the sampler keeps per thread: its ``/proc`` files, its last stack and its last wait."""
 
-    __slots__ = ("g", "stat", "syscall", "top", "stack", "failed", "line", "state", "nr")
+    __slots__ = ("failed", "g", "line", "nr", "stack", "stat", "state", "syscall", "top")
 
     def __init__(self, g: int, native_id: int | None, proc: bool) -> None:
         self.g = g

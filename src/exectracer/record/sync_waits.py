@@ -41,7 +41,7 @@ def _current_g() -> int:
     return rec.registry.current_g() if rec is not None else 0
 
 
-def _acquire_contended(owner: "Lock | RLock", blocking: bool, timeout: float) -> bool:
+def _acquire_contended(owner: Lock | RLock, blocking: bool, timeout: float) -> bool:
     """Block on ``owner``'s lock, then record the wait if it was long enough."""
     start = _clock()
     owner._waiters += 1
@@ -58,7 +58,7 @@ def _acquire_contended(owner: "Lock | RLock", blocking: bool, timeout: float) ->
 class Lock:
     """``threading.Lock`` while tracing: a real lock whose contended acquires are recorded."""
 
-    __slots__ = ("_lock", "_waiters", "_releaser", "__weakref__")
+    __slots__ = ("__weakref__", "_lock", "_releaser", "_waiters")
 
     def __init__(self) -> None:
         self._lock = _allocate_lock()

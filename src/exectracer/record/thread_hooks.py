@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from ..format.events import Kind, pack
+from ..tracer_thread import TracerThread
 from .hook_errors import caught
 from .patcher import Patcher
-from ..tracer_thread import TracerThread
 from .registry import Registry
 from .store import EventStore
 

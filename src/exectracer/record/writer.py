@@ -38,10 +38,18 @@ import sys
 import threading
 import time
 import zlib
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from ..format.chunks import ChunkKind, file_header, make_chunk
-from ..format.encoder import EVENT_BYTES, encode_event_columns, event_column_views, events_chunk, json_chunk, json_payload
+from ..format.encoder import (
+    EVENT_BYTES,
+    encode_event_columns,
+    event_column_views,
+    events_chunk,
+    json_chunk,
+    json_payload,
+)
 from ..format.events import Kind, pack
 from .handoff import COLLECTOR, NEVER, WRITER, GilHandoff
 from .interner import Interner, take_all
