@@ -51,5 +51,5 @@ def test_a_task_that_ends_in_the_chunk_leaves_nothing() -> None:
 @settings(max_examples=300, deadline=None)
 def test_the_c_positions_are_the_python_ones(chunk: list[tuple[Kind, int, int]], live: set[int]) -> None:
     codes, gs = array("q", [pack(kind, arg) for kind, arg, _ in chunk]), array("q", [g for _, _, g in chunk])
-    got = speedups().kept_positions(codes, gs, _WANTED, _OF_TASK_TABLE, int(Kind.TASK_DONE), live)
+    got = speedups().kept_positions(codes, gs, _WANTED, _OF_TASK_TABLE, live)
     assert got == _kept_positions(codes, gs, live)

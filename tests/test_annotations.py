@@ -103,6 +103,8 @@ def test_regions_record_their_names_as_text_and_never_raise(record):
     assert names == ["from str()", "x" * MAX_STRING, "x" * MAX_STRING]  # the broken name left out
     assert rec.arg[begins[1]] == rec.arg[begins[2]], "a name cut to length is interned once"
     assert list(rec.arg[ends]) == list(rec.arg[begins])
+    (error,) = rec.trace.lost.hook_errors  # the broken name's region, left out, is counted
+    assert (error.hook, error.count, error.first) == ("region", 1, "ValueError: no name")
 
 
 def test_a_region_across_the_start_or_the_stop_records_no_half(tmp_path):

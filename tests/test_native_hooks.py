@@ -196,9 +196,9 @@ def test_a_callback_raising_systemexit_ends_the_loop_and_leaves_no_current_step(
         with pytest.raises(SystemExit) as raised:
             loop.run_until_complete(main())
         assert raised.value.code == 3
-        from exectracer.record.recorder import _current
+        from exectracer.record.recorder import current
 
-        assert _current.registry.local.cur == 0
+        assert current().registry.local.cur == 0
         for task in asyncio.all_tasks(loop):
             task.cancel()
         loop.run_until_complete(asyncio.sleep(0))
@@ -216,9 +216,9 @@ def test_a_step_raising_keyboardinterrupt_propagates_with_its_traceback(tmp_path
     with exectracer.trace(tmp_path / "t.xtrace"):
         with pytest.raises(KeyboardInterrupt) as raised:
             asyncio.run(interrupted())
-        from exectracer.record.recorder import _current
+        from exectracer.record.recorder import current
 
-        assert _current.registry.local.cur == 0
+        assert current().registry.local.cur == 0
     assert any(entry.name == "interrupted" for entry in raised.traceback)
 
 

@@ -20,7 +20,8 @@ import pytest
 import exectracer
 from exectracer.format.chunks import FORMAT_VERSION
 from exectracer.format.events import WAKER_SHIFT, Category, Kind, Outcome, Waker
-from exectracer.reader import Trace, TraceFormatError, TraceWarning, kind_lookup, match_spans
+from exectracer.reader import Trace, TraceFormatError, TraceWarning
+from exectracer.table import kind_lookup, match_spans
 
 from support.waiting import wait_for
 

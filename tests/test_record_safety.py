@@ -112,8 +112,46 @@ def test_errors_inside_hooks_never_reach_the_program(tmp_path, monkeypatch):
         t.join()
         return results
 
-    with exectracer.trace(tmp_path / "t.xtrace"):
-        assert asyncio.run(main()) == [1, [2, 3], 4]
+    exectracer.start(tmp_path / "t.xtrace")
+    assert asyncio.run(main()) == [1, [2, 3], 4]
+    totals = exectracer.stop()
+    counted = {error.hook: error.count for error in exectracer.load(tmp_path / "t.xtrace").lost.hook_errors}
+    assert {"asyncio.step", "asyncio.callback", "asyncio.create_task"} <= counted.keys(), "every failing hook is counted"
+    assert totals["hook_errors"] == sum(counted.values())
+
+
+class _FrozenThread(threading.Thread):
+    """A thread that refuses attributes its class does not define (as some frameworks' objects do)."""
+
+    def __setattr__(self, name, value):
+        if not hasattr(type(self), name) and name not in vars(threading.Thread()):
+            raise AttributeError(f"{type(self).__name__} is frozen: no attribute {name!r}")
+        super().__setattr__(name, value)
+
+
+def test_a_failing_hook_is_counted_and_every_reader_says_so(tmp_path):
+    from exectracer.web.api import ViewerAPI
+
+    done = []
+    path = tmp_path / "t.xtrace"
+    exectracer.start(path)
+    thread = _FrozenThread(target=done.append, args=(1,))
+    thread.start()  # the start hook cannot mark the thread: its creation is not recorded
+    thread.join()
+    totals = exectracer.stop()
+    assert done == [1]
+    assert totals["hook_errors"] == 1
+
+    trace = exectracer.load(path)
+    (error,) = trace.lost.hook_errors
+    assert (error.hook, error.count) == ("thread.start", 1)
+    assert error.first.startswith("AttributeError: _FrozenThread is frozen")
+    assert not trace.lost.complete
+    assert trace.analysis.summary()["trace"]["lost"]["hook_errors"] == 1
+    info = ViewerAPI(trace).info({})
+    assert any("thread.start failed 1 time" in warning for warning in info["warnings"])
+    report = subprocess.run([sys.executable, "-m", "exectracer", "summary", str(path)], capture_output=True, text=True, check=True).stdout
+    assert "WARNING: incomplete trace: 1 hook errors" in report
 
 
 def test_callback_exceptions_still_reach_the_loop_handler(tmp_path):

@@ -19,10 +19,10 @@ standard library but the aiohttp routes).
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from .version import __version__
 
 if TYPE_CHECKING:
     from .live.debug_server import serve_debug
@@ -43,7 +43,7 @@ _LAZY = {
 }
 
 
-def load(path: Any, **kwargs: Any) -> "Trace":
+def load(path: Any, **kwargs: Any) -> Trace:
     """Read a trace file into a :class:`exectracer.reader.Trace` (needs NumPy)."""
     from .reader import load as _load
 
@@ -64,6 +64,7 @@ __all__ = [
     "Trace",
     "TraceFormatError",
     "TracingError",
+    "__version__",
     "is_tracing",
     "load",
     "log",

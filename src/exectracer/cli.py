@@ -17,11 +17,12 @@ import shlex
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import click
 
-from . import __version__
+from .version import __version__
 
 if TYPE_CHECKING:
     from .reader import Trace
@@ -180,7 +181,8 @@ def _describe_trace(path: str, size: int) -> str:
         missing.append("damaged")
     return (
         f"{path}: {trace.event_count:,} events over {trace.duration_ns / 1e9:.2f} s, "
-        f"{len(trace.threads):,} threads, {len(trace.tasks):,} tasks, {', '.join(missing) or 'nothing lost'} ({_size(size)})"
+        f"{len(trace.threads):,} threads, {len(trace.tasks):,} tasks, "
+        f"{', '.join(missing) or 'nothing lost'} ({_size(size)})"
     )
 
 
@@ -304,7 +306,7 @@ class Duration(click.ParamType):
     """A duration: a number of seconds, or a number with a unit (ns, us, ms, s)."""
 
     name = "duration"
-    UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+    UNITS: ClassVar[dict[str, int]] = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
@@ -378,7 +380,7 @@ def _view(path: str, host: str, port: int, browser: bool) -> int:
     return 0
 
 
-def _load(path: str) -> "Trace":
+def _load(path: str) -> Trace:
     """Load a trace for a command: a progress bar on a terminal if it takes a while, warnings as one line."""
     import warnings
 
@@ -402,7 +404,7 @@ def _load(path: str) -> "Trace":
     return trace
 
 
-def _analyse(trace: "Trace", *parts: str) -> None:
+def _analyse(trace: Trace, *parts: str) -> None:
     """Compute the named parts of ``trace.analysis``, with a progress bar on a terminal if that takes a while."""
     with _progress(total=len(parts), desc="analysing") as bar:
         for part in parts:
@@ -411,7 +413,8 @@ def _analyse(trace: "Trace", *parts: str) -> None:
 
 
 def _progress(**bar: Any) -> Any:
-    """A tqdm progress bar that shows once the work has taken a second, on a terminal; elsewhere one that does nothing."""
+    """A tqdm progress bar that shows once the work has taken a second, on a terminal;
+    elsewhere one that does nothing."""
     if not sys.stderr.isatty():
         return _NoProgress()
     from tqdm import tqdm
@@ -442,7 +445,8 @@ def _summary(path: str, as_json: bool) -> int:
 
 
 def _json(doc: Any) -> str:
-    """``doc`` as JSON: indented for a terminal; compact for a pipe or a file (Python's C encoder writes only compact JSON, several times faster)."""
+    """``doc`` as JSON: indented for a terminal; compact for a pipe or a file
+    (Python's C encoder writes only compact JSON, several times faster)."""
     import json
 
     return json.dumps(doc, indent=1 if sys.stdout.isatty() else None)
@@ -466,5 +470,8 @@ def _pprof(path: str, kind: str, output: str, start: int | None, end: int | None
         raise click.FileError(output, exc.strerror) from None
     count, total = prof.total(0), prof.total()
     what = "samples" if kind == "cpu" else "waits"
-    click.echo(f"Wrote the {kind} profile ({count:,} {what}, {duration(total)}) to {printable(output)}.\n  see it:  go tool pprof -top {printable(output)}")
+    click.echo(
+        f"Wrote the {kind} profile ({count:,} {what}, {duration(total)}) to {printable(output)}.\n"
+        f"  see it:  go tool pprof -top {printable(output)}"
+    )
     return 0

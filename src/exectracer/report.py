@@ -40,10 +40,13 @@ def render(doc: dict[str, Any], name: str) -> str:
 def _header(info: dict[str, Any], name: str) -> str:
     lost = info["lost"]
     problems = [f"{lost['events']:,} events lost"] if lost["events"] else []
-    problems += [f"{lost[k]:,} {k.replace('_', ' ')}" for k in ("chunks_skipped", "chunks_missing", "truncated_bytes") if lost[k]]
+    problems += [f"{lost[k]:,} {k.replace('_', ' ')}" for k in ("chunks_skipped", "chunks_missing", "truncated_bytes", "hook_errors") if lost.get(k)]
     if not lost["clean_end"]:
         problems.append("the recording did not stop cleanly")
-    line = f"Trace {printable(name)}: {printable(info['python'])}, pid {info['pid']}, {duration(info['duration_ns'])}, {info['events']:,} events"
+    line = (
+        f"Trace {printable(name)}: {printable(info['python'])}, pid {info['pid']}, "
+        f"{duration(info['duration_ns'])}, {info['events']:,} events"
+    )
     return line + ("\nWARNING: incomplete trace: " + "; ".join(problems) if problems else "")
 
 
@@ -52,7 +55,7 @@ def _table(header: list[str], rows: list[list[str]], align: str) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = []
     for row in [header, *rows]:
-        cells = [cell.ljust(w) if a == "l" else cell.rjust(w) for cell, w, a in zip(row, widths, align)]
+        cells = [cell.ljust(w) if a == "l" else cell.rjust(w) for cell, w, a in zip(row, widths, align, strict=True)]
         lines.append("  " + "  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -73,13 +76,19 @@ def _gc(gc: dict[str, Any]) -> str:
     if not gc["collections"]:
         return "Garbage collection: none recorded"
     gens = ", ".join(f"gen {g}: {s['collections']:,} ({duration(s['total_ns'])}, longest {duration(s['max_ns'])})" for g, s in gc["by_generation"].items() if s["collections"])
-    return f"Garbage collection: {gc['collections']:,} collections, {duration(gc['total_ns'])} in all, longest {duration(gc['max_ns'])}\n  {gens}"
+    return (
+        f"Garbage collection: {gc['collections']:,} collections, {duration(gc['total_ns'])} in all, "
+        f"longest {duration(gc['max_ns'])}\n  {gens}"
+    )
 
 
 def _latency(lat: dict[str, int]) -> str:
     if not lat["count"]:
         return "Scheduler latency (ready to running): nothing was runnable"
-    return f"Scheduler latency (ready to running): {lat['count']:,} waits; p50 {duration(lat['p50'])}, p90 {duration(lat['p90'])}, p99 {duration(lat['p99'])}, max {duration(lat['max'])}"
+    return (
+        f"Scheduler latency (ready to running): {lat['count']:,} waits; p50 {duration(lat['p50'])}, "
+        f"p90 {duration(lat['p90'])}, p99 {duration(lat['p99'])}, max {duration(lat['max'])}"
+    )
 
 
 def _mmu(points: list[dict[str, Any]]) -> str:

@@ -18,7 +18,8 @@ import runpy
 import sys
 import threading
 import time
-from typing import Any, Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import click
 

@@ -16,7 +16,7 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-from ..reader import Trace
+from ..trace_data import TraceData
 from .gc import Collections
 from .goroutines import Goroutine, Goroutines
 from .mmu import DEFAULT_WINDOWS_NS, MMUPoint, Window, mmu
@@ -24,13 +24,13 @@ from .profiles import PROFILE_TYPES, Profile, Selection, TopEntry, profile
 from .states import State, StateIntervals
 from .summary import summarize
 
-__all__ = ["Analysis", "Collections", "Goroutine", "Goroutines", "MMUPoint", "PROFILE_TYPES", "Profile", "Selection", "State", "StateIntervals", "TopEntry", "Window"]
+__all__ = ["PROFILE_TYPES", "Analysis", "Collections", "Goroutine", "Goroutines", "MMUPoint", "Profile", "Selection", "State", "StateIntervals", "TopEntry", "Window"]
 
 
 class Analysis:
     """The analyses of one trace; each part is computed on first use and kept."""
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(self, trace: TraceData) -> None:
         self.trace = trace
 
     @functools.cached_property

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
+from numpy.typing import NDArray
 
 from ..format.events import Kind
-from ..reader import Table, Trace, kinds_mask
+from ..table import Table, kinds_mask
+from ..trace_data import TraceData
 from .ranges import RangeSet
 
 GENERATIONS = (0, 1, 2)
+
+
+class Totals(TypedDict):
+    """How many collections, their total and longest duration (ns)."""
+
+    collections: int
+    total_ns: int
+    max_ns: int
+
+
+class Stats(Totals):
+    """:class:`Totals` overall, and per generation (``"0"``, ``"1"``, ``"2"``)."""
+
+    by_generation: dict[str, Totals]
 
 
 class Collections:
@@ -20,7 +38,7 @@ class Collections:
     ``busy`` is the time some collection ran.
     """
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(self, trace: TraceData) -> None:
         ev = trace.events
         rows = np.flatnonzero(kinds_mask(ev.kind, Kind.GC_START, Kind.GC_END))
         is_start = ev.kind[rows] == Kind.GC_START
@@ -40,7 +58,7 @@ class Collections:
     def __len__(self) -> int:
         return len(self.table)
 
-    def stats(self) -> dict:
+    def stats(self) -> Stats:
         """Counts, total and longest, overall and per generation."""
         t = self.table
         length = t.end - t.start
@@ -48,5 +66,5 @@ class Collections:
         return {**_totals(length), "by_generation": by_generation}
 
 
-def _totals(length: np.ndarray) -> dict:
-    return {"collections": int(len(length)), "total_ns": int(length.sum()), "max_ns": int(length.max()) if len(length) else 0}
+def _totals(length: NDArray[np.int64]) -> Totals:
+    return {"collections": len(length), "total_ns": int(length.sum()), "max_ns": int(length.max()) if len(length) else 0}

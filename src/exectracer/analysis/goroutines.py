@@ -11,9 +11,11 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..format.events import Kind
-from ..reader import Trace, kinds_mask
+from ..table import kinds_mask
+from ..trace_data import TraceData
 
 MAX_LOOKUP_ID = 1 << 26  # ids above this (a damaged trace) fall back to np.unique
 RADIX = 1 << 16
@@ -37,7 +39,7 @@ class Goroutine:
 class Goroutines:
     """Every goroutine a trace names, with a dense index for each."""
 
-    def __init__(self, trace: Trace) -> None:
+    def __init__(self, trace: TraceData) -> None:
         funcs = _func_stacks(trace)
         items = [
             (t.id, "thread", t.name, t.start_function, t.parent_id, t.created_ns, t.ended_ns)
@@ -57,7 +59,7 @@ class Goroutines:
         """The goroutine with id ``gid``, if the trace names it."""
         return self._by_id.get(int(gid))
 
-    def index_of(self, g: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def index_of(self, g: NDArray[np.int64], out: NDArray[np.int32] | None = None) -> NDArray[np.int32]:
         """Dense indices of goroutine ids ``g``; -1 for ids the trace does not name. ``out``: int32 room for them."""
         if out is None:
             out = np.empty(len(g), dtype=np.int32)
@@ -76,14 +78,14 @@ class Goroutines:
         return out
 
 
-def _func_stacks(trace: Trace) -> dict[int, int]:
+def _func_stacks(trace: TraceData) -> dict[int, int]:
     """Goroutine id -> stack id of its coroutine or thread target."""
     ev = trace.events
     sel = kinds_mask(ev.kind, Kind.TASK_FUNC, Kind.THREAD_FUNC)
-    return dict(zip(ev.g[sel].tolist(), ev.arg[sel].tolist()))
+    return dict(zip(ev.g[sel].tolist(), ev.arg[sel].tolist(), strict=True))
 
 
-def group_order(index: np.ndarray, groups: int) -> np.ndarray:
+def group_order(index: NDArray[np.int32], groups: int) -> NDArray[np.intp]:
     """A stable order that groups rows by ``index`` (values ``0..groups-1``), keeping row order within a group.
 
     A least-significant-digit radix sort on 16-bit digits: NumPy sorts

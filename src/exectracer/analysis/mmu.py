@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .ranges import RangeSet
 
@@ -59,7 +60,7 @@ def mmu(gc_busy: RangeSet, trace_start: int, trace_end: int, windows_ns: tuple[i
     return points
 
 
-def _worst(lefts: np.ndarray, span: int, utilization: np.ndarray, count: int) -> tuple[Window, ...]:
+def _worst(lefts: NDArray[np.int64], span: int, utilization: NDArray[np.float64], count: int) -> tuple[Window, ...]:
     """Up to ``count`` disjoint windows of least utilization (only those with some collection)."""
     chosen: list[Window] = []
     for i in np.argsort(utilization, kind="stable").tolist():

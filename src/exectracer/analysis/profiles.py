@@ -19,10 +19,11 @@ import dataclasses
 from collections.abc import Mapping
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..format.decoder import Frame
-from ..format.events import CATEGORY_SHIFT, Kind, ThreadState
-from ..reader import Trace
+from ..format.events import CATEGORY_MASK, CATEGORY_SHIFT, Kind, ThreadState
+from ..trace_data import TraceData
 from .goroutines import Goroutines
 from .ranges import RangeSet
 from .states import LOOP_IDLE_STACK, NO_STACK, State, StateIntervals
@@ -52,8 +53,8 @@ class Profile:
 
     type: str
     sample_types: tuple[tuple[str, str], ...]
-    stacks: np.ndarray  # stack ids, -1 for unknown
-    values: np.ndarray  # shape (len(stacks), len(sample_types)), int64
+    stacks: NDArray[np.int64]  # stack ids, -1 for unknown
+    values: NDArray[np.int64]  # shape (len(stacks), len(sample_types))
     frames: Mapping[int, list[Frame]] = dataclasses.field(repr=False)
     start_ns: int  # the span covered, relative to the trace's start
     end_ns: int
@@ -72,7 +73,7 @@ class Profile:
         """The ``n`` functions with the most flat value."""
         flat: dict[Frame, int] = {}
         cum: dict[Frame, int] = {}
-        for sid, value in zip(self.stacks.tolist(), self.values[:, sample_type].tolist()):
+        for sid, value in zip(self.stacks.tolist(), self.values[:, sample_type].tolist(), strict=True):
             frames = self.stack_frames(sid)
             flat[frames[0]] = flat.get(frames[0], 0) + value
             for frame in set(frames):
@@ -96,16 +97,16 @@ class Selection:
 class _Rows:
     """What a profile sums before grouping by stack: one row per wait or sample."""
 
-    gi: np.ndarray  # dense goroutine index
-    start: np.ndarray  # absolute ns: the wait's (clipped) start, or the sample's time
-    stack: np.ndarray
-    values: np.ndarray  # one column per sample type; the last is the time
+    gi: NDArray[np.int32]  # dense goroutine index
+    start: NDArray[np.int64]  # absolute ns: the wait's (clipped) start, or the sample's time
+    stack: NDArray[np.int64]
+    values: NDArray[np.int64]  # one column per sample type; the last is the time
 
-    def take(self, keep: np.ndarray) -> "_Rows":
+    def take(self, keep: NDArray[np.bool_]) -> _Rows:
         return _Rows(self.gi[keep], self.start[keep], self.stack[keep], self.values[keep])
 
 
-def profile(trace: Trace, states: StateIntervals, type: str, selection: Selection = Selection()) -> Profile:
+def profile(trace: TraceData, states: StateIntervals, type: str, selection: Selection = Selection()) -> Profile:
     """Build the ``type`` profile (one of :data:`PROFILE_TYPES`) of ``trace``."""
     if type not in PROFILE_TYPES:
         raise ValueError(f"unknown profile type {type!r}: choose one of {', '.join(PROFILE_TYPES)}")
@@ -138,7 +139,7 @@ def profile(trace: Trace, states: StateIntervals, type: str, selection: Selectio
     )
 
 
-def _span(trace: Trace, selection: Selection) -> tuple[int, int]:
+def _span(trace: TraceData, selection: Selection) -> tuple[int, int]:
     """The selection's span in absolute ns, checked."""
     lo = trace.start_ns + (selection.start_ns or 0)
     hi = trace.start_ns + selection.end_ns if selection.end_ns is not None else trace.end_ns
@@ -165,32 +166,32 @@ def _waits(states: StateIntervals, type: str, lo: int, hi: int) -> _Rows:
     return _Rows(states.gi[rows], start, states.stack[rows].astype(np.int64), np.stack((np.ones_like(delay), delay), axis=1))
 
 
-def _sample_period(trace: Trace) -> int:
+def _sample_period(trace: TraceData) -> int:
     """The sampler's interval in ns (the recording's option)."""
     options = trace.metadata.get("options")
     interval = options.get("sample_interval") if isinstance(options, dict) else None
     return int(float(interval) * 1e9) if isinstance(interval, (int, float)) and interval > 0 else 10_000_000
 
 
-def _cpu_samples(trace: Trace, goroutines: Goroutines, lo: int, hi: int, period: int) -> _Rows:
+def _cpu_samples(trace: TraceData, goroutines: Goroutines, lo: int, hi: int, period: int) -> _Rows:
     """Samples of threads on a CPU within ``[lo, hi)``."""
     ev = trace.events
     rows = np.flatnonzero(ev.kind == Kind.THREAD_SAMPLE)
-    rows = rows[((ev.arg[rows] & 0xF) == ThreadState.RUNNING) & (ev.ts[rows] >= lo) & (ev.ts[rows] < hi)]
+    rows = rows[((ev.arg[rows] & CATEGORY_MASK) == ThreadState.RUNNING) & (ev.ts[rows] >= lo) & (ev.ts[rows] < hi)]
     gi = goroutines.index_of(ev.g[rows])
     rows, gi = rows[gi >= 0], gi[gi >= 0]
     values = np.stack((np.ones(len(rows), dtype=np.int64), np.full(len(rows), period, dtype=np.int64)), axis=1)
     return _Rows(gi, ev.ts[rows], ev.arg[rows] >> CATEGORY_SHIFT, values)
 
 
-def _in_group(goroutines: Goroutines, gi: np.ndarray, group: str | None) -> np.ndarray:
+def _in_group(goroutines: Goroutines, gi: NDArray[np.int32], group: str | None) -> NDArray[np.bool_]:
     if group is None:
         return np.ones(len(gi), dtype=bool)
     members = np.array([g.start_function == group for g in goroutines.list], dtype=bool)
     return members[gi]
 
 
-def _inside_regions(trace: Trace, goroutines: Goroutines, rows: _Rows, region: str, points: bool) -> np.ndarray:
+def _inside_regions(trace: TraceData, goroutines: Goroutines, rows: _Rows, region: str, points: bool) -> NDArray[np.int64]:
     """The time column, kept only inside ``region`` on the goroutine that opened it.
 
     A wait keeps its overlap with the regions; a sample (``points``) is kept
@@ -212,7 +213,9 @@ def _inside_regions(trace: Trace, goroutines: Goroutines, rows: _Rows, region: s
     return out
 
 
-def _known_stacks(trace: Trace, goroutines: Goroutines, gi: np.ndarray, stacks: np.ndarray) -> np.ndarray:
+def _known_stacks(
+    trace: TraceData, goroutines: Goroutines, gi: NDArray[np.int32], stacks: NDArray[np.int64]
+) -> NDArray[np.int64]:
     """Stacks the trace defines; others fall back to the goroutine's entry point, else -1."""
     defined = np.array(sorted(trace.stacks), dtype=np.int64)
     known = np.isin(stacks, defined)

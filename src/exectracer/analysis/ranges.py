@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+from numpy.typing import NDArray
 
 GRID_BITS = 16  # may_overlap's grid has at most 2**16 + 2 cells
 
@@ -12,7 +13,7 @@ GRID_BITS = 16  # may_overlap's grid has at most 2**16 + 2 cells
 class RangeSet:
     """The union of ranges ``[starts[i], ends[i])``, kept as disjoint sorted ranges."""
 
-    def __init__(self, starts: np.ndarray, ends: np.ndarray) -> None:
+    def __init__(self, starts: NDArray[np.int64], ends: NDArray[np.int64]) -> None:
         self.starts, self.ends = _union(np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64))
         self._before = np.concatenate(([0], np.cumsum(self.ends - self.starts)))
 
@@ -24,11 +25,11 @@ class RangeSet:
         """Nanoseconds covered."""
         return int(self._before[-1])
 
-    def covered(self, a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray:
+    def covered(self, a: NDArray[np.int64] | int, b: NDArray[np.int64] | int) -> NDArray[np.int64]:
         """How much of each span ``[a, b)`` the set covers (vectorized over ``a`` and ``b``)."""
         return self._elapsed(np.asarray(b)) - self._elapsed(np.asarray(a))
 
-    def may_overlap(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def may_overlap(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Whether each span ``[a, b)`` may meet the set: true for every span that does, and for few that do not.
 
         A test on a grid of about ``2**GRID_BITS`` cells over the set's extent
@@ -43,8 +44,9 @@ class RangeSet:
         return marked_before[last_cell + 1] > marked_before[first_cell]
 
     @functools.cached_property
-    def _grid(self) -> tuple[int, int, int, np.ndarray]:
-        """:meth:`may_overlap`'s grid: its first and last instants, log2 of its cell width, and the marked cells before each cell."""
+    def _grid(self) -> tuple[int, int, int, NDArray[np.int32]]:
+        """:meth:`may_overlap`'s grid: its first and last instants, log2 of its cell width,
+        and the marked cells before each cell."""
         lo, hi = int(self.starts[0]), int(self.ends[-1])
         shift = max((hi - lo).bit_length() - GRID_BITS, 0)
         origin = lo - (1 << shift)  # cell 0 lies before the first range and is never marked,
@@ -57,7 +59,7 @@ class RangeSet:
         np.cumsum(np.cumsum(marks[:-1]) > 0, out=marked_before[1:])
         return origin, top, shift, marked_before
 
-    def _elapsed(self, t: np.ndarray) -> np.ndarray:
+    def _elapsed(self, t: NDArray[np.int64]) -> NDArray[np.int64]:
         """Covered time before each instant ``t``."""
         if len(self.starts) == 0:
             return np.zeros(np.shape(t), dtype=np.int64)
@@ -67,7 +69,7 @@ class RangeSet:
         return np.where(k >= 0, self._before[at] + inside, 0)
 
 
-def _cell(t: np.ndarray, origin: int, top: int, shift: int) -> np.ndarray:
+def _cell(t: NDArray[np.int64], origin: int, top: int, shift: int) -> NDArray[np.int64]:
     """The grid cell of each instant (clamped to the grid)."""
     cell = np.maximum(t, origin)
     np.minimum(cell, top, out=cell)
@@ -76,7 +78,7 @@ def _cell(t: np.ndarray, origin: int, top: int, shift: int) -> np.ndarray:
     return cell
 
 
-def _union(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _union(starts: NDArray[np.int64], ends: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Merge possibly overlapping ranges into disjoint sorted ones (empty ranges vanish)."""
     keep = ends > starts
     starts, ends = starts[keep], ends[keep]

@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import enum
 import functools
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from ..format.events import CATEGORY_SHIFT, Category, Kind, Waker
-from ..reader import Table, Trace, kind_lookup, kinds_mask
+from ..format.events import CATEGORY_MASK, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Waker
+from ..table import Table, kind_lookup, kinds_mask
+from ..trace_data import TraceData
 from .blocks import blocks
 from .goroutines import Goroutines, group_order
 from .parallel import WORKERS, run_all
@@ -60,6 +63,8 @@ LOOP_IDLE_STACK = -2  # the stack of a loop's thread idle in its selector: no co
 MIN_PART_ROWS = 1 << 20  # fewer transitions per half are not worth a thread
 MAX_PACK_MOVES = 4096  # dropping more rows than this copies whole columns
 MAX_MERGED_GROUPS = 4096  # more goroutines: one sort of all events, not two sorts merged goroutine by goroutine
+
+LoopStarts = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]  # each LOOP_START's time, loop and thread
 
 _WAIT = 100  # marks kinds whose state comes from their category
 _STATE_OF_KIND = np.full(256, -1, dtype=np.int8)
@@ -91,7 +96,7 @@ for _cat, _state in {
     Category.YIELD: State.RUNNABLE,
 }.items():
     _STATE_OF_CATEGORY[_cat] = _state
-_STATE_OF_WAIT_BYTE = _STATE_OF_CATEGORY[np.arange(256) & 0xF]  # by the low byte of a wait's argument
+_STATE_OF_WAIT_BYTE = _STATE_OF_CATEGORY[np.arange(256) & CATEGORY_MASK]  # by the low byte of a wait's argument
 
 
 class StateIntervals:
@@ -106,7 +111,7 @@ class StateIntervals:
     ready, packed like a TASK_READY argument; 0 unknown).
     """
 
-    def __init__(self, trace: Trace, goroutines: Goroutines | None = None) -> None:
+    def __init__(self, trace: TraceData, goroutines: Goroutines | None = None) -> None:
         self.goroutines = goroutines if goroutines is not None else Goroutines(trace)
         t = _gathered(trace, self.goroutines)
         halves = _halves(t.gi)
@@ -114,7 +119,13 @@ class StateIntervals:
         kept = run_all([functools.partial(_part_intervals, t.part(rows), trace.end_ns, self.goroutines, i == 0 and len(halves) == 2) for i, rows in enumerate(halves)])
         cut = halves[0].stop
         first, last = (cut - kept[0], cut + kept[1]) if len(halves) == 2 else (0, kept[0])
-        self.gi, self.state, self.start, self.end, self.stack, self.waker = (c[first:last] for c in (t.gi, t.state, t.ts, t.arg, t.stack, t.waker))
+        rows = slice(first, last)
+        self.gi: NDArray[np.int32] = t.gi[rows]
+        self.state: NDArray[np.int8] = t.state[rows]
+        self.start: NDArray[np.int64] = t.ts[rows]
+        self.end: NDArray[np.int64] = t.arg[rows]
+        self.stack: NDArray[np.int32] = t.stack[rows]
+        self.waker: NDArray[np.int64] = t.waker[rows]
 
     def __len__(self) -> int:
         return len(self.gi)
@@ -139,15 +150,24 @@ class _Transitions:
     ``arg``'s memory holds the intervals' ends.
     """
 
-    def __init__(self, gi: np.ndarray, ts: np.ndarray, state: np.ndarray, stack: np.ndarray, waker: np.ndarray, kind: np.ndarray, arg: np.ndarray) -> None:
+    def __init__(
+        self,
+        gi: NDArray[np.int32],
+        ts: NDArray[np.int64],
+        state: NDArray[np.int8],
+        stack: NDArray[np.int32],
+        waker: NDArray[np.int64],
+        kind: NDArray[np.uint8],
+        arg: NDArray[np.int64],
+    ) -> None:
         self.gi, self.ts, self.state, self.stack, self.waker, self.kind, self.arg = gi, ts, state, stack, waker, kind, arg
 
     def part(self, rows: slice) -> _Transitions:
         """The transitions at ``rows``, sharing memory with these."""
-        return _Transitions(*(column[rows] for column in (self.gi, self.ts, self.state, self.stack, self.waker, self.kind, self.arg)))
+        return _Transitions(self.gi[rows], self.ts[rows], self.state[rows], self.stack[rows], self.waker[rows], self.kind[rows], self.arg[rows])
 
 
-def _grouped_rows(trace: Trace, goroutines: Goroutines) -> tuple[np.ndarray, np.ndarray]:
+def _grouped_rows(trace: TraceData, goroutines: Goroutines) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """The rows of the events that change a goroutine's state, grouped by goroutine (time order within one),
     and how many of them each goroutine has.
 
@@ -167,7 +187,9 @@ def _grouped_rows(trace: Trace, goroutines: Goroutines) -> tuple[np.ndarray, np.
     return group_order(gi, n + 1)[: len(gi) - counts[n]], counts[:n]
 
 
-def _group_part(trace: Trace, goroutines: Goroutines, loops: tuple[np.ndarray, ...], gi: np.ndarray, rows: slice, group: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _group_part(
+    trace: TraceData, goroutines: Goroutines, loops: LoopStarts, gi: NDArray[np.int32], rows: slice, group: bool
+) -> tuple[NDArray[np.intp], NDArray[np.intp] | None]:
     """Each event's goroutine index at ``rows``, written to ``gi[rows]``: ``n`` (a last group, left out) for an event
     that changes no state of a goroutine the trace names. Returns how many events each group holds, and if
     ``group``, the order (from ``rows.start``) that groups these events."""
@@ -183,13 +205,14 @@ def _group_part(trace: Trace, goroutines: Goroutines, loops: tuple[np.ndarray, .
     return np.bincount(mine, minlength=n + 1), group_order(mine, n + 1) if group else None
 
 
-def _merged(parts: list[tuple[np.ndarray, np.ndarray | None]], offset: int, n: int) -> np.ndarray:
+def _merged(parts: list[tuple[NDArray[np.intp], NDArray[np.intp] | None]], offset: int, n: int) -> NDArray[np.intp]:
     """The rows of the first ``n`` groups of two halves of the events, each grouped on its own (the second's rows
     counted from ``offset``), as one grouping: per group, the first half's rows, then the second's."""
     (counts_a, order_a), (counts_b, order_b) = parts
+    assert order_a is not None and order_b is not None, "each half was grouped (_group_part's group=True)"
     rows = np.empty(int(counts_a[:n].sum() + counts_b[:n].sum()), dtype=np.int64)
     at = a = b = 0
-    for end_a, end_b in zip(np.cumsum(counts_a[:n]).tolist(), np.cumsum(counts_b[:n]).tolist()):
+    for end_a, end_b in zip(np.cumsum(counts_a[:n]).tolist(), np.cumsum(counts_b[:n]).tolist(), strict=True):
         rows[at : at + end_a - a] = order_a[a:end_a]
         at += end_a - a
         np.add(order_b[b:end_b], offset, out=rows[at : at + end_b - b])
@@ -198,14 +221,14 @@ def _merged(parts: list[tuple[np.ndarray, np.ndarray | None]], offset: int, n: i
     return rows
 
 
-def _loop_starts(trace: Trace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _loop_starts(trace: TraceData) -> LoopStarts:
     """Each LOOP_START's time, loop and thread: the thread a loop runs on from then on."""
     ev = trace.events
     starts = np.flatnonzero(ev.kind == Kind.LOOP_START)
     return ev.ts[starts], ev.g[starts], ev.arg[starts]
 
 
-def _thread_at(loops: tuple[np.ndarray, ...], ts: np.ndarray, loop: np.ndarray) -> np.ndarray:
+def _thread_at(loops: LoopStarts, ts: NDArray[np.int64], loop: NDArray[np.int64]) -> NDArray[np.int64]:
     """The thread that ran each ``loop`` at ``ts`` (0 if it had not started yet), from :func:`_loop_starts`."""
     start_ts, start_loop, start_thread = loops
     thread = np.zeros(len(ts), dtype=np.int64)
@@ -223,7 +246,7 @@ def _event_halves(n: int) -> list[slice]:
     return [slice(0, n // 2), slice(n // 2, n)]
 
 
-def _gathered(trace: Trace, goroutines: Goroutines) -> _Transitions:
+def _gathered(trace: TraceData, goroutines: Goroutines) -> _Transitions:
     """The transitions, grouped: their goroutine, their events' kind, time and argument, and room for their states."""
     ev = trace.events
     rows, counts = _grouped_rows(trace, goroutines)
@@ -235,8 +258,9 @@ def _gathered(trace: Trace, goroutines: Goroutines) -> _Transitions:
     return _Transitions(gi, ts, np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int32), waker, kind, arg)
 
 
-def _halves(gi: np.ndarray) -> list[slice]:
-    """Grouped rows in two slices of about equal size, each holding whole goroutines (one slice if that is not worth a thread)."""
+def _halves(gi: NDArray[np.int32]) -> list[slice]:
+    """Grouped rows in two slices of about equal size, each holding whole goroutines
+    (one slice if that is not worth a thread)."""
     halves = _event_halves(len(gi))
     if len(halves) == 1:
         return halves
@@ -282,7 +306,7 @@ def _pack_thread_wakers(t: _Transitions, goroutines: Goroutines) -> None:
     who = arg[unblock]
     gi = goroutines.index_of(who)
     is_task = np.where(gi >= 0, goroutines.is_task[np.maximum(gi, 0)], False)
-    t.waker[unblock] = np.where(is_task, Waker.TASK, Waker.THREAD) | (who << 3)
+    t.waker[unblock] = np.where(is_task, Waker.TASK, Waker.THREAD) | (who << WAKER_SHIFT)
 
 
 def _place_gil_waits(t: _Transitions) -> None:
@@ -324,19 +348,20 @@ def _fold_ready_into_step(t: _Transitions) -> None:
 
 
 def _without_repeats(t: _Transitions, to_end: bool) -> _Transitions:
-    """Drop a transition into the state the goroutine is already in (packing the rest as :func:`_part_intervals` says)."""
+    """Drop a transition into the state the goroutine is already in
+    (packing the rest as :func:`_part_intervals` says)."""
     n = len(t.gi)
     keep = np.ones(n, dtype=bool)
     np.not_equal(t.state[1:], t.state[:-1], out=keep[1:])
     keep[1:] |= t.gi[1:] != t.gi[:-1]
     if keep.all():
         return t
-    packed = _pack((t.gi, t.ts, t.state, t.stack, t.waker, t.kind), keep, to_end)
-    kept = len(packed[0])
-    return _Transitions(*packed, t.arg[n - kept :] if to_end else t.arg[:kept])  # room for the ends
+    gi, ts, state, stack, waker, kind = _pack((t.gi, t.ts, t.state, t.stack, t.waker, t.kind), keep, to_end)
+    kept = len(gi)
+    return _Transitions(gi, ts, state, stack, waker, kind, t.arg[n - kept :] if to_end else t.arg[:kept])  # room for the ends
 
 
-def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: bool) -> tuple[np.ndarray, ...]:
+def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: bool) -> tuple[NDArray[Any], ...]:
     """Intervals between consecutive transitions of one goroutine; the last one runs to the trace's end."""
     n = len(t.gi)
     last = np.ones(n, dtype=bool)  # the goroutine's last transition
@@ -364,8 +389,10 @@ def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: 
     return tuple(_pack((t.gi, state, t.ts, end, stack, waker), keep, to_end))
 
 
-def _pack(columns: tuple[np.ndarray, ...], keep: np.ndarray, to_end: bool) -> list[np.ndarray]:
-    """Each column's rows where ``keep`` is true, moved in place to the column's start (its end if ``to_end``)."""
+def _pack(columns: tuple[NDArray[Any], ...], keep: NDArray[np.bool_], to_end: bool) -> list[NDArray[Any]]:
+    """Each column's rows where ``keep`` is true, moved in place to the column's start (its end if ``to_end``).
+
+    The columns may be of any dtype each: each keeps its own."""
     dropped = np.flatnonzero(~keep)
     n = len(keep)
     at = slice(len(dropped), n) if to_end else slice(0, n - len(dropped))
@@ -382,12 +409,12 @@ def _pack(columns: tuple[np.ndarray, ...], keep: np.ndarray, to_end: bool) -> li
     return [column[at] for column in columns]
 
 
-def _pack_moves(dropped: np.ndarray, n: int, to_end: bool) -> list[tuple[int, int, int]]:
+def _pack_moves(dropped: NDArray[np.intp], n: int, to_end: bool) -> list[tuple[int, int, int]]:
     """``(source, destination, length)`` of the runs of rows between ``dropped`` ones, moved to close the gaps,
     in an order that never overwrites a row still to move."""
     starts = np.concatenate(([0], dropped + 1))
     lengths = np.concatenate((dropped, [n])) - starts
     runs = np.arange(len(starts))
     dst = starts + (len(dropped) - runs if to_end else -runs)  # a run moves by the number of dropped rows on its side
-    moves = [(s, d, length) for s, d, length in zip(starts.tolist(), dst.tolist(), lengths.tolist()) if length and s != d]
+    moves = [(s, d, length) for s, d, length in zip(starts.tolist(), dst.tolist(), lengths.tolist(), strict=True) if length and s != d]
     return moves[::-1] if to_end else moves

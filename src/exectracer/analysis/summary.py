@@ -6,11 +6,14 @@ Times are nanoseconds; timestamps are relative to the trace's start.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TypedDict
 
 import numpy as np
+from numpy.typing import NDArray
 
-from ..reader import Table, Trace
+from ..table import Table
+from ..trace_data import TraceData
 from .blocks import blocks
 from .gc import Collections
 from .goroutines import Goroutine
@@ -23,14 +26,23 @@ TOP_WAITS = 10
 _SLOTS = len(State)
 
 
-def summarize(trace: Trace, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS) -> dict[str, Any]:
+class TimeNs(TypedDict):
+    """Where a goroutine's (or a group's) time went, in ns; ``blocked`` by category (GC time overlaps the others)."""
+
+    running: int
+    runnable: int
+    gc: int
+    blocked: dict[str, int]
+
+
+def summarize(trace: TraceData, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS) -> dict[str, Any]:
     """Everything ``exectracer summary`` reports, as plain data."""
     times, latency, waits = run_all(
-        [
+        (
             functools.partial(_time_per_goroutine, states, collections),
             lambda: latency_stats(_durations_in(states, State.RUNNABLE)),
             functools.partial(top_waits, trace, states),
-        ]
+        )
     )
     start = trace.start_ns
     goroutines = [_goroutine(g, row, start) for g, row in zip(states.goroutines.list, times.tolist(), strict=True)]
@@ -54,45 +66,50 @@ def summarize(trace: Trace, states: StateIntervals, collections: Collections, wi
     }
 
 
-def latency_stats(durations: np.ndarray) -> dict[str, int]:
+def latency_stats(durations: NDArray[np.int64]) -> dict[str, int]:
     """Count, median, 90th and 99th percentile and maximum (observed values, not interpolated)."""
     if len(durations) == 0:
         return {"count": 0, "p50": 0, "p90": 0, "p99": 0, "max": 0}
     p50, p90, p99 = np.percentile(durations, (50, 90, 99), method="inverted_cdf")
-    return {"count": int(len(durations)), "p50": int(p50), "p90": int(p90), "p99": int(p99), "max": int(durations.max())}
+    return {"count": len(durations), "p50": int(p50), "p90": int(p90), "p99": int(p99), "max": int(durations.max())}
 
 
-def top_waits(trace: Trace, states: StateIntervals, n: int = TOP_WAITS) -> list[dict[str, Any]]:
+def top_waits(trace: TraceData, states: StateIntervals, n: int = TOP_WAITS) -> list[dict[str, Any]]:
     """The ``n`` code locations where goroutines spent the most time blocked, by category."""
     parts = []
     for rows in blocks(len(states)):
         state, stack = states.state[rows], states.stack[rows]
         blocked = np.flatnonzero((state >= State.NETWORK) & (stack != LOOP_IDLE_STACK))
         key = (stack[blocked].astype(np.int64) + 1) * _SLOTS + state[blocked]  # unknown stacks (-1) count from 0
-        keys, count, (total,) = sums_by_key(key, [states.end[rows][blocked] - states.start[rows][blocked]])
-        parts.append((keys, count, total))
-    keys, count, total = (np.concatenate(column) for column in zip(*parts)) if parts else (np.zeros(0, np.int64),) * 3
-    keys, _, (count, total) = sums_by_key(keys, [count, total])
+        block_keys, block_count, (block_total,) = sums_by_key(key, [states.end[rows][blocked] - states.start[rows][blocked]])
+        parts.append((block_keys, block_count, block_total))
+    if parts:
+        all_keys, all_counts, all_totals = (np.concatenate(column) for column in zip(*parts, strict=True))
+    else:
+        all_keys = all_counts = all_totals = np.zeros(0, np.int64)
+    keys, _, (count, total) = sums_by_key(all_keys, [all_counts, all_totals])
     out = []
     for i in np.argsort(-total, kind="stable")[:n].tolist():
-        stack, state = divmod(int(keys[i]), _SLOTS)
-        stack -= 1
-        frame = trace.frame(int(stack)) if stack >= 0 else None
+        stack_id, state_code = divmod(int(keys[i]), _SLOTS)
+        stack_id -= 1
+        frame = trace.frame(stack_id) if stack_id >= 0 else None
         out.append(
             {
-                "category": STATE_NAMES[State(state)],
+                "category": STATE_NAMES[State(state_code)],
                 "function": frame.function if frame else None,
                 "file": frame.file if frame else None,
                 "line": frame.line if frame else None,
                 "count": int(count[i]),
-                "total_ns": int(round(total[i])),
+                "total_ns": round(float(total[i])),
             }
         )
     return out
 
 
-def _trace_info(trace: Trace) -> dict[str, Any]:
-    python = trace.metadata.get("python") if isinstance(trace.metadata.get("python"), dict) else {}
+def _trace_info(trace: TraceData) -> dict[str, Any]:
+    python = trace.metadata.get("python")
+    if not isinstance(python, dict):
+        python = {}
     lost = trace.lost
     return {
         "format_version": trace.version,
@@ -106,11 +123,12 @@ def _trace_info(trace: Trace) -> dict[str, Any]:
             "chunks_missing": lost.chunks_missing,
             "truncated_bytes": lost.truncated_bytes,
             "clean_end": lost.clean_end,
+            "hook_errors": lost.hook_error_count,
         },
     }
 
 
-def _time_per_goroutine(states: StateIntervals, collections: Collections) -> np.ndarray:
+def _time_per_goroutine(states: StateIntervals, collections: Collections) -> NDArray[np.int64]:
     """Nanoseconds per goroutine and state, plus a last column for time in garbage collection.
 
     GC time overlaps: it is the part of running and runnable time during
@@ -131,13 +149,13 @@ def _time_per_goroutine(states: StateIntervals, collections: Collections) -> np.
     return np.rint(times).astype(np.int64).reshape(-1, width)
 
 
-def _durations_in(states: StateIntervals, state: State) -> np.ndarray:
+def _durations_in(states: StateIntervals, state: State) -> NDArray[np.int64]:
     """How long each interval in ``state`` lasted."""
     parts = [(states.end[rows] - states.start[rows])[states.state[rows] == state] for rows in blocks(len(states))]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
-def _time_ns(row: list[int]) -> dict[str, Any]:
+def _time_ns(row: list[int]) -> TimeNs:
     """One row of :func:`_time_per_goroutine`'s table (or a sum of rows) in the summary's shape."""
     return {
         "running": row[State.RUNNING],
@@ -163,26 +181,26 @@ def _goroutine(g: Goroutine, row: list[int], trace_start: int) -> dict[str, Any]
     }
 
 
-def _groups(goroutines: list[dict[str, Any]], times: np.ndarray) -> list[dict[str, Any]]:
+def _groups(goroutines: list[dict[str, Any]], times: NDArray[np.int64]) -> list[dict[str, Any]]:
     """Goroutines with the same start function and kind, their ``times`` summed; the largest total first."""
-    keys: dict[tuple, int] = {}
+    keys: dict[tuple[str | None, str], int] = {}  # (start function, kind) -> group
     group = np.array([keys.setdefault((g["start_function"], g["kind"]), len(keys)) for g in goroutines], dtype=np.intp)
     sums = np.zeros((len(keys), times.shape[1]), dtype=np.int64)
     np.add.at(sums, group, times)
     counts = np.bincount(group, minlength=len(keys))
-    groups = [
+    groups: list[dict[str, Any]] = [
         {"start_function": function, "kind": kind, "count": count, "time_ns": _time_ns(row)}
         for (function, kind), count, row in zip(keys, counts.tolist(), sums.tolist(), strict=True)
     ]
     return sorted(groups, key=lambda grp: (-total_time(grp["time_ns"]), str(grp["start_function"])))
 
 
-def total_time(time_ns: dict[str, Any]) -> int:
+def total_time(time_ns: TimeNs) -> int:
     """Running, runnable and blocked time (GC overlaps them, so it is not added)."""
     return time_ns["running"] + time_ns["runnable"] + sum(time_ns["blocked"].values())
 
 
-def finished(trace: Trace, what: str) -> Table:
+def finished(trace: TraceData, what: str) -> Table:
     """User tasks (``what="tasks"``) or regions (``"regions"``) that ended in the trace:
     ``name``, ``g`` (the goroutine that began it), ``begin``, ``end`` (absolute ns)."""
     if what == "tasks":
@@ -204,6 +222,6 @@ def by_name(spans: Table) -> Iterator[tuple[str, Table]]:
         yield name, spans[spans.name == name]
 
 
-def _named_latency(name: str, durations: np.ndarray) -> dict[str, Any]:
+def _named_latency(name: str, durations: NDArray[np.int64]) -> dict[str, Any]:
     stats = latency_stats(durations)
     return {"name": name, "count": stats["count"], **{f"{k}_ns": stats[k] for k in ("p50", "p90", "p99", "max")}}

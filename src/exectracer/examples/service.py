@@ -48,7 +48,7 @@ class Stats:
 class Node:
     """A doubly linked list node: a chain of them is all reference cycles."""
 
-    def __init__(self, prev: "Node | None") -> None:
+    def __init__(self, prev: Node | None) -> None:
         self.prev = prev
         self.next: Node | None = None
         if prev is not None:

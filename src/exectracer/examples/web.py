@@ -21,8 +21,8 @@ import argparse
 import asyncio
 import json
 import socket
-import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import exectracer
 
@@ -140,4 +140,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -118,7 +118,7 @@ def to_proto(profile: Profile, comment: str | None = None) -> Any:
             msg.location.add(id=loc, mapping_id=1).line.add(function_id=fid, line=frame.line)
         return loc
 
-    for sid, values in zip(profile.stacks.tolist(), profile.values.tolist()):
+    for sid, values in zip(profile.stacks.tolist(), profile.values.tolist(), strict=True):
         msg.sample.add(location_id=[location_of(f) for f in profile.stack_frames(sid)], value=values)
     msg.time_nanos = profile.wall_start_ns
     msg.duration_nanos = profile.end_ns - profile.start_ns

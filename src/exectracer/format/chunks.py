@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 MAGIC = b"\x89XTRACE\n"
 FORMAT_VERSION = 1
@@ -51,7 +51,8 @@ def file_header() -> bytes:
 
 
 def make_chunk(kind: ChunkKind, seq: int, raw: bytes, level: int = 1, compress: Callable[[bytes, int], bytes] = zlib.compress) -> bytes:
-    """Frame ``raw`` as a chunk, compressing it with zlib at ``level`` (by ``compress``, which does what ``zlib.compress`` does)."""
+    """Frame ``raw`` as a chunk, compressing it with zlib at ``level``
+    (by ``compress``, which does what ``zlib.compress`` does)."""
     payload = compress(raw, level) if level else raw
     codec = Codec.ZLIB if level else Codec.RAW
     head = CHUNK_HEADER.pack(CHUNK_MAGIC, kind, codec, 0, seq & 0xFFFFFFFF, len(payload), len(raw), 0)
@@ -59,7 +60,7 @@ def make_chunk(kind: ChunkKind, seq: int, raw: bytes, level: int = 1, compress: 
     return head[:20] + crc.to_bytes(4, "little") + payload
 
 
-def split_chunks(data: "bytes | memoryview") -> Iterator[tuple[int, memoryview]]:
+def split_chunks(data: bytes | memoryview) -> Iterator[tuple[int, memoryview]]:
     """The ``(kind, chunk)`` pairs in ``data``: whole chunks as the writer makes them, after an optional file header.
 
     For data this process made, not for reading files (the decoder checks
@@ -74,7 +75,7 @@ def split_chunks(data: "bytes | memoryview") -> Iterator[tuple[int, memoryview]]
         offset = end
 
 
-def renumbered_header(chunk: "bytes | memoryview", seq: int) -> bytes:
+def renumbered_header(chunk: bytes | memoryview, seq: int) -> bytes:
     """The header of ``chunk`` with sequence number ``seq`` and its crc32 recomputed.
 
     The payload is unchanged: write this header, then ``chunk[24:]``.
@@ -85,7 +86,7 @@ def renumbered_header(chunk: "bytes | memoryview", seq: int) -> bytes:
     return bytes(head) + crc.to_bytes(4, "little")
 
 
-def chunk_payload(chunk: "bytes | memoryview") -> bytes:
+def chunk_payload(chunk: bytes | memoryview) -> bytes:
     """The decoded payload of a chunk this process made."""
     _, _, codec, _, _, _, raw_length, _ = CHUNK_HEADER.unpack_from(chunk)
     payload = memoryview(chunk)[CHUNK_HEADER.size :]

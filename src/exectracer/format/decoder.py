@@ -12,22 +12,28 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import mmap
 import os
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, Union
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .chunks import CHUNK_HEADER, CHUNK_MAGIC, FILE_HEADER, FORMAT_VERSION, MAGIC, MAX_CHUNK_BYTES, ChunkKind, Codec
 from .encoder import COLUMNS
 
-try:  # ISA-L: zlib's API, inflating twice as fast and computing crc32 eight times as fast
-    from isal import isal_zlib as fast_zlib
-except ImportError:  # a platform without its wheels
-    fast_zlib = zlib  # type: ignore[assignment]
+if TYPE_CHECKING:  # checked as zlib, whose API it has (isal's stub declares its ``error`` an instance, not a class)
+    import zlib as fast_zlib
+else:
+    try:  # ISA-L: zlib's API, inflating twice as fast and computing crc32 eight times as fast
+        from isal import isal_zlib as fast_zlib
+    except ImportError:  # a platform without its wheels
+        fast_zlib = zlib
 
 HEADER_BYTES = CHUNK_HEADER.size
 ROW_BYTES = COLUMNS * 8  # one event: code, ts, g as int64
@@ -40,6 +46,9 @@ _KINDS = frozenset(int(k) for k in ChunkKind)
 _CODECS = frozenset(int(c) for c in Codec)
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
+Data = bytes | bytearray | mmap.mmap  # a whole file: what decode reads (it has .find)
+FrameIds = tuple[int, int, int]  # a frame as a STACKS payload gives it: function and file string ids, line
+T = TypeVar("T")
 Progress = Callable[[int], None]  # told how many more bytes of the file were decoded
 
 
@@ -107,9 +116,9 @@ class Decoded:
     summary: dict[str, Any] | None
     strings: dict[int, str]
     stacks: dict[int, list[Frame]]
-    code: np.ndarray
-    ts: np.ndarray
-    g: np.ndarray
+    code: NDArray[np.int64]
+    ts: NDArray[np.int64]
+    g: NDArray[np.int64]
     problems: list[Problem]
     chunks_skipped: int
     truncated_bytes: int
@@ -119,7 +128,7 @@ class Decoded:
 # -- scanning ----------------------------------------------------------------
 
 
-def read_version(data: Any) -> int:
+def read_version(data: Data) -> int:
     """Check the file header and return its format version."""
     size = len(data)
     if size == 0:
@@ -129,7 +138,7 @@ def read_version(data: Any) -> int:
         raise TraceFormatError(f"not an exectracer trace (it starts with {head[:8]!r}, expected {MAGIC!r})")
     if size < FILE_HEADER.size:
         raise TraceFormatError(f"truncated file header ({size} of {FILE_HEADER.size} bytes): nothing readable")
-    _magic, version, _flags = FILE_HEADER.unpack(head)
+    version: int = FILE_HEADER.unpack(head)[1]  # after the magic; before the flags
     if version != FORMAT_VERSION:
         hint = "written by a newer exectracer; upgrade to read it" if version > FORMAT_VERSION else "not supported"
         raise TraceFormatError(f"unknown trace format version {version} (this reader knows version {FORMAT_VERSION}): {hint}")
@@ -165,8 +174,8 @@ def crc_ok(view: memoryview, chunk: Chunk) -> bool:
 class Scanner:
     """Walks a file chunk by chunk, resynchronising after damage."""
 
-    def __init__(self, data: Any, view: memoryview) -> None:
-        self.data = data  # has .find (bytes or mmap)
+    def __init__(self, data: Data, view: memoryview) -> None:
+        self.data = data
         self.view = view
         self.size = len(view)
         self.budget = RESYNC_BUDGET * self.size + MAX_CHUNK_BYTES
@@ -249,7 +258,7 @@ def payload(view: memoryview, chunk: Chunk) -> bytes:
     return raw
 
 
-def json_payload(raw: bytes, kind: type) -> Any:
+def json_payload(raw: bytes, kind: type[T]) -> T:
     """A JSON payload, checked to be a ``kind`` (dict or list)."""
     try:
         value = json.loads(raw)
@@ -271,7 +280,7 @@ def add_strings(strings: dict[int, str], raw: bytes) -> None:
     strings.update(new)
 
 
-def add_stacks(frames: dict[int, tuple], stacks: dict[int, list[int]], raw: bytes) -> None:
+def add_stacks(frames: dict[int, FrameIds], stacks: dict[int, list[int]], raw: bytes) -> None:
     """Add a STACKS payload's frames and stacks (ids still unresolved)."""
     value = json_payload(raw, dict)
     try:
@@ -287,7 +296,7 @@ def add_stacks(frames: dict[int, tuple], stacks: dict[int, list[int]], raw: byte
     stacks.update(new_stacks)
 
 
-def resolve_stacks(frames: dict[int, tuple], stacks: dict[int, list[int]], strings: dict[int, str]) -> dict[int, list[Frame]]:
+def resolve_stacks(frames: dict[int, FrameIds], stacks: dict[int, list[int]], strings: dict[int, str]) -> dict[int, list[Frame]]:
     """Stacks as lists of :class:`Frame`, innermost first; stack 0 is empty."""
     by_id = {fid: Frame(strings.get(func, "?"), strings.get(file, "?"), line) for fid, (func, file, line) in frames.items()}
     resolved = {sid: [by_id.get(fid, UNKNOWN_FRAME) for fid in ids] for sid, ids in stacks.items()}
@@ -310,16 +319,16 @@ class EventColumns:
         self.view = view
         self.chunks = chunks
         sizes = [c.raw_length // ROW_BYTES for c in chunks]
-        self.starts = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))).tolist()
-        self.columns = [np.empty(self.starts[-1], "<i8") for _ in range(COLUMNS)]
+        self.starts: list[int] = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64))).tolist()
+        self.columns: list[NDArray[np.int64]] = [np.empty(self.starts[-1], "<i8") for _ in range(COLUMNS)]
 
     def fill(self, progress: Progress | None = None) -> list[Problem]:
         """Decode every chunk into its slice; return the chunks that could not be."""
         workers = min(DECODE_THREADS, len(self.chunks), os.cpu_count() or 1)
-        errors = []
+        errors: list[str | None] = []
         with ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
             results = (pool.map if pool is not None else map)(self._fill_one, range(len(self.chunks)))
-            for chunk, error in zip(self.chunks, results):
+            for chunk, error in zip(self.chunks, results, strict=True):
                 errors.append(error)
                 if progress is not None:
                     progress(HEADER_BYTES + chunk.length)
@@ -351,13 +360,14 @@ class EventColumns:
                 np.take(column, order, out=dest[lo:hi], mode="clip")
         return None
 
-    def sorted_by_time(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def sorted_by_time(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
         """``(code, ts, g)`` as native int64, stably sorted by ``ts``."""
         code, ts, g = (col.astype(np.int64, copy=False) for col in self.columns)
         self.columns = []  # let the unsorted columns go as they are replaced
         if not _merge_sorted_runs((code, ts, g), self.starts):
             order = np.argsort(ts, kind="stable")
-            # code and g side by side, then ts into the memory code leaves; "clip": no checks, no buffer (the order is valid)
+            # code and g side by side, then ts into the memory code leaves;
+            # "clip": no checks, no buffer (the order is valid)
             with ThreadPoolExecutor(1) as pool:
                 g_sorted = pool.submit(np.take, g, order, out=np.empty_like(g), mode="clip")
                 code_sorted = np.take(code, order, out=np.empty_like(code), mode="clip")
@@ -366,7 +376,7 @@ class EventColumns:
         return code, ts, g
 
 
-def _merge_sorted_runs(columns: tuple[np.ndarray, ...], starts: list[int]) -> bool:
+def _merge_sorted_runs(columns: tuple[NDArray[np.int64], ...], starts: list[int]) -> bool:
     """Sort ``columns`` stably by their ``ts`` (the second), given that each run of rows ``starts[i]:starts[i + 1]``
     already is: the rows of each run that belong among the rows before it are merged into them.
 
@@ -376,7 +386,7 @@ def _merge_sorted_runs(columns: tuple[np.ndarray, ...], starts: list[int]) -> bo
     """
     ts = columns[1]
     budget = len(ts) // MERGE_BUDGET
-    for start, end in zip(starts[1:-1], starts[2:]):
+    for start, end in itertools.pairwise(starts[1:]):
         if start == end or start == 0:  # an empty run, or nothing before it
             continue
         top = ts[start - 1]  # the latest of the rows before, which are in order
@@ -393,7 +403,7 @@ def _merge_sorted_runs(columns: tuple[np.ndarray, ...], starts: list[int]) -> bo
     return True
 
 
-def _in_order(ts: np.ndarray) -> bool:
+def _in_order(ts: NDArray[np.int64]) -> bool:
     """Whether ``ts`` never decreases; looked at block by block, so an unsorted column is told early."""
     for start in range(0, len(ts) - 1, SORT_CHECK_ROWS):
         stop = min(start + SORT_CHECK_ROWS, len(ts) - 1)
@@ -415,8 +425,9 @@ def seq_gaps(seqs: list[int]) -> list[tuple[int, int]]:
     return [(int(have[i]) + 1, int(have[i + 1]) - 1) for i in gap]
 
 
-def decode(data: Any, progress: Progress | None = None) -> Decoded:
-    """Decode a whole trace held in ``data`` (bytes-like, or an mmap); ``progress`` is told the bytes of each EVENTS chunk done."""
+def decode(data: Data, progress: Progress | None = None) -> Decoded:
+    """Decode a whole trace held in ``data`` (bytes-like, or an mmap);
+    ``progress`` is told the bytes of each EVENTS chunk done."""
     version = read_version(data)
     with memoryview(data) as view:
         scan = Scanner(data, view).run(version)
@@ -431,7 +442,7 @@ def _decode_chunks(view: memoryview, scan: Scan, progress: Progress | None) -> D
     metadata: dict[str, Any] = {}
     summary: dict[str, Any] | None = None
     strings: dict[int, str] = {}
-    frames: dict[int, tuple] = {}
+    frames: dict[int, FrameIds] = {}
     stacks: dict[int, list[int]] = {}
     problems = scan.problems + events.fill(progress)
     skipped = len(problems)

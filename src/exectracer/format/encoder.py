@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from array import array
-from typing import Sequence
+from typing import TypeAlias
 
 from .chunks import ChunkKind, make_chunk
 
 COLUMNS = 3  # code, ts, g
 EVENT_BYTES = 8 * COLUMNS  # an event's size in an EVENTS payload, before compression
 
+Int64Column: TypeAlias = "array[int] | memoryview"  # 64-bit integers, signed or not: an array, or a view cast to "q"
 
-def encode_event_rows(rows: "array[int] | list[int]") -> bytes:
+
+def encode_event_rows(rows: array[int] | list[int]) -> bytes:
     """Column-major layout of flat rows ``[code, ts, g, code, ts, g, ...]``.
 
     The payload holds every row's ``code``, then every ``ts``, then every
@@ -27,21 +29,21 @@ def encode_event_rows(rows: "array[int] | list[int]") -> bytes:
     return encode_event_columns(rows[0::COLUMNS], rows[1::COLUMNS], rows[2::COLUMNS])
 
 
-def encode_event_columns(codes: "array[int] | memoryview", ts: "array[int] | memoryview", gs: "array[int] | memoryview") -> bytes:
+def encode_event_columns(codes: Int64Column, ts: Int64Column, gs: Int64Column) -> bytes:
     """The EVENTS payload of three equally long columns of 64-bit integers (arrays or memoryviews of them)."""
-    columns = (codes, ts, gs)
+    columns: tuple[Int64Column, ...] = (codes, ts, gs)
     if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
         columns = tuple(_swapped(column) for column in columns)
     return b"".join(columns)
 
 
-def _swapped(column: "array[int] | memoryview") -> "array[int]":  # pragma: no cover - big-endian hosts
+def _swapped(column: Int64Column) -> array[int]:  # pragma: no cover - big-endian hosts
     out = array("q", bytes(column))
     out.byteswap()
     return out
 
 
-def events_chunk(seq: int, rows: "array[int] | list[int]", level: int = 1) -> bytes:
+def events_chunk(seq: int, rows: array[int] | list[int], level: int = 1) -> bytes:
     """An EVENTS chunk for flat rows (a list of ints, or an array of 64-bit integers, signed or not)."""
     return make_chunk(ChunkKind.EVENTS, seq, encode_event_rows(rows), level)
 
@@ -56,7 +58,7 @@ def json_payload(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode("ascii")
 
 
-def event_column_views(raw: bytes) -> "tuple[Sequence[int], Sequence[int], Sequence[int]]":
+def event_column_views(raw: bytes) -> tuple[Int64Column, Int64Column, Int64Column]:
     """The ``code``, ``ts`` and ``g`` columns of an EVENTS payload as views of it, not copies
     (copies on a big-endian host, where the bytes must be swapped)."""
     if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
@@ -66,7 +68,7 @@ def event_column_views(raw: bytes) -> "tuple[Sequence[int], Sequence[int], Seque
     return values[:n], values[n : 2 * n], values[2 * n :]
 
 
-def decode_event_rows(raw: bytes) -> "tuple[array[int], array[int], array[int]]":
+def decode_event_rows(raw: bytes) -> tuple[array[int], array[int], array[int]]:
     """The ``code``, ``ts`` and ``g`` columns of an EVENTS payload: the inverse of :func:`encode_event_rows`."""
     values = array("q")
     values.frombytes(raw)

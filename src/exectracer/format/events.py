@@ -143,7 +143,9 @@ class CallbackSource(enum.IntEnum):
 
 
 WAKER_SHIFT = 3
+WAKER_MASK = (1 << WAKER_SHIFT) - 1  # the Waker of a TASK_READY argument (or of a goroutine's current waker code)
 CATEGORY_SHIFT = 4
+CATEGORY_MASK = (1 << CATEGORY_SHIFT) - 1  # the low field of an argument: the Category of TASK_SUSPEND and THREAD_BLOCK, the ThreadState of THREAD_SAMPLE
 CALLBACK_SHIFT = 3
 
 

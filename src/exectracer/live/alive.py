@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import sys
 from array import array
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from ..format.events import KIND_MASK, Kind, pack
 from ..record.native import speedups
@@ -39,6 +39,8 @@ _TASK_DONE = bytes(1 if k == Kind.TASK_DONE else 0 for k in range(256))
 _OF_TASK = frozenset(int(k) for k in (*TASK_KINDS, Kind.TASK_DONE, *REGION_KINDS))  # kinds whose g may be a task
 _OF_TASK_TABLE = bytes(1 if k in _OF_TASK else 0 for k in range(256))
 
+V = TypeVar("V")
+
 
 class LiveDescriptions:
     """The describing events of what was alive when the ring's oldest kept chunk began."""
@@ -50,7 +52,7 @@ class LiveDescriptions:
         self._user_tasks: dict[int, dict[int, int]] = {}  # user task id -> {kind: arg}, and the goroutine that began it
         self._regions: dict[int, list[list[int]]] = {}  # g -> open regions, outermost first: [name, user task]
 
-    def absorb(self, codes: "array[int] | memoryview", gs: "array[int] | memoryview") -> None:
+    def absorb(self, codes: array[int] | memoryview, gs: array[int] | memoryview) -> None:
         """Take in the events of a dropped chunk (its ``code`` and ``g`` columns, in file order).
 
         The same as taking in each event in turn, faster: a task's describing
@@ -63,15 +65,16 @@ class LiveDescriptions:
         live = set(self._tasks).union(self._regions)  # what a TASK_DONE can forget
         native = speedups()
         if native is not None:
-            positions = native.kept_positions(codes, gs, _WANTED, _OF_TASK_TABLE, int(Kind.TASK_DONE), live)
+            positions = native.kept_positions(codes, gs, _WANTED, _OF_TASK_TABLE, live)
         else:
             positions = _kept_positions(codes, gs, live)
         for i in positions:
             code = codes[i]
             self._absorb_one(code & KIND_MASK, code >> 8, gs[i])
 
-    def rows(self, ts: int) -> "array[int]":
-        """The describing events, all at ``ts``, as flat ``code, ts, g`` rows: loops, threads, tasks, user tasks, regions."""
+    def rows(self, ts: int) -> array[int]:
+        """The describing events, all at ``ts``, as flat ``code, ts, g`` rows:
+        loops, threads, tasks, user tasks, regions."""
         out = array("q")
         for table, kinds in ((self._loops, LOOP_KINDS), (self._threads, THREAD_KINDS), (self._tasks, TASK_KINDS)):
             for ident, described in table.items():
@@ -99,15 +102,15 @@ class LiveDescriptions:
 
     def _absorb_one(self, kind: int, arg: int, g: int) -> None:
         if kind in THREAD_KINDS:
-            _entry(self._threads, g)[kind] = arg
+            _entry(self._threads, g, dict)[kind] = arg
         elif kind in TASK_KINDS:
-            _entry(self._tasks, g)[kind] = arg
+            _entry(self._tasks, g, dict)[kind] = arg
         elif kind in LOOP_KINDS:
-            _entry(self._loops, g)[kind] = arg
+            _entry(self._loops, g, dict)[kind] = arg
         elif kind in USER_TASK_KINDS:
-            _entry(self._user_tasks, g)[kind] = arg
+            _entry(self._user_tasks, g, dict)[kind] = arg
         elif kind == Kind.USER_TASK_BEGIN:
-            _entry(self._user_tasks, arg)[kind] = g
+            _entry(self._user_tasks, arg, dict)[kind] = g
         elif kind == Kind.USER_TASK_END:
             self._user_tasks.pop(arg, None)
         elif kind == Kind.THREAD_END:
@@ -125,7 +128,7 @@ class LiveDescriptions:
         regions = self._regions.get(g)
         if kind == Kind.REGION_BEGIN:
             if regions is None:
-                regions = _entry(self._regions, g, [])
+                regions = _entry(self._regions, g, list)
             if len(regions) < MAX_OPEN_REGIONS:
                 regions.append([arg, 0])
         elif regions:
@@ -137,7 +140,7 @@ class LiveDescriptions:
                     del self._regions[g]
 
 
-def _kept_positions(codes: "array[int] | memoryview", gs: "array[int] | memoryview", live: set[int]) -> list[int]:
+def _kept_positions(codes: array[int] | memoryview, gs: array[int] | memoryview, live: set[int]) -> list[int]:
     """The positions of the events ``absorb`` takes in (``_speedups.kept_positions`` in Python).
 
     ``live``: the goroutines a TASK_DONE can forget something of; another's end is passed over.
@@ -158,11 +161,11 @@ def _positions(marks: bytes) -> Iterator[int]:
         i = marks.find(1, i + 1)
 
 
-def _entry(table: dict, key: int, new: Any = None) -> Any:
-    """``table[key]``, added (as ``new``, or an empty dict) if missing; the oldest entry goes past MAX_ENTRIES."""
+def _entry(table: dict[int, V], key: int, new: Callable[[], V]) -> V:
+    """``table[key]``, added (as ``new()``) if missing; the oldest entry goes past MAX_ENTRIES."""
     found = table.get(key)
     if found is None:
         if len(table) >= MAX_ENTRIES:
             del table[next(iter(table))]
-        found = table[key] = {} if new is None else new
+        found = table[key] = new()
     return found

@@ -32,7 +32,7 @@ class CaptureBuffer:
         self.max_bytes = max_bytes
         self._data = bytearray()
 
-    def write(self, data: "bytes | memoryview") -> int:
+    def write(self, data: bytes | memoryview) -> int:
         if len(self._data) + len(data) > self.max_bytes:
             raise OSError(f"the capture reached its limit of {self.max_bytes:,} bytes")
         self._data += data
@@ -62,7 +62,10 @@ class Capture:
         if not _one_at_a_time.acquire(blocking=False):
             raise CaptureBusy("a trace capture is already running in this process; try again when it ends")
         try:
-            self._recorder = start_recorder(self._buffer, **{**in_memory_defaults(self._buffer.max_bytes, self._seconds), **self._options})
+            self._recorder = start_recorder(
+                self._buffer,
+                **{**in_memory_defaults(self._buffer.max_bytes, self._seconds), **self._options},
+            )
         except TracingError:
             _one_at_a_time.release()
             raise CaptureBusy(

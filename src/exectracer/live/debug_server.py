@@ -14,7 +14,7 @@ import sys
 import warnings
 from typing import Any
 
-from ..record.registry import TracerThread
+from ..tracer_thread import TracerThread
 from .endpoint import TRACE_PATH, DebugEndpoints, DebugRequest, DebugResponse
 
 DEFAULT_PORT = 6060  # as Go programs usually serve net/http/pprof
@@ -101,7 +101,7 @@ class DebugServer:
         self._server.server_close()
         self._thread.join()
 
-    def __enter__(self) -> "DebugServer":
+    def __enter__(self) -> DebugServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,7 +19,8 @@ import ipaddress
 import math
 import time
 import urllib.parse
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..record.recorder import Options, TracingError
 from . import flight
@@ -57,13 +58,13 @@ class DebugResponse:
         return http.HTTPStatus(self.status).phrase
 
     @classmethod
-    def error(cls, status: int, message: str, extra: Iterable[tuple[str, str]] = ()) -> "DebugResponse":
+    def error(cls, status: int, message: str, extra: Iterable[tuple[str, str]] = ()) -> DebugResponse:
         """A plain-text error."""
         body = f"{status} {http.HTTPStatus(status).phrase}: {message}\n".encode()
         return cls(status, [("Content-Type", "text/plain; charset=utf-8"), *extra, *_common(body)], body)
 
     @classmethod
-    def trace(cls, kind: str, body: bytes, extra: Iterable[tuple[str, str]] = ()) -> "DebugResponse":
+    def trace(cls, kind: str, body: bytes, extra: Iterable[tuple[str, str]] = ()) -> DebugResponse:
         """A trace file to download."""
         disposition = f'attachment; filename="{trace_file_name(kind)}"'
         headers = [("Content-Type", "application/octet-stream"), ("Content-Disposition", disposition), *extra, *_common(body)]
@@ -174,7 +175,7 @@ class DebugEndpoints:
             finished = loop.run_in_executor(None, job.finish)  # stop() waits for the writer: not on the loop
         return await asyncio.shield(finished)
 
-    def _begin(self, request: DebugRequest) -> "_Job | DebugResponse":
+    def _begin(self, request: DebugRequest) -> _Job | DebugResponse:
         """The started job ``request`` asks for, or the error that refuses it (409 while another capture runs)."""
         job = self._accept(request)
         if isinstance(job, DebugResponse):
@@ -185,7 +186,7 @@ class DebugEndpoints:
             return DebugResponse.error(409, str(exc))
         return job
 
-    def _accept(self, request: DebugRequest) -> "_Job | DebugResponse":
+    def _accept(self, request: DebugRequest) -> _Job | DebugResponse:
         """The job ``request`` asks for, or the error that refuses it."""
         refusal = self._check_access(request)
         if refusal is not None:
@@ -230,7 +231,7 @@ class DebugEndpoints:
         return seconds
 
 
-def _allowed(client: str | None, networks: list[Any]) -> bool:
+def _allowed(client: str | None, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
     try:
         address = ipaddress.ip_address((client or "").split("%", 1)[0])  # drop an IPv6 zone
     except ValueError:

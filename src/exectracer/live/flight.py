@@ -12,10 +12,21 @@ import os
 import signal
 import threading
 import time
-from typing import Any, BinaryIO, Callable
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
-from ..record.recorder import Options, Recorder, TracingError, current, in_memory_defaults, start_recorder, stop_recorder
-from ..record.writer import open_sink
+from ..record import hook_errors
+from ..record.recorder import (
+    Options,
+    Recorder,
+    TracingError,
+    current,
+    in_memory_defaults,
+    start_recorder,
+    stop_recorder,
+)
+from ..record.writer import Sink, open_sink
 from .ring import ChunkRing
 from .triggers import SnapshotFiles, SnapshotIfSlow
 
@@ -23,10 +34,10 @@ MIN_MAX_BYTES = 64 << 10
 FLUSH_TIMEOUT = 5.0  # seconds a snapshot waits for the newest events to be written
 
 _lock = threading.Lock()
-_running: "FlightRecorder | None" = None
+_running: FlightRecorder | None = None
 
 
-def running() -> "FlightRecorder | None":
+def running() -> FlightRecorder | None:
     """The flight recorder recording in this process, if any."""
     flight = _running
     return flight if flight is not None and flight.recording else None
@@ -56,7 +67,7 @@ class FlightRecorder:
         self._recorder: Recorder | None = None
         self._snapshot_lock = threading.Lock()
         self._files: SnapshotFiles | None = None
-        self._uninstall: list[Callable[[], None]] = []
+        self._uninstall: list[Callable[[], object]] = []  # undo what it installed (a signal handler: returns the old one)
 
     @property
     def recording(self) -> bool:
@@ -70,7 +81,7 @@ class FlightRecorder:
         ring = self._ring
         return ring.nbytes if ring is not None else 0
 
-    def start(self) -> "FlightRecorder":
+    def start(self) -> FlightRecorder:
         """Start recording; raises :class:`exectracer.TracingError` if tracing already runs."""
         global _running
         with _lock:
@@ -101,7 +112,7 @@ class FlightRecorder:
                 pass
         self._ring = None
 
-    def snapshot(self, dest: "str | os.PathLike[str] | BinaryIO") -> int:
+    def snapshot(self, dest: str | os.PathLike[str] | Sink) -> int:
         """Write what it holds, up to now, as a trace file into ``dest`` (a path or binary file); return its size."""
         with self._snapshot_lock:
             rec, ring = self._recorder, self._ring
@@ -110,12 +121,12 @@ class FlightRecorder:
             warnings = list(rec.warnings)
             if not rec.writer.flush(FLUSH_TIMEOUT):
                 warnings.append(f"the newest events were not written within {FLUSH_TIMEOUT} s and are missing from this snapshot")
-            sink, owned = open_sink(dest)
+            sink, close = open_sink(dest)
             try:
-                return ring.write_snapshot(sink, stop_ns=time.perf_counter_ns(), warnings=warnings)
+                return ring.write_snapshot(sink, stop_ns=time.perf_counter_ns(), warnings=warnings, hook_errors=hook_errors.counts())
             finally:
-                if owned:
-                    sink.close()
+                if close is not None:
+                    close()
 
     def snapshot_on_signal(self, signum: int = signal.SIGUSR2, directory: str = ".") -> None:
         """Write a snapshot into ``directory`` whenever the process gets ``signum``, until ``stop()``.
@@ -126,11 +137,11 @@ class FlightRecorder:
         """
         files = self._snapshot_files()
 
-        def on_signal(signo: int, frame: Any) -> None:
+        def on_signal(signo: int, frame: FrameType | None) -> None:
             try:
                 files.request(directory, "signal")
             except Exception:  # never raise into the program
-                pass
+                hook_errors.caught("flight.signal")
 
         previous = signal.signal(signum, on_signal)
         self._uninstall.append(lambda: signal.signal(signum, previous if previous is not None else signal.SIG_DFL))
@@ -147,7 +158,7 @@ class FlightRecorder:
         files = self._snapshot_files()
         return SnapshotIfSlow(lambda reason: files.request(directory, reason, cooldown), threshold, name)
 
-    def __enter__(self) -> "FlightRecorder":
+    def __enter__(self) -> FlightRecorder:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

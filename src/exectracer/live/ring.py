@@ -7,10 +7,12 @@ import itertools
 import json
 import threading
 import time
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..format.chunks import CHUNK_HEADER, ChunkKind, chunk_payload, file_header, renumbered_header, split_chunks
 from ..format.encoder import COLUMNS, EVENT_BYTES, event_column_views, events_chunk, json_chunk
+from ..record.writer import Sink
 from .alive import LiveDescriptions
 
 MERGE_DEFINITIONS_AFTER = 64  # STRINGS and STACKS chunks kept before they are merged into one of each
@@ -41,7 +43,7 @@ class ChunkRing:
         self.min_age = min_age
         self._min_age_ns = int(min_age * 1e9)
         self._lock = threading.Lock()
-        self._metadata: dict | None = None
+        self._metadata: dict[str, Any] | None = None
         self._metadata_bytes = 0
         self._definitions: list[bytes] = []
         self._definitions_bytes = 0
@@ -58,7 +60,7 @@ class ChunkRing:
         """The bytes held now."""
         return self._metadata_bytes + self._definitions_bytes + self._events_bytes + self._alive_bytes
 
-    def write(self, data: "bytes | memoryview") -> int:
+    def write(self, data: bytes | memoryview) -> int:
         """Take whole chunks from the writer."""
         now = time.perf_counter_ns()
         with self._lock:
@@ -72,7 +74,7 @@ class ChunkRing:
                     self._metadata_bytes = len(chunk)
         return len(data)
 
-    def write_snapshot(self, out: BinaryIO, *, stop_ns: int, warnings: list[str]) -> int:
+    def write_snapshot(self, out: Sink, *, stop_ns: int, warnings: list[str], hook_errors: dict[str, dict[str, int | str]] | None = None) -> int:
         """Write what is kept as a complete trace file to ``out``; return the bytes written."""
         with self._lock:
             if self._metadata is None:
@@ -83,17 +85,17 @@ class ChunkRing:
             dropped = {"chunks": self.chunks_dropped, "events": self.events_dropped}
         level = metadata.get("options", {}).get("compression", 1)
         seq = itertools.count(1).__next__
-        pieces = [file_header(), json_chunk(ChunkKind.METADATA, seq(), self._window_metadata(metadata, start_ns, dropped), level)]
+        pieces: list[bytes | memoryview] = [file_header(), json_chunk(ChunkKind.METADATA, seq(), self._window_metadata(metadata, start_ns, dropped), level)]
         pieces += _renumbered(definitions, seq)
         if restated:
             pieces.append(events_chunk(seq(), restated, level))
         pieces += _renumbered([chunk for _, chunk, _ in kept], seq)
         events = sum(n for _, _, n in kept) + len(restated or ()) // COLUMNS
-        summary = {"clean": True, "stop_ns": stop_ns, "warnings": warnings, "events": events, "events_lost": 0}
+        summary = {"clean": True, "stop_ns": stop_ns, "warnings": warnings, "events": events, "events_lost": 0, "hook_errors": hook_errors or {}}
         pieces.append(json_chunk(ChunkKind.END, seq(), summary, level))
         return sum(_write_all(out, piece) for piece in pieces)
 
-    def _window_metadata(self, metadata: dict, start_ns: int | None, dropped: dict) -> dict:
+    def _window_metadata(self, metadata: dict[str, Any], start_ns: int | None, dropped: dict[str, int]) -> dict[str, Any]:
         """The recording's metadata, moved to the window's start, with what the flight recorder did."""
         flight = {"max_bytes": self.max_bytes, "min_age": self.min_age, "recording_start_ns": metadata.get("start_ns"), "dropped": dropped}
         if start_ns is None:
@@ -131,10 +133,10 @@ class ChunkRing:
             self._definitions_bytes = sum(map(len, self._definitions))
 
 
-def _merged(definitions: list[bytes], metadata: dict | None) -> list[bytes]:
+def _merged(definitions: list[bytes], metadata: dict[str, Any] | None) -> list[bytes]:
     """STRINGS and STACKS chunks merged into one of each (sequence numbers are set at snapshot time)."""
-    strings: list = []
-    stacks: dict[str, list] = {"frames": [], "stacks": []}
+    strings: list[list[int | str]] = []  # [id, text]
+    stacks: dict[str, list[list[Any]]] = {"frames": [], "stacks": []}  # [id, function, file, line]; [id, [frame, ...]]
     for chunk in definitions:
         value = json.loads(chunk_payload(chunk))
         if chunk[4] == ChunkKind.STRINGS:
@@ -157,7 +159,7 @@ def _renumbered(chunks: list[bytes], seq: Callable[[], int]) -> list[bytes | mem
     return out
 
 
-def _write_all(out: BinaryIO, data: "bytes | memoryview") -> int:
+def _write_all(out: Sink, data: bytes | memoryview) -> int:
     view = memoryview(data)
     while view:
         written = out.write(view)

@@ -11,10 +11,11 @@ import os
 import queue
 import sys
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ..record.annotations import region, run_within
-from ..record.registry import TracerThread
+from ..tracer_thread import TracerThread
 from .naming import trace_file_name
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,7 +75,7 @@ class SnapshotIfSlow:
         self._began = 0.0
         self._region: region | None = None
 
-    def __enter__(self) -> "SnapshotIfSlow":
+    def __enter__(self) -> SnapshotIfSlow:
         if self.name is not None:
             self._region = region(self.name).__enter__()
         self._began = time.perf_counter()
@@ -88,7 +89,7 @@ class SnapshotIfSlow:
         if took >= self.threshold:
             self._request(f"slow-{self.name or 'call'}")
 
-    async def __aenter__(self) -> "SnapshotIfSlow":
+    async def __aenter__(self) -> SnapshotIfSlow:
         return self.__enter__()
 
     async def __aexit__(self, *exc: object) -> None:

@@ -12,10 +12,12 @@ import functools
 import inspect
 import itertools
 import time
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from ..format.events import ARG_SHIFT, WAKER_SHIFT, Kind, Waker
-from . import recorder as _recorder
+from ..format.events import ARG_SHIFT, Kind
+from . import current as _current
+from .hook_errors import caught
 from .native import speedups
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,7 +35,6 @@ _REGION_END = int(Kind.REGION_END)
 _LOG_CATEGORY = int(Kind.LOG_CATEGORY)
 _LOG_MESSAGE = int(Kind.LOG_MESSAGE)
 _LOG_TASK = int(Kind.LOG_TASK)
-_TASK_WAKER = int(Waker.TASK)
 
 
 class task:
@@ -44,14 +45,14 @@ class task:
     tasks created inside it, and tasks nested in it, name it as their parent.
     """
 
-    __slots__ = ("name", "id", "parent_id", "_token", "_ended")
+    __slots__ = ("_ended", "_token", "id", "name", "parent_id")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.parent_id = _user_task.get()
         self._ended = False
         self._token: contextvars.Token | None = None
-        rec = _recorder._current
+        rec = _current.recording
         if rec is None:
             self.id = 0
             return
@@ -78,11 +79,11 @@ class task:
                 _user_task.reset(self._token)
             except ValueError:  # ended from another context
                 pass
-        rec = _recorder._current
+        rec = _current.recording
         if rec is not None and self.id:
             rec.events.extend((_USER_TASK_END | self.id << ARG_SHIFT, time.perf_counter_ns(), rec.registry.current_g()))
 
-    def __enter__(self) -> "task":
+    def __enter__(self) -> task:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -92,21 +93,22 @@ class task:
 class _PythonRegion:
     """``region``'s entering and leaving where the C hooks are not in use."""
 
-    __slots__ = ("name", "_g", "_sid")
+    __slots__ = ("_g", "_sid", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._g = 0
         self._sid = 0
 
-    def __enter__(self) -> "region":
-        rec = _recorder._current
+    def __enter__(self) -> region:
+        rec = _current.recording
         if rec is not None:
             try:
                 ts = time.perf_counter_ns()
                 g = rec.registry.current_g()
                 sid = rec.interner.string(str(self.name))
             except Exception:  # a name that cannot be made text: the region is left out
+                caught("region")
                 return self  # type: ignore[return-value]
             out = [_REGION_BEGIN | sid << ARG_SHIFT, ts, g]
             parent = _user_task.get()
@@ -117,7 +119,7 @@ class _PythonRegion:
         return self  # type: ignore[return-value]
 
     def __exit__(self, *exc: object) -> None:
-        rec = _recorder._current
+        rec = _current.recording
         if rec is not None and self._g:
             rec.events.extend((_REGION_END | self._sid << ARG_SHIFT, time.perf_counter_ns(), self._g))
         self._g = 0
@@ -136,7 +138,7 @@ class region(_RegionBase):
 
     __slots__ = ()
 
-    async def __aenter__(self) -> "region":
+    async def __aenter__(self) -> region:
         return self.__enter__()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -147,7 +149,7 @@ class region(_RegionBase):
         return run_within(func, lambda: region(name))
 
 
-def annotation_sink(recorder: "_recorder.Recorder | None") -> None:
+def annotation_sink(recorder: _current.Recording | None) -> None:
     """Point the C regions at ``recorder``'s events (None: at nothing); nothing to do without the C hooks."""
     if _native is None:
         return
@@ -158,8 +160,6 @@ def annotation_sink(recorder: "_recorder.Recorder | None") -> None:
     _native.set_annotation_sink(
         rows=recorder.rows, threads=registry.threads, thread_g=registry.thread_g,
         strings=recorder.interner.strings, intern=recorder.interner.string, user_task=_user_task,
-        begin=_REGION_BEGIN, task=_REGION_TASK, end=_REGION_END, arg_shift=ARG_SHIFT,
-        task_waker=_TASK_WAKER, waker_shift=WAKER_SHIFT,
     )
 
 
@@ -184,7 +184,7 @@ def run_within(func: F, context: Callable[[], contextlib.AbstractContextManager]
 
 def log(category: str, message: str) -> None:
     """Record a message under a category, in the current goroutine and user task."""
-    rec = _recorder._current
+    rec = _current.recording
     if rec is None:
         return
     ts = time.perf_counter_ns()

@@ -27,18 +27,21 @@ import asyncio.base_events
 import asyncio.events
 import asyncio.selector_events
 import asyncio.tasks
-from asyncio import format_helpers
 import contextvars
 import functools
 import selectors
 import time
 import weakref
-from types import BuiltinFunctionType, CoroutineType, FunctionType, GeneratorType, MethodType
-from typing import Any, Callable
+from asyncio import format_helpers
+from collections.abc import Callable
+from types import BuiltinFunctionType, FunctionType, MethodType
+from typing import Any
 
 from ..format.events import (
     ARG_SHIFT,
     CALLBACK_SHIFT,
+    CATEGORY_MASK,
+    WAKER_MASK,
     WAKER_SHIFT,
     CallbackSource,
     Category,
@@ -50,6 +53,7 @@ from ..format.events import (
 )
 from .await_chain import AwaitChains
 from .handoff import NEVER, GilHandoff
+from .hook_errors import caught
 from .interner import Interner, function_name
 from .native import speedups
 from .patcher import Patcher
@@ -60,12 +64,14 @@ _get_running_loop = asyncio.events._get_running_loop
 
 
 def _task_classes() -> tuple[type, ...]:
-    return tuple({asyncio.Task, asyncio.tasks._PyTask})
+    return tuple({asyncio.Task, asyncio.tasks._PyTask})  # type: ignore[attr-defined]  # private: the Python Task
 
 
 class _ReadyHandle(asyncio.events.Handle):
     """A Handle that remembers when it was queued (``_xt_ts``) and by whom (``_xt_waker``)."""
 
+    _xt_ts: int
+    _xt_waker: int
     __slots__ = ("_xt_ts", "_xt_waker")
 
 
@@ -91,7 +97,8 @@ def _builds_handles_like_asyncio(call_soon: Callable[..., Any]) -> bool:
     whose ``Handle`` changed, the hook goes back to calling ``Handle.__init__``.
     """
     try:
-        loop, context = _QuietLoop(), contextvars.copy_context()
+        loop: Any = _QuietLoop()
+        context = contextvars.copy_context()
         ours, theirs = call_soon(loop, print, (1,), context), _ReadyHandle(print, (1,), loop, context)
         names = {name for cls in asyncio.events.Handle.__mro__ for name in getattr(cls, "__slots__", ())} - {"__weakref__", "__dict__"}
         return bool(names) and all(getattr(ours, name) is getattr(theirs, name) for name in names)
@@ -147,66 +154,84 @@ def install(
 ) -> Callable[[], None]:
     """Patch asyncio for one recording; ``patcher.restore()`` undoes it all.
 
-    With ``rows`` (a ``_speedups.Rows`` the writer drains), ``Handle._run``
-    and ``call_soon`` are hooked by the C versions of the hooks below, which
-    store steps and callbacks there; without, by the Python ones.
+    With ``rows`` (a ``_speedups.Rows`` the writer drains), ``Handle._run``,
+    ``call_soon``, ``create_task`` and ``_process_events`` are hooked by the
+    C versions of the hooks below, which store their events there; without,
+    by the Python ones.
 
     Returns a function to call just before stopping: it records the tasks
     that are ready but have not run yet.
     """
-    emit = events.extend
-    clock = time.perf_counter_ns
-    local = registry.local
-    tasks = registry.tasks
-    loops = registry.loops
-    task_g = registry.task_g
-    loop_id = registry.loop_id
-    chains = AwaitChains(interner)
-    names = CallbackNames(interner)
-    name_cache = names.cache
-    executor_futures: weakref.WeakSet = weakref.WeakSet()
+    hooks = _Shared(events, registry, interner, rows)
+    _hook_steps(patcher, hooks)
+    _hook_call_soon(patcher, hooks)
+    _hook_create_task(patcher, hooks, interner)
+    _hook_loop_lifecycle(patcher, hooks, warn)
+    _hook_io(patcher, hooks, handoff)
+    _hook_executor(patcher, hooks)
+    return functools.partial(_record_still_ready, hooks)
 
-    task_classes = _task_classes()
-    is_task_type: dict[type, bool] = {}
-    step_callback_types = {BuiltinFunctionType, MethodType}
-    wrapper_type = _step_wrapper_type()  # the C task schedules its steps through it
-    if wrapper_type is not None:
-        step_callback_types.add(wrapper_type)
-    TimerHandle = asyncio.events.TimerHandle
 
-    STEP = int(Kind.TASK_STEP)
-    READY = int(Kind.TASK_READY)
-    DONE = int(Kind.TASK_DONE)
-    CB_BEGIN = int(Kind.CALLBACK_BEGIN)
-    CB_END = int(Kind.CALLBACK_END)
-    SHIFT = 8
-    TASK_WAKER = int(Waker.TASK)
-    WAKER_TIMER, WAKER_IO, WAKER_CALLBACK = int(Waker.TIMER), int(Waker.IO), int(Waker.CALLBACK)
-    SOURCE_TIMER, SOURCE_IO, SOURCE_SOON = int(CallbackSource.TIMER), int(CallbackSource.IO), int(CallbackSource.SOON)
-    DONE_CANCELLED, DONE_RETURNED, DONE_RAISED = (DONE | int(outcome) << SHIFT for outcome in (Outcome.CANCELLED, Outcome.RETURNED, Outcome.RAISED))
-    IDLE_BEGIN, IDLE_END = int(Kind.LOOP_IDLE_BEGIN), int(Kind.LOOP_IDLE_END)
-    CAT_MASK = 0xF << SHIFT
-    SYSCALL_BITS = int(Category.SYSCALL) << SHIFT
+class _Shared:
+    """What the asyncio hooks of one recording share: where events go, the ids, the await chains."""
 
-    cache_get = chains.cache.get
-    define_chain = chains.define
-    one_await = chains.one_await
-    CoroType = CoroutineType
-    GenType = GeneratorType
-    ReadyHandle = _ReadyHandle
-    new_handle = object.__new__
-    fill_directly = True  # until the check below says otherwise
+    def __init__(self, events: EventStore, registry: Registry, interner: Interner, rows: Any) -> None:
+        self.emit = events.extend
+        self.clock = time.perf_counter_ns
+        self.registry = registry
+        self.local = registry.local
+        self.tasks = registry.tasks
+        self.loops = registry.loops
+        self.chains = AwaitChains(interner)
+        self.names = CallbackNames(interner)
+        self.executor_futures: weakref.WeakSet[Any] = weakref.WeakSet()  # run_in_executor's: their waits are syscalls
+        self.wrapper_type = _step_wrapper_type()  # the C task schedules its steps through it
+        self.step_callback_types: set[type] = {BuiltinFunctionType, MethodType}  # the callbacks that may be a task's step
+        if self.wrapper_type is not None:
+            self.step_callback_types.add(self.wrapper_type)
+        self.rows = rows
+        self.native = speedups() if rows is not None else None  # the C hooks, where they store into rows
 
-    def end_code(task: Any) -> int:
+    def end_code(self, task: Any) -> int:
         """The event code for a step that left ``task`` done, or runnable after a bare yield."""
         if task.done():
-            tasks.pop(id(task), None)
+            self.tasks.pop(id(task), None)
             if task.cancelled():
-                return DONE_CANCELLED
+                return _DONE_CANCELLED
             # ``_exception``, not ``exception()``: that would mark it retrieved
-            return DONE_RETURNED if task._exception is None else DONE_RAISED
-        return chains.code_for(task._coro, None)
+            return _DONE_RETURNED if task._exception is None else _DONE_RAISED
+        return self.chains.code_for(task._coro, None)
 
+    def thread_waker(self) -> int:
+        """The waker code of the calling thread, when no task step or callback runs in it."""
+        try:
+            return pack_waker(Waker.THREAD, self.registry.thread_g())
+        except Exception:
+            caught("asyncio.call_soon")
+            return 0
+
+
+_STEP = int(Kind.TASK_STEP)
+_READY = int(Kind.TASK_READY)
+_DONE_CANCELLED, _DONE_RETURNED, _DONE_RAISED = (pack(Kind.TASK_DONE, o) for o in (Outcome.CANCELLED, Outcome.RETURNED, Outcome.RAISED))
+_CALLBACK_BEGIN, _CALLBACK_END = int(Kind.CALLBACK_BEGIN), int(Kind.CALLBACK_END)
+_IDLE_BEGIN, _IDLE_END = int(Kind.LOOP_IDLE_BEGIN), int(Kind.LOOP_IDLE_END)
+_TASK_WAKER = int(Waker.TASK)
+_CATEGORY_BITS = CATEGORY_MASK << ARG_SHIFT  # a TASK_SUSPEND code's category
+_SYSCALL_BITS = int(Category.SYSCALL) << ARG_SHIFT
+
+
+def _hook_steps(patcher: Patcher, hooks: _Shared) -> None:
+    """``Handle._run``: a task's step as [TASK_READY,] TASK_STEP then its suspension or end; other callbacks as CALLBACK_BEGIN/END."""
+    emit, clock, local, tasks, loops = hooks.emit, hooks.clock, hooks.local, hooks.tasks, hooks.loops
+    task_g, loop_id = hooks.registry.task_g, hooks.registry.loop_id
+    step_callback_types, end_code, executor_futures = hooks.step_callback_types, hooks.end_code, hooks.executor_futures
+    code_for, names = hooks.chains.code_for, hooks.names
+    name_cache = names.cache
+    task_classes = _task_classes()
+    is_task_type: dict[type, bool] = {}
+    timer_handle = asyncio.events.TimerHandle
+    ready_handle = _ReadyHandle
     orig_run = asyncio.events.Handle._run
 
     def handle_run(handle: Any) -> None:
@@ -220,7 +245,7 @@ def install(
             if known:
                 g = tasks.get(id(task)) or task_g(task)
                 prev = local.cur
-                local.cur = TASK_WAKER | g << 3
+                local.cur = _TASK_WAKER | g << WAKER_SHIFT
                 start = clock()
                 try:
                     handle._context.run(cb, *handle._args)
@@ -230,40 +255,20 @@ def install(
                     report_callback_error(handle, exc)
                 finally:
                     local.cur = prev
-                # one append per step: ready (if known), step start, step end
-                try:
+                try:  # one append per step: ready (if known), step start, step end
                     waiter = task._fut_waiter
                     if waiter is None:
                         code = end_code(task)
-                    else:  # suspended: the common case, inlined
-                        # the await chain's key: the awaited future's type, then
-                        # the code id and offset of each frame, outermost first
-                        # (0 for a code with one suspension point: no frame object needed)
-                        c = coro = task._coro
-                        key = type(waiter)
-                        while True:
-                            kind = type(c)
-                            if kind is CoroType:
-                                cid = id(c.cr_code)
-                                key = (key, cid, 0 if cid in one_await else c.cr_frame.f_lasti)
-                                c = c.cr_await
-                            elif kind is GenType:
-                                f = c.gi_frame
-                                if f is None:
-                                    break
-                                key = (key, id(f.f_code), f.f_lasti)
-                                c = c.gi_yieldfrom
-                            else:
-                                break
-                        code = cache_get(key) or define_chain(key, coro, waiter)
-                        if not code & CAT_MASK and waiter in executor_futures:
-                            code |= SYSCALL_BITS
-                    if type(handle) is ReadyHandle:
-                        emit((READY | handle._xt_waker << SHIFT, handle._xt_ts, g, STEP, start, g, code, clock(), g))
+                    else:  # suspended
+                        code = code_for(task._coro, waiter)
+                        if not code & _CATEGORY_BITS and waiter in executor_futures:
+                            code |= _SYSCALL_BITS
+                    if type(handle) is ready_handle:
+                        emit((_READY | handle._xt_waker << ARG_SHIFT, handle._xt_ts, g, _STEP, start, g, code, clock(), g))
                     else:
-                        emit((STEP, start, g, code, clock(), g))
+                        emit((_STEP, start, g, code, clock(), g))
                 except Exception:
-                    pass
+                    caught("asyncio.step")
                 return
         run_callback(handle, cb)
 
@@ -276,18 +281,19 @@ def install(
             sid = name_cache.get(cb.__func__ if kind is MethodType else cb.__code__ if kind is FunctionType else None)
             if sid is None:
                 sid = names.name_id(cb)
-            if type(handle) is TimerHandle:
-                source, waker = SOURCE_TIMER, WAKER_TIMER
+            if type(handle) is timer_handle:
+                source, waker = _SOURCE_TIMER, _WAKER_TIMER
             elif id(handle) in local.io:
-                source, waker = SOURCE_IO, WAKER_IO
+                source, waker = _SOURCE_IO, _WAKER_IO
             else:
-                source, waker = SOURCE_SOON, WAKER_CALLBACK
+                source, waker = _SOURCE_SOON, _WAKER_CALLBACK
         except Exception:
+            caught("asyncio.callback")
             orig_run(handle)
             return
         prev = local.cur
         local.cur = sid << WAKER_SHIFT | waker
-        emit((CB_BEGIN | (sid << CALLBACK_SHIFT | source) << SHIFT, clock(), lid))
+        emit((_CALLBACK_BEGIN | (sid << CALLBACK_SHIFT | source) << ARG_SHIFT, clock(), lid))
         try:
             handle._context.run(cb, *handle._args)
         except (SystemExit, KeyboardInterrupt):
@@ -296,36 +302,40 @@ def install(
             report_callback_error(handle, exc)
         finally:
             local.cur = prev
-            emit((CB_END, clock(), lid))
+            emit((_CALLBACK_END, clock(), lid))
 
-    native = speedups() if rows is not None else None
-    if native is not None:
-        handle_run = native.StepRunner(
+    run: Any = handle_run
+    if hooks.native is not None:
+        chains = hooks.chains
+        run = hooks.native.StepRunner(
             fallback=handle_run, run_callback=run_callback, step_types=step_callback_types,
             task_classes=task_classes, is_task_type=is_task_type, tasks=tasks, task_g=task_g, local=local,
-            rows=rows, one_await=one_await, chain_cache=chains.cache, define_chain=define_chain,
-            executor_futures=executor_futures, ready_type=ReadyHandle,
-            report_error=report_callback_error, clock=clock, code_for=chains.code_for, task_type=asyncio.Task,
-            step_wrapper_type=wrapper_type, loops=loops, loop_id=loop_id, name_cache=name_cache,
-            name_id=names.name_id, timer_type=TimerHandle, looked_at=chains.looked_at,
-            task_waker=TASK_WAKER, waker_shift=WAKER_SHIFT, step=STEP, ready=READY, shift=SHIFT,
-            cat_mask=CAT_MASK, syscall_bits=SYSCALL_BITS,
-            done_cancelled=DONE_CANCELLED, done_returned=DONE_RETURNED, done_raised=DONE_RAISED,
-            callback_begin=CB_BEGIN, callback_end=CB_END, callback_shift=CALLBACK_SHIFT, source_timer=SOURCE_TIMER,
-            source_io=SOURCE_IO, source_soon=SOURCE_SOON, waker_timer=WAKER_TIMER, waker_io=WAKER_IO,
-            waker_callback=WAKER_CALLBACK,
+            rows=hooks.rows, one_await=chains.one_await, chain_cache=chains.cache, define_chain=chains.define,
+            executor_futures=executor_futures, ready_type=ready_handle,
+            report_error=report_callback_error, clock=clock, code_for=code_for, task_type=asyncio.Task,
+            step_wrapper_type=hooks.wrapper_type, loops=loops, loop_id=loop_id, name_cache=name_cache,
+            name_id=names.name_id, timer_type=timer_handle, looked_at=chains.looked_at,
         )
-    patcher.replace(asyncio.events.Handle, "_run", handle_run)
+    patcher.replace(asyncio.events.Handle, "_run", run)
+
+
+_SOURCE_TIMER, _SOURCE_IO, _SOURCE_SOON = int(CallbackSource.TIMER), int(CallbackSource.IO), int(CallbackSource.SOON)
+_WAKER_TIMER, _WAKER_IO, _WAKER_CALLBACK = int(Waker.TIMER), int(Waker.IO), int(Waker.CALLBACK)
+
+
+def _hook_call_soon(patcher: Patcher, hooks: _Shared) -> None:
+    """``BaseEventLoop._call_soon``: each handle remembers when it was queued and by whom (for TASK_READY)."""
+    clock, local, thread_waker = hooks.clock, hooks.local, hooks.thread_waker
+    ready_handle = _ReadyHandle
+    new_handle = object.__new__
+    fill_directly = True  # until the check below says otherwise
 
     def call_soon(loop: Any, callback: Any, args: Any, context: Any) -> Any:
-        """Replaces ``BaseEventLoop._call_soon``: queues the handle as asyncio does.
-
-        The handle also remembers when it was queued and by whom, so that the
-        step it runs can be recorded as TASK_READY then TASK_STEP.
-        """
+        """Replaces ``BaseEventLoop._call_soon``: queues the handle as asyncio does, stamped."""
+        handle: Any
         # Handle.__init__'s work without its call (a loop's get_debug() returns its _debug)
         if fill_directly and context is not None and not loop._debug:
-            handle = new_handle(ReadyHandle)
+            handle = new_handle(ready_handle)
             handle._context = context
             handle._loop = loop
             handle._callback = callback
@@ -334,7 +344,7 @@ def install(
             handle._repr = None
             handle._source_traceback = None
         else:
-            handle = ReadyHandle(callback, args, loop, context)
+            handle = ready_handle(callback, args, loop, context)
             if handle._source_traceback:
                 del handle._source_traceback[-1]
         handle._xt_ts = clock()
@@ -342,22 +352,22 @@ def install(
         loop._ready.append(handle)
         return handle
 
-    def thread_waker() -> int:
-        try:
-            return pack_waker(Waker.THREAD, registry.thread_g())
-        except Exception:
-            return 0
-
     fill_directly = _builds_handles_like_asyncio(call_soon)
-    if native is not None:
+    soon: Any = call_soon
+    if hooks.native is not None:
         slots = ("_context", "_loop", "_callback", "_args", "_cancelled", "_repr", "_source_traceback", "_xt_ts", "_xt_waker")
-        call_soon = native.ReadySoon(
-            fallback=call_soon, ready_type=ReadyHandle, slots=tuple(getattr(ReadyHandle, name) for name in slots),
+        soon = hooks.native.ReadySoon(
+            fallback=call_soon, ready_type=ready_handle, slots=tuple(getattr(ready_handle, name) for name in slots),
             thread_waker=thread_waker, clock=clock,
         )
-        call_soon.fill_directly = fill_directly and _builds_handles_like_asyncio(call_soon)
-    patcher.replace(asyncio.base_events.BaseEventLoop, "_call_soon", call_soon)
+        soon.fill_directly = fill_directly and _builds_handles_like_asyncio(soon)
+    patcher.replace(asyncio.base_events.BaseEventLoop, "_call_soon", soon)
 
+
+def _hook_create_task(patcher: Patcher, hooks: _Shared, interner: Interner) -> None:
+    """``create_task``: TASK_CREATE with its creator and the task's description, and eager first steps (3.12+)."""
+    emit, clock, local, tasks, registry, chains, end_code = hooks.emit, hooks.clock, hooks.local, hooks.tasks, hooks.registry, hooks.chains, hooks.end_code
+    task_g = registry.task_g
     orig_create_task = asyncio.base_events.BaseEventLoop.create_task
 
     def create_task(loop: Any, coro: Any, *args: Any, **kwargs: Any) -> Any:
@@ -367,9 +377,10 @@ def install(
             prev_creating = local.creating
             local.creating = (coro, parent, ts)
         except Exception:
+            caught("asyncio.create_task")
             return orig_create_task(loop, coro, *args, **kwargs)
         try:
-            task = orig_create_task(loop, coro, *args, **kwargs)
+            task: Any = orig_create_task(loop, coro, *args, **kwargs)
         finally:
             local.creating = prev_creating
         try:
@@ -377,23 +388,23 @@ def install(
             if task.done() or task._fut_waiter is not None:
                 eager_step(task, coro, g, ts)
         except Exception:
-            pass
+            caught("asyncio.create_task")
         return task
 
     def eager_step(task: Any, coro: Any, g: int, ts: int) -> None:
         """Record the first step of a task that ran inside ``create_task`` (an eager task)."""
         code = end_code(task) if task._fut_waiter is None else chains.code_for(coro, task._fut_waiter)
-        emit((Kind.TASK_EAGER, ts, g, STEP, ts, g, code, clock(), g))
+        emit((Kind.TASK_EAGER, ts, g, _STEP, ts, g, code, clock(), g))
 
-    if native is not None:
-        create_task = native.TaskCreator(
+    create: Any = create_task
+    if hooks.native is not None:
+        create = hooks.native.TaskCreator(
             fallback=create_task, create_task=orig_create_task, tasks=tasks, local=local, threads=registry.threads,
-            thread_g=registry.thread_g, new_g=registry.new_g, loops=loops, loop_id=loop_id, task_funcs=registry.task_funcs,
-            task_func=registry.task_func, name_code=functools.partial(task_name_code, interner), eager_step=eager_step,
-            rows=rows, clock=clock, task_create=int(Kind.TASK_CREATE), task_loop=int(Kind.TASK_LOOP),
-            task_name=int(Kind.TASK_NAME), arg_shift=ARG_SHIFT, task_waker=TASK_WAKER, waker_shift=WAKER_SHIFT,
+            thread_g=registry.thread_g, new_g=registry.new_g, loops=hooks.loops, loop_id=registry.loop_id,
+            task_funcs=registry.task_funcs, task_func=registry.task_func,
+            name_code=functools.partial(task_name_code, interner), eager_step=eager_step, rows=hooks.rows, clock=clock,
         )
-    patcher.replace(asyncio.base_events.BaseEventLoop, "create_task", create_task)
+    patcher.replace(asyncio.base_events.BaseEventLoop, "create_task", create)
 
     orig_set_task_name = getattr(asyncio.tasks, "_set_task_name", None)
     if orig_set_task_name is not None:  # before 3.12, create_task(name=...) names the task afterwards
@@ -405,17 +416,23 @@ def install(
                 if g and name is not None:
                     registry.task_name(g, task.get_name())
             except Exception:
-                pass
+                caught("asyncio.task_name")
 
         patcher.replace(asyncio.tasks, "_set_task_name", set_task_name)
 
-    orig_run_forever = asyncio.base_events.BaseEventLoop.run_forever
+
+def _hook_loop_lifecycle(patcher: Patcher, hooks: _Shared, warn: Callable[[str], None]) -> None:
+    """``run_forever`` and ``close``: LOOP_START/LOOP_STOP; a warning for loops these hooks cannot see."""
+    emit, clock, registry = hooks.emit, hooks.clock, hooks.registry
+    base = asyncio.base_events.BaseEventLoop
+    orig_run_forever, orig_close = base.run_forever, base.close
 
     def run_forever(loop: Any) -> None:
         try:
-            lid = loop_id(loop)
+            lid = registry.loop_id(loop)
             emit((pack(Kind.LOOP_START, registry.thread_g()), clock(), lid))
         except Exception:
+            caught("asyncio.loop_start")
             lid = 0
         try:
             orig_run_forever(loop)
@@ -423,93 +440,19 @@ def install(
             if lid:
                 emit((Kind.LOOP_STOP, clock(), lid))
 
-    patcher.replace(asyncio.base_events.BaseEventLoop, "run_forever", run_forever)
-
-    orig_close = asyncio.base_events.BaseEventLoop.close
-
     def close(loop: Any) -> None:
         orig_close(loop)
         registry.forget_loop(loop)
 
-    patcher.replace(asyncio.base_events.BaseEventLoop, "close", close)
-
-    orig_process_events = asyncio.selector_events.BaseSelectorEventLoop._process_events
-
-    def process_events(loop: Any, event_list: Any) -> None:
-        if event_list:
-            try:
-                io = set()
-                for key, _mask in event_list:
-                    data = key.data
-                    if type(data) is tuple:
-                        for handle in data:
-                            if handle is not None:
-                                io.add(id(handle))
-                local.io = io
-            except Exception:
-                pass
-        orig_process_events(loop, event_list)
-
-    if native is not None:
-        process_events = native.IoReady(fallback=process_events, process_events=orig_process_events, local=local)
-    patcher.replace(asyncio.selector_events.BaseSelectorEventLoop, "_process_events", process_events)
-
-    def wrap_select(orig_select: Callable) -> Callable:
-        def select(selector: Any, timeout: float | None = None) -> Any:
-            if timeout is not None and timeout <= 0:
-                if clock() >= handoff.due:
-                    try:
-                        handoff.give_way()
-                    except Exception:
-                        pass
-                return orig_select(selector, timeout)
-            loop = _get_running_loop()
-            if loop is None or getattr(loop, "_selector", None) is not selector:
-                return orig_select(selector, timeout)
-            lid = loops.get(id(loop)) or loop_id(loop)
-            now = clock()
-            if handoff.inline_sampler is not None:
-                try:
-                    handoff.going_idle(now + timeout * 1e9 if timeout is not None else NEVER)
-                except Exception:
-                    pass
-            emit((IDLE_BEGIN, now, lid))
-            ready = []
-            try:
-                ready = orig_select(selector, timeout)
-            finally:
-                emit((IDLE_END | len(ready) << SHIFT, clock(), lid))
-            return ready
-
-        return select
-
-    for cls_name in ("SelectSelector", "PollSelector", "EpollSelector", "DevpollSelector", "KqueueSelector"):
-        cls = getattr(selectors, cls_name, None)
-        if cls is not None and "select" in vars(cls):
-            patcher.replace(cls, "select", wrap_select(vars(cls)["select"]))
-
-    orig_run_in_executor = asyncio.base_events.BaseEventLoop.run_in_executor
-
-    def run_in_executor(loop: Any, executor: Any, func: Any, *args: Any) -> Any:
-        local.last_work = 0
-        fut = orig_run_in_executor(loop, executor, func, *args)
-        try:
-            executor_futures.add(fut)
-            cur = local.cur
-            if local.last_work and cur & 7 == TASK_WAKER:  # a task submitted it, to a thread pool we see
-                emit((pack(Kind.TASK_AWAITS_WORK, local.last_work), clock(), cur >> WAKER_SHIFT))
-        except Exception:
-            pass
-        return fut
-
-    patcher.replace(asyncio.base_events.BaseEventLoop, "run_in_executor", run_in_executor)
+    patcher.replace(base, "run_forever", run_forever)
+    patcher.replace(base, "close", close)
 
     warned: set[type] = set()
 
     def check_loop(loop: Any) -> None:
         """Warn once per loop class that these hooks cannot see (uvloop, for example)."""
         kind = type(loop)
-        if loop is not None and kind not in warned and not isinstance(loop, asyncio.base_events.BaseEventLoop):
+        if loop is not None and kind not in warned and not isinstance(loop, base):
             warned.add(kind)
             warn(f"event loops of type {kind.__module__}.{kind.__qualname__} cannot be hooked; "
                  "their tasks and callbacks are not traced (threads, GC and annotations still are)")
@@ -533,24 +476,108 @@ def install(
         patcher.replace(runner, "_lazy_init", lazy_init)
     check_loop(_get_running_loop())
 
-    def record_still_ready() -> None:
-        for loop in registry.known_loops():
-            for handle in list(getattr(loop, "_ready", ())):
-                cb = handle._callback
-                if type(handle) is ReadyHandle and not handle._cancelled and type(cb) in step_callback_types:
-                    task = cb.__self__
-                    g = tasks.get(id(task))
-                    if g:
-                        emit((READY | handle._xt_waker << SHIFT, handle._xt_ts, g))
 
-    return record_still_ready
+def _hook_io(patcher: Patcher, hooks: _Shared, handoff: GilHandoff) -> None:
+    """Which handles a select made ready (``_process_events``), and the loop's idle time in the selectors' ``select``.
+
+    A busy loop's ``select(0)`` also gives way to the tracer's threads when
+    they are due (see ``handoff``); a blocking one hands the sampler's
+    ticks back.
+    """
+    emit, clock, local, loops, loop_id = hooks.emit, hooks.clock, hooks.local, hooks.loops, hooks.registry.loop_id
+    orig_process_events = asyncio.selector_events.BaseSelectorEventLoop._process_events  # type: ignore[attr-defined]
+
+    def process_events(loop: Any, event_list: Any) -> None:
+        if event_list:
+            try:
+                io = set()
+                for key, _mask in event_list:
+                    data = key.data
+                    if type(data) is tuple:
+                        for handle in data:
+                            if handle is not None:
+                                io.add(id(handle))
+                local.io = io
+            except Exception:
+                caught("asyncio.process_events")
+        orig_process_events(loop, event_list)
+
+    process: Any = process_events
+    if hooks.native is not None:
+        process = hooks.native.IoReady(fallback=process_events, process_events=orig_process_events, local=local)
+    patcher.replace(asyncio.selector_events.BaseSelectorEventLoop, "_process_events", process)
+
+    def wrap_select(orig_select: Callable[..., Any]) -> Callable[..., Any]:
+        def select(selector: Any, timeout: float | None = None) -> Any:
+            if timeout is not None and timeout <= 0:
+                if clock() >= handoff.due:
+                    try:
+                        handoff.give_way()
+                    except Exception:
+                        caught("asyncio.select")
+                return orig_select(selector, timeout)
+            loop = _get_running_loop()
+            if loop is None or getattr(loop, "_selector", None) is not selector:
+                return orig_select(selector, timeout)
+            lid = loops.get(id(loop)) or loop_id(loop)
+            now = clock()
+            if handoff.inline_sampler is not None:
+                try:
+                    handoff.going_idle(now + timeout * 1e9 if timeout is not None else NEVER)
+                except Exception:
+                    caught("asyncio.select")
+            emit((_IDLE_BEGIN, now, lid))
+            ready = []
+            try:
+                ready = orig_select(selector, timeout)
+            finally:
+                emit((_IDLE_END | len(ready) << ARG_SHIFT, clock(), lid))
+            return ready
+
+        return select
+
+    for cls_name in ("SelectSelector", "PollSelector", "EpollSelector", "DevpollSelector", "KqueueSelector"):
+        cls = getattr(selectors, cls_name, None)
+        if cls is not None and "select" in vars(cls):
+            patcher.replace(cls, "select", wrap_select(vars(cls)["select"]))
+
+
+def _hook_executor(patcher: Patcher, hooks: _Shared) -> None:
+    """``run_in_executor``: its futures' waits are ``syscall``; TASK_AWAITS_WORK names the pool work item."""
+    emit, clock, local, executor_futures = hooks.emit, hooks.clock, hooks.local, hooks.executor_futures
+    orig_run_in_executor = asyncio.base_events.BaseEventLoop.run_in_executor
+
+    def run_in_executor(loop: Any, executor: Any, func: Any, *args: Any) -> Any:
+        local.last_work = 0
+        fut = orig_run_in_executor(loop, executor, func, *args)
+        try:
+            executor_futures.add(fut)
+            cur = local.cur
+            if local.last_work and cur & WAKER_MASK == _TASK_WAKER:  # a task submitted it, to a thread pool we see
+                emit((pack(Kind.TASK_AWAITS_WORK, local.last_work), clock(), cur >> WAKER_SHIFT))
+        except Exception:
+            caught("asyncio.run_in_executor")
+        return fut
+
+    patcher.replace(asyncio.base_events.BaseEventLoop, "run_in_executor", run_in_executor)
+
+
+def _record_still_ready(hooks: _Shared) -> None:
+    """TASK_READY for the tasks queued to run that have not run yet (called just before stopping)."""
+    for loop in hooks.registry.known_loops():
+        for handle in list(getattr(loop, "_ready", ())):
+            cb = handle._callback
+            if type(handle) is _ReadyHandle and not handle._cancelled and type(cb) in hooks.step_callback_types:
+                g = hooks.tasks.get(id(cb.__self__))
+                if g:
+                    hooks.emit((_READY | handle._xt_waker << ARG_SHIFT, handle._xt_ts, g))
 
 
 def report_callback_error(handle: Any, exc: BaseException) -> None:
     """Hand an exception from a callback to the loop's handler, as ``Handle._run`` does."""
     loop = handle._loop
     try:
-        source = format_helpers._format_callback_source(handle._callback, handle._args, debug=loop.get_debug())
+        source = format_helpers._format_callback_source(handle._callback, handle._args, debug=loop.get_debug())  # type: ignore[call-arg]  # 3.12+
     except TypeError:  # before 3.12 there is no ``debug`` argument
         source = format_helpers._format_callback_source(handle._callback, handle._args)
     context = {"message": f"Exception in callback {source}", "exception": exc, "handle": handle}
@@ -559,7 +586,7 @@ def report_callback_error(handle: Any, exc: BaseException) -> None:
     loop.call_exception_handler(context)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _step_wrapper_type() -> type | None:
     """The private type the C Task wraps its steps in (None without the C accelerator).
 
@@ -573,7 +600,7 @@ def _step_wrapper_type() -> type | None:
         seen.append(type(callback))
         return asyncio.events.Handle(callback, args, loop, context)
 
-    loop._call_soon = spy  # type: ignore[method-assign]
+    loop._call_soon = spy  # type: ignore[attr-defined]  # private: the loop's own queueing
 
     async def nothing() -> None:
         return None
@@ -581,7 +608,7 @@ def _step_wrapper_type() -> type | None:
     coro = nothing()
     try:
         task = asyncio.Task(coro, loop=loop)
-        task._log_destroy_pending = False
+        task._log_destroy_pending = False  # type: ignore[attr-defined]  # private: no 'destroyed but pending' warning
     finally:
         coro.close()
         loop.close()

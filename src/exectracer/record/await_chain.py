@@ -17,8 +17,9 @@ import asyncio.subprocess
 import asyncio.tasks
 import dis
 import inspect
+from collections.abc import Iterator
 from types import CodeType, CoroutineType, FrameType, GeneratorType
-from typing import Any, Iterator
+from typing import Any
 
 from ..format.events import CATEGORY_SHIFT, Category, Kind, pack
 from .interner import Interner
@@ -60,7 +61,7 @@ _CATEGORY_FUNCTIONS: dict[Category, list[tuple[Any, tuple[str, ...]]]] = {
 }
 
 # Futures whose type alone tells the category when no frame does.
-_SYNC_FUTURE_TYPES = (asyncio.Task, getattr(asyncio.tasks, "_PyTask", asyncio.Task), asyncio.tasks._GatheringFuture)
+_SYNC_FUTURE_TYPES = (asyncio.Task, getattr(asyncio.tasks, "_PyTask", asyncio.Task), asyncio.tasks._GatheringFuture)  # type: ignore[attr-defined]  # private: gather()'s future
 
 
 def _codes_by_category() -> dict[int, tuple[Category, CodeType]]:
@@ -149,11 +150,11 @@ class AwaitChains:
         interner = self._interner
         frame_ids = tuple(interner.frame_of(frame, qualname) for frame, qualname in reversed(chain))
         for frame, _ in chain:  # interned now: their ids stay unique
-            code = frame.f_code
-            if id(code) not in self.looked_at:
-                self.looked_at.add(id(code))
-                if code.co_flags & inspect.CO_COROUTINE and _suspension_points(code) == 1:
-                    self.one_await.add(id(code))
+            frame_code = frame.f_code
+            if id(frame_code) not in self.looked_at:
+                self.looked_at.add(id(frame_code))
+                if frame_code.co_flags & inspect.CO_COROUTINE and _suspension_points(frame_code) == 1:
+                    self.one_await.add(id(frame_code))
         stack = interner.stack(frame_ids)
         category = self.categorize([frame for frame, _ in chain], waiter)
         code = pack(Kind.TASK_SUSPEND, (stack << CATEGORY_SHIFT) | category)

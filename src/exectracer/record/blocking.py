@@ -13,11 +13,14 @@ import functools
 import sys
 import time
 import weakref
+from collections.abc import Callable
 from threading import get_ident
 from types import FrameType
-from typing import Any, Callable
+from typing import Any
 
-from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Waker
+from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Category, Kind
+from . import current as _current
+from .hook_errors import caught
 from .native import speedups
 from .registry import Registry
 from .store import EventStore
@@ -40,9 +43,7 @@ class Waits:
         self._native = speedups()  # its Timed wrappers record waits there, and know when a call is inside one
         if self._native is not None:
             self._native.set_wait_sink(
-                threshold=threshold_ns, rows=rows, threads=registry.threads, thread_g=registry.thread_g,
-                of_key=stacks.of_key, block=BLOCK, unblock=UNBLOCK, arg_shift=ARG_SHIFT, category_shift=CATEGORY_SHIFT,
-                sync=int(Category.SYNC), task_waker=int(Waker.TASK), waker_shift=WAKER_SHIFT,  # for its lock wrapper
+                threshold=threshold_ns, rows=rows, threads=registry.threads, thread_g=registry.thread_g, of_key=stacks.of_key,
             )
 
     def close(self) -> None:
@@ -75,6 +76,7 @@ class Waits:
                 self._emit((code, start, g, UNBLOCK | waker << ARG_SHIFT, end, g))
             return True
         except Exception:
+            caught("thread_wait")
             return False
 
 
@@ -131,7 +133,7 @@ def timed(
     if native is not None:  # the same in C: a short call costs two clock reads, not a Python call
 
         def record(start: int, end: int, frame: FrameType | None, args: tuple) -> None:
-            rec = _recorder._current
+            rec = _current.recording
             if rec is not None and rec.waits is not None:
                 _record_call(rec, start, end, cat, frame, args, None, waker, due)  # loop_selector is checked in C
 
@@ -155,7 +157,7 @@ def _python_timed(func: Callable, cat: int, skip: Skip | None, waker: WakerOf | 
             return func(*args, **kwargs)
         finally:
             end = clock()
-            rec = _recorder._current
+            rec = _current.recording
             if rec is not None and rec.waits is not None and end - start >= rec.waits.threshold_ns:
                 _record_call(rec, start, end, cat, getframe(1), args, skip, waker, due)
 
@@ -172,16 +174,13 @@ def running_loop_selector(args: tuple) -> bool:
     return loop is not None and getattr(loop, "_selector", None) is args[0]
 
 
-def _record_call(rec: Any, start: int, end: int, cat: int, frame: FrameType, args: tuple, skip: Skip | None, waker: WakerOf | None, due: Due | None) -> None:
+def _record_call(rec: _current.Recording, start: int, end: int, cat: int, frame: FrameType | None, args: tuple, skip: Skip | None, waker: WakerOf | None, due: Due | None) -> None:
     try:
         if skip is not None and skip(args):
             return
-        if rec.waits.record(start, end, cat, frame, waker(args) if waker is not None else 0) and due is not None:
+        waits = rec.waits
+        if waits is not None and waits.record(start, end, cat, frame, waker(args) if waker is not None else 0) and due is not None:
             rec.gil.observe(rec.registry.thread_g(), start + due(args), end)
     except Exception:
-        pass
+        caught("thread_wait")
 
-
-# Last: the recorder imports the hook modules, which import this one, so whichever is imported
-# first, the recorder must find this module's names already defined.
-from . import recorder as _recorder  # noqa: E402

@@ -6,13 +6,13 @@ import gc
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from ..format.events import Kind, pack
+from .hook_errors import caught
 from .procfs import open_proc, start_reader
 from .registry import Registry
 from .store import EventStore
-
 
 MAX_HEAP_SHARE = 0.001  # of the time of the threads that read the heap figures, at most
 
@@ -75,7 +75,7 @@ def install(events: EventStore, registry: Registry, heap: HeapProbe) -> Callable
                 emit((pack(Kind.GC_END, info.get("collected", 0)), ts, g, pack(Kind.GC_UNCOLLECTABLE, info.get("uncollectable", 0)), ts, g))
                 emit(heap.events(0, ts))
         except Exception:
-            pass
+            caught("gc.callback")
 
     gc.callbacks.append(on_gc)
 

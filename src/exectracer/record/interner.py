@@ -12,7 +12,7 @@ UNKNOWN = 0  # string id 0 is "?" and stack id 0 is the empty stack
 
 def function_name(code: CodeType, module: str | None, qualname: str | None = None) -> str:
     """``module.qualname`` for a code object (``qualname`` given, or from the code on 3.11+)."""
-    qual = qualname or getattr(code, "co_qualname", code.co_name)
+    qual = qualname if qualname else str(getattr(code, "co_qualname", code.co_name))
     return f"{module}.{qual}" if module else qual
 
 

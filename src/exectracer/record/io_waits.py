@@ -27,8 +27,9 @@ import selectors
 import signal
 import socket
 import time
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from ..format.events import Category
 from .blocking import Due, timed
@@ -96,11 +97,11 @@ def install_subprocess(patcher: Patcher, subprocess: ModuleType) -> None:
 def _patcher(patcher: Patcher) -> Callable[..., None]:
     """A function that replaces ``owner``'s functions ``names`` by timed wrappers, through ``patcher``."""
 
-    def patch(owner: Any, names: tuple[str, ...], category: Category, due: Due | None = None, **how: bool) -> None:
+    def patch(owner: Any, names: tuple[str, ...], category: Category, due: Due | None = None, *, socket_method: bool = False, loop_selector: bool = False) -> None:
         for name in names:
             func = getattr(owner, name, None)
             if func is not None:
-                patcher.replace(owner, name, timed(func, category, due=due, **how))
+                patcher.replace(owner, name, timed(func, category, due=due, socket_method=socket_method, loop_selector=loop_selector))
 
     return patch
 

@@ -1,8 +1,9 @@
 """The optional C versions of the hottest hooks, and the switch that turns them off.
 
-``_speedups`` (built from ``_speedups.c`` when the package is installed
-with a C compiler) holds the task-step, callback and ``call_soon`` hooks,
-the thread-wait wrapper, and the columns they store events in. The Python
+``_speedups`` (built from the C files in ``csrc/`` when the package is
+installed with a C compiler; ``csrc/speedups.h`` says which holds what)
+holds the task-step, callback and ``call_soon`` hooks, the thread-wait
+wrapper, and the columns they store events in. The Python
 hooks in ``asyncio_hooks`` and ``blocking`` do the same work and run
 wherever it is missing, or when the environment sets
 ``EXECTRACER_PURE_PYTHON`` to a non-empty value when the recorder is first

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from ..format.events import ARG_SHIFT, Kind
+from .hook_errors import caught
 from .patcher import Patcher
 from .registry import Registry
 from .store import EventStore
@@ -39,7 +40,7 @@ def install(patcher: Patcher, events: EventStore, registry: Registry, cf_thread:
             registry.local.last_work = wid
             emit((SUBMIT | wid << ARG_SHIFT, clock(), registry.current_g()))
         except Exception:
-            pass
+            caught("pool.submit")
 
     def run(item: Any) -> None:
         wid = getattr(item, _ID_ATTR, 0)
@@ -49,6 +50,7 @@ def install(patcher: Patcher, events: EventStore, registry: Registry, cf_thread:
                 g = registry.thread_g()
                 emit((BEGIN | wid << ARG_SHIFT, clock(), g))
             except Exception:
+                caught("pool.run")
                 g = 0
         try:
             orig_run(item)

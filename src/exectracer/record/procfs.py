@@ -9,7 +9,7 @@ these files holding the GIL they already have.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 from .gil import gil_enabled
 from .native import speedups
@@ -44,7 +44,7 @@ def start_reader() -> Callable[[int], bytes]:
                 return buf.raw[:n]
 
             return read
-        except Exception:  # no ctypes, or no pread in the process's symbols
+        except Exception:  # noqa: S110 (a probe, not a hook: no ctypes, or no pread in the process's symbols: os.pread below)
             pass
     pread = os.pread  # bound now, before any hook could wrap it
     return lambda fd: pread(fd, 256, 0)

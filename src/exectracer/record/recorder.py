@@ -10,26 +10,29 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, BinaryIO, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from .. import __version__
 from ..format.chunks import FORMAT_VERSION, MAX_CHUNK_BYTES
 from ..format.encoder import EVENT_BYTES
-from . import annotations as _annotations, gc_hooks, io_waits, pool_hooks, sync_waits, thread_hooks
+from ..version import __version__
+from . import annotations as _annotations
+from . import current as _current
+from . import gc_hooks, hook_errors, io_waits, pool_hooks, sync_waits, thread_hooks
 from .blocking import Waits
 from .gc_hooks import HeapProbe
 from .gil import GilLateness
 from .handoff import GilHandoff
 from .imports import ImportHooks
 from .interner import Interner
-from .native import hook_state as native_hook_state, speedups
+from .native import hook_state as native_hook_state
+from .native import speedups
 from .patcher import Patcher
 from .registry import Registry
 from .sampler import Sampler
 from .store import new_store
 from .thread_stacks import FrameStacks
-from .writer import Writer, open_sink
-
+from .writer import Sink, Writer, open_sink
 
 MAX_CHUNK_EVENTS = MAX_CHUNK_BYTES // EVENT_BYTES  # the most events a chunk can hold: readers refuse larger payloads
 
@@ -71,7 +74,7 @@ class Options:
             raise ValueError("sample_interval must be a number of seconds, 0 (off) or more")
 
     @classmethod
-    def from_kwargs(cls, kwargs: dict[str, Any]) -> "Options":
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> Options:
         """Build options, naming unknown keywords in the error."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(kwargs) - known)
@@ -86,7 +89,7 @@ def in_memory_defaults(max_bytes: int, window: float | None = None) -> dict[str,
     Nothing reads such a recording before it stops or a snapshot flushes it,
     so chunks are made seldom: making one costs a busy program a few
     hand-overs of the GIL and its compression some CPU, and those set its
-    tail latency (see performance.md). A chunk's raw events stay within 3/8
+    tail latency (see bench/LOG.md). A chunk's raw events stay within 3/8
     of ``max_bytes``, so that a ring of that size holds several chunks.
 
     ``window``: a recording of that many seconds at most (a capture), whose
@@ -100,7 +103,7 @@ def in_memory_defaults(max_bytes: int, window: float | None = None) -> dict[str,
 class Recorder:
     """One recording: the event store, the hooks and the writer."""
 
-    def __init__(self, dest: "str | os.PathLike[str] | BinaryIO", options: Options) -> None:
+    def __init__(self, dest: str | os.PathLike[str] | Sink, options: Options) -> None:
         self.options = options
         self.dest_name = os.fspath(dest) if isinstance(dest, (str, os.PathLike)) else getattr(dest, "name", repr(dest))
         native = speedups()
@@ -111,10 +114,10 @@ class Recorder:
         self.warnings: list[str] = []
         self._patcher = Patcher()
         self._imports = ImportHooks(self.warn)  # hooks for modules not imported yet (asyncio, ssl, ...)
-        self._remove_gc = None
-        self._before_stop = None
+        self._remove_gc: Callable[[], None] | None = None
+        self._before_stop: Callable[[], None] | None = None
         self._heap = HeapProbe()
-        self._sink, self._owns_sink = open_sink(dest)
+        self._sink, self._close_sink = open_sink(dest)
         self.handoff = GilHandoff()  # when the threads below want the GIL from a busy loop
         self.writer = Writer(
             self._sink,
@@ -140,6 +143,7 @@ class Recorder:
 
     def start(self) -> None:
         """Write the header, start the writer and install the hooks."""
+        hook_errors.reset()
         self.writer.start(self._metadata())
         opts = self.options
         if opts.sample_interval > 0:  # before any thread is adopted or hooked: it is one of ours
@@ -188,18 +192,24 @@ class Recorder:
             try:
                 self._before_stop()
             except Exception:
-                pass
+                hook_errors.caught("asyncio.before_stop")
         self.active = False
         self._unhook()
         self._stop_sampler()
         self.events.extend(self._heap.events(0, time.perf_counter_ns(), force=True))
-        self.writer.stop({"clean": True, "stop_ns": time.perf_counter_ns(), "warnings": self.warnings})
+        errors = hook_errors.take()
+        self.writer.stop({"clean": True, "stop_ns": time.perf_counter_ns(), "warnings": self.warnings, "hook_errors": errors})
         self._heap.close()
-        if self._owns_sink:
-            self._sink.close()
+        if self._close_sink is not None:
+            self._close_sink()
         if self.writer.write_error:
             warnings.warn(f"exectracer: the trace {self.dest_name} is incomplete: {self.writer.write_error}", RuntimeWarning, stacklevel=3)
-        return {"events": self.writer.events_written, "events_lost": self.writer.events_lost, "bytes": self.writer.bytes_written}
+        return {
+            "events": self.writer.events_written,
+            "events_lost": self.writer.events_lost,
+            "bytes": self.writer.bytes_written,
+            "hook_errors": sum(int(error["count"]) for error in errors.values()),
+        }
 
     def abandon_after_fork(self) -> None:
         """In a forked child: stop recording without touching the parent's file."""
@@ -290,10 +300,9 @@ def _platform() -> str:
 
 
 _lock = threading.Lock()
-_current: Recorder | None = None
 
 
-def start(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) -> None:
+def start(dest: str | os.PathLike[str] | Sink, **options: Any) -> None:
     """Start tracing the whole process into ``dest`` (a path or a binary file object).
 
     Options are the fields of :class:`Options`. Raises :class:`TracingError`
@@ -307,16 +316,16 @@ def stop() -> dict:
     return stop_recorder()
 
 
-def start_recorder(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) -> Recorder:
+def start_recorder(dest: str | os.PathLike[str] | Sink, **options: Any) -> Recorder:
     """``start()``, returning the new recording (for integrations that must stop exactly it)."""
-    global _current
     opts = Options.from_kwargs(options)
     with _lock:
-        if _current is not None:
-            raise TracingError(f"tracing is already running (into {_current.dest_name}); call exectracer.stop() first")
+        running = current()
+        if running is not None:
+            raise TracingError(f"tracing is already running (into {running.dest_name}); call exectracer.stop() first")
         recorder = Recorder(dest, opts)
         recorder.start()
-        _current = recorder
+        _current.recording = recorder
         _annotations.annotation_sink(recorder)
     _register_fork_handler()
     return recorder
@@ -324,28 +333,28 @@ def start_recorder(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) ->
 
 def stop_recorder(recorder: Recorder | None = None) -> dict:
     """Stop the running recording, only if it is ``recorder`` when one is given; return its totals."""
-    global _current
     with _lock:
-        running = _current
+        running = current()
         if running is None or (recorder is not None and running is not recorder):
             raise TracingError("tracing is not running" if recorder is None else "this recording is not running")
-        _current = None
+        _current.recording = None
         _annotations.annotation_sink(None)
     return running.stop()
 
 
 def is_tracing() -> bool:
     """Whether a recording is running in this process."""
-    return _current is not None
+    return _current.recording is not None
 
 
 def current() -> Recorder | None:
-    """The running recorder, if any (for annotations and integrations)."""
-    return _current
+    """The running recorder, if any (for integrations)."""
+    running = _current.recording
+    return running if isinstance(running, Recorder) else None
 
 
 @contextlib.contextmanager
-def trace(dest: "str | os.PathLike[str] | BinaryIO", **options: Any) -> Iterator[None]:
+def trace(dest: str | os.PathLike[str] | Sink, **options: Any) -> Iterator[None]:
     """Trace the body of a ``with`` block into ``dest``."""
     start(dest, **options)
     try:
@@ -366,9 +375,10 @@ def _register_fork_handler() -> None:
 
 def _after_fork_in_child() -> None:
     """A forked child does not trace and never writes into the parent's trace."""
-    global _current, _lock
+    global _lock
     _lock = threading.Lock()
-    recorder, _current = _current, None
+    recorder = current()
+    _current.recording = None
     _annotations.annotation_sink(None)
     if recorder is not None:
         recorder.abandon_after_fork()

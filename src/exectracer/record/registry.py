@@ -12,7 +12,8 @@ import time
 from types import CoroutineType, GeneratorType
 from typing import Any
 
-from ..format.events import ARG_SHIFT, MASK64, WAKER_SHIFT, Kind, Waker, pack
+from ..format.events import ARG_SHIFT, MASK64, WAKER_MASK, WAKER_SHIFT, Kind, Waker, pack
+from ..tracer_thread import TracerThread
 from .interner import Interner
 from .store import EventStore
 
@@ -20,10 +21,6 @@ _DEFAULT_TASK_NAME = "Task-"
 _DEFAULT_PREFIX_LEN = len(_DEFAULT_TASK_NAME)
 _TASK_CREATE, _TASK_LOOP, _TASK_NAME = int(Kind.TASK_CREATE), int(Kind.TASK_LOOP), int(Kind.TASK_NAME)
 _TASK_WAKER = int(Waker.TASK)
-
-
-class TracerThread(threading.Thread):
-    """A thread of the tracer itself (a debug server's, a snapshot writer's): never recorded."""
 
 
 class HookState(threading.local):
@@ -135,7 +132,7 @@ class Registry:
     def current_g(self) -> int:
         """The goroutine the caller runs in: the running task's if any, else the thread's."""
         cur = self.local.cur
-        if cur & 7 == _TASK_WAKER:
+        if cur & WAKER_MASK == _TASK_WAKER:
             return cur >> WAKER_SHIFT
         return self.thread_g()
 

@@ -24,12 +24,13 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
-from typing import Callable
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, ThreadState
 from .gil import GilLateness
 from .handoff import NEVER, SAMPLER, GilHandoff
+from .hook_errors import caught
 from .native import speedups
 from .procfs import open_proc, start_reader
 from .registry import Registry
@@ -57,7 +58,7 @@ WATCHDOG_TICKS = 3  # while a busy loop takes the samples, the thread takes them
 class _Thread:
     """What the sampler keeps per thread: its ``/proc`` files, its last stack and its last wait."""
 
-    __slots__ = ("g", "stat", "syscall", "top", "stack", "failed", "line", "state", "nr")
+    __slots__ = ("failed", "g", "line", "nr", "stack", "stat", "state", "syscall", "top")
 
     def __init__(self, g: int, native_id: int | None, proc: bool) -> None:
         self.g = g
@@ -122,14 +123,20 @@ class _LockWatch:
         self._lock.acquire()  # held: released to wake the waiting thread
         self._marks = 0
 
-    def wait(self, timeout: float, check_every: float, stale_checks: int) -> bool:
-        """Sleep until ``wake`` (True), ``timeout``, or ``stale_checks`` looks ``check_every`` apart with no ``mark``."""
+    def wait(self, timeout: float, check_every: float, stale_checks: int, first_check: float = -1.0) -> bool:
+        """Sleep until ``wake`` (True), ``timeout``, or ``stale_checks`` looks ``check_every`` apart with no ``mark``
+        (the first look after ``first_check`` seconds, if given, as ``Watch.wait``'s)."""
         step = check_every * stale_checks if check_every > 0 else timeout  # one look per stale period: each takes the GIL
+        if first_check >= 0 and check_every > 0:
+            step, later = first_check + check_every * (stale_checks - 1), step
+        else:
+            later = step
         seen = self._marks
         while timeout > 0:
             if self._lock.acquire(True, min(step, timeout, threading.TIMEOUT_MAX)):
                 return True
             timeout -= step
+            step = later
             if check_every > 0:
                 if self._marks == seen:
                     return False
@@ -250,6 +257,7 @@ class Sampler:
             self._plan(max(self._due + self._interval_ns, now))
             self._watch.mark()
         except Exception:  # never raise into the program: the sampler's thread takes the ticks back
+            caught("sampler.inline")
             self._handoff.inline_sampler = None
             self.wake()
         finally:
@@ -298,7 +306,7 @@ class Sampler:
                 if handoff.finished(SAMPLER, self._wants_gil(self._due)):  # a busy loop waited for this sample: let it take the next ones
                     handoff.inline_sampler = self
         except Exception:  # never raise; stop sampling instead
-            pass
+            caught("sampler.thread")
         finally:
             if handoff.inline_sampler is self:
                 handoff.inline_sampler = None
@@ -331,6 +339,7 @@ class Sampler:
                 if nr >= 0:
                     out += (SYSCALL | nr << ARG_SHIFT, ts, g)
             except Exception:
+                caught("sampler.states")
                 state.close()
                 state.failed = True
         if out:
@@ -381,10 +390,12 @@ class Sampler:
                     state.top = None if code.co_flags & _RESUMABLE else top
                 out.append((ident, g, state.stack))
             except Exception:
+                caught("sampler.stacks")
                 state.close()
                 state.failed = True
         alive = set(frames)
-        frames = frame = own_frame = None  # no frame object outlives the walk (there is no `frame` if no thread is known)
+        del frames  # no frame object outlives the walk
+        frame = own_frame = None  # (there is no `frame` if no thread is known)
         return ts, out, alive
 
 

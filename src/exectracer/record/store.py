@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import threading
 from array import array
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from ..format.encoder import encode_event_columns
 from ..format.events import MASK64

@@ -23,7 +23,7 @@ import weakref
 from typing import Any
 
 from ..format.events import Category
-from . import recorder as _recorder
+from . import current as _current
 from .blocking import Wakers, timed
 from .native import speedups
 from .patcher import Patcher
@@ -37,11 +37,11 @@ _getframe = sys._getframe
 
 
 def _current_g() -> int:
-    rec = _recorder._current
+    rec = _current.recording
     return rec.registry.current_g() if rec is not None else 0
 
 
-def _acquire_contended(owner: "Lock | RLock", blocking: bool, timeout: float) -> bool:
+def _acquire_contended(owner: Lock | RLock, blocking: bool, timeout: float) -> bool:
     """Block on ``owner``'s lock, then record the wait if it was long enough."""
     start = _clock()
     owner._waiters += 1
@@ -50,7 +50,7 @@ def _acquire_contended(owner: "Lock | RLock", blocking: bool, timeout: float) ->
     finally:
         owner._waiters -= 1
         end = _clock()
-        rec = _recorder._current
+        rec = _current.recording
         if rec is not None and rec.waits is not None and end - start >= rec.waits.threshold_ns:
             rec.waits.record(start, end, SYNC, _getframe(2), owner._releaser)  # (inside Condition.wait, left to it)
 
@@ -58,7 +58,7 @@ def _acquire_contended(owner: "Lock | RLock", blocking: bool, timeout: float) ->
 class Lock:
     """``threading.Lock`` while tracing: a real lock whose contended acquires are recorded."""
 
-    __slots__ = ("_lock", "_waiters", "_releaser", "__weakref__")
+    __slots__ = ("__weakref__", "_lock", "_releaser", "_waiters")
 
     def __init__(self) -> None:
         self._lock = _allocate_lock()
@@ -91,7 +91,7 @@ class Lock:
         return self._lock.locked()
 
     def _at_fork_reinit(self) -> None:
-        self._lock._at_fork_reinit()
+        self._lock._at_fork_reinit()  # type: ignore[attr-defined]  # private: what threading's own locks do after a fork
         self._waiters = 0
 
     def __repr__(self) -> str:
@@ -128,14 +128,14 @@ def _rlock_repr(lock: Any) -> str:
 _native = speedups()
 if _native is not None:
 
-    class NativeLock(_native.LockWrapper):  # type: ignore[misc,name-defined]
+    class NativeLock(_native.LockWrapper):  # type: ignore[name-defined]  # a base mypy cannot resolve: the module is loaded at run time
         """``threading.Lock`` while tracing, in C: a real lock whose contended acquires are recorded."""
 
         __slots__ = ()
         _make = staticmethod(_allocate_lock)
         __repr__ = _lock_repr
 
-    class NativeRLock(_native.LockWrapper):  # type: ignore[misc,name-defined]
+    class NativeRLock(_native.LockWrapper):  # type: ignore[name-defined]  # (as NativeLock)
         """``threading.RLock`` while tracing, in C: a real reentrant lock whose contended acquires are recorded."""
 
         __slots__ = ()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from ..format.events import Kind, pack
+from ..tracer_thread import TracerThread
+from .hook_errors import caught
 from .patcher import Patcher
-from .registry import Registry, TracerThread
+from .registry import Registry
 from .store import EventStore
 
 THREAD_G_ATTR = "_exectracer_g"  # a Thread's goroutine id, set when it is started
@@ -28,7 +31,7 @@ def install(patcher: Patcher, events: EventStore, registry: Registry, active: An
                 setattr(thread, THREAD_G_ATTR, g)
                 emit((pack(Kind.THREAD_CREATE, registry.current_g()), clock(), g))
             except Exception:
-                pass
+                caught("thread.start")
         orig_start(thread)
 
     orig_bootstrap = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
@@ -39,7 +42,7 @@ def install(patcher: Patcher, events: EventStore, registry: Registry, active: An
             if active():
                 g = registry.adopt_thread(thread, threading.get_ident(), g=getattr(thread, THREAD_G_ATTR, None))
         except Exception:
-            pass
+            caught("thread.run")
         try:
             orig_bootstrap(thread)
         finally:
@@ -48,16 +51,17 @@ def install(patcher: Patcher, events: EventStore, registry: Registry, active: An
             if active():
                 registry.threads.pop(threading.get_ident(), None)
 
-    name_property = threading.Thread.name
+    name_property: property = vars(threading.Thread)["name"]
+    set_original_name = cast(Callable[[threading.Thread, str], None], name_property.fset)
 
     def set_name(thread: threading.Thread, value: str) -> None:
-        name_property.fset(thread, value)
+        set_original_name(thread, value)
         try:
             g = registry.threads.get(thread.ident) if thread.ident is not None else getattr(thread, THREAD_G_ATTR, None)
             if g and active():
                 registry.thread_name(g, thread.name)
         except Exception:
-            pass
+            caught("thread.name")
 
     patcher.replace(threading.Thread, "start", start)
     patcher.replace(threading.Thread, "_bootstrap_inner", bootstrap_inner)

@@ -35,7 +35,7 @@ class FrameStacks:
 
     def _define(self, key: tuple, frame: FrameType | None) -> int:
         interner = self._interner
-        frames = []
+        frames: list[int] = []
         f = frame
         while f is not None and len(frames) < MAX_DEPTH:
             frames.append(interner.frame_of(f, _qualname(f)))
@@ -89,6 +89,6 @@ def _qualname(frame: FrameType) -> str | None:
     for cls in type(self_obj).__mro__:
         func = cls.__dict__.get(code.co_name)
         func = getattr(func, "__func__", func)
-        if getattr(func, "__code__", None) is code:
-            return func.__qualname__
+        if func is not None and getattr(func, "__code__", None) is code:
+            return str(func.__qualname__)
     return None

@@ -38,10 +38,18 @@ import sys
 import threading
 import time
 import zlib
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import Protocol
 
 from ..format.chunks import ChunkKind, file_header, make_chunk
-from ..format.encoder import EVENT_BYTES, encode_event_columns, event_column_views, events_chunk, json_chunk, json_payload
+from ..format.encoder import (
+    EVENT_BYTES,
+    encode_event_columns,
+    event_column_views,
+    events_chunk,
+    json_chunk,
+    json_payload,
+)
 from ..format.events import Kind, pack
 from .handoff import COLLECTOR, NEVER, WRITER, GilHandoff
 from .interner import Interner, take_all
@@ -68,7 +76,7 @@ class Writer:
 
     def __init__(
         self,
-        sink: BinaryIO,
+        sink: Sink,
         events: EventStore,
         interner: Interner,
         *,
@@ -125,7 +133,8 @@ class Writer:
         self._enqueue(file_header() + json_chunk(ChunkKind.METADATA, self._next_seq(), metadata, self._level), force=True)
         for thread in (self._io, self._collector):
             thread.start()
-            self.thread_idents.add(thread.ident)
+            if thread.ident is not None:  # set by start()
+                self.thread_idents.add(thread.ident)
 
     def stop(self, summary: dict) -> None:
         """Write what is left and an END chunk; wait for the I/O thread."""
@@ -328,11 +337,20 @@ def _confirm(flushes: list[threading.Event]) -> bytes:
     return b""
 
 
-def open_sink(dest: "str | os.PathLike[str] | BinaryIO") -> tuple[BinaryIO, bool]:
-    """A writable binary sink for ``dest`` and whether we opened it ourselves."""
+class Sink(Protocol):
+    """Where a trace's bytes go: a binary file, or any object with a binary ``write`` (a flight recorder's ring)."""
+
+    def write(self, data: memoryview, /) -> int | None:
+        """Write some of ``data``; return how much (None: a non-blocking sink is not ready)."""
+        ...
+
+
+def open_sink(dest: str | os.PathLike[str] | Sink) -> tuple[Sink, Callable[[], None] | None]:
+    """A writable binary sink for ``dest``, and its ``close`` if we opened it ourselves (None: the caller's)."""
     if isinstance(dest, (str, os.PathLike)):
         # unbuffered: a forked child holds no unwritten bytes of ours
-        return open(dest, "wb", buffering=0), True
+        file = open(dest, "wb", buffering=0)  # closed by the caller, through the close returned
+        return file, file.close
     if not hasattr(dest, "write") or isinstance(dest, io.TextIOBase):
         raise TypeError(f"trace destination must be a path or a binary file object, not {type(dest).__name__}")
-    return dest, False
+    return dest, None

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import io
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..analysis import PROFILE_TYPES, Analysis, Profile
 from ..analysis.states import BLOCKED, LOOP_IDLE_STACK, STATE_NAMES, State
 from ..analysis.summary import by_name, finished, latency_stats
 from ..export import pprof
-from ..format.events import WAKER_SHIFT, Waker
+from ..format.events import WAKER_MASK, WAKER_SHIFT, Waker
 from ..reader import Trace
 from .lanes import Lanes
 from .lod import Window
@@ -50,7 +52,7 @@ class ViewerAPI:
         self.analysis: Analysis = trace.analysis
         self.lanes = Lanes(self.analysis)
         self.summary = self.analysis.summary()
-        trace.regions, trace.logs  # computed before requests arrive on several threads
+        _ = trace.regions, trace.logs  # cached properties, computed now: before requests arrive on several threads
         self.routes: dict[str, Callable[[Params], Any]] = {
             "/api/info": self.info,
             "/api/lanes": self.lane_list,
@@ -89,7 +91,7 @@ class ViewerAPI:
             raise NotFound(f"no goroutine {gid}")
         return gi
 
-    def _rel(self, values: np.ndarray) -> list:
+    def _rel(self, values: NDArray[np.integer[Any]]) -> list[int]:
         return (np.asarray(values, dtype=np.int64) - self.trace.start_ns).tolist()
 
     # -- endpoints -----------------------------------------------------------------
@@ -109,12 +111,15 @@ class ViewerAPI:
     def lane_list(self, p: Params) -> dict:
         gs = self.analysis.goroutines
         functions = sorted({g.start_function for g in gs.list if g.start_function is not None})
-        index = {f: i for i, f in enumerate(functions)}
+        index: dict[str | None, int] = {f: i for i, f in enumerate(functions)}  # None, no start function: not there
         groups: dict[tuple, list[int]] = {}
         for g in sorted(gs.list, key=lambda g: (g.created_ns is not None, g.created_ns or 0, g.id)):
             groups.setdefault((g.start_function, g.kind), []).append(g.id)
         order = {(grp["start_function"], grp["kind"]): i for i, grp in enumerate(self.summary["groups"])}
-        rel = lambda ns: None if ns is None else ns - self.trace.start_ns  # noqa: E731
+
+        def rel(ns: int | None) -> int | None:
+            return None if ns is None else ns - self.trace.start_ns
+
         return {
             "loops": [{"id": lp.id, "class_name": lp.class_name, "thread_id": lp.thread_id} for lp in self.trace.loops],
             "threads": [g.id for g in gs.list if g.kind == "thread"],
@@ -238,7 +243,7 @@ class ViewerAPI:
         gi = self._goroutine_index(p)
         gid = int(self.analysis.goroutines.ids[gi])
         s = self.lanes.states
-        by_goroutine = (s.waker & 7 == Waker.TASK) | (s.waker & 7 == Waker.THREAD)
+        by_goroutine = (s.waker & WAKER_MASK == Waker.TASK) | (s.waker & WAKER_MASK == Waker.THREAD)
         mine = s.waker[self.lanes.rows_of(gi)]
         woken_by = np.unique(mine[by_goroutine[self.lanes.rows_of(gi)]] >> WAKER_SHIFT)
         woke = np.unique(s.gi[by_goroutine & ((s.waker >> WAKER_SHIFT) == gid)])
@@ -254,7 +259,7 @@ class ViewerAPI:
             "start": window.start - self.trace.start_ns,
             "end": window.end - self.trace.start_ns,
             "totals": {name: int(totals[i]) for i, name in enumerate(STATES)},
-            "goroutines": int(len(np.unique(s.gi[inside]))),
+            "goroutines": len(np.unique(s.gi[inside])),
         }
 
     def summary_doc(self, p: Params) -> dict:
@@ -313,7 +318,7 @@ class ViewerAPI:
             raise BadRequest("what must be tasks or regions")
         return [self._histogram(name, spans.g, spans.begin, spans.end) for name, spans in by_name(finished(self.trace, what))]
 
-    def _histogram(self, name: str, g: np.ndarray, begin: np.ndarray, end: np.ndarray) -> dict:
+    def _histogram(self, name: str, g: NDArray[np.int64], begin: NDArray[np.int64], end: NDArray[np.int64]) -> dict[str, Any]:
         duration = end - begin
         stats = latency_stats(duration)
         edges = _log_edges(duration)
@@ -326,7 +331,7 @@ class ViewerAPI:
                 {
                     "lo_ns": int(edges[b]),
                     "hi_ns": int(edges[b + 1]),
-                    "count": int(len(rows)),
+                    "count": len(rows),
                     "instances": [{"g": int(g[i]), "start": int(begin[i]) - self.trace.start_ns, "end": int(end[i]) - self.trace.start_ns} for i in slowest.tolist()],
                 }
             )
@@ -341,11 +346,11 @@ class ViewerAPI:
         rows = np.arange(len(logs))
         query = p.get("q", "").lower()
         if query:
-            rows = np.array([i for i, (c, m) in enumerate(zip(logs.category.tolist(), logs.message.tolist())) if query in c.lower() or query in m.lower()], dtype=np.int64)
+            rows = np.array([i for i, (c, m) in enumerate(zip(logs.category.tolist(), logs.message.tolist(), strict=True)) if query in c.lower() or query in m.lower()], dtype=np.int64)
         page = rows[offset : offset + limit]
         tasks = {u.id: u.name for u in self.trace.user_tasks}
         return {
-            "total": int(len(rows)),
+            "total": len(rows),
             "records": [
                 {"ts": int(logs.ts[i]) - self.trace.start_ns, "g": int(logs.g[i]), "category": logs.category[i], "message": logs.message[i], "task": int(logs.task[i]), "task_name": tasks.get(int(logs.task[i]))}
                 for i in page.tolist()
@@ -364,6 +369,11 @@ def _warnings(trace: Trace) -> list[str]:
         out.append(f"{lost.chunks_missing:,} chunks are missing from the sequence")
     if not lost.clean_end:
         out.append("the recording did not stop cleanly (no END chunk)")
+    out += [
+        f"the recording hook {error.hook} failed {error.count:,} time(s), so some of its events are missing "
+        f"(first error: {error.first})"
+        for error in lost.hook_errors
+    ]
     return out
 
 
@@ -383,7 +393,7 @@ def _int(p: Params, name: str, default: int | None = None) -> int:
     return value
 
 
-def _log_edges(duration: np.ndarray) -> np.ndarray:
+def _log_edges(duration: NDArray[np.int64]) -> NDArray[np.int64]:
     """Bucket edges: four per factor of ten, from the shortest to the longest duration."""
     if len(duration) == 0:
         return np.array([0, 1], dtype=np.int64)
@@ -397,7 +407,7 @@ def _log_edges(duration: np.ndarray) -> np.ndarray:
 def _flame_tree(prof: Profile) -> dict:
     """The profile as a tree, outermost frame at the root's children."""
     root: dict = {"name": "all", "file": "", "line": 0, "value": 0, "self": 0, "children": {}}
-    for sid, value in zip(prof.stacks.tolist(), prof.values[:, -1].tolist()):
+    for sid, value in zip(prof.stacks.tolist(), prof.values[:, -1].tolist(), strict=True):
         node = root
         node["value"] += value
         for frame in reversed(prof.stack_frames(sid)):

@@ -11,11 +11,13 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..analysis import Analysis
 from ..analysis.states import State
 from ..format.events import CALLBACK_SHIFT, Kind
-from ..reader import Trace, kinds_mask, match_spans
+from ..table import kinds_mask, match_spans
+from ..trace_data import TraceData
 from .lod import SpanIndex, Window, merge, thin_points, visible
 
 STEP, CALLBACK, IDLE = 0, 1, 2
@@ -23,11 +25,14 @@ LOOP_WHAT = 3
 
 
 class LoopLane:
-    """One loop's spans, in time order: ``what`` (step, callback, idle), ``g`` (the task, or -1), ``label`` (string id, or 0)."""
+    """One loop's spans, in time order: ``what`` (step, callback, idle), ``g`` (the task, or -1),
+    ``label`` (string id, or 0)."""
 
-    def __init__(self, starts: np.ndarray, ends: np.ndarray, what: np.ndarray, g: np.ndarray, label: np.ndarray) -> None:
+    def __init__(
+        self, starts: NDArray[np.int64], ends: NDArray[np.int64], what: NDArray[np.int8], g: NDArray[np.int64], label: NDArray[np.int64]
+    ) -> None:
         order = np.argsort(starts, kind="stable")
-        self.start, self.end, self.what, self.g, self.label = (col[order] for col in (starts, ends, what, g, label))
+        self.start, self.end, self.what, self.g, self.label = starts[order], ends[order], what[order], g[order], label[order]
         self.index = SpanIndex(self.start, self.end, self.what, LOOP_WHAT)
 
 
@@ -79,7 +84,7 @@ class Lanes:
         m_start, m_end, m_what, count, rep = lane.index.query(window)
         single = count == 1
         what, g, label = lane.what, lane.g, lane.label
-        labels = [self.loop_label(int(what[i]), int(g[i]), int(label[i])) if one else f"{c} spans" for i, one, c in zip(rep.tolist(), single.tolist(), count.tolist())]
+        labels = [self.loop_label(int(what[i]), int(g[i]), int(label[i])) if one else f"{c} spans" for i, one, c in zip(rep.tolist(), single.tolist(), count.tolist(), strict=True)]
         return {"start": m_start, "end": m_end, "what": m_what, "g": np.where(single, g[rep], -1), "label": labels}
 
     def loop_label(self, what: int, g: int, label: int) -> str:
@@ -125,7 +130,7 @@ def _loop_lanes(analysis: Analysis) -> dict[int, LoopLane]:
     return lanes
 
 
-def _spans(trace: Trace, loop_id: int, begin: Kind, end: Kind) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _spans(trace: TraceData, loop_id: int, begin: Kind, end: Kind) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Begin/end pairs of one loop (unfinished ones end with the trace); start, end and the begin's argument."""
     ev = trace.events
     rows = np.flatnonzero(kinds_mask(ev.kind, begin, end) & (ev.g == loop_id))

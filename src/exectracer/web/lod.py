@@ -7,8 +7,13 @@ so the browser never holds more than it can draw.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
+
+Ints = NDArray[np.int64]
+Spans = tuple[Ints, Ints, Ints, Ints, Ints]  # start, end, value, count, row: what merge and a query give
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,14 +30,22 @@ class Window:
         return (self.end - self.start) / self.width
 
 
-def visible(starts: np.ndarray, ends: np.ndarray, window: Window) -> slice:
+def visible(starts: Ints, ends: Ints, window: Window) -> slice:
     """The rows of time-ordered, non-overlapping spans that meet ``window``."""
     lo = int(np.searchsorted(ends, window.start, side="right"))
     hi = int(np.searchsorted(starts, window.end, side="left"))
     return slice(lo, max(lo, hi))
 
 
-def merge(starts: np.ndarray, ends: np.ndarray, value: np.ndarray, window: Window, values: int, weight: np.ndarray | None = None, count: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+def merge(
+    starts: Ints,
+    ends: Ints,
+    value: Ints,
+    window: Window,
+    values: int,
+    weight: NDArray[np.number[Any]] | None = None,
+    count: Ints | None = None,
+) -> Spans:
     """Spans at least a pixel wide as they are; narrower ones merged per pixel.
 
     ``starts`` are in time order; ``value`` is a small category
@@ -81,7 +94,7 @@ def merge(starts: np.ndarray, ends: np.ndarray, value: np.ndarray, window: Windo
     )
 
 
-def _runs(starts: np.ndarray, ends: np.ndarray, value: np.ndarray, count: np.ndarray, rep: np.ndarray) -> tuple[np.ndarray, ...]:
+def _runs(starts: Ints, ends: Ints, value: Ints, count: Ints, rep: Ints) -> Spans:
     """Merged pixels that touch and share a value, joined into one span (a zoomed-out lane is mostly such runs)."""
     joins = np.zeros(len(starts), dtype=bool)
     joins[1:] = (starts[1:] <= ends[:-1]) & (value[1:] == value[:-1])
@@ -104,7 +117,7 @@ class SpanIndex:
     MIN_SPANS = 100_000
     ZOOM = 4  # buckets per pixel at least, to use the summary
 
-    def __init__(self, starts: np.ndarray, ends: np.ndarray, value: np.ndarray, values: int) -> None:
+    def __init__(self, starts: Ints, ends: Ints, value: NDArray[np.integer[Any]], values: int) -> None:
         self.starts, self.ends, self.value, self.values = starts, ends, value.astype(np.int64), values
         self.sorted_end = np.maximum.accumulate(ends) if len(ends) else ends  # nested spans end early
         self.bucket_ns = 0
@@ -131,7 +144,7 @@ class SpanIndex:
         self.b_rep = first[b]
         self.long = np.flatnonzero(length >= self.bucket_ns)
 
-    def query(self, window: Window) -> tuple[np.ndarray, ...]:
+    def query(self, window: Window) -> Spans:
         """:func:`merge` of the spans that meet ``window``: start, end, value, count and a row each stands for."""
         if not self.bucket_ns or window.pixel_ns < self.ZOOM * self.bucket_ns:
             part = visible(self.starts, self.sorted_end, window)
@@ -154,7 +167,7 @@ class SpanIndex:
         return np.where(single, self.starts[real], start), np.where(single, self.ends[real], end), np.where(single, self.value[real], value), count, real
 
 
-def thin_points(ts: np.ndarray, window: Window) -> np.ndarray:
+def thin_points(ts: Ints, window: Window) -> NDArray[np.intp]:
     """Indices of at most about two points per pixel (each pixel's first and last) within ``window``."""
     lo, hi = np.searchsorted(ts, [window.start, window.end])
     lo, hi = max(int(lo) - 1, 0), min(int(hi) + 1, len(ts))

@@ -24,7 +24,10 @@ from .api import BadRequest, Download, NotFound, ViewerAPI
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_URL = 8192
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -43,7 +46,7 @@ class ViewerServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         """Where the viewer is (an IPv6 host in brackets)."""
-        host, port = self.server_address[:2]
+        host, port = self.socket.getsockname()[:2]  # the bound address (what server_address holds), its host a str
         shown = f"[{host}]" if ":" in str(host) else host
         return f"http://{shown}:{port}/"
 
@@ -60,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "exectracer-viewer"
     sys_version = ""
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         try:
             self._route()
         except (BrokenPipeError, ConnectionResetError):
@@ -68,10 +71,10 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # never let one request stop the server
             self._json({"error": f"internal error: {type(exc).__name__}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._json({"error": "use GET"}, HTTPStatus.METHOD_NOT_ALLOWED)
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD  # noqa: N815
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the terminal shows the URL only
         pass

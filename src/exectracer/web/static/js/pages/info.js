@@ -22,7 +22,7 @@ export async function mount(root) {
   const info = await api.info();
   const lost = info.lost || {};
   const warnings = [...(info.warnings || [])];
-  const lostAnything = lost.events || lost.chunks_skipped || lost.chunks_missing || lost.truncated_bytes || lost.clean_end === false;
+  const lostAnything = lost.events || lost.chunks_skipped || lost.chunks_missing || lost.truncated_bytes || lost.hook_errors || lost.clean_end === false;
   root.append(el("h1", null, "Trace info"));
   if (warnings.length || lostAnything) {
     root.append(el("div", { class: "warning-box", role: "alert" },
@@ -46,6 +46,7 @@ export async function mount(root) {
     ["chunks skipped (unreadable)", fmtCount(lost.chunks_skipped ?? 0)],
     ["chunks missing", fmtCount(lost.chunks_missing ?? 0)],
     ["truncated bytes at the end", fmtCount(lost.truncated_bytes ?? 0)],
+    ["recording hook errors (their events are missing)", fmtCount(lost.hook_errors ?? 0)],
     ["ended cleanly", lost.clean_end === false ? "no: the recording stopped abruptly" : "yes"],
   ]));
   return {};
