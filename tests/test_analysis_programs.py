@@ -143,7 +143,7 @@ def gc_trace(tmp_path_factory: pytest.TempPathFactory) -> exectracer.Trace:
 
 
 def _full_collections_ns(trace: exectracer.Trace, function_suffix: str) -> list[int]:
-    """How long each full collection took while the goroutines started by a function ending in ``function_suffix`` lived."""
+    """How long each full collection took while goroutines started by a function ending in ``function_suffix`` ran."""
     from exectracer.format.events import Kind
 
     ids = [g["id"] for g in trace.analysis.summary()["goroutines"] if (g["start_function"] or "").endswith(function_suffix)]

@@ -183,7 +183,8 @@ def test_ctrl_c_while_reading_a_trace_is_one_line(tmp_path: Path) -> None:
     try:
         wchan = Path(f"/proc/{proc.pid}/wchan")
         if wchan.exists():  # Linux: where in the kernel it sleeps (a writer would let it go on, to an empty file)
-            wait_for(lambda: wchan.read_text() in ("wait_for_partner", "fifo_open"), "the command to open the trace", interval=0.05)
+            opening = ("wait_for_partner", "fifo_open")
+            wait_for(lambda: wchan.read_text() in opening, "the command to open the trace", interval=0.05)
         else:
             time.sleep(1.0)
         proc.send_signal(signal.SIGINT)

@@ -25,7 +25,9 @@ from support.waiting import DEADLINE
 pytestmark = pytest.mark.recorder
 
 
-def churn(seconds: float, tasks: int = 20, watch: Callable[[], None] | None = None, until: Callable[[], bool] | None = None) -> None:
+def churn(
+    seconds: float, tasks: int = 20, watch: Callable[[], None] | None = None, until: Callable[[], bool] | None = None
+) -> None:
     """Many tiny asyncio task steps (three events each) for ``seconds``; ``watch()`` every 5 ms.
 
     With ``until``: for ``seconds`` and then until ``until()`` is true, failing after DEADLINE more seconds.

@@ -71,7 +71,8 @@ def test_a_thread_that_does_not_come_is_waited_for_briefly_then_less_often() -> 
         # no giving way again until the back-off has passed, counted from the wait that timed out; each such
         # wait doubles the back-off, up to a limit
         backoff = handoff_module.BACKOFF_NS << i
-        assert t0 + backoff <= h.due <= t1 + backoff, f"wait {i}: due {h.due - t0} ns after it began, {h.due - t1} ns after it ended"
+        late = f"wait {i}: due {h.due - t0} ns after it began, {h.due - t1} ns after it ended"
+        assert t0 + backoff <= h.due <= t1 + backoff, late
         h.plan(COLLECTOR, 0)
     assert min(waits) >= handoff_module.MAX_WAIT_S * 1e9 * 0.9
 
@@ -125,7 +126,7 @@ def test_a_busy_event_loop_does_not_starve_the_sampler(record: Callable[..., Rec
     idle = samples[(samples >= marks["idle"]) & (samples < marks["end"])]
     busy_rate, idle_rate = len(busy) / (marks["idle"] - marks["busy"]), len(idle) / (marks["end"] - marks["idle"])
     # without the hand-over the sampler got about a fifth of its ticks while the loop was busy
-    assert len(idle) >= 2 and busy_rate >= 0.5 * idle_rate, f"{len(busy)} samples of the busy loop's thread, {len(idle)} of the idle one's"
+    assert len(idle) >= 2 and busy_rate >= 0.5 * idle_rate, f"{len(busy)} samples of the busy loop, {len(idle)} idle"
     assert np.median(np.diff(busy)) < 2 * np.median(np.diff(idle))
 
 
@@ -173,7 +174,7 @@ def test_a_busy_loop_takes_the_samples_itself_then_hands_them_back(
         marks["loop_thread"] = threading.get_ident()
         await _ping_pong(0.6)
         marks["busy_end"] = time.perf_counter_ns()
-        while _taken_since(takers, marks["busy_end"]) < 15:  # idle in select, until the ticks are back with the sampler's thread
+        while _taken_since(takers, marks["busy_end"]) < 15:  # idle in select: the sampler's thread has the ticks
             await asyncio.sleep(0.01)
         marks["idle_end"] = time.perf_counter_ns()
         _one_long_step(lambda: _taken_since(takers, marks["idle_end"]) >= 10)  # its watchdog takes them back
@@ -241,7 +242,8 @@ def test_taking_the_ticks_back_from_a_stuck_loop_is_no_gil_wait(
     stuck = rec.arg[probe][(probe_ts > marks["busy_end"]) & (probe_ts <= marks["stuck_end"])]
     # the GIL comes within a few switch intervals (5 ms each, the writer's threads asking too), and later by as
     # much as the OS kept the threads from a CPU; a wait counted from the due sample would be two ticks (80 ms) or more
-    assert len(stuck) > 0 and stuck.max() < 50_000_000 + marks["cpu"], f"GIL wait estimates while the loop was stuck: {sorted(stuck)[-3:]}, {marks['cpu']} ns waiting for a CPU"
+    assert len(stuck) > 0 and stuck.max() < 50_000_000 + marks["cpu"], (
+        f"GIL wait estimates while the loop was stuck: {sorted(stuck)[-3:]}, {marks['cpu']} ns waiting for a CPU")
     if not thread_waits:
         # the first sample after the loop got stuck is the one that took the ticks back (nothing else samples a
         # loop in one long step): its sleep was not due to end then, so no GIL wait estimate comes with it

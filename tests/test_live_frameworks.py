@@ -6,6 +6,7 @@ process, with the token ``tok`` and captures capped at one second.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -46,7 +47,7 @@ def test_capture_during_requests_holds_the_request_handlers(server):
     # the service kept serving while it was traced: responses all through the capture, never a pause as long as it
     # (a server that stopped for the capture would answer nothing in it, then all at once)
     during = [began] + sorted(t for t in load.done if began <= t <= ended) + [min(t for t in load.done if t > ended)]
-    assert served > 0 and max(b - a for a, b in zip(during, during[1:])) < 1.0, during
+    assert served > 0 and max(b - a for a, b in itertools.pairwise(during)) < 1.0, during
     trace = exectracer.load(reply.body, strict=True)
     assert 1e9 <= trace.duration_ns <= (ended - began) * 1e9
     kind, prefix = HANDLERS[framework]
@@ -62,7 +63,10 @@ def test_a_second_capture_gets_409(server):
     replies = []
     # two captures asked at once, from two threads: whichever the server begins first runs (up to the server's
     # one second, the other's request arriving meanwhile), the other is refused
-    captures = [threading.Thread(target=lambda: replies.append(get(f"{url}{TRACE}?seconds=1", token=TOKEN))) for _ in range(2)]
+    def capture() -> None:
+        replies.append(get(f"{url}{TRACE}?seconds=1", token=TOKEN))
+
+    captures = [threading.Thread(target=capture) for _ in range(2)]
     for capture in captures:
         capture.start()
     for capture in captures:
@@ -91,8 +95,8 @@ def test_refusals(server):
 def test_flight_recorder_endpoint(framework):
     for url in running_example(framework, "--flight", "--flight-min-age", "5"):
         with Load(url + "/work", concurrency=2) as load:
-            began = time.perf_counter()
-            wait_for(lambda: len(load.done) > 20 and time.perf_counter() - began >= 1.0, "a second and 20 responses")
+            second = time.perf_counter() + 1.0
+            wait_for(lambda second=second: len(load.done) > 20 and time.perf_counter() >= second, "20 responses, 1 s")
             asked = time.perf_counter()
             snapshot = get(url + FLIGHT)
             capture = get(f"{url}{TRACE}?seconds=0.1")

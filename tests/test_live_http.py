@@ -152,9 +152,14 @@ def test_captures_make_few_chunks_unless_told_otherwise(serve):
 def test_a_capture_makes_its_chunks_once_it_ends(serve):
     """300 000 events in a capture's window: one EVENTS chunk, made after it (chunks of 262 144 made three)."""
     server = serve()
-    for seconds in (1, 4, 16):  # the events take about 0.1 s here: a capture several times as long, unless this machine is busier
-        replies = []
-        asking = threading.Thread(target=lambda: replies.append(get(f"{server.url}{TRACE}?seconds={seconds}")))
+    # the events take about 0.1 s here: a capture ten times as long, longer if they did not fit (a busy machine)
+    for seconds in (1, 4, 16):
+        replies: list = []
+
+        def ask(seconds: int = seconds, replies: list = replies) -> None:
+            replies.append(get(f"{server.url}{TRACE}?seconds={seconds}"))
+
+        asking = threading.Thread(target=ask)
         asking.start()
         wait_for(exectracer.is_tracing, "the capture")
         for _ in range(150_000):  # two events each
@@ -239,7 +244,8 @@ def test_capture_command(serve, workers, tmp_path):
     no_flight = run_capture(server.url, "--flight", "--token", "s3cret", cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
-    assert re.fullmatch(r"out\.xtrace: [\d,]+ events over \d+\.\d\d s, \d+ threads, \d+ tasks, nothing lost \([\d.]+ kB\)\n", done.stdout)
+    summary = r"out\.xtrace: [\d,]+ events over \d+\.\d\d s, \d+ threads, \d+ tasks, nothing lost \([\d.]+ kB\)\n"
+    assert re.fullmatch(summary, done.stdout)
     assert "exectracer view out.xtrace" in done.stderr
     trace = exectracer.load(tmp_path / "out.xtrace", strict=True)
     assert trace.duration_ns >= 0.3e9

@@ -392,7 +392,7 @@ def test_killed_process_leaves_a_readable_trace(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout.readline() == "ready\n"
-        wait_for(lambda: logs_in(path) > 2000, "2000 log records in the file", interval=0.05)  # the live file is readable too
+        wait_for(lambda: logs_in(path) > 2000, "2000 log records in the file", interval=0.05)  # a live file is readable
     finally:
         proc.kill()
         proc.wait(timeout=30)

@@ -50,7 +50,7 @@ def test_stream_read_is_a_network_wait_with_its_await_chain(record):
         ready_ts, waker, _ = rec.ready_after(task.id, ts)
         long_waits.append((ts, ready_ts, cat, stack, waker))
     # one wait spans the moment the server sent its reply, 0.2 s after it accepted: the wait for the reply
-    ((start, end, cat, stack, waker),) = [w for w in long_waits if w[0] <= sent["ns"] <= w[1]]
+    ((_, _, cat, stack, waker),) = [w for w in long_waits if w[0] <= sent["ns"] <= w[1]]
     assert cat == Category.NETWORK
     names = functions(stack)
     assert names[0].endswith("StreamReader._wait_for_data")

@@ -260,7 +260,7 @@ def test_sigkilled_program_leaves_a_readable_trace(tmp_path):
     )
     assert child.stdout.readline().strip() == b"ready"
     try:
-        wait_for(lambda: events_in(path) > 100, "100 events written by the child", interval=0.05)  # it is readable while written
+        wait_for(lambda: events_in(path) > 100, "100 events in the file", interval=0.05)  # readable while written
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import gc
 import hashlib
+import itertools
 import math
 import os
 import platform
@@ -96,7 +97,7 @@ def spin_in_c(done: threading.Event) -> None:
 def count_samples(session: Session, g: int) -> int:
     """How many THREAD_SAMPLEs of ``g`` the session holds so far."""
     events = session.events[:]  # a copy, taken holding the GIL: whole events only
-    return sum(1 for i in range(0, len(events), 3) if events[i] & KIND_MASK == Kind.THREAD_SAMPLE and events[i + 2] == g)
+    return sum(events[i] & KIND_MASK == Kind.THREAD_SAMPLE and events[i + 2] == g for i in range(0, len(events), 3))
 
 
 def run_threads(session: Session, targets: list, at_least: int | list[int], wake: Callable[[], object] = lambda: None,
@@ -113,15 +114,19 @@ def run_threads(session: Session, targets: list, at_least: int | list[int], wake
     for t in threads:
         t.start()
     try:
-        for thread, target in zip(threads, targets):  # at their loop or wait
+        for thread, target in zip(threads, targets, strict=True):  # at their loop or wait
             if blocking:
                 wait_until_blocked(thread, target.__name__)
             else:
-                wait_for(lambda: in_function(thread, target.__name__), f"{thread.name} in {target.__name__}")
+                name = target.__name__
+                wait_for(lambda thread=thread, name=name: in_function(thread, name), f"{thread.name} in {name}")
         gs = session.adopt(*threads)
         session.sampler.start()
         try:
-            wait_for(lambda: all(count_samples(session, g) >= n for g, n in zip(gs, counts)), f"{counts} samples of the threads")
+            def sampled() -> bool:
+                return all(count_samples(session, g) >= n for g, n in zip(gs, counts, strict=True))
+
+            wait_for(sampled, f"{counts} samples of the threads")
         finally:
             session.sampler.stop()
     finally:
@@ -268,7 +273,7 @@ def test_files_are_closed_when_threads_end_and_at_stop():
     session.adopt(long_lived, short_lived)
     try:
         session.sampler.start()
-        wait_for(lambda: open_fds() == before + 4, "the stat and syscall files of each thread, opened at the first tick")
+        wait_for(lambda: open_fds() == before + 4, "the stat and syscall files of each thread, opened at a tick")
         end_early.set()
         short_lived.join()  # still in the registry (no thread hooks here), gone from the process
         wait_for(lambda: open_fds() == before + 2, "the ended thread's files closed at a tick")
@@ -434,7 +439,7 @@ def test_the_watch_sleeps_while_marks_come_and_wakes_when_they_stop(make) -> Non
         waiter = threading.Thread(target=lambda: result.append(watch.wait(math.inf, 0.05, 3)))
         waiter.start()
         waiter.join(0.6)
-        gaps = sorted(b - a for a, b in zip(marked, marked[1:]))[-3:]
+        gaps = sorted(b - a for a, b in itertools.pairwise(marked))[-3:]
         assert waiter.is_alive(), f"woke while the marks kept coming (longest gaps between marks: {gaps} s)"
         stopped = time.perf_counter()
         marking.clear()
@@ -500,7 +505,9 @@ def test_threads_in_hooked_calls_take_the_due_samples_themselves(record, monkeyp
 
 
 @pytest.mark.skipif(native.speedups() is None or not os.path.isdir("/proc/self/task"), reason="needs the C hooks and /proc")
-def test_threads_that_come_and_go_while_hooks_sample_get_their_files_opened_and_closed(record, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threads_that_come_and_go_while_hooks_sample_get_their_files_opened_and_closed(
+    record, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A sample taken in a hook opens and closes no /proc file (that lets go of the GIL): a new
     thread's files are opened, and an ended one's closed, by the sampler's thread at the next tick."""
     from exectracer.record import recorder
@@ -543,7 +550,7 @@ def test_threads_that_come_and_go_while_hooks_sample_get_their_files_opened_and_
         for t in workers:
             t.start()
         for t in workers:
-            wait_for(lambda: proc_files(t) == 2, "the files of a worker")
+            wait_for(lambda t=t: proc_files(t) == 2, "the files of a worker")
         release = threading.Event()
         newcomer = threading.Thread(target=blocked, args=(release,))
         newcomer.start()
@@ -588,7 +595,8 @@ class _Holder:
         held = _Big()
         gone = weakref.ref(held)
         since = len(taken)
-        wait_for(lambda: len(taken) >= since + 5, "samples taken while the local holds it", interval=0.002)  # with a stack new to the recording
+        # sampled here, with a stack new to the recording
+        wait_for(lambda: len(taken) >= since + 5, "samples taken while the local holds it", interval=0.002)
         del held  # no cycle: freed at once unless something else holds it
         return gone() is None
 

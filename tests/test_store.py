@@ -166,7 +166,9 @@ def test_rows_wait_ends_on_wake_or_timeout() -> None:
 def test_a_full_chunk_is_written_without_waiting_for_the_flush_interval() -> None:
     """The collector sleeps until a chunk's worth of events is there, not until ``flush_interval``."""
     buf = io.BytesIO()
-    with exectracer.trace(buf, flush_interval=2 * DEADLINE, heap_interval=2 * DEADLINE, chunk_events=1000, sample_interval=0, compression=0):
+    never = 2 * DEADLINE  # seconds: past the test's deadline
+    options = dict(flush_interval=never, heap_interval=never, chunk_events=1000, sample_interval=0, compression=0)
+    with exectracer.trace(buf, **options):
         rec = recorder.current()
         for i in range(1500):
             rec.events.extend((int(Kind.LOG_CATEGORY), i, 0))
@@ -178,12 +180,15 @@ def test_a_full_chunk_is_written_without_waiting_for_the_flush_interval() -> Non
 def test_the_collector_wakes_before_a_full_chunk_so_that_late_events_fit_in_it() -> None:
     """At 7/8 of a chunk's worth: the events stored while the collector wakes need no chunk of their own."""
     buf = io.BytesIO()
-    with exectracer.trace(buf, flush_interval=2 * DEADLINE, heap_interval=2 * DEADLINE, chunk_events=1000, sample_interval=0, compression=0):
+    never = 2 * DEADLINE  # seconds: past the test's deadline
+    options = dict(flush_interval=never, heap_interval=never, chunk_events=1000, sample_interval=0, compression=0)
+    with exectracer.trace(buf, **options):
         rec = recorder.current()
         rec.events.extend([v for i in range(900) for v in (int(Kind.LOG_CATEGORY), i, 0)])
         # no sleep between looks: a traced sleep is a wait, whose events would fill the chunk
         wait_for(lambda: any(kind == ChunkKind.EVENTS for kind, _ in split_chunks(buf.getvalue())),
-                 "a chunk, with 900 events of a 1000-event chunk stored and a flush interval of 120 s", timeout=DEADLINE, sleep=lambda _: None)
+                 "a chunk, with 900 events of a 1000-event chunk stored and a flush interval of 120 s",
+                 timeout=DEADLINE, sleep=lambda _: None)
         sizes = [len(decode_event_rows(bytes(chunk[24:]))[0]) for kind, chunk in split_chunks(buf.getvalue()) if kind == ChunkKind.EVENTS]
     assert sizes[0] >= 900, "the 900 events came out in one chunk"
 

@@ -11,7 +11,17 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from support.viewer_browser import WAIT_LINE, XSS_LOG, XSS_TASK, XSS_THREAD, Viewer, launch, record_program, wait_settled, wait_until
+from support.viewer_browser import (
+    WAIT_LINE,
+    XSS_LOG,
+    XSS_TASK,
+    XSS_THREAD,
+    Viewer,
+    launch,
+    record_program,
+    wait_settled,
+    wait_until,
+)
 
 PROFILES = ["net", "sync", "syscall", "sleep", "sched", "gil", "cpu"]
 RGB = {  # js/colors.js

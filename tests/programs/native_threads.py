@@ -95,7 +95,8 @@ def main() -> None:
     ]
     for thread in threads:
         thread.start()
-    for thread, function in zip(threads, ("receive", "wait_readable", "read_pipe", "take", "take", "take_again", "wait_notified")):
+    functions = ("receive", "wait_readable", "read_pipe", "take", "take", "take_again", "wait_notified")
+    for thread, function in zip(threads, functions, strict=True):
         wait_until_blocked(thread, function)  # each in its wait before what ends it comes
     time.sleep(0.05)  # a sleep: its GIL estimate makes it a Python-recorded wait
     right.sendall(b"x")

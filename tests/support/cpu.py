@@ -11,7 +11,7 @@ import os
 
 
 def cpu_waits() -> dict[str, int]:
-    """Nanoseconds each thread of this process has spent runnable, waiting for a CPU (empty where the OS does not say)."""
+    """Nanoseconds each thread of this process has spent runnable but not running (none where the OS does not say)."""
     waits = {}
     try:
         tasks = os.listdir("/proc/self/task")
@@ -27,6 +27,6 @@ def cpu_waits() -> dict[str, int]:
 
 
 def waited_for_a_cpu(since: dict[str, int]) -> int:
-    """Nanoseconds the threads alive at ``since`` (a ``cpu_waits()``) and now have waited for a CPU in between, all together."""
+    """Nanoseconds the threads alive at ``since`` (a ``cpu_waits()``) and now waited for a CPU in between, in all."""
     now = cpu_waits()
     return sum(now[tid] - before for tid, before in since.items() if tid in now)

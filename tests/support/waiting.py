@@ -12,7 +12,8 @@ import os
 import sys
 import threading
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 DEADLINE = 60.0  # seconds
 
