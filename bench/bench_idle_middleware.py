@@ -17,16 +17,24 @@ import asyncio
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from exectracer.asgi import TraceMiddleware as AsgiMiddleware  # noqa: E402
-from exectracer.wsgi import TraceMiddleware as WsgiMiddleware  # noqa: E402
+from exectracer.asgi import TraceMiddleware as AsgiMiddleware
+from exectracer.wsgi import TraceMiddleware as WsgiMiddleware
 
 ENVIRON = {"REQUEST_METHOD": "GET", "PATH_INFO": "/work", "QUERY_STRING": "", "REMOTE_ADDR": "127.0.0.1"}
-SCOPE = {"type": "http", "method": "GET", "path": "/work", "query_string": b"", "headers": [], "client": ("127.0.0.1", 1)}
+SCOPE = {
+    "type": "http",
+    "method": "GET",
+    "path": "/work",
+    "query_string": b"",
+    "headers": [],
+    "client": ("127.0.0.1", 1),
+}
 
 
 def wsgi_app(environ: dict, start_response: Callable) -> list[bytes]:
@@ -62,7 +70,9 @@ def compare(name: str, timer: Callable, plain: Callable, wrapped: Callable, runs
         a.append(timer(plain, calls))
         b.append(timer(wrapped, calls))
     ma, mb = statistics.median(a), statistics.median(b)
-    print(f"{name}: application alone {ma:.0f} ns, through the idle middleware {mb:.0f} ns: {mb - ma:.0f} ns per request")
+    print(
+        f"{name}: application alone {ma:.0f} ns, through the idle middleware {mb:.0f} ns: {mb - ma:.0f} ns per request"
+    )
 
 
 def main() -> None:

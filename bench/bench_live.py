@@ -45,15 +45,36 @@ def measure(framework: str, condition: str, args: argparse.Namespace) -> dict:
     }[condition]
     env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     server = subprocess.Popen(
-        [sys.executable, str(HERE / "warm_allocator.py"), "-m", "exectracer.examples.web", framework, "--port", "0", *server_args],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,  # waitress warns of queued requests
+        [
+            sys.executable,
+            str(HERE / "warm_allocator.py"),
+            "-m",
+            "exectracer.examples.web",
+            framework,
+            "--port",
+            "0",
+            *server_args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,  # waitress warns of queued requests
     )
     try:
         line = server.stdout.readline()
         if not line.startswith("listening on "):
             raise RuntimeError(f"{framework} did not start: {line!r}")
-        load = [sys.executable, str(HERE / "live_load.py"), line.split()[-1] + "/work", "--concurrency", str(args.concurrency),
-                "--warmup", str(args.warmup), "--seconds", str(args.seconds)]
+        load = [
+            sys.executable,
+            str(HERE / "live_load.py"),
+            line.split()[-1] + "/work",
+            "--concurrency",
+            str(args.concurrency),
+            "--warmup",
+            str(args.warmup),
+            "--seconds",
+            str(args.seconds),
+        ]
         if condition == "capture":
             load += ["--capture", str(args.seconds)]
         result = subprocess.run(load, capture_output=True, text=True, timeout=120)
@@ -71,17 +92,24 @@ def run_framework(framework: str, args: argparse.Namespace, died: list[str]) -> 
     """Figures per condition over the rounds; conditions whose server died are appended to ``died``."""
     results: dict[str, list[dict]] = {c: [] for c in CONDITIONS}
     for round_ in range(args.rounds):
-        order = CONDITIONS[round_ % len(CONDITIONS):] + CONDITIONS[: round_ % len(CONDITIONS)]
+        order = CONDITIONS[round_ % len(CONDITIONS) :] + CONDITIONS[: round_ % len(CONDITIONS)]
         for condition in order:
             figures = measure(framework, condition, args)
             if "died" in figures:
-                print(f"{framework} round {round_ + 1} {condition:9} the server died (status {figures['died']})", flush=True)
+                print(
+                    f"{framework} round {round_ + 1} {condition:9} the server died (status {figures['died']})",
+                    flush=True,
+                )
                 died.append(condition)
                 continue
             results[condition].append(figures)
-            print(f"{framework} round {round_ + 1} {condition:9} {figures['rps']:8.1f} req/s  p99 {figures['p99_ms']:6.2f} ms"
-                  + (f"  trace {figures['capture_bytes']:,} bytes" if figures["capture_bytes"] else "")
-                  + (f"  {figures['errors']} failed requests ({figures['first_error']})" if figures["errors"] else ""), flush=True)
+            print(
+                f"{framework} round {round_ + 1} {condition:9} {figures['rps']:8.1f} req/s"
+                f"  p99 {figures['p99_ms']:6.2f} ms"
+                + (f"  trace {figures['capture_bytes']:,} bytes" if figures["capture_bytes"] else "")
+                + (f"  {figures['errors']} failed requests ({figures['first_error']})" if figures["errors"] else ""),
+                flush=True,
+            )
     return results
 
 
@@ -96,8 +124,11 @@ def report(framework: str, results: dict[str, list[dict]], died: list[str]) -> N
             continue
         rps = statistics.median(r["rps"] for r in results[condition])
         p99 = statistics.median(r["p99_ms"] for r in results[condition])
-        print(f"{condition:10} {len(results[condition]):4} {rps:9.1f} {rps / base_rps:6.3f} {p99:8.2f} {p99 / base_p99:6.3f}"
-              f" {died.count(condition):5}")
+        print(
+            f"{condition:10} {len(results[condition]):4} {rps:9.1f} {rps / base_rps:6.3f}"
+            f" {p99:8.2f} {p99 / base_p99:6.3f}"
+            f" {died.count(condition):5}"
+        )
 
 
 def main() -> None:
@@ -109,8 +140,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured window (and capture length)")
     parser.add_argument("--flight-min-age", type=float, default=2.0)
     args = parser.parse_args()
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, concurrency {args.concurrency}, "
-          f"{args.warmup:g} s warm-up, {args.seconds:g} s measured", flush=True)
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, concurrency {args.concurrency}, "
+        f"{args.warmup:g} s warm-up, {args.seconds:g} s measured",
+        flush=True,
+    )
     died: dict[str, list[str]] = {framework: [] for framework in args.frameworks}
     results = {framework: run_framework(framework, args, died[framework]) for framework in args.frameworks}
     for framework, figures in results.items():

@@ -28,7 +28,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 WORKLOAD = HERE / "workload_async.py"
-COLD = "import sys, time, exectracer.reader as t; s = time.perf_counter(); n = t.load(sys.argv[1]).event_count; print(time.perf_counter() - s, n)"
+COLD = (
+    "import sys, time, exectracer.reader as t; s = time.perf_counter();"
+    " n = t.load(sys.argv[1]).event_count; print(time.perf_counter() - s, n)"
+)
 
 
 def env() -> dict[str, str]:
@@ -38,7 +41,16 @@ def env() -> dict[str, str]:
 
 def record(path: Path, rounds: int, messages: int) -> float:
     """Record the workload into ``path``; return the seconds it took."""
-    command = [sys.executable, str(WORKLOAD), "--rounds", str(rounds), "--messages", str(messages), "--trace", str(path)]
+    command = [
+        sys.executable,
+        str(WORKLOAD),
+        "--rounds",
+        str(rounds),
+        "--messages",
+        str(messages),
+        "--trace",
+        str(path),
+    ]
     t0 = time.perf_counter()
     subprocess.run(command, check=True, env=env(), stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0
@@ -56,7 +68,9 @@ def workload_trace(args: argparse.Namespace, tmp: str) -> Path:
 
 def cold_load(path: Path) -> tuple[float, int]:
     """Seconds for one load in a fresh interpreter, and the event count."""
-    out = subprocess.run([sys.executable, "-c", COLD, str(path)], check=True, env=env(), capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", COLD, str(path)], check=True, env=env(), capture_output=True, text=True
+    ).stdout
     seconds, count = out.split()
     return float(seconds), int(count)
 

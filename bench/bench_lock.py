@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
-import exectracer  # noqa: E402
+import exectracer
 
 
 def loop(iterations: int) -> float:
@@ -45,8 +45,13 @@ def main() -> None:
             with exectracer.trace(os.path.join(tmp, "lock.xtrace")):
                 traced.append(loop(args.iterations))
     p, t = statistics.median(plain), statistics.median(traced)
-    print(f"python {sys.version.split()[0]}, {args.iterations:,} uncontended `with lock:` per run, {args.runs} runs each")
-    print(f"untraced {p * 1e9 / args.iterations:.1f} ns, traced {t * 1e9 / args.iterations:.1f} ns per iteration, ratio {t / p:.3f}")
+    print(
+        f"python {sys.version.split()[0]}, {args.iterations:,} uncontended `with lock:` per run, {args.runs} runs each"
+    )
+    print(
+        f"untraced {p * 1e9 / args.iterations:.1f} ns, traced {t * 1e9 / args.iterations:.1f} ns per iteration,"
+        f" ratio {t / p:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -46,16 +46,22 @@ def run_once(extra: list[str], script: Path = WORKLOAD, python_hooks: bool = Fal
     if python_hooks:
         env["EXECTRACER_PURE_PYTHON"] = "1"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(HERE / "warm_allocator.py"), str(script), *extra], check=True, env=env, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, str(HERE / "warm_allocator.py"), str(script), *extra],
+        check=True,
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - t0
 
 
 def warm_ratio(runs: int, rounds: int, messages: int) -> None:
     """Alternate untraced and traced runs in this process; print the medians."""
     sys.path[:0] = [str(HERE), str(HERE.parent / "src")]
-    import exectracer
     import workload_async
     from warm_allocator import raise_mmap_threshold
+
+    import exectracer
 
     raise_mmap_threshold()  # as the fresh processes do
     workload_async.run(rounds, messages)  # warm-up
@@ -83,7 +89,9 @@ def events_in(path: str) -> int:
     return exectracer.load(path).event_count
 
 
-def compare_processes(work: list[str], script: Path, runs: int, python_hooks: list[float] | None = None) -> tuple[float, float, int, int]:
+def compare_processes(
+    work: list[str], script: Path, runs: int, python_hooks: list[float] | None = None
+) -> tuple[float, float, int, int]:
     """Alternate untraced and traced runs of ``script``; the medians, events and bytes of a trace.
 
     Given a ``python_hooks`` list, a third run in each round traces with the
@@ -100,7 +108,9 @@ def compare_processes(work: list[str], script: Path, runs: int, python_hooks: li
             traced.append(run_once([*work, "--trace", trace], script))
             line = f"run {i + 1}: untraced {plain[-1]:.3f} s, traced {traced[-1]:.3f} s"
             if python_hooks is not None:
-                python_hooks.append(run_once([*work, "--trace", os.path.join(tmp, "python.xtrace")], script, python_hooks=True))
+                python_hooks.append(
+                    run_once([*work, "--trace", os.path.join(tmp, "python.xtrace")], script, python_hooks=True)
+                )
                 line += f", traced with the Python hooks {python_hooks[-1]:.3f} s"
             print(line, flush=True)
         size = os.path.getsize(trace)
@@ -114,7 +124,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1500)
     parser.add_argument("--messages", type=int, default=600)
     parser.add_argument("--warm", action="store_true", help="measure inside one warmed-up process")
-    parser.add_argument("--python-hooks", action="store_true", help="also trace with the Python hooks (not the C ones), alternating")
+    parser.add_argument(
+        "--python-hooks", action="store_true", help="also trace with the Python hooks (not the C ones), alternating"
+    )
     args = parser.parse_args()
     if args.warm:
         warm_ratio(args.runs, args.rounds, args.messages)

@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from exectracer.format.events import ARG_SHIFT, CATEGORY_SHIFT, KIND_MASK, Kind, ThreadState  # noqa: E402
-from exectracer.record.interner import Interner  # noqa: E402
-from exectracer.record.registry import Registry  # noqa: E402
-from exectracer.record.sampler import Sampler  # noqa: E402
-from exectracer.record.thread_stacks import FrameStacks  # noqa: E402
+from exectracer.format.events import ARG_SHIFT, CATEGORY_SHIFT, KIND_MASK, Kind, ThreadState
+from exectracer.record.interner import Interner
+from exectracer.record.registry import Registry
+from exectracer.record.sampler import Sampler
+from exectracer.record.thread_stacks import FrameStacks
 
 
 def cpu_seconds(ident: int, native_id: int) -> float:
@@ -109,9 +109,15 @@ def main() -> None:
     wall, cpu = wall1 - wall0, cpu1 - cpu0
     sampled = len(registry.threads)
     print(f"command: python {' '.join(sys.argv)}")
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {sampled} threads sampled ({args.threads} blocked, {args.busy} busy, main), interval {args.interval * 1e3:g} ms")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {sampled} threads sampled"
+        f" ({args.threads} blocked, {args.busy} busy, main), interval {args.interval * 1e3:g} ms"
+    )
     print(f"wall {wall:.2f} s, sampler CPU {cpu * 1e3:.0f} ms = {100 * cpu / wall:.2f}% of one core")
-    print(f"samples {len(samples)} ({len(samples) / wall / max(sampled, 1):.1f} per thread per second, target {1 / args.interval:g}), syscall events {syscalls}")
+    print(
+        f"samples {len(samples)} ({len(samples) / wall / max(sampled, 1):.1f} per thread per second,"
+        f" target {1 / args.interval:g}), syscall events {syscalls}"
+    )
     print(f"CPU per thread sample {1e6 * cpu / max(len(samples), 1):.1f} us; states {dict(states)}")
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-import exectracer  # noqa: E402
+import exectracer
 
 
 async def short() -> None:
@@ -60,8 +60,13 @@ def main() -> None:
             traced.append(run(args.tasks, args.batch, trace))
         events = exectracer.load(trace).event_count
     p, t = statistics.median(plain), statistics.median(traced)
-    print(f"python {sys.version.split()[0]}, {args.tasks} tasks in batches of {args.batch}, {runs} runs of each, alternating")
-    print(f"untraced median {p:.3f} s ({p / args.tasks * 1e6:.2f} us a task), traced median {t:.3f} s, ratio {t / p:.3f}")
+    print(
+        f"python {sys.version.split()[0]}, {args.tasks} tasks in batches of {args.batch},"
+        f" {runs} runs of each, alternating"
+    )
+    print(
+        f"untraced median {p:.3f} s ({p / args.tasks * 1e6:.2f} us a task), traced median {t:.3f} s, ratio {t / p:.3f}"
+    )
     print(f"recording costs {(t - p) / args.tasks * 1e6:.2f} us a task ({events / args.tasks:.1f} events a task)")
 
 

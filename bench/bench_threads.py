@@ -78,7 +78,10 @@ def workload(rounds: int, work: int) -> None:
         server = threading.Thread(target=serve, args=(listener, WORKERS), name="server")
         server.start()
         port = listener.getsockname()[1]
-        threads = [threading.Thread(target=worker, args=(port, lock, shared, rounds, work), name=f"worker-{i}") for i in range(WORKERS)]
+        threads = [
+            threading.Thread(target=worker, args=(port, lock, shared, rounds, work), name=f"worker-{i}")
+            for i in range(WORKERS)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -107,7 +110,10 @@ def main() -> None:
     script = Path(__file__).resolve()
     work = ["--workload", "--rounds", str(args.rounds), "--work", str(args.work)]
     p, t, events, size = compare_processes(work, script, args.runs)
-    print(f"python {sys.version.split()[0]}, {WORKERS} workers x {args.rounds} requests (work {args.work}), {args.runs} runs of each, alternating")
+    print(
+        f"python {sys.version.split()[0]}, {WORKERS} workers x {args.rounds} requests (work {args.work}),"
+        f" {args.runs} runs of each, alternating"
+    )
     print(f"untraced median {p:.3f} s, traced median {t:.3f} s, ratio {t / p:.3f}")
     print(f"trace: {events} events, {size} bytes")
 

@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 from bench_load import env, workload_trace  # noqa: E402
+
 from support.viewer_browser import Viewer, launch, wait_settled  # noqa: E402
 
 MANY_TASKS = """
@@ -98,6 +99,7 @@ class Steps:
         def act() -> None:
             self.page.mouse.move(self.x if x is None else x, self.y)
             self.page.mouse.wheel(0, dy)
+
         self.step("wheel zoom", act)
 
     def key(self, k: str, label: str) -> None:
@@ -109,10 +111,13 @@ class Steps:
             self.page.mouse.down()
             self.page.mouse.move(self.x + dx, self.y, steps=1)
             self.page.mouse.up()
+
         self.step("drag pan", act)
 
     def scroll(self, dy: float) -> None:
-        self.step("scroll lanes", lambda: self.page.evaluate(f"window.exectracer.page.timeline.scroller.scrollTop += {dy}"))
+        self.step(
+            "scroll lanes", lambda: self.page.evaluate(f"window.exectracer.page.timeline.scroller.scrollTop += {dy}")
+        )
 
     def all(self) -> list[float]:
         return [t for ts in self.times.values() for t in ts]
@@ -178,8 +183,18 @@ def large_trace(args: argparse.Namespace, tmp: str, playwright) -> dict:
         viewer.stop()
         browser.close()
     return {
-        "events": events, "size": size, "startup": started, "first_paint": first_paint, "nav_to_paint": nav_to_paint,
-        "lanes": lanes, "goroutine_paint": goroutine_paint, "goroutine_lanes": goroutine_lanes, "by_thread": by_thread, "by_goroutine": by_goroutine, "peak": peak, "rss_ready": rss_ready,
+        "events": events,
+        "size": size,
+        "startup": started,
+        "first_paint": first_paint,
+        "nav_to_paint": nav_to_paint,
+        "lanes": lanes,
+        "goroutine_paint": goroutine_paint,
+        "goroutine_lanes": goroutine_lanes,
+        "by_thread": by_thread,
+        "by_goroutine": by_goroutine,
+        "peak": peak,
+        "rss_ready": rss_ready,
     }
 
 
@@ -202,7 +217,12 @@ def many_tasks(args: argparse.Namespace, tmp: str, playwright) -> dict:
         steps = Steps(page)
         height = page.evaluate("window.exectracer.page.timeline.layout.height")
         for i in range(10):  # jumps across the whole list, then small scrolls
-            steps.step("scroll jump", lambda i=i: page.evaluate(f"window.exectracer.page.timeline.scroller.scrollTop = {height * (i * 0.097 + 0.02)}"))
+            steps.step(
+                "scroll jump",
+                lambda i=i: page.evaluate(
+                    f"window.exectracer.page.timeline.scroller.scrollTop = {height * (i * 0.097 + 0.02)}"
+                ),
+            )
         for _ in range(10):
             steps.scroll(400)
         page.mouse.move(steps.box["x"] + 60, steps.box["y"] + 300)  # over the lane names the wheel scrolls
@@ -234,24 +254,40 @@ def main() -> None:
         if big:
             print(f"trace: {big['events']:,} events, {big['size'] / 1e6:.1f} MB")
             print(f"server start-up (load + analysis) until it reports ready: {big['startup']:.2f} s")
-            print(f"first timeline paint after ready: {big['first_paint']:.2f} s  (navigation to paint {big['nav_to_paint']:.2f} s, {big['lanes']} lanes)")
-            print(f"a new page opened by goroutine: navigation to paint {big['goroutine_paint']:.2f} s ({big['goroutine_lanes']} lanes)")
+            print(
+                f"first timeline paint after ready: {big['first_paint']:.2f} s"
+                f"  (navigation to paint {big['nav_to_paint']:.2f} s, {big['lanes']} lanes)"
+            )
+            print(
+                f"a new page opened by goroutine: navigation to paint {big['goroutine_paint']:.2f} s"
+                f" ({big['goroutine_lanes']} lanes)"
+            )
             for name in ("by_thread", "by_goroutine"):
                 steps: Steps = big[name]
                 print(f"{name.replace('_', ' ')}: " + summarize("all", steps.all()))
                 for label, values in steps.times.items():
                     print("   " + summarize(label, values))
                 print("   of which " + summarize("request", steps.fetches) + "; " + summarize("draw", steps.draws))
-            print(f"server peak RSS: {big['peak'] / 1e6:.0f} MB = {big['peak'] / big['events']:.0f} bytes/event "
-                  f"(at ready: {big['rss_ready'] / 1e6:.0f} MB)")
+            print(
+                f"server peak RSS: {big['peak'] / 1e6:.0f} MB = {big['peak'] / big['events']:.0f} bytes/event "
+                f"(at ready: {big['rss_ready'] / 1e6:.0f} MB)"
+            )
         if args.tasks:
             many = many_tasks(args, tmp, p)
-            print(f"many tasks: {many['rows']:,} rows ({many['events']:,} events), first paint {many['first_paint']:.2f} s after navigation, "
-                  f"server peak RSS {many['peak'] / 1e6:.0f} MB")
+            print(
+                f"many tasks: {many['rows']:,} rows ({many['events']:,} events),"
+                f" first paint {many['first_paint']:.2f} s after navigation, "
+                f"server peak RSS {many['peak'] / 1e6:.0f} MB"
+            )
             print("   " + summarize("all", many["steps"].all()))
             for label, values in many["steps"].times.items():
                 print("   " + summarize(label, values))
-            print("   of which " + summarize("request", many["steps"].fetches) + "; " + summarize("draw", many["steps"].draws))
+            print(
+                "   of which "
+                + summarize("request", many["steps"].fetches)
+                + "; "
+                + summarize("draw", many["steps"].draws)
+            )
 
 
 if __name__ == "__main__":

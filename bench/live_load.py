@@ -17,7 +17,9 @@ import time
 import urllib.parse
 
 
-async def keep_asking(host: str, port: int, path: str, start: float, end: float, latencies: list[float], errors: list[str]) -> None:
+async def keep_asking(
+    host: str, port: int, path: str, start: float, end: float, latencies: list[float], errors: list[str]
+) -> None:
     """One connection: request after request until ``end``; record the latencies of those sent in [start, end).
 
     A request that fails (connection closed, not a 200) is counted in
@@ -71,7 +73,10 @@ async def main(args: argparse.Namespace) -> dict:
     began = time.perf_counter()
     start = began + args.warmup
     end = start + args.seconds
-    loaders = [asyncio.create_task(keep_asking(host, port, url.path or "/", start, end, latencies, errors)) for _ in range(args.concurrency)]
+    loaders = [
+        asyncio.create_task(keep_asking(host, port, url.path or "/", start, end, latencies, errors))
+        for _ in range(args.concurrency)
+    ]
     capture_size = None
     if args.capture:
         await asyncio.sleep(args.warmup - 0.1)
@@ -98,7 +103,9 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--capture", type=float, default=0.0, help="ask for a trace of this many seconds as the window starts")
+    parser.add_argument(
+        "--capture", type=float, default=0.0, help="ask for a trace of this many seconds as the window starts"
+    )
     arguments = parser.parse_args()
     try:
         from uvloop import run

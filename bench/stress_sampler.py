@@ -24,7 +24,19 @@ from pathlib import Path
 from bench_load import env
 
 HERE = Path(__file__).resolve().parent
-SERVER = [sys.executable, "-X", "faulthandler", "-m", "exectracer.examples.web", "flask", "--port", "0", "--flight", "--flight-min-age", "2"]
+SERVER = [
+    sys.executable,
+    "-X",
+    "faulthandler",
+    "-m",
+    "exectracer.examples.web",
+    "flask",
+    "--port",
+    "0",
+    "--flight",
+    "--flight-min-age",
+    "2",
+]
 
 
 def one_run(seconds: float, log: Path) -> int | None:
@@ -33,8 +45,23 @@ def one_run(seconds: float, log: Path) -> int | None:
         server = subprocess.Popen(SERVER, env=env(), stdout=subprocess.PIPE, stderr=err, text=True)
         try:
             url = _listening(server)
-            subprocess.run([sys.executable, str(HERE / "live_load.py"), f"{url}/work", "--concurrency", "8", "--warmup", "1", "--seconds", str(seconds)],
-                           env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=seconds + 60)
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(HERE / "live_load.py"),
+                    f"{url}/work",
+                    "--concurrency",
+                    "8",
+                    "--warmup",
+                    "1",
+                    "--seconds",
+                    str(seconds),
+                ],
+                env=env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=seconds + 60,
+            )
             status = server.poll()
             return status
         finally:
@@ -59,7 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=24)
     parser.add_argument("--seconds", type=float, default=5.0, help="load per run")
-    parser.add_argument("--keep", type=Path, help="folder for the reports of servers that died (default: a temporary one)")
+    parser.add_argument(
+        "--keep", type=Path, help="folder for the reports of servers that died (default: a temporary one)"
+    )
     args = parser.parse_args()
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]), f"(Python {sys.version.split()[0]})")
     with tempfile.TemporaryDirectory() as tmp:

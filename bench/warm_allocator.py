@@ -30,7 +30,7 @@ def raise_mmap_threshold() -> None:
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] == "-m" and len(sys.argv) < 3:
+    if len(sys.argv) < 2 or (sys.argv[1] == "-m" and len(sys.argv) < 3):
         sys.exit(__doc__)
     raise_mmap_threshold()
     if sys.argv[1] == "-m":

@@ -50,6 +50,11 @@ for path in sys.argv[1:]:
     thread = prepare_for_trace(path)
     print(thread is not None and (thread.join(timeout=60) or not thread.is_alive()))
 """
-    done = subprocess.run([sys.executable, "-c", code, str(big), str(small), str(tmp_path / "missing")], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(big), str(small), str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "False", "False"]

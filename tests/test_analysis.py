@@ -36,7 +36,9 @@ def test_task_goes_through_every_state(model: exectracer.Trace) -> None:
     assert t["created_ns"] == 90 and t["ended_ns"] == 1200
     times = t["time_ns"]
     assert times["running"] == 50 + 80 + 50 + 100
-    assert times["runnable"] == 50 + 20 + 50 + 100  # the yield: runnable from the step's end, not from the wake-up inside it
+    assert (
+        times["runnable"] == 50 + 20 + 50 + 100
+    )  # the yield: runnable from the step's end, not from the wake-up inside it
     assert times["blocked"] == {"network": 300, "sync": 300, "sleep": 0, "syscall": 0, "other": 0}
     assert times["gc"] == 20
 
@@ -78,11 +80,24 @@ def test_state_intervals_cover_each_goroutine_without_gaps(model: exectracer.Tra
         assert np.all(start[1:] == end[:-1]), g
         assert np.all(end > start)
     task = table.g == TASK
-    assert list(table.state[task]) == ["runnable", "running", "network", "runnable", "running", "sync", "runnable", "running", "runnable", "running"]
+    assert list(table.state[task]) == [
+        "runnable",
+        "running",
+        "network",
+        "runnable",
+        "running",
+        "sync",
+        "runnable",
+        "running",
+        "runnable",
+        "running",
+    ]
 
 
 @pytest.mark.parametrize("max_merged_groups", [states.MAX_MERGED_GROUPS, 1])
-def test_state_model_in_two_halves_matches_one(model: exectracer.Trace, monkeypatch: pytest.MonkeyPatch, max_merged_groups: int) -> None:
+def test_state_model_in_two_halves_matches_one(
+    model: exectracer.Trace, monkeypatch: pytest.MonkeyPatch, max_merged_groups: int
+) -> None:
     whole = StateIntervals(model)
     single_rows, single_counts = states._grouped_rows(model, whole.goroutines)
     monkeypatch.setattr(states, "WORKERS", 2)
@@ -149,20 +164,37 @@ def test_scheduler_latency_and_user_latency(tmp_path: Path) -> None:
         b.task(g, 100, "app.t")
         b.ready(100, g).event(Kind.TASK_STEP, 100 + wait, g).event(Kind.TASK_DONE, 2000, g)
     name, other = b.string("checkout"), b.string("render")
-    b.event(Kind.USER_TASK_NAME, 0, 1, name).event(Kind.USER_TASK_BEGIN, 100, MAIN, 1).event(Kind.USER_TASK_END, 600, MAIN, 1)
-    b.event(Kind.USER_TASK_NAME, 0, 2, name).event(Kind.USER_TASK_BEGIN, 200, MAIN, 2).event(Kind.USER_TASK_END, 400, MAIN, 2)
+    b.event(Kind.USER_TASK_NAME, 0, 1, name).event(Kind.USER_TASK_BEGIN, 100, MAIN, 1).event(
+        Kind.USER_TASK_END, 600, MAIN, 1
+    )
+    b.event(Kind.USER_TASK_NAME, 0, 2, name).event(Kind.USER_TASK_BEGIN, 200, MAIN, 2).event(
+        Kind.USER_TASK_END, 400, MAIN, 2
+    )
     b.event(Kind.REGION_BEGIN, 300, MAIN, other).event(Kind.REGION_END, 350, MAIN, other)
     doc = exectracer.load(b.write(tmp_path / "lat.xtrace", stop_ns=3000)).analysis.summary()
     assert doc["scheduler_latency_ns"] == {"count": 5, "p50": 30, "p90": 1000, "p99": 1000, "max": 1000}
-    assert doc["user_tasks"] == [{"name": "checkout", "count": 2, "p50_ns": 200, "p90_ns": 500, "p99_ns": 500, "max_ns": 500}]
-    assert doc["user_regions"] == [{"name": "render", "count": 1, "p50_ns": 50, "p90_ns": 50, "p99_ns": 50, "max_ns": 50}]
+    assert doc["user_tasks"] == [
+        {"name": "checkout", "count": 2, "p50_ns": 200, "p90_ns": 500, "p99_ns": 500, "max_ns": 500}
+    ]
+    assert doc["user_regions"] == [
+        {"name": "render", "count": 1, "p50_ns": 50, "p90_ns": 50, "p99_ns": 50, "max_ns": 50}
+    ]
     (group,) = [grp for grp in doc["groups"] if grp["start_function"] == "app.t"]
     assert group["count"] == 5 and group["time_ns"]["runnable"] == 1100
 
 
 def test_summary_document_shape(model: exectracer.Trace) -> None:
     doc = model.analysis.summary()
-    assert set(doc) >= {"trace", "goroutines", "groups", "gc", "scheduler_latency_ns", "mmu", "user_tasks", "user_regions"}
+    assert set(doc) >= {
+        "trace",
+        "goroutines",
+        "groups",
+        "gc",
+        "scheduler_latency_ns",
+        "mmu",
+        "user_tasks",
+        "user_regions",
+    }
     assert set(doc["trace"]) >= {"format_version", "python", "pid", "duration_ns", "events", "lost"}
     assert doc["trace"]["python"] == "CPython 3.x" and doc["trace"]["duration_ns"] == END
     for g in doc["goroutines"]:
@@ -181,9 +213,13 @@ def test_groups_sum_their_goroutines(model: exectracer.Trace) -> None:
     doc = model.analysis.summary()
     assert sum(grp["count"] for grp in doc["groups"]) == len(doc["goroutines"]) and len(doc["groups"]) > 2
     for grp in doc["groups"]:
-        members = [g for g in doc["goroutines"] if (g["start_function"], g["kind"]) == (grp["start_function"], grp["kind"])]
+        members = [
+            g for g in doc["goroutines"] if (g["start_function"], g["kind"]) == (grp["start_function"], grp["kind"])
+        ]
         assert grp["count"] == len(members)
-        assert flat(grp["time_ns"]) == [sum(column) for column in zip(*(flat(g["time_ns"]) for g in members))]
+        assert flat(grp["time_ns"]) == [
+            sum(column) for column in zip(*(flat(g["time_ns"]) for g in members), strict=True)
+        ]
     totals = [total_time(grp["time_ns"]) for grp in doc["groups"]]
     assert totals == sorted(totals, reverse=True)
 
@@ -194,7 +230,10 @@ def test_blocking_profiles(model: exectracer.Trace) -> None:
     assert net.sample_types == (("contentions", "count"), ("delay", "nanoseconds"))
     assert net.values.tolist() == [[1, 300]]
     assert net.stack_frames(int(net.stacks[0]))[0].function == "app.read_backend"
-    sync = {net.stack_frames(int(sid))[0].function: v for sid, v in zip(a.profile("sync").stacks.tolist(), a.profile("sync").values.tolist())}
+    sync = {
+        net.stack_frames(int(sid))[0].function: v
+        for sid, v in zip(a.profile("sync").stacks.tolist(), a.profile("sync").values.tolist(), strict=True)
+    }
     assert sync["app.update"] == [1, 300] and sync["app.take"] == [1, 200]
     assert sync["concurrent.futures.thread._worker"] == [2, 1500 + END - 4500]
     assert a.profile("sleep").total() == 250
@@ -205,8 +244,10 @@ def test_sched_and_gil_profiles_use_the_resume_point(model: exectracer.Trace) ->
     a = model.analysis
     sched = a.profile("sched")
     per_function = {}
-    for sid, (count, delay) in zip(sched.stacks.tolist(), sched.values.tolist()):
-        per_function[sched.stack_frames(sid)[0].function] = per_function.get(sched.stack_frames(sid)[0].function, 0) + delay
+    for sid, (_count, delay) in zip(sched.stacks.tolist(), sched.values.tolist(), strict=True):
+        per_function[sched.stack_frames(sid)[0].function] = (
+            per_function.get(sched.stack_frames(sid)[0].function, 0) + delay
+        )
     assert per_function["app.read_backend"] == 20
     assert per_function["app.update"] == 50 + 100
     assert per_function["app.handler"] == 50  # the first step: its entry point
@@ -252,7 +293,9 @@ def test_cpu_profile_from_samples(tmp_path: Path) -> None:
 def test_torn_tail_still_analyses(tmp_path: Path) -> None:
     builder = model_trace()
     last_chunk = 4  # the pool worker's work items, added last
-    path = builder.write(tmp_path / "torn.xtrace", stop_ns=None, truncate=20, chunk_events=(len(builder.rows) // 3) - last_chunk)
+    path = builder.write(
+        tmp_path / "torn.xtrace", stop_ns=None, truncate=20, chunk_events=(len(builder.rows) // 3) - last_chunk
+    )
     with pytest.warns(TraceWarning, match="truncated"):
         trace = exectracer.load(path)
     doc = trace.analysis.summary()
@@ -296,7 +339,9 @@ def test_range_set_may_overlap_never_misses_and_rarely_errs() -> None:
     maybe = r.may_overlap(a, b)
     assert exact.any() and np.all(maybe[exact])
     assert (maybe & ~exact).sum() < 0.05 * len(a)
-    assert not r.may_overlap(np.array([0, 9_900_000, 5]), np.array([999_999, 10_000_000, 5])).any()  # before, after, empty
+    assert not r.may_overlap(
+        np.array([0, 9_900_000, 5]), np.array([999_999, 10_000_000, 5])
+    ).any()  # before, after, empty
     assert not RangeSet(np.empty(0, np.int64), np.empty(0, np.int64)).may_overlap(a, b).any()
 
 

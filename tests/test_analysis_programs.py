@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import shutil
 import subprocess
 import threading
@@ -80,7 +81,9 @@ def proxy_trace(tmp_path_factory: pytest.TempPathFactory) -> exectracer.Trace:
 
 def test_handler_blocked_on_backend_after_client_left(proxy_trace) -> None:
     doc = proxy_trace.analysis.summary()
-    (handlers,) = [g for g in doc["groups"] if (g["start_function"] or "").endswith("proxy_handler.<locals>.handle_client")]
+    (handlers,) = [
+        g for g in doc["groups"] if (g["start_function"] or "").endswith("proxy_handler.<locals>.handle_client")
+    ]
     assert handlers["count"] == CLIENTS
     assert handlers["time_ns"]["blocked"]["network"] >= CLIENTS * 0.8 * SLOW_BACKEND * 1e9
     waits = [w for w in doc["top_waits"] if w["category"] == "network"]
@@ -91,10 +94,15 @@ def test_net_profile_points_at_the_backend_read(proxy_trace) -> None:
     net = proxy_trace.analysis.profile("net")
     by_function = {e.function: e for e in net.top(50)}
     assert by_function["asyncio.streams.StreamReader._wait_for_data"].flat >= CLIENTS * 0.8 * SLOW_BACKEND * 1e9
-    heaviest = max(zip(net.stacks.tolist(), net.values[:, 1].tolist()), key=lambda sv: sv[1])[0]
+    heaviest = max(zip(net.stacks.tolist(), net.values[:, 1].tolist(), strict=True), key=lambda sv: sv[1])[0]
     functions = [f.function for f in net.stack_frames(heaviest)]
-    assert "tests.test_analysis_programs.read_backend" in functions or any(f.endswith(".read_backend") for f in functions)
-    handler = proxy_trace.analysis.profile("net", group=next(t.start_function for t in proxy_trace.tasks if (t.start_function or "").endswith("handle_client")))
+    assert "tests.test_analysis_programs.read_backend" in functions or any(
+        f.endswith(".read_backend") for f in functions
+    )
+    handler = proxy_trace.analysis.profile(
+        "net",
+        group=next(t.start_function for t in proxy_trace.tasks if (t.start_function or "").endswith("handle_client")),
+    )
     assert handler.total() >= CLIENTS * 0.8 * SLOW_BACKEND * 1e9
 
 
@@ -146,13 +154,20 @@ def _full_collections_ns(trace: exectracer.Trace, function_suffix: str) -> list[
     """How long each full collection took while goroutines started by a function ending in ``function_suffix`` ran."""
     from exectracer.format.events import Kind
 
-    ids = [g["id"] for g in trace.analysis.summary()["goroutines"] if (g["start_function"] or "").endswith(function_suffix)]
+    ids = [
+        g["id"] for g in trace.analysis.summary()["goroutines"] if (g["start_function"] or "").endswith(function_suffix)
+    ]
     ev = trace.events
     theirs = ev.ts[np.isin(ev.g, ids)]
     full = ev[(ev.kind == Kind.GC_START) & (ev.arg == 2) | (ev.kind == Kind.GC_END)]
     took = []
-    for start, end in zip(full[:-1], full[1:]):
-        if start.kind == Kind.GC_START and start.arg == 2 and end.kind == Kind.GC_END and theirs.min() <= start.ts <= theirs.max():
+    for start, end in itertools.pairwise(full):
+        if (
+            start.kind == Kind.GC_START
+            and start.arg == 2
+            and end.kind == Kind.GC_END
+            and theirs.min() <= start.ts <= theirs.max()
+        ):
             took.append(int(end.ts - start.ts))
     return took
 
@@ -181,7 +196,7 @@ def test_full_collections_delay_ready_tasks(gc_trace) -> None:
     worst = mmu[10_000_000]["worst"][0]
     starts = gc_trace.analysis.collections.table.start - gc_trace.start_ns
     ends = gc_trace.analysis.collections.table.end - gc_trace.start_ns
-    assert any((s < worst["end_ns"]) & (e > worst["start_ns"]) for s, e in zip(starts, ends))
+    assert any((s < worst["end_ns"]) & (e > worst["start_ns"]) for s, e in zip(starts, ends, strict=True))
 
 
 def test_sched_profile_names_where_tasks_resume(gc_trace) -> None:
@@ -227,7 +242,9 @@ def test_go_tool_pprof_reads_every_profile(record, tmp_path: Path, kind: str) ->
     prof = trace.analysis.profile(kind)
     out = tmp_path / f"{kind}.pb.gz"
     pprof.write(prof, out)
-    result = subprocess.run([go(), "tool", "pprof", "-top", "-lines", str(out)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [go(), "tool", "pprof", "-top", "-lines", str(out)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     expected_type = "cpu" if kind == "cpu" else "delay"
     assert f"Type: {expected_type}" in result.stdout

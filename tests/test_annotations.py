@@ -46,7 +46,7 @@ def test_tasks_follow_awaits_create_task_and_threads(record):
     (begin,) = rec.of(Kind.REGION_BEGIN)
     region_task = rec.of(Kind.REGION_TASK)
     assert int(rec.arg[region_task[0]]) == seen["db"]
-    child = [t for t in rec.trace.tasks if (t.start_function or "").endswith("<locals>.step")][0]
+    child = next(t for t in rec.trace.tasks if (t.start_function or "").endswith("<locals>.step"))
     assert int(rec.g[begin]) == child.id
     messages = [rec.trace.strings[int(a)] for a in rec.arg[rec.of(Kind.LOG_MESSAGE)]]
     assert messages == ["query done", "in a worker"]

@@ -77,8 +77,19 @@ def test_run_module_like_python_m(tmp_path: Path) -> None:
     tool = write(tmp_path / "pkg" / "tool.py", REPORT)
     write(tmp_path / "pkg" / "__init__.py", "")
 
-    result = run_cli("run", "--no-gc", "--no-threads", "--no-asyncio", "--flush-interval", "0.1",
-                     "-m", "pkg.tool", "x", "-m", cwd=tmp_path)
+    result = run_cli(
+        "run",
+        "--no-gc",
+        "--no-threads",
+        "--no-asyncio",
+        "--flush-interval",
+        "0.1",
+        "-m",
+        "pkg.tool",
+        "x",
+        "-m",
+        cwd=tmp_path,
+    )
 
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
@@ -144,7 +155,7 @@ def test_uncaught_exception_shows_only_the_programs_frames(tmp_path: Path) -> No
     result = run_cli("run", "prog.py", cwd=tmp_path)
 
     assert result.returncode == 1
-    assert result.stderr.startswith("Traceback (most recent call last):\n  File \"prog.py\", line 4, in <module>")
+    assert result.stderr.startswith('Traceback (most recent call last):\n  File "prog.py", line 4, in <module>')
     assert "ValueError: boom" in result.stderr
     assert "runpy" not in result.stderr and "exectracer" not in result.stderr.split("ValueError: boom")[0]
 
@@ -205,8 +216,13 @@ def test_demo_writes_a_trace(tmp_path: Path) -> None:
 
 
 def test_example_service_runs_standalone(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "exectracer.examples.service", "--seconds", "0.6"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "exectracer.examples.service", "--seconds", "0.6"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("served ")
@@ -239,7 +255,9 @@ def test_version() -> None:
 
 
 @pytest.mark.parametrize(("command", "blas_threads"), [("summary", "1"), ("view", "1"), ("run", None), ("demo", None)])
-def test_only_reading_commands_keep_blas_to_one_thread(command: str, blas_threads: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_only_reading_commands_keep_blas_to_one_thread(
+    command: str, blas_threads: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     monkeypatch.setattr(os, "environ", environ)  # a copy: the real environment is left alone
     ctx = click.Context(cli_module.cli, info_name="exectracer")
@@ -273,4 +291,6 @@ def test_progress_bars_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> No
     with cli_module._progress(total=3, desc="reading trace") as bar:
         bar.update(2)
         assert bar.n == 2  # tqdm's
-    assert not [t.name for t in threading.enumerate() if t.name != "MainThread" and "monitor" in type(t).__name__.lower()]
+    assert not [
+        t.name for t in threading.enumerate() if t.name != "MainThread" and "monitor" in type(t).__name__.lower()
+    ]

@@ -34,7 +34,15 @@ def test_summary_report(model_path: Path) -> None:
     result = run("summary", str(model_path), cwd=model_path.parent)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for text in ("Goroutines by start function", "app.handler", "concurrent.futures.thread._worker", "Scheduler latency", "Minimum mutator utilization", "Top waits", "app.read_backend"):
+    for text in (
+        "Goroutines by start function",
+        "app.handler",
+        "concurrent.futures.thread._worker",
+        "Scheduler latency",
+        "Minimum mutator utilization",
+        "Top waits",
+        "app.read_backend",
+    ):
         assert text in out
     assert result.stderr == ""
 
@@ -52,7 +60,9 @@ def test_summary_json_is_indented_only_on_a_terminal(model_path: Path) -> None:
     piped = run("summary", "--json", str(model_path), cwd=model_path.parent)
     assert piped.returncode == 0 and piped.stdout.count("\n") == 1
     leader, follower = pty.openpty()
-    child = subprocess.Popen([*CLI, "summary", "--json", str(model_path)], stdout=follower, stderr=subprocess.DEVNULL, cwd=model_path.parent)
+    child = subprocess.Popen(
+        [*CLI, "summary", "--json", str(model_path)], stdout=follower, stderr=subprocess.DEVNULL, cwd=model_path.parent
+    )
     os.close(follower)
     shown = b""
     try:
@@ -88,7 +98,19 @@ def test_pprof_writes_a_profile_go_reads(model_path: Path) -> None:
 
 def test_pprof_selections(model_path: Path) -> None:
     out = model_path.parent / "sel.pb.gz"
-    result = run("pprof", "-t", "net", "--start", "300ns", "--end", "450ns", "-o", str(out), str(model_path), cwd=model_path.parent)
+    result = run(
+        "pprof",
+        "-t",
+        "net",
+        "--start",
+        "300ns",
+        "--end",
+        "450ns",
+        "-o",
+        str(out),
+        str(model_path),
+        cwd=model_path.parent,
+    )
     assert result.returncode == 0, result.stderr
     assert "150ns" in result.stdout
     result = run("pprof", "-t", "sync", "--group", "app.work", "-o", str(out), str(model_path), cwd=model_path.parent)

@@ -1,4 +1,5 @@
-"""The C hooks' event numbers (record/csrc/events.h) are generated from format/events.py and checked in: both must agree."""
+"""The C hooks' event numbers (record/csrc/events.h) are generated from format/events.py and checked in:
+both must agree."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ def generator():
 
 def test_the_checked_in_header_is_what_events_py_makes():
     tool = generator()
-    assert HEADER.read_text() == tool.render(), f"{HEADER.relative_to(ROOT)} is out of date with format/events.py: run {tool.COMMAND}"
+    assert HEADER.read_text() == tool.render(), (
+        f"{HEADER.relative_to(ROOT)} is out of date with format/events.py: run {tool.COMMAND}"
+    )
 
 
 def test_the_header_defines_every_number_of_events_py():

@@ -10,8 +10,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -112,7 +112,11 @@ def test_chunks_suit_the_ring_unless_told_otherwise(flight_recorder, tmp_path):
         recorder.snapshot(tmp_path / "snap.xtrace")
         recorder.stop()
         chosen = exectracer.load(tmp_path / "snap.xtrace", strict=True).metadata["options"]
-        defaults = {"flush_interval": 5.0, "heap_interval": 5.0, "chunk_events": (1 << 20) // 64}  # a ring of 1 MiB holds several chunks
+        defaults = {
+            "flush_interval": 5.0,
+            "heap_interval": 5.0,
+            "chunk_events": (1 << 20) // 64,
+        }  # a ring of 1 MiB holds several chunks
         assert {k: chosen[k] for k in defaults} == {**defaults, **options}
 
 
@@ -205,7 +209,7 @@ def test_start_stop_and_errors(flight_recorder, tmp_path):
         assert recorder.recording and exectracer.is_tracing() and flight_module.running() is recorder
         with pytest.raises(exectracer.TracingError, match="already"):
             recorder.start()
-        with pytest.raises(exectracer.TracingError, match="already running.*flight recorder"):
+        with pytest.raises(exectracer.TracingError, match=r"already running.*flight recorder"):
             exectracer.start(tmp_path / "during.xtrace")
     assert not recorder.recording and not exectracer.is_tracing() and flight_module.running() is None
     with pytest.raises(exectracer.TracingError, match="not recording"):
@@ -258,23 +262,40 @@ def test_slow_calls_trigger_one_snapshot_per_cooldown(flight_recorder, tmp_path)
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR2"), reason="needs SIGUSR2")
 def test_run_flight_snapshots_on_signal_and_on_an_uncaught_exception(tmp_path):
     script = tmp_path / "prog.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import sys, time
         print("ready", flush=True)
         sys.stdin.readline()  # the test sends its signal, then a line
         raise RuntimeError("boom")
-    """))
+    """)
+    )
     snaps = tmp_path / "snaps"
     snaps.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exectracer", "run", "--flight", "--flight-min-age", "2", "--flight-dir", str(snaps), str(script)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "exectracer",
+            "run",
+            "--flight",
+            "--flight-min-age",
+            "2",
+            "--flight-dir",
+            str(snaps),
+            str(script),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
     )
     try:
         assert proc.stdout.readline() == "ready\n"
         proc.send_signal(signal.SIGUSR2)
         wait_for_files(snaps)
-        out, err = proc.communicate("go on\n", timeout=60)
+        _out, err = proc.communicate("go on\n", timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 1 and "RuntimeError: boom" in err

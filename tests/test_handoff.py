@@ -6,7 +6,7 @@ import asyncio
 import os
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -243,7 +243,8 @@ def test_taking_the_ticks_back_from_a_stuck_loop_is_no_gil_wait(
     # the GIL comes within a few switch intervals (5 ms each, the writer's threads asking too), and later by as
     # much as the OS kept the threads from a CPU; a wait counted from the due sample would be two ticks (80 ms) or more
     assert len(stuck) > 0 and stuck.max() < 50_000_000 + marks["cpu"], (
-        f"GIL wait estimates while the loop was stuck: {sorted(stuck)[-3:]}, {marks['cpu']} ns waiting for a CPU")
+        f"GIL wait estimates while the loop was stuck: {sorted(stuck)[-3:]}, {marks['cpu']} ns waiting for a CPU"
+    )
     if not thread_waits:
         # the first sample after the loop got stuck is the one that took the ticks back (nothing else samples a
         # loop in one long step): its sleep was not due to end then, so no GIL wait estimate comes with it

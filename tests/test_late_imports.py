@@ -21,7 +21,9 @@ PROGRAM = Path(__file__).parent / "programs" / "late_imports.py"
 
 def test_modules_imported_after_start_are_hooked_then_restored(tmp_path):
     path = tmp_path / "late.xtrace"
-    done = subprocess.run([sys.executable, str(PROGRAM), str(path)], capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, str(PROGRAM), str(path)], capture_output=True, text=True, timeout=60, check=True
+    )
     report = json.loads(done.stdout)
     assert report["imported_at_start"] == []  # starting did not import them
     assert report["loader_restored"] and report["hooked"]
@@ -32,8 +34,16 @@ def test_modules_imported_after_start_are_hooked_then_restored(tmp_path):
     assert {Kind.TASK_STEP, Kind.POOL_SUBMIT, Kind.POOL_WORK_BEGIN} <= kinds
     names = {thread.id: thread.name for thread in trace.threads}
     waits = [
-        (names.get(int(g)), Category(int(a) & ((1 << CATEGORY_SHIFT) - 1)), trace.stacks[int(a) >> CATEGORY_SHIFT][0].function)
-        for a, g in zip(trace.events.arg[trace.events.kind == Kind.THREAD_BLOCK], trace.events.g[trace.events.kind == Kind.THREAD_BLOCK])
+        (
+            names.get(int(g)),
+            Category(int(a) & ((1 << CATEGORY_SHIFT) - 1)),
+            trace.stacks[int(a) >> CATEGORY_SHIFT][0].function,
+        )
+        for a, g in zip(
+            trace.events.arg[trace.events.kind == Kind.THREAD_BLOCK],
+            trace.events.g[trace.events.kind == Kind.THREAD_BLOCK],
+            strict=True,
+        )
     ]
     # the selector wrapped again around the asyncio hooks: the wait's innermost frame is its caller's
     assert ("selecting", Category.NETWORK, "__main__.wait_in_selector") in waits

@@ -1,4 +1,5 @@
-"""The integrations under real servers on loopback: Starlette under uvicorn (ASGI), Flask under waitress (WSGI), aiohttp.
+"""The integrations under real servers on loopback: Starlette under uvicorn (ASGI), Flask under waitress (WSGI),
+aiohttp.
 
 Each server is the example of ``exectracer.examples.web``, in its own
 process, with the token ``tok`` and captures capped at one second.
@@ -51,16 +52,20 @@ def test_capture_during_requests_holds_the_request_handlers(server):
     trace = exectracer.load(reply.body, strict=True)
     assert 1e9 <= trace.duration_ns <= (ended - began) * 1e9
     kind, prefix = HANDLERS[framework]
-    handlers = {t.id for t in (trace.tasks if kind == "task" else trace.threads)
-                if (t.start_function if kind == "task" else t.name or "").startswith(prefix)}
+    handlers = {
+        t.id
+        for t in (trace.tasks if kind == "task" else trace.threads)
+        if (t.start_function if kind == "task" else t.name or "").startswith(prefix)
+    }
     views = trace.regions.g[trace.regions.name == "view"]
     assert len(views) >= served  # every request served inside the capture ran its view in the trace
     assert set(views.tolist()) <= handlers
 
 
 def test_a_second_capture_gets_409(server):
-    framework, url = server
+    _framework, url = server
     replies = []
+
     # two captures asked at once, from two threads: whichever the server begins first runs (up to the server's
     # one second, the other's request arriving meanwhile), the other is refused
     def capture() -> None:
@@ -79,7 +84,7 @@ def test_a_second_capture_gets_409(server):
 
 
 def test_refusals(server):
-    framework, url = server
+    _framework, url = server
     assert get(f"{url}{TRACE}?seconds=0.1").status == 401
     assert get(f"{url}{TRACE}?seconds=0.1", token="wrong").status == 401
     for query in ("seconds=-1", "seconds=abc"):

@@ -73,7 +73,10 @@ def test_capture_while_serving(serve, workers):
 
     assert reply.status == 200, reply.text
     assert reply.headers["content-type"] == "application/octet-stream"
-    assert re.fullmatch(rf'attachment; filename="trace-{os.getpid()}-\d{{8}}T\d{{6}}\.\d{{6}}Z\.xtrace"', reply.headers["content-disposition"])
+    assert re.fullmatch(
+        rf'attachment; filename="trace-{os.getpid()}-\d{{8}}T\d{{6}}\.\d{{6}}Z\.xtrace"',
+        reply.headers["content-disposition"],
+    )
     assert reply.headers["x-exectracer-seconds"] == "0.5" and "x-exectracer-capped" not in reply.headers
     assert int(reply.headers["content-length"]) == len(reply.body)
     trace = exectracer.load(reply.body, strict=True)
@@ -145,8 +148,14 @@ def test_captures_make_few_chunks_unless_told_otherwise(serve):
     told = exectracer.load(get(f"{serve(options={'flush_interval': 0.5}).url}{TRACE}?seconds=0.05").body, strict=True)
 
     assert {k: default.metadata["options"][k] for k in ("flush_interval", "heap_interval", "chunk_events")} == {
-        "flush_interval": 5.0, "heap_interval": 5.0, "chunk_events": MAX_CHUNK_EVENTS}
-    assert told.metadata["options"]["flush_interval"] == 0.5 and told.metadata["options"]["chunk_events"] == MAX_CHUNK_EVENTS
+        "flush_interval": 5.0,
+        "heap_interval": 5.0,
+        "chunk_events": MAX_CHUNK_EVENTS,
+    }
+    assert (
+        told.metadata["options"]["flush_interval"] == 0.5
+        and told.metadata["options"]["chunk_events"] == MAX_CHUNK_EVENTS
+    )
 
 
 def test_a_capture_makes_its_chunks_once_it_ends(serve):
@@ -218,7 +227,9 @@ def test_flight_endpoint(serve, workers):
 
     assert busy.status == 409 and "flight recorder" in busy.text
     assert snapshot.status == 200
-    assert re.fullmatch(rf'attachment; filename="flight-{os.getpid()}-.*\.xtrace"', snapshot.headers["content-disposition"])
+    assert re.fullmatch(
+        rf'attachment; filename="flight-{os.getpid()}-.*\.xtrace"', snapshot.headers["content-disposition"]
+    )
     trace = exectracer.load(snapshot.body, strict=True)
     assert {"worker-0", "worker-1", "worker-2"} <= {t.name for t in trace.threads}
     assert trace.duration_ns >= 0.3e9
@@ -230,15 +241,23 @@ def test_serve_debug_warns_off_loopback_without_a_token():
 
 
 def run_capture(*args: str, env: dict | None = None, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "exectracer", "capture", *args], capture_output=True, text=True,
-                          timeout=60, cwd=cwd, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "exectracer", "capture", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_capture_command(serve, workers, tmp_path):
     server = serve(token="s3cret")
     host_port = f"127.0.0.1:{server.port}"
 
-    done = run_capture(host_port, "--seconds", "0.3", "-o", "out.xtrace", env={"EXECTRACER_TOKEN": "s3cret"}, cwd=tmp_path)
+    done = run_capture(
+        host_port, "--seconds", "0.3", "-o", "out.xtrace", env={"EXECTRACER_TOKEN": "s3cret"}, cwd=tmp_path
+    )
     named = run_capture(server.url + TRACE + "?seconds=9", "--seconds", "0.2", "--token", "s3cret", cwd=tmp_path)
     refused = run_capture(host_port, "--seconds", "0.1", "--token", "guess", cwd=tmp_path)
     no_flight = run_capture(server.url, "--flight", "--token", "s3cret", cwd=tmp_path)

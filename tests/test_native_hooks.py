@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
-import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,9 @@ def trace_program(tmp_path: Path, pure: bool, program: Path = PROGRAM) -> exectr
     if pure:
         env[native.PURE_PYTHON_VARIABLE] = "1"
     path = tmp_path / f"{program.stem}-{'pure' if pure else 'native'}.xtrace"
-    subprocess.run([sys.executable, "-m", "exectracer", "run", "-o", str(path), str(program)], check=True, env=env, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "exectracer", "run", "-o", str(path), str(program)], check=True, env=env, timeout=60
+    )
     return exectracer.load(path)
 
 
@@ -60,7 +62,8 @@ def task_names(trace: exectracer.Trace) -> dict[int, str]:
 
 
 def story(trace: exectracer.Trace) -> dict[str, Any]:
-    """Each task's events in time order, and each loop's callbacks (as a multiset: their order across I/O may vary), with ids resolved to names."""
+    """Each task's events in time order, and each loop's callbacks (as a multiset: their order across I/O may vary),
+    with ids resolved to names."""
     names = task_names(trace)
     names.update({thread.id: f"thread {thread.name}" for thread in trace.threads})
     order = np.argsort(trace.events["ts"], kind="stable")
@@ -68,8 +71,10 @@ def story(trace: exectracer.Trace) -> dict[str, Any]:
     out: dict[str, Any] = defaultdict(list)
     for task in trace.tasks:  # its description; a name is compared as it is unless asyncio's default made it
         own_name = None if re.fullmatch(r"Task-[1-9]\d*", task.name) else task.name
-        out[names[task.id]].append(("task", own_name, task.start_function, task.line, names.get(task.parent_id), task.loop_id, task.eager))
-    for k, a, who in zip(kind, arg, g):
+        out[names[task.id]].append(
+            ("task", own_name, task.start_function, task.line, names.get(task.parent_id), task.loop_id, task.eager)
+        )
+    for k, a, who in zip(kind, arg, g, strict=True):
         if k == Kind.TASK_SUSPEND:
             frames = tuple(frame.function for frame in trace.stacks[a >> CATEGORY_SHIFT])
             out[names[who]].append(("suspend", Category(a & ((1 << CATEGORY_SHIFT) - 1)).name, frames))
@@ -119,7 +124,8 @@ def test_c_and_python_hooks_record_the_same_story(tmp_path):
 
 
 def test_tasks_keep_their_names_and_creators(tmp_path):
-    """Checked by name, which the story above leaves out for asyncio's default names (their numbers vary between runs)."""
+    """Checked by name, which the story above leaves out for asyncio's default names
+    (their numbers vary between runs)."""
     made: list[str] = []
 
     async def creator() -> None:
@@ -136,7 +142,9 @@ def test_tasks_keep_their_names_and_creators(tmp_path):
         asyncio.run(main())
     trace = exectracer.load(tmp_path / "t.xtrace")
     by_id = {task.id: task for task in trace.tasks}
-    sleeps = {task.name: by_id[task.parent_id].name for task in trace.tasks if task.start_function == "asyncio.tasks.sleep"}
+    sleeps = {
+        task.name: by_id[task.parent_id].name for task in trace.tasks if task.start_function == "asyncio.tasks.sleep"
+    }
     assert sleeps == {name: "the creator" for name in made}
 
 
@@ -152,7 +160,7 @@ def thread_waits(trace: exectracer.Trace) -> Counter:
     kind, arg, g = (trace.events[c][order].tolist() for c in ("kind", "arg", "g"))
     blocked: dict[int, int] = {}  # thread -> its BLOCK's arg, until the UNBLOCK
     waits: Counter = Counter()
-    for k, a, who in zip(kind, arg, g):
+    for k, a, who in zip(kind, arg, g, strict=True):
         if k == Kind.THREAD_BLOCK:
             blocked[who] = a
         elif k == Kind.THREAD_UNBLOCK and who in blocked:
@@ -180,7 +188,9 @@ def test_c_and_python_wait_hooks_record_the_same_waits(tmp_path):
         ("notified", "SYNC", "__main__.wait_notified", "MainThread"),
         ("MainThread", "SLEEP", "__main__.main", None),
     } <= waits
-    assert sum(1 for wait in c_waits if wait[0] == "notified") == 1  # its lock, taken back inside the wait, is no wait of its own
+    assert (
+        sum(1 for wait in c_waits if wait[0] == "notified") == 1
+    )  # its lock, taken back inside the wait, is no wait of its own
 
 
 def test_a_callback_raising_systemexit_ends_the_loop_and_leaves_no_current_step(tmp_path):
@@ -234,7 +244,7 @@ def test_loops_in_two_threads_keep_their_own_current_step(tmp_path):
     assert len(set(loop_of.values())) == 2
     kind, arg, g = (trace.events[c].tolist() for c in ("kind", "arg", "g"))
     woken_by_tasks = 0
-    for k, a, who in zip(kind, arg, g):
+    for k, a, who in zip(kind, arg, g, strict=True):
         if k == Kind.TASK_READY and a & ((1 << WAKER_SHIFT) - 1) == Waker.TASK:
             assert loop_of[a >> WAKER_SHIFT] == loop_of[who]
             woken_by_tasks += 1
@@ -246,7 +256,12 @@ needs_c = pytest.mark.skipif(speedups is None, reason="the C hooks are not built
 
 
 @needs_c
-@given(st.lists(st.tuples(st.sampled_from(["set", "get", "pop", "del", "in"]), st.integers(1, 600), st.integers(0, 2**64 - 1)), max_size=400))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["set", "get", "pop", "del", "in"]), st.integers(1, 600), st.integers(0, 2**64 - 1)),
+        max_size=400,
+    )
+)
 @settings(deadline=None)  # no example is too slow: a busy machine makes any slow
 def test_task_ids_behaves_like_a_dict(operations):
     ids, model = speedups.TaskIds(), {}
@@ -317,12 +332,20 @@ def test_the_switch_is_read_once_when_the_recorder_is_first_used(tmp_path, pure_
     if pure_at_import:
         env[native.PURE_PYTHON_VARIABLE] = "1"
     flip = "" if pure_at_import else "1"
-    done = subprocess.run([sys.executable, "-c", SWITCHED_AFTER_IMPORT, str(tmp_path / "t.xtrace"), flip], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", SWITCHED_AFTER_IMPORT, str(tmp_path / "t.xtrace"), flip],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(not pure_at_import), "1"]
 
 
-@pytest.mark.skipif(not hasattr(speedups, "compress_whole"), reason="the C hooks are not built, or zlib is not a shared library here")
+@pytest.mark.skipif(
+    not hasattr(speedups, "compress_whole"), reason="the C hooks are not built, or zlib is not a shared library here"
+)
 def test_compress_whole_is_zlib_compress_without_the_gil():
     import zlib
 
@@ -355,4 +378,6 @@ def test_compress_whole_is_zlib_compress_without_the_gil():
     done.set()
     counter.join()
     margin = (end - start) / 5
-    assert any(start + margin < t < end - margin for t in stamps), "the other thread ran Python while the data was compressed"
+    assert any(start + margin < t < end - margin for t in stamps), (
+        "the other thread ran Python while the data was compressed"
+    )

@@ -54,7 +54,10 @@ from exectracer.record.store import ListStore
 from exectracer.record.thread_stacks import FrameStacks
 
 speedups = native.speedups()
-pytestmark = [pytest.mark.recorder, pytest.mark.skipif(speedups is None, reason="the C hooks are not built or are switched off")]
+pytestmark = [
+    pytest.mark.recorder,
+    pytest.mark.skipif(speedups is None, reason="the C hooks are not built or are switched off"),
+]
 
 G = 7  # the goroutine id of the tasks below
 
@@ -73,11 +76,21 @@ def install(interner: Interner, c: bool) -> Hooks:
     """The hooks a recording would install (the C ones if ``c``), taken off asyncio's classes again at once."""
     assert speedups is not None
     store = speedups.Rows() if c else ListStore()
-    registry = Registry(store, interner, set(), tasks=speedups.TaskIds() if c else None, local=native.hook_state(speedups) if c else None)
+    registry = Registry(
+        store,
+        interner,
+        set(),
+        tasks=speedups.TaskIds() if c else None,
+        local=native.hook_state(speedups) if c else None,
+    )
     patcher = Patcher()
     try:
-        asyncio_hooks.install(patcher, store, registry, interner, lambda message: None, GilHandoff(), rows=store if c else None)
-        hooks = Hooks(vars(asyncio.events.Handle)["_run"], vars(asyncio.base_events.BaseEventLoop)["create_task"], registry, store)
+        asyncio_hooks.install(
+            patcher, store, registry, interner, lambda message: None, GilHandoff(), rows=store if c else None
+        )
+        hooks = Hooks(
+            vars(asyncio.events.Handle)["_run"], vars(asyncio.base_events.BaseEventLoop)["create_task"], registry, store
+        )
     finally:
         patcher.restore()
     assert (type(hooks.handle_run).__name__ == "StepRunner") == c
@@ -88,7 +101,7 @@ def events(store: Any) -> list[tuple[int, int, int]]:
     """The (code, ts, g) of each event in a store, taken out of it."""
     payload, n, _ = store.take()
     columns = np.frombuffer(payload, dtype="<u8").reshape(3, n)
-    return list(zip(*(column.tolist() for column in columns)))
+    return list(zip(*(column.tolist() for column in columns), strict=True))
 
 
 @pytest.fixture(scope="module")
@@ -194,12 +207,16 @@ def run_step(hooks: Hooks, handle: Any, task: Any) -> list[tuple[int, int, int]]
 
 
 level = st.sampled_from(sorted(LEVELS))
-step = st.tuples(st.lists(level, min_size=1, max_size=6), st.sampled_from(WAITERS), st.sampled_from(OUTCOMES), st.booleans())
+step = st.tuples(
+    st.lists(level, min_size=1, max_size=6), st.sampled_from(WAITERS), st.sampled_from(OUTCOMES), st.booleans()
+)
 
 
 @given(st.lists(step, min_size=1, max_size=6))
 @settings(max_examples=150, deadline=None)
-def test_a_step_ends_with_the_same_code_and_the_chain_has_the_same_key(loop: asyncio.AbstractEventLoop, steps: list) -> None:
+def test_a_step_ends_with_the_same_code_and_the_chain_has_the_same_key(
+    loop: asyncio.AbstractEventLoop, steps: list
+) -> None:
     """Steps of tasks with generated await chains, one after another (later ones meet chains and codes seen before)."""
     interner = Interner()
     with defined_keys() as seen:
@@ -249,8 +266,21 @@ async def nothing() -> None:
 
 
 NAMES = [
-    "Task-", "Task-0", "Task-00", "Task-01", "Task-1", "Task-99999999999999999", "Task-100000000000000000", "Task-1a",
-    "task-1", "Task-+1", "Task- 1", "Task-１２", "Task-٣", "Task-1\n", " Task-1",
+    "Task-",
+    "Task-0",
+    "Task-00",
+    "Task-01",
+    "Task-1",
+    "Task-99999999999999999",
+    "Task-100000000000000000",
+    "Task-1a",
+    "task-1",
+    "Task-+1",
+    "Task- 1",
+    "Task-１２",
+    "Task-٣",
+    "Task-1\n",
+    " Task-1",
 ]
 name = st.one_of(st.sampled_from(NAMES), st.from_regex(r"\ATask-[0-9]{0,20}\Z"), st.text(max_size=24), st.integers())
 
@@ -258,7 +288,8 @@ name = st.one_of(st.sampled_from(NAMES), st.from_regex(r"\ATask-[0-9]{0,20}\Z"),
 @given(st.lists(name, min_size=1, max_size=5))
 @settings(max_examples=100, deadline=None)
 def test_a_new_task_is_described_alike_and_its_name_coded_alike(loop: asyncio.AbstractEventLoop, names: list) -> None:
-    """TASK_CREATE, TASK_LOOP, TASK_FUNC and TASK_NAME; a default-looking name "Task-N" is stored as -N (in C, parsed there)."""
+    """TASK_CREATE, TASK_LOOP, TASK_FUNC and TASK_NAME; a default-looking name "Task-N" is stored as -N
+    (in C, parsed there)."""
     interner = Interner()
     described = []
     for c in (False, True):
@@ -322,7 +353,8 @@ SOURCES = ("soon", "timer", "io")
 @given(st.lists(st.tuples(st.integers(0, len(CALLBACKS) - 1), st.sampled_from(SOURCES)), min_size=1, max_size=12))
 @settings(max_examples=100, deadline=None)
 def test_a_plain_callback_gets_the_same_name_and_source(loop: asyncio.AbstractEventLoop, calls: list) -> None:
-    """CALLBACK_BEGIN's name and source (soon, timer, I/O) and CALLBACK_END, one callback after another (names are cached)."""
+    """CALLBACK_BEGIN's name and source (soon, timer, I/O) and CALLBACK_END, one callback after another
+    (names are cached)."""
     interner = Interner()
     recorded = []
     for c in (False, True):
@@ -376,7 +408,13 @@ def test_a_wait_recorded_in_c_has_the_python_stack_key_and_events(waits: list) -
     python_waits = Waits(python_store, python_registry, python_stacks, 0)
     python_waits._native = None  # its Python path: what records a wait where the C module is not built
     try:
-        speedups.set_wait_sink(threshold=0, rows=c_rows, threads=c_registry.threads, thread_g=c_registry.thread_g, of_key=spy("c", c_stacks.of_key))
+        speedups.set_wait_sink(
+            threshold=0,
+            rows=c_rows,
+            threads=c_registry.threads,
+            thread_g=c_registry.thread_g,
+            of_key=spy("c", c_stacks.of_key),
+        )
         for depth, category, waker in waits:
 
             def both(category: int = category, waker: int = waker) -> None:
@@ -387,7 +425,9 @@ def test_a_wait_recorded_in_c_has_the_python_stack_key_and_events(waits: list) -
             at_depth(depth, lambda: both())
     finally:
         speedups.clear_wait_sink()
-    assert keys["c"] == list(dict.fromkeys(keys["python"]))  # the C hook asks for a key's stack once, then finds it in its table
+    assert keys["c"] == list(
+        dict.fromkeys(keys["python"])
+    )  # the C hook asks for a key's stack once, then finds it in its table
     blocks = (Kind.THREAD_BLOCK, Kind.THREAD_UNBLOCK)
     assert events(c_rows) == [event for event in events(python_store) if event[0] & 0xFF in blocks]
 
@@ -402,7 +442,9 @@ def test_a_wait_recorded_in_c_has_the_python_stack_key_and_events(waits: list) -
     st.booleans(),
 )
 @settings(max_examples=200, deadline=None)
-def test_the_kept_positions_are_the_python_ones_for_any_kind_and_goroutine(chunk: list, ids: list, live: set, views: bool) -> None:
+def test_the_kept_positions_are_the_python_ones_for_any_kind_and_goroutine(
+    chunk: list, ids: list, live: set, views: bool
+) -> None:
     assert speedups is not None
     codes = array.array("q", [pack(kind, arg) for kind, arg, _ in chunk])
     gs = array.array("q", [ids[g] for _, _, g in chunk])

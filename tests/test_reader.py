@@ -164,7 +164,15 @@ def test_file_is_not_left_mapped(recorded: tuple[Path, dict]) -> None:
 
 def test_every_reference_is_defined(trace: Trace) -> None:
     ev = trace.events
-    string_args = [Kind.THREAD_NAME, Kind.LOOP_CLASS, Kind.USER_TASK_NAME, Kind.REGION_BEGIN, Kind.REGION_END, Kind.LOG_CATEGORY, Kind.LOG_MESSAGE]
+    string_args = [
+        Kind.THREAD_NAME,
+        Kind.LOOP_CLASS,
+        Kind.USER_TASK_NAME,
+        Kind.REGION_BEGIN,
+        Kind.REGION_END,
+        Kind.LOG_CATEGORY,
+        Kind.LOG_MESSAGE,
+    ]
     for kind in string_args:
         assert set(of_kind(trace, kind).arg.tolist()) <= trace.strings.keys(), kind.name
     names = of_kind(trace, Kind.TASK_NAME).arg
@@ -362,7 +370,9 @@ def test_damaged_real_recording(recorded: tuple[Path, dict], tmp_path: Path) -> 
 
 def run_script(code: str, *args: str, **kwargs) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *args], env=env, stdout=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args], env=env, stdout=subprocess.PIPE, text=True, **kwargs
+    )
 
 
 def logs_in(path: Path) -> int:

@@ -82,9 +82,13 @@ def test_lock_wait_is_sync_and_names_the_holder_as_waker(record):
     rec = record(lambda: asyncio.run(main()))
     hold = rec.task("holder")
     wait = rec.task("waiter")
-    lock_waits = [(ts, stack) for ts, cat, stack, _ in rec.suspensions(wait.id) if cat == Category.SYNC and any("Lock.acquire" in f for f in functions(stack))]
+    lock_waits = [
+        (ts, stack)
+        for ts, cat, stack, _ in rec.suspensions(wait.id)
+        if cat == Category.SYNC and any("Lock.acquire" in f for f in functions(stack))
+    ]
     assert len(lock_waits) == 1
-    ts, stack = lock_waits[0]
+    ts, _stack = lock_waits[0]
     ready_ts, waker, waker_id = rec.ready_after(wait.id, ts)
     assert waker == Waker.TASK and waker_id == hold.id
     assert ts <= released["ns"] <= ready_ts  # waiting from before the holder let go of the lock until it did
@@ -102,7 +106,7 @@ def test_sleep_timer_executor_and_subprocess_categories(record):
     task = rec.task("test_sleep_timer_executor_and_subprocess_categories.<locals>.main")
     waits = rec.suspensions(task.id)
     by_line = {}
-    for ts, cat, stack, _ in waits:
+    for _ts, cat, stack, _ in waits:
         by_line.setdefault(stack[-1].line, set()).add(cat)
     first = main.__code__.co_firstlineno  # the body's lines follow in order
     assert by_line[first + 1] == {Category.SLEEP}
@@ -238,8 +242,8 @@ def test_threadsafe_wakeup_names_the_thread(record):
 
     rec = record(lambda: asyncio.run(main()))
     task = rec.task("test_threadsafe_wakeup_names_the_thread.<locals>.main")
-    (ts, cat, stack, _), *_ = [s for s in rec.suspensions(task.id) if s[1] == Category.OTHER]
-    _, waker, waker_id = rec.ready_after(task.id, ts)
+    (ts, _cat, _stack, _), *_ = [s for s in rec.suspensions(task.id) if s[1] == Category.OTHER]
+    _, waker, _waker_id = rec.ready_after(task.id, ts)
     # the future's result is set by a loop callback that the thread scheduled
     assert waker == Waker.CALLBACK
     poker = [t for t in rec.trace.threads if t.name == "poker"]
@@ -313,7 +317,8 @@ def test_suspension_lines_in_one_await_and_many_await_coroutines(record):
 
 
 def test_handles_queued_while_tracing_are_asyncio_handles(record):
-    """The ``_call_soon`` hook fills handles itself where asyncio would give the same handle; debug mode still gets its tracebacks."""
+    """The ``_call_soon`` hook fills handles itself where asyncio would give the same handle;
+    debug mode still gets its tracebacks."""
     import contextvars
 
     from exectracer.record import asyncio_hooks

@@ -77,7 +77,7 @@ def test_stop_restores_every_patched_attribute(tmp_path):
 def test_starting_twice_and_bad_options_are_clear_errors(tmp_path):
     with pytest.raises(exectracer.TracingError, match="not running"):
         exectracer.stop()
-    with pytest.raises(TypeError, match="unknown tracing option.*flush_intervall"):
+    with pytest.raises(TypeError, match=r"unknown tracing option.*flush_intervall"):
         exectracer.start(tmp_path / "a.xtrace", flush_intervall=1)
     with pytest.raises(ValueError, match="flush_interval"):
         exectracer.start(tmp_path / "a.xtrace", flush_interval=0)
@@ -116,7 +116,9 @@ def test_errors_inside_hooks_never_reach_the_program(tmp_path, monkeypatch):
     assert asyncio.run(main()) == [1, [2, 3], 4]
     totals = exectracer.stop()
     counted = {error.hook: error.count for error in exectracer.load(tmp_path / "t.xtrace").lost.hook_errors}
-    assert {"asyncio.step", "asyncio.callback", "asyncio.create_task"} <= counted.keys(), "every failing hook is counted"
+    assert {"asyncio.step", "asyncio.callback", "asyncio.create_task"} <= counted.keys(), (
+        "every failing hook is counted"
+    )
     assert totals["hook_errors"] == sum(counted.values())
 
 
@@ -150,7 +152,9 @@ def test_a_failing_hook_is_counted_and_every_reader_says_so(tmp_path):
     assert trace.analysis.summary()["trace"]["lost"]["hook_errors"] == 1
     info = ViewerAPI(trace).info({})
     assert any("thread.start failed 1 time" in warning for warning in info["warnings"])
-    report = subprocess.run([sys.executable, "-m", "exectracer", "summary", str(path)], capture_output=True, text=True, check=True).stdout
+    report = subprocess.run(
+        [sys.executable, "-m", "exectracer", "summary", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     assert "WARNING: incomplete trace: 1 hook errors" in report
 
 
@@ -304,7 +308,8 @@ def test_forked_child_stops_tracing_and_leaves_the_parent_file_alone(tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 def test_a_fork_while_a_loop_takes_a_sample_does_not_hang_the_child(tmp_path):
-    """Forked while another thread holds the sampler's lock (a busy loop sampling itself), the child still stops tracing."""
+    """Forked while another thread holds the sampler's lock (a busy loop sampling itself),
+    the child still stops tracing."""
     child = run_child(
         """
         import os, sys, exectracer
@@ -372,8 +377,8 @@ def test_unretrieved_task_exceptions_are_still_reported(tmp_path):
 
 def test_a_negative_value_recorded_keeps_its_int64_bits(tmp_path):
     """The writer stages events as unsigned integers; one given negative is still written as itself."""
-    from exectracer.format.encoder import decode_event_rows
     from exectracer.format.chunks import CHUNK_HEADER, ChunkKind, split_chunks
+    from exectracer.format.encoder import decode_event_rows
     from exectracer.record import recorder
 
     buf = io.BytesIO()
@@ -383,7 +388,7 @@ def test_a_negative_value_recorded_keeps_its_int64_bits(tmp_path):
     for kind, chunk in split_chunks(buf.getvalue()):
         if kind == ChunkKind.EVENTS:
             codes, ts, g = decode_event_rows(bytes(chunk[CHUNK_HEADER.size :]))
-            rows += zip(codes, ts, g)
+            rows += zip(codes, ts, g, strict=True)
     assert (int(Kind.LOOP_STOP), -12345, 1 << 40) in rows
 
 

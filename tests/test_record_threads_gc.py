@@ -30,7 +30,7 @@ def test_thread_created_started_renamed_ended(record):
 
     rec = record(run)
     (thread,) = [t for t in rec.trace.threads if t.start_function and t.start_function.endswith("<locals>.work")]
-    main = [t for t in rec.trace.threads if t.name == "MainThread"][0]
+    main = next(t for t in rec.trace.threads if t.name == "MainThread")
     assert thread.parent_id == main.id
     assert thread.name == "renamed-worker"
     assert thread.native_id and thread.native_id != main.native_id

@@ -15,8 +15,8 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -24,7 +24,8 @@ import exectracer
 from exectracer.format.chunks import ChunkKind, file_header
 from exectracer.format.encoder import events_chunk, json_chunk
 from exectracer.format.events import CATEGORY_SHIFT, KIND_MASK, Kind, ThreadState
-from exectracer.record import native, sampler as sampler_module
+from exectracer.record import native
+from exectracer.record import sampler as sampler_module
 from exectracer.record.interner import Interner
 from exectracer.record.registry import Registry
 from exectracer.record.sampler import Sampler
@@ -36,7 +37,17 @@ from support.waiting import DEADLINE, in_function, wait_for, wait_until_blocked
 pytestmark = pytest.mark.recorder
 
 LINUX = os.path.isdir("/proc/self/task")
-FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98, "riscv64": 98, "i686": 240, "armv7l": 240, "ppc64le": 221, "s390x": 238}.get(platform.machine().lower())
+FUTEX = {
+    "x86_64": 202,
+    "amd64": 202,
+    "aarch64": 98,
+    "arm64": 98,
+    "riscv64": 98,
+    "i686": 240,
+    "armv7l": 240,
+    "ppc64le": 221,
+    "s390x": 238,
+}.get(platform.machine().lower())
 
 
 class Session:
@@ -77,7 +88,11 @@ def samples(rec: Recorded, g: int) -> list[tuple[int, list, int | None]]:
     kinds, args = rec.kind, rec.arg
     for i in rec.of(Kind.THREAD_SAMPLE, g):
         arg = int(args[i])
-        nr = int(args[i + 1]) if i + 1 < len(kinds) and kinds[i + 1] == Kind.THREAD_SYSCALL and rec.g[i + 1] == g else None
+        nr = (
+            int(args[i + 1])
+            if i + 1 < len(kinds) and kinds[i + 1] == Kind.THREAD_SYSCALL and rec.g[i + 1] == g
+            else None
+        )
         out.append((arg & ((1 << CATEGORY_SHIFT) - 1), rec.trace.stacks.get(arg >> CATEGORY_SHIFT, []), nr))
     return out
 
@@ -100,8 +115,13 @@ def count_samples(session: Session, g: int) -> int:
     return sum(events[i] & KIND_MASK == Kind.THREAD_SAMPLE and events[i + 2] == g for i in range(0, len(events), 3))
 
 
-def run_threads(session: Session, targets: list, at_least: int | list[int], wake: Callable[[], object] = lambda: None,
-                blocking: bool = False) -> list[int]:
+def run_threads(
+    session: Session,
+    targets: list,
+    at_least: int | list[int],
+    wake: Callable[[], object] = lambda: None,
+    blocking: bool = False,
+) -> list[int]:
     """Run one thread per target (each gets ``done``) under the sampler; their goroutine ids.
 
     Sampling starts once each thread is in its target (``blocking``: asleep in a call there) and
@@ -123,6 +143,7 @@ def run_threads(session: Session, targets: list, at_least: int | list[int], wake
         gs = session.adopt(*threads)
         session.sampler.start()
         try:
+
             def sampled() -> bool:
                 return all(count_samples(session, g) >= n for g, n in zip(gs, counts, strict=True))
 
@@ -145,7 +166,9 @@ def test_busy_threads_are_sampled_where_they_run(tmp_path):
     assert len(got) >= 20
     assert all(any(f.function.endswith("spin_in_python") for f in frames) for _, frames, _ in got)
     if LINUX:  # running Python, or waiting for the GIL the sampler holds
-        assert all(state == ThreadState.RUNNING or (state == ThreadState.SLEEPING and nr is not None) for state, _, nr in got)
+        assert all(
+            state == ThreadState.RUNNING or (state == ThreadState.SLEEPING and nr is not None) for state, _, nr in got
+        )
 
 
 @pytest.mark.skipif(not LINUX, reason="needs /proc")
@@ -378,7 +401,10 @@ def test_no_deadlock_when_a_collection_clears_thread_locals():
     assert done.stdout.split() == ["ok", "True"], done.stderr
 
 
-@pytest.mark.skipif(sampler_module._PAUSE_GC and native.speedups() is None, reason="the Python twin leaves a moment where other threads see the collector off")
+@pytest.mark.skipif(
+    sampler_module._PAUSE_GC and native.speedups() is None,
+    reason="the Python twin leaves a moment where other threads see the collector off",
+)
 def test_the_program_never_sees_the_collector_paused():
     """On 3.11 the sampler holds collections off while it reads the frames: the program never sees it."""
     session = Session(interval=0.0005)
@@ -504,7 +530,9 @@ def test_threads_in_hooked_calls_take_the_due_samples_themselves(record, monkeyp
     assert by_workers > 0.5 * len(takers), f"the workers took {by_workers} of {len(takers)} samples"
 
 
-@pytest.mark.skipif(native.speedups() is None or not os.path.isdir("/proc/self/task"), reason="needs the C hooks and /proc")
+@pytest.mark.skipif(
+    native.speedups() is None or not os.path.isdir("/proc/self/task"), reason="needs the C hooks and /proc"
+)
 def test_threads_that_come_and_go_while_hooks_sample_get_their_files_opened_and_closed(
     record, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -605,9 +633,12 @@ class _Big:
     pass
 
 
-@pytest.mark.skipif(native.speedups() is None and sys.version_info < (3, 11), reason="the Python hooks read f_locals before 3.11")
+@pytest.mark.skipif(
+    native.speedups() is None and sys.version_info < (3, 11), reason="the Python hooks read f_locals before 3.11"
+)
 def test_sampling_keeps_no_local_alive(tmp_path, monkeypatch: pytest.MonkeyPatch):
-    """Before 3.11, naming a method's frame read its `self` through f_locals, and the frame then kept a copy of every local."""
+    """Before 3.11, naming a method's frame read its `self` through f_locals, and the frame then kept
+    a copy of every local."""
     taken: list[int] = []
     take = Sampler._sample
     monkeypatch.setattr(Sampler, "_sample", lambda self, *args: (take(self, *args), taken.append(1)))

@@ -24,7 +24,8 @@ def applies(test: ast.expr) -> bool:
 
 
 def defined(body: list[ast.stmt]) -> dict[str, ast.stmt]:
-    """The names a stub body defines (functions, classes, annotated attributes), following the ``if``s that apply here."""
+    """The names a stub body defines (functions, classes, annotated attributes), following the ``if``s
+    that apply here."""
     names: dict[str, ast.stmt] = {}
     for node in body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):

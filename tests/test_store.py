@@ -33,7 +33,7 @@ def columns(store) -> list[tuple[int, int, int]]:
     assert lost == 0 and len(store) == 0
     codes, ts, gs = decode_event_rows(payload)
     assert len(codes) == n
-    return [(c & MASK64, t & MASK64, g & MASK64) for c, t, g in zip(codes, ts, gs)]
+    return [(c & MASK64, t & MASK64, g & MASK64) for c, t, g in zip(codes, ts, gs, strict=True)]
 
 
 @pytest.mark.parametrize("make", STORES)
@@ -117,7 +117,6 @@ def test_rows_wait_ends_when_the_count_is_stored() -> None:
     assert len(rows) == 3
 
 
-
 @needs_rows
 def test_the_count_that_wakes_the_waiter_tells_the_handoff_until_it_takes() -> None:
     class Handoff:
@@ -146,6 +145,7 @@ def test_the_count_that_wakes_the_waiter_tells_the_handoff_until_it_takes() -> N
     assert handoff.due == 99, "taken, and nobody waits: nothing to tell"
     rows.set_handoff(None)
 
+
 @needs_rows
 def test_rows_wait_ends_on_wake_or_timeout() -> None:
     rows = speedups.Rows()
@@ -173,8 +173,11 @@ def test_a_full_chunk_is_written_without_waiting_for_the_flush_interval() -> Non
         for i in range(1500):
             rec.events.extend((int(Kind.LOG_CATEGORY), i, 0))
         # long before the flush interval (the deadline is well within it); the sleeps' own events are no matter
-        wait_for(lambda: any(kind == ChunkKind.EVENTS for kind, _ in split_chunks(buf.getvalue())),
-                 "a chunk, with a chunk's worth of events stored and a flush interval of 120 s", timeout=DEADLINE)
+        wait_for(
+            lambda: any(kind == ChunkKind.EVENTS for kind, _ in split_chunks(buf.getvalue())),
+            "a chunk, with a chunk's worth of events stored and a flush interval of 120 s",
+            timeout=DEADLINE,
+        )
 
 
 def test_the_collector_wakes_before_a_full_chunk_so_that_late_events_fit_in_it() -> None:
@@ -186,10 +189,17 @@ def test_the_collector_wakes_before_a_full_chunk_so_that_late_events_fit_in_it()
         rec = recorder.current()
         rec.events.extend([v for i in range(900) for v in (int(Kind.LOG_CATEGORY), i, 0)])
         # no sleep between looks: a traced sleep is a wait, whose events would fill the chunk
-        wait_for(lambda: any(kind == ChunkKind.EVENTS for kind, _ in split_chunks(buf.getvalue())),
-                 "a chunk, with 900 events of a 1000-event chunk stored and a flush interval of 120 s",
-                 timeout=DEADLINE, sleep=lambda _: None)
-        sizes = [len(decode_event_rows(bytes(chunk[24:]))[0]) for kind, chunk in split_chunks(buf.getvalue()) if kind == ChunkKind.EVENTS]
+        wait_for(
+            lambda: any(kind == ChunkKind.EVENTS for kind, _ in split_chunks(buf.getvalue())),
+            "a chunk, with 900 events of a 1000-event chunk stored and a flush interval of 120 s",
+            timeout=DEADLINE,
+            sleep=lambda _: None,
+        )
+        sizes = [
+            len(decode_event_rows(bytes(chunk[24:]))[0])
+            for kind, chunk in split_chunks(buf.getvalue())
+            if kind == ChunkKind.EVENTS
+        ]
     assert sizes[0] >= 900, "the 900 events came out in one chunk"
 
 
@@ -197,9 +207,15 @@ def test_a_burst_of_several_chunks_comes_out_whole_and_in_order(tmp_path) -> Non
     path = tmp_path / "burst.xtrace"
     with exectracer.trace(path, flush_interval=60, heap_interval=60, chunk_events=1000, sample_interval=0):
         rec = recorder.current()
-        rec.events.extend([v for i in range(3500) for v in (int(Kind.LOG_CATEGORY), i, 0)])  # one store: one take after it
+        rec.events.extend(
+            [v for i in range(3500) for v in (int(Kind.LOG_CATEGORY), i, 0)]
+        )  # one store: one take after it
     data = path.read_bytes()
-    sizes = [len(decode_event_rows(zlib.decompress(bytes(chunk[24:])))[0]) for kind, chunk in split_chunks(data) if kind == ChunkKind.EVENTS]
+    sizes = [
+        len(decode_event_rows(zlib.decompress(bytes(chunk[24:])))[0])
+        for kind, chunk in split_chunks(data)
+        if kind == ChunkKind.EVENTS
+    ]
     assert max(sizes) <= 1000 and sum(sizes) >= 3500
     trace = exectracer.load(path)
     ts = trace.events.ts[trace.events.kind == Kind.LOG_CATEGORY]

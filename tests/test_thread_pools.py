@@ -40,12 +40,12 @@ def test_queued_job_shows_its_queueing_time(record):
     items = work_items(rec)
     assert len(items) == 2
     first, second = (items[k] for k in sorted(items))
-    main = [t.id for t in rec.trace.threads if t.name == "MainThread"][0]
+    main = next(t.id for t in rec.trace.threads if t.name == "MainThread")
     assert first["submit"][1] == second["submit"][1] == main
     queued = second["begin"][0] - second["submit"][0]
     assert 0.1e9 <= queued and second["begin"][0] <= done["ns"]  # queued from before the sleep to after the release
     assert second["begin"][0] >= first["end"][0]
-    worker = [t for t in rec.trace.threads if t.id == second["begin"][1]][0]
+    worker = next(t for t in rec.trace.threads if t.id == second["begin"][1])
     assert worker.name.startswith("ThreadPoolExecutor")
 
 
@@ -56,7 +56,7 @@ def test_run_in_executor_work_is_submitted_by_the_awaiting_task(record):
 
     rec = record(lambda: asyncio.run(main()))
     (item,) = work_items(rec).values()
-    task = [t for t in rec.trace.tasks if (t.start_function or "").endswith("<locals>.main")][0]
+    task = next(t for t in rec.trace.tasks if (t.start_function or "").endswith("<locals>.main"))
     assert item["submit"][1] == task.id
     assert item["end"][0] - item["begin"][0] >= 0.04e9
     (link,) = rec.of(Kind.TASK_AWAITS_WORK, task.id)

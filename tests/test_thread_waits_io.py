@@ -215,7 +215,9 @@ def test_ready_recvs_and_asyncio_sockets_are_not_waits(record):
     # asyncio's calls are never waits; a ready recv is not either, but one that gives up the GIL may get it back
     # late from a busy thread (the tracer's writer, say), or lose the CPU on a busy machine: only a recv that took
     # the block threshold (20 µs) may show as a wait
-    assert all(stack[0].line == where["line"] for _, _, _, stack, _ in network), [stack[0] for _, _, _, stack, _ in network]
+    assert all(stack[0].line == where["line"] for _, _, _, stack, _ in network), [
+        stack[0] for _, _, _, stack, _ in network
+    ]
     assert len(network) <= sum(t >= 20_000 for t in took), (len(network), sorted(took)[-3:])
     assert len(rec.of(Kind.LOOP_IDLE_BEGIN)) >= 50
 
@@ -248,9 +250,24 @@ def test_ssl_reads_are_one_wait_at_the_callers_line(record, tmp_path):
         pytest.skip("needs the openssl command to make a certificate")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert, key)
@@ -296,7 +313,9 @@ def patched_attributes():
         (signal, io_waits.SIGNAL_FUNCTIONS),
         (fcntl, io_waits.FCNTL_FUNCTIONS),
     ]
-    owners += [(getattr(selectors, name), ("select",)) for name in io_waits.SELECTOR_CLASSES if hasattr(selectors, name)]
+    owners += [
+        (getattr(selectors, name), ("select",)) for name in io_waits.SELECTOR_CLASSES if hasattr(selectors, name)
+    ]
     return [(owner, name) for owner, names in owners for name in names if hasattr(owner, name)]
 
 

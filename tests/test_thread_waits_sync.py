@@ -122,7 +122,9 @@ def test_event_queue_and_join_waits_name_their_wakers(record):
     assert get_wait[1] <= woke["producer"] - 0.1e9 and woke["producer"] <= get_wait[2]
     assert get_wait[4] == g_of["producer"]
     # a wait's innermost frame is the one that made the blocking call: here, join's caller
-    (join_wait,) = [w for w in main_waits if w[3][0].function.endswith(".run") and w[2] - w[1] > 0.03e9 and w[4] == g_of["sleeper"]]
+    (join_wait,) = [
+        w for w in main_waits if w[3][0].function.endswith(".run") and w[2] - w[1] > 0.03e9 and w[4] == g_of["sleeper"]
+    ]
     assert join_wait[1] <= woke["sleeper"] - 0.05e9 and woke["sleeper"] <= join_wait[2]
     assert join_wait[3][0].line == woke["join_line"]
 
@@ -131,7 +133,9 @@ def test_conditions_notifiers_are_forgotten_with_them(tmp_path):
     """Bounded memory: the table of each condition's last notifier drops a condition once it is gone."""
     with exectracer.trace(tmp_path / "t.xtrace"):
         notify = threading.Condition.notify  # the recording's wrapper: its table is in its closure
-        notifiers = dict(zip(notify.__code__.co_freevars, (c.cell_contents for c in notify.__closure__)))["notifiers"]
+        notifiers = dict(zip(notify.__code__.co_freevars, (c.cell_contents for c in notify.__closure__), strict=True))[
+            "notifiers"
+        ]
         made = []
         for _ in range(20):
             cond = threading.Condition()
@@ -235,13 +239,16 @@ def test_lock_made_before_start_is_seen_by_sampling(tmp_path, monkeypatch: pytes
         for t in threads:
             t.join()
     rec = Recorded(path)
-    g = [t.id for t in rec.trace.threads if t.name == "blocked"][0]
+    g = next(t.id for t in rec.trace.threads if t.name == "blocked")
     samples = rec.of(Kind.THREAD_SAMPLE, g)
     line = blocked.__code__.co_firstlineno + 2
     waiting = [
-        i for i in samples
+        i
+        for i in samples
         if int(rec.arg[i]) & 15 == 2  # SLEEPING
         and rec.trace.stacks[int(rec.arg[i]) >> CATEGORY_SHIFT][0].line == line
     ]
     assert len(waiting) >= 10  # held for 15 samples once it blocked: seen even though no hook could
-    assert not any(rec.trace.stacks[int(rec.arg[i]) >> CATEGORY_SHIFT][0].line == line for i in rec.of(Kind.THREAD_BLOCK, g))
+    assert not any(
+        rec.trace.stacks[int(rec.arg[i]) >> CATEGORY_SHIFT][0].line == line for i in rec.of(Kind.THREAD_BLOCK, g)
+    )

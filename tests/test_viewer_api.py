@@ -52,7 +52,11 @@ def api(server: ViewerServer, path: str, **params) -> object:
 def test_serves_on_loopback_with_a_strict_policy(server: ViewerServer) -> None:
     assert server.server_address[0] == "127.0.0.1" and server.url.startswith("http://127.0.0.1:")
     status, headers, _ = get(server, "/api/info")
-    assert status == 200 and "script-src 'self'" in headers["Content-Security-Policy"] and headers["X-Content-Type-Options"] == "nosniff"
+    assert (
+        status == 200
+        and "script-src 'self'" in headers["Content-Security-Policy"]
+        and headers["X-Content-Type-Options"] == "nosniff"
+    )
 
 
 def test_info_and_lanes(server: ViewerServer) -> None:
@@ -64,9 +68,17 @@ def test_info_and_lanes(server: ViewerServer) -> None:
     assert [lp["id"] for lp in lanes["loops"]] == [lp.id for lp in trace.loops]
     g = lanes["goroutines"]
     assert len(g["id"]) == len(trace.tasks) + len(trace.threads)
-    clients = [i for i, f in zip(g["id"], g["function"]) if f >= 0 and lanes["functions"][f] == "exectracer.examples.service.client"]
+    clients = [
+        i
+        for i, f in zip(g["id"], g["function"], strict=True)
+        if f >= 0 and lanes["functions"][f] == "exectracer.examples.service.client"
+    ]
     assert len(clients) == 4
-    group = next(grp for grp in lanes["groups"] if grp["function"] >= 0 and lanes["functions"][grp["function"]] == "exectracer.examples.service.client")
+    group = next(
+        grp
+        for grp in lanes["groups"]
+        if grp["function"] >= 0 and lanes["functions"][grp["function"]] == "exectracer.examples.service.client"
+    )
     assert sorted(group["ids"]) == sorted(clients) and group["count"] == 4
 
 
@@ -94,7 +106,9 @@ def test_spans_are_merged_to_the_pixel(server: ViewerServer) -> None:
 def test_zoomed_in_spans_are_exact(server: ViewerServer) -> None:
     g = client_id(server)
     detail = api(server, "/api/span", g=g, t=server.api.trace.duration_ns // 2)
-    window = api(server, "/api/spans", lanes=f"g:{g}", start=detail["start"], end=detail["end"], width=1000)["lanes"][f"g:{g}"]
+    window = api(server, "/api/spans", lanes=f"g:{g}", start=detail["start"], end=detail["end"], width=1000)["lanes"][
+        f"g:{g}"
+    ]
     assert window["count"] == [1] and window["start"] == [detail["start"]] and window["end"] == [detail["end"]]
 
 
@@ -102,14 +116,18 @@ def test_blocked_span_has_stack_and_waker(server: ViewerServer) -> None:
     trace = server.api.trace
     s = server.api.analysis.states
     gi = int(server.api.analysis.goroutines.index_of(np.array([client_id(server)]))[0])
-    network = next(i for i in np.flatnonzero((s.gi == gi) & (s.state == 2)) if trace.stacks[int(s.stack[i])][0].function.endswith("_wait_for_data"))
+    network = next(
+        i
+        for i in np.flatnonzero((s.gi == gi) & (s.state == 2))
+        if trace.stacks[int(s.stack[i])][0].function.endswith("_wait_for_data")
+    )
     detail = api(server, "/api/span", g=client_id(server), t=int(s.start[network] - trace.start_ns) + 1)
     assert detail["state"] == "network" and detail["blocked"] is True
     assert detail["stack"][0]["function"] == "asyncio.streams.StreamReader._wait_for_data"
     assert any(f["function"] == "exectracer.examples.service.client" for f in detail["stack"])
     assert detail["waker"]["kind"] in ("io", "task", "callback") and detail["waker"]["at"] == detail["end"]
     assert detail["user_task"] is not None and detail["user_task"]["name"] == "request"
-    assert api(server, "/api/span", g=client_id(server), t=-10**12) is None
+    assert api(server, "/api/span", g=client_id(server), t=-(10**12)) is None
     assert "wait for reply" in detail["regions"]
     related = api(server, "/api/related", g=client_id(server))
     assert related["woken_by"] or related["woke"]
@@ -141,7 +159,11 @@ def test_profiles_and_pprof_download(server: ViewerServer) -> None:
     half = api(server, "/api/profile", type="net", start=0, end=server.api.trace.duration_ns // 2)
     assert 0 < half["total"] < prof["total"]
     status, headers, body = get(server, "/api/pprof?type=sync")
-    assert status == 200 and headers["Content-Disposition"] == 'attachment; filename="sync.pb.gz"' and body[:2] == b"\x1f\x8b"
+    assert (
+        status == 200
+        and headers["Content-Disposition"] == 'attachment; filename="sync.pb.gz"'
+        and body[:2] == b"\x1f\x8b"
+    )
 
 
 def test_mmu_latency_and_logs(server: ViewerServer) -> None:
@@ -188,7 +210,7 @@ def test_mmu_latency_and_logs(server: ViewerServer) -> None:
     ],
 )
 def test_bad_requests_get_clear_errors(server: ViewerServer, path: str, status: int) -> None:
-    got, headers, body = get(server, path)
+    got, _headers, body = get(server, path)
     assert got == status, body
     assert "error" in json.loads(body)
 
@@ -196,7 +218,11 @@ def test_bad_requests_get_clear_errors(server: ViewerServer, path: str, status: 
 def test_other_methods_and_garbage_do_not_stop_the_server(server: ViewerServer) -> None:
     assert get(server, "/api/info", method="POST")[0] == 405
     host, port = server.server_address[:2]
-    for junk in (b"\x00\x01\x02 garbage\r\n\r\n", b"GET /api/info HTTP/9.9\r\n\r\n", b"GET " + b"x" * 70000 + b"\r\n\r\n"):
+    for junk in (
+        b"\x00\x01\x02 garbage\r\n\r\n",
+        b"GET /api/info HTTP/9.9\r\n\r\n",
+        b"GET " + b"x" * 70000 + b"\r\n\r\n",
+    ):
         with socket.create_connection((host, port), timeout=10) as sock:
             sock.sendall(junk)
             sock.recv(1024)

@@ -67,7 +67,7 @@ class Api:
 
     def goroutine(self, name: str) -> int:
         g = self("lanes")["goroutines"]
-        return next(i for i, n in zip(g["id"], g["name"]) if n == name)
+        return next(i for i, n in zip(g["id"], g["name"], strict=True) if n == name)
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +126,14 @@ def view(page) -> tuple[float, float]:
 
 def pixel(page, x: float, y: float) -> tuple[int, int, int]:
     """The colour the canvas drew at page point (x, y)."""
-    return tuple(timeline(page, f"(() => {{ const r = t.canvas.getBoundingClientRect(); const d = window.devicePixelRatio;"
-                                f" return Array.from(t.ctx.getImageData(Math.round(({x} - r.left) * d), Math.round(({y} - r.top) * d), 1, 1).data.slice(0, 3)); }})()"))
+    return tuple(
+        timeline(
+            page,
+            f"(() => {{ const r = t.canvas.getBoundingClientRect(); const d = window.devicePixelRatio;"
+            f" return Array.from(t.ctx.getImageData(Math.round(({x} - r.left) * d), Math.round(({y} - r.top) * d),"
+            " 1, 1).data.slice(0, 3)); })()",
+        )
+    )
 
 
 def colour_counts(page) -> dict[str, int]:
@@ -153,7 +159,11 @@ def longest(api: Api, g: int, state: str) -> tuple[int, int]:
     info = api("info")
     lane = api("spans", lanes=f"g:{g}", start=0, end=info["duration_ns"], width=10000)["lanes"][f"g:{g}"]
     want = info["states"].index(state)
-    spans = [(s, e) for s, e, st, n in zip(lane["start"], lane["end"], lane["state"], lane["count"]) if st == want and n == 1]
+    spans = [
+        (s, e)
+        for s, e, st, n in zip(lane["start"], lane["end"], lane["state"], lane["count"], strict=True)
+        if st == want and n == 1
+    ]
     assert spans, f"g{g} has no {state} interval"
     return max(spans, key=lambda se: se[1] - se[0])
 
@@ -173,7 +183,16 @@ def test_timeline_draws_lanes_with_the_palette(page) -> None:
     # program's gc.collect() is a generation-2 collection in the GC strip
     assert counts["network"] > 500 and counts["running"] > 50 and counts["gc2"] > 0, counts
     legend = page.locator(".legend").inner_text()
-    for words in ("running", "runnable", "blocked: network", "blocked: sync", "blocked: sleep", "blocked: syscall", "task step", "gen 2"):
+    for words in (
+        "running",
+        "runnable",
+        "blocked: network",
+        "blocked: sync",
+        "blocked: sleep",
+        "blocked: syscall",
+        "task step",
+        "gen 2",
+    ):
         assert words in legend
     keys = timeline(page, "t.layout.rows.map(r => r.key)")
     assert any(k.startswith("loop:") for k in keys) and sum(k.startswith("g:") for k in keys) >= 3
@@ -201,7 +220,9 @@ def test_zoom_and_pan(page) -> None:
     wait_settled(page, settled + 1)
     s1, e1 = view(page)
     assert (e1 - s1) < (e0 - s0) / 1.5
-    assert abs(timeline(page, f"t.tOf({x - box['x']})") - t_under) < (e1 - s1) * 0.01  # the time under the pointer stays
+    assert (
+        abs(timeline(page, f"t.tOf({x - box['x']})") - t_under) < (e1 - s1) * 0.01
+    )  # the time under the pointer stays
     assert timeline(page, "t.stats.requests") > requests  # asked the server for the new window
 
     settled = timeline(page, "t.stats.settled")
@@ -254,7 +275,11 @@ def test_click_a_blocked_span_shows_its_stack_and_waker(page, api, recorded) -> 
 
     panel.locator("a.jump-waker").click()  # the link jumps to the waker, at the wake-up
     wait_until(page, f"() => window.exectracer.page.timeline.highlightKey === 'g:{setter}'")
-    wait_until(page, "() => document.querySelector('aside.panel .gname') && document.querySelector('aside.panel .gname').textContent === 'setter'")
+    wait_until(
+        page,
+        "() => document.querySelector('aside.panel .gname')"
+        " && document.querySelector('aside.panel .gname').textContent === 'setter'",
+    )
     s, e = view(page)
     assert s <= end <= e
 
@@ -266,7 +291,11 @@ def test_click_an_event_loop_step_and_a_collection(page, api) -> None:
     # the waiter task's step once the event is set: exact on the loop lane at 100 ns per pixel
     woken = longest(api, waiter, "sync")[1]
     lane = api("spans", lanes=f"loop:{loop}", start=woken, end=woken + 1_000_000, width=10000)["lanes"][f"loop:{loop}"]
-    steps = [(s, e) for s, e, w, g in zip(lane["start"], lane["end"], lane["what"], lane["g"]) if w == 0 and g == waiter]
+    steps = [
+        (s, e)
+        for s, e, w, g in zip(lane["start"], lane["end"], lane["what"], lane["g"], strict=True)
+        if w == 0 and g == waiter
+    ]
     assert steps, "no step of the waiter task on the loop"
     start, end = steps[0]
     open_page(page, f"#/timeline?view=threads&start={start - (end - start)}&end={end + (end - start)}")
@@ -330,7 +359,9 @@ def test_search_jump_to_time_and_focus(page, api) -> None:
     result = page.locator(".search-results li").filter(has_text="waiter").first
     result.locator("a").first.click()
     wait_until(page, f"() => window.exectracer.page.timeline.highlightKey === 'g:{waiter}'")
-    assert timeline(page, f"t.rowTop('g:{waiter}') !== null") and timeline(page, "t.layout.rows.some(r => r.type === 'group')")
+    assert timeline(page, f"t.rowTop('g:{waiter}') !== null") and timeline(
+        page, "t.layout.rows.some(r => r.type === 'group')"
+    )
 
     for _ in range(10):
         page.keyboard.press("w")
@@ -412,7 +443,9 @@ def test_every_analysis_page(page) -> None:
     page.locator("table.log tbody tr").first.wait_for()
     total = page.locator(".count").inner_text()
     page.fill("input.search", "reply")
-    wait_until(page, "t => document.querySelector('.count') && document.querySelector('.count').textContent !== t", total)
+    wait_until(
+        page, "t => document.querySelector('.count') && document.querySelector('.count').textContent !== t", total
+    )
     categories = set(page.locator("table.log td.category").all_inner_texts())
     assert categories == {"reply"}, categories
 
@@ -489,7 +522,11 @@ def test_times_are_shown_with_units(page) -> None:
         const f = await import(new URL("static/js/format.js", location.href).href);
         return {
             durations: [0, 999, 1500, 25_300_000, 2_000_000_000].map(f.fmtDur),
-            ticks: [[1_200_000_000, 100_000_000, 1_500_000_000], [350_000, 50_000, 400_000], [1_002_500_000, 500_000, 1_010_000_000]]
+            ticks: [
+                [1_200_000_000, 100_000_000, 1_500_000_000],
+                [350_000, 50_000, 400_000],
+                [1_002_500_000, 500_000, 1_010_000_000]
+            ]
                 .map(([t, step, extent]) => f.fmtTick(t, step, extent)),
             steps: [0.7, 3, 120, 4_000].map(f.niceStep),
             parsed: ["1.5s", "250ms", "40us", "40µs", "100ns", "2", "soon"].map(f.parseTime),

@@ -20,7 +20,7 @@ def lane(n: int, seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_merge_keeps_wide_spans_and_counts_every_span() -> None:
     starts, ends, value = lane(5000)
     window = Window(int(starts[0]), int(ends[-1]), 300)
-    start, end, v, count, rep = merge(starts, ends, value, window, 3)
+    start, end, _v, count, rep = merge(starts, ends, value, window, 3)
     assert count.sum() == len(starts)
     assert np.all(np.diff(start) >= 0) and len(start) <= 2 * 300 + 10
     exact = count == 1
@@ -59,7 +59,7 @@ def test_zoomed_in_windows_are_merged_exactly() -> None:
     got = index.query(window)
     part = visible(starts, ends, window)
     want = merge(starts[part], ends[part], value[part], window, 3)
-    for a, b in zip(got[:4], want[:4]):
+    for a, b in zip(got[:4], want[:4], strict=True):
         assert np.array_equal(a, b)
     assert np.array_equal(got[4], want[4] + part.start)
 

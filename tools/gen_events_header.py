@@ -134,7 +134,9 @@ def render(source: Path = SOURCE) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only say whether the header is up to date (exit 1 if not)")
+    parser.add_argument(
+        "--check", action="store_true", help="only say whether the header is up to date (exit 1 if not)"
+    )
     args = parser.parse_args(argv)
     wanted = render()
     current = HEADER.read_text() if HEADER.exists() else None

@@ -54,7 +54,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'exectracer' has no attribute {name!r}")
-    value = globals()[name] = getattr(importlib.import_module(f".{module}", __name__), name)  # found directly from now on
+    value = globals()[name] = getattr(
+        importlib.import_module(f".{module}", __name__), name
+    )  # found directly from now on
     return value
 
 

@@ -72,7 +72,9 @@ def pretouch_heap(libc: ctypes.CDLL, nbytes: int) -> threading.Thread | None:
     block = libc.malloc(nbytes)
     if not block:
         return None
-    start = -(-block // HUGE_PAGE) * HUGE_PAGE  # huge pages where the system offers them, as NumPy asks for its own arrays
+    start = (
+        -(-block // HUGE_PAGE) * HUGE_PAGE
+    )  # huge pages where the system offers them, as NumPy asks for its own arrays
     libc.madvise(start, (block + nbytes - start) // HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE)
 
     def touch() -> None:

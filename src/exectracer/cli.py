@@ -49,32 +49,85 @@ def cli(ctx: click.Context) -> None:
 
 
 @cli.command(context_settings={"allow_interspersed_args": False})
-@click.option("-o", "--output", metavar="PATH", help="Trace file to write.  [default: SCRIPT's or MODULE's name + .xtrace]")
-@click.option("--flush-interval", type=POSITIVE_SECONDS, default=1.0, show_default=True, metavar="SECONDS",
-              help="Write recorded events to the file at least this often.")
+@click.option(
+    "-o", "--output", metavar="PATH", help="Trace file to write.  [default: SCRIPT's or MODULE's name + .xtrace]"
+)
+@click.option(
+    "--flush-interval",
+    type=POSITIVE_SECONDS,
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Write recorded events to the file at least this often.",
+)
 @click.option("--no-asyncio", is_flag=True, help="Do not record event loops and asyncio tasks.")
 @click.option("--no-gc", is_flag=True, help="Do not record garbage collections.")
 @click.option("--no-threads", is_flag=True, help="Do not record thread lifecycles.")
 @click.option("--no-thread-waits", is_flag=True, help="Do not record what threads wait on.")
-@click.option("--sample-interval", type=click.FloatRange(min=0), default=0.01, show_default=True, metavar="SECONDS",
-              help="Sample every thread's stack and state this often; 0 turns sampling off.")
-@click.option("--flight", is_flag=True,
-              help="Run under a flight recorder instead: keep the last moments in memory and write them into "
-                   "--flight-dir on --flight-signal and when the program ends with an uncaught exception.")
-@click.option("--flight-max-bytes", type=click.IntRange(min=64 << 10), default=10 << 20, show_default=True, metavar="BYTES",
-              help="The most trace the flight recorder keeps.")
-@click.option("--flight-min-age", type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="SECONDS",
-              help="The least history the flight recorder keeps (--flight-max-bytes wins).")
-@click.option("--flight-dir", type=click.Path(exists=True, file_okay=False, writable=True), default=".", show_default=True,
-              help="Where flight recorder snapshots go.")
-@click.option("--flight-signal", type=click.Choice(SNAPSHOT_SIGNALS), default="SIGUSR2", show_default=True,
-              help="The signal that makes the flight recorder write a snapshot.")
+@click.option(
+    "--sample-interval",
+    type=click.FloatRange(min=0),
+    default=0.01,
+    show_default=True,
+    metavar="SECONDS",
+    help="Sample every thread's stack and state this often; 0 turns sampling off.",
+)
+@click.option(
+    "--flight",
+    is_flag=True,
+    help="Run under a flight recorder instead: keep the last moments in memory and write them into "
+    "--flight-dir on --flight-signal and when the program ends with an uncaught exception.",
+)
+@click.option(
+    "--flight-max-bytes",
+    type=click.IntRange(min=64 << 10),
+    default=10 << 20,
+    show_default=True,
+    metavar="BYTES",
+    help="The most trace the flight recorder keeps.",
+)
+@click.option(
+    "--flight-min-age",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="The least history the flight recorder keeps (--flight-max-bytes wins).",
+)
+@click.option(
+    "--flight-dir",
+    type=click.Path(exists=True, file_okay=False, writable=True),
+    default=".",
+    show_default=True,
+    help="Where flight recorder snapshots go.",
+)
+@click.option(
+    "--flight-signal",
+    type=click.Choice(SNAPSHOT_SIGNALS),
+    default="SIGUSR2",
+    show_default=True,
+    help="The signal that makes the flight recorder write a snapshot.",
+)
 @click.option("-m", "module", is_flag=True, help="Run a library module as a script, like python -m.")
 @click.argument("target", metavar="SCRIPT | -m MODULE")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(output: str | None, flush_interval: float, no_asyncio: bool, no_gc: bool, no_threads: bool,
-        no_thread_waits: bool, sample_interval: float, flight: bool, flight_max_bytes: int, flight_min_age: float,
-        flight_dir: str, flight_signal: str, module: bool, target: str, args: tuple[str, ...]) -> Job:
+def run(
+    output: str | None,
+    flush_interval: float,
+    no_asyncio: bool,
+    no_gc: bool,
+    no_threads: bool,
+    no_thread_waits: bool,
+    sample_interval: float,
+    flight: bool,
+    flight_max_bytes: int,
+    flight_min_age: float,
+    flight_dir: str,
+    flight_signal: str,
+    module: bool,
+    target: str,
+    args: tuple[str, ...],
+) -> Job:
     """Run a Python script, or a module with -m, and trace all of it.
 
     Everything after SCRIPT or MODULE goes to the program, which sees the
@@ -101,7 +154,9 @@ def run(output: str | None, flush_interval: float, no_asyncio: bool, no_gc: bool
         from .live.flight import FlightRecorder
 
         recorder = FlightRecorder(flight_max_bytes, flight_min_age, **options)
-        recording: runner.Recording = runner.FlightRecording(recorder, flight_dir, signal.Signals[flight_signal], _report_flight)
+        recording: runner.Recording = runner.FlightRecording(
+            recorder, flight_dir, signal.Signals[flight_signal], _report_flight
+        )
     else:
         if output is None:
             output = f"{target if module else _stem(target)}.xtrace"
@@ -112,11 +167,18 @@ def run(output: str | None, flush_interval: float, no_asyncio: bool, no_gc: bool
 
 
 @cli.command()
-@click.option("-o", "--output", default="exectracer-demo.xtrace", show_default=True, metavar="PATH",
-              help="Trace file to write.")
+@click.option(
+    "-o", "--output", default="exectracer-demo.xtrace", show_default=True, metavar="PATH", help="Trace file to write."
+)
 @click.option("--seconds", type=POSITIVE_SECONDS, default=2.0, show_default=True, help="How long the service runs.")
 @click.option("--no-view", is_flag=True, help="Only write the trace; do not open it in the viewer.")
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port of the viewer; 0 picks a free one.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port of the viewer; 0 picks a free one.",
+)
 @click.option("--no-browser", is_flag=True, help="Serve the viewer without opening a browser.")
 def demo(output: str, seconds: float, no_view: bool, port: int, no_browser: bool) -> Job:
     """Trace the bundled example (an asyncio TCP service and its clients) and open it in the viewer."""
@@ -128,8 +190,12 @@ def demo(output: str, seconds: float, no_view: bool, port: int, no_browser: bool
 @click.option("--seconds", type=POSITIVE_SECONDS, default=5.0, show_default=True, help="How long to trace the service.")
 @click.option("--flight", is_flag=True, help="Fetch the service's flight recorder snapshot instead of tracing it now.")
 @click.option("-o", "--output", metavar="PATH", help="Trace file to write.  [default: the name the service suggests]")
-@click.option("--token", envvar="EXECTRACER_TOKEN", metavar="TOKEN",
-              help="The service's token (better given in the EXECTRACER_TOKEN environment variable).")
+@click.option(
+    "--token",
+    envvar="EXECTRACER_TOKEN",
+    metavar="TOKEN",
+    help="The service's token (better given in the EXECTRACER_TOKEN environment variable).",
+)
 def capture(url: str, seconds: float, flight: bool, output: str | None, token: str | None) -> Job:
     """Fetch a trace of a running service from its debug endpoint and summarize it.
 
@@ -234,7 +300,9 @@ def _stem(path: str) -> str:
 
 def _report_run(output: str, stats: dict, seconds: float) -> None:
     lost = f", {stats['events_lost']:,} lost" if stats["events_lost"] else ""
-    message = f"exectracer: {stats['events']:,} events{lost} ({_size(stats['bytes'])}, {seconds:.1f} s) written to {output}"
+    message = (
+        f"exectracer: {stats['events']:,} events{lost} ({_size(stats['bytes'])}, {seconds:.1f} s) written to {output}"
+    )
     try:
         click.echo(message, err=True)
     except (OSError, ValueError):  # the program closed stderr
@@ -333,14 +401,39 @@ def summary(trace_path: str, as_json: bool) -> Job:
 
 @cli.command()
 @click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
-@click.option("-t", "--type", "kind", required=True, type=click.Choice(list(PROFILE_HELP)),
-              help="Which profile: " + "; ".join(f"{k}: {v}" for k, v in PROFILE_HELP.items()) + ".")
+@click.option(
+    "-t",
+    "--type",
+    "kind",
+    required=True,
+    type=click.Choice(list(PROFILE_HELP)),
+    help="Which profile: " + "; ".join(f"{k}: {v}" for k, v in PROFILE_HELP.items()) + ".",
+)
 @click.option("-o", "--output", metavar="FILE", help="pprof file to write.  [default: TRACE's name + .TYPE.pb.gz]")
-@click.option("--start", "start", type=Duration(), help="Only from this time on (seconds from the trace's start, or with a unit: 250ms).")
-@click.option("--end", "end", type=Duration(), help="Only up to this time (seconds from the trace's start, or with a unit).")
-@click.option("--group", metavar="FUNCTION", help="Only goroutines started with this function (module.qualname, as summary shows).")
+@click.option(
+    "--start",
+    "start",
+    type=Duration(),
+    help="Only from this time on (seconds from the trace's start, or with a unit: 250ms).",
+)
+@click.option(
+    "--end", "end", type=Duration(), help="Only up to this time (seconds from the trace's start, or with a unit)."
+)
+@click.option(
+    "--group",
+    metavar="FUNCTION",
+    help="Only goroutines started with this function (module.qualname, as summary shows).",
+)
 @click.option("--region", metavar="NAME", help="Only time inside user regions of this name.")
-def pprof(trace_path: str, kind: str, output: str | None, start: int | None, end: int | None, group: str | None, region: str | None) -> Job:
+def pprof(
+    trace_path: str,
+    kind: str,
+    output: str | None,
+    start: int | None,
+    end: int | None,
+    group: str | None,
+    region: str | None,
+) -> Job:
     """Write a profile of a trace in pprof format, for `go tool pprof` and other pprof viewers."""
     if output is None:
         output = f"{_stem(trace_path)}.{kind}.pb.gz"
@@ -349,8 +442,15 @@ def pprof(trace_path: str, kind: str, output: str | None, start: int | None, end
 
 @cli.command()
 @click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on (other machines can reach anything but loopback).")
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port to serve on; 0 picks a free one.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to serve on (other machines can reach anything but loopback).",
+)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port to serve on; 0 picks a free one."
+)
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; just print the URL.")
 def view(trace_path: str, host: str, port: int, no_browser: bool) -> Job:
     """Open a trace in the browser: timeline, goroutines, profiles, MMU, latencies, logs."""
@@ -452,7 +552,9 @@ def _json(doc: Any) -> str:
     return json.dumps(doc, indent=1 if sys.stdout.isatty() else None)
 
 
-def _pprof(path: str, kind: str, output: str, start: int | None, end: int | None, group: str | None, region: str | None) -> int:
+def _pprof(
+    path: str, kind: str, output: str, start: int | None, end: int | None, group: str | None, region: str | None
+) -> int:
     from .allocator import prepare_for_trace
     from .export import pprof as pprof_file
     from .report import duration, printable

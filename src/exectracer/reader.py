@@ -29,12 +29,25 @@ from .format.decoder import Frame, Problem, TraceFormatError
 from .table import Table
 from .trace_data import HookError, Loop, Lost, Task, Thread, TraceData, UserTask
 
-__all__ = ["Frame", "HookError", "Loop", "Lost", "Problem", "Table", "Task", "Thread", "Trace", "TraceFormatError", "TraceWarning", "UserTask", "load"]
+__all__ = [
+    "Frame",
+    "HookError",
+    "Loop",
+    "Lost",
+    "Problem",
+    "Table",
+    "Task",
+    "Thread",
+    "Trace",
+    "TraceFormatError",
+    "TraceWarning",
+    "UserTask",
+    "load",
+]
 
 
 class TraceWarning(UserWarning):
     """A trace was loaded, but part of it was damaged or missing."""
-
 
 
 class Trace(TraceData):
@@ -72,7 +85,9 @@ def _caller_level() -> int:
     return level
 
 
-def load(path: str | os.PathLike[str] | bytes, *, strict: bool = False, progress: Callable[[int], None] | None = None) -> Trace:
+def load(
+    path: str | os.PathLike[str] | bytes, *, strict: bool = False, progress: Callable[[int], None] | None = None
+) -> Trace:
     """Read a trace file (or its bytes).
 
     Raises :class:`TraceFormatError` for input that is not a readable trace.
@@ -91,5 +106,7 @@ def load(path: str | os.PathLike[str] | bytes, *, strict: bool = False, progress
     if issues and strict:
         raise TraceFormatError(f"{name}: " + "; ".join(issues))
     if issues:
-        warnings.warn(f"{name}: loaded what was readable: " + "; ".join(issues), TraceWarning, stacklevel=_caller_level())
+        warnings.warn(
+            f"{name}: loaded what was readable: " + "; ".join(issues), TraceWarning, stacklevel=_caller_level()
+        )
     return Trace(decoded, str(name))

@@ -30,7 +30,14 @@ def printable(text: Any) -> str:
 
 def render(doc: dict[str, Any], name: str) -> str:
     """The report for one summary document."""
-    parts = [_header(doc["trace"], name), _groups(doc["groups"]), _gc(doc["gc"]), _latency(doc["scheduler_latency_ns"]), _mmu(doc["mmu"]), _top_waits(doc["top_waits"])]
+    parts = [
+        _header(doc["trace"], name),
+        _groups(doc["groups"]),
+        _gc(doc["gc"]),
+        _latency(doc["scheduler_latency_ns"]),
+        _mmu(doc["mmu"]),
+        _top_waits(doc["top_waits"]),
+    ]
     for title, rows in (("User tasks", doc["user_tasks"]), ("User regions", doc["user_regions"])):
         if rows:
             parts.append(_named_latency(title, rows))
@@ -40,7 +47,11 @@ def render(doc: dict[str, Any], name: str) -> str:
 def _header(info: dict[str, Any], name: str) -> str:
     lost = info["lost"]
     problems = [f"{lost['events']:,} events lost"] if lost["events"] else []
-    problems += [f"{lost[k]:,} {k.replace('_', ' ')}" for k in ("chunks_skipped", "chunks_missing", "truncated_bytes", "hook_errors") if lost.get(k)]
+    problems += [
+        f"{lost[k]:,} {k.replace('_', ' ')}"
+        for k in ("chunks_skipped", "chunks_missing", "truncated_bytes", "hook_errors")
+        if lost.get(k)
+    ]
     if not lost["clean_end"]:
         problems.append("the recording did not stop cleanly")
     line = (
@@ -66,16 +77,33 @@ def _groups(groups: list[dict[str, Any]]) -> str:
     for grp in groups[:GROUP_ROWS]:
         t = grp["time_ns"]
         rows.append(
-            [printable(grp["start_function"] or "(no start function)"), grp["kind"], f"{grp['count']:,}", duration(total_time(t)), duration(t["running"]), duration(t["runnable"]), *(duration(t["blocked"][c]) for c in BLOCKED_COLUMNS), duration(t["gc"])]
+            [
+                printable(grp["start_function"] or "(no start function)"),
+                grp["kind"],
+                f"{grp['count']:,}",
+                duration(total_time(t)),
+                duration(t["running"]),
+                duration(t["runnable"]),
+                *(duration(t["blocked"][c]) for c in BLOCKED_COLUMNS),
+                duration(t["gc"]),
+            ]
         )
     more = f"\n  ... {len(groups) - GROUP_ROWS} more groups (--json has them all)" if len(groups) > GROUP_ROWS else ""
-    return "Goroutines by start function (largest total first)\n" + _table(header, rows, "ll" + "r" * (len(header) - 2)) + more
+    return (
+        "Goroutines by start function (largest total first)\n"
+        + _table(header, rows, "ll" + "r" * (len(header) - 2))
+        + more
+    )
 
 
 def _gc(gc: dict[str, Any]) -> str:
     if not gc["collections"]:
         return "Garbage collection: none recorded"
-    gens = ", ".join(f"gen {g}: {s['collections']:,} ({duration(s['total_ns'])}, longest {duration(s['max_ns'])})" for g, s in gc["by_generation"].items() if s["collections"])
+    gens = ", ".join(
+        f"gen {g}: {s['collections']:,} ({duration(s['total_ns'])}, longest {duration(s['max_ns'])})"
+        for g, s in gc["by_generation"].items()
+        if s["collections"]
+    )
     return (
         f"Garbage collection: {gc['collections']:,} collections, {duration(gc['total_ns'])} in all, "
         f"longest {duration(gc['max_ns'])}\n  {gens}"
@@ -99,10 +127,24 @@ def _mmu(points: list[dict[str, Any]]) -> str:
 def _top_waits(waits: list[dict[str, Any]]) -> str:
     if not waits:
         return "Top waits: none"
-    rows = [[w["category"], duration(w["total_ns"]), f"{w['count']:,}", printable(w["function"] or "(unknown)"), printable(f"{w['file']}:{w['line']}" if w["file"] else "")] for w in waits]
-    return "Top waits (where goroutines blocked longest)\n" + _table(["category", "total", "count", "function", "at"], rows, "lrrll")
+    rows = [
+        [
+            w["category"],
+            duration(w["total_ns"]),
+            f"{w['count']:,}",
+            printable(w["function"] or "(unknown)"),
+            printable(f"{w['file']}:{w['line']}" if w["file"] else ""),
+        ]
+        for w in waits
+    ]
+    return "Top waits (where goroutines blocked longest)\n" + _table(
+        ["category", "total", "count", "function", "at"], rows, "lrrll"
+    )
 
 
 def _named_latency(title: str, rows: list[dict[str, Any]]) -> str:
-    table = [[printable(r["name"]), f"{r['count']:,}", *(duration(r[f"{k}_ns"]) for k in ("p50", "p90", "p99", "max"))] for r in rows]
+    table = [
+        [printable(r["name"]), f"{r['count']:,}", *(duration(r[f"{k}_ns"]) for k in ("p50", "p90", "p99", "max"))]
+        for r in rows
+    ]
     return f"{title} (latency)\n" + _table(["name", "count", "p50", "p90", "p99", "max"], table, "lrrrrr")

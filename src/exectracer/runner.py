@@ -101,7 +101,9 @@ class FlightRecording:
     """The program under a flight recorder: a snapshot into ``directory`` on ``signum`` and
     when the program ends with an uncaught exception; ``report(snapshot path or None)`` at the end."""
 
-    def __init__(self, flight: FlightRecorder, directory: str, signum: int, report: Callable[[str | None], None]) -> None:
+    def __init__(
+        self, flight: FlightRecorder, directory: str, signum: int, report: Callable[[str | None], None]
+    ) -> None:
         self._flight, self._directory, self._signum, self._report = flight, directory, signum, report
 
     def start(self) -> None:

@@ -19,7 +19,9 @@ from .format.events import Kind
 __all__ = ["DATAFRAME_LIBRARIES", "Table", "dataframe_library", "kind_lookup", "kinds_mask", "match_spans"]
 
 Column = NDArray[Any]  # a table's column: numbers of any dtype, or objects (strings)
-Rows = slice | NDArray[np.bool_] | NDArray[np.integer[Any]] | Sequence[int]  # what selects rows: a slice, a mask, indices
+Rows = (
+    slice | NDArray[np.bool_] | NDArray[np.integer[Any]] | Sequence[int]
+)  # what selects rows: a slice, a mask, indices
 G = TypeVar("G", bound=np.generic)
 
 
@@ -67,7 +69,9 @@ class Table:
     def to_dataframe(self, library: str = "pandas") -> Any:
         """The table as a DataFrame of ``library`` (``"pandas"`` or ``"polars"``, which must be installed)."""
         if library == "polars":
-            return dataframe_library("polars").DataFrame({name: _polars_column(col) for name, col in self._columns.items()})
+            return dataframe_library("polars").DataFrame(
+                {name: _polars_column(col) for name, col in self._columns.items()}
+            )
         return dataframe_library(library).DataFrame(self._columns, copy=False)
 
 
@@ -84,8 +88,9 @@ def kind_lookup(table: NDArray[G], kind: NDArray[np.uint8]) -> NDArray[G]:
     NumPy would first copy the index into 8-byte integers, 80 MB for 10 M
     events; a byte translation needs none and runs several times faster.
     """
-    return np.frombuffer(np.ascontiguousarray(kind, dtype=np.uint8).tobytes().translate(table.tobytes()), dtype=table.dtype)
-
+    return np.frombuffer(
+        np.ascontiguousarray(kind, dtype=np.uint8).tobytes().translate(table.tobytes()), dtype=table.dtype
+    )
 
 
 def match_spans(g: NDArray[np.int64], opens: NDArray[np.bool_]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
@@ -115,7 +120,9 @@ def match_spans(g: NDArray[np.int64], opens: NDArray[np.bool_]) -> tuple[NDArray
     key = np.lexsort((np.arange(n), level, group))
     is_begin = step[key] > 0
     pair = np.zeros(n, dtype=bool)
-    pair[:-1] = is_begin[:-1] & ~is_begin[1:] & (group[key][1:] == group[key][:-1]) & (level[key][1:] == level[key][:-1])
+    pair[:-1] = (
+        is_begin[:-1] & ~is_begin[1:] & (group[key][1:] == group[key][:-1]) & (level[key][1:] == level[key][:-1])
+    )
     begins = key[is_begin]
     ends = np.where(pair[is_begin], np.append(key[1:], -1)[is_begin], -1)
     keep = np.argsort(order[begins], kind="stable")
@@ -137,4 +144,3 @@ def dataframe_library(name: str) -> Any:
 def _polars_column(column: Column) -> Any:
     """Object columns (strings) as lists, which polars types itself; numbers as they are."""
     return column.tolist() if column.dtype == object else column
-

@@ -121,7 +121,9 @@ class Lost:
     @property
     def complete(self) -> bool:
         """Whether nothing at all is missing."""
-        return self.clean_end and not (self.events_lost or self.chunks_skipped or self.truncated_bytes or self.seq_gaps or self.hook_errors)
+        return self.clean_end and not (
+            self.events_lost or self.chunks_skipped or self.truncated_bytes or self.seq_gaps or self.hook_errors
+        )
 
 
 class TraceData:
@@ -194,7 +196,14 @@ class TraceData:
     @functools.cached_property
     def threads(self) -> list[Thread]:
         """Every thread, by id."""
-        ev = self._select(Kind.THREAD_CREATE, Kind.THREAD_START, Kind.THREAD_END, Kind.THREAD_NAME, Kind.THREAD_FUNC, Kind.THREAD_IDENT)
+        ev = self._select(
+            Kind.THREAD_CREATE,
+            Kind.THREAD_START,
+            Kind.THREAD_END,
+            Kind.THREAD_NAME,
+            Kind.THREAD_FUNC,
+            Kind.THREAD_IDENT,
+        )
         created, started, ended = (_first(ev, k) for k in (Kind.THREAD_CREATE, Kind.THREAD_START, Kind.THREAD_END))
         names, funcs, idents = (_last(ev, k) for k in (Kind.THREAD_NAME, Kind.THREAD_FUNC, Kind.THREAD_IDENT))
         threads = []
@@ -220,8 +229,12 @@ class TraceData:
     @functools.cached_property
     def tasks(self) -> list[Task]:
         """Every asyncio task, by id."""
-        ev = self._select(Kind.TASK_CREATE, Kind.TASK_LOOP, Kind.TASK_FUNC, Kind.TASK_NAME, Kind.TASK_DONE, Kind.TASK_EAGER)
-        created, loops, funcs, done, eager = (_first(ev, k) for k in (Kind.TASK_CREATE, Kind.TASK_LOOP, Kind.TASK_FUNC, Kind.TASK_DONE, Kind.TASK_EAGER))
+        ev = self._select(
+            Kind.TASK_CREATE, Kind.TASK_LOOP, Kind.TASK_FUNC, Kind.TASK_NAME, Kind.TASK_DONE, Kind.TASK_EAGER
+        )
+        created, loops, funcs, done, eager = (
+            _first(ev, k) for k in (Kind.TASK_CREATE, Kind.TASK_LOOP, Kind.TASK_FUNC, Kind.TASK_DONE, Kind.TASK_EAGER)
+        )
         names = _last(ev, Kind.TASK_NAME)
         tasks = []
         for g in sorted(created.keys() | names.keys() | done.keys()):
@@ -314,7 +327,9 @@ class TraceData:
     def suspend_reasons(self) -> Table:
         """TASK_SUSPEND events unpacked: ``ts``, ``g``, ``stack`` id and ``category``."""
         sel = self._of(Kind.TASK_SUSPEND)
-        return Table(ts=sel.ts, g=sel.g, stack=sel.arg >> CATEGORY_SHIFT, category=(sel.arg & CATEGORY_MASK).astype(np.uint8))
+        return Table(
+            ts=sel.ts, g=sel.g, stack=sel.arg >> CATEGORY_SHIFT, category=(sel.arg & CATEGORY_MASK).astype(np.uint8)
+        )
 
     def to_dataframe(self, library: str = "pandas") -> Any:
         """The events as a DataFrame (``ts``, ``g``, ``kind``, ``event`` name, ``arg``) of
@@ -382,7 +397,6 @@ def _ints(*values: Any) -> list[int]:
     return [int(v) for v in values if isinstance(v, (int, np.integer)) and not isinstance(v, bool)]
 
 
-
 def _pairs(ev: Table, kind: Kind, by: str) -> tuple[list[int], list[tuple[int, int]]]:
     sel = ev.kind == kind
     keys = ev[by][sel].tolist()
@@ -400,4 +414,3 @@ def _last(ev: Table, kind: Kind, by: str = "g") -> dict[int, tuple[int, int]]:
     """Like :func:`_first`, for the last event per key."""
     keys, values = _pairs(ev, kind, by)
     return dict(zip(keys, values, strict=True))
-

@@ -61,7 +61,9 @@ def main(path: str) -> None:
     import subprocess
     import time
 
-    report["loader_restored"] = type(asyncio.__loader__).__name__ == type(asyncio.__spec__.loader).__name__ == "SourceFileLoader"
+    report["loader_restored"] = (
+        type(asyncio.__loader__).__name__ == type(asyncio.__spec__.loader).__name__ == "SourceFileLoader"
+    )
     report["hooked"] = getattr(asyncio.events.Handle._run, "__qualname__", "") != "Handle._run"
 
     async def pooled() -> None:
@@ -76,8 +78,12 @@ def main(path: str) -> None:
     waiter.join()
     subprocess.run([sys.executable, "-c", "import time; time.sleep(0.05)"], check=True)
     exectracer.stop()
-    report["restored"] = asyncio.events.Handle._run.__qualname__ == "Handle._run" and subprocess.Popen.wait.__qualname__ == "Popen.wait"
-    report["finders_left"] = [type(finder).__name__ for finder in sys.meta_path if type(finder).__name__ == "ImportHooks"]
+    report["restored"] = (
+        asyncio.events.Handle._run.__qualname__ == "Handle._run" and subprocess.Popen.wait.__qualname__ == "Popen.wait"
+    )
+    report["finders_left"] = [
+        type(finder).__name__ for finder in sys.meta_path if type(finder).__name__ == "ImportHooks"
+    ]
     print(json.dumps(report))
 
 

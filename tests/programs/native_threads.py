@@ -81,7 +81,12 @@ def main() -> None:
     left, right = socket.socketpair()
     selected, to_select = os.pipe()
     read, to_read = os.pipe()
-    lock, task_lock, rlock, cond = threading.Lock(), threading.Lock(), threading.RLock(), threading.Condition(threading.Lock())
+    lock, task_lock, rlock, cond = (
+        threading.Lock(),
+        threading.Lock(),
+        threading.RLock(),
+        threading.Condition(threading.Lock()),
+    )
     for held in (lock, task_lock, rlock):
         held.acquire()
     threads = [

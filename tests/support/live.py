@@ -10,7 +10,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from typing import Iterator
+from collections.abc import Iterator
 
 
 @dataclasses.dataclass
@@ -24,7 +24,9 @@ class Reply:
         return self.body.decode("utf-8", "replace")
 
 
-def get(url: str, token: str | None = None, method: str = "GET", headers: dict[str, str] | None = None, timeout: float = 60) -> Reply:
+def get(
+    url: str, token: str | None = None, method: str = "GET", headers: dict[str, str] | None = None, timeout: float = 60
+) -> Reply:
     """One request on a fresh connection."""
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
@@ -49,7 +51,7 @@ class Load:
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, name=f"load-{i}") for i in range(concurrency)]
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         for thread in self._threads:
             thread.start()
         return self
@@ -89,8 +91,12 @@ def running_example(framework: str, *args: str) -> Iterator[str]:
     it), checked for tracebacks at the end.
     """
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "exectracer.examples.web", framework, "--port", "0", *args],
-                                stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "exectracer.examples.web", framework, "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
         try:
             line = proc.stdout.readline()
             assert line.startswith("listening on "), f"{framework} example did not start: {line!r}"

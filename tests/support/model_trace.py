@@ -52,7 +52,13 @@ def model_trace() -> TraceBuilder:
     # a task that waits on a subprocess, then on something unclassified
     b.task(SPAWNER, 2000, "app.spawn")
     b.ready(2000, SPAWNER).event(Kind.TASK_STEP, 2010, SPAWNER)
-    b.wait(Kind.TASK_SUSPEND, 2020, SPAWNER, Category.SYSCALL, b.stack(("asyncio.subprocess.Process.wait", "subprocess.py", 9)))
+    b.wait(
+        Kind.TASK_SUSPEND,
+        2020,
+        SPAWNER,
+        Category.SYSCALL,
+        b.stack(("asyncio.subprocess.Process.wait", "subprocess.py", 9)),
+    )
     b.ready(2100, SPAWNER).event(Kind.TASK_STEP, 2110, SPAWNER)
     b.wait(Kind.TASK_SUSPEND, 2120, SPAWNER, Category.OTHER, b.stack(("app.custom_future", "app.py", 60)))
     b.ready(2200, SPAWNER).event(Kind.TASK_STEP, 2210, SPAWNER).event(Kind.TASK_DONE, 2220, SPAWNER, Outcome.RAISED)

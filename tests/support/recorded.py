@@ -37,7 +37,9 @@ class Recorded:
         out = []
         for i in self.of(Kind.TASK_SUSPEND, g):
             arg = int(self.arg[i])
-            out.append((int(self.ts[i]), arg & ((1 << CATEGORY_SHIFT) - 1), self.trace.stacks[arg >> CATEGORY_SHIFT], int(i)))
+            out.append(
+                (int(self.ts[i]), arg & ((1 << CATEGORY_SHIFT) - 1), self.trace.stacks[arg >> CATEGORY_SHIFT], int(i))
+            )
         return out
 
     def thread_waits(self, category: int | None = None) -> list[tuple[int, int, int, list, int]]:
@@ -53,7 +55,9 @@ class Recorded:
             b = open_block.pop(g)
             arg = int(self.arg[b])
             if category is None or arg & ((1 << CATEGORY_SHIFT) - 1) == category:
-                out.append((g, int(self.ts[b]), int(self.ts[i]), self.trace.stacks[arg >> CATEGORY_SHIFT], int(self.arg[i])))
+                out.append(
+                    (g, int(self.ts[b]), int(self.ts[i]), self.trace.stacks[arg >> CATEGORY_SHIFT], int(self.arg[i]))
+                )
         assert not open_block
         return out
 

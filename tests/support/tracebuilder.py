@@ -13,7 +13,14 @@ class TraceBuilder:
     """Collects definitions and events; :meth:`write` makes a valid trace file of them."""
 
     def __init__(self, start_ns: int = 0, sample_interval: float = 0.01) -> None:
-        self.metadata = {"format_version": 1, "python": {"implementation": "CPython", "version": "3.x"}, "pid": 1, "start_ns": start_ns, "start_wall_ns": 1_700_000_000_000_000_000, "options": {"sample_interval": sample_interval}}
+        self.metadata = {
+            "format_version": 1,
+            "python": {"implementation": "CPython", "version": "3.x"},
+            "pid": 1,
+            "start_ns": start_ns,
+            "start_wall_ns": 1_700_000_000_000_000_000,
+            "options": {"sample_interval": sample_interval},
+        }
         self.strings: dict[str, int] = {}
         self.frames: list[list] = []
         self.stacks: list[list] = []
@@ -31,23 +38,23 @@ class TraceBuilder:
         self.stacks.append([len(self.stacks) + 1, ids])
         return len(self.stacks)
 
-    def event(self, kind: Kind, ts: int, g: int, arg: int = 0) -> "TraceBuilder":
+    def event(self, kind: Kind, ts: int, g: int, arg: int = 0) -> TraceBuilder:
         self.rows += [pack(kind, arg), ts, g]
         return self
 
-    def wait(self, kind: Kind, ts: int, g: int, category: int, stack: int = 0) -> "TraceBuilder":
+    def wait(self, kind: Kind, ts: int, g: int, category: int, stack: int = 0) -> TraceBuilder:
         """A TASK_SUSPEND or THREAD_BLOCK with its category and stack."""
         return self.event(kind, ts, g, stack << CATEGORY_SHIFT | category)
 
-    def ready(self, ts: int, g: int, source: int = 0, ident: int = 0) -> "TraceBuilder":
+    def ready(self, ts: int, g: int, source: int = 0, ident: int = 0) -> TraceBuilder:
         return self.event(Kind.TASK_READY, ts, g, source | ident << WAKER_SHIFT)
 
-    def task(self, g: int, ts: int, function: str, name: str | None = None, parent: int = 0) -> "TraceBuilder":
+    def task(self, g: int, ts: int, function: str, name: str | None = None, parent: int = 0) -> TraceBuilder:
         self.event(Kind.TASK_CREATE, ts, g, parent)
         self.event(Kind.TASK_FUNC, ts, g, self.stack((function, "app.py", 1)))
         return self.event(Kind.TASK_NAME, ts, g, self.string(name or f"task-{g}"))
 
-    def thread(self, g: int, ts: int, function: str | None, name: str, created: int | None = None) -> "TraceBuilder":
+    def thread(self, g: int, ts: int, function: str | None, name: str, created: int | None = None) -> TraceBuilder:
         if created is not None:
             self.event(Kind.THREAD_CREATE, created, g)
         self.event(Kind.THREAD_START, ts, g)

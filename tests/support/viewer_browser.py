@@ -40,7 +40,7 @@ XSS_LOG = "<script>alert(3)</script><img src=x onerror=alert(4)>"
 # A program whose trace holds known facts: a task `waiter` blocked on an asyncio.Event that the task `setter`
 # sets (so the wait's stack ends on WAIT_LINE and its waker is `setter`), a thread that waits on a lock, a
 # garbage collection, hostile names, and the demo service for everything else (network, executors, user tasks).
-PROGRAM = f'''
+PROGRAM = f"""
 import asyncio, gc, sys, threading, time
 import exectracer
 from exectracer.examples import service
@@ -88,7 +88,7 @@ async def main():
 with exectracer.trace(sys.argv[1]):
     asyncio.run(main())
     service.main(0.5)
-'''
+"""
 WAIT_LINE = next(i for i, line in enumerate(PROGRAM.splitlines(), 1) if "# WAIT_LINE" in line)
 
 
@@ -121,7 +121,10 @@ class Viewer:
         self.began = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "exectracer", "view", str(trace), "--no-browser", "--port", "0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
         )
         lines: queue.Queue[str | None] = queue.Queue()
 
@@ -185,8 +188,10 @@ def wait_settled(page, at_least: int = 1, timeout: float = 60.0) -> int:
     """Wait until the timeline has drawn every visible lane from fresh server answers `at_least` times."""
     return wait_until(
         page,
-        "n => { const p = window.exectracer && window.exectracer.page; const s = p && p.timeline && p.timeline.stats.settled; return s >= n ? s : 0; }",
-        at_least, timeout,
+        "n => { const p = window.exectracer && window.exectracer.page;"
+        " const s = p && p.timeline && p.timeline.stats.settled; return s >= n ? s : 0; }",
+        at_least,
+        timeout,
     )
 
 
@@ -201,8 +206,12 @@ def screenshot(out: Path, seconds: float = 1.0) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         trace = Path(tmp) / "demo.xtrace"
-        subprocess.run([sys.executable, "-m", "exectracer", "demo", "--no-view", "--seconds", str(seconds), "-o", str(trace)],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "exectracer", "demo", "--no-view", "--seconds", str(seconds), "-o", str(trace)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         viewer = Viewer(Path(trace.name), cwd=trace.parent)
 
         def api(path: str, **params) -> dict:
@@ -211,18 +220,32 @@ def screenshot(out: Path, seconds: float = 1.0) -> None:
 
         try:
             info, lanes = api("info"), api("lanes")
-            handlers = [g for g, f in zip(lanes["goroutines"]["id"], lanes["goroutines"]["function"])
-                        if f >= 0 and lanes["functions"][f].endswith("Server.handle")]
-            lane = api("spans", lanes=f"g:{handlers[0]}", start=0, end=info["duration_ns"], width=10000)["lanes"][f"g:{handlers[0]}"]
+            handlers = [
+                g
+                for g, f in zip(lanes["goroutines"]["id"], lanes["goroutines"]["function"], strict=True)
+                if f >= 0 and lanes["functions"][f].endswith("Server.handle")
+            ]
+            lane = api("spans", lanes=f"g:{handlers[0]}", start=0, end=info["duration_ns"], width=10000)["lanes"][
+                f"g:{handlers[0]}"
+            ]
             sync = info["states"].index("sync")
-            waits = [(s, e) for s, e, st, n in zip(lane["start"], lane["end"], lane["state"], lane["count"]) if st == sync and n == 1]
+            waits = [
+                (s, e)
+                for s, e, st, n in zip(lane["start"], lane["end"], lane["state"], lane["count"], strict=True)
+                if st == sync and n == 1
+            ]
             start, end = max(waits, key=lambda w: w[1] - w[0])
             with sync_playwright() as p:
                 browser = launch(p)
                 page = browser.new_page(viewport={"width": 1400, "height": 820})
-                page.goto(viewer.url + f"#/timeline?view=goroutines&start={max(0, start - 12 * (end - start))}&end={end + 8 * (end - start)}")
+                page.goto(
+                    viewer.url + f"#/timeline?view=goroutines&start={max(0, start - 12 * (end - start))}"
+                    f"&end={end + 8 * (end - start)}"
+                )
                 wait_settled(page)
-                point = page.evaluate(f"window.exectracer.page.timeline.pointFor('g:{handlers[0]}', {(start + end) // 2})")
+                point = page.evaluate(
+                    f"window.exectracer.page.timeline.pointFor('g:{handlers[0]}', {(start + end) // 2})"
+                )
                 page.mouse.click(point["x"], point["y"])
                 page.locator("aside.panel .waker").wait_for()
                 settled = page.evaluate("window.exectracer.page.timeline.stats.settled")

@@ -20,8 +20,13 @@ DEADLINE = 60.0  # seconds
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], what: str, timeout: float = DEADLINE, interval: float = 0.005,
-             sleep: Callable[[float], object] = time.sleep) -> T:
+def wait_for(
+    condition: Callable[[], T],
+    what: str,
+    timeout: float = DEADLINE,
+    interval: float = 0.005,
+    sleep: Callable[[float], object] = time.sleep,
+) -> T:
     """Poll ``condition()`` until it is true and return its value; AssertionError naming ``what`` after ``timeout`` s.
 
     ``sleep``: how to pause between looks (a test may avoid a traced ``time.sleep``).
@@ -56,8 +61,9 @@ def _asleep(thread: threading.Thread) -> bool:
     return stat[stat.rindex(b")") + 2 :][:1] in (b"S", b"D")
 
 
-def wait_until_blocked(thread: threading.Thread, function: str, timeout: float = DEADLINE, looks: int = 3,
-                       interval: float = 0.01) -> None:
+def wait_until_blocked(
+    thread: threading.Thread, function: str, timeout: float = DEADLINE, looks: int = 3, interval: float = 0.01
+) -> None:
     """Wait until ``thread`` sleeps in a blocking call made from a frame of ``function``.
 
     It must be seen so ``looks`` times in a row, ``interval`` apart: between

@@ -24,7 +24,20 @@ from .profiles import PROFILE_TYPES, Profile, Selection, TopEntry, profile
 from .states import State, StateIntervals
 from .summary import summarize
 
-__all__ = ["PROFILE_TYPES", "Analysis", "Collections", "Goroutine", "Goroutines", "MMUPoint", "Profile", "Selection", "State", "StateIntervals", "TopEntry", "Window"]
+__all__ = [
+    "PROFILE_TYPES",
+    "Analysis",
+    "Collections",
+    "Goroutine",
+    "Goroutines",
+    "MMUPoint",
+    "Profile",
+    "Selection",
+    "State",
+    "StateIntervals",
+    "TopEntry",
+    "Window",
+]
 
 
 class Analysis:
@@ -52,7 +65,15 @@ class Analysis:
         """The summary document (see docs/analysis.md)."""
         return summarize(self.trace, self.states, self.collections, tuple(windows_ns))
 
-    def profile(self, type: str, *, start_ns: int | None = None, end_ns: int | None = None, group: str | None = None, region: str | None = None) -> Profile:
+    def profile(
+        self,
+        type: str,
+        *,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        group: str | None = None,
+        region: str | None = None,
+    ) -> Profile:
         """A profile (``net``, ``sync``, ``syscall``, ``sleep``, ``sched``, ``gil`` or ``cpu``),
         optionally limited to a span (ns from the trace's start), a group (start function) or a user region."""
         return profile(self.trace, self.states, type, Selection(start_ns, end_ns, group, region))

@@ -67,4 +67,8 @@ class Collections:
 
 
 def _totals(length: NDArray[np.int64]) -> Totals:
-    return {"collections": len(length), "total_ns": int(length.sum()), "max_ns": int(length.max()) if len(length) else 0}
+    return {
+        "collections": len(length),
+        "total_ns": int(length.sum()),
+        "max_ns": int(length.max()) if len(length) else 0,
+    }

@@ -42,8 +42,7 @@ class Goroutines:
     def __init__(self, trace: TraceData) -> None:
         funcs = _func_stacks(trace)
         items = [
-            (t.id, "thread", t.name, t.start_function, t.parent_id, t.created_ns, t.ended_ns)
-            for t in trace.threads
+            (t.id, "thread", t.name, t.start_function, t.parent_id, t.created_ns, t.ended_ns) for t in trace.threads
         ] + [(t.id, "task", t.name, t.start_function, t.parent_id, t.created_ns, t.ended_ns) for t in trace.tasks]
         items.sort()
         self.list = [Goroutine(i, *item, func_stack=funcs.get(item[0], -1)) for i, item in enumerate(items)]

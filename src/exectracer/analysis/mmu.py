@@ -38,7 +38,13 @@ class MMUPoint:
     worst: tuple[Window, ...]
 
 
-def mmu(gc_busy: RangeSet, trace_start: int, trace_end: int, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS, worst: int = WORST_WINDOWS) -> list[MMUPoint]:
+def mmu(
+    gc_busy: RangeSet,
+    trace_start: int,
+    trace_end: int,
+    windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS,
+    worst: int = WORST_WINDOWS,
+) -> list[MMUPoint]:
     """The MMU curve at each window length in ``windows_ns``; ``gc_busy`` is when collections ran.
 
     A window longer than the trace is the whole trace. A window's collection

@@ -56,7 +56,9 @@ def _run_side_by_side(calls: Sequence[Callable[[], Any]], results: list[Any]) ->
         except BaseException as exc:  # handed to the caller below
             errors.append(exc)
 
-    threads = [TracerThread(target=run, args=(i,), name="exectracer-analysis", daemon=True) for i in range(1, len(calls))]
+    threads = [
+        TracerThread(target=run, args=(i,), name="exectracer-analysis", daemon=True) for i in range(1, len(calls))
+    ]
     for thread in threads:
         thread.start()
     try:

@@ -82,7 +82,6 @@ class Profile:
         return [TopEntry(f.function, f.file, f.line, flat[f], cum[f]) for f in ranked]
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Selection:
     """What part of a trace a profile covers: a time span (ns from the trace's start), a group, a user region."""
@@ -163,7 +162,9 @@ def _waits(states: StateIntervals, type: str, lo: int, hi: int) -> _Rows:
     delay = np.minimum(states.end[rows], hi) - start
     inside = delay > 0
     rows, start, delay = rows[inside], start[inside], delay[inside]
-    return _Rows(states.gi[rows], start, states.stack[rows].astype(np.int64), np.stack((np.ones_like(delay), delay), axis=1))
+    return _Rows(
+        states.gi[rows], start, states.stack[rows].astype(np.int64), np.stack((np.ones_like(delay), delay), axis=1)
+    )
 
 
 def _sample_period(trace: TraceData) -> int:
@@ -191,7 +192,9 @@ def _in_group(goroutines: Goroutines, gi: NDArray[np.int32], group: str | None) 
     return members[gi]
 
 
-def _inside_regions(trace: TraceData, goroutines: Goroutines, rows: _Rows, region: str, points: bool) -> NDArray[np.int64]:
+def _inside_regions(
+    trace: TraceData, goroutines: Goroutines, rows: _Rows, region: str, points: bool
+) -> NDArray[np.int64]:
     """The time column, kept only inside ``region`` on the goroutine that opened it.
 
     A wait keeps its overlap with the regions; a sample (``points``) is kept

@@ -88,5 +88,7 @@ def _union(starts: NDArray[np.int64], ends: NDArray[np.int64]) -> tuple[NDArray[
     s, e = starts[order], np.maximum.accumulate(ends[order])
     new = np.ones(len(s), dtype=bool)
     new[1:] = s[1:] > e[:-1]
-    last = np.append(np.flatnonzero(new)[1:] - 1, len(s) - 1)  # a merged range ends at its last member's running maximum
+    last = np.append(
+        np.flatnonzero(new)[1:] - 1, len(s) - 1
+    )  # a merged range ends at its last member's running maximum
     return s[new], e[last]

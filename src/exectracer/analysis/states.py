@@ -116,7 +116,14 @@ class StateIntervals:
         t = _gathered(trace, self.goroutines)
         halves = _halves(t.gi)
         # the first of two halves packs its intervals against the cut and the second from it: together one slice
-        kept = run_all([functools.partial(_part_intervals, t.part(rows), trace.end_ns, self.goroutines, i == 0 and len(halves) == 2) for i, rows in enumerate(halves)])
+        kept = run_all(
+            [
+                functools.partial(
+                    _part_intervals, t.part(rows), trace.end_ns, self.goroutines, i == 0 and len(halves) == 2
+                )
+                for i, rows in enumerate(halves)
+            ]
+        )
         cut = halves[0].stop
         first, last = (cut - kept[0], cut + kept[1]) if len(halves) == 2 else (0, kept[0])
         rows = slice(first, last)
@@ -160,11 +167,27 @@ class _Transitions:
         kind: NDArray[np.uint8],
         arg: NDArray[np.int64],
     ) -> None:
-        self.gi, self.ts, self.state, self.stack, self.waker, self.kind, self.arg = gi, ts, state, stack, waker, kind, arg
+        self.gi, self.ts, self.state, self.stack, self.waker, self.kind, self.arg = (
+            gi,
+            ts,
+            state,
+            stack,
+            waker,
+            kind,
+            arg,
+        )
 
     def part(self, rows: slice) -> _Transitions:
         """The transitions at ``rows``, sharing memory with these."""
-        return _Transitions(self.gi[rows], self.ts[rows], self.state[rows], self.stack[rows], self.waker[rows], self.kind[rows], self.arg[rows])
+        return _Transitions(
+            self.gi[rows],
+            self.ts[rows],
+            self.state[rows],
+            self.stack[rows],
+            self.waker[rows],
+            self.kind[rows],
+            self.arg[rows],
+        )
 
 
 def _grouped_rows(trace: TraceData, goroutines: Goroutines) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
@@ -252,7 +275,10 @@ def _gathered(trace: TraceData, goroutines: Goroutines) -> _Transitions:
     rows, counts = _grouped_rows(trace, goroutines)
     n = len(rows)
     kind, ts, arg = np.empty(n, dtype=np.uint8), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
-    calls = [functools.partial(np.take, column, rows, out=out, mode="clip") for column, out in ((ev.ts, ts), (ev.arg, arg), (ev.kind, kind))]
+    calls = [
+        functools.partial(np.take, column, rows, out=out, mode="clip")
+        for column, out in ((ev.ts, ts), (ev.arg, arg), (ev.kind, kind))
+    ]
     gi = run_all([functools.partial(np.repeat, np.arange(len(counts), dtype=np.int32), counts), *calls])[0]
     waker = rows.astype(np.int64, copy=False)  # the rows' memory, already in use, holds the wakers
     return _Transitions(gi, ts, np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int32), waker, kind, arg)
@@ -322,7 +348,12 @@ def _place_gil_waits(t: _Transitions) -> None:
     if len(gil) == 0:
         return
     unblock = gil - 1
-    ok = (t.kind[unblock] == Kind.THREAD_UNBLOCK) & (t.gi[unblock] == t.gi[gil]) & (t.ts[unblock] == t.ts[gil]) & (t.gi[unblock - 1] == t.gi[gil])
+    ok = (
+        (t.kind[unblock] == Kind.THREAD_UNBLOCK)
+        & (t.gi[unblock] == t.gi[gil])
+        & (t.ts[unblock] == t.ts[gil])
+        & (t.gi[unblock - 1] == t.gi[gil])
+    )
     gil, unblock = gil[ok], unblock[ok]
     t.ts[unblock] = np.maximum(t.ts[gil] - arg[gil], t.ts[unblock - 1])
     t.state[unblock] = State.RUNNABLE
@@ -341,7 +372,13 @@ def _fold_ready_into_step(t: _Transitions) -> None:
     if len(gi) < 3:
         return
     mid = slice(1, -1)  # a TASK_READY with a transition before and after it
-    inside = (kind[mid] == Kind.TASK_READY) & (state[:-2] == State.RUNNING) & (kind[2:] == Kind.TASK_SUSPEND) & (gi[:-2] == gi[mid]) & (gi[2:] == gi[mid])
+    inside = (
+        (kind[mid] == Kind.TASK_READY)
+        & (state[:-2] == State.RUNNING)
+        & (kind[2:] == Kind.TASK_SUSPEND)
+        & (gi[:-2] == gi[mid])
+        & (gi[2:] == gi[mid])
+    )
     np.putmask(state[2:], inside, State.RUNNABLE)
     np.putmask(t.waker[2:], inside, t.waker[mid].copy())
     np.putmask(state[mid], inside, State.RUNNING)
@@ -358,7 +395,9 @@ def _without_repeats(t: _Transitions, to_end: bool) -> _Transitions:
         return t
     gi, ts, state, stack, waker, kind = _pack((t.gi, t.ts, t.state, t.stack, t.waker, t.kind), keep, to_end)
     kept = len(gi)
-    return _Transitions(gi, ts, state, stack, waker, kind, t.arg[n - kept :] if to_end else t.arg[:kept])  # room for the ends
+    return _Transitions(
+        gi, ts, state, stack, waker, kind, t.arg[n - kept :] if to_end else t.arg[:kept]
+    )  # room for the ends
 
 
 def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: bool) -> tuple[NDArray[Any], ...]:
@@ -416,5 +455,9 @@ def _pack_moves(dropped: NDArray[np.intp], n: int, to_end: bool) -> list[tuple[i
     lengths = np.concatenate((dropped, [n])) - starts
     runs = np.arange(len(starts))
     dst = starts + (len(dropped) - runs if to_end else -runs)  # a run moves by the number of dropped rows on its side
-    moves = [(s, d, length) for s, d, length in zip(starts.tolist(), dst.tolist(), lengths.tolist(), strict=True) if length and s != d]
+    moves = [
+        (s, d, length)
+        for s, d, length in zip(starts.tolist(), dst.tolist(), lengths.tolist(), strict=True)
+        if length and s != d
+    ]
     return moves[::-1] if to_end else moves

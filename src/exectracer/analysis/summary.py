@@ -35,7 +35,9 @@ class TimeNs(TypedDict):
     blocked: dict[str, int]
 
 
-def summarize(trace: TraceData, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS) -> dict[str, Any]:
+def summarize(
+    trace: TraceData, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS
+) -> dict[str, Any]:
     """Everything ``exectracer summary`` reports, as plain data."""
     times, latency, waits = run_all(
         (
@@ -56,12 +58,23 @@ def summarize(trace: TraceData, states: StateIntervals, collections: Collections
             {
                 "window_ns": p.window_ns,
                 "utilization": p.utilization,
-                "worst": [{"start_ns": w.start_ns - trace.start_ns, "end_ns": w.end_ns - trace.start_ns, "utilization": w.utilization} for w in p.worst],
+                "worst": [
+                    {
+                        "start_ns": w.start_ns - trace.start_ns,
+                        "end_ns": w.end_ns - trace.start_ns,
+                        "utilization": w.utilization,
+                    }
+                    for w in p.worst
+                ],
             }
             for p in mmu(collections.busy, trace.start_ns, trace.end_ns, windows_ns)
         ],
-        "user_tasks": [_named_latency(name, spans.end - spans.begin) for name, spans in by_name(finished(trace, "tasks"))],
-        "user_regions": [_named_latency(name, spans.end - spans.begin) for name, spans in by_name(finished(trace, "regions"))],
+        "user_tasks": [
+            _named_latency(name, spans.end - spans.begin) for name, spans in by_name(finished(trace, "tasks"))
+        ],
+        "user_regions": [
+            _named_latency(name, spans.end - spans.begin) for name, spans in by_name(finished(trace, "regions"))
+        ],
         "top_waits": waits,
     }
 
@@ -81,7 +94,9 @@ def top_waits(trace: TraceData, states: StateIntervals, n: int = TOP_WAITS) -> l
         state, stack = states.state[rows], states.stack[rows]
         blocked = np.flatnonzero((state >= State.NETWORK) & (stack != LOOP_IDLE_STACK))
         key = (stack[blocked].astype(np.int64) + 1) * _SLOTS + state[blocked]  # unknown stacks (-1) count from 0
-        block_keys, block_count, (block_total,) = sums_by_key(key, [states.end[rows][blocked] - states.start[rows][blocked]])
+        block_keys, block_count, (block_total,) = sums_by_key(
+            key, [states.end[rows][blocked] - states.start[rows][blocked]]
+        )
         parts.append((block_keys, block_count, block_total))
     if parts:
         all_keys, all_counts, all_totals = (np.concatenate(column) for column in zip(*parts, strict=True))

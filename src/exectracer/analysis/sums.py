@@ -19,7 +19,11 @@ def sums_by_key(
     if len(key) == 0 or key.min() < 0 or key.max() >= DENSE_KEYS:
         uniq, inverse = np.unique(key, return_inverse=True)
         inverse = inverse.reshape(-1)
-        return uniq, np.bincount(inverse, minlength=len(uniq)), [_weighted_bincount(inverse, w, len(uniq)) for w in weights]
+        return (
+            uniq,
+            np.bincount(inverse, minlength=len(uniq)),
+            [_weighted_bincount(inverse, w, len(uniq)) for w in weights],
+        )
     counts = np.bincount(key)
     uniq = np.flatnonzero(counts)
     return uniq, counts[uniq], [_weighted_bincount(key, w)[uniq] for w in weights]

@@ -132,7 +132,9 @@ async def serve(seconds: float) -> Stats:
     stop = asyncio.Event()
     janitor = asyncio.create_task(housekeeping(stats, stop), name="housekeeping")
     async with listener:
-        await asyncio.gather(*(asyncio.create_task(client(n, port, seconds), name=f"client-{n}") for n in range(CLIENTS)))
+        await asyncio.gather(
+            *(asyncio.create_task(client(n, port, seconds), name=f"client-{n}") for n in range(CLIENTS))
+        )
         stop.set()
         await janitor
     return stats
@@ -147,5 +149,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m exectracer.examples.service", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="how long the clients run (default: 2)")
     done = main(parser.parse_args().seconds)
-    print(f"served {done.requests} requests from {done.clients} clients; "
-          f"{done.collections} collections freed {done.garbage} objects")
+    print(
+        f"served {done.requests} requests from {done.clients} clients; "
+        f"{done.collections} collections freed {done.garbage} objects"
+    )

@@ -130,7 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=4, help="waitress worker threads (flask)")
     args = parser.parse_args(argv)
     options = {} if args.sample_interval is None else {"sample_interval": args.sample_interval}
-    settings = None if args.no_middleware else {"token": args.token, "max_seconds": args.max_seconds, "options": options}
+    settings = (
+        None if args.no_middleware else {"token": args.token, "max_seconds": args.max_seconds, "options": options}
+    )
     if args.flight:
         exectracer.FlightRecorder(args.flight_max_bytes, args.flight_min_age, **options).start()
     sock = listen(args.host, args.port)

@@ -67,7 +67,11 @@ def _message_classes() -> dict[str, Any]:
         message = file.message_type.add(name=name)
         for field_name, number, ftype, repeated, type_name in fields:
             field = message.field.add(name=field_name, number=number, type=ftype)
-            field.label = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED if repeated else descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
+            field.label = (
+                descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
+                if repeated
+                else descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
+            )
             if type_name:
                 field.type_name = f".{_PACKAGE}.{type_name}"
     pool = descriptor_pool.DescriptorPool()

@@ -50,7 +50,9 @@ def file_header() -> bytes:
     return FILE_HEADER.pack(MAGIC, FORMAT_VERSION, 0)
 
 
-def make_chunk(kind: ChunkKind, seq: int, raw: bytes, level: int = 1, compress: Callable[[bytes, int], bytes] = zlib.compress) -> bytes:
+def make_chunk(
+    kind: ChunkKind, seq: int, raw: bytes, level: int = 1, compress: Callable[[bytes, int], bytes] = zlib.compress
+) -> bytes:
     """Frame ``raw`` as a chunk, compressing it with zlib at ``level``
     (by ``compress``, which does what ``zlib.compress`` does)."""
     payload = compress(raw, level) if level else raw

@@ -141,7 +141,9 @@ def read_version(data: Data) -> int:
     version: int = FILE_HEADER.unpack(head)[1]  # after the magic; before the flags
     if version != FORMAT_VERSION:
         hint = "written by a newer exectracer; upgrade to read it" if version > FORMAT_VERSION else "not supported"
-        raise TraceFormatError(f"unknown trace format version {version} (this reader knows version {FORMAT_VERSION}): {hint}")
+        raise TraceFormatError(
+            f"unknown trace format version {version} (this reader knows version {FORMAT_VERSION}): {hint}"
+        )
     return version
 
 
@@ -194,7 +196,9 @@ class Scanner:
             if resume is None and found == "torn":
                 scan.truncated_bytes = self.size - offset
             elif resume is None:
-                scan.problems.append(Problem(offset, f"{found}; no valid chunk follows ({self.size - offset} bytes unreadable)"))
+                scan.problems.append(
+                    Problem(offset, f"{found}; no valid chunk follows ({self.size - offset} bytes unreadable)")
+                )
             else:
                 reason = "chunk runs past the end of the file" if found == "torn" else found
                 scan.problems.append(Problem(offset, f"{reason}; skipped {resume - offset} bytes"))
@@ -212,7 +216,9 @@ class Scanner:
             return found
         if found.end > self.size:
             return "torn"
-        return found if crc_ok(self.view, found) else f"bad crc32 (chunk seq {found.seq}, kind {_kind_name(found.kind)})"
+        return (
+            found if crc_ok(self.view, found) else f"bad crc32 (chunk seq {found.seq}, kind {_kind_name(found.kind)})"
+        )
 
     def resync(self, start: int) -> int | None:
         """The offset of the next valid chunk at or after ``start``."""
@@ -285,20 +291,31 @@ def add_stacks(frames: dict[int, FrameIds], stacks: dict[int, list[int]], raw: b
     value = json_payload(raw, dict)
     try:
         # a line of null (unknown, written by recorders before 0 stood for it) is read as 0
-        new_frames = {fid: (func, file, 0 if line is None else line) for fid, func, file, line in value.get("frames", ())}
+        new_frames = {
+            fid: (func, file, 0 if line is None else line) for fid, func, file, line in value.get("frames", ())
+        }
         new_stacks = {sid: list(ids) for sid, ids in value.get("stacks", ())}
     except (TypeError, ValueError) as exc:
         raise ChunkError(f"bad STACKS payload: {exc}") from None
-    numbers = [*new_frames, *(v for f in new_frames.values() for v in f), *new_stacks, *(v for ids in new_stacks.values() for v in ids)]
+    numbers = [
+        *new_frames,
+        *(v for f in new_frames.values() for v in f),
+        *new_stacks,
+        *(v for ids in new_stacks.values() for v in ids),
+    ]
     if not all(type(v) is int for v in numbers):
         raise ChunkError("bad STACKS payload: ids and lines must be integers")
     frames.update(new_frames)
     stacks.update(new_stacks)
 
 
-def resolve_stacks(frames: dict[int, FrameIds], stacks: dict[int, list[int]], strings: dict[int, str]) -> dict[int, list[Frame]]:
+def resolve_stacks(
+    frames: dict[int, FrameIds], stacks: dict[int, list[int]], strings: dict[int, str]
+) -> dict[int, list[Frame]]:
     """Stacks as lists of :class:`Frame`, innermost first; stack 0 is empty."""
-    by_id = {fid: Frame(strings.get(func, "?"), strings.get(file, "?"), line) for fid, (func, file, line) in frames.items()}
+    by_id = {
+        fid: Frame(strings.get(func, "?"), strings.get(file, "?"), line) for fid, (func, file, line) in frames.items()
+    }
     resolved = {sid: [by_id.get(fid, UNKNOWN_FRAME) for fid in ids] for sid, ids in stacks.items()}
     resolved[0] = []
     return resolved

@@ -145,7 +145,7 @@ class CallbackSource(enum.IntEnum):
 WAKER_SHIFT = 3
 WAKER_MASK = (1 << WAKER_SHIFT) - 1  # the Waker of a TASK_READY argument (or of a goroutine's current waker code)
 CATEGORY_SHIFT = 4
-CATEGORY_MASK = (1 << CATEGORY_SHIFT) - 1  # the low field of an argument: the Category of TASK_SUSPEND and THREAD_BLOCK, the ThreadState of THREAD_SAMPLE
+CATEGORY_MASK = (1 << CATEGORY_SHIFT) - 1  # an argument's Category (TASK_SUSPEND, THREAD_BLOCK) or ThreadState
 CALLBACK_SHIFT = 3
 
 

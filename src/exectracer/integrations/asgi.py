@@ -35,7 +35,9 @@ class TraceMiddleware:
             method=scope["method"],
             path=scope["path"],
             query=scope.get("query_string", b"").decode("latin-1"),
-            headers={name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", ())},
+            headers={
+                name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope.get("headers", ())
+            },
             client=client[0] if client else None,
         )
         response = await self.endpoints.respond_async(request)

@@ -32,7 +32,9 @@ class TraceMiddleware:
             method=environ.get("REQUEST_METHOD", "GET"),
             path=path,
             query=environ.get("QUERY_STRING", ""),
-            headers={key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")},
+            headers={
+                key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
+            },
             client=environ.get("REMOTE_ADDR"),
         )
         response = self.endpoints.respond(request)

@@ -34,7 +34,10 @@ REGION_KINDS = (Kind.REGION_BEGIN, Kind.REGION_TASK, Kind.REGION_END)
 
 _LOW_BYTE = 0 if sys.byteorder == "little" else 7  # where an int64's low byte (the kind) is
 # bytes.translate table: 1 for a kind this module reads, 0 for the others
-_WANTED = bytes(1 if k in {*THREAD_KINDS, *TASK_KINDS, *LOOP_KINDS, *USER_TASK_KINDS, *ENDINGS, *REGION_KINDS} else 0 for k in range(256))
+_WANTED = bytes(
+    1 if k in {*THREAD_KINDS, *TASK_KINDS, *LOOP_KINDS, *USER_TASK_KINDS, *ENDINGS, *REGION_KINDS} else 0
+    for k in range(256)
+)
 _TASK_DONE = bytes(1 if k == Kind.TASK_DONE else 0 for k in range(256))
 _OF_TASK = frozenset(int(k) for k in (*TASK_KINDS, Kind.TASK_DONE, *REGION_KINDS))  # kinds whose g may be a task
 _OF_TASK_TABLE = bytes(1 if k in _OF_TASK else 0 for k in range(256))
@@ -97,7 +100,9 @@ class LiveDescriptions:
     @property
     def count(self) -> int:
         """How many events :meth:`rows` would give."""
-        described = sum(len(d) for table in (self._threads, self._tasks, self._loops, self._user_tasks) for d in table.values())
+        described = sum(
+            len(d) for table in (self._threads, self._tasks, self._loops, self._user_tasks) for d in table.values()
+        )
         return described + sum(len(r) + sum(1 for _, task in r if task) for r in self._regions.values())
 
     def _absorb_one(self, kind: int, arg: int, g: int) -> None:
@@ -148,7 +153,8 @@ def _kept_positions(codes: array[int] | memoryview, gs: array[int] | memoryview,
     kinds = codes.tobytes()[_LOW_BYTE::8]
     last_done = {gs[i]: i for i in _positions(kinds.translate(_TASK_DONE))}
     return [
-        i for i in _positions(kinds.translate(_WANTED))
+        i
+        for i in _positions(kinds.translate(_WANTED))
         if not (kinds[i] in _OF_TASK and i < last_done.get(gs[i], -1)) and (kinds[i] != Kind.TASK_DONE or gs[i] in live)
     ]
 

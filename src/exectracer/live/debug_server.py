@@ -33,7 +33,12 @@ class _Server(http.server.ThreadingHTTPServer):
         self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        TracerThread(target=self.process_request_thread, args=(request, client_address), name="exectracer-debug-request", daemon=True).start()
+        TracerThread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name="exectracer-debug-request",
+            daemon=True,
+        ).start()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], OSError):  # a client that went away is no error of ours
@@ -86,7 +91,12 @@ class DebugServer:
         self.host = host
         self.port: int = self._server.server_address[1]
         self.endpoints = endpoints
-        self._thread = TracerThread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="exectracer-debug-server", daemon=True)
+        self._thread = TracerThread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="exectracer-debug-server",
+            daemon=True,
+        )
         self._thread.start()
 
     @property
@@ -108,7 +118,9 @@ class DebugServer:
         self.close()
 
 
-def serve_debug(host: str = "127.0.0.1", port: int = DEFAULT_PORT, path: str = TRACE_PATH, **settings: Any) -> DebugServer:
+def serve_debug(
+    host: str = "127.0.0.1", port: int = DEFAULT_PORT, path: str = TRACE_PATH, **settings: Any
+) -> DebugServer:
     """Serve ``/debug/pprof/trace`` (and ``/debug/pprof/flight``) from background threads; return the server.
 
     Binds to loopback unless told otherwise; port 0 picks a free one.
@@ -119,8 +131,11 @@ def serve_debug(host: str = "127.0.0.1", port: int = DEFAULT_PORT, path: str = T
     """
     endpoints = DebugEndpoints(path, **settings)
     if settings.get("token") is None and not _is_loopback(host):
-        warnings.warn(f"exectracer: serving traces on {host} without a token: anyone who reaches it can trace this process",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"exectracer: serving traces on {host} without a token: anyone who reaches it can trace this process",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return DebugServer(host, port, endpoints)
 
 

@@ -67,7 +67,12 @@ class DebugResponse:
     def trace(cls, kind: str, body: bytes, extra: Iterable[tuple[str, str]] = ()) -> DebugResponse:
         """A trace file to download."""
         disposition = f'attachment; filename="{trace_file_name(kind)}"'
-        headers = [("Content-Type", "application/octet-stream"), ("Content-Disposition", disposition), *extra, *_common(body)]
+        headers = [
+            ("Content-Type", "application/octet-stream"),
+            ("Content-Disposition", disposition),
+            *extra,
+            *_common(body),
+        ]
         return cls(200, headers, body)
 
 
@@ -207,8 +212,11 @@ class DebugEndpoints:
         if self._token is not None:
             scheme, _, given = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token):
-                return DebugResponse.error(401, "a valid token is needed: send 'Authorization: Bearer <token>'",
-                                           [("WWW-Authenticate", 'Bearer realm="exectracer"')])
+                return DebugResponse.error(
+                    401,
+                    "a valid token is needed: send 'Authorization: Bearer <token>'",
+                    [("WWW-Authenticate", 'Bearer realm="exectracer"')],
+                )
         return None
 
     def _seconds(self, query: str) -> float:
@@ -241,7 +249,9 @@ def _allowed(client: str | None, networks: list[ipaddress.IPv4Network | ipaddres
 
 
 def _no_flight_recorder() -> DebugResponse:
-    return DebugResponse.error(404, "no flight recorder is running in this process (start one with exectracer.FlightRecorder)")
+    return DebugResponse.error(
+        404, "no flight recorder is running in this process (start one with exectracer.FlightRecorder)"
+    )
 
 
 def _common(body: bytes) -> list[tuple[str, str]]:

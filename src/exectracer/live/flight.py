@@ -67,7 +67,9 @@ class FlightRecorder:
         self._recorder: Recorder | None = None
         self._snapshot_lock = threading.Lock()
         self._files: SnapshotFiles | None = None
-        self._uninstall: list[Callable[[], object]] = []  # undo what it installed (a signal handler: returns the old one)
+        self._uninstall: list[
+            Callable[[], object]
+        ] = []  # undo what it installed (a signal handler: returns the old one)
 
     @property
     def recording(self) -> bool:
@@ -120,10 +122,14 @@ class FlightRecorder:
                 raise TracingError("the flight recorder is not recording")
             warnings = list(rec.warnings)
             if not rec.writer.flush(FLUSH_TIMEOUT):
-                warnings.append(f"the newest events were not written within {FLUSH_TIMEOUT} s and are missing from this snapshot")
+                warnings.append(
+                    f"the newest events were not written within {FLUSH_TIMEOUT} s and are missing from this snapshot"
+                )
             sink, close = open_sink(dest)
             try:
-                return ring.write_snapshot(sink, stop_ns=time.perf_counter_ns(), warnings=warnings, hook_errors=hook_errors.counts())
+                return ring.write_snapshot(
+                    sink, stop_ns=time.perf_counter_ns(), warnings=warnings, hook_errors=hook_errors.counts()
+                )
             finally:
                 if close is not None:
                     close()
@@ -146,7 +152,9 @@ class FlightRecorder:
         previous = signal.signal(signum, on_signal)
         self._uninstall.append(lambda: signal.signal(signum, previous if previous is not None else signal.SIG_DFL))
 
-    def snapshot_if_slow(self, threshold: float, *, name: str | None = None, directory: str = ".", cooldown: float = 60.0) -> SnapshotIfSlow:
+    def snapshot_if_slow(
+        self, threshold: float, *, name: str | None = None, directory: str = ".", cooldown: float = 60.0
+    ) -> SnapshotIfSlow:
         """A context manager and decorator that writes a snapshot into ``directory`` when its block
         takes ``threshold`` seconds or more (at most one per ``cooldown`` seconds for this ``name``).
 

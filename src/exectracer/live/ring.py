@@ -74,7 +74,14 @@ class ChunkRing:
                     self._metadata_bytes = len(chunk)
         return len(data)
 
-    def write_snapshot(self, out: Sink, *, stop_ns: int, warnings: list[str], hook_errors: dict[str, dict[str, int | str]] | None = None) -> int:
+    def write_snapshot(
+        self,
+        out: Sink,
+        *,
+        stop_ns: int,
+        warnings: list[str],
+        hook_errors: dict[str, dict[str, int | str]] | None = None,
+    ) -> int:
         """Write what is kept as a complete trace file to ``out``; return the bytes written."""
         with self._lock:
             if self._metadata is None:
@@ -85,23 +92,42 @@ class ChunkRing:
             dropped = {"chunks": self.chunks_dropped, "events": self.events_dropped}
         level = metadata.get("options", {}).get("compression", 1)
         seq = itertools.count(1).__next__
-        pieces: list[bytes | memoryview] = [file_header(), json_chunk(ChunkKind.METADATA, seq(), self._window_metadata(metadata, start_ns, dropped), level)]
+        pieces: list[bytes | memoryview] = [
+            file_header(),
+            json_chunk(ChunkKind.METADATA, seq(), self._window_metadata(metadata, start_ns, dropped), level),
+        ]
         pieces += _renumbered(definitions, seq)
         if restated:
             pieces.append(events_chunk(seq(), restated, level))
         pieces += _renumbered([chunk for _, chunk, _ in kept], seq)
         events = sum(n for _, _, n in kept) + len(restated or ()) // COLUMNS
-        summary = {"clean": True, "stop_ns": stop_ns, "warnings": warnings, "events": events, "events_lost": 0, "hook_errors": hook_errors or {}}
+        summary = {
+            "clean": True,
+            "stop_ns": stop_ns,
+            "warnings": warnings,
+            "events": events,
+            "events_lost": 0,
+            "hook_errors": hook_errors or {},
+        }
         pieces.append(json_chunk(ChunkKind.END, seq(), summary, level))
         return sum(_write_all(out, piece) for piece in pieces)
 
-    def _window_metadata(self, metadata: dict[str, Any], start_ns: int | None, dropped: dict[str, int]) -> dict[str, Any]:
+    def _window_metadata(
+        self, metadata: dict[str, Any], start_ns: int | None, dropped: dict[str, int]
+    ) -> dict[str, Any]:
         """The recording's metadata, moved to the window's start, with what the flight recorder did."""
-        flight = {"max_bytes": self.max_bytes, "min_age": self.min_age, "recording_start_ns": metadata.get("start_ns"), "dropped": dropped}
+        flight = {
+            "max_bytes": self.max_bytes,
+            "min_age": self.min_age,
+            "recording_start_ns": metadata.get("start_ns"),
+            "dropped": dropped,
+        }
         if start_ns is None:
             return dict(metadata, flight_recorder=flight)
         moved = start_ns - metadata["start_ns"]
-        return dict(metadata, start_ns=start_ns, start_wall_ns=metadata["start_wall_ns"] + moved, flight_recorder=flight)
+        return dict(
+            metadata, start_ns=start_ns, start_wall_ns=metadata["start_wall_ns"] + moved, flight_recorder=flight
+        )
 
     def _add_events(self, chunk: bytes, now: int) -> None:
         cutoff = now - self._min_age_ns

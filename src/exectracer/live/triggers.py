@@ -55,9 +55,15 @@ class SnapshotFiles:
             path = os.path.join(directory, trace_file_name("flight", reason))
             try:
                 size = self._snapshot(path)
-                print(f"exectracer: flight recorder snapshot ({reason}) written to {path} ({size:,} bytes)", file=sys.stderr)
+                print(
+                    f"exectracer: flight recorder snapshot ({reason}) written to {path} ({size:,} bytes)",
+                    file=sys.stderr,
+                )
             except Exception as exc:  # a trigger never raises into the program
-                print(f"exectracer: flight recorder snapshot ({reason}) failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                print(
+                    f"exectracer: flight recorder snapshot ({reason}) failed: {type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                )
 
 
 class SnapshotIfSlow:

@@ -34,11 +34,13 @@ class Rows:
     def extend(self, values: Sequence[int], /) -> None:
         """Store the events in ``values``, three ints per event (code, ts, g); a negative int keeps its 64 bits."""
     def wait(self, count: int, timeout: float, /) -> bool:
-        """Block without the GIL until ``count`` events are stored or ``wake()`` is called (True), or ``timeout`` seconds pass."""
+        """Block without the GIL until ``count`` events are stored or ``wake()`` is called (True),
+        or ``timeout`` seconds pass."""
     def wake(self) -> None:
         """Let the thread in ``wait`` go now (or the next ``wait`` return at once)."""
     def set_handoff(self, handoff: Any, /) -> None:
-        """When the count wakes the thread in ``wait``, set ``handoff.due`` to 0 (a GilHandoff; None: nothing to tell)."""
+        """When the count wakes the thread in ``wait``, set ``handoff.due`` to 0
+        (a GilHandoff; None: nothing to tell)."""
     def clear(self) -> None:
         """Forget the stored events."""
 
@@ -49,7 +51,8 @@ class Watch:
     def __new__(cls) -> Self: ...
     def wait(self, timeout: float, check_every: float, stale_checks: int, first_check: float = ..., /) -> bool:
         """Sleep until ``wake()`` (True), ``timeout`` seconds, or (``check_every`` > 0) until ``stale_checks`` looks
-        ``check_every`` seconds apart, the first after ``first_check`` (default ``check_every``), saw no new ``mark()`` (False)."""
+        ``check_every`` seconds apart, the first after ``first_check`` (default ``check_every``),
+        saw no new ``mark()`` (False)."""
     def wake(self) -> None:
         """Let the thread in ``wait`` go now (or the next ``wait`` return at once)."""
     def mark(self) -> None:
@@ -158,7 +161,9 @@ class TaskCreator:
         task_funcs: dict[int, int],  # id(code) -> TASK_FUNC code
         task_func: Callable[[Any, Any], int],  # task_func(coro, code), defining it
         name_code: Callable[[str], int],  # the TASK_NAME code of a name that is not asyncio's "Task-N"
-        eager_step: Callable[[Any, Any, int, int], object],  # eager_step(task, coro, g, ts): a first step that ran eagerly
+        eager_step: Callable[
+            [Any, Any, int, int], object
+        ],  # eager_step(task, coro, g, ts): a first step that ran eagerly
         rows: Rows,
         clock: Callable[[], int],
     ) -> Self: ...
@@ -239,7 +244,13 @@ class Region:
     name: object
     def __new__(cls, name: object) -> Self: ...
     def __enter__(self) -> Self: ...
-    def __exit__(self, exc_type: type[BaseException] | None = None, exc: BaseException | None = None, tb: TracebackType | None = None, /) -> None: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+        /,
+    ) -> None: ...
 
 # -- functions --------------------------------------------------------------------------------------
 

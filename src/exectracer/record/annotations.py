@@ -62,9 +62,15 @@ class task:
         sid = rec.interner.string(str(name))
         rec.events.extend(
             (
-                _USER_TASK_NAME | sid << ARG_SHIFT, ts, self.id,
-                _USER_TASK_PARENT | self.parent_id << ARG_SHIFT, ts, self.id,
-                _USER_TASK_BEGIN | self.id << ARG_SHIFT, ts, g,
+                _USER_TASK_NAME | sid << ARG_SHIFT,
+                ts,
+                self.id,
+                _USER_TASK_PARENT | self.parent_id << ARG_SHIFT,
+                ts,
+                self.id,
+                _USER_TASK_BEGIN | self.id << ARG_SHIFT,
+                ts,
+                g,
             )
         )
         self._token = _user_task.set(self.id)
@@ -158,8 +164,12 @@ def annotation_sink(recorder: _current.Recording | None) -> None:
         return
     registry = recorder.registry
     _native.set_annotation_sink(
-        rows=recorder.rows, threads=registry.threads, thread_g=registry.thread_g,
-        strings=recorder.interner.strings, intern=recorder.interner.string, user_task=_user_task,
+        rows=recorder.rows,
+        threads=registry.threads,
+        thread_g=registry.thread_g,
+        strings=recorder.interner.strings,
+        intern=recorder.interner.string,
+        user_task=_user_task,
     )
 
 
@@ -190,7 +200,14 @@ def log(category: str, message: str) -> None:
     ts = time.perf_counter_ns()
     g = rec.registry.current_g()
     intern = rec.interner.string
-    out = [_LOG_CATEGORY | intern(str(category)) << ARG_SHIFT, ts, g, _LOG_MESSAGE | intern(str(message)) << ARG_SHIFT, ts, g]
+    out = [
+        _LOG_CATEGORY | intern(str(category)) << ARG_SHIFT,
+        ts,
+        g,
+        _LOG_MESSAGE | intern(str(message)) << ARG_SHIFT,
+        ts,
+        g,
+    ]
     parent = _user_task.get()
     if parent:
         out += (_LOG_TASK | parent << ARG_SHIFT, ts, g)

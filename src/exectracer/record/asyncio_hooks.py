@@ -91,7 +91,8 @@ class _QuietLoop:
 
 
 def _builds_handles_like_asyncio(call_soon: Callable[..., Any]) -> bool:
-    """Whether ``call_soon``, filling a handle's fields itself, makes the same handle as ``Handle.__init__`` on this Python.
+    """Whether ``call_soon``, filling a handle's fields itself, makes the same handle as ``Handle.__init__``
+    on this Python.
 
     Checked once, field by field, when the hooks are installed: on a Python
     whose ``Handle`` changed, the hook goes back to calling ``Handle.__init__``.
@@ -100,7 +101,10 @@ def _builds_handles_like_asyncio(call_soon: Callable[..., Any]) -> bool:
         loop: Any = _QuietLoop()
         context = contextvars.copy_context()
         ours, theirs = call_soon(loop, print, (1,), context), _ReadyHandle(print, (1,), loop, context)
-        names = {name for cls in asyncio.events.Handle.__mro__ for name in getattr(cls, "__slots__", ())} - {"__weakref__", "__dict__"}
+        names = {name for cls in asyncio.events.Handle.__mro__ for name in getattr(cls, "__slots__", ())} - {
+            "__weakref__",
+            "__dict__",
+        }
         return bool(names) and all(getattr(ours, name) is getattr(theirs, name) for name in names)
     except Exception:
         return False
@@ -135,7 +139,11 @@ class CallbackNames:
         code = getattr(func, "__code__", None)
         if code is not None:
             return function_name(code, getattr(func, "__module__", None), getattr(func, "__qualname__", None))
-        if isinstance(cb, BuiltinFunctionType) and cb.__self__ is not None and not isinstance(cb.__self__, type(asyncio)):
+        if (
+            isinstance(cb, BuiltinFunctionType)
+            and cb.__self__ is not None
+            and not isinstance(cb.__self__, type(asyncio))
+        ):
             owner = type(cb.__self__)
             return f"{owner.__module__}.{owner.__qualname__}.{cb.__name__}"
         name = getattr(cb, "__qualname__", None) or getattr(cb, "__name__", None) or type(cb).__qualname__
@@ -186,7 +194,10 @@ class _Shared:
         self.names = CallbackNames(interner)
         self.executor_futures: weakref.WeakSet[Any] = weakref.WeakSet()  # run_in_executor's: their waits are syscalls
         self.wrapper_type = _step_wrapper_type()  # the C task schedules its steps through it
-        self.step_callback_types: set[type] = {BuiltinFunctionType, MethodType}  # the callbacks that may be a task's step
+        self.step_callback_types: set[type] = {
+            BuiltinFunctionType,
+            MethodType,
+        }  # the callbacks that may be a task's step
         if self.wrapper_type is not None:
             self.step_callback_types.add(self.wrapper_type)
         self.rows = rows
@@ -213,7 +224,9 @@ class _Shared:
 
 _STEP = int(Kind.TASK_STEP)
 _READY = int(Kind.TASK_READY)
-_DONE_CANCELLED, _DONE_RETURNED, _DONE_RAISED = (pack(Kind.TASK_DONE, o) for o in (Outcome.CANCELLED, Outcome.RETURNED, Outcome.RAISED))
+_DONE_CANCELLED, _DONE_RETURNED, _DONE_RAISED = (
+    pack(Kind.TASK_DONE, o) for o in (Outcome.CANCELLED, Outcome.RETURNED, Outcome.RAISED)
+)
 _CALLBACK_BEGIN, _CALLBACK_END = int(Kind.CALLBACK_BEGIN), int(Kind.CALLBACK_END)
 _IDLE_BEGIN, _IDLE_END = int(Kind.LOOP_IDLE_BEGIN), int(Kind.LOOP_IDLE_END)
 _TASK_WAKER = int(Waker.TASK)
@@ -222,7 +235,8 @@ _SYSCALL_BITS = int(Category.SYSCALL) << ARG_SHIFT
 
 
 def _hook_steps(patcher: Patcher, hooks: _Shared) -> None:
-    """``Handle._run``: a task's step as [TASK_READY,] TASK_STEP then its suspension or end; other callbacks as CALLBACK_BEGIN/END."""
+    """``Handle._run``: a task's step as [TASK_READY,] TASK_STEP then its suspension or end;
+    other callbacks as CALLBACK_BEGIN/END."""
     emit, clock, local, tasks, loops = hooks.emit, hooks.clock, hooks.local, hooks.tasks, hooks.loops
     task_g, loop_id = hooks.registry.task_g, hooks.registry.loop_id
     step_callback_types, end_code, executor_futures = hooks.step_callback_types, hooks.end_code, hooks.executor_futures
@@ -264,7 +278,19 @@ def _hook_steps(patcher: Patcher, hooks: _Shared) -> None:
                         if not code & _CATEGORY_BITS and waiter in executor_futures:
                             code |= _SYSCALL_BITS
                     if type(handle) is ready_handle:
-                        emit((_READY | handle._xt_waker << ARG_SHIFT, handle._xt_ts, g, _STEP, start, g, code, clock(), g))
+                        emit(
+                            (
+                                _READY | handle._xt_waker << ARG_SHIFT,
+                                handle._xt_ts,
+                                g,
+                                _STEP,
+                                start,
+                                g,
+                                code,
+                                clock(),
+                                g,
+                            )
+                        )
                     else:
                         emit((_STEP, start, g, code, clock(), g))
                 except Exception:
@@ -308,13 +334,31 @@ def _hook_steps(patcher: Patcher, hooks: _Shared) -> None:
     if hooks.native is not None:
         chains = hooks.chains
         run = hooks.native.StepRunner(
-            fallback=handle_run, run_callback=run_callback, step_types=step_callback_types,
-            task_classes=task_classes, is_task_type=is_task_type, tasks=tasks, task_g=task_g, local=local,
-            rows=hooks.rows, one_await=chains.one_await, chain_cache=chains.cache, define_chain=chains.define,
-            executor_futures=executor_futures, ready_type=ready_handle,
-            report_error=report_callback_error, clock=clock, code_for=code_for, task_type=asyncio.Task,
-            step_wrapper_type=hooks.wrapper_type, loops=loops, loop_id=loop_id, name_cache=name_cache,
-            name_id=names.name_id, timer_type=timer_handle, looked_at=chains.looked_at,
+            fallback=handle_run,
+            run_callback=run_callback,
+            step_types=step_callback_types,
+            task_classes=task_classes,
+            is_task_type=is_task_type,
+            tasks=tasks,
+            task_g=task_g,
+            local=local,
+            rows=hooks.rows,
+            one_await=chains.one_await,
+            chain_cache=chains.cache,
+            define_chain=chains.define,
+            executor_futures=executor_futures,
+            ready_type=ready_handle,
+            report_error=report_callback_error,
+            clock=clock,
+            code_for=code_for,
+            task_type=asyncio.Task,
+            step_wrapper_type=hooks.wrapper_type,
+            loops=loops,
+            loop_id=loop_id,
+            name_cache=name_cache,
+            name_id=names.name_id,
+            timer_type=timer_handle,
+            looked_at=chains.looked_at,
         )
     patcher.replace(asyncio.events.Handle, "_run", run)
 
@@ -355,10 +399,23 @@ def _hook_call_soon(patcher: Patcher, hooks: _Shared) -> None:
     fill_directly = _builds_handles_like_asyncio(call_soon)
     soon: Any = call_soon
     if hooks.native is not None:
-        slots = ("_context", "_loop", "_callback", "_args", "_cancelled", "_repr", "_source_traceback", "_xt_ts", "_xt_waker")
+        slots = (
+            "_context",
+            "_loop",
+            "_callback",
+            "_args",
+            "_cancelled",
+            "_repr",
+            "_source_traceback",
+            "_xt_ts",
+            "_xt_waker",
+        )
         soon = hooks.native.ReadySoon(
-            fallback=call_soon, ready_type=ready_handle, slots=tuple(getattr(ready_handle, name) for name in slots),
-            thread_waker=thread_waker, clock=clock,
+            fallback=call_soon,
+            ready_type=ready_handle,
+            slots=tuple(getattr(ready_handle, name) for name in slots),
+            thread_waker=thread_waker,
+            clock=clock,
         )
         soon.fill_directly = fill_directly and _builds_handles_like_asyncio(soon)
     patcher.replace(asyncio.base_events.BaseEventLoop, "_call_soon", soon)
@@ -366,7 +423,15 @@ def _hook_call_soon(patcher: Patcher, hooks: _Shared) -> None:
 
 def _hook_create_task(patcher: Patcher, hooks: _Shared, interner: Interner) -> None:
     """``create_task``: TASK_CREATE with its creator and the task's description, and eager first steps (3.12+)."""
-    emit, clock, local, tasks, registry, chains, end_code = hooks.emit, hooks.clock, hooks.local, hooks.tasks, hooks.registry, hooks.chains, hooks.end_code
+    emit, clock, local, tasks, registry, chains, end_code = (
+        hooks.emit,
+        hooks.clock,
+        hooks.local,
+        hooks.tasks,
+        hooks.registry,
+        hooks.chains,
+        hooks.end_code,
+    )
     task_g = registry.task_g
     orig_create_task = asyncio.base_events.BaseEventLoop.create_task
 
@@ -399,10 +464,21 @@ def _hook_create_task(patcher: Patcher, hooks: _Shared, interner: Interner) -> N
     create: Any = create_task
     if hooks.native is not None:
         create = hooks.native.TaskCreator(
-            fallback=create_task, create_task=orig_create_task, tasks=tasks, local=local, threads=registry.threads,
-            thread_g=registry.thread_g, new_g=registry.new_g, loops=hooks.loops, loop_id=registry.loop_id,
-            task_funcs=registry.task_funcs, task_func=registry.task_func,
-            name_code=functools.partial(task_name_code, interner), eager_step=eager_step, rows=hooks.rows, clock=clock,
+            fallback=create_task,
+            create_task=orig_create_task,
+            tasks=tasks,
+            local=local,
+            threads=registry.threads,
+            thread_g=registry.thread_g,
+            new_g=registry.new_g,
+            loops=hooks.loops,
+            loop_id=registry.loop_id,
+            task_funcs=registry.task_funcs,
+            task_func=registry.task_func,
+            name_code=functools.partial(task_name_code, interner),
+            eager_step=eager_step,
+            rows=hooks.rows,
+            clock=clock,
         )
     patcher.replace(asyncio.base_events.BaseEventLoop, "create_task", create)
 
@@ -454,8 +530,10 @@ def _hook_loop_lifecycle(patcher: Patcher, hooks: _Shared, warn: Callable[[str],
         kind = type(loop)
         if loop is not None and kind not in warned and not isinstance(loop, base):
             warned.add(kind)
-            warn(f"event loops of type {kind.__module__}.{kind.__qualname__} cannot be hooked; "
-                 "their tasks and callbacks are not traced (threads, GC and annotations still are)")
+            warn(
+                f"event loops of type {kind.__module__}.{kind.__qualname__} cannot be hooked; "
+                "their tasks and callbacks are not traced (threads, GC and annotations still are)"
+            )
 
     orig_set_event_loop = asyncio.events.set_event_loop
 

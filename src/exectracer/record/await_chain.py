@@ -34,11 +34,28 @@ _CATEGORY_FUNCTIONS: dict[Category, list[tuple[Any, tuple[str, ...]]]] = {
         (
             asyncio.selector_events.BaseSelectorEventLoop,
             (
-                "sock_recv", "sock_recv_into", "sock_recvfrom", "sock_recvfrom_into",
-                "sock_sendall", "sock_sendto", "sock_connect", "sock_accept", "_accept_connection2",
+                "sock_recv",
+                "sock_recv_into",
+                "sock_recvfrom",
+                "sock_recvfrom_into",
+                "sock_sendall",
+                "sock_sendto",
+                "sock_connect",
+                "sock_accept",
+                "_accept_connection2",
             ),
         ),
-        (asyncio.base_events.BaseEventLoop, ("getaddrinfo", "getnameinfo", "create_connection", "create_datagram_endpoint", "sock_sendfile", "start_tls")),
+        (
+            asyncio.base_events.BaseEventLoop,
+            (
+                "getaddrinfo",
+                "getnameinfo",
+                "create_connection",
+                "create_datagram_endpoint",
+                "sock_sendfile",
+                "start_tls",
+            ),
+        ),
         (asyncio.base_events.Server, ("serve_forever", "wait_closed")),
     ],
     Category.SYNC: [
@@ -172,5 +189,3 @@ class AwaitChains:
         if isinstance(waiter, _SYNC_FUTURE_TYPES):
             return Category.SYNC
         return Category.OTHER
-
-

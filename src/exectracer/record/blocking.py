@@ -33,8 +33,11 @@ UNBLOCK = int(Kind.THREAD_UNBLOCK)
 class Waits:
     """Records thread waits for one recording."""
 
-    def __init__(self, events: EventStore, registry: Registry, stacks: FrameStacks, threshold_ns: int, rows: Any = None) -> None:
-        """``rows``: the C hooks' columns, where their ``Timed`` wrappers and locks record the waits they can themselves."""
+    def __init__(
+        self, events: EventStore, registry: Registry, stacks: FrameStacks, threshold_ns: int, rows: Any = None
+    ) -> None:
+        """``rows``: the C hooks' columns, where their ``Timed`` wrappers and locks record the waits
+        they can themselves."""
         self._emit = events.extend
         self._threads = registry.threads
         self._thread_g = registry.thread_g
@@ -43,7 +46,11 @@ class Waits:
         self._native = speedups()  # its Timed wrappers record waits there, and know when a call is inside one
         if self._native is not None:
             self._native.set_wait_sink(
-                threshold=threshold_ns, rows=rows, threads=registry.threads, thread_g=registry.thread_g, of_key=stacks.of_key,
+                threshold=threshold_ns,
+                rows=rows,
+                threads=registry.threads,
+                thread_g=registry.thread_g,
+                of_key=stacks.of_key,
             )
 
     def close(self) -> None:
@@ -139,11 +146,15 @@ def timed(
 
         # a lock or condition wait is entered holding a lock: a sample taken there would hold it longer
         samples = category != Category.SYNC
-        return native.Timed(func, record, time.perf_counter_ns, socket_method, cat if simple else -1, samples, loop_selector, wakers)
+        return native.Timed(
+            func, record, time.perf_counter_ns, socket_method, cat if simple else -1, samples, loop_selector, wakers
+        )
     return _python_timed(func, cat, running_loop_selector if loop_selector else None, waker, due, socket_method)
 
 
-def _python_timed(func: Callable, cat: int, skip: Skip | None, waker: WakerOf | None, due: Due | None, socket_method: bool) -> Callable:
+def _python_timed(
+    func: Callable, cat: int, skip: Skip | None, waker: WakerOf | None, due: Due | None, socket_method: bool
+) -> Callable:
     """``timed`` in Python: where the C extension is not built or is switched off."""
     clock = time.perf_counter_ns
     getframe = sys._getframe
@@ -174,13 +185,26 @@ def running_loop_selector(args: tuple) -> bool:
     return loop is not None and getattr(loop, "_selector", None) is args[0]
 
 
-def _record_call(rec: _current.Recording, start: int, end: int, cat: int, frame: FrameType | None, args: tuple, skip: Skip | None, waker: WakerOf | None, due: Due | None) -> None:
+def _record_call(
+    rec: _current.Recording,
+    start: int,
+    end: int,
+    cat: int,
+    frame: FrameType | None,
+    args: tuple,
+    skip: Skip | None,
+    waker: WakerOf | None,
+    due: Due | None,
+) -> None:
     try:
         if skip is not None and skip(args):
             return
         waits = rec.waits
-        if waits is not None and waits.record(start, end, cat, frame, waker(args) if waker is not None else 0) and due is not None:
+        if (
+            waits is not None
+            and waits.record(start, end, cat, frame, waker(args) if waker is not None else 0)
+            and due is not None
+        ):
             rec.gil.observe(rec.registry.thread_g(), start + due(args), end)
     except Exception:
         caught("thread_wait")
-

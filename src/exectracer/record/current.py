@@ -44,7 +44,9 @@ class Recording(Protocol):
     @property
     def gil(self) -> GilLateness: ...
     @property
-    def rows(self) -> Any: ...  # the C hooks' event columns (the same store as ``events``); None: the hooks run in Python
+    def rows(
+        self,
+    ) -> Any: ...  # the C hooks' event columns (the same store as ``events``); None: the hooks run in Python
 
 
 recording: Recording | None = None

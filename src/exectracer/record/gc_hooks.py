@@ -45,7 +45,8 @@ class HeapProbe:
             return 0
 
     def events(self, g: int, ts: int, force: bool = False) -> tuple[int, ...]:
-        """HEAP_BLOCKS and HEAP_RSS events at ``ts``; none if the last reading is too recent for its cost, unless ``force``."""
+        """HEAP_BLOCKS and HEAP_RSS events at ``ts``; none if the last reading is too recent for its cost,
+        unless ``force``."""
         if ts < self.next_ns and not force:
             return ()
         start = time.perf_counter_ns()
@@ -72,7 +73,16 @@ def install(events: EventStore, registry: Registry, heap: HeapProbe) -> Callable
             if phase == "start":
                 emit((pack(Kind.GC_START, info.get("generation", 0)), ts, g))
             else:
-                emit((pack(Kind.GC_END, info.get("collected", 0)), ts, g, pack(Kind.GC_UNCOLLECTABLE, info.get("uncollectable", 0)), ts, g))
+                emit(
+                    (
+                        pack(Kind.GC_END, info.get("collected", 0)),
+                        ts,
+                        g,
+                        pack(Kind.GC_UNCOLLECTABLE, info.get("uncollectable", 0)),
+                        ts,
+                        g,
+                    )
+                )
                 emit(heap.events(0, ts))
         except Exception:
             caught("gc.callback")

@@ -34,7 +34,9 @@ from .gil import gil_enabled
 
 NEVER = 1 << 62  # a due time that never comes
 MAX_WAIT_S = 0.002  # longest a busy thread blocks for the tracer's threads
-BACKOFF_NS = 10_000_000  # after a wait that timed out, don't give way again this soon (doubling while they keep failing)
+BACKOFF_NS = (
+    10_000_000  # after a wait that timed out, don't give way again this soon (doubling while they keep failing)
+)
 MAX_BACKOFF_NS = 1_000_000_000
 SAMPLER, COLLECTOR, WRITER = range(3)  # the tracer's threads, one slot each
 
@@ -109,7 +111,8 @@ class GilHandoff:
         self._update_due()
 
     def going_idle(self, until_ns: float) -> None:
-        """A busy loop is about to block until ``until_ns`` (at most): the sampler's thread takes its ticks back if one falls due before."""
+        """A busy loop is about to block until ``until_ns`` (at most): the sampler's thread takes its ticks back
+        if one falls due before."""
         sampler = self.inline_sampler
         if sampler is not None and until_ns >= self._dues[SAMPLER]:
             self.inline_sampler = None

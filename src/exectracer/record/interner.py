@@ -77,7 +77,9 @@ class Interner:
             self._keep_codes[id(code)] = code  # keeps id(code) unique while interned
             fid = self._next_frame()
             self._frames[key] = fid
-            self.new_frames.append((fid, self.string(function_name(code, module, qualname)), self.string(code.co_filename), line))
+            self.new_frames.append(
+                (fid, self.string(function_name(code, module, qualname)), self.string(code.co_filename), line)
+            )
         return fid
 
     def stack(self, frames: tuple[int, ...]) -> int:

@@ -41,8 +41,20 @@ except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
 SOCKET_METHODS = (
-    "connect", "connect_ex", "accept", "recv", "recv_into", "recvfrom", "recvfrom_into", "recvmsg",
-    "recvmsg_into", "send", "sendall", "sendto", "sendmsg", "sendfile",
+    "connect",
+    "connect_ex",
+    "accept",
+    "recv",
+    "recv_into",
+    "recvfrom",
+    "recvfrom_into",
+    "recvmsg",
+    "recvmsg_into",
+    "send",
+    "sendall",
+    "sendto",
+    "sendmsg",
+    "sendfile",
 )
 SSL_METHODS = ("read", "write", "recv", "recv_into", "send", "sendall", "do_handshake", "unwrap")
 SELECTOR_CLASSES = ("SelectSelector", "_PollLikeSelector", "EpollSelector", "DevpollSelector", "KqueueSelector")
@@ -97,11 +109,23 @@ def install_subprocess(patcher: Patcher, subprocess: ModuleType) -> None:
 def _patcher(patcher: Patcher) -> Callable[..., None]:
     """A function that replaces ``owner``'s functions ``names`` by timed wrappers, through ``patcher``."""
 
-    def patch(owner: Any, names: tuple[str, ...], category: Category, due: Due | None = None, *, socket_method: bool = False, loop_selector: bool = False) -> None:
+    def patch(
+        owner: Any,
+        names: tuple[str, ...],
+        category: Category,
+        due: Due | None = None,
+        *,
+        socket_method: bool = False,
+        loop_selector: bool = False,
+    ) -> None:
         for name in names:
             func = getattr(owner, name, None)
             if func is not None:
-                patcher.replace(owner, name, timed(func, category, due=due, socket_method=socket_method, loop_selector=loop_selector))
+                patcher.replace(
+                    owner,
+                    name,
+                    timed(func, category, due=due, socket_method=socket_method, loop_selector=loop_selector),
+                )
 
     return patch
 
@@ -109,4 +133,3 @@ def _patcher(patcher: Patcher) -> Callable[..., None]:
 def _sleep_ns(args: tuple) -> int:
     """How long ``time.sleep(secs)`` was asked to last."""
     return int(args[0] * 1e9)
-

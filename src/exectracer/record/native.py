@@ -44,6 +44,8 @@ def hook_state(module: ModuleType) -> HookState:
     """A HookState whose ``cur`` is the C hooks' thread-local (they set it around each step with no object made)."""
 
     class NativeHookState(HookState):
-        cur = property(module.current_waker, module.set_current_waker, doc="the waker code of the running step (C thread-local)")
+        cur = property(
+            module.current_waker, module.set_current_waker, doc="the waker code of the running step (C thread-local)"
+        )
 
     return NativeHookState()

@@ -61,7 +61,10 @@ class Options:
         if not self.flush_interval > 0:
             raise ValueError("flush_interval must be a positive number of seconds")
         if not 1 <= self.chunk_events <= MAX_CHUNK_EVENTS:
-            raise ValueError(f"chunk_events must be from 1 to {MAX_CHUNK_EVENTS:,} (a chunk's events are at most {MAX_CHUNK_BYTES >> 20} MiB)")
+            raise ValueError(
+                f"chunk_events must be from 1 to {MAX_CHUNK_EVENTS:,}"
+                f" (a chunk's events are at most {MAX_CHUNK_BYTES >> 20} MiB)"
+            )
         if self.max_pending_bytes < 1:
             raise ValueError("max_pending_bytes must be at least 1")
         if not 0 <= self.compression <= 9:
@@ -97,7 +100,11 @@ def in_memory_defaults(max_bytes: int, window: float | None = None) -> dict[str,
     unless a chunk's worth of events (up to ``MAX_CHUNK_EVENTS``) piles up first.
     """
     flush_interval, most_events = (5.0, 1 << 18) if window is None else (max(5.0, window + 1.0), MAX_CHUNK_EVENTS)
-    return {"flush_interval": flush_interval, "heap_interval": 5.0, "chunk_events": max(1024, min(most_events, max_bytes // 64))}
+    return {
+        "flush_interval": flush_interval,
+        "heap_interval": 5.0,
+        "chunk_events": max(1024, min(most_events, max_bytes // 64)),
+    }
 
 
 class Recorder:
@@ -132,8 +139,11 @@ class Recorder:
             handoff=self.handoff,
         )
         self.registry = Registry(  # with the C hooks, the task ids and current step they share
-            self.events, self.interner, self.writer.thread_idents,
-            tasks=native.TaskIds() if native is not None else None, local=native_hook_state(native) if native is not None else None,
+            self.events,
+            self.interner,
+            self.writer.thread_idents,
+            tasks=native.TaskIds() if native is not None else None,
+            local=native_hook_state(native) if native is not None else None,
         )
         self.stacks = FrameStacks(self.interner)  # thread stacks, shared by the sampler and the wait hooks
         self.waits: Waits | None = None
@@ -147,7 +157,15 @@ class Recorder:
         self.writer.start(self._metadata())
         opts = self.options
         if opts.sample_interval > 0:  # before any thread is adopted or hooked: it is one of ours
-            self.sampler = Sampler(self.events, self.registry, self.stacks, opts.sample_interval, self.writer.thread_idents, self.gil, self.handoff)
+            self.sampler = Sampler(
+                self.events,
+                self.registry,
+                self.stacks,
+                opts.sample_interval,
+                self.writer.thread_idents,
+                self.gil,
+                self.handoff,
+            )
             self.sampler.start()
         self.active = True
         for thread in threading.enumerate():
@@ -169,7 +187,10 @@ class Recorder:
             when_imported("asyncio", self._install_asyncio)
         if opts.threads:
             thread_hooks.install(patcher, self.events, self.registry, lambda: self.active)
-            when_imported("concurrent.futures.thread", lambda module: pool_hooks.install(patcher, self.events, self.registry, module))
+            when_imported(
+                "concurrent.futures.thread",
+                lambda module: pool_hooks.install(patcher, self.events, self.registry, module),
+            )
         if opts.gc:
             self._remove_gc = gc_hooks.install(self.events, self.registry, self._heap)
         if opts.thread_waits:
@@ -182,7 +203,9 @@ class Recorder:
     def _install_asyncio(self, module: object) -> None:
         from . import asyncio_hooks  # imports asyncio: not before the program does
 
-        self._before_stop = asyncio_hooks.install(self._patcher, self.events, self.registry, self.interner, self.warn, self.handoff, self.rows)
+        self._before_stop = asyncio_hooks.install(
+            self._patcher, self.events, self.registry, self.interner, self.warn, self.handoff, self.rows
+        )
         if self.waits is not None:  # imported after start: the selectors' wait wrappers go around its hooks again
             io_waits.install_selectors(self._patcher)
 
@@ -198,12 +221,18 @@ class Recorder:
         self._stop_sampler()
         self.events.extend(self._heap.events(0, time.perf_counter_ns(), force=True))
         errors = hook_errors.take()
-        self.writer.stop({"clean": True, "stop_ns": time.perf_counter_ns(), "warnings": self.warnings, "hook_errors": errors})
+        self.writer.stop(
+            {"clean": True, "stop_ns": time.perf_counter_ns(), "warnings": self.warnings, "hook_errors": errors}
+        )
         self._heap.close()
         if self._close_sink is not None:
             self._close_sink()
         if self.writer.write_error:
-            warnings.warn(f"exectracer: the trace {self.dest_name} is incomplete: {self.writer.write_error}", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"exectracer: the trace {self.dest_name} is incomplete: {self.writer.write_error}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return {
             "events": self.writer.events_written,
             "events_lost": self.writer.events_lost,
@@ -265,7 +294,12 @@ class Recorder:
             "cwd": os.getcwd(),
             "start_wall_ns": time.time_ns(),
             "start_ns": time.perf_counter_ns(),
-            "clock": {"name": "perf_counter", "implementation": clock.implementation, "resolution": clock.resolution, "monotonic": clock.monotonic},
+            "clock": {
+                "name": "perf_counter",
+                "implementation": clock.implementation,
+                "resolution": clock.resolution,
+                "monotonic": clock.monotonic,
+            },
             "options": dataclasses.asdict(self.options),
             "native_hooks": self.rows is not None,  # the hottest hooks in C (else in Python)
             "exact": [
@@ -281,7 +315,13 @@ class Recorder:
         }
 
 
-_IMPLEMENTATIONS = {"cpython": "CPython", "pypy": "PyPy", "graalpy": "GraalVM", "ironpython": "IronPython", "jython": "Jython"}  # as platform.python_implementation() names them
+_IMPLEMENTATIONS = {
+    "cpython": "CPython",
+    "pypy": "PyPy",
+    "graalpy": "GraalVM",
+    "ironpython": "IronPython",
+    "jython": "Jython",
+}  # as platform.python_implementation() names them
 
 
 def _platform() -> str:

@@ -41,8 +41,16 @@ class HookState(threading.local):
 class Registry:
     """Goroutine and loop ids, shared by every hook of one recording."""
 
-    def __init__(self, events: EventStore, interner: Interner, own_threads: set[int], tasks: Any = None, local: HookState | None = None) -> None:
-        """``tasks`` and ``local``: the task id map and hook state the C hooks share (by default a dict and a HookState)."""
+    def __init__(
+        self,
+        events: EventStore,
+        interner: Interner,
+        own_threads: set[int],
+        tasks: Any = None,
+        local: HookState | None = None,
+    ) -> None:
+        """``tasks`` and ``local``: the task id map and hook state the C hooks share
+        (by default a dict and a HookState)."""
         self._emit = events.extend
         self._interner = interner
         self._own = own_threads
@@ -52,7 +60,9 @@ class Registry:
         self.tasks: dict[int, int] = {} if tasks is None else tasks  # id(task) -> g
         self.loops: dict[int, int] = {}  # id(loop) -> loop id
         self._loop_refs: dict[int, Any] = {}  # keeps id(loop) unique while known
-        self.task_funcs: dict[int, int] = {}  # id(code) of a coroutine -> its TASK_FUNC code (the interner keeps the code)
+        self.task_funcs: dict[
+            int, int
+        ] = {}  # id(code) of a coroutine -> its TASK_FUNC code (the interner keeps the code)
         self.local = HookState() if local is None else local
 
     # -- threads -------------------------------------------------------------
@@ -82,7 +92,9 @@ class Registry:
             g = self.new_g()
         self.threads[ident] = g
         ts = time.perf_counter_ns()
-        native = threading.get_native_id() if ident == threading.get_ident() else getattr(thread, "native_id", None) or 0
+        native = (
+            threading.get_native_id() if ident == threading.get_ident() else getattr(thread, "native_id", None) or 0
+        )
         self._emit((pack(Kind.THREAD_START, native), ts, g, pack(Kind.THREAD_IDENT, ident), ts, g))
         self.thread_name(g, thread.name if thread is not None else f"thread-{ident}", ts)
         if thread is None:
@@ -170,12 +182,20 @@ class Registry:
         """The TASK_FUNC code of a task whose coroutine (or generator) runs ``code``, defining it if new."""
         func = self.task_funcs.get(id(code))
         if func is None:
-            func = self.task_funcs[id(code)] = pack(Kind.TASK_FUNC, self._interner.stack((self._entry_frame(coro, code),)))
+            func = self.task_funcs[id(code)] = pack(
+                Kind.TASK_FUNC, self._interner.stack((self._entry_frame(coro, code),))
+            )
         return func
 
     def _entry_frame(self, coro: Any, code: Any) -> int:
         """The frame id of a coroutine's (or generator's) function, at its first line."""
-        frame = getattr(coro, "cr_frame", None) if type(coro) is CoroutineType else getattr(coro, "gi_frame", None) if type(coro) is GeneratorType else None
+        frame = (
+            getattr(coro, "cr_frame", None)
+            if type(coro) is CoroutineType
+            else getattr(coro, "gi_frame", None)
+            if type(coro) is GeneratorType
+            else None
+        )
         module = frame.f_globals.get("__name__") if frame is not None else None
         return self._interner.frame(code, code.co_firstlineno, module, getattr(coro, "__qualname__", None))
 

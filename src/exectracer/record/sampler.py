@@ -43,7 +43,16 @@ TASKS = "/proc/self/task"
 # generator, coroutine, async generator: resumed from anywhere, so the same
 # frame at the same offset does not mean the same callers
 _RESUMABLE = 0x20 | 0x80 | 0x200
-_STATES = {ord(c): int(s) for c, s in (("R", ThreadState.RUNNING), ("S", ThreadState.SLEEPING), ("D", ThreadState.DISK), ("T", ThreadState.STOPPED), ("t", ThreadState.STOPPED))}
+_STATES = {
+    ord(c): int(s)
+    for c, s in (
+        ("R", ThreadState.RUNNING),
+        ("S", ThreadState.SLEEPING),
+        ("D", ThreadState.DISK),
+        ("T", ThreadState.STOPPED),
+        ("t", ThreadState.STOPPED),
+    )
+}
 _OTHER = int(ThreadState.OTHER)
 _RUNNING = int(ThreadState.RUNNING)
 _WAITING = (int(ThreadState.SLEEPING), int(ThreadState.DISK))
@@ -126,7 +135,9 @@ class _LockWatch:
     def wait(self, timeout: float, check_every: float, stale_checks: int, first_check: float = -1.0) -> bool:
         """Sleep until ``wake`` (True), ``timeout``, or ``stale_checks`` looks ``check_every`` apart with no ``mark``
         (the first look after ``first_check`` seconds, if given, as ``Watch.wait``'s)."""
-        step = check_every * stale_checks if check_every > 0 else timeout  # one look per stale period: each takes the GIL
+        step = (
+            check_every * stale_checks if check_every > 0 else timeout
+        )  # one look per stale period: each takes the GIL
         if first_check >= 0 and check_every > 0:
             step, later = first_check + check_every * (stale_checks - 1), step
         else:
@@ -264,7 +275,8 @@ class Sampler:
             self._busy.release()
 
     def _plan(self, due: int) -> None:
-        """The next sample falls due at ``due`` (perf_counter ns): tell the hooks, and a busy loop when this thread will want the GIL."""
+        """The next sample falls due at ``due`` (perf_counter ns): tell the hooks, and a busy loop
+        when this thread will want the GIL."""
         self._due = due
         self._handoff.plan(SAMPLER, self._wants_gil(due))
         if self._hooks is not None:
@@ -303,7 +315,9 @@ class Sampler:
                         continue
                     self._sample()
                     self._plan(max(self._due + interval, clock()))  # fell behind: skip the ticks missed
-                if handoff.finished(SAMPLER, self._wants_gil(self._due)):  # a busy loop waited for this sample: let it take the next ones
+                if handoff.finished(
+                    SAMPLER, self._wants_gil(self._due)
+                ):  # a busy loop waited for this sample: let it take the next ones
                     handoff.inline_sampler = self
         except Exception:  # never raise; stop sampling instead
             caught("sampler.thread")
@@ -351,7 +365,9 @@ class Sampler:
         for ident in ended:
             states.pop(ident).close()
 
-    def _walk(self, threads: dict[int, int], own_frame: FrameType | None, opens_files: bool) -> tuple[int, list[tuple[int, int, int]], set[int]]:
+    def _walk(
+        self, threads: dict[int, int], own_frame: FrameType | None, opens_files: bool
+    ) -> tuple[int, list[tuple[int, int, int]], set[int]]:
         """The time, ``(ident, g, stack id)`` of each thread to sample, and the idents of all live threads.
 
         No frame object is kept once the walk is done (see ``_PAUSE_GC``).
@@ -386,7 +402,8 @@ class Sampler:
                 top = (id(frame), id(code), frame.f_lasti)
                 if top != state.top:
                     state.stack = stacks_of(frame)
-                    # the same live frame at the same offset has the same callers, unless it can be resumed from elsewhere
+                    # the same live frame at the same offset has the same callers,
+                    # unless it can be resumed from elsewhere
                     state.top = None if code.co_flags & _RESUMABLE else top
                 out.append((ident, g, state.stack))
             except Exception:

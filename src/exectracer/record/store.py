@@ -46,7 +46,8 @@ class EventStore(Protocol):
         """
 
     def wait(self, count: int, timeout: float, /) -> bool:
-        """Block until ``count`` events are stored (a ``ListStore`` does not count), ``wake`` is called or ``timeout`` passes."""
+        """Block until ``count`` events are stored (a ``ListStore`` does not count), ``wake`` is called
+        or ``timeout`` passes."""
 
     def wake(self) -> None:
         """Let a thread in ``wait`` go now."""

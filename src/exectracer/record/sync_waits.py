@@ -117,12 +117,17 @@ class RLock(Lock):
 
 
 def _lock_repr(lock: Any) -> str:
-    return f"<{'locked' if lock._lock.locked() else 'unlocked'} {type(lock).__module__}.{type(lock).__qualname__} object at {id(lock):#x}>"
+    return (
+        f"<{'locked' if lock._lock.locked() else 'unlocked'} {type(lock).__module__}.{type(lock).__qualname__}"
+        f" object at {id(lock):#x}>"
+    )
 
 
 def _rlock_repr(lock: Any) -> str:
     real = type(lock._lock)
-    return repr(lock._lock).replace(f"{real.__module__}.{real.__qualname__}", f"{type(lock).__module__}.{type(lock).__qualname__}", 1)
+    return repr(lock._lock).replace(
+        f"{real.__module__}.{real.__qualname__}", f"{type(lock).__module__}.{type(lock).__qualname__}", 1
+    )
 
 
 _native = speedups()
@@ -144,7 +149,8 @@ if _native is not None:
 
 
 def lock_classes() -> tuple[type, type]:
-    """What replaces ``threading.Lock`` and ``threading.RLock``: the C-based classes where built, else the Python ones."""
+    """What replaces ``threading.Lock`` and ``threading.RLock``: the C-based classes where built,
+    else the Python ones."""
     if _native is not None:
         return NativeLock, NativeRLock
     return Lock, RLock

@@ -56,7 +56,8 @@ from .interner import Interner, take_all
 from .native import speedups
 from .store import EventStore, ListStore
 
-POLL = 0.02  # seconds between the collector's looks at a ListStore's length, at most: it does not wake it at a chunk's worth
+# seconds between the collector's looks at a ListStore's length, at most: it does not wake it at a chunk's worth
+POLL = 0.02
 # When the collector plans to want the GIL back after work done without it (a take's copy, zlib):
 # this many times the time that work should take. For zlib that is the CPU time per byte of the
 # last large chunk (at first, a guess above zlib's speed at level 1 here, about 5 ns per byte).
@@ -99,12 +100,15 @@ class Writer:
         self._max_pending = max_pending_bytes
         self._level = compression
         native = speedups()
-        # zlib in one call without the GIL where the C extension found it (else zlib.compress, which takes it back per block)
+        # zlib in one call without the GIL where the C extension found it
+        # (else zlib.compress, which takes it back per block)
         self._compress = getattr(native, "compress_whole", None) or zlib.compress
         self._on_tick = on_tick
         self._tick_interval = tick_interval
         self._handoff = handoff or GilHandoff()
-        self._set_handoff = getattr(events, "set_handoff", None)  # the C store tells the handoff when its count wakes the collector
+        self._set_handoff = getattr(
+            events, "set_handoff", None
+        )  # the C store tells the handoff when its count wakes the collector
         if self._set_handoff is not None:
             self._set_handoff(self._handoff)
         self._compress_ns_per_byte = FIRST_COMPRESS_NS_PER_BYTE  # see PLAN_MARGIN
@@ -130,7 +134,9 @@ class Writer:
 
     def start(self, metadata: dict) -> None:
         """Write the file header and metadata, then start both threads."""
-        self._enqueue(file_header() + json_chunk(ChunkKind.METADATA, self._next_seq(), metadata, self._level), force=True)
+        self._enqueue(
+            file_header() + json_chunk(ChunkKind.METADATA, self._next_seq(), metadata, self._level), force=True
+        )
         for thread in (self._io, self._collector):
             thread.start()
             if thread.ident is not None:  # set by start()
@@ -155,7 +161,8 @@ class Writer:
         self._io.join()
 
     def flush(self, timeout: float) -> bool:
-        """Write everything recorded so far to the sink; False if that took over ``timeout`` seconds or writing stopped."""
+        """Write everything recorded so far to the sink; False if that took over ``timeout`` seconds
+        or writing stopped."""
         if self._stopping.is_set():
             return False
         done = threading.Event()
@@ -170,7 +177,9 @@ class Writer:
         self._events.clear()
 
     def _forget_handoff(self) -> None:
-        if self._set_handoff is not None:  # the store is not collected by the GC: no cycle through it must outlive the recording
+        if (
+            self._set_handoff is not None
+        ):  # the store is not collected by the GC: no cycle through it must outlive the recording
             self._set_handoff(None)
 
     # -- collector ---------------------------------------------------------
@@ -226,11 +235,14 @@ class Writer:
             self.write_error = f"{type(exc).__name__}: {exc}"
 
     def _enqueue_events(self, payload: bytes, n: int, lost: int, final: bool) -> None:
-        """Queue an EVENTS chunk of the ``n`` events in ``payload``, after an EVENTS_LOST event for any lost before them."""
+        """Queue an EVENTS chunk of the ``n`` events in ``payload``, after an EVENTS_LOST event
+        for any lost before them."""
         self.events_lost += lost
         unreported = self.events_lost - self._lost_reported
         if unreported:
-            marker = events_chunk(self._next_seq(), [pack(Kind.EVENTS_LOST, unreported), time.perf_counter_ns(), 0], self._level)
+            marker = events_chunk(
+                self._next_seq(), [pack(Kind.EVENTS_LOST, unreported), time.perf_counter_ns(), 0], self._level
+            )
             if self._enqueue(marker, force=final, events=1):
                 self._lost_reported += unreported
         if n and not self._enqueue(self._seal(ChunkKind.EVENTS, payload), force=final, events=n):
@@ -245,7 +257,9 @@ class Writer:
         """
         cpu = time.thread_time_ns()
         if self._level:
-            self._handoff.finished(COLLECTOR, time.perf_counter_ns() + int(self._compress_ns_per_byte * len(raw) * PLAN_MARGIN))
+            self._handoff.finished(
+                COLLECTOR, time.perf_counter_ns() + int(self._compress_ns_per_byte * len(raw) * PLAN_MARGIN)
+            )
         chunk = make_chunk(kind, self._next_seq(), raw, self._level, self._compress)
         if len(raw) >= TIMED_COMPRESS_BYTES:
             self._compress_ns_per_byte = (time.thread_time_ns() - cpu) / len(raw)

@@ -24,7 +24,14 @@ BUCKET_INSTANCES = 100
 MMU_POINTS = 40
 MIN_MMU_WINDOW_NS = 10_000
 STATES = [STATE_NAMES[s] for s in State if s != State.ENDED]
-_WAKER_KINDS = {Waker.UNKNOWN: "unknown", Waker.TASK: "task", Waker.THREAD: "thread", Waker.IO: "io", Waker.TIMER: "timer", Waker.CALLBACK: "callback"}
+_WAKER_KINDS = {
+    Waker.UNKNOWN: "unknown",
+    Waker.TASK: "task",
+    Waker.THREAD: "thread",
+    Waker.IO: "io",
+    Waker.TIMER: "timer",
+    Waker.CALLBACK: "callback",
+}
 
 Params = Mapping[str, str]
 
@@ -150,25 +157,45 @@ class ViewerAPI:
         out = {}
         for key in keys:
             out[key] = self._lane(key, window)
-        return {"start": window.start - self.trace.start_ns, "end": window.end - self.trace.start_ns, "width": window.width, "lanes": out}
+        return {
+            "start": window.start - self.trace.start_ns,
+            "end": window.end - self.trace.start_ns,
+            "width": window.width,
+            "lanes": out,
+        }
 
     def _lane(self, key: str, window: Window) -> dict:
         kind, _, ident = key.partition(":")
         if kind == "gc" and not ident:
             cols = self.lanes.gc_strip(window)
-            return {"start": self._rel(cols["start"]), "end": self._rel(cols["end"]), "generation": cols["generation"].tolist()}
+            return {
+                "start": self._rel(cols["start"]),
+                "end": self._rel(cols["end"]),
+                "generation": cols["generation"].tolist(),
+            }
         if kind == "heap" and not ident:
             cols = self.lanes.heap_graph(window)
             return {"ts": self._rel(cols["ts"]), "blocks": cols["blocks"].tolist(), "rss": cols["rss"].tolist()}
         if kind == "g":
             cols = self.lanes.goroutine(self._goroutine_index({"g": ident}), window)
-            return {"start": self._rel(cols["start"]), "end": self._rel(cols["end"]), "state": cols["state"].tolist(), "count": cols["count"].tolist()}
+            return {
+                "start": self._rel(cols["start"]),
+                "end": self._rel(cols["end"]),
+                "state": cols["state"].tolist(),
+                "count": cols["count"].tolist(),
+            }
         if kind == "loop":
             loop = _int({"loop": ident}, "loop")
             if loop not in self.lanes.loops:
                 raise NotFound(f"no loop {loop}")
             cols = self.lanes.loop(loop, window)
-            return {"start": self._rel(cols["start"]), "end": self._rel(cols["end"]), "what": cols["what"].tolist(), "g": cols["g"].tolist(), "label": cols["label"]}
+            return {
+                "start": self._rel(cols["start"]),
+                "end": self._rel(cols["end"]),
+                "what": cols["what"].tolist(),
+                "g": cols["g"].tolist(),
+                "label": cols["label"],
+            }
         raise BadRequest(f"unknown lane {key!r}: use g:<id>, loop:<id>, gc or heap")
 
     def span(self, p: Params) -> dict | None:
@@ -237,7 +264,10 @@ class ViewerAPI:
         open_now = np.flatnonzero((regions.g == gid) & (regions.begin_ns <= t) & (end > t))
         task_id = int(regions.task[open_now[-1]]) if len(open_now) else 0
         task = next((u for u in self.trace.user_tasks if u.id == task_id), None) if task_id else None
-        return {"regions": regions.name[open_now].tolist(), "user_task": {"id": task.id, "name": task.name} if task else None}
+        return {
+            "regions": regions.name[open_now].tolist(),
+            "user_task": {"id": task.id, "name": task.name} if task else None,
+        }
 
     def related(self, p: Params) -> dict:
         gi = self._goroutine_index(p)
@@ -247,7 +277,10 @@ class ViewerAPI:
         mine = s.waker[self.lanes.rows_of(gi)]
         woken_by = np.unique(mine[by_goroutine[self.lanes.rows_of(gi)]] >> WAKER_SHIFT)
         woke = np.unique(s.gi[by_goroutine & ((s.waker >> WAKER_SHIFT) == gid)])
-        return {"woken_by": [int(x) for x in woken_by if x != gid], "woke": [int(x) for x in self.analysis.goroutines.ids[woke] if x != gid]}
+        return {
+            "woken_by": [int(x) for x in woken_by if x != gid],
+            "woke": [int(x) for x in self.analysis.goroutines.ids[woke] if x != gid],
+        }
 
     def range_totals(self, p: Params) -> dict:
         window = self._window(p)
@@ -268,7 +301,11 @@ class ViewerAPI:
     def group_goroutines(self, p: Params) -> list:
         function = p.get("function", "") or None
         kind = p.get("kind")
-        return [g for g in self.summary["goroutines"] if g["start_function"] == function and (kind is None or g["kind"] == kind)]
+        return [
+            g
+            for g in self.summary["goroutines"]
+            if g["start_function"] == function and (kind is None or g["kind"] == kind)
+        ]
 
     def _profile(self, p: Params) -> Profile:
         kind = p.get("type", "")
@@ -277,7 +314,9 @@ class ViewerAPI:
         start = _int(p, "start") if "start" in p else None
         end = _int(p, "end") if "end" in p else None
         try:
-            return self.analysis.profile(kind, start_ns=start, end_ns=end, group=p.get("group") or None, region=p.get("region") or None)
+            return self.analysis.profile(
+                kind, start_ns=start, end_ns=end, group=p.get("group") or None, region=p.get("region") or None
+            )
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
 
@@ -307,7 +346,18 @@ class ViewerAPI:
         curve = self.analysis.mmu(windows.tolist())
         return {
             "curve": [
-                {"window_ns": c.window_ns, "utilization": c.utilization, "worst": [{"start": w.start_ns - self.trace.start_ns, "end": w.end_ns - self.trace.start_ns, "utilization": w.utilization} for w in c.worst]}
+                {
+                    "window_ns": c.window_ns,
+                    "utilization": c.utilization,
+                    "worst": [
+                        {
+                            "start": w.start_ns - self.trace.start_ns,
+                            "end": w.end_ns - self.trace.start_ns,
+                            "utilization": w.utilization,
+                        }
+                        for w in c.worst
+                    ],
+                }
                 for c in curve
             ]
         }
@@ -316,9 +366,14 @@ class ViewerAPI:
         what = p.get("what", "")
         if what not in ("tasks", "regions"):
             raise BadRequest("what must be tasks or regions")
-        return [self._histogram(name, spans.g, spans.begin, spans.end) for name, spans in by_name(finished(self.trace, what))]
+        return [
+            self._histogram(name, spans.g, spans.begin, spans.end)
+            for name, spans in by_name(finished(self.trace, what))
+        ]
 
-    def _histogram(self, name: str, g: NDArray[np.int64], begin: NDArray[np.int64], end: NDArray[np.int64]) -> dict[str, Any]:
+    def _histogram(
+        self, name: str, g: NDArray[np.int64], begin: NDArray[np.int64], end: NDArray[np.int64]
+    ) -> dict[str, Any]:
         duration = end - begin
         stats = latency_stats(duration)
         edges = _log_edges(duration)
@@ -332,10 +387,22 @@ class ViewerAPI:
                     "lo_ns": int(edges[b]),
                     "hi_ns": int(edges[b + 1]),
                     "count": len(rows),
-                    "instances": [{"g": int(g[i]), "start": int(begin[i]) - self.trace.start_ns, "end": int(end[i]) - self.trace.start_ns} for i in slowest.tolist()],
+                    "instances": [
+                        {
+                            "g": int(g[i]),
+                            "start": int(begin[i]) - self.trace.start_ns,
+                            "end": int(end[i]) - self.trace.start_ns,
+                        }
+                        for i in slowest.tolist()
+                    ],
                 }
             )
-        return {"name": name, "count": stats["count"], **{f"{k}_ns": stats[k] for k in ("p50", "p90", "p99", "max")}, "buckets": buckets}
+        return {
+            "name": name,
+            "count": stats["count"],
+            **{f"{k}_ns": stats[k] for k in ("p50", "p90", "p99", "max")},
+            "buckets": buckets,
+        }
 
     def logs(self, p: Params) -> dict:
         offset = _int(p, "offset", 0)
@@ -346,13 +413,27 @@ class ViewerAPI:
         rows = np.arange(len(logs))
         query = p.get("q", "").lower()
         if query:
-            rows = np.array([i for i, (c, m) in enumerate(zip(logs.category.tolist(), logs.message.tolist(), strict=True)) if query in c.lower() or query in m.lower()], dtype=np.int64)
+            rows = np.array(
+                [
+                    i
+                    for i, (c, m) in enumerate(zip(logs.category.tolist(), logs.message.tolist(), strict=True))
+                    if query in c.lower() or query in m.lower()
+                ],
+                dtype=np.int64,
+            )
         page = rows[offset : offset + limit]
         tasks = {u.id: u.name for u in self.trace.user_tasks}
         return {
             "total": len(rows),
             "records": [
-                {"ts": int(logs.ts[i]) - self.trace.start_ns, "g": int(logs.g[i]), "category": logs.category[i], "message": logs.message[i], "task": int(logs.task[i]), "task_name": tasks.get(int(logs.task[i]))}
+                {
+                    "ts": int(logs.ts[i]) - self.trace.start_ns,
+                    "g": int(logs.g[i]),
+                    "category": logs.category[i],
+                    "message": logs.message[i],
+                    "task": int(logs.task[i]),
+                    "task_name": tasks.get(int(logs.task[i])),
+                }
                 for i in page.tolist()
             ],
         }
@@ -414,7 +495,14 @@ def _flame_tree(prof: Profile) -> dict:
             key = (frame.function, frame.file, frame.line)
             child = node["children"].get(key)
             if child is None:
-                child = node["children"][key] = {"name": frame.function, "file": frame.file, "line": frame.line, "value": 0, "self": 0, "children": {}}
+                child = node["children"][key] = {
+                    "name": frame.function,
+                    "file": frame.file,
+                    "line": frame.line,
+                    "value": 0,
+                    "self": 0,
+                    "children": {},
+                }
             child["value"] += value
             node = child
         node["self"] += value

@@ -29,10 +29,21 @@ class LoopLane:
     ``label`` (string id, or 0)."""
 
     def __init__(
-        self, starts: NDArray[np.int64], ends: NDArray[np.int64], what: NDArray[np.int8], g: NDArray[np.int64], label: NDArray[np.int64]
+        self,
+        starts: NDArray[np.int64],
+        ends: NDArray[np.int64],
+        what: NDArray[np.int8],
+        g: NDArray[np.int64],
+        label: NDArray[np.int64],
     ) -> None:
         order = np.argsort(starts, kind="stable")
-        self.start, self.end, self.what, self.g, self.label = starts[order], ends[order], what[order], g[order], label[order]
+        self.start, self.end, self.what, self.g, self.label = (
+            starts[order],
+            ends[order],
+            what[order],
+            g[order],
+            label[order],
+        )
         self.index = SpanIndex(self.start, self.end, self.what, LOOP_WHAT)
 
 
@@ -52,7 +63,11 @@ class Lanes:
         self.gc = (gc.start, gc.end, gc.generation)
         ev = trace.events
         blocks, rss = ev.kind == Kind.HEAP_BLOCKS, ev.kind == Kind.HEAP_RSS
-        self.heap = (ev.ts[blocks], ev.arg[blocks], ev.arg[rss]) if blocks.sum() == rss.sum() else (ev.ts[blocks], ev.arg[blocks], np.zeros(int(blocks.sum()), dtype=np.int64))
+        self.heap = (
+            (ev.ts[blocks], ev.arg[blocks], ev.arg[rss])
+            if blocks.sum() == rss.sum()
+            else (ev.ts[blocks], ev.arg[blocks], np.zeros(int(blocks.sum()), dtype=np.int64))
+        )
         self._indexes: dict[int, SpanIndex] = {}  # goroutine lanes with many intervals
         self._index_lock = threading.Lock()
 
@@ -68,7 +83,9 @@ class Lanes:
         else:
             part = visible(s.start[rows], s.end[rows], window)
             lo, hi = rows.start + part.start, rows.start + part.stop
-            start, end, state, count, _ = merge(s.start[lo:hi], s.end[lo:hi], s.state[lo:hi].astype(np.int64), window, len(State))
+            start, end, state, count, _ = merge(
+                s.start[lo:hi], s.end[lo:hi], s.state[lo:hi].astype(np.int64), window, len(State)
+            )
         return {"start": start, "end": end, "state": state, "count": count}
 
     def _index_of(self, gi: int, rows: slice) -> SpanIndex:
@@ -84,7 +101,10 @@ class Lanes:
         m_start, m_end, m_what, count, rep = lane.index.query(window)
         single = count == 1
         what, g, label = lane.what, lane.g, lane.label
-        labels = [self.loop_label(int(what[i]), int(g[i]), int(label[i])) if one else f"{c} spans" for i, one, c in zip(rep.tolist(), single.tolist(), count.tolist(), strict=True)]
+        labels = [
+            self.loop_label(int(what[i]), int(g[i]), int(label[i])) if one else f"{c} spans"
+            for i, one, c in zip(rep.tolist(), single.tolist(), count.tolist(), strict=True)
+        ]
         return {"start": m_start, "end": m_end, "what": m_what, "g": np.where(single, g[rep], -1), "label": labels}
 
     def loop_label(self, what: int, g: int, label: int) -> str:
@@ -97,7 +117,9 @@ class Lanes:
     def gc_strip(self, window: Window) -> dict:
         start, end, generation = self.gc
         part = visible(start, end, window)
-        m_start, m_end, m_gen, _, _ = merge(start[part], end[part], generation[part].astype(np.int64).clip(0, 2), window, 3)
+        m_start, m_end, m_gen, _, _ = merge(
+            start[part], end[part], generation[part].astype(np.int64).clip(0, 2), window, 3
+        )
         return {"start": m_start, "end": m_end, "generation": m_gen}
 
     def heap_graph(self, window: Window) -> dict:
@@ -123,14 +145,20 @@ def _loop_lanes(analysis: Analysis) -> dict[int, LoopLane]:
         lanes[loop.id] = LoopLane(
             np.concatenate((states.start[steps], cb_start, idle_start)),
             np.concatenate((states.end[steps], cb_end, idle_end)),
-            np.concatenate((np.full(len(steps), STEP), np.full(len(cb_start), CALLBACK), np.full(len(idle_start), IDLE))).astype(np.int8),
+            np.concatenate(
+                (np.full(len(steps), STEP), np.full(len(cb_start), CALLBACK), np.full(len(idle_start), IDLE))
+            ).astype(np.int8),
             np.concatenate((ids[states.gi[steps]], np.full(len(cb_start) + len(idle_start), -1))),
-            np.concatenate((np.zeros(len(steps), np.int64), cb_label >> CALLBACK_SHIFT, np.zeros(len(idle_start), np.int64))),
+            np.concatenate(
+                (np.zeros(len(steps), np.int64), cb_label >> CALLBACK_SHIFT, np.zeros(len(idle_start), np.int64))
+            ),
         )
     return lanes
 
 
-def _spans(trace: TraceData, loop_id: int, begin: Kind, end: Kind) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+def _spans(
+    trace: TraceData, loop_id: int, begin: Kind, end: Kind
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """Begin/end pairs of one loop (unfinished ones end with the trace); start, end and the begin's argument."""
     ev = trace.events
     rows = np.flatnonzero(kinds_mask(ev.kind, begin, end) & (ev.g == loop_id))

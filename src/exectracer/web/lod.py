@@ -62,9 +62,13 @@ def merge(
     if len(wide) == len(starts):
         return starts, ends, value, np.ones(len(starts), dtype=np.int64), wide
     narrow = np.flatnonzero(seen < pixel)
-    px = np.clip(((np.maximum(starts[narrow], window.start) - window.start) / pixel).astype(np.int64), 0, window.width - 1)
+    px = np.clip(
+        ((np.maximum(starts[narrow], window.start) - window.start) / pixel).astype(np.int64), 0, window.width - 1
+    )
     weights = (seen if weight is None else weight)[narrow]
-    cells = np.bincount(px * values + value[narrow], weights=weights, minlength=window.width * values).reshape(window.width, values)
+    cells = np.bincount(px * values + value[narrow], weights=weights, minlength=window.width * values).reshape(
+        window.width, values
+    )
     last = np.ones(len(px), dtype=bool)  # px never decreases: each pixel's narrow spans are one run
     last[:-1] = px[1:] != px[:-1]
     used = px[last]
@@ -128,7 +132,9 @@ class SpanIndex:
         length = ends - starts
         short = np.flatnonzero(length < self.bucket_ns)
         bucket = (starts[short] - t0) // self.bucket_ns
-        weights = np.bincount(bucket * values + self.value[short], weights=length[short], minlength=(self.BUCKETS + 1) * values).reshape(-1, values)
+        weights = np.bincount(
+            bucket * values + self.value[short], weights=length[short], minlength=(self.BUCKETS + 1) * values
+        ).reshape(-1, values)
         counts = np.bincount(bucket, minlength=self.BUCKETS + 1)
         used = np.flatnonzero(counts)
         first = short[np.searchsorted(bucket, used)]  # short spans are in time order, so buckets never decrease
@@ -148,7 +154,9 @@ class SpanIndex:
         """:func:`merge` of the spans that meet ``window``: start, end, value, count and a row each stands for."""
         if not self.bucket_ns or window.pixel_ns < self.ZOOM * self.bucket_ns:
             part = visible(self.starts, self.sorted_end, window)
-            start, end, value, count, rep = merge(self.starts[part], self.ends[part], self.value[part], window, self.values)
+            start, end, value, count, rep = merge(
+                self.starts[part], self.ends[part], self.value[part], window, self.values
+            )
             return start, end, value, count, rep + part.start
         long = self.long[(self.starts[self.long] < window.end) & (self.ends[self.long] > window.start)]
         lo, hi = np.searchsorted(self.b_start, [window.start - self.bucket_ns, window.end])
@@ -164,7 +172,13 @@ class SpanIndex:
         start, end, value, count, rep = merge(starts[order], ends, value, window, self.values, weight, count)
         real = rows[rep]
         single = count == 1  # one span: shown as it is, not as its bucket
-        return np.where(single, self.starts[real], start), np.where(single, self.ends[real], end), np.where(single, self.value[real], value), count, real
+        return (
+            np.where(single, self.starts[real], start),
+            np.where(single, self.ends[real], end),
+            np.where(single, self.value[real], value),
+            count,
+            real,
+        )
 
 
 def thin_points(ts: Ints, window: Window) -> NDArray[np.intp]:

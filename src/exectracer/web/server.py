@@ -96,7 +96,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json({"error": f"no such page: {path[:200]}"}, HTTPStatus.NOT_FOUND)
             return
         try:
-            params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True, strict_parsing=False, max_num_fields=100))
+            params = dict(
+                urllib.parse.parse_qsl(url.query, keep_blank_values=True, strict_parsing=False, max_num_fields=100)
+            )
             result = handler(params)
         except (BadRequest, ValueError) as exc:
             self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
@@ -105,7 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json({"error": str(exc)}, HTTPStatus.NOT_FOUND)
             return
         if isinstance(result, Download):
-            self._send(result.data, "application/octet-stream", extra={"Content-Disposition": f'attachment; filename="{result.filename}"'})
+            self._send(
+                result.data,
+                "application/octet-stream",
+                extra={"Content-Disposition": f'attachment; filename="{result.filename}"'},
+            )
         else:
             self._json(result)
 
@@ -129,7 +135,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps(value, separators=(",", ":"), default=_plain, allow_nan=False).encode()
         self._send(body, "application/json", status)
 
-    def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK, extra: dict[str, str] | None = None) -> None:
+    def _send(
+        self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK, extra: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

@@ -103,7 +103,7 @@
 #define XT_WAKER_SHIFT 3
 #define XT_WAKER_MASK 0x7                        /* the Waker of a TASK_READY argument (or of a goroutine's current waker code) */
 #define XT_CATEGORY_SHIFT 4
-#define XT_CATEGORY_MASK 0xF                     /* the low field of an argument: the Category of TASK_SUSPEND and THREAD_BLOCK, the ThreadState of THREAD_SAMPLE */
+#define XT_CATEGORY_MASK 0xF                     /* an argument's Category (TASK_SUSPEND, THREAD_BLOCK) or ThreadState */
 #define XT_CALLBACK_SHIFT 3
 
 #endif /* EXECTRACER_EVENTS_H */
