@@ -130,26 +130,34 @@ class AwaitChains:
         self.looked_at: set[int] = set()  # ids of interned codes whose suspension points were counted
 
     def code_for(self, coro: Any, waiter: Any) -> int:
-        """The TASK_SUSPEND code for a task's chain (the hot path in the asyncio hooks inlines the same key)."""
+        """The TASK_SUSPEND code for a task's chain: its key looked up, the chain defined if new.
+
+        The asyncio hooks call it at every suspension (the C hook builds the
+        same key itself), so the walk takes no frame object it can do without.
+        """
         key: Any = type(waiter)
         c = coro
         one_await = self.one_await
-        while True:  # chain_frames() without a generator's cost: this runs at bare yields, once per task at start
+        while True:
             kind = type(c)
             if kind is CoroutineType:
                 cid = id(c.cr_code)
-                if cid in one_await:
+                if cid in one_await:  # one suspension point: its offset is known without the frame
                     key = (key, cid, 0)
-                    c = c.cr_await
-                    continue
-                frame, c = c.cr_frame, c.cr_await
+                else:
+                    frame = c.cr_frame
+                    if frame is None:
+                        break
+                    key = (key, cid, frame.f_lasti)
+                c = c.cr_await
             elif kind is GeneratorType:
-                frame, c = c.gi_frame, c.gi_yieldfrom
+                frame = c.gi_frame
+                if frame is None:
+                    break
+                key = (key, id(frame.f_code), frame.f_lasti)
+                c = c.gi_yieldfrom
             else:
                 break
-            if frame is None:
-                break
-            key = (key, id(frame.f_code), frame.f_lasti)
         return self.cache.get(key) or self.define(key, coro, waiter)
 
     def define(self, key: Any, coro: Any, waiter: Any) -> int:
