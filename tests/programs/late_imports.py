@@ -8,12 +8,16 @@ and what the hooks looked like while it ran and after it stopped.
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import socket
 import sys
 import threading
 
 import exectracer
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for its support package
+from support.waiting import wait_until_blocked
 
 LATE = ("asyncio", "ssl", "subprocess", "concurrent.futures.thread")
 
@@ -22,36 +26,6 @@ def wait_in_selector(sock: socket.socket) -> None:
     with selectors.DefaultSelector() as sel:
         sel.register(sock, selectors.EVENT_READ)
         sel.select(timeout=60)  # a thread wait at this line, not inside any hook
-
-
-def wait_until_blocked(thread: threading.Thread, function: str) -> None:
-    """Wait until ``thread`` sleeps in a call made from ``function`` (seen three looks in a row, 10 ms apart).
-
-    On a busy machine a thread can take long to reach its wait; data sent before it got there would
-    leave it no wait to record. Between looks this thread waits on an Event, letting go of the GIL.
-    """
-    pause = threading.Event()
-    seen = 0
-    for _ in range(6000):  # a minute at most
-        frame = sys._current_frames().get(thread.ident)
-        while frame is not None and frame.f_code.co_name != function:
-            frame = frame.f_back
-        seen = seen + 1 if frame is not None and _asleep(thread) else 0
-        frame = None
-        if seen == 3:
-            return
-        pause.wait(0.01)
-    raise RuntimeError(f"{thread.name} did not block in {function}")
-
-
-def _asleep(thread: threading.Thread) -> bool:
-    """Whether the OS says ``thread`` sleeps (true where there is no /proc to ask)."""
-    try:
-        with open(f"/proc/self/task/{thread.native_id}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return True
-    return stat[stat.rindex(b")") + 2 :][:1] in (b"S", b"D")
 
 
 def main(path: str) -> None:
@@ -73,7 +47,7 @@ def main(path: str) -> None:
     left, right = socket.socketpair()
     waiter = threading.Thread(target=wait_in_selector, args=(left,), name="selecting")
     waiter.start()
-    wait_until_blocked(waiter, "wait_in_selector")
+    wait_until_blocked(waiter, "wait_in_selector", sleep=threading.Event().wait)
     right.send(b"x")
     waiter.join()
     subprocess.run([sys.executable, "-c", "import time; time.sleep(0.05)"], check=True)

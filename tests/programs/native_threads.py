@@ -14,6 +14,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for its support package
+from support.waiting import wait_until_blocked
+
 
 def receive(sock: socket.socket) -> bytes:
     return sock.recv(10)  # waits for the sender: recorded by the C wrapper itself
@@ -46,37 +49,6 @@ async def release_in_task(lock: threading.Lock) -> None:
     lock.release()  # the waiter's waker is this task, not the main thread
 
 
-def wait_until_blocked(thread: threading.Thread, function: str) -> None:
-    """Wait until ``thread`` sleeps in a call made from ``function`` (seen three looks in a row, 10 ms apart).
-
-    On a busy machine a thread can take long to reach its wait; data sent or a lock released before it
-    got there would leave it no wait to record. Between looks this thread waits on an Event (no sleep
-    of the main thread's besides the one the tests expect), letting go of the GIL.
-    """
-    pause = threading.Event()
-    seen = 0
-    for _ in range(6000):  # a minute at most
-        frame = sys._current_frames().get(thread.ident)
-        while frame is not None and frame.f_code.co_name != function:
-            frame = frame.f_back
-        seen = seen + 1 if frame is not None and _asleep(thread) else 0
-        frame = None
-        if seen == 3:
-            return
-        pause.wait(0.01)
-    raise RuntimeError(f"{thread.name} did not block in {function}")
-
-
-def _asleep(thread: threading.Thread) -> bool:
-    """Whether the OS says ``thread`` sleeps (true where there is no /proc to ask)."""
-    try:
-        with open(f"/proc/self/task/{thread.native_id}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return True
-    return stat[stat.rindex(b")") + 2 :][:1] in (b"S", b"D")
-
-
 def main() -> None:
     left, right = socket.socketpair()
     selected, to_select = os.pipe()
@@ -102,7 +74,7 @@ def main() -> None:
         thread.start()
     functions = ("receive", "wait_readable", "read_pipe", "take", "take", "take_again", "wait_notified")
     for thread, function in zip(threads, functions, strict=True):
-        wait_until_blocked(thread, function)  # each in its wait before what ends it comes
+        wait_until_blocked(thread, function, sleep=threading.Event().wait)  # each in its wait before what ends it comes
     time.sleep(0.05)  # a sleep: its GIL estimate makes it a Python-recorded wait
     right.sendall(b"x")
     os.write(to_select, b"y")

@@ -62,13 +62,20 @@ def _asleep(thread: threading.Thread) -> bool:
 
 
 def wait_until_blocked(
-    thread: threading.Thread, function: str, timeout: float = DEADLINE, looks: int = 3, interval: float = 0.01
+    thread: threading.Thread,
+    function: str,
+    timeout: float = DEADLINE,
+    looks: int = 3,
+    interval: float = 0.01,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> None:
     """Wait until ``thread`` sleeps in a blocking call made from a frame of ``function``.
 
     It must be seen so ``looks`` times in a row, ``interval`` apart: between
     looks the caller lets go of the GIL, so a thread that only waited for the
-    GIL on its way to the call would have taken it and gone on.
+    GIL on its way to the call would have taken it and gone on. ``sleep``:
+    how to pause between looks (a traced program may keep its own sleeps out
+    of the trace with ``threading.Event().wait``).
     """
     deadline = time.monotonic() + timeout
     seen = 0
@@ -76,4 +83,4 @@ def wait_until_blocked(
         if time.monotonic() > deadline:
             raise AssertionError(f"{thread.name} did not block in {function} within {timeout} s")
         seen = seen + 1 if thread.is_alive() and in_function(thread, function) and _asleep(thread) else 0
-        time.sleep(interval)
+        sleep(interval)
