@@ -410,7 +410,7 @@ class ViewerAPI:
         if offset < 0 or not 1 <= limit <= MAX_LOG_LIMIT:
             raise BadRequest(f"offset must be >= 0 and limit between 1 and {MAX_LOG_LIMIT}")
         logs = self.trace.logs
-        rows = np.arange(len(logs))
+        rows: NDArray[np.int64] = np.arange(len(logs), dtype=np.int64)
         query = p.get("q", "").lower()
         if query:
             rows = np.array(
