@@ -43,10 +43,9 @@ class Recording(Protocol):
     def waits(self) -> WaitRecorder | None: ...
     @property
     def gil(self) -> GilLateness: ...
+    # the C hooks' event columns (the same store as ``events``); None: the hooks run in Python
     @property
-    def rows(
-        self,
-    ) -> Any: ...  # the C hooks' event columns (the same store as ``events``); None: the hooks run in Python
+    def rows(self) -> Any: ...
 
 
 recording: Recording | None = None

@@ -2,10 +2,10 @@
 
 A hook that fails loses what it was recording and lets the program go on.
 It calls :func:`caught` from its ``except`` block, naming itself (a C hook
-calls it through ``xt_hook_error``); the
-recording takes the counts when it stops (:func:`take`), writes them into
-the trace's END record (``hook_errors``) and returns their total from
-``stop()``, so readers can say which events may be missing.
+calls it through ``xt_hook_error``); the recording takes the counts when it
+stops (:func:`take`), writes them into the trace's END record
+(``hook_errors``) and returns their total from ``stop()``, so readers can
+say which events may be missing.
 """
 
 from __future__ import annotations
