@@ -23,7 +23,7 @@ from support.viewer_browser import (
     wait_until,
 )
 
-PROFILES = ["net", "sync", "syscall", "sleep", "sched", "gil", "cpu"]
+PROFILES = ["net", "sync", "syscall", "sleep", "other_estimated", "sched", "gil", "cpu"]
 RGB = {  # js/colors.js
     "running": (0x2E, 0x9E, 0x44),
     "network": (0x3B, 0x7D, 0xD8),
@@ -190,6 +190,7 @@ def test_timeline_draws_lanes_with_the_palette(page) -> None:
         "blocked: sync",
         "blocked: sleep",
         "blocked: syscall",
+        "blocked: other (estimated from samples)",
         "task step",
         "gen 2",
     ):

@@ -364,9 +364,10 @@ PROFILE_HELP = {
     "sync": "time blocked on locks, events, queues and joins",
     "syscall": "time blocked in subprocesses, executors and OS calls",
     "sleep": "time blocked in sleeps",
+    "other_estimated": "threads' waits no hook saw, estimated from samples",
     "sched": "time runnable but not running (ready queue, GIL)",
     "gil": "threads' estimated GIL waits",
-    "cpu": "stack samples of threads on a CPU",
+    "cpu": "CPU time the OS counted, by sampled stack",
 }
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 from .analysis.summary import total_time
 
-BLOCKED_COLUMNS = ("network", "sync", "sleep", "syscall", "other")
+BLOCKED_COLUMNS = ("network", "sync", "sleep", "syscall", "other", "other_estimated")
+COLUMN_LABELS = {"other_estimated": "other (est.)"}  # waits no hook saw, estimated from samples
 GROUP_ROWS = 20
 
 
@@ -72,7 +73,8 @@ def _table(header: list[str], rows: list[list[str]], align: str) -> str:
 
 
 def _groups(groups: list[dict[str, Any]]) -> str:
-    header = ["start function", "kind", "count", "total", "running", "runnable", *BLOCKED_COLUMNS, "in GC"]
+    blocked = [COLUMN_LABELS.get(c, c) for c in BLOCKED_COLUMNS]
+    header = ["start function", "kind", "count", "total", "running", "runnable", *blocked, "in GC"]
     rows = []
     for grp in groups[:GROUP_ROWS]:
         t = grp["time_ns"]

@@ -1,13 +1,22 @@
-"""The sampler: every thread's Python stack and OS state, at a fixed rate.
+"""The sampler: every thread's Python stack, OS state and CPU time, at a fixed rate.
 
 Each tick takes ``sys._current_frames()`` and, for every thread the registry
-knows, appends a THREAD_SAMPLE (stack and state) and, when the thread sleeps
-in a syscall, a THREAD_SYSCALL. On Linux the state and syscall come from
-``/proc/self/task/<tid>/{stat,syscall}``, kept open per thread and read with
-``pread``; elsewhere the state is UNKNOWN. A stack is walked again only when
-the thread's top frame moved. Failures never leave the sampler: a thread whose
-``/proc`` files cannot be read is sampled without its state, and a thread whose
-sample fails otherwise is no longer sampled.
+knows, appends a THREAD_SAMPLE (stack and state), when the thread sleeps in a
+syscall a THREAD_SYSCALL, and the CPU time it has used so far (THREAD_CPU);
+then the process's CPU time (THREAD_CPU, g = 0). On Linux the state, syscall
+and CPU time come from ``/proc/self/task/<tid>/{stat,syscall,schedstat}``,
+kept open per thread and read with ``pread``; elsewhere the state is UNKNOWN
+and no CPU time is read. A stack is walked again only when the thread's top
+frame moved. Failures never leave the sampler: a thread whose ``/proc`` files
+cannot be read is sampled without its state, and a thread whose sample fails
+otherwise is no longer sampled.
+
+The CPU times are what the CPU profile sums: the OS's own count of the time
+each thread spent on a CPU (``schedstat``'s first field, in ns, the clock of
+``time.thread_time_ns``), so neither the state a sample happened to see nor
+how many ticks the sampler got decides it. The recording's first sample is
+taken by ``sample_now`` at start and its last by ``stop``, so the CPU times
+span the whole recording.
 
 The sampler holds the GIL while it reads, so a thread that was running Python
 code is usually seen waiting for the GIL (SLEEPING, in a futex) at its current line;
@@ -39,6 +48,7 @@ from .thread_stacks import FrameStacks
 
 SAMPLE = int(Kind.THREAD_SAMPLE)
 SYSCALL = int(Kind.THREAD_SYSCALL)
+CPU = int(Kind.THREAD_CPU)
 TASKS = "/proc/self/task"
 # generator, coroutine, async generator: resumed from anywhere, so the same
 # frame at the same offset does not mean the same callers
@@ -56,6 +66,7 @@ _STATES = {
 _OTHER = int(ThreadState.OTHER)
 _RUNNING = int(ThreadState.RUNNING)
 _WAITING = (int(ThreadState.SLEEPING), int(ThreadState.DISK))
+_process_cpu = time.process_time_ns  # bound now, before any hook could wrap it
 # On 3.11, collections wait while sys._current_frames() runs: one started by the
 # frame objects it makes can deadlock (CPython gh-106883). Frame objects of other
 # threads are never kept between ticks: on 3.11 under load, keeping them went
@@ -67,11 +78,11 @@ WATCHDOG_TICKS = 3  # while a busy loop takes the samples, the thread takes them
 class _Thread:
     """What the sampler keeps per thread: its ``/proc`` files, its last stack and its last wait."""
 
-    __slots__ = ("failed", "g", "line", "nr", "stack", "stat", "state", "syscall", "top")
+    __slots__ = ("cpu", "failed", "g", "line", "nr", "stack", "stat", "state", "syscall", "top")
 
     def __init__(self, g: int, native_id: int | None, proc: bool) -> None:
         self.g = g
-        self.stat = self.syscall = -1
+        self.stat = self.syscall = self.cpu = -1
         self.top: tuple[int, int, int] | None = None  # id of the top frame, of its code, and its offset
         self.stack = 0
         self.failed = False
@@ -81,6 +92,7 @@ class _Thread:
             self.stat = open_proc(f"{TASKS}/{native_id}/stat")
             if self.stat >= 0:
                 self.syscall = open_proc(f"{TASKS}/{native_id}/syscall")
+                self.cpu = open_proc(f"{TASKS}/{native_id}/schedstat")
 
     def os_state(self, read: Callable[[int], bytes]) -> tuple[int, int]:
         """Its ThreadState and the syscall it waits in (-1: none); UNKNOWN, files closed, if unreadable.
@@ -112,15 +124,30 @@ class _Thread:
             self.close()
             return 0, -1
 
+    def cpu_ns(self, read: Callable[[int], bytes]) -> int:
+        """The CPU time it has used since it started, in ns; -1 if unknown (the file is then closed)."""
+        if self.cpu < 0:
+            return -1
+        try:
+            data = read(self.cpu)
+            return int(data[: data.index(b" ")])
+        except (OSError, ValueError):  # the thread ended, or no scheduler statistics
+            try:
+                os.close(self.cpu)
+            except OSError:
+                pass
+            self.cpu = -1
+            return -1
+
     def close(self) -> None:
         """Close its files and forget its stack."""
-        for fd in (self.stat, self.syscall):
+        for fd in (self.stat, self.syscall, self.cpu):
             if fd >= 0:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        self.stat = self.syscall = -1
+        self.stat = self.syscall = self.cpu = -1
         self.top = None
 
 
@@ -206,6 +233,7 @@ class Sampler:
         self._busy = _thread.allocate_lock()  # held while a sample is taken, by either thread
         self._files_pending = False  # a hook's sample left a thread's /proc files to open or close
         self._due = NEVER  # perf_counter ns of the next sample
+        self._cpu_base = _process_cpu() if self._proc else -1  # the process's CPU time at the recording's start
         self._thread = threading.Thread(target=self._run, name="exectracer-sampler", daemon=True)
 
     def start(self) -> None:
@@ -215,8 +243,15 @@ class Sampler:
         self._thread.start()
         self._own.add(self._thread.ident)  # type: ignore[arg-type]  # set by start()
 
-    def stop(self) -> None:
-        """Stop sampling, wait for the thread and close every file."""
+    def sample_now(self) -> None:
+        """Take a sample at once, on the calling thread: at the recording's start, once its threads are known,
+        so that every thread's CPU time counts from there."""
+        with self._busy:
+            self._sample(sys._getframe(1))
+
+    def stop(self, last_sample: bool = True) -> None:
+        """Stop sampling, wait for the thread, take a last sample on the calling thread (unless not
+        ``last_sample``: every thread's CPU time up to here) and close every file."""
         self._stopping = True
         if self._hooks is not None:
             self._hooks.set_hook_sampler(None)
@@ -226,6 +261,11 @@ class Sampler:
         if self._thread.ident is not None:
             self._thread.join()
         with self._busy:  # a busy loop may be taking a sample
+            if last_sample:
+                try:
+                    self._sample(sys._getframe(1))
+                except Exception:
+                    caught("sampler.last")
             for state in self._threads.values():
                 state.close()
             self._threads.clear()
@@ -233,7 +273,7 @@ class Sampler:
     def abandon_after_fork(self) -> None:
         """In a forked child: stop without waiting on anything the parent's threads held at the fork."""
         self._busy = _thread.allocate_lock()  # the parent's loop may have been sampling
-        self.stop()
+        self.stop(last_sample=False)
 
     def wake(self) -> None:
         """Wake the sampler's thread (to stop, or to take its ticks back from a loop going idle)."""
@@ -352,10 +392,15 @@ class Sampler:
                 out += (SAMPLE | (stack << CATEGORY_SHIFT | os_state) << ARG_SHIFT, ts, g)
                 if nr >= 0:
                     out += (SYSCALL | nr << ARG_SHIFT, ts, g)
+                cpu = state.cpu_ns(read)
+                if cpu >= 0:
+                    out += (CPU | cpu << ARG_SHIFT, ts, g)
             except Exception:
                 caught("sampler.states")
                 state.close()
                 state.failed = True
+        if self._cpu_base >= 0:
+            out += (CPU | (_process_cpu() - self._cpu_base) << ARG_SHIFT, ts, 0)
         if out:
             self._emit(out)
         ended = [i for i, st in states.items() if i not in alive or threads.get(i) != st.g]  # or ident reused

@@ -219,6 +219,7 @@ class ViewerAPI:
             "function": g.start_function,
             "state": STATE_NAMES[state],
             "blocked": state in BLOCKED,
+            "estimated": state == State.OTHER_ESTIMATED,  # a wait no hook saw, estimated from samples
             "start": int(s.start[i]) - self.trace.start_ns,
             "end": int(s.end[i]) - self.trace.start_ns,
             "stack": [] if stack_id == LOOP_IDLE_STACK else [f._asdict() for f in self.trace.stacks.get(stack_id, [])],

@@ -7,10 +7,10 @@ import { fmtCount, fmtDur, fmtTime } from "../format.js";
 import { stateLegend } from "../legend.js";
 import { href } from "../router.js";
 import { sortableTable } from "../table.js";
-import { stateColor } from "../colors.js";
+import { stateBackground } from "../colors.js";
 
-const BLOCKED = ["network", "sync", "sleep", "syscall", "other"];
-const PROFILES = ["net", "sync", "syscall", "sleep", "sched", "gil", "cpu"];
+const BLOCKED = ["network", "sync", "sleep", "syscall", "other", "other_estimated"];
+const PROFILES = ["net", "sync", "syscall", "sleep", "other_estimated", "sched", "gil", "cpu"];
 
 function total(t) {
   return (t.running || 0) + (t.runnable || 0) + BLOCKED.reduce((a, k) => a + ((t.blocked || {})[k] || 0), 0);
@@ -25,7 +25,7 @@ function part(t, s) {
 export function stateBar(t, states) {
   const sum = total(t);
   return el("div", { class: "state-bar", title: states.map((s) => `${s}: ${fmtDur(part(t, s))}`).join("\n") },
-    sum > 0 ? states.filter((s) => part(t, s) > 0).map((s) => el("span", { style: { background: stateColor(s), flexGrow: String(part(t, s)) } })) : null);
+    sum > 0 ? states.filter((s) => part(t, s) > 0).map((s) => el("span", { style: { background: stateBackground(s), flexGrow: String(part(t, s)) } })) : null);
 }
 
 function timeColumns(states) {

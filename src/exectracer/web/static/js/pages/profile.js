@@ -13,9 +13,10 @@ export const TYPES = {
   sync: "sync waits (locks, events, queues, other tasks)",
   syscall: "syscall waits (subprocesses, executors, OS calls)",
   sleep: "sleeps",
+  other_estimated: "waits no hook saw (estimated from samples)",
   sched: "scheduler latency (runnable time)",
-  gil: "estimated GIL waits",
-  cpu: "CPU samples",
+  gil: "estimated GIL waits (not on a CPU: not in cpu)",
+  cpu: "CPU time the OS counted, by sampled stack",
 };
 
 // The unit of a profile's value (its last sample type), e.g. "nanoseconds".
