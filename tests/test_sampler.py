@@ -296,10 +296,10 @@ def test_files_are_closed_when_threads_end_and_at_stop():
     session.adopt(long_lived, short_lived)
     try:
         session.sampler.start()
-        wait_for(lambda: open_fds() == before + 6, "the stat, syscall and schedstat files of each thread, at a tick")
+        wait_for(lambda: open_fds() == before + 4, "the stat and syscall files of each thread, opened at a tick")
         end_early.set()
         short_lived.join()  # still in the registry (no thread hooks here), gone from the process
-        wait_for(lambda: open_fds() == before + 3, "the ended thread's files closed at a tick")
+        wait_for(lambda: open_fds() == before + 2, "the ended thread's files closed at a tick")
     finally:
         session.sampler.stop()
         done.set()
@@ -563,7 +563,7 @@ def test_threads_that_come_and_go_while_hooks_sample_get_their_files_opened_and_
         release.wait()
 
     def proc_files(thread: threading.Thread) -> int:
-        """The sampler's open files of ``thread`` (its stat, syscall and schedstat in /proc)."""
+        """The sampler's open files of ``thread`` (its stat and syscall in /proc)."""
         prefix = f"/proc/{os.getpid()}/task/{thread.native_id}/"
         found = 0
         for fd in os.listdir("/proc/self/fd"):
@@ -578,11 +578,11 @@ def test_threads_that_come_and_go_while_hooks_sample_get_their_files_opened_and_
         for t in workers:
             t.start()
         for t in workers:
-            wait_for(lambda t=t: proc_files(t) == 3, "the files of a worker")
+            wait_for(lambda t=t: proc_files(t) == 2, "the files of a worker")
         release = threading.Event()
         newcomer = threading.Thread(target=blocked, args=(release,))
         newcomer.start()
-        wait_for(lambda: proc_files(newcomer) == 3, "the files of the newcomer")
+        wait_for(lambda: proc_files(newcomer) == 2, "the files of the newcomer")
         seen["with"] = proc_files(newcomer)
         opened = time.perf_counter_ns()
         wait_for(lambda: sum(began > opened for began in taken) >= 5, "five samples of the newcomer")
@@ -595,7 +595,7 @@ def test_threads_that_come_and_go_while_hooks_sample_get_their_files_opened_and_
             t.join()
 
     rec = record(run, sample_interval=0.01)
-    assert seen["with"] == 3 and seen["after"] == 0, seen  # its stat, syscall and schedstat files, then none
+    assert seen["with"] == 2 and seen["after"] == 0, seen  # its stat and syscall files, then none
     samples = rec.of(Kind.THREAD_SAMPLE, seen["g"])
     states = rec.arg[samples] & ((1 << CATEGORY_SHIFT) - 1)
     assert len(samples) >= 5 and (states == ThreadState.SLEEPING).sum() >= len(samples) - 1

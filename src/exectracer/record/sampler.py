@@ -3,17 +3,18 @@
 Each tick takes ``sys._current_frames()`` and, for every thread the registry
 knows, appends a THREAD_SAMPLE (stack and state), when the thread sleeps in a
 syscall a THREAD_SYSCALL, and the CPU time it has used so far (THREAD_CPU);
-then the process's CPU time (THREAD_CPU, g = 0). On Linux the state, syscall
-and CPU time come from ``/proc/self/task/<tid>/{stat,syscall,schedstat}``,
-kept open per thread and read with ``pread``; elsewhere the state is UNKNOWN
-and no CPU time is read. A stack is walked again only when the thread's top
+then the process's CPU time (THREAD_CPU, g = 0). On Linux the state and
+syscall come from ``/proc/self/task/<tid>/{stat,syscall}``, kept open per
+thread and read with ``pread``, and the CPU time from the thread's CPU-time
+clock; elsewhere the state is UNKNOWN and no CPU time is read. A stack is walked again only when the thread's top
 frame moved. Failures never leave the sampler: a thread whose ``/proc`` files
 cannot be read is sampled without its state, and a thread whose sample fails
 otherwise is no longer sampled.
 
 The CPU times are what the CPU profile sums: the OS's own count of the time
-each thread spent on a CPU (``schedstat``'s first field, in ns, the clock of
-``time.thread_time_ns``), so neither the state a sample happened to see nor
+each thread spent on a CPU (the clock ``time.thread_time_ns`` reads for the
+calling thread, read for any thread of the process by the clock id Linux
+gives a thread id: ``_thread_clock``), so neither the state a sample happened to see nor
 how many ticks the sampler got decides it. The recording's first sample is
 taken by ``sample_now`` at start and its last by ``stop``, so the CPU times
 span the whole recording.
@@ -67,6 +68,7 @@ _OTHER = int(ThreadState.OTHER)
 _RUNNING = int(ThreadState.RUNNING)
 _WAITING = (int(ThreadState.SLEEPING), int(ThreadState.DISK))
 _process_cpu = time.process_time_ns  # bound now, before any hook could wrap it
+_clock_ns = time.clock_gettime_ns if hasattr(time, "clock_gettime_ns") else None
 # On 3.11, collections wait while sys._current_frames() runs: one started by the
 # frame objects it makes can deadlock (CPython gh-106883). Frame objects of other
 # threads are never kept between ticks: on 3.11 under load, keeping them went
@@ -78,11 +80,12 @@ WATCHDOG_TICKS = 3  # while a busy loop takes the samples, the thread takes them
 class _Thread:
     """What the sampler keeps per thread: its ``/proc`` files, its last stack and its last wait."""
 
-    __slots__ = ("cpu", "failed", "g", "line", "nr", "stack", "stat", "state", "syscall", "top")
+    __slots__ = ("clock", "failed", "g", "line", "nr", "stack", "stat", "state", "syscall", "top")
 
     def __init__(self, g: int, native_id: int | None, proc: bool) -> None:
         self.g = g
-        self.stat = self.syscall = self.cpu = -1
+        self.stat = self.syscall = -1
+        self.clock: int | None = None  # its CPU-time clock
         self.top: tuple[int, int, int] | None = None  # id of the top frame, of its code, and its offset
         self.stack = 0
         self.failed = False
@@ -92,7 +95,7 @@ class _Thread:
             self.stat = open_proc(f"{TASKS}/{native_id}/stat")
             if self.stat >= 0:
                 self.syscall = open_proc(f"{TASKS}/{native_id}/syscall")
-                self.cpu = open_proc(f"{TASKS}/{native_id}/schedstat")
+                self.clock = _thread_clock(native_id)
 
     def os_state(self, read: Callable[[int], bytes]) -> tuple[int, int]:
         """Its ThreadState and the syscall it waits in (-1: none); UNKNOWN, files closed, if unreadable.
@@ -124,30 +127,26 @@ class _Thread:
             self.close()
             return 0, -1
 
-    def cpu_ns(self, read: Callable[[int], bytes]) -> int:
-        """The CPU time it has used since it started, in ns; -1 if unknown (the file is then closed)."""
-        if self.cpu < 0:
+    def cpu_ns(self) -> int:
+        """The CPU time it has used since it started, in ns; -1 if unknown (it is then no longer read)."""
+        if self.clock is None or _clock_ns is None:
             return -1
         try:
-            data = read(self.cpu)
-            return int(data[: data.index(b" ")])
-        except (OSError, ValueError):  # the thread ended, or no scheduler statistics
-            try:
-                os.close(self.cpu)
-            except OSError:
-                pass
-            self.cpu = -1
+            return _clock_ns(self.clock)
+        except OSError:  # the thread ended (EINVAL: no such thread in this process)
+            self.clock = None
             return -1
 
     def close(self) -> None:
         """Close its files and forget its stack."""
-        for fd in (self.stat, self.syscall, self.cpu):
+        for fd in (self.stat, self.syscall):
             if fd >= 0:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        self.stat = self.syscall = self.cpu = -1
+        self.stat = self.syscall = -1
+        self.clock = None
         self.top = None
 
 
@@ -392,7 +391,7 @@ class Sampler:
                 out += (SAMPLE | (stack << CATEGORY_SHIFT | os_state) << ARG_SHIFT, ts, g)
                 if nr >= 0:
                     out += (SYSCALL | nr << ARG_SHIFT, ts, g)
-                cpu = state.cpu_ns(read)
+                cpu = state.cpu_ns()
                 if cpu >= 0:
                     out += (CPU | cpu << ARG_SHIFT, ts, g)
             except Exception:
@@ -459,6 +458,14 @@ class Sampler:
         del frames  # no frame object outlives the walk
         frame = own_frame = None  # (there is no `frame` if no thread is known)
         return ts, out, alive
+
+
+def _thread_clock(native_id: int) -> int | None:
+    """The clock id of a thread's CPU time on Linux (as ``pthread_getcpuclockid`` makes it, from the thread id):
+    ``clock_gettime`` on it fails for a thread that is not this process's. None where there is none to read."""
+    if _clock_ns is None or sys.platform != "linux":
+        return None
+    return (~native_id << 3) | 6  # CPUCLOCK_PERTHREAD_MASK (4) | CPUCLOCK_SCHED (2)
 
 
 def _frames_reader(native: object | None) -> Callable[[], dict[int, FrameType]]:
