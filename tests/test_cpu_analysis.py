@@ -214,3 +214,16 @@ def test_viewer_shows_an_estimated_wait(tmp_path: Path) -> None:
     names = api.info({})["states"]
     assert [names[s] for s in lane["state"]] == ["running", "other_estimated", "running"]
     assert np.array_equal(lane["start"], [0, 30 * MS, 50 * MS])
+
+
+def test_a_sample_and_its_cpu_reading_pair_up_in_either_order(tmp_path: Path) -> None:
+    b = TraceBuilder()
+    stack = blocked_in_c(b, [], first=0)
+    for ts in (30 * MS, 40 * MS, 50 * MS):
+        b.event(Kind.THREAD_CPU, ts, WORKER, 5 * MS)  # written before its sample: the same time
+        b.event(Kind.THREAD_SAMPLE, ts, WORKER, stack << 4 | SLEEPING)
+    assert intervals(load(b, tmp_path), WORKER) == [
+        ("running", 0, 30),
+        ("other_estimated", 30, 50),
+        ("running", 50, 100),
+    ]

@@ -149,7 +149,9 @@ def test_pool_task_handler_waiting_in_c_is_blocked_estimated(tmp_path: Path) -> 
 
     waits = trace.analysis.profile("other_estimated")
     top = waits.top(1)[0]
-    assert top.function == "multiprocessing.pool.Pool._handle_tasks" and top.flat >= estimated
+    # Pool._handle_tasks (3.10: multiprocessing.pool._handle_tasks, a static method's frame names no class)
+    assert top.function.startswith("multiprocessing.pool.") and top.function.endswith("._handle_tasks")
+    assert top.flat >= estimated
     doc = trace.analysis.summary()
     assert any(w["category"] == "other_estimated" for w in doc["top_waits"])
     assert "other (est.)" in render(doc, "pool.xtrace")

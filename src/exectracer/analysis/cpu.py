@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from ..format.events import CATEGORY_MASK, CATEGORY_SHIFT, Kind
 from ..table import kinds_mask
 from ..trace_data import TraceData
-from .goroutines import Goroutines
+from .goroutines import Goroutines, group_order
 
 NO_CPU = -1
 
@@ -78,9 +78,9 @@ class _Rows:
     is_sample: NDArray[np.bool_]
 
 
-def samples(trace: TraceData) -> Samples:
-    """Every THREAD_SAMPLE with the CPU time read with it."""
-    r = _thread_rows(trace)
+def samples(trace: TraceData, goroutines: Goroutines) -> Samples:
+    """Every THREAD_SAMPLE of a goroutine the trace names, with the CPU time read with it."""
+    r = _thread_rows(trace, goroutines)
     at = np.flatnonzero(r.is_sample)
     nxt = np.minimum(at + 1, len(r.g) - 1)
     paired = (nxt > at) & ~r.is_sample[nxt] & (r.g[nxt] == r.g[at]) & (r.ts[nxt] == r.ts[at])
@@ -98,7 +98,7 @@ def cpu_time(trace: TraceData, goroutines: Goroutines) -> CpuTime:
     ev = trace.events
     process = np.flatnonzero((ev.kind == Kind.THREAD_CPU) & (ev.g == 0))
     process_ts, process_ns = ev.ts[process], _steps(ev.arg[process])
-    r = _thread_rows(trace)
+    r = _thread_rows(trace, goroutines)
     n = len(r.g)
     last_sample = np.maximum.accumulate(np.where(r.is_sample, np.arange(n), -1)) if n else np.zeros(0, np.int64)
     at = np.flatnonzero(~r.is_sample)
@@ -168,11 +168,21 @@ def _created_in_trace(goroutines: Goroutines, g: NDArray[np.int64], since: int |
     return out
 
 
-def _thread_rows(trace: TraceData) -> _Rows:
-    """The threads' THREAD_SAMPLE and THREAD_CPU rows, grouped (see :class:`_Rows`)."""
+def _thread_rows(trace: TraceData, goroutines: Goroutines) -> _Rows:
+    """The THREAD_SAMPLE and THREAD_CPU rows of goroutines the trace names, grouped (see :class:`_Rows`).
+
+    The events are in time order already: a stable radix sort on the
+    goroutine index groups them. The sampler writes a thread's THREAD_CPU
+    right after its THREAD_SAMPLE; where two with the same time came out the
+    other way round, they are swapped back.
+    """
     ev = trace.events
     rows = np.flatnonzero(kinds_mask(ev.kind, Kind.THREAD_SAMPLE, Kind.THREAD_CPU) & (ev.g > 0))
-    g, ts = ev.g[rows], ev.ts[rows]
-    is_cpu = ev.kind[rows] == Kind.THREAD_CPU
-    order = np.lexsort((is_cpu, ts, g))
-    return _Rows(g[order], ts[order], ev.arg[rows][order], ~is_cpu[order])
+    gi = goroutines.index_of(ev.g[rows])
+    rows = rows[gi >= 0]
+    rows = rows[group_order(gi[gi >= 0], max(len(goroutines), 1))]
+    g, ts, arg, is_sample = ev.g[rows], ev.ts[rows], ev.arg[rows], ev.kind[rows] == Kind.THREAD_SAMPLE
+    swap = np.flatnonzero(~is_sample[:-1] & is_sample[1:] & (g[:-1] == g[1:]) & (ts[:-1] == ts[1:]))
+    for column in (arg, is_sample):
+        column[swap], column[swap + 1] = column[swap + 1], column[swap].copy()
+    return _Rows(g, ts, arg, is_sample)

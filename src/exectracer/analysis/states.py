@@ -500,7 +500,7 @@ def sampled_waits(
     for it, and uses CPU time then. The span is certain, not padded: the
     wait began before its first sample and ended after its last.
     """
-    s = samples(trace)
+    s = samples(trace, goroutines)
     asleep = np.isin(s.state, _ASLEEP) & (s.cpu >= 0)
     pair = asleep[:-1] & asleep[1:] & (s.g[:-1] == s.g[1:]) & (s.cpu[:-1] == s.cpu[1:])
     first = np.flatnonzero(pair)
