@@ -151,6 +151,15 @@ def test_range_summary_and_groups(server: ViewerServer) -> None:
     assert len(rows) == 4 and all(r["time_ns"]["blocked"]["network"] > 0 for r in rows)
 
 
+def test_groups_carry_the_summarys_labels(server: ViewerServer) -> None:
+    groups = {grp["label"]: grp for grp in api(server, "/api/lanes")["groups"]}
+    main = groups["MainThread (main program)"]  # the thread that ran the test, there before tracing began
+    assert main["kind"] == "thread" and main["function"] == -1 and main["count"] == 1
+    assert groups["exectracer.examples.service.client"]["count"] == 4
+    (row,) = api(server, "/api/goroutines", function="", kind="thread", role="main program")
+    assert row["label"] == "MainThread (main program)" and row["id"] in main["ids"]
+
+
 def test_profiles_and_pprof_download(server: ViewerServer) -> None:
     prof = api(server, "/api/profile", type="net")
     assert prof["total"] > 0 and prof["tree"]["value"] == prof["total"]
