@@ -15,7 +15,7 @@ import pytest
 import exectracer
 from exectracer.analysis import PROFILE_TYPES
 from exectracer.analysis.states import State
-from exectracer.format.events import Category, Kind, Outcome, Waker
+from exectracer.format.events import WAKER_MASK, WAKER_SHIFT, Category, Kind, Outcome, Waker
 
 from programs import real_waits
 from support.model_trace import END, model_trace
@@ -138,3 +138,26 @@ def test_real_waits_land_where_a_person_files_them(tmp_path: Path, scenario: str
         assert abs(found[category] - ns) <= TOLERANCE * ns, where
         if category != "other":
             assert found["other"] <= NEAR_ZERO * ns, where
+
+
+@pytest.mark.recorder
+@pytest.mark.timeout(300)
+def test_worker_threads_are_named_as_the_wakers(tmp_path: Path) -> None:
+    """anyio's and asyncio's worker threads complete their futures through a callback they queue: the wait ends
+    with the thread itself as the waker, not the callback."""
+    path = tmp_path / "threads.xtrace"
+    with exectracer.trace(path):
+        asyncio.run(real_waits.worker_threads())
+    trace = exectracer.load(path, strict=True)
+    s = trace.analysis.states
+    workers = {t.id: t.name for t in trace.threads if t.name != "MainThread"}
+    regions = trace.regions
+    for region in ("anyio to_thread", "asyncio to_thread", "run_in_executor"):
+        (at,) = (regions.name == region).nonzero()
+        g, begin, end = int(regions.g[at[0]]), int(regions.begin_ns[at[0]]), int(regions.end_ns[at[0]])
+        waits = (
+            (s.goroutines.ids[s.gi] == g) & (s.state == State.SYSCALL) & (s.start >= begin) & (s.end <= end)
+        ).nonzero()[0]
+        assert len(waits) == 1, region
+        waker = int(s.waker[waits[0]])
+        assert waker & WAKER_MASK == Waker.THREAD and waker >> WAKER_SHIFT in workers, (region, waker, workers)
