@@ -167,6 +167,8 @@ def test_profiles_and_pprof_download(server: ViewerServer) -> None:
     assert prof["top"][0]["function"] == "asyncio.streams.StreamReader._wait_for_data"
     half = api(server, "/api/profile", type="net", start=0, end=server.api.trace.duration_ns // 2)
     assert 0 < half["total"] < prof["total"]
+    other = api(server, "/api/profile", type="other")  # what no rule could file: listed too, never hidden
+    assert other["type"] == "other" and other["tree"]["value"] == other["total"] >= 0
     status, headers, body = get(server, "/api/pprof?type=sync")
     assert (
         status == 200

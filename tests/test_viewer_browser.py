@@ -23,7 +23,7 @@ from support.viewer_browser import (
     wait_until,
 )
 
-PROFILES = ["net", "sync", "syscall", "sleep", "sched", "gil", "cpu"]
+PROFILES = ["net", "sync", "syscall", "sleep", "other", "sched", "gil", "cpu"]
 RGB = {  # js/colors.js
     "running": (0x2E, 0x9E, 0x44),
     "network": (0x3B, 0x7D, 0xD8),

@@ -365,6 +365,7 @@ PROFILE_HELP = {
     "sync": "time blocked on locks, events, queues and joins",
     "syscall": "time blocked in subprocesses, executors and OS calls",
     "sleep": "time blocked in sleeps",
+    "other": "time blocked in waits no rule could file",
     "sched": "time runnable but not running (ready queue, GIL)",
     "gil": "threads' estimated GIL waits",
     "cpu": "stack samples of threads on a CPU",

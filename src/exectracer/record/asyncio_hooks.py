@@ -307,18 +307,20 @@ def _hook_steps(patcher: Patcher, hooks: _Shared) -> None:
             sid = name_cache.get(cb.__func__ if kind is MethodType else cb.__code__ if kind is FunctionType else None)
             if sid is None:
                 sid = names.name_id(cb)
+            waker = sid << WAKER_SHIFT
             if type(handle) is timer_handle:
-                source, waker = _SOURCE_TIMER, _WAKER_TIMER
+                source, waker = _SOURCE_TIMER, waker | _WAKER_TIMER
             elif id(handle) in local.io:
-                source, waker = _SOURCE_IO, _WAKER_IO
-            else:
-                source, waker = _SOURCE_SOON, _WAKER_CALLBACK
+                source, waker = _SOURCE_IO, waker | _WAKER_IO
+            else:  # it wakes on behalf of what queued it, if known (a thread, a task, an I/O or timer callback)
+                source = _SOURCE_SOON
+                waker = (handle._xt_waker if type(handle) is ready_handle else 0) or waker | _WAKER_CALLBACK
         except Exception:
             caught("asyncio.callback")
             orig_run(handle)
             return
         prev = local.cur
-        local.cur = sid << WAKER_SHIFT | waker
+        local.cur = waker
         emit((_CALLBACK_BEGIN | (sid << CALLBACK_SHIFT | source) << ARG_SHIFT, clock(), lid))
         try:
             handle._context.run(cb, *handle._args)

@@ -506,13 +506,14 @@ callback_name(StepRunner *self, PyObject *cb, uint64_t *out)
     return 0;
 }
 
-/* Which source queued `handle` and which waker that makes it, as the Python hook tells them */
+/* Which source queued `handle` (named `sid`) and the waker code it runs as, as the Python hook tells them:
+   a timer or I/O callback wakes as itself; another one on behalf of what queued it, if known */
 static int
-callback_source(StepRunner *self, PyObject *handle, PyObject *ldict, uint64_t *source, uint64_t *waker)
+callback_source(StepRunner *self, PyObject *handle, PyObject *ldict, uint64_t sid, uint64_t *source, uint64_t *waker)
 {
     if ((PyObject *)Py_TYPE(handle) == self->timer_type) {
         *source = XT_CALLBACK_SOURCE_TIMER;
-        *waker = XT_WAKER_TIMER;
+        *waker = sid << XT_WAKER_SHIFT | XT_WAKER_TIMER;
         return 0;
     }
     PyObject *io = PyDict_GetItemWithError(ldict, xt_s_io);  /* HookState.io: empty unless set */
@@ -529,7 +530,16 @@ callback_source(StepRunner *self, PyObject *handle, PyObject *ldict, uint64_t *s
         return -1;
     }
     *source = from_io ? XT_CALLBACK_SOURCE_IO : XT_CALLBACK_SOURCE_SOON;
-    *waker = from_io ? XT_WAKER_IO : XT_WAKER_CALLBACK;
+    *waker = sid << XT_WAKER_SHIFT | (from_io ? XT_WAKER_IO : XT_WAKER_CALLBACK);
+    if (!from_io && (PyObject *)Py_TYPE(handle) == self->ready_type) {
+        uint64_t code = 0;
+        if (xt_consume_u64(xt_fast_get(&self->handle_waker, handle), &code) < 0) {
+            return -1;
+        }
+        if (code != 0) {
+            *waker = code;
+        }
+    }
     return 0;
 }
 
@@ -541,7 +551,7 @@ run_callback(StepRunner *self, PyObject *handle, PyObject *cb)
     PyObject *loop = xt_fast_get(&self->handle_loop, handle);
     PyObject *ldict = Py_XNewRef(xt_hook_dict(&self->hook_state));
     int ok = loop != NULL && ldict != NULL && xt_id_lookup(self->loops, loop, self->loop_id, &lid) == 0
-        && callback_name(self, cb, &sid) == 0 && callback_source(self, handle, ldict, &source, &waker) == 0;
+        && callback_name(self, cb, &sid) == 0 && callback_source(self, handle, ldict, sid, &source, &waker) == 0;
     Py_XDECREF(loop);
     Py_XDECREF(ldict);
     if (!ok || xt_now_ns(self->clock, &now) < 0) {
@@ -552,7 +562,7 @@ run_callback(StepRunner *self, PyObject *handle, PyObject *cb)
     xt_rows_store((Rows *)self->rows, begin, 1);
 
     uint64_t prev = xt_current_waker;
-    xt_current_waker = sid << XT_WAKER_SHIFT | waker;
+    xt_current_waker = waker;
     PyObject *result = run_in_context(self, handle, cb);
     if (result == NULL && !PyErr_ExceptionMatches(PyExc_SystemExit) && !PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
         PyObject *exc = take_exception();

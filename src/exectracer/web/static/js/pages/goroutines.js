@@ -10,7 +10,7 @@ import { sortableTable } from "../table.js";
 import { stateColor } from "../colors.js";
 
 const BLOCKED = ["network", "sync", "sleep", "syscall", "other"];
-const PROFILES = ["net", "sync", "syscall", "sleep", "sched", "gil", "cpu"];
+const PROFILES = ["net", "sync", "syscall", "sleep", "other", "sched", "gil", "cpu"];
 
 function total(t) {
   return (t.running || 0) + (t.runnable || 0) + BLOCKED.reduce((a, k) => a + ((t.blocked || {})[k] || 0), 0);
