@@ -17,7 +17,8 @@ Patched at class level, so loops created before tracing started are covered:
   blocking one hands the sampler's ticks back.
 * ``BaseEventLoop.run_in_executor``: marks futures whose wait is a ``syscall``.
 
-Every hook swallows its own errors: the program never sees them.
+Every hook swallows its own errors: the program never sees them. Each
+passes for the method it replaced (see ``stand_in``).
 """
 
 from __future__ import annotations
@@ -68,14 +69,16 @@ def _task_classes() -> tuple[type, ...]:
 
 
 class _ReadyHandle(asyncio.events.Handle):
-    """A Handle that remembers when it was queued (``_xt_ts``) and by whom (``_xt_waker``)."""
+    """A Handle that remembers when it was queued (``_xt_ts``) and by whom (``_xt_waker``).
+
+    It passes for a Handle: its ``__class__`` is ``Handle`` (so are its repr
+    and ``isinstance``), only ``type()`` tells.
+    """
 
     _xt_ts: int
     _xt_waker: int
     __slots__ = ("_xt_ts", "_xt_waker")
-
-
-_ReadyHandle.__name__ = _ReadyHandle.__qualname__ = "Handle"  # reprs stay as asyncio's
+    __class__ = property(lambda self: asyncio.events.Handle)
 
 
 class _QuietLoop:
