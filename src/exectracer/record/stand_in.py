@@ -98,7 +98,7 @@ def stand_in(original: Callable[..., Any], call: Callable[..., Any]) -> StandIn:
     if hasattr(type(original), "__get__"):
 
         def bind(self: StandIn, instance: object, owner: type | None = None) -> Any:
-            return self if instance is None else MethodType(call, instance)
+            return self if instance is None else MethodType(self, instance)  # as the C Timed binds
 
         namespace["__get__"] = bind
     made: StandIn = object.__new__(type("StandIn", (StandIn,), namespace))
