@@ -14,6 +14,7 @@ typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *fallback;        /* the Python hook: handle_run(handle) */
+    PyObject *wrapped;         /* the method it replaced (Patcher sets it through __wrapped__); NULL: not yet */
     PyObject *run_callback;    /* the Python hook for other callbacks, where the C path cannot go on: run_callback(handle, cb) */
     PyObject *step_types;      /* set of callback types a task's step comes in */
     PyObject *task_classes;    /* tuple of task classes */
@@ -49,7 +50,7 @@ typedef struct {
     X(fallback) X(run_callback) X(step_types) X(task_classes) X(is_task_type) X(tasks) X(task_g) \
     X(hook_state.local) X(hook_state.dict) X(rows) X(one_await) X(chain_cache) X(define_chain) X(executor_futures) \
     X(ready_type) X(report_error) X(clock) X(code_for) X(loops) X(loop_id) X(name_cache) X(name_id) X(timer_type) \
-    X(looked_at)
+    X(looked_at) X(wrapped)
 
 #define STEP_RUNNER_ATTRS(X) \
     X(handle_callback) X(handle_context) X(handle_args) X(handle_loop) X(handle_waker) X(handle_queued) X(task_fut_waiter) X(task_coro) \
