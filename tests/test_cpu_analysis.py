@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import exectracer
-from exectracer.analysis.profiles import UNSAMPLED
+from exectracer.analysis.profiles import ESTIMATED, UNSAMPLED
 from exectracer.analysis.states import State
 from exectracer.format.events import Category, Kind, ThreadState
 from exectracer.report import render
@@ -137,8 +137,11 @@ def test_consecutive_samples_asleep_without_cpu_make_an_estimated_wait(tmp_path:
     assert worker["time_ns"]["blocked"]["other_estimated"] == 30 * MS and worker["time_ns"]["running"] == 70 * MS
     assert doc["top_waits"][0]["category"] == "other_estimated"
     assert "other (est.)" in render(doc, "t.xtrace")
-    waits = trace.analysis.profile("other_estimated")
-    assert [(e.function, e.flat) for e in waits.top(1)] == [("queue.SimpleQueue.get", 30 * MS)]
+    waits = trace.analysis.profile("other")  # with the hooked other waits, under a frame that says it is estimated
+    assert [(e.function, e.flat) for e in waits.top(1)] == [(ESTIMATED.function, 30 * MS)]
+    frames = [f.function for f in waits.stack_frames(int(waits.stacks[0]))]
+    assert frames[:2] == [ESTIMATED.function, "queue.SimpleQueue.get"]
+    assert waits.estimated_total() == waits.total() == 30 * MS
     assert trace.analysis.profile("cpu").total() == 7 * MS  # all its CPU time, since it was created
 
 

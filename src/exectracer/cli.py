@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -364,9 +365,9 @@ PROFILE_HELP = {
     "sync": "time blocked on locks, events, queues and joins",
     "syscall": "time blocked in subprocesses, executors and OS calls",
     "sleep": "time blocked in sleeps",
-    "other_estimated": "threads' waits no hook saw, estimated from samples",
+    "other": "time blocked in waits no rule could file, and waits no hook saw (estimated from samples, marked so)",
     "sched": "time runnable but not running (ready queue, GIL)",
-    "gil": "threads' estimated GIL waits",
+    "gil": "threads' estimated GIL waits (no CPU time: not in cpu)",
     "cpu": "CPU time the OS counted, by sampled stack",
 }
 
@@ -395,9 +396,15 @@ class Duration(click.ParamType):
 @cli.command()
 @click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the report.")
-def summary(trace_path: str, as_json: bool) -> Job:
+@click.option(
+    "--width",
+    type=click.IntRange(min=0),
+    help="Fit the report in this many columns; 0 shortens nothing.  "
+    "[default: COLUMNS, else the terminal's width, else 80]",
+)
+def summary(trace_path: str, as_json: bool, width: int | None) -> Job:
     """Summarize a trace: where each group of goroutines spent its time, GC, scheduler latency, MMU, top waits."""
-    return _interruptible(functools.partial(_summary, trace_path, as_json))
+    return _interruptible(functools.partial(_summary, trace_path, as_json, width))
 
 
 @cli.command()
@@ -423,7 +430,7 @@ def summary(trace_path: str, as_json: bool) -> Job:
 @click.option(
     "--group",
     metavar="FUNCTION",
-    help="Only goroutines started with this function (module.qualname, as summary shows).",
+    help="Only goroutines started with this function (module.qualname, as summary --width 0 shows).",
 )
 @click.option("--region", metavar="NAME", help="Only time inside user regions of this name.")
 def pprof(
@@ -533,7 +540,7 @@ class _NoProgress(contextlib.AbstractContextManager):
         return None
 
 
-def _summary(path: str, as_json: bool) -> int:
+def _summary(path: str, as_json: bool, width: int | None) -> int:
     from .allocator import prepare_for_trace
     from .report import render
 
@@ -541,7 +548,9 @@ def _summary(path: str, as_json: bool) -> int:
     trace = _load(path)
     _analyse(trace, "states", "collections")
     doc = trace.analysis.summary()
-    click.echo(_json(doc) if as_json else render(doc, path))
+    if width is None:
+        width = shutil.get_terminal_size().columns  # COLUMNS, else stdout's terminal, else 80 (as pytest does)
+    click.echo(_json(doc) if as_json else render(doc, path, width))
     return 0
 
 
@@ -557,6 +566,7 @@ def _pprof(
     path: str, kind: str, output: str, start: int | None, end: int | None, group: str | None, region: str | None
 ) -> int:
     from .allocator import prepare_for_trace
+    from .analysis.profiles import ESTIMATED
     from .export import pprof as pprof_file
     from .report import duration, printable
 
@@ -571,10 +581,11 @@ def _pprof(
         pprof_file.write(prof, output, comment=f"exectracer {kind} profile of {os.path.basename(path)}")
     except OSError as exc:
         raise click.FileError(output, exc.strerror) from None
-    count, total = prof.total(0), prof.total()
+    count, total, estimated = prof.total(0), prof.total(), prof.estimated_total()
     what = "samples" if kind == "cpu" else "waits"
+    of_which = f", of which {duration(estimated)} estimated, under {ESTIMATED.function}" if estimated else ""
     click.echo(
-        f"Wrote the {kind} profile ({count:,} {what}, {duration(total)}) to {printable(output)}.\n"
+        f"Wrote the {kind} profile ({count:,} {what}, {duration(total)}{of_which}) to {printable(output)}.\n"
         f"  see it:  go tool pprof -top {printable(output)}"
     )
     return 0

@@ -1,25 +1,34 @@
 """Profiles of waiting (and of CPU), keyed by stack, as ``go tool trace -pprof`` makes them.
 
-===================  ==================================================  ==========================
-type                 what is summed                                      stack
-===================  ==================================================  ==========================
-``net``              time blocked on the network (not idle loops)        where it started waiting
-``sync``             time blocked on locks, events, queues, joins        where it started waiting
-``syscall``          time blocked in subprocesses, executors, os calls   where it started waiting
-``sleep``            time blocked in sleeps                              where it started waiting
-``other_estimated``  threads' waits no hook saw, estimated from samples  where the samples found it
-``sched``            time runnable (ready queue, GIL, not yet started)   where it resumes
-``gil``              threads' estimated GIL waits                        where it resumes
-``cpu``              the CPU time the OS counted, per thread sample      the sampled stack
-===================  ==================================================  ==========================
+===========  ==================================================  ==========================
+type         what is summed                                      stack
+===========  ==================================================  ==========================
+``net``      time blocked on the network (not idle loops)        where it started waiting
+``sync``     time blocked on locks, events, queues, joins        where it started waiting
+``syscall``  time blocked in subprocesses, executors, os calls   where it started waiting
+``sleep``    time blocked in sleeps                              where it started waiting
+``other``    time blocked in waits no rule could file, and       where it started waiting;
+             threads' waits no hook saw (estimated from          estimated: where the
+             samples, under :data:`ESTIMATED`)                   samples found it
+``sched``    time runnable (ready queue, GIL, not yet started)   where it resumes
+``gil``      threads' estimated GIL waits                        where it resumes
+``cpu``      the CPU time the OS counted, per thread sample      the sampled stack
+===========  ==================================================  ==========================
+
+The ``other`` profile keys a wait estimated from samples (``other_estimated``
+in the state model) by its stack with one more, innermost, pseudo-frame,
+:data:`ESTIMATED`: the call no hook covers that the thread waited in. So
+every reader of the profile (``top``, the viewer's flame graph, pprof) shows
+which part is an estimate.
 
 The ``cpu`` profile sums each thread's CPU time between two samples (from
 the OS: THREAD_CPU, see :mod:`.cpu`) at the later sample's stack, and puts
 what the process used beyond its sampled threads (the tracer's own threads,
 threads it does not know) under one pseudo-frame, so that its total is the
 process's CPU time over the recording. A thread waiting for the GIL or for a
-CPU uses none. Traces without CPU times (older ones; no ``/proc``) count a
-sampling period for each sample that found the thread running.
+CPU uses none: the ``gil`` profile estimates those waits apart. Traces
+without CPU times (older ones; no ``/proc``) count a sampling period for
+each sample that found the thread running.
 """
 
 from __future__ import annotations
@@ -44,14 +53,22 @@ BLOCKING_TYPES = {
     "sync": State.SYNC,
     "syscall": State.SYSCALL,
     "sleep": State.SLEEP,
-    "other_estimated": State.OTHER_ESTIMATED,
+    "other": State.OTHER,
 }
+ESTIMATED_TYPES = {"other": State.OTHER_ESTIMATED}  # the estimated waits a blocking profile also holds
 PROFILE_TYPES = (*BLOCKING_TYPES, "sched", "gil", "cpu")
 WAIT_SAMPLE_TYPES = (("contentions", "count"), ("delay", "nanoseconds"))
 CPU_SAMPLE_TYPES = (("samples", "count"), ("cpu", "nanoseconds"))
 UNKNOWN = Frame("[unknown]", "?", 0)  # a stack the trace does not define
 UNSAMPLED_STACK = -3  # cpu: the process's CPU time beyond its sampled threads
 UNSAMPLED = Frame("[threads not sampled: exectracer's own, or unknown to it]", "?", 0)
+ESTIMATED = Frame("[estimated from samples: a wait in a call no hook covers]", "?", 0)
+_ESTIMATED_KEY = 1 << 40  # a stack key below -2**39 is an estimated wait's stack, offset by this
+
+
+def estimated_key(stack: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The keys of estimated waits' stacks in a profile (see :meth:`Profile.is_estimated`)."""
+    return stack - _ESTIMATED_KEY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +88,7 @@ class Profile:
 
     type: str
     sample_types: tuple[tuple[str, str], ...]
-    stacks: NDArray[np.int64]  # stack ids, -1 for unknown
+    stacks: NDArray[np.int64]  # stack ids; -1 unknown, UNSAMPLED_STACK, or an estimated wait's (estimated_key)
     values: NDArray[np.int64]  # shape (len(stacks), len(sample_types))
     frames: Mapping[int, list[Frame]] = dataclasses.field(repr=False)
     start_ns: int  # the span covered, relative to the trace's start
@@ -84,10 +101,23 @@ class Profile:
         return int(self.values[:, sample_type].sum()) if len(self.values) else 0
 
     def stack_frames(self, stack_id: int) -> list[Frame]:
-        """The frames of a stack, innermost first (``[unknown]`` if the trace lacks it)."""
+        """The frames of a stack, innermost first (``[unknown]`` if the trace lacks it); an estimated wait's
+        begin with :data:`ESTIMATED`."""
         if stack_id == UNSAMPLED_STACK:
             return [UNSAMPLED]
+        if self.is_estimated(stack_id):
+            return [ESTIMATED, *self.stack_frames(int(stack_id) + _ESTIMATED_KEY)]
         return self.frames.get(int(stack_id)) or [UNKNOWN]
+
+    @staticmethod
+    def is_estimated(stack_id: int) -> bool:
+        """Whether the value at this stack key is estimated from samples (a wait no hook saw)."""
+        return int(stack_id) < -(_ESTIMATED_KEY >> 1)
+
+    def estimated_total(self, sample_type: int = -1) -> int:
+        """The part of :meth:`total` estimated from samples."""
+        mine = self.stacks < -(_ESTIMATED_KEY >> 1)
+        return int(self.values[mine, sample_type].sum()) if len(self.values) else 0
 
     def top(self, n: int = 10, sample_type: int = -1) -> list[TopEntry]:
         """The ``n`` functions with the most flat value."""
@@ -120,9 +150,11 @@ class _Rows:
     start: NDArray[np.int64]  # absolute ns: the wait's (clipped) start, or the sample's time
     stack: NDArray[np.int64]
     values: NDArray[np.int64]  # one column per sample type; the last is the time
+    estimated: NDArray[np.bool_] | None = None  # waits estimated from samples (None: none)
 
     def take(self, keep: NDArray[np.bool_]) -> _Rows:
-        return _Rows(self.gi[keep], self.start[keep], self.stack[keep], self.values[keep])
+        estimated = self.estimated[keep] if self.estimated is not None else None
+        return _Rows(self.gi[keep], self.start[keep], self.stack[keep], self.values[keep], estimated)
 
 
 def profile(trace: TraceData, states: StateIntervals, type: str, selection: Selection = Selection()) -> Profile:
@@ -144,6 +176,8 @@ def profile(trace: TraceData, states: StateIntervals, type: str, selection: Sele
         rows.values[:, -1] = _inside_regions(trace, goroutines, rows, selection.region, points=type == "cpu")
         rows = rows.take(rows.values[:, -1] > 0)
     stacks = _known_stacks(trace, goroutines, rows.gi, rows.stack)
+    if rows.estimated is not None:
+        stacks = np.where(rows.estimated, estimated_key(stacks), stacks)
     if unsampled[-1] > 0 and selection.group is None and selection.region is None:
         rows.values = np.concatenate((rows.values, unsampled[None, :]))
         stacks = np.append(stacks, UNSAMPLED_STACK)
@@ -174,22 +208,24 @@ def _span(trace: TraceData, selection: Selection) -> tuple[int, int]:
 
 def _waits(states: StateIntervals, type: str, lo: int, hi: int) -> _Rows:
     """The intervals a waiting profile sums, clipped to ``[lo, hi)``."""
+    estimated = ESTIMATED_TYPES.get(type)
     if type in BLOCKING_TYPES:
-        rows = (states.state == BLOCKING_TYPES[type]) & (states.stack != LOOP_IDLE_STACK)
+        wanted = [BLOCKING_TYPES[type]] + ([estimated] if estimated is not None else [])
+        selected = np.isin(states.state, wanted) & (states.stack != LOOP_IDLE_STACK)
     else:
-        rows = states.state == State.RUNNABLE
+        selected = states.state == State.RUNNABLE
         if type == "gil" and len(states.goroutines):
             g = states.goroutines
             created = np.array([x.created_ns if x.created_ns is not None else -1 for x in g.list], dtype=np.int64)
-            rows &= ~g.is_task[states.gi] & (states.start != created[states.gi])  # not the wait to start
-    rows = np.flatnonzero(rows)
+            selected &= ~g.is_task[states.gi] & (states.start != created[states.gi])  # not the wait to start
+    rows = np.flatnonzero(selected)
     start = np.maximum(states.start[rows], lo)
     delay = np.minimum(states.end[rows], hi) - start
     inside = delay > 0
     rows, start, delay = rows[inside], start[inside], delay[inside]
-    return _Rows(
-        states.gi[rows], start, states.stack[rows].astype(np.int64), np.stack((np.ones_like(delay), delay), axis=1)
-    )
+    values = np.stack((np.ones_like(delay), delay), axis=1)
+    flags = states.state[rows] == estimated if estimated is not None else None
+    return _Rows(states.gi[rows], start, states.stack[rows].astype(np.int64), values, flags)
 
 
 def _sample_period(trace: TraceData) -> int:

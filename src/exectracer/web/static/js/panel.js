@@ -6,7 +6,7 @@ import { el, clear, swatch, errorBox, loading } from "./dom.js";
 import { fmtCount, fmtDur, fmtPct, fmtTime } from "./format.js";
 import { href } from "./router.js";
 
-const PROFILE_TYPES = ["net", "sync", "syscall", "sleep", "other_estimated", "sched", "gil", "cpu"];
+const PROFILE_TYPES = ["net", "sync", "syscall", "sleep", "other", "sched", "gil", "cpu"];
 const BLOCKED = new Set(["network", "sync", "sleep", "syscall", "other", "other_estimated"]);
 
 function row(name, ...value) {

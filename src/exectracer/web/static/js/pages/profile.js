@@ -13,7 +13,7 @@ export const TYPES = {
   sync: "sync waits (locks, events, queues, other tasks)",
   syscall: "syscall waits (subprocesses, executors, OS calls)",
   sleep: "sleeps",
-  other_estimated: "waits no hook saw (estimated from samples)",
+  other: "other waits (the trace cannot tell what for; waits no hook saw, estimated from samples, marked so)",
   sched: "scheduler latency (runnable time)",
   gil: "estimated GIL waits (not on a CPU: not in cpu)",
   cpu: "CPU time the OS counted, by sampled stack",
