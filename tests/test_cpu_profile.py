@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from exectracer.analysis.cpu import cpu_time
 from exectracer.analysis.profiles import ESTIMATED
 from exectracer.analysis.states import State
 from exectracer.format.events import Kind
-from exectracer.report import render
+from exectracer.report import ESTIMATED_NOTE, render
 
 from support.live import Load, get
 from support.waiting import wait_for
@@ -86,9 +87,28 @@ def test_busy_threads_cpu_profile_is_their_cpu_time(tmp_path: Path) -> None:
     spin = trace.analysis.profile("cpu", group="__main__.spin")
     assert_close(spin.total(), sum(measured["threads"].values()), "the busy threads' CPU, as they timed it")
     assert {e.function for e in spin.top(3)} & {"__main__.spin", "__main__.spin.<locals>.<genexpr>"}
-    for g in trace.analysis.summary()["goroutines"]:
-        if g["name"].startswith("busy-"):  # waiting for the GIL is not blocked: it wakes every switch interval
-            assert g["time_ns"]["blocked"]["other_estimated"] == 0, g
+    busy = [g for g in trace.analysis.summary()["goroutines"] if g["name"].startswith("busy-")]
+    for g in busy:  # waiting for the GIL is not blocked: it wakes every switch interval
+        assert g["time_ns"]["blocked"]["other_estimated"] == 0, g
+    # nor on a CPU: the two take turns with the GIL, so together they used no more CPU time than the wall time from
+    # the first one's start to the last one's end, however the OS scheduled them, though the events show each of
+    # them running (no hook sees a GIL wait) for most of that time
+    span = max(g["ended_ns"] for g in busy) - min(g["created_ns"] for g in busy)
+    assert spin.total() <= span + max(TOLERANCE * span, FLOOR_NS), (spin.total(), span)
+
+
+def test_gil_waits_are_apart_from_the_cpu_profile(tmp_path: Path) -> None:
+    measured, trace = run("gil", tmp_path)
+    assert_close(trace.analysis.profile("cpu").total(), measured["cpu_ns"], "the CPU profile of a napper and a spinner")
+    cpu = trace.analysis.profile("cpu", group="__main__.napper").total()
+    assert_close(cpu, measured["threads"]["napper"], "the napper's CPU, as it timed it")
+    gil = trace.analysis.profile("gil", group="__main__.napper").total()
+    assert gil > 0  # each nap ends in a wait for the GIL the spinner holds: estimated, and not on a CPU
+    napper = next(g for g in trace.analysis.summary()["goroutines"] if g["name"] == "napper")
+    lifetime = napper["ended_ns"] - napper["created_ns"]
+    # its CPU time, its GIL waits and its naps never overlap: together they fit in its lifetime
+    apart = cpu + gil + napper["time_ns"]["blocked"]["sleep"]
+    assert apart <= lifetime + max(TOLERANCE * lifetime, FLOOR_NS), (cpu, gil, napper["time_ns"], lifetime)
 
 
 def test_asyncio_program_cpu_profile_goes_to_its_tasks(tmp_path: Path) -> None:
@@ -157,7 +177,31 @@ def test_pool_task_handler_waiting_in_c_is_blocked_estimated(tmp_path: Path) -> 
     assert site.function.endswith("._handle_tasks")
     doc = trace.analysis.summary()
     assert any(w["category"] == "other_estimated" for w in doc["top_waits"])
-    assert "other (est.)" in render(doc, "pool.xtrace")
+    report = render(doc, "pool.xtrace")
+    assert "other (est.)" in report and f"({ESTIMATED_NOTE})" in report
+
+    # the pprof file: `go tool pprof -top` lists the estimate on its own line
+    wrote = subprocess.run(
+        [sys.executable, "-m", "exectracer", "pprof", "--type", "other", "pool.xtrace"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert wrote.returncode == 0, wrote.stderr
+    assert f"estimated, under {ESTIMATED.function}" in wrote.stdout
+    go = shutil.which("go")
+    assert go, "Go is needed for `go tool pprof`"
+    top = subprocess.run(
+        [go, "tool", "pprof", "-top", str(tmp_path / "pool.other.pb.gz")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert top.returncode == 0, top.stderr
+    assert ESTIMATED.function in top.stdout and "_handle_tasks" in top.stdout
 
 
 def test_loop_thread_blocked_in_a_task_step_is_blocked_estimated(tmp_path: Path) -> None:

@@ -70,6 +70,34 @@ def busy() -> dict:
     return {"threads": done}
 
 
+def spin_until(stop: threading.Event) -> None:
+    """Run Python code until ``stop`` is set."""
+    while not stop.is_set():
+        sum(i * i for i in range(100))
+
+
+def napper(rounds: int, out: dict) -> None:
+    """Sleep a millisecond at a time; note the CPU time it used."""
+    start = time.thread_time_ns()
+    for _ in range(rounds):
+        time.sleep(0.001)
+    out["napper"] = time.thread_time_ns() - start
+
+
+def gil() -> dict:
+    """A thread that naps while another runs Python code: each nap ends in a wait for the GIL the other holds."""
+    done: dict = {}
+    stop = threading.Event()
+    spinner = threading.Thread(target=spin_until, args=(stop,), name="spinner")
+    spinner.start()
+    thread = threading.Thread(target=napper, args=(200, done), name="napper")
+    thread.start()
+    thread.join()
+    stop.set()
+    spinner.join()
+    return {"threads": done}
+
+
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while data := await reader.read(1024):
         writer.write(data)
@@ -172,6 +200,7 @@ def uvicorn_server() -> dict:
 SCENARIOS: dict[str, Callable[[], dict]] = {
     "sleepers": sleepers,
     "busy": busy,
+    "gil": gil,
     "asyncio": asyncio_program,
     "idle": idle,
     "pool": pool,

@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..analysis import PROFILE_TYPES, Analysis, Profile
+from ..analysis.profiles import ESTIMATED
 from ..analysis.states import BLOCKED, LOOP_IDLE_STACK, STATE_NAMES, State
 from ..analysis.summary import by_name, finished, latency_stats
 from ..export import pprof
@@ -336,9 +337,10 @@ class ViewerAPI:
             "type": prof.type,
             "sample_types": [list(t) for t in prof.sample_types],
             "total": prof.total(),
+            "estimated": prof.estimated_total(),
             "count": prof.total(0),
             "tree": _flame_tree(prof),
-            "top": [e.__dict__ for e in prof.top(50)],
+            "top": [{**e.__dict__, "estimated": e.function == ESTIMATED.function} for e in prof.top(50)],
         }
 
     def pprof_file(self, p: Params) -> Download:
@@ -511,6 +513,7 @@ def _flame_tree(prof: Profile) -> dict:
                     "line": frame.line,
                     "value": 0,
                     "self": 0,
+                    "estimated": frame == ESTIMATED,
                     "children": {},
                 }
             child["value"] += value

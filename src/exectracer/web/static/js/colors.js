@@ -68,28 +68,37 @@ export const ESTIMATED_STATES = new Set(["other_estimated"]);
 // A CSS background for a state: its colour, or hatched stripes of it for an estimated state.
 export function stateBackground(name) {
   const c = stateColor(name);
-  return ESTIMATED_STATES.has(name) ? `repeating-linear-gradient(135deg, ${c} 0 3px, #fff 3px 5px)` : c;
+  return ESTIMATED_STATES.has(name) ? hatchedBackground(c) : c;
+}
+
+// A CSS background of stripes of `color` on white: what the viewer draws an estimate with.
+export function hatchedBackground(color) {
+  return `repeating-linear-gradient(135deg, ${color} 0 3px, #fff 3px 5px)`;
 }
 
 // A canvas fill for a state: its colour, or a pattern of hatched stripes for an estimated state.
-const patterns = new Map();
 export function stateFill(ctx, name) {
   const c = stateColor(name);
-  if (!ESTIMATED_STATES.has(name)) return c;
-  let p = patterns.get(name);
+  return ESTIMATED_STATES.has(name) ? hatched(ctx, c) : c;
+}
+
+// A canvas pattern of stripes of `color` on white: what the viewer draws an estimate with.
+const patterns = new Map();
+export function hatched(ctx, color) {
+  let p = patterns.get(color);
   if (!p) {
     const tile = document.createElement("canvas");
     tile.width = tile.height = 6;
     const t = tile.getContext("2d");
     t.fillStyle = "#fff";
     t.fillRect(0, 0, 6, 6);
-    t.strokeStyle = c;
+    t.strokeStyle = color;
     t.lineWidth = 2.5;
     t.beginPath();
     for (const k of [-6, 0, 6]) { t.moveTo(k, 6); t.lineTo(k + 6, 0); }
     t.stroke();
     p = ctx.createPattern(tile, "repeat");
-    patterns.set(name, p);
+    patterns.set(color, p);
   }
   return p;
 }
