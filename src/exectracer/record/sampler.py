@@ -247,7 +247,10 @@ class Sampler:
         """Take a sample at once, on the calling thread: at the recording's start, once its threads are known,
         so that every thread's CPU time counts from there."""
         with self._busy:
-            self._sample(sys._getframe(1))
+            try:
+                self._sample(sys._getframe(1))
+            except Exception:
+                caught("sampler.first")
 
     def stop(self, last_sample: bool = True) -> None:
         """Stop sampling, wait for the thread, take a last sample on the calling thread (unless not
