@@ -188,7 +188,7 @@ def uvicorn_server() -> dict:
         return PlainTextResponse("bye\n")
 
     app = Starlette(routes=[Route("/work", work), Route("/quit", quit_)])
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so asyncio sets TCP_NODELAY
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app, loop="asyncio", http="h11", lifespan="off", log_level="warning", access_log=False)
     server = uvicorn.Server(config)
