@@ -8,6 +8,7 @@ there to turn a hang into a failure that says what never came.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -43,12 +44,24 @@ def wait_for(
 
 def in_function(thread: threading.Thread, function: str) -> bool:
     """Whether a frame of ``function`` is on ``thread``'s stack."""
-    frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+    frame = current_frames().get(thread.ident)  # type: ignore[arg-type]
     while frame is not None:
         if frame.f_code.co_name == function:
             return True
         frame = frame.f_back
     return False
+
+
+def current_frames() -> dict:
+    """``sys._current_frames()`` with collections held off, as the sampler takes it: on 3.11, a collection started
+    by the frame objects it makes can free a ``threading.local`` and hang the process (CPython gh-106883)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return sys._current_frames()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _asleep(thread: threading.Thread) -> bool:
