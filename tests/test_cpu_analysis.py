@@ -20,7 +20,7 @@ MAIN, WORKER, TASK = 1, 2, 3
 LOOP = 9
 MS = 1_000_000
 END = 100 * MS
-RUNNING, SLEEPING = int(ThreadState.RUNNING), int(ThreadState.SLEEPING)
+RUNNING, SLEEPING, GIL = int(ThreadState.RUNNING), int(ThreadState.SLEEPING), int(ThreadState.GIL)
 
 
 def sample(b: TraceBuilder, ts: int, g: int, stack: int, state: int, cpu: int | None) -> None:
@@ -150,6 +150,8 @@ def test_consecutive_samples_asleep_without_cpu_make_an_estimated_wait(tmp_path:
     [
         ([5 * MS, 6 * MS, 6 * MS + 1, 6 * MS + 2], None),  # it ran a little between samples: woken (a GIL wait)
         ([5 * MS, 6 * MS, 6 * MS, 6 * MS], [SLEEPING, RUNNING, RUNNING, SLEEPING]),  # never twice asleep in a row
+        ([5 * MS, 6 * MS, 6 * MS, 6 * MS], [GIL] * 4),  # asleep waiting for the GIL, the sampler saw: runnable
+        ([5 * MS, 6 * MS, 6 * MS, 6 * MS], [SLEEPING, GIL, SLEEPING, GIL]),  # no two in a row asleep in a call
         ([None, None, None, None], None),  # no CPU time (an older trace, no /proc): nothing to tell a GIL wait by
     ],
 )

@@ -555,11 +555,14 @@ def sampled_waits(
     A span runs from a sample that found the thread asleep in the OS
     (sleeping or disk) to the last of the samples right after it that also
     did, with its CPU time unchanged from one to the next: the thread did
-    not run in between. It must last longer than the interpreter's switch
+    not run in between. A thread waiting for the GIL sleeps too: the
+    sampler says so where it can (ThreadState.GIL, which ends a span). Where
+    it cannot, the span must last longer than the interpreter's switch
     interval (METADATA ``switch_interval``, 5 ms by default): a thread
-    waiting for the GIL sleeps too, but wakes once a switch interval to ask
-    for it, and uses CPU time then. The span is certain, not padded: the
-    wait began before its first sample and ended after its last.
+    waiting for the GIL wakes once a switch interval to ask for it, and uses
+    CPU time then, unless the OS keeps the thread to run next off the CPUs
+    (a loaded machine). The span is certain, not padded: the wait began
+    before its first sample and ended after its last.
     """
     s = samples(trace, goroutines)
     asleep = np.isin(s.state, _ASLEEP) & (s.cpu >= 0)

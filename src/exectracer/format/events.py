@@ -116,6 +116,7 @@ class ThreadState(enum.IntEnum):
     DISK = 3  # uninterruptible wait (D)
     STOPPED = 4  # stopped or traced (T, t)
     OTHER = 5
+    GIL = 6  # asleep (S) in a futex of the interpreter's own state: waiting for the GIL
 
 
 class Outcome(enum.IntEnum):

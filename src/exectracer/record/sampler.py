@@ -20,8 +20,10 @@ taken by ``sample_now`` at start and its last by ``stop``, so the CPU times
 span the whole recording.
 
 The sampler holds the GIL while it reads, so a thread that was running Python
-code is usually seen waiting for the GIL (SLEEPING, in a futex) at its current line;
-RUNNING means running without the GIL (C code that released it) or runnable.
+code is usually seen waiting for the GIL at its current line: asleep in a futex
+of the interpreter's own state, which the sampler reports as GIL where it knows
+where that state is (``gil_futex``), else as SLEEPING; RUNNING means running
+without the GIL (C code that released it) or runnable.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from types import FrameType
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, ThreadState
 from .gil import GilLateness
+from .gil_futex import first_argument, gil_futexes
 from .handoff import NEVER, SAMPLER, GilHandoff
 from .hook_errors import caught
 from .native import speedups
@@ -67,6 +70,7 @@ _STATES = {
 _OTHER = int(ThreadState.OTHER)
 _RUNNING = int(ThreadState.RUNNING)
 _WAITING = (int(ThreadState.SLEEPING), int(ThreadState.DISK))
+_SLEEPING, _GIL = int(ThreadState.SLEEPING), int(ThreadState.GIL)
 _process_cpu = time.process_time_ns  # bound now, before any hook could wrap it
 _clock_ns = time.clock_gettime_ns if hasattr(time, "clock_gettime_ns") else None
 # On 3.11, collections wait while sys._current_frames() runs: one started by the
@@ -97,12 +101,13 @@ class _Thread:
                 self.syscall = open_proc(f"{TASKS}/{native_id}/syscall")
                 self.clock = _thread_clock(native_id)
 
-    def os_state(self, read: Callable[[int], bytes]) -> tuple[int, int]:
+    def os_state(self, read: Callable[[int], bytes], gil: tuple[int, int] | None = None) -> tuple[int, int]:
         """Its ThreadState and the syscall it waits in (-1: none); UNKNOWN, files closed, if unreadable.
 
         The syscall file (number, arguments, stack and instruction pointers)
         is read first: "running" needs nothing more, and the very same wait
         as at the previous sample keeps its state without reading ``stat``.
+        A sleep on an address in ``gil`` (see ``gil_futex``) is GIL.
         """
         try:
             if self.syscall >= 0:
@@ -111,7 +116,7 @@ class _Thread:
                 except OSError:  # refused: go on with stat alone
                     os.close(self.syscall)
                     self.syscall = -1
-                    return self.os_state(read)
+                    return self.os_state(read, gil)
                 if line.startswith(b"running"):
                     return _RUNNING, -1
                 if line == self.line:
@@ -121,6 +126,8 @@ class _Thread:
             if state not in _WAITING or self.syscall < 0:
                 self.line = b""
                 return state, -1
+            if state == _SLEEPING and gil is not None and gil[0] <= first_argument(line) < gil[1]:
+                state = _GIL
             self.line, self.state, self.nr = line, state, int(line.split(b" ", 1)[0])
             return state, self.nr
         except (OSError, ValueError, IndexError):  # the thread ended, or /proc says something unexpected
@@ -222,6 +229,7 @@ class Sampler:
         self._own = own_threads
         self._proc = os.path.isdir(TASKS)
         self._read = start_reader()
+        self._gil_futexes = gil_futexes() if self._proc else None  # where a thread waiting for the GIL sleeps
         self._threads: dict[int, _Thread] = {}  # threading ident -> state
         native = speedups()
         self._current_frames = _frames_reader(native)
@@ -382,7 +390,7 @@ class Sampler:
         threads = self._registry.threads.copy()
         ts, stacks, alive = self._walk(threads, own_frame, opens_files)
         states = self._threads
-        read = self._read
+        read, gil = self._read, self._gil_futexes
         out: list[int] = []
         me = threading.get_ident() if own_frame is not None else 0
         for ident, g, stack in stacks:
@@ -391,7 +399,7 @@ class Sampler:
                 if ident == me:  # the calling thread: running, here
                     os_state, nr = _RUNNING, -1
                 else:
-                    os_state, nr = state.os_state(read) if state.stat >= 0 else (0, -1)
+                    os_state, nr = state.os_state(read, gil) if state.stat >= 0 else (0, -1)
                 out += (SAMPLE | (stack << CATEGORY_SHIFT | os_state) << ARG_SHIFT, ts, g)
                 if nr >= 0:
                     out += (SYSCALL | nr << ARG_SHIFT, ts, g)

@@ -83,6 +83,7 @@
 #define XT_THREAD_STATE_DISK 3                   /* uninterruptible wait (D) */
 #define XT_THREAD_STATE_STOPPED 4                /* stopped or traced (T, t) */
 #define XT_THREAD_STATE_OTHER 5
+#define XT_THREAD_STATE_GIL 6                    /* asleep (S) in a futex of the interpreter's own state: waiting for the GIL */
 
 /* Outcome: How an asyncio task ended. */
 #define XT_OUTCOME_RETURNED 0
