@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -536,10 +541,6 @@ def test_the_program_sees_trio_as_untraced(tmp_path):
 
 
 def test_trio_imported_while_tracing_is_hooked(tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
     program = Path(__file__).parent / "programs" / "trio_late_import.py"
     path = tmp_path / "late.xtrace"
     done = subprocess.run([sys.executable, str(program), str(path)], capture_output=True, text=True, timeout=120)
@@ -548,3 +549,47 @@ def test_trio_imported_while_tracing_is_hooked(tmp_path):
     trace = exectracer.load(path)
     assert {task.start_function for task in trace.tasks} == {"__main__.main.<locals>.main"}
     assert [loop.class_name for loop in trace.loops] == ["trio._core._run.Runner"]
+
+
+def test_regions_and_user_tasks_inside_trio_tasks_are_the_tasks(record):
+    async def handle(i):
+        with exectracer.task(f"request {i}"), exectracer.region("work"):
+            await trio.sleep(0.005)
+
+    async def main():
+        async with trio.open_nursery() as nursery:
+            for i in range(2):
+                nursery.start_soon(handle, i)
+
+    rec = record(lambda: trio.run(main), **OPTIONS)
+    handlers = {t.id for t in rec.trace.tasks if t.start_function.endswith("<locals>.handle")}
+    assert len(handlers) == 2
+    assert {r.g for r in rec.trace.regions if r.name == "work"} == handlers
+    assert {u.g for u in rec.trace.user_tasks} == handlers
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_child_forked_inside_a_run_stops_recording_it(tmp_path):
+    path = tmp_path / "parent.xtrace"
+    code = """
+        import os, sys, exectracer, trio
+        async def main():
+            runner = trio._core._run.GLOBAL_RUN_CONTEXT.runner
+            pid = os.fork()
+            if pid == 0:  # the instrument is gone before the child's first step
+                os._exit(0 if not runner.instruments["_all"] and not exectracer.is_tracing() else 3)
+            _, status = os.waitpid(pid, 0)
+            await trio.sleep(0)
+            return os.waitstatus_to_exitcode(status)
+        exectracer.start(sys.argv[1], thread_waits=False)
+        status = trio.run(main)
+        exectracer.stop()
+        sys.exit(status)
+    """
+    env = dict(os.environ, PYTHONPATH=str(Path(exectracer.__file__).parents[1]))
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), str(path)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    trace = exectracer.load(path, strict=True)
+    assert [t.start_function for t in trace.tasks] == ["__main__.main"] and trace.lost.clean_end

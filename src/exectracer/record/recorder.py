@@ -123,6 +123,7 @@ class Recorder:
         self._imports = ImportHooks(self.warn)  # hooks for modules not imported yet (asyncio, ssl, ...)
         self._remove_gc: Callable[[], None] | None = None
         self._before_stop: list[tuple[str, Callable[[], None]]] = []  # (hook name, what it records as tracing stops)
+        self._after_fork: list[Callable[[], None]] = []  # what hooks that outlive the patcher's restore do in a child
         self._heap = HeapProbe()
         self._sink, self._close_sink = open_sink(dest)
         self.handoff = GilHandoff()  # when the threads below want the GIL from a busy loop
@@ -214,10 +215,10 @@ class Recorder:
     def _install_trio(self, module: object) -> None:
         from . import trio_hooks  # imports trio: not before the program does
 
-        before_stop = trio_hooks.install(
-            self._patcher, self.events, self.registry, self.interner, self.warn, self.handoff
-        )
-        self._before_stop.append(("trio.before_stop", before_stop))
+        hooks = trio_hooks.install(self._patcher, self.events, self.registry, self.interner, self.warn, self.handoff)
+        if hooks is not None:
+            self._before_stop.append(("trio.before_stop", hooks.stop))
+            self._after_fork.append(hooks.abandon)
 
     def stop(self) -> dict:
         """Remove the hooks, write what is left and close; return the totals."""
@@ -254,6 +255,11 @@ class Recorder:
         """In a forked child: stop recording without touching the parent's file."""
         self.active = False
         self._imports.abandon_after_fork()
+        for abandon in self._after_fork:
+            try:
+                abandon()
+            except Exception:
+                hook_errors.caught("after_fork")
         self._unhook()
         if self.sampler is not None:
             self.sampler.abandon_after_fork()

@@ -78,27 +78,48 @@ def install(
     interner: Interner,
     warn: Callable[[str], None],
     handoff: GilHandoff,
-) -> Callable[[], None]:
+) -> TrioHooks | None:
     """Record trio runs for one recording; ``patcher.restore()`` undoes the patches.
 
-    Returns the function to call just before stopping: it records the
-    tasks still queued to run and takes the instrument off every run.
+    Returns the hooks, whose ``stop`` is to be called just before stopping:
+    it records the tasks still queued to run and takes the instrument off
+    every run (None: this trio cannot be hooked).
     """
-    core = sys.modules["trio._core._run"]
-    queue = sys.modules["trio._core._entry_queue"]
-    if not all(hasattr(core, name) for name in ("setup_runner", "Runner", "GLOBAL_RUN_CONTEXT")):
-        warn(f"trio {trio.__version__} cannot be hooked: its tasks are not traced")
-        return lambda: None
-    shared = _Shared(events, registry, interner, core, queue, handoff)
-    _hook_setup_runner(patcher, shared, core)
-    _hook_task_exited(patcher, shared, core.Runner)
-    _hook_run_sync_soon(patcher, shared, queue.EntryQueue)
-    shared.attach_running()
-    return shared.stop
+    core, queue = sys.modules.get("trio._core._run"), sys.modules.get("trio._core._entry_queue")
+    missing = [name for owner, name in _NEEDED if _find(core, queue, owner, name) is None]
+    if missing:
+        warn(f"trio {trio.__version__} cannot be hooked (it has no {', '.join(missing)}): its tasks are not traced")
+        return None
+    hooks = TrioHooks(events, registry, interner, core, queue, handoff)
+    _hook_setup_runner(patcher, hooks, core)
+    _hook_task_exited(patcher, hooks, core.Runner)
+    _hook_run_sync_soon(patcher, hooks, queue.EntryQueue)
+    hooks.attach_running()
+    return hooks
 
 
-class _Shared:
-    """What the trio hooks of one recording share: where events go, the ids, the await chains, the runs."""
+# what the hooks use of trio's internals (``trio._core._run``, ``trio._core._entry_queue``)
+_NEEDED = (
+    ("run", "setup_runner"),
+    ("run", "run"),
+    ("run", "GLOBAL_RUN_CONTEXT"),
+    ("run", "Runner.task_exited"),
+    ("run", "Runner.init"),
+    ("entry_queue", "EntryQueue.task"),
+    ("entry_queue", "EntryQueue.run_sync_soon"),
+)
+
+
+def _find(core: Any, queue: Any, owner: str, path: str) -> Any:
+    """The object at ``path`` in trio's run (``owner`` "run") or entry queue module; None if it has none."""
+    found = core if owner == "run" else queue
+    for part in path.split("."):
+        found = getattr(found, part, None)
+    return found
+
+
+class TrioHooks:
+    """The trio hooks of one recording, and what they share: where events go, the ids, the await chains, the runs."""
 
     def __init__(
         self, events: EventStore, registry: Registry, interner: Interner, core: Any, queue: Any, handoff: GilHandoff
@@ -237,6 +258,17 @@ class _Shared:
                 caught("trio.stop")
         self.runs.clear()
 
+    def abandon(self) -> None:
+        """In a forked child: record nothing more (the recording is gone), and take the instrument off the run of
+        this thread, the only one the child has."""
+        self.active = False
+        me = threading.get_ident()
+        for runner, run in list(self.runs.items()):
+            run.silence()
+            if run.thread == me:
+                _remove(runner, run)
+        self.runs.clear()
+
 
 def _cur_accessors(local: Any) -> tuple[Callable[[Any], int], Callable[[Any, int], None]]:
     """``get(local)`` and ``set(local, value)`` for the hook state's ``cur``: with the C hooks, the functions
@@ -270,7 +302,7 @@ class TrioRun(trio.abc.Instrument):
     them, leaving the base class's hooks, which do nothing.
     """
 
-    def __init__(self, shared: _Shared, runner: Any) -> None:
+    def __init__(self, shared: TrioHooks, runner: Any) -> None:
         self.runner = runner
         self.thread = threading.get_ident()  # the thread the run's steps run in
         self.gs: dict[Any, int] = {}  # task -> goroutine id
@@ -294,7 +326,7 @@ class TrioRun(trio.abc.Instrument):
 
 
 def _hooks(
-    shared: _Shared, run: TrioRun
+    shared: TrioHooks, run: TrioRun
 ) -> tuple[dict[str, Callable[..., None]], Callable[[Any], None], Callable[[bool], None]]:
     """The instrument's hooks for one run, and the functions that adopt a run already going and finish recording.
 
@@ -535,7 +567,7 @@ def _hooks(
     return hooks, adopt, finish
 
 
-def _hook_setup_runner(patcher: Patcher, shared: _Shared, core: Any) -> None:
+def _hook_setup_runner(patcher: Patcher, shared: TrioHooks, core: Any) -> None:
     """``setup_runner`` (behind ``trio.run`` and ``trio.lowlevel.start_guest_run``): a new run gets the instrument."""
     orig_setup_runner = core.setup_runner
 
@@ -550,7 +582,7 @@ def _hook_setup_runner(patcher: Patcher, shared: _Shared, core: Any) -> None:
     patcher.replace(core, "setup_runner", setup_runner)
 
 
-def _hook_task_exited(patcher: Patcher, shared: _Shared, runner_type: Any) -> None:
+def _hook_task_exited(patcher: Patcher, shared: TrioHooks, runner_type: Any) -> None:
     """``Runner.task_exited``: keeps the exiting task's outcome where the instrument's ``task_exited`` finds it."""
     orig_task_exited = runner_type.task_exited  # trio's private bookkeeping, where each task's outcome passes
     exits = shared.exits
@@ -583,7 +615,7 @@ class _Woken:
             local.cur = prev
 
 
-def _hook_run_sync_soon(patcher: Patcher, shared: _Shared, entry_queue: Any) -> None:
+def _hook_run_sync_soon(patcher: Patcher, shared: TrioHooks, entry_queue: Any) -> None:
     """``EntryQueue.run_sync_soon`` (``TrioToken.run_sync_soon``): a callback queued from another thread (a
     ``to_thread`` worker done, ``from_thread``) wakes tasks in the name of that thread."""
     orig_run_sync_soon = shared.run_sync_soon
