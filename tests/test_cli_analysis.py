@@ -31,7 +31,7 @@ def model_path(tmp_path: Path) -> Path:
 
 
 def test_summary_report(model_path: Path) -> None:
-    result = run("summary", str(model_path), cwd=model_path.parent)
+    result = run("summary", "--width", "0", str(model_path), cwd=model_path.parent)  # names in full
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for text in (

@@ -41,7 +41,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exectracer.format.events import Kind, pack
+from exectracer.format.events import WAKER_MASK, Kind, Waker, pack, pack_waker
 from exectracer.live.alive import _OF_TASK_TABLE, _WANTED, _kept_positions
 from exectracer.record import asyncio_hooks, native
 from exectracer.record.await_chain import AwaitChains
@@ -374,6 +374,48 @@ def test_a_plain_callback_gets_the_same_name_and_source(loop: asyncio.AbstractEv
     assert recorded[1] == recorded[0]
     kinds = [code & 0xFF for code, _ in recorded[0]]
     assert kinds.count(Kind.CALLBACK_BEGIN) == kinds.count(Kind.CALLBACK_END) == len(calls)
+
+
+QUEUERS = (None, 0, pack_waker(Waker.THREAD, 3), pack_waker(Waker.TASK, G), pack_waker(Waker.IO, 5))  # None: unstamped
+OWN_WAKERS = {"soon": Waker.CALLBACK, "timer": Waker.TIMER, "io": Waker.IO}
+
+
+def note_waker(local: Any, seen: list[int]) -> None:
+    seen.append(local.cur)
+
+
+@given(st.lists(st.tuples(st.sampled_from(SOURCES), st.sampled_from(QUEUERS)), min_size=1, max_size=8))
+@settings(max_examples=100, deadline=None)
+def test_a_plain_callback_wakes_on_behalf_of_what_queued_it(loop: asyncio.AbstractEventLoop, calls: list) -> None:
+    """While a callback queued with ``call_soon`` runs, the waker is its handle's (what queued it), if stamped;
+    a timer's, an I/O readiness callback's or an unstamped one's is the callback itself."""
+    interner = Interner()
+    seen: list[list[int]] = []
+    for c in (False, True):
+        hooks = install(interner, c)
+        wakers: list[int] = []
+        callback = functools.partial(note_waker, hooks.registry.local, wakers)
+        for source, queued_by in calls:
+            context = contextvars.copy_context()
+            handle: asyncio.Handle
+            if source == "timer":
+                handle = asyncio.events.TimerHandle(0.0, callback, (), loop, context)
+            elif queued_by is None:
+                handle = asyncio.events.Handle(callback, (), loop, context)
+            else:  # as the call_soon hook queues it
+                handle = asyncio_hooks._ReadyHandle(callback, (), loop, context)
+                handle._xt_ts, handle._xt_waker = 0, queued_by
+            hooks.registry.local.io = {id(handle)} if source == "io" else set()
+            hooks.handle_run(handle)
+        hooks.registry.local.io = set()
+        events(hooks.store)
+        seen.append(wakers)
+    assert seen[1] == seen[0]
+    for (source, queued_by), waker in zip(calls, seen[0], strict=True):
+        if source == "soon" and queued_by:
+            assert waker == queued_by
+        else:
+            assert waker & WAKER_MASK == OWN_WAKERS[source]
 
 
 # -- thread waits ------------------------------------------------------------------------------------

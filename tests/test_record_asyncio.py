@@ -243,11 +243,11 @@ def test_threadsafe_wakeup_names_the_thread(record):
     rec = record(lambda: asyncio.run(main()))
     task = rec.task("test_threadsafe_wakeup_names_the_thread.<locals>.main")
     (ts, _cat, _stack, _), *_ = [s for s in rec.suspensions(task.id) if s[1] == Category.OTHER]
-    _, waker, _waker_id = rec.ready_after(task.id, ts)
-    # the future's result is set by a loop callback that the thread scheduled
-    assert waker == Waker.CALLBACK
+    _, waker, waker_id = rec.ready_after(task.id, ts)
+    # the future's result is set by a loop callback that the thread scheduled: it wakes the task on the thread's behalf
     poker = [t for t in rec.trace.threads if t.name == "poker"]
     assert len(poker) == 1 and poker[0].start_function.endswith("<locals>.worker")
+    assert (waker, waker_id) == (Waker.THREAD, poker[0].id)
 
 
 def test_echo_over_loopback_many_connections(record):
@@ -340,7 +340,7 @@ def test_handles_queued_while_tracing_are_asyncio_handles(record):
         cancelled = loop.call_soon(callback, f"cancelled-{debug}")
         cancelled.cancel()
         for handle in (given, copied):
-            assert type(handle).__name__ == "Handle" and not handle.cancelled()
+            assert handle.__class__ is asyncio.Handle and not handle.cancelled()  # it passes for one
             assert (handle._source_traceback is not None) == debug
         assert cancelled.cancelled() and "cancelled" in repr(cancelled)
         await asyncio.sleep(0.01)

@@ -151,6 +151,15 @@ def test_range_summary_and_groups(server: ViewerServer) -> None:
     assert len(rows) == 4 and all(r["time_ns"]["blocked"]["network"] > 0 for r in rows)
 
 
+def test_groups_carry_the_summarys_labels(server: ViewerServer) -> None:
+    groups = {grp["label"]: grp for grp in api(server, "/api/lanes")["groups"]}
+    main = groups["MainThread (main program)"]  # the thread that ran the test, there before tracing began
+    assert main["kind"] == "thread" and main["function"] == -1 and main["count"] == 1
+    assert groups["exectracer.examples.service.client"]["count"] == 4
+    (row,) = api(server, "/api/goroutines", function="", kind="thread", role="main program")
+    assert row["label"] == "MainThread (main program)" and row["id"] in main["ids"]
+
+
 def test_profiles_and_pprof_download(server: ViewerServer) -> None:
     prof = api(server, "/api/profile", type="net")
     assert prof["total"] > 0 and prof["tree"]["value"] == prof["total"]
@@ -158,6 +167,8 @@ def test_profiles_and_pprof_download(server: ViewerServer) -> None:
     assert prof["top"][0]["function"] == "asyncio.streams.StreamReader._wait_for_data"
     half = api(server, "/api/profile", type="net", start=0, end=server.api.trace.duration_ns // 2)
     assert 0 < half["total"] < prof["total"]
+    other = api(server, "/api/profile", type="other")  # what no rule could file: listed too, never hidden
+    assert other["type"] == "other" and other["tree"]["value"] == other["total"] >= 0
     status, headers, body = get(server, "/api/pprof?type=sync")
     assert (
         status == 200

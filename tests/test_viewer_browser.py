@@ -23,7 +23,7 @@ from support.viewer_browser import (
     wait_until,
 )
 
-PROFILES = ["net", "sync", "syscall", "sleep", "sched", "gil", "cpu"]
+PROFILES = ["net", "sync", "syscall", "sleep", "other", "sched", "gil", "cpu"]
 RGB = {  # js/colors.js
     "running": (0x2E, 0x9E, 0x44),
     "network": (0x3B, 0x7D, 0xD8),
@@ -202,6 +202,7 @@ def test_timeline_draws_lanes_with_the_palette(page) -> None:
     wait_settled(page, settled + 1)
     labels = timeline(page, "t.layout.rows.filter(r => r.type === 'group').map(r => r.label)")
     assert any("waiter" in label for label in labels) and any("Server.handle" in label for label in labels), labels
+    assert "MainThread (main program) · threads" in labels  # not "(no start function)"
     assert "view=goroutines" in page.evaluate("location.hash")
 
 
@@ -387,6 +388,7 @@ def test_every_analysis_page(page) -> None:
     page.locator("table.groups th[data-key=count]").click()  # sort by count, largest first
     counts = [int(c.replace(",", "")) for c in page.locator("table.groups tbody tr td:nth-child(3)").all_inner_texts()]
     assert counts == sorted(counts, reverse=True)
+    assert page.locator("table.groups a.group-link", has_text="MainThread (main program)").count() == 1
     page.locator("table.groups a.group-link", has_text="Server.handle").click()
     wait_until(page, "() => window.exectracer.ready && document.querySelector('table.goroutines')")
     assert page.locator("table.goroutines tbody tr").count() == 4  # the service's four connections

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -364,6 +365,7 @@ PROFILE_HELP = {
     "sync": "time blocked on locks, events, queues and joins",
     "syscall": "time blocked in subprocesses, executors and OS calls",
     "sleep": "time blocked in sleeps",
+    "other": "time blocked in waits no rule could file",
     "sched": "time runnable but not running (ready queue, GIL)",
     "gil": "threads' estimated GIL waits",
     "cpu": "stack samples of threads on a CPU",
@@ -394,9 +396,15 @@ class Duration(click.ParamType):
 @cli.command()
 @click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the report.")
-def summary(trace_path: str, as_json: bool) -> Job:
+@click.option(
+    "--width",
+    type=click.IntRange(min=0),
+    help="Fit the report in this many columns; 0 shortens nothing.  "
+    "[default: COLUMNS, else the terminal's width, else 80]",
+)
+def summary(trace_path: str, as_json: bool, width: int | None) -> Job:
     """Summarize a trace: where each group of goroutines spent its time, GC, scheduler latency, MMU, top waits."""
-    return _interruptible(functools.partial(_summary, trace_path, as_json))
+    return _interruptible(functools.partial(_summary, trace_path, as_json, width))
 
 
 @cli.command()
@@ -422,7 +430,7 @@ def summary(trace_path: str, as_json: bool) -> Job:
 @click.option(
     "--group",
     metavar="FUNCTION",
-    help="Only goroutines started with this function (module.qualname, as summary shows).",
+    help="Only goroutines started with this function (module.qualname, as summary --width 0 shows).",
 )
 @click.option("--region", metavar="NAME", help="Only time inside user regions of this name.")
 def pprof(
@@ -532,7 +540,7 @@ class _NoProgress(contextlib.AbstractContextManager):
         return None
 
 
-def _summary(path: str, as_json: bool) -> int:
+def _summary(path: str, as_json: bool, width: int | None) -> int:
     from .allocator import prepare_for_trace
     from .report import render
 
@@ -540,7 +548,9 @@ def _summary(path: str, as_json: bool) -> int:
     trace = _load(path)
     _analyse(trace, "states", "collections")
     doc = trace.analysis.summary()
-    click.echo(_json(doc) if as_json else render(doc, path))
+    if width is None:
+        width = shutil.get_terminal_size().columns  # COLUMNS, else stdout's terminal, else 80 (as pytest does)
+    click.echo(_json(doc) if as_json else render(doc, path, width))
     return 0
 
 

@@ -74,7 +74,7 @@ class Analysis:
         group: str | None = None,
         region: str | None = None,
     ) -> Profile:
-        """A profile (``net``, ``sync``, ``syscall``, ``sleep``, ``sched``, ``gil`` or ``cpu``),
+        """A profile (``net``, ``sync``, ``syscall``, ``sleep``, ``other``, ``sched``, ``gil`` or ``cpu``),
         optionally limited to a span (ns from the trace's start), a group (start function) or a user region."""
         return profile(self.trace, self.states, type, Selection(start_ns, end_ns, group, region))
 

@@ -19,6 +19,9 @@ from ..trace_data import TraceData
 
 MAX_LOOKUP_ID = 1 << 26  # ids above this (a damaged trace) fall back to np.unique
 RADIX = 1 << 16
+MAIN_PROGRAM = "main program"  # what a goroutine without a start function is known to be
+BEFORE_TRACING = "started before tracing"
+NOT_RECORDED = "start function not recorded"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +37,22 @@ class Goroutine:
     created_ns: int | None  # absolute perf_counter_ns; None if created before the trace began
     ended_ns: int | None  # None if it had not ended when the trace did
     func_stack: int  # stack id of the coroutine or thread target, -1 if unknown
+    main_thread: bool = False  # the process's main thread, as far as the trace tells
+
+    @property
+    def role(self) -> str | None:
+        """What is known of a goroutine without a start function: :data:`MAIN_PROGRAM`, :data:`BEFORE_TRACING`
+        or :data:`NOT_RECORDED`; None if it has one."""
+        if self.start_function is not None:
+            return None
+        if self.main_thread:
+            return MAIN_PROGRAM
+        return BEFORE_TRACING if self.kind == "thread" and self.created_ns is None else NOT_RECORDED
+
+    @property
+    def label(self) -> str:
+        """Its start function; without one, its name and role: ``MainThread (main program)``."""
+        return self.start_function if self.start_function is not None else f"{self.name} ({self.role})"
 
 
 class Goroutines:
@@ -45,7 +64,11 @@ class Goroutines:
             (t.id, "thread", t.name, t.start_function, t.parent_id, t.created_ns, t.ended_ns) for t in trace.threads
         ] + [(t.id, "task", t.name, t.start_function, t.parent_id, t.created_ns, t.ended_ns) for t in trace.tasks]
         items.sort()
-        self.list = [Goroutine(i, *item, func_stack=funcs.get(item[0], -1)) for i, item in enumerate(items)]
+        main = _main_thread(trace)
+        self.list = [
+            Goroutine(i, *item, func_stack=funcs.get(item[0], -1), main_thread=item[0] == main)
+            for i, item in enumerate(items)
+        ]
         self.ids = np.array([g.id for g in self.list], dtype=np.int64)
         self.is_task = np.array([g.kind == "task" for g in self.list], dtype=bool)
         self.func_stack = np.array([g.func_stack for g in self.list], dtype=np.int64)
@@ -82,6 +105,17 @@ def _func_stacks(trace: TraceData) -> dict[int, int]:
     ev = trace.events
     sel = kinds_mask(ev.kind, Kind.TASK_FUNC, Kind.THREAD_FUNC)
     return dict(zip(ev.g[sel].tolist(), ev.arg[sel].tolist(), strict=True))
+
+
+def _main_thread(trace: TraceData) -> int | None:
+    """The goroutine id of the main thread: a thread running before tracing began, with no start function,
+    whose OS id is the process id (Linux) or, failing that, named ``MainThread``."""
+    early = [t for t in trace.threads if t.created_ns is None and t.start_function is None]
+    pid = trace.metadata.get("pid")
+    by_id = [t.id for t in early if t.native_id is not None and t.native_id == pid]
+    by_name = [t.id for t in early if t.name == "MainThread"]
+    found = by_id or by_name
+    return found[0] if found else None
 
 
 def group_order(index: NDArray[np.int32], groups: int) -> NDArray[np.intp]:

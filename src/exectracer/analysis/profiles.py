@@ -7,6 +7,7 @@ type        what is summed                                       stack
 ``sync``    time blocked on locks, events, queues, joins         where it started waiting
 ``syscall`` time blocked in subprocesses, executors, os calls    where it started waiting
 ``sleep``   time blocked in sleeps                               where it started waiting
+``other``   time blocked in waits no rule could file             where it started waiting
 ``sched``   time runnable (ready queue, GIL, not yet started)    where it resumes
 ``gil``     threads' estimated GIL waits                         where it resumes
 ``cpu``     stack samples of threads on a CPU                    the sampled stack
@@ -29,7 +30,13 @@ from .ranges import RangeSet
 from .states import LOOP_IDLE_STACK, NO_STACK, State, StateIntervals
 from .sums import sums_by_key
 
-BLOCKING_TYPES = {"net": State.NETWORK, "sync": State.SYNC, "syscall": State.SYSCALL, "sleep": State.SLEEP}
+BLOCKING_TYPES = {
+    "net": State.NETWORK,
+    "sync": State.SYNC,
+    "syscall": State.SYSCALL,
+    "sleep": State.SLEEP,
+    "other": State.OTHER,
+}
 PROFILE_TYPES = (*BLOCKING_TYPES, "sched", "gil", "cpu")
 WAIT_SAMPLE_TYPES = (("contentions", "count"), ("delay", "nanoseconds"))
 CPU_SAMPLE_TYPES = (("samples", "count"), ("cpu", "nanoseconds"))

@@ -10,8 +10,9 @@ event               the goroutine enters
 TASK_READY          runnable (its step is queued on the loop)
 TASK_STEP           running
 TASK_SUSPEND        blocked by the suspension's category (a bare yield:
-                    runnable); a wake-up queued during the step makes the
-                    suspension runnable
+                    runnable), refined by what ended the wait (see
+                    ``_file_by_waker``); a wake-up queued during the step
+                    makes the suspension runnable
 TASK_DONE           ended
 THREAD_CREATE       runnable (started, not yet running)
 THREAD_START        running
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..format.events import CATEGORY_MASK, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Waker
+from ..format.events import CATEGORY_MASK, CATEGORY_SHIFT, WAKER_MASK, WAKER_SHIFT, Category, Kind, Waker
 from ..table import Table, kind_lookup, kinds_mask
 from ..trace_data import TraceData
 from .blocks import blocks
@@ -98,6 +99,12 @@ for _cat, _state in {
     _STATE_OF_CATEGORY[_cat] = _state
 _STATE_OF_WAIT_BYTE = _STATE_OF_CATEGORY[np.arange(256) & CATEGORY_MASK]  # by the low byte of a wait's argument
 
+# What a task's wait filed as other or sync by its await chain was for, by what ended it (-1: the chain's stays)
+_STATE_OF_WAKER = np.full(WAKER_MASK + 1, -1, dtype=np.int8)
+_STATE_OF_WAKER[Waker.IO] = State.NETWORK  # a callback of the selector's: a socket or pipe became ready
+_STATE_OF_WAKER[Waker.THREAD] = State.SYSCALL  # another thread: work done outside the loop (a pool, a driver's thread)
+_STATE_OF_WAKER[Waker.TASK] = State.SYNC  # another task: a lock, event, queue or future it completed
+
 
 class StateIntervals:
     """Every goroutine's states over time.
@@ -115,11 +122,12 @@ class StateIntervals:
         self.goroutines = goroutines if goroutines is not None else Goroutines(trace)
         t = _gathered(trace, self.goroutines)
         halves = _halves(t.gi)
+        homes = _home_threads(trace, self.goroutines)
         # the first of two halves packs its intervals against the cut and the second from it: together one slice
         kept = run_all(
             [
                 functools.partial(
-                    _part_intervals, t.part(rows), trace.end_ns, self.goroutines, i == 0 and len(halves) == 2
+                    _part_intervals, t.part(rows), trace.end_ns, self.goroutines, homes, i == 0 and len(halves) == 2
                 )
                 for i, rows in enumerate(halves)
             ]
@@ -294,20 +302,24 @@ def _halves(gi: NDArray[np.int32]) -> list[slice]:
     return [slice(0, cut), slice(cut, len(gi))] if cut > 0 else [slice(0, len(gi))]
 
 
-def _part_intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: bool) -> int:
+def _part_intervals(
+    t: _Transitions, trace_end: int, goroutines: Goroutines, homes: NDArray[np.int64], to_end: bool
+) -> int:
     """Turn the transitions of the goroutines in ``t`` into their intervals, packed at the start of its columns
-    (at their end if ``to_end``; ``ts`` holds the starts and ``arg`` the ends); return how many there are."""
-    _assign_states(t, goroutines)
+    (at their end if ``to_end``; ``ts`` holds the starts and ``arg`` the ends); return how many there are.
+    ``homes``: each goroutine's own thread (:func:`_home_threads`)."""
+    _assign_states(t, goroutines, homes)
     return len(_intervals(_without_repeats(t, to_end), trace_end, goroutines, to_end)[0])
 
 
-def _assign_states(t: _Transitions, goroutines: Goroutines) -> None:
+def _assign_states(t: _Transitions, goroutines: Goroutines, homes: NDArray[np.int64]) -> None:
     """Fill in each transition's state, stack and waker from its event."""
     for rows in blocks(len(t.kind)):
         _assign_block(t.part(rows))
     _pack_thread_wakers(t, goroutines)
     _place_gil_waits(t)
     _fold_ready_into_step(t)
+    _file_by_waker(t, goroutines, homes)
 
 
 def _assign_block(t: _Transitions) -> None:
@@ -382,6 +394,46 @@ def _fold_ready_into_step(t: _Transitions) -> None:
     np.putmask(state[2:], inside, State.RUNNABLE)
     np.putmask(t.waker[2:], inside, t.waker[mid].copy())
     np.putmask(state[mid], inside, State.RUNNING)
+
+
+def _file_by_waker(t: _Transitions, goroutines: Goroutines, homes: NDArray[np.int64]) -> None:
+    """A task's wait that its await chain files as ``other`` or ``sync`` takes the meaning of what ended it.
+
+    The chain knows asyncio's own waits (a stream's read, a sleep, an
+    executor); libraries that build their own futures and protocols (aiohttp,
+    httpx, anyio, database drivers) leave it ``other``, or ``sync`` where
+    they wait on an ``asyncio.Event`` that their protocol sets. The
+    TASK_READY that ends the wait names its waker: an I/O callback makes it
+    ``network``, another thread ``syscall``, another task ``sync``. A timer
+    (a timeout as often as a sleep), a plain callback or unknown, the task
+    itself and its loop's own thread (outside the loop: a cancellation at
+    shutdown) leave the chain's category. ``homes``: see :func:`_home_threads`.
+    """
+    kind, state, gi = t.kind, t.state, t.gi
+    for rows in blocks(len(gi) - 1):  # a wait and the transition after it
+        now, after = rows, slice(rows.start + 1, rows.stop + 1)
+        filed = (state[now] == State.OTHER) | (state[now] == State.SYNC)
+        filed &= (kind[now] == Kind.TASK_SUSPEND) & (kind[after] == Kind.TASK_READY) & (gi[now] == gi[after])
+        waits = rows.start + np.flatnonzero(filed)
+        waker = t.waker[waits + 1]
+        new = _STATE_OF_WAKER[waker & WAKER_MASK]
+        change = np.flatnonzero((new >= 0) & (new != state[waits]))  # most are sync waits another task ended
+        waits, waker, new = waits[change], waker[change], new[change]
+        source, by, mine = waker & WAKER_MASK, waker >> WAKER_SHIFT, gi[waits]
+        own = (source == Waker.TASK) & (by == goroutines.ids[mine]) | (source == Waker.THREAD) & (by == homes[mine])
+        state[waits[~own]] = new[~own]
+
+
+def _home_threads(trace: TraceData, goroutines: Goroutines) -> NDArray[np.int64]:
+    """Per goroutine index, the thread a task's loop runs on (its last LOOP_START; 0 unknown); a thread's own id."""
+    homes = np.where(goroutines.is_task, 0, goroutines.ids) if len(goroutines) else np.zeros(0, np.int64)
+    loop_threads = {loop.id: loop.thread_id or 0 for loop in trace.loops}
+    tasks = [(task.id, loop_threads.get(task.loop_id, 0)) for task in trace.tasks if task.loop_id is not None]
+    if tasks:
+        ids, threads = np.array(tasks, dtype=np.int64).T
+        at = goroutines.index_of(ids)
+        homes[at[at >= 0]] = threads[at >= 0]
+    return homes
 
 
 def _without_repeats(t: _Transitions, to_end: bool) -> _Transitions:

@@ -12,13 +12,15 @@ from typing import Any, TypedDict
 import numpy as np
 from numpy.typing import NDArray
 
+from ..format.decoder import Frame
 from ..table import Table
 from ..trace_data import TraceData
 from .blocks import blocks
 from .gc import Collections
-from .goroutines import Goroutine
+from .goroutines import BEFORE_TRACING, Goroutine
 from .mmu import DEFAULT_WINDOWS_NS, mmu
 from .parallel import run_all
+from .program_code import ProgramCode
 from .states import BLOCKED, LOOP_IDLE_STACK, STATE_NAMES, State, StateIntervals
 from .sums import sums_by_key
 
@@ -88,37 +90,51 @@ def latency_stats(durations: NDArray[np.int64]) -> dict[str, int]:
 
 
 def top_waits(trace: TraceData, states: StateIntervals, n: int = TOP_WAITS) -> list[dict[str, Any]]:
-    """The ``n`` code locations where goroutines spent the most time blocked, by category."""
+    """The ``n`` places where goroutines spent the most time blocked, keyed by category, blocking site (the
+    innermost frame) and ``caller``, the innermost frame of the program's own code (:mod:`.program_code`)."""
+    stack_keys, counts, totals = _blocked_by_stack(states)
+    program = ProgramCode(trace)
+    places: dict[tuple[str, Frame | None, Frame | None], list[float]] = {}  # key -> [count, total ns]
+    for key, count, total in zip(stack_keys.tolist(), counts.tolist(), totals.tolist(), strict=True):
+        stack_id, state_code = divmod(key, _SLOTS)
+        stack_id -= 1
+        site = trace.frame(stack_id) if stack_id >= 0 else None
+        caller = program.caller(stack_id) if stack_id >= 0 else None
+        sums = places.setdefault((STATE_NAMES[State(state_code)], site, caller), [0, 0.0])
+        sums[0] += count
+        sums[1] += total
+    top = sorted(places.items(), key=lambda item: -item[1][1])[:n]  # stable: ties keep the order of stack ids
+    return [
+        {
+            "category": category,
+            "function": site.function if site else None,
+            "file": site.file if site else None,
+            "line": site.line if site else None,
+            "caller": caller._asdict() if caller else None,
+            "count": int(count),
+            "total_ns": round(total),
+        }
+        for (category, site, caller), (count, total) in top
+    ]
+
+
+def _blocked_by_stack(states: StateIntervals) -> tuple[NDArray[np.int64], NDArray[np.intp], NDArray[np.float64]]:
+    """Blocked time (not in an idle loop) summed per stack and category: keys ``(stack + 1) * slots + state``
+    (an unknown stack, -1, counts from 0), how many intervals and how many ns each."""
     parts = []
     for rows in blocks(len(states)):
         state, stack = states.state[rows], states.stack[rows]
         blocked = np.flatnonzero((state >= State.NETWORK) & (stack != LOOP_IDLE_STACK))
-        key = (stack[blocked].astype(np.int64) + 1) * _SLOTS + state[blocked]  # unknown stacks (-1) count from 0
+        key = (stack[blocked].astype(np.int64) + 1) * _SLOTS + state[blocked]
         block_keys, block_count, (block_total,) = sums_by_key(
             key, [states.end[rows][blocked] - states.start[rows][blocked]]
         )
         parts.append((block_keys, block_count, block_total))
-    if parts:
-        all_keys, all_counts, all_totals = (np.concatenate(column) for column in zip(*parts, strict=True))
-    else:
-        all_keys = all_counts = all_totals = np.zeros(0, np.int64)
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.intp), np.zeros(0, np.float64)
+    all_keys, all_counts, all_totals = (np.concatenate(column) for column in zip(*parts, strict=True))
     keys, _, (count, total) = sums_by_key(all_keys, [all_counts, all_totals])
-    out = []
-    for i in np.argsort(-total, kind="stable")[:n].tolist():
-        stack_id, state_code = divmod(int(keys[i]), _SLOTS)
-        stack_id -= 1
-        frame = trace.frame(stack_id) if stack_id >= 0 else None
-        out.append(
-            {
-                "category": STATE_NAMES[State(state_code)],
-                "function": frame.function if frame else None,
-                "file": frame.file if frame else None,
-                "line": frame.line if frame else None,
-                "count": int(count[i]),
-                "total_ns": round(float(total[i])),
-            }
-        )
-    return out
+    return keys, count.astype(np.intp), total
 
 
 def _trace_info(trace: TraceData) -> dict[str, Any]:
@@ -131,6 +147,7 @@ def _trace_info(trace: TraceData) -> dict[str, Any]:
         "python": " ".join(str(python[k]) for k in ("implementation", "version") if k in python) or None,
         "pid": trace.metadata.get("pid"),
         "duration_ns": trace.duration_ns,
+        "duration_known": lost.clean_end,  # else the recording's end is unknown: duration_ns spans the events read
         "events": trace.event_count,
         "lost": {
             "events": lost.events_lost,
@@ -189,6 +206,8 @@ def _goroutine(g: Goroutine, row: list[int], trace_start: int) -> dict[str, Any]
         "kind": g.kind,
         "name": g.name,
         "start_function": g.start_function,
+        "label": g.label,
+        "role": g.role,
         "parent_id": g.parent_id,
         "created_ns": rel(g.created_ns),
         "ended_ns": rel(g.ended_ns),
@@ -197,17 +216,39 @@ def _goroutine(g: Goroutine, row: list[int], trace_start: int) -> dict[str, Any]
 
 
 def _groups(goroutines: list[dict[str, Any]], times: NDArray[np.int64]) -> list[dict[str, Any]]:
-    """Goroutines with the same start function and kind, their ``times`` summed; the largest total first."""
-    keys: dict[tuple[str | None, str], int] = {}  # (start function, kind) -> group
-    group = np.array([keys.setdefault((g["start_function"], g["kind"]), len(keys)) for g in goroutines], dtype=np.intp)
+    """Goroutines with the same start function and kind (without one: the same role), their ``times`` summed;
+    the largest total first."""
+    keys: dict[tuple[str | None, str, str | None], int] = {}  # (start function, kind, role) -> group
+    labels: list[str] = []  # each group's first member's label
+    group = np.empty(len(goroutines), dtype=np.intp)
+    for i, g in enumerate(goroutines):
+        key = (g["start_function"], g["kind"], g["role"])
+        if key not in keys:
+            keys[key] = len(keys)
+            labels.append(g["label"])
+        group[i] = keys[key]
     sums = np.zeros((len(keys), times.shape[1]), dtype=np.int64)
     np.add.at(sums, group, times)
     counts = np.bincount(group, minlength=len(keys))
     groups: list[dict[str, Any]] = [
-        {"start_function": function, "kind": kind, "count": count, "time_ns": _time_ns(row)}
-        for (function, kind), count, row in zip(keys, counts.tolist(), sums.tolist(), strict=True)
+        {
+            "start_function": function,
+            "kind": kind,
+            "role": role,
+            "label": _group_label(function, kind, role, count, label),
+            "count": count,
+            "time_ns": _time_ns(row),
+        }
+        for (function, kind, role), count, label, row in zip(keys, counts.tolist(), labels, sums.tolist(), strict=True)
     ]
-    return sorted(groups, key=lambda grp: (-total_time(grp["time_ns"]), str(grp["start_function"])))
+    return sorted(groups, key=lambda grp: (-total_time(grp["time_ns"]), str(grp["start_function"]), grp["label"]))
+
+
+def _group_label(function: str | None, kind: str, role: str | None, count: int, first: str) -> str:
+    """A group's start function; without one, its one member's label, or what its members are known to be."""
+    if function is not None or count == 1:
+        return first
+    return f"({kind}s {role})" if role == BEFORE_TRACING else f"({kind}s, {role})"
 
 
 def total_time(time_ns: TimeNs) -> int:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from types import FrameType, FunctionType, TracebackType
-from typing import Any, TypeVar, final, overload
+from typing import Any, SupportsIndex, TypeVar, final, overload
 
 from typing_extensions import Buffer, Self, disjoint_base
 
@@ -84,7 +84,9 @@ class TaskIds:
 # -- the asyncio hooks (step_runner.c, scheduling.c) -------------------------------------------------
 # Each is a method descriptor put on asyncio's classes in place of a method: called with the handle or
 # loop first, bound like a function. An error in the recording falls back to the Python hook or is
-# cleared; the program never sees it.
+# cleared; the program never sees it. Once Patcher has set its __wrapped__ (the method it replaced), it
+# passes for that method (stand_in.py): its __class__, __doc__, repr, pickling and any attribute it has
+# not itself (__module__, __qualname__, __name__, ...) are the method's.
 
 @final
 class StepRunner:
@@ -120,7 +122,10 @@ class StepRunner:
         looked_at: set[int],  # AwaitChains.looked_at
     ) -> Self: ...
     def __call__(self, handle: Any, /) -> None: ...
+    __wrapped__: Callable[..., Any]  # Handle._run
     def __get__(self, instance: object, owner: type | None = None, /) -> Any: ...
+    def __getattr__(self, name: str) -> Any: ...
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> str | tuple[Any, ...]: ...
 
 @final
 class ReadySoon:
@@ -140,7 +145,10 @@ class ReadySoon:
         clock: Callable[[], int],
     ) -> Self: ...
     def __call__(self, loop: Any, callback: Any, args: Any, context: Any, /) -> Any: ...
+    __wrapped__: Callable[..., Any]  # BaseEventLoop._call_soon
     def __get__(self, instance: object, owner: type | None = None, /) -> Any: ...
+    def __getattr__(self, name: str) -> Any: ...
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> str | tuple[Any, ...]: ...
 
 @final
 class TaskCreator:
@@ -168,7 +176,10 @@ class TaskCreator:
         clock: Callable[[], int],
     ) -> Self: ...
     def __call__(self, loop: Any, coro: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+    __wrapped__: Callable[..., Any]  # BaseEventLoop.create_task
     def __get__(self, instance: object, owner: type | None = None, /) -> Any: ...
+    def __getattr__(self, name: str) -> Any: ...
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> str | tuple[Any, ...]: ...
 
 @final
 class IoReady:
@@ -182,7 +193,10 @@ class IoReady:
         local: Any,  # the hooks' HookState
     ) -> Self: ...
     def __call__(self, loop: Any, event_list: Any, /) -> None: ...
+    __wrapped__: Callable[..., Any]  # BaseSelectorEventLoop._process_events
     def __get__(self, instance: object, owner: type | None = None, /) -> Any: ...
+    def __getattr__(self, name: str) -> Any: ...
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> str | tuple[Any, ...]: ...
 
 # -- thread waits (thread_waits.c) ------------------------------------------------------------------
 
@@ -192,7 +206,9 @@ class Timed:
     ``record(start, end, frame, args)``, or, with a ``category`` (0 or more), is recorded in C where
     set_wait_sink says. With ``loop_selector``, a call on the running asyncio loop's own selector is not
     recorded; with ``wakers`` (a dict keyed by weak references), the wait's waker is the value for the
-    first argument. Any other attribute is ``func``'s."""
+    first argument. It passes for ``func`` (stand_in.py): its ``__class__``, ``__doc__``, repr, pickling and
+    any other attribute are ``func``'s. Where ``func`` is not bound as a method (a builtin function), what
+    ``Timed(...)`` makes is a ``StaticTimed``."""
 
     __wrapped__: Callable[..., Any]
 
@@ -210,6 +226,18 @@ class Timed:
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
     def __get__(self, instance: object, owner: type | None = None, /) -> Any: ...
     def __getattr__(self, name: str) -> Any: ...
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> str | tuple[Any, ...]: ...
+
+@final
+class StaticTimed:
+    """A ``Timed`` whose function is not bound as a method (a builtin function: ``nap = time.sleep`` in a class
+    body stays ``time.sleep`` for its instances, as untraced). Made by ``Timed(...)``, never directly."""
+
+    __wrapped__: Callable[..., Any]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def __getattr__(self, name: str) -> Any: ...
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> str | tuple[Any, ...]: ...
 
 @disjoint_base
 class LockWrapper:

@@ -17,7 +17,8 @@ Patched at class level, so loops created before tracing started are covered:
   blocking one hands the sampler's ticks back.
 * ``BaseEventLoop.run_in_executor``: marks futures whose wait is a ``syscall``.
 
-Every hook swallows its own errors: the program never sees them.
+Every hook swallows its own errors: the program never sees them. Each
+passes for the method it replaced (see ``stand_in``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import weakref
 from asyncio import format_helpers
 from collections.abc import Callable
 from types import BuiltinFunctionType, FunctionType, MethodType
-from typing import Any
+from typing import Any, SupportsIndex
 
 from ..format.events import (
     ARG_SHIFT,
@@ -68,14 +69,27 @@ def _task_classes() -> tuple[type, ...]:
 
 
 class _ReadyHandle(asyncio.events.Handle):
-    """A Handle that remembers when it was queued (``_xt_ts``) and by whom (``_xt_waker``)."""
+    """A Handle that remembers when it was queued (``_xt_ts``) and by whom (``_xt_waker``).
+
+    It passes for a Handle: its ``__class__`` is ``Handle`` (so are its repr
+    and ``isinstance``), ``pickle`` and ``copy`` take it as one; only
+    ``type()`` tells.
+    """
 
     _xt_ts: int
     _xt_waker: int
     __slots__ = ("_xt_ts", "_xt_waker")
+    __class__ = property(lambda self: asyncio.events.Handle)
 
-
-_ReadyHandle.__name__ = _ReadyHandle.__qualname__ = "Handle"  # reprs stay as asyncio's
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        """A Handle's reduction, without the stamps (pickle checks the class it names is ``__class__``)."""
+        reduced = object.__reduce_ex__(self, protocol)  # (an error, as a Handle's, for protocols 0 and 1)
+        if not (isinstance(reduced, tuple) and len(reduced) > 2 and reduced[1][:1] == (_ReadyHandle,)):
+            return reduced
+        dict_state, slots = reduced[2] if isinstance(reduced[2], tuple) else (reduced[2], None)
+        if slots is not None:
+            slots = {name: value for name, value in slots.items() if name not in _ReadyHandle.__slots__}
+        return (reduced[0], (asyncio.events.Handle, *reduced[1][1:]), (dict_state, slots), *reduced[3:])
 
 
 class _QuietLoop:
@@ -307,18 +321,20 @@ def _hook_steps(patcher: Patcher, hooks: _Shared) -> None:
             sid = name_cache.get(cb.__func__ if kind is MethodType else cb.__code__ if kind is FunctionType else None)
             if sid is None:
                 sid = names.name_id(cb)
+            waker = sid << WAKER_SHIFT
             if type(handle) is timer_handle:
-                source, waker = _SOURCE_TIMER, _WAKER_TIMER
+                source, waker = _SOURCE_TIMER, waker | _WAKER_TIMER
             elif id(handle) in local.io:
-                source, waker = _SOURCE_IO, _WAKER_IO
-            else:
-                source, waker = _SOURCE_SOON, _WAKER_CALLBACK
+                source, waker = _SOURCE_IO, waker | _WAKER_IO
+            else:  # it wakes on behalf of what queued it, if known (a thread, a task, an I/O or timer callback)
+                source = _SOURCE_SOON
+                waker = (handle._xt_waker if type(handle) is ready_handle else 0) or waker | _WAKER_CALLBACK
         except Exception:
             caught("asyncio.callback")
             orig_run(handle)
             return
         prev = local.cur
-        local.cur = sid << WAKER_SHIFT | waker
+        local.cur = waker
         emit((_CALLBACK_BEGIN | (sid << CALLBACK_SHIFT | source) << ARG_SHIFT, clock(), lid))
         try:
             handle._context.run(cb, *handle._args)

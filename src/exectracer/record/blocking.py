@@ -15,7 +15,7 @@ import time
 import weakref
 from collections.abc import Callable
 from threading import get_ident
-from types import FrameType
+from types import FrameType, FunctionType
 from typing import Any
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Category, Kind
@@ -23,6 +23,7 @@ from . import current as _current
 from .hook_errors import caught
 from .native import speedups
 from .registry import Registry
+from .stand_in import stand_in
 from .store import EventStore
 from .thread_stacks import FrameStacks, stack_key
 
@@ -130,7 +131,9 @@ def timed(
     reference to it (a condition's last notifier): in C, so that such a
     wait is recorded without a Python call. The wrapper
     looks up the running recording at each call, so an object that keeps a
-    wrapped method after ``stop()`` just calls through.
+    wrapped method after ``stop()`` just calls through. It passes for
+    ``func`` (see ``stand_in``): names, doc, repr, ``isinstance``, pickling,
+    and it is bound as a method only if ``func`` is.
     """
     cat = int(category)
     simple = waker is None and due is None  # the C wrapper can then record the wait itself (it looks wakers up too)
@@ -155,11 +158,24 @@ def timed(
 def _python_timed(
     func: Callable, cat: int, skip: Skip | None, waker: WakerOf | None, due: Due | None, socket_method: bool
 ) -> Callable:
-    """``timed`` in Python: where the C extension is not built or is switched off."""
+    """``timed`` in Python: where the C extension is not built or is switched off.
+
+    A Python function's wrapper is a function with its names (``functools.wraps``);
+    a builtin's or a method descriptor's, a stand-in that passes for it as the C ``Timed`` does.
+    """
+    wrapper = _timed_call(func, cat, skip, waker, due, socket_method)
+    if type(func) is FunctionType:
+        return functools.wraps(func)(wrapper)
+    return stand_in(func, wrapper)
+
+
+def _timed_call(
+    func: Callable, cat: int, skip: Skip | None, waker: WakerOf | None, due: Due | None, socket_method: bool
+) -> Callable:
+    """The function that calls ``func`` and records the call if it was long (``_python_timed``'s)."""
     clock = time.perf_counter_ns
     getframe = sys._getframe
 
-    @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if socket_method and args[0].timeout == 0.0:
             return func(*args, **kwargs)
@@ -175,7 +191,7 @@ def _python_timed(
     return wrapper
 
 
-_TIMED_CODE_ID = id(_python_timed(len, 0, None, None, None, False).__code__)  # the code every Python wrapper shares
+_TIMED_CODE_ID = id(_timed_call(len, 0, None, None, None, False).__code__)  # the code every Python wrapper shares
 
 
 def running_loop_selector(args: tuple) -> bool:

@@ -16,7 +16,9 @@ through untimed; the other checks are made only for calls that took at
 least the threshold.
 Bindings made before ``start()`` (``from time import sleep``, a saved
 ``sock.recv``) keep the original; ``select.poll()`` and ``select.epoll()``
-objects are C types that cannot be patched (``selectors`` can).
+objects are C types that cannot be patched (``selectors`` can). A builtin
+is replaced under its own module's name too (``posix.read`` as well as
+``os.read``), so that it stays one object there and pickles by that name.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import select
 import selectors
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -120,12 +123,13 @@ def _patcher(patcher: Patcher) -> Callable[..., None]:
     ) -> None:
         for name in names:
             func = getattr(owner, name, None)
-            if func is not None:
-                patcher.replace(
-                    owner,
-                    name,
-                    timed(func, category, due=due, socket_method=socket_method, loop_selector=loop_selector),
-                )
+            if func is None:
+                continue
+            wrapper = timed(func, category, due=due, socket_method=socket_method, loop_selector=loop_selector)
+            patcher.replace(owner, name, wrapper)
+            home = sys.modules.get(getattr(func, "__module__", None) or "")
+            if home is not None and home is not owner and getattr(home, name, None) is func:
+                patcher.replace(home, name, wrapper)  # os.read is posix.read, where pickle looks it up
 
     return patch
 

@@ -1,12 +1,21 @@
 """Waits on threading's synchronisation: locks, conditions (and so events,
 semaphores, barriers, queues, futures) and joins.
 
-``threading.Lock`` and ``threading.RLock`` are replaced while tracing by
-classes that wrap a real lock. A free lock is taken with one non-blocking
-attempt and nothing is recorded; only a contended acquire is timed. A
-release that finds waiters notes who released, so the woken waiter's
-THREAD_UNBLOCK names its waker. Locks created before ``start()`` are not
-these classes: the sampler still sees threads waiting on them.
+``threading.Lock`` and the class ``threading.RLock()`` makes
+(``threading._CRLock``, so that ``threading.RLock`` itself is unchanged) are
+replaced while tracing by classes that wrap a real lock. A free lock is
+taken with one non-blocking attempt and nothing is recorded; only a
+contended acquire is timed. A release that finds waiters notes who
+released, so the woken waiter's THREAD_UNBLOCK names its waker. Locks
+created before ``start()`` are not these classes: the sampler still sees
+threads waiting on them.
+
+A lock made while tracing passes for the real one (trio asserts that its
+lock's ``__class__`` comes from ``_thread``): its ``__class__`` is the real
+lock's type (so ``isinstance(lock, _thread.RLock)`` holds), its repr the
+real lock's (with its own address), and ``copy`` and ``pickle`` refuse it
+with the real lock's error. ``isinstance(x, threading.Lock)`` (a class from
+Python 3.13) holds for real locks while tracing. Only ``type(lock)`` tells.
 
 Where the C extension is built the classes are ``NativeLock`` and
 ``NativeRLock``, the same work done by ``_speedups.LockWrapper``; ``Lock``
@@ -16,11 +25,12 @@ and ``RLock`` below are their Python reference.
 from __future__ import annotations
 
 import _thread
+import copyreg
 import sys
 import threading
 import time
 import weakref
-from typing import Any
+from typing import Any, SupportsIndex
 
 from ..format.events import Category
 from . import current as _current
@@ -31,6 +41,7 @@ from .thread_hooks import THREAD_G_ATTR
 
 SYNC = int(Category.SYNC)
 _allocate_lock = _thread.allocate_lock
+_RealLock: type = _thread.LockType
 _RealRLock: Any = getattr(threading, "_CRLock", None) or threading._PyRLock  # type: ignore[attr-defined]
 _clock = time.perf_counter_ns
 _getframe = sys._getframe
@@ -55,10 +66,55 @@ def _acquire_contended(owner: Lock | RLock, blocking: bool, timeout: float) -> b
             rec.waits.record(start, end, SYNC, _getframe(2), owner._releaser)  # (inside Condition.wait, left to it)
 
 
-class Lock:
+class _LockClass(type):
+    """The lock classes' metaclass: ``isinstance`` and ``issubclass`` with one (``threading.Lock`` while
+    tracing) hold for the real lock type it passes for too, and the class pickles as the name it is put under
+    (``threading.Lock``), which gives the real one where nothing is traced."""
+
+    _real: type
+    _replaces: str  # "module:name" (pkgutil.resolve_name's form)
+
+    def __instancecheck__(cls, obj: object) -> bool:
+        return isinstance(obj, cls._real) or type.__instancecheck__(cls, obj)
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        return issubclass(sub, cls._real) or type.__subclasscheck__(cls, sub)
+
+
+def _reduce_lock_class(cls: _LockClass) -> tuple[Any, ...]:
+    from pkgutil import resolve_name  # only when one is pickled
+
+    return resolve_name, (cls._replaces,)
+
+
+copyreg.pickle(_LockClass, _reduce_lock_class)
+
+
+def _reduce_ex(lock: Any, protocol: SupportsIndex) -> Any:
+    """What the real lock says to ``pickle`` and ``copy``: it refuses, with its own error."""
+    return lock._lock.__reduce_ex__(protocol)
+
+
+def _reduce(lock: Any) -> Any:
+    return lock._lock.__reduce__()
+
+
+def _lock_repr(lock: Any) -> str:
+    """The real lock's repr, with this object's address."""
+    text = repr(lock._lock)
+    head, at, _ = text.rpartition(" at 0x")
+    return f"{head} at {id(lock):#x}>" if at else text
+
+
+class Lock(metaclass=_LockClass):
     """``threading.Lock`` while tracing: a real lock whose contended acquires are recorded."""
 
     __slots__ = ("__weakref__", "_lock", "_releaser", "_waiters")
+    _real, _replaces = _RealLock, "threading:Lock"
+    __class__ = property(lambda self: _RealLock)  # what it passes for (trio checks)
+    __reduce_ex__ = _reduce_ex
+    __reduce__ = _reduce
+    __repr__ = _lock_repr
 
     def __init__(self) -> None:
         self._lock = _allocate_lock()
@@ -94,14 +150,13 @@ class Lock:
         self._lock._at_fork_reinit()  # type: ignore[attr-defined]  # private: what threading's own locks do after a fork
         self._waiters = 0
 
-    def __repr__(self) -> str:
-        return _lock_repr(self)
-
 
 class RLock(Lock):
-    """``threading.RLock`` while tracing: a real reentrant lock whose contended acquires are recorded."""
+    """``threading.RLock()``'s lock while tracing: a real reentrant lock whose contended acquires are recorded."""
 
     __slots__ = ()
+    _real, _replaces = _RealRLock, "threading:_CRLock"
+    __class__ = property(lambda self: _RealRLock)
 
     def __init__(self) -> None:
         self._lock = _RealRLock()
@@ -112,52 +167,44 @@ class RLock(Lock):
         # _is_owned, _release_save, _acquire_restore (used by Condition), _recursion_count, ...
         return getattr(self._lock, name)
 
-    def __repr__(self) -> str:
-        return _rlock_repr(self)
-
-
-def _lock_repr(lock: Any) -> str:
-    return (
-        f"<{'locked' if lock._lock.locked() else 'unlocked'} {type(lock).__module__}.{type(lock).__qualname__}"
-        f" object at {id(lock):#x}>"
-    )
-
-
-def _rlock_repr(lock: Any) -> str:
-    real = type(lock._lock)
-    return repr(lock._lock).replace(
-        f"{real.__module__}.{real.__qualname__}", f"{type(lock).__module__}.{type(lock).__qualname__}", 1
-    )
-
 
 _native = speedups()
 if _native is not None:
 
-    class NativeLock(_native.LockWrapper):  # type: ignore[name-defined]  # a base mypy cannot resolve: the module is loaded at run time
+    class NativeLock(_native.LockWrapper, metaclass=_LockClass):  # type: ignore[name-defined]  # a base mypy cannot resolve: the module is loaded at run time
         """``threading.Lock`` while tracing, in C: a real lock whose contended acquires are recorded."""
 
         __slots__ = ()
         _make = staticmethod(_allocate_lock)
+        _real, _replaces = _RealLock, "threading:Lock"
+        __class__ = property(lambda self: _RealLock)
+        __reduce_ex__ = _reduce_ex
+        __reduce__ = _reduce
         __repr__ = _lock_repr
 
-    class NativeRLock(_native.LockWrapper):  # type: ignore[name-defined]  # (as NativeLock)
-        """``threading.RLock`` while tracing, in C: a real reentrant lock whose contended acquires are recorded."""
+    class NativeRLock(_native.LockWrapper, metaclass=_LockClass):  # type: ignore[name-defined]  # (as NativeLock)
+        """``threading.RLock()``'s lock while tracing, in C: a real reentrant lock whose contended acquires are
+        recorded."""
 
         __slots__ = ()
         _make = _RealRLock
-        __repr__ = _rlock_repr
+        _real, _replaces = _RealRLock, "threading:_CRLock"
+        __class__ = property(lambda self: _RealRLock)
+        __reduce_ex__ = _reduce_ex
+        __reduce__ = _reduce
+        __repr__ = _lock_repr
 
 
 def lock_classes() -> tuple[type, type]:
-    """What replaces ``threading.Lock`` and ``threading.RLock``: the C-based classes where built,
-    else the Python ones."""
+    """What replaces ``threading.Lock`` and ``threading._CRLock`` (what ``threading.RLock()`` makes): the
+    C-based classes where built, else the Python ones."""
     if _native is not None:
         return NativeLock, NativeRLock
     return Lock, RLock
 
 
 def install(patcher: Patcher) -> None:
-    """Replace threading's lock factories; time Condition.wait and Thread.join."""
+    """Replace threading's lock classes; time Condition.wait and Thread.join."""
     notifiers: Wakers = {}  # weakref.ref(condition) -> its last notifier; gone with the condition
 
     def forget(ref: weakref.ref) -> None:
@@ -165,7 +212,7 @@ def install(patcher: Patcher) -> None:
 
     lock, rlock = lock_classes()
     patcher.replace(threading, "Lock", lock)
-    patcher.replace(threading, "RLock", rlock)
+    patcher.replace(threading, "_CRLock", rlock)  # threading.RLock() makes it; RLock itself stays the same
     orig_notify = threading.Condition.notify
 
     def notify(cond: threading.Condition, n: int = 1) -> None:

@@ -121,8 +121,9 @@ class ViewerAPI:
         index: dict[str | None, int] = {f: i for i, f in enumerate(functions)}  # None, no start function: not there
         groups: dict[tuple, list[int]] = {}
         for g in sorted(gs.list, key=lambda g: (g.created_ns is not None, g.created_ns or 0, g.id)):
-            groups.setdefault((g.start_function, g.kind), []).append(g.id)
-        order = {(grp["start_function"], grp["kind"]): i for i, grp in enumerate(self.summary["groups"])}
+            groups.setdefault((g.start_function, g.kind, g.role), []).append(g.id)
+        summary = {(grp["start_function"], grp["kind"], grp["role"]): grp for grp in self.summary["groups"]}
+        order = {key: i for i, key in enumerate(summary)}
 
         def rel(ns: int | None) -> int | None:
             return None if ns is None else ns - self.trace.start_ns
@@ -142,8 +143,14 @@ class ViewerAPI:
                 "ended_ns": [rel(g.ended_ns) for g in gs.list],
             },
             "groups": [
-                {"function": index.get(fn, -1), "kind": kind, "count": len(ids), "ids": ids}
-                for (fn, kind), ids in sorted(groups.items(), key=lambda item: order.get(item[0], len(order)))
+                {
+                    "function": index.get(fn, -1),
+                    "kind": kind,
+                    "label": summary[fn, kind, role]["label"],
+                    "count": len(ids),
+                    "ids": ids,
+                }
+                for (fn, kind, role), ids in sorted(groups.items(), key=lambda item: order[item[0]])
             ],
         }
 
@@ -300,11 +307,13 @@ class ViewerAPI:
 
     def group_goroutines(self, p: Params) -> list:
         function = p.get("function", "") or None
-        kind = p.get("kind")
+        kind, role = p.get("kind"), p.get("role")
         return [
             g
             for g in self.summary["goroutines"]
-            if g["start_function"] == function and (kind is None or g["kind"] == kind)
+            if g["start_function"] == function
+            and (kind is None or g["kind"] == kind)
+            and (function is not None or role is None or g["role"] == role)
         ]
 
     def _profile(self, p: Params) -> Profile:

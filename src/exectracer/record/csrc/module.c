@@ -117,7 +117,7 @@ PyInit__speedups(void)
 {
     if (intern_names() < 0 || PyType_Ready(&xt_RowsType) < 0 || PyType_Ready(&xt_WatchType) < 0 || PyType_Ready(&xt_TaskIdsType) < 0 || PyType_Ready(&xt_StepRunnerType) < 0
         || PyType_Ready(&xt_ReadySoonType) < 0 || PyType_Ready(&xt_TaskCreatorType) < 0 || PyType_Ready(&xt_IoReadyType) < 0
-        || PyType_Ready(&xt_TimedType) < 0 || PyType_Ready(&xt_LockWrapperType) < 0 || PyType_Ready(&xt_RegionType) < 0) {
+        || PyType_Ready(&xt_TimedType) < 0 || PyType_Ready(&xt_StaticTimedType) < 0 || PyType_Ready(&xt_LockWrapperType) < 0 || PyType_Ready(&xt_RegionType) < 0) {
         return NULL;
     }
     PyObject *time_module = PyImport_ImportModule("time");
@@ -156,6 +156,7 @@ PyInit__speedups(void)
         || PyModule_AddObjectRef(m, "TaskCreator", (PyObject *)&xt_TaskCreatorType) < 0
         || PyModule_AddObjectRef(m, "IoReady", (PyObject *)&xt_IoReadyType) < 0
         || PyModule_AddObjectRef(m, "Timed", (PyObject *)&xt_TimedType) < 0
+        || PyModule_AddObjectRef(m, "StaticTimed", (PyObject *)&xt_StaticTimedType) < 0
         || PyModule_AddObjectRef(m, "LockWrapper", (PyObject *)&xt_LockWrapperType) < 0
         || PyModule_AddObjectRef(m, "Region", (PyObject *)&xt_RegionType) < 0) {
         Py_DECREF(m);

@@ -17,6 +17,7 @@ typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *fallback;        /* the Python hook: call_soon(loop, callback, args, context) */
+    PyObject *wrapped;         /* the method it replaced (Patcher sets it through __wrapped__); NULL: not yet */
     PyObject *ready_type;      /* _ReadyHandle */
     PyObject *slots;           /* tuple of the slot descriptors set below, in SLOT_* order */
     Py_ssize_t offsets[SLOT_COUNT];     /* each slot's offset, or -1: set through its descriptor */
@@ -26,7 +27,7 @@ typedef struct {
 } ReadySoon;
 
 
-#define READY_SOON_OBJECTS(X) X(fallback) X(ready_type) X(slots) X(thread_waker) X(clock)
+#define READY_SOON_OBJECTS(X) X(fallback) X(ready_type) X(slots) X(thread_waker) X(clock) X(wrapped)
 
 GC_FUNCTIONS(ready_soon, ReadySoon, READY_SOON_OBJECTS)
 
@@ -175,6 +176,8 @@ ready_soon_set_fill_directly(ReadySoon *self, PyObject *value, void *closure)
     return 0;
 }
 
+STAND_IN_FUNCTIONS(ready_soon, ReadySoon, wrapped, 0)
+
 static PyGetSetDef ready_soon_getset[] = {
     {"fill_directly", (getter)ready_soon_get_fill_directly, (setter)ready_soon_set_fill_directly,
      "Whether handles are filled here (else the Python hook makes them).", NULL},
@@ -191,6 +194,10 @@ PyTypeObject xt_ReadySoonType = {
     .tp_call = PyVectorcall_Call,
     .tp_descr_get = xt_bind,
     .tp_getset = ready_soon_getset,
+    .tp_getattro = ready_soon_getattro,
+    .tp_repr = ready_soon_repr,
+    .tp_methods = ready_soon_methods,
+    .tp_members = ready_soon_members,
     .tp_new = ready_soon_new,
     .tp_traverse = (traverseproc)ready_soon_traverse,
     .tp_clear = (inquiry)ready_soon_clear,
@@ -211,6 +218,7 @@ typedef struct {
     vectorcallfunc vectorcall;
     PyObject *fallback;        /* the Python hook: create_task(loop, coro, *args, **kwargs) */
     PyObject *create_task;     /* the real BaseEventLoop.create_task */
+    PyObject *wrapped;         /* the method it replaced (Patcher sets it through __wrapped__); NULL: not yet */
     PyObject *tasks;           /* TaskIds: id(task) -> g */
     HookState hook_state;      /* the hooks' thread-local state (``creating``) */
     PyObject *threads;         /* dict: thread ident -> g */
@@ -228,7 +236,7 @@ typedef struct {
 
 #define TASK_CREATOR_OBJECTS(X) \
     X(fallback) X(create_task) X(tasks) X(hook_state.local) X(hook_state.dict) X(threads) X(thread_g) X(new_g) \
-    X(loops) X(loop_id) X(task_funcs) X(task_func) X(name_code) X(eager_step) X(rows) X(clock)
+    X(loops) X(loop_id) X(task_funcs) X(task_func) X(name_code) X(eager_step) X(rows) X(clock) X(wrapped)
 
 GC_FUNCTIONS(task_creator, TaskCreator, TASK_CREATOR_OBJECTS)
 
@@ -464,10 +472,11 @@ typedef struct {
     vectorcallfunc vectorcall;
     PyObject *fallback;        /* the Python hook: process_events(loop, event_list) */
     PyObject *process_events;  /* the real one */
+    PyObject *wrapped;         /* the method it replaced (Patcher sets it through __wrapped__); NULL: not yet */
     HookState hook_state;
 } IoReady;
 
-#define IO_READY_OBJECTS(X) X(fallback) X(process_events) X(hook_state.local) X(hook_state.dict)
+#define IO_READY_OBJECTS(X) X(fallback) X(process_events) X(hook_state.local) X(hook_state.dict) X(wrapped)
 
 GC_FUNCTIONS(io_ready, IoReady, IO_READY_OBJECTS)
 

@@ -1,8 +1,9 @@
 /* What the hooks share: attributes read through descriptors found once
    (FastAttr, and the coroutines', generators' and frames' own), the hooks'
    thread-local state (HookState's dict, and the current step's waker as a C
-   thread-local), the calling thread's and the current goroutine, and the
-   binding of the hook types as methods. */
+   thread-local), the calling thread's and the current goroutine, the
+   binding of the hook types as methods, and what makes a hook pass for the
+   original it replaced. */
 
 #include "speedups.h"
 
@@ -231,4 +232,55 @@ xt_bind(PyObject *self, PyObject *obj, PyObject *type)
         return Py_NewRef(self);
     }
     return PyMethod_New(self, obj);
+}
+
+/* A hook that replaced an original (its `wrapped`: a function, a builtin, a method descriptor) passes for it,
+   as record/stand_in.py says: its __class__ (isinstance), __doc__, repr and any attribute it has not itself
+   (__module__, __qualname__, __name__, ...) are the original's, and pickle and copy take it as they take the
+   original. Without `wrapped` (an asyncio hook not yet put in place), it is an object of its own type. */
+PyObject *
+xt_stand_in_getattr(PyObject *self, PyObject *name, PyObject *wrapped)
+{
+    if (wrapped != NULL && PyUnicode_Check(name)) {
+        if (PyUnicode_CompareWithASCIIString(name, "__class__") == 0) {
+            return Py_NewRef((PyObject *)Py_TYPE(wrapped));
+        }
+        if (PyUnicode_CompareWithASCIIString(name, "__doc__") == 0) {  /* not the hook type's own */
+            return PyObject_GetAttr(wrapped, name);
+        }
+    }
+    PyObject *found = PyObject_GenericGetAttr(self, name);
+    if (found == NULL && wrapped != NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        found = PyObject_GetAttr(wrapped, name);
+    }
+    return found;
+}
+
+PyObject *
+xt_stand_in_repr(PyObject *self, PyObject *wrapped)
+{
+    if (wrapped != NULL) {
+        return PyObject_Repr(wrapped);
+    }
+    return PyUnicode_FromFormat("<%s object at %p>", Py_TYPE(self)->tp_name, self);
+}
+
+/* What pickle and copy get from the hook's __reduce_ex__(protocol) (protocol NULL: __reduce__()): what they
+   would make of the original. A function or class is taken by its qualified name (which finds the hook while
+   it is in place, and the original anywhere else), a builtin or method descriptor by its own reduction. */
+PyObject *
+xt_stand_in_reduce(PyObject *self, PyObject *wrapped, PyObject *protocol)
+{
+    if (wrapped == NULL) {
+        PyErr_Format(PyExc_TypeError, "cannot pickle '%.200s' object", Py_TYPE(self)->tp_name);
+        return NULL;
+    }
+    if (PyFunction_Check(wrapped) || PyType_Check(wrapped)) {
+        return PyObject_GetAttrString(wrapped, "__qualname__");
+    }
+    if (protocol == NULL) {
+        return PyObject_CallMethod(wrapped, "__reduce__", NULL);
+    }
+    return PyObject_CallMethod(wrapped, "__reduce_ex__", "O", protocol);
 }

@@ -32,13 +32,14 @@
      defined by the Python side).
    - IoReady replaces BaseSelectorEventLoop._process_events: it notes which
      handles the loop's last select made ready.
-   - Timed and LockWrapper: thread waits (see their sections), and
-     kept_positions: the events a flight recorder's dropped chunk still
-     describes.
+   - Timed (StaticTimed where the function it times is a builtin) and
+     LockWrapper: thread waits (see their sections), and kept_positions: the
+     events a flight recorder's dropped chunk still describes.
 
    StepRunner, ReadySoon, TaskCreator and IoReady are method descriptors:
    `handle._run()` calls them with the handle first, with no bound method
-   made. Errors in the recording are cleared, never raised into the
+   made. They and Timed pass for the original they replaced (its names,
+   doc, repr, type for isinstance, pickling: STAND_IN_FUNCTIONS). Errors in the recording are cleared, never raised into the
    program: an event that cannot be recorded is lost, the callback still
    runs. Only public C API is used (some of it outside the limited API:
    member descriptors, frames).
@@ -51,7 +52,7 @@
                      the names it interns, its init
    - shared.c        what the hooks share: attribute fast paths (FastAttr),
                      the hooks' thread-local state, the current goroutine,
-                     counting the errors they catch
+                     counting the errors they catch, passing for an original
    - rows.c          Sleeper, Rows (the event columns) and Watch
    - tables.c        PtrMap (address -> value), TaskIds, the chain table
    - step_runner.c   StepRunner: task steps, suspensions, callbacks
@@ -339,6 +340,42 @@ XT_INTERNAL extern XT_THREAD_LOCAL unsigned long long xt_current_waker;
 /* Method descriptor plumbing shared by the hook types: bound like a function */
 XT_INTERNAL PyObject *xt_bind(PyObject *self, PyObject *obj, PyObject *type);
 
+/* A hook passing for the original it replaced (`wrapped`, NULL if not known): see shared.c */
+XT_INTERNAL PyObject *xt_stand_in_getattr(PyObject *self, PyObject *name, PyObject *wrapped);
+XT_INTERNAL PyObject *xt_stand_in_repr(PyObject *self, PyObject *wrapped);
+XT_INTERNAL PyObject *xt_stand_in_reduce(PyObject *self, PyObject *wrapped, PyObject *protocol);
+
+/* The getattro, repr, methods (__reduce_ex__, __reduce__) and members (__wrapped__, the original: `member`,
+   with `flags` 0 where Patcher sets it, READONLY where the constructor does) of a hook type that passes for
+   the original it replaced */
+#define STAND_IN_FUNCTIONS(prefix, Type, member, flags)                                                    \
+    static PyObject *prefix##_getattro(PyObject *self, PyObject *name)                                     \
+    {                                                                                                      \
+        return xt_stand_in_getattr(self, name, ((Type *)self)->member);                                    \
+    }                                                                                                      \
+    static PyObject *prefix##_repr(PyObject *self)                                                         \
+    {                                                                                                      \
+        return xt_stand_in_repr(self, ((Type *)self)->member);                                             \
+    }                                                                                                      \
+    static PyObject *prefix##_reduce_ex(PyObject *self, PyObject *protocol)                                \
+    {                                                                                                      \
+        return xt_stand_in_reduce(self, ((Type *)self)->member, protocol);                                 \
+    }                                                                                                      \
+    static PyObject *prefix##_reduce(PyObject *self, PyObject *unused)                                     \
+    {                                                                                                      \
+        (void)unused;                                                                                      \
+        return xt_stand_in_reduce(self, ((Type *)self)->member, NULL);                                     \
+    }                                                                                                      \
+    static PyMethodDef prefix##_methods[] = {                                                              \
+        {"__reduce_ex__", (PyCFunction)prefix##_reduce_ex, METH_O, "Pickled as the original it replaced."}, \
+        {"__reduce__", (PyCFunction)prefix##_reduce, METH_NOARGS, "Pickled as the original it replaced."},  \
+        {NULL},                                                                                            \
+    };                                                                                                     \
+    static PyMemberDef prefix##_members[] = {                                                              \
+        {"__wrapped__", T_OBJECT_EX, offsetof(Type, member), flags, "The original this hook replaced."},   \
+        {NULL},                                                                                            \
+    };
+
 /* The object members of a hook type, listed by an X-macro (its *_OBJECTS):
    what each one's traverse, clear, dealloc and constructor do with them */
 #define VISIT_MEMBER(name) Py_VISIT(self->name);
@@ -366,8 +403,10 @@ XT_INTERNAL PyObject *xt_bind(PyObject *self, PyObject *obj, PyObject *type);
     }
 
 /* The type object xt_<Name>Type of a hook type: a method descriptor with
-   vectorcall, its object members collected (GC_FUNCTIONS) */
+   vectorcall, its object members collected (GC_FUNCTIONS), passing for the
+   original it replaced (STAND_IN_FUNCTIONS, with its `wrapped`) */
 #define HOOK_TYPE(Name, prefix, doc)                                          \
+    STAND_IN_FUNCTIONS(prefix, Name, wrapped, 0)                              \
     PyTypeObject xt_##Name##Type = {                                          \
         PyVarObject_HEAD_INIT(NULL, 0)                                        \
         .tp_name = "exectracer.record._speedups." #Name,                      \
@@ -377,6 +416,10 @@ XT_INTERNAL PyObject *xt_bind(PyObject *self, PyObject *obj, PyObject *type);
         .tp_vectorcall_offset = offsetof(Name, vectorcall),                   \
         .tp_call = PyVectorcall_Call,                                         \
         .tp_descr_get = xt_bind,                                              \
+        .tp_getattro = prefix##_getattro,                                     \
+        .tp_repr = prefix##_repr,                                             \
+        .tp_methods = prefix##_methods,                                       \
+        .tp_members = prefix##_members,                                       \
         .tp_new = prefix##_new,                                               \
         .tp_traverse = (traverseproc)prefix##_traverse,                       \
         .tp_clear = (inquiry)prefix##_clear,                                  \
@@ -387,7 +430,7 @@ XT_INTERNAL PyObject *xt_bind(PyObject *self, PyObject *obj, PyObject *type);
 
 XT_INTERNAL extern PyTypeObject xt_StepRunnerType;                                  /* step_runner.c */
 XT_INTERNAL extern PyTypeObject xt_ReadySoonType, xt_TaskCreatorType, xt_IoReadyType;  /* scheduling.c */
-XT_INTERNAL extern PyTypeObject xt_TimedType, xt_LockWrapperType;                   /* thread_waits.c */
+XT_INTERNAL extern PyTypeObject xt_TimedType, xt_StaticTimedType, xt_LockWrapperType;  /* thread_waits.c */
 XT_INTERNAL extern PyTypeObject xt_RegionType;                                      /* regions.c */
 
 /* shared.c */

@@ -14,6 +14,7 @@ typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *fallback;        /* the Python hook: handle_run(handle) */
+    PyObject *wrapped;         /* the method it replaced (Patcher sets it through __wrapped__); NULL: not yet */
     PyObject *run_callback;    /* the Python hook for other callbacks, where the C path cannot go on: run_callback(handle, cb) */
     PyObject *step_types;      /* set of callback types a task's step comes in */
     PyObject *task_classes;    /* tuple of task classes */
@@ -49,7 +50,7 @@ typedef struct {
     X(fallback) X(run_callback) X(step_types) X(task_classes) X(is_task_type) X(tasks) X(task_g) \
     X(hook_state.local) X(hook_state.dict) X(rows) X(one_await) X(chain_cache) X(define_chain) X(executor_futures) \
     X(ready_type) X(report_error) X(clock) X(code_for) X(loops) X(loop_id) X(name_cache) X(name_id) X(timer_type) \
-    X(looked_at)
+    X(looked_at) X(wrapped)
 
 #define STEP_RUNNER_ATTRS(X) \
     X(handle_callback) X(handle_context) X(handle_args) X(handle_loop) X(handle_waker) X(handle_queued) X(task_fut_waiter) X(task_coro) \
@@ -506,13 +507,14 @@ callback_name(StepRunner *self, PyObject *cb, uint64_t *out)
     return 0;
 }
 
-/* Which source queued `handle` and which waker that makes it, as the Python hook tells them */
+/* Which source queued `handle` (named `sid`) and the waker code it runs as, as the Python hook tells them:
+   a timer or I/O callback wakes as itself; another one on behalf of what queued it, if known */
 static int
-callback_source(StepRunner *self, PyObject *handle, PyObject *ldict, uint64_t *source, uint64_t *waker)
+callback_source(StepRunner *self, PyObject *handle, PyObject *ldict, uint64_t sid, uint64_t *source, uint64_t *waker)
 {
     if ((PyObject *)Py_TYPE(handle) == self->timer_type) {
         *source = XT_CALLBACK_SOURCE_TIMER;
-        *waker = XT_WAKER_TIMER;
+        *waker = sid << XT_WAKER_SHIFT | XT_WAKER_TIMER;
         return 0;
     }
     PyObject *io = PyDict_GetItemWithError(ldict, xt_s_io);  /* HookState.io: empty unless set */
@@ -529,7 +531,16 @@ callback_source(StepRunner *self, PyObject *handle, PyObject *ldict, uint64_t *s
         return -1;
     }
     *source = from_io ? XT_CALLBACK_SOURCE_IO : XT_CALLBACK_SOURCE_SOON;
-    *waker = from_io ? XT_WAKER_IO : XT_WAKER_CALLBACK;
+    *waker = sid << XT_WAKER_SHIFT | (from_io ? XT_WAKER_IO : XT_WAKER_CALLBACK);
+    if (!from_io && (PyObject *)Py_TYPE(handle) == self->ready_type) {
+        uint64_t code = 0;
+        if (xt_consume_u64(xt_fast_get(&self->handle_waker, handle), &code) < 0) {
+            return -1;
+        }
+        if (code != 0) {
+            *waker = code;
+        }
+    }
     return 0;
 }
 
@@ -541,7 +552,7 @@ run_callback(StepRunner *self, PyObject *handle, PyObject *cb)
     PyObject *loop = xt_fast_get(&self->handle_loop, handle);
     PyObject *ldict = Py_XNewRef(xt_hook_dict(&self->hook_state));
     int ok = loop != NULL && ldict != NULL && xt_id_lookup(self->loops, loop, self->loop_id, &lid) == 0
-        && callback_name(self, cb, &sid) == 0 && callback_source(self, handle, ldict, &source, &waker) == 0;
+        && callback_name(self, cb, &sid) == 0 && callback_source(self, handle, ldict, sid, &source, &waker) == 0;
     Py_XDECREF(loop);
     Py_XDECREF(ldict);
     if (!ok || xt_now_ns(self->clock, &now) < 0) {
@@ -552,7 +563,7 @@ run_callback(StepRunner *self, PyObject *handle, PyObject *cb)
     xt_rows_store((Rows *)self->rows, begin, 1);
 
     uint64_t prev = xt_current_waker;
-    xt_current_waker = sid << XT_WAKER_SHIFT | waker;
+    xt_current_waker = waker;
     PyObject *result = run_in_context(self, handle, cb);
     if (result == NULL && !PyErr_ExceptionMatches(PyExc_SystemExit) && !PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
         PyObject *exc = take_exception();

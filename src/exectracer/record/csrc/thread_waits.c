@@ -1,6 +1,7 @@
-/* Thread waits: Timed, what blocking.timed makes (a call that may block,
-   timed, and recorded if it lasted the threshold), the wait sink (where a
-   recording wants them: set_wait_sink) and the waits recorded in C, the
+/* Thread waits: Timed (StaticTimed for a builtin), what blocking.timed
+   makes (a call that may block, timed, and recorded if it lasted the
+   threshold), the wait sink (where a recording wants them: set_wait_sink)
+   and the waits recorded in C, the
    sampler's due samples taken by a thread about to wait, and LockWrapper
    (threading.Lock and RLock while tracing: contended acquires recorded as
    sync waits). Their Python references are in blocking.py and
@@ -327,6 +328,9 @@ timed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "Timed: wakers must be a dict or None");
         return NULL;
     }
+    if (type == &xt_TimedType && Py_TYPE(func)->tp_descr_get == NULL) {
+        type = &xt_StaticTimedType;  /* a builtin: not bound when found on an instance's class, as it is not */
+    }
     Timed *self = (Timed *)type->tp_alloc(type, 0);
     if (self == NULL) {
         return NULL;
@@ -343,43 +347,52 @@ timed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
-/* A wrapper's own attribute `name`, else the wrapped object's (Timed's function, LockWrapper's lock) */
-static PyObject *
-own_or_wrapped_attr(PyObject *self, PyObject *name, PyObject *wrapped)
-{
-    PyObject *found = PyObject_GenericGetAttr(self, name);
-    if (found == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        PyErr_Clear();
-        found = PyObject_GetAttr(wrapped, name);
-    }
-    return found;
-}
+/* It passes for `func`: its names, doc, repr, type for isinstance, pickling (see shared.c) */
+STAND_IN_FUNCTIONS(timed, Timed, func, READONLY)
 
-/* The wrapped function's name, doc and so on, as functools.wraps would copy them */
-static PyObject *
-timed_getattro(Timed *self, PyObject *name)
-{
-    if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "__wrapped__") == 0) {  /* no attribute of its own */
-        return Py_NewRef(self->func);
-    }
-    return own_or_wrapped_attr((PyObject *)self, name, self->func);
-}
+#define TIMED_DOC                                                                                                      \
+    "Timed(func, record, clock, socket_method=False, category=-1, samples=False, loop_selector=False, wakers=None)\n"   \
+    "--\n\n"                                                                                                           \
+    "`func`, timed: a call that took the wait threshold or more goes to record(start, end, frame, args),\n"            \
+    "or with a category (0 or more) is recorded in C where set_wait_sink has set where.\n"                             \
+    "With loop_selector, a call on the running asyncio loop's own selector is not recorded.\n"                         \
+    "With wakers (a dict keyed by weak references), the wait's waker is the value for the first argument.\n"           \
+    "Where func is not bound as a method (a builtin function), the object made is a StaticTimed."
 
+/* Timed, where `func` binds as a method does (a function, a method descriptor) */
 PyTypeObject xt_TimedType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "exectracer.record._speedups.Timed",
-    .tp_doc = "Timed(func, record, clock, socket_method=False, category=-1, samples=False, loop_selector=False, wakers=None)\n--\n\n"
-              "`func`, timed: a call that took the wait threshold or more goes to record(start, end, frame, args),\n"
-              "or with a category (0 or more) is recorded in C where set_wait_sink has set where.\n"
-              "With loop_selector, a call on the running asyncio loop's own selector is not recorded.\n"
-              "With wakers (a dict keyed by weak references), the wait's waker is the value for the first argument.",
+    .tp_doc = TIMED_DOC,
     .tp_basicsize = sizeof(Timed),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
     .tp_vectorcall_offset = offsetof(Timed, vectorcall),
     .tp_call = PyVectorcall_Call,
     .tp_descr_get = xt_bind,
-    .tp_getattro = (getattrofunc)timed_getattro,
+    .tp_getattro = timed_getattro,
+    .tp_repr = timed_repr,
+    .tp_methods = timed_methods,
+    .tp_members = timed_members,
     .tp_new = timed_new,
+    .tp_traverse = (traverseproc)timed_traverse,
+    .tp_clear = (inquiry)timed_clear,
+    .tp_dealloc = (destructor)timed_dealloc,
+};
+
+/* Timed, where `func` is not bound (a builtin function: `nap = time.sleep` in a class body stays time.sleep
+   for its instances): no descriptor, so neither attribute lookup nor a method call binds it */
+PyTypeObject xt_StaticTimedType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "exectracer.record._speedups.StaticTimed",
+    .tp_doc = "A Timed whose function is not bound as a method (made by Timed(...) for such a function).",
+    .tp_basicsize = sizeof(Timed),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(Timed, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_getattro = timed_getattro,
+    .tp_repr = timed_repr,
+    .tp_methods = timed_methods,
+    .tp_members = timed_members,
     .tp_traverse = (traverseproc)timed_traverse,
     .tp_clear = (inquiry)timed_clear,
     .tp_dealloc = (destructor)timed_dealloc,
@@ -617,10 +630,16 @@ lock_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
+/* Its own attribute `name`, else the real lock's */
 static PyObject *
 lock_getattro(LockWrapper *self, PyObject *name)
 {
-    return own_or_wrapped_attr((PyObject *)self, name, self->lock);
+    PyObject *found = PyObject_GenericGetAttr((PyObject *)self, name);
+    if (found == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        found = PyObject_GetAttr(self->lock, name);
+    }
+    return found;
 }
 
 static int

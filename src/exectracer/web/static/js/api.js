@@ -54,7 +54,7 @@ export const api = {
   loopSpan: (loop, t) => getJSON("api/span", { loop, t: Math.round(t) }),
   related: (g) => once(`related:${g}`, () => getJSON("api/related", { g })),
   range: (start, end) => getJSON("api/range", { start: Math.floor(start), end: Math.ceil(end) }),
-  goroutines: (fn, kind) => getJSON("api/goroutines", { function: fn === null ? "" : fn, kind }),
+  goroutines: (fn, kind, role) => getJSON("api/goroutines", { function: fn === null ? "" : fn, kind, ...(role ? { role } : {}) }),
   profile: (params) => getJSON("api/profile", params),
   pprofURL: (params) => url("api/pprof", params),
   logs: (q, offset, limit) => getJSON("api/logs", { q: q || undefined, offset, limit }),

@@ -37,6 +37,7 @@ export const PROFILE_COLORS = {
   sync: STATE_COLORS.sync,
   syscall: STATE_COLORS.syscall,
   sleep: STATE_COLORS.sleep,
+  other: STATE_COLORS.other,
   sched: STATE_COLORS.runnable,
   gil: "#c98b0a",
   cpu: STATE_COLORS.running,

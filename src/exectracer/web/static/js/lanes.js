@@ -51,7 +51,7 @@ export class LaneModel {
   }
 
   groupLabel(grp) {
-    const fn = grp.function >= 0 ? this.functions[grp.function] : `(no start function)`;
+    const fn = grp.label || (grp.function >= 0 ? this.functions[grp.function] : `(no start function)`);
     return `${fn} · ${grp.kind}s`;
   }
 

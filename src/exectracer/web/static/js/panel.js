@@ -6,7 +6,7 @@ import { el, clear, swatch, errorBox, loading } from "./dom.js";
 import { fmtCount, fmtDur, fmtPct, fmtTime } from "./format.js";
 import { href } from "./router.js";
 
-const PROFILE_TYPES = ["net", "sync", "syscall", "sleep", "sched", "gil", "cpu"];
+const PROFILE_TYPES = ["net", "sync", "syscall", "sleep", "other", "sched", "gil", "cpu"];
 const BLOCKED = new Set(["network", "sync", "sleep", "syscall", "other"]);
 
 function row(name, ...value) {

@@ -10,7 +10,7 @@ import { sortableTable } from "../table.js";
 import { stateColor } from "../colors.js";
 
 const BLOCKED = ["network", "sync", "sleep", "syscall", "other"];
-const PROFILES = ["net", "sync", "syscall", "sleep", "sched", "gil", "cpu"];
+const PROFILES = ["net", "sync", "syscall", "sleep", "other", "sched", "gil", "cpu"];
 
 function total(t) {
   return (t.running || 0) + (t.runnable || 0) + BLOCKED.reduce((a, k) => a + ((t.blocked || {})[k] || 0), 0);
@@ -53,8 +53,8 @@ export async function mount(root, route) {
   );
   const groups = summary.groups || [];
   root.append(sortableTable([
-    { key: "function", label: "start function", value: (r) => r.start_function || "", render: (r) =>
-      el("a", { href: href("goroutines", { function: r.start_function ?? "", kind: r.kind }), class: "group-link" }, r.start_function || "(none)") },
+    { key: "function", label: "start function", value: (r) => r.label || r.start_function || "", render: (r) =>
+      el("a", { href: href("goroutines", { function: r.start_function ?? "", kind: r.kind, role: r.role ?? null, label: r.start_function ? null : r.label }), class: "group-link" }, r.label || r.start_function || "(none)") },
     { key: "kind", label: "kind" },
     { key: "count", label: "count", numeric: true, render: (r) => fmtCount(r.count) },
     ...timeColumns(states),
@@ -65,10 +65,11 @@ export async function mount(root, route) {
 async function group(root, params, states) {
   const fn = params.get("function") || "";
   const kind = params.get("kind") || "task";
-  const rows = await api.goroutines(fn, kind);
+  const role = params.get("role") || null;
+  const rows = await api.goroutines(fn, kind, role);
   root.append(
     el("p", null, el("a", { href: href("goroutines") }, "← all groups")),
-    el("h1", null, el("code", { class: "fn" }, fn || "(no start function)"), ` · ${kind}s`),
+    el("h1", null, el("code", { class: "fn" }, fn || params.get("label") || "(no start function)"), ` · ${kind}s`),
     el("p", { class: "links" }, "Profiles of this group: ",
       PROFILES.map((t, i) => [i ? " · " : "", el("a", { href: href(`profile/${t}`, { group: fn || null }) }, t)])),
     stateLegend(states),

@@ -13,6 +13,7 @@ export const TYPES = {
   sync: "sync waits (locks, events, queues, other tasks)",
   syscall: "syscall waits (subprocesses, executors, OS calls)",
   sleep: "sleeps",
+  other: "other waits (the trace cannot tell what for)",
   sched: "scheduler latency (runnable time)",
   gil: "estimated GIL waits",
   cpu: "CPU samples",
