@@ -593,3 +593,13 @@ def test_a_child_forked_inside_a_run_stops_recording_it(tmp_path):
     assert done.returncode == 0, done.stderr
     trace = exectracer.load(path, strict=True)
     assert [t.start_function for t in trace.tasks] == ["__main__.main"] and trace.lost.clean_end
+
+
+def test_starting_while_collections_free_thread_locals_does_not_deadlock(tmp_path):
+    # looking for runs in other threads reads sys._current_frames(), where a collection can deadlock on 3.11
+    program = Path(__file__).parent / "programs" / "trio_start_under_collections.py"
+    done = subprocess.run(
+        [sys.executable, str(program), str(tmp_path / "gc.xtrace")], capture_output=True, text=True, timeout=100
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["started", "stopped"]

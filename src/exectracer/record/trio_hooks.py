@@ -55,8 +55,10 @@ from ..format.events import (
 from .handoff import GilHandoff
 from .hook_errors import caught
 from .interner import Interner, function_name
+from .native import speedups
 from .patcher import Patcher
 from .registry import Registry, task_name_code
+from .sampler import _frames_reader
 from .store import EventStore
 from .trio_waits import TrioChains
 
@@ -85,7 +87,8 @@ def install(
     it records the tasks still queued to run and takes the instrument off
     every run (None: this trio cannot be hooked).
     """
-    core, queue = sys.modules.get("trio._core._run"), sys.modules.get("trio._core._entry_queue")
+    core: Any = sys.modules.get("trio._core._run")
+    queue: Any = sys.modules.get("trio._core._entry_queue")
     missing = [name for owner, name in _NEEDED if _find(core, queue, owner, name) is None]
     if missing:
         warn(f"trio {trio.__version__} cannot be hooked (it has no {', '.join(missing)}): its tasks are not traced")
@@ -137,6 +140,8 @@ class TrioHooks:
         self.active = True
         self.exits = threading.local()  # ``task`` and ``outcome``: what Runner.task_exited is handling
         self.run_sync_soon = queue.EntryQueue.run_sync_soon  # the original: thread-safe entry into a run
+        # sys._current_frames, with collections held off where one it starts can deadlock (3.11, the sampler's rule)
+        self.current_frames = _frames_reader(speedups())
         self.machinery: dict[Any, int] = {}  # the code of trio's own tasks -> the string id of its name
         for func in (core.Runner.init, queue.EntryQueue.task):
             code = func.__code__
@@ -199,7 +204,7 @@ class TrioHooks:
         """The runners of the ``trio.run`` calls other threads are in (a guest run has no such frame)."""
         run_code, runner_type, me = self.core.run.__code__, self.core.Runner, threading.get_ident()
         found = []
-        for ident, top in sys._current_frames().items():
+        for ident, top in self.current_frames().items():
             frame: FrameType | None = top
             while frame is not None and ident != me:
                 if frame.f_code is run_code:
