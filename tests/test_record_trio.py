@@ -25,11 +25,6 @@ from support.waiting import wait_for  # noqa: E402
 
 pytestmark = pytest.mark.recorder
 
-# While tracing, threading.RLock() makes the recorder's lock, which trio's run_sync_soon queue refuses (it checks
-# that its lock is _thread's): a run set up while thread waits are recorded fails. Until the recorder's locks pass
-# for _thread's, these tests record without thread waits.
-OPTIONS = {"thread_waits": False}
-
 
 def functions(stack) -> list[str]:
     return [frame.function for frame in stack]
@@ -81,7 +76,7 @@ def test_tasks_parents_names_loop_and_outcomes(record):
 
     import trio.testing
 
-    rec = record(lambda: trio.run(main), **OPTIONS)
+    rec = record(lambda: trio.run(main))
     assert len(caught) == 1
     trace = rec.trace
     (loop,) = trace.loops
@@ -109,7 +104,7 @@ def test_sleep_is_a_sleep_wait_ended_by_the_deadline(record):
     async def main():
         await trio.sleep(0.02)
 
-    rec = record(lambda: trio.run(main), **OPTIONS)
+    rec = record(lambda: trio.run(main))
     task = rec.task("test_sleep_is_a_sleep_wait_ended_by_the_deadline.<locals>.main")
     _, category, stack, _, waker, waker_id = wait_at(rec, task.id, "trio._timeouts.sleep_forever")
     assert category == Category.SLEEP
@@ -129,7 +124,7 @@ def test_timeout_ends_a_sync_wait_as_a_timer(record):
         with trio.move_on_after(0.02):
             await trio.Event().wait()
 
-    rec = record(lambda: trio.run(main), **OPTIONS)
+    rec = record(lambda: trio.run(main))
     task = rec.task("test_timeout_ends_a_sync_wait_as_a_timer.<locals>.main")
     _, category, stack, _, waker, _ = wait_at(rec, task.id, "trio._sync.Event.wait")
     assert category == Category.SYNC and stack[0].function == "trio._sync.Event.wait"
@@ -150,7 +145,7 @@ def test_socket_wait_is_network_ended_by_io(record):
 
     import trio.testing
 
-    rec = record(lambda: trio.run(main), **OPTIONS)
+    rec = record(lambda: trio.run(main))
     task = rec.task("<locals>.reader")
     ts, category, stack, ready_ts, waker, waker_id = wait_at(
         rec, task.id, "trio._socket._SocketType._nonblocking_helper"
@@ -180,7 +175,7 @@ def test_tcp_stream_to_a_trio_server_is_network(record):
             nursery.cancel_scope.cancel()
         return replies
 
-    rec = record(lambda: trio.run(main), **OPTIONS)
+    rec = record(lambda: trio.run(main))
     task = rec.task("test_tcp_stream_to_a_trio_server_is_network.<locals>.main")
     _, category, stack, _, waker, _ = wait_at(rec, task.id, "trio._highlevel_socket.SocketStream.receive_some")
     assert category == Category.NETWORK and stack[-2].function.endswith("<locals>.client")
@@ -223,7 +218,7 @@ def test_lock_event_and_channel_waits_are_sync_woken_by_the_task(record):
             nursery.start_soon(sender, send)
             nursery.start_soon(receiver, receive)
 
-    rec = record(lambda: trio.run(main), **OPTIONS)
+    rec = record(lambda: trio.run(main))
     hold, wait = rec.task("<locals>.holder"), rec.task("<locals>.waiter")
     ts, category, _, ready_ts, waker, waker_id = wait_at(rec, wait.id, "trio._sync._LockImpl.acquire")
     assert category == Category.SYNC and waker == Waker.TASK and waker_id == hold.id
@@ -242,7 +237,7 @@ def test_to_thread_is_a_syscall_woken_by_the_worker_thread(record):
     async def main():
         return await trio.to_thread.run_sync(time.sleep, 0.02)
 
-    rec = record(lambda: trio.run(main), **OPTIONS)
+    rec = record(lambda: trio.run(main))
     task = rec.task("test_to_thread_is_a_syscall_woken_by_the_worker_thread.<locals>.main")
     ((_, _, stack, _, waker, waker_id),) = [w for w in waits_of(rec, task.id) if w[1] == Category.SYSCALL]
     assert stack[0].function == "trio._threads.run_sync"  # to_thread.run_sync
@@ -255,7 +250,7 @@ def test_checkpoint_is_a_yield_and_stays_runnable(record):
         for _ in range(3):
             await trio.lowlevel.checkpoint()
 
-    rec = record(lambda: trio.run(main), **OPTIONS)
+    rec = record(lambda: trio.run(main))
     task = rec.task("test_checkpoint_is_a_yield_and_stays_runnable.<locals>.main")
     yields = [w for w in rec.suspensions(task.id) if w[1] == Category.YIELD]
     assert len(yields) >= 3 and all(w[2][0].function == "trio._core._run.checkpoint" for w in yields)
@@ -268,7 +263,7 @@ def test_idle_time_is_the_runs_threads_network_wait(record):
     async def main():
         await trio.sleep(0.05)
 
-    rec = record(lambda: trio.run(main), **OPTIONS)
+    rec = record(lambda: trio.run(main))
     trace = rec.trace
     (loop,) = trace.loops
     begins, ends = rec.of(Kind.LOOP_IDLE_BEGIN, loop.id), rec.of(Kind.LOOP_IDLE_END, loop.id)
@@ -309,7 +304,7 @@ def test_summary_profiles_and_viewer_api(record):
                     clients.start_soon(client, port)
             nursery.cancel_scope.cancel()
 
-    rec = record(lambda: trio.run(main), **OPTIONS)
+    rec = record(lambda: trio.run(main))
     trace = rec.trace
     client_function = "test_record_trio.test_summary_profiles_and_viewer_api.<locals>.client"
     summary = trace.analysis.summary()
@@ -386,7 +381,7 @@ def test_anyio_on_trio_and_on_asyncio(record):
         ("trio", "trio._core._run.Runner"),
         ("asyncio", "asyncio.unix_events._UnixSelectorEventLoop"),
     ):
-        rec = record(lambda backend=backend: anyio.run(main, backend=backend), **OPTIONS)
+        rec = record(lambda backend=backend: anyio.run(main, backend=backend))
         assert [loop.class_name for loop in rec.trace.loops] == [loop_class], backend
         # the task running main: itself on trio, anyio's wrapper around it on asyncio
         user_main = "test_record_trio.test_anyio_on_trio_and_on_asyncio.<locals>.main"
@@ -412,7 +407,7 @@ def test_tracing_started_and_stopped_inside_a_run(tmp_path):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(early, event, name="early")
             await trio.testing.wait_all_tasks_blocked()
-            exectracer.start(path)  # the run was set up untraced: trio's lock is its own, thread waits can be on
+            exectracer.start(path)
             event.set()
             await trio.sleep(0)
         runner = trio._core._run.GLOBAL_RUN_CONTEXT.runner
@@ -497,7 +492,7 @@ def test_guest_run_on_an_asyncio_loop(record):
         return (await done).unwrap()
 
     results = []
-    rec = record(lambda: results.append(asyncio.run(host())), **OPTIONS)
+    rec = record(lambda: results.append(asyncio.run(host())))
     assert results == [5]
     trio_loop = next(loop for loop in rec.trace.loops if loop.class_name == "trio._core._run.Runner")
     task = rec.task("test_guest_run_on_an_asyncio_loop.<locals>.trio_main")
@@ -534,7 +529,7 @@ def test_the_program_sees_trio_as_untraced(tmp_path):
 
     untraced = run()
     calls.clear()
-    with exectracer.trace(tmp_path / "t.xtrace", **OPTIONS):
+    with exectracer.trace(tmp_path / "t.xtrace"):
         traced = run()
     assert traced == untraced and "fails" in traced[2]
     assert (core.setup_runner, core.Runner.task_exited, queue.EntryQueue.run_sync_soon) == originals
@@ -561,7 +556,7 @@ def test_regions_and_user_tasks_inside_trio_tasks_are_the_tasks(record):
             for i in range(2):
                 nursery.start_soon(handle, i)
 
-    rec = record(lambda: trio.run(main), **OPTIONS)
+    rec = record(lambda: trio.run(main))
     handlers = {t.id for t in rec.trace.tasks if t.start_function.endswith("<locals>.handle")}
     assert len(handlers) == 2
     assert {r.g for r in rec.trace.regions if r.name == "work"} == handlers
@@ -581,7 +576,7 @@ def test_a_child_forked_inside_a_run_stops_recording_it(tmp_path):
             _, status = os.waitpid(pid, 0)
             await trio.sleep(0)
             return os.waitstatus_to_exitcode(status)
-        exectracer.start(sys.argv[1], thread_waits=False)
+        exectracer.start(sys.argv[1])
         status = trio.run(main)
         exectracer.stop()
         sys.exit(status)

@@ -13,7 +13,7 @@ import exectracer
 
 
 def main(path: str) -> None:
-    exectracer.start(path, thread_waits=False)  # see OPTIONS in test_record_trio
+    exectracer.start(path)
     print("trio-imported-at-start" if "trio" in sys.modules else "trio-not-imported-at-start")
     import trio
 
