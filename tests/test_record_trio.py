@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -277,45 +278,98 @@ def test_idle_time_is_the_runs_threads_network_wait(record):
     assert idle.any() and (states.state[idle] == State.NETWORK).all()
 
 
-def test_summary_profiles_and_viewer_api(record):
+async def trio_echo(stream):
+    async for data in stream:
+        await trio.sleep(0.005)
+        await stream.send_all(data)
+
+
+async def trio_client(port):
+    async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+        for _ in range(3):
+            await stream.send_all(b"x")
+            await stream.receive_some()
+
+
+async def trio_echo_program():
+    """An echo server and two clients, in trio."""
+    async with trio.open_nursery() as nursery:
+        (listener,) = await nursery.start(functools.partial(trio.serve_tcp, trio_echo, 0, host="127.0.0.1"))
+        port = listener.socket.getsockname()[1]
+        async with trio.open_nursery() as clients:
+            for _ in range(2):
+                clients.start_soon(trio_client, port)
+        nursery.cancel_scope.cancel()
+
+
+async def anyio_echo(stream):
+    import anyio
+
+    async with stream:
+        async for data in stream:
+            await anyio.sleep(0.005)
+            await stream.send(data)
+
+
+async def anyio_client(port):
+    import anyio
+
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        for _ in range(3):
+            await stream.send(b"x")
+            await stream.receive()
+
+
+async def anyio_echo_program():
+    """The same in anyio, run on trio."""
+    import anyio
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as group:
+        group.start_soon(listener.serve, anyio_echo)
+        async with anyio.create_task_group() as clients:
+            for _ in range(2):
+                clients.start_soon(anyio_client, port)
+        group.cancel_scope.cancel()
+
+
+# where each program's clients wait for the echo
+RECEIVE = {
+    "trio": "trio._highlevel_socket.SocketStream.receive_some",
+    "anyio": "anyio._backends._trio.SocketStream.receive",
+}
+
+
+def run_echo_program(program: str) -> None:
+    if program == "trio":
+        trio.run(trio_echo_program)
+    else:
+        anyio = pytest.importorskip("anyio")
+        anyio.run(anyio_echo_program, backend="trio")
+
+
+@pytest.mark.parametrize("program", ["trio", "anyio"])
+def test_summary_profiles_and_viewer_api(record, program):
     import http.client
     import json
     import urllib.parse
 
     from exectracer.web.server import ViewerServer
 
-    async def handler(stream):
-        async for data in stream:
-            await trio.sleep(0.005)
-            await stream.send_all(data)
-
-    async def client(port):
-        async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
-            for _ in range(3):
-                await stream.send_all(b"x")
-                await stream.receive_some()
-
-    async def main():
-        async with trio.open_nursery() as nursery:
-            (listener,) = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
-            port = listener.socket.getsockname()[1]
-            async with trio.open_nursery() as clients:
-                for _ in range(2):
-                    clients.start_soon(client, port)
-            nursery.cancel_scope.cancel()
-
-    rec = record(lambda: trio.run(main))
+    rec = record(lambda: run_echo_program(program))
     trace = rec.trace
-    client_function = "test_record_trio.test_summary_profiles_and_viewer_api.<locals>.client"
+    client_function = f"test_record_trio.{program}_client"
     summary = trace.analysis.summary()
     (group,) = [g for g in summary["groups"] if g["start_function"] == client_function]
     assert group["kind"] == "task" and group["count"] == 2
     assert group["time_ns"]["blocked"]["network"] > 0 and group["time_ns"]["running"] > 0
+    assert trace.lost.hook_errors == ()
     net = trace.analysis.profile("net")
     stacks = [functions(trace.stacks[int(s)]) for s in net.stacks]
-    assert any("trio._highlevel_socket.SocketStream.receive_some" in s and client_function in s for s in stacks)
-    sleep = trace.analysis.profile("sync")
-    assert len(sleep.stacks) > 0
+    assert any(RECEIVE[program] in s and client_function in s for s in stacks)
+    sleep = trace.analysis.profile("sleep")
+    assert any(f"test_record_trio.{program}_echo" in functions(trace.stacks[int(s)]) for s in sleep.stacks)
 
     server = ViewerServer(trace)
     server.serve_in_thread()
@@ -351,11 +405,40 @@ def test_summary_profiles_and_viewer_api(record):
         )
         detail = api("/api/span", g=clients[0], t=int(states.start[network] - trace.start_ns) + 1)
         assert detail["state"] == "network" and detail["waker"]["kind"] == "io"
-        assert any(f["function"] == "trio._highlevel_socket.SocketStream.receive_some" for f in detail["stack"])
-        assert detail["stack"][-1]["function"] == client_function
+        assert any(f["function"] == RECEIVE[program] for f in detail["stack"])
+        assert client_function in [f["function"] for f in detail["stack"]]
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize("program", ["trio", "anyio"])
+def test_summary_and_pprof_commands(record, program):
+    rec = record(lambda: run_echo_program(program))
+    cli = [sys.executable, "-m", "exectracer"]
+    report = subprocess.run(
+        [*cli, "summary", "--width", "0", str(rec.path)], capture_output=True, text=True, timeout=120
+    )
+    assert report.returncode == 0, report.stderr
+    client_function = f"test_record_trio.{program}_client"
+    (row,) = [line.split() for line in report.stdout.splitlines() if line.strip().startswith(client_function)]
+    assert row[1:3] == ["task", "2"]
+    done = subprocess.run(
+        [*cli, "pprof", "--type", "net", str(rec.path)],
+        cwd=rec.path.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    go = shutil.which("go")
+    assert go, "Go is needed for `go tool pprof`"
+    profile = rec.path.parent / f"{rec.path.stem}.net.pb.gz"
+    top = subprocess.run(
+        [go, "tool", "pprof", "-top", "-nodefraction=0", str(profile)], capture_output=True, text=True, timeout=120
+    )
+    assert top.returncode == 0, top.stderr
+    assert client_function in top.stdout and RECEIVE[program] in top.stdout
 
 
 def test_anyio_on_trio_and_on_asyncio(record):
@@ -568,11 +651,19 @@ def test_a_child_forked_inside_a_run_stops_recording_it(tmp_path):
     path = tmp_path / "parent.xtrace"
     code = """
         import os, sys, exectracer, trio
+        async def in_child():
+            await trio.sleep(0.001)
         async def main():
             runner = trio._core._run.GLOBAL_RUN_CONTEXT.runner
             pid = os.fork()
-            if pid == 0:  # the instrument is gone before the child's first step
-                os._exit(0 if not runner.instruments["_all"] and not exectracer.is_tracing() else 3)
+            if pid == 0:  # the child's run goes on: more steps, a new task, a sleep, unrecorded and unharmed
+                try:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(in_child, name="in-child")
+                    await trio.sleep(0.001)
+                    os._exit(0 if not runner.instruments["_all"] and not exectracer.is_tracing() else 3)
+                except BaseException:
+                    os._exit(4)
             _, status = os.waitpid(pid, 0)
             await trio.sleep(0)
             return os.waitstatus_to_exitcode(status)
@@ -587,7 +678,8 @@ def test_a_child_forked_inside_a_run_stops_recording_it(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     trace = exectracer.load(path, strict=True)
-    assert [t.start_function for t in trace.tasks] == ["__main__.main"] and trace.lost.clean_end
+    assert [t.start_function for t in trace.tasks] == ["__main__.main"]  # not the child's task
+    assert trace.lost.clean_end and trace.lost.hook_errors == ()
 
 
 def test_starting_while_collections_free_thread_locals_does_not_deadlock(tmp_path):

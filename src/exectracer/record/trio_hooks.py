@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
+from types import CodeType, CoroutineType, FrameType
 from typing import Any
 
 import trio
@@ -163,6 +163,9 @@ class TrioHooks:
         out = [_TASK_CREATE | parent << ARG_SHIFT, ts, g, _TASK_LOOP | lid << ARG_SHIFT, ts, g]
         coro = task.coro
         code = getattr(coro, "cr_code", None)
+        if code is not None and code.co_name == "_run_coro" and code is _anyio_task_wrapper():
+            coro = _wrapped_by_anyio(coro) or coro  # the task runs the function given to anyio's start_soon
+            code = coro.cr_code
         if code is not None:
             out += (self.registry.task_func(coro, code), ts, g)
         out += (task_name_code(self.interner, task.name), ts, g)
@@ -273,6 +276,22 @@ class TrioHooks:
             if run.thread == me:
                 _remove(runner, run)
         self.runs.clear()
+
+
+def _anyio_task_wrapper() -> CodeType | None:
+    """The code of anyio's ``TaskHandle._run_coro``, the coroutine its task groups run each task in (None: no anyio,
+    or one without it)."""
+    func = getattr(getattr(sys.modules.get("anyio._core._tasks"), "TaskHandle", None), "_run_coro", None)
+    return getattr(func, "__code__", None)
+
+
+def _wrapped_by_anyio(wrapper: Any) -> CoroutineType | None:
+    """The coroutine that anyio's ``_run_coro`` coroutine ``wrapper`` runs: the one it awaits, or before it starts,
+    its handle's."""
+    inner = wrapper.cr_await
+    if type(inner) is not CoroutineType and wrapper.cr_frame is not None:
+        inner = getattr(wrapper.cr_frame.f_locals.get("self"), "_coro", None)
+    return inner if type(inner) is CoroutineType else None
 
 
 def _cur_accessors(local: Any) -> tuple[Callable[[Any], int], Callable[[Any, int], None]]:
