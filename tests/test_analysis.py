@@ -39,13 +39,13 @@ def test_task_goes_through_every_state(model: exectracer.Trace) -> None:
     assert (
         times["runnable"] == 50 + 20 + 50 + 100
     )  # the yield: runnable from the step's end, not from the wake-up inside it
-    assert times["blocked"] == {"network": 300, "sync": 300, "sleep": 0, "syscall": 0, "other": 0}
+    assert times["blocked"] == {"network": 300, "sync": 300, "sleep": 0, "syscall": 0, "other": 0, "other_estimated": 0}
     assert times["gc"] == 20
 
 
 def test_syscall_and_other_waits(model: exectracer.Trace) -> None:
     times = by_id(model.analysis.summary(), SPAWNER)["time_ns"]
-    assert times["blocked"] == {"network": 0, "sync": 0, "sleep": 0, "syscall": 80, "other": 80}
+    assert times["blocked"] == {"network": 0, "sync": 0, "sleep": 0, "syscall": 80, "other": 80, "other_estimated": 0}
     assert times["running"] == 30 and times["runnable"] == 30
     assert model.analysis.profile("syscall").top(1)[0].function == "asyncio.subprocess.Process.wait"
 
@@ -200,7 +200,7 @@ def test_summary_document_shape(model: exectracer.Trace) -> None:
     for g in doc["goroutines"]:
         assert set(g) >= {"id", "kind", "name", "start_function", "parent_id", "created_ns", "ended_ns", "time_ns"}
         assert set(g["time_ns"]) == {"running", "runnable", "gc", "blocked"}
-        assert set(g["time_ns"]["blocked"]) == {"network", "sync", "sleep", "syscall", "other"}
+        assert set(g["time_ns"]["blocked"]) == {"network", "sync", "sleep", "syscall", "other", "other_estimated"}
     assert [p["window_ns"] for p in doc["mmu"]][:4] == [1_000_000, 10_000_000, 100_000_000, 1_000_000_000]
     assert set(doc["gc"]["by_generation"]) == {"0", "1", "2"}
 

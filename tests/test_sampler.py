@@ -26,6 +26,7 @@ from exectracer.format.encoder import events_chunk, json_chunk
 from exectracer.format.events import CATEGORY_SHIFT, KIND_MASK, Kind, ThreadState
 from exectracer.record import native
 from exectracer.record import sampler as sampler_module
+from exectracer.record.gil_futex import gil_futexes
 from exectracer.record.interner import Interner
 from exectracer.record.registry import Registry
 from exectracer.record.sampler import Sampler
@@ -165,10 +166,9 @@ def test_busy_threads_are_sampled_where_they_run(tmp_path):
     got = samples(rec, g)
     assert len(got) >= 20
     assert all(any(f.function.endswith("spin_in_python") for f in frames) for _, frames, _ in got)
-    if LINUX:  # running Python, or waiting for the GIL the sampler holds
-        assert all(
-            state == ThreadState.RUNNING or (state == ThreadState.SLEEPING and nr is not None) for state, _, nr in got
-        )
+    if LINUX:  # running Python, or waiting for the GIL the sampler holds, and said so where the GIL's futexes are known
+        waiting = ThreadState.GIL if gil_futexes() is not None else ThreadState.SLEEPING
+        assert all(state == ThreadState.RUNNING or (state == waiting and nr is not None) for state, _, nr in got), got
 
 
 @pytest.mark.skipif(not LINUX, reason="needs /proc")
@@ -355,6 +355,7 @@ CHURN = """
 import gc, sys, threading, time
 from exectracer.record.interner import Interner
 from exectracer.record.registry import Registry
+from exectracer.record.gil_futex import gil_futexes
 from exectracer.record.sampler import Sampler
 from exectracer.record.thread_stacks import FrameStacks
 

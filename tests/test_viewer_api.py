@@ -63,7 +63,7 @@ def test_info_and_lanes(server: ViewerServer) -> None:
     info = api(server, "/api/info")
     trace = server.api.trace
     assert info["events"] == trace.event_count and info["duration_ns"] == trace.duration_ns and info["warnings"] == []
-    assert info["states"] == ["running", "runnable", "network", "sync", "sleep", "syscall", "other"]
+    assert info["states"] == ["running", "runnable", "network", "sync", "sleep", "syscall", "other", "other_estimated"]
     lanes = api(server, "/api/lanes")
     assert [lp["id"] for lp in lanes["loops"]] == [lp.id for lp in trace.loops]
     g = lanes["goroutines"]

@@ -190,6 +190,7 @@ def test_timeline_draws_lanes_with_the_palette(page) -> None:
         "blocked: sync",
         "blocked: sleep",
         "blocked: syscall",
+        "blocked: other (estimated from samples)",
         "task step",
         "gen 2",
     ):

@@ -365,10 +365,10 @@ PROFILE_HELP = {
     "sync": "time blocked on locks, events, queues and joins",
     "syscall": "time blocked in subprocesses, executors and OS calls",
     "sleep": "time blocked in sleeps",
-    "other": "time blocked in waits no rule could file",
+    "other": "time blocked in waits no rule could file, and waits no hook saw (estimated from samples, marked so)",
     "sched": "time runnable but not running (ready queue, GIL)",
-    "gil": "threads' estimated GIL waits",
-    "cpu": "stack samples of threads on a CPU",
+    "gil": "threads' estimated GIL waits (no CPU time: not in cpu)",
+    "cpu": "CPU time the OS counted, by sampled stack",
 }
 
 
@@ -566,6 +566,7 @@ def _pprof(
     path: str, kind: str, output: str, start: int | None, end: int | None, group: str | None, region: str | None
 ) -> int:
     from .allocator import prepare_for_trace
+    from .analysis.profiles import ESTIMATED
     from .export import pprof as pprof_file
     from .report import duration, printable
 
@@ -580,10 +581,11 @@ def _pprof(
         pprof_file.write(prof, output, comment=f"exectracer {kind} profile of {os.path.basename(path)}")
     except OSError as exc:
         raise click.FileError(output, exc.strerror) from None
-    count, total = prof.total(0), prof.total()
+    count, total, estimated = prof.total(0), prof.total(), prof.estimated_total()
     what = "samples" if kind == "cpu" else "waits"
+    of_which = f", of which {duration(estimated)} estimated, under {ESTIMATED.function}" if estimated else ""
     click.echo(
-        f"Wrote the {kind} profile ({count:,} {what}, {duration(total)}) to {printable(output)}.\n"
+        f"Wrote the {kind} profile ({count:,} {what}, {duration(total)}{of_which}) to {printable(output)}.\n"
         f"  see it:  go tool pprof -top {printable(output)}"
     )
     return 0

@@ -13,7 +13,9 @@ from typing import Any
 
 from .analysis.summary import total_time
 
-BLOCKED_COLUMNS = ("network", "sync", "sleep", "syscall", "other")
+BLOCKED_COLUMNS = ("network", "sync", "sleep", "syscall", "other", "other_estimated")
+COLUMN_LABELS = {"other_estimated": "other (est.)"}  # waits no hook saw, estimated from samples
+ESTIMATED_NOTE = "other (est.): waits in calls no hook covers, estimated from samples of the OS's thread states"
 GROUP_ROWS = 20
 ELLIPSIS = "…"
 NO_BREAK = "\u00a0"  # a space that flow() does not break lines at
@@ -212,6 +214,8 @@ def _groups(groups: list[dict[str, Any]], width: int) -> str:
     lines = ["Goroutines by start function (largest total first)", table(columns, rows, width)]
     if note:
         lines.append(flow(f"({note})", [], width, indent=INDENT))
+    if "other_estimated" in used:
+        lines.append(flow(f"({ESTIMATED_NOTE})", [], width, indent=INDENT))
     if len(groups) > GROUP_ROWS:
         lines.append(flow(f"... {len(groups) - GROUP_ROWS} more groups (--json has them all)", [], width, INDENT))
     return "\n".join(lines)
@@ -223,7 +227,7 @@ def _group_table(
     """The groups' table with the ``blocked`` categories as columns (None: one column of their sum)."""
     columns = [Column("start function", "l", "start"), Column("kind", "l"), Column("count"), Column("total")]
     columns += [Column("running"), Column("runnable")]
-    columns += [Column(c) for c in blocked] if blocked is not None else [Column("blocked")]
+    columns += [Column(_label(c)) for c in blocked] if blocked is not None else [Column("blocked")]
     columns += [Column("in GC")] if with_gc else []
     rows: list[list[Cell]] = []
     for grp in groups:
@@ -242,7 +246,12 @@ def _group_label(grp: dict[str, Any]) -> str:
     return str(grp.get("label") or grp["start_function"] or "(no start function)")
 
 
+def _label(category: str) -> str:
+    return COLUMN_LABELS.get(category, category)
+
+
 def _join(names: list[str]) -> str:
+    names = [_label(n) for n in names]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
@@ -285,11 +294,13 @@ def _top_waits(waits: list[dict[str, Any]], width: int) -> str:
             own = _frame(caller["function"], caller["file"], caller["line"])
         else:
             own = "(library code only)" if w["function"] else ""
-        rows.append([w["category"], duration(w["total_ns"]), f"{w['count']:,}", site, own])
+        rows.append([_label(w["category"]), duration(w["total_ns"]), f"{w['count']:,}", site, own])
     columns = [Column("category", "l"), Column("total"), Column("count")]
     columns += [Column("blocked in", "l", "start"), Column("program's code", "l", "start")]
     title = flow("Top waits (where goroutines blocked longest; the program's code that led there)", [], width)
-    return title + "\n" + table(columns, rows, width)
+    estimated = any(w["category"] == "other_estimated" for w in waits)
+    note = [flow(f"({ESTIMATED_NOTE})", [], width, INDENT)] if estimated else []
+    return "\n".join([title, table(columns, rows, width), *note])
 
 
 def _frame(function: str, file: str | None, line: int | None) -> tuple[str, str]:

@@ -1,17 +1,34 @@
 """Profiles of waiting (and of CPU), keyed by stack, as ``go tool trace -pprof`` makes them.
 
-==========  ==================================================  ==========================
-type        what is summed                                       stack
-==========  ==================================================  ==========================
-``net``     time blocked on the network (not idle loops)         where it started waiting
-``sync``    time blocked on locks, events, queues, joins         where it started waiting
-``syscall`` time blocked in subprocesses, executors, os calls    where it started waiting
-``sleep``   time blocked in sleeps                               where it started waiting
-``other``   time blocked in waits no rule could file             where it started waiting
-``sched``   time runnable (ready queue, GIL, not yet started)    where it resumes
-``gil``     threads' estimated GIL waits                         where it resumes
-``cpu``     stack samples of threads on a CPU                    the sampled stack
-==========  ==================================================  ==========================
+===========  ==================================================  ==========================
+type         what is summed                                      stack
+===========  ==================================================  ==========================
+``net``      time blocked on the network (not idle loops)        where it started waiting
+``sync``     time blocked on locks, events, queues, joins        where it started waiting
+``syscall``  time blocked in subprocesses, executors, os calls   where it started waiting
+``sleep``    time blocked in sleeps                              where it started waiting
+``other``    time blocked in waits no rule could file, and       where it started waiting;
+             threads' waits no hook saw (estimated from          estimated: where the
+             samples, under :data:`ESTIMATED`)                   samples found it
+``sched``    time runnable (ready queue, GIL, not yet started)   where it resumes
+``gil``      threads' estimated GIL waits                        where it resumes
+``cpu``      the CPU time the OS counted, per thread sample      the sampled stack
+===========  ==================================================  ==========================
+
+The ``other`` profile keys a wait estimated from samples (``other_estimated``
+in the state model) by its stack with one more, innermost, pseudo-frame,
+:data:`ESTIMATED`: the call no hook covers that the thread waited in. So
+every reader of the profile (``top``, the viewer's flame graph, pprof) shows
+which part is an estimate.
+
+The ``cpu`` profile sums each thread's CPU time between two samples (from
+the OS: THREAD_CPU, see :mod:`.cpu`) at the later sample's stack, and puts
+what the process used beyond its sampled threads (the tracer's own threads,
+threads it does not know) under one pseudo-frame, so that its total is the
+process's CPU time over the recording. A thread waiting for the GIL or for a
+CPU uses none: the ``gil`` profile estimates those waits apart. Traces
+without CPU times (older ones; no ``/proc``) count a sampling period for
+each sample that found the thread running.
 """
 
 from __future__ import annotations
@@ -25,6 +42,7 @@ from numpy.typing import NDArray
 from ..format.decoder import Frame
 from ..format.events import CATEGORY_MASK, CATEGORY_SHIFT, Kind, ThreadState
 from ..trace_data import TraceData
+from .cpu import cpu_time, spread_over_steps
 from .goroutines import Goroutines
 from .ranges import RangeSet
 from .states import LOOP_IDLE_STACK, NO_STACK, State, StateIntervals
@@ -37,10 +55,20 @@ BLOCKING_TYPES = {
     "sleep": State.SLEEP,
     "other": State.OTHER,
 }
+ESTIMATED_TYPES = {"other": State.OTHER_ESTIMATED}  # the estimated waits a blocking profile also holds
 PROFILE_TYPES = (*BLOCKING_TYPES, "sched", "gil", "cpu")
 WAIT_SAMPLE_TYPES = (("contentions", "count"), ("delay", "nanoseconds"))
 CPU_SAMPLE_TYPES = (("samples", "count"), ("cpu", "nanoseconds"))
 UNKNOWN = Frame("[unknown]", "?", 0)  # a stack the trace does not define
+UNSAMPLED_STACK = -3  # cpu: the process's CPU time beyond its sampled threads
+UNSAMPLED = Frame("[threads not sampled: exectracer's own, or unknown to it]", "?", 0)
+ESTIMATED = Frame("[estimated from samples: a wait in a call no hook covers]", "?", 0)
+_ESTIMATED_KEY = 1 << 40  # a stack key below -2**39 is an estimated wait's stack, offset by this
+
+
+def estimated_key(stack: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The keys of estimated waits' stacks in a profile (see :meth:`Profile.is_estimated`)."""
+    return stack - _ESTIMATED_KEY
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +88,7 @@ class Profile:
 
     type: str
     sample_types: tuple[tuple[str, str], ...]
-    stacks: NDArray[np.int64]  # stack ids, -1 for unknown
+    stacks: NDArray[np.int64]  # stack ids; -1 unknown, UNSAMPLED_STACK, or an estimated wait's (estimated_key)
     values: NDArray[np.int64]  # shape (len(stacks), len(sample_types))
     frames: Mapping[int, list[Frame]] = dataclasses.field(repr=False)
     start_ns: int  # the span covered, relative to the trace's start
@@ -73,8 +101,23 @@ class Profile:
         return int(self.values[:, sample_type].sum()) if len(self.values) else 0
 
     def stack_frames(self, stack_id: int) -> list[Frame]:
-        """The frames of a stack, innermost first (``[unknown]`` if the trace lacks it)."""
+        """The frames of a stack, innermost first (``[unknown]`` if the trace lacks it); an estimated wait's
+        begin with :data:`ESTIMATED`."""
+        if stack_id == UNSAMPLED_STACK:
+            return [UNSAMPLED]
+        if self.is_estimated(stack_id):
+            return [ESTIMATED, *self.stack_frames(int(stack_id) + _ESTIMATED_KEY)]
         return self.frames.get(int(stack_id)) or [UNKNOWN]
+
+    @staticmethod
+    def is_estimated(stack_id: int) -> bool:
+        """Whether the value at this stack key is estimated from samples (a wait no hook saw)."""
+        return int(stack_id) < -(_ESTIMATED_KEY >> 1)
+
+    def estimated_total(self, sample_type: int = -1) -> int:
+        """The part of :meth:`total` estimated from samples."""
+        mine = self.stacks < -(_ESTIMATED_KEY >> 1)
+        return int(self.values[mine, sample_type].sum()) if len(self.values) else 0
 
     def top(self, n: int = 10, sample_type: int = -1) -> list[TopEntry]:
         """The ``n`` functions with the most flat value."""
@@ -107,9 +150,11 @@ class _Rows:
     start: NDArray[np.int64]  # absolute ns: the wait's (clipped) start, or the sample's time
     stack: NDArray[np.int64]
     values: NDArray[np.int64]  # one column per sample type; the last is the time
+    estimated: NDArray[np.bool_] | None = None  # waits estimated from samples (None: none)
 
     def take(self, keep: NDArray[np.bool_]) -> _Rows:
-        return _Rows(self.gi[keep], self.start[keep], self.stack[keep], self.values[keep])
+        estimated = self.estimated[keep] if self.estimated is not None else None
+        return _Rows(self.gi[keep], self.start[keep], self.stack[keep], self.values[keep], estimated)
 
 
 def profile(trace: TraceData, states: StateIntervals, type: str, selection: Selection = Selection()) -> Profile:
@@ -118,9 +163,11 @@ def profile(trace: TraceData, states: StateIntervals, type: str, selection: Sele
         raise ValueError(f"unknown profile type {type!r}: choose one of {', '.join(PROFILE_TYPES)}")
     lo, hi = _span(trace, selection)
     goroutines = states.goroutines
+    unsampled = np.zeros(2, dtype=np.int64)  # cpu: (count, ns) of the process's CPU time beyond its sampled threads
     if type == "cpu":
         period = _sample_period(trace)
-        rows, sample_types = _cpu_samples(trace, goroutines, lo, hi, period), CPU_SAMPLE_TYPES
+        rows, unsampled = _cpu_samples(trace, states, lo, hi, period)
+        sample_types = CPU_SAMPLE_TYPES
     else:
         period = 0
         rows, sample_types = _waits(states, type, lo, hi), WAIT_SAMPLE_TYPES
@@ -129,6 +176,11 @@ def profile(trace: TraceData, states: StateIntervals, type: str, selection: Sele
         rows.values[:, -1] = _inside_regions(trace, goroutines, rows, selection.region, points=type == "cpu")
         rows = rows.take(rows.values[:, -1] > 0)
     stacks = _known_stacks(trace, goroutines, rows.gi, rows.stack)
+    if rows.estimated is not None:
+        stacks = np.where(rows.estimated, estimated_key(stacks), stacks)
+    if unsampled[-1] > 0 and selection.group is None and selection.region is None:
+        rows.values = np.concatenate((rows.values, unsampled[None, :]))
+        stacks = np.append(stacks, UNSAMPLED_STACK)
     uniq, _, sums = sums_by_key(stacks, [rows.values[:, col] for col in range(len(sample_types))])
     summed = np.rint(np.stack(sums, axis=1)).astype(np.int64)
     wall = int(trace.metadata.get("start_wall_ns", 0) or 0)
@@ -156,22 +208,24 @@ def _span(trace: TraceData, selection: Selection) -> tuple[int, int]:
 
 def _waits(states: StateIntervals, type: str, lo: int, hi: int) -> _Rows:
     """The intervals a waiting profile sums, clipped to ``[lo, hi)``."""
+    estimated = ESTIMATED_TYPES.get(type)
     if type in BLOCKING_TYPES:
-        rows = (states.state == BLOCKING_TYPES[type]) & (states.stack != LOOP_IDLE_STACK)
+        wanted = [BLOCKING_TYPES[type]] + ([estimated] if estimated is not None else [])
+        selected = np.isin(states.state, wanted) & (states.stack != LOOP_IDLE_STACK)
     else:
-        rows = states.state == State.RUNNABLE
+        selected = states.state == State.RUNNABLE
         if type == "gil" and len(states.goroutines):
             g = states.goroutines
             created = np.array([x.created_ns if x.created_ns is not None else -1 for x in g.list], dtype=np.int64)
-            rows &= ~g.is_task[states.gi] & (states.start != created[states.gi])  # not the wait to start
-    rows = np.flatnonzero(rows)
+            selected &= ~g.is_task[states.gi] & (states.start != created[states.gi])  # not the wait to start
+    rows = np.flatnonzero(selected)
     start = np.maximum(states.start[rows], lo)
     delay = np.minimum(states.end[rows], hi) - start
     inside = delay > 0
     rows, start, delay = rows[inside], start[inside], delay[inside]
-    return _Rows(
-        states.gi[rows], start, states.stack[rows].astype(np.int64), np.stack((np.ones_like(delay), delay), axis=1)
-    )
+    values = np.stack((np.ones_like(delay), delay), axis=1)
+    flags = states.state[rows] == estimated if estimated is not None else None
+    return _Rows(states.gi[rows], start, states.stack[rows].astype(np.int64), values, flags)
 
 
 def _sample_period(trace: TraceData) -> int:
@@ -181,15 +235,72 @@ def _sample_period(trace: TraceData) -> int:
     return int(float(interval) * 1e9) if isinstance(interval, (int, float)) and interval > 0 else 10_000_000
 
 
-def _cpu_samples(trace: TraceData, goroutines: Goroutines, lo: int, hi: int, period: int) -> _Rows:
-    """Samples of threads on a CPU within ``[lo, hi)``."""
+def _cpu_samples(
+    trace: TraceData, states: StateIntervals, lo: int, hi: int, period: int
+) -> tuple[_Rows, NDArray[np.int64]]:
+    """The CPU time within ``[lo, hi)`` by sample (a loop's, by task step), and (count, ns) of the process's
+    beyond its threads.
+
+    Threads the trace has no CPU time for count ``period`` per sample that
+    found them running.
+    """
+    goroutines = states.goroutines
+    cpu = cpu_time(trace, goroutines)
+    g, ts, stack, ns = cpu.g, cpu.ts, cpu.stack, cpu.ns.copy()
+    for thread, (start, end, task) in _loop_steps(trace, states).items():
+        mine = np.flatnonzero(cpu.g == thread)
+        share, ns[mine] = spread_over_steps(cpu, mine, start, end)
+        g, ts = np.concatenate((g, goroutines.ids[task])), np.concatenate((ts, end))
+        stack, ns = np.concatenate((stack, np.full(len(task), NO_STACK))), np.concatenate((ns, share))
+    inside = (ts >= lo) & (ts < hi) & (ns > 0)
+    g, ts, stack, ns = g[inside], ts[inside], stack[inside], ns[inside]
     ev = trace.events
     rows = np.flatnonzero(ev.kind == Kind.THREAD_SAMPLE)
     rows = rows[((ev.arg[rows] & CATEGORY_MASK) == ThreadState.RUNNING) & (ev.ts[rows] >= lo) & (ev.ts[rows] < hi)]
-    gi = goroutines.index_of(ev.g[rows])
-    rows, gi = rows[gi >= 0], gi[gi >= 0]
-    values = np.stack((np.ones(len(rows), dtype=np.int64), np.full(len(rows), period, dtype=np.int64)), axis=1)
-    return _Rows(gi, ev.ts[rows], ev.arg[rows] >> CATEGORY_SHIFT, values)
+    rows = rows[~np.isin(ev.g[rows], cpu.g)]
+    g, ts = np.concatenate((g, ev.g[rows])), np.concatenate((ts, ev.ts[rows]))
+    stack = np.concatenate((stack, ev.arg[rows] >> CATEGORY_SHIFT))
+    ns = np.concatenate((ns, np.full(len(rows), period, dtype=np.int64)))
+    ticks = (cpu.process_ts >= lo) & (cpu.process_ts < hi)
+    beyond = _beyond_threads(cpu.process_ts[ticks], cpu.process_ns[ticks], ts, ns)
+    gi = goroutines.index_of(g)
+    known = gi >= 0
+    values = np.stack((np.ones(int(known.sum()), dtype=np.int64), ns[known]), axis=1)
+    return _Rows(gi[known], ts[known], stack[known], values), beyond
+
+
+def _loop_steps(
+    trace: TraceData, states: StateIntervals
+) -> dict[int, tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int32]]]:
+    """Per thread that ran event loops: the running intervals of their tasks (start, end, goroutine index),
+    by start."""
+    goroutines = states.goroutines
+    thread_of_loop = {loop.id: loop.thread_id for loop in trace.loops if loop.thread_id}
+    thread_of = {t.id: thread_of_loop.get(t.loop_id or 0, 0) for t in trace.tasks}
+    if not thread_of or not len(goroutines):
+        return {}
+    thread = np.array([thread_of.get(int(gid), 0) for gid in goroutines.ids.tolist()], dtype=np.int64)
+    running = np.flatnonzero((states.state == State.RUNNING) & (thread[states.gi] > 0))
+    out = {}
+    for one in np.unique(thread[states.gi[running]]).tolist():
+        rows = running[thread[states.gi[running]] == one]
+        rows = rows[np.argsort(states.start[rows], kind="stable")]
+        out[one] = (states.start[rows], states.end[rows], states.gi[rows])
+    return out
+
+
+def _beyond_threads(
+    tick_ts: NDArray[np.int64], tick_ns: NDArray[np.int64], ts: NDArray[np.int64], ns: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """(count, ns): the process's CPU time beyond its threads' (``ts``, ``ns``) over the ticks, and in how many
+    ticks it used more than they did."""
+    if len(tick_ts) == 0:
+        return np.zeros(2, dtype=np.int64)
+    tick = np.searchsorted(tick_ts, ts)  # the tick whose reading covers each thread reading (the same or the next)
+    mine = tick < len(tick_ts)
+    threads = np.bincount(tick[mine], weights=ns[mine], minlength=len(tick_ts))
+    more = tick_ns - threads
+    return np.array([int((more > 0).sum()), max(int(tick_ns.sum() - ns[mine].sum()), 0)], dtype=np.int64)
 
 
 def _in_group(goroutines: Goroutines, gi: NDArray[np.int32], group: str | None) -> NDArray[np.bool_]:

@@ -25,6 +25,12 @@ POOL_WORK_END       (a pool worker) blocked on ``sync``: waiting for work
 POOL_WORK_BEGIN     (a pool worker) running
 THREAD_END          ended
 ==================  ========================================================
+
+Then the samples (:func:`sampled_waits`): a thread found sleeping in the OS
+by consecutive samples, having used no CPU time between them, was blocked
+from the first of them to the last. Where the events say it was running
+then (it waited in a call no hook covers), that part becomes
+``other_estimated``.
 """
 
 from __future__ import annotations
@@ -36,10 +42,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..format.events import CATEGORY_MASK, CATEGORY_SHIFT, WAKER_MASK, WAKER_SHIFT, Category, Kind, Waker
+from ..format.events import (
+    CATEGORY_MASK,
+    CATEGORY_SHIFT,
+    WAKER_MASK,
+    WAKER_SHIFT,
+    Category,
+    Kind,
+    ThreadState,
+    Waker,
+)
 from ..table import Table, kind_lookup, kinds_mask
 from ..trace_data import TraceData
 from .blocks import blocks
+from .cpu import samples
 from .goroutines import Goroutines, group_order
 from .parallel import WORKERS, run_all
 
@@ -54,10 +70,11 @@ class State(enum.IntEnum):
     SLEEP = 4
     SYSCALL = 5
     OTHER = 6
-    ENDED = 7  # a transition only: nothing follows it
+    OTHER_ESTIMATED = 7  # a thread blocked in a wait no hook saw, estimated from samples (see sampled_waits)
+    ENDED = 8  # a transition only: nothing follows it
 
 
-BLOCKED = (State.NETWORK, State.SYNC, State.SLEEP, State.SYSCALL, State.OTHER)
+BLOCKED = (State.NETWORK, State.SYNC, State.SLEEP, State.SYSCALL, State.OTHER, State.OTHER_ESTIMATED)
 STATE_NAMES = {s: s.name.lower() for s in State}
 NO_STACK = -1
 LOOP_IDLE_STACK = -2  # the stack of a loop's thread idle in its selector: no code of its own waits there
@@ -141,9 +158,17 @@ class StateIntervals:
         self.end: NDArray[np.int64] = t.arg[rows]
         self.stack: NDArray[np.int32] = t.stack[rows]
         self.waker: NDArray[np.int64] = t.waker[rows]
+        self._add_sampled_waits(trace)
 
     def __len__(self) -> int:
         return len(self.gi)
+
+    def _add_sampled_waits(self, trace: TraceData) -> None:
+        """Make the running parts of threads that :func:`sampled_waits` found blocked ``other_estimated``."""
+        waits = sampled_waits(trace, self.goroutines)
+        if len(waits[0]):
+            columns = (self.gi, self.state, self.start, self.end, self.stack, self.waker)
+            self.gi, self.state, self.start, self.end, self.stack, self.waker = _with_waits(columns, *waits)
 
     def table(self) -> Table:
         """The intervals as a :class:`Table` with goroutine ids (``g``) and state names."""
@@ -513,3 +538,113 @@ def _pack_moves(dropped: NDArray[np.intp], n: int, to_end: bool) -> list[tuple[i
         if length and s != d
     ]
     return moves[::-1] if to_end else moves
+
+
+# -- waits seen only by the sampler -------------------------------------------------------------------------------
+
+_ASLEEP = (ThreadState.SLEEPING, ThreadState.DISK)
+DEFAULT_SWITCH_INTERVAL_NS = 5_000_000  # sys.getswitchinterval()'s default
+
+
+def sampled_waits(
+    trace: TraceData, goroutines: Goroutines
+) -> tuple[NDArray[np.int32], NDArray[np.int64], NDArray[np.int64], NDArray[np.int32]]:
+    """Spans in which a thread was blocked by the samples' account: goroutine index, start, end and the stack it
+    waited in, grouped by goroutine and in time order.
+
+    A span runs from a sample that found the thread asleep in the OS
+    (sleeping or disk) to the last of the samples right after it that also
+    did, with its CPU time unchanged from one to the next: the thread did
+    not run in between. A thread waiting for the GIL sleeps too: the
+    sampler says so where it can (ThreadState.GIL, which ends a span). Where
+    it cannot, the span must last longer than the interpreter's switch
+    interval (METADATA ``switch_interval``, 5 ms by default): a thread
+    waiting for the GIL wakes once a switch interval to ask for it, and uses
+    CPU time then, unless the OS keeps the thread to run next off the CPUs
+    (a loaded machine). The span is certain, not padded: the wait began
+    before its first sample and ended after its last.
+    """
+    s = samples(trace, goroutines)
+    asleep = np.isin(s.state, _ASLEEP) & (s.cpu >= 0)
+    pair = asleep[:-1] & asleep[1:] & (s.g[:-1] == s.g[1:]) & (s.cpu[:-1] == s.cpu[1:])
+    first = np.flatnonzero(pair)
+    new = np.ones(len(first), dtype=bool)
+    new[1:] = first[1:] != first[:-1] + 1
+    begin, last = first[new], first[np.append(new[1:], True)[: len(first)]] + 1  # each run: first and last sample
+    long = s.ts[last] - s.ts[begin] > _switch_interval_ns(trace)
+    begin, last = begin[long], last[long]
+    gi = goroutines.index_of(s.g[begin])
+    thread = gi >= 0
+    thread[thread] = ~goroutines.is_task[gi[thread]]
+    return gi[thread], s.ts[begin][thread], s.ts[last][thread], s.stack[begin][thread].astype(np.int32)
+
+
+def _switch_interval_ns(trace: TraceData) -> int:
+    """How often a thread waiting for the GIL woke up in the traced process (CPython's default if not recorded)."""
+    value = trace.metadata.get("switch_interval")
+    return int(value * 1e9) if isinstance(value, (int, float)) and value > 0 else DEFAULT_SWITCH_INTERVAL_NS
+
+
+def _with_waits(
+    columns: tuple[NDArray[Any], ...],
+    gi: NDArray[np.int32],
+    start: NDArray[np.int64],
+    end: NDArray[np.int64],
+    stack: NDArray[np.int32],
+) -> tuple[NDArray[Any], ...]:
+    """The intervals ``columns`` (gi, state, start, end, stack, waker) with each running interval cut where the
+    waits (grouped by goroutine, in time order, disjoint) cover it: the covered parts ``other_estimated``."""
+    row, cut_start, cut_end, cut_stack = _covered_running(columns, gi, start, end, stack)
+    if len(row) == 0:
+        return columns
+    n = len(columns[0])
+    rank = np.arange(len(row)) - np.searchsorted(row, row)  # the cut's place among its interval's cuts
+    counts = 1 + 2 * np.bincount(row, minlength=n)  # an interval with m cuts: running, cut, running, ..., running
+    src = np.repeat(np.arange(n), counts)
+    out = [column[src] for column in columns]
+    _, o_state, o_start, o_end, o_stack, o_waker = out
+    first = np.cumsum(counts) - counts
+    before, at = first[row] + 2 * rank, first[row] + 2 * rank + 1
+    o_end[before] = cut_start  # the running part before each cut (from the interval's start or the last cut's end)
+    o_start[at], o_end[at], o_state[at], o_stack[at], o_waker[at] = (
+        cut_start,
+        cut_end,
+        State.OTHER_ESTIMATED,
+        cut_stack,
+        0,
+    )
+    o_start[at + 1] = cut_end  # the running part after it
+    keep = o_end > o_start
+    return tuple(column[keep] for column in out)
+
+
+def _covered_running(
+    columns: tuple[NDArray[Any], ...],
+    gi: NDArray[np.int32],
+    start: NDArray[np.int64],
+    end: NDArray[np.int64],
+    stack: NDArray[np.int32],
+) -> tuple[NDArray[np.intp], NDArray[np.int64], NDArray[np.int64], NDArray[np.int32]]:
+    """Where the waits cut running intervals: the interval's row, the part cut and the wait's stack, by row and time.
+
+    A wait cuts only the interval its end falls in, if running. A thread
+    makes its own transitions, so none falls between the reads of the
+    wait's first and last sample; one inside the wait came between its
+    first sample's time and that sample's read of the thread (the sample's
+    time is taken before it reads every thread), and the thread slept from
+    there on.
+    """
+    c_gi, c_state, c_start, c_end = columns[:4]
+    bounds = np.searchsorted(c_gi, np.arange(int(gi.max()) + 2))
+    rows = np.empty(len(gi), dtype=np.intp)
+    for one in np.unique(gi).tolist():
+        lo, hi = int(bounds[one]), int(bounds[one + 1])
+        mine = np.flatnonzero(gi == one)
+        rows[mine] = lo + np.searchsorted(c_start[lo:hi], end[mine], side="left") - 1  # the interval at end - 1
+        rows[mine[rows[mine] < lo]] = -1
+    at = rows >= 0
+    at[at] = (c_state[rows[at]] == State.RUNNING) & (c_end[rows[at]] >= end[at])
+    row = rows[at]
+    cut_start, cut_end = np.maximum(c_start[row], start[at]), end[at]
+    useful = cut_end > cut_start
+    return row[useful], cut_start[useful], cut_end[useful], stack[at][useful]

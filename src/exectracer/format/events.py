@@ -92,6 +92,9 @@ class Kind(enum.IntEnum):
     # estimates: g = thread (0: the sampler's own probe), ts = when it got the GIL back
     GIL_WAIT = 85  # arg: nanoseconds the thread waited for the GIL (estimated)
 
+    # CPU time as the OS counts it: g = thread, or 0 for the whole process
+    THREAD_CPU = 90  # arg: CPU ns the thread has used since it started (process: since the recording started)
+
 
 class Category(enum.IntEnum):
     """Why a goroutine waits (the low 4 bits of a TASK_SUSPEND argument)."""
@@ -113,6 +116,7 @@ class ThreadState(enum.IntEnum):
     DISK = 3  # uninterruptible wait (D)
     STOPPED = 4  # stopped or traced (T, t)
     OTHER = 5
+    GIL = 6  # asleep (S) in a futex of the interpreter's own state: waiting for the GIL
 
 
 class Outcome(enum.IntEnum):

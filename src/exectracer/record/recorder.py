@@ -180,6 +180,8 @@ class Recorder:
             self.writer.stop({"clean": False})
             raise
         self.events.extend(self._heap.events(0, time.perf_counter_ns(), force=True))
+        if self.sampler is not None:  # every thread's CPU time counts from here, the hooks in place
+            self.sampler.sample_now()
 
     def _install_hooks(self) -> None:
         """Install the hooks the options ask for; those of modules not imported yet, once they are."""
@@ -308,6 +310,7 @@ class Recorder:
             "pid": os.getpid(),
             "argv": list(sys.argv),
             "cwd": os.getcwd(),
+            "switch_interval": sys.getswitchinterval(),  # how often a thread waiting for the GIL wakes up
             "start_wall_ns": time.time_ns(),
             "start_ns": time.perf_counter_ns(),
             "clock": {
@@ -327,7 +330,10 @@ class Recorder:
                 "thread pool work items",
                 "garbage collections",
             ],
-            "sampled": ["thread stacks and OS states (THREAD_SAMPLE), which also show waits no hook saw"],
+            "sampled": [
+                "thread stacks and OS states (THREAD_SAMPLE), which also show waits no hook saw",
+                "the CPU time of each thread and of the process, read at each sample (THREAD_CPU)",
+            ],
             "estimated": ["GIL waits (GIL_WAIT)"],
         }
 

@@ -1,17 +1,29 @@
-"""The sampler: every thread's Python stack and OS state, at a fixed rate.
+"""The sampler: every thread's Python stack, OS state and CPU time, at a fixed rate.
 
 Each tick takes ``sys._current_frames()`` and, for every thread the registry
-knows, appends a THREAD_SAMPLE (stack and state) and, when the thread sleeps
-in a syscall, a THREAD_SYSCALL. On Linux the state and syscall come from
-``/proc/self/task/<tid>/{stat,syscall}``, kept open per thread and read with
-``pread``; elsewhere the state is UNKNOWN. A stack is walked again only when
-the thread's top frame moved. Failures never leave the sampler: a thread whose
-``/proc`` files cannot be read is sampled without its state, and a thread whose
-sample fails otherwise is no longer sampled.
+knows, appends a THREAD_SAMPLE (stack and state), when the thread sleeps in a
+syscall a THREAD_SYSCALL, and the CPU time it has used so far (THREAD_CPU);
+then the process's CPU time (THREAD_CPU, g = 0). On Linux the state and
+syscall come from ``/proc/self/task/<tid>/{stat,syscall}``, kept open per
+thread and read with ``pread``, and the CPU time from the thread's CPU-time
+clock; elsewhere the state is UNKNOWN and no CPU time is read. A stack is walked again only when the thread's top
+frame moved. Failures never leave the sampler: a thread whose ``/proc`` files
+cannot be read is sampled without its state, and a thread whose sample fails
+otherwise is no longer sampled.
+
+The CPU times are what the CPU profile sums: the OS's own count of the time
+each thread spent on a CPU (the clock ``time.thread_time_ns`` reads for the
+calling thread, read for any thread of the process by the clock id Linux
+gives a thread id: ``_thread_clock``), so neither the state a sample happened to see nor
+how many ticks the sampler got decides it. The recording's first sample is
+taken by ``sample_now`` at start and its last by ``stop``, so the CPU times
+span the whole recording.
 
 The sampler holds the GIL while it reads, so a thread that was running Python
-code is usually seen waiting for the GIL (SLEEPING, in a futex) at its current line;
-RUNNING means running without the GIL (C code that released it) or runnable.
+code is usually seen waiting for the GIL at its current line: asleep in a futex
+of the interpreter's own state, which the sampler reports as GIL where it knows
+where that state is (``gil_futex``), else as SLEEPING; RUNNING means running
+without the GIL (C code that released it) or runnable.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from types import FrameType
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, ThreadState
 from .gil import GilLateness
+from .gil_futex import first_argument, gil_futexes
 from .handoff import NEVER, SAMPLER, GilHandoff
 from .hook_errors import caught
 from .native import speedups
@@ -39,6 +52,7 @@ from .thread_stacks import FrameStacks
 
 SAMPLE = int(Kind.THREAD_SAMPLE)
 SYSCALL = int(Kind.THREAD_SYSCALL)
+CPU = int(Kind.THREAD_CPU)
 TASKS = "/proc/self/task"
 # generator, coroutine, async generator: resumed from anywhere, so the same
 # frame at the same offset does not mean the same callers
@@ -56,6 +70,9 @@ _STATES = {
 _OTHER = int(ThreadState.OTHER)
 _RUNNING = int(ThreadState.RUNNING)
 _WAITING = (int(ThreadState.SLEEPING), int(ThreadState.DISK))
+_SLEEPING, _GIL = int(ThreadState.SLEEPING), int(ThreadState.GIL)
+_process_cpu = time.process_time_ns  # bound now, before any hook could wrap it
+_clock_ns = time.clock_gettime_ns if hasattr(time, "clock_gettime_ns") else None
 # On 3.11, collections wait while sys._current_frames() runs: one started by the
 # frame objects it makes can deadlock (CPython gh-106883). Frame objects of other
 # threads are never kept between ticks: on 3.11 under load, keeping them went
@@ -67,11 +84,12 @@ WATCHDOG_TICKS = 3  # while a busy loop takes the samples, the thread takes them
 class _Thread:
     """What the sampler keeps per thread: its ``/proc`` files, its last stack and its last wait."""
 
-    __slots__ = ("failed", "g", "line", "nr", "stack", "stat", "state", "syscall", "top")
+    __slots__ = ("clock", "failed", "g", "line", "nr", "stack", "stat", "state", "syscall", "top")
 
     def __init__(self, g: int, native_id: int | None, proc: bool) -> None:
         self.g = g
         self.stat = self.syscall = -1
+        self.clock: int | None = None  # its CPU-time clock
         self.top: tuple[int, int, int] | None = None  # id of the top frame, of its code, and its offset
         self.stack = 0
         self.failed = False
@@ -81,13 +99,15 @@ class _Thread:
             self.stat = open_proc(f"{TASKS}/{native_id}/stat")
             if self.stat >= 0:
                 self.syscall = open_proc(f"{TASKS}/{native_id}/syscall")
+                self.clock = _thread_clock(native_id)
 
-    def os_state(self, read: Callable[[int], bytes]) -> tuple[int, int]:
+    def os_state(self, read: Callable[[int], bytes], gil: tuple[int, int] | None = None) -> tuple[int, int]:
         """Its ThreadState and the syscall it waits in (-1: none); UNKNOWN, files closed, if unreadable.
 
         The syscall file (number, arguments, stack and instruction pointers)
         is read first: "running" needs nothing more, and the very same wait
         as at the previous sample keeps its state without reading ``stat``.
+        A sleep on an address in ``gil`` (see ``gil_futex``) is GIL.
         """
         try:
             if self.syscall >= 0:
@@ -96,7 +116,7 @@ class _Thread:
                 except OSError:  # refused: go on with stat alone
                     os.close(self.syscall)
                     self.syscall = -1
-                    return self.os_state(read)
+                    return self.os_state(read, gil)
                 if line.startswith(b"running"):
                     return _RUNNING, -1
                 if line == self.line:
@@ -106,11 +126,23 @@ class _Thread:
             if state not in _WAITING or self.syscall < 0:
                 self.line = b""
                 return state, -1
+            if state == _SLEEPING and gil is not None and gil[0] <= first_argument(line) < gil[1]:
+                state = _GIL
             self.line, self.state, self.nr = line, state, int(line.split(b" ", 1)[0])
             return state, self.nr
         except (OSError, ValueError, IndexError):  # the thread ended, or /proc says something unexpected
             self.close()
             return 0, -1
+
+    def cpu_ns(self) -> int:
+        """The CPU time it has used since it started, in ns; -1 if unknown (it is then no longer read)."""
+        if self.clock is None or _clock_ns is None:
+            return -1
+        try:
+            return _clock_ns(self.clock)
+        except OSError:  # the thread ended (EINVAL: no such thread in this process)
+            self.clock = None
+            return -1
 
     def close(self) -> None:
         """Close its files and forget its stack."""
@@ -121,6 +153,7 @@ class _Thread:
                 except OSError:
                     pass
         self.stat = self.syscall = -1
+        self.clock = None
         self.top = None
 
 
@@ -196,6 +229,7 @@ class Sampler:
         self._own = own_threads
         self._proc = os.path.isdir(TASKS)
         self._read = start_reader()
+        self._gil_futexes = gil_futexes() if self._proc else None  # where a thread waiting for the GIL sleeps
         self._threads: dict[int, _Thread] = {}  # threading ident -> state
         native = speedups()
         self._current_frames = _frames_reader(native)
@@ -207,6 +241,7 @@ class Sampler:
         self._busy = _thread.allocate_lock()  # held while a sample is taken, by either thread
         self._files_pending = False  # a hook's sample left a thread's /proc files to open or close
         self._due = NEVER  # perf_counter ns of the next sample
+        self._cpu_base = _process_cpu() if self._proc else -1  # the process's CPU time at the recording's start
         self._thread = threading.Thread(target=self._run, name="exectracer-sampler", daemon=True)
 
     def start(self) -> None:
@@ -216,8 +251,18 @@ class Sampler:
         self._thread.start()
         self._own.add(self._thread.ident)  # type: ignore[arg-type]  # set by start()
 
-    def stop(self) -> None:
-        """Stop sampling, wait for the thread and close every file."""
+    def sample_now(self) -> None:
+        """Take a sample at once, on the calling thread: at the recording's start, once its threads are known,
+        so that every thread's CPU time counts from there."""
+        with self._busy:
+            try:
+                self._sample(sys._getframe(1))
+            except Exception:
+                caught("sampler.first")
+
+    def stop(self, last_sample: bool = True) -> None:
+        """Stop sampling, wait for the thread, take a last sample on the calling thread (unless not
+        ``last_sample``: every thread's CPU time up to here) and close every file."""
         self._stopping = True
         if self._hooks is not None:
             self._hooks.set_hook_sampler(None)
@@ -227,6 +272,11 @@ class Sampler:
         if self._thread.ident is not None:
             self._thread.join()
         with self._busy:  # a busy loop may be taking a sample
+            if last_sample:
+                try:
+                    self._sample(sys._getframe(1))
+                except Exception:
+                    caught("sampler.last")
             for state in self._threads.values():
                 state.close()
             self._threads.clear()
@@ -234,7 +284,7 @@ class Sampler:
     def abandon_after_fork(self) -> None:
         """In a forked child: stop without waiting on anything the parent's threads held at the fork."""
         self._busy = _thread.allocate_lock()  # the parent's loop may have been sampling
-        self.stop()
+        self.stop(last_sample=False)
 
     def wake(self) -> None:
         """Wake the sampler's thread (to stop, or to take its ticks back from a loop going idle)."""
@@ -340,7 +390,7 @@ class Sampler:
         threads = self._registry.threads.copy()
         ts, stacks, alive = self._walk(threads, own_frame, opens_files)
         states = self._threads
-        read = self._read
+        read, gil = self._read, self._gil_futexes
         out: list[int] = []
         me = threading.get_ident() if own_frame is not None else 0
         for ident, g, stack in stacks:
@@ -349,14 +399,19 @@ class Sampler:
                 if ident == me:  # the calling thread: running, here
                     os_state, nr = _RUNNING, -1
                 else:
-                    os_state, nr = state.os_state(read) if state.stat >= 0 else (0, -1)
+                    os_state, nr = state.os_state(read, gil) if state.stat >= 0 else (0, -1)
                 out += (SAMPLE | (stack << CATEGORY_SHIFT | os_state) << ARG_SHIFT, ts, g)
                 if nr >= 0:
                     out += (SYSCALL | nr << ARG_SHIFT, ts, g)
+                cpu = state.cpu_ns()
+                if cpu >= 0:
+                    out += (CPU | cpu << ARG_SHIFT, ts, g)
             except Exception:
                 caught("sampler.states")
                 state.close()
                 state.failed = True
+        if self._cpu_base >= 0:
+            out += (CPU | (_process_cpu() - self._cpu_base) << ARG_SHIFT, ts, 0)
         if out:
             self._emit(out)
         ended = [i for i, st in states.items() if i not in alive or threads.get(i) != st.g]  # or ident reused
@@ -415,6 +470,14 @@ class Sampler:
         del frames  # no frame object outlives the walk
         frame = own_frame = None  # (there is no `frame` if no thread is known)
         return ts, out, alive
+
+
+def _thread_clock(native_id: int) -> int | None:
+    """The clock id of a thread's CPU time on Linux (as ``pthread_getcpuclockid`` makes it, from the thread id):
+    ``clock_gettime`` on it fails for a thread that is not this process's. None where there is none to read."""
+    if _clock_ns is None or sys.platform != "linux":
+        return None
+    return (~native_id << 3) | 6  # CPUCLOCK_PERTHREAD_MASK (4) | CPUCLOCK_SCHED (2)
 
 
 def _frames_reader(native: object | None) -> Callable[[], dict[int, FrameType]]:

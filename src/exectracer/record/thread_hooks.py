@@ -21,6 +21,7 @@ def install(patcher: Patcher, events: EventStore, registry: Registry, active: An
     """Patch ``threading.Thread``; ``active()`` tells whether the recording still runs."""
     emit = events.extend
     clock = time.perf_counter_ns
+    thread_cpu = time.thread_time_ns  # its CPU time at its end: what the sampler saw of it since its last sample
 
     orig_start = threading.Thread.start
 
@@ -47,7 +48,8 @@ def install(patcher: Patcher, events: EventStore, registry: Registry, active: An
             orig_bootstrap(thread)
         finally:
             if g and active():
-                emit((Kind.THREAD_END, clock(), g))
+                ts = clock()
+                emit((pack(Kind.THREAD_CPU, thread_cpu()), ts, g, Kind.THREAD_END, ts, g))
             if active():
                 registry.threads.pop(threading.get_ident(), None)
 

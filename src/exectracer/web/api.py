@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..analysis import PROFILE_TYPES, Analysis, Profile
+from ..analysis.profiles import ESTIMATED
 from ..analysis.states import BLOCKED, LOOP_IDLE_STACK, STATE_NAMES, State
 from ..analysis.summary import by_name, finished, latency_stats
 from ..export import pprof
@@ -226,6 +227,7 @@ class ViewerAPI:
             "function": g.start_function,
             "state": STATE_NAMES[state],
             "blocked": state in BLOCKED,
+            "estimated": state == State.OTHER_ESTIMATED,  # a wait no hook saw, estimated from samples
             "start": int(s.start[i]) - self.trace.start_ns,
             "end": int(s.end[i]) - self.trace.start_ns,
             "stack": [] if stack_id == LOOP_IDLE_STACK else [f._asdict() for f in self.trace.stacks.get(stack_id, [])],
@@ -335,9 +337,10 @@ class ViewerAPI:
             "type": prof.type,
             "sample_types": [list(t) for t in prof.sample_types],
             "total": prof.total(),
+            "estimated": prof.estimated_total(),
             "count": prof.total(0),
             "tree": _flame_tree(prof),
-            "top": [e.__dict__ for e in prof.top(50)],
+            "top": [{**e.__dict__, "estimated": e.function == ESTIMATED.function} for e in prof.top(50)],
         }
 
     def pprof_file(self, p: Params) -> Download:
@@ -510,6 +513,7 @@ def _flame_tree(prof: Profile) -> dict:
                     "line": frame.line,
                     "value": 0,
                     "self": 0,
+                    "estimated": frame == ESTIMATED,
                     "children": {},
                 }
             child["value"] += value

@@ -65,6 +65,8 @@
 #define XT_KIND_POOL_WORK_END 82                 /* g = worker thread, arg: work item id */
 /* estimates: g = thread (0: the sampler's own probe), ts = when it got the GIL back */
 #define XT_KIND_GIL_WAIT 85                      /* arg: nanoseconds the thread waited for the GIL (estimated) */
+/* CPU time as the OS counts it: g = thread, or 0 for the whole process */
+#define XT_KIND_THREAD_CPU 90                    /* arg: CPU ns the thread has used since it started (process: since the recording started) */
 
 /* Category: Why a goroutine waits (the low 4 bits of a TASK_SUSPEND argument). */
 #define XT_CATEGORY_OTHER 0
@@ -81,6 +83,7 @@
 #define XT_THREAD_STATE_DISK 3                   /* uninterruptible wait (D) */
 #define XT_THREAD_STATE_STOPPED 4                /* stopped or traced (T, t) */
 #define XT_THREAD_STATE_OTHER 5
+#define XT_THREAD_STATE_GIL 6                    /* asleep (S) in a futex of the interpreter's own state: waiting for the GIL */
 
 /* Outcome: How an asyncio task ended. */
 #define XT_OUTCOME_RETURNED 0

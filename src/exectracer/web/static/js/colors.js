@@ -8,6 +8,7 @@ export const STATE_COLORS = {
   sleep: "#9a9a9a",     // grey
   syscall: "#8e5cc7",   // purple
   other: "#8d6e63",     // brown
+  other_estimated: "#8d6e63", // brown, hatched (stateBackground, stateFill): estimated from samples
   gc: "#f07c1a",        // orange (overlaps running/runnable)
 };
 
@@ -19,6 +20,7 @@ export const STATE_LABELS = {
   sleep: "blocked: sleep",
   syscall: "blocked: syscall",
   other: "blocked: other",
+  other_estimated: "blocked: other (estimated from samples)",
   gc: "garbage collection",
 };
 
@@ -58,6 +60,47 @@ export const UI = {
 
 export function stateColor(name) {
   return STATE_COLORS[name] || STATE_COLORS.other;
+}
+
+// States the trace estimates rather than records are drawn hatched: their colour in stripes on white.
+export const ESTIMATED_STATES = new Set(["other_estimated"]);
+
+// A CSS background for a state: its colour, or hatched stripes of it for an estimated state.
+export function stateBackground(name) {
+  const c = stateColor(name);
+  return ESTIMATED_STATES.has(name) ? hatchedBackground(c) : c;
+}
+
+// A CSS background of stripes of `color` on white: what the viewer draws an estimate with.
+export function hatchedBackground(color) {
+  return `repeating-linear-gradient(135deg, ${color} 0 3px, #fff 3px 5px)`;
+}
+
+// A canvas fill for a state: its colour, or a pattern of hatched stripes for an estimated state.
+export function stateFill(ctx, name) {
+  const c = stateColor(name);
+  return ESTIMATED_STATES.has(name) ? hatched(ctx, c) : c;
+}
+
+// A canvas pattern of stripes of `color` on white: what the viewer draws an estimate with.
+const patterns = new Map();
+export function hatched(ctx, color) {
+  let p = patterns.get(color);
+  if (!p) {
+    const tile = document.createElement("canvas");
+    tile.width = tile.height = 6;
+    const t = tile.getContext("2d");
+    t.fillStyle = "#fff";
+    t.fillRect(0, 0, 6, 6);
+    t.strokeStyle = color;
+    t.lineWidth = 2.5;
+    t.beginPath();
+    for (const k of [-6, 0, 6]) { t.moveTo(k, 6); t.lineTo(k + 6, 0); }
+    t.stroke();
+    p = ctx.createPattern(tile, "repeat");
+    patterns.set(color, p);
+  }
+  return p;
 }
 
 function hexToRgb(hex) {

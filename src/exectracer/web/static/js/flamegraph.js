@@ -2,7 +2,7 @@
 // Click a frame to zoom into it (click the root or a frame above to zoom out); hover for details;
 // highlight(text) marks the frames whose function or file holds the text.
 
-import { UI, shade } from "./colors.js";
+import { UI, hatched, shade } from "./colors.js";
 import { el } from "./dom.js";
 import { fmtPct, fmtValue } from "./format.js";
 
@@ -88,7 +88,8 @@ export class FlameGraph {
     const y = depth * ROW;
     const name = node.name || "?";
     const match = this.query && (name.toLowerCase().includes(this.query) || String(node.file || "").toLowerCase().includes(this.query));
-    ctx.fillStyle = match ? "#e040fb" : ancestor ? "#d7dbe0" : depth === 0 ? "#c9ced6" : shade(this.color, name);
+    const fill = node.estimated ? hatched(ctx, this.color) : shade(this.color, name); // an estimate: hatched
+    ctx.fillStyle = match ? "#e040fb" : ancestor ? "#d7dbe0" : depth === 0 ? "#c9ced6" : fill;
     ctx.fillRect(x, y, Math.max(0.5, w - 1), ROW - 1);
     if (w > 30) {
       ctx.save();
@@ -121,6 +122,7 @@ export class FlameGraph {
     const n = hit.b.node;
     const lines = [
       el("div", { class: "tt-title" }, n.name || "?"),
+      n.estimated ? el("div", { class: "estimated" }, "estimated from samples: the thread slept in the OS, in a call no hook covers") : null,
       n.file ? el("div", { class: "file" }, `${n.file}:${n.line}`) : null,
       el("div", null, `${fmtValue(n.value, this.unit)} (${fmtPct(n.value / (this.tree.value || 1))} of all)`),
       n.self ? el("div", null, `self ${fmtValue(n.self, this.unit)}`) : null,

@@ -1,13 +1,13 @@
 // The timeline's side panel: what a clicked span is (state, stack, waker, user task) and totals of a selected range.
 
 import { api } from "./api.js";
-import { GC_COLORS, LOOP_COLORS, LOOP_LABELS, STATE_LABELS, stateColor } from "./colors.js";
+import { ESTIMATED_STATES, GC_COLORS, LOOP_COLORS, LOOP_LABELS, STATE_LABELS, stateBackground } from "./colors.js";
 import { el, clear, swatch, errorBox, loading } from "./dom.js";
 import { fmtCount, fmtDur, fmtPct, fmtTime } from "./format.js";
 import { href } from "./router.js";
 
 const PROFILE_TYPES = ["net", "sync", "syscall", "sleep", "other", "sched", "gil", "cpu"];
-const BLOCKED = new Set(["network", "sync", "sleep", "syscall", "other"]);
+const BLOCKED = new Set(["network", "sync", "sleep", "syscall", "other", "other_estimated"]);
 
 function row(name, ...value) {
   return el("tr", null, el("th", null, name), el("td", null, ...value));
@@ -75,8 +75,10 @@ export class Panel {
     const table = el("table", { class: "kv" },
       row("goroutine", el("span", { class: "gname" }, d.name || ""), ` · g${d.g} · ${d.kind}`),
       row("start function", el("code", null, d.function || "(none)")),
-      row("state", swatch(stateColor(state)), " ", BLOCKED.has(state) ? "blocked" : state),
-      BLOCKED.has(state) ? row("category", state) : null,
+      row("state", swatch(stateBackground(state)), " ", BLOCKED.has(state) ? "blocked" : state),
+      BLOCKED.has(state) ? row("category", ESTIMATED_STATES.has(state) ? "other" : state) : null,
+      ESTIMATED_STATES.has(state) ? row("estimated", el("span", { class: "estimated" },
+        "from samples: the OS showed the thread asleep, using no CPU, in a call no hook covers")) : null,
       row("start", fmtTime(d.start)),
       row("duration", fmtDur(d.end - d.start)),
       row("end", fmtTime(d.end)),
@@ -191,11 +193,11 @@ export class Panel {
     const sum = entries.reduce((a, [, v]) => a + v, 0);
     if (sum > 0) {
       totals.append(el("div", { class: "state-bar" }, entries.filter(([, v]) => v > 0).map(([s, v]) =>
-        el("span", { style: { background: stateColor(s), flexGrow: String(v) }, title: `${s}: ${fmtDur(v)}` }))));
+        el("span", { style: { background: stateBackground(s), flexGrow: String(v) }, title: `${s}: ${fmtDur(v)}` }))));
     }
     totals.append(el("table", { class: "totals" },
       el("tbody", null, entries.map(([s, v]) => el("tr", { dataset: { state: s } },
-        el("td", null, swatch(stateColor(s)), " ", STATE_LABELS[s] || s),
+        el("td", null, swatch(stateBackground(s)), " ", STATE_LABELS[s] || s),
         el("td", { class: "num" }, fmtDur(v)),
         el("td", { class: "num" }, sum ? fmtPct(v / sum) : "–"))))));
     totals.append(el("p", { class: "note" }, `${fmtCount(d.goroutines)} goroutines in the range`));

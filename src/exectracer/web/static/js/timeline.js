@@ -6,7 +6,7 @@
 // W/S zoom, A/D and drag pan, shift+drag or a drag on the ruler selects a range.
 
 import { api } from "./api.js";
-import { GC_COLORS, HEAP_COLORS, LOOP_COLORS, LOOP_LABELS, UI, stateColor, textOn } from "./colors.js";
+import { GC_COLORS, HEAP_COLORS, LOOP_COLORS, LOOP_LABELS, UI, stateFill, textOn } from "./colors.js";
 import { fmtBytes, fmtCount, fmtDur, fmtTick, fmtTime, niceStep } from "./format.js";
 import { el } from "./dom.js";
 import { HEADER_H, ROW_H, rowAt } from "./lanes.js";
@@ -827,7 +827,7 @@ export class Timeline {
     for (let s = 0; s < runs.length; s++) {
       const r = runs[s];
       if (!r.length) continue;
-      ctx.fillStyle = stateColor(this.states[s]);
+      ctx.fillStyle = stateFill(ctx, this.states[s]);
       for (let j = 0; j < r.length; j += 2) ctx.fillRect(r[j], y, r[j + 1], h);
     }
   }

@@ -7,9 +7,9 @@ import { fmtCount, fmtDur, fmtTime } from "../format.js";
 import { stateLegend } from "../legend.js";
 import { href } from "../router.js";
 import { sortableTable } from "../table.js";
-import { stateColor } from "../colors.js";
+import { ESTIMATED_STATES, STATE_LABELS, stateBackground } from "../colors.js";
 
-const BLOCKED = ["network", "sync", "sleep", "syscall", "other"];
+const BLOCKED = ["network", "sync", "sleep", "syscall", "other", "other_estimated"];
 const PROFILES = ["net", "sync", "syscall", "sleep", "other", "sched", "gil", "cpu"];
 
 function total(t) {
@@ -25,7 +25,7 @@ function part(t, s) {
 export function stateBar(t, states) {
   const sum = total(t);
   return el("div", { class: "state-bar", title: states.map((s) => `${s}: ${fmtDur(part(t, s))}`).join("\n") },
-    sum > 0 ? states.filter((s) => part(t, s) > 0).map((s) => el("span", { style: { background: stateColor(s), flexGrow: String(part(t, s)) } })) : null);
+    sum > 0 ? states.filter((s) => part(t, s) > 0).map((s) => el("span", { style: { background: stateBackground(s), flexGrow: String(part(t, s)) } })) : null);
 }
 
 function timeColumns(states) {
@@ -33,8 +33,10 @@ function timeColumns(states) {
     { key: "total", label: "total", numeric: true, value: (r) => total(r.time_ns), render: (r) => fmtDur(total(r.time_ns)) },
     { key: "bar", label: "breakdown", value: (r) => total(r.time_ns), render: (r) => stateBar(r.time_ns, states), numeric: true },
     ...states.map((s) => ({
-      key: s, label: s, numeric: true, value: (r) => part(r.time_ns, s), render: (r) => fmtDur(part(r.time_ns, s)),
-      title: `time ${s === "running" || s === "runnable" ? s : "blocked on " + s}; sort`,
+      key: s, label: ESTIMATED_STATES.has(s) ? "other (est.)" : s, numeric: true, value: (r) => part(r.time_ns, s),
+      render: (r) => ESTIMATED_STATES.has(s) && part(r.time_ns, s) ? el("span", { class: "estimated" }, fmtDur(part(r.time_ns, s))) : fmtDur(part(r.time_ns, s)),
+      title: ESTIMATED_STATES.has(s) ? `${STATE_LABELS[s]}: waits in calls no hook covers; sort`
+        : `time ${s === "running" || s === "runnable" ? s : "blocked on " + s}; sort`,
     })),
     { key: "gc", label: "gc", numeric: true, value: (r) => part(r.time_ns, "gc"), render: (r) => fmtDur(part(r.time_ns, "gc")),
       title: "running or runnable time during which a collection ran; sort" },

@@ -1,7 +1,7 @@
 // #/profile/TYPE?start=NS&end=NS&group=F&region=R: a profile as a flame graph and a top table, with its pprof file.
 
 import { api } from "../api.js";
-import { PROFILE_COLORS } from "../colors.js";
+import { PROFILE_COLORS, hatchedBackground } from "../colors.js";
 import { el, swatch } from "../dom.js";
 import { fmtCount, fmtPct, fmtTime, fmtValue } from "../format.js";
 import { FlameGraph } from "../flamegraph.js";
@@ -13,10 +13,10 @@ export const TYPES = {
   sync: "sync waits (locks, events, queues, other tasks)",
   syscall: "syscall waits (subprocesses, executors, OS calls)",
   sleep: "sleeps",
-  other: "other waits (the trace cannot tell what for)",
+  other: "other waits (the trace cannot tell what for; waits no hook saw, estimated from samples, marked so)",
   sched: "scheduler latency (runnable time)",
-  gil: "estimated GIL waits",
-  cpu: "CPU samples",
+  gil: "estimated GIL waits (not on a CPU: not in cpu)",
+  cpu: "CPU time the OS counted, by sampled stack",
 };
 
 // The unit of a profile's value (its last sample type), e.g. "nanoseconds".
@@ -65,7 +65,8 @@ export async function mount(root, route) {
   const unit = unitOf(prof.sample_types);
   const fmt = (v) => fmtValue(v, unit);
   root.append(el("p", { class: "totals-line" },
-    `total ${fmt(prof.total)}`, prof.count !== undefined ? ` in ${fmtCount(prof.count)} samples` : ""));
+    `total ${fmt(prof.total)}`, prof.count !== undefined ? ` in ${fmtCount(prof.count)} samples` : "",
+    prof.estimated ? el("span", { class: "estimated" }, `, of which ${fmt(prof.estimated)} estimated from samples (waits no hook saw)`) : ""));
 
   if (!prof.tree || !prof.tree.value) {
     root.append(el("p", { class: "empty" }, "Nothing in this profile."));
@@ -76,7 +77,9 @@ export async function mount(root, route) {
   root.append(el("h2", null, "Flame graph"), el("div", { class: "toolbar" }, search, crumbs, el("span", { class: "hint" }, "click a frame to zoom into it, click it again to zoom out")));
   root.append(el("div", { class: "legend" },
     el("span", { class: "legend-item" }, swatch(PROFILE_COLORS[type]), `frames: shades of the ${type} colour (as on the timeline); width: share of the total; outermost frame on top`),
-    el("span", { class: "legend-item" }, swatch("#e040fb"), "highlighted")));
+    el("span", { class: "legend-item" }, swatch("#e040fb"), "highlighted"),
+    prof.estimated ? el("span", { class: "legend-item" }, swatch(hatchedBackground(PROFILE_COLORS[type])),
+      "estimated from samples: a wait in a call no hook covers, seen by the OS's thread states") : null));
   const holder = el("div", { class: "flame-holder" });
   root.append(holder);
   const flame = new FlameGraph(holder, prof.tree, {
@@ -89,7 +92,7 @@ export async function mount(root, route) {
   root.append(el("h2", null, "Top"));
   const total = prof.total || 1;
   root.append(sortableTable([
-    { key: "function", label: "function", render: (r) => el("a", { href: "#", class: "fn", onclick: (e) => { e.preventDefault(); search.value = r.function; flame.highlight(r.function); holder.scrollIntoView({ block: "nearest" }); } }, r.function || "?") },
+    { key: "function", label: "function", render: (r) => el("a", { href: "#", class: r.estimated ? "fn estimated" : "fn", onclick: (e) => { e.preventDefault(); search.value = r.function; flame.highlight(r.function); holder.scrollIntoView({ block: "nearest" }); } }, r.function || "?") },
     { key: "file", label: "file:line", value: (r) => `${r.file}:${r.line}`, render: (r) => el("span", { class: "file" }, r.file ? `${r.file}:${r.line}` : "") },
     { key: "flat", label: "flat", numeric: true, render: (r) => fmt(r.flat) },
     { key: "flatp", label: "flat %", numeric: true, value: (r) => r.flat, render: (r) => fmtPct(r.flat / total) },
