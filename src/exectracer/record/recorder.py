@@ -229,14 +229,13 @@ class Recorder:
                 before_stop()
             except Exception:
                 hook_errors.caught(name)
+        stop_ns = time.perf_counter_ns()  # the recording ends here: the trace must not claim the time unhooking takes
         self.active = False
         self._unhook()
         self._stop_sampler()
-        self.events.extend(self._heap.events(0, time.perf_counter_ns(), force=True))
+        self.events.extend(self._heap.events(0, stop_ns, force=True))  # the heap as it was left, stamped at the end
         errors = hook_errors.take()
-        self.writer.stop(
-            {"clean": True, "stop_ns": time.perf_counter_ns(), "warnings": self.warnings, "hook_errors": errors}
-        )
+        self.writer.stop({"clean": True, "stop_ns": stop_ns, "warnings": self.warnings, "hook_errors": errors})
         self._heap.close()
         if self._close_sink is not None:
             self._close_sink()
