@@ -22,7 +22,12 @@ TRACE = "/debug/pprof/trace"
 FLIGHT = "/debug/pprof/flight"
 TOKEN = "tok"
 # what handles a request: an asyncio task started in the server's package, or a thread of the server
-HANDLERS = {"starlette": ("task", "uvicorn."), "flask": ("thread", "waitress-"), "aiohttp": ("task", "aiohttp.")}
+HANDLERS = {
+    "starlette": ("task", "uvicorn."),
+    "starlette-standard": ("task", "uvicorn."),  # uvicorn's defaults: uvloop and httptools
+    "flask": ("thread", "waitress-"),
+    "aiohttp": ("task", "aiohttp."),
+}
 
 
 @pytest.fixture(scope="module", params=sorted(HANDLERS))

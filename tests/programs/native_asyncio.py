@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sys
 import time
 import types
 
@@ -127,4 +128,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:] == ["--uvloop"]:  # the same program on uvloop
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

@@ -154,6 +154,27 @@ class ReadySoon:
     def __reduce_ex__(self, protocol: SupportsIndex, /) -> str | tuple[Any, ...]: ...
 
 @final
+class UvSoon:
+    """uvloop.Loop's call_soon, call_soon_threadsafe, call_later and call_at for the recording: the callback handed
+    over as a stamped handle that a StepRunner runs."""
+
+    def __new__(
+        cls,
+        *,
+        fallback: FunctionType,  # the Python hook: fallback(loop, [when,] callback, *args, context=None)
+        orig: Callable[..., Any],  # uvloop's method
+        runner: StepRunner,  # runs a handle and records it
+        maker: ReadySoon,  # makes the stamped handle (its thread_waker: the waker when no step runs)
+        noted: Callable[[], object] | None,  # called once, at the first callback handed over
+        when: bool,  # a delay or a time comes before the callback (call_later, call_at)
+    ) -> Self: ...
+    def __call__(self, loop: Any, /, *args: Any, context: Any = None) -> Any: ...
+    __wrapped__: Callable[..., Any]  # uvloop.loop.Loop's method
+    def __get__(self, instance: object, owner: type | None = None, /) -> Any: ...
+    def __getattr__(self, name: str) -> Any: ...
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> str | tuple[Any, ...]: ...
+
+@final
 class TaskCreator:
     """BaseEventLoop.create_task for the recording: makes the task, then registers and describes it."""
 

@@ -73,6 +73,17 @@ new_ready_handle(ReadySoon *self, PyObject *loop, PyObject *callback, PyObject *
     return handle;
 }
 
+/* A stamped handle made by `maker` (a ReadySoon) for a loop that keeps its own queue (uvloop's: UvSoon) */
+PyObject *
+xt_ready_handle(PyObject *maker, PyObject *loop, PyObject *callback, PyObject *args, PyObject *context)
+{
+    if (Py_TYPE(maker) != &xt_ReadySoonType) {
+        PyErr_SetString(PyExc_TypeError, "a ReadySoon makes the handles");
+        return NULL;
+    }
+    return new_ready_handle((ReadySoon *)maker, loop, callback, args, context);
+}
+
 static PyObject *
 ready_soon_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
