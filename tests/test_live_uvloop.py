@@ -49,19 +49,27 @@ def test_capture_holds_request_handler_tasks_with_their_waits(url):
     assert handlers, sorted({t.start_function for t in trace.tasks})
     ev = trace.events
     kind, arg, g = ev.kind, ev.arg.astype(np.int64), ev.g
-    # every request served in the capture ran its view inside a handler task
-    views = trace.regions.g[trace.regions.name == "view"]
-    assert len(views) and set(views.tolist()) <= handlers
+    # every request served in the capture ran its view inside a handler task, but for steps uvloop had queued before
+    # the capture began: those run unseen (recording.md), their regions on the loop's thread, before any seen step
+    regions = trace.regions
+    views = regions.g[regions.name == "view"]
+    unseen = ~np.isin(views, list(handlers))
+    thread_gs = {t.id for t in trace.threads}
+    first_step = ev.ts[kind == Kind.TASK_STEP].min()
+    assert len(views) and set(views[unseen].tolist()) <= thread_gs
+    assert (regions.begin_ns[regions.name == "view"][unseen] < first_step).all()
     # the handlers' steps, and their millisecond naps: sleep waits in the view, woken by the timer
     in_handlers = np.isin(g, list(handlers))
-    assert np.count_nonzero(in_handlers & (kind == Kind.TASK_STEP)) >= 2 * len(views)
+    seen = np.count_nonzero(~unseen)
+    # (a view's step after its nap may fall after the capture's end: one step each, at least)
+    assert np.count_nonzero(in_handlers & (kind == Kind.TASK_STEP)) >= seen
     naps = 0
     for i in np.flatnonzero(in_handlers & (kind == Kind.TASK_SUSPEND)):
         stack = trace.stacks[int(arg[i]) >> CATEGORY_SHIFT]
         if any(frame.function.endswith("nap_view") for frame in stack):
             assert int(arg[i]) & ((1 << CATEGORY_SHIFT) - 1) == Category.SLEEP
             naps += 1
-    assert naps >= len(views) - len(handlers)  # a view that began before the capture has its nap seen or not
+    assert naps >= seen - len(handlers)  # a view that began before the capture has its nap seen or not
     ready = np.flatnonzero(in_handlers & (kind == Kind.TASK_READY))
     wakers = {int(a) & ((1 << WAKER_SHIFT) - 1) for a in arg[ready]}
     assert Waker.TIMER in wakers  # woken from their naps

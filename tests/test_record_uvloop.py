@@ -307,3 +307,46 @@ def test_the_trace_says_what_it_cannot_see_on_uvloop(record):
     unseen = rec.trace.lost.unseen
     assert any("idle time" in note for note in unseen)
     assert any("data_received" in note for note in unseen)
+
+
+def test_callbacks_run_in_their_own_context_as_untraced(tmp_path):
+    """uvloop is handed the callback's own context (the C hooks do not enter it again): what a callback sees and
+    sets in its context is as without the tracer."""
+    import contextvars
+
+    var = contextvars.ContextVar("var", default="unset")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        seen = []
+        given, given_later = contextvars.copy_context(), contextvars.copy_context()
+        given.run(var.set, "given")
+        given_later.run(var.set, "given later")
+        var.set("current")
+        done = loop.create_future()
+
+        def look(tag):
+            seen.append((tag, var.get()))
+            var.set(tag)
+
+        loop.call_soon(look, "soon")  # a copy of the current context: its set stays there
+        loop.call_soon(look, "given", context=given)  # the given context: its set is kept in it
+        loop.call_later(0.001, look, "later", context=given_later)
+        loop.call_soon_threadsafe(look, "threadsafe")
+        loop.call_later(0.002, done.set_result, None)
+        await done
+
+        async def child():
+            seen.append(("task", var.get()))
+            var.set("task")
+
+        await asyncio.create_task(child())
+        return sorted(seen), var.get(), given[var], given_later[var]
+
+    untraced = uv_run(main())
+    with exectracer.trace(tmp_path / "t.xtrace"):
+        traced = uv_run(main())
+    assert traced == untraced
+    seen = [("given", "given"), ("later", "given later"), ("soon", "current"), ("task", "current")]
+    assert untraced == (sorted([*seen, ("threadsafe", "current")]), "current", "given", "later")
+    assert exectracer.load(tmp_path / "t.xtrace").lost.hook_errors == ()

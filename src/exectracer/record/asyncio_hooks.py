@@ -268,9 +268,12 @@ def _hook_steps(patcher: Patcher, hooks: Shared) -> None:
     patcher.replace(asyncio.events.Handle, "_run", step_runner(hooks, asyncio.events.TimerHandle))
 
 
-def step_runner(hooks: Shared, timer_handle: type) -> Callable[[Any], None]:
+def step_runner(hooks: Shared, timer_handle: type, context_entered: bool = False) -> Callable[[Any], None]:
     """What runs a handle and records it (the C ``StepRunner``, else ``handle_run``);
-    a handle of type ``timer_handle`` is a timer's callback."""
+    a handle of type ``timer_handle`` is a timer's callback.
+
+    ``context_entered`` (C only): the loop calls the runner inside the handle's context already (uvloop's, given the
+    handle's context by ``UvSoon``), so the runner does not enter it again."""
     emit, clock, local, tasks, loops = hooks.emit, hooks.clock, hooks.local, hooks.tasks, hooks.loops
     task_g, loop_id = hooks.registry.task_g, hooks.registry.loop_id
     step_callback_types, end_code, executor_futures = hooks.step_callback_types, hooks.end_code, hooks.executor_futures
@@ -394,6 +397,7 @@ def step_runner(hooks: Shared, timer_handle: type) -> Callable[[Any], None]:
             name_id=names.name_id,
             timer_type=timer_handle,
             looked_at=chains.looked_at,
+            context_entered=context_entered,
         )
     return run
 

@@ -129,7 +129,7 @@ class _Wakers:
 
     def __init__(self, hooks: Shared, boundaries: frozenset[CodeType]) -> None:
         self._hooks = hooks
-        self._boundaries = boundaries
+        self._boundaries = self.boundaries = boundaries
         self._named: dict[CodeType, int] = {}  # code of the outermost function -> its waker code
 
     def outside(self, loop: Any, frame: FrameType | None) -> int:
@@ -154,6 +154,8 @@ def _hook_scheduling(patcher: Patcher, hooks: Shared, loop_cls: type, wakers: _W
     """``call_soon``, ``call_soon_threadsafe``, ``call_later``, ``call_at``: the callback handed over wrapped."""
     clock, local, outside = hooks.clock, hooks.local, wakers.outside
     run = step_runner(hooks, _TimerHandle)
+    # the C hooks hand uvloop the callback's own context, which uvloop enters before it calls the runner
+    entered_run = step_runner(hooks, _TimerHandle, context_entered=True) if hooks.native is not None else run
     new_context, copy_context, context_type = contextvars.Context, contextvars.copy_context, contextvars.Context
     new_handle, get_frame = object.__new__, sys._getframe
 
@@ -233,6 +235,15 @@ def _hook_scheduling(patcher: Patcher, hooks: Shared, loop_cls: type, wakers: _W
                 clock=clock,
             )
             replacement = hooks.native.UvSoon(
-                fallback=replacement, orig=orig, runner=run, maker=maker, noted=note, when=when
+                fallback=replacement,
+                orig=orig,
+                runner=entered_run,
+                maker=maker,
+                noted=note,
+                boundaries=tuple(wakers.boundaries),
+                running_loop=asyncio.events._get_running_loop,
+                thread_waker=hooks.thread_waker,
+                outside=outside,
+                when=when,
             )
         patcher.replace(loop_cls, name, replacement)

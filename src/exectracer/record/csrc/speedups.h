@@ -453,8 +453,9 @@ XT_INTERNAL extern PyTypeObject xt_TimedType, xt_StaticTimedType, xt_LockWrapper
 XT_INTERNAL extern PyTypeObject xt_RegionType;                                      /* regions.c */
 XT_INTERNAL extern PyTypeObject xt_UvSoonType;                                      /* uvloop_soon.c */
 
-/* scheduling.c: a stamped _ReadyHandle made by a ReadySoon `maker` (for UvSoon) */
-XT_INTERNAL PyObject *xt_ready_handle(PyObject *maker, PyObject *loop, PyObject *callback, PyObject *args, PyObject *context);
+/* scheduling.c: a stamped _ReadyHandle made by a ReadySoon `maker` (for UvSoon); `waker` 0: found as ReadySoon does */
+XT_INTERNAL PyObject *xt_ready_handle(PyObject *maker, PyObject *loop, PyObject *callback, PyObject *args, PyObject *context,
+                                      uint64_t waker);
 
 /* shared.c */
 XT_INTERNAL PyObject *xt_get_current_waker(PyObject *module, PyObject *state);
