@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import exectracer
 from exectracer.format.events import CALLBACK_SHIFT, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Outcome, Waker
-from exectracer.record import asyncio_hooks, native
+from exectracer.record import asyncio_hooks, native, uvloop_hooks
 
 from programs import native_asyncio
 
@@ -138,6 +138,7 @@ def test_c_and_python_hooks_record_the_same_story_on_uvloop(tmp_path):
     assert ("done", "CANCELLED") in c_story["cancelled"]
     assert any(event[0] == "suspend" and event[1] == "NETWORK" for event in c_story["exchange"])
     assert any(event[0] == "ready" and event[1] == "TASK" for event in c_story["pong"])
+    assert ("ready", "IO", uvloop_hooks.FROM_C) in c_story["sockets"]  # sock_recv's future, completed in C
     callbacks = {event[1] for who, events in c_story.items() if who.startswith("loop") for event in events}
     assert {"builtins.print", "__main__.broken_callback"} <= callbacks
 

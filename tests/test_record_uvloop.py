@@ -9,6 +9,7 @@ putting uvloop's loop class back as it was.
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 import threading
 import time
@@ -16,7 +17,9 @@ import time
 import pytest
 
 import exectracer
+from exectracer.analysis.states import State
 from exectracer.format.events import Category, Kind, Outcome, Waker
+from exectracer.record import uvloop_hooks
 
 from support.recorded import Recorded
 
@@ -86,6 +89,47 @@ def test_stream_read_is_a_network_wait_woken_by_io(record):
     assert rec.trace.strings[waker_id].endswith("data_received")
     assert task.outcome == Outcome.RETURNED
     assert rec.task("<locals>.main").id == task.parent_id
+
+
+def test_sock_calls_are_woken_by_io_that_uvloop_handles_in_c(record):
+    """uvloop completes the futures of its sock_* calls in C: no Python function queues the wake-up."""
+    answered = {}
+
+    async def serve(reader, writer):
+        await reader.readexactly(4)
+        await asyncio.sleep(0.2)
+        answered["ns"] = time.perf_counter_ns()
+        writer.write(b"pong")
+        await writer.drain()
+        writer.close()
+
+    async def ask(address):
+        loop = asyncio.get_running_loop()
+        with socket.socket() as client:
+            client.setblocking(False)
+            await loop.sock_connect(client, address)
+            await loop.sock_sendall(client, b"ping")
+            return await loop.sock_recv(client, 100)
+
+    async def main():
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        assert await asyncio.create_task(ask(server.sockets[0].getsockname())) == b"pong"
+        server.close()
+        await server.wait_closed()
+
+    rec = record(lambda: uv_run(main()))
+    task = rec.task("test_sock_calls_are_woken_by_io_that_uvloop_handles_in_c.<locals>.ask")
+    ((_, cat, names, waker, waker_id),) = [
+        (ts, cat, names, waker, waker_id)
+        for ts, cat, names, waker, waker_id in waits_of(rec, task.start_function)
+        if ts <= answered["ns"] <= rec.ready_after(task.id, ts)[0]
+    ]
+    assert cat == Category.OTHER  # the chain ends at the caller: uvloop's sock_recv is compiled
+    assert names[0].endswith("ask")
+    assert waker == Waker.IO and rec.trace.strings[waker_id] == uvloop_hooks.FROM_C
+    s = rec.trace.analysis.states
+    (at,) = ((s.goroutines.ids[s.gi] == task.id) & (s.start <= answered["ns"]) & (answered["ns"] < s.end)).nonzero()
+    assert State(s.state[at[0]]) == State.NETWORK  # filed by what ended it
 
 
 def test_lock_event_sleep_and_executor_waits_with_their_wakers(record):

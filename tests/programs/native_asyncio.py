@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 import sys
 import time
 import types
@@ -80,6 +81,19 @@ async def exchange() -> bytes:
     return line
 
 
+async def sock_exchange() -> bytes:
+    """The loop's own socket calls against the echo server: on uvloop its C code completes their futures."""
+    loop = asyncio.get_running_loop()
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    with socket.create_connection(server.sockets[0].getsockname()) as client:
+        client.setblocking(False)
+        await loop.sock_sendall(client, b"hello\n")
+        line = await loop.sock_recv(client, 100)  # the server's task answers after this suspends
+    server.close()
+    await server.wait_closed()
+    return line
+
+
 def broken_callback() -> None:
     raise RuntimeError("expected from a callback")
 
@@ -122,6 +136,7 @@ async def main() -> None:
 
     assert await asyncio.create_task(through_legacy(), name="legacy") == 7
     assert await asyncio.create_task(exchange(), name="exchange") == b"hello\n"
+    assert await asyncio.create_task(sock_exchange(), name="sockets") == b"hello\n"
     # names close to asyncio's default "Task-N" that are not it: each is kept as the string it is
     for name in ("Task-007", "Task-", "Task-12x", "Task-" + "9" * 18, "Task-\u0661", "T\u00e2sk-1"):
         await loop.create_task(asyncio.sleep(0), name=name)  # named at creation, before 3.12 too

@@ -24,7 +24,9 @@ transport callbacks on I/O readiness, its internal timers and the time it
 waits in libuv's poll. A wake-up queued from such a callback (no step or
 callback of ours running on the loop's thread) is named after the outermost
 Python function on the stack below the loop: a protocol method
-(``data_received``, ...) is I/O readiness, anything else a callback.
+(``data_received``, ...) is I/O readiness, anything else a callback; no
+Python function at all (uvloop's C code completed the future of a
+``sock_recv``, a connection's set-up, ...) is I/O readiness too (``FROM_C``).
 ``UNSEEN`` lists what the trace lacks on these loops.
 """
 
@@ -47,12 +49,16 @@ from .interner import function_name
 from .patcher import Patcher
 from .stand_in import stand_in
 
+# The name of the I/O waker of a callback uvloop's C code queued with no Python function in between: a future
+# completed by its sock_recv, sock_sendall, sock_accept or sock_connect, its connection set-up, its name resolution
+FROM_C = "uvloop I/O (handled in C)"
+
 UNSEEN = (
     "uvloop: the loop's idle time (its wait in libuv's poll) is not recorded, so its thread shows as running "
     "between steps (its samples show the wait)",
     "uvloop: callbacks uvloop runs from C (protocols' data_received and other I/O callbacks, its internal timers) "
-    "are not recorded as callbacks; a task they wake is woken by I/O named after the protocol method (derived "
-    "from the stack)",
+    "are not recorded as callbacks; a task they wake is woken by I/O named after the protocol method, or "
+    f"'{FROM_C}' when no Python function runs (its sock_* calls, connection set-up; derived from the stack)",
     "uvloop: tasks queued to run but not yet run when tracing stops have no TASK_READY",
 )
 
@@ -131,6 +137,7 @@ class _Wakers:
         self._hooks = hooks
         self._boundaries = self.boundaries = boundaries
         self._named: dict[CodeType, int] = {}  # code of the outermost function -> its waker code
+        self._from_c = 0  # the waker code of what uvloop's C code queued itself (FROM_C), once named
 
     def outside(self, loop: Any, frame: FrameType | None) -> int:
         """The waker when no step or callback of ours runs: another thread's, else what uvloop called from C."""
@@ -139,8 +146,12 @@ class _Wakers:
         outermost = None
         while frame is not None and frame.f_code not in self._boundaries:
             outermost, frame = frame, frame.f_back
-        if frame is None or outermost is None:  # no loop below: the loop's thread itself
+        if frame is None:  # no loop's run below: the loop's thread itself
             return self._hooks.thread_waker()
+        if outermost is None:  # uvloop's C code, with no Python function of a callback: I/O it handles itself
+            if not self._from_c:
+                self._from_c = pack_waker(Waker.IO, self._hooks.interner.string(FROM_C))
+            return self._from_c
         code = outermost.f_code
         waker = self._named.get(code)
         if waker is None:

@@ -12,7 +12,8 @@
    the loop's thread (uvloop called a protocol method from C, say) is named
    after the outermost Python function below the loop's run (`boundaries`:
    the code objects of the functions that run a loop), remembered per code
-   object; another thread's is thread_waker(). Anything else (a callback
+   object; one uvloop's C code queued with no Python function in between (a future its sock_recv completed, say)
+   is I/O, named once by the Python rule; another thread's is thread_waker(). Anything else (a callback
    that is not callable, a context that is not a Context, other keywords)
    goes to the Python hook, which hands it over unwrapped. Its Python
    reference is call_soon / call_later and _Wakers.outside in
@@ -35,6 +36,7 @@ typedef struct {
     PyObject *outside;         /* outside(loop, frame) -> waker code of what uvloop called from C (Python) */
     PyObject *named_codes;     /* list: the code objects `named` holds, kept alive */
     PtrMap named;              /* outermost code object -> its waker code */
+    uint64_t from_c;           /* the waker code of what uvloop's C code queued itself; 0: not yet named */
     int when;                  /* 1: a time comes before the callback */
 } UvSoon;
 
@@ -79,8 +81,9 @@ is_boundary(UvSoon *self, PyCodeObject *code)
     return 0;
 }
 
-/* The waker of what uvloop called from C on the loop's thread: the outermost function below the loop's run;
-   0 (no error) if there is none (the loop's thread itself), -1 on error */
+/* The waker of what uvloop called from C on the loop's thread: the outermost function below the loop's run; if
+   the call comes from the loop's run itself (uvloop's C code, no Python function in between), the I/O waker the
+   Python rule names for that; 0 (no error) if no loop's run is below (the loop's thread itself), -1 on error */
 static int
 outside_waker(UvSoon *self, PyObject *loop, uint64_t *waker)
 {
@@ -112,6 +115,13 @@ outside_waker(UvSoon *self, PyObject *loop, uint64_t *waker)
             }
         }
         Py_DECREF(code);
+    }
+    else if (frame != NULL) {  /* uvloop's own C code queued it: named once by the Python rule */
+        if (!self->from_c) {
+            status = xt_consume_u64(PyObject_CallFunctionObjArgs(self->outside, loop, (PyObject *)frame, NULL),
+                                    &self->from_c);
+        }
+        *waker = self->from_c;
     }
     Py_XDECREF(frame);
     Py_XDECREF(outermost);
