@@ -10,7 +10,7 @@ import asyncio
 import functools
 import socket
 import sys
-import time
+import threading
 import types
 
 DEPTH = 80  # deeper than the C hook's chain key goes (64 levels)
@@ -115,7 +115,11 @@ async def main() -> None:
     sleeper.cancel()
     await asyncio.gather(sleeper, return_exceptions=True)
 
-    await loop.run_in_executor(None, time.sleep, 0.002)
+    # the worker's call ends only once this step has suspended (the callback runs after it): had it ended first,
+    # the future would be completed from this step, its waker this task, whichever hooks record it
+    released = threading.Event()
+    loop.call_soon(released.set)
+    await loop.run_in_executor(None, released.wait)
 
     done = asyncio.Event()
     loop.call_soon(functools.partial(print, end=""))
