@@ -1,9 +1,9 @@
 """What live capture costs a web service: the example apps under load, without and with exectracer.
 
-For each framework (Starlette under uvicorn with one worker, Flask under
-waitress), four conditions, each a fresh server process loaded by
-``live_load.py`` in another process on loopback (fixed concurrency, 2 s
-warm-up, 5 s measured):
+For each framework (Starlette under uvicorn with one worker, on asyncio's
+loop or on uvicorn's defaults, uvloop and httptools; Flask under waitress),
+four conditions, each a fresh server process loaded by ``live_load.py`` in
+another process on loopback (fixed concurrency, 2 s warm-up, 5 s measured):
 
 * ``untraced``: the application alone;
 * ``idle``: with the debug endpoints installed, unused;
@@ -18,6 +18,7 @@ and each is given as a ratio to ``untraced``. A run whose server died is
 counted (``died``) and left out of the medians::
 
     python bench/bench_live.py --rounds 5
+    python bench/bench_live.py --rounds 5 --frameworks starlette-standard
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CONDITIONS = ("untraced", "idle", "capture", "flight")
-FRAMEWORKS = {"starlette": "Starlette + uvicorn (1 worker, asyncio loop, h11)", "flask": "Flask + waitress (4 threads)"}
+FRAMEWORKS = {
+    "starlette": "Starlette + uvicorn (1 worker, asyncio loop, h11)",
+    "starlette-standard": "Starlette + uvicorn[standard] (1 worker, its defaults: uvloop, httptools)",
+    "flask": "Flask + waitress (4 threads)",
+}
 
 
 def measure(framework: str, condition: str, args: argparse.Namespace) -> dict:

@@ -12,6 +12,8 @@ page faults that the tracer happens to spare the traced one)::
 versions of the hooks the C extension (``_speedups``) provides, as where
 it is not built.
 
+``--loop uvloop`` runs the workload on uvloop.
+
 ``--warm`` instead alternates the two inside one process after a warm-up
 run, which leaves out start-up and first-run costs: the ratio of the
 scheduling work alone.
@@ -123,6 +125,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="runs of each kind (at least 5)")
     parser.add_argument("--rounds", type=int, default=1500)
     parser.add_argument("--messages", type=int, default=600)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the workload's event loop")
     parser.add_argument("--warm", action="store_true", help="measure inside one warmed-up process")
     parser.add_argument(
         "--python-hooks", action="store_true", help="also trace with the Python hooks (not the C ones), alternating"
@@ -131,10 +134,10 @@ def main() -> None:
     if args.warm:
         warm_ratio(args.runs, args.rounds, args.messages)
         return
-    work = ["--rounds", str(args.rounds), "--messages", str(args.messages)]
+    work = ["--rounds", str(args.rounds), "--messages", str(args.messages), "--loop", args.loop]
     python_hooks: list[float] | None = [] if args.python_hooks else None
     p, t, events, size = compare_processes(work, WORKLOAD, args.runs, python_hooks)
-    print(f"python {sys.version.split()[0]}, {args.runs} runs of each, alternating")
+    print(f"python {sys.version.split()[0]}, {args.loop}, {args.runs} runs of each, alternating")
     print(f"untraced median {p:.3f} s, traced median {t:.3f} s, ratio {t / p:.3f}")
     if python_hooks:
         py = statistics.median(python_hooks)

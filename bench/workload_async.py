@@ -5,7 +5,8 @@
 * 50 clients talk to a loopback echo server, one short line at a time.
 
 Almost no work happens per task step. Run it directly (untraced), or with
-``--trace PATH`` to record it with exectracer's default options.
+``--trace PATH`` to record it with exectracer's default options;
+``--loop uvloop`` runs it on uvloop.
 """
 
 from __future__ import annotations
@@ -62,8 +63,13 @@ async def main(rounds: int, messages: int) -> None:
     await server.wait_closed()
 
 
-def run(rounds: int, messages: int) -> None:
-    asyncio.run(main(rounds, messages))
+def run(rounds: int, messages: int, loop: str = "asyncio") -> None:
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main(rounds, messages))
+    else:
+        asyncio.run(main(rounds, messages))
 
 
 if __name__ == "__main__":
@@ -71,13 +77,14 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=1500, help="ping-pong rounds per pair")
     parser.add_argument("--messages", type=int, default=600, help="echo messages per connection")
     parser.add_argument("--trace", help="record into this trace file")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the event loop")
     args = parser.parse_args()
     t0 = time.perf_counter()
     if args.trace:
         import exectracer
 
         with exectracer.trace(args.trace):
-            run(args.rounds, args.messages)
+            run(args.rounds, args.messages, args.loop)
     else:
-        run(args.rounds, args.messages)
+        run(args.rounds, args.messages, args.loop)
     print(f"{time.perf_counter() - t0:.3f}", file=sys.stderr)

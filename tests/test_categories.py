@@ -8,7 +8,9 @@ import shutil
 import subprocess
 import sys
 from collections import defaultdict
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -25,6 +27,7 @@ LOOP, LOOP_THREAD, WORKER, OTHER_TASK = 9, 1, 2, 3
 ITSELF = -1  # the waker id of a task that woke itself
 TOLERANCE = 0.15  # the share of a measured wait the trace's figure may differ by
 NEAR_ZERO = 0.05  # the share of a measured wait that may land in ``other``
+T = TypeVar("T")
 
 # (the await chain's category, what ended the wait, its id) -> what the wait is filed under
 CASES = [
@@ -117,13 +120,23 @@ def test_other_profile(tmp_path: Path) -> None:
 # -- real libraries ------------------------------------------------------------------------------------------------
 
 
+def run_on(loop: str, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main()`` as a program does on that loop: ``asyncio.run`` or ``uvloop.run``."""
+    if loop == "uvloop":
+        return pytest.importorskip("uvloop").run(main())
+    return asyncio.run(main())
+
+
 @pytest.mark.recorder
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 @pytest.mark.parametrize("scenario", list(real_waits.SCENARIOS))
-def test_real_waits_land_where_a_person_files_them(tmp_path: Path, scenario: str) -> None:
+def test_real_waits_land_where_a_person_files_them(tmp_path: Path, scenario: str, loop: str) -> None:
+    """The same program on asyncio's loop and on uvloop, whose C code completes the futures of its ``sock_*``
+    calls and connection set-up itself: each wait the program timed is in the trace under its category."""
     path = tmp_path / f"{scenario}.xtrace"
     with exectracer.trace(path):
-        measured = asyncio.run(real_waits.SCENARIOS[scenario]())
+        measured = run_on(loop, real_waits.SCENARIOS[scenario])
     assert_filed_as_measured(path, measured)
 
 

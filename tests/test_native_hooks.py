@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import exectracer
 from exectracer.format.events import CALLBACK_SHIFT, CATEGORY_SHIFT, WAKER_SHIFT, Category, Kind, Outcome, Waker
-from exectracer.record import asyncio_hooks, native
+from exectracer.record import asyncio_hooks, native, uvloop_hooks
 
 from programs import native_asyncio
 
@@ -31,14 +31,17 @@ THREADS_PROGRAM = Path(__file__).parent / "programs" / "native_threads.py"
 PURE = bool(os.environ.get(native.PURE_PYTHON_VARIABLE))
 
 
-def trace_program(tmp_path: Path, pure: bool, program: Path = PROGRAM) -> exectracer.Trace:
+def trace_program(tmp_path: Path, pure: bool, program: Path = PROGRAM, *args: str) -> exectracer.Trace:
     env = dict(os.environ)
     env.pop(native.PURE_PYTHON_VARIABLE, None)
     if pure:
         env[native.PURE_PYTHON_VARIABLE] = "1"
-    path = tmp_path / f"{program.stem}-{'pure' if pure else 'native'}.xtrace"
+    path = tmp_path / f"{program.stem}{''.join(args)}-{'pure' if pure else 'native'}.xtrace"
     subprocess.run(
-        [sys.executable, "-m", "exectracer", "run", "-o", str(path), str(program)], check=True, env=env, timeout=60
+        [sys.executable, "-m", "exectracer", "run", "-o", str(path), str(program), *args],
+        check=True,
+        env=env,
+        timeout=60,
     )
     return exectracer.load(path)
 
@@ -121,6 +124,23 @@ def test_c_and_python_hooks_record_the_same_story(tmp_path):
     assert ("ready", "TASK", "__main__.main#1") in c_story["pong"]
     callbacks = {event[1] for who, events in c_story.items() if who.startswith("loop") for event in events}
     assert {"builtins.print", "__main__.broken_callback", "builtins.set.add", "builtins.set.discard"} <= callbacks
+
+
+@pytest.mark.skipif(PURE, reason="the C hooks are switched off in this run")
+def test_c_and_python_hooks_record_the_same_story_on_uvloop(tmp_path):
+    pytest.importorskip("uvloop")
+    traces = [trace_program(tmp_path, pure, PROGRAM, "--uvloop") for pure in (False, True)]
+    assert all([loop.class_name for loop in trace.loops] == ["uvloop.Loop"] for trace in traces)
+    c_story, python_story = (story(trace) for trace in traces)
+    assert c_story.keys() == python_story.keys()
+    for who in c_story:
+        assert c_story[who] == python_story[who], who
+    assert ("done", "CANCELLED") in c_story["cancelled"]
+    assert any(event[0] == "suspend" and event[1] == "NETWORK" for event in c_story["exchange"])
+    assert any(event[0] == "ready" and event[1] == "TASK" for event in c_story["pong"])
+    assert ("ready", "IO", uvloop_hooks.FROM_C) in c_story["sockets"]  # sock_recv's future, completed in C
+    callbacks = {event[1] for who, events in c_story.items() if who.startswith("loop") for event in events}
+    assert {"builtins.print", "__main__.broken_callback"} <= callbacks
 
 
 def test_tasks_keep_their_names_and_creators(tmp_path):

@@ -307,6 +307,62 @@ def test_files_are_closed_when_threads_end_and_at_stop():
     assert open_fds() == before
 
 
+@pytest.mark.skipif(not LINUX, reason="needs /proc")
+def test_a_file_the_program_closed_and_reused_is_left_to_the_program():
+    """A program that closes a number twice (rloop 0.5 does at every loop run) can close the sampler's file and get
+    its number for its next socket: the sampler must not close that socket, and opens its files again."""
+
+    def files_of(thread: threading.Thread) -> list[int]:
+        prefix = f"/proc/{os.getpid()}/task/{thread.native_id}/"
+        found = []
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                if os.readlink(f"/proc/self/fd/{name}").startswith(prefix):
+                    found.append(int(name))
+            except OSError:  # closed since the listing
+                pass
+        return sorted(found)
+
+    session = Session(interval=0.002)
+    done = threading.Event()
+    thread = threading.Thread(target=done.wait)
+    thread.start()
+    session.adopt(thread)
+    read_end, write_end = os.pipe()
+    taken: list[int] = []
+    try:
+        session.sampler.start()
+        taken = wait_for(lambda: len(files_of(thread)) == 2 and files_of(thread), "the thread's stat and syscall files")
+        for fd in taken:  # the program's stray close of each number, then its pipe under that number
+            os.dup2(read_end, fd)
+        pipe = os.fstat(read_end)
+
+        def still_the_pipe(fd: int) -> bool:
+            try:
+                st = os.fstat(fd)
+            except OSError:
+                return False
+            return (st.st_dev, st.st_ino) == (pipe.st_dev, pipe.st_ino)
+
+        # a tick read the numbers: it either closed them (the bug) or opened its own files again
+        wait_for(lambda: files_of(thread) or not all(map(still_the_pipe, taken)), "a tick to read the numbers")
+        assert files_of(thread), "the sampler opens the thread's files again"
+    finally:
+        session.sampler.stop()
+        done.set()
+        thread.join()
+    try:
+        assert all(map(still_the_pipe, taken)), "the program's pipe is still under the numbers it took"
+        os.write(write_end, b"x")
+        assert os.read(taken[0], 1) == b"x"
+    finally:
+        for fd in {read_end, write_end, *taken}:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 def test_failures_stop_only_the_thread_that_failed(tmp_path, monkeypatch):
     hooked = []
     monkeypatch.setattr(threading, "excepthook", hooked.append)
@@ -645,3 +701,24 @@ def test_sampling_keeps_no_local_alive(tmp_path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(Sampler, "_sample", lambda self, *args: (take(self, *args), taken.append(1)))
     with exectracer.trace(tmp_path / "t.xtrace", sample_interval=0.001):
         assert _Holder().hold(taken)
+
+
+@pytest.mark.skipif(not LINUX, reason="needs /proc")
+def test_the_heap_probe_leaves_a_reused_number_to_the_program():
+    """The RSS file is kept open for the whole recording: a program's stray close and reuse of its number must not
+    make the probe read or close the program's file."""
+    from exectracer.record.gc_hooks import HeapProbe
+
+    probe = HeapProbe()
+    assert probe.rss() > 0
+    fd = probe._statm.fd
+    read_end, write_end = os.pipe()
+    try:
+        os.dup2(read_end, fd)  # the program closes the number and puts its pipe there
+        assert probe.rss() == 0  # not the statm file any more: no figure
+        probe.close()
+        os.write(write_end, b"x")
+        assert os.read(fd, 1) == b"x"  # still the program's pipe
+    finally:
+        for n in (fd, read_end, write_end):
+            os.close(n)

@@ -246,11 +246,12 @@ def _describe_trace(path: str, size: int) -> str:
         missing.append("cut short (no END chunk)")
     if lost.chunks_skipped or lost.truncated_bytes or lost.seq_gaps:
         missing.append("damaged")
+    unseen = "".join(f"\n  not seen by the recorder: {note}" for note in lost.unseen)
     return (
         f"{path}: {trace.event_count:,} events over {trace.duration_ns / 1e9:.2f} s, "
         f"{len(trace.threads):,} threads, {len(trace.tasks):,} tasks, "
         f"{', '.join(missing) or 'nothing lost'} ({_size(size)})"
-    )
+    ) + unseen
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -183,7 +183,10 @@ def _header(info: dict[str, Any], name: str, width: int) -> str:
         title = shorten(title, max(width - len("Trace :"), MIN_NAME), "middle")
     items = [printable(info["python"]), f"pid {info['pid']}", _trace_duration(info), f"{info['events']:,} events"]
     line = flow(f"Trace {title}:", items, width)
-    return line + ("\n" + flow("WARNING: incomplete trace:", problems, width, sep=";") if problems else "")
+    line += "\n" + flow("WARNING: incomplete trace:", problems, width, sep=";") if problems else ""
+    for note in info.get("unseen", ()):  # each on lines of its own, wrapped between words
+        line += "\n" + flow(f"NOT SEEN by the recorder: {printable(note)}", [], width)
+    return line
 
 
 def _trace_duration(info: dict[str, Any]) -> str:

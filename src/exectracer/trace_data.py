@@ -107,6 +107,7 @@ class Lost:
     clean_end: bool  # the END chunk is present: the recording was stopped cleanly
     problems: tuple[Problem, ...]
     hook_errors: tuple[HookError, ...] = ()  # hooks that failed while recording (their events are missing)
+    unseen: tuple[str, ...] = ()  # what the recorder could not see (a loop no hook sees, uvloop's C callbacks, ...)
 
     @property
     def hook_error_count(self) -> int:
@@ -151,6 +152,7 @@ class TraceData:
             clean_end=decoded.summary is not None,
             problems=tuple(decoded.problems),
             hook_errors=_hook_errors((decoded.summary or {}).get("hook_errors")),
+            unseen=_notes((decoded.summary or {}).get("unseen")),
         )
 
     def __repr__(self) -> str:
@@ -375,6 +377,11 @@ _KIND_NAMES = {int(k): k.name for k in Kind}
 
 def _kind_name(kind: int) -> str:
     return _KIND_NAMES.get(kind, f"KIND_{kind}")
+
+
+def _notes(recorded: Any) -> tuple[str, ...]:
+    """The END record's ``unseen`` notes (a list of strings; anything else is left out)."""
+    return tuple(note for note in recorded if isinstance(note, str)) if isinstance(recorded, list) else ()
 
 
 def _hook_errors(recorded: Any) -> tuple[HookError, ...]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
+import socket
+import sys
+import threading
 import types
 
 DEPTH = 80  # deeper than the C hook's chain key goes (64 levels)
@@ -79,6 +81,19 @@ async def exchange() -> bytes:
     return line
 
 
+async def sock_exchange() -> bytes:
+    """The loop's own socket calls against the echo server: on uvloop its C code completes their futures."""
+    loop = asyncio.get_running_loop()
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    with socket.create_connection(server.sockets[0].getsockname()) as client:
+        client.setblocking(False)
+        await loop.sock_sendall(client, b"hello\n")
+        line = await loop.sock_recv(client, 100)  # the server's task answers after this suspends
+    server.close()
+    await server.wait_closed()
+    return line
+
+
 def broken_callback() -> None:
     raise RuntimeError("expected from a callback")
 
@@ -100,7 +115,11 @@ async def main() -> None:
     sleeper.cancel()
     await asyncio.gather(sleeper, return_exceptions=True)
 
-    await loop.run_in_executor(None, time.sleep, 0.002)
+    # the worker's call ends only once this step has suspended (the callback runs after it): had it ended first,
+    # the future would be completed from this step, its waker this task, whichever hooks record it
+    released = threading.Event()
+    loop.call_soon(released.set)
+    await loop.run_in_executor(None, released.wait)
 
     done = asyncio.Event()
     loop.call_soon(functools.partial(print, end=""))
@@ -121,10 +140,16 @@ async def main() -> None:
 
     assert await asyncio.create_task(through_legacy(), name="legacy") == 7
     assert await asyncio.create_task(exchange(), name="exchange") == b"hello\n"
+    assert await asyncio.create_task(sock_exchange(), name="sockets") == b"hello\n"
     # names close to asyncio's default "Task-N" that are not it: each is kept as the string it is
     for name in ("Task-007", "Task-", "Task-12x", "Task-" + "9" * 18, "Task-\u0661", "T\u00e2sk-1"):
         await loop.create_task(asyncio.sleep(0), name=name)  # named at creation, before 3.12 too
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:] == ["--uvloop"]:  # the same program on uvloop
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

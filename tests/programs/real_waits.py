@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -239,6 +241,108 @@ async def sqlite_query() -> Measurements:
     return measured
 
 
+# -- the loop's own socket calls and streams against a server in a thread ---------------------------------------------
+
+BULK = 4 * 1024 * 1024  # bytes sent to a server that starts reading DELAY late (more than the buffers hold)
+SMALL_BUFFER = 64 * 1024  # the socket buffers' size, so that BULK does not fit
+
+
+@contextlib.contextmanager
+def slow_server() -> Iterator[tuple[str, int]]:
+    """A server on loopback, run by threads; its address. Each connection: the server waits DELAY, then reads what
+    came and answers it (echoes it; a bulk upload of BULK bytes is read whole, then answered ``ok``)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)  # accepted sockets inherit it
+
+    def answer(connection: socket.socket) -> None:
+        with connection:
+            time.sleep(DELAY)
+            request = connection.recv(65536)
+            if request.startswith(b"bulk"):
+                received = len(request)
+                while received < BULK:
+                    chunk = connection.recv(1 << 20)
+                    if not chunk:
+                        return
+                    received += len(chunk)
+                connection.sendall(b"ok")
+            elif request:
+                connection.sendall(request)
+            connection.recv(1)  # until the client closes
+
+    answering: list[threading.Thread] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        while True:
+            connection, _ = listener.accept()
+            if done.is_set():  # the wake-up call below
+                connection.close()
+                return
+            answering.append(threading.Thread(target=answer, args=(connection,)))
+            answering[-1].start()
+
+    server = threading.Thread(target=serve)
+    server.start()
+    try:
+        yield listener.getsockname()
+    finally:  # no thread of the server outlives it: the next test may trace whatever runs
+        done.set()
+        socket.create_connection(listener.getsockname()).close()
+        server.join()
+        listener.close()
+        for thread in answering:
+            thread.join()
+
+
+def connect_later(address: tuple[str, int]) -> threading.Thread:
+    """A thread that connects to ``address`` DELAY from now, then hangs up."""
+
+    def connect() -> None:
+        time.sleep(DELAY)
+        socket.create_connection(address).close()
+
+    thread = threading.Thread(target=connect)
+    thread.start()
+    return thread
+
+
+async def loopback_sockets() -> Measurements:
+    """The loop's ``sock_connect``, ``sock_sendall``, ``sock_recv`` and ``sock_accept``, and a stream's
+    ``open_connection``, ``read`` and ``drain``, each waiting DELAY for a server: network waits on any loop."""
+    loop = asyncio.get_running_loop()
+    measured = Measurements()
+    with slow_server() as address:
+        with socket.socket() as client:
+            client.setblocking(False)
+            with measured.timing("sock request", "net"):
+                await loop.sock_connect(client, address)
+                await loop.sock_sendall(client, b"ping")
+                assert await loop.sock_recv(client, 100) == b"ping"
+        with socket.socket() as client:
+            client.setblocking(False)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+            await loop.sock_connect(client, address)
+            with measured.timing("sock_sendall", "net"):
+                await loop.sock_sendall(client, b"bulk" + bytes(BULK - 4))
+            assert await loop.sock_recv(client, 100) == b"ok"
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            listener.setblocking(False)
+            caller = connect_later(listener.getsockname())
+            with measured.timing("sock_accept", "net"):
+                accepted, _ = await loop.sock_accept(listener)
+            accepted.close()
+            await loop.run_in_executor(None, caller.join)
+        with measured.timing("stream request", "net"):
+            reader, writer = await asyncio.open_connection(*address)
+            writer.write(b"hello")
+            await writer.drain()
+            assert await reader.readexactly(5) == b"hello"
+        writer.close()
+        await writer.wait_closed()
+    return measured
+
+
 # -- the tracer cannot tell: a future a timer completes ------------------------------------------------------------
 
 
@@ -262,4 +366,5 @@ SCENARIOS: dict[str, Callable[[], Awaitable[Measurements]]] = {
     "websockets": websockets_echo,
     "sqlite": sqlite_query,
     "timer": timer_future,
+    "sockets": loopback_sockets,
 }

@@ -157,6 +157,7 @@ def _trace_info(trace: TraceData) -> dict[str, Any]:
             "clean_end": lost.clean_end,
             "hook_errors": lost.hook_error_count,
         },
+        "unseen": list(lost.unseen),  # what the recorder could not see (a loop no hook sees, ...)
     }
 
 

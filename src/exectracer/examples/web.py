@@ -1,11 +1,13 @@
 """Small web services with the debug endpoints installed, one per integration.
 
 Each serves ``/`` (a short text) and ``/work`` (a little work inside an
-``exectracer.region("view")``, answered as JSON), plus ``/debug/pprof/trace``
+``exectracer.region("view")``, answered as JSON; the Starlette ones also
+``/nap``: a millisecond's ``asyncio.sleep``, then the same), plus ``/debug/pprof/trace``
 and ``/debug/pprof/flight`` through its framework's integration:
 
-* ``starlette``: Starlette under uvicorn (one worker, asyncio loop, so
-  tasks are recorded);
+* ``starlette``: Starlette under uvicorn on asyncio's loop and h11;
+* ``starlette-standard``: the same under uvicorn's default settings, which
+  with ``uvicorn[standard]`` installed run uvloop and httptools;
 * ``flask``: Flask under waitress (a threaded WSGI server);
 * ``aiohttp``: an aiohttp application with ``add_debug_routes``.
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import socket
 from collections.abc import Callable
@@ -26,7 +29,7 @@ from typing import Any
 
 import exectracer
 
-FRAMEWORKS = ("starlette", "flask", "aiohttp")
+FRAMEWORKS = ("starlette", "starlette-standard", "flask", "aiohttp")
 
 
 def work() -> bytes:
@@ -36,7 +39,8 @@ def work() -> bytes:
         return json.dumps({"count": len(numbers), "total": sum(numbers)}).encode()
 
 
-def serve_starlette(sock: socket.socket, settings: dict[str, Any] | None, threads: int) -> None:
+def serve_starlette(sock: socket.socket, settings: dict[str, Any] | None, threads: int, standard: bool = False) -> None:
+    """Starlette under uvicorn: on asyncio's loop and h11, or (``standard``) uvicorn's defaults (uvloop, httptools)."""
     import uvicorn
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse, Response
@@ -49,12 +53,17 @@ def serve_starlette(sock: socket.socket, settings: dict[str, Any] | None, thread
         await asyncio.sleep(0)  # a step boundary, as any awaiting handler has
         return Response(work(), media_type="application/json")
 
-    app: Any = Starlette(routes=[Route("/", index), Route("/work", work_view)])
+    async def nap_view(request: Any) -> Response:
+        await asyncio.sleep(0.001)
+        return Response(work(), media_type="application/json")
+
+    app: Any = Starlette(routes=[Route("/", index), Route("/work", work_view), Route("/nap", nap_view)])
     if settings is not None:
         from exectracer.asgi import TraceMiddleware
 
         app = TraceMiddleware(app, **settings)
-    config = uvicorn.Config(app, loop="asyncio", http="h11", lifespan="off", log_level="warning", access_log=False)
+    servers: dict[str, Any] = {} if standard else {"loop": "asyncio", "http": "h11"}
+    config = uvicorn.Config(app, **servers, lifespan="off", log_level="warning", access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -95,6 +104,7 @@ def serve_aiohttp(sock: socket.socket, settings: dict[str, Any] | None, threads:
 
 SERVERS: dict[str, Callable[[socket.socket, dict[str, Any] | None, int], None]] = {
     "starlette": serve_starlette,
+    "starlette-standard": functools.partial(serve_starlette, standard=True),
     "flask": serve_flask,
     "aiohttp": serve_aiohttp,
 }

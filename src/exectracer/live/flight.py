@@ -128,7 +128,11 @@ class FlightRecorder:
             sink, close = open_sink(dest)
             try:
                 return ring.write_snapshot(
-                    sink, stop_ns=time.perf_counter_ns(), warnings=warnings, hook_errors=hook_errors.counts()
+                    sink,
+                    stop_ns=time.perf_counter_ns(),
+                    warnings=warnings,
+                    hook_errors=hook_errors.counts(),
+                    unseen=list(rec.unseen),
                 )
             finally:
                 if close is not None:

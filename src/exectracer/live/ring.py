@@ -81,6 +81,7 @@ class ChunkRing:
         stop_ns: int,
         warnings: list[str],
         hook_errors: dict[str, dict[str, int | str]] | None = None,
+        unseen: list[str] | None = None,
     ) -> int:
         """Write what is kept as a complete trace file to ``out``; return the bytes written."""
         with self._lock:
@@ -108,6 +109,7 @@ class ChunkRing:
             "events": events,
             "events_lost": 0,
             "hook_errors": hook_errors or {},
+            "unseen": unseen or [],
         }
         pieces.append(json_chunk(ChunkKind.END, seq(), summary, level))
         return sum(_write_all(out, piece) for piece in pieces)

@@ -12,7 +12,7 @@ checks that this stub and the built module name the same things.
 import sys
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from types import FrameType, FunctionType, TracebackType
+from types import CodeType, FrameType, FunctionType, TracebackType
 from typing import Any, SupportsIndex, TypeVar, final, overload
 
 from typing_extensions import Buffer, Self, disjoint_base
@@ -123,6 +123,7 @@ class StepRunner:
         name_id: Callable[[Any], int],  # CallbackNames.name_id(callback)
         timer_type: type,  # asyncio.TimerHandle
         looked_at: set[int],  # AwaitChains.looked_at
+        context_entered: bool,  # the loop calls it inside the handle's context already (UvSoon's)
     ) -> Self: ...
     def __call__(self, handle: Any, /) -> None: ...
     __wrapped__: Callable[..., Any]  # Handle._run
@@ -149,6 +150,31 @@ class ReadySoon:
     ) -> Self: ...
     def __call__(self, loop: Any, callback: Any, args: Any, context: Any, /) -> Any: ...
     __wrapped__: Callable[..., Any]  # BaseEventLoop._call_soon
+    def __get__(self, instance: object, owner: type | None = None, /) -> Any: ...
+    def __getattr__(self, name: str) -> Any: ...
+    def __reduce_ex__(self, protocol: SupportsIndex, /) -> str | tuple[Any, ...]: ...
+
+@final
+class UvSoon:
+    """uvloop.Loop's call_soon, call_soon_threadsafe, call_later and call_at for the recording: the callback handed
+    over as a stamped handle that a StepRunner runs, in the callback's own context."""
+
+    def __new__(
+        cls,
+        *,
+        fallback: FunctionType,  # the Python hook: fallback(loop, [when,] callback, *args, context=None)
+        orig: Callable[..., Any],  # uvloop's method
+        runner: StepRunner,  # runs a handle and records it; made with context_entered
+        maker: ReadySoon,  # makes the stamped handle
+        noted: Callable[[], object] | None,  # called once, at the first callback handed over
+        boundaries: tuple[CodeType, ...],  # code of the functions that run a loop
+        running_loop: Callable[[], Any],  # asyncio.events._get_running_loop
+        thread_waker: Callable[[], int],  # the calling thread's waker code
+        outside: Callable[[Any, FrameType], int],  # the waker of what uvloop called from C, from its outermost frame
+        when: bool,  # a delay or a time comes before the callback (call_later, call_at)
+    ) -> Self: ...
+    def __call__(self, loop: Any, /, *args: Any, context: Any = None) -> Any: ...
+    __wrapped__: Callable[..., Any]  # uvloop.loop.Loop's method
     def __get__(self, instance: object, owner: type | None = None, /) -> Any: ...
     def __getattr__(self, name: str) -> Any: ...
     def __reduce_ex__(self, protocol: SupportsIndex, /) -> str | tuple[Any, ...]: ...

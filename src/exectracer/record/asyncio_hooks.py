@@ -173,7 +173,8 @@ def install(
     warn: Callable[[str], None],
     handoff: GilHandoff,
     rows: Any = None,
-) -> Callable[[], None]:
+    unseen: Callable[[str], None] = lambda note: None,
+) -> Shared:
     """Patch asyncio for one recording; ``patcher.restore()`` undoes it all.
 
     With ``rows`` (a ``_speedups.Rows`` the writer drains), ``Handle._run``,
@@ -181,23 +182,32 @@ def install(
     C versions of the hooks below, which store their events there; without,
     by the Python ones.
 
-    Returns a function to call just before stopping: it records the tasks
-    that are ready but have not run yet.
+    ``unseen`` is told, once each, what the recorder cannot see (a loop no
+    hook sees). Returns what the hooks share (other loops' hooks use it too);
+    call its ``before_stop`` just before stopping: it records the tasks that
+    are ready but have not run yet.
     """
-    hooks = _Shared(events, registry, interner, rows)
+    hooks = Shared(events, registry, interner, rows, unseen)
     _hook_steps(patcher, hooks)
     _hook_call_soon(patcher, hooks)
     _hook_create_task(patcher, hooks, interner)
     _hook_loop_lifecycle(patcher, hooks, warn)
     _hook_io(patcher, hooks, handoff)
     _hook_executor(patcher, hooks)
-    return functools.partial(_record_still_ready, hooks)
+    return hooks
 
 
-class _Shared:
+class Shared:
     """What the asyncio hooks of one recording share: where events go, the ids, the await chains."""
 
-    def __init__(self, events: EventStore, registry: Registry, interner: Interner, rows: Any) -> None:
+    def __init__(
+        self, events: EventStore, registry: Registry, interner: Interner, rows: Any, unseen: Callable[[str], None]
+    ) -> None:
+        self.unseen = unseen
+        self.hooked_loops: tuple[type, ...] = (asyncio.base_events.BaseEventLoop,)  # loops whose tasks are seen
+        # warns if the loop running in the calling thread is one no hook sees (set once the hooks are in)
+        self.check_running_loop: Callable[[], None] = lambda: None
+        self.interner = interner
         self.emit = events.extend
         self.clock = time.perf_counter_ns
         self.registry = registry
@@ -235,6 +245,10 @@ class _Shared:
             caught("asyncio.call_soon")
             return 0
 
+    def before_stop(self) -> None:
+        """Record the tasks queued to run that have not run yet."""
+        _record_still_ready(self)
+
 
 _STEP = int(Kind.TASK_STEP)
 _READY = int(Kind.TASK_READY)
@@ -248,9 +262,18 @@ _CATEGORY_BITS = CATEGORY_MASK << ARG_SHIFT  # a TASK_SUSPEND code's category
 _SYSCALL_BITS = int(Category.SYSCALL) << ARG_SHIFT
 
 
-def _hook_steps(patcher: Patcher, hooks: _Shared) -> None:
+def _hook_steps(patcher: Patcher, hooks: Shared) -> None:
     """``Handle._run``: a task's step as [TASK_READY,] TASK_STEP then its suspension or end;
     other callbacks as CALLBACK_BEGIN/END."""
+    patcher.replace(asyncio.events.Handle, "_run", step_runner(hooks, asyncio.events.TimerHandle))
+
+
+def step_runner(hooks: Shared, timer_handle: type, context_entered: bool = False) -> Callable[[Any], None]:
+    """What runs a handle and records it (the C ``StepRunner``, else ``handle_run``);
+    a handle of type ``timer_handle`` is a timer's callback.
+
+    ``context_entered`` (C only): the loop calls the runner inside the handle's context already (uvloop's, given the
+    handle's context by ``UvSoon``), so the runner does not enter it again."""
     emit, clock, local, tasks, loops = hooks.emit, hooks.clock, hooks.local, hooks.tasks, hooks.loops
     task_g, loop_id = hooks.registry.task_g, hooks.registry.loop_id
     step_callback_types, end_code, executor_futures = hooks.step_callback_types, hooks.end_code, hooks.executor_futures
@@ -258,7 +281,6 @@ def _hook_steps(patcher: Patcher, hooks: _Shared) -> None:
     name_cache = names.cache
     task_classes = _task_classes()
     is_task_type: dict[type, bool] = {}
-    timer_handle = asyncio.events.TimerHandle
     ready_handle = _ReadyHandle
     orig_run = asyncio.events.Handle._run
 
@@ -375,15 +397,30 @@ def _hook_steps(patcher: Patcher, hooks: _Shared) -> None:
             name_id=names.name_id,
             timer_type=timer_handle,
             looked_at=chains.looked_at,
+            context_entered=context_entered,
         )
-    patcher.replace(asyncio.events.Handle, "_run", run)
+    return run
 
 
 _SOURCE_TIMER, _SOURCE_IO, _SOURCE_SOON = int(CallbackSource.TIMER), int(CallbackSource.IO), int(CallbackSource.SOON)
 _WAKER_TIMER, _WAKER_IO, _WAKER_CALLBACK = int(Waker.TIMER), int(Waker.IO), int(Waker.CALLBACK)
 
 
-def _hook_call_soon(patcher: Patcher, hooks: _Shared) -> None:
+# the slots the C ReadySoon fills, in its order
+READY_SLOTS = (
+    "_context",
+    "_loop",
+    "_callback",
+    "_args",
+    "_cancelled",
+    "_repr",
+    "_source_traceback",
+    "_xt_ts",
+    "_xt_waker",
+)
+
+
+def _hook_call_soon(patcher: Patcher, hooks: Shared) -> None:
     """``BaseEventLoop._call_soon``: each handle remembers when it was queued and by whom (for TASK_READY)."""
     clock, local, thread_waker = hooks.clock, hooks.local, hooks.thread_waker
     ready_handle = _ReadyHandle
@@ -415,21 +452,10 @@ def _hook_call_soon(patcher: Patcher, hooks: _Shared) -> None:
     fill_directly = _builds_handles_like_asyncio(call_soon)
     soon: Any = call_soon
     if hooks.native is not None:
-        slots = (
-            "_context",
-            "_loop",
-            "_callback",
-            "_args",
-            "_cancelled",
-            "_repr",
-            "_source_traceback",
-            "_xt_ts",
-            "_xt_waker",
-        )
         soon = hooks.native.ReadySoon(
             fallback=call_soon,
             ready_type=ready_handle,
-            slots=tuple(getattr(ready_handle, name) for name in slots),
+            slots=tuple(getattr(ready_handle, name) for name in READY_SLOTS),
             thread_waker=thread_waker,
             clock=clock,
         )
@@ -437,8 +463,15 @@ def _hook_call_soon(patcher: Patcher, hooks: _Shared) -> None:
     patcher.replace(asyncio.base_events.BaseEventLoop, "_call_soon", soon)
 
 
-def _hook_create_task(patcher: Patcher, hooks: _Shared, interner: Interner) -> None:
+def _hook_create_task(patcher: Patcher, hooks: Shared, interner: Interner) -> None:
     """``create_task``: TASK_CREATE with its creator and the task's description, and eager first steps (3.12+)."""
+    base = asyncio.base_events.BaseEventLoop
+    patcher.replace(base, "create_task", task_creator(hooks, interner, base.create_task))
+    _hook_set_task_name(patcher, hooks)
+
+
+def task_creator(hooks: Shared, interner: Interner, orig_create_task: Callable[..., Any]) -> Callable[..., Any]:
+    """A loop's ``create_task`` (``orig_create_task``) recording the task it makes (C ``TaskCreator``, else Python)."""
     emit, clock, local, tasks, registry, chains, end_code = (
         hooks.emit,
         hooks.clock,
@@ -449,7 +482,6 @@ def _hook_create_task(patcher: Patcher, hooks: _Shared, interner: Interner) -> N
         hooks.end_code,
     )
     task_g = registry.task_g
-    orig_create_task = asyncio.base_events.BaseEventLoop.create_task
 
     def create_task(loop: Any, coro: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -496,10 +528,14 @@ def _hook_create_task(patcher: Patcher, hooks: _Shared, interner: Interner) -> N
             rows=hooks.rows,
             clock=clock,
         )
-    patcher.replace(asyncio.base_events.BaseEventLoop, "create_task", create)
+    return create
 
+
+def _hook_set_task_name(patcher: Patcher, hooks: Shared) -> None:
+    """Before 3.12, ``create_task(name=...)`` names the task after making it: TASK_NAME."""
+    tasks, registry = hooks.tasks, hooks.registry
     orig_set_task_name = getattr(asyncio.tasks, "_set_task_name", None)
-    if orig_set_task_name is not None:  # before 3.12, create_task(name=...) names the task afterwards
+    if orig_set_task_name is not None:
 
         def set_task_name(task: Any, name: Any) -> None:
             orig_set_task_name(task, name)
@@ -513,11 +549,20 @@ def _hook_create_task(patcher: Patcher, hooks: _Shared, interner: Interner) -> N
         patcher.replace(asyncio.tasks, "_set_task_name", set_task_name)
 
 
-def _hook_loop_lifecycle(patcher: Patcher, hooks: _Shared, warn: Callable[[str], None]) -> None:
+def _hook_loop_lifecycle(patcher: Patcher, hooks: Shared, warn: Callable[[str], None]) -> None:
     """``run_forever`` and ``close``: LOOP_START/LOOP_STOP; a warning for loops these hooks cannot see."""
-    emit, clock, registry = hooks.emit, hooks.clock, hooks.registry
     base = asyncio.base_events.BaseEventLoop
-    orig_run_forever, orig_close = base.run_forever, base.close
+    hook_lifecycle(patcher, hooks, base)
+    _hook_loop_check(patcher, hooks, warn)
+
+
+def hook_lifecycle(patcher: Patcher, hooks: Shared, cls: type) -> Callable[[Any], None]:
+    """``cls.run_forever`` and ``cls.close``: LOOP_START/LOOP_STOP, and the loop's id forgotten once closed.
+
+    Returns the new ``run_forever``: its frame is below every callback the loop runs.
+    """
+    emit, clock, registry = hooks.emit, hooks.clock, hooks.registry
+    orig_run_forever, orig_close = cls.run_forever, cls.close  # type: ignore[attr-defined]
 
     def run_forever(loop: Any) -> None:
         try:
@@ -536,19 +581,27 @@ def _hook_loop_lifecycle(patcher: Patcher, hooks: _Shared, warn: Callable[[str],
         orig_close(loop)
         registry.forget_loop(loop)
 
-    patcher.replace(base, "run_forever", run_forever)
-    patcher.replace(base, "close", close)
+    patcher.replace(cls, "run_forever", run_forever)
+    patcher.replace(cls, "close", close)
+    return run_forever
 
+
+def _hook_loop_check(patcher: Patcher, hooks: Shared, warn: Callable[[str], None]) -> None:
+    """A warning, and a note in the trace, for each class of loop these hooks cannot see."""
     warned: set[type] = set()
 
     def check_loop(loop: Any) -> None:
-        """Warn once per loop class that these hooks cannot see (uvloop, for example)."""
+        """Warn once per loop class that no hook sees (not asyncio's, not uvloop's once its hooks are in)."""
         kind = type(loop)
-        if loop is not None and kind not in warned and not isinstance(loop, base):
+        if loop is not None and kind not in warned and not isinstance(loop, hooks.hooked_loops):
             warned.add(kind)
             warn(
                 f"event loops of type {kind.__module__}.{kind.__qualname__} cannot be hooked; "
                 "their tasks and callbacks are not traced (threads, GC and annotations still are)"
+            )
+            hooks.unseen(
+                f"{kind.__module__}.{kind.__qualname__} event loops: their tasks, callbacks and idle time "
+                "(the loop's thread shows as running while it runs them)"
             )
 
     orig_set_event_loop = asyncio.events.set_event_loop
@@ -568,10 +621,10 @@ def _hook_loop_lifecycle(patcher: Patcher, hooks: _Shared, warn: Callable[[str],
             check_loop(self._loop)
 
         patcher.replace(runner, "_lazy_init", lazy_init)
-    check_loop(_get_running_loop())
+    hooks.check_running_loop = lambda: check_loop(_get_running_loop())
 
 
-def _hook_io(patcher: Patcher, hooks: _Shared, handoff: GilHandoff) -> None:
+def _hook_io(patcher: Patcher, hooks: Shared, handoff: GilHandoff) -> None:
     """Which handles a select made ready (``_process_events``), and the loop's idle time in the selectors' ``select``.
 
     A busy loop's ``select(0)`` also gives way to the tracer's threads when
@@ -636,10 +689,15 @@ def _hook_io(patcher: Patcher, hooks: _Shared, handoff: GilHandoff) -> None:
             patcher.replace(cls, "select", wrap_select(vars(cls)["select"]))
 
 
-def _hook_executor(patcher: Patcher, hooks: _Shared) -> None:
+def _hook_executor(patcher: Patcher, hooks: Shared) -> None:
     """``run_in_executor``: its futures' waits are ``syscall``; TASK_AWAITS_WORK names the pool work item."""
+    hook_executor(patcher, hooks, asyncio.base_events.BaseEventLoop)
+
+
+def hook_executor(patcher: Patcher, hooks: Shared, cls: type) -> None:
+    """``cls.run_in_executor``: its futures' waits are ``syscall``; TASK_AWAITS_WORK names the pool work item."""
     emit, clock, local, executor_futures = hooks.emit, hooks.clock, hooks.local, hooks.executor_futures
-    orig_run_in_executor = asyncio.base_events.BaseEventLoop.run_in_executor
+    orig_run_in_executor = cls.run_in_executor  # type: ignore[attr-defined]
 
     def run_in_executor(loop: Any, executor: Any, func: Any, *args: Any) -> Any:
         local.last_work = 0
@@ -653,10 +711,10 @@ def _hook_executor(patcher: Patcher, hooks: _Shared) -> None:
             caught("asyncio.run_in_executor")
         return fut
 
-    patcher.replace(asyncio.base_events.BaseEventLoop, "run_in_executor", run_in_executor)
+    patcher.replace(cls, "run_in_executor", run_in_executor)
 
 
-def _record_still_ready(hooks: _Shared) -> None:
+def _record_still_ready(hooks: Shared) -> None:
     """TASK_READY for the tasks queued to run that have not run yet (called just before stopping)."""
     for loop in hooks.registry.known_loops():
         for handle in list(getattr(loop, "_ready", ())):

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from ..format.events import Kind, pack
 from .hook_errors import caught
-from .procfs import open_proc, start_reader
+from .procfs import ProcFile, start_reader
 from .registry import Registry
 from .store import EventStore
 
@@ -30,18 +30,19 @@ class HeapProbe:
 
     def __init__(self) -> None:
         self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-        fd = open_proc("/proc/self/statm")
-        self._statm: int | None = fd if fd >= 0 else None
+        self._statm = ProcFile("/proc/self/statm")  # closed only if still ours (see ProcFile)
         self._read = start_reader()
         self.next_ns = 0  # perf_counter ns: no reading before this, unless forced
 
     def rss(self) -> int:
         """Resident set size in bytes (0 where the OS does not say)."""
-        if self._statm is None:
+        if self._statm.fd < 0:
             return 0
         try:
-            return int(self._read(self._statm).split()[1]) * self._page
+            return int(self._read(self._statm.fd).split()[1]) * self._page
         except (OSError, ValueError, IndexError):
+            if not self._statm.mine():  # closed by the program, its number maybe reused: leave it alone
+                self._statm.forget()
             return 0
 
     def events(self, g: int, ts: int, force: bool = False) -> tuple[int, ...]:
@@ -56,9 +57,7 @@ class HeapProbe:
 
     def close(self) -> None:
         """Release the /proc file."""
-        if self._statm is not None:
-            os.close(self._statm)
-            self._statm = None
+        self._statm.close()
 
 
 def install(events: EventStore, registry: Registry, heap: HeapProbe) -> Callable[[], None]:

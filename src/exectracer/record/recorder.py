@@ -11,6 +11,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 from ..format.chunks import FORMAT_VERSION, MAX_CHUNK_BYTES
@@ -119,11 +120,13 @@ class Recorder:
         self.interner = Interner()
         self.active = False
         self.warnings: list[str] = []
+        self.unseen: list[str] = []  # what the recorder could not see (the END record's "unseen")
         self._patcher = Patcher()
         self._imports = ImportHooks(self.warn)  # hooks for modules not imported yet (asyncio, ssl, ...)
         self._remove_gc: Callable[[], None] | None = None
         self._before_stop: list[tuple[str, Callable[[], None]]] = []  # (hook name, what it records as tracing stops)
         self._after_fork: list[Callable[[], None]] = []  # what hooks that outlive the patcher's restore do in a child
+        self._asyncio_hooks: Any = None  # what the asyncio hooks share, once installed (uvloop's use it too)
         self._heap = HeapProbe()
         self._sink, self._close_sink = open_sink(dest)
         self.handoff = GilHandoff()  # when the threads below want the GIL from a busy loop
@@ -188,6 +191,9 @@ class Recorder:
         opts, patcher, when_imported = self.options, self._patcher, self._imports.when_imported
         if opts.asyncio:  # first if asyncio is imported: the thread-wait wrappers go around its hooks
             when_imported("asyncio", self._install_asyncio)
+            when_imported("uvloop", self._install_uvloop)
+            if self._asyncio_hooks is not None:  # both in, if imported: is a loop no hook sees running here?
+                self._asyncio_hooks.check_running_loop()
             when_imported("trio", self._install_trio)
         if opts.threads:
             thread_hooks.install(patcher, self.events, self.registry, lambda: self.active)
@@ -207,12 +213,27 @@ class Recorder:
     def _install_asyncio(self, module: object) -> None:
         from . import asyncio_hooks  # imports asyncio: not before the program does
 
-        before_stop = asyncio_hooks.install(
-            self._patcher, self.events, self.registry, self.interner, self.warn, self.handoff, self.rows
+        self._asyncio_hooks = asyncio_hooks.install(
+            self._patcher,
+            self.events,
+            self.registry,
+            self.interner,
+            self.warn,
+            self.handoff,
+            self.rows,
+            self.note_unseen,
         )
-        self._before_stop.append(("asyncio.before_stop", before_stop))
+        self._before_stop.append(("asyncio.before_stop", self._asyncio_hooks.before_stop))
         if self.waits is not None:  # imported after start: the selectors' wait wrappers go around its hooks again
             io_waits.install_selectors(self._patcher)
+
+    def _install_uvloop(self, module: ModuleType) -> None:
+        if self._asyncio_hooks is None:  # uvloop imports asyncio first: its hooks are in, unless they failed
+            return
+        from . import uvloop_hooks  # imports nothing the program has not (uvloop is imported)
+
+        if not uvloop_hooks.install(self._patcher, self._asyncio_hooks, module):
+            self.warn(f"uvloop {getattr(module, '__version__', '?')}: its loop cannot be hooked")
 
     def _install_trio(self, module: object) -> None:
         from . import trio_hooks  # imports trio: not before the program does
@@ -235,7 +256,9 @@ class Recorder:
         self._stop_sampler()
         self.events.extend(self._heap.events(0, stop_ns, force=True))  # the heap as it was left, stamped at the end
         errors = hook_errors.take()
-        self.writer.stop({"clean": True, "stop_ns": stop_ns, "warnings": self.warnings, "hook_errors": errors})
+        self.writer.stop(
+            {"clean": True, "stop_ns": stop_ns, "warnings": self.warnings, "unseen": self.unseen, "hook_errors": errors}
+        )
         self._heap.close()
         if self._close_sink is not None:
             self._close_sink()
@@ -266,6 +289,11 @@ class Recorder:
             self.sampler.abandon_after_fork()
             self.sampler = None
         self.writer.abandon()
+
+    def note_unseen(self, note: str) -> None:
+        """Note, once, something the recorder cannot see (kept for the trace's END record; readers show it)."""
+        if note not in self.unseen:
+            self.unseen.append(note)
 
     def warn(self, message: str) -> None:
         """Warn once per message, and keep it for the trace's END record."""

@@ -45,7 +45,7 @@ from .gil_futex import first_argument, gil_futexes
 from .handoff import NEVER, SAMPLER, GilHandoff
 from .hook_errors import caught
 from .native import speedups
-from .procfs import open_proc, start_reader
+from .procfs import ProcFile, start_reader
 from .registry import Registry
 from .store import EventStore
 from .thread_stacks import FrameStacks
@@ -84,21 +84,23 @@ WATCHDOG_TICKS = 3  # while a busy loop takes the samples, the thread takes them
 class _Thread:
     """What the sampler keeps per thread: its ``/proc`` files, its last stack and its last wait."""
 
-    __slots__ = ("clock", "failed", "g", "line", "nr", "stack", "stat", "state", "syscall", "top")
+    __slots__ = ("clock", "failed", "g", "line", "lost", "nr", "prefix", "stack", "stat", "state", "syscall", "top")
 
     def __init__(self, g: int, native_id: int | None, proc: bool) -> None:
         self.g = g
-        self.stat = self.syscall = -1
+        self.stat = self.syscall = ProcFile(None)
         self.clock: int | None = None  # its CPU-time clock
         self.top: tuple[int, int, int] | None = None  # id of the top frame, of its code, and its offset
         self.stack = 0
         self.failed = False
+        self.lost = False  # a file's descriptor was found closed and taken by the program: open them again
         self.line = b""  # the syscall file when last read with the thread waiting
         self.state = self.nr = 0
+        self.prefix = b"%d (" % native_id if native_id else b""  # how its stat file starts
         if proc and native_id:
-            self.stat = open_proc(f"{TASKS}/{native_id}/stat")
-            if self.stat >= 0:
-                self.syscall = open_proc(f"{TASKS}/{native_id}/syscall")
+            self.stat = ProcFile(f"{TASKS}/{native_id}/stat")
+            if self.stat.fd >= 0:
+                self.syscall = ProcFile(f"{TASKS}/{native_id}/syscall")
                 self.clock = _thread_clock(native_id)
 
     def os_state(self, read: Callable[[int], bytes], gil: tuple[int, int] | None = None) -> tuple[int, int]:
@@ -107,30 +109,39 @@ class _Thread:
         The syscall file (number, arguments, stack and instruction pointers)
         is read first: "running" needs nothing more, and the very same wait
         as at the previous sample keeps its state without reading ``stat``.
-        A sleep on an address in ``gil`` (see ``gil_futex``) is GIL.
+        A sleep on an address in ``gil`` (see ``gil_futex``) is GIL. A file
+        that cannot be read, or reads as something else, may have been
+        closed by the program and its number reused (``ProcFile``): such a
+        number is dropped unclosed, and the files are opened again at a
+        later tick (``lost``).
         """
         try:
-            if self.syscall >= 0:
+            if self.syscall.fd >= 0:
                 try:
-                    line = read(self.syscall)
-                except OSError:  # refused: go on with stat alone
-                    os.close(self.syscall)
-                    self.syscall = -1
+                    line = read(self.syscall.fd)
+                except OSError:  # refused (go on with stat alone), or no longer ours
+                    if not self.syscall.mine():
+                        return self._lose()
+                    self.syscall.close()
                     return self.os_state(read, gil)
                 if line.startswith(b"running"):
                     return _RUNNING, -1
                 if line == self.line:
                     return self.state, self.nr
-            data = read(self.stat)
+            data = read(self.stat.fd)
+            if not data.startswith(self.prefix):
+                raise ValueError("not this thread's stat file")
             state = _STATES.get(data[data.rindex(b")") + 2], _OTHER)
-            if state not in _WAITING or self.syscall < 0:
+            if state not in _WAITING or self.syscall.fd < 0:
                 self.line = b""
                 return state, -1
             if state == _SLEEPING and gil is not None and gil[0] <= first_argument(line) < gil[1]:
                 state = _GIL
             self.line, self.state, self.nr = line, state, int(line.split(b" ", 1)[0])
             return state, self.nr
-        except (OSError, ValueError, IndexError):  # the thread ended, or /proc says something unexpected
+        except (OSError, ValueError, IndexError):  # the thread ended, /proc says something unexpected, or not ours
+            if not (self.stat.mine() and (self.syscall.fd < 0 or self.syscall.mine())):
+                return self._lose()
             self.close()
             return 0, -1
 
@@ -144,15 +155,16 @@ class _Thread:
             self.clock = None
             return -1
 
+    def _lose(self) -> tuple[int, int]:
+        """A descriptor is no longer ours: close what still is, touch nothing else, open them again later."""
+        self.close()
+        self.lost = True
+        return 0, -1
+
     def close(self) -> None:
-        """Close its files and forget its stack."""
-        for fd in (self.stat, self.syscall):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.stat = self.syscall = -1
+        """Close its files (those still its own) and forget its stack."""
+        self.stat.close()
+        self.syscall.close()
         self.clock = None
         self.top = None
 
@@ -399,7 +411,7 @@ class Sampler:
                 if ident == me:  # the calling thread: running, here
                     os_state, nr = _RUNNING, -1
                 else:
-                    os_state, nr = state.os_state(read, gil) if state.stat >= 0 else (0, -1)
+                    os_state, nr = state.os_state(read, gil) if state.stat.fd >= 0 else (0, -1)
                 out += (SAMPLE | (stack << CATEGORY_SHIFT | os_state) << ARG_SHIFT, ts, g)
                 if nr >= 0:
                     out += (SYSCALL | nr << ARG_SHIFT, ts, g)
@@ -442,7 +454,7 @@ class Sampler:
             if frame is None or not g or ident in own:
                 continue
             state = states.get(ident)
-            if state is None or state.g != g:
+            if state is None or state.g != g or state.lost:
                 if not opens_files:
                     self._files_pending = True
                     continue

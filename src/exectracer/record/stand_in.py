@@ -75,10 +75,24 @@ class StandIn:
         return repr(self.__wrapped__)
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
-        return self.__wrapped__.__reduce_ex__(protocol)
+        return by_attribute(self.__wrapped__, self.__wrapped__.__reduce_ex__(protocol))
 
     def __reduce__(self) -> str | tuple[Any, ...]:
-        return self.__wrapped__.__reduce__()
+        return by_attribute(self.__wrapped__, self.__wrapped__.__reduce__())
+
+
+def by_attribute(original: Any, reduced: str | tuple[Any, ...]) -> str | tuple[Any, ...]:
+    """``original``'s reduction, a dotted global name (a Cython method's: ``"Loop.call_soon"``) made
+    ``getattr(owner, name)``: pickle would check that the name finds the object pickled, which is the stand-in
+    when it was set on a subclass (``uvloop.Loop``) and the name finds the original on its base."""
+    if not isinstance(reduced, str) or "." not in reduced:
+        return reduced
+    module = getattr(original, "__module__", None)
+    owner_name, _, name = reduced.rpartition(".")
+    owner = _find(module, owner_name) if isinstance(module, str) else None
+    if owner is None or getattr(owner, name, None) is not original:
+        return reduced
+    return getattr, (owner, name)
 
 
 def stand_in(original: Callable[..., Any], call: Callable[..., Any]) -> StandIn:

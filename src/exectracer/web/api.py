@@ -467,6 +467,7 @@ def _warnings(trace: Trace) -> list[str]:
         f"(first error: {error.first})"
         for error in lost.hook_errors
     ]
+    out += [f"not seen by the recorder: {note}" for note in lost.unseen]
     return out
 
 

@@ -117,6 +117,7 @@ PyInit__speedups(void)
 {
     if (intern_names() < 0 || PyType_Ready(&xt_RowsType) < 0 || PyType_Ready(&xt_WatchType) < 0 || PyType_Ready(&xt_TaskIdsType) < 0 || PyType_Ready(&xt_StepRunnerType) < 0
         || PyType_Ready(&xt_ReadySoonType) < 0 || PyType_Ready(&xt_TaskCreatorType) < 0 || PyType_Ready(&xt_IoReadyType) < 0
+        || PyType_Ready(&xt_UvSoonType) < 0
         || PyType_Ready(&xt_TimedType) < 0 || PyType_Ready(&xt_StaticTimedType) < 0 || PyType_Ready(&xt_LockWrapperType) < 0 || PyType_Ready(&xt_RegionType) < 0) {
         return NULL;
     }
@@ -153,6 +154,7 @@ PyInit__speedups(void)
         || PyModule_AddObjectRef(m, "TaskIds", (PyObject *)&xt_TaskIdsType) < 0
         || PyModule_AddObjectRef(m, "StepRunner", (PyObject *)&xt_StepRunnerType) < 0
         || PyModule_AddObjectRef(m, "ReadySoon", (PyObject *)&xt_ReadySoonType) < 0
+        || PyModule_AddObjectRef(m, "UvSoon", (PyObject *)&xt_UvSoonType) < 0
         || PyModule_AddObjectRef(m, "TaskCreator", (PyObject *)&xt_TaskCreatorType) < 0
         || PyModule_AddObjectRef(m, "IoReady", (PyObject *)&xt_IoReadyType) < 0
         || PyModule_AddObjectRef(m, "Timed", (PyObject *)&xt_TimedType) < 0

@@ -279,8 +279,16 @@ xt_stand_in_reduce(PyObject *self, PyObject *wrapped, PyObject *protocol)
     if (PyFunction_Check(wrapped) || PyType_Check(wrapped)) {
         return PyObject_GetAttrString(wrapped, "__qualname__");
     }
-    if (protocol == NULL) {
-        return PyObject_CallMethod(wrapped, "__reduce__", NULL);
+    PyObject *reduced = protocol == NULL ? PyObject_CallMethod(wrapped, "__reduce__", NULL)
+                                         : PyObject_CallMethod(wrapped, "__reduce_ex__", "O", protocol);
+    if (reduced == NULL || !PyUnicode_Check(reduced)) {
+        return reduced;
     }
-    return PyObject_CallMethod(wrapped, "__reduce_ex__", "O", protocol);
+    /* a global name ("Loop.call_soon", a Cython method's): pickle would find the name's holder of it, which may be
+       this hook, not the original; as getattr(owner, name) it unpickles to the original (stand_in.by_attribute) */
+    PyObject *helper = PyImport_ImportModule("exectracer.record.stand_in");
+    PyObject *by_attribute = helper == NULL ? NULL : PyObject_CallMethod(helper, "by_attribute", "OO", wrapped, reduced);
+    Py_XDECREF(helper);
+    Py_DECREF(reduced);
+    return by_attribute;
 }

@@ -32,6 +32,9 @@
      defined by the Python side).
    - IoReady replaces BaseSelectorEventLoop._process_events: it notes which
      handles the loop's last select made ready.
+   - UvSoon replaces uvloop.Loop's call_soon, call_soon_threadsafe,
+     call_later and call_at: the callback is handed to uvloop as a stamped
+     handle (made by a ReadySoon) that a StepRunner runs.
    - Timed (StaticTimed where the function it times is a builtin) and
      LockWrapper: thread waits (see their sections), and kept_positions: the
      events a flight recorder's dropped chunk still describes.
@@ -57,6 +60,7 @@
    - tables.c        PtrMap (address -> value), TaskIds, the chain table
    - step_runner.c   StepRunner: task steps, suspensions, callbacks
    - scheduling.c    ReadySoon, TaskCreator, IoReady
+   - uvloop_soon.c   UvSoon (uvloop's scheduling methods)
    - thread_waits.c  Timed, the wait sink, the hooks' samples, LockWrapper
    - regions.c       Region and its sink
    - flight.c        kept_positions (a flight recorder's dropped chunks)
@@ -447,6 +451,11 @@ XT_INTERNAL extern PyTypeObject xt_StepRunnerType;                              
 XT_INTERNAL extern PyTypeObject xt_ReadySoonType, xt_TaskCreatorType, xt_IoReadyType;  /* scheduling.c */
 XT_INTERNAL extern PyTypeObject xt_TimedType, xt_StaticTimedType, xt_LockWrapperType;  /* thread_waits.c */
 XT_INTERNAL extern PyTypeObject xt_RegionType;                                      /* regions.c */
+XT_INTERNAL extern PyTypeObject xt_UvSoonType;                                      /* uvloop_soon.c */
+
+/* scheduling.c: a stamped _ReadyHandle made by a ReadySoon `maker` (for UvSoon); `waker` 0: found as ReadySoon does */
+XT_INTERNAL PyObject *xt_ready_handle(PyObject *maker, PyObject *loop, PyObject *callback, PyObject *args, PyObject *context,
+                                      uint64_t waker);
 
 /* shared.c */
 XT_INTERNAL PyObject *xt_get_current_waker(PyObject *module, PyObject *state);

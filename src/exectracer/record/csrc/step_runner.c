@@ -43,6 +43,7 @@ typedef struct {
     PtrMap code_flags;         /* code object -> 2: one suspension point, 1: more */
     PyObject *last_task_type;  /* borrowed (is_task_type holds it): the type is_task saw last */
     int last_is_task;
+    int context_entered;       /* the loop entered the handle's context before calling (UvSoon hands it over) */
     FastAttr handle_callback, handle_context, handle_args, handle_loop, handle_waker, handle_queued, task_fut_waiter, task_coro, wrapper_self;
 } StepRunner;
 
@@ -136,6 +137,9 @@ run_in_context(StepRunner *self, PyObject *handle, PyObject *cb)
     if (args != NULL) {
         if (!PyContext_CheckExact(context)) {
             PyErr_SetString(PyExc_TypeError, "a handle's context is not a contextvars.Context");
+        }
+        else if (self->context_entered && PyThreadState_Get()->context == context) {
+            result = PyObject_Call(cb, args, NULL);  /* uvloop runs us in it already (UvSoon) */
         }
         else if (PyContext_Enter(context) == 0) {
             result = PyObject_Call(cb, args, NULL);
@@ -415,6 +419,32 @@ record_step(StepRunner *self, PyObject *handle, PyObject *task, uint64_t g, uint
     return 0;
 }
 
+/* Where the C path cannot go on: the Python hook runs the handle (and counts its own failure). Not when the loop
+   entered the handle's context already (UvSoon's handles): the Python hook would enter it again and fail, so the
+   callback runs here, reported as Handle._run would, and is not recorded. */
+static PyObject *
+run_fallback(StepRunner *self, PyObject *handle)
+{
+    if (!self->context_entered) {
+        return PyObject_CallOneArg(self->fallback, handle);
+    }
+    xt_hook_error("uvloop.run");
+    PyErr_Clear();
+    PyObject *cb = xt_fast_get(&self->handle_callback, handle);
+    PyObject *result = cb == NULL ? NULL : run_in_context(self, handle, cb);
+    Py_XDECREF(cb);
+    if (result == NULL && !PyErr_ExceptionMatches(PyExc_SystemExit) && !PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        PyObject *exc = take_exception();
+        result = PyObject_CallFunctionObjArgs(self->report_error, handle, exc, NULL);
+        Py_XDECREF(exc);
+    }
+    if (result == NULL) {
+        return NULL;
+    }
+    Py_DECREF(result);
+    Py_RETURN_NONE;
+}
+
 /* A task's step: run it as Handle._run does, then record it */
 static PyObject *
 run_step(StepRunner *self, PyObject *handle, PyObject *cb, PyObject *task, uint64_t gbits)
@@ -422,7 +452,7 @@ run_step(StepRunner *self, PyObject *handle, PyObject *cb, PyObject *task, uint6
     uint64_t start = 0, prev = xt_current_waker;
     if (xt_now_ns(self->clock, &start) < 0) {
         xt_hook_error("asyncio.step");
-        return PyObject_CallOneArg(self->fallback, handle);
+        return run_fallback(self, handle);
     }
     xt_current_waker = XT_WAKER_TASK | gbits << XT_WAKER_SHIFT;
     PyObject *result = run_in_context(self, handle, cb);
@@ -557,7 +587,7 @@ run_callback(StepRunner *self, PyObject *handle, PyObject *cb)
     Py_XDECREF(ldict);
     if (!ok || xt_now_ns(self->clock, &now) < 0) {
         PyErr_Clear();  /* the Python hook takes over (and counts its own failure) */
-        return PyObject_CallFunctionObjArgs(self->run_callback, handle, cb, NULL);
+        return self->context_entered ? run_fallback(self, handle) : PyObject_CallFunctionObjArgs(self->run_callback, handle, cb, NULL);
     }
     uint64_t begin[3] = {XT_KIND_CALLBACK_BEGIN | (sid << XT_CALLBACK_SHIFT | source) << XT_ARG_SHIFT, now, lid};
     xt_rows_store((Rows *)self->rows, begin, 1);
@@ -602,7 +632,7 @@ step_runner_call_handle(StepRunner *self, PyObject *handle)
     PyObject *cb = xt_fast_get(&self->handle_callback, handle);
     if (cb == NULL) {
         PyErr_Clear();  /* the Python hook takes over (and counts its own failure) */
-        return PyObject_CallOneArg(self->fallback, handle);
+        return run_fallback(self, handle);
     }
     PyObject *result = NULL, *task = NULL;
     uint64_t g = 0;
@@ -617,7 +647,7 @@ step_runner_call_handle(StepRunner *self, PyObject *handle)
     }
     if (stepping < 0 || known < 0 || registered < 0) {
         PyErr_Clear();  /* the Python hook takes over (and counts its own failure) */
-        result = PyObject_CallOneArg(self->fallback, handle);
+        result = run_fallback(self, handle);
     }
     else if (known == 1) {
         result = run_step(self, handle, cb, task, g);
@@ -647,7 +677,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         "fallback", "run_callback", "step_types", "task_classes", "is_task_type", "tasks", "task_g",
         "local", "rows", "one_await", "chain_cache", "define_chain", "executor_futures",
         "ready_type", "report_error", "clock", "code_for", "task_type", "step_wrapper_type",
-        "loops", "loop_id", "name_cache", "name_id", "timer_type", "looked_at", NULL};
+        "loops", "loop_id", "name_cache", "name_id", "timer_type", "looked_at", "context_entered", NULL};
     PyObject *task_type = NULL, *wrapper_type = NULL;
     StepRunner *self = (StepRunner *)type->tp_alloc(type, 0);
     if (self == NULL) {
@@ -655,7 +685,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->vectorcall = step_runner_vectorcall;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "$O!OO!O!O!O!OOO!O!O!OOO!OOOO!OO!OO!OO!O!:StepRunner", names,
+            args, kwargs, "$O!OO!O!O!O!OOO!O!O!OOO!OOOO!OO!OO!OO!O!p:StepRunner", names,
             &PyFunction_Type, &self->fallback, &self->run_callback, &PySet_Type, &self->step_types,
             &PyTuple_Type, &self->task_classes, &PyDict_Type, &self->is_task_type,
             &xt_TaskIdsType, &self->tasks, &self->task_g, &self->hook_state.local, &xt_RowsType, &self->rows,
@@ -663,7 +693,7 @@ step_runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
             &self->executor_futures, &PyType_Type, &self->ready_type,
             &self->report_error, &self->clock, &self->code_for, &PyType_Type, &task_type, &wrapper_type,
             &PyDict_Type, &self->loops, &self->loop_id, &PyDict_Type, &self->name_cache, &self->name_id,
-            &PyType_Type, &self->timer_type, &PySet_Type, &self->looked_at)) {
+            &PyType_Type, &self->timer_type, &PySet_Type, &self->looked_at, &self->context_entered)) {
         /* the borrowed pointers are not ours yet */
         STEP_RUNNER_OBJECTS(FORGET_MEMBER)
         Py_DECREF(self);
