@@ -124,6 +124,25 @@ def test_real_waits_land_where_a_person_files_them(tmp_path: Path, scenario: str
     path = tmp_path / f"{scenario}.xtrace"
     with exectracer.trace(path):
         measured = asyncio.run(real_waits.SCENARIOS[scenario]())
+    assert_filed_as_measured(path, measured)
+
+
+@pytest.mark.recorder
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("scenario", ["httpx", "threads", "sync"])
+def test_real_waits_on_trio_land_where_a_person_files_them(tmp_path: Path, scenario: str) -> None:
+    trio = pytest.importorskip("trio")
+    from programs import trio_real_waits
+
+    path = tmp_path / f"trio-{scenario}.xtrace"
+    with exectracer.trace(path):
+        measured = trio.run(trio_real_waits.SCENARIOS[scenario])
+    assert_filed_as_measured(path, measured)
+
+
+def assert_filed_as_measured(path: Path, measured: list[real_waits.Measured]) -> None:
+    """Each region's waits are in the profile of the category its program measured, within ``TOLERANCE``, and
+    (unless that category is ``other``) next to nothing in ``other``."""
     analysis = exectracer.load(path, strict=True).analysis
     by_region: dict[tuple[str, str], int] = defaultdict(int)
     for m in measured:

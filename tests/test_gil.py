@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from exectracer.format.events import Kind
+from exectracer.record import native
 from exectracer.record.gil import gil_enabled
 from exectracer.record.sampler import Sampler
 
@@ -65,3 +66,23 @@ def test_an_idle_process_has_almost_no_gil_waits(record):
     # process's threads waited for a CPU: the sampler's thread, or one holding the GIL, waited for the OS (the
     # probe cannot tell that from a GIL wait; seen: 6.64 ms of estimates, 6.64 ms of waiting for a CPU)
     assert len(long) <= 2 or (long - 1_000_000).sum() <= idle["cpu"], (sorted(long), idle["cpu"])
+
+
+@pytest.mark.skipif(native.speedups() is None, reason="the sampler's sleep tells when it ended in the OS only in C")
+def test_gil_waits_are_measured_when_every_tick_is_contended(record, monkeypatch: pytest.MonkeyPatch):
+    """A thread spins from the start: no tick of the sampler's thread finds the GIL free, so no lateness seen
+    stands for the OS's own delay; the sleep says when it ended in the OS, and each wait is still measured."""
+    ticks = []
+    take = Sampler._sample
+    monkeypatch.setattr(Sampler, "_sample", lambda self, *args: (ticks.append(1), take(self, *args)))
+
+    def run():
+        busy = threading.Thread(target=spin, args=(lambda: len(ticks) >= 12,))
+        busy.start()
+        busy.join()
+
+    rec = record(run)
+    waits = rec.arg[rec.of(Kind.GIL_WAIT, 0)]  # the sampler's thread's
+    # each tick waits for the busy thread to give the GIL up (the switch interval: 5 ms); a lateness measured
+    # against the smallest one seen would have left all but a few of them out
+    assert len(waits) >= 6 and sorted(waits)[len(waits) // 2] > 1_000_000, sorted(waits)

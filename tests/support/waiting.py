@@ -9,13 +9,17 @@ there to turn a hang into a failure that says what never came.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from exectracer.record.native import speedups
+from exectracer.record.sampler import _frames_reader
+
 DEADLINE = 60.0  # seconds
+# sys._current_frames(), with collections held off on 3.11, where one it starts can deadlock (CPython gh-106883)
+_current_frames = _frames_reader(speedups())
 
 T = TypeVar("T")
 
@@ -43,7 +47,7 @@ def wait_for(
 
 def in_function(thread: threading.Thread, function: str) -> bool:
     """Whether a frame of ``function`` is on ``thread``'s stack."""
-    frame = sys._current_frames().get(thread.ident)  # type: ignore[arg-type]
+    frame = _current_frames().get(thread.ident)  # type: ignore[arg-type]
     while frame is not None:
         if frame.f_code.co_name == function:
             return True

@@ -48,6 +48,9 @@ class Rows:
 class Watch:
     """A sleep without the GIL that ends when woken, at a timeout, or when the marks stop (the sampler's)."""
 
+    @property
+    def woke_ns(self) -> int:
+        """When the last ``wait`` ended in the OS (perf_counter_ns), before the GIL was taken back; 0 if unknown."""
     def __new__(cls) -> Self: ...
     def wait(self, timeout: float, check_every: float, stale_checks: int, first_check: float = ..., /) -> bool:
         """Sleep until ``wake()`` (True), ``timeout`` seconds, or (``check_every`` > 0) until ``stale_checks`` looks

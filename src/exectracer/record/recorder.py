@@ -122,7 +122,8 @@ class Recorder:
         self._patcher = Patcher()
         self._imports = ImportHooks(self.warn)  # hooks for modules not imported yet (asyncio, ssl, ...)
         self._remove_gc: Callable[[], None] | None = None
-        self._before_stop: Callable[[], None] | None = None
+        self._before_stop: list[tuple[str, Callable[[], None]]] = []  # (hook name, what it records as tracing stops)
+        self._after_fork: list[Callable[[], None]] = []  # what hooks that outlive the patcher's restore do in a child
         self._heap = HeapProbe()
         self._sink, self._close_sink = open_sink(dest)
         self.handoff = GilHandoff()  # when the threads below want the GIL from a busy loop
@@ -185,6 +186,7 @@ class Recorder:
         opts, patcher, when_imported = self.options, self._patcher, self._imports.when_imported
         if opts.asyncio:  # first if asyncio is imported: the thread-wait wrappers go around its hooks
             when_imported("asyncio", self._install_asyncio)
+            when_imported("trio", self._install_trio)
         if opts.threads:
             thread_hooks.install(patcher, self.events, self.registry, lambda: self.active)
             when_imported(
@@ -203,19 +205,28 @@ class Recorder:
     def _install_asyncio(self, module: object) -> None:
         from . import asyncio_hooks  # imports asyncio: not before the program does
 
-        self._before_stop = asyncio_hooks.install(
+        before_stop = asyncio_hooks.install(
             self._patcher, self.events, self.registry, self.interner, self.warn, self.handoff, self.rows
         )
+        self._before_stop.append(("asyncio.before_stop", before_stop))
         if self.waits is not None:  # imported after start: the selectors' wait wrappers go around its hooks again
             io_waits.install_selectors(self._patcher)
 
+    def _install_trio(self, module: object) -> None:
+        from . import trio_hooks  # imports trio: not before the program does
+
+        hooks = trio_hooks.install(self._patcher, self.events, self.registry, self.interner, self.warn, self.handoff)
+        if hooks is not None:
+            self._before_stop.append(("trio.before_stop", hooks.stop))
+            self._after_fork.append(hooks.abandon)
+
     def stop(self) -> dict:
         """Remove the hooks, write what is left and close; return the totals."""
-        if self._before_stop is not None:
+        for name, before_stop in self._before_stop:
             try:
-                self._before_stop()
+                before_stop()
             except Exception:
-                hook_errors.caught("asyncio.before_stop")
+                hook_errors.caught(name)
         self.active = False
         self._unhook()
         self._stop_sampler()
@@ -244,6 +255,11 @@ class Recorder:
         """In a forked child: stop recording without touching the parent's file."""
         self.active = False
         self._imports.abandon_after_fork()
+        for abandon in self._after_fork:
+            try:
+                abandon()
+            except Exception:
+                hook_errors.caught("after_fork")
         self._unhook()
         if self.sampler is not None:
             self.sampler.abandon_after_fork()
@@ -310,6 +326,7 @@ class Recorder:
             "native_hooks": self.rows is not None,  # the hottest hooks in C (else in Python)
             "exact": [
                 "asyncio tasks and callbacks (loops derived from asyncio.BaseEventLoop)",
+                "trio tasks, steps, wake-ups and idle time (trio.abc.Instrument on every trio run)",
                 "thread lifecycles",
                 "thread waits on locks, conditions and joins made or started while tracing",
                 "thread waits in hooked blocking calls (sockets, select, sleep, subprocess, os)",

@@ -117,7 +117,7 @@ class Registry:
     # -- loops ---------------------------------------------------------------
 
     def loop_id(self, loop: Any) -> int:
-        """The id of an event loop, registering it (as started now) if new."""
+        """The id of an event loop (or a trio run), registering it (as started now, if it runs) if new."""
         lid = self.loops.get(id(loop))
         if lid is None:
             lid = self._next_loop()
@@ -126,7 +126,8 @@ class Registry:
             ts = time.perf_counter_ns()
             name = self._interner.string(f"{type(loop).__module__}.{type(loop).__qualname__}")
             self._emit((pack(Kind.LOOP_CLASS, name), ts, lid))
-            if loop.is_running():
+            is_running = getattr(loop, "is_running", None)  # an asyncio loop's; a trio run's hooks emit their own
+            if is_running is not None and is_running():
                 self._emit((pack(Kind.LOOP_START, self.thread_g()), ts, lid))
         return lid
 

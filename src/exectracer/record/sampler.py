@@ -131,6 +131,7 @@ class _LockWatch:
         self._lock = _thread.allocate_lock()
         self._lock.acquire()  # held: released to wake the waiting thread
         self._marks = 0
+        self.woke_ns = 0  # when a wait ended in the OS: unknown here (it ends with the GIL taken back)
 
     def wait(self, timeout: float, check_every: float, stale_checks: int, first_check: float = -1.0) -> bool:
         """Sleep until ``wake`` (True), ``timeout``, or ``stale_checks`` looks ``check_every`` apart with no ``mark``
@@ -309,7 +310,7 @@ class Sampler:
                 if now < self._due:
                     continue  # woken early (the loop went idle): sample when due
                 if self._gil is not None and slept_until_due:  # how late this thread ran again: a GIL wait estimate
-                    self._gil.observe(0, self._due + grace, now)
+                    self._gil.observe(0, self._due + grace, now, self._watch.woke_ns)
                 with self._busy:
                     if clock() < self._due:  # a hook took it meanwhile
                         continue

@@ -415,6 +415,7 @@ typedef struct {
     PyObject_HEAD
     Sleeper sleeper;              /* the sampler's thread in `wait` */
     volatile unsigned long marks; /* counted by `mark`; read without the GIL */
+    unsigned long long woke_ns;   /* when the last `wait` ended in the OS, before taking the GIL back (0: unknown) */
 } Watch;
 
 static PyObject *
@@ -445,6 +446,7 @@ watch_wait(Watch *self, PyObject *args)
     }
     int entered = sleeper_enter(&self->sleeper);
     if (entered != 0) {
+        self->woke_ns = xt_now_ns_nogil();
         return entered < 0 ? NULL : Py_NewRef(Py_True);
     }
     PY_TIMEOUT_T remaining = micros(timeout), every = check_every > 0 ? micros(check_every) : remaining;
@@ -470,6 +472,7 @@ watch_wait(Watch *self, PyObject *args)
             }
         }
     }
+    self->woke_ns = xt_now_ns_nogil();
     Py_END_ALLOW_THREADS
     return PyBool_FromLong(sleeper_leave(&self->sleeper, status));
 }
@@ -501,6 +504,12 @@ static PyMethodDef watch_methods[] = {
     {NULL},
 };
 
+static PyMemberDef watch_members[] = {
+    {"woke_ns", T_ULONGLONG, offsetof(Watch, woke_ns), READONLY,
+     "When the last `wait` ended in the OS (perf_counter_ns), before the GIL was taken back; 0 if unknown."},
+    {NULL},
+};
+
 PyTypeObject xt_WatchType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "exectracer.record._speedups.Watch",
@@ -510,4 +519,5 @@ PyTypeObject xt_WatchType = {
     .tp_new = watch_new,
     .tp_dealloc = (destructor)watch_dealloc,
     .tp_methods = watch_methods,
+    .tp_members = watch_members,
 };

@@ -103,6 +103,21 @@ XT_INTERNAL extern PyTypeObject *xt_deque_type;  /* collections.deque, a loop's 
 XT_INTERNAL extern PyObject *xt_deque_append;    /* its append method descriptor */
 XT_INTERNAL extern PyObject *xt_perf_clock;      /* time.perf_counter_ns, for xt_now_ns where it reads no clock of its own */
 
+/* time.perf_counter_ns() read without the GIL: 0 where that clock cannot be read so (then the time is unknown) */
+static inline uint64_t
+xt_now_ns_nogil(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyTime_t t;
+    return PyTime_PerfCounterRaw(&t) < 0 ? 0 : (uint64_t)t;
+#elif defined(__linux__)
+    struct timespec ts; /* perf_counter is CLOCK_MONOTONIC on Linux (3.10 to 3.12) */
+    return clock_gettime(CLOCK_MONOTONIC, &ts) < 0 ? 0 : (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#else
+    return 0;
+#endif
+}
+
 /* time.perf_counter_ns(), without a call into Python where the clock is known */
 static inline int
 xt_now_ns(PyObject *clock, uint64_t *out)
