@@ -594,6 +594,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("needs Python 3.11 or newer (tomllib)")
     if args.untraced_runs < 1 or args.traced_runs < 1:
         parser.error("each suite needs at least one untraced and one traced run")
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        # a shell's background job ignores SIGINT, and its children would too: anyio's tests that interrupt
+        # themselves with it failed, traced and untraced alike
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     suites = load_suites(CONFIG, args.suite)
     cache = cache_dir()
     out = (args.out or cache / "last-run").resolve()
