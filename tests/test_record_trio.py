@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import shutil
 import subprocess
@@ -619,6 +620,32 @@ def test_the_program_sees_trio_as_untraced(tmp_path):
         traced = run()
     assert traced == untraced and "fails" in traced[2]
     assert (core.setup_runner, core.Runner.task_exited, queue.EntryQueue.run_sync_soon) == originals
+
+
+def test_an_anyio_task_that_raised_is_freed_as_untraced(tmp_path):
+    # anyio's TaskHandle._run_coro deletes `self` to break the cycle exception, traceback, frame, handle; naming
+    # the task after the function given to start_soon must not keep the handle (anyio's TestRefcycles)
+    anyio = pytest.importorskip("anyio")
+
+    class Done(Exception):
+        pass
+
+    async def main():
+        async def fails():
+            async with anyio.create_task_group():
+                raise Done
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(fails)
+        except Exception as error:  # an ExceptionGroup holding an ExceptionGroup
+            done = error.exceptions[0].exceptions[0]
+        return type(done), [type(holder) for holder in gc.get_referrers(done)]
+
+    untraced = anyio.run(main, backend="trio")
+    with exectracer.trace(tmp_path / "t.xtrace"):
+        traced = anyio.run(main, backend="trio")
+    assert traced == untraced and untraced[0] is Done
 
 
 def test_trio_imported_while_tracing_is_hooked(tmp_path):

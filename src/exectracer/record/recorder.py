@@ -296,10 +296,16 @@ class Recorder:
             self.unseen.append(note)
 
     def warn(self, message: str) -> None:
-        """Warn once per message, and keep it for the trace's END record."""
+        """Warn once per message, and keep it for the trace's END record.
+
+        The warning is issued inside the program's own calls (``asyncio.Runner``, ``set_event_loop``, an import):
+        where the program's filters make warnings errors (``-W error``, pytest's ``filterwarnings = error``), it is
+        left out rather than raised into the program; the END record still has it.
+        """
         if message not in self.warnings:
             self.warnings.append(message)
-            warnings.warn(f"exectracer: {message}", RuntimeWarning, stacklevel=4)
+            with contextlib.suppress(Warning):
+                warnings.warn(f"exectracer: {message}", RuntimeWarning, stacklevel=4)
 
     def _stop_sampler(self) -> None:
         if self.sampler is not None:

@@ -30,6 +30,7 @@ from each run in that run's thread.
 
 from __future__ import annotations
 
+import gc
 import operator
 import sys
 import threading
@@ -287,10 +288,18 @@ def _anyio_task_wrapper() -> CodeType | None:
 
 def _wrapped_by_anyio(wrapper: Any) -> CoroutineType | None:
     """The coroutine that anyio's ``_run_coro`` coroutine ``wrapper`` runs: the one it awaits, or before it starts,
-    its handle's."""
+    its handle's (``self``).
+
+    The handle is found among what the coroutine and its frame refer to, not through ``f_locals``: up to 3.12 the
+    frame keeps that dict, and with it the handle after ``_run_coro``'s ``del self``, which breaks the cycle the
+    handle makes with the exception it keeps (exception, traceback, frame, handle).
+    """
     inner = wrapper.cr_await
     if type(inner) is not CoroutineType and wrapper.cr_frame is not None:
-        inner = getattr(wrapper.cr_frame.f_locals.get("self"), "_coro", None)
+        handle_type = getattr(sys.modules.get("anyio._core._tasks"), "TaskHandle", None)
+        referents = gc.get_referents(wrapper, wrapper.cr_frame)  # the frame's locals: the coroutine's from 3.11
+        handle = next((item for item in referents if type(item) is handle_type), None)
+        inner = getattr(handle, "_coro", None)
     return inner if type(inner) is CoroutineType else None
 
 
