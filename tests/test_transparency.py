@@ -379,6 +379,45 @@ def test_a_trio_program_imported_while_tracing_runs(tmp_path):
     assert traced.stdout == untraced.stdout == "[1, 11, 21]\n"
 
 
+def _with_contended_lock_under_blockbuster() -> str:
+    """``with lock:`` in a coroutine, the lock held by another thread, blockbuster watching the loop's thread."""
+    from blockbuster import BlockingError, blockbuster_ctx
+
+    lock, held = threading.Lock(), threading.Event()
+
+    def holder() -> None:
+        with lock:
+            held.set()
+            time.sleep(0.3)
+
+    async def main() -> str:
+        thread = threading.Thread(target=holder)
+        thread.start()
+        held.wait()
+        try:
+            with blockbuster_ctx(), lock:
+                pass
+        except BlockingError as exc:
+            return f"BlockingError: {exc}"
+        finally:
+            thread.join()
+        return "done"
+
+    return asyncio.run(main())
+
+
+def test_with_lock_waits_where_it_waits_untraced():
+    """A contended ``with lock:`` blocks in the real lock's ``__enter__``, as untraced, not in its ``acquire``:
+    blockbuster, which refuses a blocking ``acquire`` on an event loop's thread, lets it pass traced as untraced
+    (anyio's test suite runs under it); the wait is still recorded."""
+    pytest.importorskip("blockbuster")
+    expected = _with_contended_lock_under_blockbuster()
+    buffer = io.BytesIO()
+    with exectracer.trace(buffer):
+        assert _with_contended_lock_under_blockbuster() == expected == "done"
+    assert exectracer.load(buffer.getvalue()).analysis.profile("sync").total() > 0
+
+
 def test_anyio_on_trio_crosses_threads_under_tracing():
     async def main() -> list[int]:
         def in_thread(i: int) -> int:

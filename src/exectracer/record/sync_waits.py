@@ -52,12 +52,15 @@ def _current_g() -> int:
     return rec.registry.current_g() if rec is not None else 0
 
 
-def _acquire_contended(owner: Lock | RLock, blocking: bool, timeout: float) -> bool:
-    """Block on ``owner``'s lock, then record the wait if it was long enough."""
+def _acquire_contended(owner: Lock | RLock, blocking: bool, timeout: float, enter: bool = False) -> bool:
+    """Block on ``owner``'s lock, then record the wait if it was long enough.
+
+    ``enter``: for ``with lock:``, block in the real lock's ``__enter__``, not in its ``acquire``, as untraced
+    (a checker that wraps ``acquire``, as blockbuster does in an event loop, sees what it sees untraced)."""
     start = _clock()
     owner._waiters += 1
     try:
-        return owner._lock.acquire(blocking, timeout)
+        return owner._lock.__enter__() if enter else owner._lock.acquire(blocking, timeout)
     finally:
         owner._waiters -= 1
         end = _clock()
@@ -129,7 +132,11 @@ class Lock(metaclass=_LockClass):
             return True
         return _acquire_contended(self, blocking, timeout)
 
-    __enter__ = acquire
+    def __enter__(self) -> bool:
+        """Acquire the lock, like ``_thread.lock.__enter__``."""
+        if self._lock.acquire(False):
+            return True
+        return _acquire_contended(self, True, -1, enter=True)
 
     def release(self) -> None:
         """Release the lock, noting the releaser if anyone waits for it."""

@@ -8,7 +8,7 @@
 PyObject *xt_s_asyncio_events, *xt_s_get_running_loop, *xt_s_selector;
 PyObject *xt_s_io, *xt_s_done, *xt_s_timeout, *xt_s_dict, *xt_s_debug, *xt_s_ready, *xt_s_append, *xt_s_due;
 PyObject *xt_s_cancelled, *xt_s_exception, *xt_s_data, *xt_s_qualname, *xt_s_creating, *xt_s_loop, *xt_s_cr_code, *xt_s_gi_code, *xt_s_get_name, *xt_s_fut_waiter;
-PyObject *xt_s_acquire, *xt_s_release, *xt_s_locked, *xt_s_make, *xt_s_at_fork_reinit;
+PyObject *xt_s_acquire, *xt_s_enter, *xt_s_release, *xt_s_locked, *xt_s_make, *xt_s_at_fork_reinit;
 PyTypeObject *xt_deque_type;  /* collections.deque, a loop's _ready */
 PyObject *xt_deque_append;    /* its append method descriptor */
 PyObject *xt_perf_clock;      /* time.perf_counter_ns, for xt_now_ns where it reads no clock of its own */
@@ -105,7 +105,7 @@ intern_names(void)
     INTERN(xt_s_append, "append") INTERN(xt_s_due, "due")
     INTERN(xt_s_cancelled, "cancelled") INTERN(xt_s_exception, "_exception") INTERN(xt_s_data, "data") INTERN(xt_s_qualname, "__qualname__") INTERN(xt_s_creating, "creating") INTERN(xt_s_loop, "_loop") INTERN(xt_s_cr_code, "cr_code") INTERN(xt_s_gi_code, "gi_code")
     INTERN(xt_s_get_name, "get_name") INTERN(xt_s_fut_waiter, "_fut_waiter")
-    INTERN(xt_s_acquire, "acquire") INTERN(xt_s_release, "release") INTERN(xt_s_locked, "locked") INTERN(xt_s_make, "_make")
+    INTERN(xt_s_acquire, "acquire") INTERN(xt_s_enter, "__enter__") INTERN(xt_s_release, "release") INTERN(xt_s_locked, "locked") INTERN(xt_s_make, "_make")
     INTERN(xt_s_at_fork_reinit, "_at_fork_reinit")
     INTERN(xt_s_asyncio_events, "asyncio.events") INTERN(xt_s_get_running_loop, "_get_running_loop") INTERN(xt_s_selector, "_selector")
 #undef INTERN

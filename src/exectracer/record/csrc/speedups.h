@@ -102,7 +102,7 @@ XT_INTERNAL extern PyObject *xt_s_asyncio_events, *xt_s_get_running_loop, *xt_s_
 XT_INTERNAL extern PyObject *xt_s_io, *xt_s_done, *xt_s_timeout, *xt_s_dict, *xt_s_debug, *xt_s_ready, *xt_s_append, *xt_s_due;
 XT_INTERNAL extern PyObject *xt_s_cancelled, *xt_s_exception, *xt_s_data, *xt_s_qualname, *xt_s_creating, *xt_s_loop, *xt_s_cr_code,
     *xt_s_gi_code, *xt_s_get_name, *xt_s_fut_waiter;
-XT_INTERNAL extern PyObject *xt_s_acquire, *xt_s_release, *xt_s_locked, *xt_s_make, *xt_s_at_fork_reinit;
+XT_INTERNAL extern PyObject *xt_s_acquire, *xt_s_enter, *xt_s_release, *xt_s_locked, *xt_s_make, *xt_s_at_fork_reinit;
 XT_INTERNAL extern PyTypeObject *xt_deque_type;  /* collections.deque, a loop's _ready */
 XT_INTERNAL extern PyObject *xt_deque_append;    /* its append method descriptor */
 XT_INTERNAL extern PyObject *xt_perf_clock;      /* time.perf_counter_ns, for xt_now_ns where it reads no clock of its own */

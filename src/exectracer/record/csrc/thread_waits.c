@@ -522,18 +522,32 @@ call_lock(LockWrapper *self, PyObject *name, PyObject *const *args, Py_ssize_t n
     return result;
 }
 
+/* Block in the real lock's `name` (acquire, or __enter__ for `with lock:`, as untraced), recording the wait */
 static PyObject *
-lock_contended(LockWrapper *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+lock_contended(LockWrapper *self, PyObject *name, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     uint64_t start = 0, end = 0;
     int timed = xt_now_ns(xt_perf_clock, &start) == 0;
     self->waiters++;
-    PyObject *got = call_lock(self, xt_s_acquire, args, nargs, kwnames);
+    PyObject *got = call_lock(self, name, args, nargs, kwnames);
     self->waiters--;
     if (timed && xt_now_ns(xt_perf_clock, &end) == 0 && end - start >= wait_threshold && timed_depth == 0 && sink.rows != NULL) {
         record_wait_in_c(start, end, XT_CATEGORY_SYNC, (PyObject *)PyEval_GetFrame(), self->releaser);
     }
     return got;  /* with the call's own error, if any (the clock and the record keep it aside) */
+}
+
+/* A blocking acquire: taken at once if free, else blocked for in the real lock's `name` */
+static PyObject *
+lock_attempt(LockWrapper *self, PyObject *name, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *attempt[2] = {self->lock, Py_False};
+    PyObject *got = PyObject_VectorcallMethod(xt_s_acquire, attempt, 2, NULL);
+    if (got != Py_False) {
+        return got;  /* taken, or an error */
+    }
+    Py_DECREF(got);
+    return lock_contended(self, name, args, nargs, kwnames);
 }
 
 static PyObject *
@@ -563,20 +577,14 @@ lock_acquire(LockWrapper *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
             return call_lock(self, xt_s_acquire, args, nargs, kwnames);
         }
     }
-    PyObject *attempt[2] = {self->lock, Py_False};
-    PyObject *got = PyObject_VectorcallMethod(xt_s_acquire, attempt, 2, NULL);
-    if (got != Py_False) {
-        return got;  /* taken, or an error */
-    }
-    Py_DECREF(got);
-    return lock_contended(self, args, nargs, kwnames);
+    return lock_attempt(self, xt_s_acquire, args, nargs, kwnames);
 }
 
 static PyObject *
 lock_enter(LockWrapper *self, PyObject *unused)
 {
     (void)unused;
-    return lock_acquire(self, NULL, 0, NULL);
+    return lock_attempt(self, xt_s_enter, NULL, 0, NULL);
 }
 
 static PyObject *
