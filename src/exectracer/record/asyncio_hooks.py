@@ -452,15 +452,23 @@ def _hook_call_soon(patcher: Patcher, hooks: Shared) -> None:
     fill_directly = _builds_handles_like_asyncio(call_soon)
     soon: Any = call_soon
     if hooks.native is not None:
-        soon = hooks.native.ReadySoon(
-            fallback=call_soon,
-            ready_type=ready_handle,
-            slots=tuple(getattr(ready_handle, name) for name in READY_SLOTS),
-            thread_waker=thread_waker,
-            clock=clock,
-        )
+        soon = native_ready_soon(hooks.native, call_soon, ready_handle, thread_waker, clock)
         soon.fill_directly = fill_directly and _builds_handles_like_asyncio(soon)
     patcher.replace(asyncio.base_events.BaseEventLoop, "_call_soon", soon)
+
+
+def native_ready_soon(
+    native: Any, fallback: Callable[..., Any], ready_type: type, thread_waker: Callable[[], int], clock: Any
+) -> Any:
+    """The C twin of ``fallback``, which queues a ``ready_type`` handle stamped with when and by whom it was queued
+    (asyncio's ``_call_soon``; uvloop's ``call_soon`` and timers): ``fallback`` runs where C cannot."""
+    return native.ReadySoon(
+        fallback=fallback,
+        ready_type=ready_type,
+        slots=tuple(getattr(ready_type, name) for name in READY_SLOTS),
+        thread_waker=thread_waker,
+        clock=clock,
+    )
 
 
 def _hook_create_task(patcher: Patcher, hooks: Shared, interner: Interner) -> None:

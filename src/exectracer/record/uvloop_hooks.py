@@ -43,7 +43,15 @@ from types import CodeType, FrameType, FunctionType, ModuleType
 from typing import Any, cast
 
 from ..format.events import Waker, pack_waker
-from .asyncio_hooks import READY_SLOTS, Shared, _ReadyHandle, hook_executor, hook_lifecycle, step_runner, task_creator
+from .asyncio_hooks import (
+    Shared,
+    _ReadyHandle,
+    hook_executor,
+    hook_lifecycle,
+    native_ready_soon,
+    step_runner,
+    task_creator,
+)
 from .hook_errors import caught
 from .interner import function_name
 from .patcher import Patcher
@@ -238,13 +246,7 @@ def _hook_scheduling(patcher: Patcher, hooks: Shared, loop_cls: type, wakers: _W
         orig = getattr(loop_cls, name)
         replacement: Any = hook(orig)
         if hooks.native is not None:
-            maker = hooks.native.ReadySoon(
-                fallback=replacement,
-                ready_type=kind,
-                slots=tuple(getattr(_ReadyHandle, slot) for slot in READY_SLOTS),
-                thread_waker=outside_now,
-                clock=clock,
-            )
+            maker = native_ready_soon(hooks.native, replacement, kind, outside_now, clock)
             replacement = hooks.native.UvSoon(
                 fallback=replacement,
                 orig=orig,
