@@ -63,7 +63,7 @@ def close(figure: float | str | None, expected: float | str | None) -> bool:
 @pytest.mark.parametrize("situation", SITUATIONS)
 def test_figures_agree_with_what_the_program_measured(figures, situation: str, loop: str) -> None:
     found = figures(situation, loop)
-    assert all(close(f.value, f.truth) for f in found.values()), found
+    assert all(close(f.value, f.truth) for f in found.values() if f.truth is not None), found
 
 
 @pytest.mark.parametrize("loop", talk.LOOPS)
@@ -73,11 +73,18 @@ def test_lock_waits_exceed_the_wall_time(figures, loop: str) -> None:
     assert isinstance(figure, float) and figure > 1, figure
 
 
+@pytest.mark.parametrize("loop", talk.LOOPS)
+def test_ready_tasks_wait_out_whole_collections(figures, loop: str) -> None:
+    """A busy task, ready when a full collection starts, waits until it ends (and longer if the machine is busy)."""
+    figure = figures("collections", loop)["max_latency_vs_longest_collection"].value
+    assert isinstance(figure, float) and figure >= 1 - TOLERANCE, figure
+
+
 @pytest.mark.parametrize("situation", SITUATIONS)
 def test_uvloop_gives_the_figures_asyncio_gives(figures, situation: str) -> None:
-    """Each figure normalised by its own run's measure (the lock waits against the wall time are not: how much
-    the threads contend depends on how loaded the machine was during that run, and were compared above with the
-    program's own measure of the same)."""
+    """Each figure normalised by its own run's measure (not the lock waits against the wall time, nor the longest
+    latency against the longest collection: how much the threads contend, and how long the machine, busy with
+    other work, left a ready task waiting besides the collection, depend on the run; they were checked above)."""
     on_asyncio, on_uvloop = figures(situation, "asyncio"), figures(situation, "uvloop")
     differ = {
         name: (figure.value, on_uvloop[name].value)

@@ -33,9 +33,10 @@ LOOPS = ("asyncio", "uvloop")
 @dataclasses.dataclass
 class Measured:
     """What a scenario measured itself, the ground truth the trace is checked against: each wait (or collection) it
-    timed, in ns (appended from any thread), and how long the scenario took."""
+    timed, in ns (appended from any thread), the longest time a task waited to resume, and how long it all took."""
 
     waits_ns: list[int] = dataclasses.field(default_factory=list)
+    longest_resume_ns: int = 0
     wall_ns: int = 0
 
 
@@ -170,10 +171,14 @@ def build_heap() -> list:
     return heap
 
 
-async def busy(done: asyncio.Event) -> None:
+async def busy(done: asyncio.Event, measured: Measured) -> None:
+    longest = 0
     while not done.is_set():
         sum(range(200))
-        await asyncio.sleep(0)
+        before = time.perf_counter_ns()
+        await asyncio.sleep(0)  # ready at once: how long until it runs again is its scheduler latency
+        longest = max(longest, time.perf_counter_ns() - before)
+    measured.longest_resume_ns = max(measured.longest_resume_ns, longest)
 
 
 async def collector(done: asyncio.Event, measured: Measured) -> None:
@@ -187,11 +192,11 @@ async def collector(done: asyncio.Event, measured: Measured) -> None:
 
 async def gc_scenario(measured: Measured | None = None) -> None:
     """Three busy tasks and ``FULL_COLLECTIONS`` full collections of a large heap; ``measured`` gets how long each
-    of those collections took."""
+    of those collections took and the longest time a busy task waited to resume."""
     measured = Measured() if measured is None else measured
     t0 = time.perf_counter_ns()
     heap = build_heap()
     done = asyncio.Event()
-    await asyncio.gather(collector(done, measured), *(busy(done) for _ in range(3)))
+    await asyncio.gather(collector(done, measured), *(busy(done, measured) for _ in range(3)))
     del heap
     measured.wall_ns = time.perf_counter_ns() - t0
