@@ -1,69 +1,26 @@
-"""Analyses of real recorded programs: the cases the tracer exists for."""
+"""Analyses of real recorded programs: the cases the tracer exists for.
+
+The talk's situations (``programs/talk.py``) are recorded here on asyncio's
+loop; ``test_talk_loops.py`` compares their figures with uvloop's.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import itertools
 import shutil
 import subprocess
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import exectracer
 from exectracer.analysis import PROFILE_TYPES
 from exectracer.export import pprof
 
-SLOW_BACKEND = 1.0  # seconds the backend takes to answer
-CLIENTS = 3
-
-
-async def slow_backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await reader.readline()
-    await asyncio.sleep(SLOW_BACKEND)
-    writer.write(b"answer\n")
-    await writer.drain()
-    writer.close()
-
-
-async def read_backend(reader: asyncio.StreamReader) -> bytes:
-    return await reader.readline()
-
-
-def proxy_handler(backend_port: int):
-    async def handle_client(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        request = await client_reader.readline()
-        backend_reader, backend_writer = await asyncio.open_connection("127.0.0.1", backend_port)
-        backend_writer.write(request)
-        await backend_writer.drain()
-        answer = await read_backend(backend_reader)  # stays blocked here after the client has gone
-        client_writer.write(answer)
-        client_writer.close()
-        backend_writer.close()
-
-    return handle_client
-
-
-async def impatient_client(port: int) -> None:
-    _, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"request\n")
-    await writer.drain()
-    await asyncio.sleep(0.05)
-    writer.close()  # gives up long before the backend answers
-
-
-async def proxy_scenario() -> None:
-    backend = await asyncio.start_server(slow_backend, "127.0.0.1", 0)
-    backend_port = backend.sockets[0].getsockname()[1]
-    proxy = await asyncio.start_server(proxy_handler(backend_port), "127.0.0.1", 0)
-    port = proxy.sockets[0].getsockname()[1]
-    async with backend, proxy:
-        await asyncio.gather(*(impatient_client(port) for _ in range(CLIENTS)))
-        await asyncio.sleep(SLOW_BACKEND + 0.2)
+from programs import talk
+from support.talk_figures import full_collections_ns
 
 
 def traced_run(tmp_path_factory: pytest.TempPathFactory, scenario) -> exectracer.Trace:
@@ -76,7 +33,7 @@ def traced_run(tmp_path_factory: pytest.TempPathFactory, scenario) -> exectracer
 
 @pytest.fixture(scope="module")
 def proxy_trace(tmp_path_factory: pytest.TempPathFactory) -> exectracer.Trace:
-    return traced_run(tmp_path_factory, proxy_scenario)
+    return traced_run(tmp_path_factory, talk.proxy_scenario)
 
 
 def test_handler_blocked_on_backend_after_client_left(proxy_trace) -> None:
@@ -84,8 +41,8 @@ def test_handler_blocked_on_backend_after_client_left(proxy_trace) -> None:
     (handlers,) = [
         g for g in doc["groups"] if (g["start_function"] or "").endswith("proxy_handler.<locals>.handle_client")
     ]
-    assert handlers["count"] == CLIENTS
-    assert handlers["time_ns"]["blocked"]["network"] >= CLIENTS * 0.8 * SLOW_BACKEND * 1e9
+    assert handlers["count"] == talk.CLIENTS
+    assert handlers["time_ns"]["blocked"]["network"] >= talk.CLIENTS * 0.8 * talk.SLOW_BACKEND * 1e9
     waits = [w for w in doc["top_waits"] if w["category"] == "network"]
     assert waits and waits[0]["function"] == "asyncio.streams.StreamReader._wait_for_data"
 
@@ -93,90 +50,32 @@ def test_handler_blocked_on_backend_after_client_left(proxy_trace) -> None:
 def test_net_profile_points_at_the_backend_read(proxy_trace) -> None:
     net = proxy_trace.analysis.profile("net")
     by_function = {e.function: e for e in net.top(50)}
-    assert by_function["asyncio.streams.StreamReader._wait_for_data"].flat >= CLIENTS * 0.8 * SLOW_BACKEND * 1e9
+    assert (
+        by_function["asyncio.streams.StreamReader._wait_for_data"].flat >= talk.CLIENTS * 0.8 * talk.SLOW_BACKEND * 1e9
+    )
     heaviest = max(zip(net.stacks.tolist(), net.values[:, 1].tolist(), strict=True), key=lambda sv: sv[1])[0]
     functions = [f.function for f in net.stack_frames(heaviest)]
-    assert "tests.test_analysis_programs.read_backend" in functions or any(
-        f.endswith(".read_backend") for f in functions
-    )
+    assert "programs.talk.read_backend" in functions
     handler = proxy_trace.analysis.profile(
         "net",
         group=next(t.start_function for t in proxy_trace.tasks if (t.start_function or "").endswith("handle_client")),
     )
-    assert handler.total() >= CLIENTS * 0.8 * SLOW_BACKEND * 1e9
+    assert handler.total() >= talk.CLIENTS * 0.8 * talk.SLOW_BACKEND * 1e9
 
 
 # -- garbage collection holding up ready work --------------------------------
 
-HEAP_OBJECTS = 600_000
-
-
-def build_heap() -> list:
-    """Many small containers in cycles: a full collection has to traverse them all."""
-    heap = []
-    for i in range(HEAP_OBJECTS // 2):
-        a: list = [i]
-        b = {"peer": a}
-        a.append(b)
-        heap.append(a)
-    return heap
-
-
-FULL_COLLECTIONS = 6
-
-
-async def busy(done: asyncio.Event) -> None:
-    while not done.is_set():
-        sum(range(200))
-        await asyncio.sleep(0)
-
-
-async def collector(done: asyncio.Event) -> None:
-    for _ in range(FULL_COLLECTIONS):  # while the busy tasks are ready: each collection holds them up
-        await asyncio.sleep(0.1)
-        gc.collect()
-    done.set()
-
-
-async def gc_scenario() -> None:
-    heap = build_heap()
-    done = asyncio.Event()
-    await asyncio.gather(collector(done), *(busy(done) for _ in range(3)))
-    del heap
-
 
 @pytest.fixture(scope="module")
 def gc_trace(tmp_path_factory: pytest.TempPathFactory) -> exectracer.Trace:
-    return traced_run(tmp_path_factory, gc_scenario)
-
-
-def _full_collections_ns(trace: exectracer.Trace, function_suffix: str) -> list[int]:
-    """How long each full collection took while goroutines started by a function ending in ``function_suffix`` ran."""
-    from exectracer.format.events import Kind
-
-    ids = [
-        g["id"] for g in trace.analysis.summary()["goroutines"] if (g["start_function"] or "").endswith(function_suffix)
-    ]
-    ev = trace.events
-    theirs = ev.ts[np.isin(ev.g, ids)]
-    full = ev[(ev.kind == Kind.GC_START) & (ev.arg == 2) | (ev.kind == Kind.GC_END)]
-    took = []
-    for start, end in itertools.pairwise(full):
-        if (
-            start.kind == Kind.GC_START
-            and start.arg == 2
-            and end.kind == Kind.GC_END
-            and theirs.min() <= start.ts <= theirs.max()
-        ):
-            took.append(int(end.ts - start.ts))
-    return took
+    return traced_run(tmp_path_factory, talk.gc_scenario)
 
 
 def test_full_collections_delay_ready_tasks(gc_trace) -> None:
     doc = gc_trace.analysis.summary()
     full = doc["gc"]["by_generation"]["2"]
-    while_busy = _full_collections_ns(gc_trace, ".busy")
-    assert full["collections"] >= len(while_busy) >= FULL_COLLECTIONS
+    while_busy = full_collections_ns(gc_trace, ".busy")
+    assert full["collections"] >= len(while_busy) >= talk.FULL_COLLECTIONS
     assert full["max_ns"] >= 10_000_000, "a full collection of this heap takes tens of milliseconds"
     latency = doc["scheduler_latency_ns"]
     # ready tasks waited while the collector ran: as long as the longest collection made while they were
@@ -203,7 +102,7 @@ def test_sched_profile_names_where_tasks_resume(gc_trace) -> None:
     sched = gc_trace.analysis.profile("sched")
     functions = {f.function for sid in sched.stacks.tolist() for f in sched.stack_frames(sid)}
     assert any(f.endswith(".busy") for f in functions)
-    assert sched.total() >= max(_full_collections_ns(gc_trace, ".busy"))  # the busy tasks waited out each of them
+    assert sched.total() >= max(full_collections_ns(gc_trace, ".busy"))  # the busy tasks waited out each of them
 
 
 # -- every profile type through real `go tool pprof` ---------------------------
