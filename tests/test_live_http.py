@@ -201,6 +201,17 @@ def test_token_and_client_allow_list(serve):
         exectracer.serve_debug(port=0, allow=["not an address"])
 
 
+def test_without_a_token_only_addresses_localhost_and_listed_hosts_are_answered(serve):
+    """A page whose name was rebound to 127.0.0.1 sends its own name as Host: without a token, refused."""
+    url = serve(hosts=["svc.internal"]).url + TRACE + "?seconds=0.05"
+    for host in ("127.0.0.1", "localhost:6060", "svc.internal:8000", "[::1]"):
+        assert get(url, headers={"Host": host}).status == 200, host
+    rebound = get(url, headers={"Host": "evil.example:6060"})
+    assert rebound.status == 403 and "is not accepted without a token" in rebound.text
+    with_token = serve(token="s3cret").url + TRACE + "?seconds=0.05"
+    assert get(with_token, token="s3cret", headers={"Host": "evil.example"}).status == 200
+
+
 def test_methods_unknown_paths_and_malformed_requests(serve, capfd):
     server = serve()
     post = get(server.url + TRACE, method="POST")

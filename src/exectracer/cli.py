@@ -461,18 +461,25 @@ def pprof(
     "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port to serve on; 0 picks a free one."
 )
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; just print the URL.")
-def view(trace_path: str, host: str, port: int, no_browser: bool) -> Job:
+@click.option(
+    "--allow-host",
+    "allowed_hosts",
+    metavar="NAME",
+    multiple=True,
+    help="A host name the viewer may be reached by, besides addresses and localhost (repeatable).",
+)
+def view(trace_path: str, host: str, port: int, no_browser: bool, allowed_hosts: tuple[str, ...]) -> Job:
     """Open a trace in the browser: timeline, goroutines, profiles, MMU, latencies, logs."""
-    return _interruptible(functools.partial(_view, trace_path, host, port, not no_browser))
+    return _interruptible(functools.partial(_view, trace_path, host, port, not no_browser, allowed_hosts))
 
 
-def _view(path: str, host: str, port: int, browser: bool) -> int:
+def _view(path: str, host: str, port: int, browser: bool, allowed_hosts: tuple[str, ...] = ()) -> int:
     from .web.server import ViewerServer
 
     trace = _load(path)
     _analyse(trace, "states", "collections")
     try:
-        server = ViewerServer(trace, host, port)
+        server = ViewerServer(trace, host, port, allowed_hosts)
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
     click.echo(f"exectracer viewer for {path}: {server.url}  (Ctrl-C stops it)", err=True)
