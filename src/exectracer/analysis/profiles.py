@@ -202,7 +202,11 @@ def _span(trace: TraceData, selection: Selection) -> tuple[int, int]:
     lo = trace.start_ns + (selection.start_ns or 0)
     hi = trace.start_ns + selection.end_ns if selection.end_ns is not None else trace.end_ns
     if hi <= lo:
-        raise ValueError(f"empty time range: {selection.start_ns} to {selection.end_ns} ns")
+        if selection.start_ns is None and selection.end_ns is None:
+            raise ValueError(f"the trace spans no time ({trace.event_count} events): there is nothing to profile")
+        start = selection.start_ns or 0
+        end = "its end" if selection.end_ns is None else f"{selection.end_ns} ns"
+        raise ValueError(f"empty time range: {start} ns to {end} of a trace {trace.duration_ns} ns long")
     return lo, hi
 
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import itertools
 import json
 import mmap
 import os
+import select
+import stat
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +47,8 @@ MERGE_BUDGET = 4  # merging sorted chunks may move up to a quarter of the rows; 
 RESYNC_BUDGET = 8  # crc bytes spent checking resync candidates, per byte of file
 _KINDS = frozenset(int(k) for k in ChunkKind)
 _CODECS = frozenset(int(c) for c in Codec)
+
+PIPE_WAIT = 5.0  # seconds a pipe with nothing written to it yet is waited for
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
 Data = bytes | bytearray | mmap.mmap  # a whole file: what decode reads (it has .find)
@@ -497,14 +502,35 @@ def _decode_chunks(view: memoryview, scan: Scan, progress: Progress | None) -> D
     )
 
 
+def _read_stream(fd: int) -> bytes:
+    """All a pipe or device gives, once something is written to it (:data:`PIPE_WAIT` seconds at most)."""
+    waiting = select.poll()
+    waiting.register(fd, select.POLLIN)
+    if not waiting.poll(PIPE_WAIT * 1000):
+        raise TraceFormatError(f"nothing to read: no data came through the pipe or device in {PIPE_WAIT:g} s")
+    os.set_blocking(fd, True)
+    chunks = []
+    while block := os.read(fd, 1 << 20):
+        chunks.append(block)
+    if not chunks:
+        raise TraceFormatError("nothing to read: the pipe or device gave no data, not an exectracer trace")
+    return b"".join(chunks)
+
+
 def read(source: Source, progress: Progress | None = None) -> Decoded:
     """Decode a trace from a path (memory-mapped) or from bytes (``progress``: see :func:`decode`)."""
     if isinstance(source, memoryview):
         source = source.tobytes()
     if isinstance(source, (bytes, bytearray)):
         return decode(source, progress)
-    with open(source, "rb") as file:
-        if os.fstat(file.fileno()).st_size == 0:
+    # not blocking in open: a FIFO nobody writes to would hang it
+    with open(os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as file:
+        status = os.fstat(file.fileno())
+        if stat.S_ISDIR(status.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fsdecode(os.fspath(source)))
+        if not stat.S_ISREG(status.st_mode):  # a pipe or a device: what it gives until its end
+            return decode(_read_stream(file.fileno()), progress)
+        if status.st_size == 0:
             raise TraceFormatError("empty file: not an exectracer trace")
         with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             return decode(mapped, progress)
