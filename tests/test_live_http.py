@@ -291,6 +291,37 @@ def test_capture_command(serve, workers, tmp_path):
     assert gone.returncode == 1 and "cannot fetch" in gone.stderr and not list(tmp_path.glob("*.part"))
 
 
+def test_capture_writes_nothing_when_the_answer_is_no_trace(tmp_path):
+    """A proxy's error page sent with status 200 (or any other body): an error, and no file on disk."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotATrace(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html>502 Bad Gateway</html>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotATrace)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = run_capture(
+            f"127.0.0.1:{server.server_address[1]}", "--seconds", "0.1", "-o", "out.xtrace", cwd=tmp_path
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1
+    assert "the service sent something that is not a trace" in result.stderr and "nothing written" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_the_recording_side_imports_only_the_standard_library():
     code = (
         "import sys\n"

@@ -216,20 +216,24 @@ def _capture(url: str, seconds: float | None, output: str | None, token: str | N
     except FetchError as exc:
         raise click.ClickException(str(exc)) from None
     path = output or fetched.file_name or "capture.xtrace"
+    described = _describe_trace(path, fetched.data)  # before writing: a response that is no trace leaves no file
     partial = f"{path}.part"
     try:
         with open(partial, "wb") as out:
             out.write(fetched.data)
         os.replace(partial, path)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
-    click.echo(_describe_trace(path, len(fetched.data)))
+    click.echo(described)
     click.echo(f"  view it: exectracer view {shlex.quote(path)}", err=True)
     return 0
 
 
-def _describe_trace(path: str, size: int) -> str:
-    """One line about a trace file: events, time span, threads and tasks, what it lacks."""
+def _describe_trace(path: str, data: bytes) -> str:
+    """One line about a fetched trace, to be written to ``path``: events, time span, threads and tasks,
+    what it lacks. A :class:`click.ClickException` if ``data`` is not a trace."""
     import warnings
 
     from .reader import TraceFormatError, TraceWarning, load
@@ -237,9 +241,13 @@ def _describe_trace(path: str, size: int) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TraceWarning)
-            trace = load(path)
+            trace = load(data)
     except TraceFormatError as exc:
-        raise click.ClickException(f"the service sent something that is not a trace ({exc})") from None
+        reason = str(exc).removeprefix("<bytes>: ")
+        raise click.ClickException(
+            f"the service sent something that is not a trace ({reason}); nothing written"
+        ) from None
+    size = len(data)
     lost = trace.lost
     missing = [f"{lost.events_lost:,} events lost"] if lost.events_lost else []
     if not lost.clean_end:
