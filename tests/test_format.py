@@ -317,6 +317,24 @@ def test_zlib_bomb_is_refused_without_inflating_it(zlib_library: None) -> None:
     assert load_quietly(data).event_count == 3
 
 
+def test_chunks_that_inflate_far_beyond_the_files_size_are_refused_before_inflating(zlib_library: None) -> None:
+    """Each chunk valid (48 MiB of zero events in ~50 KiB), 40 of them: a 2 MB file asking for 1.9 GB."""
+    zeros = zlib.compress(b"\0" * (48 << 20), 9)
+    bombs = [raw_chunk(ChunkKind.EVENTS, 4 + i, zeros, raw_length=48 << 20) for i in range(40)]
+    data = build(stream_chunks()[:3] + bombs)
+    with pytest.raises(TraceFormatError, match=r"inflate to [\d,]+ bytes, over the [\d,]+ allowed for a file of"):
+        exectracer.load(data)
+    peak = peak_allocation(lambda: pytest.raises(TraceFormatError, exectracer.load, data))
+    assert peak < 4 << 20
+
+
+def test_the_inflate_budget_can_be_set() -> None:
+    data = build(stream_chunks())
+    assert exectracer.load(data).event_count == 6  # within the default budget
+    with pytest.raises(TraceFormatError, match="max_inflated=N"):
+        exectracer.load(data, max_inflated=10)
+
+
 def test_payload_shorter_than_raw_length_is_refused(zlib_library: None) -> None:
     chunk = raw_chunk(ChunkKind.EVENTS, 4, zlib.compress(b"\0" * 48), raw_length=72)
     with pytest.warns(TraceWarning, match="inflates to 48 bytes, not its raw_length of 72"):

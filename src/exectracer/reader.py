@@ -86,7 +86,11 @@ def _caller_level() -> int:
 
 
 def load(
-    path: str | os.PathLike[str] | bytes, *, strict: bool = False, progress: Callable[[int], None] | None = None
+    path: str | os.PathLike[str] | bytes,
+    *,
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+    max_inflated: int | None = None,
 ) -> Trace:
     """Read a trace file (or its bytes).
 
@@ -95,11 +99,13 @@ def load(
     missing chunks, no END chunk) is reported with a :class:`TraceWarning`,
     or raised as a :class:`TraceFormatError` when ``strict`` is true.
     ``progress``, if given, is called with the number of bytes decoded as
-    the events are read.
+    the events are read. ``max_inflated`` bounds the bytes the compressed
+    chunks may inflate to (default: 40 times the file's size, at least
+    256 MiB), so that a crafted file cannot take memory without bound.
     """
     name = "<bytes>" if isinstance(path, (bytes, bytearray, memoryview)) else os.fspath(path)
     try:
-        decoded = decoder.read(path, progress)
+        decoded = decoder.read(path, progress, max_inflated)
     except TraceFormatError as exc:
         raise TraceFormatError(f"{name}: {exc}") from None
     issues = _describe(decoded)

@@ -3,7 +3,9 @@
 The reader never trusts a size it has not checked: a chunk header must pass
 its crc32 before anything it says is used, sizes over ``MAX_CHUNK_BYTES``
 are refused before allocating, and zlib output is capped at the declared
-``raw_length``. After a damaged chunk the reader resynchronises on the next
+``raw_length``; the declared sizes of all chunks together may not exceed
+:func:`inflate_budget` (a file of valid chunks that each inflate to the
+limit would otherwise take memory without bound). After a damaged chunk the reader resynchronises on the next
 ``XTCK`` whose header and crc validate; a file that ends inside a chunk is a
 truncated tail.
 """
@@ -48,6 +50,8 @@ RESYNC_BUDGET = 8  # crc bytes spent checking resync candidates, per byte of fil
 _KINDS = frozenset(int(k) for k in ChunkKind)
 _CODECS = frozenset(int(c) for c in Codec)
 
+INFLATE_RATIO = 40  # recorded traces compress 6 to 20 times; a file inflating more is refused (inflate_budget)
+INFLATE_FLOOR = 256 << 20  # bytes any trace may inflate to, however small
 PIPE_WAIT = 5.0  # seconds a pipe with nothing written to it yet is waited for
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
@@ -447,16 +451,35 @@ def seq_gaps(seqs: list[int]) -> list[tuple[int, int]]:
     return [(int(have[i]) + 1, int(have[i + 1]) - 1) for i in gap]
 
 
-def decode(data: Data, progress: Progress | None = None) -> Decoded:
+def inflate_budget(size: int) -> int:
+    """How many bytes a trace of ``size`` bytes may inflate to: :data:`INFLATE_RATIO` times its size,
+    and at least :data:`INFLATE_FLOOR`."""
+    return max(INFLATE_FLOOR, INFLATE_RATIO * size)
+
+
+def decode(data: Data, progress: Progress | None = None, max_inflated: int | None = None) -> Decoded:
     """Decode a whole trace held in ``data`` (bytes-like, or an mmap);
-    ``progress`` is told the bytes of each EVENTS chunk done."""
+    ``progress`` is told the bytes of each EVENTS chunk done. The chunks may
+    inflate to ``max_inflated`` bytes in all (None: :func:`inflate_budget`)."""
     version = read_version(data)
     with memoryview(data) as view:
         scan = Scanner(data, view).run(version)
         if not scan.chunks:
             detail = "; ".join(str(p) for p in scan.problems) or f"the file ends after {len(view)} bytes"
             raise TraceFormatError(f"nothing readable in the trace ({detail})")
+        _check_inflated(scan, len(view), max_inflated)
         return _decode_chunks(view, scan, progress)
+
+
+def _check_inflated(scan: Scan, size: int, limit: int | None) -> None:
+    """TraceFormatError if the chunks declare more bytes than the budget, before any is inflated."""
+    budget = inflate_budget(size) if limit is None else limit
+    declared = sum(chunk.raw_length for chunk in scan.chunks)
+    if declared > budget:
+        raise TraceFormatError(
+            f"its chunks inflate to {declared:,} bytes, over the {budget:,} allowed for a file of {size:,} bytes "
+            f"(traces compress {INFLATE_RATIO} times at most; load(..., max_inflated=N) takes a larger budget)"
+        )
 
 
 def _decode_chunks(view: memoryview, scan: Scan, progress: Progress | None) -> Decoded:
@@ -517,20 +540,20 @@ def _read_stream(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def read(source: Source, progress: Progress | None = None) -> Decoded:
-    """Decode a trace from a path (memory-mapped) or from bytes (``progress``: see :func:`decode`)."""
+def read(source: Source, progress: Progress | None = None, max_inflated: int | None = None) -> Decoded:
+    """Decode a trace from a path (memory-mapped) or from bytes (``progress``, ``max_inflated``: see :func:`decode`)."""
     if isinstance(source, memoryview):
         source = source.tobytes()
     if isinstance(source, (bytes, bytearray)):
-        return decode(source, progress)
+        return decode(source, progress, max_inflated)
     # not blocking in open: a FIFO nobody writes to would hang it
     with open(os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as file:
         status = os.fstat(file.fileno())
         if stat.S_ISDIR(status.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fsdecode(os.fspath(source)))
         if not stat.S_ISREG(status.st_mode):  # a pipe or a device: what it gives until its end
-            return decode(_read_stream(file.fileno()), progress)
+            return decode(_read_stream(file.fileno()), progress, max_inflated)
         if status.st_size == 0:
             raise TraceFormatError("empty file: not an exectracer trace")
         with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return decode(mapped, progress)
+            return decode(mapped, progress, max_inflated)
