@@ -63,7 +63,8 @@ def _describe(d: decoder.Decoded) -> list[str]:
     """What was wrong with the file, for the warning or the error."""
     out = []
     if d.problems:
-        out.append(f"{d.chunks_skipped} damaged chunk(s) skipped (" + "; ".join(map(str, d.problems)) + ")")
+        what = f"{d.chunks_skipped} damaged chunk(s) skipped" if d.chunks_skipped else "damaged values left out"
+        out.append(f"{what} (" + "; ".join(map(str, d.problems)) + ")")
     if d.truncated_bytes:
         out.append(f"truncated: the last {d.truncated_bytes} bytes are an incomplete chunk")
     if d.seq_gaps:

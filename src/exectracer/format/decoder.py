@@ -50,6 +50,7 @@ RESYNC_BUDGET = 8  # crc bytes spent checking resync candidates, per byte of fil
 _KINDS = frozenset(int(k) for k in ChunkKind)
 _CODECS = frozenset(int(c) for c in Codec)
 
+MAX_ID = 1 << 62  # ids, lines and times in JSON payloads are below this: NumPy and pprof compute with them
 INFLATE_RATIO = 40  # recorded traces compress 6 to 20 times; a file inflating more is refused (inflate_budget)
 INFLATE_FLOOR = 256 << 20  # bytes any trace may inflate to, however small
 PIPE_WAIT = 5.0  # seconds a pipe with nothing written to it yet is waited for
@@ -290,8 +291,8 @@ def add_strings(strings: dict[int, str], raw: bytes) -> None:
         new = dict(json_payload(raw, list))
     except (TypeError, ValueError) as exc:
         raise ChunkError(f"bad STRINGS payload: {exc}") from None
-    if not all(type(sid) is int and type(text) is str for sid, text in new.items()):
-        raise ChunkError("bad STRINGS payload: ids must be integers and texts strings")
+    if not all(type(sid) is int and 0 <= sid < MAX_ID and type(text) is str for sid, text in new.items()):
+        raise ChunkError(f"bad STRINGS payload: ids must be integers from 0 to {MAX_ID - 1} and texts strings")
     strings.update(new)
 
 
@@ -312,10 +313,23 @@ def add_stacks(frames: dict[int, FrameIds], stacks: dict[int, list[int]], raw: b
         *new_stacks,
         *(v for ids in new_stacks.values() for v in ids),
     ]
-    if not all(type(v) is int for v in numbers):
-        raise ChunkError("bad STACKS payload: ids and lines must be integers")
+    if not all(type(v) is int and 0 <= v < MAX_ID for v in numbers):
+        raise ChunkError(f"bad STACKS payload: ids and lines must be integers from 0 to {MAX_ID - 1}")
     frames.update(new_frames)
     stacks.update(new_stacks)
+
+
+def _times_in_range(record: dict[str, Any], chunk: Chunk, problems: list[Problem]) -> dict[str, Any]:
+    """A METADATA or END record without the times (``*_ns`` fields) that are not integers from 0 to
+    ``MAX_ID``: each one left out is a problem, so no reader computes with it."""
+    kept = {}
+    for key, value in record.items():
+        if key.endswith("_ns") and not (type(value) is int and 0 <= value < MAX_ID):
+            shown = repr(value)[:40]
+            problems.append(Problem(chunk.offset, f"{_kind_name(chunk.kind)} {key} {shown} is out of range: left out"))
+            continue
+        kept[key] = value
+    return kept
 
 
 def resolve_stacks(
@@ -501,9 +515,9 @@ def _decode_chunks(view: memoryview, scan: Scan, progress: Progress | None) -> D
             elif chunk.kind == ChunkKind.STACKS:
                 add_stacks(frames, stacks, raw)
             elif chunk.kind == ChunkKind.METADATA:
-                metadata = json_payload(raw, dict)
+                metadata = _times_in_range(json_payload(raw, dict), chunk, problems)
             else:
-                summary = json_payload(raw, dict)
+                summary = _times_in_range(json_payload(raw, dict), chunk, problems)
         except ChunkError as exc:
             problems.append(Problem(chunk.offset, f"{_kind_name(chunk.kind)} chunk seq {chunk.seq}: {exc}"))
             skipped += 1
