@@ -180,7 +180,8 @@ def test_uncaught_exception_shows_only_the_programs_frames(tmp_path: Path) -> No
     result = run_cli("run", "prog.py", cwd=tmp_path)
 
     assert result.returncode == 1
-    assert result.stderr.startswith(f'Traceback (most recent call last):\n  File "{tmp_path}/prog.py", line 4, in <module>')
+    first = f'Traceback (most recent call last):\n  File "{tmp_path}/prog.py", line 4, in <module>'
+    assert result.stderr.startswith(first)
     assert "ValueError: boom" in result.stderr
     assert "runpy" not in result.stderr and "exectracer" not in result.stderr.split("ValueError: boom")[0]
 
