@@ -476,6 +476,39 @@ if given is not None:
         assert trace.event_count <= 6
         assert np.all(np.diff(trace.events.ts) >= 0)
 
+    def _chunk(kind: int, seq: int, payload: bytes, raw_length: int, codec: int) -> bytes:
+        return raw_chunk(kind, seq, zlib.compress(payload) if codec == Codec.ZLIB else payload, raw_length, codec)
+
+    any_chunk = st.builds(
+        _chunk,
+        st.integers(0, 9),
+        st.integers(0, 8),
+        st.binary(max_size=200) | st.sampled_from([b"[]", b"{}", b"[[1, 2]]", b'{"frames": [[1, 1, 1, 1]]}']),
+        st.integers(0, 1 << 12) | st.sampled_from([0, 24, 48, MAX_CHUNK_BYTES]),
+        st.sampled_from([Codec.RAW, Codec.ZLIB, 7]),
+    )
+
+    @given(
+        st.binary(max_size=2048)
+        | st.builds(lambda tail: file_header() + tail, st.binary(max_size=2048))
+        | st.builds(lambda chunks: file_header() + b"".join(chunks), st.lists(any_chunk, max_size=8))
+    )
+    @settings(max_examples=300, deadline=None)
+    def test_any_bytes_are_a_trace_or_a_format_error(data: bytes) -> None:
+        """The reader's fuzz target: any input, valid chunks with any contents among them, gives a trace
+        (its events in time order) or a TraceFormatError, with little memory."""
+        outcome: list[exectracer.Trace] = []
+
+        def read() -> None:
+            try:
+                outcome.append(load_quietly(data))
+            except TraceFormatError:
+                pass
+
+        assert peak_allocation(read) < 16 << 20
+        for trace in outcome:
+            assert np.all(np.diff(trace.events.ts) >= 0)
+
 
 @pytest.mark.parametrize("typecode", ["q", "Q", "l", "L"])
 def test_events_of_any_64_bit_array_encode_as_int64(typecode: str) -> None:
