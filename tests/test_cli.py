@@ -73,6 +73,31 @@ def test_run_script_sees_what_python_gives_it(tmp_path: Path, entry: str) -> Non
     assert "out.xtrace" in result.stderr and "events" in result.stderr
 
 
+GLOBALS = """
+import json, sys, traceback
+def where():
+    return traceback.extract_stack()[-1].filename
+print(json.dumps({
+    "argv": sys.argv, "file": __file__, "package": __package__, "spec": repr(__spec__), "cached": __cached__,
+    "loader": type(__loader__).__name__, "code": where(), "main": sys.modules["__main__"].where is where,
+}))
+"""
+
+
+@pytest.mark.parametrize("given", ["prog.py", "./prog.py", "sub/../prog.py"])
+def test_run_script_has_the_globals_python_gives_it(tmp_path: Path, given: str) -> None:
+    """``__file__`` and the code's file name absolute (not normalised), ``sys.argv[0]`` as given, as in python."""
+    write(tmp_path / "prog.py", GLOBALS)
+    (tmp_path / "sub").mkdir()
+    untraced = subprocess.run([sys.executable, given], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    traced = run_cli("run", "-o", "out.xtrace", given, cwd=tmp_path)
+
+    assert untraced.returncode == traced.returncode == 0, traced.stderr
+    assert json.loads(traced.stdout) == json.loads(untraced.stdout)
+    assert json.loads(traced.stdout)["file"] == os.path.join(str(tmp_path), given)
+
+
 def test_run_module_like_python_m(tmp_path: Path) -> None:
     tool = write(tmp_path / "pkg" / "tool.py", REPORT)
     write(tmp_path / "pkg" / "__init__.py", "")
@@ -145,7 +170,7 @@ def test_run_ends_like_python(tmp_path: Path, program: str) -> None:
     report = [line for line in lines if line.startswith("exectracer: ")]
     assert len(report) == 1 and "written to prog.xtrace" in report[0], traced.stderr
     lines.remove(report[0])
-    assert "".join(lines) == plain.stderr.replace(str(tmp_path / "prog.py"), "prog.py")
+    assert "".join(lines) == plain.stderr
     load_finished(tmp_path / "prog.xtrace")
 
 
@@ -155,7 +180,8 @@ def test_uncaught_exception_shows_only_the_programs_frames(tmp_path: Path) -> No
     result = run_cli("run", "prog.py", cwd=tmp_path)
 
     assert result.returncode == 1
-    assert result.stderr.startswith('Traceback (most recent call last):\n  File "prog.py", line 4, in <module>')
+    first = f'Traceback (most recent call last):\n  File "{tmp_path}/prog.py", line 4, in <module>'
+    assert result.stderr.startswith(first)
     assert "ValueError: boom" in result.stderr
     assert "runpy" not in result.stderr and "exectracer" not in result.stderr.split("ValueError: boom")[0]
 

@@ -16,6 +16,7 @@ import pytest
 from exectracer.format.events import Kind
 
 from support.model_trace import END, TASK, model_trace
+from support.tracebuilder import TraceBuilder
 from support.waiting import wait_for
 
 CLI = [sys.executable, "-m", "exectracer"]
@@ -128,6 +129,7 @@ def test_pprof_selections(model_path: Path) -> None:
         (["summary", "{dir}/empty.xtrace"], "empty file: not an exectracer trace"),
         (["summary", "{dir}/garbage.xtrace"], "not an exectracer trace"),
         (["summary", "{dir}/headeronly.xtrace"], "nothing readable in the trace"),
+        (["summary", "{dir}/fifo.xtrace"], "no data came through the pipe"),
     ],
 )
 def test_bad_input_is_one_clear_line(model_path: Path, args: list[str], message: str) -> None:
@@ -135,6 +137,9 @@ def test_bad_input_is_one_clear_line(model_path: Path, args: list[str], message:
     (d / "empty.xtrace").write_bytes(b"")
     (d / "garbage.xtrace").write_bytes(b"GIF89a" + bytes(range(256)) * 4)
     (d / "headeronly.xtrace").write_bytes(model_path.read_bytes()[:16])
+    TraceBuilder().write(d / "noevents.xtrace", stop_ns=0)
+    if not (d / "fifo.xtrace").exists():
+        os.mkfifo(d / "fifo.xtrace")  # nobody writes to it: reading must not wait for a writer
     result = run(*(a.format(trace=model_path, dir=d) for a in args), cwd=d)
     assert result.returncode != 0
     assert message in result.stderr
@@ -200,13 +205,12 @@ def test_ctrl_c_while_reading_a_trace_is_one_line(tmp_path: Path) -> None:
     import signal
 
     fifo = tmp_path / "slow.xtrace"
-    os.mkfifo(fifo)  # opening it blocks until a writer comes: the command is still reading when interrupted
+    os.mkfifo(fifo)  # the command waits for a writer to come: it is still reading when interrupted
     proc = subprocess.Popen([*CLI, "summary", str(fifo)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wchan = Path(f"/proc/{proc.pid}/wchan")
         if wchan.exists():  # Linux: where in the kernel it sleeps (a writer would let it go on, to an empty file)
-            opening = ("wait_for_partner", "fifo_open")
-            wait_for(lambda: wchan.read_text() in opening, "the command to open the trace", interval=0.05)
+            wait_for(lambda: "poll" in wchan.read_text(), "the command to wait for the pipe", interval=0.05)
         else:
             time.sleep(1.0)
         proc.send_signal(signal.SIGINT)
@@ -215,3 +219,25 @@ def test_ctrl_c_while_reading_a_trace_is_one_line(tmp_path: Path) -> None:
         proc.kill()
     assert proc.returncode == 130, err
     assert err.strip() == "exectracer: error: interrupted"
+
+
+def test_a_trace_can_be_read_from_a_pipe(model_path: Path) -> None:
+    """``exectracer summary <(zcat trace.gz)`` and a named pipe: read to the writer's end, like a file
+    (the writer may come after the reader has opened the pipe: the reader waits for it)."""
+    fifo = model_path.parent / "pipe.xtrace"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", 'cat "$0" > "$1"', str(model_path), str(fifo)])
+    try:
+        result = run("summary", "--json", str(fifo), cwd=model_path.parent)
+    finally:
+        writer.wait(timeout=60)
+    assert result.returncode == 0, result.stderr
+    expected = run("summary", "--json", str(model_path), cwd=model_path.parent)
+    assert json.loads(result.stdout) == json.loads(expected.stdout)
+
+
+def test_pprof_of_a_trace_that_spans_no_time_is_empty(tmp_path: Path) -> None:
+    TraceBuilder().write(tmp_path / "noevents.xtrace", stop_ns=0)
+    result = run("pprof", "-t", "net", "-o", "empty.pb.gz", "noevents.xtrace", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "(0 waits, 0)" in result.stdout and (tmp_path / "empty.pb.gz").stat().st_size > 0

@@ -317,6 +317,55 @@ def test_zlib_bomb_is_refused_without_inflating_it(zlib_library: None) -> None:
     assert load_quietly(data).event_count == 3
 
 
+def test_chunks_that_inflate_far_beyond_the_files_size_are_refused_before_inflating(zlib_library: None) -> None:
+    """Each chunk valid (48 MiB of zero events in ~50 KiB), 40 of them: a 2 MB file asking for 1.9 GB."""
+    zeros = zlib.compress(b"\0" * (48 << 20), 9)
+    bombs = [raw_chunk(ChunkKind.EVENTS, 4 + i, zeros, raw_length=48 << 20) for i in range(40)]
+    data = build(stream_chunks()[:3] + bombs)
+    with pytest.raises(TraceFormatError, match=r"inflate to [\d,]+ bytes, over the [\d,]+ allowed for a file of"):
+        exectracer.load(data)
+
+    def refused() -> None:
+        with pytest.raises(TraceFormatError):
+            exectracer.load(data)
+
+    assert peak_allocation(refused) < 4 << 20
+
+
+def test_the_inflate_budget_can_be_set() -> None:
+    data = build(stream_chunks())
+    assert exectracer.load(data).event_count == 6  # within the default budget
+    with pytest.raises(TraceFormatError, match="max_inflated=N"):
+        exectracer.load(data, max_inflated=10)
+
+
+@pytest.mark.parametrize(
+    ("chunk", "message"),
+    [
+        (json_chunk(ChunkKind.METADATA, 1, {"format_version": FORMAT_VERSION, "start_ns": -(2**63)}), "start_ns"),
+        (json_chunk(ChunkKind.METADATA, 1, {"start_ns": 50, "start_wall_ns": 2**64}), "start_wall_ns"),
+        (json_chunk(ChunkKind.END, 6, {"clean": True, "stop_ns": "soon"}), "stop_ns"),
+        (json_chunk(ChunkKind.STACKS, 3, {"frames": [[2**64, 1, 2, 3]], "stacks": [[1, [2**64]]]}), "from 0 to"),
+        (json_chunk(ChunkKind.STRINGS, 2, [[-5, "negative"]]), "from 0 to"),
+    ],
+    ids=["start_ns", "start_wall_ns", "stop_ns", "stack ids", "string ids"],
+)
+def test_checksummed_values_out_of_range_are_left_out_by_the_reader(chunk: bytes, message: str) -> None:
+    """Valid chunks saying what no recorder writes: every analysis and pprof still work on what is left."""
+    from exectracer.analysis import PROFILE_TYPES
+    from exectracer.export import pprof
+
+    chunks = stream_chunks()
+    kind = chunk[4]
+    index = next(i for i, c in enumerate(chunks) if c[4] == kind)
+    chunks[index] = chunk
+    with pytest.warns(TraceWarning, match=message):
+        trace = exectracer.load(build(chunks))
+    assert trace.analysis.summary()["goroutines"] is not None
+    for kind_name in PROFILE_TYPES:
+        pprof.to_proto(trace.analysis.profile(kind_name)).SerializeToString()
+
+
 def test_payload_shorter_than_raw_length_is_refused(zlib_library: None) -> None:
     chunk = raw_chunk(ChunkKind.EVENTS, 4, zlib.compress(b"\0" * 48), raw_length=72)
     with pytest.warns(TraceWarning, match="inflates to 48 bytes, not its raw_length of 72"):
@@ -426,6 +475,39 @@ if given is not None:
             return
         assert trace.event_count <= 6
         assert np.all(np.diff(trace.events.ts) >= 0)
+
+    def _chunk(kind: int, seq: int, payload: bytes, raw_length: int, codec: int) -> bytes:
+        return raw_chunk(kind, seq, zlib.compress(payload) if codec == Codec.ZLIB else payload, raw_length, codec)
+
+    any_chunk = st.builds(
+        _chunk,
+        st.integers(0, 9),
+        st.integers(0, 8),
+        st.binary(max_size=200) | st.sampled_from([b"[]", b"{}", b"[[1, 2]]", b'{"frames": [[1, 1, 1, 1]]}']),
+        st.integers(0, 1 << 12) | st.sampled_from([0, 24, 48, MAX_CHUNK_BYTES]),
+        st.sampled_from([Codec.RAW, Codec.ZLIB, 7]),
+    )
+
+    @given(
+        st.binary(max_size=2048)
+        | st.builds(lambda tail: file_header() + tail, st.binary(max_size=2048))
+        | st.builds(lambda chunks: file_header() + b"".join(chunks), st.lists(any_chunk, max_size=8))
+    )
+    @settings(max_examples=300, deadline=None)
+    def test_any_bytes_are_a_trace_or_a_format_error(data: bytes) -> None:
+        """The reader's fuzz target: any input, valid chunks with any contents among them, gives a trace
+        (its events in time order) or a TraceFormatError, with little memory."""
+        outcome: list[exectracer.Trace] = []
+
+        def read() -> None:
+            try:
+                outcome.append(load_quietly(data))
+            except TraceFormatError:
+                pass
+
+        assert peak_allocation(read) < 16 << 20
+        for trace in outcome:
+            assert np.all(np.diff(trace.events.ts) >= 0)
 
 
 @pytest.mark.parametrize("typecode", ["q", "Q", "l", "L"])

@@ -84,13 +84,16 @@ def test_without_a_gil_nothing_is_ever_due(monkeypatch: pytest.MonkeyPatch) -> N
     assert h.due == NEVER
 
 
-async def _ping_pong(seconds: float) -> None:
-    """Tasks passing a token through queues as fast as they can: the loop never blocks in select."""
+async def _ping_pong(seconds: float, passes: int = 0) -> None:
+    """Tasks passing a token through queues as fast as they can, for ``seconds`` and ``passes`` passes at least
+    (however slow the machine): the loop never blocks in select."""
     deadline = time.perf_counter() + seconds
+    made = [0]
 
     async def player(inbox: asyncio.Queue, outbox: asyncio.Queue) -> None:
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline or made[0] < passes:
             await outbox.put(await inbox.get())
+            made[0] += 1
         await outbox.put(None)
 
     players = []
@@ -112,7 +115,7 @@ def test_a_busy_event_loop_does_not_starve_the_sampler(record: Callable[..., Rec
 
     async def program() -> None:
         marks["busy"] = time.perf_counter_ns()
-        await _ping_pong(seconds)
+        await _ping_pong(seconds, passes=2000)  # each pass is a step or two of a task
         marks["idle"] = time.perf_counter_ns()
         await asyncio.sleep(seconds)  # idle in select: the sampler's thread gets the GIL whenever it asks
         marks["end"] = time.perf_counter_ns()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import subprocess
 import sys
+import traceback
 import types
 from pathlib import Path
 
@@ -86,3 +88,29 @@ def test_a_module_already_imported_is_hooked_at_once():
     hooks = ImportHooks(seen.append)
     hooks.when_imported("json", seen.append)
     assert seen == [json] and hooks not in sys.meta_path
+
+
+@pytest.mark.parametrize("error", ["KeyboardInterrupt", "ValueError('bad module')"])
+def test_an_import_that_fails_shows_no_frame_of_the_tracer_and_is_still_waited_for(tmp_path, monkeypatch, error):
+    """A Ctrl-C (or an error) while a waited-for module's code runs: the traceback is the one untraced."""
+    module = tmp_path / "late_fails.py"
+    module.write_text(f"import os\nif not os.environ.get('LATE_OK'):\n    raise {error}\nVALUE = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen: list = []
+    hooks = ImportHooks(seen.append)
+    hooks.when_imported("late_fails", seen.append)
+    try:
+        with pytest.raises(BaseException) as raised:
+            import late_fails
+        files = [frame.filename for frame in traceback.extract_tb(raised.value.__traceback__)]
+        assert files[-1] == str(module) and not any("exectracer" in name for name in files), files
+        assert seen == [] and hooks in sys.meta_path and "late_fails" not in sys.modules
+
+        monkeypatch.setenv("LATE_OK", "1")
+        import late_fails
+
+        assert late_fails.VALUE == 3 and seen == [late_fails]
+        assert type(late_fails.__spec__) is importlib.machinery.ModuleSpec and not late_fails.__spec__._initializing
+    finally:
+        hooks.close()
+        sys.modules.pop("late_fails", None)

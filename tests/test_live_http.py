@@ -201,6 +201,17 @@ def test_token_and_client_allow_list(serve):
         exectracer.serve_debug(port=0, allow=["not an address"])
 
 
+def test_without_a_token_only_addresses_localhost_and_listed_hosts_are_answered(serve):
+    """A page whose name was rebound to 127.0.0.1 sends its own name as Host: without a token, refused."""
+    url = serve(hosts=["svc.internal"]).url + TRACE + "?seconds=0.05"
+    for host in ("127.0.0.1", "localhost:6060", "svc.internal:8000", "[::1]"):
+        assert get(url, headers={"Host": host}).status == 200, host
+    rebound = get(url, headers={"Host": "evil.example:6060"})
+    assert rebound.status == 403 and "is not accepted without a token" in rebound.text
+    with_token = serve(token="s3cret").url + TRACE + "?seconds=0.05"
+    assert get(with_token, token="s3cret", headers={"Host": "evil.example"}).status == 200
+
+
 def test_methods_unknown_paths_and_malformed_requests(serve, capfd):
     server = serve()
     post = get(server.url + TRACE, method="POST")
@@ -278,6 +289,37 @@ def test_capture_command(serve, workers, tmp_path):
     server.close()
     gone = run_capture(host_port, "--seconds", "0.1", cwd=tmp_path)
     assert gone.returncode == 1 and "cannot fetch" in gone.stderr and not list(tmp_path.glob("*.part"))
+
+
+def test_capture_writes_nothing_when_the_answer_is_no_trace(tmp_path):
+    """A proxy's error page sent with status 200 (or any other body): an error, and no file on disk."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotATrace(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html>502 Bad Gateway</html>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotATrace)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = run_capture(
+            f"127.0.0.1:{server.server_address[1]}", "--seconds", "0.1", "-o", "out.xtrace", cwd=tmp_path
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 1
+    assert "the service sent something that is not a trace" in result.stderr and "nothing written" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def test_the_recording_side_imports_only_the_standard_library():

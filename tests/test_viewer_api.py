@@ -32,10 +32,12 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     srv.server_close()
 
 
-def get(server: ViewerServer, path: str, method: str = "GET") -> tuple[int, dict, bytes]:
+def get(
+    server: ViewerServer, path: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, dict, bytes]:
     host, port = server.server_address[:2]
     conn = http.client.HTTPConnection(host, port, timeout=30)
-    conn.request(method, path)
+    conn.request(method, path, headers=headers or {})
     resp = conn.getresponse()
     body = resp.read()
     conn.close()
@@ -217,6 +219,8 @@ def test_mmu_latency_and_logs(server: ViewerServer) -> None:
         ("/static/%2e%2e/server.py", 404),
         ("/static/..%2f..%2fcli.py", 404),
         ("/static//etc/passwd", 404),
+        ("/static/%00", 404),
+        ("/static/" + "a" * 5000, 404),
         ("/" + "a" * 9000, 414),
     ],
 )
@@ -224,6 +228,35 @@ def test_bad_requests_get_clear_errors(server: ViewerServer, path: str, status: 
     got, _headers, body = get(server, path)
     assert got == status, body
     assert "error" in json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.0.0.1:8080", "localhost", "LOCALHOST:1", "app.localhost", "[::1]:80", "10.1.2.3"]
+)
+def test_addresses_and_localhost_are_served(server: ViewerServer, host: str) -> None:
+    assert get(server, "/api/info", headers={"Host": host})[0] == 200
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8080", "127.0.0.1.evil.example", "[", "", ":80"])
+def test_other_host_names_are_refused(server: ViewerServer, host: str) -> None:
+    """A page on another site whose name was rebound to 127.0.0.1 must not read the trace."""
+    for path in ("/api/info", "/", "/static/app.js"):
+        status, _headers, body = get(server, path, headers={"Host": host})
+        assert status == 403 and "is not served here" in json.loads(body)["error"]
+
+
+def test_host_names_it_was_told_to_accept_are_served(tmp_path) -> None:
+    path = tmp_path / "t.xtrace"
+    with exectracer.trace(path):
+        pass
+    srv = ViewerServer(exectracer.load(path), allowed_hosts=["viewer.internal"])
+    srv.serve_in_thread()
+    try:
+        assert get(srv, "/api/info", headers={"Host": "viewer.internal:9000"})[0] == 200
+        assert get(srv, "/api/info", headers={"Host": "other.internal"})[0] == 403
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def test_other_methods_and_garbage_do_not_stop_the_server(server: ViewerServer) -> None:

@@ -216,20 +216,24 @@ def _capture(url: str, seconds: float | None, output: str | None, token: str | N
     except FetchError as exc:
         raise click.ClickException(str(exc)) from None
     path = output or fetched.file_name or "capture.xtrace"
+    described = _describe_trace(path, fetched.data)  # before writing: a response that is no trace leaves no file
     partial = f"{path}.part"
     try:
         with open(partial, "wb") as out:
             out.write(fetched.data)
         os.replace(partial, path)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
-    click.echo(_describe_trace(path, len(fetched.data)))
+    click.echo(described)
     click.echo(f"  view it: exectracer view {shlex.quote(path)}", err=True)
     return 0
 
 
-def _describe_trace(path: str, size: int) -> str:
-    """One line about a trace file: events, time span, threads and tasks, what it lacks."""
+def _describe_trace(path: str, data: bytes) -> str:
+    """One line about a fetched trace, to be written to ``path``: events, time span, threads and tasks,
+    what it lacks. A :class:`click.ClickException` if ``data`` is not a trace."""
     import warnings
 
     from .reader import TraceFormatError, TraceWarning, load
@@ -237,9 +241,13 @@ def _describe_trace(path: str, size: int) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TraceWarning)
-            trace = load(path)
+            trace = load(data)
     except TraceFormatError as exc:
-        raise click.ClickException(f"the service sent something that is not a trace ({exc})") from None
+        reason = str(exc).removeprefix("<bytes>: ")
+        raise click.ClickException(
+            f"the service sent something that is not a trace ({reason}); nothing written"
+        ) from None
+    size = len(data)
     lost = trace.lost
     missing = [f"{lost.events_lost:,} events lost"] if lost.events_lost else []
     if not lost.clean_end:
@@ -461,18 +469,25 @@ def pprof(
     "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port to serve on; 0 picks a free one."
 )
 @click.option("--no-browser", is_flag=True, help="Do not open a browser; just print the URL.")
-def view(trace_path: str, host: str, port: int, no_browser: bool) -> Job:
+@click.option(
+    "--allow-host",
+    "allowed_hosts",
+    metavar="NAME",
+    multiple=True,
+    help="A host name the viewer may be reached by, besides addresses and localhost (repeatable).",
+)
+def view(trace_path: str, host: str, port: int, no_browser: bool, allowed_hosts: tuple[str, ...]) -> Job:
     """Open a trace in the browser: timeline, goroutines, profiles, MMU, latencies, logs."""
-    return _interruptible(functools.partial(_view, trace_path, host, port, not no_browser))
+    return _interruptible(functools.partial(_view, trace_path, host, port, not no_browser, allowed_hosts))
 
 
-def _view(path: str, host: str, port: int, browser: bool) -> int:
+def _view(path: str, host: str, port: int, browser: bool, allowed_hosts: tuple[str, ...] = ()) -> int:
     from .web.server import ViewerServer
 
     trace = _load(path)
     _analyse(trace, "states", "collections")
     try:
-        server = ViewerServer(trace, host, port)
+        server = ViewerServer(trace, host, port, allowed_hosts)
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
     click.echo(f"exectracer viewer for {path}: {server.url}  (Ctrl-C stops it)", err=True)

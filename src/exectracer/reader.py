@@ -63,7 +63,8 @@ def _describe(d: decoder.Decoded) -> list[str]:
     """What was wrong with the file, for the warning or the error."""
     out = []
     if d.problems:
-        out.append(f"{d.chunks_skipped} damaged chunk(s) skipped (" + "; ".join(map(str, d.problems)) + ")")
+        what = f"{d.chunks_skipped} damaged chunk(s) skipped" if d.chunks_skipped else "damaged values left out"
+        out.append(f"{what} (" + "; ".join(map(str, d.problems)) + ")")
     if d.truncated_bytes:
         out.append(f"truncated: the last {d.truncated_bytes} bytes are an incomplete chunk")
     if d.seq_gaps:
@@ -86,7 +87,11 @@ def _caller_level() -> int:
 
 
 def load(
-    path: str | os.PathLike[str] | bytes, *, strict: bool = False, progress: Callable[[int], None] | None = None
+    path: str | os.PathLike[str] | bytes,
+    *,
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+    max_inflated: int | None = None,
 ) -> Trace:
     """Read a trace file (or its bytes).
 
@@ -95,11 +100,13 @@ def load(
     missing chunks, no END chunk) is reported with a :class:`TraceWarning`,
     or raised as a :class:`TraceFormatError` when ``strict`` is true.
     ``progress``, if given, is called with the number of bytes decoded as
-    the events are read.
+    the events are read. ``max_inflated`` bounds the bytes the compressed
+    chunks may inflate to (default: 40 times the file's size, at least
+    256 MiB), so that a crafted file cannot take memory without bound.
     """
     name = "<bytes>" if isinstance(path, (bytes, bytearray, memoryview)) else os.fspath(path)
     try:
-        decoded = decoder.read(path, progress)
+        decoded = decoder.read(path, progress, max_inflated)
     except TraceFormatError as exc:
         raise TraceFormatError(f"{name}: {exc}") from None
     issues = _describe(decoded)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 import importlib.machinery
 import importlib.util
+import io
 import os
 import runpy
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -47,8 +49,41 @@ class Program:
         """Run the program in this process; its exceptions propagate."""
         if self.module:
             runpy.run_module(self.target, run_name="__main__", alter_sys=True)
-        else:
+        elif _is_source(self.target):
+            _run_source(self.target)
+        else:  # a directory, a zip archive or compiled code: as runpy finds it
             runpy.run_path(self.target, run_name="__main__")
+
+
+def _is_source(path: str) -> bool:
+    """Whether ``path`` is a Python source file (not a directory, zip archive or ``.pyc``)."""
+    if not os.path.isfile(path):
+        return False
+    with open(path, "rb") as file:
+        start = file.read(4)
+    return not (start == importlib.util.MAGIC_NUMBER or start.startswith(b"PK"))
+
+
+def _run_source(path: str) -> None:
+    """Run a script as ``python path`` does, in a fresh ``__main__`` put in place while it runs (as runpy does).
+
+    ``__file__`` and the code's file name are the absolute (not normalised) path, and
+    ``__loader__`` a source loader, as python makes them; ``sys.argv[0]`` stays as given
+    (runpy would set it to ``__file__`` too).
+    """
+    absolute = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+    with io.open_code(absolute) as file:
+        code = compile(file.read(), absolute, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    loader = importlib.machinery.SourceFileLoader("__main__", absolute)
+    main.__dict__.update(__file__=absolute, __cached__=None, __loader__=loader, __package__=None, __spec__=None)
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = main
+    try:
+        exec(code, main.__dict__)
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
 
 
 def prepare(target: str, args: Sequence[str], *, module: bool) -> Program:

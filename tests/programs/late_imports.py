@@ -7,6 +7,7 @@ and what the hooks looked like while it ran and after it stopped.
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import selectors
@@ -37,6 +38,8 @@ def main(path: str) -> None:
 
     report["loader_restored"] = (
         type(asyncio.__loader__).__name__ == type(asyncio.__spec__.loader).__name__ == "SourceFileLoader"
+        and type(asyncio.__spec__) is importlib.machinery.ModuleSpec
+        and asyncio.__spec__._initializing is False
     )
     report["hooked"] = hasattr(asyncio.events.Handle._run, "__wrapped__")  # a hook passes for it, but wraps it
 

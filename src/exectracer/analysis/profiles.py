@@ -201,8 +201,12 @@ def _span(trace: TraceData, selection: Selection) -> tuple[int, int]:
     """The selection's span in absolute ns, checked."""
     lo = trace.start_ns + (selection.start_ns or 0)
     hi = trace.start_ns + selection.end_ns if selection.end_ns is not None else trace.end_ns
+    if selection.start_ns is None and selection.end_ns is None:
+        return lo, max(lo, hi)  # the whole trace, however short: a trace that spans no time has an empty profile
     if hi <= lo:
-        raise ValueError(f"empty time range: {selection.start_ns} to {selection.end_ns} ns")
+        start = selection.start_ns or 0
+        end = "its end" if selection.end_ns is None else f"{selection.end_ns} ns"
+        raise ValueError(f"empty time range: {start} ns to {end} of a trace {trace.duration_ns} ns long")
     return lo, hi
 
 

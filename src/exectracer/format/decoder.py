@@ -3,7 +3,9 @@
 The reader never trusts a size it has not checked: a chunk header must pass
 its crc32 before anything it says is used, sizes over ``MAX_CHUNK_BYTES``
 are refused before allocating, and zlib output is capped at the declared
-``raw_length``. After a damaged chunk the reader resynchronises on the next
+``raw_length``; the declared sizes of all chunks together may not exceed
+:func:`inflate_budget` (a file of valid chunks that each inflate to the
+limit would otherwise take memory without bound). After a damaged chunk the reader resynchronises on the next
 ``XTCK`` whose header and crc validate; a file that ends inside a chunk is a
 truncated tail.
 """
@@ -12,10 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import itertools
 import json
 import mmap
 import os
+import select
+import stat
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +49,11 @@ MERGE_BUDGET = 4  # merging sorted chunks may move up to a quarter of the rows; 
 RESYNC_BUDGET = 8  # crc bytes spent checking resync candidates, per byte of file
 _KINDS = frozenset(int(k) for k in ChunkKind)
 _CODECS = frozenset(int(c) for c in Codec)
+
+MAX_ID = 1 << 62  # ids, lines and times in JSON payloads are below this: NumPy and pprof compute with them
+INFLATE_RATIO = 40  # recorded traces compress 6 to 20 times; a file inflating more is refused (inflate_budget)
+INFLATE_FLOOR = 256 << 20  # bytes any trace may inflate to, however small
+PIPE_WAIT = 5.0  # seconds a pipe with nothing written to it yet is waited for
 
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
 Data = bytes | bytearray | mmap.mmap  # a whole file: what decode reads (it has .find)
@@ -281,8 +291,8 @@ def add_strings(strings: dict[int, str], raw: bytes) -> None:
         new = dict(json_payload(raw, list))
     except (TypeError, ValueError) as exc:
         raise ChunkError(f"bad STRINGS payload: {exc}") from None
-    if not all(type(sid) is int and type(text) is str for sid, text in new.items()):
-        raise ChunkError("bad STRINGS payload: ids must be integers and texts strings")
+    if not all(type(sid) is int and 0 <= sid < MAX_ID and type(text) is str for sid, text in new.items()):
+        raise ChunkError(f"bad STRINGS payload: ids must be integers from 0 to {MAX_ID - 1} and texts strings")
     strings.update(new)
 
 
@@ -303,10 +313,23 @@ def add_stacks(frames: dict[int, FrameIds], stacks: dict[int, list[int]], raw: b
         *new_stacks,
         *(v for ids in new_stacks.values() for v in ids),
     ]
-    if not all(type(v) is int for v in numbers):
-        raise ChunkError("bad STACKS payload: ids and lines must be integers")
+    if not all(type(v) is int and 0 <= v < MAX_ID for v in numbers):
+        raise ChunkError(f"bad STACKS payload: ids and lines must be integers from 0 to {MAX_ID - 1}")
     frames.update(new_frames)
     stacks.update(new_stacks)
+
+
+def _times_in_range(record: dict[str, Any], chunk: Chunk, problems: list[Problem]) -> dict[str, Any]:
+    """A METADATA or END record without the times (``*_ns`` fields) that are not integers from 0 to
+    ``MAX_ID``: each one left out is a problem, so no reader computes with it."""
+    kept = {}
+    for key, value in record.items():
+        if key.endswith("_ns") and not (type(value) is int and 0 <= value < MAX_ID):
+            shown = repr(value)[:40]
+            problems.append(Problem(chunk.offset, f"{_kind_name(chunk.kind)} {key} {shown} is out of range: left out"))
+            continue
+        kept[key] = value
+    return kept
 
 
 def resolve_stacks(
@@ -442,16 +465,35 @@ def seq_gaps(seqs: list[int]) -> list[tuple[int, int]]:
     return [(int(have[i]) + 1, int(have[i + 1]) - 1) for i in gap]
 
 
-def decode(data: Data, progress: Progress | None = None) -> Decoded:
+def inflate_budget(size: int) -> int:
+    """How many bytes a trace of ``size`` bytes may inflate to: :data:`INFLATE_RATIO` times its size,
+    and at least :data:`INFLATE_FLOOR`."""
+    return max(INFLATE_FLOOR, INFLATE_RATIO * size)
+
+
+def decode(data: Data, progress: Progress | None = None, max_inflated: int | None = None) -> Decoded:
     """Decode a whole trace held in ``data`` (bytes-like, or an mmap);
-    ``progress`` is told the bytes of each EVENTS chunk done."""
+    ``progress`` is told the bytes of each EVENTS chunk done. The chunks may
+    inflate to ``max_inflated`` bytes in all (None: :func:`inflate_budget`)."""
     version = read_version(data)
     with memoryview(data) as view:
         scan = Scanner(data, view).run(version)
         if not scan.chunks:
             detail = "; ".join(str(p) for p in scan.problems) or f"the file ends after {len(view)} bytes"
             raise TraceFormatError(f"nothing readable in the trace ({detail})")
+        _check_inflated(scan, len(view), max_inflated)
         return _decode_chunks(view, scan, progress)
+
+
+def _check_inflated(scan: Scan, size: int, limit: int | None) -> None:
+    """TraceFormatError if the chunks declare more bytes than the budget, before any is inflated."""
+    budget = inflate_budget(size) if limit is None else limit
+    declared = sum(chunk.raw_length for chunk in scan.chunks)
+    if declared > budget:
+        raise TraceFormatError(
+            f"its chunks inflate to {declared:,} bytes, over the {budget:,} allowed for a file of {size:,} bytes "
+            f"(traces compress {INFLATE_RATIO} times at most; load(..., max_inflated=N) takes a larger budget)"
+        )
 
 
 def _decode_chunks(view: memoryview, scan: Scan, progress: Progress | None) -> Decoded:
@@ -473,9 +515,9 @@ def _decode_chunks(view: memoryview, scan: Scan, progress: Progress | None) -> D
             elif chunk.kind == ChunkKind.STACKS:
                 add_stacks(frames, stacks, raw)
             elif chunk.kind == ChunkKind.METADATA:
-                metadata = json_payload(raw, dict)
+                metadata = _times_in_range(json_payload(raw, dict), chunk, problems)
             else:
-                summary = json_payload(raw, dict)
+                summary = _times_in_range(json_payload(raw, dict), chunk, problems)
         except ChunkError as exc:
             problems.append(Problem(chunk.offset, f"{_kind_name(chunk.kind)} chunk seq {chunk.seq}: {exc}"))
             skipped += 1
@@ -497,14 +539,35 @@ def _decode_chunks(view: memoryview, scan: Scan, progress: Progress | None) -> D
     )
 
 
-def read(source: Source, progress: Progress | None = None) -> Decoded:
-    """Decode a trace from a path (memory-mapped) or from bytes (``progress``: see :func:`decode`)."""
+def _read_stream(fd: int) -> bytes:
+    """All a pipe or device gives, once something is written to it (:data:`PIPE_WAIT` seconds at most)."""
+    waiting = select.poll()
+    waiting.register(fd, select.POLLIN)
+    if not waiting.poll(PIPE_WAIT * 1000):
+        raise TraceFormatError(f"nothing to read: no data came through the pipe or device in {PIPE_WAIT:g} s")
+    os.set_blocking(fd, True)
+    chunks = []
+    while block := os.read(fd, 1 << 20):
+        chunks.append(block)
+    if not chunks:
+        raise TraceFormatError("nothing to read: the pipe or device gave no data, not an exectracer trace")
+    return b"".join(chunks)
+
+
+def read(source: Source, progress: Progress | None = None, max_inflated: int | None = None) -> Decoded:
+    """Decode a trace from a path (memory-mapped) or from bytes (``progress``, ``max_inflated``: see :func:`decode`)."""
     if isinstance(source, memoryview):
         source = source.tobytes()
     if isinstance(source, (bytes, bytearray)):
-        return decode(source, progress)
-    with open(source, "rb") as file:
-        if os.fstat(file.fileno()).st_size == 0:
+        return decode(source, progress, max_inflated)
+    # not blocking in open: a FIFO nobody writes to would hang it
+    with open(os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as file:
+        status = os.fstat(file.fileno())
+        if stat.S_ISDIR(status.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fsdecode(os.fspath(source)))
+        if not stat.S_ISREG(status.st_mode):  # a pipe or a device: what it gives until its end
+            return decode(_read_stream(file.fileno()), progress, max_inflated)
+        if status.st_size == 0:
             raise TraceFormatError("empty file: not an exectracer trace")
         with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return decode(mapped, progress)
+            return decode(mapped, progress, max_inflated)

@@ -22,6 +22,7 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..host_names import accepts_host, names
 from ..record.recorder import Options, TracingError
 from . import flight
 from .capture import Capture, CaptureBusy
@@ -125,7 +126,10 @@ class DebugEndpoints:
     ``max_seconds``); ``flight_path`` (None: not served) serves a snapshot of
     the running flight recorder. ``token``: clients must send
     ``Authorization: Bearer <token>``. ``allow``: client addresses or
-    networks (``"10.0.0.0/8"``) that may ask; others get 403. ``options``:
+    networks (``"10.0.0.0/8"``) that may ask; others get 403. Without a
+    token, a request is answered only if its ``Host`` is an IP address,
+    ``localhost`` or one of ``hosts`` (else 403), so that a page on another
+    site cannot read traces through DNS rebinding. ``options``:
     recording options for captures (those not given suit a recording kept in
     memory: no chunk made before the capture ends, unless a chunk's worth of
     events, up to 3/8 of ``max_bytes``, piles up first; ``heap_interval``
@@ -139,6 +143,7 @@ class DebugEndpoints:
         flight_path: str | None = FLIGHT_PATH,
         token: str | None = None,
         allow: Iterable[str] | None = None,
+        hosts: Iterable[str] = (),
         max_seconds: float = 30.0,
         max_bytes: int = 256 << 20,
         options: Mapping[str, Any] | None = None,
@@ -152,6 +157,7 @@ class DebugEndpoints:
         self.paths = frozenset(p for p in (path, flight_path) if p is not None)
         self._token = token.encode() if token is not None else None
         self._allow = [ipaddress.ip_network(a, strict=False) for a in allow] if allow is not None else None
+        self._hosts = names(hosts)
         self.max_seconds = max_seconds
         self._max_bytes = max_bytes
         self._options = dict(options or {})
@@ -209,7 +215,13 @@ class DebugEndpoints:
     def _check_access(self, request: DebugRequest) -> DebugResponse | None:
         if self._allow is not None and not _allowed(request.client, self._allow):
             return DebugResponse.error(403, f"client address {request.client or 'unknown'} is not allowed")
-        if self._token is not None:
+        if self._token is None:
+            host = request.headers.get("host")
+            if host is not None and not accepts_host(host, self._hosts):
+                return DebugResponse.error(
+                    403, f"host {host[:100]!r} is not accepted without a token: set a token, or list it in hosts"
+                )
+        else:
             scheme, _, given = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token):
                 return DebugResponse.error(

@@ -5,9 +5,13 @@ it (about 20 ms, with ``ssl``, ``subprocess`` and ``concurrent.futures``)
 when tracing starts. ``ImportHooks.when_imported`` installs a hook at once if
 its module is loaded, else when the module's own code has run: a finder at
 the front of ``sys.meta_path`` lets the other finders find the module, and
-wraps its loader's ``exec_module`` for that one import. The module's
-``__loader__`` and ``__spec__.loader`` are the original loader again by the
-time the importer sees it.
+makes the spec they give a :class:`_WatchedSpec` for that one import. The
+import machinery marks a spec ``_initializing`` while the module's code
+runs and clears the mark right after (``importlib._bootstrap._load_unlocked``,
+the same from 3.10 to 3.13); clearing it runs the hooks and turns the spec
+back into a plain ``ModuleSpec``. The loader is never wrapped, so nothing of
+the tracer is on the stack while the module's code runs: a traceback out of
+it (a Ctrl-C during the import) shows what it shows untraced.
 
 A hook that raises is reported through ``warn`` and never reaches the
 importer. ``close`` removes the finder; hooks still waiting are dropped.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
@@ -69,7 +74,7 @@ class ImportHooks:
         self.close()
 
     def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> Any:
-        """The spec the other finders give a waited-for module, its loader wrapped; None for any other."""
+        """The spec the other finders give a waited-for module, watched; None for any other."""
         if fullname not in self._waiting:
             return None
         for finder in list(sys.meta_path):
@@ -78,8 +83,9 @@ class ImportHooks:
             find = getattr(finder, "find_spec", None)
             spec = find(fullname, path, target) if find is not None else None
             if spec is not None:
-                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _InstallAfter(spec.loader, self, fullname)
+                if type(spec) is ModuleSpec:
+                    spec.__class__ = _WatchedSpec
+                    spec.__dict__["_xt_hooks"] = self
                 return spec
         return None
 
@@ -111,25 +117,23 @@ def _remove(finder: ImportHooks) -> None:
         pass
 
 
-class _InstallAfter:
-    """A loader that runs the real one, then the module's waiting hooks."""
+class _WatchedSpec(ModuleSpec):
+    """A waited-for module's spec during its import: when the import machinery clears ``_initializing``
+    (the module's code has run), it becomes a plain ``ModuleSpec`` again and the module's hooks run."""
 
-    def __init__(self, loader: Any, hooks: ImportHooks, name: str) -> None:
-        self._loader = loader
-        self._hooks = hooks
-        self._name = name
+    @property
+    def _initializing(self) -> bool:
+        return bool(self.__dict__.get("_xt_initializing", False))
 
-    def create_module(self, spec: Any) -> ModuleType | None:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        if getattr(module, "__loader__", None) is self:  # as if the real loader had loaded it
-            module.__loader__ = self._loader
-        spec = getattr(module, "__spec__", None)
-        if spec is not None and spec.loader is self:
-            spec.loader = self._loader
-        self._loader.exec_module(module)
-        self._hooks.installed(self._name, sys.modules.get(self._name, module))
-
-    def __getattr__(self, name: str) -> Any:  # get_resource_reader, is_package, get_code, ...
-        return getattr(self._loader, name)
+    @_initializing.setter
+    def _initializing(self, value: bool) -> None:
+        self.__dict__["_xt_initializing"] = value
+        if value:
+            return
+        hooks = self.__dict__.pop("_xt_hooks", None)
+        del self.__dict__["_xt_initializing"]
+        self.__class__ = ModuleSpec  # type: ignore[assignment]
+        self._initializing = False
+        module = sys.modules.get(self.name)
+        if hooks is not None and module is not None:  # else the import failed: the module is still waited for
+            hooks.installed(self.name, module)

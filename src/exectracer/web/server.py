@@ -1,8 +1,10 @@
 """The viewer's HTTP server: the page and its assets, and the JSON API over one trace.
 
-Binds to loopback unless told otherwise. Static files come only from the
-package's ``static`` folder; a malformed request gets a 4xx answer and the
-server keeps serving.
+Binds to loopback unless told otherwise, and answers only requests whose
+``Host`` is an address, ``localhost`` or a name it was told to accept (so a
+page elsewhere cannot read the trace through DNS rebinding). Static files
+come only from the package's ``static`` folder; a malformed request gets a
+4xx answer and the server keeps serving.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import mimetypes
 import threading
 import urllib.parse
+from collections.abc import Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import host_names
 from ..reader import Trace
 from .api import BadRequest, Download, NotFound, ViewerAPI
 
@@ -39,8 +43,9 @@ class ViewerServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, trace: Trace, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, trace: Trace, host: str = "127.0.0.1", port: int = 0, allowed_hosts: Iterable[str] = ()) -> None:
         self.api = ViewerAPI(trace)
+        self.allowed_hosts = host_names.names((host, *allowed_hosts))
         super().__init__((host, port), _Handler)
 
     @property
@@ -80,6 +85,13 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _route(self) -> None:
+        host = self.headers.get("Host")
+        if host is not None and not host_names.accepts_host(host, self.server.allowed_hosts):
+            self._json(
+                {"error": f"host {host[:100]!r} is not served here: open {self.server.url} (or view --allow-host)"},
+                HTTPStatus.FORBIDDEN,
+            )
+            return
         if len(self.path) > MAX_URL:
             self._json({"error": "request URL too long"}, HTTPStatus.REQUEST_URI_TOO_LONG)
             return
@@ -116,8 +128,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(result)
 
     def _static(self, relative: str) -> None:
-        target = (STATIC / relative).resolve()
-        if STATIC not in target.parents or not target.is_file():
+        try:
+            target = (STATIC / relative).resolve()
+            found = STATIC in target.parents and target.is_file()
+        except (OSError, ValueError):  # a NUL byte, a name too long
+            found = False
+        if not found:
             self._json({"error": "no such file"}, HTTPStatus.NOT_FOUND)
             return
         self._file(target)
