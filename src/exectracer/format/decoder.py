@@ -5,7 +5,8 @@ its crc32 before anything it says is used, sizes over ``MAX_CHUNK_BYTES``
 are refused before allocating, and zlib output is capped at the declared
 ``raw_length``. After a damaged chunk the reader resynchronises on the next
 ``XTCK`` whose header and crc validate; a file that ends inside a chunk is a
-truncated tail.
+truncated tail. A chunk whose sequence number an earlier chunk has is a repeat
+(a file appended to itself, a chunk copied): it is dropped and reported.
 """
 
 from __future__ import annotations
@@ -451,7 +452,23 @@ def decode(data: Data, progress: Progress | None = None) -> Decoded:
         if not scan.chunks:
             detail = "; ".join(str(p) for p in scan.problems) or f"the file ends after {len(view)} bytes"
             raise TraceFormatError(f"nothing readable in the trace ({detail})")
+        _drop_repeats(scan)
         return _decode_chunks(view, scan, progress)
+
+
+def _drop_repeats(scan: Scan) -> None:
+    """Drop each chunk whose sequence number an earlier chunk of the file has, as a problem: read twice, its events
+    would count twice."""
+    first: dict[int, Chunk] = {}
+    kept = []
+    for chunk in scan.chunks:
+        earlier = first.setdefault(chunk.seq, chunk)
+        if earlier is chunk:
+            kept.append(chunk)
+            continue
+        reason = f"{_kind_name(chunk.kind)} chunk seq {chunk.seq} repeats the sequence number of the chunk at byte"
+        scan.problems.append(Problem(chunk.offset, f"{reason} {earlier.offset}; dropped"))
+    scan.chunks = kept
 
 
 def _decode_chunks(view: memoryview, scan: Scan, progress: Progress | None) -> Decoded:
