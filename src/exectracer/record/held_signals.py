@@ -26,7 +26,7 @@ def handlers_held() -> Iterator[None]:
 
     Only the main thread runs Python signal handlers, so elsewhere nothing changes.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if threading.get_ident() != threading.main_thread().ident:  # not current_thread(): see tracer_thread
         yield
         return
     came: list[tuple[int, FrameType | None]] = []

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from collections.abc import Callable
 from types import ModuleType
 
@@ -38,7 +37,7 @@ class FinishOnTerm:
         self._finish = finish
         self._native = _native()
         self._write_fd = -1
-        self._thread: threading.Thread | None = None
+        self._thread: TracerThread | None = None
 
     def install(self) -> bool:
         """Catch SIGTERM if its action is the default and the C extension is there; whether it is caught."""
