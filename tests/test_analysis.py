@@ -99,18 +99,20 @@ def test_state_model_in_two_halves_matches_one(
     model: exectracer.Trace, monkeypatch: pytest.MonkeyPatch, max_merged_groups: int
 ) -> None:
     whole = StateIntervals(model)
-    single_rows, single_counts = states._grouped_rows(model, whole.goroutines)
+    single_rows, single_counts, single_unplaced = states._grouped_rows(model, whole.goroutines)
     monkeypatch.setattr(states, "WORKERS", 2)
     monkeypatch.setattr(states, "MIN_PART_ROWS", 1)
     monkeypatch.setattr(states, "MAX_MERGED_GROUPS", max_merged_groups)  # 1: the halves' indices sorted as one
-    rows, counts = states._grouped_rows(model, whole.goroutines)
+    rows, counts, unplaced = states._grouped_rows(model, whole.goroutines)
     assert np.array_equal(rows, single_rows) and np.array_equal(counts, single_counts)
+    assert np.array_equal(unplaced, single_unplaced)
     gi = np.repeat(np.arange(len(counts)), counts)
     first, second = states._halves(gi)
     assert first.stop == second.start and gi[first.stop - 1] != gi[second.start]
     halves = StateIntervals(model)
     for column in ("gi", "state", "start", "end", "stack", "waker"):
         assert np.array_equal(getattr(halves, column), getattr(whole, column)), column
+    assert halves.anomalies == whole.anomalies == {}
 
 
 def test_wakers_and_resume_stacks(model: exectracer.Trace) -> None:

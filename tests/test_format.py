@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+import io
 import json
 import re
 import struct
+import threading
+import time
 import tracemalloc
 import warnings
 import zlib
@@ -26,6 +30,7 @@ from exectracer.format.chunks import (
     Codec,
     file_header,
     make_chunk,
+    split_chunks,
 )
 from exectracer.format.encoder import events_chunk, json_chunk
 from exectracer.format.events import Kind, pack
@@ -533,3 +538,38 @@ def test_column_views_of_a_payload_read_as_its_decoded_columns() -> None:
     views = event_column_views(raw)
     assert [list(view) for view in views] == [list(column) for column in decode_event_rows(raw)]
     assert [len(view) for view in views] == [3, 3, 3]
+
+
+def test_a_file_appended_to_itself_counts_each_chunk_once() -> None:
+    """A real recording's chunks written twice (as ``cat t.xtrace t.xtrace`` minus the second header would)."""
+    sink = io.BytesIO()
+    with exectracer.trace(sink, chunk_events=16):
+        for _ in range(3):
+            gc.collect()
+            threading.Thread(target=time.sleep, args=(0.001,)).start()
+    data = sink.getvalue()
+    chunks = data[FILE_HEADER.size :]
+    original = exectracer.load(data, strict=True)
+    with pytest.warns(TraceWarning, match="repeats the sequence number of the chunk at byte") as caught:
+        doubled = exectracer.load(data + chunks)
+    n = len(list(split_chunks(data)))
+    assert f"{n} damaged chunk(s) skipped" in str(caught[0].message)
+    assert doubled.lost.chunks_skipped == n and doubled.lost.seq_gaps == ()
+    assert doubled.event_count == original.event_count
+    assert np.array_equal(doubled.events.ts, original.events.ts)
+    assert doubled.analysis.summary()["gc"] == original.analysis.summary()["gc"]
+    with pytest.raises(TraceFormatError, match="repeats the sequence number"):
+        exectracer.load(data + chunks, strict=True)
+
+
+def test_a_repeated_events_chunk_is_dropped() -> None:
+    chunks = stream_chunks()
+    first = offsets(chunks)[4]
+    with pytest.warns(
+        TraceWarning, match=f"EVENTS chunk seq 5 repeats the sequence number of the chunk at byte {first}"
+    ):
+        trace = exectracer.load(build(chunks[:5] + [chunks[4]] + chunks[5:]))
+    assert trace.event_count == 6
+    assert trace.lost.chunks_skipped == 1
+    assert [p.offset for p in trace.lost.problems] == [offsets(chunks)[5]]
+    assert trace.lost.clean_end

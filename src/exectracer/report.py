@@ -176,6 +176,7 @@ def _header(info: dict[str, Any], name: str, width: int) -> str:
         for k in ("chunks_skipped", "chunks_missing", "truncated_bytes", "hook_errors")
         if lost.get(k)
     ]
+    problems += [f"{count:,} {what} (left out)" for what, count in lost.get("anomalies", {}).items()]
     if not lost["clean_end"]:
         problems.append("the recording did not stop cleanly")
     title = printable(name)

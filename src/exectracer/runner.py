@@ -5,7 +5,10 @@ without the tracer, and ends with the same exit status: ``SystemExit`` and
 ``KeyboardInterrupt`` reach the interpreter as usual, an uncaught exception is
 printed by ``sys.excepthook`` (without the tracer's frames) and exits with 1.
 The trace is finished before that, once the program's non-daemon threads are
-done, as the interpreter waits for them before it exits.
+done, as the interpreter waits for them before it exits. A Ctrl-C while it is
+finished waits for it (and changes no exit status: the program had ended); a
+SIGTERM whose action is the default finishes it, then kills the process as
+it would have (``record/termination.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import click
 
 from .live.flight import FlightRecorder
 from .live.naming import trace_file_name
+from .record.held_signals import handlers_held
 from .record.recorder import is_tracing, start, stop
+from .record.termination import FinishOnTerm
 
 Report = Callable[[dict, float], None]
 
@@ -167,12 +172,16 @@ def run(program: Program, recording: Recording) -> int:
     the recording cannot start.
     """
     recording.start()
+    finish = _Finish(recording)
+    on_term = FinishOnTerm(lambda: finish(None))
+    on_term.install()
     error: BaseException | None = None
     try:
         error = _run_main(program)
         _wait_for_threads()
     finally:
-        recording.finish(error)
+        _finish_uninterrupted(finish, error)
+        on_term.release()
     if isinstance(error, KeyboardInterrupt):
         # printed already: let the interpreter exit as it does on Ctrl-C, quietly
         sys.excepthook = lambda *exc_info: None
@@ -180,6 +189,34 @@ def run(program: Program, recording: Recording) -> int:
     if isinstance(error, SystemExit):
         raise error
     return 1 if error is not None else 0
+
+
+class _Finish:
+    """``recording.finish(error)``, once, from whichever thread comes first (the program's end or a SIGTERM)."""
+
+    def __init__(self, recording: Recording) -> None:
+        self._recording = recording
+        self._lock = threading.Lock()
+        self._done = False
+
+    def __call__(self, error: BaseException | None) -> None:
+        with self._lock:
+            if not self._done:
+                self._done = True
+                self._recording.finish(error)
+
+
+def _finish_uninterrupted(finish: _Finish, error: BaseException | None) -> None:
+    """Finish the recording, a Ctrl-C meanwhile held off until it is done.
+
+    The program has ended by then: as Python does with a Ctrl-C during its
+    shutdown, the ``KeyboardInterrupt`` changes no exit status.
+    """
+    try:
+        with handlers_held():
+            finish(error)
+    except KeyboardInterrupt:
+        pass
 
 
 def start_tracing(output: str, **options: Any) -> None:

@@ -198,7 +198,7 @@ def profile(trace: TraceData, states: StateIntervals, type: str, selection: Sele
 
 
 def _span(trace: TraceData, selection: Selection) -> tuple[int, int]:
-    """The selection's span in absolute ns, checked."""
+    """The selection's span in absolute ns, checked (a whole trace of no duration: an empty span, no error)."""
     lo = trace.start_ns + (selection.start_ns or 0)
     hi = trace.start_ns + selection.end_ns if selection.end_ns is not None else trace.end_ns
     if selection.start_ns is None and selection.end_ns is None:

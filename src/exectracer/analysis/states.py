@@ -26,6 +26,10 @@ POOL_WORK_BEGIN     (a pool worker) running
 THREAD_END          ended
 ==================  ========================================================
 
+Events that fit no goroutine's states (a damaged trace: a lost chunk held
+the LOOP_START or the TASK_CREATE they need) are left out and counted in
+``StateIntervals.anomalies``, which the summary and every reader report.
+
 Then the samples (:func:`sampled_waits`): a thread found sleeping in the OS
 by consecutive samples, having used no CPU time between them, was blocked
 from the first of them to the last. Where the events say it was running
@@ -84,6 +88,12 @@ MAX_MERGED_GROUPS = 4096  # more goroutines: one sort of all events, not two sor
 
 LoopStarts = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]  # each LOOP_START's time, loop and thread
 
+# what does not fit the state machine, by the key StateIntervals.anomalies counts it under
+IDLE_OF_NO_THREAD = "loop idle events of a loop not started"
+OF_NO_GOROUTINE = "state events of a goroutine the trace does not name"
+AFTER_END = "state events of a goroutine after its end"
+ANOMALIES = (IDLE_OF_NO_THREAD, OF_NO_GOROUTINE, AFTER_END)
+
 _WAIT = 100  # marks kinds whose state comes from their category
 _STATE_OF_KIND = np.full(256, -1, dtype=np.int8)
 for _kind, _state in {
@@ -133,15 +143,18 @@ class StateIntervals:
     resumes; else the goroutine's entry point; -2: a loop's thread idle in
     its selector; -1: unknown) and ``waker`` (blocked and runnable: what made it
     ready, packed like a TASK_READY argument; 0 unknown).
+
+    ``anomalies``: how many events fit no goroutine's states (a damaged
+    trace), by what was wrong (:data:`ANOMALIES`; only those that occurred).
     """
 
     def __init__(self, trace: TraceData, goroutines: Goroutines | None = None) -> None:
         self.goroutines = goroutines if goroutines is not None else Goroutines(trace)
-        t = _gathered(trace, self.goroutines)
+        t, unplaced = _gathered(trace, self.goroutines)
         halves = _halves(t.gi)
         homes = _home_threads(trace, self.goroutines)
         # the first of two halves packs its intervals against the cut and the second from it: together one slice
-        kept = run_all(
+        parts = run_all(
             [
                 functools.partial(
                     _part_intervals, t.part(rows), trace.end_ns, self.goroutines, homes, i == 0 and len(halves) == 2
@@ -149,6 +162,10 @@ class StateIntervals:
                 for i, rows in enumerate(halves)
             ]
         )
+        after_end = sum(ended for _, ended in parts)
+        kept = [count for count, _ in parts]
+        counts = (*unplaced, after_end)
+        self.anomalies: dict[str, int] = {name: int(c) for name, c in zip(ANOMALIES, counts, strict=True) if c}
         cut = halves[0].stop
         first, last = (cut - kept[0], cut + kept[1]) if len(halves) == 2 else (0, kept[0])
         rows = slice(first, last)
@@ -223,9 +240,12 @@ class _Transitions:
         )
 
 
-def _grouped_rows(trace: TraceData, goroutines: Goroutines) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+def _grouped_rows(
+    trace: TraceData, goroutines: Goroutines
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
     """The rows of the events that change a goroutine's state, grouped by goroutine (time order within one),
-    and how many of them each goroutine has.
+    how many of them each goroutine has, and how many were left out as :data:`IDLE_OF_NO_THREAD` and
+    :data:`OF_NO_GOROUTINE`.
 
     Two halves of the events are worked on side by side. With few enough
     goroutines each half is also grouped on its own and the two are merged
@@ -237,28 +257,38 @@ def _grouped_rows(trace: TraceData, goroutines: Goroutines) -> tuple[NDArray[np.
     halves = _event_halves(len(gi))
     merge = len(halves) == 2 and n <= MAX_MERGED_GROUPS
     parts = run_all([functools.partial(_group_part, trace, goroutines, loops, gi, rows, merge) for rows in halves])
-    counts = np.sum([part_counts for part_counts, _ in parts], axis=0)
+    counts = np.sum([part_counts for part_counts, _, _ in parts], axis=0)
+    unplaced = np.sum([part_unplaced for _, _, part_unplaced in parts], axis=0)
     if merge:
-        return _merged(parts, halves[1].start, n), counts[:n]
-    return group_order(gi, n + 1)[: len(gi) - counts[n]], counts[:n]
+        return _merged([(c, order) for c, order, _ in parts], halves[1].start, n), counts[:n], unplaced
+    return group_order(gi, n + 1)[: len(gi) - counts[n]], counts[:n], unplaced
 
 
 def _group_part(
     trace: TraceData, goroutines: Goroutines, loops: LoopStarts, gi: NDArray[np.int32], rows: slice, group: bool
-) -> tuple[NDArray[np.intp], NDArray[np.intp] | None]:
+) -> tuple[NDArray[np.intp], NDArray[np.intp] | None, NDArray[np.intp]]:
     """Each event's goroutine index at ``rows``, written to ``gi[rows]``: ``n`` (a last group, left out) for an event
-    that changes no state of a goroutine the trace names. Returns how many events each group holds, and if
-    ``group``, the order (from ``rows.start``) that groups these events."""
+    that changes no state of a goroutine the trace names. Returns how many events each group holds, if
+    ``group`` the order (from ``rows.start``) that groups these events, and how many state events were left out
+    as :data:`IDLE_OF_NO_THREAD` and :data:`OF_NO_GOROUTINE`."""
     ev = trace.events
     n = len(goroutines)
     mine = gi[rows]
-    goroutines.index_of(ev.g[rows], out=mine)
+    g = ev.g[rows]
+    goroutines.index_of(g, out=mine)
     kind = ev.kind[rows]
+    changes = kind_lookup(_STATE_OF_KIND, kind) >= 0
     idle = np.flatnonzero(kinds_mask(kind, Kind.LOOP_IDLE_BEGIN, Kind.LOOP_IDLE_END))
+    idle_of_no_thread = 0
     if len(idle):  # a loop is no goroutine: its idle time is its thread's
-        mine[idle] = goroutines.index_of(_thread_at(loops, ev.ts[rows][idle], ev.g[rows][idle]))
-    mine[(mine < 0) | (kind_lookup(_STATE_OF_KIND, kind) < 0)] = n
-    return np.bincount(mine, minlength=n + 1), group_order(mine, n + 1) if group else None
+        thread = _thread_at(loops, ev.ts[rows][idle], g[idle])
+        idle_of_no_thread = int(np.count_nonzero(thread == 0))
+        mine[idle] = goroutines.index_of(thread)
+        changes[idle] = thread != 0  # counted above
+    unnamed = (mine < 0) & changes & (g != 0)  # g 0: the process (a GIL_WAIT of the sampler's own probe)
+    mine[(mine < 0) | ~changes] = n
+    unplaced = np.array([idle_of_no_thread, np.count_nonzero(unnamed)], dtype=np.intp)
+    return np.bincount(mine, minlength=n + 1), group_order(mine, n + 1) if group else None, unplaced
 
 
 def _merged(parts: list[tuple[NDArray[np.intp], NDArray[np.intp] | None]], offset: int, n: int) -> NDArray[np.intp]:
@@ -290,6 +320,8 @@ def _thread_at(loops: LoopStarts, ts: NDArray[np.int64], loop: NDArray[np.int64]
     thread = np.zeros(len(ts), dtype=np.int64)
     for one in np.unique(loop).tolist():
         here, at = loop == one, start_loop == one
+        if not at.any():  # a loop never started (its LOOP_START lost): no thread
+            continue
         before = np.searchsorted(start_ts[at], ts[here], side="right") - 1
         thread[here] = np.where(before >= 0, start_thread[at][np.maximum(before, 0)], 0)
     return thread
@@ -302,10 +334,11 @@ def _event_halves(n: int) -> list[slice]:
     return [slice(0, n // 2), slice(n // 2, n)]
 
 
-def _gathered(trace: TraceData, goroutines: Goroutines) -> _Transitions:
-    """The transitions, grouped: their goroutine, their events' kind, time and argument, and room for their states."""
+def _gathered(trace: TraceData, goroutines: Goroutines) -> tuple[_Transitions, NDArray[np.intp]]:
+    """The transitions, grouped: their goroutine, their events' kind, time and argument, and room for their states;
+    and the counts of state events left out (see :func:`_grouped_rows`)."""
     ev = trace.events
-    rows, counts = _grouped_rows(trace, goroutines)
+    rows, counts, unplaced = _grouped_rows(trace, goroutines)
     n = len(rows)
     kind, ts, arg = np.empty(n, dtype=np.uint8), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)
     calls = [
@@ -314,7 +347,8 @@ def _gathered(trace: TraceData, goroutines: Goroutines) -> _Transitions:
     ]
     gi = run_all([functools.partial(np.repeat, np.arange(len(counts), dtype=np.int32), counts), *calls])[0]
     waker = rows.astype(np.int64, copy=False)  # the rows' memory, already in use, holds the wakers
-    return _Transitions(gi, ts, np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int32), waker, kind, arg)
+    transitions = _Transitions(gi, ts, np.empty(n, dtype=np.int8), np.empty(n, dtype=np.int32), waker, kind, arg)
+    return transitions, unplaced
 
 
 def _halves(gi: NDArray[np.int32]) -> list[slice]:
@@ -329,12 +363,26 @@ def _halves(gi: NDArray[np.int32]) -> list[slice]:
 
 def _part_intervals(
     t: _Transitions, trace_end: int, goroutines: Goroutines, homes: NDArray[np.int64], to_end: bool
-) -> int:
+) -> tuple[int, int]:
     """Turn the transitions of the goroutines in ``t`` into their intervals, packed at the start of its columns
-    (at their end if ``to_end``; ``ts`` holds the starts and ``arg`` the ends); return how many there are.
+    (at their end if ``to_end``; ``ts`` holds the starts and ``arg`` the ends); return how many there are, and how
+    many transitions came after their goroutine's end (:data:`AFTER_END`: left out).
     ``homes``: each goroutine's own thread (:func:`_home_threads`)."""
     _assign_states(t, goroutines, homes)
-    return len(_intervals(_without_repeats(t, to_end), trace_end, goroutines, to_end)[0])
+    after_end = _after_end(t)
+    return len(_intervals(_without_repeats(t, to_end), trace_end, goroutines, to_end)[0]), after_end
+
+
+def _after_end(t: _Transitions) -> int:
+    """Make every transition after its goroutine's end a repeat of the end (dropped); return how many there were."""
+    ended = t.state == State.ENDED
+    if not ended.any():
+        return 0
+    seen = np.maximum.accumulate(np.where(ended, np.arange(len(ended)), -1))  # the last end at or before each row
+    late = (seen >= 0) & ~ended
+    late[late] = t.gi[late] == t.gi[seen[late]]
+    t.state[late] = State.ENDED
+    return int(np.count_nonzero(late))
 
 
 def _assign_states(t: _Transitions, goroutines: Goroutines, homes: NDArray[np.int64]) -> None:

@@ -51,7 +51,7 @@ def summarize(
     start = trace.start_ns
     goroutines = [_goroutine(g, row, start) for g, row in zip(states.goroutines.list, times.tolist(), strict=True)]
     return {
-        "trace": _trace_info(trace),
+        "trace": _trace_info(trace, states.anomalies),
         "goroutines": goroutines,
         "groups": _groups(goroutines, times),
         "gc": collections.stats(),
@@ -137,7 +137,7 @@ def _blocked_by_stack(states: StateIntervals) -> tuple[NDArray[np.int64], NDArra
     return keys, count.astype(np.intp), total
 
 
-def _trace_info(trace: TraceData) -> dict[str, Any]:
+def _trace_info(trace: TraceData, anomalies: dict[str, int]) -> dict[str, Any]:
     python = trace.metadata.get("python")
     if not isinstance(python, dict):
         python = {}
@@ -156,6 +156,7 @@ def _trace_info(trace: TraceData) -> dict[str, Any]:
             "truncated_bytes": lost.truncated_bytes,
             "clean_end": lost.clean_end,
             "hook_errors": lost.hook_error_count,
+            "anomalies": dict(anomalies),  # events that fit no goroutine's states, left out (a damaged trace)
         },
         "unseen": list(lost.unseen),  # what the recorder could not see (a loop no hook sees, ...)
     }

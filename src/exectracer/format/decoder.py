@@ -7,7 +7,8 @@ are refused before allocating, and zlib output is capped at the declared
 :func:`inflate_budget` (a file of valid chunks that each inflate to the
 limit would otherwise take memory without bound). After a damaged chunk the reader resynchronises on the next
 ``XTCK`` whose header and crc validate; a file that ends inside a chunk is a
-truncated tail.
+truncated tail. A chunk whose sequence number an earlier chunk has is a repeat
+(a file appended to itself, a chunk copied): it is dropped and reported.
 """
 
 from __future__ import annotations
@@ -481,6 +482,7 @@ def decode(data: Data, progress: Progress | None = None, max_inflated: int | Non
         if not scan.chunks:
             detail = "; ".join(str(p) for p in scan.problems) or f"the file ends after {len(view)} bytes"
             raise TraceFormatError(f"nothing readable in the trace ({detail})")
+        _drop_repeats(scan)
         _check_inflated(scan, len(view), max_inflated)
         return _decode_chunks(view, scan, progress)
 
@@ -494,6 +496,21 @@ def _check_inflated(scan: Scan, size: int, limit: int | None) -> None:
             f"its chunks inflate to {declared:,} bytes, over the {budget:,} allowed for a file of {size:,} bytes "
             f"(traces compress {INFLATE_RATIO} times at most; load(..., max_inflated=N) takes a larger budget)"
         )
+
+
+def _drop_repeats(scan: Scan) -> None:
+    """Drop each chunk whose sequence number an earlier chunk of the file has, as a problem: read twice, its events
+    would count twice."""
+    first: dict[int, Chunk] = {}
+    kept = []
+    for chunk in scan.chunks:
+        earlier = first.setdefault(chunk.seq, chunk)
+        if earlier is chunk:
+            kept.append(chunk)
+            continue
+        reason = f"{_kind_name(chunk.kind)} chunk seq {chunk.seq} repeats the sequence number of the chunk at byte"
+        scan.problems.append(Problem(chunk.offset, f"{reason} {earlier.offset}; dropped"))
+    scan.chunks = kept
 
 
 def _decode_chunks(view: memoryview, scan: Scan, progress: Progress | None) -> Decoded:

@@ -373,6 +373,11 @@ if sys.version_info < (3, 11):
 if sys.platform != "win32":
     def pread_start(fd: int, /) -> bytes:
         """The first 256 bytes of the file at ``fd`` (from offset 0), read holding the GIL."""
+    def term_notify(fd: int, /) -> bool:
+        """If SIGTERM's action is the default, catch it at the OS level (Python's ``signal`` still says
+        SIG_DFL): write its number to ``fd`` (non-blocking) and put the default back. False if it was not."""
+    def term_release() -> None:
+        """Put SIGTERM's default action back if ``term_notify``'s handler is still set."""
 
 # Only where the libz the zlib module loaded is a shared library of its own (look it up with getattr).
 def compress_whole(data: Buffer, level: int, /) -> bytes:

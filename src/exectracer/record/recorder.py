@@ -24,6 +24,7 @@ from .blocking import Waits
 from .gc_hooks import HeapProbe
 from .gil import GilLateness
 from .handoff import GilHandoff
+from .held_signals import handlers_held
 from .imports import ImportHooks
 from .interner import Interner
 from .native import hook_state as native_hook_state
@@ -428,14 +429,18 @@ def start_recorder(dest: str | os.PathLike[str] | Sink, **options: Any) -> Recor
 
 
 def stop_recorder(recorder: Recorder | None = None) -> dict:
-    """Stop the running recording, only if it is ``recorder`` when one is given; return its totals."""
-    with _lock:
-        running = current()
-        if running is None or (recorder is not None and running is not recorder):
-            raise TracingError("tracing is not running" if recorder is None else "this recording is not running")
-        _current.recording = None
-        _annotations.annotation_sink(None)
-    return running.stop()
+    """Stop the running recording, only if it is ``recorder`` when one is given; return its totals.
+
+    A signal's Python handler (Ctrl-C's ``KeyboardInterrupt``) runs once the trace is complete, not inside.
+    """
+    with handlers_held():
+        with _lock:
+            running = current()
+            if running is None or (recorder is not None and running is not recorder):
+                raise TracingError("tracing is not running" if recorder is None else "this recording is not running")
+            _current.recording = None
+            _annotations.annotation_sink(None)
+        return running.stop()
 
 
 def is_tracing() -> bool:

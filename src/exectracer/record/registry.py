@@ -13,7 +13,7 @@ from types import CoroutineType, GeneratorType
 from typing import Any
 
 from ..format.events import ARG_SHIFT, MASK64, WAKER_MASK, WAKER_SHIFT, Kind, Waker, pack
-from ..tracer_thread import TracerThread
+from ..tracer_thread import is_tracer_thread
 from .interner import Interner
 from .store import EventStore
 
@@ -85,8 +85,8 @@ class Registry:
         """
         if ident in self._own:
             return 0
-        if isinstance(thread, TracerThread):
-            self.threads[ident] = 0  # remembered: it may call hooks before threading lists it
+        if is_tracer_thread(ident):
+            self.threads[ident] = 0  # remembered: one of ours (a debug server's request thread) calling hooks
             return 0
         if g is None:
             g = self.new_g()

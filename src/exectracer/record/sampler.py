@@ -40,6 +40,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from ..format.events import ARG_SHIFT, CATEGORY_SHIFT, Kind, ThreadState
+from ..tracer_thread import TracerThread
 from .gil import GilLateness
 from .gil_futex import first_argument, gil_futexes
 from .handoff import NEVER, SAMPLER, GilHandoff
@@ -254,7 +255,7 @@ class Sampler:
         self._files_pending = False  # a hook's sample left a thread's /proc files to open or close
         self._due = NEVER  # perf_counter ns of the next sample
         self._cpu_base = _process_cpu() if self._proc else -1  # the process's CPU time at the recording's start
-        self._thread = threading.Thread(target=self._run, name="exectracer-sampler", daemon=True)
+        self._thread = TracerThread(target=self._run, name="exectracer-sampler", daemon=True)
 
     def start(self) -> None:
         """Start sampling (the sampler's thread joins ``own_threads``)."""

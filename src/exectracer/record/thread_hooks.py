@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from ..format.events import Kind, pack
-from ..tracer_thread import TracerThread
 from .hook_errors import caught
 from .patcher import Patcher
 from .registry import Registry
@@ -26,13 +25,12 @@ def install(patcher: Patcher, events: EventStore, registry: Registry, active: An
     orig_start = threading.Thread.start
 
     def start(thread: threading.Thread) -> None:
-        if not isinstance(thread, TracerThread):
-            try:
-                g = registry.new_g()
-                setattr(thread, THREAD_G_ATTR, g)
-                emit((pack(Kind.THREAD_CREATE, registry.current_g()), clock(), g))
-            except Exception:
-                caught("thread.start")
+        try:
+            g = registry.new_g()
+            setattr(thread, THREAD_G_ATTR, g)
+            emit((pack(Kind.THREAD_CREATE, registry.current_g()), clock(), g))
+        except Exception:
+            caught("thread.start")
         orig_start(thread)
 
     orig_bootstrap = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]

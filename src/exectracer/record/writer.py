@@ -51,6 +51,7 @@ from ..format.encoder import (
     json_payload,
 )
 from ..format.events import Kind, pack
+from ..tracer_thread import TracerThread
 from .handoff import COLLECTOR, NEVER, WRITER, GilHandoff
 from .interner import Interner, take_all
 from .native import speedups
@@ -127,8 +128,8 @@ class Writer:
         self.bytes_written = 0
         self.write_error: str | None = None
         self.thread_idents: set[int] = set()
-        self._collector = threading.Thread(target=self._collect_loop, name="exectracer-collector", daemon=True)
-        self._io = threading.Thread(target=self._io_loop, name="exectracer-io", daemon=True)
+        self._collector = TracerThread(target=self._collect_loop, name="exectracer-collector", daemon=True)
+        self._io = TracerThread(target=self._io_loop, name="exectracer-io", daemon=True)
 
     # -- lifecycle ---------------------------------------------------------
 

@@ -468,6 +468,8 @@ def _warnings(trace: Trace) -> list[str]:
         for error in lost.hook_errors
     ]
     out += [f"not seen by the recorder: {note}" for note in lost.unseen]
+    anomalies = trace.analysis.states.anomalies
+    out += [f"{count:,} {what}: left out of the states (a damaged trace)" for what, count in anomalies.items()]
     return out
 
 

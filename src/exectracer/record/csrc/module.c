@@ -75,6 +75,10 @@ static PyMethodDef methods[] = {
 #ifndef _WIN32
     {"pread_start", (PyCFunction)(void (*)(void))xt_pread_start, METH_FASTCALL,
      "pread_start(fd): the first 256 bytes of the file at fd (from offset 0), read holding the GIL."},
+    {"term_notify", xt_term_notify, METH_O,
+     "term_notify(fd): if SIGTERM's action is the default, catch it at the OS level: write its number to fd "
+     "(non-blocking) and put the default back; False if its action was not the default."},
+    {"term_release", xt_term_release, METH_NOARGS, "Put SIGTERM's default action back if term_notify's handler is still set."},
 #endif
     {"kept_positions", xt_kept_positions, METH_VARARGS,
      "kept_positions(codes, gs, wanted, of_task, live): the positions of the events LiveDescriptions.absorb takes in."},

@@ -64,7 +64,8 @@
    - thread_waits.c  Timed, the wait sink, the hooks' samples, LockWrapper
    - regions.c       Region and its sink
    - flight.c        kept_positions (a flight recorder's dropped chunks)
-   - platform.c      /proc reads, zlib's compress2 found at run time */
+   - platform.c      /proc reads, zlib's compress2 found at run time
+   - termination.c   SIGTERM under `exectracer run`: finish the trace, then die of it */
 
 #ifndef EXECTRACER_SPEEDUPS_H
 #define EXECTRACER_SPEEDUPS_H
@@ -477,6 +478,11 @@ XT_INTERNAL PyObject *xt_kept_positions(PyObject *module, PyObject *args);
 XT_INTERNAL PyObject *xt_pread_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 XT_INTERNAL int xt_find_loaded_zlib(void);  /* 1 if compress_whole can be defined */
 XT_INTERNAL extern PyMethodDef xt_compress_whole_def;
+#endif
+/* termination.c */
+#ifndef _WIN32
+XT_INTERNAL PyObject *xt_term_notify(PyObject *module, PyObject *fd);
+XT_INTERNAL PyObject *xt_term_release(PyObject *module, PyObject *unused);
 #endif
 
 #endif /* EXECTRACER_SPEEDUPS_H */
