@@ -89,7 +89,7 @@ class Goroutines:
             out.fill(-1)
             return out
         top = int(self.ids[-1])
-        if top < MAX_LOOKUP_ID:
+        if 0 <= self.ids[0] and top < MAX_LOOKUP_ID:  # small ids (a trace's are; a damaged one's may be any): a table
             lut = np.full(top + 2, -1, dtype=np.int32)
             lut[self.ids] = np.arange(len(self.ids), dtype=np.int32)
             if len(g) and (g.min() < 0 or g.max() > top):

@@ -539,7 +539,7 @@ def _decode_chunks(view: memoryview, scan: Scan, progress: Progress | None) -> D
             problems.append(Problem(chunk.offset, f"{_kind_name(chunk.kind)} chunk seq {chunk.seq}: {exc}"))
             skipped += 1
     strings[0] = "?"
-    code, ts, g = events.sorted_by_time()
+    code, ts, g = _events_in_range(*events.sorted_by_time(), problems)
     return Decoded(
         version=scan.version,
         metadata=metadata,
@@ -554,6 +554,18 @@ def _decode_chunks(view: memoryview, scan: Scan, progress: Progress | None) -> D
         truncated_bytes=scan.truncated_bytes,
         seq_gaps=seq_gaps([c.seq for c in scan.chunks]),
     )
+
+
+def _events_in_range(
+    code: NDArray[np.int64], ts: NDArray[np.int64], g: NDArray[np.int64], problems: list[Problem]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """The events (sorted by time) whose time is from 0 to ``MAX_ID``: a clock never gives others, and
+    the analyses compute with them. Those left out are one problem."""
+    lo, hi = np.searchsorted(ts, [0, MAX_ID])
+    if lo == 0 and hi == len(ts):
+        return code, ts, g
+    problems.append(Problem(0, f"{len(ts) - (hi - lo)} events with times out of range left out"))
+    return code[lo:hi], ts[lo:hi], g[lo:hi]
 
 
 def _read_stream(fd: int) -> bytes:
