@@ -55,6 +55,8 @@ typedef struct {
     PtrMap code_flags;         /* code object -> 2: one suspension point, 1: more */
     PyObject *last_task_type;  /* borrowed (is_task_type holds it): the type is_task saw last */
     int last_is_task;
+    PyObject *last_cb_type;    /* the type of the callback seen last, and whether step_types holds it */
+    int last_stepping;
     int context_entered;       /* the loop entered the handle's context before calling (UvSoon hands it over) */
     FastAttr handle_callback, handle_context, handle_args, handle_loop, handle_waker, handle_queued, task_fut_waiter, task_coro, wrapper_self;
 } StepRunner;
@@ -63,7 +65,7 @@ typedef struct {
     X(fallback) X(run_callback) X(step_types) X(task_classes) X(is_task_type) X(tasks) X(task_g) \
     X(hook_state.local) X(hook_state.dict) X(rows) X(one_await) X(chain_cache) X(define_chain) X(executor_futures) \
     X(ready_type) X(report_error) X(clock) X(code_for) X(loops) X(loop_id) X(name_cache) X(name_id) X(timer_type) \
-    X(looked_at) X(wrapped)
+    X(looked_at) X(wrapped) X(last_cb_type)
 
 #define STEP_RUNNER_ATTRS(X) \
     X(handle_callback) X(handle_context) X(handle_args) X(handle_loop) X(handle_waker) X(handle_queued) X(task_fut_waiter) X(task_coro) \
@@ -124,6 +126,21 @@ is_task(StepRunner *self, PyObject *task)
         return -1;
     }
     return result;
+}
+
+/* Whether a callback of `type` may be a task's step (step_types holds it); -1 on error */
+static int
+is_step_type(StepRunner *self, PyObject *type)
+{
+    if (type == self->last_cb_type) {
+        return self->last_stepping;
+    }
+    int stepping = PySet_Contains(self->step_types, type);
+    if (stepping >= 0) {
+        Py_XSETREF(self->last_cb_type, Py_NewRef(type));
+        self->last_stepping = stepping;
+    }
+    return stepping;
 }
 
 /* The goroutine id of `task`, registering it if new; -1 on error */
@@ -701,7 +718,7 @@ step_runner_run(StepRunner *self, const Job *job)
     PyObject *result = NULL, *task = NULL;
     uint64_t g = 0;
     int known = 0, registered = 0;
-    int stepping = PySet_Contains(self->step_types, (PyObject *)Py_TYPE(cb));
+    int stepping = is_step_type(self, (PyObject *)Py_TYPE(cb));
     if (stepping == 1) {
         task = callback_self(self, cb);
         known = task == NULL ? -1 : is_task(self, task);

@@ -55,11 +55,20 @@ uv_call_clear(UvCall *self)
     return 0;
 }
 
+/* Freed UvCalls kept for the next ones (the GIL guards it): one is made and freed per callback */
+#define UV_CALL_KEPT 32
+static UvCall *uv_call_kept[UV_CALL_KEPT];
+static int uv_calls_kept;
+
 static void
 uv_call_dealloc(UvCall *self)
 {
     PyObject_GC_UnTrack(self);
     uv_call_clear(self);
+    if (uv_calls_kept < UV_CALL_KEPT) {
+        uv_call_kept[uv_calls_kept++] = self;
+        return;
+    }
     PyObject_GC_Del(self);
 }
 
@@ -68,7 +77,14 @@ static PyObject *
 uv_call_new(PyObject *runner, PyObject *loop, PyObject *callback, PyObject *args, uint64_t queued, uint64_t waker,
             int timer)
 {
-    UvCall *self = PyObject_GC_New(UvCall, &xt_UvCallType);
+    UvCall *self = NULL;
+    if (uv_calls_kept > 0) {
+        self = uv_call_kept[--uv_calls_kept];
+        PyObject_Init((PyObject *)self, &xt_UvCallType);
+    }
+    else {
+        self = PyObject_GC_New(UvCall, &xt_UvCallType);
+    }
     if (self == NULL) {
         Py_XDECREF(args);
         return NULL;
@@ -148,6 +164,7 @@ typedef struct {
     PyObject *thread_waker;    /* thread_waker() -> the calling thread's waker code */
     PyObject *outside;         /* outside(loop, frame) -> waker code of what uvloop called from C (Python) */
     PyObject *named_codes;     /* list: the code objects `named` holds, kept alive */
+    PyObject *kwnames;         /* the last ("context",) tuple a caller passed (the C Task's is not interned) */
     PtrMap named;              /* outermost code object -> its waker code */
     uint64_t from_c;           /* the waker code of what uvloop's C code queued itself; 0: not yet named */
     int when;                  /* 1: a time comes before the callback */
@@ -155,7 +172,7 @@ typedef struct {
 
 #define UV_SOON_OBJECTS(X) \
     X(fallback) X(orig) X(runner) X(clock) X(noted) X(boundaries) X(running_loop) X(thread_waker) X(outside) \
-    X(named_codes) X(wrapped)
+    X(named_codes) X(wrapped) X(kwnames)
 #define NAMED_MAX 4096  /* outermost functions remembered; past that, each is named again by the Python rule */
 
 static int
@@ -272,9 +289,13 @@ parse_call(UvSoon *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
     if (kwnames != NULL) {
         PyObject *name = PyTuple_GET_SIZE(kwnames) == 1 ? PyTuple_GET_ITEM(kwnames, 0) : NULL;
         PyObject *context_name = PyTuple_GET_ITEM(context_kwnames, 0);
-        if (name == NULL || (name != context_name && PyUnicode_Compare(name, context_name) != 0)) {
+        if (kwnames != self->kwnames
+            && (name == NULL || (name != context_name && PyUnicode_Compare(name, context_name) != 0))) {
             PyErr_Clear();
             return 1;
+        }
+        if (kwnames != self->kwnames) {  /* ("context",): the same tuple is known next time */
+            Py_XSETREF(self->kwnames, Py_NewRef(kwnames));
         }
         *context = args[nargs];
     }
