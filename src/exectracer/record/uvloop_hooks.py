@@ -115,6 +115,8 @@ class _QueuedCall:
         self._run(self)
 
     def __getattr__(self, name: str) -> Any:
+        if name in _QueuedCall.__slots__:  # not set (a copy being made, say): not the callback's
+            raise AttributeError(name)
         return getattr(self._callback, name)
 
     def __repr__(self) -> str:
