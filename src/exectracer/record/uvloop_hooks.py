@@ -92,27 +92,15 @@ PROTOCOL_METHODS = frozenset(
 
 class _QueuedCall:
     """A callback queued on a uvloop loop, stamped with when (``_xt_ts``) and by whom (``_xt_waker``) it was
-    queued: uvloop calls it with no arguments, inside the callback's context, and it has ``_run`` (the runner made
-    with ``queued``) run and record it. The Python twin of the C ``UvCall``.
+    queued: uvloop calls it with no arguments, inside the callback's context. The Python twin of the C ``UvCall``.
 
-    It passes for its callback where uvloop shows it (the repr of its handles, the message of a callback's
-    exception, its debug mode's names): its other attributes, repr and str are the callback's.
+    Each recording makes its own subclasses (``queued_types``), whose ``__call__`` is the runner made with
+    ``queued``: uvloop's call is the runner's, with no frame in between. It passes for its callback where uvloop
+    shows it (the repr of its handles, the message of a callback's exception, its debug mode's names): its other
+    attributes, repr and str are the callback's.
     """
 
-    __slots__ = ("_args", "_callback", "_loop", "_run", "_xt_ts", "_xt_waker")
-
-    def __init__(self, run: Callable[[Any], None], loop: Any, callback: Any, args: tuple, ts: int, waker: int) -> None:
-        self._run, self._loop, self._callback, self._args, self._xt_ts, self._xt_waker = (
-            run,
-            loop,
-            callback,
-            args,
-            ts,
-            waker,
-        )
-
-    def __call__(self) -> None:
-        self._run(self)
+    __slots__ = ("_args", "_callback", "_loop", "_xt_ts", "_xt_waker")
 
     def __getattr__(self, name: str) -> Any:
         if name in _QueuedCall.__slots__:  # not set (a copy being made, say): not the callback's
@@ -126,10 +114,10 @@ class _QueuedCall:
         return str(self._callback)
 
 
-class _QueuedTimerCall(_QueuedCall):
-    """A timer's callback (``call_later``, ``call_at``) as a ``_QueuedCall``."""
-
-    __slots__ = ()
+def queued_types() -> tuple[Any, Any]:
+    """A recording's own classes of queued calls, ``call_soon``'s and a timer's; set ``__call__`` on the first."""
+    soon = type("_QueuedCall", (_QueuedCall,), {"__slots__": (), "__module__": __name__})
+    return soon, type("_QueuedTimerCall", (soon,), {"__slots__": (), "__module__": __name__})
 
 
 class _CythonPatcher:
@@ -209,8 +197,11 @@ def _hook_scheduling(patcher: Patcher, hooks: Shared, loop_cls: type, wakers: _W
     """``call_soon``, ``call_soon_threadsafe``, ``call_later``, ``call_at``: the callback handed over wrapped."""
     clock, local, outside = hooks.clock, hooks.local, wakers.outside
     # the Python runner of the _QueuedCall made here; the C one of the C UvSoon's UvCall
-    run = step_runner(hooks, _QueuedTimerCall, queued=_QueuedCall, native=False)
-    native_run = step_runner(hooks, _QueuedTimerCall, queued=_QueuedCall) if hooks.native is not None else run
+    soon_call, timer_call = queued_types()
+    run = step_runner(hooks, timer_call, queued=soon_call, native=False)
+    soon_call.__call__ = run  # uvloop calls the runner itself
+    native_run = step_runner(hooks, timer_call, queued=soon_call) if hooks.native is not None else run
+    new_call = object.__new__
     context_type, get_frame = contextvars.Context, sys._getframe
 
     noted = False
@@ -218,7 +209,13 @@ def _hook_scheduling(patcher: Patcher, hooks: Shared, loop_cls: type, wakers: _W
     def call_for(kind: type, loop: Any, callback: Any, args: tuple) -> Any:
         if not noted:  # the first uvloop loop seen: the trace says what it lacks
             note()
-        return kind(run, loop, callback, args, clock(), local.cur or outside(loop, get_frame(2)))
+        call: Any = new_call(kind)
+        call._loop = loop
+        call._callback = callback
+        call._args = args
+        call._xt_ts = clock()
+        call._xt_waker = local.cur or outside(loop, get_frame(2))
+        return call
 
     def wraps(callback: Any, context: Any) -> bool:
         """Whether to hand ``callback`` over wrapped (else uvloop sees it as it is, and raises as it does)."""
@@ -228,7 +225,7 @@ def _hook_scheduling(patcher: Patcher, hooks: Shared, loop_cls: type, wakers: _W
         def call_soon(loop: Any, callback: Any, *args: Any, context: Any = None) -> Any:
             if wraps(callback, context):
                 try:
-                    call = call_for(_QueuedCall, loop, callback, args)
+                    call = call_for(soon_call, loop, callback, args)
                 except Exception:
                     caught("uvloop.call_soon")
                 else:
@@ -241,7 +238,7 @@ def _hook_scheduling(patcher: Patcher, hooks: Shared, loop_cls: type, wakers: _W
         def call_later(loop: Any, when: Any, callback: Any, *args: Any, context: Any = None) -> Any:
             if wraps(callback, context):
                 try:
-                    call = call_for(_QueuedTimerCall, loop, callback, args)
+                    call = call_for(timer_call, loop, callback, args)
                 except Exception:
                     caught("uvloop.call_later")
                 else:
