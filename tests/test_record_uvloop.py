@@ -230,7 +230,8 @@ def test_plain_callbacks_are_loop_work(record):
         await done
 
     rec = record(lambda: uvloop.run(main()))
-    assert ran == ["soon", "later"]
+    # libuv runs due timers before uvloop's ready queue: on a loaded machine the 10 ms may pass first
+    assert sorted(ran) == ["later", "soon"]
     begins = rec.of(Kind.CALLBACK_BEGIN)
     names = {rec.trace.strings[int(rec.arg[i]) >> 3] for i in begins}
     assert any(name.endswith("list.append") for name in names)
