@@ -123,7 +123,7 @@ class StepRunner:
         name_id: Callable[[Any], int],  # CallbackNames.name_id(callback)
         timer_type: type,  # asyncio.TimerHandle
         looked_at: set[int],  # AwaitChains.looked_at
-        context_entered: bool,  # the loop calls it inside the handle's context already (UvSoon's)
+        context_entered: bool,  # runs the UvCalls a loop calls inside their context (UvSoon's), not handles
     ) -> Self: ...
     def __call__(self, handle: Any, /) -> None: ...
     __wrapped__: Callable[..., Any]  # Handle._run
@@ -157,15 +157,16 @@ class ReadySoon:
 @final
 class UvSoon:
     """uvloop.Loop's call_soon, call_soon_threadsafe, call_later and call_at for the recording: the callback handed
-    over as a stamped handle that a StepRunner runs, in the callback's own context."""
+    over as a stamped call (a UvCall, which passes for the callback) that uvloop calls in the callback's own context
+    and a StepRunner runs and records."""
 
     def __new__(
         cls,
         *,
         fallback: FunctionType,  # the Python hook: fallback(loop, [when,] callback, *args, context=None)
         orig: Callable[..., Any],  # uvloop's method
-        runner: StepRunner,  # runs a handle and records it; made with context_entered
-        maker: ReadySoon,  # makes the stamped handle
+        runner: StepRunner,  # runs a UvCall and records it; made with context_entered
+        clock: Callable[[], int],
         noted: Callable[[], object] | None,  # called once, at the first callback handed over
         boundaries: tuple[CodeType, ...],  # code of the functions that run a loop
         running_loop: Callable[[], Any],  # asyncio.events._get_running_loop

@@ -268,12 +268,16 @@ def _hook_steps(patcher: Patcher, hooks: Shared) -> None:
     patcher.replace(asyncio.events.Handle, "_run", step_runner(hooks, asyncio.events.TimerHandle))
 
 
-def step_runner(hooks: Shared, timer_handle: type, context_entered: bool = False) -> Callable[[Any], None]:
-    """What runs a handle and records it (the C ``StepRunner``, else ``handle_run``);
+def step_runner(
+    hooks: Shared, timer_handle: type, queued: type | None = None, native: bool = True
+) -> Callable[[Any], None]:
+    """What runs a handle and records it (the C ``StepRunner`` unless ``native`` is false, else ``handle_run``);
     a handle of type ``timer_handle`` is a timer's callback.
 
-    ``context_entered`` (C only): the loop calls the runner inside the handle's context already (uvloop's, given the
-    handle's context by ``UvSoon``), so the runner does not enter it again."""
+    With ``queued``, it runs the calls a loop that keeps its own queue calls (uvloop's): a ``queued`` object (or a
+    ``timer_handle``) stamped as a ``_ReadyHandle`` is, run inside the context the loop entered, an exception of
+    the callback raised to the loop (which reports it) once the run is recorded. The C runner made so (with
+    ``context_entered``) runs the C ``UvCall``; ``handle_run`` is its Python twin."""
     emit, clock, local, tasks, loops = hooks.emit, hooks.clock, hooks.local, hooks.tasks, hooks.loops
     task_g, loop_id = hooks.registry.task_g, hooks.registry.loop_id
     step_callback_types, end_code, executor_futures = hooks.step_callback_types, hooks.end_code, hooks.executor_futures
@@ -281,8 +285,9 @@ def step_runner(hooks: Shared, timer_handle: type, context_entered: bool = False
     name_cache = names.cache
     task_classes = _task_classes()
     is_task_type: dict[type, bool] = {}
-    ready_handle = _ReadyHandle
+    ready_handle: type[Any] = _ReadyHandle if queued is None else queued
     orig_run = asyncio.events.Handle._run
+    loop_reports = queued is not None  # the loop runs us in the callback's context and reports its exception
 
     def handle_run(handle: Any) -> None:
         """Replaces ``Handle._run``: runs the callback as asyncio does, and records it."""
@@ -297,12 +302,19 @@ def step_runner(hooks: Shared, timer_handle: type, context_entered: bool = False
                 prev = local.cur
                 local.cur = _TASK_WAKER | g << WAKER_SHIFT
                 start = clock()
+                error = None
                 try:
-                    handle._context.run(cb, *handle._args)
+                    if loop_reports:
+                        cb(*handle._args)
+                    else:
+                        handle._context.run(cb, *handle._args)
                 except (SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as exc:
-                    report_callback_error(handle, exc)
+                    if loop_reports:
+                        error = exc
+                    else:
+                        report_callback_error(handle, exc)
                 finally:
                     local.cur = prev
                 try:  # one append per step: ready (if known), step start, step end
@@ -331,6 +343,8 @@ def step_runner(hooks: Shared, timer_handle: type, context_entered: bool = False
                         emit((_STEP, start, g, code, clock(), g))
                 except Exception:
                     caught("asyncio.step")
+                if error is not None:
+                    raise error
                 return
         run_callback(handle, cb)
 
@@ -346,30 +360,42 @@ def step_runner(hooks: Shared, timer_handle: type, context_entered: bool = False
             waker = sid << WAKER_SHIFT
             if type(handle) is timer_handle:
                 source, waker = _SOURCE_TIMER, waker | _WAKER_TIMER
-            elif id(handle) in local.io:
+            elif not loop_reports and id(handle) in local.io:
                 source, waker = _SOURCE_IO, waker | _WAKER_IO
             else:  # it wakes on behalf of what queued it, if known (a thread, a task, an I/O or timer callback)
                 source = _SOURCE_SOON
                 waker = (handle._xt_waker if type(handle) is ready_handle else 0) or waker | _WAKER_CALLBACK
         except Exception:
             caught("asyncio.callback")
-            orig_run(handle)
+            if loop_reports:
+                cb(*handle._args)
+            else:
+                orig_run(handle)
             return
         prev = local.cur
         local.cur = waker
         emit((_CALLBACK_BEGIN | (sid << CALLBACK_SHIFT | source) << ARG_SHIFT, clock(), lid))
+        error = None
         try:
-            handle._context.run(cb, *handle._args)
+            if loop_reports:
+                cb(*handle._args)
+            else:
+                handle._context.run(cb, *handle._args)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            report_callback_error(handle, exc)
+            if loop_reports:
+                error = exc
+            else:
+                report_callback_error(handle, exc)
         finally:
             local.cur = prev
             emit((_CALLBACK_END, clock(), lid))
+        if error is not None:
+            raise error
 
     run: Any = handle_run
-    if hooks.native is not None:
+    if hooks.native is not None and native:
         chains = hooks.chains
         run = hooks.native.StepRunner(
             fallback=handle_run,
@@ -385,7 +411,7 @@ def step_runner(hooks: Shared, timer_handle: type, context_entered: bool = False
             chain_cache=chains.cache,
             define_chain=chains.define,
             executor_futures=executor_futures,
-            ready_type=ready_handle,
+            ready_type=_ReadyHandle,  # what the C runner reads of a handle (a queued call it gets as such)
             report_error=report_callback_error,
             clock=clock,
             code_for=code_for,
@@ -397,7 +423,7 @@ def step_runner(hooks: Shared, timer_handle: type, context_entered: bool = False
             name_id=names.name_id,
             timer_type=timer_handle,
             looked_at=chains.looked_at,
-            context_entered=context_entered,
+            context_entered=loop_reports,
         )
     return run
 

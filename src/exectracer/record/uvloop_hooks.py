@@ -9,11 +9,13 @@ through the replacement:
 
 * ``call_soon`` / ``call_soon_threadsafe``: the C Task schedules each step
   and each wake-up there, and a Future its done-callbacks. The callback is
-  handed to uvloop wrapped: an asyncio ``Handle`` stamped with when and by
-  whom it was queued (``asyncio_hooks._ReadyHandle``), run by the same
-  runner that replaces ``Handle._run`` on asyncio's loops, which records a
-  task's step as [TASK_READY,] TASK_STEP then TASK_SUSPEND or TASK_DONE, and
-  another callback as CALLBACK_BEGIN/END.
+  handed to uvloop wrapped in a call stamped with when and by whom it was
+  queued (``_QueuedCall``; in C, ``UvCall``), which passes for the callback
+  where uvloop shows it. uvloop calls it in the callback's context, and the
+  runner that replaces ``Handle._run`` on asyncio's loops runs and records
+  it: a task's step as [TASK_READY,] TASK_STEP then TASK_SUSPEND or
+  TASK_DONE, another callback as CALLBACK_BEGIN/END. An exception of the
+  callback goes back to uvloop, which reports it as untraced.
 * ``call_later`` / ``call_at``: the same, as a timer's callback (its wake-ups
   name the timer).
 * ``create_task``, ``run_in_executor``, ``run_forever``, ``close``: as on
@@ -45,10 +47,8 @@ from typing import Any, cast
 from ..format.events import Waker, pack_waker
 from .asyncio_hooks import (
     Shared,
-    _ReadyHandle,
     hook_executor,
     hook_lifecycle,
-    native_ready_soon,
     step_runner,
     task_creator,
 )
@@ -90,10 +90,34 @@ PROTOCOL_METHODS = frozenset(
 )
 
 
-class _TimerHandle(_ReadyHandle):
-    """A timer's callback (``call_later``, ``call_at``) as the runner sees it; passes for a Handle."""
+class _QueuedCall:
+    """A callback queued on a uvloop loop, stamped with when (``_xt_ts``) and by whom (``_xt_waker``) it was
+    queued: uvloop calls it with no arguments, inside the callback's context. The Python twin of the C ``UvCall``.
 
-    __slots__ = ()
+    Each recording makes its own subclasses (``queued_types``), whose ``__call__`` is the runner made with
+    ``queued``: uvloop's call is the runner's, with no frame in between. It passes for its callback where uvloop
+    shows it (the repr of its handles, the message of a callback's exception, its debug mode's names): its other
+    attributes, repr and str are the callback's.
+    """
+
+    __slots__ = ("_args", "_callback", "_loop", "_xt_ts", "_xt_waker")
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _QueuedCall.__slots__:  # not set (a copy being made, say): not the callback's
+            raise AttributeError(name)
+        return getattr(self._callback, name)
+
+    def __repr__(self) -> str:
+        return repr(self._callback)
+
+    def __str__(self) -> str:
+        return str(self._callback)
+
+
+def queued_types() -> tuple[Any, Any]:
+    """A recording's own classes of queued calls, ``call_soon``'s and a timer's; set ``__call__`` on the first."""
+    soon = type("_QueuedCall", (_QueuedCall,), {"__slots__": (), "__module__": __name__})
+    return soon, type("_QueuedTimerCall", (soon,), {"__slots__": (), "__module__": __name__})
 
 
 class _CythonPatcher:
@@ -172,28 +196,26 @@ class _Wakers:
 def _hook_scheduling(patcher: Patcher, hooks: Shared, loop_cls: type, wakers: _Wakers) -> None:
     """``call_soon``, ``call_soon_threadsafe``, ``call_later``, ``call_at``: the callback handed over wrapped."""
     clock, local, outside = hooks.clock, hooks.local, wakers.outside
-    run = step_runner(hooks, _TimerHandle)
-    # the C hooks hand uvloop the callback's own context, which uvloop enters before it calls the runner
-    entered_run = step_runner(hooks, _TimerHandle, context_entered=True) if hooks.native is not None else run
-    new_context, copy_context, context_type = contextvars.Context, contextvars.copy_context, contextvars.Context
-    new_handle, get_frame = object.__new__, sys._getframe
+    # the Python runner of the _QueuedCall made here; the C one of the C UvSoon's UvCall
+    soon_call, timer_call = queued_types()
+    run = step_runner(hooks, timer_call, queued=soon_call, native=False)
+    soon_call.__call__ = run  # uvloop calls the runner itself
+    native_run = step_runner(hooks, timer_call, queued=soon_call) if hooks.native is not None else run
+    new_call = object.__new__
+    context_type, get_frame = contextvars.Context, sys._getframe
 
     noted = False
 
-    def handle_for(kind: type, loop: Any, callback: Any, args: tuple, context: Any) -> Any:
+    def call_for(kind: type, loop: Any, callback: Any, args: tuple) -> Any:
         if not noted:  # the first uvloop loop seen: the trace says what it lacks
             note()
-        handle: Any = new_handle(kind)
-        handle._context = copy_context() if context is None else context
-        handle._loop = loop
-        handle._callback = callback
-        handle._args = args
-        handle._cancelled = False
-        handle._repr = None
-        handle._source_traceback = None
-        handle._xt_ts = clock()
-        handle._xt_waker = local.cur or outside(loop, get_frame(2))
-        return handle
+        call: Any = new_call(kind)
+        call._loop = loop
+        call._callback = callback
+        call._args = args
+        call._xt_ts = clock()
+        call._xt_waker = local.cur or outside(loop, get_frame(2))
+        return call
 
     def wraps(callback: Any, context: Any) -> bool:
         """Whether to hand ``callback`` over wrapped (else uvloop sees it as it is, and raises as it does)."""
@@ -203,11 +225,11 @@ def _hook_scheduling(patcher: Patcher, hooks: Shared, loop_cls: type, wakers: _W
         def call_soon(loop: Any, callback: Any, *args: Any, context: Any = None) -> Any:
             if wraps(callback, context):
                 try:
-                    handle = handle_for(_ReadyHandle, loop, callback, args, context)
+                    call = call_for(soon_call, loop, callback, args)
                 except Exception:
                     caught("uvloop.call_soon")
                 else:
-                    return orig(loop, run, handle, context=new_context())
+                    return orig(loop, call, context=context)
             return orig(loop, callback, *args, context=context)
 
         return call_soon
@@ -216,19 +238,14 @@ def _hook_scheduling(patcher: Patcher, hooks: Shared, loop_cls: type, wakers: _W
         def call_later(loop: Any, when: Any, callback: Any, *args: Any, context: Any = None) -> Any:
             if wraps(callback, context):
                 try:
-                    handle = handle_for(_TimerHandle, loop, callback, args, context)
+                    call = call_for(timer_call, loop, callback, args)
                 except Exception:
                     caught("uvloop.call_later")
                 else:
-                    return orig(loop, when, run, handle, context=new_context())
+                    return orig(loop, when, call, context=context)
             return orig(loop, when, callback, *args, context=context)
 
         return call_later
-
-    def outside_now() -> int:
-        """The waker of a callback queued while no step or callback of ours runs (for the C hooks)."""
-        running = asyncio.events._get_running_loop()
-        return hooks.thread_waker() if running is None else outside(running, get_frame(1))
 
     def note() -> None:
         nonlocal noted
@@ -237,21 +254,20 @@ def _hook_scheduling(patcher: Patcher, hooks: Shared, loop_cls: type, wakers: _W
             for text in UNSEEN:
                 hooks.unseen(text)
 
-    for name, hook, kind, when in (
-        ("call_soon", soon, _ReadyHandle, 0),
-        ("call_soon_threadsafe", soon, _ReadyHandle, 0),
-        ("call_later", timer, _TimerHandle, 1),
-        ("call_at", timer, _TimerHandle, 1),
+    for name, hook, when in (
+        ("call_soon", soon, 0),
+        ("call_soon_threadsafe", soon, 0),
+        ("call_later", timer, 1),
+        ("call_at", timer, 1),
     ):
         orig = getattr(loop_cls, name)
         replacement: Any = hook(orig)
         if hooks.native is not None:
-            maker = native_ready_soon(hooks.native, replacement, kind, outside_now, clock)
             replacement = hooks.native.UvSoon(
                 fallback=replacement,
                 orig=orig,
-                runner=entered_run,
-                maker=maker,
+                runner=native_run,
+                clock=clock,
                 noted=note,
                 boundaries=tuple(wakers.boundaries),
                 running_loop=asyncio.events._get_running_loop,

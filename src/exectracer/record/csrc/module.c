@@ -121,7 +121,7 @@ PyInit__speedups(void)
 {
     if (intern_names() < 0 || PyType_Ready(&xt_RowsType) < 0 || PyType_Ready(&xt_WatchType) < 0 || PyType_Ready(&xt_TaskIdsType) < 0 || PyType_Ready(&xt_StepRunnerType) < 0
         || PyType_Ready(&xt_ReadySoonType) < 0 || PyType_Ready(&xt_TaskCreatorType) < 0 || PyType_Ready(&xt_IoReadyType) < 0
-        || PyType_Ready(&xt_UvSoonType) < 0
+        || PyType_Ready(&xt_UvSoonType) < 0 || PyType_Ready(&xt_UvCallType) < 0
         || PyType_Ready(&xt_TimedType) < 0 || PyType_Ready(&xt_StaticTimedType) < 0 || PyType_Ready(&xt_LockWrapperType) < 0 || PyType_Ready(&xt_RegionType) < 0) {
         return NULL;
     }

@@ -42,11 +42,10 @@ set_slot(ReadySoon *self, PyObject *handle, int slot, PyObject *value)
     return Py_TYPE(descr)->tp_descr_set(descr, handle, value);
 }
 
-/* A _ReadyHandle as Handle(callback, args, loop, context) makes it in non-debug mode, stamped; `waker_code` 0:
-   the running step's or callback's waker, else the calling thread's */
+/* A _ReadyHandle as Handle(callback, args, loop, context) makes it in non-debug mode, stamped with the running
+   step's or callback's waker, else the calling thread's */
 static PyObject *
-new_ready_handle(ReadySoon *self, PyObject *loop, PyObject *callback, PyObject *args, PyObject *context,
-                 uint64_t waker_code)
+new_ready_handle(ReadySoon *self, PyObject *loop, PyObject *callback, PyObject *args, PyObject *context)
 {
     PyTypeObject *type = (PyTypeObject *)self->ready_type;
     PyObject *handle = type->tp_alloc(type, 0);  /* what object.__new__ does for it */
@@ -65,8 +64,7 @@ new_ready_handle(ReadySoon *self, PyObject *loop, PyObject *callback, PyObject *
         && xt_now_ns(self->clock, &now) == 0
         && (ts = PyLong_FromUnsignedLongLong(now)) != NULL
         && set_slot(self, handle, SLOT_XT_TS, ts) == 0
-        && (waker = waker_code ? PyLong_FromUnsignedLongLong(waker_code)
-                    : xt_current_waker ? PyLong_FromUnsignedLongLong(xt_current_waker)
+        && (waker = xt_current_waker ? PyLong_FromUnsignedLongLong(xt_current_waker)
                     : PyObject_CallNoArgs(self->thread_waker)) != NULL;
     ok = ok && set_slot(self, handle, SLOT_XT_WAKER, waker) == 0;
     Py_XDECREF(ts);
@@ -75,17 +73,6 @@ new_ready_handle(ReadySoon *self, PyObject *loop, PyObject *callback, PyObject *
         Py_CLEAR(handle);
     }
     return handle;
-}
-
-/* A stamped handle made by `maker` (a ReadySoon) for a loop that keeps its own queue (uvloop's: UvSoon) */
-PyObject *
-xt_ready_handle(PyObject *maker, PyObject *loop, PyObject *callback, PyObject *args, PyObject *context, uint64_t waker)
-{
-    if (Py_TYPE(maker) != &xt_ReadySoonType) {
-        PyErr_SetString(PyExc_TypeError, "a ReadySoon makes the handles");
-        return NULL;
-    }
-    return new_ready_handle((ReadySoon *)maker, loop, callback, args, context, waker);
 }
 
 static PyObject *
@@ -103,7 +90,7 @@ ready_soon_vectorcall(PyObject *obj, PyObject *const *args, size_t nargsf, PyObj
         return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
     }
     Py_DECREF(debug);
-    PyObject *handle = new_ready_handle(self, loop, args[1], args[2], args[3], 0);
+    PyObject *handle = new_ready_handle(self, loop, args[1], args[2], args[3]);
     if (handle == NULL) {
         PyErr_Clear();  /* the Python hook takes over (and counts its own failure) */
         return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);

@@ -452,11 +452,22 @@ XT_INTERNAL extern PyTypeObject xt_StepRunnerType;                              
 XT_INTERNAL extern PyTypeObject xt_ReadySoonType, xt_TaskCreatorType, xt_IoReadyType;  /* scheduling.c */
 XT_INTERNAL extern PyTypeObject xt_TimedType, xt_StaticTimedType, xt_LockWrapperType;  /* thread_waits.c */
 XT_INTERNAL extern PyTypeObject xt_RegionType;                                      /* regions.c */
-XT_INTERNAL extern PyTypeObject xt_UvSoonType;                                      /* uvloop_soon.c */
+XT_INTERNAL extern PyTypeObject xt_UvSoonType, xt_UvCallType;                      /* uvloop_soon.c */
 
-/* scheduling.c: a stamped _ReadyHandle made by a ReadySoon `maker` (for UvSoon); `waker` 0: found as ReadySoon does */
-XT_INTERNAL PyObject *xt_ready_handle(PyObject *maker, PyObject *loop, PyObject *callback, PyObject *args, PyObject *context,
-                                      uint64_t waker);
+/* A callback queued on a loop that keeps its own queue and enters the callback's context itself (uvloop's), as
+   UvCall (uvloop_soon.c) holds it, stamped with when and by whom it was queued */
+typedef struct {
+    PyObject *callback;
+    PyObject *args;    /* a tuple, or NULL: none */
+    PyObject *loop;
+    uint64_t queued;   /* when it was queued (perf_counter_ns) */
+    uint64_t waker;    /* the waker code of what queued it */
+    int timer;         /* a timer's callback (call_later, call_at) */
+} QueuedCall;
+
+/* step_runner.c: run `call` as `runner` (a StepRunner made with context_entered) runs a stamped handle, and record
+   it the same way; an exception of the callback is raised once recorded (the loop reports it, as untraced) */
+XT_INTERNAL PyObject *xt_run_queued(PyObject *runner, QueuedCall *call);
 
 /* shared.c */
 XT_INTERNAL PyObject *xt_get_current_waker(PyObject *module, PyObject *state);

@@ -4,9 +4,21 @@
    in the chain table, else from the Python cache or define_chain) or the
    task's end; any other callback is run and stored as CALLBACK_BEGIN/END,
    its name found by its function, code or builtin's method def. Its Python
-   reference is handle_run in asyncio_hooks.py. */
+   reference is handle_run in asyncio_hooks.py.
+
+   It also runs and records the queued calls of a loop that keeps its own
+   queue (uvloop's UvCall, xt_run_queued): the same rules, with the stamps
+   and the callback read from the call instead of a handle, the context
+   already entered by the loop, and an exception raised to the loop once
+   the run is recorded (the loop reports it, as untraced). */
 
 #include "speedups.h"
+
+/* What a StepRunner runs: asyncio's handle, or (`handle` NULL) a queued call a loop runs in its context */
+typedef struct {
+    PyObject *handle;
+    QueuedCall *queued;
+} Job;
 
 /* ---------------------------------------------------------------- StepRunner */
 
@@ -43,6 +55,8 @@ typedef struct {
     PtrMap code_flags;         /* code object -> 2: one suspension point, 1: more */
     PyObject *last_task_type;  /* borrowed (is_task_type holds it): the type is_task saw last */
     int last_is_task;
+    PyObject *last_cb_type;    /* the type of the callback seen last, and whether step_types holds it */
+    int last_stepping;
     int context_entered;       /* the loop entered the handle's context before calling (UvSoon hands it over) */
     FastAttr handle_callback, handle_context, handle_args, handle_loop, handle_waker, handle_queued, task_fut_waiter, task_coro, wrapper_self;
 } StepRunner;
@@ -51,7 +65,7 @@ typedef struct {
     X(fallback) X(run_callback) X(step_types) X(task_classes) X(is_task_type) X(tasks) X(task_g) \
     X(hook_state.local) X(hook_state.dict) X(rows) X(one_await) X(chain_cache) X(define_chain) X(executor_futures) \
     X(ready_type) X(report_error) X(clock) X(code_for) X(loops) X(loop_id) X(name_cache) X(name_id) X(timer_type) \
-    X(looked_at) X(wrapped)
+    X(looked_at) X(wrapped) X(last_cb_type)
 
 #define STEP_RUNNER_ATTRS(X) \
     X(handle_callback) X(handle_context) X(handle_args) X(handle_loop) X(handle_waker) X(handle_queued) X(task_fut_waiter) X(task_coro) \
@@ -114,6 +128,21 @@ is_task(StepRunner *self, PyObject *task)
     return result;
 }
 
+/* Whether a callback of `type` may be a task's step (step_types holds it); -1 on error */
+static int
+is_step_type(StepRunner *self, PyObject *type)
+{
+    if (type == self->last_cb_type) {
+        return self->last_stepping;
+    }
+    int stepping = PySet_Contains(self->step_types, type);
+    if (stepping >= 0) {
+        Py_XSETREF(self->last_cb_type, Py_NewRef(type));
+        self->last_stepping = stepping;
+    }
+    return stepping;
+}
+
 /* The goroutine id of `task`, registering it if new; -1 on error */
 static int
 task_goroutine(StepRunner *self, PyObject *task, uint64_t *g)
@@ -126,8 +155,13 @@ task_goroutine(StepRunner *self, PyObject *task, uint64_t *g)
 }
 
 static PyObject *
-run_in_context(StepRunner *self, PyObject *handle, PyObject *cb)
+run_in_context(StepRunner *self, const Job *job, PyObject *cb)
 {
+    if (job->handle == NULL) {  /* the loop entered the callback's context */
+        PyObject *args = job->queued->args;
+        return args == NULL ? PyObject_CallNoArgs(cb) : PyObject_Call(cb, args, NULL);
+    }
+    PyObject *handle = job->handle;
     PyObject *context = xt_fast_get(&self->handle_context, handle);
     if (context == NULL) {
         return NULL;
@@ -170,6 +204,48 @@ take_exception(void)
     Py_XDECREF(tb);
     return value;
 #endif
+}
+
+/* Raise `exc` (a reference taken by take_exception, stolen) again */
+static void
+give_back_exception(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyErr_Restore(exc == NULL ? NULL : Py_NewRef((PyObject *)Py_TYPE(exc)), exc, exc == NULL ? NULL : PyException_GetTraceback(exc));
+#endif
+}
+
+/* After a callback ran (`result` NULL: it raised). An exception other than SystemExit and KeyboardInterrupt
+   goes to the loop's handler as Handle._run does (asyncio's handles), or is kept in *error, to be raised to the
+   loop once the run is recorded (a queued call: the loop reports it, as untraced). NULL: raise now. */
+static PyObject *
+after_run(StepRunner *self, const Job *job, PyObject *result, PyObject **error)
+{
+    *error = NULL;
+    if (result != NULL || PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        return result;
+    }
+    PyObject *exc = take_exception();
+    if (job->handle == NULL) {
+        *error = exc;
+        Py_RETURN_NONE;
+    }
+    result = PyObject_CallFunctionObjArgs(self->report_error, job->handle, exc, NULL);
+    Py_XDECREF(exc);
+    return result;
+}
+
+/* What the run returns once recorded: None, or the kept exception raised */
+static PyObject *
+recorded(PyObject *error)
+{
+    if (error != NULL) {
+        give_back_exception(error);
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 /* Whether a coroutine's code has one suspension point, as AwaitChains.one_await
@@ -392,25 +468,25 @@ end_of_step(StepRunner *self, PyObject *task, uint64_t *out)
 
 /* Store the step's events: [ready,] step start, step end */
 static int
-record_step(StepRunner *self, PyObject *handle, PyObject *task, uint64_t g, uint64_t start)
+record_step(StepRunner *self, const Job *job, PyObject *task, uint64_t g, uint64_t start)
 {
     uint64_t end = 0, code_bits = 0;
     if (end_of_step(self, task, &code_bits) < 0 || xt_now_ns(self->clock, &end) < 0) {
         return -1;
     }
-    if ((PyObject *)Py_TYPE(handle) == self->ready_type) {
-        PyObject *waker = xt_fast_get(&self->handle_waker, handle);
-        PyObject *queued = waker == NULL ? NULL : xt_fast_get(&self->handle_queued, handle);
-        uint64_t row[9] = {0, 0, g, XT_KIND_TASK_STEP, start, g, code_bits, end, g};
-        if (queued != NULL) {
-            row[0] = XT_KIND_TASK_READY | xt_as_u64(waker) << XT_ARG_SHIFT;
-            row[1] = xt_as_u64(queued);
+    /* stamped when queued (not a timer's callback: what the timer's handle was stamped with is not a wake-up) */
+    if (job->handle == NULL ? !job->queued->timer : (PyObject *)Py_TYPE(job->handle) == self->ready_type) {
+        uint64_t waker = 0, queued = 0;
+        if (job->handle == NULL) {
+            waker = job->queued->waker;
+            queued = job->queued->queued;
         }
-        Py_XDECREF(waker);
-        Py_XDECREF(queued);
-        if (queued == NULL || PyErr_Occurred()) {
+        else if (xt_consume_u64(xt_fast_get(&self->handle_waker, job->handle), &waker) < 0
+                 || xt_consume_u64(xt_fast_get(&self->handle_queued, job->handle), &queued) < 0) {
             return -1;
         }
+        uint64_t row[9] = {XT_KIND_TASK_READY | waker << XT_ARG_SHIFT, queued, g, XT_KIND_TASK_STEP, start, g,
+                           code_bits, end, g};
         xt_rows_store((Rows *)self->rows, row, 3);
         return 0;
     }
@@ -423,53 +499,45 @@ record_step(StepRunner *self, PyObject *handle, PyObject *task, uint64_t g, uint
    entered the handle's context already (UvSoon's handles): the Python hook would enter it again and fail, so the
    callback runs here, reported as Handle._run would, and is not recorded. */
 static PyObject *
-run_fallback(StepRunner *self, PyObject *handle)
+run_fallback(StepRunner *self, const Job *job)
 {
     if (!self->context_entered) {
-        return PyObject_CallOneArg(self->fallback, handle);
+        return PyObject_CallOneArg(self->fallback, job->handle);
     }
     xt_hook_error("uvloop.run");
     PyErr_Clear();
-    PyObject *cb = xt_fast_get(&self->handle_callback, handle);
-    PyObject *result = cb == NULL ? NULL : run_in_context(self, handle, cb);
+    PyObject *cb = job->handle != NULL ? xt_fast_get(&self->handle_callback, job->handle) : Py_NewRef(job->queued->callback);
+    PyObject *error = NULL;
+    PyObject *result = after_run(self, job, cb == NULL ? NULL : run_in_context(self, job, cb), &error);
     Py_XDECREF(cb);
-    if (result == NULL && !PyErr_ExceptionMatches(PyExc_SystemExit) && !PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-        PyObject *exc = take_exception();
-        result = PyObject_CallFunctionObjArgs(self->report_error, handle, exc, NULL);
-        Py_XDECREF(exc);
-    }
     if (result == NULL) {
         return NULL;
     }
     Py_DECREF(result);
-    Py_RETURN_NONE;
+    return recorded(error);
 }
 
 /* A task's step: run it as Handle._run does, then record it */
 static PyObject *
-run_step(StepRunner *self, PyObject *handle, PyObject *cb, PyObject *task, uint64_t gbits)
+run_step(StepRunner *self, const Job *job, PyObject *cb, PyObject *task, uint64_t gbits)
 {
     uint64_t start = 0, prev = xt_current_waker;
     if (xt_now_ns(self->clock, &start) < 0) {
         xt_hook_error("asyncio.step");
-        return run_fallback(self, handle);
+        return run_fallback(self, job);
     }
     xt_current_waker = XT_WAKER_TASK | gbits << XT_WAKER_SHIFT;
-    PyObject *result = run_in_context(self, handle, cb);
-    if (result == NULL && !PyErr_ExceptionMatches(PyExc_SystemExit) && !PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-        PyObject *exc = take_exception();
-        result = PyObject_CallFunctionObjArgs(self->report_error, handle, exc, NULL);
-        Py_XDECREF(exc);
-    }
+    PyObject *error = NULL;
+    PyObject *result = after_run(self, job, run_in_context(self, job, cb), &error);
     xt_current_waker = prev;
     if (result == NULL) {  /* SystemExit, KeyboardInterrupt, or the loop's exception handler raised */
         return NULL;
     }
     Py_DECREF(result);
-    if (record_step(self, handle, task, gbits, start) < 0) {
+    if (record_step(self, job, task, gbits, start) < 0) {
         xt_hook_error("asyncio.step");
     }
-    Py_RETURN_NONE;
+    return recorded(error);
 }
 
 /* A builtin callback's name is its method def's and its self's type's (a
@@ -540,29 +608,39 @@ callback_name(StepRunner *self, PyObject *cb, uint64_t *out)
 /* Which source queued `handle` (named `sid`) and the waker code it runs as, as the Python hook tells them:
    a timer or I/O callback wakes as itself; another one on behalf of what queued it, if known */
 static int
-callback_source(StepRunner *self, PyObject *handle, PyObject *ldict, uint64_t sid, uint64_t *source, uint64_t *waker)
+callback_source(StepRunner *self, const Job *job, uint64_t sid, uint64_t *source, uint64_t *waker)
 {
-    if ((PyObject *)Py_TYPE(handle) == self->timer_type) {
+    PyObject *handle = job->handle;
+    if (handle == NULL ? job->queued->timer : (PyObject *)Py_TYPE(handle) == self->timer_type) {
         *source = XT_CALLBACK_SOURCE_TIMER;
         *waker = sid << XT_WAKER_SHIFT | XT_WAKER_TIMER;
         return 0;
     }
-    PyObject *io = PyDict_GetItemWithError(ldict, xt_s_io);  /* HookState.io: empty unless set */
-    int from_io = 0;
-    if (io != NULL) {
-        PyObject *key = PyLong_FromVoidPtr(handle);
-        from_io = key == NULL ? -1 : PySequence_Contains(io, key);
-        Py_XDECREF(key);
-    }
-    else if (PyErr_Occurred()) {
-        return -1;
+    int from_io = 0;  /* a handle the loop's last select made ready (asyncio's: a queued call never is) */
+    if (handle != NULL) {
+        PyObject *ldict = xt_hook_dict(&self->hook_state);
+        PyObject *io = ldict == NULL ? NULL : Py_XNewRef(PyDict_GetItemWithError(ldict, xt_s_io));  /* HookState.io */
+        if (io != NULL) {
+            PyObject *key = PyLong_FromVoidPtr(handle);
+            from_io = key == NULL ? -1 : PySequence_Contains(io, key);
+            Py_XDECREF(key);
+            Py_DECREF(io);
+        }
+        else if (ldict == NULL || PyErr_Occurred()) {
+            return -1;
+        }
     }
     if (from_io < 0) {
         return -1;
     }
     *source = from_io ? XT_CALLBACK_SOURCE_IO : XT_CALLBACK_SOURCE_SOON;
     *waker = sid << XT_WAKER_SHIFT | (from_io ? XT_WAKER_IO : XT_WAKER_CALLBACK);
-    if (!from_io && (PyObject *)Py_TYPE(handle) == self->ready_type) {
+    if (handle == NULL) {
+        if (job->queued->waker != 0) {
+            *waker = job->queued->waker;
+        }
+    }
+    else if (!from_io && (PyObject *)Py_TYPE(handle) == self->ready_type) {
         uint64_t code = 0;
         if (xt_consume_u64(xt_fast_get(&self->handle_waker, handle), &code) < 0) {
             return -1;
@@ -576,40 +654,43 @@ callback_source(StepRunner *self, PyObject *handle, PyObject *ldict, uint64_t si
 
 /* A callback that is not a task's step: run as Handle._run does, recorded as CALLBACK_BEGIN/END */
 static PyObject *
-run_callback(StepRunner *self, PyObject *handle, PyObject *cb)
+run_callback(StepRunner *self, const Job *job, PyObject *cb)
 {
     uint64_t lid = 0, sid = 0, source = 0, waker = 0, now = 0;
-    PyObject *loop = xt_fast_get(&self->handle_loop, handle);
-    PyObject *ldict = Py_XNewRef(xt_hook_dict(&self->hook_state));
-    int ok = loop != NULL && ldict != NULL && xt_id_lookup(self->loops, loop, self->loop_id, &lid) == 0
-        && callback_name(self, cb, &sid) == 0 && callback_source(self, handle, ldict, sid, &source, &waker) == 0;
+    PyObject *loop = job->handle != NULL ? xt_fast_get(&self->handle_loop, job->handle) : Py_NewRef(job->queued->loop);
+    int ok = loop != NULL && xt_id_lookup(self->loops, loop, self->loop_id, &lid) == 0
+        && callback_name(self, cb, &sid) == 0 && callback_source(self, job, sid, &source, &waker) == 0;
     Py_XDECREF(loop);
-    Py_XDECREF(ldict);
     if (!ok || xt_now_ns(self->clock, &now) < 0) {
         PyErr_Clear();  /* the Python hook takes over (and counts its own failure) */
-        return self->context_entered ? run_fallback(self, handle) : PyObject_CallFunctionObjArgs(self->run_callback, handle, cb, NULL);
+        return self->context_entered ? run_fallback(self, job)
+                                     : PyObject_CallFunctionObjArgs(self->run_callback, job->handle, cb, NULL);
     }
     uint64_t begin[3] = {XT_KIND_CALLBACK_BEGIN | (sid << XT_CALLBACK_SHIFT | source) << XT_ARG_SHIFT, now, lid};
     xt_rows_store((Rows *)self->rows, begin, 1);
 
     uint64_t prev = xt_current_waker;
     xt_current_waker = waker;
-    PyObject *result = run_in_context(self, handle, cb);
-    if (result == NULL && !PyErr_ExceptionMatches(PyExc_SystemExit) && !PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-        PyObject *exc = take_exception();
-        result = PyObject_CallFunctionObjArgs(self->report_error, handle, exc, NULL);
-        Py_XDECREF(exc);
-    }
+    PyObject *error = NULL;
+    PyObject *result = after_run(self, job, run_in_context(self, job, cb), &error);
     xt_current_waker = prev;
     uint64_t end[3] = {XT_KIND_CALLBACK_END, 0, lid};
-    if (xt_now_ns(self->clock, &end[1]) == 0) {
-        xt_rows_store((Rows *)self->rows, end, 1);
-    }
-    if (result == NULL) {
+    if (result == NULL) {  /* SystemExit, KeyboardInterrupt, or the loop's exception handler raised */
+        SET_ERROR_ASIDE;
+        if (xt_now_ns(self->clock, &end[1]) == 0) {
+            xt_rows_store((Rows *)self->rows, end, 1);
+        }
+        PUT_ERROR_BACK;
         return NULL;
     }
     Py_DECREF(result);
-    Py_RETURN_NONE;
+    if (xt_now_ns(self->clock, &end[1]) == 0) {
+        xt_rows_store((Rows *)self->rows, end, 1);
+    }
+    else {
+        PyErr_Clear();
+    }
+    return recorded(error);
 }
 
 /* The object a step callback is bound to (its task, if it is a step) */
@@ -627,17 +708,17 @@ callback_self(StepRunner *self, PyObject *cb)
 }
 
 static PyObject *
-step_runner_call_handle(StepRunner *self, PyObject *handle)
+step_runner_run(StepRunner *self, const Job *job)
 {
-    PyObject *cb = xt_fast_get(&self->handle_callback, handle);
+    PyObject *cb = job->handle != NULL ? xt_fast_get(&self->handle_callback, job->handle) : Py_NewRef(job->queued->callback);
     if (cb == NULL) {
         PyErr_Clear();  /* the Python hook takes over (and counts its own failure) */
-        return run_fallback(self, handle);
+        return run_fallback(self, job);
     }
     PyObject *result = NULL, *task = NULL;
     uint64_t g = 0;
     int known = 0, registered = 0;
-    int stepping = PySet_Contains(self->step_types, (PyObject *)Py_TYPE(cb));
+    int stepping = is_step_type(self, (PyObject *)Py_TYPE(cb));
     if (stepping == 1) {
         task = callback_self(self, cb);
         known = task == NULL ? -1 : is_task(self, task);
@@ -647,13 +728,13 @@ step_runner_call_handle(StepRunner *self, PyObject *handle)
     }
     if (stepping < 0 || known < 0 || registered < 0) {
         PyErr_Clear();  /* the Python hook takes over (and counts its own failure) */
-        result = run_fallback(self, handle);
+        result = run_fallback(self, job);
     }
     else if (known == 1) {
-        result = run_step(self, handle, cb, task, g);
+        result = run_step(self, job, cb, task, g);
     }
     else {
-        result = run_callback(self, handle, cb);
+        result = run_callback(self, job, cb);
     }
     Py_XDECREF(task);
     Py_DECREF(cb);
@@ -667,7 +748,19 @@ step_runner_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyO
     if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
         return PyObject_Vectorcall(runner->fallback, args, nargsf, kwnames);
     }
-    return step_runner_call_handle(runner, args[0]);
+    Job job = {args[0], NULL};
+    return step_runner_run(runner, &job);
+}
+
+PyObject *
+xt_run_queued(PyObject *runner, QueuedCall *call)
+{
+    if (Py_TYPE(runner) != &xt_StepRunnerType || !((StepRunner *)runner)->context_entered) {
+        PyErr_SetString(PyExc_TypeError, "a StepRunner made with context_entered runs queued calls");
+        return NULL;
+    }
+    Job job = {NULL, call};
+    return step_runner_run((StepRunner *)runner, &job);
 }
 
 static PyObject *
