@@ -62,8 +62,8 @@ from .stand_in import stand_in
 FROM_C = "uvloop I/O (handled in C)"
 
 UNSEEN = (
-    "uvloop: the loop's idle time (its wait in libuv's poll) is not recorded, so its thread shows as running "
-    "between steps (its samples show the wait)",
+    "uvloop: the loop's idle time (its wait in libuv's poll) is not recorded: between steps its thread shows "
+    "as running, or as 'other (est.)' where samples found it asleep (its samples show the wait)",
     "uvloop: callbacks uvloop runs from C (protocols' data_received and other I/O callbacks, its internal timers) "
     "are not recorded as callbacks; a task they wake is woken by I/O named after the protocol method, or "
     f"'{FROM_C}' when no Python function runs (its sock_* calls, connection set-up; derived from the stack)",
