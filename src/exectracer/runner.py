@@ -13,6 +13,7 @@ it would have (``record/termination.py``).
 
 from __future__ import annotations
 
+import _thread
 import dataclasses
 import importlib.machinery
 import importlib.util
@@ -196,7 +197,7 @@ class _Finish:
 
     def __init__(self, recording: Recording) -> None:
         self._recording = recording
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()  # not threading.Lock: the recorder's while tracing
         self._done = False
 
     def __call__(self, error: BaseException | None) -> None:

@@ -43,7 +43,10 @@ class FinishOnTerm:
         """Catch SIGTERM if its action is the default and the C extension is there; whether it is caught."""
         if self._native is None or signal.getsignal(signal.SIGTERM) is not signal.Handlers.SIG_DFL:
             return False
-        read_fd, write_fd = os.pipe()
+        try:
+            read_fd, write_fd = os.pipe()
+        except OSError:  # no descriptor left: SIGTERM keeps its default action
+            return False
         os.set_blocking(write_fd, False)
         if not self._native.term_notify(write_fd):
             os.close(read_fd)
