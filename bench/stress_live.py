@@ -180,7 +180,11 @@ def one_run(framework: str, condition: str, folder: Path, args: argparse.Namespa
     """One loaded run."""
     run = Run()
     problems = run.problems
-    server, url = start_server(framework, condition, folder, args)
+    try:
+        server, url = start_server(framework, condition, folder, args)
+    except RuntimeError as exc:
+        problems.append(f"the server {exc}")
+        return run
     try:
         figures, load_error = load(url, condition, folder, args)
         status = server.poll()
