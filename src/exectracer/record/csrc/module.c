@@ -76,6 +76,7 @@ current_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 Py_SETREF(f, (PyObject *)PyFrame_GetBack((PyFrameObject *)f));
             }
             Py_XDECREF(f);
+            PyErr_Clear();  /* no memory for one: the walk makes it (as it did before) */
         }
     }
     if (was_enabled) {
