@@ -14,8 +14,10 @@ another process on loopback (fixed concurrency, 2 s warm-up, 5 s measured):
 Servers start through ``warm_allocator.py``, so that every condition starts
 from the same allocator state. The conditions alternate within each round
 (their order rotates from round to round); requests per second and p99 latency are medians over the rounds,
-and each is given as a ratio to ``untraced``. A run whose server died is
-counted (``died``) and left out of the medians::
+and each is given as a ratio to ``untraced``. Servers run with faulthandler
+on and their stderr kept: a run whose server died is counted (``died``), its
+exit status or signal and the tail of its stderr (faulthandler's report) are
+printed, and it is left out of the medians::
 
     python bench/bench_live.py --rounds 5
     python bench/bench_live.py --rounds 5 --frameworks starlette-standard
@@ -26,9 +28,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,56 +45,71 @@ FRAMEWORKS = {
 
 
 def measure(framework: str, condition: str, args: argparse.Namespace) -> dict:
-    """Start the example server for ``condition``, load it from another process, stop it; the load's figures."""
+    """Start the example server for ``condition``, load it from another process, stop it; the load's figures.
+
+    If the server died during the load: ``{"died": its exit status, "stderr": its stderr's tail}``.
+    """
     server_args = {
         "untraced": ["--no-middleware"],
         "idle": [],
         "capture": [],
         "flight": ["--flight", "--flight-min-age", str(args.flight_min_age)],
     }[condition]
-    env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            str(HERE / "warm_allocator.py"),
-            "-m",
-            "exectracer.examples.web",
-            framework,
-            "--port",
-            "0",
-            *server_args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,  # waitress warns of queued requests
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(HERE.parent / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        PYTHONFAULTHANDLER="1",
     )
-    try:
-        line = server.stdout.readline()
-        if not line.startswith("listening on "):
-            raise RuntimeError(f"{framework} did not start: {line!r}")
-        load = [
-            sys.executable,
-            str(HERE / "live_load.py"),
-            line.split()[-1] + "/work",
-            "--concurrency",
-            str(args.concurrency),
-            "--warmup",
-            str(args.warmup),
-            "--seconds",
-            str(args.seconds),
-        ]
-        if condition == "capture":
-            load += ["--capture", str(args.seconds)]
-        result = subprocess.run(load, capture_output=True, text=True, timeout=120)
-        if server.poll() is not None:  # the server died: say so, and leave the run out of the medians
-            return {"died": server.returncode}
-        if result.returncode != 0:
-            raise RuntimeError(f"{framework} {condition}: the load failed: {result.stderr.strip()[-2000:]}")
-        return json.loads(result.stdout)
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)
+    # stderr to a file, not a pipe nobody reads (waitress warns of queued requests)
+    with tempfile.TemporaryFile("w+") as err:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "warm_allocator.py"),
+                "-m",
+                "exectracer.examples.web",
+                framework,
+                "--port",
+                "0",
+                *server_args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=env,
+        )
+        try:
+            line = server.stdout.readline()
+            if not line.startswith("listening on "):
+                raise RuntimeError(f"{framework} did not start: {line!r}")
+            load = [
+                sys.executable,
+                str(HERE / "live_load.py"),
+                line.split()[-1] + "/work",
+                "--concurrency",
+                str(args.concurrency),
+                "--warmup",
+                str(args.warmup),
+                "--seconds",
+                str(args.seconds),
+            ]
+            if condition == "capture":
+                load += ["--capture", str(args.seconds)]
+            result = subprocess.run(load, capture_output=True, text=True, timeout=120)
+            if server.poll() is not None:  # the server died: say so, and leave the run out of the medians
+                err.seek(0)
+                return {"died": server.returncode, "stderr": err.read()[-3000:]}
+            if result.returncode != 0:
+                raise RuntimeError(f"{framework} {condition}: the load failed: {result.stderr.strip()[-2000:]}")
+            return json.loads(result.stdout)
+        finally:
+            server.terminate()
+            server.communicate(timeout=30)
+
+
+def describe(status: int) -> str:
+    """An exit status, or the signal that ended the process."""
+    return f"signal {signal.Signals(-status).name}" if status < 0 else f"status {status}"
 
 
 def run_framework(framework: str, args: argparse.Namespace, died: list[str]) -> dict[str, list[dict]]:
@@ -102,7 +121,8 @@ def run_framework(framework: str, args: argparse.Namespace, died: list[str]) -> 
             figures = measure(framework, condition, args)
             if "died" in figures:
                 print(
-                    f"{framework} round {round_ + 1} {condition:9} the server died (status {figures['died']})",
+                    f"{framework} round {round_ + 1} {condition:9} the server died ({describe(figures['died'])}),"
+                    f" its stderr ends with:\n{figures['stderr']}",
                     flush=True,
                 )
                 died.append(condition)

@@ -361,6 +361,10 @@ def kept_positions(codes: Buffer, gs: Buffer, wanted: Buffer, of_task: Buffer, l
     """The positions of the events LiveDescriptions.absorb takes in from a dropped chunk (codes and gs: 64-bit
     integer columns; wanted, of_task: 256-byte tables by kind; live: the goroutines a TASK_DONE can forget)."""
 
+def current_frames(reader: Callable[[], dict[int, FrameType]], depth: int, /) -> dict[int, FrameType]:
+    """``reader()`` (``sys._current_frames``) with the collector held off, each thread's frame objects made ``depth``
+    levels down meanwhile (see ``sampler._frames_reader``)."""
+
 def call_without_collections(func: Callable[[], _T], /) -> _T:
     """``func()`` with the collector held off, unseen by other threads (func must run no Python code)."""
 

@@ -49,7 +49,7 @@ from .native import speedups
 from .procfs import ProcFile, start_reader
 from .registry import Registry
 from .store import EventStore
-from .thread_stacks import FrameStacks
+from .thread_stacks import MAX_DEPTH, FrameStacks
 
 SAMPLE = int(Kind.THREAD_SAMPLE)
 SYSCALL = int(Kind.THREAD_SYSCALL)
@@ -75,9 +75,13 @@ _SLEEPING, _GIL = int(ThreadState.SLEEPING), int(ThreadState.GIL)
 _process_cpu = time.process_time_ns  # bound now, before any hook could wrap it
 _clock_ns = time.clock_gettime_ns if hasattr(time, "clock_gettime_ns") else None
 # On 3.11, collections wait while sys._current_frames() runs: one started by the
-# frame objects it makes can deadlock (CPython gh-106883). Frame objects of other
-# threads are never kept between ticks: on 3.11 under load, keeping them went
-# with segfaults in f_back.
+# frame objects it makes can deadlock (CPython gh-106883). And every frame object
+# of another thread's stack is made then, as deep as a walk goes (MAX_DEPTH): a
+# collection started by one made later, in the walk's f_back, runs Python code
+# (gc.callbacks), where that thread can return from the frame being made, and the
+# object is left on a popped frame (under load, the walk then died of a
+# segmentation fault). Frame objects of other threads are never kept between
+# ticks: on 3.11 under load, keeping them went with segfaults in f_back.
 _PAUSE_GC = (3, 11) <= sys.version_info < (3, 12)
 WATCHDOG_TICKS = 3  # while a busy loop takes the samples, the thread takes them back after this many ticks without one
 
@@ -494,16 +498,17 @@ def _thread_clock(native_id: int) -> int | None:
 
 
 def _frames_reader(native: object | None) -> Callable[[], dict[int, FrameType]]:
-    """``sys._current_frames``, or where it must run with collections held off (``_PAUSE_GC``), a call that does so."""
+    """``sys._current_frames``, or where it must run with collections held off (``_PAUSE_GC``), a call that does so
+    and makes every frame object a walk of ``MAX_DEPTH`` levels reads meanwhile."""
     if not _PAUSE_GC:
         return sys._current_frames
     if native is not None:  # holds the GIL throughout: no other thread sees the collector off
-        return functools.partial(native.call_without_collections, sys._current_frames)  # type: ignore[attr-defined]
+        return functools.partial(native.current_frames, sys._current_frames, MAX_DEPTH)  # type: ignore[attr-defined]
     return _frames_without_collections
 
 
 def _frames_without_collections() -> dict[int, FrameType]:
-    """The Python twin of ``call_without_collections(sys._current_frames)``.
+    """The Python twin of ``current_frames(sys._current_frames, MAX_DEPTH)``.
 
     Another thread can run between the ``gc`` calls: for that moment it sees
     the collector off, and a ``gc.disable()`` it makes then is undone.
@@ -512,7 +517,14 @@ def _frames_without_collections() -> dict[int, FrameType]:
     if paused:
         gc.disable()
     try:
-        return sys._current_frames()
+        frames = sys._current_frames()
+        for top in frames.values():
+            frame: FrameType | None = top
+            for _ in range(MAX_DEPTH):
+                if frame is None:
+                    break
+                frame = frame.f_back
+        return frames
     finally:
         if paused:
             gc.enable()

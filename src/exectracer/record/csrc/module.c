@@ -46,6 +46,45 @@ call_without_collections(PyObject *module, PyObject *func)
     return result;
 }
 
+/* current_frames(reader, depth): reader() (sys._current_frames) with the collector held off, and each
+   thread's frame objects made `depth` levels down meanwhile. On 3.11, reading f_back of another thread's
+   frame makes its caller's frame object, and a collection that allocation starts runs Python code
+   (gc.callbacks), where the GIL can pass to that thread; if it returns from the caller meanwhile, the
+   new object is left on the popped frame, and a walk up from it reads whatever came there since. Made
+   here, with no Python code run, the frames are right; a walk of up to `depth` levels then makes none. */
+static PyObject *
+current_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "current_frames(reader, depth)");
+        return NULL;
+    }
+    Py_ssize_t depth = PyLong_AsSsize_t(args[1]);
+    if (depth == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int was_enabled = PyGC_Disable();
+    PyObject *frames = PyObject_CallNoArgs(args[0]);
+    if (frames != NULL && PyDict_Check(frames)) {
+        Py_ssize_t pos = 0;
+        PyObject *ident, *top;
+        while (PyDict_Next(frames, &pos, &ident, &top)) {
+            PyObject *f = PyFrame_Check(top) ? Py_NewRef(top) : NULL;
+            for (Py_ssize_t i = 0; f != NULL && i < depth; i++) {
+                /* a new reference to an object its frame (or a frame object that took it over) keeps */
+                Py_SETREF(f, (PyObject *)PyFrame_GetBack((PyFrameObject *)f));
+            }
+            Py_XDECREF(f);
+            PyErr_Clear();  /* no memory for one: the walk makes it (as it did before) */
+        }
+    }
+    if (was_enabled) {
+        PyGC_Enable();
+    }
+    return frames;
+}
+
 static PyObject *
 clock_ns(PyObject *module, PyObject *clock)
 {
@@ -65,6 +104,9 @@ static PyMethodDef methods[] = {
 #if PY_VERSION_HEX < 0x030B0000
     {"first_local", (PyCFunction)first_local, METH_O, "first_local(frame): a live frame's first local variable, without f_locals (3.10)."},
 #endif
+    {"current_frames", (PyCFunction)(void (*)(void))current_frames, METH_FASTCALL,
+     "current_frames(reader, depth): reader() (sys._current_frames) with the collector held off, each thread's frame objects "
+     "made depth levels down meanwhile."},
     {"call_without_collections", call_without_collections, METH_O,
      "call_without_collections(func): func() with the collector held off, unseen by other threads (func must run no Python code)."},
     {"record_wait", (PyCFunction)(void (*)(void))xt_record_wait_py, METH_FASTCALL,

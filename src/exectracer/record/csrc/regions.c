@@ -12,7 +12,13 @@
    running recording's Rows. Recorder sets where (set_annotation_sink) as the
    recording starts and clears it as it stops; without it a region records
    nothing. Like the hooks, a region never raises: what it cannot record, it
-   leaves out. */
+   leaves out.
+
+   Entering a region may call Python (Registry.thread_g for a thread not
+   seen yet, Interner.string for a new name), where the GIL can pass to a
+   thread that stops the recording and clears the sink, or starts the next
+   one: the region holds its own references for those calls, and records
+   nothing if `notes_generation` changed meanwhile. */
 static struct {
     PyObject *rows;       /* Rows; NULL: no recording with these hooks */
     PyObject *threads;    /* dict: thread ident -> g */
@@ -21,6 +27,7 @@ static struct {
     PyObject *intern;     /* Interner.string, for a text not in it yet */
     PyObject *user_task;  /* the ContextVar holding the current user task's id */
 } notes;
+static uint64_t notes_generation;  /* changes each time the sink is set or cleared */
 
 typedef struct {
     PyObject_HEAD
@@ -50,18 +57,18 @@ region_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 
 /* The string id of str(name), interned if new; -1 on error */
 static int
-region_string_id(PyObject *name, uint64_t *sid)
+region_string_id(PyObject *name, PyObject *strings, PyObject *intern, uint64_t *sid)
 {
     PyObject *text = PyUnicode_CheckExact(name) ? Py_NewRef(name) : PyObject_Str(name);
     if (text == NULL) {
         return -1;
     }
-    PyObject *known = PyDict_GetItemWithError(notes.strings, text);
+    PyObject *known = PyDict_GetItemWithError(strings, text);
     if (known != NULL) {
         Py_INCREF(known);
     }
     else if (!PyErr_Occurred()) {
-        known = PyObject_CallOneArg(notes.intern, text);
+        known = PyObject_CallOneArg(intern, text);
     }
     Py_DECREF(text);
     return xt_consume_u64(known, sid);
@@ -69,10 +76,10 @@ region_string_id(PyObject *name, uint64_t *sid)
 
 /* The current user task's id (0: none); -1 on error */
 static int
-region_user_task(uint64_t *id)
+region_user_task(PyObject *user_task, uint64_t *id)
 {
     PyObject *value = NULL;
-    if (PyContextVar_Get(notes.user_task, NULL, &value) < 0) {
+    if (PyContextVar_Get(user_task, NULL, &value) < 0) {
         return -1;
     }
     *id = value == NULL ? 0 : xt_as_u64(value);
@@ -85,13 +92,25 @@ region_enter(Region *self, PyObject *unused)
 {
     (void)unused;
     uint64_t ts, g, sid, parent;
-    if (notes.rows != NULL && xt_now_ns(xt_perf_clock, &ts) == 0
-        && xt_current_goroutine(notes.threads, notes.thread_g, &g) == 0
-        && region_string_id(self->name, &sid) == 0 && region_user_task(&parent) == 0) {
-        uint64_t row[6] = {XT_KIND_REGION_BEGIN | sid << XT_ARG_SHIFT, ts, g, XT_KIND_REGION_TASK | parent << XT_ARG_SHIFT, ts, g};
-        xt_rows_store((Rows *)notes.rows, row, parent ? 2 : 1);
-        self->g = g;
-        self->sid = sid;
+    self->g = 0;
+    if (notes.rows != NULL && xt_now_ns(xt_perf_clock, &ts) == 0) {
+        uint64_t generation = notes_generation;
+        PyObject *rows = Py_NewRef(notes.rows), *threads = Py_NewRef(notes.threads);  /* see notes_generation */
+        PyObject *thread_g = Py_NewRef(notes.thread_g), *strings = Py_NewRef(notes.strings);
+        PyObject *intern = Py_NewRef(notes.intern), *user_task = Py_NewRef(notes.user_task);
+        if (xt_current_goroutine(threads, thread_g, &g) == 0 && region_string_id(self->name, strings, intern, &sid) == 0
+            && region_user_task(user_task, &parent) == 0 && notes_generation == generation) {
+            uint64_t row[6] = {XT_KIND_REGION_BEGIN | sid << XT_ARG_SHIFT, ts, g, XT_KIND_REGION_TASK | parent << XT_ARG_SHIFT, ts, g};
+            xt_rows_store((Rows *)rows, row, parent ? 2 : 1);
+            self->g = g;
+            self->sid = sid;
+        }
+        Py_DECREF(rows);
+        Py_DECREF(threads);
+        Py_DECREF(thread_g);
+        Py_DECREF(strings);
+        Py_DECREF(intern);
+        Py_DECREF(user_task);
     }
     xt_hook_error("region");
     return Py_NewRef(self);
@@ -140,6 +159,7 @@ PyTypeObject xt_RegionType = {
 static void
 clear_notes(void)
 {
+    notes_generation++;
     Py_CLEAR(notes.rows);
     Py_CLEAR(notes.threads);
     Py_CLEAR(notes.thread_g);

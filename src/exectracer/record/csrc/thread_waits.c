@@ -31,7 +31,14 @@ static uint64_t wait_threshold = UINT64_MAX;  /* ns; UINT64_MAX: no recording re
    its stack found by the frames' raw key (code objects and offsets) in a
    table, else through FrameStacks.of_key; the thread's goroutine from the
    registry; a THREAD_BLOCK/UNBLOCK pair stored in the recording's Rows. Set
-   by Waits for its recording (set_wait_sink), cleared when it ends. */
+   by Waits for its recording (set_wait_sink), cleared when it ends.
+
+   Recording a wait may call Python (Registry.thread_g for a thread not seen
+   yet, FrameStacks.of_key for a new stack), where the GIL can pass to a
+   thread that stops the recording and clears the sink, or starts the next
+   one: the wait holds its own references for those calls, and is dropped
+   if `sink_generation` changed meanwhile (it belongs to a recording that
+   has ended). */
 #define MAX_STACK 128  /* thread_stacks.MAX_DEPTH */
 static struct {
     PyObject *rows;     /* Rows; NULL: no sink, waits go through `record` */
@@ -40,6 +47,7 @@ static struct {
     PyObject *of_key;
     ChainTable stacks;
 } sink;
+static uint64_t sink_generation;  /* changes each time the sink is set or cleared */
 
 typedef struct {
     PyObject_HEAD
@@ -154,9 +162,10 @@ record_wait(Timed *self, uint64_t start, uint64_t end, PyObject *const *args, Py
     PUT_ERROR_BACK;
 }
 
-/* The stack id of the calling thread's stack, from `frame` out (as FrameStacks.of gives it); -1 on error */
+/* The stack id of the calling thread's stack, from `frame` out (as FrameStacks.of gives it); -1 on error.
+   The sink must be set, as it was at `generation`. */
 static int
-wait_stack(PyObject *frame, uint64_t *sid)
+wait_stack(PyObject *frame, uint64_t *sid, uint64_t generation)
 {
     uintptr_t parts[2 * MAX_STACK];
     Py_ssize_t n = 0;
@@ -189,7 +198,9 @@ wait_stack(PyObject *frame, uint64_t *sid)
         }
         PyTuple_SET_ITEM(key, i, item);
     }
-    PyObject *value = key == NULL ? NULL : PyObject_CallFunctionObjArgs(sink.of_key, key, frame != NULL ? frame : Py_None, NULL);
+    PyObject *of_key = Py_NewRef(sink.of_key);  /* the sink may be cleared during the call */
+    PyObject *value = key == NULL ? NULL : PyObject_CallFunctionObjArgs(of_key, key, frame != NULL ? frame : Py_None, NULL);
+    Py_DECREF(of_key);
     Py_XDECREF(key);
     if (value == NULL) {
         return -1;
@@ -199,33 +210,47 @@ wait_stack(PyObject *frame, uint64_t *sid)
     if (PyErr_Occurred()) {
         return -1;
     }
-    xt_chain_insert(&sink.stacks, parts, n, hash, *sid);  /* the interner now keeps those code objects */
+    if (sink_generation == generation) {  /* else the table is another recording's, or gone */
+        xt_chain_insert(&sink.stacks, parts, n, hash, *sid);  /* the interner now keeps those code objects */
+    }
     return 0;
 }
 
-/* The calling thread's goroutine, as Registry.thread_g gives it (0: one of
-   the tracer's own threads); -1 on error. The sink must be set. */
+/* The calling thread's goroutine (the running task's, with `task`), as
+   Registry.thread_g (current_g) gives it (0: one of the tracer's own
+   threads); -1 on error. The sink must be set. */
 static int
-caller_thread_g(uint64_t *g)
+caller_goroutine(uint64_t *g, int task)
 {
-    return xt_thread_goroutine(sink.threads, sink.thread_g, g);
+    PyObject *threads = Py_NewRef(sink.threads), *thread_g = Py_NewRef(sink.thread_g);  /* see sink_generation */
+    int status = task ? xt_current_goroutine(threads, thread_g, g) : xt_thread_goroutine(threads, thread_g, g);
+    Py_DECREF(threads);
+    Py_DECREF(thread_g);
+    return status;
 }
 
-/* Record a wait at `frame` as Waits.record does (it is no timed call's inner one); -1 on error */
+/* Record a wait at `frame` as Waits.record does (it is no timed call's inner one); -1 on error. A wait
+   whose recording ends meanwhile (see sink_generation), or had ended, is dropped (0). */
 static int
 record_wait_in_c(uint64_t start, uint64_t end, uint64_t category, PyObject *frame, uint64_t waker)
 {
+    if (sink.rows == NULL) {
+        return 0;
+    }
     SET_ERROR_ASIDE;
     int status = -1;
-    uint64_t sid = 0, g = 0;
-    if (caller_thread_g(&g) == 0 && (g == 0 || wait_stack(frame, &sid) == 0)) {
+    uint64_t sid = 0, g = 0, generation = sink_generation;
+    PyObject *rows = Py_NewRef(sink.rows);
+    if (caller_goroutine(&g, 0) == 0
+        && (g == 0 || sink_generation != generation || wait_stack(frame, &sid, generation) == 0)) {
         status = 0;
     }
-    if (status == 0 && g != 0) {  /* 0: one of the tracer's own threads */
+    if (status == 0 && g != 0 && sink_generation == generation) {  /* 0: one of the tracer's own threads */
         uint64_t row[6] = {XT_KIND_THREAD_BLOCK | (sid << XT_CATEGORY_SHIFT | category) << XT_ARG_SHIFT, start, g,
                            XT_KIND_THREAD_UNBLOCK | waker << XT_ARG_SHIFT, end, g};
-        xt_rows_store((Rows *)sink.rows, row, 2);
+        xt_rows_store((Rows *)rows, row, 2);
     }
+    Py_DECREF(rows);
     xt_hook_error("thread_wait");
     PUT_ERROR_BACK;
     return status;
@@ -401,6 +426,7 @@ PyTypeObject xt_StaticTimedType = {
 static void
 clear_sink(void)
 {
+    sink_generation++;
     wait_threshold = UINT64_MAX;
     Py_CLEAR(sink.rows);
     Py_CLEAR(sink.threads);
@@ -499,7 +525,7 @@ static uint64_t
 caller_g(void)
 {
     uint64_t g = 0;
-    if (sink.threads != NULL && xt_current_goroutine(sink.threads, sink.thread_g, &g) < 0) {
+    if (sink.threads != NULL && caller_goroutine(&g, 1) < 0) {
         xt_hook_error("thread_wait.lock");
         return 0;
     }
