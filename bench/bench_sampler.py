@@ -91,7 +91,7 @@ def main() -> None:
     sampler.start()
     for thread in threading.enumerate():
         registry.adopt_thread(thread, thread.ident)
-    sampling = next(t for t in threading.enumerate() if t.ident in own)
+    sampling = sampler._thread  # a TracerThread: threading does not list it
     del events[:]
 
     wall0, cpu0 = time.perf_counter(), cpu_seconds(sampling.ident, sampling.native_id)

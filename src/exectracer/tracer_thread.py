@@ -73,7 +73,8 @@ def signals_blocked() -> Iterator[None]:
 class TracerThread:
     """A thread of the tracer itself (the writer's, the sampler's, a debug server's, a snapshot writer's,
     an analysis helper): never recorded, never listed by ``threading``, started with every blockable signal
-    blocked. What it offers of ``threading.Thread``: ``start``, ``join``, ``is_alive``, ``name``, ``ident``.
+    blocked. What it offers of ``threading.Thread``: ``start``, ``join``, ``is_alive``, ``name``, ``ident``,
+    ``native_id``.
     It is always a daemon: the interpreter does not wait for it at exit."""
 
     def __init__(
@@ -88,6 +89,7 @@ class TracerThread:
         self.name = name
         self.daemon = True  # whatever was asked: nothing waits for it at exit
         self.ident: int | None = None
+        self.native_id: int | None = None
         self._target, self._args, self._kwargs = target, tuple(args), dict(kwargs or {})
         self._done = _thread.allocate_lock()  # held while it runs
         self._pid: int | None = None  # the process that started it: a forked child has no such thread
@@ -126,6 +128,7 @@ class TracerThread:
 
     def _bootstrap(self, started: Any) -> None:
         self.ident = ident = _thread.get_ident()
+        self.native_id = _thread.get_native_id()
         _running.add(ident)
         started.release()
         try:
