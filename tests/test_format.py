@@ -437,9 +437,10 @@ except ImportError:  # pragma: no cover - hypothesis is optional
 
 if given is not None:
     int64 = st.integers(-(1 << 63), (1 << 63) - 1)
+    times = st.integers(0, decoder.MAX_ID - 1)  # a clock's: the reader leaves out others (next test)
 
     @given(
-        st.lists(st.lists(st.tuples(int64, int64, int64), max_size=40), min_size=1, max_size=5), st.sampled_from([0, 1])
+        st.lists(st.lists(st.tuples(int64, times, int64), max_size=40), min_size=1, max_size=5), st.sampled_from([0, 1])
     )
     @settings(max_examples=60, deadline=None)
     def test_any_events_round_trip(pieces: list[list[tuple[int, int, int]]], level: int) -> None:
@@ -480,6 +481,16 @@ if given is not None:
             return
         assert trace.event_count <= 6
         assert np.all(np.diff(trace.events.ts) >= 0)
+
+    @given(st.lists(st.tuples(int64, int64, int64), min_size=1, max_size=40))
+    @settings(max_examples=60, deadline=None)
+    def test_events_with_times_out_of_range_are_left_out(rows: list[tuple[int, int, int]]) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TraceWarning)
+            decoded = decoder.read(build([events_chunk(1, [v for row in rows for v in row], 1)]))
+        kept = sorted((r for r in rows if 0 <= r[1] < decoder.MAX_ID), key=lambda r: r[1])
+        assert list(zip(decoded.code.tolist(), decoded.ts.tolist(), decoded.g.tolist(), strict=True)) == kept
+        assert any("out of range" in p.reason for p in decoded.problems) == (len(kept) < len(rows))
 
     def _chunk(kind: int, seq: int, payload: bytes, raw_length: int, codec: int) -> bytes:
         return raw_chunk(kind, seq, zlib.compress(payload) if codec == Codec.ZLIB else payload, raw_length, codec)
