@@ -508,23 +508,20 @@ def _frames_reader(native: object | None) -> Callable[[], dict[int, FrameType]]:
 
 
 def _frames_without_collections() -> dict[int, FrameType]:
-    """The Python twin of ``current_frames(sys._current_frames, MAX_DEPTH)``.
+    """The Python twin of ``current_frames``, for the frames' tops only.
 
     Another thread can run between the ``gc`` calls: for that moment it sees
-    the collector off, and a ``gc.disable()`` it makes then is undone.
+    the collector off, and a ``gc.disable()`` it makes then is undone. It does
+    not make the deeper frame objects at once as the C reader does: Python code
+    walking other threads' stacks lets the GIL go between frames anyway, and
+    walking them here, each tick, lost a task's wake-ups on 3.11 (a proxy's
+    handlers in ``tests/test_talk_loops.py`` never saw their backend's answer).
     """
     paused = gc.isenabled()
     if paused:
         gc.disable()
     try:
-        frames = sys._current_frames()
-        for top in frames.values():
-            frame: FrameType | None = top
-            for _ in range(MAX_DEPTH):
-                if frame is None:
-                    break
-                frame = frame.f_back
-        return frames
+        return sys._current_frames()
     finally:
         if paused:
             gc.enable()
