@@ -115,6 +115,18 @@ def _ours(line: str) -> bool:
     return line.startswith("exectracer: ")
 
 
+def _without_fork_warning(lines: list[str]) -> list[str]:
+    """Python 3.12+ warns at ``os.fork()`` in a process with several OS threads, and the tracer's threads
+    are OS threads: the one difference a traced program that forks sees (docs/recording.md, Safety)."""
+    out: list[str] = []
+    for line in lines:
+        if out and "is multi-threaded, use of fork() may lead to deadlocks" in out[-1]:
+            out.pop()  # the warning, and its source line after it
+            continue
+        out.append(line)
+    return out
+
+
 @pytest.mark.parametrize("name", PROGRAMS)
 def test_unusual_program_behaves_as_untraced(tmp_path: Path, name: str) -> None:
     program = tmp_path / "prog.py"
@@ -128,6 +140,9 @@ def test_unusual_program_behaves_as_untraced(tmp_path: Path, name: str) -> None:
         timeout=120,
     )
     assert (traced.returncode, traced.stdout) == (untraced.returncode, untraced.stdout), traced.stderr
-    assert [line for line in traced.stderr.splitlines() if not _ours(line)] == untraced.stderr.splitlines()
+    stderr = [line for line in traced.stderr.splitlines() if not _ours(line)]
+    if name == "fork" and sys.version_info >= (3, 12):
+        stderr = _without_fork_warning(stderr)
+    assert stderr == untraced.stderr.splitlines()
     if name != "os._exit":  # no trace is finished when the process leaves without running anything
         exectracer.load(tmp_path / "t.xtrace")
