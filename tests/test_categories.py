@@ -153,10 +153,35 @@ def test_real_waits_on_trio_land_where_a_person_files_them(tmp_path: Path, scena
     assert_filed_as_measured(path, measured)
 
 
+def region_breakdown(trace: exectracer.Trace, region: str) -> str:
+    """Where the time of each ``region`` went, in its goroutine's states, and the collections that overlap it: what a
+    failure needs to say to be understood without the trace."""
+    s = trace.analysis.states
+    gc = trace.analysis.collections.table
+    regions = trace.regions
+    parts = []
+    for at in (regions.name == region).nonzero()[0]:
+        g, begin, end = int(regions.g[at]), int(regions.begin_ns[at]), int(regions.end_ns[at])
+        inside = (s.goroutines.ids[s.gi] == g) & (s.end > begin) & (s.start < end)
+        spent: dict[str, float] = defaultdict(float)
+        for i in inside.nonzero()[0]:
+            spent[State(int(s.state[i])).name.lower()] += (min(int(s.end[i]), end) - max(int(s.start[i]), begin)) / 1e6
+        overlap = (
+            sum(max(0, min(int(e), end) - max(int(b), begin)) for b, e in zip(gc.start, gc.end, strict=True)) / 1e6
+        )
+        parts.append(
+            f"region {end - begin} ns in g{g}: "
+            + ", ".join(f"{k} {v:.1f} ms" for k, v in sorted(spent.items()))
+            + f", collections {overlap:.1f} ms"
+        )
+    return "; ".join(parts)
+
+
 def assert_filed_as_measured(path: Path, measured: list[real_waits.Measured]) -> None:
     """Each region's waits are in the profile of the category its program measured, within ``TOLERANCE``, and
     (unless that category is ``other``) next to nothing in ``other``."""
-    analysis = exectracer.load(path, strict=True).analysis
+    trace = exectracer.load(path, strict=True)
+    analysis = trace.analysis
     by_region: dict[tuple[str, str], int] = defaultdict(int)
     for m in measured:
         by_region[m.region, m.category] += m.ns
@@ -167,7 +192,7 @@ def assert_filed_as_measured(path: Path, measured: list[real_waits.Measured]) ->
         where = f"{region}: measured {ns / 1e6:.1f} ms, the trace has " + ", ".join(
             f"{kind} {value / 1e6:.1f} ms" for kind, value in found.items()
         )
-        assert abs(found[category] - ns) <= TOLERANCE * ns, where
+        assert abs(found[category] - ns) <= TOLERANCE * ns, where + "; " + region_breakdown(trace, region)
         if category != "other":
             assert found["other"] <= NEAR_ZERO * ns, where
 

@@ -648,6 +648,33 @@ def test_an_anyio_task_that_raised_is_freed_as_untraced(tmp_path):
     assert traced == untraced and untraced[0] is Done
 
 
+@pytest.mark.parametrize("traced", [False, True])
+def test_tracing_a_trio_run_imports_nothing_the_program_did_not(tmp_path, traced):
+    # anyio imports its submodules when a name of its package is first looked up; the recorder's table of anyio's
+    # waits must not make it, which cost an import in the middle of a traced wait (and changed anyio's `__module__`s)
+    pytest.importorskip("anyio")
+    program = textwrap.dedent(
+        f"""
+        import sys, anyio, trio, exectracer
+        async def main():
+            await trio.sleep(0)
+            await trio.to_thread.run_sync(len, "x")
+        if {traced!r}:
+            with exectracer.trace(sys.argv[1]):
+                trio.run(main)
+        else:
+            trio.run(main)
+        print(" ".join(sorted(name for name in sys.modules if name.split(".")[0] in ("anyio", "trio"))))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, str(tmp_path / "t.xtrace")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert "anyio._core._sockets" not in loaded and "trio._core._run" in loaded
+
+
 def test_trio_imported_while_tracing_is_hooked(tmp_path):
     program = Path(__file__).parent / "programs" / "trio_late_import.py"
     path = tmp_path / "late.xtrace"

@@ -85,6 +85,7 @@ async def worker_threads() -> Measurements:
     """A blocking call in a worker thread, awaited through trio.to_thread and anyio.to_thread (on trio)."""
     import anyio.to_thread
 
+    await anyio.to_thread.run_sync(int)  # anyio imports its trio back-end on first use: not a wait to time
     measured = Measurements()
     with measured.timing("trio to_thread", "syscall"):
         await trio.to_thread.run_sync(time.sleep, DELAY)
@@ -101,6 +102,7 @@ async def sleeps_locks_events() -> Measurements:
     through anyio on trio."""
     import anyio
 
+    await anyio.sleep(0)  # anyio imports its trio back-end on first use: not a wait to time
     measured = Measurements()
     with measured.timing("trio sleep", "sleep"):
         await trio.sleep(DELAY)

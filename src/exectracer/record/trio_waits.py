@@ -76,9 +76,10 @@ _CATEGORY_FUNCTIONS: dict[Category, list[tuple[str, tuple[str, ...]]]] = {
             ),
         ),
         # anyio on trio: its own functions whose inner waits are not what they wait for (a connection's
-        # attempts wait on events and task groups; a TLS stream on locks)
+        # attempts wait on events and task groups; a TLS stream on locks). Named by the modules that define them:
+        # ``anyio`` itself imports them on first use, and the recorder must not make it (see ``_defined``).
         (
-            "anyio",
+            "anyio._core._sockets",
             (
                 "connect_tcp",
                 "connect_unix",
@@ -118,7 +119,7 @@ _CATEGORY_FUNCTIONS: dict[Category, list[tuple[str, tuple[str, ...]]]] = {
         ("trio.to_thread", ("run_sync",)),
         ("trio", ("Process.wait", "run_process", "open_file")),
         ("trio.lowlevel", ("open_process",)),
-        ("anyio", ("run_process", "open_process")),  # anyio on trio: its output pipes are read inside
+        ("anyio._core._subprocesses", ("run_process", "open_process")),  # anyio on trio: reads its pipes inside
     ],
 }
 
@@ -146,16 +147,25 @@ def _codes_by_category() -> dict[int, tuple[Category, CodeType]]:
     table: dict[int, tuple[Category, CodeType]] = {}
     for category, entries in _CATEGORY_FUNCTIONS.items():
         for module_name, paths in entries:
-            module = sys.modules.get(module_name)
             for path in paths:
-                func: Any = module
-                for part in path.split("."):
-                    func = getattr(func, part, None)
+                func = _defined(module_name, path)
                 func = getattr(func, "__func__", func)
                 code = getattr(func, "__code__", None)
                 if isinstance(code, CodeType):
                     table.setdefault(id(code), (category, code))
     return table
+
+
+def _defined(module_name: str, path: str) -> Any:
+    """``module_name.path`` if that module is imported and defines it, else None; found without running any of the
+    program's code: no module's ``__getattr__`` (anyio's and trio's import or warn from theirs) and no descriptor (a
+    static or class method is found as its ``staticmethod`` or ``classmethod`` object)."""
+    found: Any = sys.modules.get(module_name)
+    for part in path.split("."):
+        if found is None:
+            return None
+        found = inspect.getattr_static(found, part, None)
+    return found
 
 
 def _modules_missing() -> set[str]:
