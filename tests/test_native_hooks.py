@@ -65,8 +65,8 @@ def task_names(trace: exectracer.Trace) -> dict[int, str]:
 
 
 def story(trace: exectracer.Trace) -> dict[str, Any]:
-    """Each task's events in time order, and each loop's callbacks (as a multiset: their order across I/O may vary),
-    with ids resolved to names."""
+    """Each task's events in time order (a suspension with its stack's functions and lines), and each loop's
+    callbacks (as a multiset: their order across I/O may vary), with ids resolved to names."""
     names = task_names(trace)
     names.update({thread.id: f"thread {thread.name}" for thread in trace.threads})
     order = np.argsort(trace.events["ts"], kind="stable")
@@ -79,7 +79,7 @@ def story(trace: exectracer.Trace) -> dict[str, Any]:
         )
     for k, a, who in zip(kind, arg, g, strict=True):
         if k == Kind.TASK_SUSPEND:
-            frames = tuple(frame.function for frame in trace.stacks[a >> CATEGORY_SHIFT])
+            frames = tuple((frame.function, frame.line) for frame in trace.stacks[a >> CATEGORY_SHIFT])
             out[names[who]].append(("suspend", Category(a & ((1 << CATEGORY_SHIFT) - 1)).name, frames))
         elif k == Kind.TASK_READY:
             source, ident = Waker(a & ((1 << WAKER_SHIFT) - 1)), a >> WAKER_SHIFT
@@ -115,10 +115,10 @@ def test_c_and_python_hooks_record_the_same_story(tmp_path):
     # the program reached every path it means to
     deep = [event for event in c_story["deep"] if event[0] == "suspend"]
     assert len(deep[0][2]) > 64 and deep[0][1] == "SYNC"
-    assert any(event[0] == "suspend" and "__main__.legacy" in event[2] for event in c_story["legacy"])
+    assert any(event[0] == "suspend" and ("__main__.legacy" in dict(event[2])) for event in c_story["legacy"])
     assert ("done", "CANCELLED") in c_story["cancelled"]
     suspensions = [event for events in c_story.values() for event in events if event[0] == "suspend"]
-    assert ("suspend", "SYSCALL", ("__main__.main",)) in suspensions  # run_in_executor
+    assert any(e[1] == "SYSCALL" and [f for f, _ in e[2]] == ["__main__.main"] for e in suspensions)  # run_in_executor
     assert any(event[0] == "suspend" and event[1] == "NETWORK" for event in c_story["exchange"])
     assert any(event[0] == "suspend" and event[1] == "YIELD" for event in c_story["contender-0"])
     assert ("ready", "TASK", "__main__.main#1") in c_story["pong"]

@@ -97,6 +97,36 @@
 #define PUT_ERROR_BACK PyErr_Restore(aside_type, aside_value, aside_tb)
 #endif
 
+/* XT_SUSPENDED_LASTI_311(coro, &offset): on 3.11, true with the byte offset of a suspended coroutine's last
+   instruction read from its interpreter frame, as PyFrame_GetLasti gives it, without making the frame object
+   that `cr_frame` makes (and audits) on each call; false if the coroutine is not suspended, and on other
+   versions. The struct is the leading fields of 3.11's _PyInterpreterFrame (Include/internal/pycore_frame.h);
+   test_native_hooks compares the lines recorded from it with the Python hooks', which read f_lasti. */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+typedef struct {
+    PyObject *f_func, *f_globals, *f_builtins, *f_locals;
+    PyCodeObject *f_code;
+    PyObject *frame_obj;
+    void *previous;
+    _Py_CODEUNIT *prev_instr;
+} XtInterpreterFrame311;
+#define XT_FRAME_SUSPENDED_311 (-1)  /* FRAME_SUSPENDED */
+static inline int
+xt_suspended_lasti_311(PyObject *coro, long *offset)
+{
+    PyCoroObject *c = (PyCoroObject *)coro;
+    if (c->cr_frame_state != XT_FRAME_SUSPENDED_311) {
+        return 0;
+    }
+    const XtInterpreterFrame311 *frame = (const XtInterpreterFrame311 *)c->cr_iframe;
+    *offset = (long)(frame->prev_instr - (_Py_CODEUNIT *)frame->f_code->co_code_adaptive) * (long)sizeof(_Py_CODEUNIT);
+    return 1;
+}
+#define XT_SUSPENDED_LASTI_311(coro, offset) xt_suspended_lasti_311((coro), (offset))
+#else
+#define XT_SUSPENDED_LASTI_311(coro, offset) 0
+#endif
+
 /* ------------------------------------------------- module.c: interned names */
 
 XT_INTERNAL extern PyObject *xt_s_asyncio_events, *xt_s_get_running_loop, *xt_s_selector;

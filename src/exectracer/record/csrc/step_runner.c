@@ -296,10 +296,15 @@ chain_parts(StepRunner *self, PyObject *coro, PyObject *waiter, uintptr_t *parts
             /* a suspended coroutine's offset, from its own interpreter frame: no frame object made */
             offset = single == 0 ? PyUnstable_InterpreterFrame_GetLasti((struct _PyInterpreterFrame *)((PyCoroObject *)c)->cr_iframe) : 0;
 #else
-            if (single == 0 && (frame = xt_fast_get(&xt_coro_frame, c)) == NULL) {
+            if (single == 0 && XT_SUSPENDED_LASTI_311(c, &offset)) {
+                /* 3.11: read from its interpreter frame, as on 3.12: no frame object made (see speedups.h) */
+            }
+            else if (single == 0 && (frame = xt_fast_get(&xt_coro_frame, c)) == NULL) {
                 single = -1;
             }
-            offset = single == 0 ? xt_frame_lasti_of(frame) : 0;
+            else {
+                offset = single == 0 ? xt_frame_lasti_of(frame) : 0;
+            }
 #endif
             if (single >= 0 && !(offset == -1 && PyErr_Occurred())) {
                 next = xt_fast_get(&xt_coro_await, c);
