@@ -170,6 +170,14 @@ class FlightRecorder:
         files = self._snapshot_files()
         return SnapshotIfSlow(lambda reason: files.request(directory, reason, cooldown), threshold, name)
 
+    def request_snapshot(
+        self, directory: str, reason: str, cooldown: float = 60.0, label: str | None = None
+    ) -> str | None:
+        """Ask for a snapshot into ``directory``, written by a background thread (as the triggers do); the path
+        it will have (its name ends with ``label``, default ``reason``), or None if one for ``reason`` was asked
+        less than ``cooldown`` seconds ago."""
+        return self._snapshot_files().request(directory, reason, cooldown, label)
+
     def __enter__(self) -> FlightRecorder:
         return self.start()
 

@@ -31,18 +31,20 @@ class SnapshotFiles:
         self._thread = TracerThread(target=self._run, name="exectracer-flight-snapshots", daemon=True)
         self._thread.start()
 
-    def request(self, directory: str, reason: str, cooldown: float = 0.0) -> bool:
-        """Ask for a snapshot into ``directory``; False if one for ``reason`` was asked less than ``cooldown`` s ago.
+    def request(self, directory: str, reason: str, cooldown: float = 0.0, label: str | None = None) -> str | None:
+        """Ask for a snapshot into ``directory``; the path it will be written to (named with ``label``, default
+        ``reason``), or None if one for ``reason`` was asked less than ``cooldown`` s ago.
 
         Safe in a signal handler (``SimpleQueue.put`` is reentrant).
         """
         now = time.monotonic()
         last = self._last.get(reason)
         if last is not None and now - last < cooldown:
-            return False
+            return None
         self._last[reason] = now
-        self._queue.put((directory, reason))
-        return True
+        path = os.path.join(directory, trace_file_name("flight", reason if label is None else label))
+        self._queue.put((path, reason))
+        return path
 
     def close(self) -> None:
         """Write the snapshots already asked for, then end the thread."""
@@ -51,8 +53,7 @@ class SnapshotFiles:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            directory, reason = item
-            path = os.path.join(directory, trace_file_name("flight", reason))
+            path, reason = item
             try:
                 size = self._snapshot(path)
                 print(
@@ -74,7 +75,7 @@ class SnapshotIfSlow:
     One object times one block at a time; the decorator makes one per call.
     """
 
-    def __init__(self, request: Callable[[str], bool], threshold: float, name: str | None) -> None:
+    def __init__(self, request: Callable[[str], object], threshold: float, name: str | None) -> None:
         self._request = request
         self.threshold = threshold
         self.name = name

@@ -194,6 +194,12 @@ def run_within(func: F, context: Callable[[], contextlib.AbstractContextManager]
 
 def log(category: str, message: str) -> None:
     """Record a message under a category, in the current goroutine and user task."""
+    log_in_task(_user_task.get(), category, message)
+
+
+def log_in_task(task_id: int, category: str, message: str) -> None:
+    """``log``, in the user task ``task_id`` (0: none) rather than the current one: for integrations that end a
+    task from another context than the one it began in (an OpenTelemetry span ended elsewhere)."""
     rec = _current.recording
     if rec is None:
         return
@@ -208,7 +214,6 @@ def log(category: str, message: str) -> None:
         ts,
         g,
     ]
-    parent = _user_task.get()
-    if parent:
-        out += (_LOG_TASK | parent << ARG_SHIFT, ts, g)
+    if task_id:
+        out += (_LOG_TASK | task_id << ARG_SHIFT, ts, g)
     rec.events.extend(out)
