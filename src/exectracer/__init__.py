@@ -50,6 +50,20 @@ def load(path: Any, **kwargs: Any) -> Trace:
     return _load(path, **kwargs)
 
 
+def load_ipython_extension(shell: Any) -> None:
+    """``%load_ext exectracer`` in IPython and Jupyter: the ``%%exectrace`` cell magic (see exectracer.jupyter)."""
+    from .jupyter import load_ipython_extension as load_extension
+
+    load_extension(shell)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    """``%unload_ext exectracer``."""
+    from .jupyter import unload_ipython_extension as unload_extension
+
+    unload_extension(shell)
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

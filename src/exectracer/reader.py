@@ -17,11 +17,14 @@ module adds the analyses and the checks and warnings of loading a file.
 from __future__ import annotations
 
 import functools
+import html
+import importlib
 import os
 import sys
 import warnings
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 from .analysis import Analysis
 from .format import decoder
@@ -57,6 +60,20 @@ class Trace(TraceData):
     def analysis(self) -> Analysis:
         """The trace's analyses: summary, profiles, states, MMU."""
         return Analysis(self)
+
+    def _repr_html_(self) -> str:
+        """A notebook's view of the trace: its text summary (``exectracer summary``), every string escaped."""
+        from .report import render
+
+        text = render(self.analysis.summary(), os.path.basename(self.name), width=110)
+        return f'<pre style="white-space:pre;font-size:12px;line-height:1.25">{html.escape(text)}</pre>'
+
+    def show(self, height: int = 640) -> Any:
+        """The viewer (timeline, goroutines, profiles) in a notebook's output, served from this process on loopback.
+
+        Needs IPython. The viewer sits above the reader in the package's layers, so it is found by name here.
+        """
+        return importlib.import_module("exectracer.jupyter").show(self, height)
 
 
 def _describe(d: decoder.Decoded) -> list[str]:

@@ -27,11 +27,12 @@ from .api import BadRequest, Download, NotFound, ViewerAPI
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_URL = 8192
+CONTENT_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors {}"
+)
 SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-    ),
+    "Content-Security-Policy": CONTENT_POLICY.format("'none'"),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -43,9 +44,18 @@ class ViewerServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, trace: Trace, host: str = "127.0.0.1", port: int = 0, allowed_hosts: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        trace: Trace,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        allowed_hosts: Iterable[str] = (),
+        frame_ancestors: str = "'none'",
+    ) -> None:
+        """``frame_ancestors``: the pages that may show the viewer in a frame (a CSP source list; a notebook's)."""
         self.api = ViewerAPI(trace)
         self.allowed_hosts = host_names.names((host, *allowed_hosts))
+        self.security_headers = {**SECURITY_HEADERS, "Content-Security-Policy": CONTENT_POLICY.format(frame_ancestors)}
         super().__init__((host, port), _Handler)
 
     @property
@@ -157,7 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        for name, value in {**SECURITY_HEADERS, **(extra or {})}.items():
+        for name, value in {**self.server.security_headers, **(extra or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
