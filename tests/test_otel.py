@@ -4,6 +4,8 @@ exporter, in asyncio and threaded code; slow spans' flight-recorder snapshots.""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -155,3 +157,18 @@ def test_a_span_open_when_tracing_stops_leaves_the_next_recording_alone(tmp_path
 def test_bad_thresholds_are_refused() -> None:
     with pytest.raises(ValueError, match=r"snapshot_slower_than\['x'\] must be a number of seconds"):
         SpanProcessor(snapshot_slower_than={"x": -1})
+
+
+def test_the_integrations_import_without_their_frameworks() -> None:
+    # none of OpenTelemetry, IPython, pytest importable: the modules load, and the processor works untraced
+    program = (
+        "import sys\n"
+        "for name in ('opentelemetry', 'IPython', 'ipykernel'):\n"
+        "    sys.modules[name] = None\n"
+        "import exectracer, exectracer.otel, exectracer.jupyter\n"
+        "processor = exectracer.otel.SpanProcessor(attributes=['k'])\n"
+        "print(processor.force_flush(), 'IPython' in sys.modules and sys.modules['IPython'] is None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
