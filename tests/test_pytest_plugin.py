@@ -177,13 +177,14 @@ def test_bad_options_get_a_one_line_usage_error(tmp_path: Path, args: list[str],
     assert message in done.stderr and "Traceback" not in done.stderr
 
 
-def test_without_the_option_the_plugin_loads_nothing_of_the_recorder(tmp_path: Path) -> None:
+def test_without_the_option_the_plugin_loads_nothing_of_exectracer(tmp_path: Path) -> None:
     check = textwrap.dedent(
         """
         import sys
 
         def test_untouched():
-            assert not [name for name in sys.modules if name.startswith(("exectracer.record", "numpy"))]
+            assert not [name for name in sys.modules if name.startswith(("exectracer.", "numpy"))]
+            assert "exectracer" not in sys.modules and "exectracer_pytest" in sys.modules
         """
     )
     done = run_pytest(tmp_path, "-p", "no:anyio", "-p", "no:asyncio", "-p", "no:xdist", files={"test_check.py": check})

@@ -1,6 +1,9 @@
 """The pytest plugin: an execution trace of each test, kept for the slow or failing ones.
 
-Registered through the ``pytest11`` entry point and off unless asked::
+Registered through the ``pytest11`` entry point (the top-level module
+``exectracer_pytest``, which imports nothing of exectracer: a test session
+that does not ask for traces does not load the package) and off unless
+asked::
 
     pytest --exectracer=traces/                              # every test
     pytest --exectracer=traces/ --exectracer-slower-than=2   # tests that took over 2 s
@@ -11,8 +14,7 @@ down, into ``DIR/<test id>.xtrace``. With both filters a trace is kept if
 either holds. Under pytest-xdist each worker traces the tests it runs; the
 traces kept travel to the controller in the reports' ``user_properties``
 (``exectracer_trace``), and the terminal summary lists them with their top
-waits. Nothing is imported from the recorder, nor from NumPy, unless
-``--exectracer`` is given.
+waits.
 """
 
 from __future__ import annotations
@@ -53,51 +55,6 @@ class Kept:
     path: str
     duration: float
     failed: bool
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("exectracer", "execution traces of tests (exectracer)")
-    group.addoption(
-        "--exectracer",
-        metavar="DIR",
-        default=None,
-        help="trace each test (its fixtures included) into DIR/<test id>.xtrace",
-    )
-    group.addoption(
-        "--exectracer-slower-than",
-        metavar="SECONDS",
-        type=_seconds,
-        default=None,
-        help="keep only the traces of tests that took longer (setup, call and teardown together)",
-    )
-    group.addoption(
-        "--exectracer-failed",
-        action="store_true",
-        default=False,
-        help="keep only the traces of tests that failed or errored (with --exectracer-slower-than: either)",
-    )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    directory = config.getoption("exectracer")
-    if directory is None:
-        if config.getoption("exectracer_slower_than") is not None or config.getoption("exectracer_failed"):
-            raise pytest.UsageError("--exectracer-slower-than and --exectracer-failed need --exectracer=DIR")
-        return
-    path = Path(directory)
-    if path.exists() and not path.is_dir():
-        raise pytest.UsageError(f"--exectracer: {directory} exists and is not a directory")
-    config.pluginmanager.register(TestTracer(config, path), "exectracer-tracer")
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise pytest.UsageError(f"--exectracer-slower-than: not a number of seconds: {text!r}") from None
-    if not value >= 0:  # NaN too
-        raise pytest.UsageError(f"--exectracer-slower-than: must be 0 or more, not {text}")
-    return value
 
 
 def trace_name(nodeid: str) -> str:
