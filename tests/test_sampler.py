@@ -721,3 +721,34 @@ def test_the_heap_probe_leaves_a_reused_number_to_the_program():
     finally:
         for n in (fd, read_end, write_end):
             os.close(n)
+
+
+@pytest.mark.recorder
+def test_ticks_the_sampler_misses_while_the_gil_is_held_are_counted_and_reported(tmp_path: Path) -> None:
+    from exectracer.report import render
+
+    path = tmp_path / "late.xtrace"
+    with exectracer.trace(path, sample_interval=0.005):
+        time.sleep(0.05)  # a few ticks on time
+        sum(range(30_000_000))  # C code holding the GIL throughout: no tick can be taken meanwhile
+        time.sleep(0.05)
+    trace = exectracer.load(path, strict=True)
+    late = trace.events.arg[trace.events.kind == Kind.SAMPLER_LATE]
+    assert len(late) >= 1 and trace.sampler_ticks_skipped == int(late.sum()) >= 1
+    info = trace.analysis.summary()["trace"]["sampler"]
+    assert info["interval_ns"] == 5_000_000 and info["ticks_skipped"] == trace.sampler_ticks_skipped
+    assert 0 < info["ticks_skipped"] < info["ticks_due"]
+    report = render(trace.analysis.summary(), "late.xtrace", width=0)
+    assert f"SAMPLER LATE: {info['ticks_skipped']:,} of {info['ticks_due']:,} ticks" in report
+
+
+@pytest.mark.recorder
+def test_a_sampler_on_time_reports_nothing_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "calm.xtrace"
+    with exectracer.trace(path, sample_interval=0.02):
+        time.sleep(0.1)
+    summary = exectracer.load(path, strict=True).analysis.summary()["trace"]
+    assert summary["sampler"]["interval_ns"] == 20_000_000
+    with exectracer.trace(tmp_path / "off.xtrace", sample_interval=0):
+        pass
+    assert exectracer.load(tmp_path / "off.xtrace").analysis.summary()["trace"]["sampler"] is None

@@ -187,6 +187,15 @@ def _header(info: dict[str, Any], name: str, width: int) -> str:
     line += "\n" + flow("WARNING: incomplete trace:", problems, width, sep=";") if problems else ""
     for note in info.get("unseen", ()):  # each on lines of its own, wrapped between words
         line += "\n" + flow(f"NOT SEEN by the recorder: {printable(note)}", [], width)
+    sampler = info.get("sampler") or {}
+    if sampler.get("ticks_skipped"):
+        skipped, due = sampler["ticks_skipped"], max(sampler["ticks_due"], 1)
+        line += "\n" + flow(
+            f"SAMPLER LATE: {skipped:,} of {due:,} ticks ({skipped / due:.0%}) skipped: it got the CPU or the GIL"
+            " late; the CPU profile and the waits estimated from samples are coarser there",
+            [],
+            width,
+        )
     return line
 
 

@@ -180,6 +180,20 @@ class TraceData:
         """How long the recording ran, in nanoseconds."""
         return self.end_ns - self.start_ns
 
+    @property
+    def sample_interval_ns(self) -> int | None:
+        """The sampler's interval (the recording's option), in ns; None if it did not sample or the trace does
+        not say."""
+        options = self.metadata.get("options")
+        interval = options.get("sample_interval") if isinstance(options, dict) else None
+        return int(float(interval) * 1e9) if isinstance(interval, (int, float)) and interval > 0 else None
+
+    @property
+    def sampler_ticks_skipped(self) -> int:
+        """Sampler ticks missed because it ran (or got the GIL) late: each SAMPLER_LATE says how many."""
+        ev = self.events
+        return int(ev.arg[ev.kind == Kind.SAMPLER_LATE].sum())
+
     def string(self, sid: int) -> str:
         """The interned string ``sid`` (``"?"`` if the trace does not define it)."""
         return self.strings.get(int(sid), "?")

@@ -233,10 +233,8 @@ def _waits(states: StateIntervals, type: str, lo: int, hi: int) -> _Rows:
 
 
 def _sample_period(trace: TraceData) -> int:
-    """The sampler's interval in ns (the recording's option)."""
-    options = trace.metadata.get("options")
-    interval = options.get("sample_interval") if isinstance(options, dict) else None
-    return int(float(interval) * 1e9) if isinstance(interval, (int, float)) and interval > 0 else 10_000_000
+    """The sampler's interval in ns (the recording's option; 10 ms if the trace does not say)."""
+    return trace.sample_interval_ns or 10_000_000
 
 
 def _cpu_samples(

@@ -159,6 +159,20 @@ def _trace_info(trace: TraceData, anomalies: dict[str, int]) -> dict[str, Any]:
             "anomalies": dict(anomalies),  # events that fit no goroutine's states, left out (a damaged trace)
         },
         "unseen": list(lost.unseen),  # what the recorder could not see (a loop no hook sees, ...)
+        "sampler": _sampler_info(trace),
+    }
+
+
+def _sampler_info(trace: TraceData) -> dict[str, int] | None:
+    """The sampler's interval, the ticks due in the recording and those it skipped (fallen behind); None if it
+    did not sample."""
+    interval = trace.sample_interval_ns
+    if interval is None:
+        return None
+    return {
+        "interval_ns": interval,
+        "ticks_due": trace.duration_ns // interval,
+        "ticks_skipped": trace.sampler_ticks_skipped,
     }
 
 

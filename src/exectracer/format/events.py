@@ -83,6 +83,7 @@ class Kind(enum.IntEnum):
 
     # the tracer itself: g = 0
     EVENTS_LOST = 70  # arg: number of events dropped (buffer limit)
+    SAMPLER_LATE = 71  # arg: sampler ticks skipped: it got to run (or the GIL) that many intervals late
 
     # thread pools (concurrent.futures.ThreadPoolExecutor, asyncio's default executor)
     POOL_SUBMIT = 80  # g = submitting goroutine, arg: work item id

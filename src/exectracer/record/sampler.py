@@ -54,6 +54,7 @@ from .thread_stacks import MAX_DEPTH, FrameStacks
 SAMPLE = int(Kind.THREAD_SAMPLE)
 SYSCALL = int(Kind.THREAD_SYSCALL)
 CPU = int(Kind.THREAD_CPU)
+LATE = int(Kind.SAMPLER_LATE)
 TASKS = "/proc/self/task"
 # generator, coroutine, async generator: resumed from anywhere, so the same
 # frame at the same offset does not mean the same callers
@@ -333,7 +334,7 @@ class Sampler:
         try:
             now = time.perf_counter_ns()
             self._sample(own_frame, opens_files)
-            self._plan(max(self._due + self._interval_ns, now))
+            self._plan_after(now)
             self._watch.mark()
         except Exception:  # never raise into the program: the sampler's thread takes the ticks back
             caught("sampler.inline")
@@ -349,6 +350,15 @@ class Sampler:
         self._handoff.plan(SAMPLER, self._wants_gil(due))
         if self._hooks is not None:
             self._hooks.set_hook_sample_due(due)
+
+    def _plan_after(self, now: int) -> None:
+        """Plan the tick after the one just taken. One that fell behind (the process short of CPU, or the GIL
+        held by code that does not let it go) skips the ticks it missed and says how many (SAMPLER_LATE), so
+        that readers know where samples are missing."""
+        due = self._due + self._interval_ns
+        if now >= due + self._interval_ns:
+            self._emit((LATE | ((now - due) // self._interval_ns) << ARG_SHIFT, now, 0))
+        self._plan(max(due, now))
 
     def _wants_gil(self, due: int) -> int:
         """When this thread will want the GIL for the sample due at ``due``."""
@@ -382,7 +392,7 @@ class Sampler:
                     if clock() < self._due:  # a hook took it meanwhile
                         continue
                     self._sample()
-                    self._plan(max(self._due + interval, clock()))  # fell behind: skip the ticks missed
+                    self._plan_after(clock())
                 if handoff.finished(
                     SAMPLER, self._wants_gil(self._due)
                 ):  # a busy loop waited for this sample: let it take the next ones

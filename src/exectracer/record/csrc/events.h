@@ -59,6 +59,7 @@
 #define XT_KIND_LOG_TASK 69                      /* arg: user task id of the log record just made */
 /* the tracer itself: g = 0 */
 #define XT_KIND_EVENTS_LOST 70                   /* arg: number of events dropped (buffer limit) */
+#define XT_KIND_SAMPLER_LATE 71                  /* arg: sampler ticks skipped: it got to run (or the GIL) that many intervals late */
 /* thread pools (concurrent.futures.ThreadPoolExecutor, asyncio's default executor) */
 #define XT_KIND_POOL_SUBMIT 80                   /* g = submitting goroutine, arg: work item id */
 #define XT_KIND_POOL_WORK_BEGIN 81               /* g = worker thread, arg: work item id */
