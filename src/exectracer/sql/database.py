@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 from ..analysis import Analysis
@@ -75,21 +75,33 @@ class Database:
         with self._errors():
             return relation.df()
 
-    def batches(self, query: str) -> tuple[list[str], list[str], Iterator[list[tuple[Any, ...]]]]:
-        """The result of ``query``: its column names, their SQL types and its rows, :data:`BATCH_ROWS` at a time."""
+    def batches(
+        self, query: str, rows: int = BATCH_ROWS
+    ) -> tuple[list[str], list[str], Generator[list[tuple[Any, ...]], None, None]]:
+        """The result of ``query``: its column names, their SQL types and its rows, ``rows`` at a time (close the
+        iterator of rows if it is not read to its end)."""
         with self._errors():
             self._prepare(query)
             result = self._con.execute(query)
         described = result.description or []
-        return [d[0] for d in described], [str(d[1]) for d in described], self._rows(result)
+        return [d[0] for d in described], [str(d[1]) for d in described], self._rows(result, rows)
 
-    def _rows(self, result: Any) -> Iterator[list[tuple[Any, ...]]]:
-        while True:
-            with self._errors():
-                rows = result.fetchmany(BATCH_ROWS)
-            if not rows:
-                return
-            yield rows
+    def interrupt(self) -> None:
+        """Stop the query running now (from another thread): it raises :class:`QueryError`."""
+        self._con.interrupt()
+
+    def _rows(self, result: Any, size: int) -> Generator[list[tuple[Any, ...]], None, None]:
+        """The rows of ``result``, ``size`` at a time; closing the iterator early lets the connection run the next
+        query (DuckDB refuses one while a result is unfinished)."""
+        try:
+            while True:
+                with self._errors():
+                    rows = result.fetchmany(size)
+                if not rows:
+                    return
+                yield rows
+        finally:
+            result.abort()
 
     def _prepare(self, query: str) -> None:
         """Build the tables ``query`` names; in a read-only database, refuse anything but one query that reads."""
