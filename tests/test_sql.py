@@ -294,6 +294,8 @@ def test_command_formats(paths: dict[str, Path]) -> None:
         ("SELECT * FROM stats", 'Catalog Error: Table with name stats does not exist! Did you mean "states"?'),
         ("SELECT nope FROM gc", 'Binder Error: Referenced column "nope" not found'),
         ("SELECT 'a'::INTEGER", "Conversion Error: Could not convert string 'a' to INT32"),
+        ("", "no SQL statement in the query"),
+        (" ; ", "no SQL statement in the query"),
     ],
 )
 def test_command_bad_query(paths: dict[str, Path], query: str, message: str) -> None:

@@ -5,6 +5,13 @@
     trace = exectracer.load("out.xtrace")
     trace.sql("SELECT state, sum(end_ns - start_ns) FROM states GROUP BY state")  # a pandas DataFrame
 
-DuckDB (and pandas, for DataFrames) are imported only here, when a query
-runs: ``pip install 'exectracer[sql]'``.
+    from exectracer.sql import Database
+    db = Database([(t, t.analysis, name) for t, name in ...])           # several traces at once
+
+DuckDB (and pandas, for DataFrames) are imported only when a database is
+opened: ``pip install 'exectracer[sql]'``.
 """
+
+from .database import TABLE_NAMES, Database, QueryError
+
+__all__ = ["TABLE_NAMES", "Database", "QueryError"]

@@ -83,6 +83,8 @@ class Database:
         with self._errors():
             self._prepare(query)
             result = self._con.execute(query)
+        if result is None:  # nothing to return
+            return [], [], _no_rows()
         described = result.description or []
         return [d[0] for d in described], [str(d[1]) for d in described], self._rows(result, rows)
 
@@ -101,12 +103,17 @@ class Database:
                     return
                 yield rows
         finally:
-            result.abort()
+            abort = getattr(result, "abort", None)  # DuckDB 2; before it, the next query replaces the result
+            if abort is not None:
+                abort()
 
     def _prepare(self, query: str) -> None:
         """Build the tables ``query`` names; in a read-only database, refuse anything but one query that reads."""
+        statements = self._duckdb.extract_statements(query)
+        if not statements:
+            raise QueryError("no SQL statement in the query")
         self._build(_named_tables(self._duckdb, query))
-        if self.read_only and not _reads_only(self._duckdb, query):
+        if self.read_only and not _reads_only(statements):
             raise QueryError("Permission Error: only one statement that reads (SELECT, WITH, ...) may run here")
 
     @contextlib.contextmanager
@@ -130,6 +137,10 @@ class Database:
             self._built.add(name)
 
 
+def _no_rows() -> Generator[list[tuple[Any, ...]], None, None]:
+    yield from ()
+
+
 def _empty(spec: Spec) -> str:
     return "SELECT " + ", ".join(f"NULL AS {column}" for column, _ in spec.columns) + ", NULL AS trace WHERE false"
 
@@ -143,16 +154,16 @@ def _named_tables(duckdb: Any, query: str) -> set[str]:
 
 def _identifiers(duckdb: Any, query: str) -> Iterator[str]:
     tokens = duckdb.tokenize(query)
-    ends = [position for position, _ in tokens[1:]] + [len(query)]
+    ends = [position for position, _ in tokens[1:]] + [len(query)] if tokens else []
     for (position, kind), end in zip(tokens, ends, strict=True):
         if kind == duckdb.token_type.identifier:
             yield query[position:end].strip().strip('"')
 
 
-def _reads_only(duckdb: Any, query: str) -> bool:
-    """Whether ``query`` is one statement that only reads."""
-    statements = duckdb.extract_statements(query)
-    return len(statements) == 1 and statements[0].type in (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
+def _reads_only(statements: list[Any]) -> bool:
+    """Whether ``statements`` (DuckDB's parse of a query) are one statement that only reads."""
+    reading = {"SELECT", "EXPLAIN"}
+    return len(statements) == 1 and statements[0].type.name in reading
 
 
 def one_line(message: str) -> str:
