@@ -21,6 +21,7 @@ from exectracer.analysis.states import STATE_NAMES
 from exectracer.sql.database import TABLE_NAMES, Database, QueryError
 
 from programs import annotated_requests, talk
+from support.tracebuilder import TraceBuilder
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "sql.md"
 CLI = [sys.executable, "-m", "exectracer", "sql"]
@@ -130,6 +131,18 @@ def test_every_table_of_several_traces(db: Database, traces: dict[str, exectrace
         assert pid == trace.metadata["pid"]
     [(frames,)] = db.relation("SELECT count(*) FROM frames WHERE trace = 'lock'").fetchall()
     assert frames == sum(len(f) for f in traces["lock"].stacks.values())
+
+
+def test_a_trace_with_nothing_in_it(tmp_path: Path) -> None:
+    """No events, no pid in the metadata: every table answers, empty; the process's pid is NULL."""
+    builder = TraceBuilder()
+    del builder.metadata["pid"]
+    trace = exectracer.load(builder.write(tmp_path / "nothing.xtrace", stop_ns=10))
+    for name in TABLE_NAMES:
+        assert len(trace.sql(f"SELECT * FROM {name}")) == (name == "processes"), name
+    assert trace.sql("SELECT pid IS NULL AS unknown, end_ns FROM processes").to_dict("records") == [
+        {"unknown": True, "end_ns": 10}
+    ]
 
 
 # -- the documented examples -----------------------------------------------------------------------------------
