@@ -539,3 +539,59 @@ def test_times_are_shown_with_units(page) -> None:
     assert got["ticks"] == ["1.2 s", "350 µs", "1.0025 s"]
     assert got["steps"] == [1, 5, 200, 5000]
     assert got["parsed"] == [1_500_000_000, 250_000_000, 40_000, 40_000, 100, 2_000_000_000, None]
+
+
+def test_query_page(page, api) -> None:
+    """SQL in, a table out; a row with a goroutine and a time links to its span on the timeline; bad SQL, and
+    SQL that reaches for a file, show DuckDB's one-line error."""
+    open_page(page, "#/query")
+    page.locator("button.run").click()  # the example query: time by state
+    page.locator("table.query tbody tr").first.wait_for()
+    assert page.locator("table.query th").first.inner_text() == "state"
+    assert "running" in page.locator("table.query tbody td").all_inner_texts()
+
+    waiter = api.goroutine("waiter")
+    page.fill(
+        "textarea.sql",
+        "SELECT s.goroutine_id, s.state, s.start_ns, s.end_ns FROM states s JOIN goroutines g ON g.id = s.goroutine_id"
+        " WHERE g.name = 'waiter' AND s.state = 'sync'",
+    )
+    page.press("textarea.sql", "Control+Enter")
+    link = page.locator("table.query a.timeline-link").first
+    link.wait_for()
+    assert page.locator("table.query tbody tr").count() == 1
+    link.click()
+    wait_until(page, "() => window.exectracer.route === 'timeline' && window.exectracer.ready")
+    wait_until(
+        page,
+        "() => document.querySelector('aside.panel .gname')"
+        " && document.querySelector('aside.panel .gname').textContent === 'waiter'",
+    )
+    assert f"g={waiter}" in page.url or f"sel={waiter}" in page.url
+
+    for query, error in (
+        ("SELEC 1", "Parser Error: syntax error at or near"),
+        ("SELECT * FROM read_text('/etc/hostname')", "Permission Error"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "Permission Error"),
+        ("DROP VIEW states", "Permission Error"),
+    ):
+        open_page(page, "#/query")
+        page.fill("textarea.sql", query)
+        page.locator("button.run").click()
+        box = page.locator(".query-error")
+        box.wait_for()
+        text = box.inner_text()
+        assert text.startswith(error) and "\n" not in text, text
+    # the browser logs each refused query's HTTP 400 as a console error: those, and only those, are expected
+    refused = "console error: Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    assert page.problems.count(refused) == 4
+    page.problems[:] = [p for p in page.problems if p != refused]
+
+
+def test_query_results_stay_text(page_without_csp) -> None:
+    page = page_without_csp
+    query = f"SELECT {XSS_TASK!r} AS x, name FROM goroutines WHERE name = {XSS_TASK!r}"
+    open_page(page, f"#/query?q={urllib.parse.quote(query)}")
+    page.locator("table.query tbody tr").first.wait_for()
+    assert page.locator("table.query tbody td").all_inner_texts()[:2] == [XSS_TASK, XSS_TASK]
+    assert page.locator("table.query img").count() == 0

@@ -1,4 +1,5 @@
-"""The ``exectracer`` command: trace a program (``run``, ``demo``), then read the trace (``summary``, ``pprof``).
+"""The ``exectracer`` command: trace a program (``run``, ``demo``), then read the trace (``summary``, ``pprof``,
+``sql``, ``view``).
 
 ``capture`` fetches a trace from a running service's ``/debug/pprof/trace``.
 
@@ -33,8 +34,8 @@ POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
 SNAPSHOT_SIGNALS = [name for name in ("SIGUSR1", "SIGUSR2", "SIGHUP", "SIGQUIT") if hasattr(signal, name)]
 
 
-READING_COMMANDS = frozenset({"summary", "pprof", "view", "capture"})  # run no program of the user's
-QUICK_EXIT_COMMANDS = frozenset({"summary", "pprof"})  # hold nothing that needs closing once they return
+READING_COMMANDS = frozenset({"summary", "pprof", "sql", "view", "capture"})  # run no program of the user's
+QUICK_EXIT_COMMANDS = frozenset({"summary", "pprof", "sql"})  # hold nothing that needs closing once they return
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -604,4 +605,53 @@ def _pprof(
         f"Wrote the {kind} profile ({count:,} {what}, {duration(total)}{of_which}) to {printable(output)}.\n"
         f"  see it:  go tool pprof -top {printable(output)}"
     )
+    return 0
+
+
+class QueryFailed(click.ClickException):
+    """A query DuckDB refused: its one-line message, exit status 2 (bad input on the command line)."""
+
+    exit_code = 2
+
+
+@cli.command()
+@click.argument("trace_paths", metavar="TRACE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("query")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table: aligned columns; csv: a header and one line per row; json: an array of one object per row.",
+)
+def sql(trace_paths: tuple[str, ...], query: str, fmt: str) -> Job:
+    """Run a SQL QUERY (DuckDB's dialect) over one or more traces.
+
+    The tables (docs/sql.md): processes, goroutines, states, frames, gc,
+    heap, user_tasks, user_regions, logs and events; times in ns from each
+    trace's start, and a trace column naming the file each row came from.
+    Example: exectracer sql out.xtrace "SELECT state, sum(end_ns - start_ns)
+    FROM states GROUP BY state"
+    """
+    return _interruptible(functools.partial(_sql, trace_paths, query, fmt))
+
+
+def _sql(paths: tuple[str, ...], query: str, fmt: str) -> int:
+    from .allocator import prepare_for_trace
+    from .sql import output
+    from .sql.database import Database, QueryError
+
+    if len(paths) == 1:
+        prepare_for_trace(paths[0])
+    traces = [_load(path) for path in paths]
+    try:
+        database = Database([(trace, trace.analysis, path) for trace, path in zip(traces, paths, strict=True)])
+    except ImportError as exc:  # DuckDB not installed: says how to install it
+        raise click.ClickException(str(exc)) from None
+    try:
+        names, types, batches = database.batches(query)
+        output.write(sys.stdout, fmt, names, types, batches)
+    except QueryError as exc:
+        raise QueryFailed(str(exc)) from None
     return 0

@@ -24,13 +24,16 @@ import sys
 import warnings
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .analysis import Analysis
 from .format import decoder
 from .format.decoder import Frame, Problem, TraceFormatError
 from .table import Table
 from .trace_data import HookError, Loop, Lost, Task, Thread, TraceData, UserTask
+
+if TYPE_CHECKING:
+    from .sql.database import Database
 
 __all__ = [
     "Frame",
@@ -74,6 +77,21 @@ class Trace(TraceData):
         Needs IPython. The viewer sits above the reader in the package's layers, so it is found by name here.
         """
         return importlib.import_module("exectracer.jupyter").show(self, height)
+
+    def sql(self, query: str) -> Any:
+        """The result of a SQL ``query`` over this trace's tables (docs/sql.md) as a pandas DataFrame.
+
+        Needs DuckDB and pandas (``pip install 'exectracer[sql]'``). Raises
+        :class:`exectracer.sql.QueryError`, with DuckDB's message on one
+        line, for a query DuckDB cannot run.
+        """
+        return self._database.df(query)
+
+    @functools.cached_property
+    def _database(self) -> Database:
+        from .sql.database import Database
+
+        return Database([(self, self.analysis, self.name)])
 
 
 def _describe(d: decoder.Decoded) -> list[str]:

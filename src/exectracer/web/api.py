@@ -18,6 +18,7 @@ from ..format.events import WAKER_MASK, WAKER_SHIFT, Waker
 from ..reader import Trace
 from .lanes import Lanes
 from .lod import Window
+from .query import QueryAPI
 
 MAX_WIDTH = 10_000
 MAX_LOG_LIMIT = 1000
@@ -61,6 +62,7 @@ class ViewerAPI:
         self.lanes = Lanes(self.analysis)
         self.summary = self.analysis.summary()
         _ = trace.regions, trace.logs  # cached properties, computed now: before requests arrive on several threads
+        self.query = QueryAPI(trace)
         self.routes: dict[str, Callable[[Params], Any]] = {
             "/api/info": self.info,
             "/api/lanes": self.lane_list,
@@ -75,6 +77,7 @@ class ViewerAPI:
             "/api/mmu": self.mmu,
             "/api/latency": self.latency,
             "/api/logs": self.logs,
+            "/api/sql": self.sql,
         }
 
     # -- helpers -----------------------------------------------------------------
@@ -449,6 +452,10 @@ class ViewerAPI:
                 for i in page.tolist()
             ],
         }
+
+    def sql(self, p: Params) -> dict:
+        """One reading SQL statement (``q``) over the trace's tables (docs/sql.md), read-only."""
+        return self.query.run(p.get("q", ""))
 
 
 def _warnings(trace: Trace) -> list[str]:

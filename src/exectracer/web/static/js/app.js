@@ -1,5 +1,5 @@
 // The single-page app: hash routes (#/timeline?start=..&end=..&g=.., #/goroutines, #/profile/net?.., #/mmu,
-// #/latency, #/logs, #/info), the header and the warning banner.
+// #/latency, #/logs, #/query, #/info), the header and the warning banner.
 
 import { api } from "./api.js";
 import { el, clear, errorBox } from "./dom.js";
@@ -13,6 +13,7 @@ const PAGES = {
   mmu: () => import("./pages/mmu.js"),
   latency: () => import("./pages/latency.js"),
   logs: () => import("./pages/logs.js"),
+  query: () => import("./pages/query.js"),
   info: () => import("./pages/info.js"),
 };
 

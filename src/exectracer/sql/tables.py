@@ -1,0 +1,345 @@
+"""The SQL tables of a trace (docs/sql.md): NumPy columns for DuckDB to scan in place, and the views over them.
+
+Each table is built per trace as *raw* columns (what the trace and its
+analysis already hold: absolute times, dense codes, ids) and read through a
+view that turns them into the documented columns: times in ns from the
+trace's start, names for codes, NULL for unknown. The view's expressions run
+inside DuckDB, vectorized; nothing here loops over events or intervals in
+Python (the goroutines, stacks and user tables are built from the trace's
+per-goroutine and per-stack tables, as the rest of the reading side is).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..analysis import Analysis
+from ..analysis.states import STATE_NAMES, State
+from ..format.events import WAKER_MASK, WAKER_SHIFT, Kind, Waker
+from ..trace_data import TraceData
+from .processes import UNKNOWN, Processes, object_array, processes
+
+Columns = dict[str, NDArray[Any]]
+NONE = np.iinfo(np.int64).min  # a raw integer column's NULL
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One trace as the tables read it: its data, analysis, processes, and the name its rows carry (``trace``)."""
+
+    trace: TraceData
+    analysis: Analysis
+    name: str
+    processes: Processes
+
+    @property
+    def uniform_pid(self) -> int | None:
+        """The pid of every goroutine if they all share one process, else None."""
+        pids = np.unique(self.processes.pid_of)
+        if len(pids) == 0:
+            return int(self.processes.table.pid[0]) if len(self.processes.table) == 1 else None
+        return int(pids[0]) if len(pids) == 1 else None
+
+    def pids(self, g: NDArray[np.int64]) -> NDArray[np.int64]:
+        """The pid of each goroutine id in ``g`` (:data:`UNKNOWN` for ids the trace does not name)."""
+        index = self.analysis.goroutines.index_of(g)
+        return np.where(index >= 0, self.processes.pid_of[np.maximum(index, 0)], UNKNOWN)
+
+
+def source(trace: TraceData, analysis: Analysis, name: str) -> Source:
+    """``trace`` read as ``name``."""
+    return Source(trace, analysis, name, processes(trace, analysis.goroutines))
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A documented table: its columns as SQL expressions over the raw columns ``build`` makes.
+
+    In an expression ``{t0}`` is the trace's start (absolute ns) and
+    ``{pid}`` the pid of the row's goroutine (see :meth:`pid_column`).
+    ``pid_of``: the raw column of goroutine ids ``{pid}`` is looked up by
+    (None: the table has no ``pid``).
+    """
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    build: Callable[[Source], Columns]
+    pid_of: str | None = None
+    per_process: bool = False  # one pid for the whole table's trace (events, heap), NULL when it holds several
+
+    def raw(self, src: Source) -> Columns:
+        """The raw columns of ``src``, with ``pid`` where the trace's goroutines are of several processes."""
+        columns = self.build(src)
+        if self.pid_of is not None and src.uniform_pid is None and not self.per_process:
+            columns["pid"] = src.pids(columns[self.pid_of])
+        return columns
+
+    def select(self, src: Source, raw_name: str) -> str:
+        """The SELECT of the view over ``src``'s raw columns registered as ``raw_name``."""
+        pid = src.uniform_pid
+        if self.pid_of is not None or self.per_process:
+            if pid is not None:
+                pid_sql = "CAST(NULL AS BIGINT)" if pid == UNKNOWN else f"CAST({pid} AS BIGINT)"
+            else:
+                pid_sql = "CAST(NULL AS BIGINT)" if self.per_process else f"NULLIF(pid, {UNKNOWN})"
+        else:
+            pid_sql = "NULL"
+        exprs = [f"{expr.format(t0=src.trace.start_ns, pid=pid_sql)} AS {column}" for column, expr in self.columns]
+        exprs.append(f"{_literal(src.name)} AS trace")
+        return f"SELECT {', '.join(exprs)} FROM {raw_name}"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _names(names: list[str]) -> str:
+    """A DuckDB list literal of ``names``, indexed from 1."""
+    return "[" + ", ".join(_literal(n) for n in names) + "]"
+
+
+def _text(column: str) -> str:
+    return f"CAST({column} AS VARCHAR)"
+
+
+def _time(column: str) -> str:
+    return f"NULLIF({column}, {NONE}) - {{t0}}"
+
+
+def _nullable(column: str, none: int = NONE) -> str:
+    return f"NULLIF({column}, {none})"
+
+
+# -- building the raw columns --------------------------------------------------------------------------------------
+
+
+def _or_none(values: list[int | None]) -> NDArray[np.int64]:
+    return np.array([NONE if v is None else v for v in values], dtype=np.int64)
+
+
+def _processes(src: Source) -> Columns:
+    t = src.processes.table
+    return {name: t[name] for name in t.columns}
+
+
+def _goroutines(src: Source) -> Columns:
+    gs = src.analysis.goroutines.list
+    return {
+        "id": src.analysis.goroutines.ids,
+        "kind": object_array([g.kind for g in gs]),
+        "name": object_array([g.name for g in gs]),
+        "start_function": object_array([g.start_function for g in gs]),
+        "parent_id": _or_none([g.parent_id for g in gs]),
+        "created_ns": _or_none([g.created_ns for g in gs]),
+        "ended_ns": _or_none([g.ended_ns for g in gs]),
+    }
+
+
+def _states(src: Source) -> Columns:
+    s = src.analysis.states
+    ids = src.analysis.goroutines.ids
+    return {
+        "g": ids[s.gi] if len(ids) else np.empty(0, np.int64),
+        "state": s.state,
+        "start": s.start,
+        "end": s.end,
+        "stack": s.stack,
+        "waker": s.waker,
+    }
+
+
+def _frames(src: Source) -> Columns:
+    stacks = src.trace.stacks
+    ids = np.fromiter(stacks.keys(), dtype=np.int64, count=len(stacks))
+    lengths = np.fromiter((len(f) for f in stacks.values()), dtype=np.int64, count=len(stacks))
+    frames = [frame for frames in stacks.values() for frame in frames]
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return {
+        "stack_id": np.repeat(ids, lengths),
+        "depth": np.arange(len(frames), dtype=np.int64) - starts,
+        "function": object_array([f.function for f in frames]),
+        "file": object_array([f.file for f in frames]),
+        "line": np.array([f.line for f in frames], dtype=np.int64),
+    }
+
+
+def _gc(src: Source) -> Columns:
+    t = src.analysis.collections.table
+    return {"start": t.start, "end": t.end, "generation": t.generation, "g": t.g, "collected": t.collected}
+
+
+def _heap(src: Source) -> Columns:
+    ev = src.trace.events
+    at = np.flatnonzero(ev.kind == Kind.HEAP_BLOCKS)
+    nxt = np.minimum(at + 1, max(len(ev) - 1, 0))
+    paired = (nxt > at) & (ev.kind[nxt] == Kind.HEAP_RSS) & (ev.ts[nxt] == ev.ts[at])
+    return {"ts": ev.ts[at], "blocks": ev.arg[at], "rss": np.where(paired, ev.arg[nxt], NONE)}
+
+
+def _user_tasks(src: Source) -> Columns:
+    ts = src.trace.user_tasks
+    return {
+        "id": np.array([t.id for t in ts], dtype=np.int64),
+        "name": object_array([t.name for t in ts]),
+        "parent_id": _or_none([t.parent_id for t in ts]),
+        "start": _or_none([t.begin_ns for t in ts]),
+        "end": _or_none([t.end_ns for t in ts]),
+        "g": _or_none([t.g for t in ts]),
+    }
+
+
+def _user_regions(src: Source) -> Columns:
+    r = src.trace.regions
+    return {"name": r.name, "g": r.g, "start": r.begin_ns, "end": r.end_ns, "task": r.task}
+
+
+def _logs(src: Source) -> Columns:
+    t = src.trace.logs
+    return {"ts": t.ts, "g": t.g, "category": t.category, "message": t.message, "task": t.task}
+
+
+def _events(src: Source) -> Columns:
+    ev = src.trace.events
+    return {"ts": ev.ts, "g": ev.g, "kind": ev.kind, "arg": ev.arg}
+
+
+_STATES = _names([STATE_NAMES[s] for s in State if s != State.ENDED])
+_KIND_NAMES = {int(k): k.name for k in Kind}
+_KINDS = _names([_KIND_NAMES.get(k, f"KIND_{k}") for k in range(256)])
+# a blocked or runnable interval's waker, where it is a goroutine (a task or a thread)
+_WAKER_ID = (
+    f"CASE WHEN state <> {int(State.RUNNING)} AND (waker & {WAKER_MASK}) IN ({int(Waker.TASK)}, {int(Waker.THREAD)})"
+    f" THEN waker >> {WAKER_SHIFT} END"
+)
+
+TABLES = (
+    Spec(
+        "processes",
+        (
+            ("pid", _nullable("pid", UNKNOWN)),
+            ("ppid", _nullable("ppid", UNKNOWN)),
+            ("host", _text("host")),
+            ("argv", "CAST(argv AS VARCHAR[])"),
+            ("start_ns", "start_ns - {t0}"),
+            ("end_ns", "end_ns - {t0}"),
+        ),
+        _processes,
+    ),
+    Spec(
+        "goroutines",
+        (
+            ("id", "id"),
+            ("pid", "{pid}"),
+            ("kind", _text("kind")),
+            ("name", _text("name")),
+            ("start_function", _text("start_function")),
+            ("parent_id", _nullable("parent_id")),
+            ("created_ns", _time("created_ns")),
+            ("ended_ns", _time("ended_ns")),
+        ),
+        _goroutines,
+        pid_of="id",
+    ),
+    Spec(
+        "states",
+        (
+            ("goroutine_id", "g"),
+            ("pid", "{pid}"),
+            ("state", f"{_STATES}[state + 1]"),
+            ("start_ns", "start - {t0}"),
+            ("end_ns", '"end" - {t0}'),
+            ("stack_id", "CASE WHEN stack >= 0 THEN CAST(stack AS BIGINT) END"),
+            ("waker_id", _WAKER_ID),
+        ),
+        _states,
+        pid_of="g",
+    ),
+    Spec(
+        "frames",
+        (
+            ("stack_id", "stack_id"),
+            ("depth", "depth"),
+            ("function", _text("function")),
+            ("file", _text("file")),
+            ("line", "line"),
+        ),
+        _frames,
+    ),
+    Spec(
+        "gc",
+        (
+            ("start_ns", "start - {t0}"),
+            ("end_ns", '"end" - {t0}'),
+            ("generation", "generation"),
+            ("goroutine_id", "g"),
+            ("collected", "NULLIF(collected, -1)"),
+            ("pid", "{pid}"),
+        ),
+        _gc,
+        pid_of="g",
+    ),
+    Spec(
+        "heap",
+        (("ts_ns", "ts - {t0}"), ("blocks", "blocks"), ("rss", _nullable("rss")), ("pid", "{pid}")),
+        _heap,
+        per_process=True,
+    ),
+    Spec(
+        "user_tasks",
+        (
+            ("id", "id"),
+            ("name", _text("name")),
+            ("parent_id", _nullable("parent_id")),
+            ("start_ns", _time("start")),
+            ("end_ns", _time('"end"')),
+            ("goroutine_id", _nullable("g")),
+            ("pid", "{pid}"),
+        ),
+        _user_tasks,
+        pid_of="g",
+    ),
+    Spec(
+        "user_regions",
+        (
+            ("name", _text("name")),
+            ("goroutine_id", "g"),
+            ("start_ns", "start - {t0}"),
+            ("end_ns", 'CASE WHEN "end" >= 0 THEN "end" - {t0} END'),
+            ("task_id", "NULLIF(task, 0)"),
+            ("pid", "{pid}"),
+        ),
+        _user_regions,
+        pid_of="g",
+    ),
+    Spec(
+        "logs",
+        (
+            ("ts_ns", "ts - {t0}"),
+            ("goroutine_id", "g"),
+            ("category", _text("category")),
+            ("message", _text("message")),
+            ("task_id", "NULLIF(task, 0)"),
+            ("pid", "{pid}"),
+        ),
+        _logs,
+        pid_of="g",
+    ),
+    Spec(
+        "events",
+        (
+            ("ts_ns", "ts - {t0}"),
+            ("g", "g"),
+            ("kind", "CAST(kind AS INTEGER)"),
+            ("event", f"{_KINDS}[kind + 1]"),
+            ("arg", "arg"),
+            ("pid", "{pid}"),
+        ),
+        _events,
+        per_process=True,
+    ),
+)
