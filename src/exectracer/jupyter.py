@@ -139,10 +139,13 @@ class CellTracer:
             pass
         from IPython.display import HTML, display
 
-        trace = load(path)
-        display(HTML(trace._repr_html_()))
-        if not options.no_timeline:
-            display(HTML(viewer_frame(trace)))
+        try:
+            trace = load(path)
+            display(HTML(trace._repr_html_()))
+            if not options.no_timeline:
+                display(HTML(viewer_frame(trace)))
+        except Exception as error:  # one line under the cell, not a traceback from IPython's callback
+            print(f"{MAGIC}: cannot show the trace {path}: {type(error).__name__}: {error}")
 
 
 def _new_path() -> str:

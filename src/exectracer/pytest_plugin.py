@@ -10,7 +10,7 @@ asked::
     pytest --exectracer=traces/ --exectracer-failed          # tests that failed (a flaky one, say)
 
 A test is traced from before its fixtures are set up to after they are torn
-down, into ``DIR/<test id>.xtrace``. With both filters a trace is kept if
+down, into ``DIR/<test id>-<hash>.xtrace``. With both filters a trace is kept if
 either holds. Under pytest-xdist each worker traces the tests it runs; the
 traces kept travel to the controller in the reports' ``user_properties``
 (``exectracer_trace``), and the terminal summary lists them with their top
@@ -115,7 +115,7 @@ class TestTracer:
             self.errors.append(f"{item.nodeid}: tracing did not start: {error}")
 
     def _stop(self) -> _Running | None:
-        """Stop the running test's recording, if any; what it was (None if it could not be stopped)."""
+        """Stop the running test's recording, if any; what it was (None if none ran)."""
         running, self._running = self._running, None
         if running is None:
             return None
@@ -125,6 +125,8 @@ class TestTracer:
             stop_recorder(running.recorder)
         except TracingError as error:  # stopped by the test itself: what it wrote is kept as it is
             self.errors.append(f"{running.path.name}: {error}")
+        except Exception as error:  # the session goes on; the summary says what went wrong
+            self.errors.append(f"{running.path.name}: stopping failed: {type(error).__name__}: {error}")
         if not self._keeps(running):
             running.path.unlink(missing_ok=True)
         return running
