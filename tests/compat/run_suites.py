@@ -403,7 +403,7 @@ def fetch_sdist(suite: Suite, cache: Path) -> Path:
 
 def exectracer_sources() -> Iterator[Path]:
     """The files of this checkout a wheel is built from."""
-    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "src/exectracer_pytest.py"):
         yield REPO / name
     for path in sorted((REPO / "src" / "exectracer").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".so", ".pyd", ".pyc"):
