@@ -194,6 +194,8 @@ def test_without_the_option_the_plugin_loads_nothing_of_exectracer(tmp_path: Pat
 
 def test_tests_run_under_exectracer_run_are_not_traced_twice(tmp_path: Path) -> None:
     (tmp_path / "test_one.py").write_text("def test_one():\n    pass\n")
+    # what pytest does to a package installed from a wheel with a pytest11 entry point (editable installs escape it)
+    (tmp_path / "conftest.py").write_text("import pytest\n\npytest.register_assert_rewrite('exectracer')\n")
     out = tmp_path / "traces"
     done = subprocess.run(
         [
@@ -207,6 +209,8 @@ def test_tests_run_under_exectracer_run_are_not_traced_twice(tmp_path: Path) -> 
             "pytest",
             "-p",
             "no:cacheprovider",
+            "-W",
+            "error",  # as suites that make warnings errors run it: pytest must not warn of exectracer imported first
             f"--exectracer={out}",
         ],
         cwd=tmp_path,

@@ -15,6 +15,12 @@ Live: ``exectracer.serve_debug()``,
 ``exectracer.aiohttp.add_debug_routes`` serve ``/debug/pprof/trace``;
 ``exectracer.FlightRecorder`` keeps the last seconds in memory (all
 standard library but the aiohttp routes).
+
+PYTEST_DONT_REWRITE: pytest rewrites the asserts of every package that
+brings a plugin (exectracer's, ``exectracer_pytest``), and warns when one
+was imported before it started, which it was under ``exectracer run -m
+pytest``; a suite that makes warnings errors would not start. These words
+tell pytest to leave exectracer as it is.
 """
 
 from __future__ import annotations
