@@ -1,5 +1,5 @@
 """The ``exectracer`` command: trace a program (``run``, ``demo``), then read the trace (``summary``, ``pprof``,
-``sql``, ``view``).
+``sql``, ``view``, ``export``).
 
 ``capture`` fetches a trace from a running service's ``/debug/pprof/trace``.
 
@@ -34,8 +34,8 @@ POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
 SNAPSHOT_SIGNALS = [name for name in ("SIGUSR1", "SIGUSR2", "SIGHUP", "SIGQUIT") if hasattr(signal, name)]
 
 
-READING_COMMANDS = frozenset({"summary", "pprof", "sql", "view", "capture"})  # run no program of the user's
-QUICK_EXIT_COMMANDS = frozenset({"summary", "pprof", "sql"})  # hold nothing that needs closing once they return
+READING_COMMANDS = frozenset({"summary", "pprof", "sql", "view", "capture", "export"})  # run no program of the user's
+QUICK_EXIT_COMMANDS = frozenset({"summary", "pprof", "sql", "export"})  # hold nothing to close once they return
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -654,4 +654,84 @@ def _sql(paths: tuple[str, ...], query: str, fmt: str) -> int:
         output.write(sys.stdout, fmt, names, types, batches)
     except QueryError as exc:
         raise QueryFailed(str(exc)) from None
+    return 0
+
+
+# -- export -------------------------------------------------------------------
+
+EXPORT_FORMATS = {
+    "perfetto": "a Perfetto trace (protobuf TrackEvents), for ui.perfetto.dev and Perfetto's trace processor",
+    "chrome": "Chrome's JSON Trace Event Format, for chrome://tracing and older tools (at most about a million events)",
+}
+
+
+@cli.command()
+@click.argument("trace_paths", metavar="TRACE", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(list(EXPORT_FORMATS)),
+    help="What to write: " + "; ".join(f"{k}: {v}" for k, v in EXPORT_FORMATS.items()) + ".",
+)
+@click.option("-o", "--output", required=True, metavar="OUT", help="File to write.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@click.option(
+    "--start",
+    "start",
+    type=Duration(),
+    help="Only from this time on (seconds from the trace's start, or with a unit: 250ms).",
+)
+@click.option(
+    "--end", "end", type=Duration(), help="Only up to this time (seconds from the trace's start, or with a unit)."
+)
+def export(trace_paths: tuple[str, ...], fmt: str, output: str, force: bool, start: int | None, end: int | None) -> Job:
+    """Write a trace in another tool's format: its goroutines' states, wake-ups, heap, GC, logs, tasks and regions."""
+    if len(trace_paths) > 1:
+        raise click.UsageError(f"--format {fmt} takes one trace, not {len(trace_paths)}")
+    if start is not None and end is not None and end <= start:
+        raise click.BadParameter("must come after --start", param_hint="'--end'")
+    if os.path.lexists(output) and not force:
+        raise click.UsageError(f"{output} exists; nothing written (--force replaces it)")
+    if os.path.isdir(output):
+        raise click.UsageError(f"{output} is a directory; nothing written")
+    return _interruptible(functools.partial(_export, trace_paths[0], fmt, output, start, end))
+
+
+def _export(path: str, fmt: str, output: str, start: int | None, end: int | None) -> int:
+    from .allocator import prepare_for_trace
+    from .export import chrome, perfetto
+    from .export.timeline import RangeError, Timeline
+    from .report import printable
+
+    prepare_for_trace(path)
+    trace = _load(path)
+    _analyse(trace, "states", "collections")
+    try:
+        timeline = Timeline(trace.analysis, start, end)
+    except RangeError as exc:
+        raise click.UsageError(str(exc)) from None
+    partial = os.path.join(os.path.dirname(os.path.abspath(output)), f".{os.path.basename(output)}.part")
+    try:
+        if fmt == "chrome":
+            events = chrome.write(timeline, partial)
+        else:
+            events = perfetto.write(timeline, partial)
+        size = os.path.getsize(partial)
+        os.replace(partial, output)
+    except chrome.TooLarge as exc:
+        span = "the range" if timeline.cut else "the trace"
+        raise click.ClickException(
+            f"{span} makes {exc.events:,} Chrome JSON events, more than the {chrome.MAX_EVENTS:,} that "
+            "chrome://tracing can load; nothing written: choose a time range with --start/--end "
+            f"(the trace lasts {trace.duration_ns / 1e9:.3g} s) or use --format perfetto"
+        ) from None
+    except OSError as exc:
+        raise click.FileError(output, exc.strerror) from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+    where = "ui.perfetto.dev (Open trace file)" if fmt == "perfetto" else "chrome://tracing (Load)"
+    click.echo(f"Wrote {events:,} events ({_size(size)}) to {printable(output)}.\n  open it in {where}")
     return 0

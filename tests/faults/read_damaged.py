@@ -3,8 +3,8 @@
     python tests/faults/read_damaged.py TRACE --seed S --cases N [--first K] [--memory-mib M] [--seconds T]
 
 Each case (``damage.damaged(trace, seed, case)``) is loaded, summarised
-(document and text), profiled in every pprof type and served through every
-viewer API route. Its outcome is ``ok`` (all of that worked), ``refused``
+(document and text), profiled in every pprof type, exported to Perfetto and
+Chrome's JSON and served through every viewer API route. Its outcome is ``ok`` (all of that worked), ``refused``
 (``load`` raised a one-line ``TraceFormatError``), ``error`` (anything else
 escaped: the detail names it), ``timeout`` (over ``--seconds``) or
 ``memory`` (``MemoryError`` under the ``--memory-mib`` address-space
@@ -15,6 +15,8 @@ limit). A case is made again from its seed and number alone: ``--first K
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import resource
 import signal
@@ -26,7 +28,8 @@ from pathlib import Path
 
 import exectracer
 from exectracer.analysis import PROFILE_TYPES
-from exectracer.export import pprof
+from exectracer.export import chrome, perfetto, pprof
+from exectracer.export.timeline import Timeline
 from exectracer.reader import TraceFormatError, TraceWarning
 from exectracer.report import render
 from exectracer.web.api import BadRequest, Download, NotFound, ViewerAPI
@@ -49,6 +52,9 @@ def read_everything(data: bytes) -> int:
     json.dumps(doc, allow_nan=False)
     for kind in PROFILE_TYPES:
         pprof.to_proto(trace.analysis.profile(kind)).SerializeToString()
+    perfetto.write(Timeline(trace.analysis), io.BytesIO())
+    with contextlib.suppress(chrome.TooLarge):
+        chrome.write(Timeline(trace.analysis), io.BytesIO())
     api = ViewerAPI(trace)
     lanes = api.lane_list({})
     for route, params in _requests(api, lanes):
