@@ -59,6 +59,8 @@ def chrome_file(recorded: Path) -> Path:
     out = recorded.parent / "demo.json"
     result = run("export", str(recorded), "--format", "chrome", "-o", str(out), cwd=recorded.parent)
     assert result.returncode == 0, result.stderr
+    written = json.loads(out.read_text())["traceEvents"]
+    assert f"Wrote {len(written):,} events" in result.stdout  # the count checked against the limit is the file's
     return out
 
 
