@@ -20,7 +20,7 @@ from typing import BinaryIO
 import numpy as np
 from numpy.typing import NDArray
 
-from .timeline import STATE_CATEGORIES, Timeline
+from .timeline import STATE_CATEGORIES, SYNTHETIC_TID, Timeline
 
 MAX_EVENTS = 1_000_000  # chrome://tracing slows to a crawl, and runs out of memory, beyond about this
 GC_TID = 0  # the row of collections (goroutine ids start at 1)
@@ -38,7 +38,7 @@ class TooLarge(ValueError):
 def count(timeline: Timeline) -> int:
     """How many events the file would hold."""
     t = timeline
-    names = 1 + 2 * len(t.goroutines) + (1 if len(t.collections) else 0) + len(np.unique(t.regions.g))
+    names = 1 + 2 * len(t.tracks) + (1 if len(t.collections) else 0) + len(np.unique(t.regions.g))
     counters = sum(len(c) for _, _, c in t.counters())
     return (
         names
@@ -104,18 +104,21 @@ def _metadata(t: Timeline) -> list[str]:
     pid = t.pid
     process = " ".join(t.argv) or t.process_name
     lines = [_json({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": process}})]
-    for g in t.goroutines:
-        name = g.name if g.is_task else f"{g.name} (tid {g.tid})" if g.tid < (1 << 32) else g.name
-        sort = g.id if not g.is_task or g.home < 0 else t.goroutines[g.home].id
-        lines.append(_json({"ph": "M", "name": "thread_name", "pid": pid, "tid": g.id, "args": {"name": name}}))
+    g = t.tracks
+    for gi, (gid, name, tid, home) in enumerate(
+        zip(g.id.tolist(), g.name, g.tid.tolist(), g.home.tolist(), strict=True)
+    ):
+        label = f"{name} (tid {tid})" if not g.is_task[gi] and tid < SYNTHETIC_TID else name
+        sort = int(g.id[home]) if g.is_task[gi] and home >= 0 else gid
+        lines.append(_json({"ph": "M", "name": "thread_name", "pid": pid, "tid": gid, "args": {"name": label}}))
         lines.append(
-            _json({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": g.id, "args": {"sort_index": sort}})
+            _json({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": gid, "args": {"sort_index": sort}})
         )
     if len(t.collections):
         lines.append(_json({"ph": "M", "name": "thread_name", "pid": pid, "tid": GC_TID, "args": {"name": "GC"}}))
-    for g in np.unique(t.regions.g).tolist():
-        label = {"name": f"regions of goroutine {g}"}
-        lines.append(_json({"ph": "M", "name": "thread_name", "pid": pid, "tid": REGIONS_TID + g, "args": label}))
+    for owner in np.unique(t.regions.g).tolist():
+        row = {"name": f"regions of goroutine {owner}"}
+        lines.append(_json({"ph": "M", "name": "thread_name", "pid": pid, "tid": REGIONS_TID + owner, "args": row}))
     return lines
 
 
@@ -123,7 +126,7 @@ def _states(t: Timeline) -> list[str]:
     s = t.states
     if not len(s):
         return []
-    ids = np.array([g.id for g in t.goroutines], dtype=np.int64)
+    ids = t.tracks.id
     heads = {
         int(state): f'{{"ph":"X","name":"{state.name.lower()}","cat":"{",".join(cats)}","pid":{t.pid},"tid":'
         for state, cats in STATE_CATEGORIES.items()
@@ -153,7 +156,7 @@ def _flows(t: Timeline) -> list[str]:
     f = t.flows
     if not len(f):
         return []
-    ids = np.array([g.id for g in t.goroutines], dtype=np.int64)
+    ids = t.tracks.id
     woken = ids[t.states.gi[f.to_row]].tolist()
     waker = ids[f.from_gi].tolist()
     head = f'"name":"wake-up","cat":"wake-up","pid":{t.pid}'

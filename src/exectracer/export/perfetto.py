@@ -18,7 +18,7 @@ so the file is written at millions of events a second in bounded memory.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO
 
 import numpy as np
@@ -34,6 +34,7 @@ from .protowire import (
     Raw,
     choice,
     encode,
+    encode_strings,
     field,
     message,
     padded,
@@ -46,6 +47,7 @@ from .protowire import (
 from .timeline import STATE_CATEGORIES, Timeline
 
 BLOCK = 1 << 19  # rows encoded at a time: bounds the memory the encoding takes
+STRING_BLOCK = 1 << 16  # tracks named one by one encoded at a time
 DENSE_STACK_IDS = 1 << 24  # stack ids below this are counted in a table
 SEQUENCE = 1
 PROCESS_UUID, GC_UUID, COUNTER_UUID = 1, 2, 3  # counters: 3, 4, ...
@@ -123,19 +125,22 @@ class PerfettoWriter:
             field(6, t.process_name),
         )
         out = [_track(PROCESS_UUID, process)]
-        for g in t.goroutines:
-            uuid = GOROUTINE_UUID + g.index
-            if g.is_task:
-                parent = GOROUTINE_UUID + g.home if g.home >= 0 else PROCESS_UUID
-                out.append(_track(uuid, field(5, parent), field(2, g.name)))
-            else:
-                thread = message(4, field(1, t.pid), field(2, g.tid), field(5, g.name))
-                out.append(_track(uuid, thread))
+        g = t.tracks
+        for gi in np.flatnonzero(~g.is_task).tolist():
+            thread = message(4, field(1, t.pid), field(2, int(g.tid[gi])), field(5, g.name[gi]))
+            out.append(_track(GOROUTINE_UUID + gi, thread))
+        tasks = np.flatnonzero(g.is_task)
+        parents = np.where(g.home[tasks] >= 0, GOROUTINE_UUID + g.home[tasks].astype(np.int64), PROCESS_UUID)
+        out.append(_named_tracks(GOROUTINE_UUID + tasks, parents, [g.name[i] for i in tasks.tolist()]))
         gis = self._region_gi
-        for gi in np.unique(gis[gis >= 0]).tolist():
-            out.append(_track(REGIONS_UUID + gi, field(5, GOROUTINE_UUID + gi), field(2, "regions")))
-        for row, name in enumerate(t.user_tasks.name.tolist()):
-            out.append(_track(USER_TASK_UUID + row, field(5, PROCESS_UUID), field(2, f"user task {name}")))
+        with_regions = np.unique(gis[gis >= 0]).astype(np.int64)
+        same = np.zeros(len(with_regions), dtype=np.intp)
+        out.append(_tracks_of_names(REGIONS_UUID + with_regions, GOROUTINE_UUID + with_regions, ["regions"], same))
+        u = t.user_tasks
+        string_ids, which = np.unique(u.name_id, return_inverse=True)
+        names = [f"user task {self.t.trace.string(i) if i >= 0 else '?'}" for i in string_ids.tolist()]
+        rows = np.arange(len(u), dtype=np.int64)
+        out.append(_tracks_of_names(USER_TASK_UUID + rows, np.full(len(u), PROCESS_UUID), names, which.reshape(-1)))
         if len(t.collections):
             out.append(_track(GC_UUID, field(5, PROCESS_UUID), field(2, "GC")))
         for i, (name, unit, _) in enumerate(t.counters()):
@@ -322,14 +327,10 @@ class PerfettoWriter:
         return [begin, finish]
 
     def _gi(self, g: NDArray[np.int64]) -> NDArray[np.int32]:
-        ids = np.array([x.id for x in self.t.goroutines], dtype=np.int64)
-        if len(ids) == 0:
-            return np.full(len(g), -1, dtype=np.int32)
-        at = np.minimum(np.searchsorted(ids, g), len(ids) - 1)
-        return np.where(ids[at] == g, at, -1).astype(np.int32)
+        return self.t.tracks.index_of(g)
 
 
-def _packet(ts: NDArray[np.int64], event: list[Part], sequence: bytes = _ON_SEQUENCE) -> Msg:
+def _packet(ts: NDArray[np.int64], event: Sequence[Part], sequence: bytes = _ON_SEQUENCE) -> Msg:
     return Msg(_PACKET, [*var(_TS, np.maximum(ts, 0)), Const(sequence), Msg(_TRACK_EVENT, event)])
 
 
@@ -357,6 +358,30 @@ def _flow_or_type(number: int, flow: NDArray[np.int64], kind: int) -> list[Part]
     head = np.where(has, int.from_bytes(key, "little"), int.from_bytes(same[:2], "little")).astype(np.uint64)
     tail = np.where(has, flow.astype(np.uint64), np.uint64(int.from_bytes(same[2:], "little")))
     return [Raw(head, 2), Raw(tail, 8)]
+
+
+def _named_tracks(uuids: NDArray[np.int64], parents: NDArray[np.int64], names: list[str]) -> bytes:
+    """A ``TrackDescriptor`` packet for each track: its uuid, its parent's and its own name."""
+    out = []
+    for lo in range(0, len(names), STRING_BLOCK):
+        hi = min(lo + STRING_BLOCK, len(names))
+        data = [name.encode("utf-8", "surrogatepass") for name in names[lo:hi]]
+        out.append(encode_strings([*var(1, uuids[lo:hi]), *var(5, parents[lo:hi])], 2, data, [_PACKET, _DESCRIPTOR]))
+    return b"".join(out)
+
+
+def _tracks_of_names(
+    uuids: NDArray[np.int64], parents: NDArray[np.int64], names: list[str], which: NDArray[np.intp]
+) -> bytes:
+    """Like :func:`_named_tracks`, for tracks that share a few names: ``names[which[i]]`` is track ``i``'s."""
+    out = []
+    for i, name in enumerate(names):
+        rows = np.flatnonzero(which == i)
+        for lo in range(0, len(rows), BLOCK):
+            part = rows[lo : lo + BLOCK]
+            descriptor = Msg(_DESCRIPTOR, [*var(1, uuids[part]), *var(5, parents[part]), Const(field(2, name))])
+            out.append(encode([Msg(_PACKET, [descriptor])], len(part)).tobytes())
+    return b"".join(out)
 
 
 def _track(uuid: int, *fields: bytes) -> bytes:

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 VARINT, FIXED64, BYTES = 0, 1, 2
 MAX_WIDTH = 8  # the most bytes a varying part takes (a varint of up to 56 bits)
 MAX_VALUE = (1 << 56) - 1
+MAX_STRING = (1 << 14) - 1
 _LIMITS = [1 << (7 * k) for k in range(1, 10)]  # a varint of k + 1 bytes is below the k-th
 
 
@@ -116,7 +117,7 @@ class Msg:
 Part = Const | Raw | Msg
 
 
-def var(number: int, values: NDArray[np.int64] | int) -> list[Part]:
+def var(number: int, values: NDArray[np.int64] | int) -> list[Const | Raw]:
     """A varint field, as wide in every row as the largest value needs.
 
     Values are taken between 0 and :data:`MAX_VALUE` (2^56 - 1: over two
@@ -150,6 +151,35 @@ def encode(parts: Sequence[Part], n: int) -> NDArray[np.uint8]:
             _store(out, n, size, at, p.words, p.width)
         at += p.width
     return out[: n * size]
+
+
+def encode_strings(prefix: Sequence[Const | Raw], number: int, strings: list[bytes], wrap: Sequence[int]) -> bytes:
+    """Rows of ``prefix``, then field ``number`` holding each row's string, inside the length-delimited fields
+    ``wrap`` (outermost first): strings of any length, each row as long as its string needs.
+
+    A string takes at most 16,383 bytes (its length a padded 2-byte varint; longer ones are cut), a row at
+    most 2 MiB (the wrappers' lengths padded to 3 bytes).
+    """
+    n = len(strings)
+    if n == 0:
+        return b""
+    strings = [b[:MAX_STRING] for b in strings]
+    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=n)
+    parts: list[Const | Raw] = [*prefix, Const(tag(number, BYTES)), Raw(padded(lengths, 2), 2)]
+    inner = sum(p.width for p in parts) + lengths
+    for outer in reversed(wrap):
+        key = tag(outer, BYTES)
+        parts = [Const(key), Raw(padded(inner, 3), 3), *parts]
+        inner = inner + len(key) + 3
+    fixed = encode(parts, n)
+    width = len(fixed) // n
+    starts = np.cumsum(inner) - inner  # each row's first byte in the output
+    out = np.empty(int(inner.sum()), dtype=np.uint8)
+    out[(starts[:, None] + np.arange(width)).ravel()] = fixed
+    blob = np.frombuffer(b"".join(strings), dtype=np.uint8)
+    row = np.repeat(np.arange(n), lengths)
+    out[starts[row] + width + np.arange(len(blob)) - (np.cumsum(lengths) - lengths)[row]] = blob
+    return out.tobytes()
 
 
 def _width(parts: Sequence[Part]) -> int:

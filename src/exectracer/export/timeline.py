@@ -34,15 +34,26 @@ class RangeError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class GoroutineTrack:
-    """A thread or task, as a track: ``home`` is the dense index of the thread a task's loop runs on (-1 unknown)."""
+class GoroutineTracks:
+    """Threads and tasks as tracks, by dense goroutine index: ``home`` is the index of the thread a task's loop
+    runs on (-1 unknown); ``tid`` a thread's OS id (:data:`SYNTHETIC_TID` plus its id where the trace has none,
+    or shares it with another thread)."""
 
-    index: int
-    id: int
-    is_task: bool
-    name: str
-    tid: int
-    home: int
+    id: NDArray[np.int64]
+    is_task: NDArray[np.bool_]
+    name: list[str]
+    tid: NDArray[np.int64]
+    home: NDArray[np.int32]
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def index_of(self, g: NDArray[np.int64]) -> NDArray[np.int32]:
+        """Dense indices of goroutine ids (-1 for ids the trace does not name)."""
+        if len(self.id) == 0:
+            return np.full(len(g), -1, dtype=np.int32)
+        at = np.minimum(np.searchsorted(self.id, g), len(self.id) - 1)
+        return np.where(self.id[at] == g, at, -1).astype(np.int32)
 
 
 class Timeline:
@@ -72,7 +83,7 @@ class Timeline:
         argv = trace.metadata.get("argv")
         self.argv = [str(a) for a in argv] if isinstance(argv, list) else []
         self.process_name = os.path.basename(self.argv[0]) if self.argv and self.argv[0] else "python"
-        self.goroutines = _tracks(analysis)
+        self.tracks = _tracks(analysis)
         self.states = self._states(analysis)
         self.flows = self._flows(analysis)
         self.program = ProgramCode(trace)
@@ -132,15 +143,26 @@ class Timeline:
         return table[(table[ts] >= self.lo) & (table[ts] <= self.hi)]
 
     def _user_tasks(self) -> Table:
-        tasks = [t for t in self.trace.user_tasks if t.begin_ns is not None]
-        table = Table(
-            id=np.array([t.id for t in tasks], dtype=np.int64),
-            name=np.array([t.name for t in tasks] or [""], dtype=object)[: len(tasks)],
-            g=np.array([t.g or 0 for t in tasks], dtype=np.int64),
-            begin_ns=np.array([t.begin_ns for t in tasks], dtype=np.int64),
-            end_ns=np.array([-1 if t.end_ns is None else t.end_ns for t in tasks], dtype=np.int64),
+        """User tasks that began (their first begin, end and name, as ``TraceData.user_tasks`` takes them),
+        found with NumPy: a service's trace holds hundreds of thousands."""
+        ev = self.trace.events
+        ids, begin = _first(ev, Kind.USER_TASK_BEGIN, ev.arg)
+        end_ids, end = _first(ev, Kind.USER_TASK_END, ev.arg)
+        name_ids, named = _first(ev, Kind.USER_TASK_NAME, ev.g)
+        end_at, has_end = _lookup(end_ids, ids)
+        name_at, has_name = _lookup(name_ids, ids)
+        strings = np.where(has_name, ev.arg[named[name_at]] if len(named) else 0, -1)
+        unique, inverse = np.unique(strings, return_inverse=True)
+        table = np.array([self.trace.string(i) if i >= 0 else "?" for i in unique.tolist()] or ["?"], dtype=object)
+        tasks = Table(
+            id=ids,
+            name=table[inverse.reshape(-1)] if len(ids) else np.empty(0, dtype=object),
+            name_id=strings,
+            g=ev.g[begin],
+            begin_ns=ev.ts[begin],
+            end_ns=np.where(has_end, ev.ts[end[end_at]] if len(end) else -1, -1),
         )
-        return self._spans(table, "begin_ns", "end_ns")
+        return self._spans(tasks, "begin_ns", "end_ns")
 
     def counters(self) -> list[tuple[str, str, Table]]:
         """The process's counters: name, unit (``count`` or ``bytes``) and their ``ts`` and ``value`` in the range."""
@@ -171,25 +193,43 @@ class Timeline:
         return ts - self.origin_ns
 
 
-def _tracks(analysis: Analysis) -> list[GoroutineTrack]:
+def _tracks(analysis: Analysis) -> GoroutineTracks:
     trace, goroutines = analysis.trace, analysis.goroutines
-    natives = {t.id: t.native_id for t in trace.threads}
-    counts: dict[int, int] = {}
-    for native in natives.values():
-        if native is not None:
-            counts[native] = counts.get(native, 0) + 1
-    loop_threads = {loop.id: loop.thread_id for loop in trace.loops}
-    homes = {t.id: loop_threads.get(t.loop_id) for t in trace.tasks if t.loop_id is not None}
-    index = {g.id: g.index for g in goroutines.list}
-    tracks = []
-    for g in goroutines.list:
-        native = natives.get(g.id)
-        tid = native if native is not None and counts[native] == 1 else SYNTHETIC_TID + g.id
-        home = homes.get(g.id)
-        home_gi = index.get(home, -1) if home else -1
-        name = f"{g.name} {g.start_function}" if g.kind == "task" and g.start_function else g.name
-        tracks.append(GoroutineTrack(g.index, g.id, g.kind == "task", name, tid, home_gi))
-    return tracks
+    ids = goroutines.ids
+    names = [
+        f"{g.name} {g.start_function}" if g.kind == "task" and g.start_function else g.name for g in goroutines.list
+    ]
+    tid = SYNTHETIC_TID + ids
+    natives = np.array([(t.id, t.native_id) for t in trace.threads if t.native_id is not None], dtype=np.int64)
+    if len(natives):
+        unique, counts = np.unique(natives[:, 1], return_counts=True)
+        natives = natives[np.isin(natives[:, 1], unique[counts == 1])]  # an OS id two threads had names neither
+        at = goroutines.index_of(natives[:, 0])
+        tid[at[at >= 0]] = natives[at >= 0, 1]
+    home = np.full(len(ids), -1, dtype=np.int32)
+    loop_threads = {loop.id: loop.thread_id or 0 for loop in trace.loops}
+    pairs = np.array(
+        [(t.id, loop_threads.get(t.loop_id, 0)) for t in trace.tasks if t.loop_id is not None], dtype=np.int64
+    ).reshape(-1, 2)
+    task, thread = goroutines.index_of(pairs[:, 0]), goroutines.index_of(pairs[:, 1])
+    known = (task >= 0) & (thread >= 0)
+    home[task[known]] = thread[known]
+    return GoroutineTracks(ids, goroutines.is_task, names, tid, home)
+
+
+def _first(ev: Table, kind: Kind, key: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+    """The keys of ``kind`` events (sorted, once each) and the row of each one's first event."""
+    rows = np.flatnonzero(ev.kind == kind)
+    unique, first = np.unique(key[rows], return_index=True)
+    return unique, rows[first]
+
+
+def _lookup(keys: NDArray[np.int64], wanted: NDArray[np.int64]) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+    """Where each of ``wanted`` is in the sorted ``keys``, and whether it is there."""
+    if len(keys) == 0:
+        return np.zeros(len(wanted), dtype=np.intp), np.zeros(len(wanted), dtype=bool)
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return at, keys[at] == wanted
 
 
 def _int(value: Any, default: int) -> int:
