@@ -403,7 +403,7 @@ class Duration(click.ParamType):
 
 
 @cli.command()
-@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.argument("trace_path", metavar="TRACE", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the report.")
 @click.option(
     "--width",
@@ -412,12 +412,16 @@ class Duration(click.ParamType):
     "[default: COLUMNS, else the terminal's width, else 80]",
 )
 def summary(trace_path: str, as_json: bool, width: int | None) -> Job:
-    """Summarize a trace: where each group of goroutines spent its time, GC, scheduler latency, MMU, top waits."""
+    """Summarize a trace: where each group of goroutines spent its time, GC, scheduler latency, MMU, top waits.
+
+    TRACE is a trace file, a merged trace (exectracer merge) or a directory of trace files; the file
+    `exectracer run` wrote opens with the files its child processes wrote beside it (out.PID.xtrace).
+    Several processes are summarized together, each one's goroutines under it."""
     return _interruptible(functools.partial(_summary, trace_path, as_json, width))
 
 
 @cli.command()
-@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.argument("trace_path", metavar="TRACE", type=click.Path())
 @click.option(
     "-t",
     "--type",
@@ -442,6 +446,7 @@ def summary(trace_path: str, as_json: bool, width: int | None) -> Job:
     help="Only goroutines started with this function (module.qualname, as summary --width 0 shows).",
 )
 @click.option("--region", metavar="NAME", help="Only time inside user regions of this name.")
+@click.option("--pid", type=int, help="Only the goroutines of this process (a trace of several processes).")
 def pprof(
     trace_path: str,
     kind: str,
@@ -450,15 +455,18 @@ def pprof(
     end: int | None,
     group: str | None,
     region: str | None,
+    pid: int | None,
 ) -> Job:
-    """Write a profile of a trace in pprof format, for `go tool pprof` and other pprof viewers."""
+    """Write a profile of a trace in pprof format, for `go tool pprof` and other pprof viewers.
+
+    TRACE may be a trace of several processes (see summary)."""
     if output is None:
         output = f"{_stem(trace_path)}.{kind}.pb.gz"
-    return _interruptible(functools.partial(_pprof, trace_path, kind, output, start, end, group, region))
+    return _interruptible(functools.partial(_pprof, trace_path, kind, output, start, end, group, region, pid))
 
 
 @cli.command()
-@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.argument("trace_path", metavar="TRACE", type=click.Path())
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -477,7 +485,9 @@ def pprof(
     help="A host name the viewer may be reached by, besides addresses and localhost (repeatable).",
 )
 def view(trace_path: str, host: str, port: int, no_browser: bool, allowed_hosts: tuple[str, ...]) -> Job:
-    """Open a trace in the browser: timeline, goroutines, profiles, MMU, latencies, logs."""
+    """Open a trace in the browser: timeline, goroutines, profiles, MMU, latencies, logs.
+
+    TRACE may be a trace of several processes (see summary)."""
     return _interruptible(functools.partial(_view, trace_path, host, port, not no_browser, allowed_hosts))
 
 
@@ -512,6 +522,8 @@ def _load(path: str) -> Trace:
 
     try:
         size = os.path.getsize(path)
+        if os.path.isdir(path):  # a directory of traces: its files
+            size = sum(entry.stat().st_size for entry in os.scandir(path) if entry.name.endswith(".xtrace"))
     except OSError as exc:
         raise click.FileError(path, exc.strerror) from None
     with _progress(total=size, unit="B", unit_scale=True, desc="reading trace") as bar:
@@ -579,7 +591,14 @@ def _json(doc: Any) -> str:
 
 
 def _pprof(
-    path: str, kind: str, output: str, start: int | None, end: int | None, group: str | None, region: str | None
+    path: str,
+    kind: str,
+    output: str,
+    start: int | None,
+    end: int | None,
+    group: str | None,
+    region: str | None,
+    pid: int | None = None,
 ) -> int:
     from .allocator import prepare_for_trace
     from .analysis.profiles import ESTIMATED
@@ -590,7 +609,7 @@ def _pprof(
     trace = _load(path)
     _analyse(trace, "states")
     try:
-        prof = trace.analysis.profile(kind, start_ns=start, end_ns=end, group=group, region=region)
+        prof = trace.analysis.profile(kind, start_ns=start, end_ns=end, group=group, region=region, pid=pid)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     try:

@@ -341,7 +341,9 @@ class Recorder:
             },
             "platform": _platform(),
             "hostname": socket.gethostname(),
+            "boot_id": _boot_id(),  # with the host name: which recordings share the monotonic clock
             "pid": os.getpid(),
+            "ppid": os.getppid(),
             "argv": list(sys.argv),
             "cwd": os.getcwd(),
             "switch_interval": sys.getswitchinterval(),  # how often a thread waiting for the GIL wakes up
@@ -483,3 +485,12 @@ def _after_fork_in_child() -> None:
     _annotations.annotation_sink(None)
     if recorder is not None:
         recorder.abandon_after_fork()
+
+
+def _boot_id() -> str | None:
+    """The kernel's boot id (Linux): two recordings with the same one share ``CLOCK_MONOTONIC``."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as file:
+            return file.read().strip() or None
+    except OSError:
+        return None
