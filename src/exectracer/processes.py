@@ -264,7 +264,7 @@ class _Remap:
         self._by_text: dict[str, int] = {text: sid for sid, text in sorted(self.strings.items(), reverse=True)}
         self._next_string = max(self.strings) + 1
 
-    def section(self, index: int, d: Decoded, offset: int) -> tuple[NDArray[np.int64], ...]:
+    def section(self, index: int, d: Decoded, offset: int) -> tuple[NDArray[Any], ...]:
         """One recording's events on the combined trace's clock and ids: code, ts, g and proc columns."""
         procs = np.full(len(d.g), index, dtype=np.uint16)
         if not index:
