@@ -33,8 +33,8 @@ POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
 SNAPSHOT_SIGNALS = [name for name in ("SIGUSR1", "SIGUSR2", "SIGHUP", "SIGQUIT") if hasattr(signal, name)]
 
 
-READING_COMMANDS = frozenset({"summary", "pprof", "view", "capture"})  # run no program of the user's
-QUICK_EXIT_COMMANDS = frozenset({"summary", "pprof"})  # hold nothing that needs closing once they return
+READING_COMMANDS = frozenset({"summary", "pprof", "view", "capture", "merge"})  # run no program of the user's
+QUICK_EXIT_COMMANDS = frozenset({"summary", "pprof", "merge"})  # hold nothing that needs closing once they return
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -466,6 +466,18 @@ def pprof(
 
 
 @cli.command()
+@click.argument("traces", metavar="TRACE...", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", metavar="OUT", required=True, help="The merged trace file to write (must not exist).")
+def merge(traces: tuple[str, ...], output: str) -> Job:
+    """Merge the traces of several processes into one file, which every reader opens as one trace.
+
+    Each TRACE is a trace file, a directory of them, or the file `exectracer run` wrote (with its child
+    processes' files). Processes of one host keep their shared monotonic clock; another host's are
+    aligned by each trace's wall-clock anchor, as well as the hosts' wall clocks agree (docs/processes.md)."""
+    return _interruptible(functools.partial(_merge, traces, output))
+
+
+@cli.command()
 @click.argument("trace_path", metavar="TRACE", type=click.Path())
 @click.option(
     "--host",
@@ -579,6 +591,22 @@ def _summary(path: str, as_json: bool, width: int | None) -> int:
     if width is None:
         width = shutil.get_terminal_size().columns  # COLUMNS, else stdout's terminal, else 80 (as pytest does)
     click.echo(_json(doc) if as_json else render(doc, path, width))
+    return 0
+
+
+def _merge(traces: tuple[str, ...], output: str) -> int:
+    from .merge import MergeError, merge
+
+    try:
+        merged = merge(traces, output)
+    except MergeError as exc:
+        raise click.ClickException(str(exc)) from None
+    for source in merged.incomplete:
+        click.echo(f"exectracer: warning: {source}: merged what was readable (damaged, or no clean end)", err=True)
+    click.echo(
+        f"Merged {merged.processes} processes ({merged.events:,} events, {_size(merged.bytes)}) into {output}.",
+        err=True,
+    )
     return 0
 
 
