@@ -131,3 +131,15 @@ def test_another_host_without_a_wall_clock_anchor_is_an_error(tmp_path: Path) ->
 def test_an_empty_directory_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(TraceFormatError, match="a directory without any"):
         exectracer.load(tmp_path)
+
+
+def test_a_runs_file_opens_with_its_childrens_files_of_the_same_run(tmp_path: Path) -> None:
+    parent, child, stale = process(10, 1), process(11, 10), process(12, 10)
+    parent.metadata["run_id"] = child.metadata["run_id"] = "run-a"
+    stale.metadata["run_id"] = "run-b"  # an earlier run with the same -o
+    out = collecting_parent(parent).write(tmp_path / "out.xtrace", stop_ns=2000)
+    runnable_child(child).write(tmp_path / "out.11.xtrace", stop_ns=2000)
+    runnable_child(stale).write(tmp_path / "out.12.xtrace", stop_ns=2000)
+    (tmp_path / "out.13.xtrace").write_bytes(b"not a trace")
+    assert [p.pid for p in exectracer.load(out).processes] == [10, 11]
+    assert [p.pid for p in exectracer.load(out, children=False).processes] == [10]

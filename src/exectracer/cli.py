@@ -109,6 +109,13 @@ def cli(ctx: click.Context) -> None:
     show_default=True,
     help="The signal that makes the flight recorder write a snapshot.",
 )
+@click.option(
+    "--follow/--no-follow",
+    default=True,
+    show_default=True,
+    help="Trace child processes too (fork, multiprocessing, subprocess running Python), each into "
+    "OUTPUT's name with its pid (out.PID.xtrace) beside OUTPUT; every reader of OUTPUT opens them with it.",
+)
 @click.option("-m", "module", is_flag=True, help="Run a library module as a script, like python -m.")
 @click.argument("target", metavar="SCRIPT | -m MODULE")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -125,6 +132,7 @@ def run(
     flight_min_age: float,
     flight_dir: str,
     flight_signal: str,
+    follow: bool,
     module: bool,
     target: str,
     args: tuple[str, ...],
@@ -133,7 +141,8 @@ def run(
 
     Everything after SCRIPT or MODULE goes to the program, which sees the
     sys.argv, sys.path[0] and __name__ that python would give it, and exits
-    with the same status.
+    with the same status. Its child processes are traced too (--no-follow:
+    not), each into a file beside the trace (docs/processes.md).
     """
     from . import runner
 
@@ -163,7 +172,7 @@ def run(
             output = f"{target if module else _stem(target)}.xtrace"
         elif not module and os.path.exists(output) and os.path.samefile(output, target):
             raise click.BadParameter("the trace would overwrite the script", param_hint="'-o'")
-        recording = runner.FileRecording(output, options, functools.partial(_report_run, output))
+        recording = runner.FileRecording(output, options, functools.partial(_report_run, output), follow=follow)
     return functools.partial(runner.run, program, recording)
 
 

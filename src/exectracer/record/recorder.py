@@ -16,6 +16,7 @@ from typing import Any
 
 from ..format.chunks import FORMAT_VERSION, MAX_CHUNK_BYTES
 from ..format.encoder import EVENT_BYTES
+from ..trace_files import RUN_ID_ENV
 from ..version import __version__
 from . import annotations as _annotations
 from . import current as _current
@@ -344,6 +345,7 @@ class Recorder:
             "boot_id": _boot_id(),  # with the host name: which recordings share the monotonic clock
             "pid": os.getpid(),
             "ppid": os.getppid(),
+            "run_id": os.environ.get(RUN_ID_ENV),  # the exectracer run whose files it is one of (trace_files.py)
             "argv": list(sys.argv),
             "cwd": os.getcwd(),
             "switch_interval": sys.getswitchinterval(),  # how often a thread waiting for the GIL wakes up
