@@ -164,3 +164,15 @@ def test_the_programs_own_sitecustomize_still_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(custom / "sitecustomize.py"), "True"]  # it ran in the child
     assert len(complete(tmp_path / "out.xtrace").processes) == 2
+
+
+def test_a_trace_into_a_device_is_not_followed(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*CLI, "run", "-o", os.devnull, str(CHILDREN), "subprocess"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "subprocess 7 child" in done.stdout
+    assert "not traced" not in done.stderr and not os.listdir(tmp_path)

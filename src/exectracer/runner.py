@@ -20,6 +20,7 @@ import importlib.util
 import io
 import os
 import runpy
+import stat
 import sys
 import threading
 import time
@@ -132,8 +133,10 @@ class FileRecording:
         self._began = 0.0
 
     def start(self) -> None:
-        if self._follow:
+        if self._follow and _beside_a_file(self._output):
             follow.prepare(self._output, self._options)
+        else:
+            self._follow = False
         start_tracing(self._output, **self._options)
         if self._follow:
             follow.follow_forks()
@@ -224,6 +227,14 @@ def _finish_uninterrupted(finish: _Finish, error: BaseException | None) -> None:
             finish(error)
     except KeyboardInterrupt:
         pass
+
+
+def _beside_a_file(output: str) -> bool:
+    """Whether child processes can record beside ``output``: a file, not a pipe or a device (``/dev/stdout``)."""
+    try:
+        return stat.S_ISREG(os.stat(output).st_mode)
+    except OSError:  # not there yet: a file will be made
+        return True
 
 
 def start_tracing(output: str, **options: Any) -> None:
