@@ -12,6 +12,7 @@ import pytest
 import exectracer
 from exectracer.reader import TraceFormatError
 
+from support.model_trace import END, model_trace
 from support.process_traces import WALL, collecting_parent, process, runnable_child
 
 CLI = [sys.executable, "-m", "exectracer"]
@@ -143,3 +144,30 @@ def test_a_runs_file_opens_with_its_childrens_files_of_the_same_run(tmp_path: Pa
     (tmp_path / "out.13.xtrace").write_bytes(b"not a trace")
     assert [p.pid for p in exectracer.load(out).processes] == [10, 11]
     assert [p.pid for p in exectracer.load(out, children=False).processes] == [10]
+
+
+def test_two_copies_of_one_recording_analyse_as_it_does_twice(tmp_path: Path) -> None:
+    """Every id space renumbered (goroutines, loops, user tasks, work items, strings, stacks, wakers) keeps each
+    process's analysis what it is alone."""
+    one = model_trace()
+    one.metadata.update(pid=1, hostname="box")
+    other = model_trace()
+    other.metadata.update(pid=2, hostname="box")
+    alone = exectracer.load(one.write(tmp_path / "one.xtrace", stop_ns=END)).analysis.summary([100])
+    both = exectracer.load([tmp_path / "one.xtrace", other.write(tmp_path / "other.xtrace", stop_ns=END)])
+    doc = both.analysis.summary([100])
+    step = 10 ** len(str(max(g["id"] for g in alone["goroutines"])))
+
+    def rows(pid: int, shift: int) -> list[tuple]:
+        found = [g for g in doc["goroutines"] if g["pid"] == pid]
+        return sorted((g["id"] - shift, g["label"], g["kind"], json.dumps(g["time_ns"])) for g in found)
+
+    expected = sorted((g["id"], g["label"], g["kind"], json.dumps(g["time_ns"])) for g in alone["goroutines"])
+    assert rows(1, 0) == expected and rows(2, step) == expected
+    assert [(w["function"], w["count"] * 2, w["total_ns"] * 2) for w in alone["top_waits"]] == [
+        (w["function"], w["count"], w["total_ns"]) for w in doc["top_waits"]
+    ]
+    assert doc["gc"]["collections"] == 2 * alone["gc"]["collections"]
+    assert [len(both.analysis.profile(t, pid=2).stacks) for t in ("net", "sync", "sched")] == [
+        len(exectracer.load(tmp_path / "one.xtrace").analysis.profile(t).stacks) for t in ("net", "sync", "sched")
+    ]
