@@ -176,3 +176,18 @@ def test_a_trace_into_a_device_is_not_followed(tmp_path: Path) -> None:
     )
     assert done.returncode == 0 and "subprocess 7 child" in done.stdout
     assert "not traced" not in done.stderr and not os.listdir(tmp_path)
+
+
+def test_a_child_that_traces_itself_gets_its_own_recording(tmp_path: Path) -> None:
+    (tmp_path / "prog.py").write_text(
+        "import subprocess, sys\n"
+        'code = \'import exectracer, time\\nwith exectracer.trace("own.xtrace"): time.sleep(0.05)\\nprint("ok")\'\n'
+        "done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)\n"
+        "print(done.returncode, done.stdout.strip(), done.stderr.strip())\n"
+    )
+    done = run_traced(tmp_path, "prog.py")
+    assert done.stdout.strip() == "0 ok"
+    own = exectracer.load(tmp_path / "own.xtrace")
+    assert own.lost.clean_end and own.threads
+    trace = complete(tmp_path / "out.xtrace")  # the child's recording, up to its own start, is complete
+    assert len(trace.processes) == 2

@@ -17,6 +17,10 @@ starts recording:
   that ``sitecustomize`` calls :func:`start_child`, takes its directory off
   ``sys.path`` and runs the ``sitecustomize`` the program would have run.
 
+A program that starts tracing itself (``exectracer.start()``, a nested
+``exectracer run``) in a child stops the child's recording: the file made
+so far is complete, and the program's own recording runs as untraced.
+
 A child's recording ends at its exit (``atexit``), in a multiprocessing
 child that ends with ``os._exit`` through multiprocessing's finalizers, and
 on SIGTERM (as ``exectracer run``'s, :mod:`.termination`). A child killed
@@ -38,7 +42,7 @@ from typing import Any
 
 from ..trace_files import RUN_ID_ENV, child_name
 from . import hook_errors
-from .recorder import current, is_tracing, start, stop
+from .recorder import current, is_tracing, start_recorder, stop, yield_to_start
 from .termination import FinishOnTerm, _native
 
 FOLLOW_ENV = "EXECTRACER_FOLLOW"  # JSON: {"output": the run's file, "options": the recording options}
@@ -96,7 +100,7 @@ def start_child() -> str | None:
         return None
     path = child_name(follow["output"], os.getpid())
     try:
-        start(path, **follow["options"])
+        yield_to_start(start_recorder(path, **follow["options"]))  # the program's own exectracer.start() wins
     except Exception as exc:  # never break the child: it runs untraced, and says so once
         _warn(f"exectracer: child process {os.getpid()} is not traced: cannot record into {path}: {exc}")
         return None

@@ -401,6 +401,14 @@ def _platform() -> str:
 
 
 _lock = threading.Lock()
+_yields: Recorder | None = None  # a recording that a start() stops instead of failing (yield_to_start)
+
+
+def yield_to_start(recorder: Recorder | None) -> None:
+    """Let a ``start()`` stop ``recorder`` (finishing its trace) rather than fail: the recording ``exectracer run``
+    makes in a child process gives way to one the program starts itself."""
+    global _yields
+    _yields = recorder
 
 
 def start(dest: str | os.PathLike[str] | Sink, **options: Any) -> None:
@@ -420,6 +428,10 @@ def stop() -> dict:
 def start_recorder(dest: str | os.PathLike[str] | Sink, **options: Any) -> Recorder:
     """``start()``, returning the new recording (for integrations that must stop exactly it)."""
     opts = Options.from_kwargs(options)
+    running = current()
+    if running is not None and running is _yields:  # a child's recording made by exectracer run: it gives way
+        with contextlib.suppress(TracingError):
+            stop_recorder(running)
     with _lock:
         running = current()
         if running is not None:
