@@ -23,6 +23,7 @@ Each process records on its own (a file, or one section of a merged file);
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -234,6 +235,31 @@ _STRING_ARG = (
 _STACK_ARG = (Kind.THREAD_FUNC, Kind.TASK_FUNC)
 _STACK_ARG_SHIFTED = (Kind.THREAD_BLOCK, Kind.THREAD_SAMPLE, Kind.TASK_SUSPEND)  # stack << 4 | category
 _SPACES = ("goroutine", "loop", "user_task", "work")
+_G_SPACE = np.zeros(256, dtype=np.intp)  # which ids an event's g is: 0 goroutine (or the process), 1 loop, 2 user task
+_G_SPACE[_LOOP_G] = 1
+_G_SPACE[_USER_TASK_G] = 2
+_G_ARG, _L_ARG, _U_ARG, _W_ARG, _S_ARG, _CB_ARG, _K_ARG, _KS_ARG, _WAKER = range(1, 10)  # what an event's arg is
+_ARG_CATEGORY = np.zeros(256, dtype=np.uint8)  # 0: nothing to renumber
+for _kinds, _category in (
+    (_GOROUTINE_ARG, _G_ARG),
+    (_LOOP_ARG, _L_ARG),
+    (_USER_TASK_ARG, _U_ARG),
+    (_WORK_ARG, _W_ARG),
+    (_STRING_ARG, _S_ARG),
+    ((Kind.CALLBACK_BEGIN,), _CB_ARG),
+    (_STACK_ARG, _K_ARG),
+    (_STACK_ARG_SHIFTED, _KS_ARG),
+    ((Kind.TASK_READY,), _WAKER),
+):
+    _ARG_CATEGORY[list(_kinds)] = _category
+
+
+def _by_category(kind: NDArray[np.uint8]) -> list[NDArray[np.intp]]:
+    """The rows of each argument category (:data:`_ARG_CATEGORY`), by one counting sort of the kinds."""
+    category = _ARG_CATEGORY[kind]
+    order = np.argsort(category, kind="stable")
+    bounds = np.searchsorted(category[order], np.arange(_WAKER + 2)).tolist()
+    return [order[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def _mask(kind: NDArray[np.uint8], kinds: Sequence[Kind]) -> NDArray[np.bool_]:
@@ -270,39 +296,35 @@ class _Remap:
         if not index:
             return d.code, d.ts + offset if offset else d.ts, d.g, procs
         kind, arg = self.columns[index]
-        g = d.g.copy()
         strings, stacks = self._lookup_strings(d), self._lookup_stacks(d)
         step = {space: index * n for space, n in self.step.items()}
-        goroutine = (g != 0) & ~_LOOP_G[kind] & ~_USER_TASK_G[kind]
-        g[goroutine] += step["goroutine"]
-        g[_LOOP_G[kind]] += step["loop"]
-        g[_USER_TASK_G[kind] & (g != 0)] += step["user_task"]
-        for kinds, space in ((_GOROUTINE_ARG, "goroutine"), (_LOOP_ARG, "loop"), (_USER_TASK_ARG, "user_task")):
-            sel = _mask(kind, kinds) & (arg > 0)
-            arg[sel] += step[space]
-        arg[_mask(kind, _WORK_ARG) & (arg != 0)] += step["work"]
-        sel = _mask(kind, _STRING_ARG) & (arg > 0)
-        arg[sel] = strings(arg[sel])
-        sel = kind == Kind.CALLBACK_BEGIN
-        arg[sel] = strings(arg[sel] >> CALLBACK_SHIFT) << CALLBACK_SHIFT | arg[sel] & ((1 << CALLBACK_SHIFT) - 1)
-        sel = _mask(kind, _STACK_ARG)
-        arg[sel] = stacks(arg[sel])
-        sel = _mask(kind, _STACK_ARG_SHIFTED)
-        low = (1 << CATEGORY_SHIFT) - 1
-        arg[sel] = stacks(arg[sel] >> CATEGORY_SHIFT) << CATEGORY_SHIFT | arg[sel] & low
-        self._wakers(kind, arg, strings, index)
+        g_steps = np.array([step["goroutine"], step["loop"], step["user_task"]], dtype=np.int64)
+        g = d.g + np.where(d.g != 0, g_steps[_G_SPACE[kind]], 0)
+        rows = _by_category(kind)
+        for category, space in ((_G_ARG, "goroutine"), (_L_ARG, "loop"), (_U_ARG, "user_task")):
+            a = arg[rows[category]]
+            arg[rows[category]] = np.where(a > 0, a + step[space], a)
+        a = arg[rows[_W_ARG]]
+        arg[rows[_W_ARG]] = np.where(a != 0, a + step["work"], a)
+        a = arg[rows[_S_ARG]]
+        arg[rows[_S_ARG]] = np.where(a > 0, strings(a), a)  # TASK_NAME's negative: asyncio's default name, kept
+        a = arg[rows[_CB_ARG]]
+        arg[rows[_CB_ARG]] = strings(a >> CALLBACK_SHIFT) << CALLBACK_SHIFT | a & ((1 << CALLBACK_SHIFT) - 1)
+        arg[rows[_K_ARG]] = stacks(arg[rows[_K_ARG]])
+        a = arg[rows[_KS_ARG]]
+        arg[rows[_KS_ARG]] = stacks(a >> CATEGORY_SHIFT) << CATEGORY_SHIFT | a & ((1 << CATEGORY_SHIFT) - 1)
+        arg[rows[_WAKER]] = self._wakers(arg[rows[_WAKER]], strings, index)
         code = kind.astype(np.int64) | arg << ARG_SHIFT
         return code, d.ts + offset, g, procs
 
-    def _wakers(self, kind: NDArray[np.uint8], arg: NDArray[np.int64], strings: Any, index: int) -> None:
-        """TASK_READY's waker: a goroutine id or a string id above its 3 bits of source."""
-        ready = np.flatnonzero(kind == Kind.TASK_READY)
-        source, ident = arg[ready] & WAKER_MASK, arg[ready] >> WAKER_SHIFT
+    def _wakers(self, arg: NDArray[np.int64], strings: Any, index: int) -> NDArray[np.int64]:
+        """TASK_READY arguments renumbered: a goroutine id or a string id above 3 bits of source."""
+        source, ident = arg & WAKER_MASK, arg >> WAKER_SHIFT
         by_goroutine = ((source == Waker.TASK) | (source == Waker.THREAD)) & (ident > 0)
         ident[by_goroutine] += index * self.step["goroutine"]
         named = (source == Waker.IO) | (source == Waker.TIMER) | (source == Waker.CALLBACK)
         ident[named] = strings(ident[named])
-        arg[ready] = ident << WAKER_SHIFT | source
+        return ident << WAKER_SHIFT | source
 
     def _lookup_strings(self, d: Decoded) -> Any:
         local = np.array(sorted(d.strings), dtype=np.int64)
