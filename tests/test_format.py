@@ -26,6 +26,7 @@ from exectracer.format.chunks import (
     FORMAT_VERSION,
     MAGIC,
     MAX_CHUNK_BYTES,
+    MERGED_VERSION,
     ChunkKind,
     Codec,
     file_header,
@@ -148,8 +149,8 @@ def test_stable_sort_keeps_file_order_of_equal_timestamps() -> None:
         (file_header(), "nothing readable"),
         (file_header() + b"\x00" * 100, "nothing readable"),
         (
-            FILE_HEADER.pack(MAGIC, FORMAT_VERSION + 1, 0) + stream_chunks()[0],
-            f"unknown trace format version {FORMAT_VERSION + 1}",
+            FILE_HEADER.pack(MAGIC, MERGED_VERSION + 1, 0) + stream_chunks()[0],
+            f"unknown trace format version {MERGED_VERSION + 1}",
         ),
         (FILE_HEADER.pack(MAGIC, 0, 0) + stream_chunks()[0], "unknown trace format version 0"),
     ],

@@ -34,8 +34,8 @@ POSITIVE_SECONDS = click.FloatRange(min=0, min_open=True)
 SNAPSHOT_SIGNALS = [name for name in ("SIGUSR1", "SIGUSR2", "SIGHUP", "SIGQUIT") if hasattr(signal, name)]
 
 
-READING_COMMANDS = frozenset({"summary", "pprof", "sql", "view", "capture", "export"})  # run no program of the user's
-QUICK_EXIT_COMMANDS = frozenset({"summary", "pprof", "sql", "export"})  # hold nothing to close once they return
+READING_COMMANDS = frozenset({"summary", "pprof", "sql", "view", "capture", "export", "merge"})  # run no user program
+QUICK_EXIT_COMMANDS = frozenset({"summary", "pprof", "sql", "export", "merge"})  # hold nothing to close at return
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -110,6 +110,13 @@ def cli(ctx: click.Context) -> None:
     show_default=True,
     help="The signal that makes the flight recorder write a snapshot.",
 )
+@click.option(
+    "--follow/--no-follow",
+    default=True,
+    show_default=True,
+    help="Trace child processes too (fork, multiprocessing, subprocess running Python), each into "
+    "OUTPUT's name with its pid (out.PID.xtrace) beside OUTPUT; every reader of OUTPUT opens them with it.",
+)
 @click.option("-m", "module", is_flag=True, help="Run a library module as a script, like python -m.")
 @click.argument("target", metavar="SCRIPT | -m MODULE")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -126,6 +133,7 @@ def run(
     flight_min_age: float,
     flight_dir: str,
     flight_signal: str,
+    follow: bool,
     module: bool,
     target: str,
     args: tuple[str, ...],
@@ -134,7 +142,8 @@ def run(
 
     Everything after SCRIPT or MODULE goes to the program, which sees the
     sys.argv, sys.path[0] and __name__ that python would give it, and exits
-    with the same status.
+    with the same status. Its child processes are traced too (--no-follow:
+    not), each into a file beside the trace (docs/processes.md).
     """
     from . import runner
 
@@ -164,7 +173,7 @@ def run(
             output = f"{target if module else _stem(target)}.xtrace"
         elif not module and os.path.exists(output) and os.path.samefile(output, target):
             raise click.BadParameter("the trace would overwrite the script", param_hint="'-o'")
-        recording = runner.FileRecording(output, options, functools.partial(_report_run, output))
+        recording = runner.FileRecording(output, options, functools.partial(_report_run, output), follow=follow)
     return functools.partial(runner.run, program, recording)
 
 
@@ -404,7 +413,7 @@ class Duration(click.ParamType):
 
 
 @cli.command()
-@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.argument("trace_path", metavar="TRACE", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the report.")
 @click.option(
     "--width",
@@ -413,12 +422,16 @@ class Duration(click.ParamType):
     "[default: COLUMNS, else the terminal's width, else 80]",
 )
 def summary(trace_path: str, as_json: bool, width: int | None) -> Job:
-    """Summarize a trace: where each group of goroutines spent its time, GC, scheduler latency, MMU, top waits."""
+    """Summarize a trace: where each group of goroutines spent its time, GC, scheduler latency, MMU, top waits.
+
+    TRACE is a trace file, a merged trace (exectracer merge) or a directory of trace files; the file
+    `exectracer run` wrote opens with the files its child processes wrote beside it (out.PID.xtrace).
+    Several processes are summarized together, each one's goroutines under it."""
     return _interruptible(functools.partial(_summary, trace_path, as_json, width))
 
 
 @cli.command()
-@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.argument("trace_path", metavar="TRACE", type=click.Path())
 @click.option(
     "-t",
     "--type",
@@ -443,6 +456,7 @@ def summary(trace_path: str, as_json: bool, width: int | None) -> Job:
     help="Only goroutines started with this function (module.qualname, as summary --width 0 shows).",
 )
 @click.option("--region", metavar="NAME", help="Only time inside user regions of this name.")
+@click.option("--pid", type=int, help="Only the goroutines of this process (a trace of several processes).")
 def pprof(
     trace_path: str,
     kind: str,
@@ -451,15 +465,30 @@ def pprof(
     end: int | None,
     group: str | None,
     region: str | None,
+    pid: int | None,
 ) -> Job:
-    """Write a profile of a trace in pprof format, for `go tool pprof` and other pprof viewers."""
+    """Write a profile of a trace in pprof format, for `go tool pprof` and other pprof viewers.
+
+    TRACE may be a trace of several processes (see summary)."""
     if output is None:
         output = f"{_stem(trace_path)}.{kind}.pb.gz"
-    return _interruptible(functools.partial(_pprof, trace_path, kind, output, start, end, group, region))
+    return _interruptible(functools.partial(_pprof, trace_path, kind, output, start, end, group, region, pid))
 
 
 @cli.command()
-@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.argument("traces", metavar="TRACE...", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", metavar="OUT", required=True, help="The merged trace file to write (must not exist).")
+def merge(traces: tuple[str, ...], output: str) -> Job:
+    """Merge the traces of several processes into one file, which every reader opens as one trace.
+
+    Each TRACE is a trace file, a directory of them, or the file `exectracer run` wrote (with its child
+    processes' files). Processes of one host keep their shared monotonic clock; another host's are
+    aligned by each trace's wall-clock anchor, as well as the hosts' wall clocks agree (docs/processes.md)."""
+    return _interruptible(functools.partial(_merge, traces, output))
+
+
+@cli.command()
+@click.argument("trace_path", metavar="TRACE", type=click.Path())
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -478,7 +507,9 @@ def pprof(
     help="A host name the viewer may be reached by, besides addresses and localhost (repeatable).",
 )
 def view(trace_path: str, host: str, port: int, no_browser: bool, allowed_hosts: tuple[str, ...]) -> Job:
-    """Open a trace in the browser: timeline, goroutines, profiles, MMU, latencies, logs."""
+    """Open a trace in the browser: timeline, goroutines, profiles, MMU, latencies, logs.
+
+    TRACE may be a trace of several processes (see summary)."""
     return _interruptible(functools.partial(_view, trace_path, host, port, not no_browser, allowed_hosts))
 
 
@@ -513,6 +544,8 @@ def _load(path: str) -> Trace:
 
     try:
         size = os.path.getsize(path)
+        if os.path.isdir(path):  # a directory of traces: its files
+            size = sum(entry.stat().st_size for entry in os.scandir(path) if entry.name.endswith(".xtrace"))
     except OSError as exc:
         raise click.FileError(path, exc.strerror) from None
     with _progress(total=size, unit="B", unit_scale=True, desc="reading trace") as bar:
@@ -571,6 +604,22 @@ def _summary(path: str, as_json: bool, width: int | None) -> int:
     return 0
 
 
+def _merge(traces: tuple[str, ...], output: str) -> int:
+    from .merge import MergeError, merge
+
+    try:
+        merged = merge(traces, output)
+    except MergeError as exc:
+        raise click.ClickException(str(exc)) from None
+    for source in merged.incomplete:
+        click.echo(f"exectracer: warning: {source}: merged what was readable (damaged, or no clean end)", err=True)
+    click.echo(
+        f"Merged {merged.processes} processes ({merged.events:,} events, {_size(merged.bytes)}) into {output}.",
+        err=True,
+    )
+    return 0
+
+
 def _json(doc: Any) -> str:
     """``doc`` as JSON: indented for a terminal; compact for a pipe or a file
     (Python's C encoder writes only compact JSON, several times faster)."""
@@ -580,7 +629,14 @@ def _json(doc: Any) -> str:
 
 
 def _pprof(
-    path: str, kind: str, output: str, start: int | None, end: int | None, group: str | None, region: str | None
+    path: str,
+    kind: str,
+    output: str,
+    start: int | None,
+    end: int | None,
+    group: str | None,
+    region: str | None,
+    pid: int | None = None,
 ) -> int:
     from .allocator import prepare_for_trace
     from .analysis.profiles import ESTIMATED
@@ -591,7 +647,7 @@ def _pprof(
     trace = _load(path)
     _analyse(trace, "states")
     try:
-        prof = trace.analysis.profile(kind, start_ns=start, end_ns=end, group=group, region=region)
+        prof = trace.analysis.profile(kind, start_ns=start, end_ns=end, group=group, region=region, pid=pid)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     try:

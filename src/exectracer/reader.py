@@ -22,15 +22,17 @@ import importlib
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from .analysis import Analysis
 from .format import decoder
 from .format.decoder import Frame, Problem, TraceFormatError
+from .processes import AlignmentError, combine
 from .table import Table
-from .trace_data import HookError, Loop, Lost, Task, Thread, TraceData, UserTask
+from .trace_data import HookError, Loop, Lost, Process, Task, Thread, TraceData, UserTask
+from .trace_set import Source, child_files, trace_files_of
 
 if TYPE_CHECKING:
     from .sql.database import Database
@@ -41,6 +43,7 @@ __all__ = [
     "Loop",
     "Lost",
     "Problem",
+    "Process",
     "Table",
     "Task",
     "Thread",
@@ -48,6 +51,7 @@ __all__ = [
     "TraceFormatError",
     "TraceWarning",
     "UserTask",
+    "child_files",
     "load",
 ]
 
@@ -122,13 +126,20 @@ def _caller_level() -> int:
 
 
 def load(
-    path: str | os.PathLike[str] | bytes,
+    path: Source | Sequence[str | os.PathLike[str]],
     *,
     strict: bool = False,
     progress: Callable[[int], None] | None = None,
     max_inflated: int | None = None,
+    children: bool = True,
 ) -> Trace:
-    """Read a trace file (or its bytes).
+    """Read a trace: a file (or its bytes), a directory of trace files, or a list of files.
+
+    Several processes' recordings open as one trace (``trace.processes``):
+    a merged file (``exectracer merge``), a directory (every ``*.xtrace`` in
+    it), a list of files, or, unless ``children`` is false, a file recorded
+    by ``exectracer run`` with the files its child processes recorded beside
+    it (:func:`child_files`).
 
     Raises :class:`TraceFormatError` for input that is not a readable trace.
     Damage the reader can recover from (corrupt chunks, a truncated tail,
@@ -139,11 +150,28 @@ def load(
     chunks may inflate to (default: 40 times the file's size, at least
     256 MiB), so that a crafted file cannot take memory without bound.
     """
-    name = "<bytes>" if isinstance(path, (bytes, bytearray, memoryview)) else os.fspath(path)
+    files = trace_files_of(path, children)
+    sections: list[decoder.Decoded] = []
+    sources: list[str] = []
+    for one in files:
+        name = "<bytes>" if isinstance(one, (bytes, bytearray, memoryview)) else os.fspath(one)
+        try:
+            decoded = decoder.read_all(one, progress, max_inflated)
+        except TraceFormatError as exc:
+            raise TraceFormatError(f"{name}: {exc}") from None
+        for part in decoded:
+            _check(part, str(name), strict)
+        sections += decoded
+        sources += [str(name)] * len(decoded)
+    _check_distinct(sections, sources)
     try:
-        decoded = decoder.read(path, progress, max_inflated)
-    except TraceFormatError as exc:
-        raise TraceFormatError(f"{name}: {exc}") from None
+        combined = combine(sections, sources)
+    except AlignmentError as exc:
+        raise TraceFormatError(str(exc)) from None
+    return Trace(combined, sources[0] if len(set(sources)) == 1 else _set_name(path, sources))
+
+
+def _check(decoded: decoder.Decoded, name: str, strict: bool) -> None:
     issues = _describe(decoded)
     if issues and strict:
         raise TraceFormatError(f"{name}: " + "; ".join(issues))
@@ -151,4 +179,23 @@ def load(
         warnings.warn(
             f"{name}: loaded what was readable: " + "; ".join(issues), TraceWarning, stacklevel=_caller_level()
         )
-    return Trace(decoded, str(name))
+
+
+def _set_name(path: object, sources: list[str]) -> str:
+    if isinstance(path, (str, os.PathLike)):
+        return os.fspath(path) if isinstance(os.fspath(path), str) else sources[0]
+    return f"{sources[0]} (+{len(set(sources)) - 1} files)"
+
+
+def _check_distinct(sections: list[decoder.Decoded], sources: list[str]) -> None:
+    """TraceFormatError if two recordings are of the same process (pid, host and start): one file given twice."""
+    seen: dict[tuple[object, object, object], str] = {}
+    for d, source in zip(sections, sources, strict=True):
+        key = (d.metadata.get("pid"), d.metadata.get("hostname"), d.metadata.get("start_ns"))
+        if key[0] is None:
+            continue
+        if key in seen:
+            raise TraceFormatError(
+                f"{source}: the same recording as {seen[key]} (pid {key[0]}, same start): a file given twice?"
+            )
+        seen[key] = source

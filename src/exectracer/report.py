@@ -69,9 +69,16 @@ def shorten(text: str, width: int, where: str = "middle") -> str:
 
 def render(doc: dict[str, Any], name: str, width: int = 0) -> str:
     """The report for one summary document, in lines of at most ``width`` characters (0: no limit)."""
+    processes = doc.get("processes", [])
+    if len(processes) > 1:  # each process's goroutines under it
+        groups = [_processes(processes, width)] + [
+            _groups([g for g in doc["groups"] if g["pid"] == p["pid"]], width, _process_title(p)) for p in processes
+        ]
+    else:
+        groups = [_groups(doc["groups"], width)]
     parts = [
         _header(doc["trace"], name, width),
-        _groups(doc["groups"], width),
+        *groups,
         _gc(doc["gc"], width),
         _latency(doc["scheduler_latency_ns"], width),
         _mmu(doc["mmu"], width),
@@ -208,9 +215,29 @@ def _trace_duration(info: dict[str, Any]) -> str:
     return f"duration unknown (no end recorded; the events read span {duration(info['duration_ns'])})"
 
 
-def _groups(groups: list[dict[str, Any]], width: int) -> str:
+def _process_title(p: dict[str, Any]) -> str:
+    argv = " ".join(printable(a) for a in p.get("argv") or []) or "?"
+    return f"Process {p['pid']} ({shorten(argv, 60)})"
+
+
+def _processes(processes: list[dict[str, Any]], width: int) -> str:
+    """The processes of a trace of several: who, from when to when, whether each recording ended cleanly."""
+    columns = [Column("pid"), Column("parent"), Column("host", "l"), Column("from"), Column("to")]
+    columns += [Column("GC"), Column("command", "l", "middle")]
+    rows: list[list[Cell]] = []
+    for p in processes:
+        end = duration(p["end_ns"]) + ("" if p.get("clean_end", True) else " (no clean end)")
+        gc = f"{p['gc']['collections']:,}" if "gc" in p else ""
+        argv = " ".join(printable(a) for a in p.get("argv") or []) or "?"
+        rows.append(
+            [str(p["pid"]), str(p["ppid"] or "?"), printable(p["host"]), duration(p["start_ns"]), end, gc, argv]
+        )
+    return f"Processes ({len(processes)}):\n" + table(columns, rows, width)
+
+
+def _groups(groups: list[dict[str, Any]], width: int, title: str = "") -> str:
     if not groups:
-        return "Goroutines: none recorded"
+        return f"{title}: no goroutines recorded" if title else "Goroutines: none recorded"
     shown = groups[:GROUP_ROWS]
     used = [c for c in BLOCKED_COLUMNS if any(g["time_ns"]["blocked"][c] for g in shown)]
     idle = [c for c in BLOCKED_COLUMNS if c not in used]
@@ -224,7 +251,8 @@ def _groups(groups: list[dict[str, Any]], width: int) -> str:
     tables = [(*_group_table(shown, blocked, with_gc), note) for blocked, with_gc, note in layouts]
     # the first in which names stay readable, else the last
     columns, rows, note = next((t for t in tables if fits(t[0], t[1], width, keep=GROUP_NAME)), tables[-1])
-    lines = ["Goroutines by start function (largest total first)", table(columns, rows, width)]
+    heading = "Goroutines by start function (largest total first)"
+    lines = [f"{title}: {heading[0].lower()}{heading[1:]}" if title else heading, table(columns, rows, width)]
     if note:
         lines.append(flow(f"({note})", [], width, indent=INDENT))
     if "other_estimated" in used:

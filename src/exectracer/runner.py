@@ -20,6 +20,7 @@ import importlib.util
 import io
 import os
 import runpy
+import stat
 import sys
 import threading
 import time
@@ -31,6 +32,7 @@ import click
 
 from .live.flight import FlightRecorder
 from .live.naming import trace_file_name
+from .record import follow
 from .record.held_signals import handlers_held
 from .record.recorder import is_tracing, start, stop
 from .record.termination import FinishOnTerm
@@ -123,14 +125,21 @@ class Recording(Protocol):
 
 
 class FileRecording:
-    """The whole program into a trace file; ``report(stats, seconds)`` gets the totals at the end."""
+    """The whole program into a trace file; ``report(stats, seconds)`` gets the totals at the end.
+    With ``follow``, its child processes record too, each into its own file beside it (``record/follow.py``)."""
 
-    def __init__(self, output: str, options: dict[str, Any], report: Report) -> None:
-        self._output, self._options, self._report = output, options, report
+    def __init__(self, output: str, options: dict[str, Any], report: Report, follow: bool = False) -> None:
+        self._output, self._options, self._report, self._follow = output, options, report, follow
         self._began = 0.0
 
     def start(self) -> None:
+        if self._follow and _beside_a_file(self._output):
+            follow.prepare(self._output, self._options)
+        else:
+            self._follow = False
         start_tracing(self._output, **self._options)
+        if self._follow:
+            follow.follow_forks()
         self._began = time.perf_counter()
 
     def finish(self, error: BaseException | None) -> None:
@@ -218,6 +227,14 @@ def _finish_uninterrupted(finish: _Finish, error: BaseException | None) -> None:
             finish(error)
     except KeyboardInterrupt:
         pass
+
+
+def _beside_a_file(output: str) -> bool:
+    """Whether child processes can record beside ``output``: a file, not a pipe or a device (``/dev/stdout``)."""
+    try:
+        return stat.S_ISREG(os.stat(output).st_mode)
+    except OSError:  # not there yet: a file will be made
+        return True
 
 
 def start_tracing(output: str, **options: Any) -> None:

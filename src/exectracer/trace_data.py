@@ -5,6 +5,7 @@
     trace.events.ts, trace.events.kind      # NumPy columns, in time order
     trace.tasks, trace.threads, trace.loops # who ran
     trace.lost                              # what the trace does not hold
+    trace.processes, trace.proc             # the processes recorded; each event's process (index)
 
 Tables other than ``events`` are built on first use, with NumPy masks over
 the events, so loading stays fast however large the trace is. This is what
@@ -23,9 +24,10 @@ from numpy.typing import NDArray
 from .format import decoder
 from .format.decoder import Frame, Problem
 from .format.events import ARG_SHIFT, CATEGORY_MASK, CATEGORY_SHIFT, Kind, Outcome
+from .processes import Combined, Process, combine
 from .table import Table, dataframe_library, kinds_mask, match_spans
 
-__all__ = ["HookError", "Loop", "Lost", "Task", "Thread", "TraceData", "UserTask"]
+__all__ = ["HookError", "Loop", "Lost", "Process", "Task", "Thread", "TraceData", "UserTask"]
 
 _DEFAULT_TASK_PREFIX = "Task-"
 
@@ -45,6 +47,7 @@ class Thread:
     created_ns: int | None
     started_ns: int | None
     ended_ns: int | None
+    pid: int | None = None  # the process it ran in
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Task:
     ended_ns: int | None
     outcome: Outcome | None  # None while it had not finished
     eager: bool  # its first step ran inside create_task
+    pid: int | None = None  # the process it ran in
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,10 +137,14 @@ class TraceData:
     :class:`exectracer.reader.Trace`, what :func:`exectracer.load` returns, adds the analyses.
     """
 
-    def __init__(self, decoded: decoder.Decoded, name: str = "<trace>") -> None:
+    def __init__(self, decoded: decoder.Decoded | Combined, name: str = "<trace>") -> None:
+        combined = decoded if isinstance(decoded, Combined) else combine([decoded], [name])
+        decoded = combined.decoded
         self.name = name
         self.version = decoded.version
-        self.metadata: dict[str, Any] = decoded.metadata
+        self.processes: list[Process] = combined.processes  # by index; the first is the one recorded first
+        self.proc = combined.proc  # each event's process: an index into ``processes``
+        self.metadata: dict[str, Any] = {**decoded.metadata, "processes": [_process_row(p) for p in self.processes]}
         self.summary: dict[str, Any] | None = decoded.summary  # the END chunk, if the recording stopped cleanly
         self.strings: dict[int, str] = decoded.strings
         self.stacks: dict[int, list[Frame]] = decoded.stacks
@@ -156,7 +164,27 @@ class TraceData:
         )
 
     def __repr__(self) -> str:
-        return f"<Trace {self.name}: {self.event_count} events, {self.duration_ns / 1e9:.3f}s>"
+        several = f", {len(self.processes)} processes" if len(self.processes) > 1 else ""
+        return f"<Trace {self.name}: {self.event_count} events{several}, {self.duration_ns / 1e9:.3f}s>"
+
+    @functools.cached_property
+    def goroutine_procs(self) -> dict[int, int]:
+        """Each goroutine id's process (an index into :attr:`processes`), from the process of its first event."""
+        ev = self.events
+        rows = np.flatnonzero(kinds_mask(ev.kind, *_GOROUTINE_KINDS) & (ev.g != 0))
+        ids, first = np.unique(ev.g[rows], return_index=True)
+        return dict(zip(ids.tolist(), self.proc[rows[first]].tolist(), strict=True))
+
+    def pid_of(self, g: int) -> int | None:
+        """The process id of goroutine ``g`` (None if unknown)."""
+        if len(self.processes) == 1:
+            return self.processes[0].pid
+        proc = self.goroutine_procs.get(int(g))
+        return self.processes[proc].pid if proc is not None else None
+
+    def procs_of_pid(self, pid: int) -> list[int]:
+        """The indices of the processes with process id ``pid`` (several hosts may share one)."""
+        return [p.index for p in self.processes if p.pid == pid]
 
     @property
     def event_count(self) -> int:
@@ -238,6 +266,7 @@ class TraceData:
                     created_ns=created[g][1] if g in created else None,
                     started_ns=started[g][1] if g in started else None,
                     ended_ns=ended[g][1] if g in ended else None,
+                    pid=self.pid_of(g),
                 )
             )
         return threads
@@ -269,6 +298,7 @@ class TraceData:
                     ended_ns=end[1] if end else None,
                     outcome=_OUTCOMES.get(end[0]) if end else None,
                     eager=g in eager,
+                    pid=self.pid_of(g),
                 )
             )
         return tasks
@@ -386,6 +416,31 @@ class TraceData:
 
 
 _OUTCOMES = {int(o): o for o in Outcome}
+_GOROUTINE_KINDS = (
+    Kind.THREAD_CREATE,
+    Kind.THREAD_START,
+    Kind.THREAD_NAME,
+    Kind.THREAD_END,
+    Kind.TASK_CREATE,
+    Kind.TASK_NAME,
+    Kind.TASK_DONE,
+)
+
+
+def _process_row(p: Process) -> dict[str, Any]:
+    """A process as the metadata's ``processes`` list (and ``summary --json``) give it."""
+    return {
+        "pid": p.pid,
+        "ppid": p.ppid,
+        "host": p.host,
+        "argv": list(p.argv),
+        "start_ns": p.start_ns,
+        "end_ns": p.end_ns,
+        "aligned_by": p.aligned_by,
+        "clean_end": p.clean_end,
+    }
+
+
 _KIND_NAMES = {int(k): k.name for k in Kind}
 
 

@@ -19,10 +19,10 @@ from typing import Any
 from ..trace_data import TraceData
 from .gc import Collections
 from .goroutines import Goroutine, Goroutines
-from .mmu import DEFAULT_WINDOWS_NS, MMUPoint, Window, mmu
+from .mmu import DEFAULT_WINDOWS_NS, MMUPoint, Window
 from .profiles import PROFILE_TYPES, Profile, Selection, TopEntry, profile
 from .states import State, StateIntervals
-from .summary import summarize
+from .summary import process_mmu, summarize
 
 __all__ = [
     "PROFILE_TYPES",
@@ -73,11 +73,19 @@ class Analysis:
         end_ns: int | None = None,
         group: str | None = None,
         region: str | None = None,
+        pid: int | None = None,
     ) -> Profile:
         """A profile (``net``, ``sync``, ``syscall``, ``sleep``, ``other``, ``sched``, ``gil`` or ``cpu``),
-        optionally limited to a span (ns from the trace's start), a group (start function) or a user region."""
-        return profile(self.trace, self.states, type, Selection(start_ns, end_ns, group, region))
+        optionally limited to a span (ns from the trace's start), a group (start function), a user region
+        or a process (``pid``)."""
+        return profile(self.trace, self.states, type, Selection(start_ns, end_ns, group, region, pid))
 
-    def mmu(self, windows_ns: Iterable[int] = DEFAULT_WINDOWS_NS) -> list[MMUPoint]:
-        """The minimum mutator utilization for each window length (ns), with the worst windows."""
-        return mmu(self.collections.busy, self.trace.start_ns, self.trace.end_ns, tuple(windows_ns))
+    def mmu(self, windows_ns: Iterable[int] = DEFAULT_WINDOWS_NS, *, pid: int | None = None) -> list[MMUPoint]:
+        """The minimum mutator utilization for each window length (ns), with the worst windows: of process
+        ``pid``, or, in a trace of several processes, the worst process's at each length."""
+        if pid is None:
+            return process_mmu(self.trace, self.collections, tuple(windows_ns))
+        procs = self.trace.procs_of_pid(pid)
+        if not procs:
+            raise ValueError(f"no process {pid} in the trace")
+        return process_mmu(self.trace, self.collections, tuple(windows_ns), procs[0])

@@ -66,6 +66,7 @@ class CpuTime:
     ns: NDArray[np.int64]
     process_ts: NDArray[np.int64]
     process_ns: NDArray[np.int64]
+    process_proc: NDArray[np.uint16]  # which process each tick is of (an index into the trace's processes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +98,7 @@ def cpu_time(trace: TraceData, goroutines: Goroutines) -> CpuTime:
     """The CPU time of every thread between its readings, and of the process between ticks."""
     ev = trace.events
     process = np.flatnonzero((ev.kind == Kind.THREAD_CPU) & (ev.g == 0))
-    process_ts, process_ns = ev.ts[process], _steps(ev.arg[process])
+    process_ts, process_ns = ev.ts[process], _steps_per_process(ev.arg[process], trace.proc[process])
     r = _thread_rows(trace, goroutines)
     n = len(r.g)
     last_sample = np.maximum.accumulate(np.where(r.is_sample, np.arange(n), -1)) if n else np.zeros(0, np.int64)
@@ -115,7 +116,7 @@ def cpu_time(trace: TraceData, goroutines: Goroutines) -> CpuTime:
     prev = np.empty(len(g), dtype=np.int64)
     prev[1:] = ts[:-1]
     prev[first] = ts[first]
-    return CpuTime(g, ts, prev, stack, ns, process_ts, process_ns)
+    return CpuTime(g, ts, prev, stack, ns, process_ts, process_ns, trace.proc[process])
 
 
 def spread_over_steps(
@@ -155,6 +156,17 @@ def _steps(cumulative: NDArray[np.int64]) -> NDArray[np.int64]:
     """How much a running total grew at each reading (the first is the baseline: 0)."""
     out = np.zeros(len(cumulative), dtype=np.int64)
     out[1:] = np.maximum(np.diff(cumulative), 0)
+    return out
+
+
+def _steps_per_process(cumulative: NDArray[np.int64], proc: NDArray[np.uint16]) -> NDArray[np.int64]:
+    """:func:`_steps` of each process's running total (readings of several processes interleave)."""
+    if not len(proc) or proc.min() == proc.max():
+        return _steps(cumulative)
+    out = np.zeros(len(cumulative), dtype=np.int64)
+    for p in np.unique(proc).tolist():
+        mine = proc == p
+        out[mine] = _steps(cumulative[mine])
     return out
 
 

@@ -38,6 +38,8 @@ class Goroutine:
     ended_ns: int | None  # None if it had not ended when the trace did
     func_stack: int  # stack id of the coroutine or thread target, -1 if unknown
     main_thread: bool = False  # the process's main thread, as far as the trace tells
+    pid: int | None = None  # the process it ran in
+    proc: int = 0  # that process's index in the trace's processes
 
     @property
     def role(self) -> str | None:
@@ -64,14 +66,24 @@ class Goroutines:
             (t.id, "thread", t.name, t.start_function, t.parent_id, t.created_ns, t.ended_ns) for t in trace.threads
         ] + [(t.id, "task", t.name, t.start_function, t.parent_id, t.created_ns, t.ended_ns) for t in trace.tasks]
         items.sort()
-        main = _main_thread(trace)
+        main = _main_threads(trace)
+        procs = trace.goroutine_procs if len(trace.processes) > 1 else {}
+        pids = [p.pid for p in trace.processes]
         self.list = [
-            Goroutine(i, *item, func_stack=funcs.get(item[0], -1), main_thread=item[0] == main)
+            Goroutine(
+                i,
+                *item,
+                func_stack=funcs.get(item[0], -1),
+                main_thread=item[0] in main,
+                pid=pids[procs.get(item[0], 0)],
+                proc=procs.get(item[0], 0),
+            )
             for i, item in enumerate(items)
         ]
         self.ids = np.array([g.id for g in self.list], dtype=np.int64)
         self.is_task = np.array([g.kind == "task" for g in self.list], dtype=bool)
         self.func_stack = np.array([g.func_stack for g in self.list], dtype=np.int64)
+        self.proc = np.array([g.proc for g in self.list], dtype=np.int64)  # each goroutine's process (index)
         self._by_id = {g.id: g for g in self.list}
 
     def __len__(self) -> int:
@@ -107,15 +119,17 @@ def _func_stacks(trace: TraceData) -> dict[int, int]:
     return dict(zip(ev.g[sel].tolist(), ev.arg[sel].tolist(), strict=True))
 
 
-def _main_thread(trace: TraceData) -> int | None:
-    """The goroutine id of the main thread: a thread running before tracing began, with no start function,
-    whose OS id is the process id (Linux) or, failing that, named ``MainThread``."""
-    early = [t for t in trace.threads if t.created_ns is None and t.start_function is None]
-    pid = trace.metadata.get("pid")
-    by_id = [t.id for t in early if t.native_id is not None and t.native_id == pid]
-    by_name = [t.id for t in early if t.name == "MainThread"]
-    found = by_id or by_name
-    return found[0] if found else None
+def _main_threads(trace: TraceData) -> set[int]:
+    """The goroutine ids of each process's main thread: a thread running before tracing began, with no start
+    function, whose OS id is the process id (Linux) or, failing that, named ``MainThread``."""
+    main = set()
+    for pid in {p.pid for p in trace.processes}:
+        early = [t for t in trace.threads if t.created_ns is None and t.start_function is None and t.pid == pid]
+        by_id = [t.id for t in early if t.native_id is not None and t.native_id == pid]
+        by_name = [t.id for t in early if t.name == "MainThread"]
+        found = by_id or by_name
+        main.update(found[:1])
+    return main
 
 
 def group_order(index: NDArray[np.int32], groups: int) -> NDArray[np.intp]:

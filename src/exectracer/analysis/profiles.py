@@ -140,6 +140,7 @@ class Selection:
     end_ns: int | None = None
     group: str | None = None  # start function of the goroutines to keep
     region: str | None = None  # only time inside regions of this name, on the goroutine that opened them
+    pid: int | None = None  # only the goroutines of this process
 
 
 @dataclasses.dataclass
@@ -163,15 +164,18 @@ def profile(trace: TraceData, states: StateIntervals, type: str, selection: Sele
         raise ValueError(f"unknown profile type {type!r}: choose one of {', '.join(PROFILE_TYPES)}")
     lo, hi = _span(trace, selection)
     goroutines = states.goroutines
+    procs = _procs(trace, selection.pid)
     unsampled = np.zeros(2, dtype=np.int64)  # cpu: (count, ns) of the process's CPU time beyond its sampled threads
     if type == "cpu":
         period = _sample_period(trace)
-        rows, unsampled = _cpu_samples(trace, states, lo, hi, period)
+        rows, unsampled = _cpu_samples(trace, states, lo, hi, period, procs)
         sample_types = CPU_SAMPLE_TYPES
     else:
         period = 0
         rows, sample_types = _waits(states, type, lo, hi), WAIT_SAMPLE_TYPES
     rows = rows.take(_in_group(goroutines, rows.gi, selection.group))
+    if selection.pid is not None:
+        rows = rows.take(np.isin(goroutines.proc[rows.gi], procs))
     if selection.region is not None:
         rows.values[:, -1] = _inside_regions(trace, goroutines, rows, selection.region, points=type == "cpu")
         rows = rows.take(rows.values[:, -1] > 0)
@@ -195,6 +199,17 @@ def profile(trace: TraceData, states: StateIntervals, type: str, selection: Sele
         wall_start_ns=wall + (lo - trace.start_ns) if wall else 0,
         period_ns=period,
     )
+
+
+def _procs(trace: TraceData, pid: int | None) -> list[int]:
+    """The processes (indices) a profile covers: those of ``pid``, or all; ValueError if none has it."""
+    if pid is None:
+        return [p.index for p in trace.processes]
+    procs = trace.procs_of_pid(pid)
+    if not procs:
+        pids = ", ".join(str(p.pid) for p in trace.processes)
+        raise ValueError(f"no process {pid} in the trace (its processes: {pids})")
+    return procs
 
 
 def _span(trace: TraceData, selection: Selection) -> tuple[int, int]:
@@ -238,7 +253,7 @@ def _sample_period(trace: TraceData) -> int:
 
 
 def _cpu_samples(
-    trace: TraceData, states: StateIntervals, lo: int, hi: int, period: int
+    trace: TraceData, states: StateIntervals, lo: int, hi: int, period: int, procs: list[int]
 ) -> tuple[_Rows, NDArray[np.int64]]:
     """The CPU time within ``[lo, hi)`` by sample (a loop's, by task step), and (count, ns) of the process's
     beyond its threads.
@@ -264,8 +279,15 @@ def _cpu_samples(
     stack = np.concatenate((stack, ev.arg[rows] >> CATEGORY_SHIFT))
     ns = np.concatenate((ns, np.full(len(rows), period, dtype=np.int64)))
     ticks = (cpu.process_ts >= lo) & (cpu.process_ts < hi)
-    beyond = _beyond_threads(cpu.process_ts[ticks], cpu.process_ns[ticks], ts, ns)
     gi = goroutines.index_of(g)
+    if len(trace.processes) == 1:
+        beyond = _beyond_threads(cpu.process_ts[ticks], cpu.process_ns[ticks], ts, ns)
+    else:  # each process's time beyond its own threads'
+        proc = np.where(gi >= 0, goroutines.proc[gi], -1)
+        beyond = np.zeros(2, dtype=np.int64)
+        for p in procs:
+            mine, tick = proc == p, ticks & (cpu.process_proc == p)
+            beyond += _beyond_threads(cpu.process_ts[tick], cpu.process_ns[tick], ts[mine], ns[mine])
     known = gi >= 0
     values = np.stack((np.ones(int(known.sum()), dtype=np.int64), ns[known]), axis=1)
     return _Rows(gi[known], ts[known], stack[known], values), beyond

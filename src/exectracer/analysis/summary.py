@@ -18,7 +18,7 @@ from ..trace_data import TraceData
 from .blocks import blocks
 from .gc import Collections
 from .goroutines import BEFORE_TRACING, Goroutine
-from .mmu import DEFAULT_WINDOWS_NS, mmu
+from .mmu import DEFAULT_WINDOWS_NS, MMUPoint, mmu
 from .parallel import run_all
 from .program_code import ProgramCode
 from .states import BLOCKED, LOOP_IDLE_STACK, STATE_NAMES, State, StateIntervals
@@ -52,25 +52,12 @@ def summarize(
     goroutines = [_goroutine(g, row, start) for g, row in zip(states.goroutines.list, times.tolist(), strict=True)]
     return {
         "trace": _trace_info(trace, states.anomalies),
+        "processes": [_process(trace, collections, p.index, windows_ns) for p in trace.processes],
         "goroutines": goroutines,
         "groups": _groups(goroutines, times),
         "gc": collections.stats(),
         "scheduler_latency_ns": latency,
-        "mmu": [
-            {
-                "window_ns": p.window_ns,
-                "utilization": p.utilization,
-                "worst": [
-                    {
-                        "start_ns": w.start_ns - trace.start_ns,
-                        "end_ns": w.end_ns - trace.start_ns,
-                        "utilization": w.utilization,
-                    }
-                    for w in p.worst
-                ],
-            }
-            for p in mmu(collections.busy, trace.start_ns, trace.end_ns, windows_ns)
-        ],
+        "mmu": _mmu_rows(process_mmu(trace, collections, windows_ns), trace.start_ns),
         "user_tasks": [
             _named_latency(name, spans.end - spans.begin) for name, spans in by_name(finished(trace, "tasks"))
         ],
@@ -79,6 +66,45 @@ def summarize(
         ],
         "top_waits": waits,
     }
+
+
+def process_mmu(
+    trace: TraceData, collections: Collections, windows_ns: tuple[int, ...], proc: int | None = None
+) -> list[MMUPoint]:
+    """The MMU of process ``proc`` (an index into the trace's processes) over its recording; without one,
+    the worst process's at each window length (a collection holds up only its own process)."""
+    if len(trace.processes) == 1:
+        return mmu(collections.busy, trace.start_ns, trace.end_ns, windows_ns)
+    if proc is not None:
+        p = trace.processes[proc]
+        return mmu(collections.busy_in(proc), p.start_ns, p.end_ns, windows_ns)
+    curves = [process_mmu(trace, collections, windows_ns, p.index) for p in trace.processes]
+    return [min(points, key=lambda point: point.utilization) for points in zip(*curves, strict=True)]
+
+
+def _mmu_rows(points: list[MMUPoint], trace_start: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "window_ns": p.window_ns,
+            "utilization": p.utilization,
+            "worst": [
+                {"start_ns": w.start_ns - trace_start, "end_ns": w.end_ns - trace_start, "utilization": w.utilization}
+                for w in p.worst
+            ],
+        }
+        for p in points
+    ]
+
+
+def _process(trace: TraceData, collections: Collections, proc: int, windows_ns: tuple[int, ...]) -> dict[str, Any]:
+    """One process: who it is, when it ran (ns from the trace's start), its collections and MMU."""
+    p = trace.processes[proc]
+    row = dict(trace.metadata["processes"][proc])
+    row["start_ns"], row["end_ns"] = p.start_ns - trace.start_ns, p.end_ns - trace.start_ns
+    if len(trace.processes) > 1:
+        row["gc"] = collections.stats(proc)
+        row["mmu"] = _mmu_rows(process_mmu(trace, collections, windows_ns, proc), trace.start_ns)
+    return row
 
 
 def latency_stats(durations: NDArray[np.int64]) -> dict[str, int]:
@@ -185,13 +211,16 @@ def _time_per_goroutine(states: StateIntervals, collections: Collections) -> NDA
     width = _SLOTS + 1
     size = len(states.goroutines) * width
     times = np.zeros(size)
-    busy = collections.busy
+    several = len(set(states.goroutines.proc.tolist())) > 1
+    procs = sorted(set(collections.table.proc.tolist()))  # processes that collected
     for rows in blocks(len(states)):
         gi, state, start, end = states.gi[rows], states.state[rows], states.start[rows], states.end[rows]
         slot = gi.astype(np.int64) * width
         times += np.bincount(slot + state, weights=end - start, minlength=size)
-        if len(busy):
-            active = np.flatnonzero((state <= State.RUNNABLE) & busy.may_overlap(start, end))
+        for proc in procs:  # a collection holds up its own process's goroutines only
+            busy = collections.busy_in(proc)
+            mine = (state <= State.RUNNABLE) & (states.goroutines.proc[gi] == proc if several else True)
+            active = np.flatnonzero(mine & busy.may_overlap(start, end))
             in_gc = busy.covered(start[active], end[active])
             times += np.bincount(slot[active] + _SLOTS, weights=in_gc, minlength=size)
     return np.rint(times).astype(np.int64).reshape(-1, width)
@@ -219,6 +248,7 @@ def _goroutine(g: Goroutine, row: list[int], trace_start: int) -> dict[str, Any]
 
     return {
         "id": g.id,
+        "pid": g.pid,
         "kind": g.kind,
         "name": g.name,
         "start_function": g.start_function,
@@ -234,11 +264,11 @@ def _goroutine(g: Goroutine, row: list[int], trace_start: int) -> dict[str, Any]
 def _groups(goroutines: list[dict[str, Any]], times: NDArray[np.int64]) -> list[dict[str, Any]]:
     """Goroutines with the same start function and kind (without one: the same role), their ``times`` summed;
     the largest total first."""
-    keys: dict[tuple[str | None, str, str | None], int] = {}  # (start function, kind, role) -> group
+    keys: dict[tuple[int | None, str | None, str, str | None], int] = {}  # (pid, function, kind, role) -> group
     labels: list[str] = []  # each group's first member's label
     group = np.empty(len(goroutines), dtype=np.intp)
     for i, g in enumerate(goroutines):
-        key = (g["start_function"], g["kind"], g["role"])
+        key = (g["pid"], g["start_function"], g["kind"], g["role"])
         if key not in keys:
             keys[key] = len(keys)
             labels.append(g["label"])
@@ -248,6 +278,7 @@ def _groups(goroutines: list[dict[str, Any]], times: NDArray[np.int64]) -> list[
     counts = np.bincount(group, minlength=len(keys))
     groups: list[dict[str, Any]] = [
         {
+            "pid": pid,
             "start_function": function,
             "kind": kind,
             "role": role,
@@ -255,7 +286,9 @@ def _groups(goroutines: list[dict[str, Any]], times: NDArray[np.int64]) -> list[
             "count": count,
             "time_ns": _time_ns(row),
         }
-        for (function, kind, role), count, label, row in zip(keys, counts.tolist(), labels, sums.tolist(), strict=True)
+        for (pid, function, kind, role), count, label, row in zip(
+            keys, counts.tolist(), labels, sums.tolist(), strict=True
+        )
     ]
     return sorted(groups, key=lambda grp: (-total_time(grp["time_ns"]), str(grp["start_function"]), grp["label"]))
 

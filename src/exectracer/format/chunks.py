@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 
 MAGIC = b"\x89XTRACE\n"
 FORMAT_VERSION = 1
+MERGED_VERSION = 2  # a file of several processes' recordings, one section each (``exectracer merge``)
 FILE_HEADER = struct.Struct("<8sHH")
 CHUNK_MAGIC = b"XTCK"
 CHUNK_HEADER = struct.Struct("<4sBBHIIII")
@@ -45,9 +46,9 @@ class Codec(enum.IntEnum):
     ZLIB = 1
 
 
-def file_header() -> bytes:
-    """The bytes every trace file starts with."""
-    return FILE_HEADER.pack(MAGIC, FORMAT_VERSION, 0)
+def file_header(version: int = FORMAT_VERSION) -> bytes:
+    """The bytes every trace file starts with (``version`` :data:`MERGED_VERSION` for a merged file)."""
+    return FILE_HEADER.pack(MAGIC, version, 0)
 
 
 def make_chunk(

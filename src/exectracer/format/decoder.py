@@ -9,6 +9,10 @@ limit would otherwise take memory without bound). After a damaged chunk the read
 ``XTCK`` whose header and crc validate; a file that ends inside a chunk is a
 truncated tail. A chunk whose sequence number an earlier chunk has is a repeat
 (a file appended to itself, a chunk copied): it is dropped and reported.
+
+A merged file (version :data:`MERGED_VERSION`) holds several processes'
+recordings, one section each, every section starting with its METADATA
+chunk: :func:`read_all` decodes one :class:`Decoded` per section.
 """
 
 from __future__ import annotations
@@ -30,7 +34,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, Union
 import numpy as np
 from numpy.typing import NDArray
 
-from .chunks import CHUNK_HEADER, CHUNK_MAGIC, FILE_HEADER, FORMAT_VERSION, MAGIC, MAX_CHUNK_BYTES, ChunkKind, Codec
+from .chunks import (
+    CHUNK_HEADER,
+    CHUNK_MAGIC,
+    FILE_HEADER,
+    FORMAT_VERSION,
+    MAGIC,
+    MAX_CHUNK_BYTES,
+    MERGED_VERSION,
+    ChunkKind,
+    Codec,
+)
 from .encoder import COLUMNS
 
 if TYPE_CHECKING:  # checked as zlib, whose API it has (isal's stub declares its ``error`` an instance, not a class)
@@ -150,10 +164,11 @@ def read_version(data: Data) -> int:
     if size < FILE_HEADER.size:
         raise TraceFormatError(f"truncated file header ({size} of {FILE_HEADER.size} bytes): nothing readable")
     version: int = FILE_HEADER.unpack(head)[1]  # after the magic; before the flags
-    if version != FORMAT_VERSION:
-        hint = "written by a newer exectracer; upgrade to read it" if version > FORMAT_VERSION else "not supported"
+    if version not in (FORMAT_VERSION, MERGED_VERSION):
+        hint = "written by a newer exectracer; upgrade to read it" if version > MERGED_VERSION else "not supported"
         raise TraceFormatError(
-            f"unknown trace format version {version} (this reader knows version {FORMAT_VERSION}): {hint}"
+            f"unknown trace format version {version} (this reader knows versions {FORMAT_VERSION} and "
+            f"{MERGED_VERSION}): {hint}"
         )
     return version
 
@@ -473,24 +488,47 @@ def inflate_budget(size: int) -> int:
 
 
 def decode(data: Data, progress: Progress | None = None, max_inflated: int | None = None) -> Decoded:
-    """Decode a whole trace held in ``data`` (bytes-like, or an mmap);
+    """Decode a whole trace of one process held in ``data`` (bytes-like, or an mmap);
     ``progress`` is told the bytes of each EVENTS chunk done. The chunks may
-    inflate to ``max_inflated`` bytes in all (None: :func:`inflate_budget`)."""
+    inflate to ``max_inflated`` bytes in all (None: :func:`inflate_budget`).
+    A merged file of several processes is a :class:`TraceFormatError`: :func:`decode_all` reads it."""
+    sections = decode_all(data, progress, max_inflated)
+    if len(sections) > 1:
+        raise TraceFormatError(f"a merged trace of {len(sections)} processes: read it with decode_all (load does)")
+    return sections[0]
+
+
+def decode_all(data: Data, progress: Progress | None = None, max_inflated: int | None = None) -> list[Decoded]:
+    """Like :func:`decode`, one :class:`Decoded` per process the file holds (one, unless it is merged)."""
     version = read_version(data)
     with memoryview(data) as view:
         scan = Scanner(data, view).run(version)
         if not scan.chunks:
             detail = "; ".join(str(p) for p in scan.problems) or f"the file ends after {len(view)} bytes"
             raise TraceFormatError(f"nothing readable in the trace ({detail})")
-        _drop_repeats(scan)
-        _check_inflated(scan, len(view), max_inflated)
-        return _decode_chunks(view, scan, progress)
+        sections = split_sections(scan) if version == MERGED_VERSION else [scan]
+        for section in sections:
+            _drop_repeats(section)
+        _check_inflated([c for s in sections for c in s.chunks], len(view), max_inflated)
+        return [_decode_chunks(view, section, progress) for section in sections]
 
 
-def _check_inflated(scan: Scan, size: int, limit: int | None) -> None:
+def split_sections(scan: Scan) -> list[Scan]:
+    """A merged file's chunks, one :class:`Scan` per process: each METADATA chunk starts one.
+    The file's problems and truncated tail go with the section they are in."""
+    starts = [i for i, chunk in enumerate(scan.chunks) if chunk.kind == ChunkKind.METADATA and i] + [len(scan.chunks)]
+    sections = [Scan(scan.version, scan.chunks[a:b], []) for a, b in zip([0, *starts], starts, strict=False)]
+    for problem in scan.problems:
+        after = [s for s in sections if s.chunks[0].offset <= problem.offset]
+        (after[-1] if after else sections[0]).problems.append(problem)
+    sections[-1].truncated_bytes = scan.truncated_bytes
+    return sections
+
+
+def _check_inflated(chunks: list[Chunk], size: int, limit: int | None) -> None:
     """TraceFormatError if the chunks declare more bytes than the budget, before any is inflated."""
     budget = inflate_budget(size) if limit is None else limit
-    declared = sum(chunk.raw_length for chunk in scan.chunks)
+    declared = sum(chunk.raw_length for chunk in chunks)
     if declared > budget:
         raise TraceFormatError(
             f"its chunks inflate to {declared:,} bytes, over the {budget:,} allowed for a file of {size:,} bytes "
@@ -584,19 +622,48 @@ def _read_stream(fd: int) -> bytes:
 
 
 def read(source: Source, progress: Progress | None = None, max_inflated: int | None = None) -> Decoded:
-    """Decode a trace from a path (memory-mapped) or from bytes (``progress``, ``max_inflated``: see :func:`decode`)."""
+    """Decode a trace of one process from a path (memory-mapped) or from bytes
+    (``progress``, ``max_inflated``: see :func:`decode`)."""
+    sections = read_all(source, progress, max_inflated)
+    if len(sections) > 1:
+        raise TraceFormatError(f"a merged trace of {len(sections)} processes: read it with read_all (load does)")
+    return sections[0]
+
+
+def read_all(source: Source, progress: Progress | None = None, max_inflated: int | None = None) -> list[Decoded]:
+    """Like :func:`read`, one :class:`Decoded` per process the file holds (see :func:`decode_all`)."""
     if isinstance(source, memoryview):
         source = source.tobytes()
     if isinstance(source, (bytes, bytearray)):
-        return decode(source, progress, max_inflated)
+        return decode_all(source, progress, max_inflated)
     # not blocking in open: a FIFO nobody writes to would hang it
     with open(os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as file:
         status = os.fstat(file.fileno())
         if stat.S_ISDIR(status.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fsdecode(os.fspath(source)))
         if not stat.S_ISREG(status.st_mode):  # a pipe or a device: what it gives until its end
-            return decode(_read_stream(file.fileno()), progress, max_inflated)
+            return decode_all(_read_stream(file.fileno()), progress, max_inflated)
         if status.st_size == 0:
             raise TraceFormatError("empty file: not an exectracer trace")
         with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return decode(mapped, progress, max_inflated)
+            return decode_all(mapped, progress, max_inflated)
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The METADATA of the trace file at ``path`` (of its first process, if merged), reading only its start;
+    None if it is not a trace or its first chunk is not a valid METADATA chunk."""
+    with open(path, "rb") as file:
+        head = file.read(FILE_HEADER.size + HEADER_BYTES)
+        if len(head) < FILE_HEADER.size + HEADER_BYTES or not head.startswith(MAGIC):
+            return None
+        chunk = check_header(memoryview(head), FILE_HEADER.size)
+        if isinstance(chunk, str) or chunk.kind != ChunkKind.METADATA:
+            return None
+        data = head + file.read(chunk.length)
+    with memoryview(data) as view:
+        if len(view) < chunk.end or not crc_ok(view, chunk):
+            return None
+        try:
+            return json_payload(payload(view, chunk), dict)
+        except ChunkError:
+            return None

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..format.chunks import FORMAT_VERSION, MAX_CHUNK_BYTES
 from ..format.encoder import EVENT_BYTES
+from ..trace_files import RUN_ID_ENV
 from ..version import __version__
 from . import annotations as _annotations
 from . import current as _current
@@ -341,7 +342,10 @@ class Recorder:
             },
             "platform": _platform(),
             "hostname": socket.gethostname(),
+            "boot_id": _boot_id(),  # with the host name: which recordings share the monotonic clock
             "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "run_id": os.environ.get(RUN_ID_ENV),  # the exectracer run whose files it is one of (trace_files.py)
             "argv": list(sys.argv),
             "cwd": os.getcwd(),
             "switch_interval": sys.getswitchinterval(),  # how often a thread waiting for the GIL wakes up
@@ -397,6 +401,14 @@ def _platform() -> str:
 
 
 _lock = threading.Lock()
+_yields: Recorder | None = None  # a recording that a start() stops instead of failing (yield_to_start)
+
+
+def yield_to_start(recorder: Recorder | None) -> None:
+    """Let a ``start()`` stop ``recorder`` (finishing its trace) rather than fail: the recording ``exectracer run``
+    makes in a child process gives way to one the program starts itself."""
+    global _yields
+    _yields = recorder
 
 
 def start(dest: str | os.PathLike[str] | Sink, **options: Any) -> None:
@@ -416,6 +428,10 @@ def stop() -> dict:
 def start_recorder(dest: str | os.PathLike[str] | Sink, **options: Any) -> Recorder:
     """``start()``, returning the new recording (for integrations that must stop exactly it)."""
     opts = Options.from_kwargs(options)
+    running = current()
+    if running is not None and running is _yields:  # a child's recording made by exectracer run: it gives way
+        with contextlib.suppress(TracingError):
+            stop_recorder(running)
     with _lock:
         running = current()
         if running is not None:
@@ -483,3 +499,12 @@ def _after_fork_in_child() -> None:
     _annotations.annotation_sink(None)
     if recorder is not None:
         recorder.abandon_after_fork()
+
+
+def _boot_id() -> str | None:
+    """The kernel's boot id (Linux): two recordings with the same one share ``CLOCK_MONOTONIC``."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as file:
+            return file.read().strip() or None
+    except OSError:
+        return None

@@ -1,9 +1,8 @@
 """The processes a trace holds, and each goroutine's process: the ``processes`` table and every ``pid`` column.
 
-A trace records one process today, described by its metadata (``pid``,
-``hostname``, ``argv``). :func:`processes` is the one place the SQL tables
-learn about processes: a trace that holds several (a process model on the
-reading side) changes only its body.
+A trace holds one process, or several read together (``TraceData.processes``,
+docs/processes.md); :func:`processes` is the one place the SQL tables learn
+about them.
 """
 
 from __future__ import annotations
@@ -30,20 +29,18 @@ class Processes:
 
 
 def processes(trace: TraceData, goroutines: Goroutines) -> Processes:
-    """The processes of ``trace`` and each goroutine's pid: today one process, from the trace's metadata."""
-    meta = trace.metadata
-    pid = _int(meta.get("pid"))
-    argv = meta.get("argv")
-    host = meta.get("hostname")
+    """The processes of ``trace`` (``trace.processes``: one, or each recording read together) and each
+    goroutine's pid."""
+    procs = trace.processes
     table = Table(
-        pid=np.array([pid], dtype=np.int64),
-        ppid=np.array([_int(meta.get("ppid"))], dtype=np.int64),
-        host=np.array([host if isinstance(host, str) else None], dtype=object),
-        argv=object_array([[str(a) for a in argv] if isinstance(argv, list) else None]),
-        start_ns=np.array([trace.start_ns], dtype=np.int64),
-        end_ns=np.array([trace.end_ns], dtype=np.int64),
+        pid=np.array([_int(p.pid) for p in procs], dtype=np.int64),
+        ppid=np.array([_int(p.ppid) for p in procs], dtype=np.int64),
+        host=object_array([p.host for p in procs]),
+        argv=object_array([list(p.argv) if p.argv else None for p in procs]),
+        start_ns=np.array([p.start_ns for p in procs], dtype=np.int64),
+        end_ns=np.array([p.end_ns for p in procs], dtype=np.int64),
     )
-    return Processes(table, np.full(len(goroutines), pid, dtype=np.int64))
+    return Processes(table, table.pid[goroutines.proc] if len(procs) else np.full(len(goroutines), UNKNOWN))
 
 
 def _int(value: object) -> int:

@@ -143,6 +143,7 @@ class ViewerAPI:
                 "name": [g.name for g in gs.list],
                 "function": [index.get(g.start_function, -1) for g in gs.list],
                 "parent": [g.parent_id if g.parent_id is not None else -1 for g in gs.list],
+                "pid": [g.pid for g in gs.list],  # its process (trace.metadata["processes"])
                 "created_ns": [rel(g.created_ns) for g in gs.list],
                 "ended_ns": [rel(g.ended_ns) for g in gs.list],
             },

@@ -62,7 +62,8 @@ class Lanes:
         gc = analysis.collections.table
         self.gc = (gc.start, gc.end, gc.generation)
         ev = trace.events
-        blocks, rss = ev.kind == Kind.HEAP_BLOCKS, ev.kind == Kind.HEAP_RSS
+        first = trace.proc == 0  # the memory of the first process (several processes' figures do not add up)
+        blocks, rss = (ev.kind == Kind.HEAP_BLOCKS) & first, (ev.kind == Kind.HEAP_RSS) & first
         self.heap = (
             (ev.ts[blocks], ev.arg[blocks], ev.arg[rss])
             if blocks.sum() == rss.sum()
