@@ -50,7 +50,7 @@ def test_a_query(server: ViewerServer, trace: exectracer.Trace) -> None:
     assert sum(n for _, n in body["rows"]) == len(trace.analysis.states)
     status, body = sql(server, "SELECT argv, ppid, 1.5 AS d, 0.0 / 0.0 AS nan FROM processes")
     assert status == 200, body
-    assert body["rows"] == [[trace.metadata["argv"], None, 1.5, None]]
+    assert body["rows"] == [[trace.metadata["argv"], trace.metadata["ppid"], 1.5, None]]
 
 
 def test_rows_are_limited(server: ViewerServer, trace: exectracer.Trace) -> None:
