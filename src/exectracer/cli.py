@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
 import click
 
@@ -412,6 +412,22 @@ class Duration(click.ParamType):
         return int(ns)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def time_range(command: F) -> F:
+    """``--start`` and ``--end``: the part of the trace a command reads (a :class:`Duration` each, from its start)."""
+    command = click.option(
+        "--end", "end", type=Duration(), help="Only up to this time (seconds from the trace's start, or with a unit)."
+    )(command)
+    return click.option(
+        "--start",
+        "start",
+        type=Duration(),
+        help="Only from this time on (seconds from the trace's start, or with a unit: 250ms).",
+    )(command)
+
+
 @cli.command()
 @click.argument("trace_path", metavar="TRACE", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the report.")
@@ -441,15 +457,7 @@ def summary(trace_path: str, as_json: bool, width: int | None) -> Job:
     help="Which profile: " + "; ".join(f"{k}: {v}" for k, v in PROFILE_HELP.items()) + ".",
 )
 @click.option("-o", "--output", metavar="FILE", help="pprof file to write.  [default: TRACE's name + .TYPE.pb.gz]")
-@click.option(
-    "--start",
-    "start",
-    type=Duration(),
-    help="Only from this time on (seconds from the trace's start, or with a unit: 250ms).",
-)
-@click.option(
-    "--end", "end", type=Duration(), help="Only up to this time (seconds from the trace's start, or with a unit)."
-)
+@time_range
 @click.option(
     "--group",
     metavar="FUNCTION",
@@ -733,15 +741,7 @@ EXPORT_FORMATS = {
 )
 @click.option("-o", "--output", required=True, metavar="OUT", help="File to write.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
-@click.option(
-    "--start",
-    "start",
-    type=Duration(),
-    help="Only from this time on (seconds from the trace's start, or with a unit: 250ms).",
-)
-@click.option(
-    "--end", "end", type=Duration(), help="Only up to this time (seconds from the trace's start, or with a unit)."
-)
+@time_range
 def export(trace_paths: tuple[str, ...], fmt: str, output: str, force: bool, start: int | None, end: int | None) -> Job:
     """Write a trace in another tool's format: its goroutines' states, wake-ups, heap, GC, logs, tasks and regions."""
     if len(trace_paths) > 1:
