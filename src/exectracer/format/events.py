@@ -84,6 +84,7 @@ class Kind(enum.IntEnum):
     # the tracer itself: g = 0
     EVENTS_LOST = 70  # arg: number of events dropped (buffer limit)
     SAMPLER_LATE = 71  # arg: sampler ticks skipped: it got to run (or the GIL) that many intervals late
+    EVENTS_TAKEN = 72  # among the events the writer takes from memory: arg ns since it last took them
 
     # thread pools (concurrent.futures.ThreadPoolExecutor, asyncio's default executor)
     POOL_SUBMIT = 80  # g = submitting goroutine, arg: work item id
@@ -199,6 +200,7 @@ ARG_KINDS: dict[Arg, tuple[Kind, ...]] = {
         Kind.HEAP_RSS,  # bytes
         Kind.EVENTS_LOST,  # events
         Kind.SAMPLER_LATE,  # ticks
+        Kind.EVENTS_TAKEN,  # ns
         Kind.GIL_WAIT,  # ns
         Kind.THREAD_CPU,  # ns
     ),

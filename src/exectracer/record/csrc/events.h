@@ -60,6 +60,7 @@
 /* the tracer itself: g = 0 */
 #define XT_KIND_EVENTS_LOST 70                   /* arg: number of events dropped (buffer limit) */
 #define XT_KIND_SAMPLER_LATE 71                  /* arg: sampler ticks skipped: it got to run (or the GIL) that many intervals late */
+#define XT_KIND_EVENTS_TAKEN 72                  /* among the events the writer takes from memory: arg ns since it last took them */
 /* thread pools (concurrent.futures.ThreadPoolExecutor, asyncio's default executor) */
 #define XT_KIND_POOL_SUBMIT 80                   /* g = submitting goroutine, arg: work item id */
 #define XT_KIND_POOL_WORK_BEGIN 81               /* g = worker thread, arg: work item id */
