@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from types import CoroutineType, GeneratorType
+from types import CodeType, CoroutineType, GeneratorType
 from typing import Any
 
 from ..format.events import ARG_SHIFT, MASK64, WAKER_MASK, WAKER_SHIFT, Kind, Waker, pack
@@ -63,6 +63,9 @@ class Registry:
         self.task_funcs: dict[
             int, int
         ] = {}  # id(code) of a coroutine -> its TASK_FUNC code (the interner keeps the code)
+        # code of a coroutine function that only awaits the coroutine it was given -> the variable holding that
+        # one, whose function the task is then said to start (uvloop.run's wrapper: main)
+        self.wrappers: dict[CodeType, str] = {}
         self.local = HookState() if local is None else local
 
     # -- threads -------------------------------------------------------------
@@ -180,13 +183,26 @@ class Registry:
         self._emit(out)
 
     def task_func(self, coro: Any, code: Any) -> int:
-        """The TASK_FUNC code of a task whose coroutine (or generator) runs ``code``, defining it if new."""
+        """The TASK_FUNC code of a task whose coroutine (or generator) runs ``code``, defining it if new: for a
+        wrapper's coroutine (:attr:`wrappers`), that of the coroutine it wraps (not kept for the wrapper's code)."""
         func = self.task_funcs.get(id(code))
         if func is None:
+            inner = self._wrapped(coro, code)
+            if inner is not None:
+                return self.task_func(inner, inner.cr_code)
             func = self.task_funcs[id(code)] = pack(
                 Kind.TASK_FUNC, self._interner.stack((self._entry_frame(coro, code),))
             )
         return func
+
+    def _wrapped(self, coro: Any, code: Any) -> Any:
+        """The coroutine a wrapper's coroutine ``coro`` awaits (None if ``code`` is not a wrapper's)."""
+        name = self.wrappers.get(code)
+        frame = getattr(coro, "cr_frame", None) if name is not None and type(coro) is CoroutineType else None
+        if frame is None:
+            return None
+        inner = frame.f_locals.get(name)
+        return inner if type(inner) is CoroutineType else None
 
     def _entry_frame(self, coro: Any, code: Any) -> int:
         """The frame id of a coroutine's (or generator's) function, at its first line."""
