@@ -150,15 +150,7 @@ def install(patcher: Patcher, hooks: Shared, module: ModuleType) -> bool:
     patcher.replace(loop_cls, "create_task", task_creator(hooks, hooks.interner, loop_cls.create_task))  # type: ignore[attr-defined]
     hook_executor(patcher, hooks, loop_cls)
     hooks.hooked_loops = (*hooks.hooked_loops, loop_cls)
-    hooks.registry.wrappers.update(dict.fromkeys(_run_wrappers(module), "main"))
     return True
-
-
-def _run_wrappers(module: ModuleType) -> list[CodeType]:
-    """The code of ``uvloop.run``'s ``wrapper``: the coroutine its main task runs, which only awaits ``main``."""
-    run = getattr(module, "run", None)
-    constants = getattr(getattr(run, "__code__", None), "co_consts", ())
-    return [c for c in constants if isinstance(c, CodeType) and c.co_name == "wrapper" and "main" in c.co_freevars]
 
 
 def _boundaries(run_forever: Callable[..., Any], module: ModuleType) -> frozenset[CodeType]:
