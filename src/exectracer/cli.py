@@ -750,7 +750,7 @@ EXPORT_FORMATS = {
 
 
 @cli.command()
-@click.argument("trace_paths", metavar="TRACE", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("trace_paths", metavar="TRACE...", nargs=-1, required=True, type=click.Path())
 @click.option(
     "-f",
     "--format",

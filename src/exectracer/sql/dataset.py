@@ -140,16 +140,16 @@ def _export_one(
 
 def _write_tables(
     db: Database, trace: TraceData, name: str, tid: str, staging: str
-) -> tuple[dict[str, list[list[str]]], int]:
+) -> tuple[dict[str, dict[str, str]], int]:
     """COPY each table of ``db`` into ``staging``; each table's columns and types, and the rows written."""
     db.relation(_traces_view(trace, name, tid))
-    hosts = db.relation("SELECT DISTINCT host FROM processes").fetchall()
-    one_host = hosts[0][0] if len(hosts) == 1 else None
+    hosts = [host for (host,) in db.relation("SELECT DISTINCT host FROM processes WHERE host IS NOT NULL").fetchall()]
+    constants = _constants(db, name, tid, hosts)
     tables, rows = {}, 0
     for table in DATASET_TABLES:
-        select = _select(db, table, tid, one_host, multi_host=len(hosts) > 1)
+        select = _select(table, constants, multi_host=len(hosts) > 1)
         described = db.relation(f"DESCRIBE {select}").fetchall()
-        tables[table] = [[column, str(kind)] for column, kind, *_ in described]
+        tables[table] = {column: _schema_type(column, str(kind)) for column, kind, *_ in described}
         meta = f"KV_METADATA {{{VERSION_KEY}: '{SCHEMA_VERSION}', exectracer_table: '{table}'}}"
         target = os.path.join(staging, f"table={table}")
         if table in UNPARTITIONED:
@@ -159,11 +159,27 @@ def _write_tables(
             options = f"PARTITION_BY ({', '.join(PARTITIONS)}), FILENAME_PATTERN 'part-{tid}-{{i}}', {meta}"
         _, _, batches = db.batches(f"COPY ({select}) TO {_literal(target)} (FORMAT parquet, {options})")
         rows += sum(count for batch in batches for (count,) in batch)
-    for column, kind in PARTITION_TYPES.items():
-        for table in DATASET_TABLES:
-            if table not in UNPARTITIONED:
-                tables[table] = [[c, kind if c == column else t] for c, t in tables[table]]
     return tables, rows
+
+
+def _constants(db: Database, name: str, tid: str, hosts: list[str]) -> dict[str, str]:
+    """SQL for the trace's name, its id and its host (NULL: unknown, or several), each cast to an ENUM of its
+    values: DuckDB writes those to Parquet as dictionaries of strings without making one string per row."""
+    out = {}
+    for key, values in (("trace", [name]), ("trace_id", [tid]), ("host", hosts)):
+        if values:
+            db.relation(f"CREATE TYPE _xt_enum_{key} AS ENUM ({', '.join(_literal(v) for v in values)})")
+        out[key] = f"CAST({{}} AS _xt_enum_{key})" if values else "CAST({} AS VARCHAR)"
+    out["trace"] = out["trace"].format("trace")
+    out["trace_id"] = out["trace_id"].format(_literal(tid))
+    out["host_of"] = out.pop("host")
+    out["host"] = out["host_of"].format(_literal(hosts[0]) if len(hosts) == 1 else "NULL")
+    return out
+
+
+def _schema_type(column: str, kind: str) -> str:
+    """The type a dataset's reader sees: ENUMs are strings, partition columns have their fixed type."""
+    return PARTITION_TYPES.get(column) or ("VARCHAR" if kind.startswith("ENUM") else kind)
 
 
 def _traces_view(trace: TraceData, name: str, tid: str) -> str:
@@ -181,31 +197,32 @@ def _traces_view(trace: TraceData, name: str, tid: str) -> str:
     return f"CREATE TEMP VIEW {TRACES} AS {select}"
 
 
-def _select(db: Database, table: str, tid: str, one_host: str | None, *, multi_host: bool) -> str:
+def _select(table: str, constants: dict[str, str], *, multi_host: bool) -> str:
     """The rows of ``table`` as the dataset holds them: the trace's table with ``trace_id`` and, for a
-    partitioned table, ``host`` (the rows' process's; NULL where the pid is)."""
+    partitioned table, ``host`` (the host of the rows' process; with several hosts, NULL where the pid is)."""
+    trace, tid = constants["trace"], constants["trace_id"]
     if table == TRACES:
-        return f"SELECT * FROM {TRACES}"
+        return f"SELECT * REPLACE ({trace} AS trace, {tid} AS trace_id) FROM {TRACES}"
     if table in UNPARTITIONED:
-        return f"SELECT *, {_literal(tid)} AS trace_id FROM {table}"
+        return f"SELECT * REPLACE ({trace} AS trace), {tid} AS trace_id FROM {table}"
     if table == "processes":
-        return f"SELECT *, {_literal(tid)} AS trace_id FROM {table}"
+        host = constants["host_of"].format("host")
+        return f"SELECT * REPLACE ({trace} AS trace, {host} AS host), {tid} AS trace_id FROM {table}"
     if not multi_host:
-        host = "CAST(NULL AS VARCHAR)" if one_host is None else _literal(one_host)
-        return f"SELECT *, {_literal(tid)} AS trace_id, CASE WHEN pid IS NOT NULL THEN {host} END AS host FROM {table}"
-    db.relation("SELECT 1 FROM processes LIMIT 0")  # builds the view the join reads
+        return f"SELECT * REPLACE ({trace} AS trace), {tid} AS trace_id, {constants['host']} AS host FROM {table}"
+    host = constants["host_of"].format("h.host")
     return (
-        f"SELECT t.*, {_literal(tid)} AS trace_id, h.host FROM {table} t"
+        f"SELECT t.* REPLACE ({trace} AS trace), {tid} AS trace_id, {host} AS host FROM {table} t"
         " LEFT JOIN (SELECT pid, any_value(host) AS host FROM processes GROUP BY pid) h ON h.pid = t.pid"
     )
 
 
-def _merge_schema(schema: dict[str, Any], tables: dict[str, list[list[str]]], directory: str) -> None:
+def _merge_schema(schema: dict[str, Any], tables: dict[str, dict[str, str]], directory: str) -> None:
     """Record the tables' columns in the dataset's schema file; a trace whose columns differ from the dataset's
     is refused (its files are not yet in place)."""
     known = schema["tables"]
     for table, columns in tables.items():
-        if table in known and known[table] != columns:
+        if table in known and list(known[table].items()) != list(columns.items()):
             raise DatasetError(
                 f"table {table} of this trace has columns {_columns(columns)}, the dataset's are "
                 f"{_columns(known[table])}; nothing written"
@@ -215,8 +232,8 @@ def _merge_schema(schema: dict[str, Any], tables: dict[str, list[list[str]]], di
         _write_json(os.path.join(directory, SCHEMA_FILE), schema)
 
 
-def _columns(columns: list[list[str]]) -> str:
-    return ", ".join(f"{c} {t}" for c, t in columns)
+def _columns(columns: dict[str, str]) -> str:
+    return ", ".join(f"{c} {t}" for c, t in columns.items())
 
 
 def _write_json(path: str, doc: dict[str, Any]) -> None:
@@ -309,11 +326,11 @@ class DatasetDatabase(Database):
             self._con.execute(f"CREATE TEMP VIEW {name} AS {self._view(name, columns)}")
             self._built.add(name)
 
-    def _view(self, name: str, columns: list[list[str]]) -> str:
+    def _view(self, name: str, columns: dict[str, str]) -> str:
         folder = os.path.join(self.directory, f"table={name}")
-        names = ", ".join(f'"{c}"' for c, _ in columns)
+        names = ", ".join(f'"{c}"' for c in columns)
         if not glob.glob(os.path.join(glob.escape(folder), "**", "*.parquet"), recursive=True):
-            return "SELECT " + ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in columns) + " WHERE false"
+            return "SELECT " + ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in columns.items()) + " WHERE false"
         pattern = os.path.join(folder, "*.parquet" if name in UNPARTITIONED else "*/*/*.parquet")
         options = "hive_partitioning = false, union_by_name = true"
         if name not in UNPARTITIONED:
