@@ -151,7 +151,7 @@ def test_a_trace_with_nothing_in_it(tmp_path: Path) -> None:
 
 def examples() -> dict[str, str]:
     """The example queries of docs/sql.md, by the id of their first line (``-- example: ID``)."""
-    blocks = re.findall(r"```sql\n(.*?)```", DOCS.read_text(), re.S)
+    blocks = re.findall(r"```sql\n(-- example: .*?)```", DOCS.read_text(), re.S)
     return {re.match(r"-- example: ([\w-]+)", b).group(1): b for b in blocks}
 
 
