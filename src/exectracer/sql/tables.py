@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from ..analysis import Analysis
 from ..analysis.states import STATE_NAMES, State
 from ..format.events import WAKER_MASK, WAKER_SHIFT, Kind, Waker
+from ..table import Table
 from ..trace_data import TraceData
 from .processes import UNKNOWN, Processes, object_array, processes
 
@@ -182,15 +183,43 @@ def _heap(src: Source) -> Columns:
 
 
 def _user_tasks(src: Source) -> Columns:
-    ts = src.trace.user_tasks
+    """The rows of ``TraceData.user_tasks`` (every task named or begun: its first name, parent, begin and end),
+    found with NumPy: a service's trace holds hundreds of thousands."""
+    ev = src.trace.events
+    name_ids, named = _first(ev, Kind.USER_TASK_NAME, ev.g)
+    parent_ids, parented = _first(ev, Kind.USER_TASK_PARENT, ev.g)
+    begin_ids, begun = _first(ev, Kind.USER_TASK_BEGIN, ev.arg)
+    end_ids, ended = _first(ev, Kind.USER_TASK_END, ev.arg)
+    ids = np.union1d(name_ids, begin_ids).astype(np.int64)
+    strings = _at(ev.arg, named, name_ids, ids, -1)
+    unique, inverse = np.unique(strings, return_inverse=True)
+    names = object_array([src.trace.string(i) if i >= 0 else "?" for i in unique.tolist()])
+    parent = _at(ev.arg, parented, parent_ids, ids, NONE)
     return {
-        "id": np.array([t.id for t in ts], dtype=np.int64),
-        "name": object_array([t.name for t in ts]),
-        "parent_id": _or_none([t.parent_id for t in ts]),
-        "start": _or_none([t.begin_ns for t in ts]),
-        "end": _or_none([t.end_ns for t in ts]),
-        "g": _or_none([t.g for t in ts]),
+        "id": ids,
+        "name": names[inverse.reshape(-1)] if len(ids) else object_array([]),
+        "parent_id": np.where(parent == 0, NONE, parent),
+        "start": _at(ev.ts, begun, begin_ids, ids, NONE),
+        "end": _at(ev.ts, ended, end_ids, ids, NONE),
+        "g": _at(ev.g, begun, begin_ids, ids, NONE),
     }
+
+
+def _first(ev: Table, kind: Kind, key: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+    """The keys of ``kind`` events (sorted, once each) and the row of each one's first event."""
+    rows = np.flatnonzero(ev.kind == kind)
+    unique, first = np.unique(key[rows], return_index=True)
+    return unique, rows[first]
+
+
+def _at(
+    column: NDArray[np.int64], rows: NDArray[np.intp], keys: NDArray[np.int64], wanted: NDArray[np.int64], none: int
+) -> NDArray[np.int64]:
+    """``column`` at the row of each of ``wanted`` among the sorted ``keys`` (one row each), ``none`` where absent."""
+    if len(keys) == 0:
+        return np.full(len(wanted), none, dtype=np.int64)
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, column[rows[at]], none).astype(np.int64)
 
 
 def _user_regions(src: Source) -> Columns:
