@@ -137,14 +137,13 @@ def test_the_command_reads_the_dataset(dataset: Path) -> None:
 
 
 def test_processes_of_two_hosts(folder: Path, tmp_path: Path) -> None:
-    """Rows go to their process's partition; the wall-clock anchor is the first process's; events that belong to
-    no one process (pid NULL) go to Hive's default partition, read back as NULL."""
+    """Rows go to their process's partition, events included; the wall-clock anchor is the first process's."""
     result = run(*EXPORT, "hosts", "-o", tmp_path / "ds", cwd=folder)
     assert result.returncode == 0, result.stderr
     db = read_dataset(str(tmp_path / "ds"))
     assert rows(db.relation("SELECT DISTINCT host, pid FROM states")) == [("box", 10), ("other", 11)]
     assert rows(db.relation("SELECT host, pid, start_ns FROM processes")) == [("box", 10, 0), ("other", 11, 1000)]
-    assert db.relation("SELECT DISTINCT host, pid FROM events").fetchall() == [(None, None)]
+    assert rows(db.relation("SELECT DISTINCT host, pid FROM events")) == [("box", 10), ("other", 11)]
     assert db.relation("SELECT start_wall_ns, processes FROM traces").fetchall() == [(WALL, 2)]
     assert (tmp_path / "ds" / "table=states" / "host=other" / "pid=11").is_dir()
 

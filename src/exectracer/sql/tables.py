@@ -71,28 +71,39 @@ class Spec:
     columns: tuple[tuple[str, str], ...]
     build: Callable[[Source], Columns]
     pid_of: str | None = None
-    per_process: bool = False  # one pid for the whole table's trace (events, heap), NULL when it holds several
+    per_process: bool = False  # rows of the process (events, heap): ``build`` gives each row's ``proc``
 
     def raw(self, src: Source) -> Columns:
-        """The raw columns of ``src``, with ``pid`` where the trace's goroutines are of several processes."""
+        """The raw columns of ``src``, with ``pid`` where the trace's rows are of several processes."""
         columns = self.build(src)
-        if self.pid_of is not None and src.uniform_pid is None and not self.per_process:
+        proc = columns.pop("proc", None)
+        if self.per_process and proc is not None and _pid(src, self) is None:
+            columns["pid"] = src.processes.table.pid[proc] if len(proc) else np.empty(0, np.int64)
+        elif self.pid_of is not None and src.uniform_pid is None and not self.per_process:
             columns["pid"] = src.pids(columns[self.pid_of])
         return columns
 
     def select(self, src: Source, raw_name: str) -> str:
         """The SELECT of the view over ``src``'s raw columns registered as ``raw_name``."""
-        pid = src.uniform_pid
+        pid = _pid(src, self)
         if self.pid_of is not None or self.per_process:
             if pid is not None:
                 pid_sql = "CAST(NULL AS BIGINT)" if pid == UNKNOWN else f"CAST({pid} AS BIGINT)"
             else:
-                pid_sql = "CAST(NULL AS BIGINT)" if self.per_process else f"NULLIF(pid, {UNKNOWN})"
+                pid_sql = f"NULLIF(pid, {UNKNOWN})"
         else:
             pid_sql = "NULL"
         exprs = [f"{expr.format(t0=src.trace.start_ns, pid=pid_sql)} AS {column}" for column, expr in self.columns]
         exprs.append(f"{_literal(src.name)} AS trace")
         return f"SELECT {', '.join(exprs)} FROM {raw_name}"
+
+
+def _pid(src: Source, spec: Spec) -> int | None:
+    """The pid of every row of ``spec``'s table for ``src`` if it is one, else None (each row has its own)."""
+    if spec.per_process:
+        pids = src.processes.table.pid
+        return int(pids[0]) if len(pids) == 1 else None
+    return src.uniform_pid
 
 
 def _literal(text: str) -> str:
@@ -179,7 +190,8 @@ def _heap(src: Source) -> Columns:
     at = np.flatnonzero(ev.kind == Kind.HEAP_BLOCKS)
     nxt = np.minimum(at + 1, max(len(ev) - 1, 0))
     paired = (nxt > at) & (ev.kind[nxt] == Kind.HEAP_RSS) & (ev.ts[nxt] == ev.ts[at])
-    return {"ts": ev.ts[at], "blocks": ev.arg[at], "rss": np.where(paired, ev.arg[nxt], NONE)}
+    columns = {"ts": ev.ts[at], "blocks": ev.arg[at], "rss": np.where(paired, ev.arg[nxt], NONE)}
+    return columns | ({"proc": src.trace.proc[at]} if len(src.trace.processes) > 1 else {})
 
 
 def _user_tasks(src: Source) -> Columns:
@@ -234,7 +246,8 @@ def _logs(src: Source) -> Columns:
 
 def _events(src: Source) -> Columns:
     ev = src.trace.events
-    return {"ts": ev.ts, "g": ev.g, "kind": ev.kind, "arg": ev.arg}
+    columns = {"ts": ev.ts, "g": ev.g, "kind": ev.kind, "arg": ev.arg}
+    return columns | ({"proc": src.trace.proc} if len(src.trace.processes) > 1 else {})
 
 
 _STATES = _names([STATE_NAMES[s] for s in State if s != State.ENDED])
