@@ -2,10 +2,10 @@
 
 A dataset is a directory::
 
-    DIR/_exectracer_dataset.json                                  the schema: version, each table's columns and types
-    DIR/table=traces/part-<trace id>.parquet                      one row per exported trace
-    DIR/table=frames/part-<trace id>.parquet                      tables without a process
-    DIR/table=states/host=<host>/pid=<pid>/part-<trace id>.parquet the others, by the process of their rows
+    DIR/_exectracer_dataset.json                                      the schema: version, columns and types
+    DIR/table=traces/part-<trace id>.parquet                          one row per exported trace
+    DIR/table=frames/part-<trace id>.parquet                          tables without a process
+    DIR/table=states/host=<host>/pid=<pid>/part-<trace id>-0.parquet  the others, by the process of their rows
 
 Each trace's files are written by DuckDB's ``COPY ... (FORMAT parquet,
 PARTITION_BY (host, pid))`` into a temporary directory inside ``DIR``, then
@@ -86,12 +86,17 @@ def export(traces: Sequence[tuple[TraceData, Analysis, str]], directory: str) ->
     """Add each of ``traces`` (``(trace, analysis, name)``) to the dataset in ``directory`` (made if missing),
     one at a time; a trace the dataset already holds is skipped."""
     schema = check_target(directory)
-    for trace, analysis, name in traces:
-        tid = trace_id(trace)
-        if _holds(directory, tid):
-            yield Written(name, tid, 0, 0, skipped=True)
-            continue
-        yield _export_one(trace, analysis, name, tid, directory, schema)
+    made = not os.path.exists(directory)
+    try:
+        for trace, analysis, name in traces:
+            tid = trace_id(trace)
+            if _holds(directory, tid):
+                yield Written(name, tid, 0, 0, skipped=True)
+                continue
+            yield _export_one(trace, analysis, name, tid, directory, schema)
+    finally:
+        if made and os.path.isdir(directory) and not os.listdir(directory):
+            os.rmdir(directory)  # a failed first export leaves no empty directory behind
 
 
 def check_target(directory: str) -> dict[str, Any]:
