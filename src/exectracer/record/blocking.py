@@ -152,7 +152,9 @@ def timed(
     and it is bound as a method only if ``func`` is.
     """
     cat = int(category)
-    simple = waker is None and due is None and child is None  # the C wrapper can then record the wait itself (it looks wakers up too)
+    simple = (
+        waker is None and due is None and child is None
+    )  # the C wrapper can then record the wait itself (it looks wakers up too)
     if wakers is not None and waker is None:
         waker = _weak_lookup(wakers)  # for the Python wrapper, and for the C one's Python path
     native = speedups()

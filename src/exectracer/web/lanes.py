@@ -3,7 +3,8 @@
 * a goroutine lane: the goroutine's state intervals (a slice of the shared
   :class:`StateIntervals`, which keeps each goroutine's rows together);
 * a loop lane: the task steps, callbacks and idle time of one event loop;
-* the GC strip and the heap graph.
+* the GC strip and the heap graph: every process's together (the pinned
+  strip), or one process's (its lanes under its header).
 """
 
 from __future__ import annotations
@@ -61,14 +62,9 @@ class Lanes:
         self.loops = _loop_lanes(analysis)
         gc = analysis.collections.table
         self.gc = (gc.start, gc.end, gc.generation)
-        ev = trace.events
-        first = trace.proc == 0  # the memory of the first process (several processes' figures do not add up)
-        blocks, rss = (ev.kind == Kind.HEAP_BLOCKS) & first, (ev.kind == Kind.HEAP_RSS) & first
-        self.heap = (
-            (ev.ts[blocks], ev.arg[blocks], ev.arg[rss])
-            if blocks.sum() == rss.sum()
-            else (ev.ts[blocks], ev.arg[blocks], np.zeros(int(blocks.sum()), dtype=np.int64))
-        )
+        self.gc_proc = gc.proc
+        self.heaps = [_heap(trace, i) for i in range(len(trace.processes))]
+        self.heap = self.heaps[0]  # the first process's (several processes' figures do not add up)
         self._indexes: dict[int, SpanIndex] = {}  # goroutine lanes with many intervals
         self._index_lock = threading.Lock()
 
@@ -115,18 +111,33 @@ class Lanes:
             return task.name if task else f"task {g}"
         return self.analysis.trace.string(label) if what == CALLBACK else "idle"
 
-    def gc_strip(self, window: Window) -> dict:
+    def gc_strip(self, window: Window, proc: int | None = None) -> dict:
+        """The collections of every process, or of process index ``proc``."""
         start, end, generation = self.gc
+        if proc is not None:
+            mine = self.gc_proc == proc
+            start, end, generation = start[mine], end[mine], generation[mine]
         part = visible(start, end, window)
         m_start, m_end, m_gen, _, _ = merge(
             start[part], end[part], generation[part].astype(np.int64).clip(0, 2), window, 3
         )
         return {"start": m_start, "end": m_end, "generation": m_gen}
 
-    def heap_graph(self, window: Window) -> dict:
-        ts, blocks, rss = self.heap
+    def heap_graph(self, window: Window, proc: int = 0) -> dict:
+        """The heap of process index ``proc`` (the first's by default)."""
+        ts, blocks, rss = self.heaps[proc]
         rows = thin_points(ts, window)
         return {"ts": ts[rows], "blocks": blocks[rows], "rss": rss[rows]}
+
+
+def _heap(trace: TraceData, proc: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """The heap samples of process index ``proc``: times, allocated blocks, RSS (0 where unknown)."""
+    ev = trace.events
+    mine = trace.proc == proc
+    blocks, rss = (ev.kind == Kind.HEAP_BLOCKS) & mine, (ev.kind == Kind.HEAP_RSS) & mine
+    if blocks.sum() == rss.sum():
+        return ev.ts[blocks], ev.arg[blocks], ev.arg[rss]
+    return ev.ts[blocks], ev.arg[blocks], np.zeros(int(blocks.sum()), dtype=np.int64)
 
 
 def _loop_lanes(analysis: Analysis) -> dict[int, LoopLane]:
