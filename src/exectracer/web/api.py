@@ -259,13 +259,14 @@ class ViewerAPI:
         t = self._abs(_int(p, "t"))
         s = self.lanes.states
         rows = self.lanes.rows_of(gi)
+        ends = self.lanes.ends
         i = rows.start + int(np.searchsorted(s.start[rows], t, side="right")) - 1
-        if i < rows.start or s.end[i] <= t:
+        if i < rows.start or ends[i] <= t:
             return None
         g = self.analysis.goroutines.list[gi]
         state = State(int(s.state[i]))
         stack_id = int(s.stack[i])
-        waker = self._waker(int(s.waker[i]), state, int(s.start[i]), int(s.end[i]))
+        waker = self._waker(int(s.waker[i]), state, int(s.start[i]), int(ends[i]))
         waker_g = waker["g"] if waker is not None and waker["kind"] == "thread" else None
         return {
             "g": g.id,
@@ -278,10 +279,10 @@ class ViewerAPI:
             "blocked": state in BLOCKED,
             "estimated": state == State.OTHER_ESTIMATED,  # a wait no hook saw, estimated from samples
             "start": int(s.start[i]) - self.trace.start_ns,
-            "end": int(s.end[i]) - self.trace.start_ns,
+            "end": int(ends[i]) - self.trace.start_ns,
             "stack": [] if stack_id == LOOP_IDLE_STACK else [f._asdict() for f in self.trace.stacks.get(stack_id, [])],
             "waker": waker,
-            "waits_on": self.child_waits.of_wait(g.id, int(s.start[i]), int(s.end[i]), waker_g)
+            "waits_on": self.child_waits.of_wait(g.id, int(s.start[i]), int(ends[i]), waker_g)
             if state in BLOCKED
             else None,
             **self._annotations(g.id, t),

@@ -1,7 +1,8 @@
 """What the timeline's lanes hold, indexed for window queries.
 
 * a goroutine lane: the goroutine's state intervals (a slice of the shared
-  :class:`StateIntervals`, which keeps each goroutine's rows together);
+  :class:`StateIntervals`, which keeps each goroutine's rows together),
+  ending with its process's recording (:attr:`Lanes.ends`);
 * a loop lane: the task steps, callbacks and idle time of one event loop;
 * the GC strip and the heap graph: every process's together (the pinned
   strip), or one process's (its lanes under its header).
@@ -56,6 +57,7 @@ class Lanes:
         trace = analysis.trace
         states = analysis.states
         self.states = states
+        self.ends = _ends(analysis)  # the intervals' ends, none after its process's recording ended
         n = len(analysis.goroutines)
         bounds = np.searchsorted(states.gi, np.arange(n + 1)) if n else np.zeros(1, dtype=np.int64)
         self._rows = bounds  # goroutine index i owns rows bounds[i]:bounds[i+1]
@@ -78,10 +80,10 @@ class Lanes:
         if rows.stop - rows.start >= SpanIndex.MIN_SPANS:
             start, end, state, count, _ = self._index_of(gi, rows).query(window)
         else:
-            part = visible(s.start[rows], s.end[rows], window)
+            part = visible(s.start[rows], self.ends[rows], window)
             lo, hi = rows.start + part.start, rows.start + part.stop
             start, end, state, count, _ = merge(
-                s.start[lo:hi], s.end[lo:hi], s.state[lo:hi].astype(np.int64), window, len(State)
+                s.start[lo:hi], self.ends[lo:hi], s.state[lo:hi].astype(np.int64), window, len(State)
             )
         return {"start": start, "end": end, "state": state, "count": count}
 
@@ -90,7 +92,7 @@ class Lanes:
             index = self._indexes.get(gi)
             if index is None:
                 s = self.states
-                index = self._indexes[gi] = SpanIndex(s.start[rows], s.end[rows], s.state[rows], len(State))
+                index = self._indexes[gi] = SpanIndex(s.start[rows], self.ends[rows], s.state[rows], len(State))
             return index
 
     def loop(self, loop_id: int, window: Window) -> dict:
@@ -128,6 +130,18 @@ class Lanes:
         ts, blocks, rss = self.heaps[proc]
         rows = thin_points(ts, window)
         return {"ts": ts[rows], "blocks": blocks[rows], "rss": rss[rows]}
+
+
+def _ends(analysis: Analysis) -> NDArray[np.int64]:
+    """The state intervals' ends, cut at the end of each goroutine's process's recording: with several
+    processes the states of a process whose recording ended first run on to the trace's end."""
+    trace, states = analysis.trace, analysis.states
+    if len(trace.processes) == 1 or not len(states.end):
+        return states.end
+    procs = trace.goroutine_procs
+    proc_of = np.array([procs.get(g, 0) for g in analysis.goroutines.ids.tolist()], dtype=np.int64)
+    proc_end = np.array([p.end_ns for p in trace.processes], dtype=np.int64)
+    return np.maximum(states.start, np.minimum(states.end, proc_end[proc_of[states.gi]]))
 
 
 def _heap(trace: TraceData, proc: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
