@@ -216,7 +216,8 @@ def test_a_process_header_collapses_and_expands(page) -> None:
     before = nesting(page)
     point = page.evaluate(
         "(() => { const t = window.exectracer.page.timeline; t.scrollToRow('process:1');"
-        " const r = t.canvas.getBoundingClientRect(); return {x: r.left + 100, y: r.top + t.rowTop('process:1') + 5}; })()"
+        " const r = t.canvas.getBoundingClientRect();"
+        " return {x: r.left + 100, y: r.top + t.rowTop('process:1') + 5}; })()"
     )
     page.mouse.click(point["x"], point["y"])
     wait_until(page, "() => window.exectracer.page.closedProcesses.has(1)")
@@ -251,9 +252,7 @@ def test_the_parent_s_wait_links_to_the_child(page, recorded: Recorded, api: Vie
     settled = page.evaluate("window.exectracer.page.timeline.stats.settled")
     page.evaluate(f"window.exectracer.page.timeline.setView({wait['start']}, {wait['end']})")
     wait_settled(page, settled + 1)
-    point = page.evaluate(
-        f"window.exectracer.page.timeline.pointFor('g:{main}', {(wait['start'] + wait['end']) // 2})"
-    )
+    point = page.evaluate(f"window.exectracer.page.timeline.pointFor('g:{main}', {(wait['start'] + wait['end']) // 2})")
     page.mouse.click(point["x"], point["y"])
     box = page.locator("aside.panel .child-wait")
     box.wait_for()

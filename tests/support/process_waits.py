@@ -1,4 +1,4 @@
-"""A recorded ``exectracer run`` of tests/programs/process_waits.py: the trace of every process and the children's pids."""
+"""A recorded ``exectracer run`` of tests/programs/process_waits.py: the trace of every process, the children's pids."""
 
 from __future__ import annotations
 
