@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright
 
+import exectracer
 from exectracer.format.events import Kind
 from exectracer.web.api import NotFound, ViewerAPI
 
+from support.process_traces import WALL, collecting_parent, process, runnable_child
 from support.process_waits import Recorded, record
 from support.viewer_browser import Viewer, launch, wait_settled, wait_until
 
@@ -128,6 +130,23 @@ def test_a_child_s_lanes_end_with_its_recording(recorded: Recorded, api: ViewerA
     lane = api._lane(f"g:{g}", api._window({"width": "10000"}))
     assert lane["end"] and max(lane["end"]) <= child.end_ns - recorded.trace.start_ns
     assert api.span({"g": str(g), "t": str(child.end_ns - recorded.trace.start_ns + 1)}) is None
+
+
+def test_two_hosts_processes_of_one_pid_stay_apart(tmp_path: Path) -> None:
+    """A merged trace of two hosts whose processes have the same pid: lanes name processes by index."""
+    collecting_parent(process(10, 1, host="here")).write(tmp_path / "a.xtrace", stop_ns=2000)
+    runnable_child(process(10, 1, host="there", wall=WALL + 1000)).write(tmp_path / "b.xtrace", stop_ns=2000)
+    api = ViewerAPI(exectracer.load(tmp_path))
+    lanes = api.lane_list({})
+    assert [(p["pid"], p["host"]) for p in lanes["processes"]] == [(10, "here"), (10, "there")]
+    g = lanes["goroutines"]
+    assert sorted(set(g["proc"])) == [0, 1]
+    assert {grp["proc"] for grp in lanes["groups"]} == {0, 1}
+    window = api._window({})
+    assert len(api._lane("gc:0", window)["start"]) == 1 and api._lane("gc:1", window)["start"] == []
+    task = next(i for i, n, p in zip(g["id"], g["name"], g["proc"], strict=True) if p == 1 and n != "MainThread")
+    first = api._lane(f"g:{task}", window)["start"][0]
+    assert api.span({"g": str(task), "t": str(first)})["proc"] == 1
 
 
 # -- the browser -------------------------------------------------------------------------------------------------

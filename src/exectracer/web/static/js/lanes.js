@@ -29,6 +29,11 @@ export class LaneModel {
     this.processes = meta.processes || [];
     this.several = this.processes.length > 1;
     this.hosts = new Set(this.processes.map((p) => p.host)).size;
+    this.idsOf = this.processes.map(() => []); // each process's goroutine ids
+    for (let i = 0; i < this.ids.length; i++) {
+      const list = this.idsOf[g.proc ? g.proc[i] : 0];
+      if (list) list.push(this.ids[i]);
+    }
   }
 
   // The process (an entry of /api/lanes' processes) of goroutine id, or null.
@@ -131,8 +136,7 @@ export class LaneModel {
       const procOf = (id) => { const p = this.processOf(id); return p ? p.index : 0; };
       for (const p of this.processes) {
         const open = !closed.has(p.index);
-        const ids = this.ids.filter((id) => procOf(id) === p.index);
-        rows.push({ type: "process", key: `process:${p.index}`, proc: p.index, open, count: ids.length,
+        rows.push({ type: "process", key: `process:${p.index}`, proc: p.index, open, count: this.idsOf[p.index].length,
                     label: this.processLabel(p), height: PROCESS_H });
         if (!open) continue;
         rows.push({ type: "gc", key: `gc:${p.index}`, proc: p.index, label: "GC", height: GC_ROW_H });
