@@ -97,6 +97,9 @@ class Kind(enum.IntEnum):
     # CPU time as the OS counts it: g = thread, or 0 for the whole process
     THREAD_CPU = 90  # arg: CPU ns the thread has used since it started (process: since the recording started)
 
+    # child processes: g = the waiting goroutine
+    PROCESS_WAIT = 95  # arg: pid of the child process its wait ending at ts (its THREAD_UNBLOCK's ts) was for
+
 
 class Category(enum.IntEnum):
     """Why a goroutine waits (the low 4 bits of a TASK_SUSPEND argument)."""
@@ -203,6 +206,7 @@ ARG_KINDS: dict[Arg, tuple[Kind, ...]] = {
         Kind.EVENTS_TAKEN,  # ns
         Kind.GIL_WAIT,  # ns
         Kind.THREAD_CPU,  # ns
+        Kind.PROCESS_WAIT,  # a pid (of a child process: its own process's, not renumbered by a merge)
     ),
     Arg.GOROUTINE: (Kind.THREAD_CREATE, Kind.THREAD_UNBLOCK, Kind.LOOP_START, Kind.TASK_CREATE),
     Arg.LOOP: (Kind.TASK_LOOP,),

@@ -69,6 +69,8 @@
 #define XT_KIND_GIL_WAIT 85                      /* arg: nanoseconds the thread waited for the GIL (estimated) */
 /* CPU time as the OS counts it: g = thread, or 0 for the whole process */
 #define XT_KIND_THREAD_CPU 90                    /* arg: CPU ns the thread has used since it started (process: since the recording started) */
+/* child processes: g = the waiting goroutine */
+#define XT_KIND_PROCESS_WAIT 95                  /* arg: pid of the child process its wait ending at ts (its THREAD_UNBLOCK's ts) was for */
 
 /* Category: Why a goroutine waits (the low 4 bits of a TASK_SUSPEND argument). */
 #define XT_CATEGORY_OTHER 0
