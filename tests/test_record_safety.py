@@ -430,3 +430,25 @@ def test_a_frame_without_a_line_is_line_0(tmp_path):
     trace = exectracer.load(tmp_path / "t.xtrace", strict=True)
     frames = [frame for stack in trace.stacks.values() for frame in stack if frame.function.endswith(".nap")]
     assert frames and all(frame.line == 0 for frame in frames)
+
+
+def test_a_thread_that_cannot_be_described_at_start_does_not_fail_start(tmp_path, monkeypatch):
+    """start() describes every thread already running; if describing one fails, the recording starts all the same
+    (the failure counted), and stops cleanly."""
+    from exectracer.record import registry
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("hook failure")
+
+    monkeypatch.setattr(registry.Registry, "adopt_thread", broken)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        exectracer.start(tmp_path / "t.xtrace")
+        exectracer.stop()
+    finally:
+        stop.set()
+        thread.join()
+    trace = exectracer.load(tmp_path / "t.xtrace", strict=True)
+    assert trace.metadata is not None and trace.summary["hook_errors"]["threads.adopt"]["count"] >= 2

@@ -176,7 +176,10 @@ class Recorder:
         self.active = True
         for thread in threading.enumerate():
             if thread.ident is not None:
-                self.registry.adopt_thread(thread, thread.ident)
+                try:
+                    self.registry.adopt_thread(thread, thread.ident)
+                except Exception:  # that thread is described when it is first seen, if ever: never fail start()
+                    hook_errors.caught("threads.adopt")
         try:
             self._install_hooks()
         except BaseException:
