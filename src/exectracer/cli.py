@@ -633,7 +633,10 @@ def _json(doc: Any) -> str:
     (Python's C encoder writes only compact JSON, several times faster)."""
     import json
 
-    return json.dumps(doc, indent=1 if sys.stdout.isatty() else None)
+    from .allocator import collections_paused
+
+    with collections_paused():  # the encoder makes a list of items per dict: no cycles to find among them
+        return json.dumps(doc, indent=1 if sys.stdout.isatty() else None)
 
 
 def _pprof(

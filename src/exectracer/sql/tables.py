@@ -118,25 +118,21 @@ def _nullable(column: str, none: int = NONE) -> str:
 # -- building the raw columns --------------------------------------------------------------------------------------
 
 
-def _or_none(values: list[int | None]) -> NDArray[np.int64]:
-    return np.array([NONE if v is None else v for v in values], dtype=np.int64)
-
-
 def _processes(src: Source) -> Columns:
     t = src.processes.table
     return {name: t[name] for name in t.columns}
 
 
 def _goroutines(src: Source) -> Columns:
-    gs = src.analysis.goroutines.list
+    gs = src.analysis.goroutines
     return {
-        "id": src.analysis.goroutines.ids,
-        "kind": object_array([g.kind for g in gs]),
-        "name": object_array([g.name for g in gs]),
-        "start_function": object_array([g.start_function for g in gs]),
-        "parent_id": _or_none([g.parent_id for g in gs]),
-        "created_ns": _or_none([g.created_ns for g in gs]),
-        "ended_ns": _or_none([g.ended_ns for g in gs]),
+        "id": gs.ids,
+        "kind": gs.kind,
+        "name": gs.name,
+        "start_function": gs.start_function,
+        "parent_id": gs.parent_id,
+        "created_ns": gs.created_ns,
+        "ended_ns": gs.ended_ns,
     }
 
 
@@ -182,14 +178,14 @@ def _heap(src: Source) -> Columns:
 
 
 def _user_tasks(src: Source) -> Columns:
-    ts = src.trace.user_tasks
+    t = src.trace.user_task_table
     return {
-        "id": np.array([t.id for t in ts], dtype=np.int64),
-        "name": object_array([t.name for t in ts]),
-        "parent_id": _or_none([t.parent_id for t in ts]),
-        "start": _or_none([t.begin_ns for t in ts]),
-        "end": _or_none([t.end_ns for t in ts]),
-        "g": _or_none([t.g for t in ts]),
+        "id": t.id,
+        "name": src.trace.strings_of(t.name),
+        "parent_id": t.parent_id,
+        "start": t.begin_ns,
+        "end": t.end_ns,
+        "g": t.g,
     }
 
 
