@@ -25,9 +25,21 @@ from .format import decoder
 from .format.decoder import Frame, Problem
 from .format.events import ARG_SHIFT, CATEGORY_MASK, CATEGORY_SHIFT, Kind, Outcome
 from .processes import Combined, Process, combine
-from .table import Table, dataframe_library, kinds_mask, match_spans
+from .table import Table, dataframe_library, distinct, kinds_mask, match_spans
 
-__all__ = ["NONE", "HookError", "Loop", "Lost", "Process", "Task", "Thread", "TraceData", "UserTask", "lookup"]
+__all__ = [
+    "NONE",
+    "HookError",
+    "Loop",
+    "Lost",
+    "Process",
+    "Task",
+    "Thread",
+    "TraceData",
+    "UserTask",
+    "lookup",
+    "objects",
+]
 
 _DEFAULT_TASK_PREFIX = "Task-"
 
@@ -274,7 +286,7 @@ class TraceData:
             _Keyed.first(ev, k) for k in (Kind.THREAD_CREATE, Kind.THREAD_START, Kind.THREAD_END)
         )
         names, funcs, idents = (_Keyed.last(ev, k) for k in (Kind.THREAD_NAME, Kind.THREAD_FUNC, Kind.THREAD_IDENT))
-        ids = np.union1d(created.keys, started.keys)
+        ids = distinct(created.keys, started.keys)
         return Table(
             id=ids,
             name=names.value(ids),
@@ -297,7 +309,7 @@ class TraceData:
             t.id.tolist(),
             self.strings_of(t.name).tolist(),
             *(c.tolist() for c in functions),
-            *(_objects(c) for c in (t.parent_id, t.native_id, t.ident, t.created_ns, t.started_ns, t.ended_ns)),
+            *(objects(c) for c in (t.parent_id, t.native_id, t.ident, t.created_ns, t.started_ns, t.ended_ns)),
             self.pids_of(t.id).tolist(),
         )
         return [Thread(*row) for row in zip(*columns, strict=True)]
@@ -316,7 +328,7 @@ class TraceData:
             for k in (Kind.TASK_CREATE, Kind.TASK_LOOP, Kind.TASK_FUNC, Kind.TASK_DONE, Kind.TASK_EAGER)
         )
         names = _Keyed.last(ev, Kind.TASK_NAME)
-        ids = np.union1d(np.union1d(created.keys, names.keys), done.keys)
+        ids = distinct(created.keys, names.keys, done.keys)
         outcome = done.value(ids)
         known = np.isin(outcome, _OUTCOME_VALUES)
         return Table(
@@ -343,7 +355,7 @@ class TraceData:
             t.id.tolist(),
             self.task_names(t.name).tolist(),
             *(c.tolist() for c in self.functions_of(t.func)),
-            *(_objects(c) for c in (t.parent_id, t.loop_id, t.created_ns, t.ended_ns)),
+            *(objects(c) for c in (t.parent_id, t.loop_id, t.created_ns, t.ended_ns)),
             outcome.tolist(),
             t.eager.tolist(),
             self.pids_of(t.id).tolist(),
@@ -354,7 +366,11 @@ class TraceData:
         """:meth:`task_name` of each TASK_NAME argument in ``args`` (``"?"`` for :data:`NONE`), as an object
         array."""
         uniq, inverse = np.unique(args, return_inverse=True)
-        names = [self.task_name(a) if a != NONE else "?" for a in uniq.tolist()]
+        values = uniq.tolist()
+        unnamed = int(len(values) > 0 and values[0] == NONE)  # the smallest value: first if present
+        cut = int(np.searchsorted(uniq, 0))  # negative: a default name (as task_name makes them)
+        names = ["?"] * unnamed + [f"{_DEFAULT_TASK_PREFIX}{-a}" for a in values[unnamed:cut]]
+        names += [self.string(a) for a in values[cut:]]
         return np.array(names, dtype=object)[inverse.reshape(-1)]
 
     def functions_of(
@@ -395,7 +411,7 @@ class TraceData:
         ev = self._select(Kind.USER_TASK_NAME, Kind.USER_TASK_PARENT, Kind.USER_TASK_BEGIN, Kind.USER_TASK_END)
         names, parents = _Keyed.first(ev, Kind.USER_TASK_NAME), _Keyed.first(ev, Kind.USER_TASK_PARENT)
         begins, ends = _Keyed.first(ev, Kind.USER_TASK_BEGIN, by="arg"), _Keyed.first(ev, Kind.USER_TASK_END, by="arg")
-        ids = np.union1d(names.keys, begins.keys)
+        ids = distinct(names.keys, begins.keys)
         return Table(
             id=ids,
             name=names.value(ids),
@@ -412,7 +428,7 @@ class TraceData:
         columns = (
             t.id.tolist(),
             self.strings_of(t.name).tolist(),
-            *(_objects(c) for c in (t.parent_id, t.g, t.begin_ns, t.end_ns)),
+            *(objects(c) for c in (t.parent_id, t.g, t.begin_ns, t.end_ns)),
         )
         return [UserTask(*row) for row in zip(*columns, strict=True)]
 
@@ -620,7 +636,7 @@ def _zero_none(values: NDArray[np.int64]) -> NDArray[np.int64]:
     return np.where(values == 0, NONE, values)
 
 
-def _objects(values: NDArray[np.int64]) -> list[int | None]:
+def objects(values: NDArray[np.int64]) -> list[int | None]:
     """``values`` as Python ints, None for :data:`NONE`."""
     out: list[int | None] = values.tolist()
     if (values == NONE).any():

@@ -1,11 +1,12 @@
 """What the reading side computes from a trace file, as plain data: the frozen reference of ``test_frozen_outputs``.
 
-``outputs(path)`` gathers the summary document (and hashes of its JSON and text), every profile, the goroutine,
-thread, task, loop and user-task tables and every SQL table but ``events``
-(the raw events, read as they are). Run as a script, it writes the reference
-of each trace in ``tests/data/frozen`` beside it (``NAME.json.gz``); the
-references there were computed by the code before the goroutine tables
-became columns, and must not be rewritten to make a test pass.
+``outputs(path)`` gathers the summary document (and hashes of its JSON and
+text), every profile, hashes of the Perfetto and Chrome exports, the
+goroutine, thread, task, loop and user-task tables and every SQL table but
+``events`` (the raw events, read as they are). Run as a script, it writes
+the reference of each trace in ``tests/data/frozen`` beside it
+(``NAME.json.gz``); the references there were computed by the code before
+the goroutine tables became columns, and must not be rewritten to make a test pass.
 
 ::
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import io
 import json
 import sys
 import warnings
@@ -25,6 +27,8 @@ from typing import Any
 
 import exectracer
 from exectracer.analysis import PROFILE_TYPES
+from exectracer.export import chrome, perfetto
+from exectracer.export.timeline import Timeline
 from exectracer.report import render
 from exectracer.sql.database import TABLE_NAMES, Database
 
@@ -48,6 +52,8 @@ def outputs(path: Path) -> dict[str, Any]:
         "tasks": [_row(t) for t in trace.tasks],
         "loops": [_row(loop) for loop in trace.loops],
         "user_tasks": [_row(u) for u in trace.user_tasks],
+        "perfetto_sha256": _exported(perfetto.write, analysis),
+        "chrome_sha256": _exported(chrome.write, analysis),
     }
     database = Database([(trace, analysis, "trace")])
     try:
@@ -74,6 +80,13 @@ def reference(path: Path) -> Any:
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _exported(write: Any, analysis: Any) -> str:
+    """The SHA-256 of the file ``write`` (an exporter's) makes of the trace's timeline."""
+    out = io.BytesIO()
+    write(Timeline(analysis), out)
+    return hashlib.sha256(out.getvalue()).hexdigest()
 
 
 def _row(item: Any) -> dict[str, Any]:

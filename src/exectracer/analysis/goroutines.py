@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from ..format.events import Kind
 from ..table import kinds_mask
-from ..trace_data import NONE, TraceData, lookup
+from ..trace_data import NONE, TraceData, lookup, objects
 
 MAX_LOOKUP_ID = 1 << 26  # ids above this (a damaged trace) fall back to np.unique
 RADIX = 1 << 16
@@ -65,7 +65,7 @@ class Goroutines:
     ``ids``, ``is_task``, ``name`` and ``start_function`` (object arrays),
     ``parent_id``, ``created_ns`` and ``ended_ns`` (:data:`NONE` where a
     :class:`Goroutine` has None), ``func_stack``, ``main_thread``, ``proc``
-    and ``pid`` (object array). :attr:`list` and :meth:`get` give
+    and ``pid`` (object array; ``pid_of_proc`` by process index). :attr:`list` and :meth:`get` give
     :class:`Goroutine` objects, made on demand.
     """
 
@@ -89,7 +89,8 @@ class Goroutines:
         self.proc: NDArray[np.int64] = (  # each goroutine's process (index)
             trace.procs_of(self.ids, missing=0) if several else np.zeros(len(self.ids), dtype=np.int64)
         )
-        self.pid: NDArray[np.object_] = np.array([p.pid for p in trace.processes], dtype=object)[self.proc]
+        self.pid_of_proc: NDArray[np.object_] = np.array([p.pid for p in trace.processes], dtype=object)
+        self.pid: NDArray[np.object_] = self.pid_of_proc[self.proc]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -119,7 +120,19 @@ class Goroutines:
     @functools.cached_property
     def list(self) -> list[Goroutine]:
         """Every goroutine as a :class:`Goroutine`, by dense index."""
-        return [self.at(i) for i in range(len(self))]
+        columns = (
+            range(len(self)),
+            self.ids.tolist(),
+            self.kind.tolist(),
+            self.name.tolist(),
+            self.start_function.tolist(),
+            *(objects(c) for c in (self.parent_id, self.created_ns, self.ended_ns)),
+            self.func_stack.tolist(),
+            self.main_thread.tolist(),
+            self.pid.tolist(),
+            self.proc.tolist(),
+        )
+        return [Goroutine(*row) for row in zip(*columns, strict=True)]
 
     def at(self, i: int) -> Goroutine:
         """The goroutine with dense index ``i``."""

@@ -18,7 +18,7 @@ from ..table import Table
 from ..trace_data import NONE, TraceData
 from .blocks import blocks
 from .gc import Collections
-from .goroutines import BEFORE_TRACING, Goroutines
+from .goroutines import BEFORE_TRACING, MAIN_PROGRAM, NOT_RECORDED, Goroutines
 from .mmu import DEFAULT_WINDOWS_NS, MMUPoint, mmu
 from .parallel import run_all
 from .program_code import ProgramCode
@@ -304,10 +304,12 @@ def _relative(values: NDArray[np.int64], origin: int) -> list[int | None]:
 def _groups(goroutines: Goroutines, rows: list[dict[str, Any]], times: NDArray[np.int64]) -> list[dict[str, Any]]:
     """Goroutines with the same start function and kind (without one: the same role), their ``times`` summed;
     the largest total first. ``rows``: the goroutines' summary rows."""
-    columns = [goroutines.pid, goroutines.start_function, goroutines.is_task, goroutines.role]
+    pid_codes = _codes(goroutines.pid_of_proc.tolist())[goroutines.proc]  # processes may share a pid (hosts)
+    role = goroutines.role
+    role_codes = np.select([np.equal(role, r) for r in (MAIN_PROGRAM, BEFORE_TRACING, NOT_RECORDED)], [1, 2, 3], 0)
+    columns = [pid_codes, _codes(goroutines.start_function.tolist()), goroutines.is_task.astype(np.int64), role_codes]
     key = np.zeros(len(rows), dtype=np.int64)
-    for column in columns:  # (pid, function, kind, role): each a code, the four packed into one number
-        codes = _codes(column.tolist())
+    for codes in columns:  # (pid, function, kind, role): each a code, the four packed into one number
         key = key * (int(codes.max(initial=0)) + 1) + codes
     _, first, group = np.unique(key, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")  # groups in the order of their first member
