@@ -3,8 +3,8 @@
 Each command runs in a fresh process, the two versions alternating
 (``--runs`` times each), with the ``src`` of a git revision (``--before``,
 written to a temporary directory, the C extension copied from this
-checkout) against this checkout's; prints the median wall time, events per
-second and peak RSS (``wait4``) of each, and whether their outputs are the
+checkout) against this checkout's; prints the median wall time, CPU time, events
+per second and peak RSS (``wait4``) of each, and whether their outputs are the
 same bytes (the Perfetto file's and the summary's)::
 
     python bench/bench_compare.py --trace /tmp/big.xtrace --before main --runs 3
@@ -47,8 +47,9 @@ def checkout(revision: str, into: Path) -> Path:
     return into / "src"
 
 
-def run(src: Path, args: list[str], output: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of ``python -m exectracer ARGS`` with ``src`` first on the path."""
+def run(src: Path, args: list[str], output: Path) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user and system) and peak RSS (bytes) of ``python -m exectracer ARGS`` with
+    ``src`` first on the path."""
     environ = dict(os.environ, PYTHONPATH=str(src))
     t0 = time.perf_counter()
     with open(output, "wb") as out:
@@ -57,7 +58,7 @@ def run(src: Path, args: list[str], output: Path) -> tuple[float, int]:
     seconds = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status):
         raise SystemExit(f"{shlex.join(args)} with {src} failed with status {os.waitstatus_to_exitcode(status)}")
-    return seconds, usage.ru_maxrss * 1024
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
 
 
 def main() -> None:
@@ -73,7 +74,7 @@ def main() -> None:
         versions = {args.before: checkout(args.before, Path(tmp) / "before"), "this checkout": SRC}
         events = args.events
         for name, template in COMMANDS.items():
-            results: dict[str, list[tuple[float, int]]] = {version: [] for version in versions}
+            results: dict[str, list[tuple[float, float, int]]] = {version: [] for version in versions}
             outputs = {}
             for i in range(args.runs):
                 for version, src in versions.items():
@@ -88,12 +89,14 @@ def main() -> None:
             same = filecmp.cmp(*outputs.values(), shallow=False)
             print(f"{name}: outputs {'identical' if same else 'DIFFER'}")
             for version, runs in results.items():
-                wall = statistics.median(t for t, _ in runs)
-                peak = statistics.median(r for _, r in runs)
+                wall = statistics.median(t for t, _, _ in runs)
+                cpu = statistics.median(c for _, c, _ in runs)
+                peak = statistics.median(r for _, _, r in runs)
                 print(
-                    f"  {version:>14}: median {wall:6.2f} s = {events / wall / 1e6:5.2f} M events/s, peak RSS"
-                    f" {peak / 1e6:5.0f} MB = {peak / events:4.0f} B/event"
-                    f"  (runs: {' '.join(f'{t:.2f}' for t, _ in runs)})"
+                    f"  {version:>14}: median {wall:6.2f} s = {events / wall / 1e6:5.2f} M events/s"
+                    f" (CPU {cpu:6.2f} s = {events / cpu / 1e6:5.2f} M events/s),"
+                    f" peak RSS {peak / 1e6:5.0f} MB = {peak / events:4.0f} B/event"
+                    f"  (runs: {' '.join(f'{t:.2f}' for t, _, _ in runs)})"
                 )
     print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
 

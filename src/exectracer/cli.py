@@ -267,7 +267,7 @@ def _describe_trace(path: str, data: bytes) -> str:
     unseen = "".join(f"\n  not seen by the recorder: {note}" for note in lost.unseen)
     return (
         f"{path}: {trace.event_count:,} events over {trace.duration_ns / 1e9:.2f} s, "
-        f"{len(trace.threads):,} threads, {len(trace.tasks):,} tasks, "
+        f"{len(trace.thread_table):,} threads, {len(trace.task_table):,} tasks, "
         f"{', '.join(missing) or 'nothing lost'} ({_size(size)})"
     ) + unseen
 
