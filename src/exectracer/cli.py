@@ -605,6 +605,11 @@ def _summary(path: str, as_json: bool, width: int | None) -> int:
     prepare_for_trace(path)  # a short-lived command: faster, and the memory goes back at exit
     trace = _load(path)
     _analyse(trace, "states", "collections")
+    if as_json and not sys.stdout.isatty():  # compact: written as it is made, a batch of goroutine rows at a time
+        for piece in trace.analysis.summary_json():
+            click.echo(piece, nl=False)
+        click.echo()
+        return 0
     doc = trace.analysis.summary()
     if width is None:
         width = shutil.get_terminal_size().columns  # COLUMNS, else stdout's terminal, else 80 (as pytest does)

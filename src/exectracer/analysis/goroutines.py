@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -109,12 +110,14 @@ class Goroutines:
         role[~is_none(self.start_function)] = None
         return role
 
-    def labels(self, role: NDArray[np.object_] | None = None) -> NDArray[np.object_]:
-        """:attr:`Goroutine.label` per goroutine (an object array); ``role``: :attr:`role`, if computed."""
-        role = self.role if role is None else role
-        labels: NDArray[np.object_] = self.start_function.copy()
+    def labels(self, role: NDArray[np.object_] | None = None, rows: Any = slice(None)) -> NDArray[np.object_]:
+        """:attr:`Goroutine.label` of the goroutines at ``rows`` (dense indices: a slice, indices; by default all)
+        as an object array; ``role``: their :attr:`role`, if computed."""
+        role = self.role[rows] if role is None else role
+        labels: NDArray[np.object_] = self.start_function[rows].copy()
         none = np.flatnonzero(is_none(labels))
-        labels[none] = [f"{name} ({r})" for name, r in zip(self.name[none].tolist(), role[none].tolist(), strict=True)]
+        names = self.name[rows][none].tolist()
+        labels[none] = [f"{name} ({r})" for name, r in zip(names, role[none].tolist(), strict=True)]
         return labels
 
     @functools.cached_property

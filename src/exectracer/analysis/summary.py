@@ -6,6 +6,7 @@ Times are nanoseconds; timestamps are relative to the trace's start.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterator
 from typing import Any, TypedDict
 
@@ -26,6 +27,8 @@ from .states import BLOCKED, LOOP_IDLE_STACK, STATE_NAMES, State, StateIntervals
 from .sums import sums_by_key
 
 TOP_WAITS = 10
+ROW_BATCH = 10_000  # goroutine rows made (and written, as JSON) at a time
+_ROWS_MARK = "\x00exectracer: the goroutine rows\x00"
 _SLOTS = len(State)
 
 
@@ -42,6 +45,37 @@ def summarize(
     trace: TraceData, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS
 ) -> dict[str, Any]:
     """Everything ``exectracer summary`` reports, as plain data."""
+    doc, rows = _parts(trace, states, collections, windows_ns)
+    with collections_paused():  # the rows hold no cycles: a collection every 700 of them would find nothing
+        doc["goroutines"] = [row for batch in rows for row in batch]
+    return doc
+
+
+def summary_json(
+    trace: TraceData, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS
+) -> Iterator[str]:
+    """``json.dumps(summarize(...))`` in pieces, the goroutine rows made and written :data:`ROW_BATCH` at a time
+    (a trace of a million tasks has a million rows: they are never all held)."""
+    doc, rows = _parts(trace, states, collections, windows_ns)
+    with collections_paused():  # the encoder makes a list of items per dict: no cycles to find among them
+        head, marker, tail = json.dumps({**doc, "goroutines": _ROWS_MARK}).partition(json.dumps(_ROWS_MARK))
+        if not marker or _ROWS_MARK in tail:  # the marker's text in the document itself: no shortcut
+            doc["goroutines"] = [row for batch in rows for row in batch]
+            yield json.dumps(doc)
+            return
+        yield head + "["
+        separator = ""
+        for batch in rows:
+            if batch:
+                yield separator + json.dumps(batch)[1:-1]
+                separator = ", "
+        yield "]" + tail
+
+
+def _parts(
+    trace: TraceData, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...]
+) -> tuple[dict[str, Any], Iterator[list[dict[str, Any]]]]:
+    """The summary document with ``goroutines`` left None, and its goroutine rows in batches."""
     times, latency, waits = run_all(
         (
             functools.partial(_time_per_goroutine, states, collections),
@@ -49,13 +83,11 @@ def summarize(
             functools.partial(top_waits, trace, states),
         )
     )
-    with collections_paused():  # the rows hold no cycles: a collection every 700 of them would find nothing
-        goroutines = _goroutine_rows(states.goroutines, times, trace.start_ns)
-    return {
+    doc = {
         "trace": _trace_info(trace, states.anomalies),
         "processes": [_process(trace, collections, p.index, windows_ns) for p in trace.processes],
-        "goroutines": goroutines,
-        "groups": _groups(states.goroutines, goroutines, times),
+        "goroutines": None,
+        "groups": _groups(states.goroutines, times, trace.start_ns),
         "gc": collections.stats(),
         "scheduler_latency_ns": latency,
         "mmu": _mmu_rows(process_mmu(trace, collections, windows_ns), trace.start_ns),
@@ -67,6 +99,12 @@ def summarize(
         ],
         "top_waits": waits,
     }
+    goroutines = states.goroutines
+    batches = (
+        _goroutine_rows(goroutines, times, trace.start_ns, slice(i, i + ROW_BATCH))
+        for i in range(0, len(goroutines), ROW_BATCH)
+    )
+    return doc, batches
 
 
 def process_mmu(
@@ -258,21 +296,23 @@ def _time_rows(times: NDArray[np.int64]) -> list[TimeNs]:
     ]
 
 
-def _goroutine_rows(goroutines: Goroutines, times: NDArray[np.int64], trace_start: int) -> list[dict[str, Any]]:
-    """The summary's row of each goroutine, made from the columns."""
-    role = goroutines.role
+def _goroutine_rows(
+    goroutines: Goroutines, times: NDArray[np.int64], trace_start: int, rows: slice | NDArray[np.intp] = slice(None)
+) -> list[dict[str, Any]]:
+    """The summary's row of each goroutine (of dense indices ``rows``), made from the columns."""
+    role = goroutines.role[rows]
     columns = (
-        goroutines.ids.tolist(),
-        goroutines.pid.tolist(),
-        goroutines.kind.tolist(),
-        goroutines.name.tolist(),
-        goroutines.start_function.tolist(),
-        goroutines.labels(role).tolist(),
+        goroutines.ids[rows].tolist(),
+        goroutines.pid[rows].tolist(),
+        goroutines.kind[rows].tolist(),
+        goroutines.name[rows].tolist(),
+        goroutines.start_function[rows].tolist(),
+        goroutines.labels(role, rows).tolist(),
         role.tolist(),
-        _relative(goroutines.parent_id, 0),
-        _relative(goroutines.created_ns, trace_start),
-        _relative(goroutines.ended_ns, trace_start),
-        _time_rows(times),
+        _relative(goroutines.parent_id[rows], 0),
+        _relative(goroutines.created_ns[rows], trace_start),
+        _relative(goroutines.ended_ns[rows], trace_start),
+        _time_rows(times[rows]),
     )
     return [
         {
@@ -301,14 +341,14 @@ def _relative(values: NDArray[np.int64], origin: int) -> list[int | None]:
     return out
 
 
-def _groups(goroutines: Goroutines, rows: list[dict[str, Any]], times: NDArray[np.int64]) -> list[dict[str, Any]]:
+def _groups(goroutines: Goroutines, times: NDArray[np.int64], trace_start: int) -> list[dict[str, Any]]:
     """Goroutines with the same start function and kind (without one: the same role), their ``times`` summed;
-    the largest total first. ``rows``: the goroutines' summary rows."""
+    the largest total first."""
     pid_codes = _codes(goroutines.pid_of_proc.tolist())[goroutines.proc]  # processes may share a pid (hosts)
     role = goroutines.role
     role_codes = np.select([np.equal(role, r) for r in (MAIN_PROGRAM, BEFORE_TRACING, NOT_RECORDED)], [1, 2, 3], 0)
     columns = [pid_codes, _codes(goroutines.start_function.tolist()), goroutines.is_task.astype(np.int64), role_codes]
-    key = np.zeros(len(rows), dtype=np.int64)
+    key = np.zeros(len(goroutines), dtype=np.int64)
     for codes in columns:  # (pid, function, kind, role): each a code, the four packed into one number
         key = key * (int(codes.max(initial=0)) + 1) + codes
     _, first, group = np.unique(key, return_index=True, return_inverse=True)
@@ -320,8 +360,8 @@ def _groups(goroutines: Goroutines, rows: list[dict[str, Any]], times: NDArray[n
     np.add.at(sums, group, times)
     counts = np.bincount(group, minlength=len(first))
     groups: list[dict[str, Any]] = []
-    for member, count, row in zip(first.tolist(), counts.tolist(), sums.tolist(), strict=True):
-        g = rows[member]
+    members = _goroutine_rows(goroutines, times, trace_start, first)  # each group's first member
+    for g, count, row in zip(members, counts.tolist(), sums.tolist(), strict=True):
         groups.append(
             {
                 "pid": g["pid"],
