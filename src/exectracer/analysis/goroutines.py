@@ -96,12 +96,12 @@ class Goroutines:
     def __len__(self) -> int:
         return len(self.ids)
 
-    @property
+    @functools.cached_property
     def kind(self) -> NDArray[np.object_]:
         """``"task"`` or ``"thread"`` per goroutine."""
         return np.where(self.is_task, "task", "thread").astype(object)
 
-    @property
+    @functools.cached_property
     def role(self) -> NDArray[np.object_]:
         """:attr:`Goroutine.role` per goroutine (an object array)."""
         role = np.full(len(self), NOT_RECORDED, dtype=object)
