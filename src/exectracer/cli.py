@@ -267,7 +267,7 @@ def _describe_trace(path: str, data: bytes) -> str:
     unseen = "".join(f"\n  not seen by the recorder: {note}" for note in lost.unseen)
     return (
         f"{path}: {trace.event_count:,} events over {trace.duration_ns / 1e9:.2f} s, "
-        f"{len(trace.threads):,} threads, {len(trace.tasks):,} tasks, "
+        f"{len(trace.thread_table):,} threads, {len(trace.task_table):,} tasks, "
         f"{', '.join(missing) or 'nothing lost'} ({_size(size)})"
     ) + unseen
 
@@ -605,6 +605,11 @@ def _summary(path: str, as_json: bool, width: int | None) -> int:
     prepare_for_trace(path)  # a short-lived command: faster, and the memory goes back at exit
     trace = _load(path)
     _analyse(trace, "states", "collections")
+    if as_json and not sys.stdout.isatty():  # compact: written as it is made, a batch of goroutine rows at a time
+        for piece in trace.analysis.summary_json():
+            click.echo(piece, nl=False)
+        click.echo()
+        return 0
     doc = trace.analysis.summary()
     if width is None:
         width = shutil.get_terminal_size().columns  # COLUMNS, else stdout's terminal, else 80 (as pytest does)
@@ -633,7 +638,10 @@ def _json(doc: Any) -> str:
     (Python's C encoder writes only compact JSON, several times faster)."""
     import json
 
-    return json.dumps(doc, indent=1 if sys.stdout.isatty() else None)
+    from .allocator import collections_paused
+
+    with collections_paused():  # the encoder makes a list of items per dict: no cycles to find among them
+        return json.dumps(doc, indent=1 if sys.stdout.isatty() else None)
 
 
 def _pprof(

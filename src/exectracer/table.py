@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from .format.events import Kind
 
-__all__ = ["DATAFRAME_LIBRARIES", "Table", "dataframe_library", "kind_lookup", "kinds_mask", "match_spans"]
+__all__ = ["DATAFRAME_LIBRARIES", "Table", "dataframe_library", "distinct", "kind_lookup", "kinds_mask", "match_spans"]
 
 Column = NDArray[Any]  # a table's column: numbers of any dtype, or objects (strings)
 Rows = (
@@ -73,6 +73,22 @@ class Table:
                 {name: _polars_column(col) for name, col in self._columns.items()}
             )
         return dataframe_library(library).DataFrame(self._columns, copy=False)
+
+
+def distinct(*columns: NDArray[G]) -> NDArray[G]:
+    """The distinct values of one or more integer columns, ascending.
+
+    What ``np.unique`` returns, by sorting: NumPy 2.4's ``np.unique`` without
+    indices hashes, about 20 times slower than a sort on a column of
+    hundreds of thousands of integers.
+    """
+    values = np.sort(np.concatenate(columns) if len(columns) != 1 else columns[0])
+    if len(values) < 2:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
 
 
 def kinds_mask(kind: NDArray[np.uint8], *kinds: Kind) -> NDArray[np.bool_]:

@@ -25,9 +25,21 @@ from .format import decoder
 from .format.decoder import Frame, Problem
 from .format.events import ARG_SHIFT, CATEGORY_MASK, CATEGORY_SHIFT, Kind, Outcome
 from .processes import Combined, Process, combine
-from .table import Table, dataframe_library, kinds_mask, match_spans
+from .table import Table, dataframe_library, distinct, kinds_mask, match_spans
 
-__all__ = ["HookError", "Loop", "Lost", "Process", "Task", "Thread", "TraceData", "UserTask"]
+__all__ = [
+    "NONE",
+    "HookError",
+    "Loop",
+    "Lost",
+    "Process",
+    "Task",
+    "Thread",
+    "TraceData",
+    "UserTask",
+    "lookup",
+    "objects",
+]
 
 _DEFAULT_TASK_PREFIX = "Task-"
 
@@ -168,12 +180,32 @@ class TraceData:
         return f"<Trace {self.name}: {self.event_count} events{several}, {self.duration_ns / 1e9:.3f}s>"
 
     @functools.cached_property
-    def goroutine_procs(self) -> dict[int, int]:
-        """Each goroutine id's process (an index into :attr:`processes`), from the process of its first event."""
+    def goroutine_proc_table(self) -> Table:
+        """Each goroutine id that an event of its lifecycle names (``g``, ascending) and its process (``proc``, an
+        index into :attr:`processes`), from the process of its first such event."""
         ev = self.events
         rows = np.flatnonzero(kinds_mask(ev.kind, *_GOROUTINE_KINDS) & (ev.g != 0))
         ids, first = np.unique(ev.g[rows], return_index=True)
-        return dict(zip(ids.tolist(), self.proc[rows[first]].tolist(), strict=True))
+        return Table(g=ids, proc=self.proc[rows[first]].astype(np.int64))
+
+    @functools.cached_property
+    def goroutine_procs(self) -> dict[int, int]:
+        """Each goroutine id's process (an index into :attr:`processes`), from the process of its first event."""
+        t = self.goroutine_proc_table
+        return dict(zip(t.g.tolist(), t.proc.tolist(), strict=True))
+
+    def procs_of(self, ids: NDArray[np.int64], missing: int = -1) -> NDArray[np.int64]:
+        """The process (an index into :attr:`processes`) of each goroutine id in ``ids``; ``missing`` for an id
+        no lifecycle event names."""
+        t = self.goroutine_proc_table
+        return lookup(ids, t.g, t.proc, missing)[0]
+
+    def pids_of(self, ids: NDArray[np.int64]) -> NDArray[np.object_]:
+        """:meth:`pid_of` of each goroutine id in ``ids`` (an object array: ints and None)."""
+        if len(self.processes) == 1:
+            return np.full(len(ids), self.processes[0].pid, dtype=object)
+        pids = np.array([p.pid for p in self.processes] + [None], dtype=object)
+        return pids[self.procs_of(ids)]  # -1, unknown, is the last: None
 
     def pid_of(self, g: int) -> int | None:
         """The process id of goroutine ``g`` (None if unknown)."""
@@ -254,8 +286,10 @@ class TraceData:
     # -- tables ------------------------------------------------------------------
 
     @functools.cached_property
-    def threads(self) -> list[Thread]:
-        """Every thread, by id."""
+    def thread_table(self) -> Table:
+        """Every thread, by id, as columns: ``id``, ``name`` (string id), ``func`` (stack id of its target),
+        ``parent_id``, ``native_id``, ``ident``, ``created_ns``, ``started_ns``, ``ended_ns`` and ``proc`` (an
+        index into :attr:`processes`, -1 unknown); :data:`NONE` where :class:`Thread` has None."""
         ev = self._select(
             Kind.THREAD_CREATE,
             Kind.THREAD_START,
@@ -264,60 +298,109 @@ class TraceData:
             Kind.THREAD_FUNC,
             Kind.THREAD_IDENT,
         )
-        created, started, ended = (_first(ev, k) for k in (Kind.THREAD_CREATE, Kind.THREAD_START, Kind.THREAD_END))
-        names, funcs, idents = (_last(ev, k) for k in (Kind.THREAD_NAME, Kind.THREAD_FUNC, Kind.THREAD_IDENT))
-        threads = []
-        for g in sorted(created.keys() | started.keys()):
-            func = self.frame(funcs[g][0]) if g in funcs else None
-            threads.append(
-                Thread(
-                    id=g,
-                    name=self.string(names[g][0]) if g in names else "?",
-                    start_function=func.function if func else None,
-                    file=func.file if func else None,
-                    line=func.line if func else None,
-                    parent_id=created[g][0] or None if g in created else None,
-                    native_id=started[g][0] or None if g in started else None,
-                    ident=idents[g][0] if g in idents else None,
-                    created_ns=created[g][1] if g in created else None,
-                    started_ns=started[g][1] if g in started else None,
-                    ended_ns=ended[g][1] if g in ended else None,
-                    pid=self.pid_of(g),
-                )
-            )
-        return threads
+        created, started, ended = (
+            _Keyed.first(ev, k) for k in (Kind.THREAD_CREATE, Kind.THREAD_START, Kind.THREAD_END)
+        )
+        names, funcs, idents = (_Keyed.last(ev, k) for k in (Kind.THREAD_NAME, Kind.THREAD_FUNC, Kind.THREAD_IDENT))
+        ids = distinct(created.keys, started.keys)
+        return Table(
+            id=ids,
+            name=names.value(ids),
+            func=funcs.value(ids),
+            parent_id=_zero_none(created.value(ids)),
+            native_id=_zero_none(started.value(ids)),
+            ident=idents.value(ids),
+            created_ns=created.ts(ids),
+            started_ns=started.ts(ids),
+            ended_ns=ended.ts(ids),
+            proc=self.procs_of(ids),
+        )
 
     @functools.cached_property
-    def tasks(self) -> list[Task]:
-        """Every asyncio task, by id."""
+    def threads(self) -> list[Thread]:
+        """Every thread, by id (objects made from :attr:`thread_table`)."""
+        t = self.thread_table
+        functions = self.functions_of(t.func)
+        columns = (
+            t.id.tolist(),
+            self.strings_of(t.name).tolist(),
+            *(c.tolist() for c in functions),
+            *(objects(c) for c in (t.parent_id, t.native_id, t.ident, t.created_ns, t.started_ns, t.ended_ns)),
+            self.pids_of(t.id).tolist(),
+        )
+        return [Thread(*row) for row in zip(*columns, strict=True)]
+
+    @functools.cached_property
+    def task_table(self) -> Table:
+        """Every asyncio task, by id, as columns: ``id``, ``name`` (a TASK_NAME argument, see :meth:`task_name`),
+        ``func`` (stack id of its coroutine), ``parent_id``, ``loop_id``, ``created_ns``, ``ended_ns``,
+        ``outcome``, ``eager`` (bool) and ``proc`` (an index into :attr:`processes`, -1 unknown); :data:`NONE`
+        where :class:`Task` has None."""
         ev = self._select(
             Kind.TASK_CREATE, Kind.TASK_LOOP, Kind.TASK_FUNC, Kind.TASK_NAME, Kind.TASK_DONE, Kind.TASK_EAGER
         )
         created, loops, funcs, done, eager = (
-            _first(ev, k) for k in (Kind.TASK_CREATE, Kind.TASK_LOOP, Kind.TASK_FUNC, Kind.TASK_DONE, Kind.TASK_EAGER)
+            _Keyed.first(ev, k)
+            for k in (Kind.TASK_CREATE, Kind.TASK_LOOP, Kind.TASK_FUNC, Kind.TASK_DONE, Kind.TASK_EAGER)
         )
-        names = _last(ev, Kind.TASK_NAME)
-        tasks = []
-        for g in sorted(created.keys() | names.keys() | done.keys()):
-            made, name, func_at, loop, end = created.get(g), names.get(g), funcs.get(g), loops.get(g), done.get(g)
-            func = self.frame(func_at[0]) if func_at else None
-            tasks.append(
-                Task(
-                    id=g,
-                    name=self.task_name(name[0]) if name else "?",
-                    start_function=func.function if func else None,
-                    file=func.file if func else None,
-                    line=func.line if func else None,
-                    parent_id=made[0] or None if made else None,
-                    loop_id=loop[0] if loop else None,
-                    created_ns=made[1] if made else None,
-                    ended_ns=end[1] if end else None,
-                    outcome=_OUTCOMES.get(end[0]) if end else None,
-                    eager=g in eager,
-                    pid=self.pid_of(g),
-                )
-            )
-        return tasks
+        names = _Keyed.last(ev, Kind.TASK_NAME)
+        ids = distinct(created.keys, names.keys, done.keys)
+        outcome = done.value(ids)
+        known = np.isin(outcome, _OUTCOME_VALUES)
+        return Table(
+            id=ids,
+            name=names.value(ids),
+            func=funcs.value(ids),
+            parent_id=_zero_none(created.value(ids)),
+            loop_id=loops.value(ids),
+            created_ns=created.ts(ids),
+            ended_ns=done.ts(ids),
+            outcome=np.where(known, outcome, NONE),
+            eager=eager.has(ids),
+            proc=self.procs_of(ids),
+        )
+
+    @functools.cached_property
+    def tasks(self) -> list[Task]:
+        """Every asyncio task, by id (objects made from :attr:`task_table`)."""
+        t = self.task_table
+        outcomes = np.array([None, *(_OUTCOMES[v] for v in _OUTCOME_VALUES.tolist())], dtype=object)
+        outcome = outcomes[np.searchsorted(_OUTCOME_VALUES, t.outcome) + 1]
+        outcome[t.outcome == NONE] = None
+        columns = (
+            t.id.tolist(),
+            self.task_names(t.name).tolist(),
+            *(c.tolist() for c in self.functions_of(t.func)),
+            *(objects(c) for c in (t.parent_id, t.loop_id, t.created_ns, t.ended_ns)),
+            outcome.tolist(),
+            t.eager.tolist(),
+            self.pids_of(t.id).tolist(),
+        )
+        return [Task(*row) for row in zip(*columns, strict=True)]
+
+    def task_names(self, args: NDArray[np.int64]) -> NDArray[np.object_]:
+        """:meth:`task_name` of each TASK_NAME argument in ``args`` (``"?"`` for :data:`NONE`), as an object
+        array."""
+        uniq, inverse = np.unique(args, return_inverse=True)
+        values = uniq.tolist()
+        unnamed = int(len(values) > 0 and values[0] == NONE)  # the smallest value: first if present
+        cut = int(np.searchsorted(uniq, 0))  # negative: a default name (as task_name makes them)
+        names = ["?"] * unnamed + [f"{_DEFAULT_TASK_PREFIX}{-a}" for a in values[unnamed:cut]]
+        names += [self.string(a) for a in values[cut:]]
+        return np.array(names, dtype=object)[inverse.reshape(-1)]
+
+    def functions_of(
+        self, stack_ids: NDArray[np.int64]
+    ) -> tuple[NDArray[np.object_], NDArray[np.object_], NDArray[np.object_]]:
+        """The function, file and line of the innermost frame of each stack in ``stack_ids`` (object arrays,
+        None where the stack is :data:`NONE` or has no frame)."""
+        uniq, inverse = np.unique(stack_ids, return_inverse=True)
+        frames = [self.frame(i) if i != NONE else None for i in uniq.tolist()]
+        at = inverse.reshape(-1)
+        return tuple(  # type: ignore[return-value]
+            np.array([getattr(f, part) if f else None for f in frames] or [None], dtype=object)[at]
+            for part in ("function", "file", "line")
+        )
 
     @functools.cached_property
     def loops(self) -> list[Loop]:
@@ -337,22 +420,33 @@ class TraceData:
         ]
 
     @functools.cached_property
-    def user_tasks(self) -> list[UserTask]:
-        """Tasks made with ``exectracer.task``, by id."""
+    def user_task_table(self) -> Table:
+        """Tasks made with ``exectracer.task``, by id, as columns: ``id``, ``name`` (string id), ``parent_id``,
+        ``g`` (the goroutine that began it), ``begin_ns`` and ``end_ns``; :data:`NONE` where :class:`UserTask`
+        has None."""
         ev = self._select(Kind.USER_TASK_NAME, Kind.USER_TASK_PARENT, Kind.USER_TASK_BEGIN, Kind.USER_TASK_END)
-        names, parents = _first(ev, Kind.USER_TASK_NAME), _first(ev, Kind.USER_TASK_PARENT)
-        begins, ends = _first(ev, Kind.USER_TASK_BEGIN, by="arg"), _first(ev, Kind.USER_TASK_END, by="arg")
-        return [
-            UserTask(
-                id=tid,
-                name=self.string(names[tid][0]) if tid in names else "?",
-                parent_id=parents[tid][0] or None if tid in parents else None,
-                g=begins[tid][0] if tid in begins else None,
-                begin_ns=begins[tid][1] if tid in begins else None,
-                end_ns=ends[tid][1] if tid in ends else None,
-            )
-            for tid in sorted(names.keys() | begins.keys())
-        ]
+        names, parents = _Keyed.first(ev, Kind.USER_TASK_NAME), _Keyed.first(ev, Kind.USER_TASK_PARENT)
+        begins, ends = _Keyed.first(ev, Kind.USER_TASK_BEGIN, by="arg"), _Keyed.first(ev, Kind.USER_TASK_END, by="arg")
+        ids = distinct(names.keys, begins.keys)
+        return Table(
+            id=ids,
+            name=names.value(ids),
+            parent_id=_zero_none(parents.value(ids)),
+            g=begins.value(ids),
+            begin_ns=begins.ts(ids),
+            end_ns=ends.ts(ids),
+        )
+
+    @functools.cached_property
+    def user_tasks(self) -> list[UserTask]:
+        """Tasks made with ``exectracer.task``, by id (objects made from :attr:`user_task_table`)."""
+        t = self.user_task_table
+        columns = (
+            t.id.tolist(),
+            self.strings_of(t.name).tolist(),
+            *(objects(c) for c in (t.parent_id, t.g, t.begin_ns, t.end_ns)),
+        )
+        return [UserTask(*row) for row in zip(*columns, strict=True)]
 
     @functools.cached_property
     def regions(self) -> Table:
@@ -365,7 +459,7 @@ class TraceData:
         begin, end = where[begin], np.where(end >= 0, where[end], -1)
         return Table(
             g=ev.g[begin],
-            name=self._strings_of(ev.arg[begin]),
+            name=self.strings_of(ev.arg[begin]),
             task=self._follower(begin, Kind.REGION_TASK),
             begin_ns=ev.ts[begin],
             end_ns=np.where(end >= 0, ev.ts[end], -1),
@@ -381,8 +475,8 @@ class TraceData:
         return Table(
             ts=ev.ts[at],
             g=ev.g[at],
-            category=self._strings_of(np.where(has_category, ev.arg[before], 0)),
-            message=self._strings_of(ev.arg[at]),
+            category=self.strings_of(np.where(has_category, ev.arg[before], 0)),
+            message=self.strings_of(ev.arg[at]),
             task=self._follower(at, Kind.LOG_TASK),
         )
 
@@ -417,8 +511,8 @@ class TraceData:
     def _select(self, *kinds: Kind) -> Table:
         return self.events[kinds_mask(self.events.kind, *kinds)]
 
-    def _strings_of(self, ids: NDArray[np.int64]) -> NDArray[np.object_]:
-        """An object array of the strings that ``ids`` name."""
+    def strings_of(self, ids: NDArray[np.int64]) -> NDArray[np.object_]:
+        """An object array of the strings that ``ids`` name (``"?"`` for one the trace does not define)."""
         uniq, inverse = np.unique(ids, return_inverse=True)
         table = np.array([self.string(i) for i in uniq.tolist()], dtype=object)
         return table[inverse.reshape(-1)]
@@ -431,7 +525,9 @@ class TraceData:
         return np.where(ok, ev.arg[nxt], 0)
 
 
+NONE = np.iinfo(np.int64).min  # in a table's integer column: what its object has as None
 _OUTCOMES = {int(o): o for o in Outcome}
+_OUTCOME_VALUES = np.array(sorted(_OUTCOMES), dtype=np.int64)
 _GOROUTINE_KINDS = (
     Kind.THREAD_CREATE,
     Kind.THREAD_START,
@@ -506,3 +602,59 @@ def _last(ev: Table, kind: Kind, by: str = "g") -> dict[int, tuple[int, int]]:
     """Like :func:`_first`, for the last event per key."""
     keys, values = _pairs(ev, kind, by)
     return dict(zip(keys, values, strict=True))
+
+
+def lookup(
+    ids: NDArray[np.int64], keys: NDArray[np.int64], column: NDArray[Any], missing: Any
+) -> tuple[NDArray[Any], NDArray[np.bool_]]:
+    """``column``'s value at each of ``ids`` in the ascending ``keys`` (``missing`` where an id is not one of them),
+    and where it was found."""
+    if len(keys) == 0:
+        return np.full(len(ids), missing, dtype=column.dtype), np.zeros(len(ids), dtype=bool)
+    pos = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
+    found = keys[pos] == ids
+    return np.where(found, column[pos], missing), found
+
+
+@dataclasses.dataclass(frozen=True)
+class _Keyed:
+    """The first (or last) event of one kind per key (``g``, or ``arg``): its other field and time, by key."""
+
+    keys: NDArray[np.int64]  # ascending
+    values: NDArray[np.int64]
+    times: NDArray[np.int64]
+
+    @classmethod
+    def first(cls, ev: Table, kind: Kind, by: str = "g", last: bool = False) -> _Keyed:
+        sel = np.flatnonzero(ev.kind == kind)
+        if last:
+            sel = sel[::-1]
+        keys, at = np.unique(ev[by][sel], return_index=True)  # the first occurrence of each key
+        rows = sel[at]
+        return cls(keys, ev["g" if by == "arg" else "arg"][rows], ev.ts[rows])
+
+    @classmethod
+    def last(cls, ev: Table, kind: Kind, by: str = "g") -> _Keyed:
+        return cls.first(ev, kind, by, last=True)
+
+    def value(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        return lookup(ids, self.keys, self.values, NONE)[0]
+
+    def ts(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        return lookup(ids, self.keys, self.times, NONE)[0]
+
+    def has(self, ids: NDArray[np.int64]) -> NDArray[np.bool_]:
+        return lookup(ids, self.keys, self.keys, NONE)[1]
+
+
+def _zero_none(values: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``values`` with 0 (a goroutine or task id that names none) as :data:`NONE`."""
+    return np.where(values == 0, NONE, values)
+
+
+def objects(values: NDArray[np.int64]) -> list[int | None]:
+    """``values`` as Python ints, None for :data:`NONE`."""
+    out: list[int | None] = values.tolist()
+    if (values == NONE).any():
+        out = [None if v == NONE else v for v in out]
+    return out

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..trace_data import TraceData
@@ -22,7 +22,7 @@ from .goroutines import Goroutine, Goroutines
 from .mmu import DEFAULT_WINDOWS_NS, MMUPoint, Window
 from .profiles import PROFILE_TYPES, Profile, Selection, TopEntry, profile
 from .states import State, StateIntervals
-from .summary import process_mmu, summarize
+from .summary import process_mmu, summarize, summary_json
 
 __all__ = [
     "PROFILE_TYPES",
@@ -64,6 +64,11 @@ class Analysis:
     def summary(self, windows_ns: Iterable[int] = DEFAULT_WINDOWS_NS) -> dict[str, Any]:
         """The summary document (see docs/analysis.md)."""
         return summarize(self.trace, self.states, self.collections, tuple(windows_ns))
+
+    def summary_json(self, windows_ns: Iterable[int] = DEFAULT_WINDOWS_NS) -> Iterator[str]:
+        """The summary document as compact JSON (``json.dumps(summary())``), in pieces: its goroutine rows are
+        made and encoded a batch at a time, never all held."""
+        return summary_json(self.trace, self.states, self.collections, tuple(windows_ns))
 
     def profile(
         self,

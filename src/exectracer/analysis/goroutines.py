@@ -9,19 +9,22 @@ radix sort on it.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..format.events import Kind
 from ..table import kinds_mask
-from ..trace_data import TraceData
+from ..trace_data import NONE, TraceData, lookup, objects
 
 MAX_LOOKUP_ID = 1 << 26  # ids above this (a damaged trace) fall back to np.unique
 RADIX = 1 << 16
 MAIN_PROGRAM = "main program"  # what a goroutine without a start function is known to be
 BEFORE_TRACING = "started before tracing"
 NOT_RECORDED = "start function not recorded"
+_NONE_OBJECT = np.array(None, dtype=object)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,40 +61,103 @@ class Goroutine:
 
 
 class Goroutines:
-    """Every goroutine a trace names, with a dense index for each."""
+    """Every goroutine a trace names, with a dense index for each, as columns (ascending id).
+
+    ``ids``, ``is_task``, ``name`` and ``start_function`` (object arrays),
+    ``parent_id``, ``created_ns`` and ``ended_ns`` (:data:`NONE` where a
+    :class:`Goroutine` has None), ``func_stack``, ``main_thread``, ``proc``
+    and ``pid`` (object array; ``pid_of_proc`` by process index). :attr:`list` and :meth:`get` give
+    :class:`Goroutine` objects, made on demand.
+    """
 
     def __init__(self, trace: TraceData) -> None:
-        funcs = _func_stacks(trace)
-        items = [
-            (t.id, "thread", t.name, t.start_function, t.parent_id, t.created_ns, t.ended_ns) for t in trace.threads
-        ] + [(t.id, "task", t.name, t.start_function, t.parent_id, t.created_ns, t.ended_ns) for t in trace.tasks]
-        items.sort()
-        main = _main_threads(trace)
-        procs = trace.goroutine_procs if len(trace.processes) > 1 else {}
-        pids = [p.pid for p in trace.processes]
-        self.list = [
-            Goroutine(
-                i,
-                *item,
-                func_stack=funcs.get(item[0], -1),
-                main_thread=item[0] in main,
-                pid=pids[procs.get(item[0], 0)],
-                proc=procs.get(item[0], 0),
-            )
-            for i, item in enumerate(items)
-        ]
-        self.ids = np.array([g.id for g in self.list], dtype=np.int64)
-        self.is_task = np.array([g.kind == "task" for g in self.list], dtype=bool)
-        self.func_stack = np.array([g.func_stack for g in self.list], dtype=np.int64)
-        self.proc = np.array([g.proc for g in self.list], dtype=np.int64)  # each goroutine's process (index)
-        self._by_id = {g.id: g for g in self.list}
+        threads, tasks = trace.thread_table, trace.task_table
+        ids = np.concatenate((threads.id, tasks.id))
+        is_task = np.concatenate((np.zeros(len(threads), bool), np.ones(len(tasks), bool)))
+        order = np.lexsort((~is_task, ids))  # by id; a task before a thread of the same id ("task" < "thread")
+        self.ids: NDArray[np.int64] = ids[order]
+        self.is_task: NDArray[np.bool_] = is_task[order]
+        names = np.concatenate((trace.strings_of(threads.name), trace.task_names(tasks.name)))
+        functions = np.concatenate((trace.functions_of(threads.func)[0], trace.functions_of(tasks.func)[0]))
+        self.name: NDArray[np.object_] = names[order]
+        self.start_function: NDArray[np.object_] = functions[order]
+        self.parent_id: NDArray[np.int64] = np.concatenate((threads.parent_id, tasks.parent_id))[order]
+        self.created_ns: NDArray[np.int64] = np.concatenate((threads.created_ns, tasks.created_ns))[order]
+        self.ended_ns: NDArray[np.int64] = np.concatenate((threads.ended_ns, tasks.ended_ns))[order]
+        self.func_stack: NDArray[np.int64] = _func_stacks(trace, self.ids)
+        self.main_thread: NDArray[np.bool_] = np.isin(self.ids, _main_threads(trace))
+        several = len(trace.processes) > 1
+        self.proc: NDArray[np.int64] = (  # each goroutine's process (index)
+            trace.procs_of(self.ids, missing=0) if several else np.zeros(len(self.ids), dtype=np.int64)
+        )
+        self.pid_of_proc: NDArray[np.object_] = np.array([p.pid for p in trace.processes], dtype=object)
+        self.pid: NDArray[np.object_] = self.pid_of_proc[self.proc]
 
     def __len__(self) -> int:
-        return len(self.list)
+        return len(self.ids)
+
+    @functools.cached_property
+    def kind(self) -> NDArray[np.object_]:
+        """``"task"`` or ``"thread"`` per goroutine."""
+        return np.where(self.is_task, "task", "thread").astype(object)
+
+    @functools.cached_property
+    def role(self) -> NDArray[np.object_]:
+        """:attr:`Goroutine.role` per goroutine (an object array)."""
+        role = np.full(len(self), NOT_RECORDED, dtype=object)
+        role[~self.is_task & (self.created_ns == NONE)] = BEFORE_TRACING
+        role[self.main_thread] = MAIN_PROGRAM
+        role[~is_none(self.start_function)] = None
+        return role
+
+    def labels(self, role: NDArray[np.object_] | None = None, rows: Any = slice(None)) -> NDArray[np.object_]:
+        """:attr:`Goroutine.label` of the goroutines at ``rows`` (dense indices: a slice, indices; by default all)
+        as an object array; ``role``: their :attr:`role`, if computed."""
+        role = self.role[rows] if role is None else role
+        labels: NDArray[np.object_] = self.start_function[rows].copy()
+        none = np.flatnonzero(is_none(labels))
+        names = self.name[rows][none].tolist()
+        labels[none] = [f"{name} ({r})" for name, r in zip(names, role[none].tolist(), strict=True)]
+        return labels
+
+    @functools.cached_property
+    def list(self) -> list[Goroutine]:
+        """Every goroutine as a :class:`Goroutine`, by dense index."""
+        columns = (
+            range(len(self)),
+            self.ids.tolist(),
+            self.kind.tolist(),
+            self.name.tolist(),
+            self.start_function.tolist(),
+            *(objects(c) for c in (self.parent_id, self.created_ns, self.ended_ns)),
+            self.func_stack.tolist(),
+            self.main_thread.tolist(),
+            self.pid.tolist(),
+            self.proc.tolist(),
+        )
+        return [Goroutine(*row) for row in zip(*columns, strict=True)]
+
+    def at(self, i: int) -> Goroutine:
+        """The goroutine with dense index ``i``."""
+        return Goroutine(
+            i,
+            int(self.ids[i]),
+            "task" if self.is_task[i] else "thread",
+            self.name[i],
+            self.start_function[i],
+            _or_none(self.parent_id[i]),
+            _or_none(self.created_ns[i]),
+            _or_none(self.ended_ns[i]),
+            func_stack=int(self.func_stack[i]),
+            main_thread=bool(self.main_thread[i]),
+            pid=self.pid[i],
+            proc=int(self.proc[i]),
+        )
 
     def get(self, gid: int) -> Goroutine | None:
         """The goroutine with id ``gid``, if the trace names it."""
-        return self._by_id.get(int(gid))
+        i = int(self.index_of(np.array([int(gid)], dtype=np.int64))[0])
+        return self.at(i) if i >= 0 else None
 
     def index_of(self, g: NDArray[np.int64], out: NDArray[np.int32] | None = None) -> NDArray[np.int32]:
         """Dense indices of goroutine ids ``g``; -1 for ids the trace does not name. ``out``: int32 room for them."""
@@ -112,24 +178,39 @@ class Goroutines:
         return out
 
 
-def _func_stacks(trace: TraceData) -> dict[int, int]:
-    """Goroutine id -> stack id of its coroutine or thread target."""
+def _func_stacks(trace: TraceData, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Per goroutine id in ``ids``: the stack id of its coroutine or thread target (the last named), -1 if unknown."""
     ev = trace.events
-    sel = kinds_mask(ev.kind, Kind.TASK_FUNC, Kind.THREAD_FUNC)
-    return dict(zip(ev.g[sel].tolist(), ev.arg[sel].tolist(), strict=True))
+    sel = np.flatnonzero(kinds_mask(ev.kind, Kind.TASK_FUNC, Kind.THREAD_FUNC))[::-1]
+    keys, last = np.unique(ev.g[sel], return_index=True)
+    return lookup(ids, keys, ev.arg[sel[last]], -1)[0]
 
 
-def _main_threads(trace: TraceData) -> set[int]:
+def _main_threads(trace: TraceData) -> list[int]:
     """The goroutine ids of each process's main thread: a thread running before tracing began, with no start
     function, whose OS id is the process id (Linux) or, failing that, named ``MainThread``."""
-    main = set()
+    t = trace.thread_table
+    early = np.flatnonzero((t.created_ns == NONE) & is_none(trace.functions_of(t.func)[0]))
+    pids = trace.pids_of(t.id[early])
+    names = trace.strings_of(t.name[early])
+    main = []
     for pid in {p.pid for p in trace.processes}:
-        early = [t for t in trace.threads if t.created_ns is None and t.start_function is None and t.pid == pid]
-        by_id = [t.id for t in early if t.native_id is not None and t.native_id == pid]
-        by_name = [t.id for t in early if t.name == "MainThread"]
-        found = by_id or by_name
-        main.update(found[:1])
+        mine = np.flatnonzero(pids == pid) if pid is not None else np.zeros(0, np.intp)
+        by_id = mine[t.native_id[early[mine]] == pid]
+        by_name = mine[names[mine] == "MainThread"]
+        found = by_id if len(by_id) else by_name
+        main += t.id[early[found[:1]]].tolist()
     return main
+
+
+def is_none(values: NDArray[np.object_]) -> NDArray[np.bool_]:
+    """Where an object array holds None."""
+    found: NDArray[np.bool_] = np.equal(values, _NONE_OBJECT)
+    return found
+
+
+def _or_none(value: np.int64) -> int | None:
+    return None if value == NONE else int(value)
 
 
 def group_order(index: NDArray[np.int32], groups: int) -> NDArray[np.intp]:

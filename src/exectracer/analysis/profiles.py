@@ -41,11 +41,11 @@ from numpy.typing import NDArray
 
 from ..format.decoder import Frame
 from ..format.events import CATEGORY_MASK, CATEGORY_SHIFT, Kind, ThreadState
-from ..trace_data import TraceData
+from ..trace_data import NONE, TraceData, lookup
 from .cpu import cpu_time, spread_over_steps
 from .goroutines import Goroutines
 from .ranges import RangeSet
-from .states import LOOP_IDLE_STACK, NO_STACK, State, StateIntervals
+from .states import LOOP_IDLE_STACK, NO_STACK, State, StateIntervals, loop_threads
 from .sums import sums_by_key
 
 BLOCKING_TYPES = {
@@ -299,11 +299,11 @@ def _loop_steps(
     """Per thread that ran event loops: the running intervals of their tasks (start, end, goroutine index),
     by start."""
     goroutines = states.goroutines
-    thread_of_loop = {loop.id: loop.thread_id for loop in trace.loops if loop.thread_id}
-    thread_of = {t.id: thread_of_loop.get(t.loop_id or 0, 0) for t in trace.tasks}
-    if not thread_of or not len(goroutines):
+    tasks = trace.task_table
+    if not len(tasks) or not len(goroutines):
         return {}
-    thread = np.array([thread_of.get(int(gid), 0) for gid in goroutines.ids.tolist()], dtype=np.int64)
+    task_threads = loop_threads(trace, np.where(tasks.loop_id == NONE, 0, tasks.loop_id))
+    thread = lookup(goroutines.ids, tasks.id, task_threads, 0)[0]
     running = np.flatnonzero((states.state == State.RUNNING) & (thread[states.gi] > 0))
     out = {}
     for one in np.unique(thread[states.gi[running]]).tolist():
@@ -330,7 +330,7 @@ def _beyond_threads(
 def _in_group(goroutines: Goroutines, gi: NDArray[np.int32], group: str | None) -> NDArray[np.bool_]:
     if group is None:
         return np.ones(len(gi), dtype=bool)
-    members = np.array([g.start_function == group for g in goroutines.list], dtype=bool)
+    members: NDArray[np.bool_] = goroutines.start_function == group
     return members[gi]
 
 

@@ -57,7 +57,7 @@ from ..format.events import (
     Waker,
 )
 from ..table import Table, kind_lookup, kinds_mask
-from ..trace_data import TraceData
+from ..trace_data import NONE, TraceData, lookup
 from .blocks import blocks
 from .cpu import samples
 from .goroutines import Goroutines, group_order
@@ -500,13 +500,21 @@ def _file_by_waker(t: _Transitions, goroutines: Goroutines, homes: NDArray[np.in
 def _home_threads(trace: TraceData, goroutines: Goroutines) -> NDArray[np.int64]:
     """Per goroutine index, the thread a task's loop runs on (its last LOOP_START; 0 unknown); a thread's own id."""
     homes = np.where(goroutines.is_task, 0, goroutines.ids) if len(goroutines) else np.zeros(0, np.int64)
-    loop_threads = {loop.id: loop.thread_id or 0 for loop in trace.loops}
-    tasks = [(task.id, loop_threads.get(task.loop_id, 0)) for task in trace.tasks if task.loop_id is not None]
-    if tasks:
-        ids, threads = np.array(tasks, dtype=np.int64).T
+    tasks = trace.task_table
+    with_loop = tasks.loop_id != NONE
+    if with_loop.any():
+        ids, threads = tasks.id[with_loop], loop_threads(trace, tasks.loop_id[with_loop])
         at = goroutines.index_of(ids)
         homes[at[at >= 0]] = threads[at >= 0]
     return homes
+
+
+def loop_threads(trace: TraceData, loop_ids: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The thread that last ran each loop in ``loop_ids`` (its last LOOP_START; 0 unknown)."""
+    loops = trace.loops
+    keys = np.array([loop.id for loop in loops], dtype=np.int64)
+    threads = np.array([loop.thread_id or 0 for loop in loops], dtype=np.int64)
+    return lookup(loop_ids, keys, threads, 0)[0]
 
 
 def _without_repeats(t: _Transitions, to_end: bool) -> _Transitions:

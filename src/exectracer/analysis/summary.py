@@ -6,18 +6,20 @@ Times are nanoseconds; timestamps are relative to the trace's start.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterator
 from typing import Any, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ..allocator import collections_paused
 from ..format.decoder import Frame
 from ..table import Table
-from ..trace_data import TraceData
+from ..trace_data import NONE, TraceData
 from .blocks import blocks
 from .gc import Collections
-from .goroutines import BEFORE_TRACING, Goroutine
+from .goroutines import BEFORE_TRACING, MAIN_PROGRAM, NOT_RECORDED, Goroutines
 from .mmu import DEFAULT_WINDOWS_NS, MMUPoint, mmu
 from .parallel import run_all
 from .program_code import ProgramCode
@@ -25,6 +27,8 @@ from .states import BLOCKED, LOOP_IDLE_STACK, STATE_NAMES, State, StateIntervals
 from .sums import sums_by_key
 
 TOP_WAITS = 10
+ROW_BATCH = 10_000  # goroutine rows made (and written, as JSON) at a time
+_ROWS_MARK = "\x00exectracer: the goroutine rows\x00"
 _SLOTS = len(State)
 
 
@@ -41,6 +45,37 @@ def summarize(
     trace: TraceData, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS
 ) -> dict[str, Any]:
     """Everything ``exectracer summary`` reports, as plain data."""
+    doc, rows = _parts(trace, states, collections, windows_ns)
+    with collections_paused():  # the rows hold no cycles: a collection every 700 of them would find nothing
+        doc["goroutines"] = [row for batch in rows for row in batch]
+    return doc
+
+
+def summary_json(
+    trace: TraceData, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS
+) -> Iterator[str]:
+    """``json.dumps(summarize(...))`` in pieces, the goroutine rows made and written :data:`ROW_BATCH` at a time
+    (a trace of a million tasks has a million rows: they are never all held)."""
+    doc, rows = _parts(trace, states, collections, windows_ns)
+    with collections_paused():  # the encoder makes a list of items per dict: no cycles to find among them
+        head, marker, tail = json.dumps({**doc, "goroutines": _ROWS_MARK}).partition(json.dumps(_ROWS_MARK))
+        if not marker or _ROWS_MARK in tail:  # the marker's text in the document itself: no shortcut
+            doc["goroutines"] = [row for batch in rows for row in batch]
+            yield json.dumps(doc)
+            return
+        yield head + "["
+        separator = ""
+        for batch in rows:
+            if batch:
+                yield separator + json.dumps(batch)[1:-1]
+                separator = ", "
+        yield "]" + tail
+
+
+def _parts(
+    trace: TraceData, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...]
+) -> tuple[dict[str, Any], Iterator[list[dict[str, Any]]]]:
+    """The summary document with ``goroutines`` left None, and its goroutine rows in batches."""
     times, latency, waits = run_all(
         (
             functools.partial(_time_per_goroutine, states, collections),
@@ -48,13 +83,11 @@ def summarize(
             functools.partial(top_waits, trace, states),
         )
     )
-    start = trace.start_ns
-    goroutines = [_goroutine(g, row, start) for g, row in zip(states.goroutines.list, times.tolist(), strict=True)]
-    return {
+    doc = {
         "trace": _trace_info(trace, states.anomalies),
         "processes": [_process(trace, collections, p.index, windows_ns) for p in trace.processes],
-        "goroutines": goroutines,
-        "groups": _groups(goroutines, times),
+        "goroutines": None,
+        "groups": _groups(states.goroutines, times, trace.start_ns),
         "gc": collections.stats(),
         "scheduler_latency_ns": latency,
         "mmu": _mmu_rows(process_mmu(trace, collections, windows_ns), trace.start_ns),
@@ -66,6 +99,12 @@ def summarize(
         ],
         "top_waits": waits,
     }
+    goroutines = states.goroutines
+    batches = (
+        _goroutine_rows(goroutines, times, trace.start_ns, slice(i, i + ROW_BATCH))
+        for i in range(0, len(goroutines), ROW_BATCH)
+    )
+    return doc, batches
 
 
 def process_mmu(
@@ -252,55 +291,105 @@ def _time_ns(row: list[int]) -> TimeNs:
     }
 
 
-def _goroutine(g: Goroutine, row: list[int], trace_start: int) -> dict[str, Any]:
-    def rel(ts: int | None) -> int | None:
-        return ts - trace_start if ts is not None else None
-
-    return {
-        "id": g.id,
-        "pid": g.pid,
-        "kind": g.kind,
-        "name": g.name,
-        "start_function": g.start_function,
-        "label": g.label,
-        "role": g.role,
-        "parent_id": g.parent_id,
-        "created_ns": rel(g.created_ns),
-        "ended_ns": rel(g.ended_ns),
-        "time_ns": _time_ns(row),
-    }
+def _time_rows(times: NDArray[np.int64]) -> list[TimeNs]:
+    """:func:`_time_ns` of each row of ``times`` (dict displays: several times faster than ``dict(zip(...))``)."""
+    network, sync, sleep, syscall, other, estimated = (STATE_NAMES[s] for s in BLOCKED)
+    columns = [times[:, column].tolist() for column in (State.RUNNING, State.RUNNABLE, _SLOTS, *BLOCKED)]
+    return [
+        {
+            "running": running,
+            "runnable": runnable,
+            "gc": gc,
+            "blocked": {network: n, sync: y, sleep: s, syscall: c, other: o, estimated: e},
+        }
+        for running, runnable, gc, n, y, s, c, o, e in zip(*columns, strict=True)
+    ]
 
 
-def _groups(goroutines: list[dict[str, Any]], times: NDArray[np.int64]) -> list[dict[str, Any]]:
+def _goroutine_rows(
+    goroutines: Goroutines, times: NDArray[np.int64], trace_start: int, rows: slice | NDArray[np.intp] = slice(None)
+) -> list[dict[str, Any]]:
+    """The summary's row of each goroutine (of dense indices ``rows``), made from the columns."""
+    role = goroutines.role[rows]
+    columns = (
+        goroutines.ids[rows].tolist(),
+        goroutines.pid[rows].tolist(),
+        goroutines.kind[rows].tolist(),
+        goroutines.name[rows].tolist(),
+        goroutines.start_function[rows].tolist(),
+        goroutines.labels(role, rows).tolist(),
+        role.tolist(),
+        _relative(goroutines.parent_id[rows], 0),
+        _relative(goroutines.created_ns[rows], trace_start),
+        _relative(goroutines.ended_ns[rows], trace_start),
+        _time_rows(times[rows]),
+    )
+    return [
+        {
+            "id": gid,
+            "pid": pid,
+            "kind": kind,
+            "name": name,
+            "start_function": function,
+            "label": label,
+            "role": role,
+            "parent_id": parent,
+            "created_ns": created,
+            "ended_ns": ended,
+            "time_ns": time_ns,
+        }
+        for gid, pid, kind, name, function, label, role, parent, created, ended, time_ns in zip(*columns, strict=True)
+    ]
+
+
+def _relative(values: NDArray[np.int64], origin: int) -> list[int | None]:
+    """``values - origin`` as Python ints, None where a value is :data:`NONE`."""
+    known = values != NONE
+    out: list[int | None] = np.where(known, values - origin, 0).tolist()
+    if not known.all():
+        out = [v if k else None for v, k in zip(out, known.tolist(), strict=True)]
+    return out
+
+
+def _groups(goroutines: Goroutines, times: NDArray[np.int64], trace_start: int) -> list[dict[str, Any]]:
     """Goroutines with the same start function and kind (without one: the same role), their ``times`` summed;
     the largest total first."""
-    keys: dict[tuple[int | None, str | None, str, str | None], int] = {}  # (pid, function, kind, role) -> group
-    labels: list[str] = []  # each group's first member's label
-    group = np.empty(len(goroutines), dtype=np.intp)
-    for i, g in enumerate(goroutines):
-        key = (g["pid"], g["start_function"], g["kind"], g["role"])
-        if key not in keys:
-            keys[key] = len(keys)
-            labels.append(g["label"])
-        group[i] = keys[key]
-    sums = np.zeros((len(keys), times.shape[1]), dtype=np.int64)
+    pid_codes = _codes(goroutines.pid_of_proc.tolist())[goroutines.proc]  # processes may share a pid (hosts)
+    role = goroutines.role
+    role_codes = np.select([np.equal(role, r) for r in (MAIN_PROGRAM, BEFORE_TRACING, NOT_RECORDED)], [1, 2, 3], 0)
+    columns = [pid_codes, _codes(goroutines.start_function.tolist()), goroutines.is_task.astype(np.int64), role_codes]
+    key = np.zeros(len(goroutines), dtype=np.int64)
+    for codes in columns:  # (pid, function, kind, role): each a code, the four packed into one number
+        key = key * (int(codes.max(initial=0)) + 1) + codes
+    _, first, group = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # groups in the order of their first member
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    group, first = rank[group.reshape(-1)], first[order]
+    sums = np.zeros((len(first), times.shape[1]), dtype=np.int64)
     np.add.at(sums, group, times)
-    counts = np.bincount(group, minlength=len(keys))
-    groups: list[dict[str, Any]] = [
-        {
-            "pid": pid,
-            "start_function": function,
-            "kind": kind,
-            "role": role,
-            "label": _group_label(function, kind, role, count, label),
-            "count": count,
-            "time_ns": _time_ns(row),
-        }
-        for (pid, function, kind, role), count, label, row in zip(
-            keys, counts.tolist(), labels, sums.tolist(), strict=True
+    counts = np.bincount(group, minlength=len(first))
+    groups: list[dict[str, Any]] = []
+    members = _goroutine_rows(goroutines, times, trace_start, first)  # each group's first member
+    for g, count, row in zip(members, counts.tolist(), sums.tolist(), strict=True):
+        groups.append(
+            {
+                "pid": g["pid"],
+                "start_function": g["start_function"],
+                "kind": g["kind"],
+                "role": g["role"],
+                "label": _group_label(g["start_function"], g["kind"], g["role"], count, g["label"]),
+                "count": count,
+                "time_ns": _time_ns(row),
+            }
         )
-    ]
     return sorted(groups, key=lambda grp: (-total_time(grp["time_ns"]), str(grp["start_function"]), grp["label"]))
+
+
+def _codes(values: list[Any]) -> NDArray[np.int64]:
+    """A number per distinct value (hashable), in the order of first appearance."""
+    seen: dict[Any, int] = {}
+    return np.array([seen.setdefault(v, len(seen)) for v in values], dtype=np.int64)
 
 
 def _group_label(function: str | None, kind: str, role: str | None, count: int, first: str) -> str:
@@ -319,12 +408,13 @@ def finished(trace: TraceData, what: str) -> Table:
     """User tasks (``what="tasks"``) or regions (``"regions"``) that ended in the trace:
     ``name``, ``g`` (the goroutine that began it), ``begin``, ``end`` (absolute ns)."""
     if what == "tasks":
-        done = [u for u in trace.user_tasks if u.begin_ns is not None and u.end_ns is not None]
+        u = trace.user_task_table
+        done = np.flatnonzero((u.begin_ns != NONE) & (u.end_ns != NONE))
         return Table(
-            name=np.array([u.name for u in done], dtype=object),
-            g=np.array([u.g or 0 for u in done], dtype=np.int64),
-            begin=np.array([u.begin_ns for u in done], dtype=np.int64),
-            end=np.array([u.end_ns for u in done], dtype=np.int64),
+            name=trace.strings_of(u.name[done]),
+            g=np.where(u.g[done] == NONE, 0, u.g[done]),
+            begin=u.begin_ns[done],
+            end=u.end_ns[done],
         )
     regions = trace.regions
     ended = regions.end_ns >= 0

@@ -20,6 +20,7 @@ from typing import BinaryIO
 import numpy as np
 from numpy.typing import NDArray
 
+from ..table import distinct
 from .timeline import STATE_CATEGORIES, SYNTHETIC_TID, Timeline
 
 MAX_EVENTS = 1_000_000  # chrome://tracing slows to a crawl, and runs out of memory, beyond about this
@@ -38,7 +39,7 @@ class TooLarge(ValueError):
 def count(timeline: Timeline) -> int:
     """How many events the file would hold."""
     t = timeline
-    names = 1 + 2 * len(t.tracks) + (1 if len(t.collections) else 0) + len(np.unique(t.regions.g))
+    names = 1 + 2 * len(t.tracks) + (1 if len(t.collections) else 0) + len(distinct(t.regions.g))
     counters = sum(len(c) for _, _, c in t.counters())
     return (
         names
@@ -116,7 +117,7 @@ def _metadata(t: Timeline) -> list[str]:
         )
     if len(t.collections):
         lines.append(_json({"ph": "M", "name": "thread_name", "pid": pid, "tid": GC_TID, "args": {"name": "GC"}}))
-    for owner in np.unique(t.regions.g).tolist():
+    for owner in distinct(t.regions.g).tolist():
         row = {"name": f"regions of goroutine {owner}"}
         lines.append(_json({"ph": "M", "name": "thread_name", "pid": pid, "tid": REGIONS_TID + owner, "args": row}))
     return lines

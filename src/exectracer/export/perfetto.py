@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..analysis.states import State
+from ..table import distinct
 from .protowire import (
     FIXED64,
     VARINT,
@@ -133,7 +134,7 @@ class PerfettoWriter:
         parents = np.where(g.home[tasks] >= 0, GOROUTINE_UUID + g.home[tasks].astype(np.int64), PROCESS_UUID)
         out.append(_named_tracks(GOROUTINE_UUID + tasks, parents, [g.name[i] for i in tasks.tolist()]))
         gis = self._region_gi
-        with_regions = np.unique(gis[gis >= 0]).astype(np.int64)
+        with_regions = distinct(gis[gis >= 0]).astype(np.int64)
         same = np.zeros(len(with_regions), dtype=np.intp)
         out.append(_tracks_of_names(REGIONS_UUID + with_regions, GOROUTINE_UUID + with_regions, ["regions"], same))
         u = t.user_tasks

@@ -18,10 +18,11 @@ from numpy.typing import NDArray
 
 from ..analysis import Analysis
 from ..analysis.program_code import ProgramCode
-from ..analysis.states import BLOCKED, STATE_NAMES, State
+from ..analysis.states import BLOCKED, STATE_NAMES, State, loop_threads
 from ..format.decoder import Frame
 from ..format.events import WAKER_MASK, WAKER_SHIFT, Kind, Waker
 from ..table import Table
+from ..trace_data import NONE
 
 STATE_CATEGORIES = {
     s: ("blocked", name) if s in BLOCKED else (name,) for s, name in STATE_NAMES.items() if s != State.ENDED
@@ -197,20 +198,24 @@ def _tracks(analysis: Analysis) -> GoroutineTracks:
     trace, goroutines = analysis.trace, analysis.goroutines
     ids = goroutines.ids
     names = [
-        f"{g.name} {g.start_function}" if g.kind == "task" and g.start_function else g.name for g in goroutines.list
+        f"{name} {function}" if task and function else name
+        for name, function, task in zip(
+            goroutines.name.tolist(), goroutines.start_function.tolist(), goroutines.is_task.tolist(), strict=True
+        )
     ]
     tid = SYNTHETIC_TID + ids
-    natives = np.array([(t.id, t.native_id) for t in trace.threads if t.native_id is not None], dtype=np.int64)
+    threads = trace.thread_table
+    known = threads.native_id != NONE
+    natives = np.stack((threads.id[known], threads.native_id[known]), axis=1)
     if len(natives):
         unique, counts = np.unique(natives[:, 1], return_counts=True)
         natives = natives[np.isin(natives[:, 1], unique[counts == 1])]  # an OS id two threads had names neither
         at = goroutines.index_of(natives[:, 0])
         tid[at[at >= 0]] = natives[at >= 0, 1]
     home = np.full(len(ids), -1, dtype=np.int32)
-    loop_threads = {loop.id: loop.thread_id or 0 for loop in trace.loops}
-    pairs = np.array(
-        [(t.id, loop_threads.get(t.loop_id, 0)) for t in trace.tasks if t.loop_id is not None], dtype=np.int64
-    ).reshape(-1, 2)
+    tasks = trace.task_table
+    with_loop = tasks.loop_id != NONE
+    pairs = np.stack((tasks.id[with_loop], loop_threads(trace, tasks.loop_id[with_loop])), axis=1)
     task, thread = goroutines.index_of(pairs[:, 0]), goroutines.index_of(pairs[:, 1])
     known = (task >= 0) & (thread >= 0)
     home[task[known]] = thread[known]

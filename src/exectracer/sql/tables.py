@@ -21,7 +21,6 @@ from numpy.typing import NDArray
 from ..analysis import Analysis
 from ..analysis.states import STATE_NAMES, State
 from ..format.events import WAKER_MASK, WAKER_SHIFT, Kind, Waker
-from ..table import Table
 from ..trace_data import TraceData
 from .processes import UNKNOWN, Processes, object_array, processes
 
@@ -130,25 +129,21 @@ def _nullable(column: str, none: int = NONE) -> str:
 # -- building the raw columns --------------------------------------------------------------------------------------
 
 
-def _or_none(values: list[int | None]) -> NDArray[np.int64]:
-    return np.array([NONE if v is None else v for v in values], dtype=np.int64)
-
-
 def _processes(src: Source) -> Columns:
     t = src.processes.table
     return {name: t[name] for name in t.columns}
 
 
 def _goroutines(src: Source) -> Columns:
-    gs = src.analysis.goroutines.list
+    gs = src.analysis.goroutines
     return {
-        "id": src.analysis.goroutines.ids,
-        "kind": object_array([g.kind for g in gs]),
-        "name": object_array([g.name for g in gs]),
-        "start_function": object_array([g.start_function for g in gs]),
-        "parent_id": _or_none([g.parent_id for g in gs]),
-        "created_ns": _or_none([g.created_ns for g in gs]),
-        "ended_ns": _or_none([g.ended_ns for g in gs]),
+        "id": gs.ids,
+        "kind": gs.kind,
+        "name": gs.name,
+        "start_function": gs.start_function,
+        "parent_id": gs.parent_id,
+        "created_ns": gs.created_ns,
+        "ended_ns": gs.ended_ns,
     }
 
 
@@ -195,43 +190,15 @@ def _heap(src: Source) -> Columns:
 
 
 def _user_tasks(src: Source) -> Columns:
-    """The rows of ``TraceData.user_tasks`` (every task named or begun: its first name, parent, begin and end),
-    found with NumPy: a service's trace holds hundreds of thousands."""
-    ev = src.trace.events
-    name_ids, named = _first(ev, Kind.USER_TASK_NAME, ev.g)
-    parent_ids, parented = _first(ev, Kind.USER_TASK_PARENT, ev.g)
-    begin_ids, begun = _first(ev, Kind.USER_TASK_BEGIN, ev.arg)
-    end_ids, ended = _first(ev, Kind.USER_TASK_END, ev.arg)
-    ids = np.union1d(name_ids, begin_ids).astype(np.int64)
-    strings = _at(ev.arg, named, name_ids, ids, -1)
-    unique, inverse = np.unique(strings, return_inverse=True)
-    names = object_array([src.trace.string(i) if i >= 0 else "?" for i in unique.tolist()])
-    parent = _at(ev.arg, parented, parent_ids, ids, NONE)
+    t = src.trace.user_task_table
     return {
-        "id": ids,
-        "name": names[inverse.reshape(-1)] if len(ids) else object_array([]),
-        "parent_id": np.where(parent == 0, NONE, parent),
-        "start": _at(ev.ts, begun, begin_ids, ids, NONE),
-        "end": _at(ev.ts, ended, end_ids, ids, NONE),
-        "g": _at(ev.g, begun, begin_ids, ids, NONE),
+        "id": t.id,
+        "name": src.trace.strings_of(t.name),
+        "parent_id": t.parent_id,
+        "start": t.begin_ns,
+        "end": t.end_ns,
+        "g": t.g,
     }
-
-
-def _first(ev: Table, kind: Kind, key: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
-    """The keys of ``kind`` events (sorted, once each) and the row of each one's first event."""
-    rows = np.flatnonzero(ev.kind == kind)
-    unique, first = np.unique(key[rows], return_index=True)
-    return unique, rows[first]
-
-
-def _at(
-    column: NDArray[np.int64], rows: NDArray[np.intp], keys: NDArray[np.int64], wanted: NDArray[np.int64], none: int
-) -> NDArray[np.int64]:
-    """``column`` at the row of each of ``wanted`` among the sorted ``keys`` (one row each), ``none`` where absent."""
-    if len(keys) == 0:
-        return np.full(len(wanted), none, dtype=np.int64)
-    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    return np.where(keys[at] == wanted, column[rows[at]], none).astype(np.int64)
 
 
 def _user_regions(src: Source) -> Columns:

@@ -1,0 +1,105 @@
+"""Two versions of the reading side side by side on one trace: ``summary --json``, a SQL query, the Perfetto export.
+
+Each command runs in a fresh process, the two versions alternating
+(``--runs`` times each), with the ``src`` of a git revision (``--before``,
+written to a temporary directory, the C extension copied from this
+checkout) against this checkout's; prints the median wall time, CPU time, events
+per second and peak RSS (``wait4``) of each, and whether their outputs are the
+same bytes (the Perfetto file's and the summary's)::
+
+    python bench/bench_compare.py --trace /tmp/big.xtrace --before main --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import io
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+from bench_sql import QUERY
+
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
+COMMANDS = {
+    "summary --json": ["summary", "--json", "{trace}"],
+    "sql (grouped sum)": ["sql", "{trace}", QUERY],
+    "export --format perfetto": ["export", "{trace}", "--format", "perfetto", "-o", "{out}.pftrace", "--force"],
+}
+
+
+def checkout(revision: str, into: Path) -> Path:
+    """The ``src`` of ``revision`` under ``into``, with this checkout's built C extension."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "src"], check=True, capture_output=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    for built in (SRC / "exectracer" / "record").glob("_speedups*.so"):
+        shutil.copy(built, into / "src" / "exectracer" / "record")
+    return into / "src"
+
+
+def run(src: Path, args: list[str], output: Path) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user and system) and peak RSS (bytes) of ``python -m exectracer ARGS`` with
+    ``src`` first on the path."""
+    environ = dict(os.environ, PYTHONPATH=str(src))
+    t0 = time.perf_counter()
+    with open(output, "wb") as out:
+        child = subprocess.Popen([sys.executable, "-m", "exectracer", *args], env=environ, stdout=out)
+        _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status):
+        raise SystemExit(f"{shlex.join(args)} with {src} failed with status {os.waitstatus_to_exitcode(status)}")
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trace", type=Path, required=True)
+    parser.add_argument("--before", default="main", help="git revision to compare this checkout with")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--events", type=int, help="the trace's event count (else read from the summary)")
+    args = parser.parse_args()
+    print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
+    print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    with tempfile.TemporaryDirectory() as tmp:
+        versions = {args.before: checkout(args.before, Path(tmp) / "before"), "this checkout": SRC}
+        events = args.events
+        for name, template in COMMANDS.items():
+            results: dict[str, list[tuple[float, float, int]]] = {version: [] for version in versions}
+            outputs = {}
+            for i in range(args.runs):
+                for version, src in versions.items():
+                    out = Path(tmp) / f"{len(outputs)}-{i}"
+                    argv = [a.format(trace=args.trace, out=out) for a in template]
+                    results[version].append(run(src, argv, out))
+                    outputs[version] = Path(f"{out}.pftrace") if "export" in name else out
+            if events is None:
+                import json
+
+                events = json.loads(outputs["this checkout"].read_text())["trace"]["events"]
+            same = filecmp.cmp(*outputs.values(), shallow=False)
+            print(f"{name}: outputs {'identical' if same else 'DIFFER'}")
+            for version, runs in results.items():
+                wall = statistics.median(t for t, _, _ in runs)
+                cpu = statistics.median(c for _, c, _ in runs)
+                peak = statistics.median(r for _, _, r in runs)
+                print(
+                    f"  {version:>14}: median {wall:6.2f} s = {events / wall / 1e6:5.2f} M events/s"
+                    f" (CPU {cpu:6.2f} s = {events / cpu / 1e6:5.2f} M events/s),"
+                    f" peak RSS {peak / 1e6:5.0f} MB = {peak / events:4.0f} B/event"
+                    f"  (runs: {' '.join(f'{t:.2f}' for t, _, _ in runs)})"
+                )
+    print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+
+
+if __name__ == "__main__":
+    main()
