@@ -6,7 +6,9 @@ goroutine, thread, task, loop and user-task tables and every SQL table but
 ``events`` (the raw events, read as they are). Run as a script, it writes
 the reference of each trace in ``tests/data/frozen`` beside it
 (``NAME.json.gz``); the references there were computed by the code before
-the goroutine tables became columns, and must not be rewritten to make a test pass.
+the goroutine tables became columns. Rewrite them only after checking that
+each difference is one a change meant (and say which in the commit), never
+to make a test pass.
 
 ::
 
