@@ -171,3 +171,19 @@ def test_two_copies_of_one_recording_analyse_as_it_does_twice(tmp_path: Path) ->
     assert [len(both.analysis.profile(t, pid=2).stacks) for t in ("net", "sync", "sched")] == [
         len(exectracer.load(tmp_path / "one.xtrace").analysis.profile(t).stacks) for t in ("net", "sync", "sched")
     ]
+
+
+def test_a_process_that_ended_first_ends_its_goroutines_with_it(tmp_path: Path) -> None:
+    """A child whose recording stopped at 600 of a trace that runs to 2000: its goroutines' last states end at
+    600 (they were not running, nor waiting, after their process was gone), the parent's at 2000."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    collecting_parent(process(10, 1)).write(folder / "a.xtrace", stop_ns=2000)
+    runnable_child(process(11, 10)).write(folder / "b.xtrace", stop_ns=600)
+    trace = exectracer.load(folder)
+    states = trace.analysis.states
+    pids = trace.pids_of(trace.analysis.goroutines.ids[states.gi])
+    ends = {pid: int(states.end[pids == pid].max()) - trace.start_ns for pid in (10, 11)}
+    assert ends == {10: 2000, 11: 600}
+    rows = {g["start_function"] or g["name"]: g for g in trace.analysis.summary()["goroutines"]}
+    assert sum(rows["child.work"]["time_ns"]["blocked"].values()) == 600 - 400  # asleep from 400 until it ended

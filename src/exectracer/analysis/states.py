@@ -157,7 +157,12 @@ class StateIntervals:
         parts = run_all(
             [
                 functools.partial(
-                    _part_intervals, t.part(rows), trace.end_ns, self.goroutines, homes, i == 0 and len(halves) == 2
+                    _part_intervals,
+                    t.part(rows),
+                    _ends(trace, self.goroutines),
+                    self.goroutines,
+                    homes,
+                    i == 0 and len(halves) == 2,
                 )
                 for i, rows in enumerate(halves)
             ]
@@ -361,8 +366,17 @@ def _halves(gi: NDArray[np.int32]) -> list[slice]:
     return [slice(0, cut), slice(cut, len(gi))] if cut > 0 else [slice(0, len(gi))]
 
 
+def _ends(trace: TraceData, goroutines: Goroutines) -> int | NDArray[np.int64]:
+    """Where each goroutine's last interval ends: its process's end (several processes: one may have ended long
+    before the trace, and its goroutines with it), else the trace's."""
+    if len(trace.processes) <= 1:
+        return trace.end_ns
+    ends = np.array([p.end_ns for p in trace.processes] + [trace.end_ns], dtype=np.int64)
+    return ends[trace.procs_of(goroutines.ids)]  # -1, unknown, is the last: the trace's end
+
+
 def _part_intervals(
-    t: _Transitions, trace_end: int, goroutines: Goroutines, homes: NDArray[np.int64], to_end: bool
+    t: _Transitions, trace_end: int | NDArray[np.int64], goroutines: Goroutines, homes: NDArray[np.int64], to_end: bool
 ) -> tuple[int, int]:
     """Turn the transitions of the goroutines in ``t`` into their intervals, packed at the start of its columns
     (at their end if ``to_end``; ``ts`` holds the starts and ``arg`` the ends); return how many there are, and how
@@ -533,14 +547,17 @@ def _without_repeats(t: _Transitions, to_end: bool) -> _Transitions:
     )  # room for the ends
 
 
-def _intervals(t: _Transitions, trace_end: int, goroutines: Goroutines, to_end: bool) -> tuple[NDArray[Any], ...]:
-    """Intervals between consecutive transitions of one goroutine; the last one runs to the trace's end."""
+def _intervals(
+    t: _Transitions, trace_end: int | NDArray[np.int64], goroutines: Goroutines, to_end: bool
+) -> tuple[NDArray[Any], ...]:
+    """Intervals between consecutive transitions of one goroutine; the last one runs to the trace's end (or, given
+    one per goroutine index, to the goroutine's)."""
     n = len(t.gi)
     last = np.ones(n, dtype=bool)  # the goroutine's last transition
     np.not_equal(t.gi[:-1], t.gi[1:], out=last[:-1])
     end = t.arg  # the arguments are no longer needed
     end[:-1] = t.ts[1:]
-    end[last] = trace_end
+    end[last] = trace_end if isinstance(trace_end, int) else trace_end[t.gi[last]]
     np.maximum(end, t.ts, out=end)
     stack, state, waker = t.stack, t.state, t.waker
     for rows in blocks(n - 1):  # a row and the one after it
