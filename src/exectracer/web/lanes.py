@@ -57,7 +57,7 @@ class Lanes:
         trace = analysis.trace
         states = analysis.states
         self.states = states
-        self.ends = _ends(analysis)  # the intervals' ends, none after its process's recording ended
+        self.ends = states.end  # the intervals' ends (the state model ends each with its goroutine's process)
         n = len(analysis.goroutines)
         bounds = np.searchsorted(states.gi, np.arange(n + 1)) if n else np.zeros(1, dtype=np.int64)
         self._rows = bounds  # goroutine index i owns rows bounds[i]:bounds[i+1]
@@ -130,18 +130,6 @@ class Lanes:
         ts, blocks, rss = self.heaps[proc]
         rows = thin_points(ts, window)
         return {"ts": ts[rows], "blocks": blocks[rows], "rss": rss[rows]}
-
-
-def _ends(analysis: Analysis) -> NDArray[np.int64]:
-    """The state intervals' ends, cut at the end of each goroutine's process's recording: with several
-    processes the states of a process whose recording ended first run on to the trace's end."""
-    trace, states = analysis.trace, analysis.states
-    if len(trace.processes) == 1 or not len(states.end):
-        return states.end
-    procs = trace.goroutine_procs
-    proc_of = np.array([procs.get(g, 0) for g in analysis.goroutines.ids.tolist()], dtype=np.int64)
-    proc_end = np.array([p.end_ns for p in trace.processes], dtype=np.int64)
-    return np.maximum(states.start, np.minimum(states.end, proc_end[proc_of[states.gi]]))
 
 
 def _heap(trace: TraceData, proc: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
