@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -265,3 +266,44 @@ def test_the_rendezvous_directory_is_private(tmp_path):
     shared.mkdir()
     os.chmod(shared, 0o755)
     assert not rendezvous.private_directory(str(shared))
+
+
+def test_a_worker_busy_with_its_own_capture_is_named(tmp_path):
+    with running("gunicorn-gthread") as service:
+        port = int(service.url.rsplit(":", 1)[1])
+        first = socket.create_connection(("127.0.0.1", port), timeout=120)
+        busy = int(_ask(first, "/").split()[0])
+
+        def other_worker() -> socket.socket | None:
+            conn = socket.create_connection(("127.0.0.1", port), timeout=120)
+            if int(_ask(conn, "/").split()[0]) != busy:
+                return conn
+            conn.close()
+            return None
+
+        second = wait_for(other_worker, "a connection to the other worker")
+        idle = _threads(busy)
+        own: list[str] = []
+        asking = threading.Thread(target=lambda: own.append(_ask(first, f"{TRACE}?seconds=3&process=self", raw=True)))
+        asking.start()
+        wait_for(lambda: _threads(busy) >= idle + 2, "the first worker capturing")
+        reply = _ask(second, f"{TRACE}?seconds=0.5", raw=True)
+        asking.join()
+        first.close()
+        second.close()
+
+    head, _, body = reply.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 200"), head
+    assert f"X-Exectracer-Missing: pid {busy}: a trace capture is already running" in head
+    trace = exectracer.load(body.encode("latin-1"), strict=True)
+    assert busy not in {p.pid for p in trace.processes} and len(trace.processes) == 1
+    assert own[0].startswith("HTTP/1.1 200")
+    saved = tmp_path / "service.xtrace"
+    saved.write_bytes(body.encode("latin-1"))
+    text = subprocess.run([sys.executable, "-m", "exectracer", "summary", str(saved)], capture_output=True, text=True)
+    assert f"MISSING WORKER: pid {busy}: a trace capture is already running" in text.stdout, text.stderr
+    document = subprocess.run(
+        [sys.executable, "-m", "exectracer", "summary", "--json", str(saved)], capture_output=True, text=True
+    )
+    (missing,) = json.loads(document.stdout)["trace"]["missing_workers"]
+    assert missing["pid"] == busy
