@@ -307,3 +307,22 @@ def test_a_worker_busy_with_its_own_capture_is_named(tmp_path):
     )
     (missing,) = json.loads(document.stdout)["trace"]["missing_workers"]
     assert missing["pid"] == busy
+
+
+def test_a_worker_that_does_not_answer_in_time_is_named():
+    with running("uvicorn", WORKER_TIMEOUT="2") as service, Load(service.url) as load:
+        workers = service.workers()
+        wait_for(lambda: workers <= set(load.pids), "a response from every worker")
+        stopped = min(workers)
+        os.kill(stopped, signal.SIGSTOP)  # it accepts no connection and answers nothing until SIGCONT
+        try:
+            began = time.monotonic()
+            reply = get(f"{service.url}{TRACE}?seconds=1", timeout=120)
+            took = time.monotonic() - began
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+
+    assert reply.status == 200, reply.text
+    assert reply.headers["x-exectracer-missing"] == f"pid {stopped}: did not answer in time"
+    assert {p.pid for p in exectracer.load(reply.body, strict=True).processes} == workers - {stopped}
+    assert took >= 1 + 2  # it waited the window and the timeout for the stopped worker

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..host_names import accepts_host, names
+from ..record.hook_errors import caught
 from ..record.recorder import Options, TracingError
 from . import flight, rendezvous
 from .capture import Capture, CaptureBusy
@@ -98,7 +99,10 @@ class _Job:
         """Start, and ask the siblings; raises :class:`CaptureBusy` when it cannot."""
         self._begin_own()
         if self._siblings:
-            self._gathering = Gathering(self._siblings, self.kind, self.seconds, self._timeout)
+            try:
+                self._gathering = Gathering(self._siblings, self.kind, self.seconds, self._timeout)
+            except Exception:  # no thread to ask them with: this worker's trace alone
+                caught("live.endpoint.gather")
 
     def finish(self) -> DebugResponse:
         own = self._finish_own()
