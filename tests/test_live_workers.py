@@ -168,6 +168,7 @@ def test_exectracer_capture_gets_the_whole_service(tmp_path):
         )
     assert done.returncode == 0, done.stderr
     assert {p.pid for p in exectracer.load(out, strict=True).processes} == workers
+    assert f"{len(workers)} processes, " in done.stdout and "missing worker" not in done.stdout
 
 
 def test_flight_snapshot_of_every_worker():
@@ -302,6 +303,9 @@ def test_a_worker_busy_with_its_own_capture_is_named(tmp_path):
     saved.write_bytes(body.encode("latin-1"))
     text = subprocess.run([sys.executable, "-m", "exectracer", "summary", str(saved)], capture_output=True, text=True)
     assert f"MISSING WORKER: pid {busy}: a trace capture is already running" in text.stdout, text.stderr
+    from exectracer.cli import _describe_trace  # what exectracer capture prints about what it fetched
+
+    assert f"missing worker: pid {busy}: a trace capture is already running" in _describe_trace("t", saved.read_bytes())
     document = subprocess.run(
         [sys.executable, "-m", "exectracer", "summary", "--json", str(saved)], capture_output=True, text=True
     )
