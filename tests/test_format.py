@@ -34,7 +34,7 @@ from exectracer.format.chunks import (
     split_chunks,
 )
 from exectracer.format.encoder import events_chunk, json_chunk
-from exectracer.format.events import Kind, pack
+from exectracer.format.events import ARG_KINDS, SUBJECT_KINDS, SUBJECT_OF, Kind, Subject, pack
 from exectracer.reader import TraceFormatError, TraceWarning
 
 pytestmark = pytest.mark.recorder
@@ -585,3 +585,13 @@ def test_a_repeated_events_chunk_is_dropped() -> None:
     assert trace.lost.chunks_skipped == 1
     assert [p.offset for p in trace.lost.problems] == [offsets(chunks)[5]]
     assert trace.lost.clean_end
+
+
+def test_every_kind_says_what_its_argument_and_g_hold() -> None:
+    placed = [kind for kinds in ARG_KINDS.values() for kind in kinds]
+    assert sorted(placed) == sorted(Kind), "each kind belongs in exactly one of format/events.py's ARG_KINDS"
+    special = [kind for kinds in SUBJECT_KINDS.values() for kind in kinds]
+    assert len(special) == len(set(special))
+    assert all(SUBJECT_OF[kind] is Subject.GOROUTINE for kind in Kind if kind not in special)
+    # the comments on the kinds say the same as the table
+    assert {kind for kind in Kind if kind.name.startswith(("LOOP_", "CALLBACK_"))} == set(SUBJECT_KINDS[Subject.LOOP])

@@ -209,6 +209,8 @@ def test_tests_run_under_exectracer_run_are_not_traced_twice(tmp_path: Path) -> 
             "pytest",
             "-p",
             "no:cacheprovider",
+            "-p",
+            "no:asyncio",  # pytest-asyncio 1.x warns of its own unset options, which -W error would fail on
             "-W",
             "error",  # as suites that make warnings errors run it: pytest must not warn of exectracer imported first
             f"--exectracer={out}",

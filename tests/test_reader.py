@@ -19,7 +19,19 @@ import pytest
 
 import exectracer
 from exectracer.format.chunks import FORMAT_VERSION
-from exectracer.format.events import WAKER_SHIFT, Category, Kind, Outcome, Waker
+from exectracer.format.events import (
+    ARG_KINDS,
+    CALLBACK_SHIFT,
+    CATEGORY_SHIFT,
+    SUBJECT_KINDS,
+    WAKER_SHIFT,
+    Arg,
+    Category,
+    Kind,
+    Outcome,
+    Subject,
+    Waker,
+)
 from exectracer.reader import Trace, TraceFormatError, TraceWarning
 from exectracer.table import kind_lookup, match_spans
 
@@ -163,32 +175,30 @@ def test_file_is_not_left_mapped(recorded: tuple[Path, dict]) -> None:
 
 
 def test_every_reference_is_defined(trace: Trace) -> None:
+    """Each id an event's argument or g holds (format/events.py's ARG_KINDS, SUBJECT_KINDS) is defined."""
     ev = trace.events
-    string_args = [
-        Kind.THREAD_NAME,
-        Kind.LOOP_CLASS,
-        Kind.USER_TASK_NAME,
-        Kind.REGION_BEGIN,
-        Kind.REGION_END,
-        Kind.LOG_CATEGORY,
-        Kind.LOG_MESSAGE,
-    ]
-    for kind in string_args:
-        assert set(of_kind(trace, kind).arg.tolist()) <= trace.strings.keys(), kind.name
+
+    def args(arg: Arg) -> np.ndarray:
+        return ev.arg[np.isin(ev.kind, ARG_KINDS[arg])]
+
+    strings, stacks = trace.strings.keys(), trace.stacks.keys()
     names = of_kind(trace, Kind.TASK_NAME).arg
-    assert set(names[names >= 0].tolist()) <= trace.strings.keys()
-    assert set((of_kind(trace, Kind.CALLBACK_BEGIN).arg >> 3).tolist()) <= trace.strings.keys()
-    for kind in (Kind.TASK_FUNC, Kind.THREAD_FUNC):
-        assert set(of_kind(trace, kind).arg.tolist()) <= trace.stacks.keys(), kind.name
-    assert set(trace.suspend_reasons().stack.tolist()) <= trace.stacks.keys()
+    assert (args(Arg.STRING) >= 0).sum() == len(args(Arg.STRING)) - (names < 0).sum()  # -N: asyncio's default
+    assert set(args(Arg.STRING)[args(Arg.STRING) >= 0].tolist()) <= strings
+    assert set((args(Arg.CALLBACK) >> CALLBACK_SHIFT).tolist()) <= strings
+    assert set(args(Arg.STACK).tolist()) <= stacks
+    assert set((args(Arg.STACK_AND_STATE) >> CATEGORY_SHIFT).tolist()) <= stacks | {0}
+    assert set(trace.suspend_reasons().stack.tolist()) <= stacks
     goroutines = {t.id for t in trace.threads} | {t.id for t in trace.tasks}
-    ready = of_kind(trace, Kind.TASK_READY).arg
+    assert set(args(Arg.GOROUTINE).tolist()) <= goroutines | {0}
+    ready = args(Arg.WAKER)
     for source in (Waker.TASK, Waker.THREAD):
         assert set((ready[ready & 7 == source] >> WAKER_SHIFT).tolist()) <= goroutines
+    for source in (Waker.IO, Waker.TIMER, Waker.CALLBACK):
+        assert set((ready[ready & 7 == source] >> WAKER_SHIFT).tolist()) <= strings
     loops = {loop.id for loop in trace.loops}
-    assert set(of_kind(trace, Kind.TASK_LOOP).arg.tolist()) <= loops
-    loop_kinds = [k for k in Kind if k.name.startswith(("LOOP_", "CALLBACK_"))]
-    assert set(ev.g[np.isin(ev.kind, loop_kinds)].tolist()) <= loops
+    assert loops and set(args(Arg.LOOP).tolist()) <= loops
+    assert set(ev.g[np.isin(ev.kind, SUBJECT_KINDS[Subject.LOOP])].tolist()) <= loops
 
 
 # -- who ran -------------------------------------------------------------------

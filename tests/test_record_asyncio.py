@@ -147,6 +147,26 @@ def test_tasks_created_with_parent_name_and_outcomes(record):
     assert len(steps) == ends >= 2
 
 
+def test_tasks_of_anyio_start_the_functions_it_was_given(record):
+    """anyio.run and a task group's start_soon run each function in a coroutine of anyio's own: the tasks are said
+    to start the program's functions, as tasks made with asyncio.run and create_task are."""
+    anyio = pytest.importorskip("anyio")
+
+    async def worker():
+        await anyio.sleep(0.001)
+
+    async def main():
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker)
+            group.start_soon(worker)
+
+    rec = record(lambda: anyio.run(main, backend="asyncio"))
+    main_task = rec.task("test_tasks_of_anyio_start_the_functions_it_was_given.<locals>.main")
+    workers = [t for t in rec.trace.tasks if (t.start_function or "").endswith("<locals>.worker")]
+    assert len(workers) == 2 and all(t.parent_id == main_task.id for t in workers)
+    assert not [t.start_function for t in rec.trace.tasks if (t.start_function or "").startswith("anyio.")]
+
+
 def test_callbacks_and_idle_time_are_loop_work(record):
     def tick(box):
         box.append(time.perf_counter())

@@ -311,6 +311,8 @@ def test_every_way_of_making_a_uvloop_loop_before_tracing_is_seen(record, way):
     rec = record(program)
     child_task = rec.task("<locals>.child")
     assert child_task.outcome == Outcome.RETURNED
+    # the main task starts main (uvloop.run's task runs a wrapper of its own that awaits it)
+    assert rec.task("<locals>.main").id == child_task.parent_id
     assert [w[1] for w in waits_of(rec, "<locals>.child")] == [Category.SLEEP]
     starts, stops = rec.of(Kind.LOOP_START), rec.of(Kind.LOOP_STOP)
     assert len(starts) >= 1 and len(starts) == len(stops)  # asyncio.Runner runs the loop again to shut down
@@ -355,6 +357,7 @@ def test_started_while_the_loop_runs_sees_tasks_that_existed_before(tmp_path):
     assert len(rec.of(Kind.TASK_STEP, old[0].id)) >= 2
     assert {cat for _, cat, _, _ in rec.suspensions(old[0].id)} == {Category.SLEEP}
     assert new[0].parent_id is not None
+    assert rec.task("<locals>.main").parent_id is None  # uvloop.run's task, seen first while it ran: it starts main
     assert rec.trace.loops and rec.trace.loops[0].class_name == "uvloop.Loop"
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import exectracer
+from exectracer.record.native import speedups
 from exectracer.tracer_thread import TracerThread, signals_blocked
 
 pytestmark = [
@@ -162,3 +163,19 @@ def test_sigterm_under_exectracer_run_finishes_the_trace_then_ends_as_untraced(t
     assert "SIGTERM handler: <Handlers.SIG_DFL: 0>" in traced.stdout or scenario != "terminated"
     assert "Traceback" not in traced.stderr
     assert complete(path).logs.message.tolist() == ["before SIGTERM"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.skipif(
+    getattr(speedups(), "signal_restarts", None) is None,
+    reason="without the C extension, whether a handler restarts calls cannot be read, so it is not put back",
+)
+def test_a_handler_that_restarts_calls_still_does_after_tracing_stops(tmp_path):
+    """stop() holds the program's handlers off and puts them back: a handler set with ``siginterrupt(s, False)``
+    must still let the call it interrupts go on, and run once it returns, as untraced."""
+    program = str(PROGRAMS / "restarting_signal.py")
+    untraced = subprocess.run([sys.executable, program], capture_output=True, text=True, timeout=TIMEOUT)
+    trace = str(tmp_path / "t.xtrace")
+    traced = subprocess.run([sys.executable, program, "--trace", trace], capture_output=True, text=True, timeout=60)
+    assert untraced.stdout == "data then handler\n", untraced.stderr
+    assert traced.stdout == untraced.stdout, traced.stderr

@@ -151,7 +151,7 @@ def test_a_trace_with_nothing_in_it(tmp_path: Path) -> None:
 
 def examples() -> dict[str, str]:
     """The example queries of docs/sql.md, by the id of their first line (``-- example: ID``)."""
-    blocks = re.findall(r"```sql\n(.*?)```", DOCS.read_text(), re.S)
+    blocks = re.findall(r"```sql\n(-- example: .*?)```", DOCS.read_text(), re.S)
     return {re.match(r"-- example: ([\w-]+)", b).group(1): b for b in blocks}
 
 
@@ -386,3 +386,26 @@ def test_duckdb_only_when_a_query_runs(paths: dict[str, Path]) -> None:
         check=True,
     )
     assert out.stdout.split("\n")[0] == "[] True"
+
+
+def test_user_tasks_are_the_traces(traces: dict[str, exectracer.Trace], tmp_path: Path) -> None:
+    """The user_tasks table, found with NumPy, holds ``TraceData.user_tasks`` as they are: on a recorded trace,
+    and on one with a task named but never begun, one begun twice and one begun but never named."""
+    from exectracer.format.events import Kind
+
+    b = TraceBuilder()
+    b.event(Kind.USER_TASK_NAME, 1, 7, b.string("named only")).event(Kind.USER_TASK_PARENT, 1, 7, 0)
+    b.event(Kind.USER_TASK_NAME, 2, 8, b.string("twice")).event(Kind.USER_TASK_PARENT, 2, 8, 7)
+    b.event(Kind.USER_TASK_BEGIN, 3, 1, 8).event(Kind.USER_TASK_BEGIN, 4, 2, 8).event(Kind.USER_TASK_END, 5, 1, 8)
+    b.event(Kind.USER_TASK_BEGIN, 6, 1, 9)
+    built = exectracer.load(b.write(tmp_path / "tasks.xtrace", stop_ns=10))
+    for trace in [traces["annotated"], built]:
+        query = "SELECT id, name, parent_id, start_ns, end_ns, goroutine_id FROM user_tasks ORDER BY id"
+        got = Database([(trace, trace.analysis, "t")]).relation(query).fetchall()
+        t0 = trace.start_ns
+        expected = [
+            (t.id, t.name, t.parent_id, *(None if v is None else v - t0 for v in (t.begin_ns, t.end_ns)), t.g)
+            for t in trace.user_tasks
+        ]
+        assert got == expected and expected
+    assert [t.name for t in built.user_tasks] == ["named only", "twice", "?"]

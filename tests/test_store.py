@@ -220,3 +220,30 @@ def test_a_burst_of_several_chunks_comes_out_whole_and_in_order(tmp_path) -> Non
     trace = exectracer.load(path)
     ts = trace.events.ts[trace.events.kind == Kind.LOG_CATEGORY]
     assert list(ts) == list(range(3500))
+
+
+def test_each_take_says_since_when_its_events_were_in_memory_and_a_held_up_writer_is_reported(tmp_path) -> None:
+    """EVENTS_TAKEN follows each take: every event taken was recorded after the take before, so a writer kept
+    from the GIL for longer than its interval shows as a long wait, and the summary's report says so."""
+    from exectracer.report import render
+
+    path = tmp_path / "held.xtrace"
+    held = 0.0
+    with exectracer.trace(path, flush_interval=0.05, sample_interval=0):
+        time.sleep(0.2)  # a few takes on time
+        n = 1_000_000
+        while held < 0.3:  # C code holding the GIL throughout, long enough: no take can happen meanwhile
+            start = time.perf_counter()
+            sum(range(n))
+            held = max(held, time.perf_counter() - start)
+            n *= 2
+        time.sleep(0.2)
+    trace = exectracer.load(path, strict=True)
+    takes = trace.takes_ns
+    assert len(takes) >= 3 and trace.flush_interval_ns == 50_000_000
+    assert takes.max() >= held * 1e9  # the take after the longest hold came at least that long after the one before
+    assert (trace.events.g[trace.events.kind == Kind.EVENTS_TAKEN] == 0).all()
+    info = trace.analysis.summary()["trace"]["writer"]
+    assert info == {"flush_interval_ns": 50_000_000, "takes": len(takes), "longest_in_memory_ns": int(takes.max())}
+    report = render(trace.analysis.summary(), "held.xtrace", width=0)
+    assert "WRITER LATE: events waited up to" in report

@@ -685,7 +685,7 @@ class QueryFailed(click.ClickException):
 
 
 @cli.command()
-@click.argument("trace_paths", metavar="TRACE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("trace_paths", metavar="TRACE...", nargs=-1, required=True, type=click.Path())
 @click.argument("query")
 @click.option(
     "--format",
@@ -701,6 +701,8 @@ def sql(trace_paths: tuple[str, ...], query: str, fmt: str) -> Job:
     The tables (docs/sql.md): processes, goroutines, states, frames, gc,
     heap, user_tasks, user_regions, logs and events; times in ns from each
     trace's start, and a trace column naming the file each row came from.
+    TRACE may also be a Parquet dataset's directory (exectracer export
+    --format parquet), read in place, alone.
     Example: exectracer sql out.xtrace "SELECT state, sum(end_ns - start_ns)
     FROM states GROUP BY state"
     """
@@ -708,15 +710,11 @@ def sql(trace_paths: tuple[str, ...], query: str, fmt: str) -> Job:
 
 
 def _sql(paths: tuple[str, ...], query: str, fmt: str) -> int:
-    from .allocator import prepare_for_trace
     from .sql import output
-    from .sql.database import Database, QueryError
+    from .sql.database import QueryError
 
-    if len(paths) == 1:
-        prepare_for_trace(paths[0])
-    traces = [_load(path) for path in paths]
     try:
-        database = Database([(trace, trace.analysis, path) for trace, path in zip(traces, paths, strict=True)])
+        database = _database(paths)
     except ImportError as exc:  # DuckDB not installed: says how to install it
         raise click.ClickException(str(exc)) from None
     try:
@@ -727,16 +725,38 @@ def _sql(paths: tuple[str, ...], query: str, fmt: str) -> int:
     return 0
 
 
+def _database(paths: tuple[str, ...]) -> Any:
+    """The SQL database of ``paths``: traces, or one Parquet dataset's directory."""
+    from .allocator import prepare_for_trace
+    from .sql.database import Database
+    from .sql.dataset import DatasetError, is_dataset, read_dataset
+
+    datasets = [path for path in paths if is_dataset(path)]
+    if datasets:
+        if len(paths) > 1:
+            raise click.UsageError(f"{datasets[0]} is a Parquet dataset: query it alone, not with other traces")
+        try:
+            return read_dataset(datasets[0])
+        except DatasetError as exc:
+            raise click.ClickException(str(exc)) from None
+    if len(paths) == 1:
+        prepare_for_trace(paths[0])
+    traces = [_load(path) for path in paths]
+    return Database([(trace, trace.analysis, path) for trace, path in zip(traces, paths, strict=True)])
+
+
 # -- export -------------------------------------------------------------------
 
 EXPORT_FORMATS = {
     "perfetto": "a Perfetto trace (protobuf TrackEvents), for ui.perfetto.dev and Perfetto's trace processor",
     "chrome": "Chrome's JSON Trace Event Format, for chrome://tracing and older tools (at most about a million events)",
+    "parquet": "the SQL tables as a Hive-partitioned Parquet dataset in the directory OUT, for DuckDB and Spark "
+    "(several traces; more can be added later)",
 }
 
 
 @cli.command()
-@click.argument("trace_paths", metavar="TRACE", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("trace_paths", metavar="TRACE...", nargs=-1, required=True, type=click.Path())
 @click.option(
     "-f",
     "--format",
@@ -745,11 +765,17 @@ EXPORT_FORMATS = {
     type=click.Choice(list(EXPORT_FORMATS)),
     help="What to write: " + "; ".join(f"{k}: {v}" for k, v in EXPORT_FORMATS.items()) + ".",
 )
-@click.option("-o", "--output", required=True, metavar="OUT", help="File to write.")
+@click.option("-o", "--output", required=True, metavar="OUT", help="File to write (parquet: the dataset's directory).")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 @time_range
 def export(trace_paths: tuple[str, ...], fmt: str, output: str, force: bool, start: int | None, end: int | None) -> Job:
     """Write a trace in another tool's format: its goroutines' states, wake-ups, heap, GC, logs, tasks and regions."""
+    if fmt == "parquet":
+        if start is not None or end is not None:
+            raise click.UsageError("--format parquet exports whole traces: --start and --end do not apply")
+        if force:
+            raise click.UsageError("--format parquet adds to OUT and replaces nothing: --force does not apply")
+        return _interruptible(functools.partial(_export_parquet, trace_paths, output))
     if len(trace_paths) > 1:
         raise click.UsageError(f"--format {fmt} takes one trace, not {len(trace_paths)}")
     if start is not None and end is not None and end <= start:
@@ -797,3 +823,57 @@ def _export(path: str, fmt: str, output: str, start: int | None, end: int | None
     where = "ui.perfetto.dev (Open trace file)" if fmt == "perfetto" else "chrome://tracing (Load)"
     click.echo(f"Wrote {events:,} events ({_size(size)}) to {printable(output)}.\n  open it in {where}")
     return 0
+
+
+def _export_parquet(paths: tuple[str, ...], output: str) -> int:
+    """Add each trace of ``paths`` to the Parquet dataset ``output``: every input is checked to be a trace first."""
+    from .allocator import prepare_for_trace
+    from .report import printable
+    from .sql.dataset import DatasetError, check_target, export
+
+    for path in paths:
+        _check_trace_file(path)
+    try:
+        check_target(output)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+    if len(paths) == 1:
+        prepare_for_trace(paths[0])
+    for path in paths:
+        trace = _load(path)
+        _analyse(trace, "states", "collections")
+        try:
+            [written] = export([(trace, trace.analysis, path)], output)
+        except ImportError as exc:  # DuckDB not installed: says how to install it
+            raise click.ClickException(str(exc)) from None
+        except DatasetError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.FileError(output, exc.strerror) from None
+        if written.skipped:
+            click.echo(
+                f"Skipped {printable(path)}: {printable(output)} already holds it (trace id {written.trace_id})."
+            )
+        else:
+            click.echo(
+                f"Wrote {printable(path)} ({written.rows:,} rows, {written.files} files, trace id {written.trace_id}) "
+                f"to {printable(output)}."
+            )
+    click.echo(f'  query it: exectracer sql {shlex.quote(output)} "SELECT * FROM traces"')
+    return 0
+
+
+def _check_trace_file(path: str) -> None:
+    """A one-line error, before anything is written, if ``path`` cannot be read or is not a trace."""
+    from .format.decoder import read_version
+    from .reader import TraceFormatError
+
+    if os.path.isdir(path):
+        return  # a directory of trace files, which the reader checks
+    try:
+        with open(path, "rb") as f:
+            read_version(f.read(16))
+    except OSError as exc:
+        raise click.FileError(path, exc.strerror) from None
+    except TraceFormatError as exc:
+        raise click.ClickException(f"{path}: {exc}; nothing written") from None

@@ -31,7 +31,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .format.decoder import MAX_ID, Decoded, Frame, Problem
-from .format.events import ARG_SHIFT, CALLBACK_SHIFT, CATEGORY_SHIFT, KIND_MASK, WAKER_MASK, WAKER_SHIFT, Kind, Waker
+from .format.events import (
+    ARG_KINDS,
+    ARG_SHIFT,
+    CALLBACK_SHIFT,
+    CATEGORY_SHIFT,
+    KIND_MASK,
+    SUBJECT_KINDS,
+    WAKER_MASK,
+    WAKER_SHIFT,
+    Arg,
+    Kind,
+    Subject,
+    Waker,
+)
 
 __all__ = ["AlignmentError", "Combined", "Process", "align", "combine", "host_key"]
 
@@ -214,44 +227,30 @@ def _summary(sections: Sequence[Decoded], offsets: Sequence[tuple[int, str]]) ->
 # -- ids ---------------------------------------------------------------------
 
 _LOOP_G = np.zeros(256, dtype=bool)
-_LOOP_G[[Kind.LOOP_START, Kind.LOOP_STOP, Kind.LOOP_IDLE_BEGIN, Kind.LOOP_IDLE_END, Kind.LOOP_CLASS]] = True
-_LOOP_G[[Kind.CALLBACK_BEGIN, Kind.CALLBACK_END]] = True
+_LOOP_G[list(SUBJECT_KINDS[Subject.LOOP])] = True
 _USER_TASK_G = np.zeros(256, dtype=bool)
-_USER_TASK_G[[Kind.USER_TASK_NAME, Kind.USER_TASK_PARENT]] = True
-_GOROUTINE_ARG = (Kind.THREAD_CREATE, Kind.TASK_CREATE, Kind.LOOP_START, Kind.THREAD_UNBLOCK)
-_LOOP_ARG = (Kind.TASK_LOOP,)
-_USER_TASK_ARG = (Kind.USER_TASK_BEGIN, Kind.USER_TASK_END, Kind.REGION_TASK, Kind.LOG_TASK, Kind.USER_TASK_PARENT)
-_WORK_ARG = (Kind.POOL_SUBMIT, Kind.POOL_WORK_BEGIN, Kind.POOL_WORK_END, Kind.TASK_AWAITS_WORK)
-_STRING_ARG = (
-    Kind.THREAD_NAME,
-    Kind.LOOP_CLASS,
-    Kind.USER_TASK_NAME,
-    Kind.REGION_BEGIN,
-    Kind.REGION_END,
-    Kind.LOG_CATEGORY,
-    Kind.LOG_MESSAGE,
-    Kind.TASK_NAME,  # negative: asyncio's default name, kept
-)
-_STACK_ARG = (Kind.THREAD_FUNC, Kind.TASK_FUNC)
-_STACK_ARG_SHIFTED = (Kind.THREAD_BLOCK, Kind.THREAD_SAMPLE, Kind.TASK_SUSPEND)  # stack << 4 | category
+_USER_TASK_G[list(SUBJECT_KINDS[Subject.USER_TASK])] = True
+_USER_TASK_ARG = ARG_KINDS[Arg.USER_TASK]
+_WORK_ARG = ARG_KINDS[Arg.WORK]
 _SPACES = ("goroutine", "loop", "user_task", "work")
 _G_SPACE = np.zeros(256, dtype=np.intp)  # which ids an event's g is: 0 goroutine (or the process), 1 loop, 2 user task
 _G_SPACE[_LOOP_G] = 1
 _G_SPACE[_USER_TASK_G] = 2
-_G_ARG, _L_ARG, _U_ARG, _W_ARG, _S_ARG, _CB_ARG, _K_ARG, _KS_ARG, _WAKER = range(1, 10)  # what an event's arg is
-_ARG_CATEGORY = np.zeros(256, dtype=np.uint8)  # 0: nothing to renumber
-for _kinds, _category in (
-    (_GOROUTINE_ARG, _G_ARG),
-    (_LOOP_ARG, _L_ARG),
-    (_USER_TASK_ARG, _U_ARG),
-    (_WORK_ARG, _W_ARG),
-    (_STRING_ARG, _S_ARG),
-    ((Kind.CALLBACK_BEGIN,), _CB_ARG),
-    (_STACK_ARG, _K_ARG),
-    (_STACK_ARG_SHIFTED, _KS_ARG),
-    ((Kind.TASK_READY,), _WAKER),
+# what an event's arg is, as small numbers for one counting sort; 0 (Arg.VALUE): nothing to renumber
+_G_ARG, _L_ARG, _U_ARG, _W_ARG, _S_ARG, _CB_ARG, _K_ARG, _KS_ARG, _WAKER = range(1, 10)
+_ARG_CATEGORY = np.zeros(256, dtype=np.uint8)
+for _arg, _category in (
+    (Arg.GOROUTINE, _G_ARG),
+    (Arg.LOOP, _L_ARG),
+    (Arg.USER_TASK, _U_ARG),
+    (Arg.WORK, _W_ARG),
+    (Arg.STRING, _S_ARG),  # TASK_NAME's negative (asyncio's default name) is kept
+    (Arg.CALLBACK, _CB_ARG),
+    (Arg.STACK, _K_ARG),
+    (Arg.STACK_AND_STATE, _KS_ARG),
+    (Arg.WAKER, _WAKER),
 ):
-    _ARG_CATEGORY[list(_kinds)] = _category
+    _ARG_CATEGORY[list(ARG_KINDS[_arg])] = _category
 
 
 def _by_category(kind: NDArray[np.uint8]) -> list[NDArray[np.intp]]:

@@ -205,6 +205,16 @@ def _header(info: dict[str, Any], name: str, width: int) -> str:
             [],
             width,
         )
+    writer = info.get("writer") or {}
+    interval, longest = writer.get("flush_interval_ns"), writer.get("longest_in_memory_ns")
+    if interval and longest and longest > 2 * interval:  # the writer was held up for longer than its interval
+        line += "\n" + flow(
+            f"WRITER LATE: events waited up to {duration(longest)} in memory before the writer took them (it was"
+            f" to take them every {duration(interval)}): it got the CPU or the GIL late; events still in memory"
+            " are lost if the process dies",
+            [],
+            width,
+        )
     return line
 
 

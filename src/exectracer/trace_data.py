@@ -222,6 +222,22 @@ class TraceData:
         ev = self.events
         return int(ev.arg[ev.kind == Kind.SAMPLER_LATE].sum())
 
+    @property
+    def flush_interval_ns(self) -> int | None:
+        """The longest the writer was to leave events in memory (the recording's option), in ns; None if the trace
+        does not say."""
+        options = self.metadata.get("options")
+        interval = options.get("flush_interval") if isinstance(options, dict) else None
+        return int(float(interval) * 1e9) if isinstance(interval, (int, float)) and interval > 0 else None
+
+    @property
+    def takes_ns(self) -> NDArray[np.int64]:
+        """For each time the writer took the recorded events from memory (EVENTS_TAKEN), how long it had been since
+        the time before: the longest any of those events waited in memory. Empty for traces recorded before the
+        writer said so."""
+        ev = self.events
+        return np.asarray(ev.arg[ev.kind == Kind.EVENTS_TAKEN], dtype=np.int64)
+
     def string(self, sid: int) -> str:
         """The interned string ``sid`` (``"?"`` if the trace does not define it)."""
         return self.strings.get(int(sid), "?")

@@ -186,6 +186,7 @@ def _trace_info(trace: TraceData, anomalies: dict[str, int]) -> dict[str, Any]:
         },
         "unseen": list(lost.unseen),  # what the recorder could not see (a loop no hook sees, ...)
         "sampler": _sampler_info(trace),
+        "writer": _writer_info(trace),
         "missing_workers": _missing_workers(trace),
     }
 
@@ -208,6 +209,15 @@ def _sampler_info(trace: TraceData) -> dict[str, int] | None:
         "ticks_due": trace.duration_ns // interval,
         "ticks_skipped": trace.sampler_ticks_skipped,
     }
+
+
+def _writer_info(trace: TraceData) -> dict[str, int | None] | None:
+    """How long events waited in memory before the writer took them: its interval (the recording's
+    ``flush_interval``), how many times it took them, the longest wait; None for a trace that does not say."""
+    takes = trace.takes_ns
+    if not len(takes):
+        return None
+    return {"flush_interval_ns": trace.flush_interval_ns, "takes": len(takes), "longest_in_memory_ns": int(takes.max())}
 
 
 def _time_per_goroutine(states: StateIntervals, collections: Collections) -> NDArray[np.int64]:

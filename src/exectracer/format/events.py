@@ -84,6 +84,7 @@ class Kind(enum.IntEnum):
     # the tracer itself: g = 0
     EVENTS_LOST = 70  # arg: number of events dropped (buffer limit)
     SAMPLER_LATE = 71  # arg: sampler ticks skipped: it got to run (or the GIL) that many intervals late
+    EVENTS_TAKEN = 72  # among the events the writer takes from memory: arg ns since it last took them
 
     # thread pools (concurrent.futures.ThreadPoolExecutor, asyncio's default executor)
     POOL_SUBMIT = 80  # g = submitting goroutine, arg: work item id
@@ -95,6 +96,9 @@ class Kind(enum.IntEnum):
 
     # CPU time as the OS counts it: g = thread, or 0 for the whole process
     THREAD_CPU = 90  # arg: CPU ns the thread has used since it started (process: since the recording started)
+
+    # child processes: g = the waiting goroutine
+    PROCESS_WAIT = 95  # arg: pid of the child process its wait ending at ts (its THREAD_UNBLOCK's ts) was for
 
 
 class Category(enum.IntEnum):
@@ -152,6 +156,96 @@ WAKER_MASK = (1 << WAKER_SHIFT) - 1  # the Waker of a TASK_READY argument (or of
 CATEGORY_SHIFT = 4
 CATEGORY_MASK = (1 << CATEGORY_SHIFT) - 1  # an argument's Category (TASK_SUSPEND, THREAD_BLOCK) or ThreadState
 CALLBACK_SHIFT = 3
+
+
+class Arg(enum.Enum):
+    """What an event's argument holds: the ids a merge renumbers and a reader looks up."""
+
+    VALUE = "value"  # a number of its own (a count, nanoseconds, an OS id, an Outcome...): nothing to look up
+    GOROUTINE = "goroutine"  # a goroutine id (0: unknown)
+    LOOP = "loop"  # a loop id
+    USER_TASK = "user task"  # a user task id
+    WORK = "work"  # a thread pool work item id
+    STRING = "string"  # a string id (TASK_NAME: or -N, asyncio's default name "Task-N")
+    STACK = "stack"  # a stack id
+    STACK_AND_STATE = "stack << 4 | state"  # a stack id above a Category or ThreadState (CATEGORY_SHIFT bits)
+    CALLBACK = "string << 3 | source"  # a function's string id above a CallbackSource (CALLBACK_SHIFT bits)
+    WAKER = "waker"  # pack_waker: a goroutine id (TASK, THREAD) or a string id (IO, TIMER, CALLBACK) above a Waker
+
+
+class Subject(enum.Enum):
+    """What an event's ``g`` names."""
+
+    GOROUTINE = "goroutine"  # a thread or task (0: the process, or the tracer itself)
+    LOOP = "loop"
+    USER_TASK = "user task"
+
+
+# The kinds whose argument holds each sort of value: the one place that says which events hold which ids.
+# Every kind is in exactly one tuple (a test checks it).
+ARG_KINDS: dict[Arg, tuple[Kind, ...]] = {
+    Arg.VALUE: (
+        Kind.THREAD_START,  # native thread id
+        Kind.THREAD_END,
+        Kind.THREAD_IDENT,  # threading.get_ident()
+        Kind.THREAD_SYSCALL,  # syscall number
+        Kind.LOOP_STOP,
+        Kind.LOOP_IDLE_BEGIN,
+        Kind.LOOP_IDLE_END,  # ready I/O events
+        Kind.TASK_STEP,
+        Kind.TASK_DONE,  # Outcome
+        Kind.TASK_EAGER,
+        Kind.CALLBACK_END,
+        Kind.GC_START,  # generation
+        Kind.GC_END,  # objects collected
+        Kind.GC_UNCOLLECTABLE,
+        Kind.HEAP_BLOCKS,
+        Kind.HEAP_RSS,  # bytes
+        Kind.EVENTS_LOST,  # events
+        Kind.SAMPLER_LATE,  # ticks
+        Kind.EVENTS_TAKEN,  # ns
+        Kind.GIL_WAIT,  # ns
+        Kind.THREAD_CPU,  # ns
+        Kind.PROCESS_WAIT,  # a pid (of a child process: its own process's, not renumbered by a merge)
+    ),
+    Arg.GOROUTINE: (Kind.THREAD_CREATE, Kind.THREAD_UNBLOCK, Kind.LOOP_START, Kind.TASK_CREATE),
+    Arg.LOOP: (Kind.TASK_LOOP,),
+    Arg.USER_TASK: (Kind.USER_TASK_BEGIN, Kind.USER_TASK_END, Kind.USER_TASK_PARENT, Kind.REGION_TASK, Kind.LOG_TASK),
+    Arg.WORK: (Kind.TASK_AWAITS_WORK, Kind.POOL_SUBMIT, Kind.POOL_WORK_BEGIN, Kind.POOL_WORK_END),
+    Arg.STRING: (
+        Kind.THREAD_NAME,
+        Kind.LOOP_CLASS,
+        Kind.TASK_NAME,
+        Kind.USER_TASK_NAME,
+        Kind.REGION_BEGIN,
+        Kind.REGION_END,
+        Kind.LOG_CATEGORY,
+        Kind.LOG_MESSAGE,
+    ),
+    Arg.STACK: (Kind.THREAD_FUNC, Kind.TASK_FUNC),
+    Arg.STACK_AND_STATE: (Kind.THREAD_BLOCK, Kind.THREAD_SAMPLE, Kind.TASK_SUSPEND),
+    Arg.CALLBACK: (Kind.CALLBACK_BEGIN,),
+    Arg.WAKER: (Kind.TASK_READY,),
+}
+ARG_OF: dict[Kind, Arg] = {kind: arg for arg, kinds in ARG_KINDS.items() for kind in kinds}
+
+# The kinds whose ``g`` is not a goroutine (every other kind's is, or 0 for the process)
+SUBJECT_KINDS: dict[Subject, tuple[Kind, ...]] = {
+    Subject.LOOP: (
+        Kind.LOOP_START,
+        Kind.LOOP_STOP,
+        Kind.LOOP_IDLE_BEGIN,
+        Kind.LOOP_IDLE_END,
+        Kind.LOOP_CLASS,
+        Kind.CALLBACK_BEGIN,
+        Kind.CALLBACK_END,
+    ),
+    Subject.USER_TASK: (Kind.USER_TASK_NAME, Kind.USER_TASK_PARENT),
+}
+SUBJECT_OF: dict[Kind, Subject] = {
+    kind: next((subject for subject, kinds in SUBJECT_KINDS.items() if kind in kinds), Subject.GOROUTINE)
+    for kind in Kind
+}
 
 
 def pack(kind: int, arg: int = 0) -> int:

@@ -17,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 from ..record import hook_errors
+from ..record.held_signals import put_back, restarts
 from ..record.recorder import (
     Options,
     Recorder,
@@ -153,8 +154,9 @@ class FlightRecorder:
             except Exception:  # never raise into the program
                 hook_errors.caught("flight.signal")
 
+        restart = restarts(signum)
         previous = signal.signal(signum, on_signal)
-        self._uninstall.append(lambda: signal.signal(signum, previous if previous is not None else signal.SIG_DFL))
+        self._uninstall.append(lambda: put_back(signum, previous if previous is not None else signal.SIG_DFL, restart))
 
     def snapshot_if_slow(
         self, threshold: float, *, name: str | None = None, directory: str = ".", cooldown: float = 60.0

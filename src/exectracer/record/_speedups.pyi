@@ -383,6 +383,8 @@ if sys.platform != "win32":
         SIG_DFL): write its number to ``fd`` (non-blocking) and put the default back. False if it was not."""
     def term_release() -> None:
         """Put SIGTERM's default action back if ``term_notify``'s handler is still set."""
+    def signal_restarts(signum: int, /) -> bool:
+        """Whether the signal's action restarts the calls it interrupts (SA_RESTART: siginterrupt(signum, False))."""
 
 # Only where the libz the zlib module loaded is a shared library of its own (look it up with getattr).
 def compress_whole(data: Buffer, level: int, /) -> bytes:

@@ -29,6 +29,7 @@ from .thread_stacks import FrameStacks, stack_key
 
 BLOCK = int(Kind.THREAD_BLOCK)
 UNBLOCK = int(Kind.THREAD_UNBLOCK)
+PROCESS_WAIT = int(Kind.PROCESS_WAIT)
 
 
 class Waits:
@@ -87,10 +88,22 @@ class Waits:
             caught("thread_wait")
             return False
 
+    def note_process(self, end: int, pid: int) -> None:
+        """The calling thread's wait that ended at ``end`` (just recorded) was for child process ``pid``."""
+        try:
+            g = self._threads.get(get_ident())
+            if g is None:
+                g = self._thread_g()
+            if g and pid > 0:
+                self._emit((PROCESS_WAIT | pid << ARG_SHIFT, end, g))
+        except Exception:
+            caught("process_wait")
+
 
 Skip = Callable[[tuple], bool]  # given a long call's arguments: whether it was no wait of the thread (loop_selector's)
 WakerOf = Callable[[tuple], int]  # given a long call's arguments: the goroutine that ended the wait
 Due = Callable[[tuple], int]  # given a sleep's arguments: nanoseconds it was asked to last
+ChildOf = Callable[[tuple], int]  # given a long call's arguments: the pid of the child process it waited for (0 none)
 Wakers = dict  # weakref.ref(an object a call waits on) -> the goroutine that last woke its waiters
 
 
@@ -115,6 +128,7 @@ def timed(
     socket_method: bool = False,
     loop_selector: bool = False,
     wakers: Wakers | None = None,
+    child: ChildOf | None = None,
 ) -> Callable:
     """Wrap ``func`` so that calls taking at least the threshold are recorded as waits.
 
@@ -129,14 +143,18 @@ def timed(
     time, which the asyncio hooks record. ``wakers`` (instead of ``waker``)
     names the waker of a wait on the call's first argument, by a weak
     reference to it (a condition's last notifier): in C, so that such a
-    wait is recorded without a Python call. The wrapper
+    wait is recorded without a Python call. ``child`` names the child
+    process a long call waited for (``Popen.wait``'s): a PROCESS_WAIT
+    follows its wait. The wrapper
     looks up the running recording at each call, so an object that keeps a
     wrapped method after ``stop()`` just calls through. It passes for
     ``func`` (see ``stand_in``): names, doc, repr, ``isinstance``, pickling,
     and it is bound as a method only if ``func`` is.
     """
     cat = int(category)
-    simple = waker is None and due is None  # the C wrapper can then record the wait itself (it looks wakers up too)
+    simple = (
+        waker is None and due is None and child is None
+    )  # the C wrapper can then record the wait itself (it looks wakers up too)
     if wakers is not None and waker is None:
         waker = _weak_lookup(wakers)  # for the Python wrapper, and for the C one's Python path
     native = speedups()
@@ -145,32 +163,45 @@ def timed(
         def record(start: int, end: int, frame: FrameType | None, args: tuple) -> None:
             rec = _current.recording
             if rec is not None and rec.waits is not None:
-                _record_call(rec, start, end, cat, frame, args, None, waker, due)  # loop_selector is checked in C
+                _record_call(rec, start, end, cat, frame, args, None, waker, due, child)  # loop_selector: checked in C
 
         # a lock or condition wait is entered holding a lock: a sample taken there would hold it longer
         samples = category != Category.SYNC
         return native.Timed(
             func, record, time.perf_counter_ns, socket_method, cat if simple else -1, samples, loop_selector, wakers
         )
-    return _python_timed(func, cat, running_loop_selector if loop_selector else None, waker, due, socket_method)
+    skip = running_loop_selector if loop_selector else None
+    return _python_timed(func, cat, skip, waker, due, socket_method, child)
 
 
 def _python_timed(
-    func: Callable, cat: int, skip: Skip | None, waker: WakerOf | None, due: Due | None, socket_method: bool
+    func: Callable,
+    cat: int,
+    skip: Skip | None,
+    waker: WakerOf | None,
+    due: Due | None,
+    socket_method: bool,
+    child: ChildOf | None = None,
 ) -> Callable:
     """``timed`` in Python: where the C extension is not built or is switched off.
 
     A Python function's wrapper is a function with its names (``functools.wraps``);
     a builtin's or a method descriptor's, a stand-in that passes for it as the C ``Timed`` does.
     """
-    wrapper = _timed_call(func, cat, skip, waker, due, socket_method)
+    wrapper = _timed_call(func, cat, skip, waker, due, socket_method, child)
     if type(func) is FunctionType:
         return functools.wraps(func)(wrapper)
     return stand_in(func, wrapper)
 
 
 def _timed_call(
-    func: Callable, cat: int, skip: Skip | None, waker: WakerOf | None, due: Due | None, socket_method: bool
+    func: Callable,
+    cat: int,
+    skip: Skip | None,
+    waker: WakerOf | None,
+    due: Due | None,
+    socket_method: bool,
+    child: ChildOf | None = None,
 ) -> Callable:
     """The function that calls ``func`` and records the call if it was long (``_python_timed``'s)."""
     clock = time.perf_counter_ns
@@ -186,7 +217,7 @@ def _timed_call(
             end = clock()
             rec = _current.recording
             if rec is not None and rec.waits is not None and end - start >= rec.waits.threshold_ns:
-                _record_call(rec, start, end, cat, getframe(1), args, skip, waker, due)
+                _record_call(rec, start, end, cat, getframe(1), args, skip, waker, due, child)
 
     return wrapper
 
@@ -211,16 +242,17 @@ def _record_call(
     skip: Skip | None,
     waker: WakerOf | None,
     due: Due | None,
+    child: ChildOf | None = None,
 ) -> None:
     try:
         if skip is not None and skip(args):
             return
         waits = rec.waits
-        if (
-            waits is not None
-            and waits.record(start, end, cat, frame, waker(args) if waker is not None else 0)
-            and due is not None
-        ):
+        if waits is None or not waits.record(start, end, cat, frame, waker(args) if waker is not None else 0):
+            return
+        if due is not None:
             rec.gil.observe(rec.registry.thread_g(), start + due(args), end)
+        if child is not None:
+            waits.note_process(end, child(args))
     except Exception:
         caught("thread_wait")

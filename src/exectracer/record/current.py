@@ -29,6 +29,10 @@ class WaitRecorder(Protocol):
         """Record a wait of the calling thread; False if it was left to an enclosing timed call."""
         ...
 
+    def note_process(self, end: int, pid: int) -> None:
+        """The calling thread's wait that ended at ``end``, just recorded, was for child process ``pid``."""
+        ...
+
 
 class Recording(Protocol):
     """What the hooks use of a running recording (:class:`exectracer.record.recorder.Recorder`)."""

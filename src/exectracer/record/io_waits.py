@@ -35,7 +35,7 @@ from types import ModuleType
 from typing import Any
 
 from ..format.events import Category
-from .blocking import Due, timed
+from .blocking import ChildOf, Due, timed
 from .patcher import Patcher
 
 try:
@@ -61,7 +61,7 @@ SOCKET_METHODS = (
 )
 SSL_METHODS = ("read", "write", "recv", "recv_into", "send", "sendall", "do_handshake", "unwrap")
 SELECTOR_CLASSES = ("SelectSelector", "_PollLikeSelector", "EpollSelector", "DevpollSelector", "KqueueSelector")
-OS_FUNCTIONS = ("read", "write", "waitpid", "wait", "wait3", "wait4", "waitid")
+OS_FUNCTIONS = ("read", "write", "wait", "wait3", "wait4", "waitid")  # and waitpid, which names its child
 SIGNAL_FUNCTIONS = ("sigwaitinfo", "sigtimedwait", "pause")
 FCNTL_FUNCTIONS = ("flock", "lockf")
 
@@ -79,6 +79,7 @@ def install(patcher: Patcher) -> None:
     install_selectors(patcher)
     patch(time, ("sleep",), Category.SLEEP, due=_sleep_ns)
     patch(os, OS_FUNCTIONS, Category.SYSCALL)
+    patch(os, ("waitpid",), Category.SYSCALL, child=_waitpid_child)  # multiprocessing's Process.join
     patch(signal, SIGNAL_FUNCTIONS, Category.SYSCALL)
     if fcntl is not None:
         patch(fcntl, FCNTL_FUNCTIONS, Category.SYSCALL)
@@ -105,8 +106,8 @@ def install_ssl(patcher: Patcher, ssl: ModuleType) -> None:
 
 
 def install_subprocess(patcher: Patcher, subprocess: ModuleType) -> None:
-    """Wrap the waits for a child process."""
-    _patcher(patcher)(subprocess.Popen, ("wait", "communicate"), Category.SYSCALL)
+    """Wrap the waits for a child process; each names the child (a PROCESS_WAIT after the wait)."""
+    _patcher(patcher)(subprocess.Popen, ("wait", "communicate"), Category.SYSCALL, child=_popen_child)
 
 
 def _patcher(patcher: Patcher) -> Callable[..., None]:
@@ -120,18 +121,33 @@ def _patcher(patcher: Patcher) -> Callable[..., None]:
         *,
         socket_method: bool = False,
         loop_selector: bool = False,
+        child: ChildOf | None = None,
     ) -> None:
         for name in names:
             func = getattr(owner, name, None)
             if func is None:
                 continue
-            wrapper = timed(func, category, due=due, socket_method=socket_method, loop_selector=loop_selector)
+            wrapper = timed(
+                func, category, due=due, socket_method=socket_method, loop_selector=loop_selector, child=child
+            )
             patcher.replace(owner, name, wrapper)
             home = sys.modules.get(getattr(func, "__module__", None) or "")
             if home is not None and home is not owner and getattr(home, name, None) is func:
                 patcher.replace(home, name, wrapper)  # os.read is posix.read, where pickle looks it up
 
     return patch
+
+
+def _popen_child(args: tuple) -> int:
+    """The child process ``Popen.wait(self, ...)`` or ``communicate`` waited for."""
+    pid = getattr(args[0], "pid", 0) if args else 0
+    return pid if isinstance(pid, int) else 0
+
+
+def _waitpid_child(args: tuple) -> int:
+    """The child process ``os.waitpid(pid, options)`` waited for (0: any child, or a process group's)."""
+    pid = args[0] if args else 0
+    return pid if isinstance(pid, int) and pid > 0 else 0
 
 
 def _sleep_ns(args: tuple) -> int:

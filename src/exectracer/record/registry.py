@@ -9,13 +9,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from types import CoroutineType, GeneratorType
+from types import CoroutineType, FunctionType, GeneratorType
 from typing import Any
 
 from ..format.events import ARG_SHIFT, MASK64, WAKER_MASK, WAKER_SHIFT, Kind, Waker, pack
 from ..tracer_thread import is_tracer_thread
 from .interner import Interner
 from .store import EventStore
+from .wrappers import wrapped
 
 _DEFAULT_TASK_NAME = "Task-"
 _DEFAULT_PREFIX_LEN = len(_DEFAULT_TASK_NAME)
@@ -180,29 +181,40 @@ class Registry:
         self._emit(out)
 
     def task_func(self, coro: Any, code: Any) -> int:
-        """The TASK_FUNC code of a task whose coroutine (or generator) runs ``code``, defining it if new."""
+        """The TASK_FUNC code of a task whose coroutine (or generator) runs ``code``, defining it if new: for a
+        library's wrapper (``wrappers``), that of what it runs (not kept for the wrapper's code)."""
         func = self.task_funcs.get(id(code))
         if func is None:
-            func = self.task_funcs[id(code)] = pack(
-                Kind.TASK_FUNC, self._interner.stack((self._entry_frame(coro, code),))
-            )
+            inner = wrapped(coro)
+            if type(inner) is CoroutineType:
+                return self.task_func(inner, inner.cr_code)
+            module: str | None
+            qualname: str | None
+            if type(inner) is FunctionType:
+                code, module, qualname = inner.__code__, inner.__module__, inner.__qualname__
+            else:
+                module, qualname = _module_of(coro), getattr(coro, "__qualname__", None)
+            func = self.task_funcs.get(id(code))
+            if func is None:
+                frame = self._interner.frame(code, code.co_firstlineno, module, qualname)
+                func = self.task_funcs[id(code)] = pack(Kind.TASK_FUNC, self._interner.stack((frame,)))
         return func
-
-    def _entry_frame(self, coro: Any, code: Any) -> int:
-        """The frame id of a coroutine's (or generator's) function, at its first line."""
-        frame = (
-            getattr(coro, "cr_frame", None)
-            if type(coro) is CoroutineType
-            else getattr(coro, "gi_frame", None)
-            if type(coro) is GeneratorType
-            else None
-        )
-        module = frame.f_globals.get("__name__") if frame is not None else None
-        return self._interner.frame(code, code.co_firstlineno, module, getattr(coro, "__qualname__", None))
 
     def forget_task(self, task: Any) -> None:
         """Drop a finished task's id mapping."""
         self.tasks.pop(id(task), None)
+
+
+def _module_of(coro: Any) -> str | None:
+    """The name of the module whose code a coroutine's (or generator's) function is."""
+    frame = (
+        getattr(coro, "cr_frame", None)
+        if type(coro) is CoroutineType
+        else getattr(coro, "gi_frame", None)
+        if type(coro) is GeneratorType
+        else None
+    )
+    return frame.f_globals.get("__name__") if frame is not None else None
 
 
 def _coro_of(task: Any) -> Any:

@@ -30,13 +30,12 @@ from each run in that run's thread.
 
 from __future__ import annotations
 
-import gc
 import operator
 import sys
 import threading
 import time
 from collections.abc import Callable
-from types import CodeType, CoroutineType, FrameType
+from types import FrameType
 from typing import Any
 
 import trio
@@ -164,10 +163,7 @@ class TrioHooks:
         out = [_TASK_CREATE | parent << ARG_SHIFT, ts, g, _TASK_LOOP | lid << ARG_SHIFT, ts, g]
         coro = task.coro
         code = getattr(coro, "cr_code", None)
-        if code is not None and code.co_name == "_run_coro" and code is _anyio_task_wrapper():
-            coro = _wrapped_by_anyio(coro) or coro  # the task runs the function given to anyio's start_soon
-            code = coro.cr_code
-        if code is not None:
+        if code is not None:  # an anyio task group's task runs the function given to start_soon: see wrappers
             out += (self.registry.task_func(coro, code), ts, g)
         out += (task_name_code(self.interner, task.name), ts, g)
         self.emit(out)
@@ -277,30 +273,6 @@ class TrioHooks:
             if run.thread == me:
                 _remove(runner, run)
         self.runs.clear()
-
-
-def _anyio_task_wrapper() -> CodeType | None:
-    """The code of anyio's ``TaskHandle._run_coro``, the coroutine its task groups run each task in (None: no anyio,
-    or one without it)."""
-    func = getattr(getattr(sys.modules.get("anyio._core._tasks"), "TaskHandle", None), "_run_coro", None)
-    return getattr(func, "__code__", None)
-
-
-def _wrapped_by_anyio(wrapper: Any) -> CoroutineType | None:
-    """The coroutine that anyio's ``_run_coro`` coroutine ``wrapper`` runs: the one it awaits, or before it starts,
-    its handle's (``self``).
-
-    The handle is found among what the coroutine and its frame refer to, not through ``f_locals``: up to 3.12 the
-    frame keeps that dict, and with it the handle after ``_run_coro``'s ``del self``, which breaks the cycle the
-    handle makes with the exception it keeps (exception, traceback, frame, handle).
-    """
-    inner = wrapper.cr_await
-    if type(inner) is not CoroutineType and wrapper.cr_frame is not None:
-        handle_type = getattr(sys.modules.get("anyio._core._tasks"), "TaskHandle", None)
-        referents = gc.get_referents(wrapper, wrapper.cr_frame)  # the frame's locals: the coroutine's from 3.11
-        handle = next((item for item in referents if type(item) is handle_type), None)
-        inner = getattr(handle, "_coro", None)
-    return inner if type(inner) is CoroutineType else None
 
 
 def _cur_accessors(local: Any) -> tuple[Callable[[Any], int], Callable[[Any, int], None]]:

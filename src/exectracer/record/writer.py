@@ -115,6 +115,7 @@ class Writer:
         self._compress_ns_per_byte = FIRST_COMPRESS_NS_PER_BYTE  # see PLAN_MARGIN
         self._poll = POLL if isinstance(events, ListStore) else math.inf  # the longest sleep, besides the deadlines
         self._seq = 0
+        self._taken_ns = time.perf_counter_ns()  # when the events were last taken from memory (EVENTS_TAKEN)
         # (chunk bytes, or a function making them; events in them)
         self._pending: collections.deque[tuple[bytes | Callable[[], bytes], int]] = collections.deque()
         self._pending_bytes = 0
@@ -221,6 +222,8 @@ class Writer:
         try:
             due = int(len(self._events) * EVENT_BYTES * TAKE_NS_PER_BYTE * PLAN_MARGIN)
             self._handoff.finished(COLLECTOR, time.perf_counter_ns() + due)
+            if len(self._events):
+                self._note_taken()
             payload, n, lost = self._events.take()
             self._enqueue(self._definitions(), force=True)  # taken after the events: every definition they use is in
             size = self._chunk_events
@@ -248,6 +251,14 @@ class Writer:
                 self._lost_reported += unreported
         if n and not self._enqueue(self._seal(ChunkKind.EVENTS, payload), force=final, events=n):
             self.events_lost += n
+
+    def _note_taken(self) -> None:
+        """Record, among the events about to be taken from memory, since when they were there (EVENTS_TAKEN: every
+        one was recorded after the previous take). Events still in memory are lost if the process dies, and a
+        collector held up (by a program that keeps the CPU or the GIL) leaves them there longer."""
+        now = time.perf_counter_ns()
+        self._events.extend((pack(Kind.EVENTS_TAKEN, max(now - self._taken_ns, 0)), now, 0))
+        self._taken_ns = now
 
     def _seal(self, kind: ChunkKind, raw: bytes) -> bytes:
         """A chunk of ``kind`` with the payload ``raw``.

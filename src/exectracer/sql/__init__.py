@@ -8,10 +8,14 @@
     from exectracer.sql import Database
     db = Database([(t, t.analysis, name) for t, name in ...])           # several traces at once
 
+    from exectracer.sql import read_dataset
+    read_dataset("fleet").df("SELECT * FROM traces")                    # a Parquet dataset, in place
+
 DuckDB (and pandas, for DataFrames) are imported only when a database is
 opened: ``pip install 'exectracer[sql]'``.
 """
 
 from .database import TABLE_NAMES, Database, QueryError
+from .dataset import DatasetError, read_dataset
 
-__all__ = ["TABLE_NAMES", "Database", "QueryError"]
+__all__ = ["TABLE_NAMES", "Database", "DatasetError", "QueryError", "read_dataset"]

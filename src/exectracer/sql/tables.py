@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from ..analysis import Analysis
 from ..analysis.states import STATE_NAMES, State
 from ..format.events import WAKER_MASK, WAKER_SHIFT, Kind, Waker
+from ..table import Table
 from ..trace_data import TraceData
 from .processes import UNKNOWN, Processes, object_array, processes
 
@@ -70,28 +71,39 @@ class Spec:
     columns: tuple[tuple[str, str], ...]
     build: Callable[[Source], Columns]
     pid_of: str | None = None
-    per_process: bool = False  # one pid for the whole table's trace (events, heap), NULL when it holds several
+    per_process: bool = False  # rows of the process (events, heap): ``build`` gives each row's ``proc``
 
     def raw(self, src: Source) -> Columns:
-        """The raw columns of ``src``, with ``pid`` where the trace's goroutines are of several processes."""
+        """The raw columns of ``src``, with ``pid`` where the trace's rows are of several processes."""
         columns = self.build(src)
-        if self.pid_of is not None and src.uniform_pid is None and not self.per_process:
+        proc = columns.pop("proc", None)
+        if self.per_process and proc is not None and _pid(src, self) is None:
+            columns["pid"] = src.processes.table.pid[proc] if len(proc) else np.empty(0, np.int64)
+        elif self.pid_of is not None and src.uniform_pid is None and not self.per_process:
             columns["pid"] = src.pids(columns[self.pid_of])
         return columns
 
     def select(self, src: Source, raw_name: str) -> str:
         """The SELECT of the view over ``src``'s raw columns registered as ``raw_name``."""
-        pid = src.uniform_pid
+        pid = _pid(src, self)
         if self.pid_of is not None or self.per_process:
             if pid is not None:
                 pid_sql = "CAST(NULL AS BIGINT)" if pid == UNKNOWN else f"CAST({pid} AS BIGINT)"
             else:
-                pid_sql = "CAST(NULL AS BIGINT)" if self.per_process else f"NULLIF(pid, {UNKNOWN})"
+                pid_sql = f"NULLIF(pid, {UNKNOWN})"
         else:
             pid_sql = "NULL"
         exprs = [f"{expr.format(t0=src.trace.start_ns, pid=pid_sql)} AS {column}" for column, expr in self.columns]
         exprs.append(f"{_literal(src.name)} AS trace")
         return f"SELECT {', '.join(exprs)} FROM {raw_name}"
+
+
+def _pid(src: Source, spec: Spec) -> int | None:
+    """The pid of every row of ``spec``'s table for ``src`` if it is one, else None (each row has its own)."""
+    if spec.per_process:
+        pids = src.processes.table.pid
+        return int(pids[0]) if len(pids) == 1 else None
+    return src.uniform_pid
 
 
 def _literal(text: str) -> str:
@@ -178,19 +190,48 @@ def _heap(src: Source) -> Columns:
     at = np.flatnonzero(ev.kind == Kind.HEAP_BLOCKS)
     nxt = np.minimum(at + 1, max(len(ev) - 1, 0))
     paired = (nxt > at) & (ev.kind[nxt] == Kind.HEAP_RSS) & (ev.ts[nxt] == ev.ts[at])
-    return {"ts": ev.ts[at], "blocks": ev.arg[at], "rss": np.where(paired, ev.arg[nxt], NONE)}
+    columns = {"ts": ev.ts[at], "blocks": ev.arg[at], "rss": np.where(paired, ev.arg[nxt], NONE)}
+    return columns | ({"proc": src.trace.proc[at]} if len(src.trace.processes) > 1 else {})
 
 
 def _user_tasks(src: Source) -> Columns:
-    ts = src.trace.user_tasks
+    """The rows of ``TraceData.user_tasks`` (every task named or begun: its first name, parent, begin and end),
+    found with NumPy: a service's trace holds hundreds of thousands."""
+    ev = src.trace.events
+    name_ids, named = _first(ev, Kind.USER_TASK_NAME, ev.g)
+    parent_ids, parented = _first(ev, Kind.USER_TASK_PARENT, ev.g)
+    begin_ids, begun = _first(ev, Kind.USER_TASK_BEGIN, ev.arg)
+    end_ids, ended = _first(ev, Kind.USER_TASK_END, ev.arg)
+    ids = np.union1d(name_ids, begin_ids).astype(np.int64)
+    strings = _at(ev.arg, named, name_ids, ids, -1)
+    unique, inverse = np.unique(strings, return_inverse=True)
+    names = object_array([src.trace.string(i) if i >= 0 else "?" for i in unique.tolist()])
+    parent = _at(ev.arg, parented, parent_ids, ids, NONE)
     return {
-        "id": np.array([t.id for t in ts], dtype=np.int64),
-        "name": object_array([t.name for t in ts]),
-        "parent_id": _or_none([t.parent_id for t in ts]),
-        "start": _or_none([t.begin_ns for t in ts]),
-        "end": _or_none([t.end_ns for t in ts]),
-        "g": _or_none([t.g for t in ts]),
+        "id": ids,
+        "name": names[inverse.reshape(-1)] if len(ids) else object_array([]),
+        "parent_id": np.where(parent == 0, NONE, parent),
+        "start": _at(ev.ts, begun, begin_ids, ids, NONE),
+        "end": _at(ev.ts, ended, end_ids, ids, NONE),
+        "g": _at(ev.g, begun, begin_ids, ids, NONE),
     }
+
+
+def _first(ev: Table, kind: Kind, key: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.intp]]:
+    """The keys of ``kind`` events (sorted, once each) and the row of each one's first event."""
+    rows = np.flatnonzero(ev.kind == kind)
+    unique, first = np.unique(key[rows], return_index=True)
+    return unique, rows[first]
+
+
+def _at(
+    column: NDArray[np.int64], rows: NDArray[np.intp], keys: NDArray[np.int64], wanted: NDArray[np.int64], none: int
+) -> NDArray[np.int64]:
+    """``column`` at the row of each of ``wanted`` among the sorted ``keys`` (one row each), ``none`` where absent."""
+    if len(keys) == 0:
+        return np.full(len(wanted), none, dtype=np.int64)
+    at = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[at] == wanted, column[rows[at]], none).astype(np.int64)
 
 
 def _user_regions(src: Source) -> Columns:
@@ -205,7 +246,8 @@ def _logs(src: Source) -> Columns:
 
 def _events(src: Source) -> Columns:
     ev = src.trace.events
-    return {"ts": ev.ts, "g": ev.g, "kind": ev.kind, "arg": ev.arg}
+    columns = {"ts": ev.ts, "g": ev.g, "kind": ev.kind, "arg": ev.arg}
+    return columns | ({"proc": src.trace.proc} if len(src.trace.processes) > 1 else {})
 
 
 _STATES = _names([STATE_NAMES[s] for s in State if s != State.ENDED])

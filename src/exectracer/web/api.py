@@ -16,6 +16,7 @@ from ..analysis.summary import by_name, finished, latency_stats
 from ..export import pprof
 from ..format.events import WAKER_MASK, WAKER_SHIFT, Waker
 from ..reader import Trace
+from .child_waits import ChildWaits
 from .lanes import Lanes
 from .lod import Window
 from .query import QueryAPI
@@ -60,6 +61,7 @@ class ViewerAPI:
         self.trace = trace
         self.analysis: Analysis = trace.analysis
         self.lanes = Lanes(self.analysis)
+        self.child_waits = ChildWaits(self.analysis)
         self.summary = self.analysis.summary()
         _ = trace.regions, trace.logs  # cached properties, computed now: before requests arrive on several threads
         self.query = QueryAPI(trace)
@@ -102,6 +104,16 @@ class ViewerAPI:
             raise NotFound(f"no goroutine {gid}")
         return gi
 
+    def _proc(self, gid: int) -> int:
+        """The process (an index into the trace's processes) of goroutine ``gid``."""
+        return self.trace.goroutine_procs.get(gid, 0) if len(self.trace.processes) > 1 else 0
+
+    def _process_index(self, ident: str) -> int:
+        proc = _int({"proc": ident}, "proc")
+        if not 0 <= proc < len(self.trace.processes):
+            raise NotFound(f"no process {proc}: the trace has {len(self.trace.processes)}")
+        return proc
+
     def _rel(self, values: NDArray[np.integer[Any]]) -> list[int]:
         return (np.asarray(values, dtype=np.int64) - self.trace.start_ns).tolist()
 
@@ -123,17 +135,43 @@ class ViewerAPI:
         gs = self.analysis.goroutines
         functions = sorted({g.start_function for g in gs.list if g.start_function is not None})
         index: dict[str | None, int] = {f: i for i, f in enumerate(functions)}  # None, no start function: not there
+        procs = [self._proc(g.id) for g in gs.list]
+        proc_of = dict(zip((g.id for g in gs.list), procs, strict=True))
         groups: dict[tuple, list[int]] = {}
         for g in sorted(gs.list, key=lambda g: (g.created_ns is not None, g.created_ns or 0, g.id)):
-            groups.setdefault((g.start_function, g.kind, g.role), []).append(g.id)
-        summary = {(grp["start_function"], grp["kind"], grp["role"]): grp for grp in self.summary["groups"]}
+            groups.setdefault((g.pid, g.start_function, g.kind, g.role), []).append(g.id)
+        summary = {
+            (grp.get("pid"), grp["start_function"], grp["kind"], grp["role"]): grp for grp in self.summary["groups"]
+        }
         order = {key: i for i, key in enumerate(summary)}
 
         def rel(ns: int | None) -> int | None:
             return None if ns is None else ns - self.trace.start_ns
 
         return {
-            "loops": [{"id": lp.id, "class_name": lp.class_name, "thread_id": lp.thread_id} for lp in self.trace.loops],
+            "processes": [
+                {
+                    "index": p.index,
+                    "pid": p.pid,
+                    "ppid": p.ppid,
+                    "host": p.host,
+                    "argv": list(p.argv),
+                    "start_ns": rel(p.start_ns),
+                    "end_ns": rel(p.end_ns),
+                    "clean_end": p.clean_end,
+                    "heap": bool(len(self.lanes.heaps[p.index][0])),
+                }
+                for p in self.trace.processes
+            ],
+            "loops": [
+                {
+                    "id": lp.id,
+                    "class_name": lp.class_name,
+                    "thread_id": lp.thread_id,
+                    "proc": proc_of.get(lp.thread_id, 0) if lp.thread_id is not None else 0,
+                }
+                for lp in self.trace.loops
+            ],
             "threads": [g.id for g in gs.list if g.kind == "thread"],
             "heap": bool(len(self.lanes.heap[0])),
             "functions": functions,
@@ -144,6 +182,7 @@ class ViewerAPI:
                 "function": [index.get(g.start_function, -1) for g in gs.list],
                 "parent": [g.parent_id if g.parent_id is not None else -1 for g in gs.list],
                 "pid": [g.pid for g in gs.list],  # its process (trace.metadata["processes"])
+                "proc": procs,  # the same, as an index into "processes" (pids of two hosts may be equal)
                 "created_ns": [rel(g.created_ns) for g in gs.list],
                 "ended_ns": [rel(g.ended_ns) for g in gs.list],
             },
@@ -151,11 +190,13 @@ class ViewerAPI:
                 {
                     "function": index.get(fn, -1),
                     "kind": kind,
-                    "label": summary[fn, kind, role]["label"],
+                    "label": summary[pid, fn, kind, role]["label"],
+                    "pid": pid,
+                    "proc": proc_of[ids[0]],
                     "count": len(ids),
                     "ids": ids,
                 }
-                for (fn, kind, role), ids in sorted(groups.items(), key=lambda item: order[item[0]])
+                for (pid, fn, kind, role), ids in sorted(groups.items(), key=lambda item: order[item[0]])
             ],
         }
 
@@ -163,7 +204,7 @@ class ViewerAPI:
         window = self._window(p)
         keys = [k for k in p.get("lanes", "").split(",") if k]
         if not keys:
-            raise BadRequest("lanes is required: comma-separated g:<id>, loop:<id>, gc, heap")
+            raise BadRequest("lanes is required: comma-separated g:<id>, loop:<id>, gc, heap, gc:<proc>, heap:<proc>")
         if len(keys) > 2000:
             raise BadRequest("at most 2000 lanes per request")
         out = {}
@@ -178,15 +219,15 @@ class ViewerAPI:
 
     def _lane(self, key: str, window: Window) -> dict:
         kind, _, ident = key.partition(":")
-        if kind == "gc" and not ident:
-            cols = self.lanes.gc_strip(window)
+        if kind == "gc":
+            cols = self.lanes.gc_strip(window, self._process_index(ident) if ident else None)
             return {
                 "start": self._rel(cols["start"]),
                 "end": self._rel(cols["end"]),
                 "generation": cols["generation"].tolist(),
             }
-        if kind == "heap" and not ident:
-            cols = self.lanes.heap_graph(window)
+        if kind == "heap":
+            cols = self.lanes.heap_graph(window, self._process_index(ident) if ident else 0)
             return {"ts": self._rel(cols["ts"]), "blocks": cols["blocks"].tolist(), "rss": cols["rss"].tolist()}
         if kind == "g":
             cols = self.lanes.goroutine(self._goroutine_index({"g": ident}), window)
@@ -208,7 +249,7 @@ class ViewerAPI:
                 "g": cols["g"].tolist(),
                 "label": cols["label"],
             }
-        raise BadRequest(f"unknown lane {key!r}: use g:<id>, loop:<id>, gc or heap")
+        raise BadRequest(f"unknown lane {key!r}: use g:<id>, loop:<id>, gc, heap, gc:<proc> or heap:<proc>")
 
     def span(self, p: Params) -> dict | None:
         """The interval of a goroutine (or the loop span) at a time; None if there is none."""
@@ -218,24 +259,32 @@ class ViewerAPI:
         t = self._abs(_int(p, "t"))
         s = self.lanes.states
         rows = self.lanes.rows_of(gi)
+        ends = self.lanes.ends
         i = rows.start + int(np.searchsorted(s.start[rows], t, side="right")) - 1
-        if i < rows.start or s.end[i] <= t:
+        if i < rows.start or ends[i] <= t:
             return None
         g = self.analysis.goroutines.list[gi]
         state = State(int(s.state[i]))
         stack_id = int(s.stack[i])
+        waker = self._waker(int(s.waker[i]), state, int(s.start[i]), int(ends[i]))
+        waker_g = waker["g"] if waker is not None and waker["kind"] == "thread" else None
         return {
             "g": g.id,
             "name": g.name,
             "kind": g.kind,
+            "pid": g.pid,
+            "proc": self._proc(g.id),
             "function": g.start_function,
             "state": STATE_NAMES[state],
             "blocked": state in BLOCKED,
             "estimated": state == State.OTHER_ESTIMATED,  # a wait no hook saw, estimated from samples
             "start": int(s.start[i]) - self.trace.start_ns,
-            "end": int(s.end[i]) - self.trace.start_ns,
+            "end": int(ends[i]) - self.trace.start_ns,
             "stack": [] if stack_id == LOOP_IDLE_STACK else [f._asdict() for f in self.trace.stacks.get(stack_id, [])],
-            "waker": self._waker(int(s.waker[i]), state, int(s.start[i]), int(s.end[i])),
+            "waker": waker,
+            "waits_on": self.child_waits.of_wait(g.id, int(s.start[i]), int(ends[i]), waker_g)
+            if state in BLOCKED
+            else None,
             **self._annotations(g.id, t),
         }
 

@@ -1,9 +1,11 @@
 """What the timeline's lanes hold, indexed for window queries.
 
 * a goroutine lane: the goroutine's state intervals (a slice of the shared
-  :class:`StateIntervals`, which keeps each goroutine's rows together);
+  :class:`StateIntervals`, which keeps each goroutine's rows together),
+  ending with its process's recording (:attr:`Lanes.ends`);
 * a loop lane: the task steps, callbacks and idle time of one event loop;
-* the GC strip and the heap graph.
+* the GC strip and the heap graph: every process's together (the pinned
+  strip), or one process's (its lanes under its header).
 """
 
 from __future__ import annotations
@@ -55,20 +57,16 @@ class Lanes:
         trace = analysis.trace
         states = analysis.states
         self.states = states
+        self.ends = _ends(analysis)  # the intervals' ends, none after its process's recording ended
         n = len(analysis.goroutines)
         bounds = np.searchsorted(states.gi, np.arange(n + 1)) if n else np.zeros(1, dtype=np.int64)
         self._rows = bounds  # goroutine index i owns rows bounds[i]:bounds[i+1]
         self.loops = _loop_lanes(analysis)
         gc = analysis.collections.table
         self.gc = (gc.start, gc.end, gc.generation)
-        ev = trace.events
-        first = trace.proc == 0  # the memory of the first process (several processes' figures do not add up)
-        blocks, rss = (ev.kind == Kind.HEAP_BLOCKS) & first, (ev.kind == Kind.HEAP_RSS) & first
-        self.heap = (
-            (ev.ts[blocks], ev.arg[blocks], ev.arg[rss])
-            if blocks.sum() == rss.sum()
-            else (ev.ts[blocks], ev.arg[blocks], np.zeros(int(blocks.sum()), dtype=np.int64))
-        )
+        self.gc_proc = gc.proc
+        self.heaps = [_heap(trace, i) for i in range(len(trace.processes))]
+        self.heap = self.heaps[0]  # the first process's (several processes' figures do not add up)
         self._indexes: dict[int, SpanIndex] = {}  # goroutine lanes with many intervals
         self._index_lock = threading.Lock()
 
@@ -82,10 +80,10 @@ class Lanes:
         if rows.stop - rows.start >= SpanIndex.MIN_SPANS:
             start, end, state, count, _ = self._index_of(gi, rows).query(window)
         else:
-            part = visible(s.start[rows], s.end[rows], window)
+            part = visible(s.start[rows], self.ends[rows], window)
             lo, hi = rows.start + part.start, rows.start + part.stop
             start, end, state, count, _ = merge(
-                s.start[lo:hi], s.end[lo:hi], s.state[lo:hi].astype(np.int64), window, len(State)
+                s.start[lo:hi], self.ends[lo:hi], s.state[lo:hi].astype(np.int64), window, len(State)
             )
         return {"start": start, "end": end, "state": state, "count": count}
 
@@ -94,7 +92,7 @@ class Lanes:
             index = self._indexes.get(gi)
             if index is None:
                 s = self.states
-                index = self._indexes[gi] = SpanIndex(s.start[rows], s.end[rows], s.state[rows], len(State))
+                index = self._indexes[gi] = SpanIndex(s.start[rows], self.ends[rows], s.state[rows], len(State))
             return index
 
     def loop(self, loop_id: int, window: Window) -> dict:
@@ -115,18 +113,45 @@ class Lanes:
             return task.name if task else f"task {g}"
         return self.analysis.trace.string(label) if what == CALLBACK else "idle"
 
-    def gc_strip(self, window: Window) -> dict:
+    def gc_strip(self, window: Window, proc: int | None = None) -> dict:
+        """The collections of every process, or of process index ``proc``."""
         start, end, generation = self.gc
+        if proc is not None:
+            mine = self.gc_proc == proc
+            start, end, generation = start[mine], end[mine], generation[mine]
         part = visible(start, end, window)
         m_start, m_end, m_gen, _, _ = merge(
             start[part], end[part], generation[part].astype(np.int64).clip(0, 2), window, 3
         )
         return {"start": m_start, "end": m_end, "generation": m_gen}
 
-    def heap_graph(self, window: Window) -> dict:
-        ts, blocks, rss = self.heap
+    def heap_graph(self, window: Window, proc: int = 0) -> dict:
+        """The heap of process index ``proc`` (the first's by default)."""
+        ts, blocks, rss = self.heaps[proc]
         rows = thin_points(ts, window)
         return {"ts": ts[rows], "blocks": blocks[rows], "rss": rss[rows]}
+
+
+def _ends(analysis: Analysis) -> NDArray[np.int64]:
+    """The state intervals' ends, cut at the end of each goroutine's process's recording: with several
+    processes the states of a process whose recording ended first run on to the trace's end."""
+    trace, states = analysis.trace, analysis.states
+    if len(trace.processes) == 1 or not len(states.end):
+        return states.end
+    procs = trace.goroutine_procs
+    proc_of = np.array([procs.get(g, 0) for g in analysis.goroutines.ids.tolist()], dtype=np.int64)
+    proc_end = np.array([p.end_ns for p in trace.processes], dtype=np.int64)
+    return np.maximum(states.start, np.minimum(states.end, proc_end[proc_of[states.gi]]))
+
+
+def _heap(trace: TraceData, proc: int) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """The heap samples of process index ``proc``: times, allocated blocks, RSS (0 where unknown)."""
+    ev = trace.events
+    mine = trace.proc == proc
+    blocks, rss = (ev.kind == Kind.HEAP_BLOCKS) & mine, (ev.kind == Kind.HEAP_RSS) & mine
+    if blocks.sum() == rss.sum():
+        return ev.ts[blocks], ev.arg[blocks], ev.arg[rss]
+    return ev.ts[blocks], ev.arg[blocks], np.zeros(int(blocks.sum()), dtype=np.int64)
 
 
 def _loop_lanes(analysis: Analysis) -> dict[int, LoopLane]:

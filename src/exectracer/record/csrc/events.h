@@ -60,6 +60,7 @@
 /* the tracer itself: g = 0 */
 #define XT_KIND_EVENTS_LOST 70                   /* arg: number of events dropped (buffer limit) */
 #define XT_KIND_SAMPLER_LATE 71                  /* arg: sampler ticks skipped: it got to run (or the GIL) that many intervals late */
+#define XT_KIND_EVENTS_TAKEN 72                  /* among the events the writer takes from memory: arg ns since it last took them */
 /* thread pools (concurrent.futures.ThreadPoolExecutor, asyncio's default executor) */
 #define XT_KIND_POOL_SUBMIT 80                   /* g = submitting goroutine, arg: work item id */
 #define XT_KIND_POOL_WORK_BEGIN 81               /* g = worker thread, arg: work item id */
@@ -68,6 +69,8 @@
 #define XT_KIND_GIL_WAIT 85                      /* arg: nanoseconds the thread waited for the GIL (estimated) */
 /* CPU time as the OS counts it: g = thread, or 0 for the whole process */
 #define XT_KIND_THREAD_CPU 90                    /* arg: CPU ns the thread has used since it started (process: since the recording started) */
+/* child processes: g = the waiting goroutine */
+#define XT_KIND_PROCESS_WAIT 95                  /* arg: pid of the child process its wait ending at ts (its THREAD_UNBLOCK's ts) was for */
 
 /* Category: Why a goroutine waits (the low 4 bits of a TASK_SUSPEND argument). */
 #define XT_CATEGORY_OTHER 0

@@ -121,6 +121,8 @@ static PyMethodDef methods[] = {
      "term_notify(fd): if SIGTERM's action is the default, catch it at the OS level: write its number to fd "
      "(non-blocking) and put the default back; False if its action was not the default."},
     {"term_release", xt_term_release, METH_NOARGS, "Put SIGTERM's default action back if term_notify's handler is still set."},
+    {"signal_restarts", xt_signal_restarts, METH_O,
+     "signal_restarts(signum): whether the signal's action restarts the calls it interrupts (SA_RESTART)."},
 #endif
     {"kept_positions", xt_kept_positions, METH_VARARGS,
      "kept_positions(codes, gs, wanted, of_task, live): the positions of the events LiveDescriptions.absorb takes in."},

@@ -524,6 +524,7 @@ XT_INTERNAL extern PyMethodDef xt_compress_whole_def;
 #ifndef _WIN32
 XT_INTERNAL PyObject *xt_term_notify(PyObject *module, PyObject *fd);
 XT_INTERNAL PyObject *xt_term_release(PyObject *module, PyObject *unused);
+XT_INTERNAL PyObject *xt_signal_restarts(PyObject *module, PyObject *signum);
 #endif
 
 #endif /* EXECTRACER_SPEEDUPS_H */

@@ -73,6 +73,24 @@ xt_term_notify(PyObject *module, PyObject *fd_object)
     Py_RETURN_TRUE;
 }
 
+/* Whether a signal's action restarts the calls it interrupts (SA_RESTART: signal.siginterrupt(signum, False)),
+   which Python's signal.signal clears: whoever swaps a handler and puts it back puts the flag back too */
+PyObject *
+xt_signal_restarts(PyObject *module, PyObject *signum_object)
+{
+    (void)module;
+    long signum = PyLong_AsLong(signum_object);
+    if (signum == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    struct sigaction current;
+    if (signum < 1 || signum > INT32_MAX || sigaction((int)signum, NULL, &current) != 0) {
+        errno = EINVAL;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyBool_FromLong((current.sa_flags & SA_RESTART) != 0);
+}
+
 PyObject *
 xt_term_release(PyObject *module, PyObject *unused)
 {

@@ -56,6 +56,7 @@ export const UI = {
   laneAlt: "#f7f8fa",
   bar: "#5f7d95", // histograms: a neutral colour, not a state's
   groupHeader: "#eef1f5",
+  processHeader: "#dfe6f0",
 };
 
 export function stateColor(name) {

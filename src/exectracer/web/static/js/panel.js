@@ -19,7 +19,7 @@ function frameNode(f) {
 }
 
 export class Panel {
-  // actions: {jump(g, t), focus(g), zoomTo(start, end), close()}
+  // actions: {jump(g, t), focus(g), zoomTo(start, end), showProcess(proc), close()}
   constructor(container, actions) {
     this.actions = actions;
     this.root = el("aside", { class: "panel", hidden: true, "aria-label": "details" });
@@ -72,8 +72,10 @@ export class Panel {
     const { d, body } = got;
     const state = d.state;
     const g = model ? model.goroutine(d.g) : null;
+    const proc = model && model.several ? model.processes[d.proc] : null;
     const table = el("table", { class: "kv" },
       row("goroutine", el("span", { class: "gname" }, d.name || ""), ` · g${d.g} · ${d.kind}`),
+      proc ? row("process", this.processLink(proc, model)) : null,
       row("start function", el("code", null, d.function || "(none)")),
       row("state", swatch(stateBackground(state)), " ", BLOCKED.has(state) ? "blocked" : state),
       BLOCKED.has(state) ? row("category", ESTIMATED_STATES.has(state) ? "other" : state) : null,
@@ -86,6 +88,7 @@ export class Panel {
       row("regions", d.regions && d.regions.length ? el("span", { class: "regions" }, d.regions.join(" › ")) : "–"),
     );
     body.append(table);
+    if (d.waits_on) body.append(this.childWait(d.waits_on, model));
     if (sel.merged > 1) body.append(el("p", { class: "note" }, `This pixel merged ${fmtCount(sel.merged)} spans; this is the one at ${fmtTime(sel.t)}. Zoom in to see them all.`));
 
     const stackTitle = BLOCKED.has(state) ? "Stack where it blocked" : state === "runnable" ? "Stack where it resumes" : "Stack";
@@ -124,6 +127,35 @@ export class Panel {
     return d;
   }
 
+  // A link that shows process p (an entry of the lane model's processes): scrolls to its lanes, opening them.
+  processLink(p, model) {
+    return el("a", { href: "#", class: "process-link", dataset: { proc: String(p.index) },
+      onclick: (e) => { e.preventDefault(); this.actions.showProcess(p.index); } }, model.processLabel(p));
+  }
+
+  // "Waiting on process N" (or a pool's workers), each linked to its lanes.
+  childWait(w, model) {
+    const box = el("div", { class: "child-wait" });
+    const several = w.processes.length !== 1;
+    const title = w.kind === "pool"
+      ? `Waiting on the ${w.pool}'s workers`
+      : several ? "Waiting on processes" : `Waiting on process ${w.processes[0].pid}`;
+    box.append(el("h3", null, title));
+    if (w.kind === "pool") {
+      box.append(el("p", { class: "note" }, "the child processes of this process that ran during the wait"
+        + " (the trace does not say which worker computed the result)"));
+    }
+    if (!w.processes.length) box.append(el("p", { class: "note" }, "none of them left a recording"));
+    const list = el("ul", { class: "children" });
+    for (const c of w.processes) {
+      const p = c.proc !== null && c.proc !== undefined && model ? model.processes[c.proc] : null;
+      list.append(el("li", null, p ? this.processLink(p, model)
+        : `pid ${c.pid}: not traced (not a Python program, or not followed)`));
+    }
+    box.append(list);
+    return box;
+  }
+
   async showLoopSpan(sel, model) {
     const got = await this.fetchInto("Event loop", () => api.loopSpan(sel.loop, sel.t), "The loop ran nothing at that time.");
     if (got === null) return null;
@@ -154,15 +186,18 @@ export class Panel {
       el("div", { class: "links actions" }, el("button", { onclick: zoomIn }, "Zoom in")));
   }
 
-  showGC(sel) {
+  showGC(sel, model) {
     const { body } = this.frame("Garbage collection");
     const gen = Math.min(2, Math.max(0, sel.generation | 0));
+    const proc = model && sel.proc !== null && sel.proc !== undefined ? model.processes[sel.proc] : null;
     body.append(el("table", { class: "kv" },
+      proc ? row("process", this.processLink(proc, model)) : null,
       row("generation", swatch(GC_COLORS[gen]), ` ${sel.generation}`),
       row("start", fmtTime(sel.start)),
       row("duration", fmtDur(sel.end - sel.start)),
     ));
-    body.append(el("p", { class: "note" }, "No Python code runs anywhere while a collection runs. ", el("a", { href: href("mmu") }, "MMU")));
+    const where = model && model.several ? "in its process" : "anywhere";
+    body.append(el("p", { class: "note" }, `No Python code runs ${where} while a collection runs. `, el("a", { href: href("mmu") }, "MMU")));
   }
 
   async showRange(range, states) {

@@ -5,6 +5,7 @@ import { el, clear } from "./dom.js";
 // columns: [{key, label, value: row => sortable, render: row => Node|string (default value), numeric, title}]
 // options: {sort: key, desc: bool, limit: rows shown, rowAttrs: row => attrs, className}
 export function sortableTable(columns, rows, options = {}) {
+  columns = columns.filter(Boolean); // a column left out is null
   let sortKey = options.sort || columns[0].key;
   let desc = options.desc !== undefined ? options.desc : true;
   const limit = options.limit || 2000;

@@ -24,7 +24,7 @@ const FONT = "11px system-ui, -apple-system, 'Segoe UI', sans-serif";
 const BOLD = "600 11px system-ui, -apple-system, 'Segoe UI', sans-serif";
 
 export class Timeline {
-  constructor(container, { info, model, states, onSpan, onRange, onView, onToggleGroup }) {
+  constructor(container, { info, model, states, onSpan, onRange, onView, onToggleGroup, onToggleProcess }) {
     this.info = info;
     this.model = model;
     this.states = states; // names by state index
@@ -33,7 +33,8 @@ export class Timeline {
     this.onRange = onRange || (() => {});
     this.onView = onView || (() => {});
     this.onToggleGroup = onToggleGroup || (() => {});
-    this.hasHeap = !!model.meta.heap;
+    this.onToggleProcess = onToggleProcess || (() => {});
+    this.hasHeap = !!model.meta.heap && !model.several; // several processes: each has its heap lane
     this.pinnedH = RULER_H + GC_H + (this.hasHeap ? HEAP_H : 0);
 
     this.start = 0;
@@ -268,7 +269,7 @@ export class Timeline {
     if (this.hasHeap) keys.push("heap");
     for (let i = first; i <= last; i++) {
       const r = this.layout.rows[i];
-      if (r && (r.type === "g" || r.type === "loop")) keys.push(r.key);
+      if (r && (r.type === "g" || r.type === "loop" || r.type === "gc" || r.type === "heap")) keys.push(r.key);
     }
     return keys;
   }
@@ -497,14 +498,14 @@ export class Timeline {
           lines.push(`at ${fmtTime(c.start[i])}`);
         }
       }
-    } else if (h.kind === "gc") {
-      const d = this.data.get("gc");
+    } else if (h.kind === "gc" || (h.kind === "row" && h.row.type === "gc")) {
+      const d = this.data.get(h.kind === "gc" ? "gc" : h.row.key);
       if (d) {
         const i = this.spanAt(d.cols, p.x);
         if (i >= 0) lines.push(`GC generation ${d.cols.generation[i]}`, `${fmtDur(d.cols.end[i] - d.cols.start[i])} at ${fmtTime(d.cols.start[i])}`);
       }
-    } else if (h.kind === "heap") {
-      const d = this.data.get("heap");
+    } else if (h.kind === "heap" || (h.kind === "row" && h.row.type === "heap")) {
+      const d = this.data.get(h.kind === "heap" ? "heap" : h.row.key);
       if (d && d.cols.ts && d.cols.ts.length) {
         const ts = d.cols.ts;
         let i = 0;
@@ -527,6 +528,7 @@ export class Timeline {
   clickLabel(p) {
     const h = this.hit(p);
     if (h.kind === "row" && h.row.type === "group") this.onToggleGroup(h.row.group);
+    if (h.kind === "row" && h.row.type === "process") this.onToggleProcess(h.row.proc);
   }
 
   click(p) {
@@ -535,7 +537,12 @@ export class Timeline {
       this.onToggleGroup(h.row.group);
       return;
     }
-    const key = h.kind === "gc" ? "gc" : h.kind === "row" ? h.row.key : null;
+    if (h.kind === "row" && h.row.type === "process") {
+      this.onToggleProcess(h.row.proc);
+      return;
+    }
+    const gcRow = h.kind === "row" && h.row.type === "gc";
+    const key = h.kind === "gc" ? "gc" : h.kind === "row" && h.row.type !== "heap" ? h.row.key : null;
     const d = key && this.data.get(key);
     const i = d ? this.spanAt(d.cols, p.x) : -1;
     if (i < 0) {
@@ -545,7 +552,7 @@ export class Timeline {
     const c = d.cols;
     // a time inside the span, as near the pointer as possible
     const t = Math.max(c.start[i], Math.min(c.end[i] - 1, Math.round(h.t)));
-    if (key === "gc") this.onSpan({ kind: "gc", key, start: c.start[i], end: c.end[i], generation: c.generation[i] });
+    if (key === "gc" || gcRow) this.onSpan({ kind: "gc", key, proc: gcRow ? h.row.proc : null, start: c.start[i], end: c.end[i], generation: c.generation[i] });
     else if (h.row.type === "loop") {
       // merged spans (narrower than a pixel) have no task and the label "N spans"
       const merged = c.g[i] < 0 && /^\d+ spans$/.test(c.label[i] || "");
@@ -657,17 +664,8 @@ export class Timeline {
 
     // GC strip
     let y = RULER_H;
-    this.laneLabel("GC", y, GC_H, BOLD);
-    const gc = this.data.get("gc");
-    if (gc) {
-      const c = gc.cols;
-      for (let i = 0; i < (c.start || []).length; i++) {
-        const px = this.pixels(c.start[i], c.end[i]);
-        if (!px) continue;
-        ctx.fillStyle = GC_COLORS[Math.min(2, Math.max(0, c.generation[i] | 0))];
-        ctx.fillRect(px[0], y + 2, px[1], GC_H - 4);
-      }
-    }
+    this.laneLabel(this.model.several ? "GC, every process" : "GC", y, GC_H, BOLD);
+    this.drawGc("gc", y, GC_H);
     y += GC_H;
     if (this.hasHeap) this.drawHeap(y);
     ctx.strokeStyle = "#c9d0d8";
@@ -679,9 +677,22 @@ export class Timeline {
     ctx.stroke();
   }
 
-  drawHeap(y) {
+  drawGc(key, y, height) {
     const ctx = this.ctx;
-    const heap = this.data.get("heap");
+    const gc = this.data.get(key);
+    if (!gc) return;
+    const c = gc.cols;
+    for (let i = 0; i < (c.start || []).length; i++) {
+      const px = this.pixels(c.start[i], c.end[i]);
+      if (!px) continue;
+      ctx.fillStyle = GC_COLORS[Math.min(2, Math.max(0, c.generation[i] | 0))];
+      ctx.fillRect(px[0], y + 2, px[1], height - 4);
+    }
+  }
+
+  drawHeap(y, key = "heap", name = "Heap") {
+    const ctx = this.ctx;
+    const heap = this.data.get(key);
     const top = y + 3, h = HEAP_H - 6;
     let label = "";
     if (heap && heap.cols.ts && heap.cols.ts.length) {
@@ -734,7 +745,7 @@ export class Timeline {
       label = `${fmtCount(minB)}–${fmtCount(maxB)} blocks`;
       if (maxR > 0) label += `, RSS ≤ ${fmtBytes(maxR)}`;
     }
-    this.laneLabel("Heap", y, HEAP_H / 2, BOLD);
+    this.laneLabel(name, y, HEAP_H / 2, BOLD);
     if (label) this.laneLabel(label, y + HEAP_H / 2 - 4, HEAP_H / 2, FONT);
   }
 
@@ -776,6 +787,15 @@ export class Timeline {
     for (let i = first; i <= last; i++) {
       const r = this.layout.rows[i];
       const y = top + this.layout.offsets[i] - scroll;
+      if (r.type === "process") {
+        ctx.fillStyle = r.key === this.highlightKey ? "#ffe58a" : UI.processHeader;
+        ctx.fillRect(0, y, W, r.height);
+        ctx.fillStyle = UI.text;
+        ctx.font = BOLD;
+        ctx.fillText(`${r.open ? "▾" : "▸"} ${r.label} (${fmtCount(r.count)} goroutines)`, 6, y + r.height / 2);
+        ctx.font = FONT;
+        continue;
+      }
       if (r.type === "section" || r.type === "group") {
         ctx.fillStyle = UI.groupHeader;
         ctx.fillRect(0, y, W, r.height);
@@ -792,6 +812,15 @@ export class Timeline {
       } else if (i % 2) {
         ctx.fillStyle = UI.laneAlt;
         ctx.fillRect(0, y, W, r.height);
+      }
+      if (r.type === "gc") {
+        this.drawGc(r.key, y, r.height);
+        this.laneLabel(r.label, y, r.height, BOLD);
+        continue;
+      }
+      if (r.type === "heap") {
+        this.drawHeap(y, r.key, r.label);
+        continue;
       }
       const d = this.data.get(r.key);
       if (d) {

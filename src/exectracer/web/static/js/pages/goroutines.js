@@ -54,9 +54,11 @@ export async function mount(root, route) {
     stateLegend(states),
   );
   const groups = summary.groups || [];
+  const several = (summary.processes || []).length > 1;
   root.append(sortableTable([
     { key: "function", label: "start function", value: (r) => r.label || r.start_function || "", render: (r) =>
       el("a", { href: href("goroutines", { function: r.start_function ?? "", kind: r.kind, role: r.role ?? null, label: r.start_function ? null : r.label }), class: "group-link" }, r.label || r.start_function || "(none)") },
+    several ? { key: "pid", label: "pid", numeric: true, title: "its process; sort" } : null,
     { key: "kind", label: "kind" },
     { key: "count", label: "count", numeric: true, render: (r) => fmtCount(r.count) },
     ...timeColumns(states),
@@ -83,6 +85,7 @@ async function group(root, params, states) {
   root.append(sortableTable([
     { key: "id", label: "g", numeric: true, render: (r) => el("a", { href: href("timeline", { g: r.id }), title: "focus on it in the timeline" }, `g${r.id}`) },
     { key: "name", label: "name", render: (r) => el("span", { class: "gname" }, r.name || "") },
+    new Set(rows.map((r) => r.pid)).size > 1 ? { key: "pid", label: "pid", numeric: true, title: "its process; sort" } : null,
     { key: "created_ns", label: "created", numeric: true, value: (r) => r.created_ns ?? -1, render: (r) => r.created_ns === null || r.created_ns === undefined ? "before" : fmtTime(r.created_ns) },
     { key: "ended_ns", label: "ended", numeric: true, value: (r) => r.ended_ns ?? Infinity, render: (r) => r.ended_ns === null || r.ended_ns === undefined ? "after" : fmtTime(r.ended_ns) },
     ...timeColumns(states),

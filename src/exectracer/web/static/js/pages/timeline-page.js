@@ -24,6 +24,7 @@ class TimelinePage {
     this.model = new LaneModel(meta);
     this.arrangement = "threads";
     this.collapsed = new Set();
+    this.closedProcesses = new Set(); // process indices whose lanes are collapsed
     this.focus = null; // {g, woken_by, woke}
     this.hashTimer = null;
 
@@ -49,6 +50,7 @@ class TimelinePage {
     this.panel = new Panel(body, {
       jump: (g, t) => this.jumpTo(g, t, true),
       focus: (g) => this.setFocus(g),
+      showProcess: (proc) => this.showProcess(proc),
       zoomTo: (s, e) => this.timeline.setView(s, e),
       close: () => this.closePanel(),
     });
@@ -60,6 +62,7 @@ class TimelinePage {
       onRange: (range) => this.selectRange(range),
       onView: () => this.queueHash(),
       onToggleGroup: (i) => this.toggleGroup(i),
+      onToggleProcess: (i) => this.toggleProcess(i),
     });
 
     this.search.addEventListener("input", () => this.showResults());
@@ -113,7 +116,7 @@ class TimelinePage {
     const focusing = !!this.focus;
     this.byThread.classList.toggle("on", !focusing && this.arrangement === "threads");
     this.byGoroutine.classList.toggle("on", !focusing && this.arrangement === "goroutines");
-    this.timeline.setLayout(this.model.rows(this.arrangement, this.collapsed, this.focus));
+    this.timeline.setLayout(this.model.rows(this.arrangement, this.collapsed, this.focus, this.closedProcesses));
     clear(this.focusBar);
     this.focusBar.hidden = !focusing;
     if (focusing) {
@@ -136,6 +139,27 @@ class TimelinePage {
     if (this.collapsed.has(i)) this.collapsed.delete(i);
     else this.collapsed.add(i);
     this.relayout();
+  }
+
+  toggleProcess(i) {
+    if (this.closedProcesses.has(i)) this.closedProcesses.delete(i);
+    else this.closedProcesses.add(i);
+    this.relayout();
+  }
+
+  // Show process `proc`'s lanes: leave a focus, open its header, scroll it to the top and mark it.
+  showProcess(proc) {
+    const key = `process:${proc}`;
+    this.focus = null;
+    this.closedProcesses.delete(proc);
+    this.relayout();
+    const i = this.timeline.rowIndex.get(key);
+    if (i === undefined) return;
+    this.timeline.scroller.scrollTop = this.timeline.layout.offsets[i];
+    this.timeline.setHighlight(key);
+    this.timeline.requestDraw();
+    this.timeline.scheduleFetch();
+    this.writeHash();
   }
 
   async setFocus(g, { hash = true } = {}) {
@@ -165,6 +189,8 @@ class TimelinePage {
     const key = `g:${g}`;
     if (!this.timeline.rowIndex.has(key)) {
       if (this.focus) this.focus = null;
+      const info = this.model.goroutine(g);
+      if (info) this.closedProcesses.delete(info.proc);
       const inThreads = this.model.threads.includes(g);
       if (!(this.arrangement === "threads" && inThreads)) {
         this.arrangement = "goroutines";
@@ -196,7 +222,7 @@ class TimelinePage {
     }
     this.timeline.setSelected(sel);
     if (sel.kind === "gc") {
-      this.panel.showGC(sel);
+      this.panel.showGC(sel, this.model);
     } else if (sel.kind === "loop" && sel.merged) {
       this.panel.showMerged(sel, () => this.timeline.setView(sel.start - (sel.end - sel.start) * 2, sel.end + (sel.end - sel.start) * 2));
     } else if (sel.kind === "loop") {
@@ -251,6 +277,7 @@ class TimelinePage {
       this.results.append(el("li", null,
         el("a", { href: "#", onclick: (e) => { e.preventDefault(); this.results.hidden = true; this.jumpTo(g.id, null, false); } },
           el("span", { class: "gname" }, g.name || g.kind), ` · g${g.id}`,
+          this.model.several ? el("span", { class: "pid" }, ` · pid ${g.pid}`) : null,
           el("div", { class: "file" }, g.function || "(no start function)")),
         el("a", { href: "#", class: "focus-link", title: "focus on it", onclick: (e) => { e.preventDefault(); this.results.hidden = true; this.setFocus(g.id); } }, "focus"),
       ));
