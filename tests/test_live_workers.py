@@ -29,6 +29,8 @@ WORKERS = 2
 SERVERS = {
     "gunicorn-sync": ["-m", "gunicorn", "worker_service:wsgi_app"],
     "gunicorn-gthread": ["-m", "gunicorn", "--threads", "4", "worker_service:wsgi_app"],
+    # the master loads the application (and sets the endpoints up) before it listens and forks the workers
+    "gunicorn-preload": ["-m", "gunicorn", "--preload", "--threads", "4", "worker_service:wsgi_app"],
     "gunicorn-uvicorn": ["-m", "gunicorn", "-k", "uvicorn.workers.UvicornWorker", "worker_service:asgi_app"],
     "uvicorn": ["-m", "uvicorn", "--lifespan", "off", "--log-level", "warning", "worker_service:asgi_app"],
 }

@@ -185,6 +185,7 @@ RETRY_SECONDS = 120.0  # how long a process listening on no socket yet keeps try
 _registration: Registration | None = None
 _serve_in_child: Serve | None = None
 _retrying: int | None = None  # the pid of the process whose thread is trying to register
+_registered_late = False  # registered by that thread, not when the endpoints were set up
 
 
 def register(serve: Serve) -> Registration | None:
@@ -231,6 +232,8 @@ def _retry(serve: Serve) -> None:
         time.sleep(pause)
         pause = min(pause * 2, 2.0)
         if current() is None and _try_register(serve) is not None:
+            global _registered_late
+            _registered_late = True
             return
 
 
@@ -276,10 +279,13 @@ def _at_exit() -> None:
 
 def _after_fork() -> None:
     """A worker forked by a master that set the endpoints up before it listened (gunicorn's ``--preload``)
-    registers as itself; the children of a registered worker do not."""
-    global _registration
-    parent_registered, _registration = _registration is not None, None
-    if _serve_in_child is not None and not parent_registered:
+    registers as itself; the children a worker forks once registered as it set its endpoints up do not.
+    (A process that registered only later, from the thread that tries again, may be such a master: its
+    children register.)"""
+    global _registration, _registered_late, _retrying
+    inherit = _registration is None or _registered_late
+    _registration, _registered_late, _retrying = None, False, None
+    if _serve_in_child is not None and inherit:
         register(_serve_in_child)
 
 
