@@ -7,7 +7,8 @@ sending it to the end of its response. With ``--capture N`` it first asks
 the server for an N-second trace on another connection and starts the
 window 0.1 s later (``--save`` keeps the trace; with ``--repeat``, captures
 follow one another until the window ends, the i-th kept as ``SAVE.i``,
-counted in ``captures``); ``--flight PATH`` asks for the flight recorder's
+counted in ``captures``; ``capture_workers`` is how many worker processes
+the first one held); ``--flight PATH`` asks for the flight recorder's
 snapshot at the end of the window and keeps it. A response that takes
 longer than ``--timeout`` seconds counts as an error (the server stopped
 answering). Besides the rates and latencies, ``max_gap_ms`` is the longest
@@ -69,8 +70,12 @@ async def keep_asking(
             writer.close()
 
 
+CAPTURED_WORKERS: list[int] = []  # the workers each capture held (X-Exectracer-Workers; 1 without it)
+
+
 async def capture(host: str, port: int, path: str, save: str | None, timeout: float) -> int:
-    """Ask for ``path`` (a trace capture or a flight snapshot); the size of the trace received, kept in ``save``."""
+    """Ask for ``path`` (a trace capture or a flight snapshot); the size of the trace received, kept in ``save``.
+    How many workers it held goes into :data:`CAPTURED_WORKERS`."""
     reader, writer = await asyncio.open_connection(host, port)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
@@ -78,6 +83,7 @@ async def capture(host: str, port: int, path: str, save: str | None, timeout: fl
         raise RuntimeError(f"{path} was refused: {head[:80]!r}")
     body = await asyncio.wait_for(reader.readexactly(_content_length(head)), timeout)
     writer.close()
+    CAPTURED_WORKERS.append(int(_header(head, b"x-exectracer-workers") or 1))
     if save:
         with open(save, "wb") as out:
             out.write(body)
@@ -97,10 +103,18 @@ async def captures(host: str, port: int, args: argparse.Namespace, end: float) -
 
 
 def _content_length(head: bytes) -> int:
+    value = _header(head, b"content-length")
+    if value is None:
+        raise RuntimeError(f"no Content-Length in {head!r}")
+    return int(value)
+
+
+def _header(head: bytes, name: bytes) -> bytes | None:
+    """The value of header ``name`` (lower case) in a response's head, if it has one."""
     for line in head.lower().split(b"\r\n"):
-        if line.startswith(b"content-length:"):
-            return int(line.split(b":", 1)[1])
-    raise RuntimeError(f"no Content-Length in {head!r}")
+        if line.startswith(name + b":"):
+            return line.split(b":", 1)[1].strip()
+    return None
 
 
 async def lateness(end: float) -> float:
@@ -159,6 +173,7 @@ async def main(args: argparse.Namespace) -> dict:
         "p99_ms": 1e3 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
         "capture_bytes": capture_size,
         "captures": count,
+        "capture_workers": CAPTURED_WORKERS[0] if CAPTURED_WORKERS else None,
         "errors": len(errors),
         "first_error": errors[0] if errors else None,
         "max_gap_ms": 1e3 * longest_gap(answered, start, end),

@@ -265,8 +265,14 @@ def _describe_trace(path: str, data: bytes) -> str:
     if lost.chunks_skipped or lost.truncated_bytes or lost.seq_gaps:
         missing.append("damaged")
     unseen = "".join(f"\n  not seen by the recorder: {note}" for note in lost.unseen)
+    note = trace.metadata.get("service_capture")
+    absent = note.get("missing") if isinstance(note, dict) else None
+    for worker in absent if isinstance(absent, list) else []:  # workers of the service left out (docs/live.md)
+        if isinstance(worker, dict):
+            unseen += f"\n  missing worker: pid {worker.get('pid')}: {worker.get('reason')}"
+    processes = f"{len(trace.processes)} processes, " if len(trace.processes) > 1 else ""
     return (
-        f"{path}: {trace.event_count:,} events over {trace.duration_ns / 1e9:.2f} s, "
+        f"{path}: {trace.event_count:,} events over {trace.duration_ns / 1e9:.2f} s, {processes}"
         f"{len(trace.thread_table):,} threads, {len(trace.task_table):,} tasks, "
         f"{', '.join(missing) or 'nothing lost'} ({_size(size)})"
     ) + unseen

@@ -192,6 +192,8 @@ def _header(info: dict[str, Any], name: str, width: int) -> str:
     items = [printable(info["python"]), f"pid {info['pid']}", _trace_duration(info), f"{info['events']:,} events"]
     line = flow(f"Trace {title}:", items, width)
     line += "\n" + flow("WARNING: incomplete trace:", problems, width, sep=";") if problems else ""
+    for m in info.get("missing_workers", ()):
+        line += "\n" + flow(f"MISSING WORKER: pid {m.get('pid')}: {printable(m.get('reason'))}", [], width)
     for note in info.get("unseen", ()):  # each on lines of its own, wrapped between words
         line += "\n" + flow(f"NOT SEEN by the recorder: {printable(note)}", [], width)
     sampler = info.get("sampler") or {}

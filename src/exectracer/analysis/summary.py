@@ -226,7 +226,15 @@ def _trace_info(trace: TraceData, anomalies: dict[str, int]) -> dict[str, Any]:
         "unseen": list(lost.unseen),  # what the recorder could not see (a loop no hook sees, ...)
         "sampler": _sampler_info(trace),
         "writer": _writer_info(trace),
+        "missing_workers": _missing_workers(trace),
     }
+
+
+def _missing_workers(trace: TraceData) -> list[dict[str, Any]]:
+    """The workers of a service a live capture asked and did not get (``pid``, ``reason``): docs/live.md."""
+    note = trace.metadata.get("service_capture")
+    missing = note.get("missing") if isinstance(note, dict) else None
+    return [m for m in missing if isinstance(m, dict)] if isinstance(missing, list) else []
 
 
 def _sampler_info(trace: TraceData) -> dict[str, int] | None:

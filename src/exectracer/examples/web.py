@@ -11,6 +11,10 @@ and ``/debug/pprof/flight`` through its framework's integration:
 * ``flask``: Flask under waitress (a threaded WSGI server);
 * ``aiohttp``: an aiohttp application with ``add_debug_routes``.
 
+The Starlette application also runs under a server of several workers
+(``service_app``: ``uvicorn --factory --workers 4
+exectracer.examples.web:service_app``), where a capture holds every worker.
+
 Run one with ``python -m exectracer.examples.web starlette --port 8000``
 and try ``curl -o out.xtrace 'http://127.0.0.1:8000/debug/pprof/trace?seconds=2'``.
 It prints ``listening on URL`` once its socket accepts connections. The
@@ -23,6 +27,7 @@ import argparse
 import asyncio
 import functools
 import json
+import os
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -39,9 +44,8 @@ def work() -> bytes:
         return json.dumps({"count": len(numbers), "total": sum(numbers)}).encode()
 
 
-def serve_starlette(sock: socket.socket, settings: dict[str, Any] | None, threads: int, standard: bool = False) -> None:
-    """Starlette under uvicorn: on asyncio's loop and h11, or (``standard``) uvicorn's defaults (uvloop, httptools)."""
-    import uvicorn
+def starlette_app(settings: dict[str, Any] | None) -> Any:
+    """The Starlette application, behind the ASGI middleware with ``settings`` (None: without it)."""
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse, Response
     from starlette.routing import Route
@@ -62,8 +66,23 @@ def serve_starlette(sock: socket.socket, settings: dict[str, Any] | None, thread
         from exectracer.asgi import TraceMiddleware
 
         app = TraceMiddleware(app, **settings)
+    return app
+
+
+def service_app() -> Any:
+    """The Starlette application for a server of several workers:
+    ``uvicorn --factory --workers 4 exectracer.examples.web:service_app`` (gunicorn: ``-k
+    uvicorn.workers.UvicornWorker 'exectracer.examples.web:service_app()'``). With the endpoints, unless
+    ``EXECTRACER_EXAMPLE_NO_MIDDLEWARE=1``."""
+    return starlette_app(None if os.environ.get("EXECTRACER_EXAMPLE_NO_MIDDLEWARE") == "1" else {})
+
+
+def serve_starlette(sock: socket.socket, settings: dict[str, Any] | None, threads: int, standard: bool = False) -> None:
+    """Starlette under uvicorn: on asyncio's loop and h11, or (``standard``) uvicorn's defaults (uvloop, httptools)."""
+    import uvicorn
+
     servers: dict[str, Any] = {} if standard else {"loop": "asyncio", "http": "h11"}
-    config = uvicorn.Config(app, **servers, lifespan="off", log_level="warning", access_log=False)
+    config = uvicorn.Config(starlette_app(settings), **servers, lifespan="off", log_level="warning", access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
 
 

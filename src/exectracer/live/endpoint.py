@@ -12,26 +12,31 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hmac
 import http
 import io
 import ipaddress
 import math
+import os
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..host_names import accepts_host, names
+from ..record.hook_errors import caught
 from ..record.recorder import Options, TracingError
-from . import flight
+from . import flight, rendezvous
 from .capture import Capture, CaptureBusy
 from .naming import trace_file_name
+from .workers import Gathering, Missing, Refused, answer, merged
 
 TRACE_PATH = "/debug/pprof/trace"
 FLIGHT_PATH = "/debug/pprof/flight"
 DEFAULT_SECONDS = 1.0
 MAX_QUERY_FIELDS = 16
+PROCESS_CHOICES = ("all", "self")  # ?process=: every worker of the service (default), or the one that answers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,45 +83,114 @@ class DebugResponse:
 
 
 class _Job:
-    """Work for one accepted request: ``begin()``, wait ``seconds``, ``finish()`` for the response."""
+    """Work for one accepted request: ``begin()``, wait ``seconds``, ``finish()`` for the response.
+
+    ``siblings``: the other workers of the service to ask for the same window (empty: this process alone).
+    """
 
     seconds = 0.0
+    kind = "trace"
+
+    def __init__(self, siblings: list[tuple[int, str]], timeout: float) -> None:
+        self._siblings, self._timeout = siblings, timeout
+        self._gathering: Gathering | None = None
 
     def begin(self) -> None:
-        """Start; raises :class:`CaptureBusy` when it cannot."""
+        """Start, and ask the siblings; raises :class:`CaptureBusy` when it cannot."""
+        self._begin_own()
+        if self._siblings:
+            try:
+                self._gathering = Gathering(self._siblings, self.kind, self.seconds, self._timeout)
+            except Exception:  # no thread to ask them with: this worker's trace alone
+                caught("live.endpoint.gather")
 
     def finish(self) -> DebugResponse:
+        own = self._finish_own()
+        if own is None:
+            return _no_flight_recorder()
+        extra = self._headers()
+        if self._gathering is not None:
+            traces, missing = self._gathering.collect()
+            own, headers = _service_trace(own, traces, missing)
+            extra += headers
+        return DebugResponse.trace(self.kind, own, extra)
+
+    def _begin_own(self) -> None:
+        pass
+
+    def _finish_own(self) -> bytes | None:
         raise NotImplementedError
+
+    def _headers(self) -> list[tuple[str, str]]:
+        return []
 
 
 class _CaptureJob(_Job):
-    def __init__(self, seconds: float, capped: bool, options: dict[str, Any], max_bytes: int) -> None:
+    def __init__(
+        self,
+        seconds: float,
+        capped: bool,
+        options: dict[str, Any],
+        max_bytes: int,
+        siblings: list[tuple[int, str]],
+        timeout: float,
+    ) -> None:
+        super().__init__(siblings, timeout)
         self.seconds = seconds
         self._capped = capped
         self._capture = Capture(options, max_bytes, seconds)
 
-    def begin(self) -> None:
+    def _begin_own(self) -> None:
         self._capture.begin()
 
-    def finish(self) -> DebugResponse:
-        body = self._capture.finish()
+    def _finish_own(self) -> bytes:
+        return self._capture.finish()
+
+    def _headers(self) -> list[tuple[str, str]]:
         extra = [("X-Exectracer-Seconds", repr(self.seconds))]
         if self._capped:
             extra.append(("X-Exectracer-Capped", "seconds was more than the maximum"))
-        return DebugResponse.trace("trace", body, extra)
+        return extra
 
 
 class _FlightJob(_Job):
-    def finish(self) -> DebugResponse:
-        recorder = flight.running()
-        if recorder is None:
-            return _no_flight_recorder()
-        out = io.BytesIO()
-        try:
-            recorder.snapshot(out)
-        except TracingError:  # stopped meanwhile
-            return _no_flight_recorder()
-        return DebugResponse.trace("flight", out.getvalue())
+    kind = "flight"
+
+    def _finish_own(self) -> bytes | None:
+        return _flight_snapshot()
+
+
+def _flight_snapshot() -> bytes | None:
+    """A snapshot of the running flight recorder; None if none runs."""
+    recorder = flight.running()
+    if recorder is None:
+        return None
+    out = io.BytesIO()
+    try:
+        recorder.snapshot(out)
+    except TracingError:  # stopped meanwhile
+        return None
+    return out.getvalue()
+
+
+def _service_trace(own: bytes, traces: list[bytes], missing: list[Missing]) -> tuple[bytes, list[tuple[str, str]]]:
+    """This worker's trace merged with its siblings', and the headers saying who is in and who is missing."""
+    if not traces and not missing:  # the siblings registered were all gone
+        return own, []
+    note: dict[str, object] = {
+        "answered_by": os.getpid(),
+        "workers": 1 + len(traces),
+        "missing": [{"pid": m.pid, "reason": m.reason} for m in missing],
+    }
+    headers = [("X-Exectracer-Workers", str(1 + len(traces)))]
+    if missing:
+        headers.append(("X-Exectracer-Missing", _header_value("; ".join(str(m) for m in missing))))
+    return merged(own, traces, note), headers
+
+
+def _header_value(text: str) -> str:
+    """``text`` as a header value: printable ASCII, one line, 1000 characters at most."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text)[:1000]
 
 
 class DebugEndpoints:
@@ -147,6 +221,8 @@ class DebugEndpoints:
         max_seconds: float = 30.0,
         max_bytes: int = 256 << 20,
         options: Mapping[str, Any] | None = None,
+        workers: bool = True,
+        worker_timeout: float = 10.0,
     ) -> None:
         if not (math.isfinite(max_seconds) and max_seconds > 0):
             raise ValueError("max_seconds must be a positive number of seconds")
@@ -162,6 +238,12 @@ class DebugEndpoints:
         self._max_bytes = max_bytes
         self._options = dict(options or {})
         Options.from_kwargs(self._options)  # reject bad options now
+        if not (math.isfinite(worker_timeout) and worker_timeout > 0):
+            raise ValueError("worker_timeout must be a positive number of seconds")
+        self.workers = workers
+        self._worker_timeout = worker_timeout
+        if workers:
+            rendezvous.register(functools.partial(answer, respond=self._answer_sibling))
 
     def respond(self, request: DebugRequest) -> DebugResponse:
         """Answer ``request`` (one of :attr:`paths`), blocking the calling thread while a capture runs."""
@@ -204,13 +286,46 @@ class DebugEndpoints:
             return refusal
         if request.method != "GET":
             return DebugResponse.error(405, f"use GET, not {request.method}", [("Allow", "GET")])
-        if request.path == self.flight_path:
-            return _FlightJob() if flight.running() is not None else _no_flight_recorder()
         try:
-            seconds = self._seconds(request.query)
+            fields = _fields(request.query)
+            seconds = self._seconds(fields)
+            siblings = self._siblings(fields)
         except ValueError as exc:
             return DebugResponse.error(400, str(exc))
-        return _CaptureJob(min(seconds, self.max_seconds), seconds > self.max_seconds, self._options, self._max_bytes)
+        if request.path == self.flight_path:
+            return _FlightJob(siblings, self._worker_timeout) if flight.running() is not None else _no_flight_recorder()
+        capped = min(seconds, self.max_seconds)
+        return _CaptureJob(
+            capped, seconds > self.max_seconds, self._options, self._max_bytes, siblings, self._worker_timeout
+        )
+
+    def _siblings(self, fields: dict[str, list[str]]) -> list[tuple[int, str]]:
+        """The other workers to ask, as ``process`` says (ValueError for a bad value)."""
+        given = fields.get("process", ["all"])
+        if len(given) > 1 or given[0] not in PROCESS_CHOICES:
+            raise ValueError(f"process must be one of {', '.join(PROCESS_CHOICES)}, given once")
+        registration = rendezvous.current() if self.workers else None
+        if given[0] == "self" or registration is None:
+            return []
+        return registration.siblings()
+
+    def _answer_sibling(self, kind: str, seconds: float) -> bytes:
+        """What a sibling worker asked for: a capture of ``seconds`` (capped) or a flight snapshot."""
+        if kind == "flight":
+            data = _flight_snapshot()
+            if data is None:
+                raise Refused("no flight recorder is running there")
+            return data
+        capture = Capture(self._options, self._max_bytes, min(seconds, self.max_seconds))
+        try:
+            capture.begin()
+        except CaptureBusy as exc:
+            raise Refused(str(exc)) from None
+        try:
+            time.sleep(min(seconds, self.max_seconds))
+        finally:
+            data = capture.finish()
+        return data
 
     def _check_access(self, request: DebugRequest) -> DebugResponse | None:
         if self._allow is not None and not _allowed(request.client, self._allow):
@@ -231,12 +346,8 @@ class DebugEndpoints:
                 )
         return None
 
-    def _seconds(self, query: str) -> float:
+    def _seconds(self, fields: dict[str, list[str]]) -> float:
         """The ``seconds`` parameter; ValueError with the reason if it is not a positive number."""
-        try:
-            fields = urllib.parse.parse_qs(query, keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS)
-        except ValueError:
-            raise ValueError(f"too many query parameters (at most {MAX_QUERY_FIELDS})") from None
         given = fields.get("seconds")
         if given is None:
             return DEFAULT_SECONDS
@@ -249,6 +360,14 @@ class DebugEndpoints:
         if not (math.isfinite(seconds) and seconds > 0):
             raise ValueError(f"seconds must be a positive number, not {given[0][:40]!r}")
         return seconds
+
+
+def _fields(query: str) -> dict[str, list[str]]:
+    """The query's parameters; ValueError if there are too many."""
+    try:
+        return urllib.parse.parse_qs(query, keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS)
+    except ValueError:
+        raise ValueError(f"too many query parameters (at most {MAX_QUERY_FIELDS})") from None
 
 
 def _allowed(client: str | None, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:

@@ -1,0 +1,77 @@
+"""What following child processes costs: ``exectracer run`` of a ``multiprocessing.Pool`` workload.
+
+Runs ``workload_pool.py`` as a fresh process, untraced (``python workload_pool.py``) and traced
+(``python -m exectracer run -o OUT workload_pool.py``: the parent and every pool worker record, each into its
+own file), alternating the two, and prints the medians of the whole processes' wall times and their ratio,
+with the events and files the last traced run wrote::
+
+    python bench/bench_pool.py --runs 7
+    python bench/bench_pool.py --runs 7 --start-method spawn
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import glob
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORKLOAD = HERE / "workload_pool.py"
+
+
+def run_once(command: list[str]) -> float:
+    """Wall time of one whole process tree, in seconds."""
+    env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    t0 = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="runs of each, alternating")
+    parser.add_argument("--items", type=int, default=20000)
+    parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--start-method", default="fork", choices=["fork", "forkserver", "spawn"])
+    args = parser.parse_args()
+    work = ["--items", str(args.items), "--processes", str(args.processes), "--start-method", args.start_method]
+    compileall.compile_dir(str(HERE.parent / "src" / "exectracer"), quiet=1)
+    plain, traced = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.xtrace")
+        for i in range(args.runs):
+            for path in glob.glob(os.path.join(tmp, "*.xtrace")):
+                os.unlink(path)
+            untraced_first = i % 2 == 0  # alternate which goes first
+            runs = [
+                ("untraced", [sys.executable, str(WORKLOAD), *work]),
+                ("traced", [sys.executable, "-m", "exectracer", "run", "-o", out, str(WORKLOAD), *work]),
+            ]
+            for name, command in runs if untraced_first else runs[::-1]:
+                (plain if name == "untraced" else traced).append(run_once(command))
+            print(f"run {i + 1}: untraced {plain[-1]:.3f} s, traced {traced[-1]:.3f} s", flush=True)
+        sys.path.insert(0, str(HERE.parent / "src"))
+        import exectracer
+
+        trace = exectracer.load(out)
+        files = len(glob.glob(os.path.join(tmp, "*.xtrace")))
+        size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(tmp, "*.xtrace")))
+        events, processes = trace.event_count, len(trace.processes)
+    p, t = statistics.median(plain), statistics.median(traced)
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, Pool({args.processes}) {args.start_method},"
+        f" {args.items} items, {args.runs} runs of each, alternating"
+    )
+    print(f"untraced median {p:.3f} s, traced median {t:.3f} s, ratio {t / p:.3f}")
+    print(f"last traced run: {processes} processes, {files} files, {events:,} events, {size:,} bytes")
+
+
+if __name__ == "__main__":
+    main()
