@@ -211,8 +211,8 @@ def test_taking_the_ticks_back_from_a_stuck_loop_is_no_gil_wait(
     takes the ticks back; that its sleep ended ticks after the due sample is no GIL wait of its own.
 
     Given way to, the loop holds the ticks and the sampler's thread sleeps on its watchdog, which wakes
-    ticks after the due sample; with the select's wait hook, the hook takes the samples while the
-    sampler's thread sleeps each tick until a hook should have taken it.
+    ticks after the due sample; with the select's wait hook, or the C step runner between steps, a hook
+    takes the samples while the sampler's thread sleeps each tick until a hook should have taken it.
     """
     takers = _logging_samples(monkeypatch)
     marks: dict[str, object] = {}
@@ -221,11 +221,13 @@ def test_taking_the_ticks_back_from_a_stuck_loop_is_no_gil_wait(
     async def stuck_after_busy() -> None:
         """Busy among the players, then stuck in one long step (no select between)."""
         handoff = recorder.current().handoff
+        loop_thread = threading.get_ident()
         busy_until = time.perf_counter() + 0.4
         deadline = busy_until + DEADLINE
-        while time.perf_counter() < busy_until or (not thread_waits and handoff.inline_sampler is None):
+        while time.perf_counter() < busy_until or not any(ident == loop_thread for _, ident in takers[-3:]):
             assert time.perf_counter() < deadline, "the busy loop never took the ticks"
             await asyncio.sleep(0)
+        marks["given_way"] = handoff.inline_sampler is not None  # else the hooks take them (the C step runner)
         marks["cpu"] = cpu_waits()
         marks["busy_end"] = time.perf_counter_ns()
         _one_long_step(lambda: _taken_since(takers, marks["busy_end"]) >= 6)
@@ -248,7 +250,7 @@ def test_taking_the_ticks_back_from_a_stuck_loop_is_no_gil_wait(
     assert len(stuck) > 0 and stuck.max() < 50_000_000 + marks["cpu"], (
         f"GIL wait estimates while the loop was stuck: {sorted(stuck)[-3:]}, {marks['cpu']} ns waiting for a CPU"
     )
-    if not thread_waits:
+    if marks["given_way"]:
         # the first sample after the loop got stuck is the one that took the ticks back (nothing else samples a
         # loop in one long step): its sleep was not due to end then, so no GIL wait estimate comes with it
         took_back = stuck_samples[0]
@@ -286,3 +288,28 @@ def test_a_busy_event_loop_does_not_starve_the_collector(tmp_path) -> None:
     # while the events piled up: over a hundred chunks' worth; now a few (under CPU load, up to 8 seen)
     assert most <= 16 * chunk, f"{most} events stored at once ({most / chunk:.1f} chunks' worth)"
     assert written_while_busy >= 100 * chunk and totals["events"] >= written_while_busy
+
+
+@pytest.mark.skipif(native.speedups() is None, reason="the C step runner takes the samples between steps")
+def test_a_busy_uvloop_loop_takes_the_samples_between_its_steps(
+    record: Callable[..., Recorded], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvloop has no select of Python's to give way at: the C step runner takes each due sample between two steps,
+    on the loop's thread, so that the sampler's thread need not take the GIL from the busy loop."""
+    uvloop = pytest.importorskip("uvloop")
+    takers = _logging_samples(monkeypatch)
+    marks: dict[str, int] = {}
+
+    async def program() -> None:
+        marks["loop_thread"] = threading.get_ident()
+        await _ping_pong(0.6, passes=20_000)
+        marks["busy_end"] = time.perf_counter_ns()
+
+    rec = record(lambda: uvloop.run(program()), sample_interval=0.01)
+    busy_takers = [ident for when, ident in takers if when <= marks["busy_end"]]
+    on_loop = busy_takers.count(marks["loop_thread"])
+    assert on_loop > 0.5 * len(busy_takers), f"while busy, the loop took {on_loop} of {len(busy_takers)} samples"
+    _, indices = _loop_samples(rec)
+    for i in indices:  # a sample the loop took of itself shows the loop, not the sampler
+        frames = rec.trace.stacks.get(int(rec.arg[i]) >> CATEGORY_SHIFT, [])
+        assert not any(f.function.endswith(("sample_from_hook", "_walk", "_sample")) for f in frames)

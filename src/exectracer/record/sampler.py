@@ -224,7 +224,9 @@ class Sampler:
     From a daemon thread; while a busy event loop takes the ticks
     (``sample_inline``, see ``handoff``), from the loop's own thread; and,
     with the C hooks, from any thread about to make a hooked I/O, sleep or
-    system call once a sample is due (``sample_from_hook``): the daemon
+    system call once a sample is due, and from an event loop's thread
+    between two of its steps or callbacks (``sample_from_hook``; the one way
+    on uvloop, which has no Python select to give way at): the daemon
     thread then takes the GIL only for the ticks no hook took.
     """
 
@@ -318,10 +320,11 @@ class Sampler:
         self._sample_here(sys._getframe(2))
 
     def sample_from_hook(self) -> None:
-        """Take the due sample on a thread about to make a hooked call (a Timed one), which holds the GIL.
+        """Take the due sample on a thread about to make a hooked call (a Timed one), or on a loop's thread between
+        two steps (the C step runner), which holds the GIL.
 
         Called from C: the thread's own stack starts at the caller of the
-        hooked function. Not on the tracer's own threads.
+        hooked function (between steps: the loop's own frames). Not on the tracer's own threads.
         """
         if self._files_pending or threading.get_ident() in self._own:
             return  # this tick is left to the sampler's thread (the hooks wait for its next plan)

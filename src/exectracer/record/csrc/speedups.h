@@ -508,6 +508,10 @@ XT_INTERNAL PyObject *xt_clear_wait_sink(PyObject *module, PyObject *unused);
 XT_INTERNAL PyObject *xt_record_wait_py(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 XT_INTERNAL PyObject *xt_in_timed_call(PyObject *module, PyObject *unused);
 XT_INTERNAL PyObject *xt_set_hook_sampler(PyObject *module, PyObject *sampler);
+/* The sampler's next due time (perf_counter ns; UINT64_MAX: none), and taking that sample on the calling thread, which
+   holds the GIL between a loop's steps: a busy event loop takes its samples itself, without handing the GIL over */
+XT_INTERNAL extern uint64_t xt_hook_sample_due;
+XT_INTERNAL void xt_sample_between_steps(void);
 XT_INTERNAL PyObject *xt_set_hook_sample_due(PyObject *module, PyObject *due);
 /* regions.c */
 XT_INTERNAL PyObject *xt_set_annotation_sink(PyObject *module, PyObject *args, PyObject *kwargs);

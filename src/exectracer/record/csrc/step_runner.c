@@ -743,6 +743,9 @@ step_runner_run(StepRunner *self, const Job *job)
     }
     Py_XDECREF(task);
     Py_DECREF(cb);
+    if (result != NULL && xt_hook_sample_due != UINT64_MAX) {
+        xt_sample_between_steps();  /* the sampler's due sample, if due: the loop need not hand the GIL over for it */
+    }
     return result;
 }
 

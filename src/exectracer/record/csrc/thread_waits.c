@@ -265,17 +265,18 @@ record_wait_in_c(uint64_t start, uint64_t end, uint64_t category, PyObject *fram
    sample would hold it longer. Set by the sampler (set_hook_sampler,
    set_hook_sample_due); one sample at a time. */
 static PyObject *hook_sampler;                 /* called with no arguments; NULL: none */
-static uint64_t hook_sample_due = UINT64_MAX;  /* perf_counter ns */
+uint64_t xt_hook_sample_due = UINT64_MAX;      /* perf_counter ns */
 static int hook_sampling;                      /* a hook is taking a sample now */
 
-/* Take the due sample if `now` is past it; 1 if one was taken (the caller's clock reading is stale) */
+/* Take the due sample if `now` is past it; 1 if one was taken (the caller's clock reading is stale). Also called
+   by the step runner between the steps and callbacks of a loop (xt_sample_between_steps). */
 static int
 sample_from_hook(uint64_t now)
 {
-    if (now < hook_sample_due || hook_sampler == NULL || hook_sampling) {
+    if (now < xt_hook_sample_due || hook_sampler == NULL || hook_sampling) {
         return 0;
     }
-    hook_sample_due = UINT64_MAX;  /* the sampler sets the next one */
+    xt_hook_sample_due = UINT64_MAX;  /* the sampler sets the next one */
     hook_sampling = 1;
     SET_ERROR_ASIDE;
     PyObject *result = PyObject_CallNoArgs(hook_sampler);
@@ -286,12 +287,21 @@ sample_from_hook(uint64_t now)
     return 1;
 }
 
+void
+xt_sample_between_steps(void)
+{
+    uint64_t now = xt_now_ns_nogil();
+    if (now != 0) {
+        sample_from_hook(now);
+    }
+}
+
 PyObject *
 xt_set_hook_sampler(PyObject *module, PyObject *sampler)
 {
     (void)module;
     Py_CLEAR(hook_sampler);
-    hook_sample_due = UINT64_MAX;
+    xt_hook_sample_due = UINT64_MAX;
     if (sampler != Py_None) {
         hook_sampler = Py_NewRef(sampler);
     }
@@ -306,7 +316,7 @@ xt_set_hook_sample_due(PyObject *module, PyObject *due)
     if (PyErr_Occurred()) {
         return NULL;
     }
-    hook_sample_due = value;
+    xt_hook_sample_due = value;
     Py_RETURN_NONE;
 }
 
