@@ -20,7 +20,7 @@ import pytest
 import exectracer
 from exectracer.live import rendezvous
 
-from support.live import get
+from support.live import ClientThreads, get
 from support.waiting import wait_for
 
 PROGRAMS = os.path.join(os.path.dirname(__file__), "programs")
@@ -90,25 +90,12 @@ def running(kind: str, workers: int = WORKERS, killing: bool = False, **env: str
         assert service.directory() is None, "the sockets of a service that ended are left after a sweep"
 
 
-class Load:
+class Load(ClientThreads):
     """Threads asking ``url`` on a fresh connection each time, so that every worker gets some."""
 
     def __init__(self, url: str, concurrency: int = 4) -> None:
-        self.url = url
         self.pids: list[int] = []
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run) for _ in range(concurrency)]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
+        super().__init__(url, concurrency)
 
     def _run(self) -> None:
         while not self._stop.is_set():

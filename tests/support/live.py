@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from typing import TypeVar
 
 
 @dataclasses.dataclass
@@ -41,17 +42,20 @@ def get(
         conn.close()
 
 
-class Load:
-    """``concurrency`` client threads asking ``url`` over keep-alive connections until stopped."""
+_Threads = TypeVar("_Threads", bound="ClientThreads")
+
+
+class ClientThreads:
+    """``concurrency`` threads running ``_run`` (a subclass's: asking ``url`` until ``_stop`` is set) while the
+    ``with`` block runs; what went wrong in ``failures``."""
 
     def __init__(self, url: str, concurrency: int = 4) -> None:
         self.url = url
-        self.done: list[float] = []  # when each successful response arrived (perf_counter)
         self.failures: list[str] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, name=f"load-{i}") for i in range(concurrency)]
 
-    def __enter__(self) -> Load:
+    def __enter__(self: _Threads) -> _Threads:
         for thread in self._threads:
             thread.start()
         return self
@@ -60,6 +64,17 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Load(ClientThreads):
+    """``concurrency`` client threads asking ``url`` over keep-alive connections until stopped."""
+
+    def __init__(self, url: str, concurrency: int = 4) -> None:
+        self.done: list[float] = []  # when each successful response arrived (perf_counter)
+        super().__init__(url, concurrency)
 
     def between(self, start: float, end: float) -> int:
         """Responses that arrived between two perf_counter times."""
