@@ -22,9 +22,9 @@ import os
 from types import CellType, CoroutineType, FunctionType, MemberDescriptorType
 from typing import Any
 
-# Which wrapper runs what, by the wrapper's file (from its package's directory) and function name: what to look
-# for among its locals (a coroutine, a function, or an object of a class with that name) and which of that
-# object's attributes holds the coroutine
+# Which wrapper runs what, by the end of its file's path (from its package's directory) and its function's name:
+# what to look for among its locals (a coroutine, a function, or an object of a class with that name) and which of
+# that object's attributes holds the coroutine
 WRAPPERS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("uvloop/__init__.py", "wrapper"): ("coroutine", None),  # uvloop.run's: awaits main
     ("anyio/_backends/_asyncio.py", "wrapper"): ("function", None),  # anyio.run's on asyncio: calls func
@@ -37,7 +37,8 @@ def wrapped(coro: Any) -> CoroutineType | FunctionType | None:
     code = getattr(coro, "cr_code", None) if type(coro) is CoroutineType else None
     if code is None:
         return None
-    wanted = WRAPPERS.get((code.co_filename.replace(os.sep, "/").rpartition("site-packages/")[2], code.co_name))
+    parts = code.co_filename.replace(os.sep, "/").rsplit("/", 3)  # site-packages, dist-packages or a checkout
+    wanted = WRAPPERS.get(("/".join(parts[-3:]), code.co_name)) or WRAPPERS.get(("/".join(parts[-2:]), code.co_name))
     if wanted is None:
         return None
     awaited = coro.cr_await
