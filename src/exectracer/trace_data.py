@@ -244,9 +244,7 @@ class TraceData:
     def sample_interval_ns(self) -> int | None:
         """The sampler's interval (the recording's option), in ns; None if it did not sample or the trace does
         not say."""
-        options = self.metadata.get("options")
-        interval = options.get("sample_interval") if isinstance(options, dict) else None
-        return int(float(interval) * 1e9) if isinstance(interval, (int, float)) and interval > 0 else None
+        return self._seconds_option_ns("sample_interval")
 
     @property
     def sampler_ticks_skipped(self) -> int:
@@ -258,9 +256,13 @@ class TraceData:
     def flush_interval_ns(self) -> int | None:
         """The longest the writer was to leave events in memory (the recording's option), in ns; None if the trace
         does not say."""
+        return self._seconds_option_ns("flush_interval")
+
+    def _seconds_option_ns(self, name: str) -> int | None:
+        """The recording's option ``name``, a positive number of seconds, in ns; None if the trace does not say."""
         options = self.metadata.get("options")
-        interval = options.get("flush_interval") if isinstance(options, dict) else None
-        return int(float(interval) * 1e9) if isinstance(interval, (int, float)) and interval > 0 else None
+        seconds = options.get(name) if isinstance(options, dict) else None
+        return int(float(seconds) * 1e9) if isinstance(seconds, (int, float)) and seconds > 0 else None
 
     @property
     def takes_ns(self) -> NDArray[np.int64]:
