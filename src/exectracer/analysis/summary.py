@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from typing import Any, TypedDict
 
 import numpy as np
@@ -45,9 +46,14 @@ def summarize(
     trace: TraceData, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...] = DEFAULT_WINDOWS_NS
 ) -> dict[str, Any]:
     """Everything ``exectracer summary`` reports, as plain data."""
-    doc, rows = _parts(trace, states, collections, windows_ns)
+    doc, times = _parts(trace, states, collections, windows_ns)
+    goroutines = states.goroutines
     with collections_paused():  # the rows hold no cycles: a collection every 700 of them would find nothing
-        doc["goroutines"] = [row for batch in rows for row in batch]
+        doc["goroutines"] = [
+            row
+            for i in range(0, len(goroutines), ROW_BATCH)
+            for row in _goroutine_rows(goroutines, times, trace.start_ns, slice(i, i + ROW_BATCH))
+        ]
     return doc
 
 
@@ -56,26 +62,32 @@ def summary_json(
 ) -> Iterator[str]:
     """``json.dumps(summarize(...))`` in pieces, the goroutine rows made and written :data:`ROW_BATCH` at a time
     (a trace of a million tasks has a million rows: they are never all held)."""
-    doc, rows = _parts(trace, states, collections, windows_ns)
+    doc, times = _parts(trace, states, collections, windows_ns)
+    goroutines = states.goroutines
     with collections_paused():  # the encoder makes a list of items per dict: no cycles to find among them
         head, marker, tail = json.dumps({**doc, "goroutines": _ROWS_MARK}).partition(json.dumps(_ROWS_MARK))
         if not marker or _ROWS_MARK in tail:  # the marker's text in the document itself: no shortcut
-            doc["goroutines"] = [row for batch in rows for row in batch]
+            doc["goroutines"] = _goroutine_rows(goroutines, times, trace.start_ns)
             yield json.dumps(doc)
             return
+        texts = (
+            _goroutine_rows_json(goroutines, times, trace.start_ns, slice(i, i + ROW_BATCH))
+            for i in range(0, len(goroutines), ROW_BATCH)
+        )
         yield head + "["
         separator = ""
-        for batch in rows:
+        for batch in texts:
             if batch:
-                yield separator + json.dumps(batch)[1:-1]
+                yield separator + batch
                 separator = ", "
         yield "]" + tail
 
 
 def _parts(
     trace: TraceData, states: StateIntervals, collections: Collections, windows_ns: tuple[int, ...]
-) -> tuple[dict[str, Any], Iterator[list[dict[str, Any]]]]:
-    """The summary document with ``goroutines`` left None, and its goroutine rows in batches."""
+) -> tuple[dict[str, Any], NDArray[np.int64]]:
+    """The summary document with ``goroutines`` left None, and the time table its goroutine rows are made from
+    (:func:`_time_per_goroutine`)."""
     times, latency, waits = run_all(
         (
             functools.partial(_time_per_goroutine, states, collections),
@@ -99,12 +111,7 @@ def _parts(
         ],
         "top_waits": waits,
     }
-    goroutines = states.goroutines
-    batches = (
-        _goroutine_rows(goroutines, times, trace.start_ns, slice(i, i + ROW_BATCH))
-        for i in range(0, len(goroutines), ROW_BATCH)
-    )
-    return doc, batches
+    return doc, times
 
 
 def process_mmu(
@@ -272,14 +279,17 @@ def _time_per_goroutine(states: StateIntervals, collections: Collections) -> NDA
     procs = sorted(set(collections.table.proc.tolist()))  # processes that collected
     for rows in blocks(len(states)):
         gi, state, start, end = states.gi[rows], states.state[rows], states.start[rows], states.end[rows]
-        slot = gi.astype(np.int64) * width
-        times += np.bincount(slot + state, weights=end - start, minlength=size)
+        # a block holds few goroutines (the intervals are grouped by goroutine): its sums go to their rows only
+        first = int(gi.min()) * width
+        slot = gi.astype(np.int64) * width - first
+        mine = times[first : first + int(slot.max()) + width]
+        mine += np.bincount(slot + state, weights=end - start, minlength=len(mine))
         for proc in procs:  # a collection holds up its own process's goroutines only
             busy = collections.busy_in(proc)
-            mine = (state <= State.RUNNABLE) & (states.goroutines.proc[gi] == proc if several else True)
-            active = np.flatnonzero(mine & busy.may_overlap(start, end))
+            ours = (state <= State.RUNNABLE) & (states.goroutines.proc[gi] == proc if several else True)
+            active = np.flatnonzero(ours & busy.may_overlap(start, end))
             in_gc = busy.covered(start[active], end[active])
-            times += np.bincount(slot[active] + _SLOTS, weights=in_gc, minlength=size)
+            mine += np.bincount(slot[active] + _SLOTS, weights=in_gc, minlength=len(mine))
     return np.rint(times).astype(np.int64).reshape(-1, width)
 
 
@@ -348,6 +358,63 @@ def _goroutine_rows(
         }
         for gid, pid, kind, name, function, label, role, parent, created, ended, time_ns in zip(*columns, strict=True)
     ]
+
+
+def _row_template() -> tuple[str, tuple[int, ...]]:
+    """A ``%`` format that makes the JSON text of one goroutine row as ``json.dumps`` writes it, from its values
+    each already JSON text (or an int), in the order of :data:`_ROW_KEYS` then the time columns it returns (as
+    :func:`_time_per_goroutine` numbers them): the keys, their order and separators are those of ``json.dumps`` of
+    a row itself."""
+    row: dict[str, Any] = {key: f"{_SLOT_MARK}{key}" for key in _ROW_KEYS}
+    slots: list[Any] = [f"{_SLOT_MARK}{i}" for i in range(_SLOTS + 1)]  # marks where _time_ns takes numbers
+    row["time_ns"] = _time_ns(slots)
+    marker = re.escape(json.dumps(_SLOT_MARK)[:-1]) + r'([^"]*)"'
+    text = json.dumps(row).replace("%", "%%")
+    names = re.findall(marker, text)
+    assert tuple(names[: len(_ROW_KEYS)]) == _ROW_KEYS, "a row's keys come first, in order"
+    return re.sub(marker, "%s", text), tuple(int(name) for name in names[len(_ROW_KEYS) :])
+
+
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
+_SLOT_MARK = "\x00exectracer: a value\x00"
+_ROW_KEYS = ("id", "pid", "kind", "name", "start_function", "label", "role", "parent_id", "created_ns", "ended_ns")
+_ROW_TEMPLATE, _ROW_TIME_SLOTS = _row_template()
+
+
+def _goroutine_rows_json(goroutines: Goroutines, times: NDArray[np.int64], trace_start: int, rows: slice) -> str:
+    """The JSON text of :func:`_goroutine_rows` (the rows at ``rows``) without its brackets, made column by column:
+    each column's values encoded at once, then each row's text by one ``%`` of :data:`_ROW_TEMPLATE`."""
+    role = goroutines.role[rows]
+    columns = (
+        goroutines.ids[rows].tolist(),
+        _json_strings(goroutines.pid[rows].tolist()),
+        np.where(goroutines.is_task[rows], '"task"', '"thread"').tolist(),
+        _json_strings(goroutines.name[rows].tolist()),
+        _json_strings(goroutines.start_function[rows].tolist()),
+        _json_strings(goroutines.labels(role, rows).tolist()),
+        _json_strings(role.tolist()),
+        _relative_json(goroutines.parent_id[rows], 0),
+        _relative_json(goroutines.created_ns[rows], trace_start),
+        _relative_json(goroutines.ended_ns[rows], trace_start),
+        *(times[rows, slot].tolist() for slot in _ROW_TIME_SLOTS),
+    )
+    return ", ".join(map(_ROW_TEMPLATE.__mod__, zip(*columns, strict=True)))
+
+
+def _json_strings(values: list[Any]) -> list[str]:
+    """Each of ``values`` (strings, ints and None, many repeated) as ``json.dumps`` writes it."""
+    known: dict[Any, str] = {}
+    string = _encode_string  # what json.dumps writes a str as (ensure_ascii)
+    return [string(v) if v.__class__ is str else known.get(v) or known.setdefault(v, json.dumps(v)) for v in values]
+
+
+def _relative_json(values: NDArray[np.int64], origin: int) -> list[int | str]:
+    """``values - origin`` as Python ints, ``"null"`` where a value is :data:`NONE`."""
+    known = values != NONE
+    out: list[int | str] = np.where(known, values - origin, 0).tolist()
+    if not known.all():
+        out = [v if k else "null" for v, k in zip(out, known.tolist(), strict=True)]
+    return out
 
 
 def _relative(values: NDArray[np.int64], origin: int) -> list[int | None]:
