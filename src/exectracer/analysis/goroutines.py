@@ -216,11 +216,13 @@ def _or_none(value: np.int64) -> int | None:
 def group_order(index: NDArray[np.int32], groups: int) -> NDArray[np.intp]:
     """A stable order that groups rows by ``index`` (values ``0..groups-1``), keeping row order within a group.
 
-    A least-significant-digit radix sort on 16-bit digits: NumPy sorts
-    16-bit integers stably by counting, far faster than a comparison sort.
+    Up to 2^16 groups, NumPy sorts the 16-bit indices stably by counting,
+    far faster than a comparison sort. With more, its stable sort of 32-bit
+    integers (a merge sort of the runs already in order) beats two passes of
+    a 16-bit radix sort on events in time order: a goroutine's events come
+    close together, and goroutines made one after another have ascending
+    indices (2.5 times as fast on the generated service trace).
     """
     if groups <= RADIX:
         return np.argsort(index.astype(np.uint16), kind="stable")
-    order = np.argsort((index & (RADIX - 1)).astype(np.uint16), kind="stable")
-    high = (index[order] >> 16).astype(np.uint32 if groups > RADIX * RADIX else np.uint16)
-    return order[np.argsort(high, kind="stable")]
+    return np.argsort(index.astype(np.int32, copy=False), kind="stable")

@@ -266,7 +266,8 @@ def _grouped_rows(
     unplaced = np.sum([part_unplaced for _, _, part_unplaced in parts], axis=0)
     if merge:
         return _merged([(c, order) for c, order, _ in parts], halves[1].start, n), counts[:n], unplaced
-    return group_order(gi, n + 1)[: len(gi) - counts[n]], counts[:n], unplaced
+    kept = np.flatnonzero(gi < n)  # the events that change a goroutine's state (others have n)
+    return kept[group_order(gi[kept], max(n, 1))], counts[:n], unplaced
 
 
 def _group_part(

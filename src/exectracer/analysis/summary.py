@@ -402,10 +402,12 @@ def _goroutine_rows_json(goroutines: Goroutines, times: NDArray[np.int64], trace
 
 
 def _json_strings(values: list[Any]) -> list[str]:
-    """Each of ``values`` (strings, ints and None, many repeated) as ``json.dumps`` writes it."""
-    known: dict[Any, str] = {}
-    string = _encode_string  # what json.dumps writes a str as (ensure_ascii)
-    return [string(v) if v.__class__ is str else known.get(v) or known.setdefault(v, json.dumps(v)) for v in values]
+    """Each of ``values`` (strings, ints and None, many repeated) as ``json.dumps`` writes it: each distinct value
+    encoded once, by the json module's own string encoder where all are strings (C loops throughout)."""
+    known = dict.fromkeys(values)
+    encode = _encode_string if set(map(type, known)) <= {str} else json.dumps
+    table = dict(zip(known, map(encode, known), strict=True))
+    return list(map(table.__getitem__, values))
 
 
 def _relative_json(values: NDArray[np.int64], origin: int) -> list[int | str]:
