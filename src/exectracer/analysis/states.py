@@ -390,14 +390,19 @@ def _part_intervals(
 
 def _after_end(t: _Transitions) -> int:
     """Make every transition after its goroutine's end a repeat of the end (dropped); return how many there were."""
-    ended = t.state == State.ENDED
-    if not ended.any():
+    ends = np.flatnonzero(t.state == State.ENDED)
+    if len(ends) == 0:
         return 0
-    seen = np.maximum.accumulate(np.where(ended, np.arange(len(ended)), -1))  # the last end at or before each row
-    late = (seen >= 0) & ~ended
-    late[late] = t.gi[late] == t.gi[seen[late]]
+    gi = t.gi  # ascending: the transitions are grouped by goroutine index
+    first = ends[np.concatenate(([True], gi[ends[1:]] != gi[ends[:-1]]))]  # each goroutine's first end
+    after = first + 1
+    lengths = np.searchsorted(gi, gi[first], side="right") - after  # the rows from there to its last
+    if not lengths.any():
+        return 0
+    rows = np.repeat(after - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
+    late = rows[t.state[rows] != State.ENDED]
     t.state[late] = State.ENDED
-    return int(np.count_nonzero(late))
+    return len(late)
 
 
 def _assign_states(t: _Transitions, goroutines: Goroutines, homes: NDArray[np.int64]) -> None:

@@ -465,8 +465,8 @@ def _groups(goroutines: Goroutines, times: NDArray[np.int64], trace_start: int) 
 
 def _codes(values: list[Any]) -> NDArray[np.int64]:
     """A number per distinct value (hashable), in the order of first appearance."""
-    seen: dict[Any, int] = {}
-    return np.array([seen.setdefault(v, len(seen)) for v in values], dtype=np.int64)
+    code = {value: i for i, value in enumerate(dict.fromkeys(values))}  # a dict keeps the order of first appearance
+    return np.fromiter(map(code.__getitem__, values), dtype=np.int64, count=len(values))
 
 
 def _group_label(function: str | None, kind: str, role: str | None, count: int, first: str) -> str:
