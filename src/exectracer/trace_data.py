@@ -200,6 +200,13 @@ class TraceData:
         t = self.goroutine_proc_table
         return lookup(ids, t.g, t.proc, missing)[0]
 
+    def _own_procs(self, ids: NDArray[np.int64]) -> NDArray[np.int64]:
+        """:meth:`procs_of` of goroutine ids that lifecycle events name (the thread and task tables' own), without
+        :attr:`goroutine_proc_table` when there is one process: all of them are its (but 0, no goroutine's id)."""
+        if len(self.processes) == 1:
+            return np.where(ids != 0, 0, -1)
+        return self.procs_of(ids)
+
     def pids_of(self, ids: NDArray[np.int64]) -> NDArray[np.object_]:
         """:meth:`pid_of` of each goroutine id in ``ids`` (an object array: ints and None)."""
         if len(self.processes) == 1:
@@ -292,14 +299,7 @@ class TraceData:
         """Every thread, by id, as columns: ``id``, ``name`` (string id), ``func`` (stack id of its target),
         ``parent_id``, ``native_id``, ``ident``, ``created_ns``, ``started_ns``, ``ended_ns`` and ``proc`` (an
         index into :attr:`processes`, -1 unknown); :data:`NONE` where :class:`Thread` has None."""
-        ev = self._select(
-            Kind.THREAD_CREATE,
-            Kind.THREAD_START,
-            Kind.THREAD_END,
-            Kind.THREAD_NAME,
-            Kind.THREAD_FUNC,
-            Kind.THREAD_IDENT,
-        )
+        ev = self.events
         created, started, ended = (
             _Keyed.first(ev, k) for k in (Kind.THREAD_CREATE, Kind.THREAD_START, Kind.THREAD_END)
         )
@@ -315,7 +315,7 @@ class TraceData:
             created_ns=created.ts(ids),
             started_ns=started.ts(ids),
             ended_ns=ended.ts(ids),
-            proc=self.procs_of(ids),
+            proc=self._own_procs(ids),
         )
 
     @functools.cached_property
@@ -338,9 +338,7 @@ class TraceData:
         ``func`` (stack id of its coroutine), ``parent_id``, ``loop_id``, ``created_ns``, ``ended_ns``,
         ``outcome``, ``eager`` (bool) and ``proc`` (an index into :attr:`processes`, -1 unknown); :data:`NONE`
         where :class:`Task` has None."""
-        ev = self._select(
-            Kind.TASK_CREATE, Kind.TASK_LOOP, Kind.TASK_FUNC, Kind.TASK_NAME, Kind.TASK_DONE, Kind.TASK_EAGER
-        )
+        ev = self.events
         created, loops, funcs, done, eager = (
             _Keyed.first(ev, k)
             for k in (Kind.TASK_CREATE, Kind.TASK_LOOP, Kind.TASK_FUNC, Kind.TASK_DONE, Kind.TASK_EAGER)
@@ -359,7 +357,7 @@ class TraceData:
             ended_ns=done.ts(ids),
             outcome=np.where(known, outcome, NONE),
             eager=eager.has(ids),
-            proc=self.procs_of(ids),
+            proc=self._own_procs(ids),
         )
 
     @functools.cached_property
@@ -426,7 +424,7 @@ class TraceData:
         """Tasks made with ``exectracer.task``, by id, as columns: ``id``, ``name`` (string id), ``parent_id``,
         ``g`` (the goroutine that began it), ``begin_ns`` and ``end_ns``; :data:`NONE` where :class:`UserTask`
         has None."""
-        ev = self._select(Kind.USER_TASK_NAME, Kind.USER_TASK_PARENT, Kind.USER_TASK_BEGIN, Kind.USER_TASK_END)
+        ev = self.events
         names, parents = _Keyed.first(ev, Kind.USER_TASK_NAME), _Keyed.first(ev, Kind.USER_TASK_PARENT)
         begins, ends = _Keyed.first(ev, Kind.USER_TASK_BEGIN, by="arg"), _Keyed.first(ev, Kind.USER_TASK_END, by="arg")
         ids = distinct(names.keys, begins.keys)
@@ -628,7 +626,7 @@ class _Keyed:
 
     @classmethod
     def first(cls, ev: Table, kind: Kind, by: str = "g", last: bool = False) -> _Keyed:
-        sel = np.flatnonzero(ev.kind == kind)
+        sel = np.flatnonzero(ev.kind == kind)  # one pass over the kinds; the other columns are read at these rows only
         if last:
             sel = sel[::-1]
         keys, at = np.unique(ev[by][sel], return_index=True)  # the first occurrence of each key
