@@ -5,9 +5,12 @@ Each command runs in a fresh process, the two versions alternating
 written to a temporary directory, the C extension copied from this
 checkout) against this checkout's; prints the median wall time, CPU time, events
 per second and peak RSS (``wait4``) of each, and whether their outputs are the
-same bytes (the Perfetto file's and the summary's)::
+same bytes (the Perfetto file's and the summary's). ``--only`` runs the commands whose name starts with it;
+``--stages`` adds the median seconds of each stage of ``summary --json`` (``bench_summary.py``'s split, one
+process per run, alternating too)::
 
     python bench/bench_compare.py --trace /tmp/big.xtrace --before main --runs 3
+    python bench/bench_compare.py --trace /tmp/big.xtrace --before main --runs 5 --only summary --stages
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import io
+import json
 import os
 import shlex
 import shutil
@@ -27,6 +31,8 @@ import time
 from pathlib import Path
 
 from bench_sql import QUERY
+
+HERE = Path(__file__).resolve().parent
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
@@ -61,12 +67,29 @@ def run(src: Path, args: list[str], output: Path) -> tuple[float, float, int]:
     return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
 
 
+def stage_split(versions: dict[str, Path], trace: Path, runs: int) -> None:
+    """Print the median seconds of each stage of ``summary --json`` per version, the versions alternating."""
+    seconds: dict[str, list[list[tuple[str, float]]]] = {version: [] for version in versions}
+    for _ in range(runs):
+        for version, src in versions.items():
+            command = [sys.executable, str(HERE / "bench_summary.py"), "--stages-of", str(trace)]
+            out = subprocess.run(command, env=dict(os.environ, PYTHONPATH=str(src)), check=True, capture_output=True)
+            seconds[version].append(json.loads(out.stdout))
+    print("summary --json stages (median s, in one process each):")
+    for version, split in seconds.items():
+        names = [name for name, _ in split[0]]
+        medians = [statistics.median(run[i][1] for run in split) for i in range(len(names))]
+        print(f"  {version:>14}: " + ", ".join(f"{n} {m:.2f}" for n, m in zip(names, medians, strict=True)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trace", type=Path, required=True)
     parser.add_argument("--before", default="main", help="git revision to compare this checkout with")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--events", type=int, help="the trace's event count (else read from the summary)")
+    parser.add_argument("--only", default="", help="run only the commands whose name starts with this")
+    parser.add_argument("--stages", action="store_true", help="also split summary --json into its stages")
     args = parser.parse_args()
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
     print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
@@ -74,6 +97,8 @@ def main() -> None:
         versions = {args.before: checkout(args.before, Path(tmp) / "before"), "this checkout": SRC}
         events = args.events
         for name, template in COMMANDS.items():
+            if not name.startswith(args.only):
+                continue
             results: dict[str, list[tuple[float, float, int]]] = {version: [] for version in versions}
             outputs = {}
             for i in range(args.runs):
@@ -83,8 +108,6 @@ def main() -> None:
                     results[version].append(run(src, argv, out))
                     outputs[version] = Path(f"{out}.pftrace") if "export" in name else out
             if events is None:
-                import json
-
                 events = json.loads(outputs["this checkout"].read_text())["trace"]["events"]
             same = filecmp.cmp(*outputs.values(), shallow=False)
             print(f"{name}: outputs {'identical' if same else 'DIFFER'}")
@@ -98,6 +121,8 @@ def main() -> None:
                     f" peak RSS {peak / 1e6:5.0f} MB = {peak / events:4.0f} B/event"
                     f"  (runs: {' '.join(f'{t:.2f}' for t, _, _ in runs)})"
                 )
+        if args.stages:
+            stage_split(versions, args.trace, args.runs)
     print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
