@@ -304,7 +304,7 @@ class TraceData:
             _Keyed.first(ev, k) for k in (Kind.THREAD_CREATE, Kind.THREAD_START, Kind.THREAD_END)
         )
         names, funcs, idents = (_Keyed.last(ev, k) for k in (Kind.THREAD_NAME, Kind.THREAD_FUNC, Kind.THREAD_IDENT))
-        ids = distinct(created.keys, started.keys)
+        ids = _union(created.keys, started.keys)
         return Table(
             id=ids,
             name=names.value(ids),
@@ -344,7 +344,7 @@ class TraceData:
             for k in (Kind.TASK_CREATE, Kind.TASK_LOOP, Kind.TASK_FUNC, Kind.TASK_DONE, Kind.TASK_EAGER)
         )
         names = _Keyed.last(ev, Kind.TASK_NAME)
-        ids = distinct(created.keys, names.keys, done.keys)
+        ids = _union(created.keys, names.keys, done.keys)
         outcome = done.value(ids)
         known = np.isin(outcome, _OUTCOME_VALUES)
         return Table(
@@ -385,7 +385,8 @@ class TraceData:
         values = uniq.tolist()
         unnamed = int(len(values) > 0 and values[0] == NONE)  # the smallest value: first if present
         cut = int(np.searchsorted(uniq, 0))  # negative: a default name (as task_name makes them)
-        names = ["?"] * unnamed + [f"{_DEFAULT_TASK_PREFIX}{-a}" for a in values[unnamed:cut]]
+        default = f"{_DEFAULT_TASK_PREFIX}%d".__mod__
+        names = ["?"] * unnamed + list(map(default, (-uniq[unnamed:cut]).tolist()))
         names += [self.string(a) for a in values[cut:]]
         return np.array(names, dtype=object)[inverse.reshape(-1)]
 
@@ -427,7 +428,7 @@ class TraceData:
         ev = self.events
         names, parents = _Keyed.first(ev, Kind.USER_TASK_NAME), _Keyed.first(ev, Kind.USER_TASK_PARENT)
         begins, ends = _Keyed.first(ev, Kind.USER_TASK_BEGIN, by="arg"), _Keyed.first(ev, Kind.USER_TASK_END, by="arg")
-        ids = distinct(names.keys, begins.keys)
+        ids = _union(names.keys, begins.keys)
         return Table(
             id=ids,
             name=names.value(ids),
@@ -645,6 +646,14 @@ class _Keyed:
 
     def has(self, ids: NDArray[np.int64]) -> NDArray[np.bool_]:
         return lookup(ids, self.keys, self.keys, NONE)[1]
+
+
+def _union(*keys: NDArray[np.int64]) -> NDArray[np.int64]:
+    """The distinct values of ascending distinct ``keys``: the first, if all are equal (a goroutine's lifecycle
+    events name the same ids), without sorting them again."""
+    if all(np.array_equal(other, keys[0]) for other in keys[1:]):
+        return keys[0]
+    return distinct(*keys)
 
 
 def _zero_none(values: NDArray[np.int64]) -> NDArray[np.int64]:
