@@ -17,6 +17,7 @@ import duckdb
 import pytest
 
 import exectracer
+from exectracer.sql import dataset as dataset_module
 from exectracer.sql.database import TABLE_NAMES, Database
 from exectracer.sql.dataset import SCHEMA_FILE, SCHEMA_VERSION, DatasetError, read_dataset, trace_id
 
@@ -131,6 +132,28 @@ def test_the_command_reads_the_dataset(dataset: Path) -> None:
     result = run(*SQL, "ds", query, "--format", "json", cwd=dataset.parent)
     assert result.returncode == 0, result.stderr
     assert [r["trace"] for r in json.loads(result.stdout)] == ["annotated.xtrace", "lock.xtrace"]
+
+
+def test_a_known_partition_is_written_as_duckdb_partitions(folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """Tables whose one partition (host, pid) is known are written straight into it: the same files, Parquet
+    columns and rows as DuckDB's ``PARTITION_BY`` writes."""
+    trace = exectracer.load(folder / "lock.xtrace")
+    list(dataset_module.export([(trace, trace.analysis, "lock.xtrace")], str(tmp_path / "direct")))
+    monkeypatch.setattr(dataset_module, "_partition", lambda *args: None)
+    list(dataset_module.export([(trace, trace.analysis, "lock.xtrace")], str(tmp_path / "by-duckdb")))
+    direct, by_duckdb = tmp_path / "direct", tmp_path / "by-duckdb"
+    files = sorted(str(p.relative_to(direct)) for p in direct.rglob("*.parquet"))
+    assert files == sorted(str(p.relative_to(by_duckdb)) for p in by_duckdb.rglob("*.parquet"))
+    assert any("/host=" in f for f in files)
+    for file in files:
+        schema = "SELECT name, type, logical_type, converted_type FROM parquet_schema(?)"
+        assert (
+            duckdb.execute(schema, [str(direct / file)]).fetchall()
+            == duckdb.execute(schema, [str(by_duckdb / file)]).fetchall()
+        ), file
+    for table in TABLE_NAMES:
+        query = f"SELECT * FROM {table}"
+        assert rows(read_dataset(str(direct)).relation(query)) == rows(read_dataset(str(by_duckdb)).relation(query))
 
 
 # -- several processes and hosts -------------------------------------------------------------------------------

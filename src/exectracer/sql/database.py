@@ -15,7 +15,7 @@ from typing import Any
 
 from ..analysis import Analysis
 from ..trace_data import TraceData
-from .tables import TABLES, Source, Spec, source
+from .tables import TABLES, Source, Spec, enum_types, source
 
 __all__ = ["TABLE_NAMES", "Database", "QueryError"]
 
@@ -47,7 +47,10 @@ class Database:
     locked), as the viewer's Query page runs them.
     """
 
-    def __init__(self, traces: Sequence[tuple[TraceData, Analysis, str]], *, read_only: bool = False) -> None:
+    def __init__(
+        self, traces: Sequence[tuple[TraceData, Analysis, str]], *, read_only: bool = False, enums: bool = False
+    ) -> None:
+        """``enums``: ``states.state`` and ``events.event`` are ENUMs instead of VARCHAR (cheaper to write)."""
         self._duckdb = duckdb_module()
         config = {"enable_external_access": False} if read_only else {}
         self._con = self._duckdb.connect(":memory:", config=config)
@@ -56,6 +59,9 @@ class Database:
         self._sources: list[Source] = [source(trace, analysis, name) for trace, analysis, name in traces]
         self._built: set[str] = set()
         self.read_only = read_only
+        self._enums = enums
+        for statement in enum_types() if enums else ():
+            self._con.execute(statement)
 
     def close(self) -> None:
         """Close the connection (the tables' memory stays with the traces)."""
@@ -87,6 +93,13 @@ class Database:
             return [], [], _no_rows()
         described = result.description or []
         return [d[0] for d in described], [str(d[1]) for d in described], self._rows(result, rows)
+
+    def pid(self, name: str) -> int | None:
+        """The pid of every row of table ``name``, if the database is of one trace and they are of one known
+        process; else None."""
+        if len(self._sources) != 1 or name not in _SPECS:
+            return None
+        return _SPECS[name].pid(self._sources[0])
 
     def interrupt(self) -> None:
         """Stop the query running now (from another thread): it raises :class:`QueryError`."""
@@ -132,7 +145,7 @@ class Database:
             for k, src in enumerate(self._sources):
                 raw = f"{_RAW_PREFIX}{name}_{k}"
                 self._con.register(raw, spec.raw(src))
-                selects.append(spec.select(src, raw))
+                selects.append(spec.select(src, raw, self._enums))
             self._con.execute(f"CREATE TEMP VIEW {name} AS {' UNION ALL '.join(selects) or _empty(spec)}")
             self._built.add(name)
 

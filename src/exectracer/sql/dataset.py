@@ -7,10 +7,16 @@ A dataset is a directory::
     DIR/table=frames/part-<trace id>.parquet                          tables without a process
     DIR/table=states/host=<host>/pid=<pid>/part-<trace id>-0.parquet  the others, by the process of their rows
 
-Each trace's files are written by DuckDB's ``COPY ... (FORMAT parquet,
-PARTITION_BY (host, pid))`` into a temporary directory inside ``DIR``, then
-renamed into place, its ``table=traces`` file last: a trace is in the
-dataset once that file is there, and exporting it again is skipped.
+Each trace's files are written by DuckDB's ``COPY ... (FORMAT parquet)``
+into a temporary directory inside ``DIR``, then renamed into place, its
+``table=traces`` file last: a trace is in the dataset once that file is
+there, and exporting it again is skipped. A table whose rows are all of one
+process (a trace of one process: every table) is written straight into its
+partition's folder; the rows of several processes go through DuckDB's
+``PARTITION_BY (host, pid)``. The files are Parquet 2 (``PARQUET_VERSION
+v2``: delta-encoded integers, data pages v2) with Snappy: smaller and
+cheaper to write than version 1 pages (bench/LOG.md), read by DuckDB,
+Spark 3.3 and later, PyArrow and Polars.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -38,6 +45,8 @@ DATASET_TABLES = (TRACES, *TABLE_NAMES)
 UNPARTITIONED = frozenset({TRACES, "frames"})  # tables whose rows belong to no one process
 PARTITIONS = ("host", "pid")
 PARTITION_TYPES = {"host": "VARCHAR", "pid": "BIGINT"}
+PARQUET_OPTIONS = "COMPRESSION snappy, PARQUET_VERSION v2"
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a host name DuckDB's PARTITION_BY writes as it is
 _TRACES_SELECT = (
     "SELECT {name} AS trace, {trace_id} AS trace_id, CAST({wall} AS BIGINT) AS start_wall_ns,"
     " CAST({duration} AS BIGINT) AS duration_ns, CAST({events} AS BIGINT) AS events,"
@@ -131,7 +140,7 @@ def _export_one(
     os.makedirs(directory, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".export-{tid}-", dir=directory)
     try:
-        db = Database([(trace, analysis, name)])
+        db = Database([(trace, analysis, name)], enums=True)
         try:
             tables, rows = _write_tables(db, trace, name, tid, staging)
         finally:
@@ -155,16 +164,39 @@ def _write_tables(
         select = _select(table, constants, multi_host=len(hosts) > 1)
         described = db.relation(f"DESCRIBE {select}").fetchall()
         tables[table] = {column: _schema_type(column, str(kind)) for column, kind, *_ in described}
-        meta = f"KV_METADATA {{{VERSION_KEY}: '{SCHEMA_VERSION}', exectracer_table: '{table}'}}"
-        target = os.path.join(staging, f"table={table}")
-        if table in UNPARTITIONED:
-            os.makedirs(target)
-            target, options = os.path.join(target, f"part-{tid}.parquet"), meta
-        else:
-            options = f"PARTITION_BY ({', '.join(PARTITIONS)}), FILENAME_PATTERN 'part-{tid}-{{i}}', {meta}"
-        _, _, batches = db.batches(f"COPY ({select}) TO {_literal(target)} (FORMAT parquet, {options})")
-        rows += sum(count for batch in batches for (count,) in batch)
+        rows += _copy(db, table, select, tid, staging, _partition(db, table, hosts))
     return tables, rows
+
+
+def _partition(db: Database, table: str, hosts: list[str]) -> str | None:
+    """The one partition's folder (``host=.../pid=...``) of all of ``table``'s rows, if it is known before they
+    are written (one host with a plain name, one known pid); else None."""
+    pid = db.pid(table)
+    if table in UNPARTITIONED or pid is None or len(hosts) != 1 or not _PLAIN.fullmatch(hosts[0]):
+        return None
+    return os.path.join(f"host={hosts[0]}", f"pid={pid}")
+
+
+def _copy(db: Database, table: str, select: str, tid: str, staging: str, partition: str | None) -> int:
+    """Write ``select``'s rows as ``table``'s files under ``staging``: one file, directly where its partition is
+    known (without its partition columns, as DuckDB's ``PARTITION_BY`` writes them), else partitioned by DuckDB.
+    The rows written."""
+    meta = f"KV_METADATA {{{VERSION_KEY}: '{SCHEMA_VERSION}', exectracer_table: '{table}'}}"
+    folder = os.path.join(staging, f"table={table}")
+    if table in UNPARTITIONED or partition is not None:
+        folder = os.path.join(folder, partition or "")
+        os.makedirs(folder)
+        target = os.path.join(folder, f"part-{tid}.parquet" if partition is None else f"part-{tid}-0.parquet")
+        select = select if partition is None else f"SELECT * EXCLUDE ({', '.join(PARTITIONS)}) FROM ({select})"
+        options = meta
+    else:
+        target = folder
+        options = f"PARTITION_BY ({', '.join(PARTITIONS)}), FILENAME_PATTERN 'part-{tid}-{{i}}', {meta}"
+    _, _, batches = db.batches(f"COPY ({select}) TO {_literal(target)} (FORMAT parquet, {PARQUET_OPTIONS}, {options})")
+    rows = int(sum(count for batch in batches for (count,) in batch))
+    if partition is not None and rows == 0:  # as PARTITION_BY: no rows, no file
+        shutil.rmtree(os.path.join(staging, f"table={table}"))
+    return rows
 
 
 def _constants(db: Database, name: str, tid: str, hosts: list[str]) -> dict[str, str]:
