@@ -113,8 +113,8 @@ def main() -> None:
             results: dict[str, list[tuple[float, float, int]]] = {version: [] for version in versions}
             outputs = {}
             for i in range(args.runs):
-                for version, src in versions.items():
-                    out = Path(tmp) / f"{len(outputs)}-{i}"
+                for k, (version, src) in enumerate(versions.items()):
+                    out = Path(tmp) / f"{name.split()[-1]}-{k}-{i}"  # a new output for each run (a dataset appends)
                     argv = [a.format(trace=args.trace, out=out) for a in template]
                     results[version].append(run(src, argv, out))
                     outputs[version] = output_of(name, out)

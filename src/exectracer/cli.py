@@ -523,17 +523,27 @@ def merge(traces: tuple[str, ...], output: str) -> Job:
 def view(trace_path: str, host: str, port: int, no_browser: bool, allowed_hosts: tuple[str, ...]) -> Job:
     """Open a trace in the browser: timeline, goroutines, profiles, MMU, latencies, logs.
 
-    TRACE may be a trace of several processes (see summary)."""
+    TRACE may be a trace of several processes (see summary), or a Parquet
+    dataset's directory (exectracer export --format parquet): its Query page
+    only."""
     return _interruptible(functools.partial(_view, trace_path, host, port, not no_browser, allowed_hosts))
 
 
 def _view(path: str, host: str, port: int, browser: bool, allowed_hosts: tuple[str, ...] = ()) -> int:
+    from .sql.dataset import is_dataset
+    from .web.dataset_api import DatasetAPI
     from .web.server import ViewerServer
 
-    trace = _load(path)
-    _analyse(trace, "states", "collections")
+    if is_dataset(path):
+        try:
+            served: Trace | DatasetAPI = DatasetAPI(path)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    else:
+        served = _load(path)
+        _analyse(served, "states", "collections")
     try:
-        server = ViewerServer(trace, host, port, allowed_hosts)
+        server = ViewerServer(served, host, port, allowed_hosts)
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
     click.echo(f"exectracer viewer for {path}: {server.url}  (Ctrl-C stops it)", err=True)

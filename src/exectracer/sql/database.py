@@ -43,19 +43,26 @@ class Database:
     ``trace`` column is the name of the trace it came from.
 
     ``read_only``: queries may not change the tables nor read or write
-    files (DuckDB's ``enable_external_access`` off, the configuration
-    locked), as the viewer's Query page runs them.
+    files (DuckDB's ``enable_external_access`` off, no spill files, the
+    configuration locked), as the viewer's Query page runs them; files are
+    read only under the directories ``readable`` (DuckDB's
+    ``allowed_directories``: a Parquet dataset's).
     """
 
     def __init__(
-        self, traces: Sequence[tuple[TraceData, Analysis, str]], *, read_only: bool = False, enums: bool = False
+        self,
+        traces: Sequence[tuple[TraceData, Analysis, str]],
+        *,
+        read_only: bool = False,
+        readable: Sequence[str] = (),
+        enums: bool = False,
     ) -> None:
         """``enums``: ``states.state`` and ``events.event`` are ENUMs instead of VARCHAR (cheaper to write)."""
         self._duckdb = duckdb_module()
-        config = {"enable_external_access": False} if read_only else {}
-        self._con = self._duckdb.connect(":memory:", config=config)
+        self._con = self._duckdb.connect(":memory:")
         if read_only:
-            self._con.execute("SET lock_configuration = true")
+            for setting in _locked_down(readable):
+                self._con.execute(setting)
         self._sources: list[Source] = [source(trace, analysis, name) for trace, analysis, name in traces]
         self._built: set[str] = set()
         self.read_only = read_only
@@ -148,6 +155,18 @@ class Database:
                 selects.append(spec.select(src, raw, self._enums))
             self._con.execute(f"CREATE TEMP VIEW {name} AS {' UNION ALL '.join(selects) or _empty(spec)}")
             self._built.add(name)
+
+
+def _locked_down(readable: Sequence[str]) -> list[str]:
+    """The settings of a read-only connection: no spill files (DuckDB lets its temporary directory be read),
+    files only under the directories ``readable``, no network, no extensions, and no changing these."""
+    directories = ", ".join("'" + d.replace("'", "''") + "'" for d in readable)
+    return [
+        "SET temp_directory = ''",
+        *([f"SET allowed_directories = [{directories}]"] if readable else []),
+        "SET enable_external_access = false",
+        "SET lock_configuration = true",
+    ]
 
 
 def _no_rows() -> Generator[list[tuple[Any, ...]], None, None]:

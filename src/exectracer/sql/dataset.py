@@ -329,9 +329,11 @@ def read_schema(directory: str) -> dict[str, Any]:
 class DatasetDatabase(Database):
     """The tables of a Parquet dataset (:func:`export`), read in place: the same queries as over traces."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, *, read_only: bool = False) -> None:
+        """``read_only``: as :class:`~exectracer.sql.Database`'s, and no file but the dataset's may be read."""
         schema = read_schema(directory)
-        super().__init__([])
+        self._root = os.path.realpath(directory)  # the files' paths in SQL: where DuckDB's allowed directory is
+        super().__init__([], read_only=read_only, readable=[os.path.join(self._root, "")])
         self.directory = directory
         self.schema = schema
         self._check_versions(schema)
@@ -339,7 +341,7 @@ class DatasetDatabase(Database):
     def _check_versions(self, schema: dict[str, Any]) -> None:
         """Every file's schema version is the schema file's, and one this exectracer reads."""
         versions = {str(schema["schema_version"])}
-        files = os.path.join(glob.escape(self.directory), "table=*", "**", "*.parquet")
+        files = os.path.join(glob.escape(self._root), "table=*", "**", "*.parquet")
         if glob.glob(files, recursive=True):
             with self._errors():
                 found = self._con.execute(
@@ -364,7 +366,7 @@ class DatasetDatabase(Database):
             self._built.add(name)
 
     def _view(self, name: str, columns: dict[str, str]) -> str:
-        folder = os.path.join(self.directory, f"table={name}")
+        folder = os.path.join(self._root, f"table={name}")
         names = ", ".join(f'"{c}"' for c in columns)
         if not glob.glob(os.path.join(glob.escape(folder), "**", "*.parquet"), recursive=True):
             return "SELECT " + ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in columns.items()) + " WHERE false"
@@ -376,12 +378,13 @@ class DatasetDatabase(Database):
         return f"SELECT {names} FROM read_parquet({_literal(pattern)}, {options})"
 
 
-def read_dataset(directory: str) -> DatasetDatabase:
-    """The dataset in ``directory`` as a :class:`~exectracer.sql.Database` (``.df(query)``, ``.relation(query)``).
+def read_dataset(directory: str, *, read_only: bool = False) -> DatasetDatabase:
+    """The dataset in ``directory`` as a :class:`~exectracer.sql.Database` (``.df(query)``, ``.relation(query)``);
+    ``read_only``: one statement that reads, and no file outside the dataset (the viewer's Query page).
 
     Raises :class:`DatasetError` if it is not a dataset, or mixes schema versions."""
     try:
-        return DatasetDatabase(directory)
+        return DatasetDatabase(directory, read_only=read_only)
     except QueryError as exc:
         raise DatasetError(f"{directory}: {exc}") from None
 
