@@ -594,6 +594,11 @@ def _analyse(trace: Trace, *parts: str) -> None:
             bar.update()
 
 
+def _analyse_for_tables(trace: Any, analysis: Any) -> None:
+    """The parts of a trace's analysis its SQL tables read."""
+    _analyse(trace, "goroutines", "states", "collections")
+
+
 def _progress(**bar: Any) -> Any:
     """A tqdm progress bar that shows once the work has taken a second, on a terminal;
     elsewhere one that does nothing."""
@@ -859,9 +864,8 @@ def _export_parquet(paths: tuple[str, ...], output: str) -> int:
         prepare_for_trace(paths[0])
     for path in paths:
         trace = _load(path)
-        _analyse(trace, "states", "collections")
-        try:
-            [written] = export([(trace, trace.analysis, path)], output)
+        try:  # the analysis is computed while the tables that need none are written
+            [written] = export([(trace, trace.analysis, path)], output, _analyse_for_tables)
         except ImportError as exc:  # DuckDB not installed: says how to install it
             raise click.ClickException(str(exc)) from None
         except DatasetError as exc:

@@ -21,6 +21,7 @@ Spark 3.3 and later, PyArrow and Polars.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import glob
 import hashlib
@@ -29,7 +30,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..analysis import Analysis
@@ -42,6 +43,7 @@ FORMAT_NAME = "exectracer-parquet-dataset"
 VERSION_KEY = "exectracer_schema_version"  # key-value metadata of every Parquet file
 TRACES = "traces"
 DATASET_TABLES = (TRACES, *TABLE_NAMES)
+WITHOUT_ANALYSIS = (TRACES, "processes", "frames", "heap", "events")  # tables written while the analysis runs
 UNPARTITIONED = frozenset({TRACES, "frames"})  # tables whose rows belong to no one process
 PARTITIONS = ("host", "pid")
 PARTITION_TYPES = {"host": "VARCHAR", "pid": "BIGINT"}
@@ -91,9 +93,16 @@ def start_wall_ns(trace: TraceData) -> int | None:
 # -- writing -------------------------------------------------------------------------------------------------------
 
 
-def export(traces: Sequence[tuple[TraceData, Analysis, str]], directory: str) -> Iterator[Written]:
+def export(
+    traces: Sequence[tuple[TraceData, Analysis, str]],
+    directory: str,
+    analyse: Callable[[TraceData, Analysis], object] | None = None,
+) -> Iterator[Written]:
     """Add each of ``traces`` (``(trace, analysis, name)``) to the dataset in ``directory`` (made if missing),
-    one at a time; a trace the dataset already holds is skipped."""
+    one at a time; a trace the dataset already holds is skipped.
+
+    ``analyse(trace, analysis)`` computes the parts of the analysis the tables read (its goroutines, states and
+    collections; by default without a word), while the tables that need none are written."""
     schema = check_target(directory)
     made = not os.path.exists(directory)
     try:
@@ -102,7 +111,7 @@ def export(traces: Sequence[tuple[TraceData, Analysis, str]], directory: str) ->
             if _holds(directory, tid):
                 yield Written(name, tid, 0, 0, skipped=True)
                 continue
-            yield _export_one(trace, analysis, name, tid, directory, schema)
+            yield _export_one(trace, analysis, name, tid, directory, schema, analyse or _analyse)
     finally:
         if made and os.path.isdir(directory) and not os.listdir(directory):
             os.rmdir(directory)  # a failed first export leaves no empty directory behind
@@ -134,15 +143,25 @@ def _holds(directory: str, tid: str) -> bool:
     return os.path.exists(os.path.join(directory, f"table={TRACES}", f"part-{tid}.parquet"))
 
 
+def _analyse(trace: TraceData, analysis: Analysis) -> None:
+    _ = analysis.goroutines, analysis.states, analysis.collections
+
+
 def _export_one(
-    trace: TraceData, analysis: Analysis, name: str, tid: str, directory: str, schema: dict[str, Any]
+    trace: TraceData,
+    analysis: Analysis,
+    name: str,
+    tid: str,
+    directory: str,
+    schema: dict[str, Any],
+    analyse: Callable[[TraceData, Analysis], object],
 ) -> Written:
     os.makedirs(directory, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".export-{tid}-", dir=directory)
     try:
         db = Database([(trace, analysis, name)], enums=True)
         try:
-            tables, rows = _write_tables(db, trace, name, tid, staging)
+            tables, rows = _write_tables(db, trace, name, tid, staging, lambda: _prepare(trace, analysis, analyse))
         finally:
             db.close()
         _merge_schema(schema, tables, directory)
@@ -152,20 +171,43 @@ def _export_one(
     return Written(name, tid, rows, files)
 
 
+def _prepare(trace: TraceData, analysis: Analysis, analyse: Callable[[TraceData, Analysis], object]) -> None:
+    """The analysis, and the trace's tables of user tasks, regions and logs: what the tables written after
+    :data:`WITHOUT_ANALYSIS` read."""
+    analyse(trace, analysis)
+    _ = trace.user_task_table, trace.regions, trace.logs
+
+
 def _write_tables(
-    db: Database, trace: TraceData, name: str, tid: str, staging: str
+    db: Database, trace: TraceData, name: str, tid: str, staging: str, prepare: Callable[[], None]
 ) -> tuple[dict[str, dict[str, str]], int]:
-    """COPY each table of ``db`` into ``staging``; each table's columns and types, and the rows written."""
+    """COPY each table of ``db`` into ``staging``; each table's columns and types, and the rows written. The
+    tables of :data:`WITHOUT_ANALYSIS` are written by a thread of their own while ``prepare`` runs in this one
+    (DuckDB writes without Python's lock), then the others."""
     db.relation(_traces_view(trace, name, tid))
     hosts = [host for (host,) in db.relation("SELECT DISTINCT host FROM processes WHERE host IS NOT NULL").fetchall()]
     constants = _constants(db, name, tid, hosts)
-    tables, rows = {}, 0
-    for table in DATASET_TABLES:
-        select = _select(table, constants, multi_host=len(hosts) > 1)
-        described = db.relation(f"DESCRIBE {select}").fetchall()
-        tables[table] = {column: _schema_type(column, str(kind)) for column, kind, *_ in described}
-        rows += _copy(db, table, select, tid, staging, _partition(db, table, hosts))
-    return tables, rows
+
+    def write(names: Iterable[str]) -> dict[str, tuple[dict[str, str], int]]:
+        written = {}
+        for table in names:
+            select = _select(table, constants, multi_host=len(hosts) > 1)
+            described = db.relation(f"DESCRIBE {select}").fetchall()
+            columns = {column: _schema_type(column, str(kind)) for column, kind, *_ in described}
+            written[table] = columns, _copy(db, table, select, tid, staging, _partition(db, table, hosts))
+        return written
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="exectracer-parquet") as pool:
+        first = pool.submit(write, WITHOUT_ANALYSIS)
+        try:
+            prepare()
+        except BaseException:
+            db.interrupt()
+            concurrent.futures.wait([first])
+            raise
+        written = first.result()
+    written |= write(t for t in DATASET_TABLES if t not in WITHOUT_ANALYSIS)
+    return {t: written[t][0] for t in DATASET_TABLES}, sum(rows for _, rows in written.values())
 
 
 def _partition(db: Database, table: str, hosts: list[str]) -> str | None:

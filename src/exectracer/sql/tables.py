@@ -22,8 +22,9 @@ from numpy.typing import NDArray
 from ..analysis import Analysis
 from ..analysis.states import STATE_NAMES, State
 from ..format.events import WAKER_MASK, WAKER_SHIFT, Kind, Waker
+from ..table import Table
 from ..trace_data import TraceData
-from .processes import UNKNOWN, Processes, object_array, processes
+from .processes import UNKNOWN, Processes, object_array, process_table, processes
 
 Columns = dict[str, NDArray[Any]]
 NONE = np.iinfo(np.int64).min  # a raw integer column's NULL
@@ -32,12 +33,25 @@ ENUM_PREFIX = "_xt_names_"
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    """One trace as the tables read it: its data, analysis, processes, and the name its rows carry (``trace``)."""
+    """One trace as the tables read it: its data, analysis, processes, and the name its rows carry (``trace``).
+
+    The analysis is used only by the tables that need it: ``events``,
+    ``heap``, ``frames`` and ``processes`` can be written while it is
+    computed."""
 
     trace: TraceData
     analysis: Analysis
     name: str
-    processes: Processes
+
+    @functools.cached_property
+    def process_table(self) -> Table:
+        """The processes (:attr:`Processes.table`), without the analysis."""
+        return process_table(self.trace)
+
+    @functools.cached_property
+    def processes(self) -> Processes:
+        """The processes and each goroutine's pid (the analysis's goroutines)."""
+        return processes(self.trace, self.analysis.goroutines, self.process_table)
 
     @functools.cached_property
     def uniform_pid(self) -> int | None:
@@ -55,7 +69,7 @@ class Source:
 
 def source(trace: TraceData, analysis: Analysis, name: str) -> Source:
     """``trace`` read as ``name``."""
-    return Source(trace, analysis, name, processes(trace, analysis.goroutines))
+    return Source(trace, analysis, name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +93,7 @@ class Spec:
         columns = self.build(src)
         proc = columns.pop("proc", None)
         if self.per_process and proc is not None and _pid(src, self) is None:
-            columns["pid"] = src.processes.table.pid[proc] if len(proc) else np.empty(0, np.int64)
+            columns["pid"] = src.process_table.pid[proc] if len(proc) else np.empty(0, np.int64)
         elif self.pid_of is not None and src.uniform_pid is None and not self.per_process:
             columns["pid"] = src.pids(columns[self.pid_of])
         return columns
@@ -121,7 +135,7 @@ def enum_types() -> list[str]:
 def _pid(src: Source, spec: Spec) -> int | None:
     """The pid of every row of ``spec``'s table for ``src`` if it is one, else None (each row has its own)."""
     if spec.per_process:
-        pids = src.processes.table.pid
+        pids = src.process_table.pid
         return int(pids[0]) if len(pids) == 1 else None
     return src.uniform_pid
 
@@ -151,7 +165,7 @@ def _nullable(column: str, none: int = NONE) -> str:
 
 
 def _processes(src: Source) -> Columns:
-    t = src.processes.table
+    t = src.process_table
     return {name: t[name] for name in t.columns}
 
 
