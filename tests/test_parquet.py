@@ -23,6 +23,7 @@ from exectracer.sql.dataset import SCHEMA_FILE, SCHEMA_VERSION, DatasetError, re
 
 from programs import annotated_requests, talk
 from support.process_traces import WALL, collecting_parent, process, runnable_child
+from support.waiting import wait_for
 
 EXPORT = [sys.executable, "-m", "exectracer", "export", "--format", "parquet"]
 SQL = [sys.executable, "-m", "exectracer", "sql"]
@@ -154,6 +155,24 @@ def test_a_known_partition_is_written_as_duckdb_partitions(folder: Path, tmp_pat
     for table in TABLE_NAMES:
         query = f"SELECT * FROM {table}"
         assert rows(read_dataset(str(direct)).relation(query)) == rows(read_dataset(str(by_duckdb)).relation(query))
+
+
+def test_tables_without_the_analysis_are_written_while_it_runs(folder: Path, tmp_path: Path) -> None:
+    """The events (and the other tables that need no analysis) are written while the analysis is computed: the
+    export's ``analyse`` sees their files appear before it computes anything, then the export completes."""
+    trace = exectracer.load(folder / "lock.xtrace")
+    seen = []
+
+    def analyse(traced: object, analysis: object) -> None:
+        files = lambda: list(tmp_path.glob("ds/.export-*/table=events/**/*.parquet"))  # noqa: E731
+        seen.extend(wait_for(files, "the events' file, written while the analysis waits"))
+        _ = trace.analysis.goroutines, trace.analysis.states, trace.analysis.collections
+
+    [written] = dataset_module.export([(trace, trace.analysis, "lock.xtrace")], str(tmp_path / "ds"), analyse)
+    assert seen and written.rows > 0 and not written.skipped
+    assert rows(read_dataset(str(tmp_path / "ds")).relation("SELECT count(*) FROM states")) == [
+        (len(trace.analysis.states),)
+    ]
 
 
 # -- several processes and hosts -------------------------------------------------------------------------------

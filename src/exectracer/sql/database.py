@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterator, Sequence
 from typing import Any
 
 from ..analysis import Analysis
@@ -74,10 +74,13 @@ class Database:
         """Close the connection (the tables' memory stays with the traces)."""
         self._con.close()
 
-    def relation(self, query: str) -> Any:
-        """The DuckDB relation of ``query`` (run as it is read). :class:`QueryError` if DuckDB refuses it."""
+    def relation(self, query: str, tables: Collection[str] | None = None) -> Any:
+        """The DuckDB relation of ``query`` (run as it is read). :class:`QueryError` if DuckDB refuses it.
+
+        ``tables``: the documented tables ``query`` reads, built first (None: those it names, or all of them if
+        it names none)."""
         with self._errors():
-            self._prepare(query)
+            self._prepare(query, tables)
             return self._con.sql(query)
 
     def df(self, query: str) -> Any:
@@ -89,12 +92,12 @@ class Database:
             return relation.df()
 
     def batches(
-        self, query: str, rows: int = BATCH_ROWS
+        self, query: str, rows: int = BATCH_ROWS, tables: Collection[str] | None = None
     ) -> tuple[list[str], list[str], Generator[list[tuple[Any, ...]], None, None]]:
         """The result of ``query``: its column names, their SQL types and its rows, ``rows`` at a time (close the
-        iterator of rows if it is not read to its end)."""
+        iterator of rows if it is not read to its end); ``tables`` as :meth:`relation`'s."""
         with self._errors():
-            self._prepare(query)
+            self._prepare(query, tables)
             result = self._con.execute(query)
         if result is None:  # nothing to return
             return [], [], _no_rows()
@@ -127,12 +130,12 @@ class Database:
             if abort is not None:
                 abort()
 
-    def _prepare(self, query: str) -> None:
+    def _prepare(self, query: str, tables: Collection[str] | None = None) -> None:
         """Build the tables ``query`` names; in a read-only database, refuse anything but one query that reads."""
         statements = self._duckdb.extract_statements(query)
         if not statements:
             raise QueryError("no SQL statement in the query")
-        self._build(_named_tables(self._duckdb, query))
+        self._build(_named_tables(self._duckdb, query) if tables is None else set(tables) & _SPECS.keys())
         if self.read_only and not _reads_only(statements):
             raise QueryError("Permission Error: only one statement that reads (SELECT, WITH, ...) may run here")
 

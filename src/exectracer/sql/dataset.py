@@ -161,7 +161,7 @@ def _export_one(
     try:
         db = Database([(trace, analysis, name)], enums=True)
         try:
-            tables, rows = _write_tables(db, trace, name, tid, staging, lambda: _prepare(trace, analysis, analyse))
+            tables, rows = _write_tables(db, trace, name, tid, staging, lambda: analyse(trace, analysis))
         finally:
             db.close()
         _merge_schema(schema, tables, directory)
@@ -171,36 +171,32 @@ def _export_one(
     return Written(name, tid, rows, files)
 
 
-def _prepare(trace: TraceData, analysis: Analysis, analyse: Callable[[TraceData, Analysis], object]) -> None:
-    """The analysis, and the trace's tables of user tasks, regions and logs: what the tables written after
-    :data:`WITHOUT_ANALYSIS` read."""
-    analyse(trace, analysis)
-    _ = trace.user_task_table, trace.regions, trace.logs
-
-
 def _write_tables(
-    db: Database, trace: TraceData, name: str, tid: str, staging: str, prepare: Callable[[], None]
+    db: Database, trace: TraceData, name: str, tid: str, staging: str, analyse: Callable[[], object]
 ) -> tuple[dict[str, dict[str, str]], int]:
     """COPY each table of ``db`` into ``staging``; each table's columns and types, and the rows written. The
-    tables of :data:`WITHOUT_ANALYSIS` are written by a thread of their own while ``prepare`` runs in this one
-    (DuckDB writes without Python's lock), then the others."""
-    db.relation(_traces_view(trace, name, tid))
-    hosts = [host for (host,) in db.relation("SELECT DISTINCT host FROM processes WHERE host IS NOT NULL").fetchall()]
+    tables of :data:`WITHOUT_ANALYSIS` are written by a thread of their own while ``analyse`` runs in this one
+    (DuckDB writes without Python's lock), which then reads the trace's user tasks, regions and logs; then the
+    tables that need the analysis are written."""
+    db.relation(_traces_view(trace, name, tid), tables=())
+    distinct = "SELECT DISTINCT host FROM processes WHERE host IS NOT NULL"
+    hosts = [host for (host,) in db.relation(distinct, tables=["processes"]).fetchall()]
     constants = _constants(db, name, tid, hosts)
 
-    def write(names: Iterable[str]) -> dict[str, tuple[dict[str, str], int]]:
+    def write(names: Iterable[str], then: Callable[[], object] = lambda: None) -> dict[str, tuple[dict[str, str], int]]:
         written = {}
         for table in names:
             select = _select(table, constants, multi_host=len(hosts) > 1)
-            described = db.relation(f"DESCRIBE {select}").fetchall()
+            described = db.relation(f"DESCRIBE {select}", tables=[table, "processes"]).fetchall()
             columns = {column: _schema_type(column, str(kind)) for column, kind, *_ in described}
             written[table] = columns, _copy(db, table, select, tid, staging, _partition(db, table, hosts))
+        then()
         return written
 
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="exectracer-parquet") as pool:
-        first = pool.submit(write, WITHOUT_ANALYSIS)
+        first = pool.submit(write, WITHOUT_ANALYSIS, then=lambda: (trace.user_task_table, trace.regions, trace.logs))
         try:
-            prepare()
+            analyse()
         except BaseException:
             db.interrupt()
             concurrent.futures.wait([first])
@@ -234,7 +230,8 @@ def _copy(db: Database, table: str, select: str, tid: str, staging: str, partiti
     else:
         target = folder
         options = f"PARTITION_BY ({', '.join(PARTITIONS)}), FILENAME_PATTERN 'part-{tid}-{{i}}', {meta}"
-    _, _, batches = db.batches(f"COPY ({select}) TO {_literal(target)} (FORMAT parquet, {PARQUET_OPTIONS}, {options})")
+    copy = f"COPY ({select}) TO {_literal(target)} (FORMAT parquet, {PARQUET_OPTIONS}, {options})"
+    _, _, batches = db.batches(copy, tables=[table, "processes"])
     rows = int(sum(count for batch in batches for (count,) in batch))
     if partition is not None and rows == 0:  # as PARTITION_BY: no rows, no file
         shutil.rmtree(os.path.join(staging, f"table={table}"))
@@ -247,7 +244,7 @@ def _constants(db: Database, name: str, tid: str, hosts: list[str]) -> dict[str,
     out = {}
     for key, values in (("trace", [name]), ("trace_id", [tid]), ("host", hosts)):
         if values:
-            db.relation(f"CREATE TYPE _xt_enum_{key} AS ENUM ({', '.join(_literal(v) for v in values)})")
+            db.relation(f"CREATE TYPE _xt_enum_{key} AS ENUM ({', '.join(_literal(v) for v in values)})", tables=())
         out[key] = f"CAST({{}} AS _xt_enum_{key})" if values else "CAST({} AS VARCHAR)"
     out["trace"] = out["trace"].format("trace")
     out["trace_id"] = out["trace_id"].format(_literal(tid))

@@ -108,8 +108,8 @@ class Spec:
     def select(self, src: Source, raw_name: str, enums: bool = False) -> str:
         """The SELECT of the view over ``src``'s raw columns registered as ``raw_name``; ``enums``: names of codes
         (``state``, ``event``) as the ENUMs :func:`enum_types` makes instead of VARCHAR."""
-        pid = _pid(src, self)
         if self.pid_of is not None or self.per_process:
+            pid = _pid(src, self)
             if pid is not None:
                 pid_sql = "CAST(NULL AS BIGINT)" if pid == UNKNOWN else f"CAST({pid} AS BIGINT)"
             else:
