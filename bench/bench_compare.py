@@ -40,6 +40,7 @@ COMMANDS = {
     "summary --json": ["summary", "--json", "{trace}"],
     "sql (grouped sum)": ["sql", "{trace}", QUERY],
     "export --format perfetto": ["export", "{trace}", "--format", "perfetto", "-o", "{out}.pftrace", "--force"],
+    "export --format parquet": ["export", "{trace}", "--format", "parquet", "-o", "{out}.dataset"],
 }
 
 
@@ -82,13 +83,45 @@ def stage_split(versions: dict[str, Path], trace: Path, runs: int) -> None:
         print(f"  {version:>14}: " + ", ".join(f"{n} {m:.2f}" for n, m in zip(names, medians, strict=True)))
 
 
+def output_of(name: str, out: Path) -> Path:
+    """Where the command ``name`` run with ``{out}`` as ``out`` wrote its output."""
+    if "perfetto" in name:
+        return Path(f"{out}.pftrace")
+    return Path(f"{out}.dataset") if "parquet" in name else out
+
+
+def same_dataset(datasets: dict[str, Path], tmp: Path, events: int) -> str:
+    """Each dataset's size, and whether ``exectracer sql DATASET`` (this checkout) answers the same to every
+    table's row count and :data:`QUERY` on the last run's datasets of each version."""
+    answers, sizes = [], []
+    for dataset in datasets.values():
+        sizes.append(sum(f.stat().st_size for f in dataset.rglob("*") if f.is_file()))
+        query = "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM states), (SELECT count(*) FROM frames)"
+        answer = [
+            subprocess.run(
+                [sys.executable, "-m", "exectracer", "sql", str(dataset), q, "--format", "csv"],
+                env=dict(os.environ, PYTHONPATH=str(SRC)),
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            for q in (query, QUERY + " ORDER BY state")
+        ]
+        answers.append(answer)
+    same = all(a == answers[0] for a in answers)
+    listed = ", ".join(
+        f"{v} {s / 1e6:.1f} MB = {s / events:.1f} bytes/event" for v, s in zip(datasets, sizes, strict=True)
+    )
+    return f"datasets {listed}; queries over them {'identical' if same else 'DIFFER'}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trace", type=Path, required=True)
     parser.add_argument("--before", default="main", help="git revision to compare this checkout with")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--events", type=int, help="the trace's event count (else read from the summary)")
-    parser.add_argument("--only", default="", help="run only the commands whose name starts with this")
+    parser.add_argument("--only", action="append", help="run only the commands whose name holds this (repeatable)")
     parser.add_argument("--stages", action="store_true", help="also split summary --json into its stages")
     args = parser.parse_args()
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
@@ -97,20 +130,22 @@ def main() -> None:
         versions = {args.before: checkout(args.before, Path(tmp) / "before"), "this checkout": SRC}
         events = args.events
         for name, template in COMMANDS.items():
-            if not name.startswith(args.only):
+            if args.only and not any(word in name for word in args.only):
                 continue
             results: dict[str, list[tuple[float, float, int]]] = {version: [] for version in versions}
             outputs = {}
             for i in range(args.runs):
-                for version, src in versions.items():
-                    out = Path(tmp) / f"{len(outputs)}-{i}"
+                for k, (version, src) in enumerate(versions.items()):
+                    out = Path(tmp) / f"{name.split()[-1]}-{k}-{i}"  # a new output for each run (a dataset appends)
                     argv = [a.format(trace=args.trace, out=out) for a in template]
                     results[version].append(run(src, argv, out))
-                    outputs[version] = Path(f"{out}.pftrace") if "export" in name else out
+                    outputs[version] = output_of(name, out)
             if events is None:
                 events = json.loads(outputs["this checkout"].read_text())["trace"]["events"]
-            same = filecmp.cmp(*outputs.values(), shallow=False)
-            print(f"{name}: outputs {'identical' if same else 'DIFFER'}")
+            if "parquet" in name:
+                print(f"{name}: {same_dataset(outputs, Path(tmp), events)}")
+            else:
+                print(f"{name}: outputs {'identical' if filecmp.cmp(*outputs.values(), shallow=False) else 'DIFFER'}")
             for version, runs in results.items():
                 wall = statistics.median(t for t, _, _ in runs)
                 cpu = statistics.median(c for _, c, _ in runs)

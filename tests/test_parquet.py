@@ -17,11 +17,13 @@ import duckdb
 import pytest
 
 import exectracer
+from exectracer.sql import dataset as dataset_module
 from exectracer.sql.database import TABLE_NAMES, Database
 from exectracer.sql.dataset import SCHEMA_FILE, SCHEMA_VERSION, DatasetError, read_dataset, trace_id
 
 from programs import annotated_requests, talk
 from support.process_traces import WALL, collecting_parent, process, runnable_child
+from support.waiting import wait_for
 
 EXPORT = [sys.executable, "-m", "exectracer", "export", "--format", "parquet"]
 SQL = [sys.executable, "-m", "exectracer", "sql"]
@@ -131,6 +133,46 @@ def test_the_command_reads_the_dataset(dataset: Path) -> None:
     result = run(*SQL, "ds", query, "--format", "json", cwd=dataset.parent)
     assert result.returncode == 0, result.stderr
     assert [r["trace"] for r in json.loads(result.stdout)] == ["annotated.xtrace", "lock.xtrace"]
+
+
+def test_a_known_partition_is_written_as_duckdb_partitions(folder: Path, tmp_path: Path, monkeypatch) -> None:
+    """Tables whose one partition (host, pid) is known are written straight into it: the same files, Parquet
+    columns and rows as DuckDB's ``PARTITION_BY`` writes."""
+    trace = exectracer.load(folder / "lock.xtrace")
+    list(dataset_module.export([(trace, trace.analysis, "lock.xtrace")], str(tmp_path / "direct")))
+    monkeypatch.setattr(dataset_module, "_partition", lambda *args: None)
+    list(dataset_module.export([(trace, trace.analysis, "lock.xtrace")], str(tmp_path / "by-duckdb")))
+    direct, by_duckdb = tmp_path / "direct", tmp_path / "by-duckdb"
+    files = sorted(str(p.relative_to(direct)) for p in direct.rglob("*.parquet"))
+    assert files == sorted(str(p.relative_to(by_duckdb)) for p in by_duckdb.rglob("*.parquet"))
+    assert any("/host=" in f for f in files)
+    for file in files:
+        schema = "SELECT name, type, logical_type, converted_type FROM parquet_schema(?)"
+        assert (
+            duckdb.execute(schema, [str(direct / file)]).fetchall()
+            == duckdb.execute(schema, [str(by_duckdb / file)]).fetchall()
+        ), file
+    for table in TABLE_NAMES:
+        query = f"SELECT * FROM {table}"
+        assert rows(read_dataset(str(direct)).relation(query)) == rows(read_dataset(str(by_duckdb)).relation(query))
+
+
+def test_tables_without_the_analysis_are_written_while_it_runs(folder: Path, tmp_path: Path) -> None:
+    """The events (and the other tables that need no analysis) are written while the analysis is computed: the
+    export's ``analyse`` sees their files appear before it computes anything, then the export completes."""
+    trace = exectracer.load(folder / "lock.xtrace")
+    seen = []
+
+    def analyse(traced: object, analysis: object) -> None:
+        files = lambda: list(tmp_path.glob("ds/.export-*/table=events/**/*.parquet"))  # noqa: E731
+        seen.extend(wait_for(files, "the events' file, written while the analysis waits"))
+        _ = trace.analysis.goroutines, trace.analysis.states, trace.analysis.collections
+
+    [written] = dataset_module.export([(trace, trace.analysis, "lock.xtrace")], str(tmp_path / "ds"), analyse)
+    assert seen and written.rows > 0 and not written.skipped
+    assert rows(read_dataset(str(tmp_path / "ds")).relation("SELECT count(*) FROM states")) == [
+        (len(trace.analysis.states),)
+    ]
 
 
 # -- several processes and hosts -------------------------------------------------------------------------------

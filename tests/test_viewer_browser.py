@@ -4,6 +4,8 @@ recorded trace. Every test fails on any JavaScript console error, page error or 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -595,3 +597,52 @@ def test_query_results_stay_text(page_without_csp) -> None:
     page.locator("table.query tbody tr").first.wait_for()
     assert page.locator("table.query tbody td").all_inner_texts()[:2] == [XSS_TASK, XSS_TASK]
     assert page.locator("table.query img").count() == 0
+
+
+@pytest.fixture(scope="module")
+def dataset_viewer(recorded, tmp_path_factory: pytest.TempPathFactory):
+    """``exectracer view`` of the recorded trace's Parquet dataset."""
+    target = tmp_path_factory.mktemp("browser-dataset") / "ds"
+    subprocess.run(
+        [sys.executable, "-m", "exectracer", "export", "--format", "parquet", str(recorded[0]), "-o", str(target)],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    v = Viewer(target)
+    yield v
+    v.stop()
+
+
+def test_a_dataset_has_the_query_page_only(browser, dataset_viewer) -> None:
+    """A Parquet dataset opens on its Query page, the only one in the header; its rows link to no timeline (there
+    is none); a file outside the dataset cannot be read, and bad SQL shows DuckDB's one-line error."""
+    context, page = open_context(browser, dataset_viewer)
+    try:
+        open_page(page, "#/timeline")
+        wait_until(page, "() => window.exectracer.route === 'query' && window.exectracer.ready")
+        visible = page.evaluate(
+            "[...document.querySelectorAll('#nav a')].filter(a => !a.hidden).map(a => a.dataset.route)"
+        )
+        assert visible == ["query"]
+        page.fill(
+            "textarea.sql", "SELECT goroutine_id, state, start_ns, end_ns FROM states WHERE state = 'sync' LIMIT 3"
+        )
+        page.locator("button.run").click()
+        page.locator("table.query tbody tr").first.wait_for()
+        assert page.locator("table.query th").first.inner_text() == "goroutine_id"
+        assert page.locator("table.query a.timeline-link").count() == 0
+        for query, error in (
+            ("SELEC 1", "Parser Error: syntax error at or near"),
+            ("SELECT * FROM read_csv('/etc/passwd')", "Permission Error"),
+        ):
+            page.fill("textarea.sql", query)
+            page.locator("button.run").click()
+            box = page.locator(".query-error")
+            box.wait_for()
+            text = box.inner_text()
+            assert text.startswith(error) and "\n" not in text, text
+    finally:
+        context.close()
+    refused = "console error: Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    assert [p for p in page.problems if p != refused] == [] and page.problems.count(refused) == 2, page.problems

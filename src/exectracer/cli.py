@@ -523,17 +523,27 @@ def merge(traces: tuple[str, ...], output: str) -> Job:
 def view(trace_path: str, host: str, port: int, no_browser: bool, allowed_hosts: tuple[str, ...]) -> Job:
     """Open a trace in the browser: timeline, goroutines, profiles, MMU, latencies, logs.
 
-    TRACE may be a trace of several processes (see summary)."""
+    TRACE may be a trace of several processes (see summary), or a Parquet
+    dataset's directory (exectracer export --format parquet): its Query page
+    only."""
     return _interruptible(functools.partial(_view, trace_path, host, port, not no_browser, allowed_hosts))
 
 
 def _view(path: str, host: str, port: int, browser: bool, allowed_hosts: tuple[str, ...] = ()) -> int:
+    from .sql.dataset import is_dataset
+    from .web.dataset_api import DatasetAPI
     from .web.server import ViewerServer
 
-    trace = _load(path)
-    _analyse(trace, "states", "collections")
+    if is_dataset(path):
+        try:
+            served: Trace | DatasetAPI = DatasetAPI(path)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    else:
+        served = _load(path)
+        _analyse(served, "states", "collections")
     try:
-        server = ViewerServer(trace, host, port, allowed_hosts)
+        server = ViewerServer(served, host, port, allowed_hosts)
     except OSError as exc:
         raise click.ClickException(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
     click.echo(f"exectracer viewer for {path}: {server.url}  (Ctrl-C stops it)", err=True)
@@ -582,6 +592,11 @@ def _analyse(trace: Trace, *parts: str) -> None:
         for part in parts:
             getattr(trace.analysis, part)
             bar.update()
+
+
+def _analyse_for_tables(trace: Any, analysis: Any) -> None:
+    """The parts of a trace's analysis its SQL tables read."""
+    _analyse(trace, "goroutines", "states", "collections")
 
 
 def _progress(**bar: Any) -> Any:
@@ -849,9 +864,8 @@ def _export_parquet(paths: tuple[str, ...], output: str) -> int:
         prepare_for_trace(paths[0])
     for path in paths:
         trace = _load(path)
-        _analyse(trace, "states", "collections")
-        try:
-            [written] = export([(trace, trace.analysis, path)], output)
+        try:  # the analysis is computed while the tables that need none are written
+            [written] = export([(trace, trace.analysis, path)], output, _analyse_for_tables)
         except ImportError as exc:  # DuckDB not installed: says how to install it
             raise click.ClickException(str(exc)) from None
         except DatasetError as exc:

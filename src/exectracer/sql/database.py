@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterator, Sequence
 from typing import Any
 
 from ..analysis import Analysis
 from ..trace_data import TraceData
-from .tables import TABLES, Source, Spec, source
+from .tables import TABLES, Source, Spec, enum_types, source
 
 __all__ = ["TABLE_NAMES", "Database", "QueryError"]
 
@@ -43,28 +43,44 @@ class Database:
     ``trace`` column is the name of the trace it came from.
 
     ``read_only``: queries may not change the tables nor read or write
-    files (DuckDB's ``enable_external_access`` off, the configuration
-    locked), as the viewer's Query page runs them.
+    files (DuckDB's ``enable_external_access`` off, no spill files, the
+    configuration locked), as the viewer's Query page runs them; files are
+    read only under the directories ``readable`` (DuckDB's
+    ``allowed_directories``: a Parquet dataset's).
     """
 
-    def __init__(self, traces: Sequence[tuple[TraceData, Analysis, str]], *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        traces: Sequence[tuple[TraceData, Analysis, str]],
+        *,
+        read_only: bool = False,
+        readable: Sequence[str] = (),
+        enums: bool = False,
+    ) -> None:
+        """``enums``: ``states.state`` and ``events.event`` are ENUMs instead of VARCHAR (cheaper to write)."""
         self._duckdb = duckdb_module()
-        config = {"enable_external_access": False} if read_only else {}
-        self._con = self._duckdb.connect(":memory:", config=config)
+        self._con = self._duckdb.connect(":memory:")
         if read_only:
-            self._con.execute("SET lock_configuration = true")
+            for setting in _locked_down(readable):
+                self._con.execute(setting)
         self._sources: list[Source] = [source(trace, analysis, name) for trace, analysis, name in traces]
         self._built: set[str] = set()
         self.read_only = read_only
+        self._enums = enums
+        for statement in enum_types() if enums else ():
+            self._con.execute(statement)
 
     def close(self) -> None:
         """Close the connection (the tables' memory stays with the traces)."""
         self._con.close()
 
-    def relation(self, query: str) -> Any:
-        """The DuckDB relation of ``query`` (run as it is read). :class:`QueryError` if DuckDB refuses it."""
+    def relation(self, query: str, tables: Collection[str] | None = None) -> Any:
+        """The DuckDB relation of ``query`` (run as it is read). :class:`QueryError` if DuckDB refuses it.
+
+        ``tables``: the documented tables ``query`` reads, built first (None: those it names, or all of them if
+        it names none)."""
         with self._errors():
-            self._prepare(query)
+            self._prepare(query, tables)
             return self._con.sql(query)
 
     def df(self, query: str) -> Any:
@@ -76,17 +92,24 @@ class Database:
             return relation.df()
 
     def batches(
-        self, query: str, rows: int = BATCH_ROWS
+        self, query: str, rows: int = BATCH_ROWS, tables: Collection[str] | None = None
     ) -> tuple[list[str], list[str], Generator[list[tuple[Any, ...]], None, None]]:
         """The result of ``query``: its column names, their SQL types and its rows, ``rows`` at a time (close the
-        iterator of rows if it is not read to its end)."""
+        iterator of rows if it is not read to its end); ``tables`` as :meth:`relation`'s."""
         with self._errors():
-            self._prepare(query)
+            self._prepare(query, tables)
             result = self._con.execute(query)
         if result is None:  # nothing to return
             return [], [], _no_rows()
         described = result.description or []
         return [d[0] for d in described], [str(d[1]) for d in described], self._rows(result, rows)
+
+    def pid(self, name: str) -> int | None:
+        """The pid of every row of table ``name``, if the database is of one trace and they are of one known
+        process; else None."""
+        if len(self._sources) != 1 or name not in _SPECS:
+            return None
+        return _SPECS[name].pid(self._sources[0])
 
     def interrupt(self) -> None:
         """Stop the query running now (from another thread): it raises :class:`QueryError`."""
@@ -107,12 +130,12 @@ class Database:
             if abort is not None:
                 abort()
 
-    def _prepare(self, query: str) -> None:
+    def _prepare(self, query: str, tables: Collection[str] | None = None) -> None:
         """Build the tables ``query`` names; in a read-only database, refuse anything but one query that reads."""
         statements = self._duckdb.extract_statements(query)
         if not statements:
             raise QueryError("no SQL statement in the query")
-        self._build(_named_tables(self._duckdb, query))
+        self._build(_named_tables(self._duckdb, query) if tables is None else set(tables) & _SPECS.keys())
         if self.read_only and not _reads_only(statements):
             raise QueryError("Permission Error: only one statement that reads (SELECT, WITH, ...) may run here")
 
@@ -132,9 +155,21 @@ class Database:
             for k, src in enumerate(self._sources):
                 raw = f"{_RAW_PREFIX}{name}_{k}"
                 self._con.register(raw, spec.raw(src))
-                selects.append(spec.select(src, raw))
+                selects.append(spec.select(src, raw, self._enums))
             self._con.execute(f"CREATE TEMP VIEW {name} AS {' UNION ALL '.join(selects) or _empty(spec)}")
             self._built.add(name)
+
+
+def _locked_down(readable: Sequence[str]) -> list[str]:
+    """The settings of a read-only connection: no spill files (DuckDB lets its temporary directory be read),
+    files only under the directories ``readable``, no network, no extensions, and no changing these."""
+    directories = ", ".join("'" + d.replace("'", "''") + "'" for d in readable)
+    return [
+        "SET temp_directory = ''",
+        *([f"SET allowed_directories = [{directories}]"] if readable else []),
+        "SET enable_external_access = false",
+        "SET lock_configuration = true",
+    ]
 
 
 def _no_rows() -> Generator[list[tuple[Any, ...]], None, None]:

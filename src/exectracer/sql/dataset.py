@@ -7,22 +7,30 @@ A dataset is a directory::
     DIR/table=frames/part-<trace id>.parquet                          tables without a process
     DIR/table=states/host=<host>/pid=<pid>/part-<trace id>-0.parquet  the others, by the process of their rows
 
-Each trace's files are written by DuckDB's ``COPY ... (FORMAT parquet,
-PARTITION_BY (host, pid))`` into a temporary directory inside ``DIR``, then
-renamed into place, its ``table=traces`` file last: a trace is in the
-dataset once that file is there, and exporting it again is skipped.
+Each trace's files are written by DuckDB's ``COPY ... (FORMAT parquet)``
+into a temporary directory inside ``DIR``, then renamed into place, its
+``table=traces`` file last: a trace is in the dataset once that file is
+there, and exporting it again is skipped. A table whose rows are all of one
+process (a trace of one process: every table) is written straight into its
+partition's folder; the rows of several processes go through DuckDB's
+``PARTITION_BY (host, pid)``. The files are Parquet 2 (``PARQUET_VERSION
+v2``: delta-encoded integers, data pages v2) with Snappy: smaller and
+cheaper to write than version 1 pages (bench/LOG.md), read by DuckDB,
+Spark 3.3 and later, PyArrow and Polars.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..analysis import Analysis
@@ -35,9 +43,12 @@ FORMAT_NAME = "exectracer-parquet-dataset"
 VERSION_KEY = "exectracer_schema_version"  # key-value metadata of every Parquet file
 TRACES = "traces"
 DATASET_TABLES = (TRACES, *TABLE_NAMES)
+WITHOUT_ANALYSIS = (TRACES, "processes", "frames", "heap", "events")  # tables written while the analysis runs
 UNPARTITIONED = frozenset({TRACES, "frames"})  # tables whose rows belong to no one process
 PARTITIONS = ("host", "pid")
 PARTITION_TYPES = {"host": "VARCHAR", "pid": "BIGINT"}
+PARQUET_OPTIONS = "COMPRESSION snappy, PARQUET_VERSION v2"
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a host name DuckDB's PARTITION_BY writes as it is
 _TRACES_SELECT = (
     "SELECT {name} AS trace, {trace_id} AS trace_id, CAST({wall} AS BIGINT) AS start_wall_ns,"
     " CAST({duration} AS BIGINT) AS duration_ns, CAST({events} AS BIGINT) AS events,"
@@ -82,9 +93,16 @@ def start_wall_ns(trace: TraceData) -> int | None:
 # -- writing -------------------------------------------------------------------------------------------------------
 
 
-def export(traces: Sequence[tuple[TraceData, Analysis, str]], directory: str) -> Iterator[Written]:
+def export(
+    traces: Sequence[tuple[TraceData, Analysis, str]],
+    directory: str,
+    analyse: Callable[[TraceData, Analysis], object] | None = None,
+) -> Iterator[Written]:
     """Add each of ``traces`` (``(trace, analysis, name)``) to the dataset in ``directory`` (made if missing),
-    one at a time; a trace the dataset already holds is skipped."""
+    one at a time; a trace the dataset already holds is skipped.
+
+    ``analyse(trace, analysis)`` computes the parts of the analysis the tables read (its goroutines, states and
+    collections; by default without a word), while the tables that need none are written."""
     schema = check_target(directory)
     made = not os.path.exists(directory)
     try:
@@ -93,7 +111,7 @@ def export(traces: Sequence[tuple[TraceData, Analysis, str]], directory: str) ->
             if _holds(directory, tid):
                 yield Written(name, tid, 0, 0, skipped=True)
                 continue
-            yield _export_one(trace, analysis, name, tid, directory, schema)
+            yield _export_one(trace, analysis, name, tid, directory, schema, analyse or _analyse)
     finally:
         if made and os.path.isdir(directory) and not os.listdir(directory):
             os.rmdir(directory)  # a failed first export leaves no empty directory behind
@@ -125,15 +143,25 @@ def _holds(directory: str, tid: str) -> bool:
     return os.path.exists(os.path.join(directory, f"table={TRACES}", f"part-{tid}.parquet"))
 
 
+def _analyse(trace: TraceData, analysis: Analysis) -> None:
+    _ = analysis.goroutines, analysis.states, analysis.collections
+
+
 def _export_one(
-    trace: TraceData, analysis: Analysis, name: str, tid: str, directory: str, schema: dict[str, Any]
+    trace: TraceData,
+    analysis: Analysis,
+    name: str,
+    tid: str,
+    directory: str,
+    schema: dict[str, Any],
+    analyse: Callable[[TraceData, Analysis], object],
 ) -> Written:
     os.makedirs(directory, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".export-{tid}-", dir=directory)
     try:
-        db = Database([(trace, analysis, name)])
+        db = Database([(trace, analysis, name)], enums=True)
         try:
-            tables, rows = _write_tables(db, trace, name, tid, staging)
+            tables, rows = _write_tables(db, trace, name, tid, staging, lambda: analyse(trace, analysis))
         finally:
             db.close()
         _merge_schema(schema, tables, directory)
@@ -144,27 +172,70 @@ def _export_one(
 
 
 def _write_tables(
-    db: Database, trace: TraceData, name: str, tid: str, staging: str
+    db: Database, trace: TraceData, name: str, tid: str, staging: str, analyse: Callable[[], object]
 ) -> tuple[dict[str, dict[str, str]], int]:
-    """COPY each table of ``db`` into ``staging``; each table's columns and types, and the rows written."""
-    db.relation(_traces_view(trace, name, tid))
-    hosts = [host for (host,) in db.relation("SELECT DISTINCT host FROM processes WHERE host IS NOT NULL").fetchall()]
+    """COPY each table of ``db`` into ``staging``; each table's columns and types, and the rows written. The
+    tables of :data:`WITHOUT_ANALYSIS` are written by a thread of their own while ``analyse`` runs in this one
+    (DuckDB writes without Python's lock), which then reads the trace's user tasks, regions and logs; then the
+    tables that need the analysis are written."""
+    db.relation(_traces_view(trace, name, tid), tables=())
+    distinct = "SELECT DISTINCT host FROM processes WHERE host IS NOT NULL"
+    hosts = [host for (host,) in db.relation(distinct, tables=["processes"]).fetchall()]
     constants = _constants(db, name, tid, hosts)
-    tables, rows = {}, 0
-    for table in DATASET_TABLES:
-        select = _select(table, constants, multi_host=len(hosts) > 1)
-        described = db.relation(f"DESCRIBE {select}").fetchall()
-        tables[table] = {column: _schema_type(column, str(kind)) for column, kind, *_ in described}
-        meta = f"KV_METADATA {{{VERSION_KEY}: '{SCHEMA_VERSION}', exectracer_table: '{table}'}}"
-        target = os.path.join(staging, f"table={table}")
-        if table in UNPARTITIONED:
-            os.makedirs(target)
-            target, options = os.path.join(target, f"part-{tid}.parquet"), meta
-        else:
-            options = f"PARTITION_BY ({', '.join(PARTITIONS)}), FILENAME_PATTERN 'part-{tid}-{{i}}', {meta}"
-        _, _, batches = db.batches(f"COPY ({select}) TO {_literal(target)} (FORMAT parquet, {options})")
-        rows += sum(count for batch in batches for (count,) in batch)
-    return tables, rows
+
+    def write(names: Iterable[str], then: Callable[[], object] = lambda: None) -> dict[str, tuple[dict[str, str], int]]:
+        written = {}
+        for table in names:
+            select = _select(table, constants, multi_host=len(hosts) > 1)
+            described = db.relation(f"DESCRIBE {select}", tables=[table, "processes"]).fetchall()
+            columns = {column: _schema_type(column, str(kind)) for column, kind, *_ in described}
+            written[table] = columns, _copy(db, table, select, tid, staging, _partition(db, table, hosts))
+        then()
+        return written
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="exectracer-parquet") as pool:
+        first = pool.submit(write, WITHOUT_ANALYSIS, then=lambda: (trace.user_task_table, trace.regions, trace.logs))
+        try:
+            analyse()
+        except BaseException:
+            db.interrupt()
+            concurrent.futures.wait([first])
+            raise
+        written = first.result()
+    written |= write(t for t in DATASET_TABLES if t not in WITHOUT_ANALYSIS)
+    return {t: written[t][0] for t in DATASET_TABLES}, sum(rows for _, rows in written.values())
+
+
+def _partition(db: Database, table: str, hosts: list[str]) -> str | None:
+    """The one partition's folder (``host=.../pid=...``) of all of ``table``'s rows, if it is known before they
+    are written (one host with a plain name, one known pid); else None."""
+    pid = db.pid(table)
+    if table in UNPARTITIONED or pid is None or len(hosts) != 1 or not _PLAIN.fullmatch(hosts[0]):
+        return None
+    return os.path.join(f"host={hosts[0]}", f"pid={pid}")
+
+
+def _copy(db: Database, table: str, select: str, tid: str, staging: str, partition: str | None) -> int:
+    """Write ``select``'s rows as ``table``'s files under ``staging``: one file, directly where its partition is
+    known (without its partition columns, as DuckDB's ``PARTITION_BY`` writes them), else partitioned by DuckDB.
+    The rows written."""
+    meta = f"KV_METADATA {{{VERSION_KEY}: '{SCHEMA_VERSION}', exectracer_table: '{table}'}}"
+    folder = os.path.join(staging, f"table={table}")
+    if table in UNPARTITIONED or partition is not None:
+        folder = os.path.join(folder, partition or "")
+        os.makedirs(folder)
+        target = os.path.join(folder, f"part-{tid}.parquet" if partition is None else f"part-{tid}-0.parquet")
+        select = select if partition is None else f"SELECT * EXCLUDE ({', '.join(PARTITIONS)}) FROM ({select})"
+        options = meta
+    else:
+        target = folder
+        options = f"PARTITION_BY ({', '.join(PARTITIONS)}), FILENAME_PATTERN 'part-{tid}-{{i}}', {meta}"
+    copy = f"COPY ({select}) TO {_literal(target)} (FORMAT parquet, {PARQUET_OPTIONS}, {options})"
+    _, _, batches = db.batches(copy, tables=[table, "processes"])
+    rows = int(sum(count for batch in batches for (count,) in batch))
+    if partition is not None and rows == 0:  # as PARTITION_BY: no rows, no file
+        shutil.rmtree(os.path.join(staging, f"table={table}"))
+    return rows
 
 
 def _constants(db: Database, name: str, tid: str, hosts: list[str]) -> dict[str, str]:
@@ -173,7 +244,7 @@ def _constants(db: Database, name: str, tid: str, hosts: list[str]) -> dict[str,
     out = {}
     for key, values in (("trace", [name]), ("trace_id", [tid]), ("host", hosts)):
         if values:
-            db.relation(f"CREATE TYPE _xt_enum_{key} AS ENUM ({', '.join(_literal(v) for v in values)})")
+            db.relation(f"CREATE TYPE _xt_enum_{key} AS ENUM ({', '.join(_literal(v) for v in values)})", tables=())
         out[key] = f"CAST({{}} AS _xt_enum_{key})" if values else "CAST({} AS VARCHAR)"
     out["trace"] = out["trace"].format("trace")
     out["trace_id"] = out["trace_id"].format(_literal(tid))
@@ -297,9 +368,11 @@ def read_schema(directory: str) -> dict[str, Any]:
 class DatasetDatabase(Database):
     """The tables of a Parquet dataset (:func:`export`), read in place: the same queries as over traces."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, *, read_only: bool = False) -> None:
+        """``read_only``: as :class:`~exectracer.sql.Database`'s, and no file but the dataset's may be read."""
         schema = read_schema(directory)
-        super().__init__([])
+        self._root = os.path.realpath(directory)  # the files' paths in SQL: where DuckDB's allowed directory is
+        super().__init__([], read_only=read_only, readable=[os.path.join(self._root, "")])
         self.directory = directory
         self.schema = schema
         self._check_versions(schema)
@@ -307,7 +380,7 @@ class DatasetDatabase(Database):
     def _check_versions(self, schema: dict[str, Any]) -> None:
         """Every file's schema version is the schema file's, and one this exectracer reads."""
         versions = {str(schema["schema_version"])}
-        files = os.path.join(glob.escape(self.directory), "table=*", "**", "*.parquet")
+        files = os.path.join(glob.escape(self._root), "table=*", "**", "*.parquet")
         if glob.glob(files, recursive=True):
             with self._errors():
                 found = self._con.execute(
@@ -332,7 +405,7 @@ class DatasetDatabase(Database):
             self._built.add(name)
 
     def _view(self, name: str, columns: dict[str, str]) -> str:
-        folder = os.path.join(self.directory, f"table={name}")
+        folder = os.path.join(self._root, f"table={name}")
         names = ", ".join(f'"{c}"' for c in columns)
         if not glob.glob(os.path.join(glob.escape(folder), "**", "*.parquet"), recursive=True):
             return "SELECT " + ", ".join(f'CAST(NULL AS {t}) AS "{c}"' for c, t in columns.items()) + " WHERE false"
@@ -344,12 +417,13 @@ class DatasetDatabase(Database):
         return f"SELECT {names} FROM read_parquet({_literal(pattern)}, {options})"
 
 
-def read_dataset(directory: str) -> DatasetDatabase:
-    """The dataset in ``directory`` as a :class:`~exectracer.sql.Database` (``.df(query)``, ``.relation(query)``).
+def read_dataset(directory: str, *, read_only: bool = False) -> DatasetDatabase:
+    """The dataset in ``directory`` as a :class:`~exectracer.sql.Database` (``.df(query)``, ``.relation(query)``);
+    ``read_only``: one statement that reads, and no file outside the dataset (the viewer's Query page).
 
     Raises :class:`DatasetError` if it is not a dataset, or mixes schema versions."""
     try:
-        return DatasetDatabase(directory)
+        return DatasetDatabase(directory, read_only=read_only)
     except QueryError as exc:
         raise DatasetError(f"{directory}: {exc}") from None
 

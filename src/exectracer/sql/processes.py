@@ -28,11 +28,18 @@ class Processes:
     pid_of: NDArray[np.int64]
 
 
-def processes(trace: TraceData, goroutines: Goroutines) -> Processes:
-    """The processes of ``trace`` (``trace.processes``: one, or each recording read together) and each
-    goroutine's pid."""
+def processes(trace: TraceData, goroutines: Goroutines, table: Table | None = None) -> Processes:
+    """The processes of ``trace`` (``trace.processes``: one, or each recording read together; ``table``, if
+    :func:`process_table` already made it) and each goroutine's pid."""
+    table = process_table(trace) if table is None else table
+    pid_of = table.pid[goroutines.proc] if len(table) else np.full(len(goroutines), UNKNOWN)
+    return Processes(table, pid_of)
+
+
+def process_table(trace: TraceData) -> Table:
+    """:attr:`Processes.table` of ``trace``: it needs no analysis."""
     procs = trace.processes
-    table = Table(
+    return Table(
         pid=np.array([_int(p.pid) for p in procs], dtype=np.int64),
         ppid=np.array([_int(p.ppid) for p in procs], dtype=np.int64),
         host=object_array([p.host for p in procs]),
@@ -40,7 +47,6 @@ def processes(trace: TraceData, goroutines: Goroutines) -> Processes:
         start_ns=np.array([p.start_ns for p in procs], dtype=np.int64),
         end_ns=np.array([p.end_ns for p in procs], dtype=np.int64),
     )
-    return Processes(table, table.pid[goroutines.proc] if len(procs) else np.full(len(goroutines), UNKNOWN))
 
 
 def _int(value: object) -> int:

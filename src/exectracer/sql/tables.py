@@ -12,6 +12,7 @@ per-goroutine and per-stack tables, as the rest of the reading side is).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -21,23 +22,38 @@ from numpy.typing import NDArray
 from ..analysis import Analysis
 from ..analysis.states import STATE_NAMES, State
 from ..format.events import WAKER_MASK, WAKER_SHIFT, Kind, Waker
+from ..table import Table
 from ..trace_data import TraceData
-from .processes import UNKNOWN, Processes, object_array, processes
+from .processes import UNKNOWN, Processes, object_array, process_table, processes
 
 Columns = dict[str, NDArray[Any]]
 NONE = np.iinfo(np.int64).min  # a raw integer column's NULL
+ENUM_PREFIX = "_xt_names_"
 
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    """One trace as the tables read it: its data, analysis, processes, and the name its rows carry (``trace``)."""
+    """One trace as the tables read it: its data, analysis, processes, and the name its rows carry (``trace``).
+
+    The analysis is used only by the tables that need it: ``events``,
+    ``heap``, ``frames`` and ``processes`` can be written while it is
+    computed."""
 
     trace: TraceData
     analysis: Analysis
     name: str
-    processes: Processes
 
-    @property
+    @functools.cached_property
+    def process_table(self) -> Table:
+        """The processes (:attr:`Processes.table`), without the analysis."""
+        return process_table(self.trace)
+
+    @functools.cached_property
+    def processes(self) -> Processes:
+        """The processes and each goroutine's pid (the analysis's goroutines)."""
+        return processes(self.trace, self.analysis.goroutines, self.process_table)
+
+    @functools.cached_property
     def uniform_pid(self) -> int | None:
         """The pid of every goroutine if they all share one process, else None."""
         pids = np.unique(self.processes.pid_of)
@@ -53,7 +69,7 @@ class Source:
 
 def source(trace: TraceData, analysis: Analysis, name: str) -> Source:
     """``trace`` read as ``name``."""
-    return Source(trace, analysis, name, processes(trace, analysis.goroutines))
+    return Source(trace, analysis, name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,30 +93,49 @@ class Spec:
         columns = self.build(src)
         proc = columns.pop("proc", None)
         if self.per_process and proc is not None and _pid(src, self) is None:
-            columns["pid"] = src.processes.table.pid[proc] if len(proc) else np.empty(0, np.int64)
+            columns["pid"] = src.process_table.pid[proc] if len(proc) else np.empty(0, np.int64)
         elif self.pid_of is not None and src.uniform_pid is None and not self.per_process:
             columns["pid"] = src.pids(columns[self.pid_of])
         return columns
 
-    def select(self, src: Source, raw_name: str) -> str:
-        """The SELECT of the view over ``src``'s raw columns registered as ``raw_name``."""
+    def pid(self, src: Source) -> int | None:
+        """The pid of every row of this table for ``src``, if they are of one known process; else None."""
+        if self.pid_of is None and not self.per_process:
+            return None
         pid = _pid(src, self)
+        return None if pid == UNKNOWN else pid
+
+    def select(self, src: Source, raw_name: str, enums: bool = False) -> str:
+        """The SELECT of the view over ``src``'s raw columns registered as ``raw_name``; ``enums``: names of codes
+        (``state``, ``event``) as the ENUMs :func:`enum_types` makes instead of VARCHAR."""
         if self.pid_of is not None or self.per_process:
+            pid = _pid(src, self)
             if pid is not None:
                 pid_sql = "CAST(NULL AS BIGINT)" if pid == UNKNOWN else f"CAST({pid} AS BIGINT)"
             else:
                 pid_sql = f"NULLIF(pid, {UNKNOWN})"
         else:
             pid_sql = "NULL"
-        exprs = [f"{expr.format(t0=src.trace.start_ns, pid=pid_sql)} AS {column}" for column, expr in self.columns]
+        lists = {key: _names(names) for key, names in NAMES.items()}
+        if enums:
+            lists = {key: f"CAST({names} AS {ENUM_PREFIX}{key}[])" for key, names in lists.items()}
+        exprs = [
+            f"{expr.format(t0=src.trace.start_ns, pid=pid_sql, **lists)} AS {column}" for column, expr in self.columns
+        ]
         exprs.append(f"{_literal(src.name)} AS trace")
         return f"SELECT {', '.join(exprs)} FROM {raw_name}"
+
+
+def enum_types() -> list[str]:
+    """The statements that make the ENUM types of :meth:`Spec.select`'s ``enums``: DuckDB looks an ENUM's name up
+    in its type and writes it to Parquet as a dictionary, without making a string per row."""
+    return [f"CREATE TYPE {ENUM_PREFIX}{key} AS ENUM ({_names(names)[1:-1]})" for key, names in NAMES.items()]
 
 
 def _pid(src: Source, spec: Spec) -> int | None:
     """The pid of every row of ``spec``'s table for ``src`` if it is one, else None (each row has its own)."""
     if spec.per_process:
-        pids = src.processes.table.pid
+        pids = src.process_table.pid
         return int(pids[0]) if len(pids) == 1 else None
     return src.uniform_pid
 
@@ -130,7 +165,7 @@ def _nullable(column: str, none: int = NONE) -> str:
 
 
 def _processes(src: Source) -> Columns:
-    t = src.processes.table
+    t = src.process_table
     return {name: t[name] for name in t.columns}
 
 
@@ -217,9 +252,11 @@ def _events(src: Source) -> Columns:
     return columns | ({"proc": src.trace.proc} if len(src.trace.processes) > 1 else {})
 
 
-_STATES = _names([STATE_NAMES[s] for s in State if s != State.ENDED])
 _KIND_NAMES = {int(k): k.name for k in Kind}
-_KINDS = _names([_KIND_NAMES.get(k, f"KIND_{k}") for k in range(256)])
+NAMES = {  # the names of codes, by code: a column ``{states}[state + 1]`` is a state's name
+    "states": [STATE_NAMES[s] for s in State if s != State.ENDED],
+    "kinds": [_KIND_NAMES.get(k, f"KIND_{k}") for k in range(256)],
+}
 # a blocked or runnable interval's waker, where it is a goroutine (a task or a thread)
 _WAKER_ID = (
     f"CASE WHEN state <> {int(State.RUNNING)} AND (waker & {WAKER_MASK}) IN ({int(Waker.TASK)}, {int(Waker.THREAD)})"
@@ -259,7 +296,7 @@ TABLES = (
         (
             ("goroutine_id", "g"),
             ("pid", "{pid}"),
-            ("state", f"{_STATES}[state + 1]"),
+            ("state", "{states}[state + 1]"),
             ("start_ns", "start - {t0}"),
             ("end_ns", '"end" - {t0}'),
             ("stack_id", "CASE WHEN stack >= 0 THEN CAST(stack AS BIGINT) END"),
@@ -344,7 +381,7 @@ TABLES = (
             ("ts_ns", "ts - {t0}"),
             ("g", "g"),
             ("kind", "CAST(kind AS INTEGER)"),
-            ("event", f"{_KINDS}[kind + 1]"),
+            ("event", "{kinds}[kind + 1]"),
             ("arg", "arg"),
             ("pid", "{pid}"),
         ),

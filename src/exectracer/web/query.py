@@ -1,9 +1,10 @@
-"""The viewer's Query page on the server: ``/api/sql`` runs one reading SQL statement over the trace (docs/sql.md).
+"""The viewer's Query page on the server: ``/api/sql`` runs one reading SQL statement over the trace or the Parquet
+dataset (docs/sql.md).
 
 Queries run on a read-only database (DuckDB's access to files and the
-network off, its configuration locked, one statement that reads), one at a
-time, each stopped after :data:`MAX_SECONDS`; the answer holds at most
-:data:`MAX_ROWS` rows.
+network off but for a dataset's own directory, its configuration locked,
+one statement that reads), one at a time, each stopped after
+:data:`MAX_SECONDS`; the answer holds at most :data:`MAX_ROWS` rows.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from typing import Any
 
 from ..reader import Trace
 from ..sql.database import Database, QueryError
+from ..sql.dataset import read_dataset
 
 MAX_ROWS = 1000
 MAX_SECONDS = 30.0
 
 
 class QueryAPI:
-    """Runs the Query page's queries over one trace; the database is opened at the first query."""
+    """Runs the Query page's queries over one trace, or the Parquet dataset in a directory; the database is opened
+    at the first query (or by :meth:`open`)."""
 
-    def __init__(self, trace: Trace, max_rows: int = MAX_ROWS, max_seconds: float = MAX_SECONDS) -> None:
+    def __init__(self, trace: Trace | str, max_rows: int = MAX_ROWS, max_seconds: float = MAX_SECONDS) -> None:
         self.trace = trace
         self.max_rows, self.max_seconds = max_rows, max_seconds
         self._database: Database | None = None
@@ -37,7 +40,7 @@ class QueryAPI:
         if not query.strip():
             raise ValueError("no query: write one SQL statement that reads (SELECT ...)")
         with self._lock:
-            database = self._open()
+            database = self.open()
             timer = threading.Timer(self.max_seconds, database.interrupt)
             timer.daemon = True
             timer.start()
@@ -61,10 +64,15 @@ class QueryAPI:
             "truncated": len(rows) > self.max_rows,
         }
 
-    def _open(self) -> Database:
+    def open(self) -> Database:
+        """The read-only database, opened now if it is not yet. ValueError (one line) if DuckDB is missing or the
+        dataset cannot be read."""
         if self._database is None:
             try:
-                self._database = Database([(self.trace, self.trace.analysis, self.trace.name)], read_only=True)
+                if isinstance(self.trace, str):
+                    self._database = read_dataset(self.trace, read_only=True)
+                else:
+                    self._database = Database([(self.trace, self.trace.analysis, self.trace.name)], read_only=True)
             except ImportError as exc:
                 raise ValueError(str(exc)) from None
         return self._database

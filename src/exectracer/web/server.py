@@ -1,4 +1,4 @@
-"""The viewer's HTTP server: the page and its assets, and the JSON API over one trace.
+"""The viewer's HTTP server: the page and its assets, and the JSON API over one trace (or a Parquet dataset).
 
 Binds to loopback unless told otherwise, and answers only requests whose
 ``Host`` is an address, ``localhost`` or a name it was told to accept (so a
@@ -24,6 +24,7 @@ import numpy as np
 from .. import host_names
 from ..reader import Trace
 from .api import BadRequest, Download, NotFound, ViewerAPI
+from .dataset_api import DatasetAPI
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_URL = 8192
@@ -46,14 +47,15 @@ class ViewerServer(ThreadingHTTPServer):
 
     def __init__(
         self,
-        trace: Trace,
+        trace: Trace | DatasetAPI,
         host: str = "127.0.0.1",
         port: int = 0,
         allowed_hosts: Iterable[str] = (),
         frame_ancestors: str = "'none'",
     ) -> None:
-        """``frame_ancestors``: the pages that may show the viewer in a frame (a CSP source list; a notebook's)."""
-        self.api = ViewerAPI(trace)
+        """``trace``: the trace, or a Parquet dataset's :class:`DatasetAPI` (its Query page only).
+        ``frame_ancestors``: the pages that may show the viewer in a frame (a CSP source list; a notebook's)."""
+        self.api: ViewerAPI | DatasetAPI = trace if isinstance(trace, DatasetAPI) else ViewerAPI(trace)
         self.allowed_hosts = host_names.names((host, *allowed_hosts))
         self.security_headers = {**SECURITY_HEADERS, "Content-Security-Policy": CONTENT_POLICY.format(frame_ancestors)}
         super().__init__((host, port), _Handler)

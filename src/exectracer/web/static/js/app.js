@@ -1,5 +1,6 @@
 // The single-page app: hash routes (#/timeline?start=..&end=..&g=.., #/goroutines, #/profile/net?.., #/mmu,
-// #/latency, #/logs, #/query, #/info), the header and the warning banner.
+// #/latency, #/logs, #/query, #/info), the header and the warning banner. A Parquet dataset's viewer has the Query
+// page only.
 
 import { api } from "./api.js";
 import { el, clear, errorBox } from "./dom.js";
@@ -17,11 +18,15 @@ const PAGES = {
   info: () => import("./pages/info.js"),
 };
 
-const state = { page: null, name: null, token: 0 };
+const state = { page: null, name: null, token: 0, only: null }; // only: the pages a dataset's viewer has
 window.exectracer = { ready: false, page: null, route: null };
 
 async function route() {
   const r = parseHash(location.hash, Object.keys(PAGES));
+  if (state.only && !state.only.includes(r.name)) {
+    location.replace(`#/${state.only[0]}`); // a hash change: routes again
+    return;
+  }
   window.exectracer.route = r.name;
   for (const a of document.querySelectorAll("#nav a")) {
     a.classList.toggle("active", a.dataset.route === r.name);
@@ -65,6 +70,7 @@ async function header() {
     name.textContent = info.name || "";
     name.title = info.name || "";
     document.title = `${info.name || "trace"} – exectracer`;
+    if (info.dataset) datasetOnly();
     const lost = info.lost || {};
     const problems = [...(info.warnings || [])];
     if (!problems.length && lost.events) problems.push(`${fmtCount(lost.events)} events were lost while recording.`);
@@ -86,6 +92,12 @@ async function header() {
   }
 }
 
+// A Parquet dataset has tables, not a trace: its viewer is the Query page alone.
+function datasetOnly() {
+  state.only = ["query"];
+  for (const a of document.querySelectorAll("#nav a")) a.hidden = !state.only.includes(a.dataset.route);
+  document.querySelector("#top .brand").setAttribute("href", "#/query");
+}
+
 window.addEventListener("hashchange", route);
-header();
-route();
+header().then(route);

@@ -1,7 +1,7 @@
 // #/query?q=SQL: one reading SQL statement over the trace's tables (docs/sql.md), its rows in a table. A row
 // with a goroutine (goroutine_id, or g) and a time (start_ns, ts_ns or created_ns; end_ns) links to the timeline.
 
-import { getJSON } from "../api.js";
+import { api, getJSON } from "../api.js";
 import { el, clear } from "../dom.js";
 import { fmtCount, fmtTime } from "../format.js";
 import { href, timelineHref } from "../router.js";
@@ -16,9 +16,13 @@ export async function mount(root, route) {
   input.value = route.params.get("q") || EXAMPLE;
   const run = el("button", { class: "run", type: "button" }, "Run");
   const out = el("div", { class: "query-results" });
+  const info = await api.info().catch(() => ({}));
+  const dataset = Boolean(info.dataset); // a Parquet dataset: no timeline to link to
   root.append(
     el("h1", null, "Query"),
-    el("p", { class: "note" }, "One SQL statement that reads (DuckDB's dialect) over the tables processes, goroutines, states, frames, gc, heap, user_tasks, user_regions, logs and events; times in ns from the trace's start. Ctrl+Enter runs it."),
+    el("p", { class: "note" }, dataset
+      ? `One SQL statement that reads (DuckDB's dialect) over the Parquet dataset's tables ${(info.tables || []).join(", ")}; times in ns from the start of each row's trace (join tables on trace_id). Ctrl+Enter runs it.`
+      : "One SQL statement that reads (DuckDB's dialect) over the tables processes, goroutines, states, frames, gc, heap, user_tasks, user_regions, logs and events; times in ns from the trace's start. Ctrl+Enter runs it."),
     input,
     el("div", { class: "toolbar" }, run),
     out,
@@ -38,7 +42,7 @@ export async function mount(root, route) {
       return;
     }
     if (t !== token) return;
-    clear(out).append(results(d));
+    clear(out).append(results(d, !dataset));
   }
 
   run.addEventListener("click", execute);
@@ -52,13 +56,13 @@ export async function mount(root, route) {
   return {};
 }
 
-function results(d) {
+function results(d, timeline) {
   const columns = d.columns || [];
   const rows = d.rows || [];
   const g = columns.findIndex((c) => GOROUTINE.includes(c));
   const start = START.map((c) => columns.indexOf(c)).find((i) => i >= 0) ?? -1;
   const end = columns.indexOf("end_ns");
-  const linked = g >= 0 && start >= 0;
+  const linked = timeline && g >= 0 && start >= 0;
   const count = `${fmtCount(rows.length)} row${rows.length === 1 ? "" : "s"}${d.truncated ? " (the first ones only)" : ""}`;
   const head = el("tr", null, linked ? el("th", null, "") : null, columns.map((c, i) => el("th", { class: numeric(d.types[i]) ? "num" : null }, c)));
   const body = rows.map((r) => el("tr", null,
