@@ -31,6 +31,7 @@ import io
 import math
 import sys
 import types
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exectracer.format import planes
 from exectracer.format.events import WAKER_MASK, Kind, Waker, pack, pack_waker
 from exectracer.live.alive import _OF_TASK_TABLE, _WANTED, _kept_positions
 from exectracer.record import asyncio_hooks, native
@@ -493,3 +495,23 @@ def test_the_kept_positions_are_the_python_ones_for_any_kind_and_goroutine(
     alive = {ids[g] for g in live}
     columns: tuple[Any, Any] = (memoryview(codes), memoryview(gs)) if views else (codes, gs)
     assert speedups.kept_positions(*columns, _WANTED, _OF_TASK_TABLE, alive) == _kept_positions(*columns, alive)
+
+
+@given(st.lists(st.integers(0, (1 << 64) - 1), max_size=3 * 200).map(lambda values: values[: len(values) // 3 * 3]))
+@settings(max_examples=200, deadline=None)
+def test_byte_planes_are_the_python_ones_for_any_events(values: list) -> None:
+    """The writer's byte planes (format/planes.py): C's transform, its inverse and its compression in one call."""
+    assert speedups is not None
+    raw = array.array("Q", values).tobytes()
+    stored = planes.to_planes(raw)
+    assert speedups.to_planes(raw) == stored
+    assert speedups.from_planes(stored) == raw
+    if hasattr(speedups, "compress_whole"):
+        assert zlib.decompress(speedups.compress_whole(raw, 1, planes=True)) == stored
+
+
+def test_byte_planes_of_a_payload_that_is_no_whole_events_are_refused_alike() -> None:
+    assert speedups is not None
+    for transform in (speedups.to_planes, speedups.from_planes, planes.to_planes, planes.from_planes):
+        with pytest.raises(ValueError, match="not a whole number of 24-byte events"):
+            transform(b"\0" * 25)

@@ -357,6 +357,12 @@ def set_annotation_sink(
 def clear_annotation_sink() -> None:
     """Regions record nothing any more."""
 
+def to_planes(payload: Buffer, /) -> bytes:
+    """An EVENTS payload as byte planes, as ``format.planes.to_planes`` makes them (without the GIL)."""
+
+def from_planes(planes: Buffer, /) -> bytes:
+    """The EVENTS payload ``to_planes`` made ``planes`` of."""
+
 def kept_positions(codes: Buffer, gs: Buffer, wanted: Buffer, of_task: Buffer, live: set[int], /) -> list[int]:
     """The positions of the events LiveDescriptions.absorb takes in from a dropped chunk (codes and gs: 64-bit
     integer columns; wanted, of_task: 256-byte tables by kind; live: the goroutines a TASK_DONE can forget)."""
@@ -387,5 +393,6 @@ if sys.platform != "win32":
         """Whether the signal's action restarts the calls it interrupts (SA_RESTART: siginterrupt(signum, False))."""
 
 # Only where the libz the zlib module loaded is a shared library of its own (look it up with getattr).
-def compress_whole(data: Buffer, level: int, /) -> bytes:
-    """zlib.compress(data, level), letting go of the GIL once for the whole call."""
+def compress_whole(data: Buffer, level: int, *, planes: bool = False) -> bytes:
+    """zlib.compress(data, level), letting go of the GIL once for the whole call; with ``planes``, of the EVENTS
+    payload ``data`` as byte planes (``to_planes``)."""
