@@ -24,6 +24,8 @@ import struct
 import zlib
 from collections.abc import Callable, Iterator
 
+from . import planes
+
 MAGIC = b"\x89XTRACE\n"
 FORMAT_VERSION = 1
 MERGED_VERSION = 2  # a file of several processes' recordings, one section each (``exectracer merge``)
@@ -107,7 +109,7 @@ def renumbered_header(chunk: bytes | memoryview, seq: int) -> bytes:
 
 def chunk_payload(chunk: bytes | memoryview, from_planes: Callable[[bytes], bytes] | None = None) -> bytes:
     """The decoded payload of a chunk this process made (``from_planes``: how to undo ``ZLIB_PLANES``'s byte planes,
-    ``planes.from_planes`` if not given; the C extension's is faster)."""
+    ``planes.from_planes`` if not given)."""
     _, _, codec, _, _, _, raw_length, _ = CHUNK_HEADER.unpack_from(chunk)
     payload = memoryview(chunk)[CHUNK_HEADER.size :]
     if codec == Codec.RAW:
@@ -116,6 +118,4 @@ def chunk_payload(chunk: bytes | memoryview, from_planes: Callable[[bytes], byte
     raw = zlib.decompress(payload, zlib.MAX_WBITS, raw_length + 1)
     if codec != Codec.ZLIB_PLANES:
         return raw
-    if from_planes is None:
-        from .planes import from_planes  # planes needs the encoder, which needs this module
-    return from_planes(raw)
+    return (from_planes or planes.from_planes)(raw)

@@ -46,7 +46,7 @@ from .chunks import (
     Codec,
 )
 from .encoder import COLUMNS, EVENT_BYTES
-from .planes import TIME_COLUMN
+from .planes import from_planes
 
 if TYPE_CHECKING:  # checked as zlib, whose API it has (isal's stub declares its ``error`` an instance, not a class)
     import zlib as fast_zlib
@@ -291,16 +291,6 @@ def payload(view: memoryview, chunk: Chunk) -> bytes:
     if not inflater.eof or len(raw) != chunk.raw_length:
         raise ChunkError(f"payload inflates to {len(raw)} bytes, not its raw_length of {chunk.raw_length}")
     return from_planes(raw) if chunk.codec == Codec.ZLIB_PLANES else raw
-
-
-def from_planes(planes: bytes) -> bytes:
-    """The EVENTS payload whose byte planes are ``planes`` (see ``planes``), by NumPy."""
-    n = len(planes) // EVENT_BYTES
-    values = np.empty((COLUMNS, n), dtype="<u8")
-    as_bytes = values.view(np.uint8).reshape(COLUMNS, n, 8)
-    as_bytes[...] = np.frombuffer(planes, dtype=np.uint8).reshape(COLUMNS, 8, n).transpose(0, 2, 1)
-    np.cumsum(values[TIME_COLUMN], out=values[TIME_COLUMN])  # modulo 2**64, as unsigned integers add
-    return values.tobytes()
 
 
 def json_payload(raw: bytes, kind: type[T]) -> T:

@@ -8,20 +8,22 @@ byte 1, and so on. Times microseconds apart and small ids leave most planes
 nearly all zeros, which zlib compresses faster and smaller than the values
 themselves (about 40 % less CPU and half the bytes on recorded traces).
 
-The standard library's version here is the reference: the C extension's
-(``_speedups.to_planes``, ``from_planes``; the writer's ``compress_whole``)
-and NumPy's (the decoder's) give the same bytes, as tests check.
+``to_planes`` and ``from_planes`` are the C module's (``format/csrc``, built
+with the recorder's extension; the writer's ``compress_whole`` transforms in
+the same call), else the standard library's versions here, which are the
+reference: tests check that the C ones give the same bytes.
 """
 
 from __future__ import annotations
 
 import itertools
 from array import array
+from collections.abc import Callable
 
-from .encoder import COLUMNS, EVENT_BYTES
-
+COLUMNS = 3  # code, ts, g: an EVENTS payload's columns (encoder.py writes them)
+VALUE_BYTES = 8
+EVENT_BYTES = COLUMNS * VALUE_BYTES  # an event's size in an EVENTS payload, before compression
 TIME_COLUMN = 1
-VALUE_BYTES = EVENT_BYTES // COLUMNS
 MASK64 = (1 << 64) - 1
 
 
@@ -32,19 +34,19 @@ def events_in(size: int) -> int:
     return size // EVENT_BYTES
 
 
-def to_planes(raw: bytes | memoryview) -> bytes:
+def python_to_planes(raw: bytes | memoryview) -> bytes:
     """The byte planes of the EVENTS payload ``raw``."""
     n = events_in(len(raw))
     columns = [_column(raw, c, n) for c in range(COLUMNS)]
     times = _values(columns[TIME_COLUMN])
     columns[TIME_COLUMN] = _little_endian(
-        array("Q", [(value - before) & MASK64 for before, value in zip(itertools.chain((0,), times), times)])
+        array("Q", [(value - before) & MASK64 for before, value in itertools.pairwise(itertools.chain((0,), times))])
     )
     return b"".join(column[b::VALUE_BYTES] for column in columns for b in range(VALUE_BYTES))
 
 
-def from_planes(planes: bytes | memoryview) -> bytes:
-    """The EVENTS payload whose byte planes are ``planes``: the inverse of :func:`to_planes`."""
+def python_from_planes(planes: bytes | memoryview) -> bytes:
+    """The EVENTS payload whose byte planes are ``planes``: the inverse of :func:`python_to_planes`."""
     n = events_in(len(planes))
     out = bytearray(len(planes))
     size = n * VALUE_BYTES
@@ -80,3 +82,12 @@ def _little_endian(values: array[int]) -> bytes:
 
 
 _BIG_ENDIAN = array("H", [1]).tobytes() == b"\x00\x01"
+
+to_planes: Callable[[bytes | memoryview], bytes]
+from_planes: Callable[[bytes | memoryview], bytes]
+try:
+    from . import _planes
+
+    to_planes, from_planes = _planes.to_planes, _planes.from_planes
+except ImportError:  # not built (another Python, or no compiler): the same, slower
+    to_planes, from_planes = python_to_planes, python_from_planes

@@ -12,12 +12,9 @@ from typing import Any
 
 from ..format.chunks import CHUNK_HEADER, ChunkKind, chunk_payload, file_header, renumbered_header, split_chunks
 from ..format.encoder import COLUMNS, EVENT_BYTES, event_column_views, events_chunk, json_chunk
-from ..format.planes import from_planes
-from ..record.native import speedups
 from ..record.writer import Sink
 from .alive import LiveDescriptions
 
-_FROM_PLANES = getattr(speedups(), "from_planes", None) or from_planes  # the C extension's, where built
 MERGE_DEFINITIONS_AFTER = 64  # STRINGS and STACKS chunks kept before they are merged into one of each
 
 
@@ -149,7 +146,7 @@ class ChunkRing:
 
     def _drop(self, arrival: int, chunk: bytes, n: int) -> None:
         """Forget an EVENTS chunk that arrived at ``arrival``, keeping what it describes that is still alive."""
-        codes, _, gs = event_column_views(chunk_payload(chunk, _FROM_PLANES))  # no copy of the columns
+        codes, _, gs = event_column_views(chunk_payload(chunk))  # no copy of the columns, holding the GIL
         self._alive.absorb(codes, gs)
         self._alive_bytes = self._alive.count * EVENT_BYTES
         self._window_start_ns = arrival

@@ -357,12 +357,6 @@ def set_annotation_sink(
 def clear_annotation_sink() -> None:
     """Regions record nothing any more."""
 
-def to_planes(payload: Buffer, /) -> bytes:
-    """An EVENTS payload as byte planes, as ``format.planes.to_planes`` makes them (without the GIL)."""
-
-def from_planes(planes: Buffer, /) -> bytes:
-    """The EVENTS payload ``to_planes`` made ``planes`` of."""
-
 def kept_positions(codes: Buffer, gs: Buffer, wanted: Buffer, of_task: Buffer, live: set[int], /) -> list[int]:
     """The positions of the events LiveDescriptions.absorb takes in from a dropped chunk (codes and gs: 64-bit
     integer columns; wanted, of_task: 256-byte tables by kind; live: the goroutines a TASK_DONE can forget)."""

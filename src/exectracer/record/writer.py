@@ -103,11 +103,10 @@ class Writer:
         native = speedups()
         # zlib in one call without the GIL where the C extension found it
         # (else zlib.compress, which takes it back per block)
-        self._compress = getattr(native, "compress_whole", None) or zlib.compress
+        whole = getattr(native, "compress_whole", None)
+        self._compress = whole or zlib.compress
         # events as byte planes (format/planes.py), transformed in the same call: less to compress, and faster
-        self._compress_planes = (
-            functools.partial(native.compress_whole, planes=True) if hasattr(native, "compress_whole") else None
-        )
+        self._compress_planes = functools.partial(whole, planes=True) if whole is not None else None
         self._on_tick = on_tick
         self._tick_interval = tick_interval
         self._handoff = handoff or GilHandoff()

@@ -124,9 +124,6 @@ static PyMethodDef methods[] = {
     {"signal_restarts", xt_signal_restarts, METH_O,
      "signal_restarts(signum): whether the signal's action restarts the calls it interrupts (SA_RESTART)."},
 #endif
-    {"to_planes", xt_to_planes_py, METH_O,
-     "to_planes(payload): an EVENTS payload as byte planes, as format.planes.to_planes makes them (without the GIL)."},
-    {"from_planes", xt_from_planes_py, METH_O, "from_planes(planes): the EVENTS payload to_planes made them of."},
     {"kept_positions", xt_kept_positions, METH_VARARGS,
      "kept_positions(codes, gs, wanted, of_task, live): the positions of the events LiveDescriptions.absorb takes in."},
     {"set_hook_sampler", xt_set_hook_sampler, METH_O,

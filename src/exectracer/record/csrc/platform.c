@@ -4,6 +4,8 @@
 
 #include "speedups.h"
 
+#include "../../format/csrc/planes.h"
+
 /* --------------------------------------------------------------- /proc reads */
 
 #ifndef _WIN32
@@ -85,10 +87,16 @@ compress_whole(PyObject *module, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*i|$p:compress_whole", names, &data, &level, &planes)) {
         return NULL;
     }
-    Py_ssize_t events = planes ? xt_payload_events(data.len) : 0;
+    if (planes && data.len % XT_EVENT_BYTES != 0) {
+        PyErr_Format(PyExc_ValueError, "an EVENTS payload of %zd bytes is not a whole number of %d-byte events",
+                     data.len, XT_EVENT_BYTES);
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    Py_ssize_t events = planes ? data.len / XT_EVENT_BYTES : 0;
     unsigned char *source = events > 0 ? PyMem_RawMalloc((size_t)data.len) : NULL;
     unsigned long size = z_compress_bound((unsigned long)data.len);
-    PyObject *out = events < 0 || (events > 0 && source == NULL) || (uint64_t)data.len > (uint64_t)ULONG_MAX
+    PyObject *out = (events > 0 && source == NULL) || (uint64_t)data.len > (uint64_t)ULONG_MAX
                             || size > PY_SSIZE_T_MAX
                         ? NULL
                         : PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);

@@ -64,8 +64,8 @@
    - thread_waits.c  Timed, the wait sink, the hooks' samples, LockWrapper
    - regions.c       Region and its sink
    - flight.c        kept_positions (a flight recorder's dropped chunks)
-   - columns.c       an EVENTS payload as byte planes (the ZLIB_PLANES codec)
-   - platform.c      /proc reads, zlib's compress2 found at run time
+   - platform.c      /proc reads, zlib's compress2 found at run time (events as
+                     byte planes: ../../format/csrc/planes.c, built in too)
    - termination.c   SIGTERM under `exectracer run`: finish the trace, then die of it */
 
 #ifndef EXECTRACER_SPEEDUPS_H
@@ -519,12 +519,6 @@ XT_INTERNAL PyObject *xt_set_annotation_sink(PyObject *module, PyObject *args, P
 XT_INTERNAL PyObject *xt_clear_annotation_sink(PyObject *module, PyObject *unused);
 /* flight.c */
 XT_INTERNAL PyObject *xt_kept_positions(PyObject *module, PyObject *args);
-/* columns.c: an EVENTS payload of n events (3 * n values) as byte planes and back (format/planes.py) */
-XT_INTERNAL void xt_to_planes(const unsigned char *raw, unsigned char *out, size_t n);
-XT_INTERNAL void xt_from_planes(const unsigned char *planes, unsigned char *raw, size_t n);
-XT_INTERNAL Py_ssize_t xt_payload_events(Py_ssize_t len);  /* -1 (ValueError) if not a whole number of events */
-XT_INTERNAL PyObject *xt_to_planes_py(PyObject *module, PyObject *data);
-XT_INTERNAL PyObject *xt_from_planes_py(PyObject *module, PyObject *data);
 /* platform.c */
 #ifndef _WIN32
 XT_INTERNAL PyObject *xt_pread_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
