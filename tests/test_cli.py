@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import sysconfig
 import textwrap
 import threading
+import zipapp
+import zipfile
 from pathlib import Path
 
 import click
@@ -82,6 +85,32 @@ print(json.dumps({
     "loader": type(__loader__).__name__, "code": where(), "main": sys.modules["__main__"].where is where,
 }))
 """
+
+
+ARCHIVE_GLOBALS = GLOBALS.replace('"argv": sys.argv,', '"argv": sys.argv, "path0": sys.path[0],')
+
+
+@pytest.mark.parametrize("given", ["app", "./app/", "sub/../app", "app.zip", "./app.zip", "app.pyz"])
+def test_run_directory_or_zip_has_the_globals_python_gives_it(tmp_path: Path, given: str) -> None:
+    """A directory or zip archive with a ``__main__.py``: ``__file__``, ``sys.path[0]`` and the rest as in python
+    (absolute, not normalised), ``sys.argv[0]`` as given."""
+    main = write(tmp_path / "app" / "__main__.py", ARCHIVE_GLOBALS)
+    with zipfile.ZipFile(tmp_path / "app.zip", "w") as archive:
+        archive.write(main, "__main__.py")
+    zipapp.create_archive(tmp_path / "app", tmp_path / "app.pyz", interpreter=sys.executable)  # starts with #!
+    (tmp_path / "sub").mkdir()
+    untraced = subprocess.run([sys.executable, given], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    traced = run_cli("run", "-o", "out.xtrace", given, cwd=tmp_path)
+
+    assert untraced.returncode == traced.returncode == 0, traced.stderr
+    assert without_addresses(traced.stdout) == without_addresses(untraced.stdout)
+    assert os.path.isabs(json.loads(traced.stdout)["file"])
+
+
+def without_addresses(output: str) -> dict:
+    """The JSON a program printed, with the objects' addresses in reprs (its loader's) left out."""
+    return json.loads(re.sub(r" at 0x[0-9a-f]+", "", output))
 
 
 @pytest.mark.parametrize("given", ["prog.py", "./prog.py", "sub/../prog.py"])

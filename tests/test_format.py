@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import exectracer
-from exectracer.format import decoder
+from exectracer.format import decoder, planes
 from exectracer.format.chunks import (
     CHUNK_HEADER,
     CHUNK_MAGIC,
@@ -29,13 +29,15 @@ from exectracer.format.chunks import (
     MERGED_VERSION,
     ChunkKind,
     Codec,
+    chunk_payload,
     file_header,
     make_chunk,
     split_chunks,
 )
-from exectracer.format.encoder import events_chunk, json_chunk
+from exectracer.format.encoder import encode_event_rows, events_chunk, json_chunk
 from exectracer.format.events import ARG_KINDS, SUBJECT_KINDS, SUBJECT_OF, Kind, Subject, pack
 from exectracer.reader import TraceFormatError, TraceWarning
+from exectracer.record import native
 
 pytestmark = pytest.mark.recorder
 
@@ -420,6 +422,56 @@ def test_unknown_chunk_kind_is_damage() -> None:
     assert trace.event_count == 6
 
 
+def planes_chunk(seq: int, rows: list[int], level: int = 1) -> bytes:
+    """An EVENTS chunk stored as byte planes (``ZLIB_PLANES``), as the C extension's writer makes them."""
+    return make_chunk(
+        ChunkKind.EVENTS,
+        seq,
+        encode_event_rows(rows),
+        level,
+        lambda raw, level: zlib.compress(planes.python_to_planes(raw), level),
+        Codec.ZLIB_PLANES,
+    )
+
+
+def test_events_stored_as_byte_planes_read_as_any_others(zlib_library: None) -> None:
+    chunks = stream_chunks()
+    as_planes = chunks[:3] + [planes_chunk(4, EVENTS_A), planes_chunk(5, EVENTS_B)] + chunks[5:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expected, trace = exectracer.load(build(chunks)), exectracer.load(build(as_planes), strict=True)
+    assert [CHUNK_HEADER.unpack_from(chunk)[2] for chunk in as_planes[3:5]] == [Codec.ZLIB_PLANES] * 2
+    for column in ("kind", "arg", "ts", "g"):
+        assert getattr(trace.events, column).tolist() == getattr(expected.events, column).tolist()
+
+
+def test_a_recording_stores_its_events_as_byte_planes_where_the_c_extension_is_built() -> None:
+    sink = io.BytesIO()
+    with exectracer.trace(sink):
+        time.sleep(0.01)
+    codecs = {CHUNK_HEADER.unpack_from(chunk)[2] for kind, chunk in split_chunks(sink.getvalue()) if kind == 4}
+    built = hasattr(native.speedups(), "compress_whole")
+    assert codecs == {Codec.ZLIB_PLANES if built else Codec.ZLIB}
+    assert exectracer.load(sink.getvalue(), strict=True).event_count > 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw_length"), [(ChunkKind.STRINGS, 24), (ChunkKind.EVENTS, 25), (ChunkKind.EVENTS, 23)]
+)
+def test_byte_planes_of_anything_but_whole_events_are_damage(kind: ChunkKind, raw_length: int) -> None:
+    payload = zlib.compress(b"\0" * raw_length)
+    odd = raw_chunk(kind, 4, payload, raw_length=raw_length, codec=Codec.ZLIB_PLANES)
+    chunks = stream_chunks()
+    with pytest.warns(TraceWarning, match="byte planes of"):
+        trace = exectracer.load(build(chunks[:3] + [odd] + chunks[3:]))
+    assert trace.event_count == 6
+
+
+def test_only_events_can_be_made_into_byte_planes() -> None:
+    with pytest.raises(ValueError, match="only an EVENTS chunk"):
+        make_chunk(ChunkKind.STRINGS, 1, b"[]", 1, zlib.compress, Codec.ZLIB_PLANES)
+
+
 def test_trailing_garbage_is_reported() -> None:
     data = build(stream_chunks()) + b"\x00garbage" * 10
     with pytest.warns(TraceWarning, match="no valid chunk follows"):
@@ -450,6 +502,16 @@ if given is not None:
         rows = [row for rows in pieces for row in rows]
         expected = sorted(rows, key=lambda r: r[1])  # stable: file order among equal ts
         assert list(zip(decoded.code.tolist(), decoded.ts.tolist(), decoded.g.tolist(), strict=True)) == expected
+
+    @given(st.lists(st.tuples(int64, int64, int64), max_size=60))
+    @settings(max_examples=100, deadline=None)
+    def test_any_events_round_trip_through_byte_planes(rows: list[tuple[int, int, int]]) -> None:
+        """The Python reference, NumPy's inverse and zlib: any values (times wrapping around 2**64 too) come back."""
+        raw = encode_event_rows([v for row in rows for v in row])
+        stored = planes.python_to_planes(raw)
+        assert len(stored) == len(raw)
+        assert planes.python_from_planes(stored) == raw == planes.from_planes(stored)
+        assert chunk_payload(planes_chunk(1, [v for row in rows for v in row])) == raw
 
     @given(
         st.lists(st.lists(st.tuples(int64, st.integers(0, 20), int64), max_size=40), min_size=1, max_size=6),
@@ -494,7 +556,8 @@ if given is not None:
         assert any("out of range" in p.reason for p in decoded.problems) == (len(kept) < len(rows))
 
     def _chunk(kind: int, seq: int, payload: bytes, raw_length: int, codec: int) -> bytes:
-        return raw_chunk(kind, seq, zlib.compress(payload) if codec == Codec.ZLIB else payload, raw_length, codec)
+        compressed = codec in (Codec.ZLIB, Codec.ZLIB_PLANES)
+        return raw_chunk(kind, seq, zlib.compress(payload) if compressed else payload, raw_length, codec)
 
     any_chunk = st.builds(
         _chunk,
@@ -502,7 +565,7 @@ if given is not None:
         st.integers(0, 8),
         st.binary(max_size=200) | st.sampled_from([b"[]", b"{}", b"[[1, 2]]", b'{"frames": [[1, 1, 1, 1]]}']),
         st.integers(0, 1 << 12) | st.sampled_from([0, 24, 48, MAX_CHUNK_BYTES]),
-        st.sampled_from([Codec.RAW, Codec.ZLIB, 7]),
+        st.sampled_from([Codec.RAW, Codec.ZLIB, Codec.ZLIB_PLANES, 7]),
     )
 
     @given(

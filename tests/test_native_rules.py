@@ -31,6 +31,7 @@ import io
 import math
 import sys
 import types
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from exectracer.format import planes
 from exectracer.format.events import WAKER_MASK, Kind, Waker, pack, pack_waker
 from exectracer.live.alive import _OF_TASK_TABLE, _WANTED, _kept_positions
 from exectracer.record import asyncio_hooks, native
@@ -493,3 +495,30 @@ def test_the_kept_positions_are_the_python_ones_for_any_kind_and_goroutine(
     alive = {ids[g] for g in live}
     columns: tuple[Any, Any] = (memoryview(codes), memoryview(gs)) if views else (codes, gs)
     assert speedups.kept_positions(*columns, _WANTED, _OF_TASK_TABLE, alive) == _kept_positions(*columns, alive)
+
+
+@given(st.lists(st.integers(0, (1 << 64) - 1), max_size=3 * 200).map(lambda values: values[: len(values) // 3 * 3]))
+@settings(max_examples=200, deadline=None)
+def test_byte_planes_are_the_python_ones_for_any_events(values: list) -> None:
+    """Events as byte planes (format/planes.py): the C module's transform and its inverse, and the writer's
+    compression of the transform in one call."""
+    raw = array.array("Q", values).tobytes()
+    stored = planes.python_to_planes(raw)
+    assert planes.to_planes(raw) == stored
+    assert planes.from_planes(stored) == raw == planes.python_from_planes(stored)
+    if hasattr(speedups, "compress_whole"):
+        assert zlib.decompress(speedups.compress_whole(raw, 1, planes=True)) == stored
+
+
+def test_the_byte_planes_are_made_in_c() -> None:
+    assert planes.to_planes is not planes.python_to_planes
+    assert planes.from_planes is not planes.python_from_planes
+
+
+def test_byte_planes_of_a_payload_that_is_no_whole_events_are_refused_alike() -> None:
+    transforms = [planes.to_planes, planes.from_planes, planes.python_to_planes, planes.python_from_planes]
+    if hasattr(speedups, "compress_whole"):
+        transforms.append(functools.partial(speedups.compress_whole, level=1, planes=True))
+    for transform in transforms:
+        with pytest.raises(ValueError, match="not a whole number of 24-byte events"):
+            transform(b"\0" * 25)

@@ -62,5 +62,12 @@ def test_the_stub_gives_each_type_its_methods_and_attributes():
         assert own == stub, name
 
 
+def test_the_planes_stub_names_what_its_module_has():
+    from exectracer.format import _planes  # built with the recorder's extension
+
+    tree = ast.parse(Path(_planes.__file__).with_name("_planes.pyi").read_text())
+    assert set(defined(tree.body)) == {name for name in dir(_planes) if not name.startswith("_")}
+
+
 def test_the_stub_is_valid_python():
     ast.parse(STUB.read_text())  # also where the module is not built: the stub ships all the same

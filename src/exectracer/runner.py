@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import types
+import zipfile
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -57,9 +58,11 @@ class Program:
         """Run the program in this process; its exceptions propagate."""
         if self.module:
             runpy.run_module(self.target, run_name="__main__", alter_sys=True)
+        elif _is_archive(self.target):  # first, as python: a zip application may start with a #! line
+            _run_archive(self.target)
         elif _is_source(self.target):
             _run_source(self.target)
-        else:  # a directory, a zip archive or compiled code: as runpy finds it
+        else:  # compiled code: as runpy finds it
             runpy.run_path(self.target, run_name="__main__")
 
 
@@ -69,7 +72,24 @@ def _is_source(path: str) -> bool:
         return False
     with open(path, "rb") as file:
         start = file.read(4)
-    return not (start == importlib.util.MAGIC_NUMBER or start.startswith(b"PK"))
+    return start != importlib.util.MAGIC_NUMBER
+
+
+def _is_archive(path: str) -> bool:
+    """Whether ``path`` is a directory or a zip archive (whose ``__main__`` python runs)."""
+    return os.path.isdir(path) or zipfile.is_zipfile(path)
+
+
+def _absolute(path: str) -> str:
+    """``path`` made absolute as python makes a program's path: joined to the working directory, not normalised."""
+    return path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+
+
+def _run_archive(path: str) -> None:
+    """Run a directory's or zip archive's ``__main__`` as ``python path`` does: with the absolute path first on
+    ``sys.path`` (so ``__file__`` is absolute too) and ``sys.argv[0]`` left as given."""
+    sys.path.insert(0, _absolute(path))
+    runpy._run_module_as_main("__main__", alter_argv=False)  # type: ignore[attr-defined]  # what python calls
 
 
 def _run_source(path: str) -> None:
@@ -79,7 +99,7 @@ def _run_source(path: str) -> None:
     ``__loader__`` a source loader, as python makes them; ``sys.argv[0]`` stays as given
     (runpy would set it to ``__file__`` too).
     """
-    absolute = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+    absolute = _absolute(path)
     with io.open_code(absolute) as file:
         code = compile(file.read(), absolute, "exec", dont_inherit=True)
     main = types.ModuleType("__main__")
@@ -108,7 +128,7 @@ def prepare(target: str, args: Sequence[str], *, module: bool) -> Program:
     else:
         if not os.path.exists(target):
             raise RunError(f"cannot open {target!r}: no such file or directory")
-        # a directory or zip archive is put on sys.path by runpy itself
+        # a directory or zip archive is put on sys.path as it runs (_run_archive)
         _set_path0(os.path.dirname(os.path.realpath(target)) if os.path.isfile(target) else None)
         sys.argv = [target, *args]
     return Program(target, module)

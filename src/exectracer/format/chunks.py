@@ -9,8 +9,12 @@ Layout (all integers little-endian)::
 
 ``crc32`` covers the first 20 header bytes and the payload, so a damaged
 length is caught as surely as a damaged payload. ``raw_length`` is the
-payload's size once decompressed; readers refuse sizes over
+payload's size once decoded; readers refuse sizes over
 ``MAX_CHUNK_BYTES`` before allocating anything.
+
+``codec`` says how the payload is stored: as it is (``RAW``), compressed by
+zlib (``ZLIB``), or, for an EVENTS chunk only, its byte planes (``planes``)
+compressed by zlib (``ZLIB_PLANES``, what the C extension's writer makes).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import enum
 import struct
 import zlib
 from collections.abc import Callable, Iterator
+
+from . import planes
 
 MAGIC = b"\x89XTRACE\n"
 FORMAT_VERSION = 1
@@ -44,6 +50,7 @@ class Codec(enum.IntEnum):
 
     RAW = 0
     ZLIB = 1
+    ZLIB_PLANES = 2  # an EVENTS payload's byte planes (see ``planes``), compressed by zlib
 
 
 def file_header(version: int = FORMAT_VERSION) -> bytes:
@@ -52,12 +59,23 @@ def file_header(version: int = FORMAT_VERSION) -> bytes:
 
 
 def make_chunk(
-    kind: ChunkKind, seq: int, raw: bytes, level: int = 1, compress: Callable[[bytes, int], bytes] = zlib.compress
+    kind: ChunkKind,
+    seq: int,
+    raw: bytes,
+    level: int = 1,
+    compress: Callable[[bytes, int], bytes] = zlib.compress,
+    codec: Codec = Codec.ZLIB,
 ) -> bytes:
-    """Frame ``raw`` as a chunk, compressing it with zlib at ``level``
-    (by ``compress``, which does what ``zlib.compress`` does)."""
+    """Frame ``raw`` as a chunk, compressing it with zlib at ``level`` (level 0: stored as it is).
+
+    ``compress`` does what ``zlib.compress`` does to the payload as ``codec``
+    stores it: for ``ZLIB_PLANES``, to the byte planes of ``raw`` (an EVENTS
+    payload).
+    """
+    if codec == Codec.ZLIB_PLANES and kind != ChunkKind.EVENTS:
+        raise ValueError("only an EVENTS chunk can be stored as byte planes")
     payload = compress(raw, level) if level else raw
-    codec = Codec.ZLIB if level else Codec.RAW
+    codec = codec if level else Codec.RAW
     head = CHUNK_HEADER.pack(CHUNK_MAGIC, kind, codec, 0, seq & 0xFFFFFFFF, len(payload), len(raw), 0)
     crc = zlib.crc32(payload, zlib.crc32(head[:20]))
     return head[:20] + crc.to_bytes(4, "little") + payload
@@ -89,11 +107,15 @@ def renumbered_header(chunk: bytes | memoryview, seq: int) -> bytes:
     return bytes(head) + crc.to_bytes(4, "little")
 
 
-def chunk_payload(chunk: bytes | memoryview) -> bytes:
-    """The decoded payload of a chunk this process made."""
+def chunk_payload(chunk: bytes | memoryview, from_planes: Callable[[bytes], bytes] | None = None) -> bytes:
+    """The decoded payload of a chunk this process made (``from_planes``: how to undo ``ZLIB_PLANES``'s byte planes,
+    ``planes.from_planes`` if not given)."""
     _, _, codec, _, _, _, raw_length, _ = CHUNK_HEADER.unpack_from(chunk)
     payload = memoryview(chunk)[CHUNK_HEADER.size :]
-    if codec != Codec.ZLIB:
+    if codec == Codec.RAW:
         return bytes(payload)
     # room for the whole payload and a byte more: zlib lets go of the GIL once, not once per block of a growing buffer
-    return zlib.decompress(payload, zlib.MAX_WBITS, raw_length + 1)
+    raw = zlib.decompress(payload, zlib.MAX_WBITS, raw_length + 1)
+    if codec != Codec.ZLIB_PLANES:
+        return raw
+    return (from_planes or planes.from_planes)(raw)

@@ -45,7 +45,8 @@ from .chunks import (
     ChunkKind,
     Codec,
 )
-from .encoder import COLUMNS
+from .encoder import COLUMNS, EVENT_BYTES
+from .planes import from_planes
 
 if TYPE_CHECKING:  # checked as zlib, whose API it has (isal's stub declares its ``error`` an instance, not a class)
     import zlib as fast_zlib
@@ -187,8 +188,10 @@ def check_header(view: memoryview, offset: int) -> Chunk | str:
         return f"chunk size over the {MAX_CHUNK_BYTES}-byte limit (length {length}, raw_length {raw_length})"
     if codec == Codec.RAW and length != raw_length:
         return f"impossible lengths for an uncompressed chunk ({length} != {raw_length})"
-    if codec == Codec.ZLIB and raw_length > length * MAX_ZLIB_RATIO + 1024:
+    if codec != Codec.RAW and raw_length > length * MAX_ZLIB_RATIO + 1024:
         return f"impossible compression ratio ({length} bytes cannot inflate to {raw_length})"
+    if codec == Codec.ZLIB_PLANES and (kind != ChunkKind.EVENTS or raw_length % EVENT_BYTES):
+        return f"byte planes of {raw_length} bytes in a {_kind_name(kind)} chunk: only whole events are stored so"
     return Chunk(offset, kind, codec, seq, length, raw_length)
 
 
@@ -287,7 +290,7 @@ def payload(view: memoryview, chunk: Chunk) -> bytes:
         raise ChunkError(f"payload inflates to more than its raw_length of {chunk.raw_length} bytes; refused")
     if not inflater.eof or len(raw) != chunk.raw_length:
         raise ChunkError(f"payload inflates to {len(raw)} bytes, not its raw_length of {chunk.raw_length}")
-    return raw
+    return from_planes(raw) if chunk.codec == Codec.ZLIB_PLANES else raw
 
 
 def json_payload(raw: bytes, kind: type[T]) -> T:

@@ -8,9 +8,8 @@ from array import array
 from typing import TypeAlias
 
 from .chunks import ChunkKind, make_chunk
-
-COLUMNS = 3  # code, ts, g
-EVENT_BYTES = 8 * COLUMNS  # an event's size in an EVENTS payload, before compression
+from .planes import COLUMNS as COLUMNS  # the payload's layout: defined with its byte planes
+from .planes import EVENT_BYTES as EVENT_BYTES
 
 Int64Column: TypeAlias = "array[int] | memoryview"  # 64-bit integers, signed or not: an array, or a view cast to "q"
 

@@ -387,5 +387,6 @@ if sys.platform != "win32":
         """Whether the signal's action restarts the calls it interrupts (SA_RESTART: siginterrupt(signum, False))."""
 
 # Only where the libz the zlib module loaded is a shared library of its own (look it up with getattr).
-def compress_whole(data: Buffer, level: int, /) -> bytes:
-    """zlib.compress(data, level), letting go of the GIL once for the whole call."""
+def compress_whole(data: Buffer, level: int, *, planes: bool = False) -> bytes:
+    """zlib.compress(data, level), letting go of the GIL once for the whole call; with ``planes``, of the EVENTS
+    payload ``data`` as byte planes (``to_planes``)."""

@@ -4,6 +4,8 @@
 
 #include "speedups.h"
 
+#include "../../format/csrc/planes.h"
+
 /* --------------------------------------------------------------- /proc reads */
 
 #ifndef _WIN32
@@ -76,25 +78,42 @@ xt_find_loaded_zlib(void)
 }
 
 static PyObject *
-compress_whole(PyObject *module, PyObject *args)
+compress_whole(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     (void)module;
+    static char *names[] = {"data", "level", "planes", NULL};
     Py_buffer data;
-    int level;
-    if (!PyArg_ParseTuple(args, "y*i:compress_whole", &data, &level)) {
+    int level, planes = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*i|$p:compress_whole", names, &data, &level, &planes)) {
         return NULL;
     }
+    if (planes && data.len % XT_EVENT_BYTES != 0) {
+        PyErr_Format(PyExc_ValueError, "an EVENTS payload of %zd bytes is not a whole number of %d-byte events",
+                     data.len, XT_EVENT_BYTES);
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    Py_ssize_t events = planes ? data.len / XT_EVENT_BYTES : 0;
+    unsigned char *source = events > 0 ? PyMem_RawMalloc((size_t)data.len) : NULL;
     unsigned long size = z_compress_bound((unsigned long)data.len);
-    PyObject *out = (uint64_t)data.len > (uint64_t)ULONG_MAX || size > PY_SSIZE_T_MAX ? NULL
-                    : PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    PyObject *out = (events > 0 && source == NULL) || (uint64_t)data.len > (uint64_t)ULONG_MAX
+                            || size > PY_SSIZE_T_MAX
+                        ? NULL
+                        : PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
     if (out == NULL) {
+        PyMem_RawFree(source);
         PyBuffer_Release(&data);
         return PyErr_Occurred() ? NULL : PyErr_NoMemory();
     }
     int err;
-    Py_BEGIN_ALLOW_THREADS  /* `out` is ours alone, `data` is held by the buffer */
-    err = z_compress2((unsigned char *)PyBytes_AS_STRING(out), &size, data.buf, (unsigned long)data.len, level);
+    Py_BEGIN_ALLOW_THREADS  /* `out` and `source` are ours alone, `data` is held by the buffer */
+    if (source != NULL) {
+        xt_to_planes(data.buf, source, (size_t)events);
+    }
+    err = z_compress2((unsigned char *)PyBytes_AS_STRING(out), &size, source != NULL ? source : data.buf,
+                      (unsigned long)data.len, level);
     Py_END_ALLOW_THREADS
+    PyMem_RawFree(source);
     PyBuffer_Release(&data);
     if (err != 0) {  /* Z_OK */
         Py_DECREF(out);
@@ -108,6 +127,7 @@ compress_whole(PyObject *module, PyObject *args)
 }
 
 PyMethodDef xt_compress_whole_def = {
-    "compress_whole", compress_whole, METH_VARARGS,
-    "compress_whole(data, level): zlib.compress(data, level), letting go of the GIL once for the whole call."};
+    "compress_whole", (PyCFunction)(void (*)(void))compress_whole, METH_VARARGS | METH_KEYWORDS,
+    "compress_whole(data, level, *, planes=False): zlib.compress(data, level), letting go of the GIL once for the "
+    "whole call; with planes, of the EVENTS payload data as byte planes (to_planes)."};
 #endif

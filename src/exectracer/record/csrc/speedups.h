@@ -64,7 +64,8 @@
    - thread_waits.c  Timed, the wait sink, the hooks' samples, LockWrapper
    - regions.c       Region and its sink
    - flight.c        kept_positions (a flight recorder's dropped chunks)
-   - platform.c      /proc reads, zlib's compress2 found at run time
+   - platform.c      /proc reads, zlib's compress2 found at run time (events as
+                     byte planes: ../../format/csrc/planes.c, built in too)
    - termination.c   SIGTERM under `exectracer run`: finish the trace, then die of it */
 
 #ifndef EXECTRACER_SPEEDUPS_H
