@@ -107,15 +107,12 @@ def renumbered_header(chunk: bytes | memoryview, seq: int) -> bytes:
     return bytes(head) + crc.to_bytes(4, "little")
 
 
-def chunk_payload(chunk: bytes | memoryview, from_planes: Callable[[bytes], bytes] | None = None) -> bytes:
-    """The decoded payload of a chunk this process made (``from_planes``: how to undo ``ZLIB_PLANES``'s byte planes,
-    ``planes.from_planes`` if not given)."""
+def chunk_payload(chunk: bytes | memoryview) -> bytes:
+    """The decoded payload of a chunk this process made."""
     _, _, codec, _, _, _, raw_length, _ = CHUNK_HEADER.unpack_from(chunk)
     payload = memoryview(chunk)[CHUNK_HEADER.size :]
     if codec == Codec.RAW:
         return bytes(payload)
     # room for the whole payload and a byte more: zlib lets go of the GIL once, not once per block of a growing buffer
     raw = zlib.decompress(payload, zlib.MAX_WBITS, raw_length + 1)
-    if codec != Codec.ZLIB_PLANES:
-        return raw
-    return (from_planes or planes.from_planes)(raw)
+    return planes.from_planes(raw) if codec == Codec.ZLIB_PLANES else raw
