@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import socket
 import sys
@@ -388,6 +389,7 @@ _IMPLEMENTATIONS = {
 }  # as platform.python_implementation() names them
 
 
+@functools.cache  # a forked child's recording starts with its parent's
 def _platform() -> str:
     """The system, its release, the machine and the C library, like ``platform.platform()``.
 
@@ -504,6 +506,7 @@ def _after_fork_in_child() -> None:
         recorder.abandon_after_fork()
 
 
+@functools.cache
 def _boot_id() -> str | None:
     """The kernel's boot id (Linux): two recordings with the same one share ``CLOCK_MONOTONIC``."""
     try:
