@@ -21,7 +21,7 @@ from ..trace_files import RUN_ID_ENV
 from ..version import __version__
 from . import annotations as _annotations
 from . import current as _current
-from . import gc_hooks, hook_errors, io_waits, pool_hooks, sync_waits, thread_hooks
+from . import gc_hooks, hook_errors, io_waits, pool_hooks, sync_waits, task_child_waits, thread_hooks
 from .blocking import Waits
 from .gc_hooks import HeapProbe
 from .gil import GilLateness
@@ -201,6 +201,12 @@ class Recorder:
             if self._asyncio_hooks is not None:  # both in, if imported: is a loop no hook sees running here?
                 self._asyncio_hooks.check_running_loop()
             when_imported("trio", self._install_trio)
+            when_imported(
+                "asyncio.base_subprocess",
+                lambda module: task_child_waits.install(
+                    self._patcher, self.events, self.registry, module, lambda: self.active
+                ),
+            )
         if opts.threads:
             thread_hooks.install(patcher, self.events, self.registry, lambda: self.active)
             when_imported(
