@@ -98,7 +98,7 @@ class Kind(enum.IntEnum):
     THREAD_CPU = 90  # arg: CPU ns the thread has used since it started (process: since the recording started)
 
     # child processes: g = the waiting goroutine
-    PROCESS_WAIT = 95  # arg: pid of the child its wait ending at ts (THREAD_UNBLOCK's ts; a task's: just before) is for
+    PROCESS_WAIT = 95  # arg: pid of the child process its wait ending at ts (its THREAD_UNBLOCK's ts) was for
 
 
 class Category(enum.IntEnum):
