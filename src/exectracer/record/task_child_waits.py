@@ -3,9 +3,10 @@
 A task that awaits the exit of a child process that has not ended yet
 waits on a future of the process's transport (asyncio's
 ``BaseSubprocessTransport``), which the loop resolves once it saw the child
-exit and its pipes close: the task's wait ends with the TASK_READY that
-resolving it makes. The hook wraps that step (``_call_connection_lost``):
-for each task waiting there, a PROCESS_WAIT naming the child's pid follows,
+exit (in newer Pythons, once its pipes closed too): the task's wait ends with the TASK_READY that
+resolving it makes. The hook wraps the steps that resolve them
+(``_call_connection_lost``; ``_process_exited`` in older Pythons): for
+each task woken there, a PROCESS_WAIT naming the child's pid follows,
 by that task, right after its TASK_READY and before its next step; readers
 take it for the task's wait that ended last at or before it. The tasks are
 found by the futures' callbacks (each a task's wake-up, bound to the task):
@@ -34,47 +35,55 @@ PROCESS_WAIT = int(Kind.PROCESS_WAIT)
 def install(
     patcher: Patcher, events: EventStore, registry: Registry, base_subprocess: ModuleType, active: Callable[[], bool]
 ) -> None:
-    """Wrap the step of ``base_subprocess.BaseSubprocessTransport`` (``asyncio.base_subprocess``) that wakes the
-    tasks waiting for the process."""
+    """Wrap the steps of ``base_subprocess.BaseSubprocessTransport`` (``asyncio.base_subprocess``) that can wake the
+    tasks waiting for the process: ``_call_connection_lost``, or ``_process_exited`` in older Pythons."""
     transport = getattr(base_subprocess, "BaseSubprocessTransport", None)
-    original = getattr(transport, "_call_connection_lost", None)
-    if original is None:
-        return
+    for name in ("_process_exited", "_call_connection_lost"):
+        original = getattr(transport, name, None)
+        if original is not None:
+            patcher.replace(transport, name, _waking(original, events, registry, active))
+
+
+def _waking(
+    original: Callable[..., Any], events: EventStore, registry: Registry, active: Callable[[], bool]
+) -> Callable[..., Any]:
     emit = events.extend
     clock = time.perf_counter_ns
 
-    def call_connection_lost(self: Any, *args: Any, **kwargs: Any) -> Any:
-        tasks = _waiting_tasks(self) if active() else []
+    def step(self: Any, *args: Any, **kwargs: Any) -> Any:
+        waiting = _waiting_tasks(self) if active() else []
         try:
             return original(self, *args, **kwargs)
         finally:
-            if tasks:
+            if waiting:
                 try:
                     code = PROCESS_WAIT | int(self._pid) << ARG_SHIFT
                     now = clock()
-                    for task in tasks:
-                        emit((code, now, registry.task_g(task)))
+                    for waiter, task in waiting:
+                        if waiter.done():  # resolved by this step: the task was woken here
+                            emit((code, now, registry.task_g(task)))
                 except Exception:
                     caught("asyncio.process_wait")
 
-    patcher.replace(transport, "_call_connection_lost", call_connection_lost)
+    return step
 
 
-def _waiting_tasks(transport: Any) -> list[Any]:
-    """The tasks waiting for ``transport``'s process to exit (the owners of its exit futures' wake-up callbacks)."""
+def _waiting_tasks(transport: Any) -> list[tuple[Any, Any]]:
+    """``(future, task)`` of each task waiting for ``transport``'s process to exit (the owner of a wake-up callback of
+    one of its exit futures)."""
     try:
         pid = getattr(transport, "_pid", None)
         if not isinstance(pid, int) or pid <= 0:
             return []
-        tasks = []
+        found = []
         for waiter in getattr(transport, "_exit_waiters", None) or ():
-            if waiter.cancelled():
+            if waiter.done():
                 continue
             for callback, _ in getattr(waiter, "_callbacks", None) or ():
                 task = getattr(callback, "__self__", None)
                 if task is not None and callable(getattr(task, "get_coro", None)):  # a task's wake-up
-                    tasks.append(task)
-        return tasks
+                    found.append((waiter, task))
+        return found
     except Exception:
         caught("asyncio.process_wait")
         return []
