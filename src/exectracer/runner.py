@@ -27,16 +27,18 @@ import time
 import types
 import zipfile
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
-from .live.flight import FlightRecorder
 from .live.naming import trace_file_name
 from .record import follow
 from .record.held_signals import handlers_held
 from .record.recorder import is_tracing, start, stop
 from .record.termination import FinishOnTerm
+
+if TYPE_CHECKING:  # imported by --flight only: not on every run's start
+    from .live.flight import FlightRecorder
 
 Report = Callable[[dict, float], None]
 

@@ -104,6 +104,7 @@ Skip = Callable[[tuple], bool]  # given a long call's arguments: whether it was 
 WakerOf = Callable[[tuple], int]  # given a long call's arguments: the goroutine that ended the wait
 Due = Callable[[tuple], int]  # given a sleep's arguments: nanoseconds it was asked to last
 ChildOf = Callable[[tuple], int]  # given a long call's arguments: the pid of the child process it waited for (0 none)
+Reaped = Callable[[Any], int]  # given a long call's result (None if it raised): the pid of the child it reaped (0 none)
 Wakers = dict  # weakref.ref(an object a call waits on) -> the goroutine that last woke its waiters
 
 
@@ -129,6 +130,7 @@ def timed(
     loop_selector: bool = False,
     wakers: Wakers | None = None,
     child: ChildOf | None = None,
+    reaped: Reaped | None = None,
 ) -> Callable:
     """Wrap ``func`` so that calls taking at least the threshold are recorded as waits.
 
@@ -145,7 +147,9 @@ def timed(
     reference to it (a condition's last notifier): in C, so that such a
     wait is recorded without a Python call. ``child`` names the child
     process a long call waited for (``Popen.wait``'s): a PROCESS_WAIT
-    follows its wait. The wrapper
+    follows its wait. ``reaped`` does the same from the call's result, for
+    a wait for any child (``os.wait``): the Python wrapper then, which sees
+    the result (the C one does not). The wrapper
     looks up the running recording at each call, so an object that keeps a
     wrapped method after ``stop()`` just calls through. It passes for
     ``func`` (see ``stand_in``): names, doc, repr, ``isinstance``, pickling,
@@ -158,7 +162,7 @@ def timed(
     if wakers is not None and waker is None:
         waker = _weak_lookup(wakers)  # for the Python wrapper, and for the C one's Python path
     native = speedups()
-    if native is not None:  # the same in C: a short call costs two clock reads, not a Python call
+    if native is not None and reaped is None:  # the same in C: a short call costs two clock reads, not a Python call
 
         def record(start: int, end: int, frame: FrameType | None, args: tuple) -> None:
             rec = _current.recording
@@ -171,7 +175,7 @@ def timed(
             func, record, time.perf_counter_ns, socket_method, cat if simple else -1, samples, loop_selector, wakers
         )
     skip = running_loop_selector if loop_selector else None
-    return _python_timed(func, cat, skip, waker, due, socket_method, child)
+    return _python_timed(func, cat, skip, waker, due, socket_method, child, reaped)
 
 
 def _python_timed(
@@ -182,13 +186,14 @@ def _python_timed(
     due: Due | None,
     socket_method: bool,
     child: ChildOf | None = None,
+    reaped: Reaped | None = None,
 ) -> Callable:
     """``timed`` in Python: where the C extension is not built or is switched off.
 
     A Python function's wrapper is a function with its names (``functools.wraps``);
     a builtin's or a method descriptor's, a stand-in that passes for it as the C ``Timed`` does.
     """
-    wrapper = _timed_call(func, cat, skip, waker, due, socket_method, child)
+    wrapper = _timed_call(func, cat, skip, waker, due, socket_method, child, reaped)
     if type(func) is FunctionType:
         return functools.wraps(func)(wrapper)
     return stand_in(func, wrapper)
@@ -202,6 +207,7 @@ def _timed_call(
     due: Due | None,
     socket_method: bool,
     child: ChildOf | None = None,
+    reaped: Reaped | None = None,
 ) -> Callable:
     """The function that calls ``func`` and records the call if it was long (``_python_timed``'s)."""
     clock = time.perf_counter_ns
@@ -211,13 +217,15 @@ def _timed_call(
         if socket_method and args[0].timeout == 0.0:
             return func(*args, **kwargs)
         start = clock()
+        result = None
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+            return result
         finally:
             end = clock()
             rec = _current.recording
             if rec is not None and rec.waits is not None and end - start >= rec.waits.threshold_ns:
-                _record_call(rec, start, end, cat, getframe(1), args, skip, waker, due, child)
+                _record_call(rec, start, end, cat, getframe(1), args, skip, waker, due, child, reaped, result)
 
     return wrapper
 
@@ -243,6 +251,8 @@ def _record_call(
     waker: WakerOf | None,
     due: Due | None,
     child: ChildOf | None = None,
+    reaped: Reaped | None = None,
+    result: Any = None,
 ) -> None:
     try:
         if skip is not None and skip(args):
@@ -254,5 +264,7 @@ def _record_call(
             rec.gil.observe(rec.registry.thread_g(), start + due(args), end)
         if child is not None:
             waits.note_process(end, child(args))
+        if reaped is not None:
+            waits.note_process(end, reaped(result))
     except Exception:
         caught("thread_wait")

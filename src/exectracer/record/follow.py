@@ -34,7 +34,6 @@ import _thread
 import atexit
 import json
 import os
-import secrets
 import signal
 import sys
 from types import FrameType
@@ -61,7 +60,7 @@ def prepare(output: str, options: dict[str, Any]) -> None:
     (environment for new interpreters; the run id every file of the run carries)."""
     global _settings
     _settings = {"output": os.path.abspath(output), "options": dict(options)}
-    os.environ[RUN_ID_ENV] = secrets.token_hex(8)
+    os.environ[RUN_ID_ENV] = os.urandom(8).hex()  # not secrets: its import (hashlib, hmac) costs each child
     os.environ[FOLLOW_ENV] = json.dumps(_settings)
     path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = HOOK_DIR + (os.pathsep + path if path else "")

@@ -18,11 +18,25 @@ import sys
 from .hook_errors import caught
 
 MAPS = "/proc/self/maps"
+_UNKNOWN = (-1, -1)  # not looked for yet
+_found: tuple[int, int] | None = _UNKNOWN
 
 
 def gil_futexes() -> tuple[int, int] | None:
     """``[start, end)`` of the addresses a thread waiting for the GIL sleeps on; None where unknown (no Linux,
-    no ``_PyRuntime`` among the process's symbols, no ctypes)."""
+    no ``_PyRuntime`` among the process's symbols, no ctypes).
+
+    Looked for once: the interpreter's static data does not move, and a forked
+    child has its parent's addresses (each child's recording would otherwise
+    read ``/proc/self/maps`` again).
+    """
+    global _found
+    if _found is _UNKNOWN:
+        _found = _look_up()
+    return _found
+
+
+def _look_up() -> tuple[int, int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:

@@ -35,7 +35,7 @@ from types import ModuleType
 from typing import Any
 
 from ..format.events import Category
-from .blocking import ChildOf, Due, timed
+from .blocking import ChildOf, Due, Reaped, timed
 from .patcher import Patcher
 
 try:
@@ -61,7 +61,10 @@ SOCKET_METHODS = (
 )
 SSL_METHODS = ("read", "write", "recv", "recv_into", "send", "sendall", "do_handshake", "unwrap")
 SELECTOR_CLASSES = ("SelectSelector", "_PollLikeSelector", "EpollSelector", "DevpollSelector", "KqueueSelector")
-OS_FUNCTIONS = ("read", "write", "wait", "wait3", "wait4", "waitid")  # and waitpid, which names its child
+OS_FUNCTIONS = ("read", "write")
+# waits for any child (or one of a group), which name the child they reaped in their result; and waitpid,
+# which names its child
+OS_REAPING = ("wait", "wait3", "wait4", "waitid")
 SIGNAL_FUNCTIONS = ("sigwaitinfo", "sigtimedwait", "pause")
 FCNTL_FUNCTIONS = ("flock", "lockf")
 
@@ -79,6 +82,7 @@ def install(patcher: Patcher) -> None:
     install_selectors(patcher)
     patch(time, ("sleep",), Category.SLEEP, due=_sleep_ns)
     patch(os, OS_FUNCTIONS, Category.SYSCALL)
+    patch(os, OS_REAPING, Category.SYSCALL, reaped=_reaped_pid)
     patch(os, ("waitpid",), Category.SYSCALL, child=_waitpid_child)  # multiprocessing's Process.join
     patch(signal, SIGNAL_FUNCTIONS, Category.SYSCALL)
     if fcntl is not None:
@@ -122,13 +126,20 @@ def _patcher(patcher: Patcher) -> Callable[..., None]:
         socket_method: bool = False,
         loop_selector: bool = False,
         child: ChildOf | None = None,
+        reaped: Reaped | None = None,
     ) -> None:
         for name in names:
             func = getattr(owner, name, None)
             if func is None:
                 continue
             wrapper = timed(
-                func, category, due=due, socket_method=socket_method, loop_selector=loop_selector, child=child
+                func,
+                category,
+                due=due,
+                socket_method=socket_method,
+                loop_selector=loop_selector,
+                child=child,
+                reaped=reaped,
             )
             patcher.replace(owner, name, wrapper)
             home = sys.modules.get(getattr(func, "__module__", None) or "")
@@ -147,6 +158,13 @@ def _popen_child(args: tuple) -> int:
 def _waitpid_child(args: tuple) -> int:
     """The child process ``os.waitpid(pid, options)`` waited for (0: any child, or a process group's)."""
     pid = args[0] if args else 0
+    return pid if isinstance(pid, int) and pid > 0 else 0
+
+
+def _reaped_pid(result: Any) -> int:
+    """The child process ``os.wait()``, ``wait3``, ``wait4`` or ``waitid`` reaped: the pid its result starts with
+    (``waitid``'s ``si_pid``); 0 if none (``WNOHANG`` and no child ready, or the call raised)."""
+    pid = result[0] if isinstance(result, tuple) and result else 0
     return pid if isinstance(pid, int) and pid > 0 else 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import socket
 import sys
@@ -20,7 +21,7 @@ from ..trace_files import RUN_ID_ENV
 from ..version import __version__
 from . import annotations as _annotations
 from . import current as _current
-from . import gc_hooks, hook_errors, io_waits, pool_hooks, sync_waits, thread_hooks
+from . import gc_hooks, hook_errors, io_waits, pool_hooks, sync_waits, task_child_waits, thread_hooks
 from .blocking import Waits
 from .gc_hooks import HeapProbe
 from .gil import GilLateness
@@ -200,6 +201,12 @@ class Recorder:
             if self._asyncio_hooks is not None:  # both in, if imported: is a loop no hook sees running here?
                 self._asyncio_hooks.check_running_loop()
             when_imported("trio", self._install_trio)
+            when_imported(
+                "asyncio.base_subprocess",
+                lambda module: task_child_waits.install(
+                    self._patcher, self.events, self.registry, module, lambda: self.active
+                ),
+            )
         if opts.threads:
             thread_hooks.install(patcher, self.events, self.registry, lambda: self.active)
             when_imported(
@@ -388,6 +395,7 @@ _IMPLEMENTATIONS = {
 }  # as platform.python_implementation() names them
 
 
+@functools.cache  # a forked child's recording starts with its parent's
 def _platform() -> str:
     """The system, its release, the machine and the C library, like ``platform.platform()``.
 
@@ -504,6 +512,7 @@ def _after_fork_in_child() -> None:
         recorder.abandon_after_fork()
 
 
+@functools.cache
 def _boot_id() -> str | None:
     """The kernel's boot id (Linux): two recordings with the same one share ``CLOCK_MONOTONIC``."""
     try:

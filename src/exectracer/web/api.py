@@ -282,7 +282,9 @@ class ViewerAPI:
             "end": int(ends[i]) - self.trace.start_ns,
             "stack": [] if stack_id == LOOP_IDLE_STACK else [f._asdict() for f in self.trace.stacks.get(stack_id, [])],
             "waker": waker,
-            "waits_on": self.child_waits.of_wait(g.id, int(s.start[i]), int(ends[i]), waker_g)
+            "waits_on": self.child_waits.of_wait(
+                g.id, int(s.start[i]), int(ends[i]), waker_g, int(ends[i + 1]) if i + 1 < rows.stop else None
+            )
             if state in BLOCKED
             else None,
             **self._annotations(g.id, t),

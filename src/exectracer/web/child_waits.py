@@ -3,7 +3,8 @@
 * A wait the recorder saw end for one child (``Popen.wait``,
   ``communicate``, ``os.waitpid`` of one pid, so ``Process.join``) is
   followed by a PROCESS_WAIT event naming the child's pid, at the time the
-  wait ended.
+  wait ended; for a task (asyncio's ``Process.wait``, ``communicate``),
+  right after it: within the task's next interval (runnable, until its step).
 * A wait for a process pool's result (``Pool.map``, ``apply``, a
   ``ProcessPoolExecutor`` future's ``result``) is a wait on a condition
   that the pool's result thread notifies; the recorder does not know which
@@ -42,8 +43,11 @@ class ChildWaits:
         self.g, self.ts, self.pid = ev.g[rows], ev.ts[rows], ev.arg[rows]
         self._hosts = [host_key(_meta(p)) for p in trace.processes]
 
-    def of_wait(self, gid: int, start: int, end: int, waker_g: int | None) -> dict[str, Any] | None:
-        """What the wait of goroutine ``gid`` from ``start`` to ``end`` (absolute ns) was for, or None.
+    def of_wait(
+        self, gid: int, start: int, end: int, waker_g: int | None, until: int | None = None
+    ) -> dict[str, Any] | None:
+        """What the wait of goroutine ``gid`` from ``start`` to ``end`` (absolute ns) was for, or None; ``until``:
+        where the goroutine's next interval ends (a task's PROCESS_WAIT comes in it).
 
         ``{"kind": "process" | "pool", "pool": which pool, "processes": [{pid, proc, argv}, ...]}``,
         ``proc`` being the child's index in the trace's processes (None: it left no recording)."""
@@ -52,6 +56,8 @@ class ChildWaits:
         lo = np.searchsorted(self.g, gid, side="left")
         hi = np.searchsorted(self.g, gid, side="right")
         at = lo + np.flatnonzero(self.ts[lo:hi] == end)
+        if not len(at) and until is not None:
+            at = lo + np.flatnonzero((self.ts[lo:hi] > end) & (self.ts[lo:hi] < until))[:1]
         if len(at):
             pids = sorted({int(p) for p in self.pid[at].tolist()})
             return {"kind": "process", "pool": None, "processes": [self._child(waiter, pid) for pid in pids]}
