@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,8 @@ import pytest
 
 import exectracer
 from exectracer.format.events import Kind
+
+from support.process_waits import run_printing_pids
 
 PROGRAM = Path(__file__).parent / "programs" / "any_child_waits.py"
 
@@ -25,17 +25,8 @@ pytestmark = [
 def test_a_wait_for_any_child_names_the_child_it_reaped(tmp_path: Path, pure_python: bool) -> None:
     """Each call's wait is followed by a PROCESS_WAIT naming the pid the call returned, at the end of that wait
     (the THREAD_UNBLOCK of the same goroutine and time), and of a wait of the syscall category."""
-    env = {**os.environ, "EXECTRACER_PURE_PYTHON": "1"} if pure_python else dict(os.environ)
-    out = tmp_path / "out.xtrace"
-    done = subprocess.run(
-        [sys.executable, "-m", "exectracer", "run", "--no-follow", "-o", str(out), str(PROGRAM)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    reaped = {line.split()[0]: int(line.split()[1]) for line in done.stdout.splitlines()}
+    out, printed = run_printing_pids(PROGRAM, tmp_path, pure_python, follow=False)
+    reaped = {name: pids[0] for name, pids in printed.items()}
     assert list(reaped) == ["wait", "wait3", "wait4", "waitid"]
     trace = exectracer.load(out)
     ev = trace.events

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +10,8 @@ import pytest
 import exectracer
 from exectracer.format.events import Kind
 from exectracer.web.api import ViewerAPI
+
+from support.process_waits import run_printing_pids
 
 PROGRAM = Path(__file__).parent / "programs" / "task_child_waits.py"
 
@@ -23,17 +22,8 @@ pytestmark = pytest.mark.recorder
 def test_a_task_waiting_for_a_child_names_it(tmp_path: Path, pure_python: bool) -> None:
     """The task's wait for each child is followed by a PROCESS_WAIT naming it, by the task, after the TASK_READY
     that ended the wait and before the task's next step; the viewer links that wait to the child."""
-    env = {**os.environ, "EXECTRACER_PURE_PYTHON": "1"} if pure_python else dict(os.environ)
-    out = tmp_path / "out.xtrace"
-    done = subprocess.run(
-        [sys.executable, "-m", "exectracer", "run", "--no-follow", "-o", str(out), str(PROGRAM)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    pids = {line.split()[0]: int(line.split()[1]) for line in done.stdout.splitlines()}
+    out, printed = run_printing_pids(PROGRAM, tmp_path, pure_python, follow=False)
+    pids = {name: numbers[0] for name, numbers in printed.items()}
     trace = exectracer.load(out)
     ev = trace.events
     main = next(t.id for t in trace.tasks if t.start_function == "__main__.main")

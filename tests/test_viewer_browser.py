@@ -578,16 +578,23 @@ def test_query_page(page, api) -> None:
         ("DROP VIEW states", "Permission Error"),
     ):
         open_page(page, "#/query")
-        page.fill("textarea.sql", query)
-        page.locator("button.run").click()
-        box = page.locator(".query-error")
-        box.wait_for()
-        text = box.inner_text()
-        assert text.startswith(error) and "\n" not in text, text
+        assert_refused(page, query, error)
     # the browser logs each refused query's HTTP 400 as a console error: those, and only those, are expected
-    refused = "console error: Failed to load resource: the server responded with a status of 400 (Bad Request)"
-    assert page.problems.count(refused) == 4
-    page.problems[:] = [p for p in page.problems if p != refused]
+    assert page.problems.count(REFUSED) == 4
+    page.problems[:] = [p for p in page.problems if p != REFUSED]
+
+
+REFUSED = "console error: Failed to load resource: the server responded with a status of 400 (Bad Request)"
+
+
+def assert_refused(page, query: str, error: str) -> None:
+    """Running ``query`` on the Query page shows the database's one-line error, starting with ``error``."""
+    page.fill("textarea.sql", query)
+    page.locator("button.run").click()
+    box = page.locator(".query-error")
+    box.wait_for()
+    text = box.inner_text()
+    assert text.startswith(error) and "\n" not in text, text
 
 
 def test_query_results_stay_text(page_without_csp) -> None:
@@ -632,17 +639,8 @@ def test_a_dataset_has_the_query_page_only(browser, dataset_viewer) -> None:
         page.locator("table.query tbody tr").first.wait_for()
         assert page.locator("table.query th").first.inner_text() == "goroutine_id"
         assert page.locator("table.query a.timeline-link").count() == 0
-        for query, error in (
-            ("SELEC 1", "Parser Error: syntax error at or near"),
-            ("SELECT * FROM read_csv('/etc/passwd')", "Permission Error"),
-        ):
-            page.fill("textarea.sql", query)
-            page.locator("button.run").click()
-            box = page.locator(".query-error")
-            box.wait_for()
-            text = box.inner_text()
-            assert text.startswith(error) and "\n" not in text, text
+        assert_refused(page, "SELEC 1", "Parser Error: syntax error at or near")
+        assert_refused(page, "SELECT * FROM read_csv('/etc/passwd')", "Permission Error")
     finally:
         context.close()
-    refused = "console error: Failed to load resource: the server responded with a status of 400 (Bad Request)"
-    assert [p for p in page.problems if p != refused] == [] and page.problems.count(refused) == 2, page.problems
+    assert [p for p in page.problems if p != REFUSED] == [] and page.problems.count(REFUSED) == 2, page.problems

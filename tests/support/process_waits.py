@@ -26,12 +26,24 @@ class Recorded:
     trace: exectracer.Trace  # once every recording ended
 
 
-def record(directory: Path, pure_python: bool = False) -> Recorded:
-    """Run the program under ``exectracer run`` (the C hooks, or the Python ones) and load its trace."""
+def run_printing_pids(
+    program: Path, directory: Path, pure_python: bool = False, follow: bool = True
+) -> tuple[Path, dict[str, list[int]]]:
+    """Run ``program`` under ``exectracer run`` (the C hooks, or the Python ones) in ``directory``: its trace's path,
+    and the numbers each line it printed gives after its first word (``name pid...``)."""
     env = {**os.environ, "EXECTRACER_PURE_PYTHON": "1"} if pure_python else None
     path = directory / "out.xtrace"
     done = subprocess.run(
-        [sys.executable, "-m", "exectracer", "run", "-o", str(path), str(PROGRAM)],
+        [
+            sys.executable,
+            "-m",
+            "exectracer",
+            "run",
+            *([] if follow else ["--no-follow"]),
+            "-o",
+            str(path),
+            str(program),
+        ],
         cwd=directory,
         env=env,
         capture_output=True,
@@ -39,7 +51,12 @@ def record(directory: Path, pure_python: bool = False) -> Recorded:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    lines = {line.split()[0]: [int(x) for x in line.split()[1:]] for line in done.stdout.splitlines()}
+    return path, {line.split()[0]: [int(x) for x in line.split()[1:]] for line in done.stdout.splitlines()}
+
+
+def record(directory: Path, pure_python: bool = False) -> Recorded:
+    """Run the program under ``exectracer run`` (the C hooks, or the Python ones) and load its trace."""
+    path, lines = run_printing_pids(PROGRAM, directory, pure_python)
 
     def ended() -> exectracer.Trace | None:
         with warnings.catch_warnings():
